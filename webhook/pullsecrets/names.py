@@ -1,0 +1,61 @@
+"""Names, keys and defaults shared by the webhook and the reconciler.
+
+The annotation keys, the opt-out key and the ``<sa>-dockercfg`` naming are part of the external
+contract (DESIGN.md); the managed-by label and the token timestamp annotations are this
+service's own choices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Final
+
+# On the managed Secret: which ServiceAccount it belongs to.
+ANNOTATION_SERVICE_ACCOUNT_NAME: Final = "image.alauda.io/service-account.name"
+# On the ServiceAccount: which Secret the service injected into imagePullSecrets.
+ANNOTATION_PULL_SECRET_REF: Final = "image.alauda.io/internal-registry-pull-secret-ref"
+# Namespace label or ServiceAccount annotation; the value "false" opts out.
+OPT_OUT_KEY: Final = "image.alauda.io/managed-pull-secret"
+OPT_OUT_VALUE: Final = "false"
+
+# Label on every managed Secret, so the reconciler can watch only its own Secrets with a
+# label selector. Deliberately a different key from OPT_OUT_KEY: one says "who wrote this",
+# the other "does the user want this".
+LABEL_MANAGED_BY: Final = "image.alauda.io/managed-by"
+LABEL_MANAGED_BY_VALUE: Final = "registry-v2-policy"
+MANAGED_SECRET_SELECTOR: Final = f"{LABEL_MANAGED_BY}={LABEL_MANAGED_BY_VALUE}"
+
+# On the managed Secret: when the token inside was issued and when it expires (RFC 3339, UTC).
+ANNOTATION_TOKEN_ISSUED: Final = "image.alauda.io/token-issued"
+ANNOTATION_TOKEN_EXPIRATION: Final = "image.alauda.io/token-expiration"
+
+SECRET_TYPE_DOCKERCONFIGJSON: Final = "kubernetes.io/dockerconfigjson"
+DOCKERCONFIGJSON_KEY: Final = ".dockerconfigjson"
+
+DEFAULT_INTERNAL_HOSTNAMES: Final[tuple[str, ...]] = (
+    "image-registry.image-registry-system.svc:5000",
+    "image-registry.image-registry-system.svc.cluster.local:5000",
+)
+
+SECRET_NAME_SUFFIX: Final = "-dockercfg"
+MAX_NAME_LENGTH: Final = 253  # DNS-1123 subdomain, the limit for Secret names
+_HASH_LENGTH: Final = 10
+
+
+def secret_name_for(sa_name: str) -> str:
+    """Return the managed Secret name for a ServiceAccount name.
+
+    ``<sa>-dockercfg`` when it fits in 253 characters. Otherwise the SA name is truncated and
+    a hash of the full SA name keeps distinct long names distinct:
+    ``<truncated>-<sha256[:10]>-dockercfg``, exactly 253 characters. The truncation point is
+    stripped of trailing ``-``/``.`` so the result stays a valid DNS subdomain.
+    """
+    if not sa_name:
+        raise ValueError("ServiceAccount name must not be empty")
+    name = sa_name + SECRET_NAME_SUFFIX
+    if len(name) <= MAX_NAME_LENGTH:
+        return name
+    digest = hashlib.sha256(sa_name.encode("utf-8")).hexdigest()[:_HASH_LENGTH]
+    tail = f"-{digest}{SECRET_NAME_SUFFIX}"
+    head = sa_name[: MAX_NAME_LENGTH - len(tail)].rstrip("-.")
+    return head + tail if head else tail.lstrip("-")
