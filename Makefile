@@ -1,0 +1,49 @@
+# The two commands a newcomer needs: `make dev` and `make test`. Everything they need is
+# installed by the targets below (a venv in .venv, control-plane binaries in the cache).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: dev test unit integration lint typecheck controlplane bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "python3 (3.11+) is required"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+## Build (first run: 15-30 min) or reuse the cached etcd, kube-apiserver, kube-controller-manager, kubectl.
+controlplane:
+	@command -v go >/dev/null || { echo "Go is required to build the local control plane"; exit 1; }
+	@bash hack/build-controlplane.sh >/dev/null
+
+## Control plane + CRDs + webhook + controller, in the foreground until Ctrl-C.
+dev: $(STAMP) controlplane
+	$(PY) -m localcluster
+
+## Lint, type-check, unit tests and integration tests against the real local control plane.
+test: $(STAMP) controlplane lint typecheck
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: $(STAMP) controlplane
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+bench: $(STAMP) controlplane
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

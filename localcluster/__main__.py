@@ -1,0 +1,69 @@
+"""``python -m localcluster``: the dev stack in the foreground until Ctrl-C (``make dev``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from localcluster.binaries import REPO_ROOT
+from localcluster.cluster import ControlPlane
+from localcluster.stack import Stack
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m localcluster")
+    parser.add_argument("--dir", type=Path, default=REPO_ROOT / ".local", help="state directory")
+    parser.add_argument("--no-controller", action="store_true", help="run the webhook server only")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    state: Path = args.dir
+    data_dir = state / "cluster"
+    # Every run starts from an empty cluster: a stale etcd from a killed run is no state
+    # anyone wants back, and reusing it would hide bugs of a fresh start.
+    shutil.rmtree(data_dir, ignore_errors=True)
+    kubeconfig = state / "kubeconfig"
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    cp = ControlPlane(data_dir, kubeconfig_path=kubeconfig)
+    stack = Stack(cp, with_controller=not args.no_controller)
+    try:
+        print("starting the local control plane (the first run builds Kubernetes: 15-30 min)")
+        stack.start()
+        print(
+            "\nRegistry v2 policy service is up.\n"
+            f"  export KUBECONFIG={kubeconfig}\n"
+            f"  kubectl: {cp.kubectl()} (or the machine's kubectl)\n"
+            f"  webhook: {stack.webhook_url}  logs: {cp.log_dir}\n"
+            "Ctrl-C stops everything.",
+            flush=True,
+        )
+        while not stop.wait(1.0):
+            cp.check_running()
+            for process in (stack.webhook, stack.controller):
+                if process is not None and not process.running():
+                    raise RuntimeError(f"{process.name} exited:\n{process.log_tail()}")
+    except Exception as err:
+        print(f"localcluster: {err}", file=sys.stderr)
+        return 1
+    finally:
+        print("stopping...", flush=True)
+        stack.stop()
+        print("stopped; no process left running.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

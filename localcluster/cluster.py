@@ -1,0 +1,240 @@
+"""Start and stop etcd, kube-apiserver and kube-controller-manager on loopback."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import ssl
+import tempfile
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from localcluster import kubeconfig, pki
+from localcluster.binaries import binaries_dir
+from localcluster.ports import free_port
+from localcluster.processes import ManagedProcess
+from localcluster.waiting import Timeout, wait_for
+
+log = logging.getLogger(__name__)
+
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+CONTROLLERS = [
+    "serviceaccount-controller",
+    "namespace-controller",
+    "garbage-collector-controller",
+    "resourcequota-controller",
+    "root-ca-certificate-publisher-controller",
+]
+
+
+class ControlPlaneError(RuntimeError):
+    """A component did not start; the message carries the tail of its log."""
+
+
+class ControlPlane:
+    """A real control plane in ``data_dir`` (a fresh temporary one by default).
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`; ``stop`` is safe to
+    call more than once and from signal handlers' cleanup paths.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        *,
+        kubeconfig_path: Path | None = None,
+        bin_dir: Path | None = None,
+        keep_data: bool = False,
+        quota_sync_seconds: int = 15,
+    ) -> None:
+        self._own_data_dir = data_dir is None
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="registry-v2-cp-"))
+        self.kubeconfig = kubeconfig_path or self.data_dir / "kubeconfig"
+        self._bin_dir = bin_dir
+        self._keep_data = keep_data
+        self._quota_sync_seconds = quota_sync_seconds
+        self.processes: list[ManagedProcess] = []
+        self.server = ""
+        self.pki: pki.Pki | None = None
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def bin_dir(self) -> Path:
+        if self._bin_dir is None:
+            self._bin_dir = binaries_dir()
+        return self._bin_dir
+
+    def kubectl(self) -> Path:
+        return self.bin_dir / "kubectl"
+
+    def __enter__(self) -> ControlPlane:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 120.0) -> None:
+        bins = self.bin_dir
+        try:
+            self.pki = pki.create(self.data_dir / "pki")
+            etcd_url = self._start_etcd(bins, timeout)
+            self._start_apiserver(bins, etcd_url, timeout)
+            self._start_controller_manager(bins)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
+        process = ManagedProcess(name, argv, self.log_dir)
+        self.processes.append(process)
+        log.info("started %s (pid %d), log %s", name, process.pid, process.log_path)
+        return process
+
+    def _wait(self, process: ManagedProcess, check: object, timeout: float, what: str) -> None:
+        def ready() -> bool:
+            if not process.running():
+                raise ControlPlaneError(
+                    f"{process.name} exited with {process.popen.returncode}:\n" + process.log_tail()
+                )
+            return bool(check())  # type: ignore[operator]
+
+        try:
+            wait_for(ready, timeout=timeout, what=what)
+        except Timeout as err:
+            raise ControlPlaneError(f"{err}\n{process.name} log:\n{process.log_tail()}") from None
+        except ControlPlaneError:
+            raise
+
+    def _start_etcd(self, bins: Path, timeout: float) -> str:
+        client_port, peer_port = free_port(), free_port()
+        client_url = f"http://127.0.0.1:{client_port}"
+        peer_url = f"http://127.0.0.1:{peer_port}"
+        process = self._spawn(
+            "etcd",
+            [
+                str(bins / "etcd"),
+                "--name=local",
+                f"--data-dir={self.data_dir / 'etcd'}",
+                f"--listen-client-urls={client_url}",
+                f"--advertise-client-urls={client_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=local={peer_url}",
+                "--log-level=warn",
+                "--quota-backend-bytes=2147483648",
+                "--unsafe-no-fsync=true",
+            ],
+        )
+
+        def healthy() -> bool:
+            with urllib.request.urlopen(f"{client_url}/health", timeout=2) as response:
+                return b'"health":"true"' in response.read()
+
+        self._wait(process, healthy, timeout, "etcd /health")
+        return client_url
+
+    def _start_apiserver(self, bins: Path, etcd_url: str, timeout: float) -> None:
+        assert self.pki is not None
+        port = free_port()
+        self.server = f"https://127.0.0.1:{port}"
+        p = self.pki
+        process = self._spawn(
+            "kube-apiserver",
+            [
+                str(bins / "kube-apiserver"),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={port}",
+                f"--tls-cert-file={p.apiserver_cert}",
+                f"--tls-private-key-file={p.apiserver_key}",
+                f"--client-ca-file={p.ca_cert}",
+                "--authorization-mode=RBAC",
+                "--anonymous-auth=false",
+                f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+                f"--service-account-key-file={p.sa_pub}",
+                f"--service-account-signing-key-file={p.sa_key}",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--allow-privileged=true",
+                "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,LimitRanger,"
+                "ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+                "--profiling=false",
+                f"--cert-dir={self.data_dir / 'apiserver-certs'}",
+                "--v=1",
+            ],
+        )
+        admin_cert, admin_key = p.client("admin")
+        kubeconfig.write(
+            self.kubeconfig,
+            server=self.server,
+            ca_cert=p.ca_cert,
+            client_cert=admin_cert,
+            client_key=admin_key,
+            user="registry-v2-admin",
+        )
+        context = ssl.create_default_context(cafile=str(p.ca_cert))
+        context.load_cert_chain(str(admin_cert), str(admin_key))
+
+        def ready() -> bool:
+            with urllib.request.urlopen(
+                f"{self.server}/readyz", context=context, timeout=5
+            ) as response:
+                return bool(response.status == 200)
+
+        self._wait(process, ready, timeout, "kube-apiserver /readyz")
+
+    def _start_controller_manager(self, bins: Path) -> None:
+        assert self.pki is not None
+        cert, key = self.pki.client("controller-manager")
+        path = self.data_dir / "controller-manager.kubeconfig"
+        kubeconfig.write(
+            path,
+            server=self.server,
+            ca_cert=self.pki.ca_cert,
+            client_cert=cert,
+            client_key=key,
+            user="system:kube-controller-manager",
+        )
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(bins / "kube-controller-manager"),
+                f"--kubeconfig={path}",
+                f"--authentication-kubeconfig={path}",
+                f"--authorization-kubeconfig={path}",
+                "--secure-port=0",
+                "--leader-elect=false",
+                # Each controller acts as its own ServiceAccount with its bootstrap role,
+                # exactly as in a real cluster (and so the quota controller's RBAC is real).
+                "--use-service-account-credentials=true",
+                f"--controllers={','.join(CONTROLLERS)}",
+                f"--root-ca-file={self.pki.ca_cert}",
+                f"--resource-quota-sync-period={self._quota_sync_seconds}s",
+                "--v=1",
+            ],
+        )
+
+    def check_running(self) -> None:
+        """Raise if any component has died: a dead apiserver must fail loudly, not time out."""
+        for process in self.processes:
+            if not process.running():
+                raise ControlPlaneError(
+                    f"{process.name} exited with {process.popen.returncode}:\n" + process.log_tail()
+                )
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+        if self._own_data_dir and not self._keep_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -1,0 +1,69 @@
+"""Certificates and keys of the local control plane, written once per data directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from webhook import certs
+
+APISERVER_HOSTS = [
+    "127.0.0.1",
+    "localhost",
+    "10.0.0.1",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+]
+
+
+@dataclass(frozen=True)
+class Pki:
+    directory: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.directory / "ca.crt"
+
+    @property
+    def apiserver_cert(self) -> Path:
+        return self.directory / "apiserver.crt"
+
+    @property
+    def apiserver_key(self) -> Path:
+        return self.directory / "apiserver.key"
+
+    @property
+    def sa_key(self) -> Path:
+        return self.directory / "sa.key"
+
+    @property
+    def sa_pub(self) -> Path:
+        return self.directory / "sa.pub"
+
+    def client(self, name: str) -> tuple[Path, Path]:
+        return self.directory / f"{name}.crt", self.directory / f"{name}.key"
+
+
+def create(directory: Path) -> Pki:
+    """A CA, the API server's serving pair, service-account keys and client certificates."""
+    pki = Pki(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = certs.new_ca("registry-v2-local-ca")
+    pki.ca_cert.write_bytes(ca.cert_pem)
+    certs.issue(ca, "kube-apiserver", hosts=APISERVER_HOSTS).write(
+        pki.apiserver_cert, pki.apiserver_key
+    )
+    private, public = certs.new_signing_key()
+    pki.sa_key.write_bytes(private)
+    pki.sa_key.chmod(0o600)
+    pki.sa_pub.write_bytes(public)
+    clients = {
+        "admin": ("registry-v2-admin", ["system:masters"]),
+        "controller-manager": ("system:kube-controller-manager", []),
+    }
+    for file_name, (common_name, groups) in clients.items():
+        pair = certs.issue(ca, common_name, organizations=groups, server=False, client=True)
+        pair.write(*pki.client(file_name))
+    return pki

@@ -1,0 +1,190 @@
+"""The whole local stack: control plane, CRDs, and our webhook server and controller.
+
+``make dev`` and the pytest fixtures both start exactly this, so what developers run is
+what the tests prove.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import ssl
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from localcluster.binaries import REPO_ROOT
+from localcluster.cluster import ControlPlane
+from localcluster.ports import free_port
+from localcluster.processes import ManagedProcess
+from localcluster.waiting import wait_for
+
+log = logging.getLogger(__name__)
+
+CRD_DIR = REPO_ROOT / "manifests" / "crds"
+SERVICE_NAMESPACE = "image-registry-system"
+CONFIGURATION_NAME = "image-registry-webhook"
+
+
+class Stack:
+    """Control plane plus our processes; :meth:`stop` stops everything it started."""
+
+    def __init__(self, control_plane: ControlPlane, *, with_controller: bool = True) -> None:
+        self.cp = control_plane
+        self.with_controller = with_controller
+        self.webhook: ManagedProcess | None = None
+        self.controller: ManagedProcess | None = None
+        self.webhook_port = 0
+        self.certs_dir = self.cp.data_dir / "webhook-certs"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.cp.kubeconfig
+
+    @property
+    def webhook_url(self) -> str:
+        return f"https://127.0.0.1:{self.webhook_port}"
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> str:
+        """Run kubectl against the stack; return stdout, raise with stderr on failure."""
+        result = subprocess.run(
+            [str(self.cp.kubectl()), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise subprocess.CalledProcessError(
+                result.returncode, result.args, result.stdout, result.stderr
+            )
+        return result.stdout
+
+    def start(self, timeout: float = 120.0) -> None:
+        try:
+            self.cp.start()
+            self.install_crds(timeout)
+            self.kubectl("create", "namespace", SERVICE_NAMESPACE)
+            self.start_webhook(timeout)
+            if self.with_controller:
+                self.start_controller()
+        except BaseException:
+            self.stop()
+            raise
+
+    def install_crds(self, timeout: float) -> None:
+        self.kubectl("apply", "-f", str(CRD_DIR))
+        self.kubectl(
+            "wait",
+            "--for=condition=Established",
+            f"--timeout={int(timeout)}s",
+            "-f",
+            str(CRD_DIR),
+        )
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        return env
+
+    def start_webhook(self, timeout: float = 60.0) -> None:
+        self.webhook_port = self.webhook_port or free_port()
+        self.webhook = ManagedProcess(
+            "webhook",
+            [
+                sys.executable,
+                "-m",
+                "webhook.cli",
+                "serve",
+                f"--bind=127.0.0.1:{self.webhook_port}",
+                f"--dev-certs-dir={self.certs_dir}",
+                "--register",
+                f"--webhook-url={self.webhook_url}",
+                f"--kubeconfig={self.kubeconfig}",
+                f"--namespace={SERVICE_NAMESPACE}",
+                f"--configuration-name={CONFIGURATION_NAME}",
+            ],
+            self.cp.log_dir,
+            env=self._env(),
+            cwd=REPO_ROOT,
+        )
+        self.wait_webhook_called(timeout)
+
+    def stop_webhook(self) -> None:
+        if self.webhook is not None:
+            self.webhook.stop()
+            self.webhook = None
+
+    def start_controller(self) -> None:
+        self.controller = ManagedProcess(
+            "controller",
+            [
+                sys.executable,
+                "-m",
+                "webhook.cli",
+                "controller",
+                f"--kubeconfig={self.kubeconfig}",
+                f"--namespace={SERVICE_NAMESPACE}",
+                "--metrics-bind=127.0.0.1:0",
+            ],
+            self.cp.log_dir,
+            env=self._env(),
+            cwd=REPO_ROOT,
+        )
+
+    def stop_controller(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def webhook_get(self, path: str) -> tuple[int, bytes]:
+        """GET a path of our server over TLS, trusting the dev CA."""
+        context = ssl.create_default_context(cafile=str(self.certs_dir / "ca.crt"))
+        try:
+            with urllib.request.urlopen(self.webhook_url + path, context=context, timeout=5) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    def wait_webhook_called(self, timeout: float) -> None:
+        """Wait until the API server really calls our mutating webhook.
+
+        A server-side dry-run create of a ServiceAccount in ``default`` comes back with our
+        annotation only once the configuration is registered and the API server uses it.
+        """
+        process = self.webhook
+        assert process is not None
+        manifest = json.dumps(
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "probe"}}
+        )
+
+        def called() -> bool:
+            if not process.running():
+                raise RuntimeError("webhook exited:\n" + process.log_tail())
+            out = self.kubectl(
+                "create",
+                "--dry-run=server",
+                "-o",
+                "json",
+                "-n",
+                "default",
+                "-f",
+                "-",
+                input=manifest,
+            )
+            annotations = json.loads(out)["metadata"].get("annotations") or {}
+            return "image.alauda.io/internal-registry-pull-secret-ref" in annotations
+
+        try:
+            wait_for(called, timeout=timeout, what="the API server to call the webhook")
+        except Exception:
+            log.error("webhook log:\n%s", process.log_tail())
+            raise
+
+    def stop(self) -> None:
+        self.stop_controller()
+        self.stop_webhook()
+        self.cp.stop()

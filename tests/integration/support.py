@@ -1,0 +1,116 @@
+"""What integration tests use to talk to the cluster and to our server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
+
+from localcluster.stack import CONFIGURATION_NAME, SERVICE_NAMESPACE, Stack
+from localcluster.waiting import wait_for
+
+__all__ = ["CONFIGURATION_NAME", "SERVICE_NAMESPACE", "ClusterEnv", "wait_for"]
+
+SERVICE_NAME = "image-registry-webhook"
+
+
+@dataclass
+class HttpResult:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class ClusterEnv:
+    """The cluster under test: our local stack, or an existing cluster (kind)."""
+
+    kubeconfig: Path
+    kubectl_path: str
+    api: client.ApiClient
+    stack: Stack | None = None
+    _session: requests.Session = field(default_factory=requests.Session)
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [self.kubectl_path, f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
+            )
+        return result
+
+    def kubectl_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def apply(self, manifest: dict[str, Any], *extra: str, check: bool = True) -> Any:
+        return self.kubectl("apply", "-f", "-", *extra, input=json.dumps(manifest), check=check)
+
+    # --- our server, over TLS -------------------------------------------------------------
+
+    def server_request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> HttpResult:
+        """Call our server: directly in the local stack, through the API server's service
+        proxy in an existing cluster."""
+        if self.stack is not None:
+            response = self._session.request(
+                method,
+                self.stack.webhook_url + path,
+                data=body,
+                headers=headers or {},
+                verify=str(self.stack.certs_dir / "ca.crt"),
+                timeout=30,
+            )
+            return HttpResult(response.status_code, dict(response.headers), response.content)
+        proxy = f"/api/v1/namespaces/{SERVICE_NAMESPACE}/services/https:{SERVICE_NAME}:443/proxy"
+        response = self.api.call_api(
+            proxy + path,
+            method,
+            header_params=headers or {},
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=False,
+        )
+        raw = response[0]
+        return HttpResult(raw.status, dict(raw.headers), raw.data)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Current value of a counter sample of our server (0 when not yet exported)."""
+        result = self.server_request("GET", "/metrics")
+        assert result.status == 200, result.body
+        total = 0.0
+        for family in text_string_to_metric_families(result.body.decode()):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    total += sample.value
+        return total
+
+    def wait(self, condition: Callable[[], Any], *, timeout: float = 30, what: str) -> Any:
+        if self.stack is not None:
+            self.stack.cp.check_running()
+        return wait_for(condition, timeout=timeout, what=what)

@@ -1,0 +1,81 @@
+"""The walking skeleton: the real kube-apiserver calls our webhook over TLS."""
+
+from __future__ import annotations
+
+import base64
+
+from tests.integration.support import CONFIGURATION_NAME, SERVICE_NAMESPACE, ClusterEnv
+
+REF = "image.alauda.io/internal-registry-pull-secret-ref"
+
+
+def imagestream(name: str, tags: list[str] | None = None) -> dict[str, object]:
+    return {
+        "apiVersion": "image.alauda.io/v1",
+        "kind": "ImageStream",
+        "metadata": {"name": name},
+        "spec": {"tags": [{"name": t} for t in tags or []]},
+    }
+
+
+def test_serviceaccount_created_with_kubectl_carries_the_patch(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    cluster.kubectl("create", "serviceaccount", "builder", "-n", namespace)
+    sa = cluster.kubectl_json("get", "serviceaccount", "builder", "-n", namespace)
+    assert sa["metadata"]["annotations"][REF] == "builder-dockercfg"
+
+
+def test_server_side_dry_run_shows_the_patch_and_stores_nothing(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    out = cluster.kubectl_json(
+        "create", "serviceaccount", "dry", "-n", namespace, "--dry-run=server"
+    )
+    assert out["metadata"]["annotations"][REF] == "dry-dockercfg"
+    missing = cluster.kubectl("get", "serviceaccount", "dry", "-n", namespace, check=False)
+    assert missing.returncode != 0 and "NotFound" in missing.stderr
+
+
+def test_excluded_namespaces_are_not_mutated(cluster: ClusterEnv) -> None:
+    for ns in (SERVICE_NAMESPACE, "kube-system"):
+        out = cluster.kubectl_json(
+            "create", "serviceaccount", "untouched", "-n", ns, "--dry-run=server"
+        )
+        assert REF not in (out["metadata"].get("annotations") or {}), ns
+
+
+def test_imagestream_apply_reaches_the_validating_webhook(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    metric = "registry_admission_requests_total"
+    before = cluster.metric(metric, endpoint="validate_imagestreams")
+    cluster.apply(imagestream("app", ["v1"]), "-n", namespace)
+    after = cluster.metric(metric, endpoint="validate_imagestreams")
+    assert after >= before + 1
+    stored = cluster.kubectl_json("get", "imagestream", "app", "-n", namespace)
+    assert stored["spec"]["tags"] == [{"name": "v1"}]
+
+
+def test_webhook_configurations_match_the_contract(cluster: ClusterEnv) -> None:
+    mutating = cluster.kubectl_json("get", "mutatingwebhookconfiguration", CONFIGURATION_NAME)
+    validating = cluster.kubectl_json("get", "validatingwebhookconfiguration", CONFIGURATION_NAME)
+    by_name = {h["name"]: h for h in mutating["webhooks"] + validating["webhooks"]}
+    assert len(by_name) == 3
+    sa = by_name["serviceaccounts.webhook.image.alauda.io"]
+    streams = by_name["imagestreams.webhook.image.alauda.io"]
+    policies = by_name["policies.webhook.image.alauda.io"]
+    assert sa["failurePolicy"] == "Ignore"
+    assert streams["failurePolicy"] == "Fail"
+    assert policies["failurePolicy"] == "Fail"
+    assert policies["matchConditions"][0]["expression"].count("alauda.io/") >= 2
+    assert streams["rules"][0]["resources"] == ["imagestreams", "imagestreams/status"]
+    for hook in by_name.values():
+        assert hook["sideEffects"] == "NoneOnDryRun"
+        assert hook["admissionReviewVersions"] == ["v1"]
+        expr = hook["namespaceSelector"]["matchExpressions"][0]
+        assert expr["key"] == "kubernetes.io/metadata.name"
+        assert expr["operator"] == "NotIn"
+        assert {SERVICE_NAMESPACE, "kube-system"} <= set(expr["values"])
+        ca = base64.b64decode(hook["clientConfig"]["caBundle"])
+        assert b"BEGIN CERTIFICATE" in ca

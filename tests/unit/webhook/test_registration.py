@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import base64
+
+from webhook.registration import POLICY_MATCH_EXPRESSION, desired_configurations
+
+
+def test_dev_configurations_use_url_client_config() -> None:
+    mutating, validating = desired_configurations(
+        name="hook",
+        ca_bundle=b"CA",
+        excluded_namespaces=["image-registry-system", "kube-system"],
+        url="https://127.0.0.1:8443/",
+    )
+    hooks = mutating["webhooks"] + validating["webhooks"]
+    urls = sorted(h["clientConfig"]["url"] for h in hooks)
+    assert urls == [
+        "https://127.0.0.1:8443/mutate/serviceaccounts",
+        "https://127.0.0.1:8443/validate/imagestreams",
+        "https://127.0.0.1:8443/validate/policies",
+    ]
+    assert all(base64.b64decode(h["clientConfig"]["caBundle"]) == b"CA" for h in hooks)
+
+
+def test_cluster_configurations_reference_the_service() -> None:
+    _, validating = desired_configurations(
+        name="hook",
+        ca_bundle=b"CA",
+        excluded_namespaces=["ns"],
+        service_namespace="ns",
+        service_name="svc",
+        service_port=443,
+    )
+    service = validating["webhooks"][0]["clientConfig"]["service"]
+    assert service == {
+        "namespace": "ns",
+        "name": "svc",
+        "port": 443,
+        "path": "/validate/imagestreams",
+    }
+
+
+def test_failure_policies_and_side_effects_follow_the_contract() -> None:
+    mutating, validating = desired_configurations(
+        name="hook", ca_bundle=b"CA", excluded_namespaces=["a"], url="https://x"
+    )
+    (sa,) = mutating["webhooks"]
+    streams, policies = validating["webhooks"]
+    assert sa["failurePolicy"] == "Ignore"
+    assert streams["failurePolicy"] == "Fail" and policies["failurePolicy"] == "Fail"
+    assert {h["sideEffects"] for h in (sa, streams, policies)} == {"NoneOnDryRun"}
+    assert policies["matchConditions"][0]["expression"] == POLICY_MATCH_EXPRESSION
+    assert streams["rules"][0]["apiGroups"] == ["image.alauda.io"]
+
+
+def test_match_expression_covers_quotas_and_every_limit_field() -> None:
+    for field in ("hard", "max", "min", "default", "defaultRequest", "maxLimitRequestRatio"):
+        assert f".{field}.exists(k, k.startsWith('alauda.io/'))" in POLICY_MATCH_EXPRESSION
+    assert "l.type.startsWith('alauda.io/')" in POLICY_MATCH_EXPRESSION

@@ -1,0 +1,201 @@
+"""Strict ``admission.k8s.io/v1`` AdmissionReview parsing and response building.
+
+Pure functions over bytes and dicts, so every malformed shape is unit-testable without a
+server. kube-apiserver only ever sends well-formed reviews; everything here that rejects
+input protects us from other callers (probes, scanners, misconfigured proxies).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+ADMISSION_API_VERSION = "admission.k8s.io/v1"
+ADMISSION_KIND = "AdmissionReview"
+_OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
+_JSON_TYPES = ("application/json",)
+
+
+class BadReview(ValueError):
+    """The request body is not a valid AdmissionReview; the message says why."""
+
+
+@dataclass(frozen=True)
+class GroupVersionKind:
+    group: str
+    version: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class AdmissionRequest:
+    """The parts of ``AdmissionReview.request`` the handlers use, already type-checked."""
+
+    uid: str
+    kind: GroupVersionKind
+    resource: str
+    sub_resource: str
+    operation: str
+    namespace: str
+    name: str
+    object: dict[str, Any] | None
+    old_object: dict[str, Any] | None
+    dry_run: bool
+    username: str
+    api_version: str = ADMISSION_API_VERSION
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a handler decided; rendered into the response by :func:`render_response`."""
+
+    allowed: bool
+    patch: Sequence[Mapping[str, Any]] = ()
+    code: int = 200
+    reason: str = ""
+    message: str = ""
+    warnings: Sequence[str] = field(default_factory=tuple)
+
+    @classmethod
+    def allow(
+        cls, patch: Sequence[Mapping[str, Any]] = (), warnings: Sequence[str] = ()
+    ) -> Decision:
+        return cls(allowed=True, patch=tuple(patch), warnings=tuple(warnings))
+
+    @classmethod
+    def deny(cls, message: str, *, code: int = 403, reason: str = "Forbidden") -> Decision:
+        return cls(allowed=False, code=code, reason=reason, message=message)
+
+    @property
+    def label(self) -> str:
+        """Short decision name for logs and metrics."""
+        if not self.allowed:
+            return "denied"
+        return "patched" if self.patch else "allowed"
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _str_field(obj: Mapping[str, Any], key: str, where: str, *, required: bool) -> str:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise BadReview(f"{where}.{key} is required")
+        return ""
+    if not isinstance(value, str):
+        raise BadReview(f"{where}.{key} must be a string")
+    if required and not value:
+        raise BadReview(f"{where}.{key} must not be empty")
+    return value
+
+
+def _object_field(obj: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadReview(f"request.{key} must be an object or null")
+    return value
+
+
+def _gvk(request: Mapping[str, Any]) -> GroupVersionKind:
+    kind = request.get("kind")
+    if not isinstance(kind, dict):
+        raise BadReview("request.kind must be an object with group, version and kind")
+    return GroupVersionKind(
+        group=_str_field(kind, "group", "request.kind", required=False),
+        version=_str_field(kind, "version", "request.kind", required=True),
+        kind=_str_field(kind, "kind", "request.kind", required=True),
+    )
+
+
+def _resource(request: Mapping[str, Any]) -> str:
+    resource = request.get("resource")
+    if not isinstance(resource, dict):
+        raise BadReview("request.resource must be an object with group, version and resource")
+    return _str_field(resource, "resource", "request.resource", required=True)
+
+
+def _username(request: Mapping[str, Any]) -> str:
+    user = request.get("userInfo")
+    if user is None:
+        return ""
+    if not isinstance(user, dict):
+        raise BadReview("request.userInfo must be an object")
+    return _str_field(user, "username", "request.userInfo", required=False)
+
+
+def parse_review(body: bytes, content_type: str | None) -> AdmissionRequest:
+    """Parse and validate a request body; raise :class:`BadReview` naming the first problem."""
+    if _media_type(content_type) not in _JSON_TYPES:
+        raise BadReview(
+            f"unsupported content type {content_type or '(none)'!r}: expected application/json"
+        )
+    if not body:
+        raise BadReview("request body is empty: expected an AdmissionReview")
+    try:
+        review = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BadReview(f"request body is not valid JSON: {err}") from None
+    except RecursionError:
+        raise BadReview("request body JSON is nested too deeply") from None
+    if not isinstance(review, dict):
+        raise BadReview("request body must be a JSON object: an AdmissionReview")
+    api_version = review.get("apiVersion")
+    kind = review.get("kind")
+    if kind != ADMISSION_KIND:
+        raise BadReview(f"kind must be {ADMISSION_KIND!r}, got {kind!r}")
+    if api_version != ADMISSION_API_VERSION:
+        raise BadReview(f"apiVersion must be {ADMISSION_API_VERSION!r}, got {api_version!r}")
+    request = review.get("request")
+    if not isinstance(request, dict):
+        raise BadReview("request is required and must be an object")
+    uid = _str_field(request, "uid", "request", required=True)
+    operation = _str_field(request, "operation", "request", required=True)
+    if operation not in _OPERATIONS:
+        raise BadReview(f"request.operation {operation!r} is not one of {sorted(_OPERATIONS)}")
+    dry_run = request.get("dryRun", False)
+    if dry_run is None:
+        dry_run = False
+    if not isinstance(dry_run, bool):
+        raise BadReview("request.dryRun must be a boolean")
+    return AdmissionRequest(
+        uid=uid,
+        kind=_gvk(request),
+        resource=_resource(request),
+        sub_resource=_str_field(request, "subResource", "request", required=False),
+        operation=operation,
+        namespace=_str_field(request, "namespace", "request", required=False),
+        name=_str_field(request, "name", "request", required=False),
+        object=_object_field(request, "object"),
+        old_object=_object_field(request, "oldObject"),
+        dry_run=dry_run,
+        username=_username(request),
+    )
+
+
+def render_response(
+    request: AdmissionRequest, decision: Decision, *, mutating: bool
+) -> dict[str, Any]:
+    """Build the AdmissionReview response; validating endpoints never carry a patch."""
+    if decision.patch and not mutating:
+        raise ValueError("a validating webhook must not return a patch")
+    response: dict[str, Any] = {"uid": request.uid, "allowed": decision.allowed}
+    if decision.allowed and decision.patch:
+        encoded = json.dumps(list(decision.patch), separators=(",", ":")).encode()
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(encoded).decode("ascii")
+    if not decision.allowed:
+        response["status"] = {
+            "code": decision.code,
+            "reason": decision.reason,
+            "message": decision.message,
+        }
+    if decision.warnings:
+        response["warnings"] = list(decision.warnings)
+    return {"apiVersion": request.api_version, "kind": ADMISSION_KIND, "response": response}

@@ -1,0 +1,1 @@
+"""Admission handlers: adapters from an AdmissionRequest to the pure cores' decisions."""

@@ -1,0 +1,1 @@
+"""Flask adapters: thin routes around the pure admission, pull-secret and quota cores."""

@@ -1,0 +1,68 @@
+"""Prometheus metrics and logging set-up shared by the server and the controllers."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from prometheus_client import Counter, Gauge, Histogram
+
+ADMISSION_REQUESTS = Counter(
+    "registry_admission_requests_total",
+    "Admission requests answered, by endpoint and decision (allowed, patched, denied, error).",
+    ["endpoint", "decision"],
+)
+ADMISSION_LATENCY = Histogram(
+    "registry_admission_duration_seconds",
+    "Time to answer an admission request, by endpoint.",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+BAD_REQUESTS = Counter(
+    "registry_bad_requests_total",
+    "Request bodies rejected with HTTP 400, by endpoint.",
+    ["endpoint"],
+)
+PUSH_REVIEWS = Counter(
+    "registry_push_reviews_total",
+    "PushReview requests answered, by decision.",
+    ["decision"],
+)
+PUSH_REVIEW_LATENCY = Histogram(
+    "registry_push_review_duration_seconds",
+    "Time to answer a PushReview.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+PULL_SECRETS = Counter(
+    "registry_pull_secrets_total",
+    "Managed pull secret writes by the reconciler, by action (created, refreshed, deleted).",
+    ["action"],
+)
+RECONCILE_ERRORS = Counter(
+    "registry_reconcile_errors_total",
+    "Reconcile attempts that failed and were requeued, by controller.",
+    ["controller"],
+)
+QUEUE_DEPTH = Gauge(
+    "registry_reconcile_queue_depth",
+    "Keys waiting in a controller's work queue.",
+    ["controller"],
+)
+QUOTA_CHARGES = Counter(
+    "registry_quota_charges_total",
+    "ResourceQuota status.used writes made at admission, by result (charged, conflict, exceeded).",
+    ["result"],
+)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """One line per record on stderr, the format container log collectors expect."""
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        force=True,
+    )
+    # The kubernetes client logs request bodies at DEBUG, which can carry tokens.
+    logging.getLogger("kubernetes").setLevel(max(logging.INFO, logging.getLogger().level))
+    logging.getLogger("urllib3").setLevel(logging.WARNING)

@@ -1,0 +1,207 @@
+"""The webhook configurations this service registers for itself.
+
+``desired_configurations`` is pure (easy to test, and the same objects the manifests
+describe); ``register`` writes them with create-or-replace so a restart converges.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from webhook.http.endpoints import (
+    MUTATE_SERVICEACCOUNTS,
+    VALIDATE_IMAGESTREAMS,
+    VALIDATE_POLICIES,
+)
+
+log = logging.getLogger(__name__)
+
+ADMISSIONREGISTRATION = "admissionregistration.k8s.io/v1"
+MANAGED_BY = "registry-v2-policy"
+
+# CEL over the admitted object: call /validate/policies only for objects that name an
+# alauda.io type or resource, so a webhook outage never blocks native quota edits.
+_LIMIT_FIELDS = ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio")
+
+
+def _names_alauda(expr: str) -> str:
+    return f"{expr}.exists(k, k.startsWith('alauda.io/'))"
+
+
+POLICY_MATCH_EXPRESSION = (
+    "(object.kind == 'ResourceQuota' && has(object.spec) && has(object.spec.hard) && "
+    + _names_alauda("object.spec.hard")
+    + ") || (object.kind == 'LimitRange' && has(object.spec) && has(object.spec.limits) && "
+    + "object.spec.limits.exists(l, l.type.startsWith('alauda.io/') || "
+    + " || ".join(f"(has(l.{f}) && {_names_alauda('l.' + f)})" for f in _LIMIT_FIELDS)
+    + "))"
+)
+
+
+def client_config(
+    path: str,
+    ca_bundle: bytes,
+    *,
+    url: str | None,
+    service_namespace: str,
+    service_name: str,
+    service_port: int,
+) -> dict[str, Any]:
+    """``url`` client config when a base URL is given (dev), else a Service reference."""
+    config: dict[str, Any] = {"caBundle": base64.b64encode(ca_bundle).decode("ascii")}
+    if url:
+        config["url"] = url.rstrip("/") + path
+    else:
+        config["service"] = {
+            "namespace": service_namespace,
+            "name": service_name,
+            "port": service_port,
+            "path": path,
+        }
+    return config
+
+
+def _excluded(namespaces: list[str]) -> dict[str, Any]:
+    return {
+        "matchExpressions": [
+            {
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": namespaces,
+            }
+        ]
+    }
+
+
+def _rule(group: str, resources: list[str]) -> dict[str, Any]:
+    return {
+        "apiGroups": [group],
+        "apiVersions": ["v1"],
+        "resources": resources,
+        "operations": ["CREATE", "UPDATE"],
+        "scope": "Namespaced",
+    }
+
+
+def desired_configurations(
+    *,
+    name: str,
+    ca_bundle: bytes,
+    excluded_namespaces: list[str],
+    url: str | None = None,
+    service_namespace: str = "",
+    service_name: str = "",
+    service_port: int = 443,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The MutatingWebhookConfiguration and ValidatingWebhookConfiguration, as dicts."""
+
+    def cc(path: str) -> dict[str, Any]:
+        return client_config(
+            path,
+            ca_bundle,
+            url=url,
+            service_namespace=service_namespace,
+            service_name=service_name,
+            service_port=service_port,
+        )
+
+    common = {
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "NoneOnDryRun",
+        "matchPolicy": "Equivalent",
+        "namespaceSelector": _excluded(excluded_namespaces),
+    }
+    labels = {"app.kubernetes.io/managed-by": MANAGED_BY}
+    mutating = {
+        "apiVersion": ADMISSIONREGISTRATION,
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name, "labels": labels},
+        "webhooks": [
+            {
+                "name": "serviceaccounts.webhook.image.alauda.io",
+                "clientConfig": cc(MUTATE_SERVICEACCOUNTS),
+                "rules": [_rule("", ["serviceaccounts"])],
+                # The reconciler heals whatever an outage lets through.
+                "failurePolicy": "Ignore",
+                "reinvocationPolicy": "IfNeeded",
+                "timeoutSeconds": 5,
+                **common,
+            }
+        ],
+    }
+    validating = {
+        "apiVersion": ADMISSIONREGISTRATION,
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name, "labels": labels},
+        "webhooks": [
+            {
+                "name": "imagestreams.webhook.image.alauda.io",
+                "clientConfig": cc(VALIDATE_IMAGESTREAMS),
+                "rules": [_rule("image.alauda.io", ["imagestreams", "imagestreams/status"])],
+                "failurePolicy": "Fail",
+                "timeoutSeconds": 10,
+                **common,
+            },
+            {
+                "name": "policies.webhook.image.alauda.io",
+                "clientConfig": cc(VALIDATE_POLICIES),
+                "rules": [_rule("", ["limitranges", "resourcequotas"])],
+                "failurePolicy": "Fail",
+                "timeoutSeconds": 5,
+                "matchConditions": [
+                    {"name": "names-alauda-io-resources", "expression": POLICY_MATCH_EXPRESSION}
+                ],
+                **common,
+            },
+        ],
+    }
+    return mutating, validating
+
+
+def _apply(read: Any, create: Any, replace: Any, body: dict[str, Any], attempts: int = 5) -> None:
+    name = body["metadata"]["name"]
+    for _ in range(attempts):
+        try:
+            current = read(name)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+            try:
+                create(body)
+                return
+            except ApiException as create_err:
+                if create_err.status == 409:
+                    continue
+                raise
+        body["metadata"]["resourceVersion"] = current.metadata.resource_version
+        try:
+            replace(name, body)
+            return
+        except ApiException as err:
+            if err.status == 409:
+                continue
+            raise
+    raise RuntimeError(f"could not write {body['kind']} {name}: too many conflicts")
+
+
+def register(api: client.ApiClient, mutating: dict[str, Any], validating: dict[str, Any]) -> None:
+    """Create or replace both configurations, retrying on write conflicts."""
+    admission = client.AdmissionregistrationV1Api(api)
+    _apply(
+        admission.read_mutating_webhook_configuration,
+        admission.create_mutating_webhook_configuration,
+        admission.replace_mutating_webhook_configuration,
+        mutating,
+    )
+    _apply(
+        admission.read_validating_webhook_configuration,
+        admission.create_validating_webhook_configuration,
+        admission.replace_validating_webhook_configuration,
+        validating,
+    )
+    log.info("registered webhook configurations %s", mutating["metadata"]["name"])

@@ -1,0 +1,160 @@
+"""Settings of the server and controllers, from flags with environment-variable defaults.
+
+Every flag ``--some-flag`` can also be set as ``REGISTRY_WEBHOOK_SOME_FLAG``; flags win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PREFIX = "REGISTRY_WEBHOOK_"
+DEFAULT_NAMESPACE = "image-registry-system"
+DEFAULT_INTERNAL_REGISTRY = "image-registry.image-registry-system.svc:5000"
+
+
+def _env(flag: str, default: str | None = None) -> str | None:
+    return os.environ.get(ENV_PREFIX + flag.upper().replace("-", "_"), default)
+
+
+def _env_list(flag: str) -> list[str]:
+    raw = _env(flag) or ""
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _env_bool(flag: str) -> bool:
+    return (_env(flag) or "").lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class Settings:
+    """Everything the runtime needs to know about where it runs and how to behave."""
+
+    namespace: str = DEFAULT_NAMESPACE
+    kubeconfig: str | None = None
+    log_level: str = "INFO"
+    # Serving
+    bind: str = "0.0.0.0:8443"
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    ca_file: Path | None = None
+    dev_certs_dir: Path | None = None
+    workers: int = 1
+    threads: int = 8
+    # Self-registration of the webhook configurations
+    register: bool = False
+    webhook_url: str | None = None
+    service_name: str = "image-registry-webhook"
+    service_port: int = 443
+    configuration_name: str = "image-registry-webhook"
+    # Managed pull secrets
+    internal_registry: str = DEFAULT_INTERNAL_REGISTRY
+    extra_registry_hostnames: list[str] = field(default_factory=list)
+    excluded_namespaces: list[str] = field(default_factory=list)
+    token_lifetime_seconds: int = 3600
+    # Controller
+    leader_election: bool = True
+    reconcile_workers: int = 4
+    api_qps: float = 50.0
+    api_burst: int = 100
+    resync_seconds: int = 300
+    metrics_bind: str = "0.0.0.0:9090"
+
+    @property
+    def never_touched_namespaces(self) -> list[str]:
+        """Namespaces excluded from every webhook: our own, kube-system, and configured ones."""
+        return list(dict.fromkeys([self.namespace, "kube-system", *self.excluded_namespaces]))
+
+
+def add_common_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--namespace",
+        default=_env("namespace", os.environ.get("POD_NAMESPACE", DEFAULT_NAMESPACE)),
+        help="namespace the service runs in (excluded from admission)",
+    )
+    parser.add_argument("--kubeconfig", default=_env("kubeconfig", os.environ.get("KUBECONFIG")))
+    parser.add_argument("--log-level", default=_env("log-level", "INFO"))
+    parser.add_argument(
+        "--internal-registry",
+        default=_env("internal-registry", DEFAULT_INTERNAL_REGISTRY),
+        help="host:port of the internal registry service",
+    )
+    parser.add_argument(
+        "--extra-registry-hostname",
+        dest="extra_registry_hostnames",
+        action="append",
+        default=_env_list("extra-registry-hostnames"),
+        help="another registry hostname to put in every pull secret (repeatable)",
+    )
+    parser.add_argument(
+        "--excluded-namespace",
+        dest="excluded_namespaces",
+        action="append",
+        default=_env_list("excluded-namespaces"),
+        help="a namespace the service never touches (repeatable)",
+    )
+    parser.add_argument(
+        "--token-lifetime-seconds",
+        type=int,
+        default=int(_env("token-lifetime-seconds", "3600") or 3600),
+    )
+
+
+def add_serve_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bind", default=_env("bind", "0.0.0.0:8443"))
+    parser.add_argument("--tls-cert-file", type=Path, default=_env("tls-cert-file"))
+    parser.add_argument("--tls-key-file", type=Path, default=_env("tls-key-file"))
+    parser.add_argument(
+        "--ca-file",
+        type=Path,
+        default=_env("ca-file"),
+        help="CA that signed the serving certificate, published as the webhooks' caBundle",
+    )
+    parser.add_argument(
+        "--dev-certs-dir",
+        type=Path,
+        default=_env("dev-certs-dir"),
+        help="generate (or reuse) a CA and serving certificate here; for development only",
+    )
+    parser.add_argument("--workers", type=int, default=int(_env("workers", "1") or 1))
+    parser.add_argument("--threads", type=int, default=int(_env("threads", "8") or 8))
+    parser.add_argument(
+        "--register",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("register"),
+        help="create or update the webhook configurations on start",
+    )
+    parser.add_argument(
+        "--webhook-url",
+        default=_env("webhook-url"),
+        help="base URL the API server calls (url client config); else the Service is used",
+    )
+    parser.add_argument("--service-name", default=_env("service-name", "image-registry-webhook"))
+    parser.add_argument("--service-port", type=int, default=int(_env("service-port", "443") or 443))
+    parser.add_argument(
+        "--configuration-name", default=_env("configuration-name", "image-registry-webhook")
+    )
+
+
+def add_controller_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--leader-election",
+        action=argparse.BooleanOptionalAction,
+        default=(_env("leader-election", "true") or "true").lower() != "false",
+    )
+    parser.add_argument(
+        "--reconcile-workers", type=int, default=int(_env("reconcile-workers", "4") or 4)
+    )
+    parser.add_argument("--api-qps", type=float, default=float(_env("api-qps", "50") or 50))
+    parser.add_argument("--api-burst", type=int, default=int(_env("api-burst", "100") or 100))
+    parser.add_argument(
+        "--resync-seconds", type=int, default=int(_env("resync-seconds", "300") or 300)
+    )
+    parser.add_argument("--metrics-bind", default=_env("metrics-bind", "0.0.0.0:9090"))
+
+
+def from_args(args: argparse.Namespace) -> Settings:
+    known = Settings.__dataclass_fields__
+    return Settings(**{k: v for k, v in vars(args).items() if k in known})
