@@ -1,0 +1,219 @@
+"""ResourceQuota arithmetic for ``alauda.io/imagestreams`` (charge at create, reconcile later).
+
+Matching follows the Kubernetes generic object-count evaluator: a quota counts
+ImageStreams when its ``spec.hard`` names the resource and it has no scopes. ImageStreams
+have no scopes (no priority class, no termination, no QoS), and Kubernetes' evaluator only
+matches the scopes it supports, so a quota with ``spec.scopes`` or a non-empty
+``spec.scopeSelector`` does not match (the policy validator refuses that combination).
+
+Values: ``spec.hard`` is rounded down and ``status.used`` rounded up to whole objects, which
+is exact for whole numbers and conservative otherwise. A quota whose hard value cannot be
+parsed is skipped and reported in ``problems``; an unparseable or negative used value is
+reported and counted as 0, so the quota keeps being enforced and the next charge writes a
+valid value (the reconciler then recomputes it from the real objects). The API server
+validates both fields, so these cases cannot arise from real objects.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from quota.fielderrors import ErrorType, FieldError, Problem
+from quota.limits import object_name
+from quota.quantity import InvalidQuantity, parse_limit_value
+from quota.resources import RESOURCE_IMAGESTREAMS
+
+RESOURCE_QUOTA_KIND: Final = "ResourceQuota"
+QUOTA_EXCEEDED_REASON: Final = "Forbidden"
+QUOTA_EXCEEDED_CODE: Final = 403
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _spec(quota: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _mapping(quota.get("spec"))
+
+
+def names_resource(quota: Mapping[str, Any], resource: str = RESOURCE_IMAGESTREAMS) -> bool:
+    """True when the quota's ``spec.hard`` has an entry for ``resource``."""
+    return resource in _mapping(_spec(quota).get("hard"))
+
+
+def has_scopes(quota: Mapping[str, Any]) -> bool:
+    """True when the quota is scoped (``spec.scopes`` or ``spec.scopeSelector`` expressions)."""
+    spec = _spec(quota)
+    scopes = spec.get("scopes")
+    expressions = _mapping(spec.get("scopeSelector")).get("matchExpressions")
+    return bool(isinstance(scopes, list) and scopes) or bool(
+        isinstance(expressions, list) and expressions
+    )
+
+
+def quota_matches(quota: Mapping[str, Any]) -> bool:
+    """True when the quota counts ImageStreams: it names the resource and has no scopes."""
+    return names_resource(quota) and not has_scopes(quota)
+
+
+def quota_exceeded_message(quota_name: str, requested: int, used: int, hard: int) -> str:
+    """``exceeded quota: <name>, requested: R=1, used: R=5, limited: R=5`` (the contract)."""
+    r = RESOURCE_IMAGESTREAMS
+    return (
+        f"exceeded quota: {quota_name}, requested: {r}={requested}, "
+        f"used: {r}={used}, limited: {r}={hard}"
+    )
+
+
+def desired_used(count: int) -> str:
+    """The ``status.used`` value for ``count`` ImageStreams (what the reconciler writes)."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"an ImageStream count must be a non-negative integer, got {count!r}")
+    return str(count)
+
+
+@dataclass(frozen=True)
+class QuotaCharge:
+    """One matching quota: its hard and used counts, and ``status.used`` after the charge."""
+
+    name: str
+    hard: int
+    used: int
+    requested: int
+
+    @property
+    def fits(self) -> bool:
+        return self.used + self.requested <= self.hard
+
+    @property
+    def new_used(self) -> str:
+        return desired_used(self.used + self.requested)
+
+    @property
+    def message(self) -> str:
+        return quota_exceeded_message(self.name, self.requested, self.used, self.hard)
+
+
+@dataclass(frozen=True)
+class ChargePlan:
+    """The decision on a create: every matching quota is charged, or none is.
+
+    ``charges`` lists all matching quotas by name; on a denial ``message`` is the contract
+    message of the first that has no room.
+    """
+
+    allowed: bool
+    charges: tuple[QuotaCharge, ...] = ()
+    reason: str = ""
+    message: str = ""
+    code: int = 200
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def denied_by(self) -> QuotaCharge | None:
+        return next((charge for charge in self.charges if not charge.fits), None)
+
+
+def _hard(quota: Mapping[str, Any]) -> int:
+    value = parse_limit_value(
+        _mapping(_spec(quota).get("hard")).get(RESOURCE_IMAGESTREAMS), integer=False
+    )
+    return math.floor(value)
+
+
+def _used(quota: Mapping[str, Any]) -> int:
+    used = _mapping(_mapping(quota.get("status")).get("used"))
+    if RESOURCE_IMAGESTREAMS not in used:
+        return 0
+    return math.ceil(parse_limit_value(used[RESOURCE_IMAGESTREAMS], integer=False))
+
+
+def quota_charge(
+    quota: Mapping[str, Any], requested: int = 1
+) -> tuple[QuotaCharge | None, list[FieldError]]:
+    """The charge ``requested`` new ImageStreams make on one matching quota.
+
+    Returns no charge when ``hard`` is unusable; see the module docstring for the rules.
+    """
+    errors: list[FieldError] = []
+    path = f"spec.hard[{RESOURCE_IMAGESTREAMS}]"
+    try:
+        hard = _hard(quota)
+    except InvalidQuantity as exc:
+        errors.append(FieldError(path, ErrorType.INVALID, exc.value, exc.detail))
+        return None, errors
+    try:
+        used = _used(quota)
+    except InvalidQuantity as exc:
+        path = f"status.used[{RESOURCE_IMAGESTREAMS}]"
+        errors.append(FieldError(path, ErrorType.INVALID, exc.value, f"{exc.detail}; counted as 0"))
+        used = 0
+    return QuotaCharge(object_name(quota), hard, used, requested), errors
+
+
+def plan_create(quotas: Iterable[Mapping[str, Any]], requested: int = 1) -> ChargePlan:
+    """Decide a create of ``requested`` ImageStreams against a namespace's ResourceQuotas.
+
+    Allowed when every matching quota has room (``used + requested <= hard``); then each
+    charge's ``new_used`` is the value to write with a resourceVersion precondition.
+    Without a matching quota the create is allowed and nothing is charged.
+    """
+    charges: list[QuotaCharge] = []
+    problems: list[Problem] = []
+    for quota in quotas:
+        if not isinstance(quota, Mapping) or not quota_matches(quota):
+            continue
+        charge, errors = quota_charge(quota, requested)
+        problems.extend(Problem(RESOURCE_QUOTA_KIND, object_name(quota), e) for e in errors)
+        if charge is not None:
+            charges.append(charge)
+    charges.sort(key=lambda charge: charge.name)
+    denied = next((charge for charge in charges if not charge.fits), None)
+    if denied is None:
+        return ChargePlan(True, tuple(charges), problems=tuple(problems))
+    return ChargePlan(
+        False,
+        tuple(charges),
+        QUOTA_EXCEEDED_REASON,
+        denied.message,
+        QUOTA_EXCEEDED_CODE,
+        tuple(problems),
+    )
+
+
+def with_used(quota: Mapping[str, Any], value: str) -> dict[str, Any]:
+    """A copy of the quota with ``status.used["alauda.io/imagestreams"]`` set to ``value``.
+
+    Other ``status.used`` entries (those of the Kubernetes quota controller) are kept.
+    """
+    updated = copy.deepcopy(dict(quota))
+    status = updated.get("status")
+    if not isinstance(status, dict):
+        status = updated["status"] = {}
+    used = status.get("used")
+    if not isinstance(used, dict):
+        used = status["used"] = {}
+    used[RESOURCE_IMAGESTREAMS] = value
+    return updated
+
+
+def used_update(quota: Mapping[str, Any], count: int) -> str | None:
+    """The reconciler's decision: the value to write for ``count`` ImageStreams, or None.
+
+    None when ``status.used`` already equals ``count`` (compared as quantities, so ``"5"``
+    and ``"5000m"`` agree and no write loop starts); a missing or unparseable entry is
+    always rewritten.
+    """
+    wanted = desired_used(count)
+    used = _mapping(_mapping(quota.get("status")).get("used"))
+    if RESOURCE_IMAGESTREAMS in used:
+        try:
+            if parse_limit_value(used[RESOURCE_IMAGESTREAMS], integer=False) == count:
+                return None
+        except InvalidQuantity:
+            pass
+    return wanted

@@ -1,0 +1,281 @@
+"""ResourceQuota arithmetic for alauda.io/imagestreams."""
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from quota.resourcequota import (
+    ChargePlan,
+    QuotaCharge,
+    desired_used,
+    has_scopes,
+    names_resource,
+    plan_create,
+    quota_charge,
+    quota_exceeded_message,
+    quota_matches,
+    used_update,
+    with_used,
+)
+
+R = "alauda.io/imagestreams"
+
+
+def rq(
+    name: str = "q",
+    hard: Any = "5",
+    used: Any = None,
+    extra_hard: dict[str, Any] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": name, "namespace": "team-a", "resourceVersion": "7"},
+        "spec": {"hard": {R: hard, **(extra_hard or {})}, **spec},
+    }
+    if used is not None:
+        obj["status"] = {"hard": {R: hard}, "used": {R: used, "pods": "3"}}
+    return obj
+
+
+def test_quota_message_matches_the_contract_exactly() -> None:
+    assert quota_exceeded_message("compute", 1, 5, 5) == (
+        "exceeded quota: compute, requested: alauda.io/imagestreams=1, "
+        "used: alauda.io/imagestreams=5, limited: alauda.io/imagestreams=5"
+    )
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        (rq(), True),
+        ({"spec": {"hard": {"pods": "1"}}}, False),
+        ({"spec": {"hard": None}}, False),
+        ({"spec": {"hard": [R]}}, False),
+        ({"spec": None}, False),
+        ({}, False),
+        ({"status": {"used": {R: "1"}}}, False),  # status alone does not name it
+    ],
+)
+def test_names_resource(obj: dict[str, Any], expected: bool) -> None:
+    assert names_resource(obj) is expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "scoped"),
+    [
+        ({}, False),
+        ({"scopes": []}, False),
+        ({"scopes": None}, False),
+        ({"scopeSelector": {}}, False),
+        ({"scopeSelector": {"matchExpressions": []}}, False),
+        ({"scopeSelector": None}, False),
+        ({"scopes": ["BestEffort"]}, True),
+        (
+            {
+                "scopeSelector": {
+                    "matchExpressions": [{"scopeName": "PriorityClass", "operator": "Exists"}]
+                }
+            },
+            True,
+        ),
+    ],
+)
+def test_scoped_quotas_do_not_match(spec: dict[str, Any], scoped: bool) -> None:
+    obj = rq(**spec)
+    assert has_scopes(obj) is scoped
+    assert quota_matches(obj) is not scoped
+
+
+def test_create_without_quotas_is_allowed_and_charges_nothing() -> None:
+    assert plan_create([]) == ChargePlan(True)
+    assert plan_create([{"spec": {"hard": {"pods": "1"}}}]) == ChargePlan(True)
+
+
+def test_create_with_room_charges_one() -> None:
+    plan = plan_create([rq(hard="5", used="4")])
+    assert plan.allowed
+    assert plan.charges == (QuotaCharge("q", 5, 4, 1),)
+    assert plan.charges[0].new_used == "5"
+    assert plan.denied_by is None
+    assert plan.message == "" and plan.code == 200
+
+
+def test_missing_used_counts_as_zero() -> None:
+    for obj in (rq(hard="5"), {**rq(hard="5"), "status": {"used": None}}, {**rq(), "status": None}):
+        plan = plan_create([obj])
+        assert plan.allowed
+        assert plan.charges[0].used == 0
+        assert plan.charges[0].new_used == "1"
+
+
+def test_full_quota_denies_with_the_contract_message() -> None:
+    plan = plan_create([rq("compute", hard="5", used="5")])
+    assert not plan.allowed
+    assert plan.reason == "Forbidden"
+    assert plan.code == 403
+    assert plan.message == (
+        "exceeded quota: compute, requested: alauda.io/imagestreams=1, "
+        "used: alauda.io/imagestreams=5, limited: alauda.io/imagestreams=5"
+    )
+    assert plan.denied_by == QuotaCharge("compute", 5, 5, 1)
+
+
+def test_zero_hard_denies_the_first_create() -> None:
+    plan = plan_create([rq(hard="0")])
+    assert not plan.allowed
+    assert "used: alauda.io/imagestreams=0, limited: alauda.io/imagestreams=0" in plan.message
+
+
+def test_over_used_quota_stays_denied() -> None:
+    assert not plan_create([rq(hard="3", used="7")]).allowed
+
+
+def test_all_matching_quotas_are_charged_or_none() -> None:
+    plan = plan_create([rq("b", hard="10", used="2"), rq("a", hard="3", used="1")])
+    assert plan.allowed
+    assert [(c.name, c.new_used) for c in plan.charges] == [("a", "2"), ("b", "3")]
+
+    plan = plan_create([rq("b", hard="10", used="2"), rq("a", hard="3", used="3")])
+    assert not plan.allowed
+    assert plan.message.startswith("exceeded quota: a,")
+    assert len(plan.charges) == 2  # the caller writes none of them
+
+
+def test_the_first_full_quota_by_name_is_reported() -> None:
+    plan = plan_create([rq("z", hard="1", used="1"), rq("m", hard="2", used="2")])
+    assert plan.message.startswith("exceeded quota: m,")
+
+
+def test_scoped_and_unrelated_quotas_are_not_charged() -> None:
+    plan = plan_create(
+        [
+            rq("scoped", hard="0", scopes=["NotTerminating"]),
+            {"metadata": {"name": "pods"}, "spec": {"hard": {"pods": "0"}}},
+            None,  # type: ignore[list-item]
+            rq("real", hard="2", used="1"),
+        ]
+    )
+    assert plan.allowed
+    assert [c.name for c in plan.charges] == ["real"]
+
+
+def test_quantities_in_other_forms() -> None:
+    assert plan_create([rq(hard="1k", used="999")]).charges[0] == QuotaCharge("q", 1000, 999, 1)
+    assert plan_create([rq(hard=5, used=4)]).allowed
+    # fractional values: hard rounded down, used rounded up (conservative)
+    assert plan_create([rq(hard="5500m", used="4")]).charges[0].hard == 5
+    assert not plan_create([rq(hard="5500m", used="5")]).allowed
+    charge = plan_create([rq(hard="5", used="3500m")]).charges[0]
+    assert (charge.used, charge.new_used) == (4, "5")
+
+
+@pytest.mark.parametrize("hard", ["lots", "-1", None, "NaN", {"x": 1}])
+def test_unusable_hard_is_skipped_and_reported(hard: Any) -> None:
+    plan = plan_create([rq("broken", hard=hard, used="0"), rq("ok", hard="1", used="1")])
+    assert [c.name for c in plan.charges] == ["ok"]
+    assert not plan.allowed
+    [problem] = plan.problems
+    assert (problem.kind, problem.name) == ("ResourceQuota", "broken")
+    assert problem.error.path == "spec.hard[alauda.io/imagestreams]"
+    assert str(problem).startswith('ResourceQuota "broken": spec.hard[alauda.io/imagestreams]: ')
+
+
+@pytest.mark.parametrize("used", ["garbage", "-2", [], {"a": 1}])
+def test_unusable_used_counts_as_zero_and_is_reported(used: Any) -> None:
+    obj = rq("q", hard="2")
+    obj["status"] = {"used": {R: used}}
+    plan = plan_create([obj])
+    assert plan.allowed
+    assert plan.charges == (QuotaCharge("q", 2, 0, 1),)
+    [problem] = plan.problems
+    assert problem.error.path == "status.used[alauda.io/imagestreams]"
+    assert problem.error.detail.endswith("; counted as 0")
+
+
+def test_quota_charge_for_several_objects() -> None:
+    charge, errors = quota_charge(rq(hard="5", used="3"), requested=2)
+    assert errors == []
+    assert charge == QuotaCharge("q", 5, 3, 2)
+    assert charge.fits and charge.new_used == "5"
+    assert not plan_create([rq(hard="5", used="4")], requested=2).allowed
+    assert "requested: alauda.io/imagestreams=2" in plan_create([rq(hard="5", used="4")], 2).message
+
+
+def test_with_used_sets_only_our_entry_and_copies() -> None:
+    obj = rq(hard="5", used="2")
+    original = copy.deepcopy(obj)
+    updated = with_used(obj, "3")
+    assert obj == original
+    assert updated["status"]["used"] == {R: "3", "pods": "3"}
+    assert updated["status"]["hard"] == {R: "5"}
+    assert updated["metadata"]["resourceVersion"] == "7"
+    updated["spec"]["hard"][R] = "changed"
+    assert obj["spec"]["hard"][R] == "5"  # deep copy
+
+
+@pytest.mark.parametrize("status", [None, {}, {"used": None}, {"used": []}, "x"])
+def test_with_used_creates_missing_status(status: Any) -> None:
+    obj = rq()
+    obj["status"] = status
+    assert with_used(obj, "1")["status"]["used"] == {R: "1"}
+    assert with_used(rq(), "0")["status"] == {"used": {R: "0"}}
+
+
+def test_desired_used() -> None:
+    assert desired_used(0) == "0"
+    assert desired_used(42) == "42"
+    for bad in (-1, True, 1.0, "3"):
+        with pytest.raises(ValueError, match="non-negative integer"):
+            desired_used(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("used", "count", "expected"),
+    [
+        (None, 0, "0"),
+        ("3", 3, None),
+        ("3000m", 3, None),
+        ("3", 2, "2"),
+        ("2", 5, "5"),
+        ("junk", 1, "1"),
+        ("-1", 0, "0"),
+    ],
+)
+def test_used_update(used: Any, count: int, expected: str | None) -> None:
+    assert used_update(rq(used=used), count) == expected
+
+
+def test_used_update_without_status() -> None:
+    assert used_update({"spec": {"hard": {R: "1"}}}, 0) == "0"
+
+
+# --- property (d): N sequential charges against room for K admit exactly K -------------
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 12), st.integers(0, 12)), min_size=1, max_size=3),
+    st.integers(0, 30),
+)
+def test_sequential_charges_admit_exactly_the_room(
+    quotas: list[tuple[int, int]], attempts: int
+) -> None:
+    cluster = [rq(f"q{i}", hard=str(hard), used=str(used)) for i, (hard, used) in enumerate(quotas)]
+    room = min(max(hard - used, 0) for hard, used in quotas)
+    admitted = 0
+    for _ in range(attempts):
+        plan = plan_create(cluster)
+        if plan.allowed:
+            by_name = {charge.name: charge.new_used for charge in plan.charges}
+            cluster = [with_used(q, by_name[q["metadata"]["name"]]) for q in cluster]
+            admitted += 1
+        else:
+            assert plan.message.startswith("exceeded quota: ")
+    assert admitted == min(attempts, room)
+    for (hard, used), quota in zip(quotas, cluster, strict=True):
+        assert quota["status"]["used"][R] == str(used + admitted)
+        assert used + admitted <= max(hard, used)
