@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Flask
 
 from webhook import devcerts, registration
-from webhook.handlers import allow_all, serviceaccounts
+from webhook.handlers import allow_all, policies, serviceaccounts
 from webhook.http.app import create_app
 from webhook.http.endpoints import (
     MUTATE_SERVICEACCOUNTS,
@@ -30,7 +30,7 @@ def build_app(settings: Settings) -> Flask:
             MUTATE_SERVICEACCOUNTS, serviceaccounts.mutate, mutating=True, fail_open=True
         ),
         AdmissionEndpoint(VALIDATE_IMAGESTREAMS, allow_all.allow, mutating=False),
-        AdmissionEndpoint(VALIDATE_POLICIES, allow_all.allow, mutating=False),
+        AdmissionEndpoint(VALIDATE_POLICIES, policies.validate, mutating=False),
     ]
     return create_app(endpoints)
 

@@ -79,3 +79,38 @@ def test_webhook_configurations_match_the_contract(cluster: ClusterEnv) -> None:
         assert {SERVICE_NAMESPACE, "kube-system"} <= set(expr["values"])
         ca = base64.b64decode(hook["clientConfig"]["caBundle"])
         assert b"BEGIN CERTIFICATE" in ca
+
+
+def test_a_denying_webhook_fails_kubectl_apply_with_our_message(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    limit_range = {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": "images"},
+        "spec": {"limits": [{"type": "alauda.io/ImageStream", "max": {"alauda.io/images": "-1"}}]},
+    }
+    result = cluster.apply(limit_range, "-n", namespace, check=False)
+    assert result.returncode != 0
+    assert (
+        'admission webhook "policies.webhook.image.alauda.io" denied the request' in result.stderr
+    )
+    assert 'LimitRange "images" is invalid' in result.stderr
+    assert "spec.limits[0].max[alauda.io/images]" in result.stderr
+    missing = cluster.kubectl("get", "limitrange", "images", "-n", namespace, check=False)
+    assert missing.returncode != 0
+
+
+def test_native_quota_edits_do_not_reach_the_policy_webhook(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    metric = "registry_admission_requests_total"
+    before = cluster.metric(metric, endpoint="validate_policies")
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "pods"},
+        "spec": {"hard": {"pods": "10"}},
+    }
+    cluster.apply(quota, "-n", namespace)
+    assert cluster.metric(metric, endpoint="validate_policies") == before
