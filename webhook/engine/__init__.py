@@ -1,0 +1,1 @@
+"""Controller plumbing in the manner of client-go: work queues, rate limits, leader election."""

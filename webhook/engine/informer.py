@@ -1,0 +1,242 @@
+"""A watch-backed cache of one resource kind, like client-go's shared informer.
+
+List, then watch from the list's resourceVersion; on a watch that ends, resume from the
+last resourceVersion seen (bookmarks keep it fresh); on ``410 Gone`` or any error, relist
+with backoff. Objects are plain dicts, the shape the pure cores take.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+ListFunc = Callable[..., Any]
+Handler = Callable[[str, Obj, Obj | None], None]
+"""Called with (event type ADDED/MODIFIED/DELETED, object, previous object or None)."""
+
+ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+
+
+class _Expired(Exception):
+    """The watch's resourceVersion is too old: relist."""
+
+
+def object_key(obj: Obj) -> str:
+    metadata = obj.get("metadata") or {}
+    namespace = metadata.get("namespace") or ""
+    name = metadata.get("name") or ""
+    return f"{namespace}/{name}" if namespace else name
+
+
+class Informer:
+    """Keeps ``store`` equal to the server's view of one resource, and reports changes."""
+
+    def __init__(
+        self,
+        name: str,
+        list_func: ListFunc,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
+        watch_timeout_seconds: int = 300,
+        max_backoff_seconds: float = 30.0,
+        missing_ok: bool = False,
+    ) -> None:
+        self.name = name
+        self._list_func = list_func
+        self._selectors: dict[str, str] = {}
+        if label_selector:
+            self._selectors["label_selector"] = label_selector
+        if field_selector:
+            self._selectors["field_selector"] = field_selector
+        self._page_size = page_size
+        self._watch_timeout = watch_timeout_seconds
+        self._max_backoff = max_backoff_seconds
+        self._store: dict[str, Obj] = {}
+        self._lock = threading.RLock()
+        self._handlers: list[Handler] = []
+        self._synced = threading.Event()
+        self._resource_version = ""
+        self._thread: threading.Thread | None = None
+        # For optional kinds (a CRD that may not be installed): a 404 on list means "no
+        # objects"; the cache counts as synced and the list is retried periodically.
+        self._missing_ok = missing_ok
+
+    # --- reading -------------------------------------------------------------------------
+
+    def get(self, key: str) -> Obj | None:
+        """The cached object for ``namespace/name`` (or ``name`` when cluster-scoped)."""
+        with self._lock:
+            return self._store.get(key)
+
+    def list(self, namespace: str | None = None) -> list[Obj]:
+        with self._lock:
+            values = list(self._store.values())
+        if namespace is None:
+            return values
+        return [o for o in values if (o.get("metadata") or {}).get("namespace") == namespace]
+
+    def has_synced(self) -> bool:
+        return self._synced.is_set()
+
+    def wait_synced(self, timeout: float) -> bool:
+        return self._synced.wait(timeout)
+
+    def add_handler(self, handler: Handler) -> None:
+        """Register before :meth:`start`; handlers run on the informer's thread: keep them
+        fast (enqueue a key, nothing more)."""
+        self._handlers.append(handler)
+
+    # --- running -------------------------------------------------------------------------
+
+    def start(self, stop: threading.Event) -> threading.Thread:
+        self._thread = threading.Thread(
+            target=self.run, args=(stop,), name=f"informer-{self.name}", daemon=True
+        )
+        self._thread.start()
+        return self._thread
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                if not self._resource_version:
+                    self._relist()
+                    backoff = 0.5
+                self._watch(stop)
+            except _Expired:
+                log.info("informer %s: resourceVersion expired, relisting", self.name)
+                self._resource_version = ""
+            except Exception as err:
+                if self._missing_ok and isinstance(err, ApiException) and err.status == 404:
+                    self._mark_empty()
+                    wait = self._max_backoff
+                else:
+                    log.warning(
+                        "informer %s: %s; relisting in %.1fs", self.name, _describe(err), backoff
+                    )
+                    wait = backoff
+                    backoff = min(backoff * 2, self._max_backoff)
+                self._resource_version = ""
+                if stop.wait(wait):
+                    return
+
+    def _mark_empty(self) -> None:
+        with self._lock:
+            old, self._store = self._store, {}
+        for obj in old.values():
+            self._dispatch(DELETED, obj, None)
+        self._synced.set()
+
+    def _relist(self) -> None:
+        items: list[Obj] = []
+        token: str | None = None
+        resource_version = ""
+        while True:
+            kwargs: dict[str, Any] = dict(self._selectors, limit=self._page_size)
+            if token:
+                kwargs["_continue"] = token
+            response = self._list_func(_preload_content=False, _request_timeout=60, **kwargs)
+            page = json.loads(response.data)
+            items.extend(page.get("items") or [])
+            metadata = page.get("metadata") or {}
+            resource_version = metadata.get("resourceVersion", "")
+            token = metadata.get("continue")
+            if not token:
+                break
+        fresh = {object_key(item): item for item in items}
+        with self._lock:
+            old = self._store
+            self._store = fresh
+        self._resource_version = resource_version
+        for key, obj in fresh.items():
+            previous = old.get(key)
+            if previous is None:
+                self._dispatch(ADDED, obj, None)
+            elif _rv(previous) != _rv(obj):
+                self._dispatch(MODIFIED, obj, previous)
+        for key, obj in old.items():
+            if key not in fresh:
+                self._dispatch(DELETED, obj, None)
+        self._synced.set()
+        log.info("informer %s: listed %d objects", self.name, len(fresh))
+
+    def _watch(self, stop: threading.Event) -> None:
+        response = self._list_func(
+            watch=True,
+            resource_version=self._resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=self._watch_timeout,
+            _preload_content=False,
+            _request_timeout=(10, self._watch_timeout + 30),
+            **self._selectors,
+        )
+        try:
+            for event in _events(response):
+                if stop.is_set():
+                    return
+                self._apply(event)
+        finally:
+            response.close()
+            response.release_conn()
+
+    def _apply(self, event: Obj) -> None:
+        kind = event.get("type")
+        obj = event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise _Expired()
+            raise RuntimeError(f"watch error: {obj.get('message', obj)}")
+        version = _rv(obj)
+        if version:
+            self._resource_version = version
+        if kind == "BOOKMARK":
+            return
+        key = object_key(obj)
+        with self._lock:
+            previous = self._store.get(key)
+            if kind == DELETED:
+                self._store.pop(key, None)
+            else:
+                self._store[key] = obj
+        if kind == DELETED:
+            self._dispatch(DELETED, obj, None)
+        elif previous is None:
+            self._dispatch(ADDED, obj, None)
+        else:
+            self._dispatch(MODIFIED, obj, previous)
+
+    def _dispatch(self, kind: str, obj: Obj, previous: Obj | None) -> None:
+        for handler in self._handlers:
+            try:
+                handler(kind, obj, previous)
+            except Exception:
+                log.exception("informer %s: handler failed on %s", self.name, object_key(obj))
+
+
+def _events(response: Any) -> Iterator[Obj]:
+    for line in iter_resp_lines(response):
+        if line:
+            yield json.loads(line)
+
+
+def _rv(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _describe(err: Exception) -> str:
+    if isinstance(err, ApiException):
+        if err.status == 410:
+            return "resourceVersion expired (410)"
+        return f"API error {err.status} {err.reason}"
+    return f"{type(err).__name__}: {err}"
