@@ -31,9 +31,16 @@ CONFIGURATION_NAME = "image-registry-webhook"
 class Stack:
     """Control plane plus our processes; :meth:`stop` stops everything it started."""
 
-    def __init__(self, control_plane: ControlPlane, *, with_controller: bool = True) -> None:
+    def __init__(
+        self,
+        control_plane: ControlPlane,
+        *,
+        with_controller: bool = True,
+        controller_args: list[str] | None = None,
+    ) -> None:
         self.cp = control_plane
         self.with_controller = with_controller
+        self.controller_args = list(controller_args or [])
         self.webhook: ManagedProcess | None = None
         self.controller: ManagedProcess | None = None
         self.webhook_port = 0
@@ -129,6 +136,7 @@ class Stack:
                 f"--kubeconfig={self.kubeconfig}",
                 f"--namespace={SERVICE_NAMESPACE}",
                 "--metrics-bind=127.0.0.1:0",
+                *self.controller_args,
             ],
             self.cp.log_dir,
             env=self._env(),

@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Flask
 
 from webhook import devcerts, registration
+from webhook.caches import WebhookCaches
 from webhook.handlers import allow_all, policies, serviceaccounts
 from webhook.http.app import create_app
 from webhook.http.endpoints import (
@@ -24,15 +25,20 @@ log = logging.getLogger(__name__)
 
 
 def build_app(settings: Settings) -> Flask:
-    """The application each gunicorn worker serves."""
+    """The application each gunicorn worker serves, with its own caches."""
+    caches = WebhookCaches(api_client(settings.kubeconfig))
+    caches.start()
+    mutate_serviceaccounts = serviceaccounts.ServiceAccountMutator(
+        caches.namespace_labels, frozenset(settings.never_touched_namespaces)
+    )
     endpoints = [
         AdmissionEndpoint(
-            MUTATE_SERVICEACCOUNTS, serviceaccounts.mutate, mutating=True, fail_open=True
+            MUTATE_SERVICEACCOUNTS, mutate_serviceaccounts, mutating=True, fail_open=True
         ),
         AdmissionEndpoint(VALIDATE_IMAGESTREAMS, allow_all.allow, mutating=False),
         AdmissionEndpoint(VALIDATE_POLICIES, policies.validate, mutating=False),
     ]
-    return create_app(endpoints)
+    return create_app(endpoints, readiness=[caches.not_ready])
 
 
 def _serving_files(settings: Settings) -> tuple[Path, Path, Path | None]:

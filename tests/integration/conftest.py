@@ -39,7 +39,7 @@ def cluster() -> Iterator[ClusterEnv]:
         assert kubectl, "kubectl must be on PATH for E2E_EXISTING_CLUSTER"
         yield ClusterEnv(kubeconfig, kubectl, _api(kubeconfig))
         return
-    stack = Stack(ControlPlane(), with_controller=False)
+    stack = Stack(ControlPlane())
     stack.start()
     try:
         with _api(stack.kubeconfig) as api:

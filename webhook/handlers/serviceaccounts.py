@@ -1,38 +1,29 @@
-"""``/mutate/serviceaccounts``: point every ServiceAccount at its managed pull secret."""
+"""``/mutate/serviceaccounts``: point every ServiceAccount at its managed pull secret.
+
+The patch adds the managed Secret to ``imagePullSecrets`` (once, after the user's entries)
+and the ``internal-registry-pull-secret-ref`` annotation. It is the same on dry-run, and
+has no side effect: the Secret itself is the reconciler's job.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from jsonpointer import JsonPointer
+from collections.abc import Callable, Mapping
 
 from webhook.admission import AdmissionRequest, Decision
-from webhook.pullsecrets.names import ANNOTATION_PULL_SECRET_REF, secret_name_for
+from webhook.pullsecrets.serviceaccount_patch import serviceaccount_mutation
+
+NamespaceLabels = Callable[[str], Mapping[str, str] | None]
+"""Labels of a namespace by name (None when unknown)."""
 
 
-def annotation_patch(sa: dict[str, Any]) -> list[dict[str, Any]]:
-    """Set the pull-secret-ref annotation to the managed Secret's name."""
-    metadata = sa.get("metadata") or {}
-    name = metadata.get("name")
-    if not isinstance(name, str) or not name:
-        return []
-    secret = secret_name_for(name)
-    annotations = metadata.get("annotations")
-    if not isinstance(annotations, dict):
-        return [
-            {
-                "op": "add",
-                "path": "/metadata/annotations",
-                "value": {ANNOTATION_PULL_SECRET_REF: secret},
-            }
-        ]
-    if annotations.get(ANNOTATION_PULL_SECRET_REF) == secret:
-        return []
-    path = JsonPointer.from_parts(["metadata", "annotations", ANNOTATION_PULL_SECRET_REF]).path
-    return [{"op": "add", "path": path, "value": secret}]
+class ServiceAccountMutator:
+    def __init__(self, namespace_labels: NamespaceLabels, excluded: frozenset[str]) -> None:
+        self._namespace_labels = namespace_labels
+        self._excluded = excluded
 
-
-def mutate(request: AdmissionRequest) -> Decision:
-    if request.object is None:
-        return Decision.allow()
-    return Decision.allow(patch=annotation_patch(request.object))
+    def __call__(self, request: AdmissionRequest) -> Decision:
+        sa = request.object
+        if sa is None or request.namespace in self._excluded:
+            return Decision.allow()
+        labels = self._namespace_labels(request.namespace)
+        return Decision.allow(patch=serviceaccount_mutation(sa, labels))

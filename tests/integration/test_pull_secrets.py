@@ -1,0 +1,343 @@
+"""Managed pull secrets against the real API server, kube-controller-manager and our
+webhook and reconciler."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.integration.support import ClusterEnv
+
+REF = "image.alauda.io/internal-registry-pull-secret-ref"
+OPT_OUT = "image.alauda.io/managed-pull-secret"
+MANAGED = "image.alauda.io/managed-by=registry-v2-policy"
+INTERNAL = {
+    "image-registry.image-registry-system.svc:5000",
+    "image-registry.image-registry-system.svc.cluster.local:5000",
+}
+
+
+def read(cluster: ClusterEnv, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+    result = cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
+    if result.returncode != 0:
+        assert "NotFound" in result.stderr, result.stderr
+        return None
+    obj: dict[str, Any] = json.loads(result.stdout)
+    return obj
+
+
+def docker_config(secret: dict[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    return config
+
+
+def valid_secret(cluster: ClusterEnv, namespace: str, sa: str) -> dict[str, Any] | None:
+    """The managed Secret once it carries a token, else None."""
+    secret = read(cluster, "secret", f"{sa}-dockercfg", namespace)
+    if secret is None or secret.get("type") != "kubernetes.io/dockerconfigjson":
+        return None
+    auths = docker_config(secret).get("auths") or {}
+    return secret if auths else None
+
+
+def wait_secret(
+    cluster: ClusterEnv, namespace: str, sa: str, timeout: float = 30
+) -> dict[str, Any]:
+    secret: dict[str, Any] = cluster.wait(
+        lambda: valid_secret(cluster, namespace, sa),
+        timeout=timeout,
+        what=f"managed secret of {namespace}/{sa}",
+    )
+    return secret
+
+
+def hostnames(cluster: ClusterEnv, namespace: str, sa: str) -> set[str]:
+    secret = valid_secret(cluster, namespace, sa)
+    return set(docker_config(secret)["auths"]) if secret else set()
+
+
+def pull_secret_names(cluster: ClusterEnv, namespace: str, sa: str) -> list[str]:
+    obj = read(cluster, "serviceaccount", sa, namespace) or {}
+    return [entry.get("name") for entry in obj.get("imagePullSecrets") or []]
+
+
+def token_of(secret: dict[str, Any]) -> str:
+    tokens: set[str] = {entry["password"] for entry in docker_config(secret)["auths"].values()}
+    assert len(tokens) == 1
+    return tokens.pop()
+
+
+def token_review(cluster: ClusterEnv, token: str) -> dict[str, Any]:
+    review = client.AuthenticationV1Api(cluster.api).create_token_review(
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}},
+        _preload_content=False,
+    )
+    status: dict[str, Any] = json.loads(review.data)["status"]
+    return status
+
+
+def managed_secrets(cluster: ClusterEnv, namespace: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = cluster.kubectl_json(
+        "get", "secrets", "-n", namespace, "-l", MANAGED
+    )["items"]
+    return items
+
+
+def test_a_new_serviceaccount_gets_a_working_bound_pull_secret(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    cluster.kubectl("create", "serviceaccount", "builder", "-n", namespace)
+    secret = wait_secret(cluster, namespace, "builder")
+
+    sa = read(cluster, "serviceaccount", "builder", namespace)
+    assert sa is not None
+    assert sa["imagePullSecrets"] == [{"name": "builder-dockercfg"}]
+    assert sa["metadata"]["annotations"][REF] == "builder-dockercfg"
+
+    assert secret["metadata"]["annotations"]["image.alauda.io/service-account.name"] == "builder"
+    (owner,) = secret["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"]) == (
+        "ServiceAccount",
+        "builder",
+        sa["metadata"]["uid"],
+    )
+    auths = docker_config(secret)["auths"]
+    assert set(auths) == INTERNAL
+    token = token_of(secret)
+    for entry in auths.values():
+        assert entry["username"] == "serviceaccount"
+        assert base64.b64decode(entry["auth"]).decode() == f"serviceaccount:{token}"
+
+    status = token_review(cluster, token)
+    assert status["authenticated"] is True
+    assert status["user"]["username"] == f"system:serviceaccount:{namespace}:builder"
+
+    # A pod using the SA inherits the pull secret (ServiceAccount admission plugin).
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "app"},
+        "spec": {
+            "serviceAccountName": "builder",
+            "containers": [
+                {"name": "app", "image": "image-registry.image-registry-system.svc:5000/x/app:v1"}
+            ],
+        },
+    }
+    cluster.apply(pod, "-n", namespace)
+    created = read(cluster, "pod", "app", namespace)
+    assert created is not None
+    assert {"name": "builder-dockercfg"} in created["spec"]["imagePullSecrets"]
+
+    # The token is bound to the Secret: deleting the Secret invalidates it ...
+    cluster.kubectl("delete", "secret", "builder-dockercfg", "-n", namespace)
+    cluster.wait(
+        lambda: token_review(cluster, token).get("authenticated") is not True,
+        timeout=30,
+        what="the old token to fail TokenReview",
+    )
+    # ... and the reconciler replaces it with a fresh one.
+    renewed = wait_secret(cluster, namespace, "builder")
+    assert renewed["metadata"]["uid"] != secret["metadata"]["uid"]
+    assert token_review(cluster, token_of(renewed))["authenticated"] is True
+
+    # Deleting the SA deletes its Secret (garbage collector, through the ownerReference).
+    cluster.kubectl("delete", "serviceaccount", "builder", "-n", namespace)
+    cluster.wait(
+        lambda: read(cluster, "secret", "builder-dockercfg", namespace) is None,
+        timeout=60,
+        what="the managed secret to be garbage-collected",
+    )
+
+
+def test_the_default_serviceaccount_of_a_new_namespace_gets_a_secret(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    wait_secret(cluster, namespace, "default")
+    assert pull_secret_names(cluster, namespace, "default") == ["default-dockercfg"]
+
+
+def test_dry_run_shows_the_patch_and_creates_nothing(cluster: ClusterEnv, namespace: str) -> None:
+    out = cluster.kubectl(
+        "create", "serviceaccount", "ghost", "-n", namespace, "--dry-run=server", "-o", "yaml"
+    ).stdout
+    assert "ghost-dockercfg" in out
+    assert REF in out
+    # A real SA created afterwards gets its secret; by then the dry run would have left
+    # its traces, if it had any.
+    cluster.kubectl("create", "serviceaccount", "real", "-n", namespace)
+    wait_secret(cluster, namespace, "real")
+    assert read(cluster, "secret", "ghost-dockercfg", namespace) is None
+    assert read(cluster, "serviceaccount", "ghost", namespace) is None
+    events = cluster.kubectl_json("get", "events", "-n", namespace)["items"]
+    assert not [e for e in events if e["involvedObject"].get("name") == "ghost"]
+
+
+def test_reapplying_a_manifest_keeps_exactly_one_managed_entry_and_user_entries_in_order(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    plain = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer"}}
+    for _ in range(3):
+        cluster.apply(plain, "-n", namespace)
+        assert pull_secret_names(cluster, namespace, "deployer") == ["deployer-dockercfg"]
+
+    with_users = {
+        **plain,
+        "metadata": {"name": "mixed"},
+        "imagePullSecrets": [{"name": "user-a"}, {"name": "user-b"}],
+    }
+    cluster.apply(with_users, "-n", namespace)
+    cluster.apply(with_users, "-n", namespace)
+    wait_secret(cluster, namespace, "mixed")
+    assert pull_secret_names(cluster, namespace, "mixed") == [
+        "user-a",
+        "user-b",
+        "mixed-dockercfg",
+    ]
+
+
+def test_a_foreign_secret_with_our_name_is_never_taken_over(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    cluster.kubectl(
+        "create", "secret", "generic", "squatter-dockercfg", "-n", namespace, "--from-literal=k=v"
+    )
+    cluster.kubectl("create", "serviceaccount", "squatter", "-n", namespace)
+
+    def warned() -> bool:
+        events = cluster.kubectl_json("get", "events", "-n", namespace)["items"]
+        return any(
+            e["reason"] == "PullSecretNameTaken" and e["involvedObject"]["name"] == "squatter"
+            for e in events
+        )
+
+    cluster.wait(warned, timeout=30, what="a PullSecretNameTaken event")
+    secret = read(cluster, "secret", "squatter-dockercfg", namespace)
+    assert secret is not None and secret["type"] == "Opaque"
+    assert base64.b64decode(secret["data"]["k"]) == b"v"
+
+
+def test_opt_out_by_namespace_label_both_ways(cluster: ClusterEnv, namespace: str) -> None:
+    cluster.kubectl("create", "serviceaccount", "worker", "-n", namespace)
+    wait_secret(cluster, namespace, "worker")
+
+    cluster.kubectl("label", "namespace", namespace, f"{OPT_OUT}=false")
+    cluster.wait(
+        lambda: (
+            not managed_secrets(cluster, namespace)
+            and pull_secret_names(cluster, namespace, "worker") == []
+            and REF
+            not in (read(cluster, "serviceaccount", "worker", namespace) or {})["metadata"].get(
+                "annotations", {}
+            )
+        ),
+        timeout=30,
+        what="opt-out to remove what the service added",
+    )
+    # New SAs in an opted-out namespace are left alone by the webhook too.
+    cluster.kubectl("create", "serviceaccount", "later", "-n", namespace)
+    assert pull_secret_names(cluster, namespace, "later") == []
+
+    cluster.kubectl("label", "namespace", namespace, f"{OPT_OUT}-")
+    for sa in ("worker", "later", "default"):
+        wait_secret(cluster, namespace, sa)
+
+        def entry_back(sa: str = sa) -> bool:
+            return pull_secret_names(cluster, namespace, sa) == [f"{sa}-dockercfg"]
+
+        cluster.wait(
+            entry_back,
+            timeout=30,
+            what=f"{sa} to get its entry back",
+        )
+
+
+def test_opt_out_by_serviceaccount_annotation_both_ways(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    cluster.kubectl("create", "serviceaccount", "ci", "-n", namespace)
+    cluster.kubectl(
+        "patch",
+        "serviceaccount",
+        "ci",
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        json.dumps([{"op": "add", "path": "/imagePullSecrets/0", "value": {"name": "mine"}}]),
+    )
+    wait_secret(cluster, namespace, "ci")
+    cluster.kubectl("annotate", "serviceaccount", "ci", "-n", namespace, f"{OPT_OUT}=false")
+    cluster.wait(
+        lambda: (
+            read(cluster, "secret", "ci-dockercfg", namespace) is None
+            and pull_secret_names(cluster, namespace, "ci") == ["mine"]
+        ),
+        timeout=30,
+        what="the SA opt-out to remove the managed secret and entry",
+    )
+    cluster.kubectl("annotate", "serviceaccount", "ci", "-n", namespace, f"{OPT_OUT}-")
+    wait_secret(cluster, namespace, "ci")
+    cluster.wait(
+        lambda: pull_secret_names(cluster, namespace, "ci") == ["mine", "ci-dockercfg"],
+        timeout=30,
+        what="the entry to come back after the user's",
+    )
+
+
+@pytest.fixture
+def registry_routes(cluster: ClusterEnv) -> Iterator[None]:
+    yield
+    cluster.kubectl("delete", "config.imageregistry.operator.alauda.io", "cluster", check=False)
+
+
+def test_a_route_hostname_change_rewrites_every_managed_secret(
+    cluster: ClusterEnv, namespace: str, registry_routes: None
+) -> None:
+    for sa in ("one", "two"):
+        cluster.kubectl("create", "serviceaccount", sa, "-n", namespace)
+    names = ("one", "two", "default")
+    before = {sa: token_of(wait_secret(cluster, namespace, sa)) for sa in names}
+    host = f"registry-{uuid.uuid4().hex[:6]}.example.com"
+    config = {
+        "apiVersion": "imageregistry.operator.alauda.io/v1",
+        "kind": "Config",
+        "metadata": {"name": "cluster"},
+        "spec": {"routes": [{"name": "public", "hostname": host}]},
+    }
+    cluster.apply(config)
+
+    cluster.wait(
+        lambda: all(hostnames(cluster, namespace, sa) == INTERNAL | {host} for sa in names),
+        timeout=30,
+        what="every managed secret to list the new route",
+    )
+    for sa in names:
+        token = token_of(wait_secret(cluster, namespace, sa))
+        assert token != before[sa]
+        assert token_review(cluster, token)["authenticated"] is True
+
+    cluster.kubectl("delete", "config.imageregistry.operator.alauda.io", "cluster")
+    cluster.wait(
+        lambda: all(hostnames(cluster, namespace, sa) == INTERNAL for sa in names),
+        timeout=30,
+        what="the route to be dropped again",
+    )
+
+
+@pytest.mark.local_only
+def test_the_controller_never_logs_tokens(cluster: ClusterEnv, namespace: str) -> None:
+    assert cluster.stack is not None and cluster.stack.controller is not None
+    cluster.kubectl("create", "serviceaccount", "quiet", "-n", namespace)
+    token = token_of(wait_secret(cluster, namespace, "quiet"))
+    logs = cluster.stack.controller.log_path.read_text() + (
+        cluster.stack.webhook.log_path.read_text() if cluster.stack.webhook else ""
+    )
+    assert token not in logs
+    assert token.split(".")[1] not in logs

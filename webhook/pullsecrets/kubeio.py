@@ -1,0 +1,98 @@
+"""The Kubernetes calls the pull-secret reconciler makes, as dicts, rate limited.
+
+Every call goes through one client-side token bucket, so a backlog of thousands of
+ServiceAccounts never floods the API server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+Obj = dict[str, Any]
+
+REQUEST_TIMEOUT = 30
+
+
+class Limiter(Protocol):
+    def acquire(self) -> None: ...
+
+
+def _json(response: Any) -> Obj:
+    data: Obj = json.loads(response.data)
+    return data
+
+
+def parse_time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class PullSecretApi:
+    def __init__(self, api: client.ApiClient, limiter: Limiter) -> None:
+        self._core = client.CoreV1Api(api)
+        self._limiter = limiter
+
+    def _call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
+        self._limiter.acquire()
+        return _json(
+            func(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+        )
+
+    def read_secret(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return self._call(self._core.read_namespaced_secret, name, namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def create_secret(self, namespace: str, body: Obj) -> Obj:
+        return self._call(self._core.create_namespaced_secret, namespace, body)
+
+    def replace_secret(self, namespace: str, name: str, body: Obj) -> Obj:
+        return self._call(self._core.replace_namespaced_secret, name, namespace, body)
+
+    def delete_secret(self, namespace: str, name: str, uid: str) -> None:
+        """Delete only the Secret with this uid: never one created since we looked."""
+        try:
+            self._call(
+                self._core.delete_namespaced_secret,
+                name,
+                namespace,
+                body={"preconditions": {"uid": uid}, "propagationPolicy": "Background"},
+            )
+        except ApiException as err:
+            if err.status not in (404, 409):
+                raise
+
+    def request_token(
+        self, namespace: str, sa_name: str, secret: Obj, lifetime_seconds: int
+    ) -> tuple[str, dt.datetime]:
+        """A token for the SA bound to ``secret``: deleting the Secret invalidates it."""
+        meta = secret["metadata"]
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "audiences": [],
+                "expirationSeconds": lifetime_seconds,
+                "boundObjectRef": {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                },
+            },
+        }
+        status = self._call(
+            self._core.create_namespaced_service_account_token, sa_name, namespace, body
+        )["status"]
+        return status["token"], parse_time(status["expirationTimestamp"])
+
+    def patch_serviceaccount(self, namespace: str, name: str, ops: list[Obj]) -> Obj:
+        return self._call(self._core.patch_namespaced_service_account, name, namespace, ops)
