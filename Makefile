@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: dev test unit integration lint typecheck controlplane bench clean
+.PHONY: venv dev test unit integration lint typecheck controlplane bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "python3 (3.11+) is required"; exit 1; }
@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
+
+venv: $(STAMP)
 
 ## Build (first run: 15-30 min) or reuse the cached etcd, kube-apiserver, kube-controller-manager, kubectl.
 controlplane:

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# End-to-end suite on a kind cluster, for machines with Docker: builds the image, deploys
+# CRDs, RBAC, webhook and controller exactly as in a cluster, then runs the same
+# integration tests as `make test` against it (those that need direct access to the
+# server's port are marked local_only and deselected).
+#
+#   hack/kind-e2e.sh            # create cluster, deploy, test, delete cluster
+#   KEEP_CLUSTER=1 hack/kind-e2e.sh
+#
+# Not run on the project's development machines: they have no Docker engine.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+cluster=${KIND_CLUSTER_NAME:-registry-v2-e2e}
+image=registry-v2/policy:dev
+ns=image-registry-system
+work=$(mktemp -d)
+kubeconfig="$work/kubeconfig"
+
+for tool in docker kind kubectl; do
+  command -v "$tool" >/dev/null || { echo "$tool is required" >&2; exit 1; }
+done
+
+cleanup() {
+  if [ -z "${KEEP_CLUSTER:-}" ]; then
+    kind delete cluster --name "$cluster" >/dev/null 2>&1 || true
+  else
+    echo "cluster kept: export KUBECONFIG=$kubeconfig"
+  fi
+}
+trap cleanup EXIT
+
+make --no-print-directory venv
+
+kind create cluster --name "$cluster" --kubeconfig "$kubeconfig" --wait 120s
+export KUBECONFIG="$kubeconfig"
+
+docker build -t "$image" .
+kind load docker-image "$image" --name "$cluster"
+
+kubectl apply -f manifests/crds/
+kubectl wait --for=condition=Established --timeout=60s -f manifests/crds/
+kubectl apply -f manifests/deploy/00-namespace.yaml -f manifests/deploy/10-rbac.yaml
+
+# Serving certificate for the Service's DNS names, signed by a fresh CA.
+.venv/bin/python - "$work/tls" <<'PY'
+import sys
+from pathlib import Path
+from webhook import devcerts
+devcerts.ensure(Path(sys.argv[1]), devcerts.serving_hosts("image-registry-webhook", "image-registry-system"))
+PY
+kubectl -n "$ns" create secret generic image-registry-webhook-tls \
+  --from-file=tls.crt="$work/tls/tls.crt" \
+  --from-file=tls.key="$work/tls/tls.key" \
+  --from-file=ca.crt="$work/tls/ca.crt"
+
+kubectl apply -f manifests/deploy/20-webhook.yaml -f manifests/deploy/30-controller.yaml
+kubectl -n "$ns" rollout status deployment/image-registry-webhook --timeout=180s
+kubectl -n "$ns" rollout status deployment/image-registry-controller --timeout=180s
+for kind in mutatingwebhookconfiguration validatingwebhookconfiguration; do
+  kubectl wait --for=create --timeout=60s "$kind/image-registry-webhook"
+done
+
+E2E_EXISTING_CLUSTER=true .venv/bin/python -m pytest tests/integration -m "not local_only" "$@"
