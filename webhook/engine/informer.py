@@ -51,6 +51,7 @@ class Informer:
         watch_timeout_seconds: int = 300,
         max_backoff_seconds: float = 30.0,
         missing_ok: bool = False,
+        index: Callable[[Obj], list[str]] | None = None,
     ) -> None:
         self.name = name
         self._list_func = list_func
@@ -71,6 +72,9 @@ class Informer:
         # For optional kinds (a CRD that may not be installed): a 404 on list means "no
         # objects"; the cache counts as synced and the list is retried periodically.
         self._missing_ok = missing_ok
+        # One secondary index (value -> keys), e.g. Images by the digest they describe.
+        self._index_func = index
+        self._index: dict[str, set[str]] = {}
 
     # --- reading -------------------------------------------------------------------------
 
@@ -79,12 +83,40 @@ class Informer:
         with self._lock:
             return self._store.get(key)
 
+    def by_index(self, value: str) -> list[Obj]:
+        with self._lock:
+            return [self._store[k] for k in sorted(self._index.get(value, ())) if k in self._store]
+
     def list(self, namespace: str | None = None) -> list[Obj]:
         with self._lock:
             values = list(self._store.values())
         if namespace is None:
             return values
         return [o for o in values if (o.get("metadata") or {}).get("namespace") == namespace]
+
+    def _reindex(self) -> None:
+        """Rebuild the index from the store; called with the lock held."""
+        if self._index_func is None:
+            return
+        index: dict[str, set[str]] = {}
+        for key, obj in self._store.items():
+            for value in self._index_func(obj):
+                index.setdefault(value, set()).add(key)
+        self._index = index
+
+    def _index_add(self, key: str, obj: Obj) -> None:
+        if self._index_func is not None:
+            for value in self._index_func(obj):
+                self._index.setdefault(value, set()).add(key)
+
+    def _index_remove(self, key: str, obj: Obj | None) -> None:
+        if self._index_func is not None and obj is not None:
+            for value in self._index_func(obj):
+                keys = self._index.get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del self._index[value]
 
     def has_synced(self) -> bool:
         return self._synced.is_set()
@@ -134,6 +166,7 @@ class Informer:
     def _mark_empty(self) -> None:
         with self._lock:
             old, self._store = self._store, {}
+            self._index = {}
         for obj in old.values():
             self._dispatch(DELETED, obj, None)
         self._synced.set()
@@ -158,6 +191,7 @@ class Informer:
         with self._lock:
             old = self._store
             self._store = fresh
+            self._reindex()
         self._resource_version = resource_version
         for key, obj in fresh.items():
             previous = old.get(key)
@@ -205,10 +239,12 @@ class Informer:
         key = object_key(obj)
         with self._lock:
             previous = self._store.get(key)
+            self._index_remove(key, previous)
             if kind == DELETED:
                 self._store.pop(key, None)
             else:
                 self._store[key] = obj
+                self._index_add(key, obj)
         if kind == DELETED:
             self._dispatch(DELETED, obj, None)
         elif previous is None:
