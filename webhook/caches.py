@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 from collections.abc import Mapping
+from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -14,18 +16,54 @@ from webhook.engine.informer import Informer
 
 log = logging.getLogger(__name__)
 
+IMAGE_GROUP = "image.alauda.io"
+
+
+def image_digests(image: dict[str, Any]) -> list[str]:
+    """Digests an Image object describes: its name, and the digest of its reference."""
+    digests = []
+    name = (image.get("metadata") or {}).get("name")
+    if isinstance(name, str) and ":" in name:
+        digests.append(name)
+    reference = image.get("dockerImageReference")
+    if isinstance(reference, str) and "@" in reference:
+        digests.append(reference.rsplit("@", 1)[1])
+    return digests
+
 
 class WebhookCaches:
     """Informers started in each gunicorn worker (after the fork), stopped with it."""
 
     def __init__(self, api: client.ApiClient) -> None:
         self._core = client.CoreV1Api(api)
+        custom = client.CustomObjectsApi(api)
         self.namespaces = Informer("namespaces", self._core.list_namespace)
+        self.limit_ranges = Informer("limitranges", self._core.list_limit_range_for_all_namespaces)
+        self.resource_quotas = Informer(
+            "resourcequotas", self._core.list_resource_quota_for_all_namespaces
+        )
+        self.images = Informer(
+            "images",
+            functools.partial(custom.list_cluster_custom_object, IMAGE_GROUP, "v1", "images"),
+            missing_ok=True,
+            index=image_digests,
+        )
+        self.imagestreams = Informer(
+            "imagestreams",
+            functools.partial(custom.list_cluster_custom_object, IMAGE_GROUP, "v1", "imagestreams"),
+            missing_ok=True,
+        )
         self._stop = threading.Event()
 
     @property
     def informers(self) -> list[Informer]:
-        return [self.namespaces]
+        return [
+            self.namespaces,
+            self.limit_ranges,
+            self.resource_quotas,
+            self.images,
+            self.imagestreams,
+        ]
 
     def start(self) -> None:
         for informer in self.informers:
@@ -56,3 +94,21 @@ class WebhookCaches:
         metadata = namespace.get("metadata") or {}
         labels: Mapping[str, str] = metadata.get("labels") or {}
         return labels
+
+    def limit_ranges_in(self, namespace: str) -> list[dict[str, Any]]:
+        return self.limit_ranges.list(namespace)
+
+    def quotas_in(self, namespace: str) -> list[dict[str, Any]]:
+        return self.resource_quotas.list(namespace)
+
+    def image(self, digest: str) -> dict[str, Any] | None:
+        """The Image describing ``digest``: named after it (the aggregated Image API), or,
+        as CRD names cannot hold ':', any Image whose dockerImageReference ends in it."""
+        found = self.images.get(digest)
+        if found is not None:
+            return found
+        matches = self.images.by_index(digest)
+        return matches[0] if matches else None
+
+    def imagestream(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.imagestreams.get(f"{namespace}/{name}")

@@ -20,6 +20,7 @@ from webhook.engine.leaderelection import LeaderElector
 from webhook.engine.ratelimit import RateLimiter
 from webhook.kube import api_client
 from webhook.pullsecrets.controller import PullSecretController
+from webhook.quotas.usage_controller import QuotaUsageController
 from webhook.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,19 @@ def run_controller(settings: Settings) -> int:
     api = api_client(settings.kubeconfig, qps_pool=settings.reconcile_workers + 8)
     limiter = RateLimiter(settings.api_qps, settings.api_burst)
     pull_secrets = PullSecretController(api, settings, limiter)
+    quota_usage = QuotaUsageController(api, settings, limiter)
     pull_secrets.start_informers(stop)
+    quota_usage.start_informers(stop)
     lost = threading.Event()
 
     def lead(leading: threading.Event) -> None:
         log.info("became leader: starting reconcilers")
+        quotas = threading.Thread(
+            target=quota_usage.run, args=(leading,), name="quota-usage", daemon=True
+        )
+        quotas.start()
         pull_secrets.run(leading)
+        quotas.join()
 
     def stopped_leading() -> None:
         if not stop.is_set():

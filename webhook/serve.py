@@ -9,7 +9,8 @@ from flask import Flask
 
 from webhook import devcerts, registration
 from webhook.caches import WebhookCaches
-from webhook.handlers import allow_all, policies, serviceaccounts
+from webhook.engine.events import EventRecorder
+from webhook.handlers import imagestreams, policies, serviceaccounts
 from webhook.http.app import create_app
 from webhook.http.endpoints import (
     MUTATE_SERVICEACCOUNTS,
@@ -17,7 +18,11 @@ from webhook.http.endpoints import (
     VALIDATE_POLICIES,
     AdmissionEndpoint,
 )
+from webhook.http.pushreview import pushreview_routes
 from webhook.kube import api_client
+from webhook.pushreview.auth import Authenticator, Authorizer
+from webhook.pushreview.service import PushJudge
+from webhook.quotas.charge import QuotaCharger
 from webhook.server import WebhookServer
 from webhook.settings import Settings
 
@@ -26,8 +31,11 @@ log = logging.getLogger(__name__)
 
 def build_app(settings: Settings) -> Flask:
     """The application each gunicorn worker serves, with its own caches."""
-    caches = WebhookCaches(api_client(settings.kubeconfig))
+    api = api_client(settings.kubeconfig)
+    caches = WebhookCaches(api)
     caches.start()
+    charger = QuotaCharger(api, caches.quotas_in)
+    validate_imagestreams = imagestreams.ImageStreamValidator(caches, charger)
     mutate_serviceaccounts = serviceaccounts.ServiceAccountMutator(
         caches.namespace_labels, frozenset(settings.never_touched_namespaces)
     )
@@ -35,10 +43,17 @@ def build_app(settings: Settings) -> Flask:
         AdmissionEndpoint(
             MUTATE_SERVICEACCOUNTS, mutate_serviceaccounts, mutating=True, fail_open=True
         ),
-        AdmissionEndpoint(VALIDATE_IMAGESTREAMS, allow_all.allow, mutating=False),
+        AdmissionEndpoint(VALIDATE_IMAGESTREAMS, validate_imagestreams, mutating=False),
         AdmissionEndpoint(VALIDATE_POLICIES, policies.validate, mutating=False),
     ]
-    return create_app(endpoints, readiness=[caches.not_ready])
+    push_reviews = pushreview_routes(
+        PushJudge(caches, charger),
+        Authenticator(api),
+        Authorizer(api),
+        EventRecorder(api, interval=60.0),
+        caches.not_ready,
+    )
+    return create_app(endpoints, readiness=[caches.not_ready], extra_routes=[push_reviews])
 
 
 def _serving_files(settings: Settings) -> tuple[Path, Path, Path | None]:

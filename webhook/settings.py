@@ -61,6 +61,7 @@ class Settings:
     api_burst: int = 100
     resync_seconds: int = 300
     metrics_bind: str = "0.0.0.0:9090"
+    quota_release_grace_seconds: float = 5.0
 
     @property
     def never_touched_namespaces(self) -> list[str]:
@@ -153,6 +154,12 @@ def add_controller_flags(parser: argparse.ArgumentParser) -> None:
         "--resync-seconds", type=int, default=int(_env("resync-seconds", "300") or 300)
     )
     parser.add_argument("--metrics-bind", default=_env("metrics-bind", "0.0.0.0:9090"))
+    parser.add_argument(
+        "--quota-release-grace-seconds",
+        type=float,
+        default=float(_env("quota-release-grace-seconds", "5") or 5),
+        help="how long a quota charge without its ImageStream is kept before it is released",
+    )
 
 
 def from_args(args: argparse.Namespace) -> Settings:

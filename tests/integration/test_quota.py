@@ -1,0 +1,317 @@
+"""Image limits and quota on ImageStream writes, against the real API server and
+kube-controller-manager."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import subprocess
+from typing import Any
+
+from tests.integration.support import ClusterEnv
+
+GROUP = "image.alauda.io"
+
+
+def stream(name: str, tags: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": "ImageStream",
+        "metadata": {"name": name, **extra},
+        "spec": {"tags": [{"name": t} for t in tags or []]},
+    }
+
+
+def stream_limits(name: str = "stream-limits", **maxima: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": name},
+        "spec": {"limits": [{"type": "alauda.io/ImageStream", "max": maxima}]},
+    }
+
+
+def image_limit(storage: str, name: str = "image-limits") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": name},
+        "spec": {"limits": [{"type": "alauda.io/Image", "max": {"storage": storage}}]},
+    }
+
+
+def quota(hard: dict[str, str], name: str = "images") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": name},
+        "spec": {"hard": hard},
+    }
+
+
+def digest(n: int) -> str:
+    return "sha256:" + f"{n:064x}"
+
+
+def set_history(
+    cluster: ClusterEnv,
+    namespace: str,
+    name: str,
+    tags: dict[str, list[int]],
+    *,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    status = {
+        "status": {
+            "tags": [
+                {
+                    "tag": tag,
+                    "items": [
+                        {"image": digest(n), "created": "2026-01-01T00:00:00Z"} for n in items
+                    ],
+                }
+                for tag, items in tags.items()
+            ]
+        }
+    }
+    return cluster.kubectl(
+        "patch",
+        "imagestream",
+        name,
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+        check=check,
+    )
+
+
+def used(cluster: ClusterEnv, namespace: str, name: str = "images") -> str | None:
+    obj = cluster.kubectl_json("get", "resourcequota", name, "-n", namespace)
+    value: str | None = (obj.get("status") or {}).get("used", {}).get("alauda.io/imagestreams")
+    return value
+
+
+def test_too_many_tags_is_denied_with_the_contract_message(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    cluster.apply(stream_limits(**{"alauda.io/image-tags": "2"}), "-n", namespace)
+    result = cluster.apply(stream("app", ["a", "b", "c"]), "-n", namespace, check=False)
+    assert result.returncode != 0
+    assert (
+        'ImageStream "app" is forbidden: requested usage of alauda.io/image-tags exceeds the '
+        'maximum limit per alauda.io/ImageStream (3 > 2) set by LimitRange "stream-limits"'
+    ) in result.stderr
+    cluster.apply(stream("app", ["a", "b"]), "-n", namespace)
+
+
+def test_status_tags_count_with_spec_tags(cluster: ClusterEnv, namespace: str) -> None:
+    cluster.apply(stream_limits(**{"alauda.io/image-tags": "2"}), "-n", namespace)
+    cluster.apply(stream("app", ["a", "b"]), "-n", namespace)
+    set_history(cluster, namespace, "app", {"a": [1], "b": [2]})
+    denied = set_history(cluster, namespace, "app", {"a": [1], "b": [2], "c": [3]}, check=False)
+    assert denied.returncode != 0
+    assert (
+        "alauda.io/image-tags exceeds the maximum limit per alauda.io/ImageStream (3 > 2)"
+        in denied.stderr
+    )
+
+
+def test_too_many_images_in_the_history_is_denied(cluster: ClusterEnv, namespace: str) -> None:
+    cluster.apply(stream_limits(**{"alauda.io/images": "2"}), "-n", namespace)
+    cluster.apply(stream("app", ["v1"]), "-n", namespace)
+    set_history(cluster, namespace, "app", {"v1": [1, 2]})
+    denied = set_history(cluster, namespace, "app", {"v1": [1, 2, 3]}, check=False)
+    assert denied.returncode != 0
+    assert (
+        'ImageStream "app" is forbidden: requested usage of alauda.io/images exceeds the maximum '
+        'limit per alauda.io/ImageStream (3 > 2) set by LimitRange "stream-limits"'
+    ) in denied.stderr
+
+
+def test_the_smallest_limit_of_several_limitranges_wins(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    cluster.apply(stream_limits("loose", **{"alauda.io/image-tags": "5"}), "-n", namespace)
+    cluster.apply(stream_limits("tight", **{"alauda.io/image-tags": "1"}), "-n", namespace)
+    result = cluster.apply(stream("app", ["a", "b"]), "-n", namespace, check=False)
+    assert '(2 > 1) set by LimitRange "tight"' in result.stderr
+
+
+def test_an_over_limit_stream_can_be_edited_without_growing(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    cluster.apply(stream("app", ["a", "b", "c"]), "-n", namespace)
+    cluster.apply(stream_limits(**{"alauda.io/image-tags": "2"}), "-n", namespace)
+    # Already over (3 > 2): edits that keep the count pass ...
+    cluster.apply(stream("app", ["a", "b", "c"], labels={"team": "x"}), "-n", namespace)
+    cluster.apply(stream("app", ["a", "b", "d"]), "-n", namespace)
+    # ... so does shrinking ...
+    cluster.apply(stream("app", ["a", "b"]), "-n", namespace)
+    # ... growing past the limit again does not.
+    result = cluster.apply(stream("app", ["a", "b", "c"]), "-n", namespace, check=False)
+    assert result.returncode != 0 and "(3 > 2)" in result.stderr
+
+
+def test_image_storage_limit_applies_to_new_history_items(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    big, small = digest(0xB16), digest(0x5A11)
+    # CRD names cannot hold ':'; standalone Images carry the digest in their reference.
+    images = [f"{namespace}-big", f"{namespace}-small"]
+    for name, ref, size in ((images[0], big, 2 * 1024**3), (images[1], small, 100 * 1024**2)):
+        image = {
+            "apiVersion": f"{GROUP}/v1",
+            "kind": "Image",
+            "metadata": {"name": name},
+            "dockerImageReference": f"image-registry.image-registry-system.svc:5000/x/app@{ref}",
+            "dockerImageMetadata": {"size": size},
+        }
+        cluster.apply(image)
+    cluster.apply(image_limit("1Gi"), "-n", namespace)
+    cluster.apply(stream("app", ["v1"]), "-n", namespace)
+    cluster.wait(
+        lambda: (
+            set_history(cluster, namespace, "app", {"v1": [0x5A11]}, check=False).returncode == 0
+        ),
+        timeout=10,
+        what="the webhook's image cache to see the new Images",
+    )
+    denied = set_history(cluster, namespace, "app", {"v1": [0x5A11, 0xB16]}, check=False)
+    assert denied.returncode != 0
+    assert (
+        'ImageStream "app" is forbidden: requested usage of storage exceeds the maximum limit '
+        'per alauda.io/Image (2Gi > 1Gi) set by LimitRange "image-limits"'
+    ) in denied.stderr
+    cluster.kubectl("delete", "image", *images, "--wait=false")
+
+
+def test_dry_run_judges_the_same_and_charges_nothing(cluster: ClusterEnv, namespace: str) -> None:
+    cluster.apply(quota({"alauda.io/imagestreams": "1"}), "-n", namespace)
+    cluster.apply(stream_limits(**{"alauda.io/image-tags": "1"}), "-n", namespace)
+    cluster.wait(lambda: used(cluster, namespace) == "0", timeout=30, what="usage to be computed")
+    ok = cluster.apply(stream("app", ["a"]), "-n", namespace, "--dry-run=server")
+    assert "(server dry run)" in ok.stdout
+    assert used(cluster, namespace) == "0"
+    denied = cluster.apply(
+        stream("app", ["a", "b"]), "-n", namespace, "--dry-run=server", check=False
+    )
+    assert denied.returncode != 0 and "(2 > 1)" in denied.stderr
+    cluster.apply(stream("app", ["a"]), "-n", namespace)
+    assert used(cluster, namespace) == "1"
+    over = cluster.apply(stream("other", ["a"]), "-n", namespace, "--dry-run=server", check=False)
+    assert over.returncode != 0
+    assert (
+        "exceeded quota: images, requested: alauda.io/imagestreams=1, used: "
+        "alauda.io/imagestreams=1, limited: alauda.io/imagestreams=1"
+    ) in over.stderr
+    assert used(cluster, namespace) == "1"
+
+
+def test_forty_concurrent_creates_against_room_for_five_admit_exactly_five(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    cluster.apply(quota({"alauda.io/imagestreams": "5"}), "-n", namespace)
+    cluster.wait(lambda: used(cluster, namespace) == "0", timeout=30, what="usage to be computed")
+
+    def create(i: int) -> subprocess.CompletedProcess[str]:
+        return cluster.kubectl(
+            "create", "-n", namespace, "-f", "-", input=json.dumps(stream(f"s{i:02d}")), check=False
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(40) as pool:
+        results = list(pool.map(create, range(40)))
+    admitted = [r for r in results if r.returncode == 0]
+    denied = [r for r in results if r.returncode != 0]
+    assert len(admitted) == 5
+    assert all("exceeded quota: images" in r.stderr for r in denied), [r.stderr for r in denied[:3]]
+    items = cluster.kubectl_json("get", "imagestreams", "-n", namespace)["items"]
+    assert len(items) == 5
+    assert used(cluster, namespace) == "5"
+    table = cluster.kubectl("get", "resourcequota", "images", "-n", namespace).stdout
+    assert "alauda.io/imagestreams: 5/5" in table
+
+    names = [i["metadata"]["name"] for i in items]
+    cluster.kubectl("delete", "imagestream", names[0], names[1], "-n", namespace)
+    cluster.wait(
+        lambda: used(cluster, namespace) == "3", timeout=10, what="deletions to free quota"
+    )
+
+
+def test_a_charge_whose_create_failed_is_released(cluster: ClusterEnv, namespace: str) -> None:
+    cluster.apply(quota({"alauda.io/imagestreams": "3"}), "-n", namespace)
+    cluster.wait(lambda: used(cluster, namespace) == "0", timeout=30, what="usage to be computed")
+    manifest = json.dumps(stream("dup"))
+    cluster.kubectl("create", "-n", namespace, "-f", "-", input=manifest)
+    # The second create passes admission (and is charged), then fails in storage.
+    again = cluster.kubectl("create", "-n", namespace, "-f", "-", input=manifest, check=False)
+    assert "AlreadyExists" in again.stderr
+    assert used(cluster, namespace) == "2"
+    cluster.wait(
+        lambda: used(cluster, namespace) == "1", timeout=20, what="the leaked charge to be released"
+    )
+
+
+def test_usage_coexists_with_the_kubernetes_quota_controller(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    cluster.apply(quota({"alauda.io/imagestreams": "4", "configmaps": "10"}), "-n", namespace)
+    cluster.apply(stream("one"), "-n", namespace)
+
+    def both() -> bool:
+        status = cluster.kubectl_json("get", "resourcequota", "images", "-n", namespace)["status"]
+        return status.get("used", {}).get(
+            "alauda.io/imagestreams"
+        ) == "1" and "configmaps" in status.get("used", {})
+
+    cluster.wait(both, timeout=30, what="both usages in status")
+    # The Kubernetes quota controller recomputes configmaps and keeps our entry.
+    cluster.kubectl("create", "configmap", "c1", "-n", namespace)
+    cluster.wait(
+        lambda: (
+            cluster.kubectl_json("get", "resourcequota", "images", "-n", namespace)["status"][
+                "used"
+            ].get("configmaps")
+            == "2"
+        ),
+        timeout=60,
+        what="the quota controller to count the new configmap",
+    )
+    assert used(cluster, namespace) == "1"
+    described = cluster.kubectl("describe", "resourcequota", "images", "-n", namespace).stdout
+    assert any(
+        line.split() == ["alauda.io/imagestreams", "1", "4"] for line in described.splitlines()
+    ), described
+
+
+def test_broken_policies_are_refused_with_the_field_path(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    broken_quota = quota({"alauda.io/imagestreams": "-3"}, name="broken")
+    result = cluster.apply(broken_quota, "-n", namespace, check=False)
+    assert result.returncode != 0
+    assert 'ResourceQuota "broken" is invalid: spec.hard[alauda.io/imagestreams]' in result.stderr
+    wrong_resource = {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": "wrong"},
+        "spec": {"limits": [{"type": "alauda.io/Image", "max": {"alauda.io/images": "3"}}]},
+    }
+    result = cluster.apply(wrong_resource, "-n", namespace, check=False)
+    assert result.returncode != 0
+    assert "spec.limits[0].max[alauda.io/images]" in result.stderr
+    min_over_max = {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": "minmax"},
+        "spec": {
+            "limits": [
+                {"type": "alauda.io/Image", "max": {"storage": "1Gi"}, "min": {"storage": "2Gi"}}
+            ]
+        },
+    }
+    result = cluster.apply(min_over_max, "-n", namespace, check=False)
+    assert result.returncode != 0
+    assert "spec.limits[0].min[storage]" in result.stderr

@@ -1,0 +1,1 @@
+"""Kubernetes adapters of the quota rules: the admission-time charge and usage reconciler."""

@@ -1,0 +1,127 @@
+"""Keep ``status.used["alauda.io/imagestreams"]`` equal to the ImageStreams that exist.
+
+Raising usage is always safe and done at once. Lowering it releases charges, and a charge
+whose ImageStream is still on its way to storage must not be released (that would let a
+concurrent create over the limit), so a lower value is written only after the same gap
+has been observed for ``grace`` seconds with the quota unchanged: long enough for any
+admitted create to land, short enough that deletions free quota within seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from quota.quantity import InvalidQuantity, parse_quantity
+from quota.resourcequota import quota_matches, used_update, with_used
+from quota.resources import RESOURCE_IMAGESTREAMS
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+class Cache(Protocol):
+    def list(self, namespace: str | None = None) -> list[Obj]: ...
+
+
+class Requeue(Exception):
+    """The quota changed while we wrote; look again."""
+
+
+@dataclass(frozen=True)
+class _Gap:
+    resource_version: str
+    since: dt.datetime
+
+
+def _used(quota: Obj) -> int | None:
+    raw = ((quota.get("status") or {}).get("used") or {}).get(RESOURCE_IMAGESTREAMS)
+    if raw is None:
+        return None
+    try:
+        return math.ceil(parse_quantity(raw))
+    except InvalidQuantity:
+        return None
+
+
+class QuotaUsageReconciler:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        quotas: Cache,
+        imagestreams: Cache,
+        *,
+        grace_seconds: float = 5.0,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        acquire: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._core = client.CoreV1Api(api)
+        self._quotas = quotas
+        self._imagestreams = imagestreams
+        self._grace = dt.timedelta(seconds=grace_seconds)
+        self._now = now
+        self._acquire = acquire
+        self._gaps: dict[str, _Gap] = {}
+
+    def reconcile(self, namespace: str) -> float | None:
+        """Converge every matching quota of ``namespace``; seconds until a pending release."""
+        count = len(self._imagestreams.list(namespace))
+        wait: float | None = None
+        for quota in self._quotas.list(namespace):
+            if not quota_matches(quota):
+                continue
+            delay = self._converge(quota, count)
+            if delay is not None:
+                wait = delay if wait is None else min(wait, delay)
+        return wait
+
+    def _converge(self, quota: Obj, count: int) -> float | None:
+        meta = quota["metadata"]
+        uid = meta.get("uid", "")
+        value = used_update(quota, count)
+        if value is None:
+            self._gaps.pop(uid, None)
+            return None
+        used = _used(quota)
+        if used is not None and count < used:
+            gap = self._gaps.get(uid)
+            now = self._now()
+            if gap is None or gap.resource_version != meta.get("resourceVersion"):
+                self._gaps[uid] = _Gap(meta.get("resourceVersion", ""), now)
+                return self._grace.total_seconds()
+            if now - gap.since < self._grace:
+                return (gap.since + self._grace - now).total_seconds()
+        self._write(quota, value)
+        self._gaps.pop(uid, None)
+        return None
+
+    def _write(self, quota: Obj, value: str) -> None:
+        meta = quota["metadata"]
+        self._acquire()
+        try:
+            self._core.replace_namespaced_resource_quota_status(
+                meta["name"],
+                meta["namespace"],
+                with_used(quota, value),
+                _preload_content=False,
+                _request_timeout=10,
+            )
+        except ApiException as err:
+            if err.status in (404, 409):
+                raise Requeue(f"quota {meta['namespace']}/{meta['name']} changed") from None
+            raise
+        log.info(
+            "quota %s/%s: %s used set to %s",
+            meta["namespace"],
+            meta["name"],
+            RESOURCE_IMAGESTREAMS,
+            value,
+        )
