@@ -1,0 +1,271 @@
+"""The PushReview API over TLS, with real TokenReview and SubjectAccessReview.
+
+Local stack only: the registry calls our port directly, and the API server's service
+proxy (the only way in from outside a kind cluster) does not pass bearer tokens on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.integration.support import ClusterEnv, HttpResult
+from tests.integration.test_quota import digest, quota, stream, stream_limits
+
+pytestmark = pytest.mark.local_only
+
+PATH = "/v1/pushreviews"
+JSON = {"Content-Type": "application/json"}
+
+
+@dataclass
+class Caller:
+    cluster: ClusterEnv
+    namespace: str
+    token: str
+
+    def review(self, spec: dict[str, Any], token: str | None = None) -> HttpResult:
+        body = {"apiVersion": "image.alauda.io/v1", "kind": "PushReview", "spec": spec}
+        return self.raw(json.dumps(body).encode(), token)
+
+    def raw(
+        self, body: bytes, token: str | None = None, headers: dict[str, str] | None = None
+    ) -> HttpResult:
+        all_headers = dict(JSON if headers is None else headers)
+        if token is not None or self.token:
+            all_headers["Authorization"] = f"Bearer {token if token is not None else self.token}"
+        return self.cluster.server_request("POST", PATH, body, all_headers)
+
+
+def push(
+    namespace: str,
+    repository: str = "app",
+    tag: str | None = "v1",
+    n: int = 1,
+    layers: tuple[int, ...] = (1000,),
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "namespace": namespace,
+        "repository": repository,
+        "digest": digest(n),
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"digest": digest(10_000 + n), "size": 100},
+        "layers": [{"digest": digest(20_000 + i), "size": size} for i, size in enumerate(layers)],
+    }
+    if tag is not None:
+        spec["tag"] = tag
+    return spec
+
+
+@pytest.fixture
+def caller(cluster: ClusterEnv, namespace: str) -> Iterator[Caller]:
+    cluster.kubectl("create", "serviceaccount", "registry", "-n", namespace)
+    cluster.kubectl("create", "serviceaccount", "intruder", "-n", namespace)
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "pushreview-creator"},
+        "rules": [
+            {"apiGroups": ["image.alauda.io"], "resources": ["pushreviews"], "verbs": ["create"]}
+        ],
+    }
+    cluster.apply(role, "-n", namespace)
+    cluster.kubectl(
+        "create",
+        "rolebinding",
+        "registry-pushreviews",
+        "-n",
+        namespace,
+        "--role=pushreview-creator",
+        f"--serviceaccount={namespace}:registry",
+    )
+    token = cluster.kubectl("create", "token", "registry", "-n", namespace).stdout.strip()
+    yield Caller(cluster, namespace, token)
+
+
+def status(result: HttpResult) -> dict[str, Any]:
+    assert result.status == 200, result.body
+    body = result.json()
+    assert body["apiVersion"] == "image.alauda.io/v1" and body["kind"] == "PushReview"
+    value: dict[str, Any] = body["status"]
+    return value
+
+
+def test_an_allowed_push_echoes_the_review_with_status(caller: Caller) -> None:
+    spec = push(caller.namespace)
+    result = caller.review(spec)
+    assert status(result) == {"allowed": True, "reason": "", "message": ""}
+    assert result.json()["spec"] == spec
+
+
+def test_a_push_over_the_image_size_limit_is_denied(cluster: ClusterEnv, caller: Caller) -> None:
+    limit = {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": "image-limits"},
+        "spec": {"limits": [{"type": "alauda.io/Image", "max": {"storage": "1Mi"}}]},
+    }
+    cluster.apply(limit, "-n", caller.namespace)
+    # 100 (config) + 600Ki, with one layer listed twice: counted once, so it fits.
+    fits = push(caller.namespace, layers=(600 * 1024,))
+    fits["layers"].append(dict(fits["layers"][0]))
+
+    def allowed() -> bool:
+        return bool(status(caller.review(fits))["allowed"])
+
+    cluster.wait(allowed, timeout=10, what="the push to fit")
+    too_big = push(caller.namespace, layers=(600 * 1024, 600 * 1024))
+    answer = status(caller.review(too_big))
+    assert answer["allowed"] is False and answer["reason"] == "Forbidden"
+    assert answer["message"] == (
+        'ImageStream "app" is forbidden: requested usage of storage exceeds the maximum limit '
+        'per alauda.io/Image (1228900 > 1Mi) set by LimitRange "image-limits"'
+    )
+
+    def event_recorded() -> bool:
+        events = cluster.kubectl_json("get", "events", "-n", caller.namespace)["items"]
+        return any(e["reason"] == "PushDenied" and e["type"] == "Warning" for e in events)
+
+    cluster.wait(event_recorded, timeout=10, what="a PushDenied warning event")
+
+
+def _stream_with_history(cluster: ClusterEnv, namespace: str, tags: dict[str, list[int]]) -> None:
+    cluster.apply(stream("app", list(tags)), "-n", namespace)
+    history = {
+        "status": {
+            "tags": [
+                {
+                    "tag": t,
+                    "items": [
+                        {"image": digest(n), "created": "2026-01-01T00:00:00Z"} for n in items
+                    ],
+                }
+                for t, items in tags.items()
+            ]
+        }
+    }
+    cluster.kubectl(
+        "patch",
+        "imagestream",
+        "app",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(history),
+    )
+
+
+def test_tag_and_image_limits_apply_to_pushes_including_by_digest(
+    cluster: ClusterEnv, caller: Caller
+) -> None:
+    cluster.apply(
+        stream_limits(**{"alauda.io/image-tags": "2", "alauda.io/images": "2"}),
+        "-n",
+        caller.namespace,
+    )
+    _stream_with_history(cluster, caller.namespace, {"v1": [1], "v2": [2]})
+
+    def sees_stream() -> bool:
+        return not status(caller.review(push(caller.namespace, tag="v3", n=1)))["allowed"]
+
+    cluster.wait(sees_stream, timeout=10, what="the webhook's stream cache")
+    new_tag = status(caller.review(push(caller.namespace, tag="v3", n=1)))
+    assert (
+        "alauda.io/image-tags exceeds the maximum limit per alauda.io/ImageStream (3 > 2)"
+        in new_tag["message"]
+    )
+    # Re-pushing an existing tag with a known image grows nothing.
+    assert status(caller.review(push(caller.namespace, tag="v1", n=2)))["allowed"] is True
+    # A push by digest adds an image even without a tag.
+    by_digest = status(caller.review(push(caller.namespace, tag=None, n=3)))
+    assert by_digest["allowed"] is False
+    assert (
+        "alauda.io/images exceeds the maximum limit per alauda.io/ImageStream (3 > 2)"
+        in by_digest["message"]
+    )
+    assert status(caller.review(push(caller.namespace, tag=None, n=1)))["allowed"] is True
+
+
+def test_a_new_repository_needs_room_in_the_imagestream_quota(
+    cluster: ClusterEnv, caller: Caller
+) -> None:
+    cluster.apply(quota({"alauda.io/imagestreams": "1"}), "-n", caller.namespace)
+    cluster.apply(stream("existing"), "-n", caller.namespace)
+    answer = status(caller.review(push(caller.namespace, repository="brand-new")))
+    assert answer["allowed"] is False
+    assert answer["message"] == (
+        "exceeded quota: images, requested: alauda.io/imagestreams=1, used: "
+        "alauda.io/imagestreams=1, limited: alauda.io/imagestreams=1"
+    )
+
+    def existing_allowed() -> bool:
+        return bool(status(caller.review(push(caller.namespace, repository="existing")))["allowed"])
+
+    cluster.wait(existing_allowed, timeout=10, what="pushes to the existing stream to pass")
+
+
+def test_callers_are_authenticated_and_authorized(cluster: ClusterEnv, caller: Caller) -> None:
+    spec = push(caller.namespace)
+    no_token = Caller(cluster, caller.namespace, "").review(spec)
+    assert no_token.status == 401 and no_token.json()["error"]
+    assert no_token.headers["WWW-Authenticate"].startswith("Bearer")
+    bad_token = caller.review(spec, token="not-a-token")
+    assert bad_token.status == 401
+    intruder = cluster.kubectl("create", "token", "intruder", "-n", caller.namespace).stdout.strip()
+    forbidden = caller.review(spec, token=intruder)
+    assert forbidden.status == 403
+    assert "pushreviews" in forbidden.json()["error"]
+    # The grant is per namespace: another namespace is forbidden for the same caller.
+    elsewhere = caller.review(push("default"))
+    assert elsewhere.status == 403
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "words"),
+    [
+        (b"{nope", JSON, "not valid JSON"),
+        (b"[]", JSON, "JSON object"),
+        (
+            json.dumps({"apiVersion": "v1", "kind": "PushReview", "spec": {}}).encode(),
+            JSON,
+            "apiVersion",
+        ),
+        (
+            json.dumps({"apiVersion": "image.alauda.io/v1", "kind": "PushReview"}).encode(),
+            JSON,
+            "spec",
+        ),
+        (b"{}", {"Content-Type": "text/plain"}, "content type"),
+    ],
+)
+def test_malformed_push_reviews_get_400(
+    caller: Caller, body: bytes, headers: dict[str, str], words: str
+) -> None:
+    result = caller.raw(body, headers=headers)
+    assert result.status == 400
+    assert words in result.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"namespace": "Not_A_Namespace"}, "spec.namespace"),
+        ({"repository": ""}, "spec.repository"),
+        ({"tag": "bad tag"}, "spec.tag"),
+        ({"digest": "md5"}, "spec.digest"),
+        ({"layers": [{"digest": "sha256:aa", "size": -1}]}, "spec.layers[0].size"),
+        ({"config": {"digest": "sha256:aa"}}, "spec.config.size"),
+    ],
+)
+def test_invalid_push_review_fields_are_named(
+    caller: Caller, change: dict[str, Any], words: str
+) -> None:
+    result = caller.review({**push(caller.namespace), **change})
+    assert result.status == 400
+    assert words in result.json()["error"]

@@ -1,0 +1,1 @@
+"""The PushReview API: the registry asks before it accepts a push."""

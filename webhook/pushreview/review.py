@@ -1,0 +1,98 @@
+"""PushReview bodies: strict parsing into plain data, and the answer's shape."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from quota.usage import InvalidManifest, Manifest, manifest_from_dict
+
+API_VERSION = "image.alauda.io/v1"
+KIND = "PushReview"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# OCI image-spec digest grammar.
+_DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+
+
+class BadPushReview(ValueError):
+    """The body is not a valid PushReview; the message names the field."""
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    namespace: str
+    repository: str
+    tag: str | None
+    digest: str
+    media_type: str
+    manifest: Manifest
+    body: dict[str, Any]
+
+
+def _string(spec: dict[str, Any], key: str, *, required: bool) -> str | None:
+    value = spec.get(key)
+    if value is None or (value == "" and not required):
+        if required:
+            raise BadPushReview(f"spec.{key} is required")
+        return None
+    if not isinstance(value, str) or not value:
+        raise BadPushReview(f"spec.{key} must be a non-empty string")
+    return value
+
+
+def parse_push_review(body: bytes, content_type: str | None) -> PushRequest:
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise BadPushReview(
+            f"unsupported content type {content_type or '(none)'!r}: expected application/json"
+        )
+    try:
+        review = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BadPushReview(f"request body is not valid JSON: {err}") from None
+    except RecursionError:
+        raise BadPushReview("request body JSON is nested too deeply") from None
+    if not isinstance(review, dict):
+        raise BadPushReview("request body must be a JSON object: a PushReview")
+    if review.get("apiVersion") != API_VERSION:
+        raise BadPushReview(f"apiVersion must be {API_VERSION!r}, got {review.get('apiVersion')!r}")
+    if review.get("kind") != KIND:
+        raise BadPushReview(f"kind must be {KIND!r}, got {review.get('kind')!r}")
+    spec = review.get("spec")
+    if not isinstance(spec, dict):
+        raise BadPushReview("spec is required and must be an object")
+    namespace = _string(spec, "namespace", required=True) or ""
+    if not _DNS_LABEL.match(namespace):
+        raise BadPushReview(f"spec.namespace {namespace!r} is not a valid namespace name")
+    repository = _string(spec, "repository", required=True) or ""
+    if len(repository) > 253 or not _DNS_SUBDOMAIN.match(repository):
+        raise BadPushReview(f"spec.repository {repository!r} is not a valid ImageStream name")
+    tag = _string(spec, "tag", required=False)
+    if tag is not None and not _TAG.match(tag):
+        raise BadPushReview(f"spec.tag {tag!r} is not a valid tag")
+    digest = _string(spec, "digest", required=True) or ""
+    if not _DIGEST.match(digest):
+        raise BadPushReview(f"spec.digest {digest!r} is not a valid digest")
+    media = spec.get("mediaType", "")
+    if not isinstance(media, str):
+        raise BadPushReview("spec.mediaType must be a string")
+    try:
+        manifest = manifest_from_dict(spec)
+    except InvalidManifest as err:
+        raise BadPushReview(str(err)) from None
+    return PushRequest(namespace, repository, tag, digest, media, manifest, review)
+
+
+def answer(
+    request: PushRequest, *, allowed: bool, reason: str = "", message: str = ""
+) -> dict[str, Any]:
+    """The same object, with ``status`` filled in."""
+    out = copy.deepcopy(request.body)
+    out["status"] = {"allowed": allowed, "reason": reason, "message": message}
+    return out
