@@ -145,12 +145,15 @@ class PullSecretReconciler:
         current, reason = secret_is_current(secret, sa, hostnames, self._now())
         if current:
             return secret
+        created = False
         if reason is Reason.MISSING:
-            # The cache may lag our own writes (or a user's Secret, which we do not watch).
-            secret = self._api.read_secret(namespace, secret_name)
-            current, reason = secret_is_current(secret, sa, hostnames, self._now())
-            if current:
-                return secret
+            # Create straight away: the name is deterministic, so a cache that lags our own
+            # writes (or a user's Secret, which we do not watch) only costs a 409.
+            secret, created = self._create_or_read(sa, namespace, secret_name, hostnames)
+            if not created:
+                current, reason = secret_is_current(secret, sa, hostnames, self._now())
+                if current:
+                    return secret
         if reason is Reason.NOT_MANAGED:
             self._recorder.record(
                 reference(sa, "ServiceAccount"),
@@ -160,13 +163,12 @@ class PullSecretReconciler:
                 "delete or rename it so the managed pull secret can be created",
             )
             return None
-        if reason.needs_recreate and secret is not None:
+        if secret is None:  # unreachable: only MISSING has no Secret, and it was created
+            raise Requeue(f"secret {namespace}/{secret_name} not found")
+        if reason.needs_recreate and not created:
             log.info("recreating pull secret %s/%s: %s", namespace, secret_name, reason.value)
             self._api.delete_secret(namespace, secret_name, secret["metadata"]["uid"])
             raise Requeue(f"deleted stale secret {namespace}/{secret_name}")
-        created = secret is None
-        if secret is None:
-            secret = self._create_placeholder(sa, namespace, secret_name, hostnames)
         token, expires = self._api.request_token(
             namespace, sa["metadata"]["name"], secret, self._config.token_lifetime_seconds
         )
@@ -184,18 +186,23 @@ class PullSecretReconciler:
         log.info("pull secret %s/%s %s (%s)", namespace, secret_name, action, reason.value)
         return written
 
-    def _create_placeholder(
+    def _create_or_read(
         self, sa: Obj, namespace: str, secret_name: str, hostnames: list[str]
-    ) -> Obj:
-        """Create the Secret without a token first: a token is bound to the Secret's uid."""
+    ) -> tuple[Obj, bool]:
+        """Create the Secret without a token (a token is bound to the Secret's uid, so the
+        Secret comes first); when it exists already, read it. True when we created it."""
         try:
-            return self._api.create_secret(namespace, build_desired_secret(sa, hostnames, None))
+            body = build_desired_secret(sa, hostnames, None)
+            return self._api.create_secret(namespace, body), True
         except ApiException as err:
-            if err.status == 409:
-                raise Requeue(f"secret {namespace}/{secret_name} appeared meanwhile") from None
             if err.status == 403 and "being terminated" in (err.body or ""):
                 raise Requeue(f"namespace {namespace} is terminating") from None
-            raise
+            if err.status != 409:
+                raise
+        existing = self._api.read_secret(namespace, secret_name)
+        if existing is None:
+            raise Requeue(f"secret {namespace}/{secret_name} vanished meanwhile")
+        return existing, False
 
     def _patch_serviceaccount(self, sa: Obj, ops: list[Obj]) -> None:
         if not ops:

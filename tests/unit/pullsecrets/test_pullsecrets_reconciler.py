@@ -190,7 +190,6 @@ def test_creates_a_bound_secret_patches_the_sa_and_requeues_at_60_percent() -> N
     world.add_sa("builder")
     delay = world.converge("team/builder")
     assert world.api.calls == [
-        "read_secret",
         "create_secret",
         "request_token",
         "replace_secret",
@@ -253,7 +252,7 @@ def test_a_lagging_cache_never_creates_a_second_secret() -> None:
     world.secrets.items.clear()  # the cache has not seen our write yet
     world.api.calls.clear()
     world.converge("team/builder")
-    assert world.api.calls == ["read_secret"]
+    assert world.api.calls == ["create_secret", "read_secret"]
     assert list(world.api.live_secrets) == ["team/builder-dockercfg"]
 
 
@@ -311,7 +310,9 @@ def test_a_foreign_secret_is_left_alone_with_an_event() -> None:
     }
     assert world.converge("team/builder") is None
     assert world.recorder.events == [("builder", "PullSecretNameTaken")]
-    assert "create_secret" not in world.api.calls and "delete_secret" not in world.api.calls
+    # The create attempt met the foreign Secret (409); nothing was written over it.
+    assert world.api.calls == ["create_secret", "read_secret"]
+    assert world.api.live_secrets["team/builder-dockercfg"]["type"] == "Opaque"
 
 
 def test_opting_out_removes_what_the_service_added() -> None:
