@@ -6,7 +6,9 @@ import logging
 import time
 from collections.abc import Callable
 
+import urllib3
 from flask import Flask, Response, jsonify, request
+from kubernetes.client.exceptions import ApiException
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from webhook import observability as obs
@@ -34,6 +36,7 @@ def _bearer_token() -> str | None:
 def _unauthorized(message: str) -> Response:
     response = json_error(401, message)
     response.headers["WWW-Authenticate"] = 'Bearer realm="registry-v2-policy"'
+    response.headers["Connection"] = "close"  # the body may be unread
     return response
 
 
@@ -48,24 +51,31 @@ def pushreview_routes(
         @app.post(PATH)
         def push_review() -> Response:
             started = time.perf_counter()
-            response, label = _review()
+            try:
+                response, label = _review()
+            except (ApiException, urllib3.exceptions.HTTPError) as err:
+                # TokenReview or SubjectAccessReview could not be made: retryable.
+                log.warning("pushreview: API server unavailable: %s", type(err).__name__)
+                response = json_error(503, "cannot reach the API server to check the caller; retry")
+                label = "error"
             obs.PUSH_REVIEWS.labels(label).inc()
             obs.PUSH_REVIEW_LATENCY.observe(time.perf_counter() - started)
             return response
 
     def _review() -> tuple[Response, str]:
-        try:
-            body = read_body(MAX_BODY_BYTES)
-        except RequestEntityTooLarge:
-            response = json_error(400, f"request body exceeds {MAX_BODY_BYTES} bytes")
-            response.headers["Connection"] = "close"
-            return response, "bad_request"
+        # Who is calling comes first: an anonymous client never makes us read its body.
         token = _bearer_token()
         if token is None:
             return _unauthorized("a bearer token is required"), "unauthenticated"
         user = authenticator.authenticate(token)
         if user is None:
             return _unauthorized("the bearer token is not valid"), "unauthenticated"
+        try:
+            body = read_body(MAX_BODY_BYTES)
+        except RequestEntityTooLarge:
+            response = json_error(400, f"request body exceeds {MAX_BODY_BYTES} bytes")
+            response.headers["Connection"] = "close"
+            return response, "bad_request"
         try:
             push = parse_push_review(body, request.content_type)
         except BadPushReview as err:

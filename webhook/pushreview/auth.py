@@ -95,7 +95,8 @@ class Authorizer:
         self._cache: TtlCache[bool] = TtlCache(ttl)
 
     def may_create_pushreview(self, user: User, namespace: str) -> bool:
-        key = (user.name, user.uid, user.groups, namespace)
+        extra = tuple(sorted((k, tuple(v)) for k, v in user.extra.items()))
+        key = (user.name, user.uid, user.groups, extra, namespace)
         cached = self._cache.get(key)
         if cached is not None:
             return cached

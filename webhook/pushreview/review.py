@@ -79,7 +79,7 @@ def parse_push_review(body: bytes, content_type: str | None) -> PushRequest:
     digest = _string(spec, "digest", required=True) or ""
     if not _DIGEST.match(digest):
         raise BadPushReview(f"spec.digest {digest!r} is not a valid digest")
-    media = spec.get("mediaType", "")
+    media = spec.get("mediaType") or ""
     if not isinstance(media, str):
         raise BadPushReview("spec.mediaType must be a string")
     try:
