@@ -41,6 +41,8 @@ class Settings:
     tls_key_file: Path | None = None
     ca_file: Path | None = None
     dev_certs_dir: Path | None = None
+    # One gunicorn worker process per pod (its caches and metrics live in it); scale with
+    # threads and replicas.
     workers: int = 1
     threads: int = 8
     # Self-registration of the webhook configurations
@@ -67,6 +69,14 @@ class Settings:
     def never_touched_namespaces(self) -> list[str]:
         """Namespaces excluded from every webhook: our own, kube-system, and configured ones."""
         return list(dict.fromkeys([self.namespace, "kube-system", *self.excluded_namespaces]))
+
+
+def _token_lifetime(value: str) -> int:
+    seconds = int(value)
+    if seconds < 600:
+        # The TokenRequest API refuses shorter lifetimes.
+        raise argparse.ArgumentTypeError("must be at least 600 seconds")
+    return seconds
 
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
@@ -98,8 +108,9 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--token-lifetime-seconds",
-        type=int,
-        default=int(_env("token-lifetime-seconds", "3600") or 3600),
+        type=_token_lifetime,
+        default=_token_lifetime(_env("token-lifetime-seconds", "3600") or "3600"),
+        help="lifetime of the bound tokens in pull secrets (600 or more; refreshed at 60%%)",
     )
 
 
@@ -119,8 +130,12 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         default=_env("dev-certs-dir"),
         help="generate (or reuse) a CA and serving certificate here; for development only",
     )
-    parser.add_argument("--workers", type=int, default=int(_env("workers", "1") or 1))
-    parser.add_argument("--threads", type=int, default=int(_env("threads", "8") or 8))
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=int(_env("threads", "8") or 8),
+        help="concurrent requests the server handles (one worker process)",
+    )
     parser.add_argument(
         "--register",
         action=argparse.BooleanOptionalAction,
