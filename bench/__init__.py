@@ -1,0 +1,1 @@
+"""Benchmarks against the real local control plane; each prints its figures."""
