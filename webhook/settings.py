@@ -44,7 +44,7 @@ class Settings:
     # One gunicorn worker process per pod (its caches and metrics live in it); scale with
     # threads and replicas.
     workers: int = 1
-    threads: int = 8
+    threads: int = 64
     # Self-registration of the webhook configurations
     register: bool = False
     webhook_url: str | None = None
@@ -133,8 +133,9 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads",
         type=int,
-        default=int(_env("threads", "8") or 8),
-        help="concurrent requests the server handles (one worker process)",
+        default=int(_env("threads", "64") or 64),
+        help="connections served at once; each TLS connection the API server keeps open "
+        "(idle ones too) holds a thread, so keep this above its idle connection pool (25)",
     )
     parser.add_argument(
         "--register",

@@ -128,3 +128,21 @@ def test_server_speaks_tls_1_2_and_up_only(cluster: ClusterEnv) -> None:
     assert _tls_version(cluster, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
     with pytest.raises(ssl.SSLError):
         _tls_version(cluster, ssl.TLSVersion.TLSv1_1)
+
+
+def test_idle_tls_connections_do_not_starve_requests(cluster: ClusterEnv) -> None:
+    """The API server keeps spare connections open (up to 25 idle per host); each one that
+    says nothing after its handshake holds a gthread thread, so they must not exhaust them."""
+    assert cluster.stack is not None
+    context = ssl.create_default_context(cafile=str(cluster.stack.certs_dir / "ca.crt"))
+    idle = []
+    try:
+        for _ in range(30):
+            raw = socket.create_connection(("127.0.0.1", cluster.stack.webhook_port), timeout=5)
+            idle.append(context.wrap_socket(raw, server_hostname="127.0.0.1"))
+        result = cluster.server_request("POST", "/validate/imagestreams", _review(), JSON)
+        assert result.status == 200
+        assert result.json()["response"]["allowed"] is True
+    finally:
+        for conn in idle:
+            conn.close()
