@@ -39,7 +39,9 @@ def cluster() -> Iterator[ClusterEnv]:
         assert kubectl, "kubectl must be on PATH for E2E_EXISTING_CLUSTER"
         yield ClusterEnv(kubeconfig, kubectl, _api(kubeconfig))
         return
-    stack = Stack(ControlPlane())
+    # E2E_KEEP_DATA=true keeps the data directory (logs of every process) for a post-mortem.
+    keep = os.environ.get("E2E_KEEP_DATA", "").lower() == "true"
+    stack = Stack(ControlPlane(keep_data=keep))
     stack.start()
     try:
         with _api(stack.kubeconfig) as api:
