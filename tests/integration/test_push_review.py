@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.integration.support import ClusterEnv, HttpResult
-from tests.integration.test_quota import digest, quota, stream, stream_limits
+from tests.integration.test_quota import digest, quota, set_history, stream, stream_limits
 
 pytestmark = pytest.mark.local_only
 
@@ -135,30 +135,7 @@ def test_a_push_over_the_image_size_limit_is_denied(cluster: ClusterEnv, caller:
 
 def _stream_with_history(cluster: ClusterEnv, namespace: str, tags: dict[str, list[int]]) -> None:
     cluster.apply(stream("app", list(tags)), "-n", namespace)
-    history = {
-        "status": {
-            "tags": [
-                {
-                    "tag": t,
-                    "items": [
-                        {"image": digest(n), "created": "2026-01-01T00:00:00Z"} for n in items
-                    ],
-                }
-                for t, items in tags.items()
-            ]
-        }
-    }
-    cluster.kubectl(
-        "patch",
-        "imagestream",
-        "app",
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps(history),
-    )
+    set_history(cluster, namespace, "app", tags)
 
 
 def test_tag_and_image_limits_apply_to_pushes_including_by_digest(

@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from webhook.jsonbody import typed_json_object
+
 ADMISSION_API_VERSION = "admission.k8s.io/v1"
 ADMISSION_KIND = "AdmissionReview"
 _OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
-_JSON_TYPES = ("application/json",)
 
 
 class BadReview(ValueError):
@@ -77,10 +78,6 @@ class Decision:
         return "patched" if self.patch else "allowed"
 
 
-def _media_type(content_type: str | None) -> str:
-    return (content_type or "").split(";", 1)[0].strip().lower()
-
-
 def _str_field(obj: Mapping[str, Any], key: str, where: str, *, required: bool) -> str:
     value = obj.get(key)
     if value is None:
@@ -132,26 +129,9 @@ def _username(request: Mapping[str, Any]) -> str:
 
 def parse_review(body: bytes, content_type: str | None) -> AdmissionRequest:
     """Parse and validate a request body; raise :class:`BadReview` naming the first problem."""
-    if _media_type(content_type) not in _JSON_TYPES:
-        raise BadReview(
-            f"unsupported content type {content_type or '(none)'!r}: expected application/json"
-        )
-    if not body:
-        raise BadReview("request body is empty: expected an AdmissionReview")
-    try:
-        review = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BadReview(f"request body is not valid JSON: {err}") from None
-    except RecursionError:
-        raise BadReview("request body JSON is nested too deeply") from None
-    if not isinstance(review, dict):
-        raise BadReview("request body must be a JSON object: an AdmissionReview")
-    api_version = review.get("apiVersion")
-    kind = review.get("kind")
-    if kind != ADMISSION_KIND:
-        raise BadReview(f"kind must be {ADMISSION_KIND!r}, got {kind!r}")
-    if api_version != ADMISSION_API_VERSION:
-        raise BadReview(f"apiVersion must be {ADMISSION_API_VERSION!r}, got {api_version!r}")
+    review = typed_json_object(
+        body, content_type, api_version=ADMISSION_API_VERSION, kind=ADMISSION_KIND, error=BadReview
+    )
     request = review.get("request")
     if not isinstance(request, dict):
         raise BadReview("request is required and must be an object")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from quota.usage import InvalidManifest, Manifest, manifest_from_dict
+from webhook.jsonbody import typed_json_object
 
 API_VERSION = "image.alauda.io/v1"
 KIND = "PushReview"
@@ -47,23 +47,9 @@ def _string(spec: dict[str, Any], key: str, *, required: bool) -> str | None:
 
 
 def parse_push_review(body: bytes, content_type: str | None) -> PushRequest:
-    media_type = (content_type or "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json":
-        raise BadPushReview(
-            f"unsupported content type {content_type or '(none)'!r}: expected application/json"
-        )
-    try:
-        review = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BadPushReview(f"request body is not valid JSON: {err}") from None
-    except RecursionError:
-        raise BadPushReview("request body JSON is nested too deeply") from None
-    if not isinstance(review, dict):
-        raise BadPushReview("request body must be a JSON object: a PushReview")
-    if review.get("apiVersion") != API_VERSION:
-        raise BadPushReview(f"apiVersion must be {API_VERSION!r}, got {review.get('apiVersion')!r}")
-    if review.get("kind") != KIND:
-        raise BadPushReview(f"kind must be {KIND!r}, got {review.get('kind')!r}")
+    review = typed_json_object(
+        body, content_type, api_version=API_VERSION, kind=KIND, error=BadPushReview
+    )
     spec = review.get("spec")
     if not isinstance(spec, dict):
         raise BadPushReview("spec is required and must be an object")
