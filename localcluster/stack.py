@@ -126,8 +126,12 @@ class Stack:
             self.webhook = None
 
     def start_controller(self) -> None:
-        self.controller = ManagedProcess(
-            "controller",
+        self.controller = self.spawn_controller("controller")
+
+    def spawn_controller(self, name: str) -> ManagedProcess:
+        """A controller process; more than one compete for the leader Lease."""
+        return ManagedProcess(
+            name,
             [
                 sys.executable,
                 "-m",
