@@ -125,7 +125,11 @@ def _hard(quota: Mapping[str, Any]) -> int:
     return math.floor(value)
 
 
-def _used(quota: Mapping[str, Any]) -> int:
+def imagestreams_used(quota: Mapping[str, Any]) -> int:
+    """``status.used["alauda.io/imagestreams"]`` as a whole count (0 when absent).
+
+    Raises InvalidQuantity when the entry is not a usable quantity.
+    """
     used = _mapping(_mapping(quota.get("status")).get("used"))
     if RESOURCE_IMAGESTREAMS not in used:
         return 0
@@ -147,7 +151,7 @@ def quota_charge(
         errors.append(FieldError(path, ErrorType.INVALID, exc.value, exc.detail))
         return None, errors
     try:
-        used = _used(quota)
+        used = imagestreams_used(quota)
     except InvalidQuantity as exc:
         path = f"status.used[{RESOURCE_IMAGESTREAMS}]"
         errors.append(FieldError(path, ErrorType.INVALID, exc.value, f"{exc.detail}; counted as 0"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import threading
 import time
@@ -22,9 +21,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from quota.quantity import InvalidQuantity, parse_quantity
-from quota.resourcequota import ChargePlan, plan_create, with_used
-from quota.resources import RESOURCE_IMAGESTREAMS
+from quota.quantity import InvalidQuantity
+from quota.resourcequota import ChargePlan, imagestreams_used, plan_create, with_used
 from webhook import observability as obs
 
 log = logging.getLogger(__name__)
@@ -129,10 +127,7 @@ class QuotaCharger:
                             _request_timeout=REQUEST_TIMEOUT,
                         ).data
                     )
-                    raw = ((current.get("status") or {}).get("used") or {}).get(
-                        RESOURCE_IMAGESTREAMS, "0"
-                    )
-                    used = math.ceil(parse_quantity(raw))
+                    used = imagestreams_used(current)
                     body = with_used(current, str(max(used - 1, 0)))
                     self._core.replace_namespaced_resource_quota_status(
                         name,

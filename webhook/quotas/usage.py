@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,8 +18,8 @@ from typing import Any, Protocol
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from quota.quantity import InvalidQuantity, parse_quantity
-from quota.resourcequota import quota_matches, used_update, with_used
+from quota.quantity import InvalidQuantity
+from quota.resourcequota import imagestreams_used, quota_matches, used_update, with_used
 from quota.resources import RESOURCE_IMAGESTREAMS
 
 log = logging.getLogger(__name__)
@@ -43,13 +42,10 @@ class _Gap:
 
 
 def _used(quota: Obj) -> int | None:
-    raw = ((quota.get("status") or {}).get("used") or {}).get(RESOURCE_IMAGESTREAMS)
-    if raw is None:
-        return None
     try:
-        return math.ceil(parse_quantity(raw))
+        return imagestreams_used(quota)
     except InvalidQuantity:
-        return None
+        return None  # rewritten at once
 
 
 class QuotaUsageReconciler:
