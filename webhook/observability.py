@@ -7,6 +7,9 @@ import sys
 
 from prometheus_client import Counter, Gauge, Histogram
 
+# Admission and PushReview answers take milliseconds; the API server gives up at 10 s.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
 ADMISSION_REQUESTS = Counter(
     "registry_admission_requests_total",
     "Admission requests answered, by endpoint and decision (allowed, patched, denied, error).",
@@ -16,7 +19,7 @@ ADMISSION_LATENCY = Histogram(
     "registry_admission_duration_seconds",
     "Time to answer an admission request, by endpoint.",
     ["endpoint"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    buckets=LATENCY_BUCKETS,
 )
 BAD_REQUESTS = Counter(
     "registry_bad_requests_total",
@@ -31,7 +34,7 @@ PUSH_REVIEWS = Counter(
 PUSH_REVIEW_LATENCY = Histogram(
     "registry_push_review_duration_seconds",
     "Time to answer a PushReview.",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    buckets=LATENCY_BUCKETS,
 )
 PULL_SECRETS = Counter(
     "registry_pull_secrets_total",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -258,6 +258,15 @@ class Informer:
                 handler(kind, obj, previous)
             except Exception:
                 log.exception("informer %s: handler failed on %s", self.name, object_key(obj))
+
+
+def wait_all_synced(informers: Iterable[Informer], stop: threading.Event) -> bool:
+    """Block until every informer has listed once; False when ``stop`` came first."""
+    for informer in informers:
+        while not informer.wait_synced(1.0):
+            if stop.is_set():
+                return False
+    return True
 
 
 def _events(response: Any) -> Iterator[Obj]:

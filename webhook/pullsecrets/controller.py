@@ -10,7 +10,7 @@ from typing import Any
 from kubernetes import client
 
 from webhook.engine.events import EventRecorder
-from webhook.engine.informer import DELETED, Informer, Obj, object_key
+from webhook.engine.informer import DELETED, Informer, Obj, object_key, wait_all_synced
 from webhook.engine.ratelimit import RateLimiter
 from webhook.engine.runner import Runner
 from webhook.engine.workqueue import WorkQueue
@@ -121,19 +121,9 @@ class PullSecretController:
         for informer in self.informers:
             informer.start(stop)
 
-    def wait_synced(self, stop: threading.Event, timeout: float = 300.0) -> bool:
-        for informer in self.informers:
-            while not informer.wait_synced(1.0):
-                if stop.is_set():
-                    return False
-                timeout -= 1.0
-                if timeout <= 0:
-                    raise TimeoutError(f"informer {informer.name} did not sync")
-        return True
-
     def run(self, stop: threading.Event) -> None:
         """Start workers once every cache has synced, and resync everything periodically."""
-        if not self.wait_synced(stop):
+        if not wait_all_synced(self.informers, stop):
             return
         log.info(
             "pull-secret controller: caches synced, %d ServiceAccounts to reconcile",

@@ -8,7 +8,7 @@ import threading
 
 from kubernetes import client
 
-from webhook.engine.informer import Informer, Obj
+from webhook.engine.informer import Informer, Obj, wait_all_synced
 from webhook.engine.ratelimit import RateLimiter
 from webhook.engine.runner import Runner
 from webhook.engine.workqueue import WorkQueue
@@ -67,10 +67,8 @@ class QuotaUsageController:
             informer.start(stop)
 
     def run(self, stop: threading.Event) -> None:
-        for informer in self.informers:
-            while not informer.wait_synced(1.0):
-                if stop.is_set():
-                    return
+        if not wait_all_synced(self.informers, stop):
+            return
         log.info("quota usage controller: caches synced")
         self._enqueue_all()
         self.runner.start(stop)

@@ -10,7 +10,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from localcluster.waiting import wait_for
-from webhook.engine.informer import Informer
+from webhook.engine.informer import Informer, wait_all_synced
 
 
 def obj(name: str, rv: str, ns: str = "a", **extra: Any) -> dict[str, Any]:
@@ -174,3 +174,13 @@ def test_a_failing_handler_does_not_stop_the_informer() -> None:
     informer.add_handler(handler)
     run_until_exhausted(informer, api)
     assert names == ["y"]
+
+
+def test_wait_all_synced_returns_when_synced_or_stopped() -> None:
+    synced = Informer("a", ScriptedApi(lists=[page([], "1")], watches=[]), max_backoff_seconds=0.01)
+    never = Informer("b", ScriptedApi(lists=[], watches=[]), max_backoff_seconds=0.01)
+    stop = threading.Event()
+    synced.start(stop)
+    assert wait_all_synced([synced], stop) is True
+    stop.set()
+    assert wait_all_synced([synced, never], stop) is False
