@@ -2,7 +2,10 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY cli ./cli
 COPY webhook ./webhook
+COPY controller ./controller
+COPY kube ./kube
 COPY quota ./quota
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

@@ -37,9 +37,11 @@ unit: $(STAMP)
 integration: $(STAMP) controlplane
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
+## Lint, format check, and the import contracts of the layout (pyproject.toml, [tool.importlinter]).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -104,7 +104,7 @@ class Stack:
             [
                 sys.executable,
                 "-m",
-                "webhook.cli",
+                "cli",
                 "serve",
                 f"--bind=127.0.0.1:{self.webhook_port}",
                 f"--dev-certs-dir={self.certs_dir}",
@@ -135,7 +135,7 @@ class Stack:
             [
                 sys.executable,
                 "-m",
-                "webhook.cli",
+                "cli",
                 "controller",
                 f"--kubeconfig={self.kubeconfig}",
                 f"--namespace={SERVICE_NAMESPACE}",

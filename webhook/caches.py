@@ -12,7 +12,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from webhook.engine.informer import Informer
+from kube.informer import Informer
 
 log = logging.getLogger(__name__)
 

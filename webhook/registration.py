@@ -13,7 +13,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from webhook.http.endpoints import (
+from webhook.admission.endpoints import (
     MUTATE_SERVICEACCOUNTS,
     VALIDATE_IMAGESTREAMS,
     VALIDATE_POLICIES,

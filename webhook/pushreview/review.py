@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from quota.usage import InvalidManifest, Manifest, manifest_from_dict
-from webhook.jsonbody import typed_json_object
+from quota.measure import InvalidManifest, Manifest, manifest_from_dict
+from webhook.httpjson import typed_json_object
 
 API_VERSION = "image.alauda.io/v1"
 KIND = "PushReview"

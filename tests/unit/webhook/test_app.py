@@ -9,8 +9,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from webhook.admission import AdmissionRequest, Decision
-from webhook.http.app import create_app
-from webhook.http.endpoints import AdmissionEndpoint
+from webhook.admission.endpoints import AdmissionEndpoint
+from webhook.app import create_app
 
 REVIEW = {
     "apiVersion": "admission.k8s.io/v1",

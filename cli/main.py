@@ -1,0 +1,54 @@
+"""The ``image-registry-webhook`` command: ``serve`` (webhooks + PushReview) and ``controller``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from cli.logs import configure_logging
+from kube import settings as settings_mod
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="image-registry-webhook",
+        description="Registry v2 admission webhooks, PushReview API and controllers.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the admission webhooks and the PushReview API")
+    settings_mod.add_common_flags(serve)
+    settings_mod.add_serve_flags(serve)
+    controller = sub.add_parser("controller", help="run the pull-secret and quota reconcilers")
+    settings_mod.add_common_flags(controller)
+    settings_mod.add_controller_flags(controller)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = settings_mod.from_args(args)
+    configure_logging(settings.log_level)
+    try:
+        if args.command == "serve":
+            from webhook.main import run_server
+
+            return run_server(settings)
+        from controller.main import run_controller
+
+        return run_controller(settings)
+    except KeyboardInterrupt:
+        return 130
+    except SystemExit:
+        raise
+    except Exception as err:  # last resort: one clear line, the traceback only at DEBUG
+        log.debug("fatal error", exc_info=True)
+        print(f"image-registry-webhook: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

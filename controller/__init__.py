@@ -1,0 +1,7 @@
+"""The ``controller`` process: reconcilers that make the cluster match the rules.
+
+``pullsecrets`` keeps each ServiceAccount's managed pull secret fresh; ``quotausage``
+recounts ``alauda.io/imagestreams`` into ResourceQuota status. Each has a level-based
+``reconciler`` and its ``wiring`` (informers, work queue, runner); ``main`` runs both
+behind leader election. Imports ``kube`` and ``quota``; never ``webhook``.
+"""

@@ -1,0 +1,1 @@
+"""Managed pull secrets: one fresh, bound-token dockerconfigjson Secret per ServiceAccount."""

@@ -1,0 +1,237 @@
+"""Make one ServiceAccount's managed pull secret match the desired state.
+
+Level-based: each call reads the current state (caches, then the API where a cache may
+lag) and converges it, so a restart, a replayed event or a retry after a conflict only
+repeats work that is already done. The Secret name is a function of the SA name, so no
+sequence of events can produce a second Secret for one SA.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kubernetes.client.exceptions import ApiException
+
+from controller import metrics
+from controller.pullsecrets.api import PullSecretApi
+from kube.events import reference
+from quota.pullsecrets.desired_secret import (
+    TokenGrant,
+    build_desired_secret,
+    is_managed_secret,
+    secret_is_current,
+    service_account_name_of,
+)
+from quota.pullsecrets.dockerconfig import desired_hostnames
+from quota.pullsecrets.names import secret_name_for
+from quota.pullsecrets.reasons import Reason
+from quota.pullsecrets.refresh import read_token_times, refresh_delay
+from quota.pullsecrets.serviceaccount_patch import (
+    add_pull_secret_patch,
+    guard_resource_version,
+    is_opted_out,
+    remove_pull_secret_patch,
+)
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+class Cache(Protocol):
+    def get(self, key: str) -> Obj | None: ...
+    def list(self, namespace: str | None = None) -> list[Obj]: ...
+
+
+class Recorder(Protocol):
+    def record(
+        self,
+        involved: Obj,
+        event_type: str,
+        reason: str,
+        message: str,
+        *,
+        namespace: str | None = None,
+    ) -> None: ...
+
+
+class Requeue(Exception):
+    """Not an error: the state moved under us (a conflict); try again with backoff."""
+
+
+@dataclass(frozen=True)
+class PullSecretConfig:
+    internal_hostnames: tuple[str, ...]
+    extra_hostnames: tuple[str, ...]
+    excluded_namespaces: frozenset[str]
+    token_lifetime_seconds: int
+
+
+def internal_hostnames(internal_registry: str) -> tuple[str, ...]:
+    """The registry Service's address and its ``.cluster.local`` form."""
+    host, sep, port = internal_registry.partition(":")
+    names = [internal_registry]
+    if host.endswith(".svc"):
+        names.append(f"{host}.cluster.local{sep}{port}")
+    return tuple(names)
+
+
+class PullSecretReconciler:
+    def __init__(
+        self,
+        *,
+        api: PullSecretApi,
+        serviceaccounts: Cache,
+        secrets: Cache,
+        namespaces: Cache,
+        registry_configs: Cache,
+        recorder: Recorder,
+        config: PullSecretConfig,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._api = api
+        self._serviceaccounts = serviceaccounts
+        self._secrets = secrets
+        self._namespaces = namespaces
+        self._configs = registry_configs
+        self._recorder = recorder
+        self._config = config
+        self._now = now
+
+    def hostnames(self) -> list[str]:
+        return desired_hostnames(
+            self._configs.get("cluster"),
+            self._config.extra_hostnames,
+            self._config.internal_hostnames,
+        )
+
+    def reconcile(self, key: str) -> float | None:
+        """Converge ``namespace/name``; return seconds until the next refresh is due."""
+        namespace, _, name = key.partition("/")
+        if namespace in self._config.excluded_namespaces:
+            return None
+        sa = self._serviceaccounts.get(key)
+        if sa is None:
+            self._delete_orphans(namespace, name)
+            return None
+        if (sa.get("metadata") or {}).get("deletionTimestamp"):
+            return None
+        ns = self._namespaces.get(namespace)
+        if ns is None or (ns.get("metadata") or {}).get("deletionTimestamp"):
+            return None  # the namespace is going away; its SAs and Secrets go with it
+        labels = (ns.get("metadata") or {}).get("labels") or {}
+        secret_name = secret_name_for(name)
+        if is_opted_out(sa, labels):
+            self._opt_out(sa, namespace, secret_name)
+            return None
+        secret = self._ensure_secret(sa, namespace, secret_name)
+        if secret is None:
+            return None
+        self._patch_serviceaccount(sa, add_pull_secret_patch(sa, secret_name))
+        times = read_token_times((secret.get("metadata") or {}).get("annotations"))
+        if times is None:
+            return 1.0
+        return refresh_delay(times.issued, times.expires, self._now()).total_seconds()
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def _ensure_secret(self, sa: Obj, namespace: str, secret_name: str) -> Obj | None:
+        hostnames = self.hostnames()
+        secret = self._secrets.get(f"{namespace}/{secret_name}")
+        current, reason = secret_is_current(secret, sa, hostnames, self._now())
+        if current:
+            return secret
+        created = False
+        if reason is Reason.MISSING:
+            # Create straight away: the name is deterministic, so a cache that lags our own
+            # writes (or a user's Secret, which we do not watch) only costs a 409.
+            secret, created = self._create_or_read(sa, namespace, secret_name, hostnames)
+            if not created:
+                current, reason = secret_is_current(secret, sa, hostnames, self._now())
+                if current:
+                    return secret
+        if reason is Reason.NOT_MANAGED:
+            self._recorder.record(
+                reference(sa, "ServiceAccount"),
+                "Warning",
+                "PullSecretNameTaken",
+                f"Secret {secret_name} exists and is not managed by the registry; "
+                "delete or rename it so the managed pull secret can be created",
+            )
+            return None
+        if secret is None:  # unreachable: only MISSING has no Secret, and it was created
+            raise Requeue(f"secret {namespace}/{secret_name} not found")
+        if reason.needs_recreate and not created:
+            log.info("recreating pull secret %s/%s: %s", namespace, secret_name, reason.value)
+            self._api.delete_secret(namespace, secret_name, secret["metadata"]["uid"])
+            raise Requeue(f"deleted stale secret {namespace}/{secret_name}")
+        token, expires = self._api.request_token(
+            namespace, sa["metadata"]["name"], secret, self._config.token_lifetime_seconds
+        )
+        grant = TokenGrant(token=token, issued=self._now(), expires=expires)
+        desired = build_desired_secret(sa, hostnames, grant)
+        desired["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
+        try:
+            written = self._api.replace_secret(namespace, secret_name, desired)
+        except ApiException as err:
+            if err.status in (404, 409):
+                raise Requeue(f"secret {namespace}/{secret_name} changed while writing") from None
+            raise
+        action = "created" if created else "refreshed"
+        metrics.PULL_SECRETS.labels(action).inc()
+        log.info("pull secret %s/%s %s (%s)", namespace, secret_name, action, reason.value)
+        return written
+
+    def _create_or_read(
+        self, sa: Obj, namespace: str, secret_name: str, hostnames: list[str]
+    ) -> tuple[Obj, bool]:
+        """Create the Secret without a token (a token is bound to the Secret's uid, so the
+        Secret comes first); when it exists already, read it. True when we created it."""
+        try:
+            body = build_desired_secret(sa, hostnames, None)
+            return self._api.create_secret(namespace, body), True
+        except ApiException as err:
+            if err.status == 403 and "being terminated" in (err.body or ""):
+                raise Requeue(f"namespace {namespace} is terminating") from None
+            if err.status != 409:
+                raise
+        existing = self._api.read_secret(namespace, secret_name)
+        if existing is None:
+            raise Requeue(f"secret {namespace}/{secret_name} vanished meanwhile")
+        return existing, False
+
+    def _patch_serviceaccount(self, sa: Obj, ops: list[Obj]) -> None:
+        if not ops:
+            return
+        meta = sa["metadata"]
+        try:
+            self._api.patch_serviceaccount(
+                meta["namespace"], meta["name"], guard_resource_version(ops, sa)
+            )
+        except ApiException as err:
+            # 409/422: the SA changed since the cache saw it (the resourceVersion test failed).
+            if err.status in (404, 409, 422):
+                raise Requeue(
+                    f"serviceaccount {meta['namespace']}/{meta['name']} changed"
+                ) from None
+            raise
+
+    def _opt_out(self, sa: Obj, namespace: str, secret_name: str) -> None:
+        self._patch_serviceaccount(sa, remove_pull_secret_patch(sa, secret_name))
+        secret = self._secrets.get(f"{namespace}/{secret_name}")
+        if secret is not None and is_managed_secret(secret):
+            self._api.delete_secret(namespace, secret_name, secret["metadata"]["uid"])
+            metrics.PULL_SECRETS.labels("deleted").inc()
+            log.info("pull secret %s/%s deleted: opted out", namespace, secret_name)
+
+    def _delete_orphans(self, namespace: str, sa_name: str) -> None:
+        for secret in self._secrets.list(namespace):
+            if service_account_name_of(secret) == sa_name and is_managed_secret(secret):
+                meta = secret["metadata"]
+                self._api.delete_secret(namespace, meta["name"], meta["uid"])
+                metrics.PULL_SECRETS.labels("deleted").inc()
+                log.info("pull secret %s/%s deleted: orphaned", namespace, meta["name"])

@@ -1,0 +1,135 @@
+"""Wiring of the pull-secret reconciler: informers feed ServiceAccount keys to a queue."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from typing import Any
+
+from kubernetes import client
+
+from controller.pullsecrets.api import PullSecretApi
+from controller.pullsecrets.reconciler import (
+    PullSecretConfig,
+    PullSecretReconciler,
+    Requeue,
+    internal_hostnames,
+)
+from kube.events import EventRecorder
+from kube.informer import DELETED, Informer, Obj, object_key, wait_all_synced
+from kube.ratelimit import RateLimiter
+from kube.runner import Runner
+from kube.settings import Settings
+from kube.workqueue import WorkQueue
+from quota.pullsecrets.desired_secret import service_account_name_of
+from quota.pullsecrets.names import MANAGED_SECRET_SELECTOR, OPT_OUT_KEY
+
+log = logging.getLogger(__name__)
+
+CONFIG_GROUP = "imageregistry.operator.alauda.io"
+
+
+def _labels(obj: Obj | None) -> dict[str, Any]:
+    return ((obj or {}).get("metadata") or {}).get("labels") or {}
+
+
+class PullSecretController:
+    def __init__(self, api: client.ApiClient, settings: Settings, limiter: RateLimiter) -> None:
+        core = client.CoreV1Api(api)
+        custom = client.CustomObjectsApi(api)
+        self.serviceaccounts = Informer(
+            "serviceaccounts", core.list_service_account_for_all_namespaces
+        )
+        self.secrets = Informer(
+            "managed-secrets",
+            core.list_secret_for_all_namespaces,
+            label_selector=MANAGED_SECRET_SELECTOR,
+        )
+        self.namespaces = Informer("namespaces", core.list_namespace)
+        self.configs = Informer(
+            "registry-config",
+            functools.partial(custom.list_cluster_custom_object, CONFIG_GROUP, "v1", "configs"),
+            field_selector="metadata.name=cluster",
+            missing_ok=True,
+        )
+        self.queue = WorkQueue()
+        self.reconciler = PullSecretReconciler(
+            api=PullSecretApi(api, limiter),
+            serviceaccounts=self.serviceaccounts,
+            secrets=self.secrets,
+            namespaces=self.namespaces,
+            registry_configs=self.configs,
+            recorder=EventRecorder(api),
+            config=PullSecretConfig(
+                internal_hostnames=internal_hostnames(settings.internal_registry),
+                extra_hostnames=tuple(settings.extra_registry_hostnames),
+                excluded_namespaces=frozenset(settings.never_touched_namespaces),
+                token_lifetime_seconds=settings.token_lifetime_seconds,
+            ),
+        )
+        self.runner = Runner(
+            "pull-secrets",
+            self.queue,
+            self.reconciler.reconcile,
+            workers=settings.reconcile_workers,
+            retryable=(Requeue,),
+        )
+        self._resync_seconds = settings.resync_seconds
+        self.serviceaccounts.add_handler(self._on_serviceaccount)
+        self.secrets.add_handler(self._on_secret)
+        self.namespaces.add_handler(self._on_namespace)
+        self.configs.add_handler(self._on_config)
+
+    @property
+    def informers(self) -> list[Informer]:
+        return [self.serviceaccounts, self.secrets, self.namespaces, self.configs]
+
+    # --- event handlers: map every change to the ServiceAccount keys it affects ---------
+
+    def _on_serviceaccount(self, kind: str, obj: Obj, old: Obj | None) -> None:
+        self.queue.add(object_key(obj))
+
+    def _on_secret(self, kind: str, obj: Obj, old: Obj | None) -> None:
+        sa_name = service_account_name_of(obj)
+        namespace = (obj.get("metadata") or {}).get("namespace")
+        if sa_name and namespace:
+            self.queue.add(f"{namespace}/{sa_name}")
+
+    def _on_namespace(self, kind: str, obj: Obj, old: Obj | None) -> None:
+        if kind == DELETED:
+            return
+        if old is not None and _labels(old).get(OPT_OUT_KEY) == _labels(obj).get(OPT_OUT_KEY):
+            return
+        self._enqueue_all((obj.get("metadata") or {}).get("name"))
+
+    def _on_config(self, kind: str, obj: Obj, old: Obj | None) -> None:
+        if old is not None and (old.get("spec") or {}).get("routes") == (obj.get("spec") or {}).get(
+            "routes"
+        ):
+            return
+        log.info("registry Config changed: refreshing every managed pull secret")
+        self._enqueue_all(None)
+
+    def _enqueue_all(self, namespace: str | None) -> None:
+        for sa in self.serviceaccounts.list(namespace):
+            self.queue.add(object_key(sa))
+
+    # --- running --------------------------------------------------------------------------
+
+    def start_informers(self, stop: threading.Event) -> None:
+        for informer in self.informers:
+            informer.start(stop)
+
+    def run(self, stop: threading.Event) -> None:
+        """Start workers once every cache has synced, and resync everything periodically."""
+        if not wait_all_synced(self.informers, stop):
+            return
+        log.info(
+            "pull-secret controller: caches synced, %d ServiceAccounts to reconcile",
+            len(self.serviceaccounts.list()),
+        )
+        self._enqueue_all(None)
+        self.runner.start(stop)
+        while not stop.wait(self._resync_seconds):
+            self._enqueue_all(None)

@@ -1,0 +1,1 @@
+"""ResourceQuota usage: ``status.used["alauda.io/imagestreams"]`` recounted from ImageStreams."""

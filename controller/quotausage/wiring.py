@@ -1,0 +1,76 @@
+"""Wiring of the quota usage reconciler: namespaces are the keys."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+
+from kubernetes import client
+
+from controller.quotausage.reconciler import QuotaUsageReconciler, Requeue
+from kube.informer import Informer, Obj, wait_all_synced
+from kube.ratelimit import RateLimiter
+from kube.runner import Runner
+from kube.settings import Settings
+from kube.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+def _namespace(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("namespace") or "")
+
+
+class QuotaUsageController:
+    def __init__(self, api: client.ApiClient, settings: Settings, limiter: RateLimiter) -> None:
+        core = client.CoreV1Api(api)
+        custom = client.CustomObjectsApi(api)
+        self.quotas = Informer("resourcequotas", core.list_resource_quota_for_all_namespaces)
+        self.imagestreams = Informer(
+            "imagestreams",
+            functools.partial(
+                custom.list_cluster_custom_object, "image.alauda.io", "v1", "imagestreams"
+            ),
+            missing_ok=True,
+        )
+        self.queue = WorkQueue()
+        self.reconciler = QuotaUsageReconciler(
+            api,
+            self.quotas,
+            self.imagestreams,
+            grace_seconds=settings.quota_release_grace_seconds,
+            acquire=limiter.acquire,
+        )
+        self.runner = Runner(
+            "quota-usage", self.queue, self.reconciler.reconcile, workers=2, retryable=(Requeue,)
+        )
+        self._resync_seconds = settings.resync_seconds
+        self.quotas.add_handler(self._enqueue)
+        self.imagestreams.add_handler(self._enqueue)
+
+    @property
+    def informers(self) -> list[Informer]:
+        return [self.quotas, self.imagestreams]
+
+    def _enqueue(self, kind: str, obj: Obj, old: Obj | None) -> None:
+        namespace = _namespace(obj)
+        if namespace:
+            self.queue.add(namespace)
+
+    def _enqueue_all(self) -> None:
+        for namespace in {_namespace(q) for q in self.quotas.list()}:
+            self.queue.add(namespace)
+
+    def start_informers(self, stop: threading.Event) -> None:
+        for informer in self.informers:
+            informer.start(stop)
+
+    def run(self, stop: threading.Event) -> None:
+        if not wait_all_synced(self.informers, stop):
+            return
+        log.info("quota usage controller: caches synced")
+        self._enqueue_all()
+        self.runner.start(stop)
+        while not stop.wait(min(self._resync_seconds, 60)):
+            self._enqueue_all()

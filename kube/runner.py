@@ -1,0 +1,117 @@
+"""Workers that drain a work queue into a reconcile function, controller-runtime style."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Hashable
+from typing import Protocol
+
+from kube import metrics
+
+log = logging.getLogger(__name__)
+
+Reconcile = Callable[[str], float | None]
+"""Returns seconds after which to reconcile the key again, or None."""
+
+
+class Queue(Protocol):
+    def get(self, timeout: float | None = None) -> Hashable | None: ...
+    def done(self, key: Hashable) -> None: ...
+    def forget(self, key: Hashable) -> None: ...
+    def add_after(self, key: Hashable, delay: float) -> None: ...
+    def add_rate_limited(self, key: Hashable) -> None: ...
+    def num_requeues(self, key: Hashable) -> int: ...
+    def __len__(self) -> int: ...
+
+
+class Runner:
+    """``workers`` threads; a failed key is retried with per-key exponential backoff,
+    a ``retryable`` exception is expected (a conflict) and logged quietly."""
+
+    def __init__(
+        self,
+        name: str,
+        queue: Queue,
+        reconcile: Reconcile,
+        *,
+        workers: int,
+        retryable: tuple[type[Exception], ...] = (),
+        progress_every: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.queue = queue
+        self._reconcile = reconcile
+        self._workers = workers
+        self._retryable = retryable
+        self._progress_every = progress_every
+        self._lock = threading.Lock()
+        self.reconciled = 0
+        self.failed = 0
+
+    def start(self, stop: threading.Event) -> list[threading.Thread]:
+        threads = [
+            threading.Thread(target=self._work, args=(stop,), name=f"{self.name}-{i}", daemon=True)
+            for i in range(self._workers)
+        ]
+        threads.append(
+            threading.Thread(
+                target=self._report, args=(stop,), name=f"{self.name}-progress", daemon=True
+            )
+        )
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def _work(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            key = self.queue.get(timeout=0.5)
+            if key is None:
+                continue
+            try:
+                requeue_after = self._reconcile(str(key))
+            except self._retryable as err:
+                log.debug("%s %s: %s; retrying", self.name, key, err)
+                self.queue.add_rate_limited(key)
+            except Exception as err:
+                metrics.RECONCILE_ERRORS.labels(self.name).inc()
+                with self._lock:
+                    self.failed += 1
+                attempts = self.queue.num_requeues(key)
+                log.warning(
+                    "%s %s failed (attempt %d): %s", self.name, key, attempts + 1, _short(err)
+                )
+                self.queue.add_rate_limited(key)
+            else:
+                self.queue.forget(key)
+                if requeue_after is not None:
+                    self.queue.add_after(key, max(requeue_after, 0.0))
+                with self._lock:
+                    self.reconciled += 1
+            finally:
+                self.queue.done(key)
+                metrics.QUEUE_DEPTH.labels(self.name).set(len(self.queue))
+
+    def _report(self, stop: threading.Event) -> None:
+        last = (-1, -1, -1)
+        while not stop.wait(self._progress_every):
+            depth = len(self.queue)
+            metrics.QUEUE_DEPTH.labels(self.name).set(depth)
+            now = (self.reconciled, self.failed, depth)
+            if now != last and (depth or now[:2] != last[:2]):
+                log.info(
+                    "%s progress: %d reconciled, %d failed, %d queued",
+                    self.name,
+                    self.reconciled,
+                    self.failed,
+                    depth,
+                )
+            last = now
+
+
+def _short(err: Exception) -> str:
+    """One line, without response bodies (they may echo object contents)."""
+    status = getattr(err, "status", None)
+    if status is not None:
+        return f"API error {status} {getattr(err, 'reason', '')}".strip()
+    return f"{type(err).__name__}: {err}"

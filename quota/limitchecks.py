@@ -1,0 +1,160 @@
+"""Limit verdicts and their contract messages (DESIGN.md, "Messages").
+
+The subject of every limit message is the ImageStream, also for ``alauda.io/Image``
+storage: on a push the user knows the repository, not the digest of the manifest the
+client just built, and on a kubectl write the ImageStream is the object being refused.
+When several limits are exceeded at once every one is reported, each as a complete
+contract sentence, joined with ``"; "``, so a registry matching substrings finds each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+from quota.limits import EffectiveLimits, Limit
+from quota.measure import Manifest, StreamCounts, stream_usage, usage_after_push
+from quota.resources import (
+    IMAGE_STORAGE,
+    STREAM_IMAGES,
+    STREAM_TAGS,
+    LimitKey,
+    format_resource_value,
+)
+
+IMAGE_STREAM_KIND: Final = "ImageStream"
+FORBIDDEN_REASON: Final = "Forbidden"
+FORBIDDEN_CODE: Final = 403
+
+
+def limit_exceeded_message(
+    kind: str,
+    name: str,
+    key: LimitKey,
+    requested: int | Decimal,
+    maximum: int | Decimal,
+    limit_range: str,
+) -> str:
+    """``<Kind> "<name>" is forbidden: requested usage of <resource> exceeds the maximum
+    limit per <type> (<requested> > <max>) set by LimitRange "<lr>"``."""
+    req = format_resource_value(key.resource, requested)
+    top = format_resource_value(key.resource, maximum)
+    return (
+        f'{kind} "{name}" is forbidden: requested usage of {key.resource} exceeds the '
+        f'maximum limit per {key.type} ({req} > {top}) set by LimitRange "{limit_range}"'
+    )
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One exceeded limit, with the message the user sees for it."""
+
+    key: LimitKey
+    requested: int
+    maximum: Decimal
+    limit_range: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Allowed, or denied with reason, HTTP-style code and the violations behind it."""
+
+    allowed: bool
+    reason: str = ""
+    message: str = ""
+    code: int = 200
+    violations: tuple[Violation, ...] = ()
+
+    @classmethod
+    def allow(cls) -> Verdict:
+        return cls(True)
+
+    @classmethod
+    def deny(cls, violations: tuple[Violation, ...]) -> Verdict:
+        message = "; ".join(violation.message for violation in violations)
+        return cls(False, FORBIDDEN_REASON, message, FORBIDDEN_CODE, violations)
+
+
+def exceeds(old: int | None, new: int, maximum: int | Decimal) -> bool:
+    """The "may shrink, may not grow past the limit" rule.
+
+    A count above the limit is refused only when it grows: a stream already over the limit
+    (the limit was lowered after it filled up) may be edited while the count stays or
+    shrinks, so users can clean up. ``old`` is None for a create.
+    """
+    return new > maximum and (old is None or new > old)
+
+
+def _violation(kind: str, name: str, key: LimitKey, requested: int, limit: Limit) -> Violation:
+    message = limit_exceeded_message(kind, name, key, requested, limit.maximum, limit.limit_range)
+    return Violation(key, requested, limit.maximum, limit.limit_range, message)
+
+
+def stream_violations(
+    name: str, old: StreamCounts | None, new: StreamCounts, limits: EffectiveLimits
+) -> tuple[Violation, ...]:
+    """The ``alauda.io/ImageStream`` limits an update from ``old`` to ``new`` breaks."""
+    found: list[Violation] = []
+    for key, old_count, new_count in (
+        (STREAM_TAGS, None if old is None else old.tags, new.tags),
+        (STREAM_IMAGES, None if old is None else old.images, new.images),
+    ):
+        limit = limits.get(key)
+        if limit is not None and exceeds(old_count, new_count, limit.maximum):
+            found.append(_violation(IMAGE_STREAM_KIND, name, key, new_count, limit))
+    return tuple(found)
+
+
+def image_size_violations(name: str, size: int, limits: EffectiveLimits) -> tuple[Violation, ...]:
+    """The ``alauda.io/Image`` storage limit broken by one image of ``size`` bytes.
+
+    ``name`` is the ImageStream receiving the image (see the module docstring). Size has no
+    "already over" exemption: each new image is judged on its own.
+    """
+    limit = limits.get(IMAGE_STORAGE)
+    if limit is None or size <= limit.maximum:
+        return ()
+    return (_violation(IMAGE_STREAM_KIND, name, IMAGE_STORAGE, size, limit),)
+
+
+def verdict_of(*violation_groups: tuple[Violation, ...]) -> Verdict:
+    """Allowed when no group holds a violation, else a denial reporting all, in order."""
+    violations = tuple(violation for group in violation_groups for violation in group)
+    return Verdict.deny(violations) if violations else Verdict.allow()
+
+
+def check_stream_limits(
+    name: str, old: StreamCounts | None, new: StreamCounts, limits: EffectiveLimits
+) -> Verdict:
+    """Verdict on an ImageStream create (``old`` None) or update, counts already measured."""
+    return verdict_of(stream_violations(name, old, new, limits))
+
+
+def check_image_size(name: str, size: int, limits: EffectiveLimits) -> Verdict:
+    """Verdict on one image of ``size`` bytes entering ImageStream ``name``."""
+    return verdict_of(image_size_violations(name, size, limits))
+
+
+def check_push_limits(
+    repository: str,
+    stream: Mapping[str, Any] | None,
+    tag: str | None,
+    digest: str | None,
+    manifest: Manifest,
+    limits: EffectiveLimits,
+) -> Verdict:
+    """LimitRange verdict on a PushReview: image size, then the stream's tags and images.
+
+    ``stream`` is the existing ImageStream named ``repository`` or None when the repository
+    is new (the ImageStream quota is charged separately, see quota.resourcequota). A push by
+    digest (``tag`` None) is checked all the same: it can still add an image.
+    """
+    old = None if stream is None else stream_usage(stream).counts
+    new = usage_after_push(stream, tag, digest).counts
+    return verdict_of(
+        image_size_violations(repository, manifest.size, limits),
+        stream_violations(repository, old, new, limits),
+    )

@@ -1,0 +1,216 @@
+"""What the limits measure, from plain data: an image's size, an ImageStream's tags and images.
+
+An image's size comes from what a push declares (``Manifest``) or from what an Image object
+records (``recorded_image_size``).
+
+ImageStreams arrive as Kubernetes objects decoded from JSON. Everything here is total over
+such dicts: an absent, null or wrongly typed field counts as empty and an entry that is not
+an object is ignored, so a malformed stream never crashes admission.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+
+class InvalidManifest(ValueError):
+    """A PushReview manifest description that cannot be measured; ``path`` names the field."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(f"{path}: {detail}")
+        self.path = path
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """A content descriptor: a blob's digest and its size in bytes."""
+
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a push declares: an optional config blob and the layers."""
+
+    config: Descriptor | None
+    layers: tuple[Descriptor, ...] = ()
+
+    @property
+    def size(self) -> int:
+        """The image size as ``alauda.io/Image`` ``storage`` measures it."""
+        return image_size(self.config, self.layers)
+
+
+def image_size(config: Descriptor | None, layers: Iterable[Descriptor]) -> int:
+    """Config blob size plus the size of each distinct layer digest, counted once.
+
+    The config is counted as the config even when a layer has the same digest. Should one
+    digest be declared with different sizes, the largest is counted, so misdeclaring a
+    repeated layer cannot shrink the result.
+    """
+    by_digest: dict[str, int] = {}
+    for layer in layers:
+        by_digest[layer.digest] = max(layer.size, by_digest.get(layer.digest, 0))
+    return (config.size if config is not None else 0) + sum(by_digest.values())
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def recorded_image_size(image: Mapping[str, Any] | None) -> int | None:
+    """Config plus distinct layers when the Image lists them, else ``dockerImageMetadata.size``;
+    None when the Image records no usable size (then no size limit can be checked)."""
+    if not isinstance(image, Mapping):
+        return None
+    layers_raw = image.get("dockerImageLayers")
+    if isinstance(layers_raw, list) and layers_raw:
+        layers: list[Descriptor] = []
+        for layer in layers_raw:
+            if not isinstance(layer, Mapping):
+                return None
+            name, size = layer.get("name"), _int(layer.get("size"))
+            if not isinstance(name, str) or size is None:
+                return None
+            layers.append(Descriptor(name, size))
+        config_raw = image.get("dockerImageConfig")
+        config = None
+        if isinstance(config_raw, Mapping):
+            digest, size = config_raw.get("digest"), _int(config_raw.get("size"))
+            if isinstance(digest, str) and size is not None:
+                config = Descriptor(digest, size)
+        return image_size(config, layers)
+    metadata = image.get("dockerImageMetadata")
+    if isinstance(metadata, Mapping):
+        return _int(metadata.get("size"))
+    return None
+
+
+def _descriptor(value: object, path: str) -> Descriptor:
+    if not isinstance(value, Mapping):
+        raise InvalidManifest(path, "must be an object with digest and size")
+    digest = value.get("digest")
+    if not isinstance(digest, str) or not digest:
+        raise InvalidManifest(f"{path}.digest", "must be a non-empty string")
+    size = value.get("size")
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise InvalidManifest(f"{path}.size", "must be an integer")
+    if size < 0:
+        raise InvalidManifest(f"{path}.size", "must be greater than or equal to 0")
+    return Descriptor(digest, size)
+
+
+def manifest_from_dict(spec: Mapping[str, Any], path: str = "spec") -> Manifest:
+    """Read ``config`` and ``layers`` of a PushReview spec; strict, since the body is input.
+
+    ``config`` may be absent or null (an image index has none), ``layers`` absent, null or
+    a list. Raises InvalidManifest naming the offending field under ``path``.
+    """
+    raw_config = spec.get("config")
+    config = None if raw_config is None else _descriptor(raw_config, f"{path}.config")
+    raw_layers = spec.get("layers")
+    if raw_layers is None:
+        raw_layers = []
+    if not isinstance(raw_layers, list):
+        raise InvalidManifest(f"{path}.layers", "must be a list")
+    layers = tuple(
+        _descriptor(layer, f"{path}.layers[{index}]") for index, layer in enumerate(raw_layers)
+    )
+    return Manifest(config, layers)
+
+
+class StreamCounts(NamedTuple):
+    """The two counts ``alauda.io/ImageStream`` limits bound."""
+
+    tags: int
+    images: int
+
+
+@dataclass(frozen=True)
+class StreamUsage:
+    """The distinct tag names and image digests of one ImageStream."""
+
+    tags: frozenset[str] = frozenset()
+    images: frozenset[str] = frozenset()
+
+    @property
+    def counts(self) -> StreamCounts:
+        return StreamCounts(len(self.tags), len(self.images))
+
+
+def _dicts(value: object) -> Iterator[Mapping[str, Any]]:
+    """The object entries of a list; anything else (null, a string, a map) yields nothing."""
+    if isinstance(value, list):
+        for entry in value:
+            if isinstance(entry, Mapping):
+                yield entry
+
+
+def _section(obj: object, key: str) -> Mapping[str, Any]:
+    value = obj.get(key) if isinstance(obj, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
+def _non_empty_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def stream_tag_names(stream: Mapping[str, Any] | None) -> frozenset[str]:
+    """Distinct tag names: ``spec.tags[*].name`` together with ``status.tags[*].tag``.
+
+    Empty and non-string names are not names and are not counted.
+    """
+    names = {
+        _non_empty_str(tag.get("name")) for tag in _dicts(_section(stream, "spec").get("tags"))
+    }
+    names |= {
+        _non_empty_str(tag.get("tag")) for tag in _dicts(_section(stream, "status").get("tags"))
+    }
+    return frozenset(name for name in names if name is not None)
+
+
+def stream_image_digests(stream: Mapping[str, Any] | None) -> frozenset[str]:
+    """Distinct non-empty digests in ``status.tags[*].items[*].image``: the whole history."""
+    digests = {
+        _non_empty_str(item.get("image"))
+        for tag in _dicts(_section(stream, "status").get("tags"))
+        for item in _dicts(tag.get("items"))
+    }
+    return frozenset(digest for digest in digests if digest is not None)
+
+
+def stream_usage(stream: Mapping[str, Any] | None) -> StreamUsage:
+    """Tags and images of a stream; None (no stream yet) has none."""
+    return StreamUsage(stream_tag_names(stream), stream_image_digests(stream))
+
+
+def usage_after_push(
+    stream: Mapping[str, Any] | None, tag: str | None, digest: str | None
+) -> StreamUsage:
+    """The stream's usage once a push lands: its tags and images plus the pushed ones.
+
+    ``stream`` is None for a new repository; ``tag`` is None (or empty) for a push by digest.
+    """
+    usage = stream_usage(stream)
+    tags = usage.tags | {tag} if tag else usage.tags
+    images = usage.images | {digest} if digest else usage.images
+    return StreamUsage(tags, images)
+
+
+def usage_delta(old: StreamCounts | None, new: StreamCounts) -> StreamCounts:
+    """How much an update grows each count (negative when it shrinks); a create starts at 0."""
+    base = old if old is not None else StreamCounts(0, 0)
+    return StreamCounts(new.tags - base.tags, new.images - base.images)
+
+
+def new_image_digests(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+) -> frozenset[str]:
+    """Digests an update adds to a stream's history: those whose image size needs checking."""
+    return stream_image_digests(new) - stream_image_digests(old)

@@ -1,0 +1,219 @@
+"""The desired managed Secret for a ServiceAccount, and whether an existing one matches it."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from quota.pullsecrets.dockerconfig import (
+    EMPTY_DOCKERCONFIGJSON,
+    DockerConfig,
+    DockerConfigError,
+    build_dockerconfigjson,
+    decode_secret_value,
+    parse_dockerconfigjson,
+)
+from quota.pullsecrets.names import (
+    ANNOTATION_SERVICE_ACCOUNT_NAME,
+    DOCKERCONFIGJSON_KEY,
+    LABEL_MANAGED_BY,
+    LABEL_MANAGED_BY_VALUE,
+    SECRET_TYPE_DOCKERCONFIGJSON,
+    secret_name_for,
+)
+from quota.pullsecrets.reasons import Reason
+from quota.pullsecrets.refresh import (
+    TokenTimes,
+    read_token_times,
+    refresh_reason,
+    token_time_annotations,
+)
+
+
+@dataclass(frozen=True)
+class ServiceAccountRef:
+    """The identity of a ServiceAccount that a managed Secret depends on."""
+
+    namespace: str
+    name: str
+    uid: str
+
+    @classmethod
+    def of(cls, sa: Mapping[str, Any]) -> ServiceAccountRef:
+        """Extract namespace, name and uid; ValueError if any is missing (not yet persisted)."""
+        metadata = sa.get("metadata")
+        meta: Mapping[str, Any] = metadata if isinstance(metadata, Mapping) else {}
+        values = [meta.get(key) for key in ("namespace", "name", "uid")]
+        strings = [v for v in values if isinstance(v, str) and v]
+        if len(strings) != len(values):
+            raise ValueError("ServiceAccount needs metadata.namespace, name and uid")
+        return cls(*strings)
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """A token from the TokenRequest API. ``repr`` omits the token so it can be logged.
+
+    ``expires`` should be the API server's ``status.expirationTimestamp`` (it may shorten the
+    requested lifetime); ``issued`` is the reconciler's time of the request.
+    """
+
+    token: str = field(repr=False)
+    issued: datetime
+    expires: datetime
+
+    def __post_init__(self) -> None:
+        if not self.token:
+            raise ValueError("token must not be empty")
+        TokenTimes(self.issued, self.expires)  # validates awareness and order
+
+
+def owner_reference(sa: Mapping[str, Any]) -> dict[str, Any]:
+    """ownerReference making the garbage collector delete the Secret with its SA.
+
+    ``controller: true``: the SA is the Secret's one managing owner. ``blockOwnerDeletion:
+    false``: true would need ``update`` on ``serviceaccounts/finalizers`` under the
+    OwnerReferencesPermissionEnforcement admission plugin, and only matters for foreground
+    deletion; background deletion of the SA still removes the Secret.
+    """
+    ref = ServiceAccountRef.of(sa)
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "name": ref.name,
+        "uid": ref.uid,
+        "controller": True,
+        "blockOwnerDeletion": False,
+    }
+
+
+def managed_metadata(sa: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Labels and annotations (without token times) every managed Secret carries."""
+    ref = ServiceAccountRef.of(sa)
+    return {LABEL_MANAGED_BY: LABEL_MANAGED_BY_VALUE}, {ANNOTATION_SERVICE_ACCOUNT_NAME: ref.name}
+
+
+def build_desired_secret(
+    sa: Mapping[str, Any], hostnames: Iterable[str], grant: TokenGrant | None
+) -> dict[str, Any]:
+    """The Secret the reconciler writes for ``sa``.
+
+    With ``grant=None`` this is the placeholder created first (empty ``auths``, no token
+    times): a token can only be bound to a Secret that already exists (it needs its uid), so
+    the reconciler creates this, requests a token bound to it, then writes the full Secret.
+    """
+    ref = ServiceAccountRef.of(sa)
+    labels, annotations = managed_metadata(sa)
+    if grant is None:
+        payload = EMPTY_DOCKERCONFIGJSON
+    else:
+        payload = build_dockerconfigjson(hostnames, grant.token)
+        annotations.update(token_time_annotations(grant.issued, grant.expires))
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": SECRET_TYPE_DOCKERCONFIGJSON,
+        "metadata": {
+            "name": secret_name_for(ref.name),
+            "namespace": ref.namespace,
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [owner_reference(sa)],
+        },
+        "data": {DOCKERCONFIGJSON_KEY: base64.b64encode(payload).decode("ascii")},
+    }
+
+
+def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    metadata = obj.get("metadata")
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+def _string_map(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def is_managed_secret(secret: Mapping[str, Any]) -> bool:
+    """True when the Secret carries either managed marker (label or SA-name annotation).
+
+    Either suffices, so a Secret whose label was stripped is still recognised and repaired
+    rather than treated as a user's Secret.
+    """
+    meta = _metadata(secret)
+    labels = _string_map(meta.get("labels"))
+    annotations = _string_map(meta.get("annotations"))
+    return (
+        labels.get(LABEL_MANAGED_BY) == LABEL_MANAGED_BY_VALUE
+        or ANNOTATION_SERVICE_ACCOUNT_NAME in annotations
+    )
+
+
+def service_account_name_of(secret: Mapping[str, Any]) -> str | None:
+    """The SA a managed Secret belongs to (annotation), for mapping Secret events to SAs."""
+    value = _string_map(_metadata(secret).get("annotations")).get(ANNOTATION_SERVICE_ACCOUNT_NAME)
+    return value if isinstance(value, str) and value else None
+
+
+def read_secret_config(secret: Mapping[str, Any]) -> DockerConfig | None:
+    """The parsed ``.dockerconfigjson`` of a Secret; None when missing or unreadable."""
+    payload = decode_secret_value(_string_map(secret.get("data")).get(DOCKERCONFIGJSON_KEY))
+    if payload is None:
+        return None
+    try:
+        return parse_dockerconfigjson(payload)
+    except DockerConfigError:
+        return None
+
+
+def _owned_by(secret: Mapping[str, Any], ref: ServiceAccountRef) -> bool:
+    owners = _metadata(secret).get("ownerReferences")
+    return isinstance(owners, list) and any(
+        isinstance(o, Mapping)
+        and o.get("apiVersion") == "v1"
+        and o.get("kind") == "ServiceAccount"
+        and o.get("name") == ref.name
+        and o.get("uid") == ref.uid
+        for o in owners
+    )
+
+
+def secret_is_current(
+    existing: Mapping[str, Any] | None,
+    sa: Mapping[str, Any],
+    hostnames: Iterable[str],
+    now: datetime,
+) -> tuple[bool, Reason]:
+    """Whether ``existing`` is the up-to-date managed Secret for ``sa``, and if not, why.
+
+    Checks, first failure wins: exists; is managed (a user's Secret of the same name is never
+    taken over); name and namespace; type; owner uid (catches an SA recreated under the same
+    name); managed label/annotation; readable payload; token times; hostnames; 60 % rule.
+    The reason is a fixed :class:`Reason`, never containing Secret data.
+    """
+    ref = ServiceAccountRef.of(sa)
+    if existing is None:
+        return False, Reason.MISSING
+    if not is_managed_secret(existing):
+        return False, Reason.NOT_MANAGED
+    meta = _metadata(existing)
+    if meta.get("name") != secret_name_for(ref.name) or meta.get("namespace") != ref.namespace:
+        return False, Reason.WRONG_NAME
+    if existing.get("type") != SECRET_TYPE_DOCKERCONFIGJSON:
+        return False, Reason.WRONG_TYPE
+    if not _owned_by(existing, ref):
+        return False, Reason.WRONG_OWNER
+    labels, annotations = managed_metadata(sa)
+    have_labels = _string_map(meta.get("labels"))
+    have_annotations = _string_map(meta.get("annotations"))
+    if any(have_labels.get(k) != v for k, v in labels.items()) or any(
+        have_annotations.get(k) != v for k, v in annotations.items()
+    ):
+        return False, Reason.METADATA_DRIFT
+    times = read_token_times(have_annotations)
+    reason = refresh_reason(times, read_secret_config(existing), hostnames, now)
+    if reason is not None:
+        return False, reason
+    return True, Reason.CURRENT

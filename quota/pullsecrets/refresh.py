@@ -1,0 +1,143 @@
+"""Token lifetime policy and the token timestamps stored on the managed Secret.
+
+Tokens are refreshed at 60 % of their lifetime (DESIGN.md), so a failing refresh still leaves
+40 % of the lifetime to retry before pods lose pull access. Time is always passed in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from typing import Final, Protocol
+
+from quota.pullsecrets.dockerconfig import DockerConfig, unique_hostnames
+from quota.pullsecrets.names import ANNOTATION_TOKEN_EXPIRATION, ANNOTATION_TOKEN_ISSUED
+from quota.pullsecrets.reasons import Reason
+
+DEFAULT_TOKEN_LIFETIME: Final = timedelta(hours=1)
+REFRESH_FRACTION: Final = Fraction(3, 5)
+
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
+class Clock(Protocol):
+    """Source of the current time for callers; these functions take ``now`` explicitly."""
+
+    def now(self) -> datetime: ...
+
+
+def _require_aware(**values: datetime) -> None:
+    for name, value in values.items():
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{name} must be timezone-aware")
+
+
+@dataclass(frozen=True)
+class TokenTimes:
+    """When a token was issued and when it expires; ``expires`` is after ``issued``."""
+
+    issued: datetime
+    expires: datetime
+
+    def __post_init__(self) -> None:
+        _require_aware(issued=self.issued, expires=self.expires)
+        if self.expires <= self.issued:
+            raise ValueError("expires must be after issued")
+
+
+def next_refresh_at(issued: datetime, expires: datetime) -> datetime:
+    """The instant at 60 % of the lifetime, rounded down to the microsecond (never late).
+
+    A lifetime that is zero or negative refreshes at ``issued``.
+    """
+    _require_aware(issued=issued, expires=expires)
+    lifetime = expires - issued
+    if lifetime <= timedelta(0):
+        return issued
+    micros = lifetime // timedelta(microseconds=1)
+    offset = micros * REFRESH_FRACTION.numerator // REFRESH_FRACTION.denominator
+    return issued + timedelta(microseconds=offset)
+
+
+def needs_refresh(issued: datetime, expires: datetime, now: datetime) -> bool:
+    """True at or after 60 % of the token lifetime."""
+    _require_aware(now=now)
+    return now >= next_refresh_at(issued, expires)
+
+
+def refresh_delay(issued: datetime, expires: datetime, now: datetime) -> timedelta:
+    """How long the reconciler may wait before refreshing; zero when already due."""
+    _require_aware(now=now)
+    return max(next_refresh_at(issued, expires) - now, timedelta(0))
+
+
+def format_rfc3339(value: datetime) -> str:
+    """UTC RFC 3339 with ``Z``; fractional seconds only when present."""
+    _require_aware(value=value)
+    utc = value.astimezone(UTC)
+    spec = "seconds" if utc.microsecond == 0 else "microseconds"
+    return utc.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def parse_rfc3339(value: object) -> datetime | None:
+    """Parse an RFC 3339 timestamp to an aware UTC datetime; None if absent or invalid.
+
+    Only the RFC 3339 shape is accepted (an offset is required, never guessed); fractional
+    seconds beyond microseconds are truncated.
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip().upper()
+    if not _RFC3339.fullmatch(text):
+        return None
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except ValueError:  # shape is right, values are not (month 13, hour 25, ...)
+        return None
+
+
+def token_time_annotations(issued: datetime, expires: datetime) -> dict[str, str]:
+    """Annotations recording a token's issue and expiration time on its Secret."""
+    times = TokenTimes(issued, expires)
+    return {
+        ANNOTATION_TOKEN_ISSUED: format_rfc3339(times.issued),
+        ANNOTATION_TOKEN_EXPIRATION: format_rfc3339(times.expires),
+    }
+
+
+def read_token_times(annotations: Mapping[str, object] | None) -> TokenTimes | None:
+    """Read back :func:`token_time_annotations`; None when missing, malformed or inverted."""
+    if not isinstance(annotations, Mapping):
+        return None
+    issued = parse_rfc3339(annotations.get(ANNOTATION_TOKEN_ISSUED))
+    expires = parse_rfc3339(annotations.get(ANNOTATION_TOKEN_EXPIRATION))
+    if issued is None or expires is None or expires <= issued:
+        return None
+    return TokenTimes(issued, expires)
+
+
+def refresh_reason(
+    times: TokenTimes | None,
+    config: DockerConfig | None,
+    desired_hostnames: Iterable[str],
+    now: datetime,
+) -> Reason | None:
+    """Why the token in a Secret must be replaced, or None when it can stay.
+
+    ``config`` is the parsed payload (None when missing or unparseable). Hostnames are
+    compared as sets: the payload is canonical, order carries no meaning.
+    """
+    if config is None:
+        return Reason.BAD_DATA
+    if times is None:
+        return Reason.TOKEN_TIMES_INVALID
+    if set(config.hostnames) != set(unique_hostnames(desired_hostnames)):
+        return Reason.HOSTNAMES_CHANGED
+    if needs_refresh(times.issued, times.expires, now):
+        return Reason.TOKEN_EXPIRING
+    return None

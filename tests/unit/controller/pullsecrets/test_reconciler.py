@@ -1,0 +1,355 @@
+"""The reconciler's decisions, with in-memory caches and a fake API (no cluster)."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import itertools
+from typing import Any
+
+import jsonpatch
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from controller.pullsecrets.reconciler import (
+    PullSecretConfig,
+    PullSecretReconciler,
+    Requeue,
+    internal_hostnames,
+)
+from quota.pullsecrets.desired_secret import read_secret_config
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+Obj = dict[str, Any]
+
+
+class Store:
+    def __init__(self) -> None:
+        self.items: dict[str, Obj] = {}
+
+    def get(self, key: str) -> Obj | None:
+        return copy.deepcopy(self.items.get(key))
+
+    def list(self, namespace: str | None = None) -> list[Obj]:
+        return [
+            copy.deepcopy(o)
+            for o in self.items.values()
+            if namespace is None or o["metadata"].get("namespace") == namespace
+        ]
+
+    def put(self, obj: Obj) -> None:
+        meta = obj["metadata"]
+        key = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+        self.items[key] = copy.deepcopy(obj)
+
+
+class FakeApi:
+    """Behaves like the API server for the calls the reconciler makes; writes go to the
+    same stores the caches read, so tests can also simulate a lagging cache."""
+
+    def __init__(self, secrets: Store, serviceaccounts: Store) -> None:
+        self.secrets = secrets
+        self.serviceaccounts = serviceaccounts
+        self.calls: list[str] = []
+        self._rv = itertools.count(100)
+        self._uid = itertools.count(1)
+        self.live_secrets: dict[str, Obj] = {}
+        self.fail_replace_with: int | None = None
+
+    def read_secret(self, namespace: str, name: str) -> Obj | None:
+        self.calls.append("read_secret")
+        return copy.deepcopy(self.live_secrets.get(f"{namespace}/{name}"))
+
+    def create_secret(self, namespace: str, body: Obj) -> Obj:
+        self.calls.append("create_secret")
+        key = f"{namespace}/{body['metadata']['name']}"
+        if key in self.live_secrets:
+            raise ApiException(status=409, reason="AlreadyExists")
+        obj = copy.deepcopy(body)
+        obj["metadata"].update(uid=f"uid-{next(self._uid)}", resourceVersion=str(next(self._rv)))
+        self.live_secrets[key] = obj
+        self.secrets.put(obj)
+        return copy.deepcopy(obj)
+
+    def replace_secret(self, namespace: str, name: str, body: Obj) -> Obj:
+        self.calls.append("replace_secret")
+        if self.fail_replace_with:
+            raise ApiException(status=self.fail_replace_with, reason="Conflict")
+        key = f"{namespace}/{name}"
+        live = self.live_secrets[key]
+        if body["metadata"]["resourceVersion"] != live["metadata"]["resourceVersion"]:
+            raise ApiException(status=409, reason="Conflict")
+        obj = copy.deepcopy(body)
+        obj["metadata"].update(uid=live["metadata"]["uid"], resourceVersion=str(next(self._rv)))
+        self.live_secrets[key] = obj
+        self.secrets.put(obj)
+        return copy.deepcopy(obj)
+
+    def delete_secret(self, namespace: str, name: str, uid: str) -> None:
+        self.calls.append("delete_secret")
+        key = f"{namespace}/{name}"
+        if key in self.live_secrets and self.live_secrets[key]["metadata"]["uid"] == uid:
+            del self.live_secrets[key]
+            self.secrets.items.pop(key, None)
+
+    def request_token(
+        self, namespace: str, sa_name: str, secret: Obj, lifetime_seconds: int
+    ) -> tuple[str, dt.datetime]:
+        self.calls.append("request_token")
+        return f"token-{sa_name}-{secret['metadata']['uid']}", NOW + dt.timedelta(
+            seconds=lifetime_seconds
+        )
+
+    def patch_serviceaccount(self, namespace: str, name: str, ops: list[Obj]) -> Obj:
+        self.calls.append("patch_serviceaccount")
+        key = f"{namespace}/{name}"
+        current = self.serviceaccounts.items[key]
+        try:
+            patched = jsonpatch.apply_patch(current, ops)
+        except jsonpatch.JsonPatchTestFailed:
+            raise ApiException(status=422, reason="Invalid") from None
+        patched["metadata"]["resourceVersion"] = str(next(self._rv))
+        self.serviceaccounts.put(patched)
+        return copy.deepcopy(patched)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def record(
+        self,
+        involved: Obj,
+        event_type: str,
+        reason: str,
+        message: str,
+        *,
+        namespace: str | None = None,
+    ) -> None:
+        self.events.append((involved["name"], reason))
+
+
+class World:
+    def __init__(self) -> None:
+        self.serviceaccounts = Store()
+        self.secrets = Store()
+        self.namespaces = Store()
+        self.configs = Store()
+        self.api = FakeApi(self.secrets, self.serviceaccounts)
+        self.recorder = Recorder()
+        self.now = NOW
+        self.reconciler = PullSecretReconciler(
+            api=self.api,  # type: ignore[arg-type]
+            serviceaccounts=self.serviceaccounts,
+            secrets=self.secrets,
+            namespaces=self.namespaces,
+            registry_configs=self.configs,
+            recorder=self.recorder,
+            config=PullSecretConfig(
+                internal_hostnames=internal_hostnames("reg.sys.svc:5000"),
+                extra_hostnames=("extra.example.com",),
+                excluded_namespaces=frozenset({"kube-system"}),
+                token_lifetime_seconds=3600,
+            ),
+            now=lambda: self.now,
+        )
+        self.namespaces.put({"metadata": {"name": "team", "labels": {}}})
+
+    def add_sa(self, name: str, ns: str = "team", **extra: Any) -> None:
+        self.serviceaccounts.put(
+            {
+                "metadata": {
+                    "name": name,
+                    "namespace": ns,
+                    "uid": f"sa-uid-{name}",
+                    "resourceVersion": "1",
+                    **extra,
+                }
+            }
+        )
+
+    def converge(self, key: str, rounds: int = 5) -> float | None:
+        for _ in range(rounds):
+            try:
+                return self.reconciler.reconcile(key)
+            except Requeue:
+                continue
+        raise AssertionError("did not converge")
+
+
+def test_internal_hostnames_include_the_cluster_local_form() -> None:
+    assert internal_hostnames("reg.sys.svc:5000") == (
+        "reg.sys.svc:5000",
+        "reg.sys.svc.cluster.local:5000",
+    )
+    assert internal_hostnames("registry.example.com") == ("registry.example.com",)
+
+
+def test_creates_a_bound_secret_patches_the_sa_and_requeues_at_60_percent() -> None:
+    world = World()
+    world.add_sa("builder")
+    delay = world.converge("team/builder")
+    assert world.api.calls == [
+        "create_secret",
+        "request_token",
+        "replace_secret",
+        "patch_serviceaccount",
+    ]
+    secret = world.secrets.get("team/builder-dockercfg")
+    assert secret is not None
+    config = read_secret_config(secret)
+    assert config is not None
+    assert set(config.hostnames) == {
+        "reg.sys.svc:5000",
+        "reg.sys.svc.cluster.local:5000",
+        "extra.example.com",
+    }
+    assert config.token == "token-builder-uid-1"  # bound to the placeholder's uid
+    sa = world.serviceaccounts.get("team/builder")
+    assert sa is not None and sa["imagePullSecrets"] == [{"name": "builder-dockercfg"}]
+    assert delay == pytest.approx(0.6 * 3600)
+
+
+def test_a_second_run_writes_nothing() -> None:
+    world = World()
+    world.add_sa("builder")
+    world.converge("team/builder")
+    world.api.calls.clear()
+    world.converge("team/builder")
+    assert world.api.calls == []
+
+
+def test_refreshes_the_token_at_60_percent_of_its_lifetime() -> None:
+    world = World()
+    world.add_sa("builder")
+    world.converge("team/builder")
+    world.now = NOW + dt.timedelta(seconds=2159)
+    world.api.calls.clear()
+    world.converge("team/builder")
+    assert world.api.calls == []
+    world.now = NOW + dt.timedelta(seconds=2160)
+    world.converge("team/builder")
+    assert world.api.calls == ["request_token", "replace_secret"]
+
+
+def test_a_route_hostname_change_rewrites_the_secret() -> None:
+    world = World()
+    world.add_sa("builder")
+    world.converge("team/builder")
+    world.configs.items["cluster"] = {
+        "metadata": {"name": "cluster"},
+        "spec": {"routes": [{"name": "r", "hostname": "public.example.com"}]},
+    }
+    world.converge("team/builder")
+    config = read_secret_config(world.secrets.get("team/builder-dockercfg") or {})
+    assert config is not None and "public.example.com" in config.hostnames
+
+
+def test_a_lagging_cache_never_creates_a_second_secret() -> None:
+    world = World()
+    world.add_sa("builder")
+    world.converge("team/builder")
+    world.secrets.items.clear()  # the cache has not seen our write yet
+    world.api.calls.clear()
+    world.converge("team/builder")
+    assert world.api.calls == ["create_secret", "read_secret"]
+    assert list(world.api.live_secrets) == ["team/builder-dockercfg"]
+
+
+def test_a_write_conflict_is_a_requeue_not_an_error() -> None:
+    world = World()
+    world.add_sa("builder")
+    world.api.fail_replace_with = 409
+    with pytest.raises(Requeue):
+        world.reconciler.reconcile("team/builder")
+    world.api.fail_replace_with = None
+    world.converge("team/builder")
+    assert len(world.api.live_secrets) == 1
+
+
+def test_a_stale_sa_patch_is_requeued_by_the_resource_version_test() -> None:
+    world = World()
+    world.add_sa("builder")
+    stale = world.serviceaccounts.get("team/builder")
+    world.serviceaccounts.items["team/builder"]["metadata"]["resourceVersion"] = "2"
+    world.serviceaccounts.items["team/builder"]["imagePullSecrets"] = [{"name": "user"}]
+
+    class StaleCache(Store):
+        def get(self, key: str) -> Obj | None:
+            return copy.deepcopy(stale)
+
+    world.reconciler._serviceaccounts = StaleCache()
+    with pytest.raises(Requeue):
+        world.reconciler.reconcile("team/builder")
+    assert world.serviceaccounts.items["team/builder"]["imagePullSecrets"] == [{"name": "user"}]
+
+
+def test_a_recreated_sa_gets_a_new_secret() -> None:
+    world = World()
+    world.add_sa("builder")
+    world.converge("team/builder")
+    world.serviceaccounts.items["team/builder"]["metadata"]["uid"] = "sa-uid-new"
+    world.converge("team/builder")
+    secret = world.secrets.get("team/builder-dockercfg")
+    assert secret is not None
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == "sa-uid-new"
+    assert "delete_secret" in world.api.calls
+
+
+def test_a_foreign_secret_is_left_alone_with_an_event() -> None:
+    world = World()
+    world.add_sa("builder")
+    world.api.live_secrets["team/builder-dockercfg"] = {
+        "metadata": {
+            "name": "builder-dockercfg",
+            "namespace": "team",
+            "uid": "u",
+            "resourceVersion": "1",
+        },
+        "type": "Opaque",
+    }
+    assert world.converge("team/builder") is None
+    assert world.recorder.events == [("builder", "PullSecretNameTaken")]
+    # The create attempt met the foreign Secret (409); nothing was written over it.
+    assert world.api.calls == ["create_secret", "read_secret"]
+    assert world.api.live_secrets["team/builder-dockercfg"]["type"] == "Opaque"
+
+
+def test_opting_out_removes_what_the_service_added() -> None:
+    world = World()
+    world.add_sa("builder")
+    world.serviceaccounts.items["team/builder"]["imagePullSecrets"] = [{"name": "user"}]
+    world.converge("team/builder")
+    world.namespaces.items["team"]["metadata"]["labels"] = {
+        "image.alauda.io/managed-pull-secret": "false"
+    }
+    world.converge("team/builder")
+    sa = world.serviceaccounts.get("team/builder")
+    assert sa is not None and sa["imagePullSecrets"] == [{"name": "user"}]
+    assert "image.alauda.io/internal-registry-pull-secret-ref" not in (
+        sa["metadata"].get("annotations") or {}
+    )
+    assert world.api.live_secrets == {}
+
+
+def test_orphaned_secrets_are_deleted_and_excluded_namespaces_untouched() -> None:
+    world = World()
+    world.add_sa("builder")
+    world.converge("team/builder")
+    del world.serviceaccounts.items["team/builder"]
+    world.converge("team/builder")
+    assert world.api.live_secrets == {}
+    world.add_sa("default", ns="kube-system")
+    world.api.calls.clear()
+    assert world.converge("kube-system/default") is None
+    assert world.api.calls == []
+
+
+def test_terminating_namespaces_and_sas_are_skipped() -> None:
+    world = World()
+    world.add_sa("builder", deletionTimestamp="2026-01-01T00:00:00Z")
+    assert world.converge("team/builder") is None
+    world.add_sa("other")
+    world.namespaces.items["team"]["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert world.converge("team/other") is None
+    assert world.api.calls == []

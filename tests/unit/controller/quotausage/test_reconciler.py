@@ -1,0 +1,252 @@
+"""QuotaUsageReconciler with fake caches, a fake clock and a recording CoreV1Api."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from controller.quotausage.reconciler import QuotaUsageReconciler, Requeue
+
+Obj = dict[str, Any]
+NS = "team-a"
+R = "alauda.io/imagestreams"
+GRACE = 5.0
+
+
+class FakeCache:
+    def __init__(self, items: list[Obj]) -> None:
+        self.items = items
+
+    def list(self, namespace: str | None = None) -> list[Obj]:
+        return [
+            copy.deepcopy(item)
+            for item in self.items
+            if namespace is None or item["metadata"]["namespace"] == namespace
+        ]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+class RecordingCore:
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, str, Obj]] = []
+        self.kwargs: list[dict[str, Any]] = []
+        self.fail_with: int | None = None
+
+    def replace_namespaced_resource_quota_status(
+        self, name: str, namespace: str, body: Obj, **kwargs: Any
+    ) -> None:
+        if self.fail_with is not None:
+            raise ApiException(status=self.fail_with)
+        self.writes.append((name, namespace, copy.deepcopy(body)))
+        self.kwargs.append(kwargs)
+
+    def written_used(self) -> list[str]:
+        return [body["status"]["used"][R] for _, _, body in self.writes]
+
+
+def quota(
+    name: str = "q",
+    used: str | None = "0",
+    rv: str = "1",
+    hard: str = "10",
+    **spec: Any,
+) -> Obj:
+    obj: Obj = {
+        "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}", "resourceVersion": rv},
+        "spec": {"hard": {R: hard, "pods": "10"}, **spec},
+        "status": {"hard": {R: hard}, "used": {"pods": "4"}},
+    }
+    if used is not None:
+        obj["status"]["used"][R] = used
+    return obj
+
+
+def streams(count: int) -> list[Obj]:
+    return [{"metadata": {"name": f"s{i}", "namespace": NS}} for i in range(count)]
+
+
+class Rig:
+    def __init__(self, quotas: list[Obj], count: int) -> None:
+        self.quotas = FakeCache(quotas)
+        self.streams = FakeCache(streams(count))
+        self.clock = Clock()
+        self.core = RecordingCore()
+        self.acquired = 0
+        self.reconciler = QuotaUsageReconciler(
+            client.ApiClient(),
+            self.quotas,
+            self.streams,
+            grace_seconds=GRACE,
+            now=self.clock,
+            acquire=self._acquire,
+        )
+        self.reconciler._core = self.core
+
+    def _acquire(self) -> None:
+        self.acquired += 1
+
+    def set_count(self, count: int) -> None:
+        self.streams.items = streams(count)
+
+    def reconcile(self) -> float | None:
+        return self.reconciler.reconcile(NS)
+
+
+def test_usage_below_the_count_is_raised_at_once() -> None:
+    rig = Rig([quota(used="1")], count=3)
+    assert rig.reconcile() is None
+    assert rig.core.written_used() == ["3"]
+    assert rig.acquired == 1
+    name, namespace, body = rig.core.writes[0]
+    assert (name, namespace) == ("q", NS)
+    assert body["metadata"]["resourceVersion"] == "1", "the write carries the precondition"
+    assert rig.core.kwargs[0].get("_preload_content") is False
+
+
+def test_a_missing_entry_is_written_at_once_even_when_zero() -> None:
+    rig = Rig([quota(used=None)], count=0)
+    assert rig.reconcile() is None
+    assert rig.core.written_used() == ["0"]
+
+
+@pytest.mark.parametrize("used", ["5", "5000m"])
+def test_equal_usage_is_not_rewritten(used: str) -> None:
+    rig = Rig([quota(used=used)], count=5)
+    assert rig.reconcile() is None
+    assert rig.core.writes == []
+    assert rig.acquired == 0
+
+
+def test_other_used_entries_and_the_spec_are_kept_in_the_written_body() -> None:
+    original = quota(used="1")
+    rig = Rig([original], count=2)
+    rig.reconcile()
+    body = rig.core.writes[0][2]
+    assert body["status"]["used"] == {"pods": "4", R: "2"}
+    assert body["status"]["hard"] == original["status"]["hard"]
+    assert body["spec"] == original["spec"]
+    assert body["metadata"] == original["metadata"]
+
+
+def test_lowering_waits_for_the_grace_period_then_writes() -> None:
+    rig = Rig([quota(used="5")], count=3)
+    assert rig.reconcile() == pytest.approx(GRACE)
+    rig.clock.advance(2)
+    assert rig.reconcile() == pytest.approx(GRACE - 2)
+    rig.clock.advance(2.5)
+    assert rig.reconcile() == pytest.approx(0.5)
+    assert rig.core.writes == []
+    assert rig.acquired == 0
+    rig.clock.advance(0.5)
+    assert rig.reconcile() is None
+    assert rig.core.written_used() == ["3"]
+
+
+def test_a_resource_version_change_restarts_the_grace_timer() -> None:
+    rig = Rig([quota(used="5", rv="1")], count=3)
+    assert rig.reconcile() == pytest.approx(GRACE)
+    rig.clock.advance(4)
+    rig.quotas.items = [quota(used="5", rv="2")]  # a charge landed, or another write
+    assert rig.reconcile() == pytest.approx(GRACE)
+    rig.clock.advance(4)
+    assert rig.reconcile() == pytest.approx(1)
+    assert rig.core.writes == []
+    rig.clock.advance(1)
+    assert rig.reconcile() is None
+    assert rig.core.written_used() == ["3"]
+    assert rig.core.writes[0][2]["metadata"]["resourceVersion"] == "2"
+
+
+def test_the_gap_is_forgotten_once_usage_matches_again() -> None:
+    rig = Rig([quota(used="5")], count=3)
+    assert rig.reconcile() == pytest.approx(GRACE)
+    rig.clock.advance(4)
+    rig.set_count(5)  # the in-flight creates landed
+    assert rig.reconcile() is None
+    rig.set_count(3)
+    rig.clock.advance(4)
+    assert rig.reconcile() == pytest.approx(GRACE), "a new gap waits the full grace again"
+    assert rig.core.writes == []
+
+
+def test_after_a_lowering_write_a_new_gap_starts_fresh() -> None:
+    rig = Rig([quota(used="5")], count=3)
+    rig.reconcile()
+    rig.clock.advance(GRACE)
+    assert rig.reconcile() is None
+    rig.quotas.items = [quota(used="3", rv="2")]
+    rig.set_count(2)
+    assert rig.reconcile() == pytest.approx(GRACE)
+    assert rig.core.written_used() == ["3"]
+
+
+@pytest.mark.parametrize(
+    "untouched",
+    [
+        quota("scoped", used="9", scopes=["Terminating"]),
+        quota(
+            "selected",
+            used="9",
+            scopeSelector={
+                "matchExpressions": [{"scopeName": "PriorityClass", "operator": "Exists"}]
+            },
+        ),
+        {
+            "metadata": {"name": "pods-only", "namespace": NS, "uid": "u", "resourceVersion": "1"},
+            "spec": {"hard": {"pods": "10"}},
+            "status": {"used": {"pods": "1"}},
+        },
+    ],
+)
+def test_scoped_quotas_and_quotas_without_the_resource_are_untouched(untouched: Obj) -> None:
+    rig = Rig([untouched], count=0)
+    assert rig.reconcile() is None
+    rig.clock.advance(GRACE * 10)
+    assert rig.reconcile() is None
+    assert rig.core.writes == []
+
+
+def test_only_matching_quotas_are_written_next_to_untouched_ones() -> None:
+    rig = Rig([quota("scoped", used="0", scopes=["Terminating"]), quota("q", used="0")], 2)
+    rig.reconcile()
+    assert [name for name, _, _ in rig.core.writes] == ["q"]
+
+
+def test_the_soonest_pending_release_is_returned() -> None:
+    rig = Rig([quota("a", used="5"), quota("b", used="4")], count=1)
+    assert rig.reconcile() == pytest.approx(GRACE)
+    rig.clock.advance(3)
+    rig.quotas.items = [quota("a", used="5"), quota("b", used="4", rv="9")]
+    assert rig.reconcile() == pytest.approx(2)
+    assert rig.core.writes == []
+
+
+@pytest.mark.parametrize("status", [409, 404])
+def test_a_conflicting_write_asks_for_a_requeue(status: int) -> None:
+    rig = Rig([quota(used="0")], count=1)
+    rig.core.fail_with = status
+    with pytest.raises(Requeue):
+        rig.reconcile()
+
+
+def test_other_api_errors_propagate() -> None:
+    rig = Rig([quota(used="0")], count=1)
+    rig.core.fail_with = 500
+    with pytest.raises(ApiException) as raised:
+        rig.reconcile()
+    assert raised.value.status == 500

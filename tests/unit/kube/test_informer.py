@@ -1,0 +1,186 @@
+"""The informer's list/watch/resume/relist logic, against a scripted fake API."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from kube.informer import Informer, wait_all_synced
+from localcluster.waiting import wait_for
+
+
+def obj(name: str, rv: str, ns: str = "a", **extra: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": ns, "resourceVersion": rv}, **extra}
+
+
+class FakeResponse:
+    def __init__(self, payload: Any = None, lines: list[dict[str, Any]] | None = None) -> None:
+        self.data = json.dumps(payload).encode() if payload is not None else b""
+        self._lines = [json.dumps(line).encode() + b"\n" for line in lines or []]
+        self.closed = False
+
+    def stream(self, amt: int | None = None, decode_content: bool = False) -> Iterator[bytes]:
+        yield from self._lines
+
+    def read_chunked(self, *args: Any, **kwargs: Any) -> Iterator[bytes]:
+        yield from self._lines
+
+    def close(self) -> None:
+        self.closed = True
+
+    def release_conn(self) -> None:
+        pass
+
+
+class ScriptedApi:
+    """Answers list and watch calls from scripts; records every call's arguments."""
+
+    def __init__(self, lists: list[Any], watches: list[Any]) -> None:
+        self.lists = lists
+        self.watches = watches
+        self.calls: list[dict[str, Any]] = []
+        self.exhausted = threading.Event()
+
+    def __call__(self, **kwargs: Any) -> FakeResponse:
+        self.calls.append(kwargs)
+        script = self.watches if kwargs.get("watch") else self.lists
+        if not script:
+            self.exhausted.set()
+            raise ApiException(status=500, reason="script exhausted")
+        step = script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step  # type: ignore[no-any-return]
+
+
+def run_until_exhausted(informer: Informer, api: ScriptedApi) -> None:
+    stop = threading.Event()
+    informer.start(stop)
+    assert api.exhausted.wait(10), "informer did not consume its script"
+    stop.set()
+
+
+def page(items: list[dict[str, Any]], rv: str, cont: str | None = None) -> FakeResponse:
+    meta: dict[str, Any] = {"resourceVersion": rv}
+    if cont:
+        meta["continue"] = cont
+    return FakeResponse({"items": items, "metadata": meta})
+
+
+def test_lists_all_pages_then_watches_from_the_list_resource_version() -> None:
+    api = ScriptedApi(
+        lists=[page([obj("x", "1")], "5", cont="t1"), page([obj("y", "2")], "5")],
+        watches=[FakeResponse(lines=[{"type": "ADDED", "object": obj("z", "6")}])],
+    )
+    informer = Informer("t", api, label_selector="a=b", max_backoff_seconds=0.01)
+    events: list[tuple[str, str]] = []
+    informer.add_handler(lambda kind, o, old: events.append((kind, o["metadata"]["name"])))
+    run_until_exhausted(informer, api)
+    assert informer.has_synced()
+    assert api.calls[1]["_continue"] == "t1"
+    assert api.calls[0]["label_selector"] == "a=b"
+    watch = api.calls[2]
+    assert watch["watch"] is True and watch["resource_version"] == "5"
+    assert watch["allow_watch_bookmarks"] is True
+    assert sorted(o["metadata"]["name"] for o in informer.list()) == ["x", "y", "z"]
+    assert events[:3] == [("ADDED", "x"), ("ADDED", "y"), ("ADDED", "z")]
+
+
+def test_a_closed_watch_resumes_from_the_last_version_seen_including_bookmarks() -> None:
+    api = ScriptedApi(
+        lists=[page([], "10")],
+        watches=[
+            FakeResponse(lines=[{"type": "ADDED", "object": obj("x", "11")}]),
+            FakeResponse(
+                lines=[{"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "20"}}}]
+            ),
+            FakeResponse(lines=[]),
+        ],
+    )
+    informer = Informer("t", api, max_backoff_seconds=0.01)
+    run_until_exhausted(informer, api)
+    versions = [c["resource_version"] for c in api.calls if c.get("watch")]
+    assert versions[:3] == ["10", "11", "20"]
+    assert len([c for c in api.calls if not c.get("watch")]) >= 1
+
+
+def test_410_gone_relists_and_reports_deletions_missed_meanwhile() -> None:
+    api = ScriptedApi(
+        lists=[page([obj("x", "1"), obj("y", "1")], "1"), page([obj("y", "3")], "4")],
+        watches=[
+            FakeResponse(lines=[{"type": "ERROR", "object": {"code": 410, "message": "too old"}}]),
+        ],
+    )
+    informer = Informer("t", api, max_backoff_seconds=0.01)
+    events: list[tuple[str, str]] = []
+    informer.add_handler(lambda kind, o, old: events.append((kind, o["metadata"]["name"])))
+    run_until_exhausted(informer, api)
+    assert ("DELETED", "x") in events
+    assert ("MODIFIED", "y") in events
+    assert informer.get("a/x") is None
+    assert informer.get("a/y") == obj("y", "3")
+
+
+def test_errors_relist_with_backoff_and_modified_delete_events_update_the_store() -> None:
+    api = ScriptedApi(
+        lists=[ApiException(status=500, reason="boom"), page([obj("x", "1")], "1")],
+        watches=[
+            FakeResponse(
+                lines=[
+                    {"type": "MODIFIED", "object": obj("x", "2", note="new")},
+                    {"type": "DELETED", "object": obj("x", "3")},
+                    {"type": "ADDED", "object": obj("w", "4", ns="b")},
+                ]
+            )
+        ],
+    )
+    informer = Informer("t", api, max_backoff_seconds=0.01)
+    seen: list[tuple[str, str | None]] = []
+    informer.add_handler(
+        lambda kind, o, old: seen.append(
+            (kind, (old or {}).get("metadata", {}).get("resourceVersion"))
+        )
+    )
+    run_until_exhausted(informer, api)
+    assert seen[:4] == [("ADDED", None), ("MODIFIED", "1"), ("DELETED", None), ("ADDED", None)]
+    assert informer.list("a") == []
+    assert [o["metadata"]["name"] for o in informer.list("b")] == ["w"]
+
+
+def test_missing_ok_treats_404_as_empty_and_synced() -> None:
+    api = ScriptedApi(lists=[ApiException(status=404, reason="Not Found")], watches=[])
+    informer = Informer("t", api, missing_ok=True, max_backoff_seconds=0.01)
+    stop = threading.Event()
+    informer.start(stop)
+    wait_for(informer.has_synced, timeout=5, what="sync")
+    stop.set()
+    assert informer.list() == []
+
+
+def test_a_failing_handler_does_not_stop_the_informer() -> None:
+    api = ScriptedApi(lists=[page([obj("x", "1"), obj("y", "1")], "1")], watches=[])
+    informer = Informer("t", api, max_backoff_seconds=0.01)
+    names: list[str] = []
+
+    def handler(kind: str, o: dict[str, Any], old: dict[str, Any] | None) -> None:
+        if o["metadata"]["name"] == "x":
+            raise RuntimeError("boom")
+        names.append(o["metadata"]["name"])
+
+    informer.add_handler(handler)
+    run_until_exhausted(informer, api)
+    assert names == ["y"]
+
+
+def test_wait_all_synced_returns_when_synced_or_stopped() -> None:
+    synced = Informer("a", ScriptedApi(lists=[page([], "1")], watches=[]), max_backoff_seconds=0.01)
+    never = Informer("b", ScriptedApi(lists=[], watches=[]), max_backoff_seconds=0.01)
+    stop = threading.Event()
+    synced.start(stop)
+    assert wait_all_synced([synced], stop) is True
+    stop.set()
+    assert wait_all_synced([synced, never], stop) is False

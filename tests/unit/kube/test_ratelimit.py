@@ -1,0 +1,129 @@
+import threading
+
+import pytest
+
+from kube.ratelimit import RateLimiter
+
+
+class FakeTime:
+    """A clock plus a sleep that records and, if ``advance`` is set, moves the clock."""
+
+    def __init__(self, advance: bool = True) -> None:
+        self.now = 50.0
+        self.advance = advance
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if self.advance:
+            self.now += seconds
+
+
+def limiter(fake: FakeTime, qps: float, burst: int) -> RateLimiter:
+    return RateLimiter(qps, burst, clock=fake.clock, sleep=fake.sleep)
+
+
+def test_a_full_bucket_allows_a_burst_then_refuses() -> None:
+    fake = FakeTime()
+    bucket = limiter(fake, qps=10, burst=3)
+    assert [bucket.try_acquire() for _ in range(4)] == [True, True, True, False]
+    assert fake.sleeps == []
+
+
+def test_tokens_refill_at_qps() -> None:
+    fake = FakeTime()
+    bucket = limiter(fake, qps=4, burst=1)
+    assert bucket.try_acquire()
+    fake.now += 0.2  # 0.8 of a token
+    assert not bucket.try_acquire()
+    fake.now += 0.05
+    assert bucket.try_acquire()
+    assert not bucket.try_acquire()
+
+
+def test_refill_is_capped_at_burst() -> None:
+    fake = FakeTime()
+    bucket = limiter(fake, qps=100, burst=2)
+    assert bucket.try_acquire()
+    assert bucket.try_acquire()
+    fake.now += 3600
+    assert [bucket.try_acquire() for _ in range(3)] == [True, True, False]
+
+
+def test_acquire_sleeps_only_when_the_bucket_is_empty() -> None:
+    fake = FakeTime()
+    bucket = limiter(fake, qps=10, burst=2)
+    bucket.acquire()
+    bucket.acquire()
+    assert fake.sleeps == []
+    bucket.acquire()
+    assert fake.sleeps == [pytest.approx(0.1)]
+
+
+def test_waiting_callers_reserve_successive_slots() -> None:
+    # The clock does not move while they sleep: each later caller waits one slot longer.
+    fake = FakeTime(advance=False)
+    bucket = limiter(fake, qps=5, burst=1)
+    for _ in range(4):
+        bucket.acquire()
+    assert fake.sleeps == [pytest.approx(0.2), pytest.approx(0.4), pytest.approx(0.6)]
+    assert not bucket.try_acquire()  # reserved tokens are spoken for
+    fake.now += 0.6
+    assert not bucket.try_acquire()
+    fake.now += 0.2
+    assert bucket.try_acquire()
+
+
+def test_sustained_rate_is_qps_after_the_burst() -> None:
+    fake = FakeTime()
+    start = fake.now
+    bucket = limiter(fake, qps=10, burst=5)
+    for _ in range(105):
+        bucket.acquire()
+    assert fake.now - start == pytest.approx(10.0)
+
+
+def test_a_clock_stepping_back_adds_no_tokens() -> None:
+    fake = FakeTime()
+    bucket = limiter(fake, qps=1, burst=1)
+    assert bucket.try_acquire()
+    fake.now -= 100
+    assert not bucket.try_acquire()
+    fake.now += 100.5
+    assert not bucket.try_acquire()
+    fake.now += 0.5
+    assert bucket.try_acquire()
+
+
+def test_concurrent_callers_share_exactly_the_burst() -> None:
+    fake = FakeTime()
+    bucket = limiter(fake, qps=1, burst=50)
+    granted: list[bool] = []
+    lock = threading.Lock()
+    go = threading.Event()
+
+    def take() -> None:
+        go.wait(10)
+        for _ in range(20):
+            ok = bucket.try_acquire()
+            with lock:
+                granted.append(ok)
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    go.set()
+    for thread in threads:
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    assert len(granted) == 160
+    assert granted.count(True) == 50
+
+
+@pytest.mark.parametrize(("qps", "burst"), [(0, 1), (-1, 1), (float("nan"), 1), (1, 0)])
+def test_invalid_settings_are_refused(qps: float, burst: int) -> None:
+    with pytest.raises(ValueError):
+        RateLimiter(qps, burst)

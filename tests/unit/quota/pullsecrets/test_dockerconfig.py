@@ -1,0 +1,195 @@
+import base64
+import contextlib
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from quota.pullsecrets.dockerconfig import (
+    EMPTY_DOCKERCONFIGJSON,
+    DockerConfig,
+    DockerConfigError,
+    build_dockerconfigjson,
+    decode_secret_value,
+    desired_hostnames,
+    parse_dockerconfigjson,
+    route_hostnames,
+    unique_hostnames,
+)
+from quota.pullsecrets.names import DEFAULT_INTERNAL_HOSTNAMES
+
+TOKEN = "tok-SENSITIVE-123"
+INTERNAL = list(DEFAULT_INTERNAL_HOSTNAMES)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_build_shape() -> None:
+    doc = json.loads(build_dockerconfigjson(["r.example:5000", "a.example"], TOKEN))
+    entry = {
+        "username": "serviceaccount",
+        "password": TOKEN,
+        "auth": b64(f"serviceaccount:{TOKEN}"),
+    }
+    assert doc == {"auths": {"r.example:5000": entry, "a.example": entry}}
+
+
+def test_build_is_canonical_and_order_independent() -> None:
+    one = build_dockerconfigjson(["b", "a", "c"], TOKEN)
+    two = build_dockerconfigjson(["c", "a", "b", "a"], TOKEN)
+    assert one == two
+    assert list(json.loads(one)["auths"]) == ["a", "b", "c"]
+    assert b" " not in one and b"\n" not in one
+
+
+def test_build_deduplicates_and_strips_hostnames() -> None:
+    doc = json.loads(build_dockerconfigjson(["a", " a ", "", "b"], TOKEN))
+    assert sorted(doc["auths"]) == ["a", "b"]
+
+
+@pytest.mark.parametrize(("hosts", "token"), [([], TOKEN), (["", "  "], TOKEN), (["a"], "")])
+def test_build_rejects_empty_input(hosts: list[str], token: str) -> None:
+    with pytest.raises(ValueError):
+        build_dockerconfigjson(hosts, token)
+
+
+def test_parse_round_trip_bytes_and_str() -> None:
+    payload = build_dockerconfigjson(["x", "y"], TOKEN)
+    for value in (payload, payload.decode()):
+        parsed = parse_dockerconfigjson(value)
+        assert set(parsed.hostnames) == {"x", "y"}
+        assert parsed.token == TOKEN
+
+
+def test_docker_config_repr_hides_token() -> None:
+    parsed = parse_dockerconfigjson(build_dockerconfigjson(["x"], TOKEN))
+    assert TOKEN not in repr(parsed)
+    assert "x" in repr(parsed)
+
+
+def _entry(password: str = TOKEN, **override: object) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "username": "serviceaccount",
+        "password": password,
+        "auth": b64(f"serviceaccount:{password}"),
+    }
+    entry.update(override)
+    return entry
+
+
+GARBAGE = {
+    "not utf-8": b"\xff\xfe\x00",
+    "not json": b"{auths",
+    "empty": b"",
+    "json list": b"[]",
+    "json null": b"null",
+    "no auths": b"{}",
+    "auths null": b'{"auths": null}',
+    "auths list": b'{"auths": []}',
+    "auths empty": EMPTY_DOCKERCONFIGJSON,
+    "deep nesting": b"[" * 100_000 + b"]" * 100_000,
+    "entry not object": json.dumps({"auths": {"h": "x"}}).encode(),
+    "empty hostname": json.dumps({"auths": {" ": _entry()}}).encode(),
+    "other username": json.dumps({"auths": {"h": _entry(username="bob")}}).encode(),
+    "no password": json.dumps({"auths": {"h": _entry(password="")}}).encode(),
+    "password not str": json.dumps({"auths": {"h": _entry() | {"password": 5}}}).encode(),
+    "auth missing": json.dumps(
+        {"auths": {"h": {"username": "serviceaccount", "password": TOKEN}}}
+    ).encode(),
+    "auth mismatch": json.dumps(
+        {"auths": {"h": _entry(auth=b64("serviceaccount:other"))}}
+    ).encode(),
+    "tokens differ": json.dumps({"auths": {"h": _entry(), "i": _entry("other-token")}}).encode(),
+}
+
+
+@pytest.mark.parametrize("payload", GARBAGE.values(), ids=GARBAGE.keys())
+def test_parse_rejects_garbage_with_specific_error(payload: bytes) -> None:
+    with pytest.raises(DockerConfigError) as info:
+        parse_dockerconfigjson(payload)
+    assert TOKEN not in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_decode_secret_value() -> None:
+    assert decode_secret_value(b64("hello")) == b"hello"
+    assert decode_secret_value("not base64!") is None
+    assert decode_secret_value("abc") is None  # bad padding
+    assert decode_secret_value(None) is None
+    assert decode_secret_value(123) is None
+
+
+hostnames_st = st.lists(st.text(min_size=1, max_size=30).filter(str.strip), min_size=1, max_size=6)
+token_st = st.text(min_size=1, max_size=200)
+
+
+@given(hostnames_st, token_st)
+def test_property_round_trip(hosts: list[str], token: str) -> None:
+    parsed = parse_dockerconfigjson(build_dockerconfigjson(hosts, token))
+    assert parsed == DockerConfig(tuple(sorted({h.strip() for h in hosts})), token)
+
+
+@given(st.binary(max_size=200))
+def test_property_parse_never_raises_anything_else(payload: bytes) -> None:
+    with contextlib.suppress(DockerConfigError):
+        parse_dockerconfigjson(payload)
+
+
+def test_unique_hostnames_keeps_first_seen_order() -> None:
+    assert unique_hostnames(["b", "a", None, 3, "b", " ", " c "]) == ["b", "a", "c"]
+
+
+def test_desired_hostnames_without_config() -> None:
+    assert desired_hostnames() == INTERNAL
+    assert desired_hostnames(None, ["extra.example"]) == [*INTERNAL, "extra.example"]
+
+
+def test_desired_hostnames_with_routes_and_duplicates() -> None:
+    config = {
+        "spec": {
+            "routes": [
+                {"hostname": "route.example"},
+                {"hostname": INTERNAL[0]},
+                {"hostname": "extra.example"},
+                {"name": "no-hostname"},
+                {"hostname": ""},
+                {"hostname": 42},
+                "not-a-dict",
+                None,
+                {"hostname": "second.example"},
+            ]
+        }
+    }
+    assert desired_hostnames(config, ["extra.example", " extra.example "]) == [
+        *INTERNAL,
+        "extra.example",
+        "route.example",
+        "second.example",
+    ]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        None,
+        "string",
+        [],
+        {},
+        {"spec": None},
+        {"spec": "x"},
+        {"spec": {}},
+        {"spec": {"routes": None}},
+        {"spec": {"routes": {"hostname": "a"}}},
+        {"spec": {"routes": []}},
+    ],
+)
+def test_malformed_config_contributes_nothing(config: object) -> None:
+    assert route_hostnames(config) == []
+    assert desired_hostnames(config) == INTERNAL
+
+
+def test_custom_internal_hostnames() -> None:
+    assert desired_hostnames(None, ["b"], internal_hostnames=["a", "b"]) == ["a", "b"]

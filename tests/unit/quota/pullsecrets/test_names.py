@@ -1,0 +1,107 @@
+import hashlib
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from quota.pullsecrets import names
+from quota.pullsecrets.names import MAX_NAME_LENGTH, secret_name_for
+
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def is_dns_subdomain(value: str) -> bool:
+    return len(value) <= MAX_NAME_LENGTH and DNS_SUBDOMAIN.fullmatch(value) is not None
+
+
+def test_contract_keys_and_hostnames() -> None:
+    assert names.ANNOTATION_SERVICE_ACCOUNT_NAME == "image.alauda.io/service-account.name"
+    assert names.ANNOTATION_PULL_SECRET_REF == "image.alauda.io/internal-registry-pull-secret-ref"
+    assert names.OPT_OUT_KEY == "image.alauda.io/managed-pull-secret"
+    assert names.OPT_OUT_VALUE == "false"
+    assert names.DEFAULT_INTERNAL_HOSTNAMES == (
+        "image-registry.image-registry-system.svc:5000",
+        "image-registry.image-registry-system.svc.cluster.local:5000",
+    )
+    assert names.SECRET_TYPE_DOCKERCONFIGJSON == "kubernetes.io/dockerconfigjson"
+
+
+def test_managed_label_does_not_reuse_opt_out_key() -> None:
+    keys: set[str] = {names.LABEL_MANAGED_BY, names.OPT_OUT_KEY}
+    assert len(keys) == 2
+    assert names.MANAGED_SECRET_SELECTOR == "image.alauda.io/managed-by=registry-v2-policy"
+
+
+def test_short_name_gets_plain_suffix() -> None:
+    assert secret_name_for("builder") == "builder-dockercfg"
+    assert secret_name_for("a.b-c") == "a.b-c-dockercfg"
+
+
+def test_longest_unhashed_name_is_exactly_253() -> None:
+    sa = "a" * (253 - len("-dockercfg"))
+    assert secret_name_for(sa) == sa + "-dockercfg"
+    assert len(secret_name_for(sa)) == 253
+
+
+def test_one_char_longer_is_truncated_and_hashed() -> None:
+    sa = "a" * (254 - len("-dockercfg"))
+    digest = hashlib.sha256(sa.encode()).hexdigest()[:10]
+    result = secret_name_for(sa)
+    assert len(result) == 253
+    assert result.endswith(f"-{digest}-dockercfg")
+    assert result.startswith("a" * 200)
+    assert is_dns_subdomain(result)
+
+
+@pytest.mark.parametrize("cut_char", ["-", "."])
+def test_truncation_never_leaves_dash_or_dot_before_hash(cut_char: str) -> None:
+    # The head keeps 253 - len("-<10 hex>-dockercfg") = 232 characters; put the cut on
+    # a '-' or '.' (and the one before it too) to force stripping.
+    sa = "a" * 230 + "b" + cut_char + "c" * 21
+    assert len(sa) == 253
+    result = secret_name_for(sa)
+    assert is_dns_subdomain(result), result
+    assert result.startswith("a" * 230 + "b-")
+    assert len(result) == 252
+
+
+def test_deterministic_and_distinct_for_long_names_sharing_a_prefix() -> None:
+    a = "x" * 240 + "-alpha"
+    b = "x" * 240 + "-bravo"
+    assert secret_name_for(a) == secret_name_for(a)
+    assert secret_name_for(a) != secret_name_for(b)
+
+
+def test_empty_name_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        secret_name_for("")
+
+
+@pytest.mark.parametrize("length", range(1, 254))
+def test_every_length_yields_a_valid_name(length: int) -> None:
+    sa = ("ab-c." * 60)[:length].rstrip("-.") or "a"
+    result = secret_name_for(sa)
+    assert is_dns_subdomain(result), (length, result)
+
+
+_label = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", fullmatch=True)
+dns_names = (
+    st.lists(_label, min_size=1, max_size=8)
+    .map(".".join)
+    .filter(lambda s: len(s) <= MAX_NAME_LENGTH)
+)
+
+
+@given(dns_names)
+def test_property_result_is_valid_dns_subdomain(sa: str) -> None:
+    result = secret_name_for(sa)
+    assert is_dns_subdomain(result)
+    if len(sa) + len("-dockercfg") <= MAX_NAME_LENGTH:
+        assert result == sa + "-dockercfg"
+
+
+@given(dns_names, dns_names)
+def test_property_distinct_sa_names_give_distinct_secret_names(a: str, b: str) -> None:
+    if a != b:
+        assert secret_name_for(a) != secret_name_for(b)

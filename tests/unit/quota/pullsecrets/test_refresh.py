@@ -1,0 +1,237 @@
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from quota.pullsecrets.dockerconfig import DockerConfig
+from quota.pullsecrets.names import ANNOTATION_TOKEN_EXPIRATION, ANNOTATION_TOKEN_ISSUED
+from quota.pullsecrets.reasons import Reason
+from quota.pullsecrets.refresh import (
+    DEFAULT_TOKEN_LIFETIME,
+    Clock,
+    TokenTimes,
+    format_rfc3339,
+    needs_refresh,
+    next_refresh_at,
+    parse_rfc3339,
+    read_token_times,
+    refresh_delay,
+    refresh_reason,
+    token_time_annotations,
+)
+
+T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakeClock:
+    """A controllable clock for tests; satisfies the Clock protocol."""
+
+    current: datetime
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> None:
+        self.current += timedelta(**delta)
+
+
+def due(clock: Clock, issued: datetime, expires: datetime) -> bool:
+    return needs_refresh(issued, expires, clock.now())
+
+
+def test_sixty_percent_rule_with_a_controllable_clock() -> None:
+    clock = FakeClock(T0)
+    expires = T0 + DEFAULT_TOKEN_LIFETIME
+    assert timedelta(seconds=3600) == DEFAULT_TOKEN_LIFETIME
+    assert not due(clock, T0, expires)
+    clock.advance(seconds=2159)
+    assert not due(clock, T0, expires)
+    clock.advance(microseconds=999_999)
+    assert not due(clock, T0, expires)
+    clock.advance(microseconds=1)  # exactly 2160 s = 60 % of 3600 s
+    assert due(clock, T0, expires)
+    clock.advance(seconds=1440)  # at expiry
+    assert due(clock, T0, expires)
+    clock.advance(days=1)  # long expired
+    assert due(clock, T0, expires)
+
+
+def test_next_refresh_at_and_delay() -> None:
+    expires = T0 + timedelta(hours=1)
+    assert next_refresh_at(T0, expires) == T0 + timedelta(seconds=2160)
+    assert refresh_delay(T0, expires, T0) == timedelta(seconds=2160)
+    assert refresh_delay(T0, expires, T0 + timedelta(seconds=2000)) == timedelta(seconds=160)
+    assert refresh_delay(T0, expires, T0 + timedelta(seconds=2160)) == timedelta(0)
+    assert refresh_delay(T0, expires, T0 + timedelta(hours=5)) == timedelta(0)
+
+
+def test_next_refresh_rounds_down_never_late() -> None:
+    # 7 µs lifetime: 60 % is 4.2 µs, rounded down to 4 µs.
+    assert next_refresh_at(T0, T0 + timedelta(microseconds=7)) == T0 + timedelta(microseconds=4)
+    assert next_refresh_at(T0, T0 + timedelta(seconds=1)) == T0 + timedelta(milliseconds=600)
+
+
+@pytest.mark.parametrize("lifetime", [timedelta(0), timedelta(seconds=-10)])
+def test_non_positive_lifetime_refreshes_at_once(lifetime: timedelta) -> None:
+    assert next_refresh_at(T0, T0 + lifetime) == T0
+    assert needs_refresh(T0, T0 + lifetime, T0)
+
+
+def test_other_time_zones_compare_as_instants() -> None:
+    plus2 = timezone(timedelta(hours=2))
+    issued = T0.astimezone(plus2)
+    expires = T0 + timedelta(hours=1)
+    assert next_refresh_at(issued, expires) == T0 + timedelta(seconds=2160)
+    assert not needs_refresh(issued, expires, (T0 + timedelta(seconds=2159)).astimezone(plus2))
+
+
+def test_naive_datetimes_are_rejected() -> None:
+    naive = datetime(2025, 3, 1, 12)
+    with pytest.raises(ValueError):
+        next_refresh_at(naive, T0)
+    with pytest.raises(ValueError):
+        next_refresh_at(T0, naive)
+    with pytest.raises(ValueError):
+        needs_refresh(T0, T0 + timedelta(hours=1), naive)
+    with pytest.raises(ValueError):
+        refresh_delay(T0, T0 + timedelta(hours=1), naive)
+    with pytest.raises(ValueError):
+        format_rfc3339(naive)
+
+
+lifetimes = st.integers(min_value=1, max_value=10**12).map(lambda us: timedelta(microseconds=us))
+elapsed = st.integers(min_value=-(10**12), max_value=2 * 10**12)
+
+
+@given(lifetimes, elapsed)
+def test_property_refresh_at_sixty_percent(lifetime: timedelta, elapsed_us: int) -> None:
+    expires = T0 + lifetime
+    now = T0 + timedelta(microseconds=elapsed_us)
+    lifetime_us = lifetime // timedelta(microseconds=1)
+    at = next_refresh_at(T0, expires)
+    # Never later than 60 %, less than 1 µs earlier.
+    assert 0 <= 3 * lifetime_us - 5 * ((at - T0) // timedelta(microseconds=1)) < 5
+    assert needs_refresh(T0, expires, now) == (now >= at)
+    if 5 * elapsed_us >= 3 * lifetime_us:
+        assert needs_refresh(T0, expires, now)
+    if elapsed_us < 0:
+        assert not needs_refresh(T0, expires, now)
+    assert refresh_delay(T0, expires, now) == max(at - now, timedelta(0))
+
+
+def test_format_rfc3339() -> None:
+    assert format_rfc3339(T0) == "2025-03-01T12:00:00Z"
+    assert format_rfc3339(T0 + timedelta(microseconds=5)) == "2025-03-01T12:00:00.000005Z"
+    plus2 = timezone(timedelta(hours=2))
+    assert format_rfc3339(T0.astimezone(plus2)) == "2025-03-01T12:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-03-01T12:00:00Z", T0),
+        ("2025-03-01t12:00:00z", T0),
+        (" 2025-03-01T12:00:00Z ", T0),
+        ("2025-03-01T14:00:00+02:00", T0),
+        ("2025-03-01T12:00:00.5Z", T0 + timedelta(milliseconds=500)),
+        ("2025-03-01T12:00:00.123456789Z", T0 + timedelta(microseconds=123456)),
+    ],
+)
+def test_parse_rfc3339_valid(text: str, expected: datetime) -> None:
+    parsed = parse_rfc3339(text)
+    assert parsed == expected
+    assert parsed is not None and parsed.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        1740830400,
+        "",
+        "garbage",
+        "2025-03-01",
+        "2025-03-01T12:00:00",  # no offset: not guessed
+        "2025-03-01 12:00:00Z",
+        "20250301T120000Z",
+        "2025-13-01T12:00:00Z",
+        "2025-02-30T12:00:00Z",
+        "2025-03-01T25:00:00Z",
+        "2025-03-01T12:00:00+0200",
+        "2025-W09-6T12:00:00Z",
+    ],
+)
+def test_parse_rfc3339_invalid(value: object) -> None:
+    assert parse_rfc3339(value) is None
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_property_format_parse_round_trip(value: datetime) -> None:
+    assert parse_rfc3339(format_rfc3339(value)) == value
+
+
+def test_token_time_annotations_round_trip() -> None:
+    expires = T0 + timedelta(hours=1)
+    annotations = token_time_annotations(T0, expires)
+    assert annotations == {
+        ANNOTATION_TOKEN_ISSUED: "2025-03-01T12:00:00Z",
+        ANNOTATION_TOKEN_EXPIRATION: "2025-03-01T13:00:00Z",
+    }
+    assert read_token_times({**annotations, "other": "x"}) == TokenTimes(T0, expires)
+
+
+def test_token_time_annotations_rejects_inverted_times() -> None:
+    with pytest.raises(ValueError):
+        token_time_annotations(T0, T0)
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        None,
+        "junk",
+        {},
+        {ANNOTATION_TOKEN_ISSUED: "2025-03-01T12:00:00Z"},
+        {ANNOTATION_TOKEN_EXPIRATION: "2025-03-01T13:00:00Z"},
+        {ANNOTATION_TOKEN_ISSUED: "junk", ANNOTATION_TOKEN_EXPIRATION: "2025-03-01T13:00:00Z"},
+        {ANNOTATION_TOKEN_ISSUED: "2025-03-01T12:00:00Z", ANNOTATION_TOKEN_EXPIRATION: 5},
+        {
+            ANNOTATION_TOKEN_ISSUED: "2025-03-01T13:00:00Z",
+            ANNOTATION_TOKEN_EXPIRATION: "2025-03-01T12:00:00Z",
+        },
+        {
+            ANNOTATION_TOKEN_ISSUED: "2025-03-01T12:00:00Z",
+            ANNOTATION_TOKEN_EXPIRATION: "2025-03-01T12:00:00Z",
+        },
+    ],
+)
+def test_read_token_times_invalid(annotations: object) -> None:
+    assert read_token_times(annotations) is None  # type: ignore[arg-type]
+
+
+def test_token_times_validation() -> None:
+    with pytest.raises(ValueError):
+        TokenTimes(T0, T0 - timedelta(seconds=1))
+    with pytest.raises(ValueError):
+        TokenTimes(datetime(2025, 1, 1), datetime(2025, 1, 2))
+
+
+HOSTS = ["a.example", "b.example"]
+TIMES = TokenTimes(T0, T0 + timedelta(hours=1))
+CONFIG = DockerConfig(tuple(HOSTS), "token")
+
+
+def test_refresh_reason_branches() -> None:
+    fresh = T0 + timedelta(seconds=60)
+    assert refresh_reason(TIMES, CONFIG, HOSTS, fresh) is None
+    assert refresh_reason(TIMES, CONFIG, [*reversed(HOSTS), " a.example"], fresh) is None
+    assert refresh_reason(TIMES, None, HOSTS, fresh) is Reason.BAD_DATA
+    assert refresh_reason(None, CONFIG, HOSTS, fresh) is Reason.TOKEN_TIMES_INVALID
+    assert refresh_reason(TIMES, CONFIG, HOSTS[:1], fresh) is Reason.HOSTNAMES_CHANGED
+    assert refresh_reason(TIMES, CONFIG, [*HOSTS, "c"], fresh) is Reason.HOSTNAMES_CHANGED
+    due_at = T0 + timedelta(seconds=2160)
+    assert refresh_reason(TIMES, CONFIG, HOSTS, due_at) is Reason.TOKEN_EXPIRING
+    assert refresh_reason(TIMES, CONFIG, HOSTS, due_at - timedelta(microseconds=1)) is None

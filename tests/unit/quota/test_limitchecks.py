@@ -1,0 +1,225 @@
+"""Limit verdicts and their contract messages."""
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from quota.limitchecks import (
+    Verdict,
+    check_image_size,
+    check_push_limits,
+    check_stream_limits,
+    exceeds,
+    limit_exceeded_message,
+)
+from quota.limits import EffectiveLimits, Limit, effective_limits
+from quota.measure import Descriptor, Manifest, StreamCounts
+from quota.resources import IMAGE_STORAGE, STREAM_IMAGES, STREAM_TAGS
+
+TAGS_20 = EffectiveLimits({STREAM_TAGS: Limit(Decimal(20), "lr-tags")})
+
+
+def limits(
+    tags: int | None = None, images: int | None = None, storage: str | None = None
+) -> EffectiveLimits:
+    items: list[dict[str, Any]] = []
+    if tags is not None:
+        items.append({"type": "alauda.io/ImageStream", "max": {"alauda.io/image-tags": str(tags)}})
+    if images is not None:
+        items.append({"type": "alauda.io/ImageStream", "max": {"alauda.io/images": str(images)}})
+    if storage is not None:
+        items.append({"type": "alauda.io/Image", "max": {"storage": storage}})
+    return effective_limits([{"metadata": {"name": "lr"}, "spec": {"limits": items}}])
+
+
+def test_tags_message_matches_the_contract_exactly() -> None:
+    verdict = check_stream_limits("app", None, StreamCounts(21, 0), TAGS_20)
+    assert not verdict.allowed
+    assert verdict.message == (
+        'ImageStream "app" is forbidden: requested usage of alauda.io/image-tags exceeds the '
+        'maximum limit per alauda.io/ImageStream (21 > 20) set by LimitRange "lr-tags"'
+    )
+    assert verdict.reason == "Forbidden"
+    assert verdict.code == 403
+    [violation] = verdict.violations
+    assert violation.key == STREAM_TAGS
+    assert (violation.requested, violation.maximum, violation.limit_range) == (
+        21,
+        Decimal(20),
+        "lr-tags",
+    )
+    assert violation.message == verdict.message
+
+
+def test_images_message_matches_the_contract_exactly() -> None:
+    verdict = check_stream_limits("app", StreamCounts(0, 3), StreamCounts(0, 4), limits(images=3))
+    assert verdict.message == (
+        'ImageStream "app" is forbidden: requested usage of alauda.io/images exceeds the '
+        'maximum limit per alauda.io/ImageStream (4 > 3) set by LimitRange "lr"'
+    )
+
+
+def test_storage_message_prints_binary_quantities() -> None:
+    verdict = check_image_size("app", 1610612736, limits(storage="1Gi"))
+    assert verdict == Verdict(
+        False,
+        "Forbidden",
+        'ImageStream "app" is forbidden: requested usage of storage exceeds the maximum limit '
+        'per alauda.io/Image (1536Mi > 1Gi) set by LimitRange "lr"',
+        403,
+        verdict.violations,
+    )
+    assert verdict.violations[0].key == IMAGE_STORAGE
+
+
+def test_storage_message_with_a_decimal_limit() -> None:
+    verdict = check_image_size("app", 1500, limits(storage="1k"))
+    assert "(1500 > 1000)" in verdict.message
+    assert "exceeds the maximum limit" in verdict.message
+
+
+def test_limit_exceeded_message_builder() -> None:
+    assert limit_exceeded_message("ImageStream", "s", STREAM_IMAGES, 2, Decimal(1), "x") == (
+        'ImageStream "s" is forbidden: requested usage of alauda.io/images exceeds the maximum '
+        'limit per alauda.io/ImageStream (2 > 1) set by LimitRange "x"'
+    )
+    assert limit_exceeded_message("Image", "sha256:1", IMAGE_STORAGE, 2048, 1024, "x") == (
+        'Image "sha256:1" is forbidden: requested usage of storage exceeds the maximum limit '
+        'per alauda.io/Image (2Ki > 1Ki) set by LimitRange "x"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "allowed"),
+    [
+        (None, StreamCounts(0, 0), True),
+        (None, StreamCounts(20, 0), True),  # at the limit
+        (None, StreamCounts(21, 0), False),
+        (StreamCounts(20, 0), StreamCounts(21, 0), False),  # grows past
+        (StreamCounts(5, 0), StreamCounts(21, 0), False),
+        (StreamCounts(25, 0), StreamCounts(25, 0), True),  # over, unchanged: edit allowed
+        (StreamCounts(25, 0), StreamCounts(22, 0), True),  # over, shrinking
+        (StreamCounts(25, 0), StreamCounts(26, 0), False),  # over, growing
+        (StreamCounts(25, 0), StreamCounts(0, 999), True),  # images unlimited here
+    ],
+)
+def test_stream_rule(old: StreamCounts | None, new: StreamCounts, allowed: bool) -> None:
+    assert check_stream_limits("app", old, new, TAGS_20).allowed is allowed
+
+
+def test_both_counts_exceeded_reports_both_in_order() -> None:
+    verdict = check_stream_limits("app", None, StreamCounts(3, 4), limits(tags=2, images=3))
+    assert [v.key for v in verdict.violations] == [STREAM_TAGS, STREAM_IMAGES]
+    first, second = verdict.message.split("; ")
+    assert first.endswith('(3 > 2) set by LimitRange "lr"')
+    assert second.startswith('ImageStream "app" is forbidden: requested usage of alauda.io/images')
+    assert second.endswith('(4 > 3) set by LimitRange "lr"')
+
+
+def test_each_count_is_judged_against_its_own_old_value() -> None:
+    # tags were already over and stay; images grow past: only images are reported
+    verdict = check_stream_limits(
+        "app", StreamCounts(9, 3), StreamCounts(9, 4), limits(tags=2, images=3)
+    )
+    assert [v.key for v in verdict.violations] == [STREAM_IMAGES]
+
+
+def test_no_limits_allow_everything() -> None:
+    empty = EffectiveLimits()
+    assert check_stream_limits("app", None, StreamCounts(10**6, 10**6), empty) == Verdict(True)
+    assert check_image_size("app", 10**15, empty) == Verdict.allow()
+    assert Verdict.allow().message == "" and Verdict.allow().code == 200
+
+
+@pytest.mark.parametrize(("size", "allowed"), [(0, True), (1073741824, True), (1073741825, False)])
+def test_image_size_limit_is_inclusive(size: int, allowed: bool) -> None:
+    assert check_image_size("app", size, limits(storage="1Gi")).allowed is allowed
+
+
+def test_fractional_storage_limit() -> None:
+    lim = limits(storage="1.1Gi")  # 1181116006.4 bytes
+    assert check_image_size("app", 1181116006, lim).allowed
+    verdict = check_image_size("app", 1181116007, lim)
+    assert "(1181116007 > 1181116006400m)" in verdict.message
+
+
+# --- property (b): may shrink, may not grow past the limit ------------------------------
+
+
+@given(
+    st.one_of(st.none(), st.integers(0, 60)),
+    st.integers(0, 60),
+    st.integers(0, 60),
+)
+def test_allowed_iff_within_limit_or_not_growing(old: int | None, new: int, limit: int) -> None:
+    expected = new <= limit or (old is not None and new <= old)
+    assert exceeds(old, new, limit) is not expected
+    lim = EffectiveLimits(
+        {STREAM_TAGS: Limit(Decimal(limit), "t"), STREAM_IMAGES: Limit(Decimal(limit), "i")}
+    )
+    for old_counts, new_counts in [
+        (None if old is None else StreamCounts(old, 0), StreamCounts(new, 0)),
+        (None if old is None else StreamCounts(0, old), StreamCounts(0, new)),
+    ]:
+        verdict = check_stream_limits("s", old_counts, new_counts, lim)
+        assert verdict.allowed is expected
+        assert (verdict.message == "") is expected
+        if not expected:
+            assert f"({new} > {limit})" in verdict.message
+
+
+# --- PushReview -------------------------------------------------------------------------
+
+
+def existing(*pairs: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "status": {"tags": [{"tag": tag, "items": [{"image": digest}]} for tag, digest in pairs]}
+    }
+
+
+SMALL = Manifest(Descriptor("sha256:cfg", 100), (Descriptor("sha256:l1", 900),))
+
+
+def test_push_to_a_new_repository_within_limits() -> None:
+    assert check_push_limits("app", None, "v1", "sha256:1", SMALL, limits(1, 1, "1Ki")).allowed
+
+
+def test_push_to_a_new_repository_is_a_create() -> None:
+    verdict = check_push_limits("app", None, "v1", "sha256:1", SMALL, limits(tags=0))
+    assert "(1 > 0)" in verdict.message
+
+
+def test_push_of_a_new_tag_past_the_limit_is_denied() -> None:
+    stream = existing(("v1", "sha256:1"), ("v2", "sha256:1"))
+    verdict = check_push_limits("app", stream, "v3", "sha256:1", SMALL, limits(tags=2))
+    assert verdict.message == (
+        'ImageStream "app" is forbidden: requested usage of alauda.io/image-tags exceeds the '
+        'maximum limit per alauda.io/ImageStream (3 > 2) set by LimitRange "lr"'
+    )
+
+
+def test_push_by_digest_is_checked_for_images() -> None:
+    stream = existing(("v1", "sha256:1"))
+    verdict = check_push_limits("app", stream, None, "sha256:2", SMALL, limits(images=1))
+    assert not verdict.allowed
+    assert "alauda.io/images" in verdict.message and "(2 > 1)" in verdict.message
+
+
+def test_push_by_digest_is_checked_for_size() -> None:
+    verdict = check_push_limits("app", existing(), None, "sha256:2", SMALL, limits(storage="999"))
+    assert verdict.message.endswith('per alauda.io/Image (1000 > 999) set by LimitRange "lr"')
+
+
+def test_repush_onto_an_over_limit_stream_that_adds_nothing_is_allowed() -> None:
+    stream = existing(("v1", "sha256:1"), ("v2", "sha256:2"), ("v3", "sha256:3"))
+    assert check_push_limits("app", stream, "v2", "sha256:3", SMALL, limits(2, 2)).allowed
+    assert not check_push_limits("app", stream, "v2", "sha256:4", SMALL, limits(2, 2)).allowed
+
+
+def test_push_reports_size_before_stream_counts() -> None:
+    verdict = check_push_limits("app", existing(), "v1", "sha256:9", SMALL, limits(0, 0, "1"))
+    assert [v.key for v in verdict.violations] == [IMAGE_STORAGE, STREAM_TAGS, STREAM_IMAGES]
+    assert verdict.message.count("; ") == 2

@@ -1,0 +1,437 @@
+"""ImageStreamValidator with fake caches and a fake charger (no cluster, no informers)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+
+from quota.resourcequota import ChargePlan, quota_exceeded_message
+from webhook.admission import AdmissionRequest, Decision
+from webhook.admission.imagestreams import NOT_READY_MESSAGE, ImageStreamValidator
+from webhook.admission.review import GroupVersionKind
+from webhook.caches import WebhookCaches
+from webhook.quotacharge import ChargeConflict, QuotaCharger
+
+Obj = dict[str, Any]
+NS = "team-a"
+MI = 1024 * 1024
+
+
+class FakeCaches:
+    def __init__(
+        self,
+        limit_ranges: list[Obj] | None = None,
+        images: dict[str, Obj] | None = None,
+        pending: str | None = None,
+    ) -> None:
+        self.limit_ranges = limit_ranges or []
+        self.images = images or {}
+        self.pending = pending
+        self.image_lookups: list[str] = []
+        self.limit_lookups: list[str] = []
+
+    def not_ready(self) -> str | None:
+        return self.pending
+
+    def limit_ranges_in(self, namespace: str) -> list[Obj]:
+        self.limit_lookups.append(namespace)
+        return self.limit_ranges
+
+    def image(self, digest: str) -> Obj | None:
+        self.image_lookups.append(digest)
+        return self.images.get(digest)
+
+
+class FakeCharger:
+    def __init__(self, plan: ChargePlan | None = None, conflict: bool = False) -> None:
+        self.plan = plan or ChargePlan(True)
+        self.conflict = conflict
+        self.charged: list[str] = []
+        self.judged: list[str] = []
+
+    def _answer(self) -> ChargePlan:
+        if self.conflict:
+            raise ChargeConflict(f"could not charge quota in {NS}: too many concurrent writes")
+        return self.plan
+
+    def judge(self, namespace: str) -> ChargePlan:
+        self.judged.append(namespace)
+        return self._answer()
+
+    def charge(self, namespace: str) -> ChargePlan:
+        self.charged.append(namespace)
+        return self._answer()
+
+
+def validator(caches: FakeCaches, charger: FakeCharger) -> ImageStreamValidator:
+    return ImageStreamValidator(cast(WebhookCaches, caches), cast(QuotaCharger, charger))
+
+
+def stream(
+    name: str = "app",
+    spec_tags: tuple[str, ...] = (),
+    status_tags: dict[str, tuple[str, ...]] | None = None,
+) -> Obj:
+    return {
+        "apiVersion": "image.alauda.io/v1",
+        "kind": "ImageStream",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"tags": [{"name": tag} for tag in spec_tags]},
+        "status": {
+            "tags": [
+                {"tag": tag, "items": [{"image": digest} for digest in digests]}
+                for tag, digests in (status_tags or {}).items()
+            ]
+        },
+    }
+
+
+def request(
+    obj: Obj | None,
+    *,
+    operation: str = "CREATE",
+    old: Obj | None = None,
+    dry_run: bool = False,
+    sub_resource: str = "",
+    name: str = "app",
+) -> AdmissionRequest:
+    return AdmissionRequest(
+        uid="uid-1",
+        kind=GroupVersionKind("image.alauda.io", "v1", "ImageStream"),
+        resource="imagestreams",
+        sub_resource=sub_resource,
+        operation=operation,
+        namespace=NS,
+        name=name,
+        object=obj,
+        old_object=old,
+        dry_run=dry_run,
+        username="alice",
+    )
+
+
+def limit_range(
+    name: str = "lr",
+    tags: str | None = None,
+    images: str | None = None,
+    storage: str | None = None,
+) -> Obj:
+    limits: list[Obj] = []
+    stream_max = {
+        key: value
+        for key, value in (("alauda.io/image-tags", tags), ("alauda.io/images", images))
+        if value is not None
+    }
+    if stream_max:
+        limits.append({"type": "alauda.io/ImageStream", "max": stream_max})
+    if storage is not None:
+        limits.append({"type": "alauda.io/Image", "max": {"storage": storage}})
+    return {"metadata": {"name": name, "namespace": NS}, "spec": {"limits": limits}}
+
+
+def sized_image(size: int) -> Obj:
+    return {"dockerImageMetadata": {"size": size}}
+
+
+def tags_message(requested: int, maximum: int, lr: str = "lr", name: str = "app") -> str:
+    return (
+        f'ImageStream "{name}" is forbidden: requested usage of alauda.io/image-tags exceeds '
+        f"the maximum limit per alauda.io/ImageStream ({requested} > {maximum}) "
+        f'set by LimitRange "{lr}"'
+    )
+
+
+def images_message(requested: int, maximum: int, lr: str = "lr", name: str = "app") -> str:
+    return (
+        f'ImageStream "{name}" is forbidden: requested usage of alauda.io/images exceeds '
+        f"the maximum limit per alauda.io/ImageStream ({requested} > {maximum}) "
+        f'set by LimitRange "{lr}"'
+    )
+
+
+def storage_message(requested: str, maximum: str, lr: str = "lr", name: str = "app") -> str:
+    return (
+        f'ImageStream "{name}" is forbidden: requested usage of storage exceeds '
+        f"the maximum limit per alauda.io/Image ({requested} > {maximum}) "
+        f'set by LimitRange "{lr}"'
+    )
+
+
+def assert_forbidden(decision: Decision, message: str) -> None:
+    assert decision.allowed is False
+    assert decision.code == 403
+    assert decision.reason == "Forbidden"
+    assert decision.message == message
+
+
+# --- readiness ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("obj", [stream(), None])
+@pytest.mark.parametrize("operation", ["CREATE", "UPDATE"])
+def test_unsynced_caches_deny_retryably_and_never_allow(obj: Obj | None, operation: str) -> None:
+    caches = FakeCaches(pending="caches not synced: images")
+    charger = FakeCharger()
+    decision = validator(caches, charger)(request(obj, operation=operation))
+    assert decision.allowed is False
+    assert decision.code == 503
+    assert decision.reason == "ServiceUnavailable"
+    assert decision.message == NOT_READY_MESSAGE
+    assert charger.charged == [] and charger.judged == []
+    assert caches.limit_lookups == []
+
+
+def test_a_request_without_object_is_allowed_untouched() -> None:
+    charger = FakeCharger()
+    decision = validator(FakeCaches(), charger)(request(None))
+    assert decision.allowed is True
+    assert charger.charged == []
+
+
+# --- limits ------------------------------------------------------------------------------
+
+
+def test_create_over_tag_limit_is_denied_with_the_contract_message() -> None:
+    caches = FakeCaches([limit_range(tags="2")])
+    charger = FakeCharger()
+    obj = stream(spec_tags=("a", "b"), status_tags={"c": ()})
+    decision = validator(caches, charger)(request(obj))
+    assert_forbidden(decision, tags_message(3, 2))
+    assert "exceeds the maximum limit" in decision.message
+    assert charger.charged == [], "a create denied by a limit must not charge quota"
+
+
+def test_tags_in_spec_and_status_are_counted_once_each() -> None:
+    caches = FakeCaches([limit_range(tags="2")])
+    obj = stream(spec_tags=("a", "b"), status_tags={"a": (), "b": ()})
+    assert validator(caches, FakeCharger())(request(obj)).allowed is True
+
+
+def test_create_over_image_limit_is_denied_with_the_contract_message() -> None:
+    caches = FakeCaches([limit_range(images="2")])
+    obj = stream(status_tags={"a": ("sha256:1", "sha256:2"), "b": ("sha256:3", "sha256:1")})
+    decision = validator(caches, FakeCharger())(request(obj))
+    assert_forbidden(decision, images_message(3, 2))
+
+
+def test_at_the_limit_is_allowed() -> None:
+    caches = FakeCaches([limit_range(tags="2", images="2")])
+    obj = stream(spec_tags=("a",), status_tags={"b": ("sha256:1", "sha256:2")})
+    decision = validator(caches, FakeCharger())(request(obj))
+    assert decision.allowed is True
+
+
+def test_the_smallest_max_of_several_limit_ranges_wins_and_is_named() -> None:
+    caches = FakeCaches([limit_range("big", tags="10"), limit_range("small", tags="1")])
+    decision = validator(caches, FakeCharger())(request(stream(spec_tags=("a", "b"))))
+    assert_forbidden(decision, tags_message(2, 1, lr="small"))
+
+
+def test_tag_and_image_violations_are_all_reported() -> None:
+    caches = FakeCaches([limit_range(tags="1", images="1")])
+    obj = stream(status_tags={"a": ("sha256:1",), "b": ("sha256:2",)})
+    decision = validator(caches, FakeCharger())(request(obj))
+    assert_forbidden(decision, f"{tags_message(2, 1)}; {images_message(2, 1)}")
+
+
+def test_the_name_falls_back_to_object_metadata() -> None:
+    caches = FakeCaches([limit_range(tags="0")])
+    decision = validator(caches, FakeCharger())(
+        request(stream(name="from-meta", spec_tags=("a",)), name="")
+    )
+    assert_forbidden(decision, tags_message(1, 0, name="from-meta"))
+
+
+@pytest.mark.parametrize(("new_tags", "allowed"), [(4, True), (5, True), (6, False)])
+def test_update_of_a_stream_over_the_limit_may_shrink_or_stay_but_not_grow(
+    new_tags: int, allowed: bool
+) -> None:
+    caches = FakeCaches([limit_range(tags="2")])
+    old = stream(spec_tags=tuple(f"t{i}" for i in range(5)))
+    new = stream(spec_tags=tuple(f"t{i}" for i in range(new_tags)))
+    charger = FakeCharger()
+    decision = validator(caches, charger)(request(new, operation="UPDATE", old=old))
+    assert decision.allowed is allowed
+    if not allowed:
+        assert_forbidden(decision, tags_message(6, 2))
+    assert charger.charged == [] and charger.judged == []
+
+
+def test_update_of_images_over_the_limit_may_keep_the_count() -> None:
+    caches = FakeCaches([limit_range(images="1")])
+    old = stream(status_tags={"a": ("sha256:1", "sha256:2")})
+    same = stream(status_tags={"a": ("sha256:2",), "b": ("sha256:1",)})
+    grown = stream(status_tags={"a": ("sha256:1", "sha256:2", "sha256:3")})
+    check = validator(caches, FakeCharger())
+    assert check(request(same, operation="UPDATE", old=old)).allowed is True
+    assert_forbidden(check(request(grown, operation="UPDATE", old=old)), images_message(3, 1))
+
+
+def test_create_ignores_an_old_object_so_the_shrink_exemption_cannot_be_borrowed() -> None:
+    caches = FakeCaches([limit_range(tags="2")])
+    big = stream(spec_tags=("a", "b", "c"))
+    bigger = stream(spec_tags=("a", "b", "c", "d"))
+    decision = validator(caches, FakeCharger())(request(big, operation="CREATE", old=bigger))
+    assert_forbidden(decision, tags_message(3, 2))
+
+
+def test_status_subresource_update_is_judged_by_the_same_limits() -> None:
+    caches = FakeCaches([limit_range(images="1")])
+    old = stream(status_tags={"a": ("sha256:1",)})
+    new = stream(status_tags={"a": ("sha256:1", "sha256:2")})
+    charger = FakeCharger()
+    decision = validator(caches, charger)(
+        request(new, operation="UPDATE", old=old, sub_resource="status")
+    )
+    assert_forbidden(decision, images_message(2, 1))
+    assert charger.charged == []
+
+
+# --- image storage -----------------------------------------------------------------------
+
+
+def test_a_new_image_over_the_storage_limit_is_denied() -> None:
+    caches = FakeCaches([limit_range(storage="1Mi")], images={"sha256:big": sized_image(2 * MI)})
+    obj = stream(status_tags={"a": ("sha256:big",)})
+    decision = validator(caches, FakeCharger())(request(obj))
+    assert_forbidden(decision, storage_message("2Mi", "1Mi"))
+
+
+def test_storage_uses_config_plus_distinct_layers_when_listed() -> None:
+    image = {
+        "dockerImageConfig": {"digest": "sha256:c", "size": MI // 2},
+        "dockerImageLayers": [
+            {"name": "sha256:l1", "size": MI // 4},
+            {"name": "sha256:l1", "size": MI // 4},
+            {"name": "sha256:l2", "size": MI // 4},
+        ],
+        "dockerImageMetadata": {"size": 1},
+    }
+    caches = FakeCaches([limit_range(storage="1Mi")], images={"sha256:x": image})
+    obj = stream(status_tags={"a": ("sha256:x",)})
+    assert validator(caches, FakeCharger())(request(obj)).allowed is True
+    tighter = FakeCaches([limit_range(storage="1023Ki")], images={"sha256:x": image})
+    assert_forbidden(
+        validator(tighter, FakeCharger())(request(obj)), storage_message("1Mi", "1023Ki")
+    )
+
+
+def test_only_new_digests_are_size_checked_on_update() -> None:
+    caches = FakeCaches(
+        [limit_range(storage="1Mi")],
+        images={"sha256:old-big": sized_image(5 * MI), "sha256:new-small": sized_image(10)},
+    )
+    old = stream(status_tags={"a": ("sha256:old-big",)})
+    new = stream(status_tags={"a": ("sha256:new-small", "sha256:old-big")})
+    decision = validator(caches, FakeCharger())(request(new, operation="UPDATE", old=old))
+    assert decision.allowed is True
+    assert caches.image_lookups == ["sha256:new-small"]
+
+
+def test_a_new_big_digest_on_update_is_denied() -> None:
+    caches = FakeCaches(
+        [limit_range(storage="1Mi")],
+        images={"sha256:old": sized_image(10), "sha256:new": sized_image(3 * MI)},
+    )
+    old = stream(status_tags={"a": ("sha256:old",)})
+    new = stream(status_tags={"a": ("sha256:new", "sha256:old")})
+    decision = validator(caches, FakeCharger())(
+        request(new, operation="UPDATE", old=old, sub_resource="status")
+    )
+    assert_forbidden(decision, storage_message("3Mi", "1Mi"))
+
+
+@pytest.mark.parametrize(
+    "image",
+    [None, {}, {"dockerImageMetadata": {}}, {"dockerImageMetadata": {"size": "huge"}}],
+)
+def test_an_image_without_a_recorded_size_is_not_size_checked(image: Obj | None) -> None:
+    images = {} if image is None else {"sha256:x": image}
+    caches = FakeCaches([limit_range(storage="1")], images=images)
+    obj = stream(status_tags={"a": ("sha256:x",)})
+    assert validator(caches, FakeCharger())(request(obj)).allowed is True
+    assert caches.image_lookups == ["sha256:x"]
+
+
+def test_storage_and_count_violations_are_reported_together_size_first() -> None:
+    caches = FakeCaches(
+        [limit_range(storage="1Mi", images="1")],
+        images={"sha256:a": sized_image(2 * MI), "sha256:b": sized_image(1)},
+    )
+    obj = stream(status_tags={"a": ("sha256:a", "sha256:b")})
+    decision = validator(caches, FakeCharger())(request(obj))
+    assert_forbidden(decision, f"{storage_message('2Mi', '1Mi')}; {images_message(2, 1)}")
+
+
+# --- quota -------------------------------------------------------------------------------
+
+
+def test_a_real_create_charges_quota_once() -> None:
+    charger = FakeCharger()
+    decision = validator(FakeCaches(), charger)(request(stream()))
+    assert decision == Decision.allow()
+    assert charger.charged == [NS]
+    assert charger.judged == []
+
+
+def test_a_dry_run_create_is_judged_and_never_charged() -> None:
+    charger = FakeCharger()
+    decision = validator(FakeCaches(), charger)(request(stream(), dry_run=True))
+    assert decision.allowed is True
+    assert charger.judged == [NS]
+    assert charger.charged == []
+
+
+def test_a_dry_run_create_gets_the_quota_denial_too() -> None:
+    message = quota_exceeded_message("q", 1, 5, 5)
+    charger = FakeCharger(ChargePlan(False, (), "Forbidden", message, 403))
+    decision = validator(FakeCaches(), charger)(request(stream(), dry_run=True))
+    assert_forbidden(decision, message)
+    assert charger.charged == []
+
+
+@pytest.mark.parametrize("sub_resource", ["", "status"])
+def test_updates_never_charge_or_judge_quota(sub_resource: str) -> None:
+    charger = FakeCharger(ChargePlan(False, (), "Forbidden", "exceeded quota: q", 403))
+    decision = validator(FakeCaches(), charger)(
+        request(stream(), operation="UPDATE", old=stream(), sub_resource=sub_resource)
+    )
+    assert decision.allowed is True
+    assert charger.charged == [] and charger.judged == []
+
+
+def test_a_status_subresource_create_is_not_charged() -> None:
+    charger = FakeCharger()
+    decision = validator(FakeCaches(), charger)(request(stream(), sub_resource="status"))
+    assert decision.allowed is True
+    assert charger.charged == [] and charger.judged == []
+
+
+def test_the_quota_denial_passes_through_with_code_and_reason() -> None:
+    message = quota_exceeded_message("compute", 1, 5, 5)
+    assert message == (
+        "exceeded quota: compute, requested: alauda.io/imagestreams=1, "
+        "used: alauda.io/imagestreams=5, limited: alauda.io/imagestreams=5"
+    )
+    charger = FakeCharger(ChargePlan(False, (), "Forbidden", message, 403))
+    decision = validator(FakeCaches(), charger)(request(stream()))
+    assert_forbidden(decision, message)
+    assert charger.charged == [NS]
+
+
+def test_plan_code_and_reason_are_not_rewritten() -> None:
+    charger = FakeCharger(ChargePlan(False, (), "SomethingElse", "exceeded quota: q", 409))
+    decision = validator(FakeCaches(), charger)(request(stream()))
+    assert (decision.allowed, decision.code, decision.reason) == (False, 409, "SomethingElse")
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_charge_conflict_is_a_retryable_429(dry_run: bool) -> None:
+    charger = FakeCharger(conflict=True)
+    decision = validator(FakeCaches(), charger)(request(stream(), dry_run=dry_run))
+    assert decision.allowed is False
+    assert decision.code == 429
+    assert decision.reason == "TooManyRequests"
+    assert decision.message.startswith(f"could not charge quota in {NS}")
+    assert decision.message.endswith("; retry")

@@ -1,0 +1,197 @@
+"""PushReview bodies: strict parsing and the answer's shape."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+import pytest
+
+from quota.measure import Descriptor
+from webhook.pushreview.review import BadPushReview, answer, parse_push_review
+
+Obj = dict[str, Any]
+JSON = "application/json"
+DIGEST = "sha256:" + "a" * 64
+CONFIG = "sha256:" + "c" * 64
+LAYER = "sha256:" + "1" * 64
+
+
+def body(**spec_changes: Any) -> Obj:
+    spec: Obj = {
+        "namespace": "team-a",
+        "repository": "app",
+        "tag": "v2",
+        "digest": DIGEST,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"digest": CONFIG, "size": 1469},
+        "layers": [{"digest": LAYER, "size": 2811478}],
+    }
+    for key, value in spec_changes.items():
+        if value is _ABSENT:
+            spec.pop(key, None)
+        else:
+            spec[key] = value
+    return {"apiVersion": "image.alauda.io/v1", "kind": "PushReview", "spec": spec}
+
+
+_ABSENT = object()
+
+
+def encode(obj: Any) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def test_a_valid_body_parses_and_round_trips() -> None:
+    original = body()
+    push = parse_push_review(encode(original), JSON)
+    assert push.namespace == "team-a"
+    assert push.repository == "app"
+    assert push.tag == "v2"
+    assert push.digest == DIGEST
+    assert push.media_type == "application/vnd.oci.image.manifest.v1+json"
+    assert push.manifest.config == Descriptor(CONFIG, 1469)
+    assert push.manifest.layers == (Descriptor(LAYER, 2811478),)
+    out = answer(push, allowed=False, reason="Forbidden", message="no")
+    assert out == {**original, "status": {"allowed": False, "reason": "Forbidden", "message": "no"}}
+
+
+def test_answer_does_not_change_the_parsed_body() -> None:
+    push = parse_push_review(encode(body()), JSON)
+    before = copy.deepcopy(push.body)
+    out = answer(push, allowed=True)
+    out["spec"]["namespace"] = "mutated"
+    assert push.body == before
+    assert "status" not in push.body
+    assert out["status"] == {"allowed": True, "reason": "", "message": ""}
+
+
+def test_unknown_fields_are_echoed() -> None:
+    original = body()
+    original["metadata"] = {"name": "x"}
+    original["spec"]["annotations"] = {"k": "v"}
+    out = answer(parse_push_review(encode(original), JSON), allowed=True)
+    assert out["metadata"] == {"name": "x"}
+    assert out["spec"]["annotations"] == {"k": "v"}
+
+
+@pytest.mark.parametrize("tag", [_ABSENT, None, ""])
+def test_an_absent_or_empty_tag_means_a_push_by_digest(tag: object) -> None:
+    push = parse_push_review(encode(body(tag=tag)), JSON)
+    assert push.tag is None
+    assert push.digest == DIGEST
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "Application/JSON", " application/json "]
+)
+def test_json_content_types_are_accepted(content_type: str) -> None:
+    assert parse_push_review(encode(body()), content_type).repository == "app"
+
+
+def test_config_and_layers_may_be_absent_or_null() -> None:
+    push = parse_push_review(encode(body(config=None, layers=_ABSENT)), JSON)
+    assert push.manifest.config is None
+    assert push.manifest.layers == ()
+    assert push.manifest.size == 0
+
+
+def test_media_type_may_be_absent() -> None:
+    assert parse_push_review(encode(body(mediaType=_ABSENT)), JSON).media_type == ""
+
+
+@pytest.mark.parametrize("content_type", [None, "", "text/plain", "application/yaml"])
+def test_wrong_content_type_is_named(content_type: str | None) -> None:
+    with pytest.raises(BadPushReview, match="content type"):
+        parse_push_review(encode(body()), content_type)
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"not json", b"\xff\xfe\x00garbage", b"[" * 100_000])
+def test_invalid_json_is_named(raw: bytes) -> None:
+    with pytest.raises(BadPushReview, match="JSON"):
+        parse_push_review(raw, JSON)
+
+
+@pytest.mark.parametrize("raw", [b"[]", b"1", b'"s"', b"null"])
+def test_a_body_that_is_not_an_object_is_refused(raw: bytes) -> None:
+    with pytest.raises(BadPushReview, match="JSON object"):
+        parse_push_review(raw, JSON)
+
+
+def _with(top: Obj, **changes: Any) -> Obj:
+    out = copy.deepcopy(top)
+    for key, value in changes.items():
+        if value is _ABSENT:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    ("review", "field"),
+    [
+        (_with(body(), apiVersion=_ABSENT), "apiVersion"),
+        (_with(body(), apiVersion="image.alauda.io/v2"), "apiVersion"),
+        (_with(body(), apiVersion="v1"), "apiVersion"),
+        (_with(body(), kind=_ABSENT), "kind"),
+        (_with(body(), kind="ImageStream"), "kind"),
+        (_with(body(), spec=_ABSENT), "spec"),
+        (_with(body(), spec=None), "spec"),
+        (_with(body(), spec=[]), "spec"),
+        (_with(body(), spec="x"), "spec"),
+        (body(namespace=_ABSENT), "spec.namespace"),
+        (body(namespace=""), "spec.namespace"),
+        (body(namespace=3), "spec.namespace"),
+        (body(namespace="Team-A"), "spec.namespace"),
+        (body(namespace="team_a"), "spec.namespace"),
+        (body(namespace="a" * 64), "spec.namespace"),
+        (body(namespace="-x"), "spec.namespace"),
+        (body(repository=_ABSENT), "spec.repository"),
+        (body(repository=""), "spec.repository"),
+        (body(repository=["app"]), "spec.repository"),
+        (body(repository="App"), "spec.repository"),
+        (body(repository="team/app"), "spec.repository"),
+        (body(repository="a" * 254), "spec.repository"),
+        (body(tag=7), "spec.tag"),
+        (body(tag="-bad"), "spec.tag"),
+        (body(tag="has space"), "spec.tag"),
+        (body(tag="a" * 129), "spec.tag"),
+        (body(digest=_ABSENT), "spec.digest"),
+        (body(digest=""), "spec.digest"),
+        (body(digest=5), "spec.digest"),
+        (body(digest="not-a-digest"), "spec.digest"),
+        (body(digest="sha256:"), "spec.digest"),
+        (body(mediaType=1), "spec.mediaType"),
+        (body(mediaType=["x"]), "spec.mediaType"),
+        (body(config="sha256:x"), "spec.config"),
+        (body(config={"size": 1}), "spec.config.digest"),
+        (body(config={"digest": CONFIG}), "spec.config.size"),
+        (body(config={"digest": CONFIG, "size": "1"}), "spec.config.size"),
+        (body(config={"digest": CONFIG, "size": True}), "spec.config.size"),
+        (body(config={"digest": CONFIG, "size": -1}), "spec.config.size"),
+        (body(layers={}), "spec.layers"),
+        (body(layers="x"), "spec.layers"),
+        (body(layers=[{"digest": LAYER, "size": 1}, 3]), "spec.layers[1]"),
+        (body(layers=[{"digest": "", "size": 1}]), "spec.layers[0].digest"),
+        (body(layers=[{"digest": LAYER, "size": 1.5}]), "spec.layers[0].size"),
+        (body(layers=[{"digest": LAYER, "size": -2}]), "spec.layers[0].size"),
+    ],
+)
+def test_malformed_bodies_name_the_field(review: Obj, field: str) -> None:
+    with pytest.raises(BadPushReview) as raised:
+        parse_push_review(encode(review), JSON)
+    message = str(raised.value)
+    assert re.match(re.escape(field) + r"[ :]", message), message
+
+
+@pytest.mark.parametrize("tag", ["v2", "latest", "_x", "1.0.0-rc.1", "a" * 128])
+def test_valid_tags_are_accepted(tag: str) -> None:
+    assert parse_push_review(encode(body(tag=tag)), JSON).tag == tag
+
+
+@pytest.mark.parametrize("repository", ["app", "my-app", "a.b.c", "a" * 253, "0"])
+def test_valid_repositories_are_accepted(repository: str) -> None:
+    assert parse_push_review(encode(body(repository=repository)), JSON).repository == repository

@@ -1,0 +1,301 @@
+"""``POST /v1/pushreviews`` through Flask's test client, with fake judge, auth and recorder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import pytest
+from flask.testing import FlaskClient
+from kubernetes.client.exceptions import ApiException
+from werkzeug.test import TestResponse
+
+from kube.events import EventRecorder
+from webhook.app import create_app
+from webhook.pushreview.auth import Authenticator, Authorizer, User
+from webhook.pushreview.judge import PushJudge, PushVerdict
+from webhook.pushreview.review import PushRequest
+from webhook.pushreview.routes import MAX_BODY_BYTES, PATH, pushreview_routes
+
+Obj = dict[str, Any]
+TOKEN = "good-token"
+ALICE = User("alice", "uid-a", ("devs",))
+DIGEST = "sha256:" + "d" * 64
+DENIAL = (
+    'ImageStream "app" is forbidden: requested usage of alauda.io/image-tags exceeds the '
+    'maximum limit per alauda.io/ImageStream (3 > 2) set by LimitRange "lr"'
+)
+
+
+class FakeJudge:
+    def __init__(self) -> None:
+        self.verdict = PushVerdict(True)
+        self.pushes: list[PushRequest] = []
+
+    def judge(self, push: PushRequest) -> PushVerdict:
+        self.pushes.append(push)
+        return self.verdict
+
+
+class FakeAuthenticator:
+    def __init__(self) -> None:
+        self.tokens: list[str] = []
+
+    def authenticate(self, token: str) -> User | None:
+        self.tokens.append(token)
+        return ALICE if token == TOKEN else None
+
+
+class FakeAuthorizer:
+    def __init__(self) -> None:
+        self.allowed = {("alice", "team-a")}
+        self.asked: list[tuple[str, str]] = []
+
+    def may_create_pushreview(self, user: User, namespace: str) -> bool:
+        self.asked.append((user.name, namespace))
+        return (user.name, namespace) in self.allowed
+
+
+class FakeRecorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[Obj, str, str, str]] = []
+
+    def record(
+        self,
+        involved: Obj,
+        event_type: str,
+        reason: str,
+        message: str,
+        *,
+        namespace: str | None = None,
+    ) -> None:
+        self.events.append((involved, event_type, reason, message))
+
+
+@dataclass
+class Rig:
+    judge: FakeJudge = field(default_factory=FakeJudge)
+    authenticator: FakeAuthenticator = field(default_factory=FakeAuthenticator)
+    authorizer: FakeAuthorizer = field(default_factory=FakeAuthorizer)
+    recorder: FakeRecorder = field(default_factory=FakeRecorder)
+    pending: str | None = None
+
+    def not_ready(self) -> str | None:
+        return self.pending
+
+    def client(self) -> FlaskClient:
+        routes = pushreview_routes(
+            cast(PushJudge, self.judge),
+            cast(Authenticator, self.authenticator),
+            cast(Authorizer, self.authorizer),
+            cast(EventRecorder, self.recorder),
+            self.not_ready,
+        )
+        return create_app([], extra_routes=[routes]).test_client()
+
+
+@pytest.fixture
+def rig() -> Rig:
+    return Rig()
+
+
+def review(**spec_changes: Any) -> Obj:
+    spec: Obj = {
+        "namespace": "team-a",
+        "repository": "app",
+        "tag": "v2",
+        "digest": DIGEST,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"digest": "sha256:" + "c" * 64, "size": 1469},
+        "layers": [{"digest": "sha256:" + "1" * 64, "size": 2811478}],
+    }
+    spec.update(spec_changes)
+    return {"apiVersion": "image.alauda.io/v1", "kind": "PushReview", "spec": spec}
+
+
+def post(
+    client: FlaskClient,
+    body: Obj | bytes | None = None,
+    *,
+    authorization: str | None = f"Bearer {TOKEN}",
+    content_type: str = "application/json",
+) -> TestResponse:
+    data = body if isinstance(body, bytes) else json.dumps(review() if body is None else body)
+    headers = {} if authorization is None else {"Authorization": authorization}
+    return client.post(PATH, data=data, content_type=content_type, headers=headers)
+
+
+def assert_json_error(response: TestResponse, status: int) -> str:
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    payload = response.get_json()
+    assert payload["code"] == status
+    message: str = payload["error"]
+    assert "Traceback" not in response.get_data(as_text=True)
+    return message
+
+
+# --- authentication and authorization ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "", "Basic YWxpY2U6cHc=", "Bearer", "Bearer    ", TOKEN]
+)
+def test_a_missing_or_malformed_bearer_header_is_401(rig: Rig, authorization: str | None) -> None:
+    response = post(rig.client(), authorization=authorization)
+    assert assert_json_error(response, 401) == "a bearer token is required"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer ")
+    assert rig.authenticator.tokens == []
+    assert rig.judge.pushes == []
+
+
+def test_a_rejected_token_is_401(rig: Rig) -> None:
+    response = post(rig.client(), authorization="Bearer nope")
+    assert assert_json_error(response, 401) == "the bearer token is not valid"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer ")
+    assert rig.authenticator.tokens == ["nope"]
+    assert rig.authorizer.asked == [] and rig.judge.pushes == []
+
+
+def test_the_scheme_is_case_insensitive_and_the_token_trimmed(rig: Rig) -> None:
+    response = post(rig.client(), authorization=f"bearer  {TOKEN} ")
+    assert response.status_code == 200
+    assert rig.authenticator.tokens == [TOKEN]
+
+
+def test_an_unauthorized_user_gets_403_with_a_kubernetes_style_message(rig: Rig) -> None:
+    response = post(rig.client(), review(namespace="team-b"))
+    assert assert_json_error(response, 403) == (
+        'user "alice" cannot create resource "pushreviews" in API group "image.alauda.io" '
+        'in the namespace "team-b"'
+    )
+    assert rig.authorizer.asked == [("alice", "team-b")]
+    assert rig.judge.pushes == []
+    assert rig.recorder.events == []
+
+
+# --- malformed bodies --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "needle"),
+    [
+        (b"{not json", "application/json", "JSON"),
+        (json.dumps(review()).encode(), "text/plain", "content type"),
+        (json.dumps({**review(), "kind": "Other"}).encode(), "application/json", "kind"),
+        (json.dumps(review(repository="Bad_Name")).encode(), "application/json", "repository"),
+        (json.dumps(review(layers=[{"digest": "x"}])).encode(), "application/json", "layers"),
+    ],
+)
+def test_a_malformed_body_is_400_naming_the_problem(
+    rig: Rig, body: bytes, content_type: str, needle: str
+) -> None:
+    response = post(rig.client(), body, content_type=content_type)
+    assert needle in assert_json_error(response, 400)
+    assert rig.judge.pushes == []
+    assert rig.authorizer.asked == []
+
+
+def test_a_body_over_one_mebibyte_is_400(rig: Rig) -> None:
+    text = json.dumps(review())
+    big = (text + " " * (MAX_BODY_BYTES + 1 - len(text))).encode()
+    assert len(big) == MAX_BODY_BYTES + 1
+    response = post(rig.client(), big)
+    assert assert_json_error(response, 400) == f"request body exceeds {MAX_BODY_BYTES} bytes"
+    assert rig.judge.pushes == []
+
+
+def test_a_body_of_exactly_one_mebibyte_is_accepted(rig: Rig) -> None:
+    text = json.dumps(review())
+    exact = (text + " " * (MAX_BODY_BYTES - len(text))).encode()
+    assert len(exact) == MAX_BODY_BYTES
+    response = post(rig.client(), exact)
+    assert response.status_code == 200
+    assert response.get_json()["status"]["allowed"] is True
+
+
+def test_get_is_not_allowed(rig: Rig) -> None:
+    response = rig.client().get(PATH)
+    assert_json_error(response, 405)
+
+
+# --- answers -----------------------------------------------------------------------------
+
+
+def test_an_allowed_push_echoes_the_review_with_status(rig: Rig) -> None:
+    body = review()
+    response = post(rig.client(), body)
+    assert response.status_code == 200
+    assert response.get_json() == {
+        **body,
+        "status": {"allowed": True, "reason": "", "message": ""},
+    }
+    assert [push.repository for push in rig.judge.pushes] == ["app"]
+    assert rig.recorder.events == []
+
+
+def test_a_denied_push_echoes_the_review_and_records_one_warning(rig: Rig) -> None:
+    rig.judge.verdict = PushVerdict(False, "Forbidden", DENIAL)
+    body = review()
+    response = post(rig.client(), body)
+    assert response.status_code == 200
+    assert response.get_json() == {
+        **body,
+        "status": {"allowed": False, "reason": "Forbidden", "message": DENIAL},
+    }
+    assert len(rig.recorder.events) == 1
+    involved, event_type, reason, message = rig.recorder.events[0]
+    assert (event_type, reason) == ("Warning", "PushDenied")
+    assert involved == {
+        "kind": "ImageStream",
+        "apiVersion": "image.alauda.io/v1",
+        "name": "app",
+        "namespace": "team-a",
+    }
+    assert message == f"push of app:v2 denied: {DENIAL}"
+
+
+def test_a_denied_push_by_digest_names_the_digest_in_the_event(rig: Rig) -> None:
+    rig.judge.verdict = PushVerdict(False, "Forbidden", "exceeded quota: q")
+    body = review()
+    del body["spec"]["tag"]
+    response = post(rig.client(), body)
+    assert response.get_json()["status"]["allowed"] is False
+    assert "tag" not in response.get_json()["spec"]
+    assert rig.judge.pushes[0].tag is None
+    assert [event[3] for event in rig.recorder.events] == [
+        f"push of app:{DIGEST} denied: exceeded quota: q"
+    ]
+
+
+def test_not_ready_denies_retryably_without_judging_or_an_event(rig: Rig) -> None:
+    rig.pending = "caches not synced: images"
+    response = post(rig.client())
+    assert response.status_code == 200
+    status = response.get_json()["status"]
+    assert status["allowed"] is False
+    assert status["reason"] == "ServiceUnavailable"
+    assert status["message"] == "caches not synced: images; retry"
+    assert rig.judge.pushes == []
+    assert rig.recorder.events == []
+
+
+def test_not_ready_still_requires_authentication(rig: Rig) -> None:
+    rig.pending = "caches not synced: images"
+    assert post(rig.client(), authorization=None).status_code == 401
+
+
+def test_an_unreachable_api_server_is_a_retryable_503(rig: Rig) -> None:
+    def broken(token: str) -> User | None:
+        raise ApiException(status=500, reason="etcdserver: leader changed")
+
+    rig.authenticator.authenticate = broken  # type: ignore[method-assign]
+    message = assert_json_error(post(rig.client()), 503)
+    assert "retry" in message
+
+
+def test_an_anonymous_caller_is_refused_before_its_body_is_read(rig: Rig) -> None:
+    response = post(rig.client(), b"x" * (2 * 1024 * 1024), authorization=None)
+    assert_json_error(response, 401)
+    assert response.headers["Connection"] == "close"

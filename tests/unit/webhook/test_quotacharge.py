@@ -1,0 +1,364 @@
+"""QuotaCharger against a fake CoreV1Api that enforces resourceVersion preconditions."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from quota.resourcequota import quota_exceeded_message
+from webhook.quotacharge import ChargeConflict, QuotaCharger
+
+Obj = dict[str, Any]
+NS = "team-a"
+R = "alauda.io/imagestreams"
+DEADLINE = 30.0
+
+
+@dataclass
+class Raw:
+    data: bytes
+
+
+def quota(name: str, hard: int, used: int | None = None, rv: int = 1) -> Obj:
+    obj: Obj = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": name, "namespace": NS, "resourceVersion": str(rv)},
+        "spec": {"hard": {R: str(hard), "pods": "10"}},
+        "status": {"hard": {R: str(hard), "pods": "10"}, "used": {"pods": "3"}},
+    }
+    if used is not None:
+        obj["status"]["used"][R] = str(used)
+    return obj
+
+
+class FakeCoreApi:
+    """ResourceQuotas of one namespace; status writes need the current resourceVersion."""
+
+    def __init__(self, *quotas: Obj) -> None:
+        self._lock = threading.Lock()
+        self.store: dict[str, Obj] = {q["metadata"]["name"]: copy.deepcopy(q) for q in quotas}
+        self.lists = 0
+        self.reads = 0
+        self.writes: list[tuple[str, str]] = []  # (name, written used) of successful writes
+        self.conflicts = 0
+        self.fail_writes: dict[str, int] = {}  # name -> HTTP status to fail writes with
+        self.kwargs: list[dict[str, Any]] = []
+
+    def used(self, name: str) -> str | None:
+        with self._lock:
+            value: str | None = self.store[name]["status"]["used"].get(R)
+            return value
+
+    def set_used(self, name: str, used: int) -> None:
+        """Another writer (a replica, the reconciler) changes the quota."""
+        with self._lock:
+            current = self.store[name]
+            current["status"]["used"][R] = str(used)
+            current["metadata"]["resourceVersion"] = str(
+                int(current["metadata"]["resourceVersion"]) + 1
+            )
+
+    def snapshot(self) -> list[Obj]:
+        with self._lock:
+            return copy.deepcopy(list(self.store.values()))
+
+    def list_namespaced_resource_quota(self, namespace: str, **kwargs: Any) -> Raw:
+        assert namespace == NS
+        self.kwargs.append(kwargs)
+        with self._lock:
+            self.lists += 1
+            items = copy.deepcopy(list(self.store.values()))
+        return Raw(json.dumps({"kind": "ResourceQuotaList", "items": items}).encode())
+
+    def read_namespaced_resource_quota(self, name: str, namespace: str, **kwargs: Any) -> Raw:
+        assert namespace == NS
+        self.kwargs.append(kwargs)
+        with self._lock:
+            self.reads += 1
+            if name not in self.store:
+                raise ApiException(status=404)
+            return Raw(json.dumps(self.store[name]).encode())
+
+    def replace_namespaced_resource_quota_status(
+        self, name: str, namespace: str, body: Obj, **kwargs: Any
+    ) -> Raw:
+        assert namespace == NS
+        self.kwargs.append(kwargs)
+        with self._lock:
+            if name in self.fail_writes:
+                raise ApiException(status=self.fail_writes[name])
+            current = self.store.get(name)
+            if current is None:
+                raise ApiException(status=404)
+            if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+                self.conflicts += 1
+                raise ApiException(status=409)
+            updated = copy.deepcopy(current)
+            updated["status"] = copy.deepcopy(body["status"])
+            updated["metadata"]["resourceVersion"] = str(
+                int(current["metadata"]["resourceVersion"]) + 1
+            )
+            self.store[name] = updated
+            self.writes.append((name, updated["status"]["used"].get(R)))
+            return Raw(json.dumps(updated).encode())
+
+
+class AlwaysConflicting(FakeCoreApi):
+    def replace_namespaced_resource_quota_status(
+        self, name: str, namespace: str, body: Obj, **kwargs: Any
+    ) -> Raw:
+        with self._lock:
+            self.conflicts += 1
+        raise ApiException(status=409)
+
+
+def charger(
+    api: FakeCoreApi, cached: Callable[[str], list[Obj]] | None = None, attempts: int = 12
+) -> QuotaCharger:
+    def from_api(namespace: str) -> list[Obj]:
+        assert namespace == NS
+        return api.snapshot()
+
+    made = QuotaCharger(client.ApiClient(), cached or from_api, attempts=attempts)
+    made._core = api
+    return made
+
+
+def frozen(quotas: list[Obj]) -> Callable[[str], list[Obj]]:
+    """A cache that never catches up: always the same (deep-copied) objects."""
+    saved = copy.deepcopy(quotas)
+    return lambda namespace: copy.deepcopy(saved)
+
+
+def test_no_matching_quota_allows_without_writing() -> None:
+    api = FakeCoreApi({**quota("other", 5), "spec": {"hard": {"pods": "5"}}})
+    plan = charger(api).charge(NS)
+    assert plan.allowed is True
+    assert plan.charges == ()
+    assert api.writes == [] and api.lists == 0
+
+
+def test_a_charge_with_a_fresh_cache_writes_once_without_a_live_read() -> None:
+    api = FakeCoreApi(quota("q", 5, used=2))
+    plan = charger(api).charge(NS)
+    assert plan.allowed is True
+    assert [c.name for c in plan.charges] == ["q"]
+    assert api.writes == [("q", "3")]
+    assert api.lists == 0
+    assert api.store["q"]["status"]["used"]["pods"] == "3", "other used entries are kept"
+    assert all(kw.get("_preload_content") is False for kw in api.kwargs)
+
+
+def test_a_missing_used_entry_counts_as_zero() -> None:
+    api = FakeCoreApi(quota("q", 1))
+    assert charger(api).charge(NS).allowed is True
+    assert api.used("q") == "1"
+
+
+def test_a_stale_cache_conflicts_then_the_live_quota_is_charged() -> None:
+    api = FakeCoreApi(quota("q", 5, used=1))
+    cache = frozen(api.snapshot())
+    api.set_used("q", 3)  # another replica charged twice; our cache has not seen it
+    plan = charger(api, cache).charge(NS)
+    assert plan.allowed is True
+    assert api.conflicts == 1
+    assert api.lists == 1
+    assert api.writes == [("q", "4")], "the charge must build on the live value, not the cache"
+
+
+def test_a_full_cache_is_confirmed_live_and_a_release_lets_the_create_in() -> None:
+    api = FakeCoreApi(quota("q", 5, used=5))
+    cache = frozen(api.snapshot())
+    api.set_used("q", 4)  # the reconciler released a charge; the cache still says full
+    plan = charger(api, cache).charge(NS)
+    assert plan.allowed is True
+    assert api.lists == 1
+    assert api.writes == [("q", "5")]
+
+
+def test_exceeded_is_confirmed_by_a_live_read_and_writes_nothing() -> None:
+    api = FakeCoreApi(quota("q", 5, used=5))
+    plan = charger(api).charge(NS)
+    assert plan.allowed is False
+    assert plan.code == 403
+    assert plan.reason == "Forbidden"
+    assert plan.message == (
+        "exceeded quota: q, requested: alauda.io/imagestreams=1, "
+        "used: alauda.io/imagestreams=5, limited: alauda.io/imagestreams=5"
+    )
+    assert api.lists == 1
+    assert api.writes == []
+    assert api.used("q") == "5"
+
+
+def test_the_denial_reports_the_live_numbers() -> None:
+    api = FakeCoreApi(quota("q", 5, used=5))
+    cache = frozen(api.snapshot())
+    api.set_used("q", 7)
+    plan = charger(api, cache).charge(NS)
+    assert plan.message == quota_exceeded_message("q", 1, 7, 5)
+
+
+def test_several_quotas_are_all_charged() -> None:
+    api = FakeCoreApi(quota("q-b", 9, used=1), quota("q-a", 3, used=2))
+    plan = charger(api).charge(NS)
+    assert plan.allowed is True
+    assert sorted(api.writes) == [("q-a", "3"), ("q-b", "2")]
+
+
+def test_several_quotas_all_or_none_releases_the_first_when_the_second_is_full() -> None:
+    api = FakeCoreApi(quota("q-a", 5, used=1), quota("q-b", 5, used=4))
+    cache = frozen(api.snapshot())
+    api.set_used("q-b", 5)  # filled by someone else; the cache still shows room
+    plan = charger(api, cache).charge(NS)
+    assert plan.allowed is False
+    assert plan.message == quota_exceeded_message("q-b", 1, 5, 5)
+    assert api.used("q-a") == "1", "the charge on q-a must be taken back"
+    assert api.used("q-b") == "5"
+    assert api.writes == [("q-a", "2"), ("q-a", "1")]
+
+
+def test_a_failed_write_releases_earlier_charges_and_raises() -> None:
+    api = FakeCoreApi(quota("q-a", 5, used=1), quota("q-b", 5, used=1))
+    api.fail_writes["q-b"] = 500
+    with pytest.raises(ApiException) as raised:
+        charger(api).charge(NS)
+    assert raised.value.status == 500
+    assert api.used("q-a") == "1"
+    assert api.used("q-b") == "1"
+
+
+def test_too_many_conflicts_raise_charge_conflict() -> None:
+    api = AlwaysConflicting(quota("q", 5, used=0))
+    with pytest.raises(ChargeConflict, match="too many concurrent writes"):
+        charger(api, attempts=3).charge(NS)
+    assert api.conflicts == 3
+
+
+def test_judge_never_writes_and_confirms_a_denial_live() -> None:
+    api = FakeCoreApi(quota("q", 5, used=5))
+    cache = frozen(api.snapshot())
+    judge = charger(api, cache)
+    assert judge.judge(NS).allowed is False
+    assert api.lists == 1
+    api.set_used("q", 4)
+    assert judge.judge(NS).allowed is True
+    assert api.lists == 2
+    assert api.writes == []
+
+
+def test_judge_trusts_a_cache_with_room() -> None:
+    api = FakeCoreApi(quota("q", 5, used=1))
+    assert charger(api).judge(NS).allowed is True
+    assert api.lists == 0 and api.writes == []
+
+
+def _race(chargers: list[QuotaCharger], threads_each: int) -> tuple[int, int, list[BaseException]]:
+    total = len(chargers) * threads_each
+    start = threading.Barrier(total)
+    lock = threading.Lock()
+    admitted = denied = 0
+    errors: list[BaseException] = []
+
+    def worker(made: QuotaCharger) -> None:
+        nonlocal admitted, denied
+        try:
+            start.wait(timeout=DEADLINE)
+            plan = made.charge(NS)
+        except BaseException as err:
+            with lock:
+                errors.append(err)
+            return
+        with lock:
+            if plan.allowed:
+                admitted += 1
+            else:
+                denied += 1
+
+    threads = [
+        threading.Thread(target=worker, args=(made,), daemon=True)
+        for made in chargers
+        for _ in range(threads_each)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=DEADLINE)
+    assert not any(thread.is_alive() for thread in threads), "a charge hung"
+    return admitted, denied, errors
+
+
+ROOM = 6
+
+
+def test_concurrent_creates_in_one_replica_admit_exactly_the_room() -> None:
+    api = FakeCoreApi(quota("q", ROOM, used=0))
+    admitted, denied, errors = _race([charger(api)], threads_each=20)
+    assert errors == []
+    assert (admitted, denied) == (ROOM, 20 - ROOM)
+    assert api.used("q") == str(ROOM)
+
+
+def test_concurrent_creates_in_two_replicas_admit_exactly_the_room() -> None:
+    api = FakeCoreApi(quota("q", ROOM, used=0))
+    stale = frozen(api.snapshot())  # neither replica's cache ever catches up
+    admitted, denied, errors = _race([charger(api, stale), charger(api, stale)], 12)
+    assert errors == []
+    assert (admitted, denied) == (ROOM, 24 - ROOM)
+    assert api.used("q") == str(ROOM)
+    assert [used for _, used in api.writes] == [str(n) for n in range(1, ROOM + 1)]
+
+
+def test_concurrent_creates_against_two_quotas_admit_the_smaller_room() -> None:
+    api = FakeCoreApi(quota("q-a", ROOM, used=0), quota("q-b", ROOM - 2, used=0))
+    stale = frozen(api.snapshot())
+    admitted, _, errors = _race([charger(api, stale), charger(api, stale)], 8)
+    assert errors == []
+    assert admitted == ROOM - 2
+    assert api.used("q-a") == str(ROOM - 2)
+    assert api.used("q-b") == str(ROOM - 2)
+
+
+def test_one_replica_never_runs_two_charges_of_a_namespace_at_once() -> None:
+    """Threads of one replica queue on a per-namespace lock instead of conflicting."""
+    writing = threading.Event()
+    overlapped = threading.Event()
+
+    class SlowWrites(FakeCoreApi):
+        def replace_namespaced_resource_quota_status(
+            self, name: str, namespace: str, body: Obj, **kwargs: Any
+        ) -> Raw:
+            if not writing.is_set():
+                writing.set()
+                overlapped.wait(timeout=0.5)  # give a second charge the chance to start
+            return super().replace_namespaced_resource_quota_status(name, namespace, body, **kwargs)
+
+    api = SlowWrites(quota("q", 5, used=0))
+
+    def cache(namespace: str) -> list[Obj]:
+        if writing.is_set():
+            overlapped.set()  # only reached while the first charge still writes if unlocked
+        return api.snapshot()
+
+    made = charger(api, cache)
+    results: list[bool] = []
+    first = threading.Thread(target=lambda: results.append(made.charge(NS).allowed))
+    first.start()
+    assert writing.wait(timeout=DEADLINE)
+    second = threading.Thread(target=lambda: results.append(made.charge(NS).allowed))
+    second.start()
+    first.join(timeout=DEADLINE)
+    second.join(timeout=DEADLINE)
+    assert not first.is_alive() and not second.is_alive()
+    assert results == [True, True]
+    assert api.conflicts == 0
+    assert api.used("q") == "2"

@@ -1,1 +1,0 @@
-"""Admission handlers: adapters from an AdmissionRequest to the pure cores' decisions."""

@@ -1,0 +1,102 @@
+"""The ``serve`` command: certificates, the Flask app, gunicorn and self-registration."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+
+from kube.client import api_client
+from kube.events import EventRecorder
+from kube.settings import Settings
+from webhook import devcerts, registration
+from webhook.admission import imagestreams, policies, serviceaccounts
+from webhook.admission.endpoints import (
+    MUTATE_SERVICEACCOUNTS,
+    VALIDATE_IMAGESTREAMS,
+    VALIDATE_POLICIES,
+    AdmissionEndpoint,
+)
+from webhook.app import create_app
+from webhook.caches import WebhookCaches
+from webhook.pushreview.auth import Authenticator, Authorizer
+from webhook.pushreview.judge import PushJudge
+from webhook.pushreview.routes import pushreview_routes
+from webhook.quotacharge import QuotaCharger
+from webhook.tlsserver import WebhookServer
+
+log = logging.getLogger(__name__)
+
+
+def build_app(settings: Settings) -> Flask:
+    """The application each gunicorn worker serves, with its own caches."""
+    api = api_client(settings.kubeconfig)
+    caches = WebhookCaches(api)
+    caches.start()
+    charger = QuotaCharger(api, caches.quotas_in)
+    validate_imagestreams = imagestreams.ImageStreamValidator(caches, charger)
+    mutate_serviceaccounts = serviceaccounts.ServiceAccountMutator(
+        caches.namespace_labels, frozenset(settings.never_touched_namespaces)
+    )
+    endpoints = [
+        AdmissionEndpoint(
+            MUTATE_SERVICEACCOUNTS, mutate_serviceaccounts, mutating=True, fail_open=True
+        ),
+        AdmissionEndpoint(VALIDATE_IMAGESTREAMS, validate_imagestreams, mutating=False),
+        AdmissionEndpoint(VALIDATE_POLICIES, policies.validate, mutating=False),
+    ]
+    push_reviews = pushreview_routes(
+        PushJudge(caches, charger),
+        Authenticator(api),
+        Authorizer(api),
+        EventRecorder(api, interval=60.0),
+        caches.not_ready,
+    )
+    return create_app(endpoints, readiness=[caches.not_ready], extra_routes=[push_reviews])
+
+
+def _serving_files(settings: Settings) -> tuple[Path, Path, Path | None]:
+    if settings.tls_cert_file and settings.tls_key_file:
+        return settings.tls_cert_file, settings.tls_key_file, settings.ca_file
+    if settings.dev_certs_dir:
+        files = devcerts.ensure(
+            settings.dev_certs_dir,
+            devcerts.serving_hosts(settings.service_name, settings.namespace),
+        )
+        return files.cert_file, files.key_file, files.ca_file
+    raise SystemExit("serve needs TLS: give --tls-cert-file and --tls-key-file, or --dev-certs-dir")
+
+
+def run_server(settings: Settings) -> int:
+    cert_file, key_file, ca_file = _serving_files(settings)
+
+    def register() -> None:
+        if not settings.register:
+            return
+        if ca_file is None:
+            raise SystemExit("--register needs --ca-file (the caBundle the API server trusts)")
+        mutating, validating = registration.desired_configurations(
+            name=settings.configuration_name,
+            ca_bundle=ca_file.read_bytes(),
+            excluded_namespaces=settings.never_touched_namespaces,
+            url=settings.webhook_url,
+            service_namespace=settings.namespace,
+            service_name=settings.service_name,
+            service_port=settings.service_port,
+        )
+        with api_client(settings.kubeconfig) as api:
+            registration.register(api, mutating, validating)
+
+    server = WebhookServer(
+        lambda: build_app(settings),
+        bind=settings.bind,
+        cert_file=str(cert_file),
+        key_file=str(key_file),
+        workers=settings.workers,
+        threads=settings.threads,
+        on_ready=register,
+        log_level=settings.log_level,
+    )
+    server.run()
+    return 0

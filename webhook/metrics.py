@@ -1,0 +1,40 @@
+"""Prometheus metrics of the serve process: admission, PushReview and quota charges."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+# Admission and PushReview answers take milliseconds; the API server gives up at 10 s.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+ADMISSION_REQUESTS = Counter(
+    "registry_admission_requests_total",
+    "Admission requests answered, by endpoint and decision (allowed, patched, denied, error).",
+    ["endpoint", "decision"],
+)
+ADMISSION_LATENCY = Histogram(
+    "registry_admission_duration_seconds",
+    "Time to answer an admission request, by endpoint.",
+    ["endpoint"],
+    buckets=LATENCY_BUCKETS,
+)
+BAD_REQUESTS = Counter(
+    "registry_bad_requests_total",
+    "Request bodies rejected with HTTP 400, by endpoint.",
+    ["endpoint"],
+)
+PUSH_REVIEWS = Counter(
+    "registry_push_reviews_total",
+    "PushReview requests answered, by decision.",
+    ["decision"],
+)
+PUSH_REVIEW_LATENCY = Histogram(
+    "registry_push_review_duration_seconds",
+    "Time to answer a PushReview.",
+    buckets=LATENCY_BUCKETS,
+)
+QUOTA_CHARGES = Counter(
+    "registry_quota_charges_total",
+    "ResourceQuota status.used writes made at admission, by result (charged, conflict, exceeded).",
+    ["result"],
+)

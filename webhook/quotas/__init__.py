@@ -1,1 +1,0 @@
-"""Kubernetes adapters of the quota rules: the admission-time charge and usage reconciler."""
