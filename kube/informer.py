@@ -16,9 +16,10 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
+from quota.objects import Obj, object_key, object_namespace
+
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 ListFunc = Callable[..., Any]
 Handler = Callable[[str, Obj, Obj | None], None]
 """Called with (event type ADDED/MODIFIED/DELETED, object, previous object or None)."""
@@ -28,13 +29,6 @@ ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 
 class _Expired(Exception):
     """The watch's resourceVersion is too old: relist."""
-
-
-def object_key(obj: Obj) -> str:
-    metadata = obj.get("metadata") or {}
-    namespace = metadata.get("namespace") or ""
-    name = metadata.get("name") or ""
-    return f"{namespace}/{name}" if namespace else name
 
 
 class Informer:
@@ -92,7 +86,7 @@ class Informer:
             values = list(self._store.values())
         if namespace is None:
             return values
-        return [o for o in values if (o.get("metadata") or {}).get("namespace") == namespace]
+        return [o for o in values if object_namespace(o) == namespace]
 
     def _reindex(self) -> None:
         """Rebuild the index from the store; called with the lock held."""

@@ -29,6 +29,8 @@ from typing import Any, Protocol, runtime_checkable
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from quota.timestamps import format_micro_time, parse_rfc3339, require_aware
+
 log = logging.getLogger(__name__)
 
 Spec = dict[str, Any]
@@ -50,23 +52,6 @@ class LeaseDecision:
     """The holder before this decision ("" when free or absent)."""
 
 
-def format_micro_time(value: datetime) -> str:
-    """A MicroTime: UTC RFC 3339 with exactly six fractional digits and ``Z``."""
-    _require_aware(value)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_micro_time(value: object) -> datetime | None:
-    """A MicroTime or Time string as an aware datetime; None when absent or malformed."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
-
-
 def decide(
     lease: Mapping[str, Any] | None,
     identity: str,
@@ -85,7 +70,7 @@ def decide(
         raise ValueError("identity must not be empty")
     if lease_duration < 1:
         raise ValueError("lease_duration must be at least 1 second")
-    _require_aware(now)
+    require_aware(now=now)
     stamp = format_micro_time(now)
     if lease is None:
         spec = _held_spec(identity, lease_duration, acquired=stamp, renewed=stamp, transitions=0)
@@ -109,7 +94,7 @@ def release_spec(lease: Mapping[str, Any] | None, identity: str, now: datetime) 
     As client-go's ReleaseOnCancel: no holder and a one-second duration, so any replica
     (a restarted one too) takes over at once; the transitions count is kept.
     """
-    _require_aware(now)
+    require_aware(now=now)
     if lease is None or not identity:
         return None
     current = lease.get("spec") or {}
@@ -141,7 +126,7 @@ def _is_live(
     duration = spec.get("leaseDurationSeconds")
     if isinstance(duration, bool) or not isinstance(duration, int) or duration < 1:
         duration = default_duration
-    since = observed_at or parse_micro_time(spec.get("renewTime"))
+    since = observed_at or parse_rfc3339(spec.get("renewTime"))
     if since is None:
         return False  # a holder that never renewed: nothing says it is alive
     return since + timedelta(seconds=duration) > now
@@ -151,11 +136,6 @@ def _non_negative_int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         return 0
     return value
-
-
-def _require_aware(value: datetime) -> None:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"need a timezone-aware datetime, got {value!r}")
 
 
 @runtime_checkable

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from quota.fielderrors import ErrorType, FieldError, Problem, unsupported
+from quota.objects import object_name
 from quota.quantity import InvalidQuantity
 from quota.resources import (
     LIMIT_TYPE_RESOURCES,
@@ -46,13 +47,6 @@ class EffectiveLimits:
     def get(self, key: LimitKey) -> Limit | None:
         """The effective limit for ``key``, or None when no LimitRange bounds it."""
         return self.limits.get(key)
-
-
-def object_name(obj: Mapping[str, Any]) -> str:
-    """``metadata.name`` of a Kubernetes object dict, or ``""`` when absent."""
-    metadata = obj.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, Mapping) else None
-    return name if isinstance(name, str) else ""
 
 
 def limit_range_items(limit_range: Mapping[str, Any]) -> list[Any]:

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from quota.fielderrors import ErrorType, FieldError, unsupported
 from quota.limits import LIMIT_RANGE_KIND, limit_range_items
+from quota.objects import mapping
 from quota.quantity import InvalidQuantity
 from quota.resourcequota import RESOURCE_QUOTA_KIND, has_scopes
 from quota.resources import (
@@ -43,10 +44,6 @@ ALAUDA_LIMIT_FIELDS: Final = ("max", "min")
 _MAP_DETAIL: Final = "must be a map of resource names to quantities"
 
 
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def names_alauda(obj: Mapping[str, Any], kind: str | None = None) -> bool:
     """Does a LimitRange or ResourceQuota name an ``alauda.io/`` type or resource?
 
@@ -62,11 +59,11 @@ def names_alauda(obj: Mapping[str, Any], kind: str | None = None) -> bool:
             if is_alauda_name(item.get("type")):
                 return True
             for field in LIMIT_FIELDS:
-                if any(is_alauda_name(key) for key in _mapping(item.get(field))):
+                if any(is_alauda_name(key) for key in mapping(item.get(field))):
                     return True
         return False
     if kind == RESOURCE_QUOTA_KIND:
-        hard = _mapping(_mapping(obj.get("spec")).get("hard"))
+        hard = mapping(mapping(obj.get("spec")).get("hard"))
         return any(is_alauda_name(key) for key in hard)
     return False
 
@@ -122,7 +119,7 @@ def _alauda_item_errors(
 def _native_item_errors(item: Mapping[str, Any], item_path: str) -> list[FieldError]:
     errors: list[FieldError] = []
     for field in LIMIT_FIELDS:
-        for resource in _mapping(item.get(field)):
+        for resource in mapping(item.get(field)):
             if resource in KNOWN_ALAUDA_RESOURCES:
                 where = (
                     "in a ResourceQuota"
@@ -160,8 +157,8 @@ def validate_limit_range(obj: Mapping[str, Any]) -> list[FieldError]:
 def validate_resource_quota(obj: Mapping[str, Any]) -> list[FieldError]:
     """Errors in the alauda.io entries of a ResourceQuota (empty when it can work)."""
     errors: list[FieldError] = []
-    spec = _mapping(obj.get("spec"))
-    hard = _mapping(spec.get("hard"))
+    spec = mapping(obj.get("spec"))
+    hard = mapping(spec.get("hard"))
     for resource, raw in hard.items():
         if not is_alauda_name(resource):
             continue

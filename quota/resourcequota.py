@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from quota.fielderrors import ErrorType, FieldError, Problem
-from quota.limits import object_name
+from quota.objects import mapping, object_name
 from quota.quantity import InvalidQuantity, parse_limit_value
 from quota.resources import RESOURCE_IMAGESTREAMS
 
@@ -32,24 +32,20 @@ QUOTA_EXCEEDED_REASON: Final = "Forbidden"
 QUOTA_EXCEEDED_CODE: Final = 403
 
 
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def _spec(quota: Mapping[str, Any]) -> Mapping[str, Any]:
-    return _mapping(quota.get("spec"))
+    return mapping(quota.get("spec"))
 
 
 def names_resource(quota: Mapping[str, Any], resource: str = RESOURCE_IMAGESTREAMS) -> bool:
     """True when the quota's ``spec.hard`` has an entry for ``resource``."""
-    return resource in _mapping(_spec(quota).get("hard"))
+    return resource in mapping(_spec(quota).get("hard"))
 
 
 def has_scopes(quota: Mapping[str, Any]) -> bool:
     """True when the quota is scoped (``spec.scopes`` or ``spec.scopeSelector`` expressions)."""
     spec = _spec(quota)
     scopes = spec.get("scopes")
-    expressions = _mapping(spec.get("scopeSelector")).get("matchExpressions")
+    expressions = mapping(spec.get("scopeSelector")).get("matchExpressions")
     return bool(isinstance(scopes, list) and scopes) or bool(
         isinstance(expressions, list) and expressions
     )
@@ -120,7 +116,7 @@ class ChargePlan:
 
 def _hard(quota: Mapping[str, Any]) -> int:
     value = parse_limit_value(
-        _mapping(_spec(quota).get("hard")).get(RESOURCE_IMAGESTREAMS), integer=False
+        mapping(_spec(quota).get("hard")).get(RESOURCE_IMAGESTREAMS), integer=False
     )
     return math.floor(value)
 
@@ -130,7 +126,7 @@ def imagestreams_used(quota: Mapping[str, Any]) -> int:
 
     Raises InvalidQuantity when the entry is not a usable quantity.
     """
-    used = _mapping(_mapping(quota.get("status")).get("used"))
+    used = mapping(mapping(quota.get("status")).get("used"))
     if RESOURCE_IMAGESTREAMS not in used:
         return 0
     return math.ceil(parse_limit_value(used[RESOURCE_IMAGESTREAMS], integer=False))
@@ -213,7 +209,7 @@ def used_update(quota: Mapping[str, Any], count: int) -> str | None:
     always rewritten.
     """
     wanted = desired_used(count)
-    used = _mapping(_mapping(quota.get("status")).get("used"))
+    used = mapping(mapping(quota.get("status")).get("used"))
     if RESOURCE_IMAGESTREAMS in used:
         try:
             if parse_limit_value(used[RESOURCE_IMAGESTREAMS], integer=False) == count:

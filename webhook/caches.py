@@ -13,6 +13,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kube.informer import Informer
+from quota.objects import object_name
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,8 @@ IMAGE_GROUP = "image.alauda.io"
 def image_digests(image: dict[str, Any]) -> list[str]:
     """Digests an Image object describes: its name, and the digest of its reference."""
     digests = []
-    name = (image.get("metadata") or {}).get("name")
-    if isinstance(name, str) and ":" in name:
+    name = object_name(image)
+    if ":" in name:
         digests.append(name)
     reference = image.get("dockerImageReference")
     if isinstance(reference, str) and "@" in reference:

@@ -16,18 +16,17 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from quota.objects import Obj
 from quota.quantity import InvalidQuantity
 from quota.resourcequota import ChargePlan, imagestreams_used, plan_create, with_used
 from webhook import metrics
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 REQUEST_TIMEOUT = 5
 
 

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-Obj = dict[str, Any]
+from quota.objects import Obj
+from quota.timestamps import parse_rfc3339
 
 REQUEST_TIMEOUT = 30
 
@@ -26,10 +27,6 @@ class Limiter(Protocol):
 def _json(response: Any) -> Obj:
     data: Obj = json.loads(response.data)
     return data
-
-
-def parse_time(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 class PullSecretApi:
@@ -92,7 +89,10 @@ class PullSecretApi:
         status = self._call(
             self._core.create_namespaced_service_account_token, sa_name, namespace, body
         )["status"]
-        return status["token"], parse_time(status["expirationTimestamp"])
+        expires = parse_rfc3339(status.get("expirationTimestamp"))
+        if expires is None:
+            raise ValueError("TokenRequest answered without a valid expirationTimestamp")
+        return status["token"], expires
 
     def patch_serviceaccount(self, namespace: str, name: str, ops: list[Obj]) -> Obj:
         return self._call(self._core.patch_namespaced_service_account, name, namespace, ops)

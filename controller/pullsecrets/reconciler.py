@@ -12,13 +12,14 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from kubernetes.client.exceptions import ApiException
 
 from controller import metrics
 from controller.pullsecrets.api import PullSecretApi
 from kube.events import reference
+from quota.objects import Obj
 from quota.pullsecrets.desired_secret import (
     TokenGrant,
     build_desired_secret,
@@ -38,8 +39,6 @@ from quota.pullsecrets.serviceaccount_patch import (
 )
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 class Cache(Protocol):

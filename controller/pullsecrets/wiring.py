@@ -17,11 +17,12 @@ from controller.pullsecrets.reconciler import (
     internal_hostnames,
 )
 from kube.events import EventRecorder
-from kube.informer import DELETED, Informer, Obj, object_key, wait_all_synced
+from kube.informer import DELETED, Informer, wait_all_synced
 from kube.ratelimit import RateLimiter
 from kube.runner import Runner
 from kube.settings import Settings
 from kube.workqueue import WorkQueue
+from quota.objects import Obj, object_key, object_name, object_namespace
 from quota.pullsecrets.desired_secret import service_account_name_of
 from quota.pullsecrets.names import MANAGED_SECRET_SELECTOR, OPT_OUT_KEY
 
@@ -92,7 +93,7 @@ class PullSecretController:
 
     def _on_secret(self, kind: str, obj: Obj, old: Obj | None) -> None:
         sa_name = service_account_name_of(obj)
-        namespace = (obj.get("metadata") or {}).get("namespace")
+        namespace = object_namespace(obj)
         if sa_name and namespace:
             self.queue.add(f"{namespace}/{sa_name}")
 
@@ -101,7 +102,7 @@ class PullSecretController:
             return
         if old is not None and _labels(old).get(OPT_OUT_KEY) == _labels(obj).get(OPT_OUT_KEY):
             return
-        self._enqueue_all((obj.get("metadata") or {}).get("name"))
+        self._enqueue_all(object_name(obj))
 
     def _on_config(self, kind: str, obj: Obj, old: Obj | None) -> None:
         if old is not None and (old.get("spec") or {}).get("routes") == (obj.get("spec") or {}).get(

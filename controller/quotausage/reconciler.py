@@ -13,18 +13,17 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from quota.objects import Obj
 from quota.quantity import InvalidQuantity
 from quota.resourcequota import imagestreams_used, quota_matches, used_update, with_used
 from quota.resources import RESOURCE_IMAGESTREAMS
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 class Cache(Protocol):

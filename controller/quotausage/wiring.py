@@ -9,17 +9,14 @@ import threading
 from kubernetes import client
 
 from controller.quotausage.reconciler import QuotaUsageReconciler, Requeue
-from kube.informer import Informer, Obj, wait_all_synced
+from kube.informer import Informer, wait_all_synced
 from kube.ratelimit import RateLimiter
 from kube.runner import Runner
 from kube.settings import Settings
 from kube.workqueue import WorkQueue
+from quota.objects import Obj, object_namespace
 
 log = logging.getLogger(__name__)
-
-
-def _namespace(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("namespace") or "")
 
 
 class QuotaUsageController:
@@ -54,12 +51,12 @@ class QuotaUsageController:
         return [self.quotas, self.imagestreams]
 
     def _enqueue(self, kind: str, obj: Obj, old: Obj | None) -> None:
-        namespace = _namespace(obj)
+        namespace = object_namespace(obj)
         if namespace:
             self.queue.add(namespace)
 
     def _enqueue_all(self) -> None:
-        for namespace in {_namespace(q) for q in self.quotas.list()}:
+        for namespace in {object_namespace(q) for q in self.quotas.list()}:
             self.queue.add(namespace)
 
     def start_informers(self, stop: threading.Event) -> None:

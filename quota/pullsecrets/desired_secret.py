@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from quota.objects import mapping, metadata
 from quota.pullsecrets.dockerconfig import (
     EMPTY_DOCKERCONFIGJSON,
     DockerConfig,
@@ -44,8 +45,7 @@ class ServiceAccountRef:
     @classmethod
     def of(cls, sa: Mapping[str, Any]) -> ServiceAccountRef:
         """Extract namespace, name and uid; ValueError if any is missing (not yet persisted)."""
-        metadata = sa.get("metadata")
-        meta: Mapping[str, Any] = metadata if isinstance(metadata, Mapping) else {}
+        meta = metadata(sa)
         values = [meta.get(key) for key in ("namespace", "name", "uid")]
         strings = [v for v in values if isinstance(v, str) and v]
         if len(strings) != len(values):
@@ -127,24 +127,15 @@ def build_desired_secret(
     }
 
 
-def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    metadata = obj.get("metadata")
-    return metadata if isinstance(metadata, Mapping) else {}
-
-
-def _string_map(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def is_managed_secret(secret: Mapping[str, Any]) -> bool:
     """True when the Secret carries either managed marker (label or SA-name annotation).
 
     Either suffices, so a Secret whose label was stripped is still recognised and repaired
     rather than treated as a user's Secret.
     """
-    meta = _metadata(secret)
-    labels = _string_map(meta.get("labels"))
-    annotations = _string_map(meta.get("annotations"))
+    meta = metadata(secret)
+    labels = mapping(meta.get("labels"))
+    annotations = mapping(meta.get("annotations"))
     return (
         labels.get(LABEL_MANAGED_BY) == LABEL_MANAGED_BY_VALUE
         or ANNOTATION_SERVICE_ACCOUNT_NAME in annotations
@@ -153,13 +144,13 @@ def is_managed_secret(secret: Mapping[str, Any]) -> bool:
 
 def service_account_name_of(secret: Mapping[str, Any]) -> str | None:
     """The SA a managed Secret belongs to (annotation), for mapping Secret events to SAs."""
-    value = _string_map(_metadata(secret).get("annotations")).get(ANNOTATION_SERVICE_ACCOUNT_NAME)
+    value = mapping(metadata(secret).get("annotations")).get(ANNOTATION_SERVICE_ACCOUNT_NAME)
     return value if isinstance(value, str) and value else None
 
 
 def read_secret_config(secret: Mapping[str, Any]) -> DockerConfig | None:
     """The parsed ``.dockerconfigjson`` of a Secret; None when missing or unreadable."""
-    payload = decode_secret_value(_string_map(secret.get("data")).get(DOCKERCONFIGJSON_KEY))
+    payload = decode_secret_value(mapping(secret.get("data")).get(DOCKERCONFIGJSON_KEY))
     if payload is None:
         return None
     try:
@@ -169,7 +160,7 @@ def read_secret_config(secret: Mapping[str, Any]) -> DockerConfig | None:
 
 
 def _owned_by(secret: Mapping[str, Any], ref: ServiceAccountRef) -> bool:
-    owners = _metadata(secret).get("ownerReferences")
+    owners = metadata(secret).get("ownerReferences")
     return isinstance(owners, list) and any(
         isinstance(o, Mapping)
         and o.get("apiVersion") == "v1"
@@ -198,7 +189,7 @@ def secret_is_current(
         return False, Reason.MISSING
     if not is_managed_secret(existing):
         return False, Reason.NOT_MANAGED
-    meta = _metadata(existing)
+    meta = metadata(existing)
     if meta.get("name") != secret_name_for(ref.name) or meta.get("namespace") != ref.namespace:
         return False, Reason.WRONG_NAME
     if existing.get("type") != SECRET_TYPE_DOCKERCONFIGJSON:
@@ -206,8 +197,8 @@ def secret_is_current(
     if not _owned_by(existing, ref):
         return False, Reason.WRONG_OWNER
     labels, annotations = managed_metadata(sa)
-    have_labels = _string_map(meta.get("labels"))
-    have_annotations = _string_map(meta.get("annotations"))
+    have_labels = mapping(meta.get("labels"))
+    have_annotations = mapping(meta.get("annotations"))
     if any(have_labels.get(k) != v for k, v in labels.items()) or any(
         have_annotations.get(k) != v for k, v in annotations.items()
     ):

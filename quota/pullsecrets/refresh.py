@@ -6,35 +6,25 @@ Tokens are refreshed at 60 % of their lifetime (DESIGN.md), so a failing refresh
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Final, Protocol
 
 from quota.pullsecrets.dockerconfig import DockerConfig, unique_hostnames
 from quota.pullsecrets.names import ANNOTATION_TOKEN_EXPIRATION, ANNOTATION_TOKEN_ISSUED
 from quota.pullsecrets.reasons import Reason
+from quota.timestamps import format_rfc3339, parse_rfc3339, require_aware
 
 DEFAULT_TOKEN_LIFETIME: Final = timedelta(hours=1)
 REFRESH_FRACTION: Final = Fraction(3, 5)
-
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})", re.ASCII
-)
 
 
 class Clock(Protocol):
     """Source of the current time for callers; these functions take ``now`` explicitly."""
 
     def now(self) -> datetime: ...
-
-
-def _require_aware(**values: datetime) -> None:
-    for name, value in values.items():
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"{name} must be timezone-aware")
 
 
 @dataclass(frozen=True)
@@ -45,7 +35,7 @@ class TokenTimes:
     expires: datetime
 
     def __post_init__(self) -> None:
-        _require_aware(issued=self.issued, expires=self.expires)
+        require_aware(issued=self.issued, expires=self.expires)
         if self.expires <= self.issued:
             raise ValueError("expires must be after issued")
 
@@ -55,7 +45,7 @@ def next_refresh_at(issued: datetime, expires: datetime) -> datetime:
 
     A lifetime that is zero or negative refreshes at ``issued``.
     """
-    _require_aware(issued=issued, expires=expires)
+    require_aware(issued=issued, expires=expires)
     lifetime = expires - issued
     if lifetime <= timedelta(0):
         return issued
@@ -66,39 +56,14 @@ def next_refresh_at(issued: datetime, expires: datetime) -> datetime:
 
 def needs_refresh(issued: datetime, expires: datetime, now: datetime) -> bool:
     """True at or after 60 % of the token lifetime."""
-    _require_aware(now=now)
+    require_aware(now=now)
     return now >= next_refresh_at(issued, expires)
 
 
 def refresh_delay(issued: datetime, expires: datetime, now: datetime) -> timedelta:
     """How long the reconciler may wait before refreshing; zero when already due."""
-    _require_aware(now=now)
+    require_aware(now=now)
     return max(next_refresh_at(issued, expires) - now, timedelta(0))
-
-
-def format_rfc3339(value: datetime) -> str:
-    """UTC RFC 3339 with ``Z``; fractional seconds only when present."""
-    _require_aware(value=value)
-    utc = value.astimezone(UTC)
-    spec = "seconds" if utc.microsecond == 0 else "microseconds"
-    return utc.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
-
-
-def parse_rfc3339(value: object) -> datetime | None:
-    """Parse an RFC 3339 timestamp to an aware UTC datetime; None if absent or invalid.
-
-    Only the RFC 3339 shape is accepted (an offset is required, never guessed); fractional
-    seconds beyond microseconds are truncated.
-    """
-    if not isinstance(value, str):
-        return None
-    text = value.strip().upper()
-    if not _RFC3339.fullmatch(text):
-        return None
-    try:
-        return datetime.fromisoformat(text).astimezone(UTC)
-    except ValueError:  # shape is right, values are not (month 13, hour 25, ...)
-        return None
 
 
 def token_time_annotations(issued: datetime, expires: datetime) -> dict[str, str]:

@@ -11,6 +11,7 @@ import logging
 from quota.limitchecks import image_size_violations, stream_violations, verdict_of
 from quota.limits import effective_limits
 from quota.measure import new_image_digests, recorded_image_size, stream_usage
+from quota.objects import object_name
 from webhook.admission import AdmissionRequest, Decision
 from webhook.caches import WebhookCaches
 from webhook.quotacharge import ChargeConflict, QuotaCharger
@@ -39,7 +40,7 @@ class ImageStreamValidator:
         if stream is None:
             return Decision.allow()
         namespace = request.namespace
-        name = request.name or str((stream.get("metadata") or {}).get("name") or "")
+        name = request.name or object_name(stream)
         old = request.old_object if request.operation == "UPDATE" else None
 
         limits = effective_limits(self._caches.limit_ranges_in(namespace))

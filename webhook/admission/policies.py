@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from quota.fielderrors import FieldError
+from quota.objects import object_name
 from quota.policy import invalid_message, names_alauda, validate_policy
 from webhook.admission import AdmissionRequest, Decision
 
@@ -17,5 +18,5 @@ def validate(request: AdmissionRequest) -> Decision:
     errors: list[FieldError] = validate_policy(obj, kind)
     if not errors:
         return Decision.allow()
-    name = request.name or str((obj.get("metadata") or {}).get("name") or "")
+    name = request.name or object_name(obj)
     return Decision.deny(invalid_message(kind, name, errors), code=422, reason="Invalid")

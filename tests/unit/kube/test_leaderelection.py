@@ -9,7 +9,7 @@ events, bounded by a deadline.
 import json
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,10 +23,9 @@ from kube.leaderelection import (
     LeaseAction,
     decide,
     default_identity,
-    format_micro_time,
-    parse_micro_time,
     release_spec,
 )
+from quota.timestamps import format_micro_time, parse_rfc3339
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ME = "replica-a"
@@ -226,7 +225,7 @@ def test_creates_the_lease_leads_renews_and_releases_on_stop() -> None:
     created, *renewals, released = api.writes
     assert created["holderIdentity"] == ME
     assert created["leaseTransitions"] == 0
-    assert [parse_micro_time(w["renewTime"]) for w in renewals] == [
+    assert [parse_rfc3339(w["renewTime"]) for w in renewals] == [
         T0 + timedelta(seconds=s) for s in (2, 4, 6)
     ]
     assert all(w["acquireTime"] == created["acquireTime"] for w in renewals)
@@ -547,32 +546,6 @@ def lease(
         "metadata": {"name": "registry-controller", "namespace": "ns", "resourceVersion": "7"},
         "spec": spec,
     }
-
-
-def test_micro_time_has_six_fraction_digits_in_utc() -> None:
-    assert format_micro_time(T0) == "2026-01-01T00:00:00.000000Z"
-    east = datetime(2026, 1, 1, 2, 0, 0, 1500, tzinfo=timezone(timedelta(hours=2)))
-    assert format_micro_time(east) == "2026-01-01T00:00:00.001500Z"
-    with pytest.raises(ValueError):
-        format_micro_time(datetime(2026, 1, 1))
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2026-01-01T00:00:00.000000Z", T0),
-        ("2026-01-01T00:00:00Z", T0),
-        ("2026-01-01T01:00:00.5+01:00", T0 + timedelta(microseconds=500000)),
-        ("2026-01-01T00:00:00.123456789Z", T0 + timedelta(microseconds=123456)),
-    ],
-)
-def test_parse_micro_time(text: str, expected: datetime) -> None:
-    assert parse_micro_time(text) == expected
-
-
-@pytest.mark.parametrize("text", [None, "", "yesterday", 17, "2026-01-01T00:00:00"])
-def test_parse_micro_time_rejects_missing_malformed_and_naive(text: object) -> None:
-    assert parse_micro_time(text) is None
 
 
 def test_no_lease_means_create_holding_it() -> None:

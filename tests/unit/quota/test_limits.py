@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quota.limits import EffectiveLimits, Limit, effective_limits, object_name
+from quota.limits import EffectiveLimits, Limit, effective_limits
 from quota.resources import IMAGE_STORAGE, LIMIT_KEYS, STREAM_IMAGES, STREAM_TAGS
 
 
@@ -219,19 +219,6 @@ def test_missing_name_is_reported_as_empty() -> None:
     assert effective_limits([limit_range(None, tags("3"))]).get(STREAM_TAGS) == Limit(
         Decimal(3), ""
     )
-
-
-@pytest.mark.parametrize(
-    ("obj", "expected"),
-    [
-        ({"metadata": {"name": "x"}}, "x"),
-        ({"metadata": {"name": 5}}, ""),
-        ({"metadata": None}, ""),
-        ({}, ""),
-    ],
-)
-def test_object_name(obj: dict[str, Any], expected: str) -> None:
-    assert object_name(obj) == expected
 
 
 # --- property: several LimitRanges, the minimum wins -----------------------------------

@@ -13,10 +13,10 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from quota.objects import Obj
 from quota.resourcequota import quota_exceeded_message
 from webhook.quotacharge import ChargeConflict, QuotaCharger
 
-Obj = dict[str, Any]
 NS = "team-a"
 R = "alauda.io/imagestreams"
 DEADLINE = 30.0

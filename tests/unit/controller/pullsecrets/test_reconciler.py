@@ -17,10 +17,10 @@ from controller.pullsecrets.reconciler import (
     Requeue,
     internal_hostnames,
 )
+from quota.objects import Obj
 from quota.pullsecrets.desired_secret import read_secret_config
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-Obj = dict[str, Any]
 
 
 class Store:

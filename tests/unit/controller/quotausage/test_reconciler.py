@@ -11,8 +11,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from controller.quotausage.reconciler import QuotaUsageReconciler, Requeue
+from quota.objects import Obj
 
-Obj = dict[str, Any]
 NS = "team-a"
 R = "alauda.io/imagestreams"
 GRACE = 5.0

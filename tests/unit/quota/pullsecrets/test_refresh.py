@@ -12,15 +12,14 @@ from quota.pullsecrets.refresh import (
     DEFAULT_TOKEN_LIFETIME,
     Clock,
     TokenTimes,
-    format_rfc3339,
     needs_refresh,
     next_refresh_at,
-    parse_rfc3339,
     read_token_times,
     refresh_delay,
     refresh_reason,
     token_time_annotations,
 )
+from quota.timestamps import format_rfc3339
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -120,57 +119,6 @@ def test_property_refresh_at_sixty_percent(lifetime: timedelta, elapsed_us: int)
     if elapsed_us < 0:
         assert not needs_refresh(T0, expires, now)
     assert refresh_delay(T0, expires, now) == max(at - now, timedelta(0))
-
-
-def test_format_rfc3339() -> None:
-    assert format_rfc3339(T0) == "2025-03-01T12:00:00Z"
-    assert format_rfc3339(T0 + timedelta(microseconds=5)) == "2025-03-01T12:00:00.000005Z"
-    plus2 = timezone(timedelta(hours=2))
-    assert format_rfc3339(T0.astimezone(plus2)) == "2025-03-01T12:00:00Z"
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2025-03-01T12:00:00Z", T0),
-        ("2025-03-01t12:00:00z", T0),
-        (" 2025-03-01T12:00:00Z ", T0),
-        ("2025-03-01T14:00:00+02:00", T0),
-        ("2025-03-01T12:00:00.5Z", T0 + timedelta(milliseconds=500)),
-        ("2025-03-01T12:00:00.123456789Z", T0 + timedelta(microseconds=123456)),
-    ],
-)
-def test_parse_rfc3339_valid(text: str, expected: datetime) -> None:
-    parsed = parse_rfc3339(text)
-    assert parsed == expected
-    assert parsed is not None and parsed.utcoffset() == timedelta(0)
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        None,
-        1740830400,
-        "",
-        "garbage",
-        "2025-03-01",
-        "2025-03-01T12:00:00",  # no offset: not guessed
-        "2025-03-01 12:00:00Z",
-        "20250301T120000Z",
-        "2025-13-01T12:00:00Z",
-        "2025-02-30T12:00:00Z",
-        "2025-03-01T25:00:00Z",
-        "2025-03-01T12:00:00+0200",
-        "2025-W09-6T12:00:00Z",
-    ],
-)
-def test_parse_rfc3339_invalid(value: object) -> None:
-    assert parse_rfc3339(value) is None
-
-
-@given(st.datetimes(timezones=st.just(UTC)))
-def test_property_format_parse_round_trip(value: datetime) -> None:
-    assert parse_rfc3339(format_rfc3339(value)) == value
 
 
 def test_token_time_annotations_round_trip() -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 import pytest
 
+from quota.objects import Obj
 from quota.resourcequota import ChargePlan, quota_exceeded_message
 from webhook.admission import AdmissionRequest, Decision
 from webhook.admission.imagestreams import NOT_READY_MESSAGE, ImageStreamValidator
@@ -13,7 +14,6 @@ from webhook.admission.review import GroupVersionKind
 from webhook.caches import WebhookCaches
 from webhook.quotacharge import ChargeConflict, QuotaCharger
 
-Obj = dict[str, Any]
 NS = "team-a"
 MI = 1024 * 1024
 

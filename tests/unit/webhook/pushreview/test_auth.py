@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kubernetes import client
 
+from quota.objects import Obj
 from webhook.pushreview.auth import Authenticator, Authorizer, TtlCache, User
 
-Obj = dict[str, Any]
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.secret-token-value.signature"
 
 

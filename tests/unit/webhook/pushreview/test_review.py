@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from quota.measure import Descriptor
+from quota.objects import Obj
 from webhook.pushreview.review import BadPushReview, answer, parse_push_review
 
-Obj = dict[str, Any]
 JSON = "application/json"
 DIGEST = "sha256:" + "a" * 64
 CONFIG = "sha256:" + "c" * 64

@@ -12,13 +12,13 @@ from kubernetes.client.exceptions import ApiException
 from werkzeug.test import TestResponse
 
 from kube.events import EventRecorder
+from quota.objects import Obj
 from webhook.app import create_app
 from webhook.pushreview.auth import Authenticator, Authorizer, User
 from webhook.pushreview.judge import PushJudge, PushVerdict
 from webhook.pushreview.review import PushRequest
 from webhook.pushreview.routes import MAX_BODY_BYTES, PATH, pushreview_routes
 
-Obj = dict[str, Any]
 TOKEN = "good-token"
 ALICE = User("alice", "uid-a", ("devs",))
 DIGEST = "sha256:" + "d" * 64
