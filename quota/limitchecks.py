@@ -14,8 +14,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
+from quota.decision import Decision
 from quota.limits import EffectiveLimits, Limit
-from quota.measure import Manifest, StreamCounts, stream_usage, usage_after_push
+from quota.measure import (
+    Manifest,
+    StreamCounts,
+    recorded_image_size,
+    stream_usage,
+    usage_after_push,
+)
 from quota.resources import (
     IMAGE_STORAGE,
     STREAM_IMAGES,
@@ -25,8 +32,6 @@ from quota.resources import (
 )
 
 IMAGE_STREAM_KIND: Final = "ImageStream"
-FORBIDDEN_REASON: Final = "Forbidden"
-FORBIDDEN_CODE: Final = 403
 
 
 def limit_exceeded_message(
@@ -56,26 +61,6 @@ class Violation:
     maximum: Decimal
     limit_range: str
     message: str
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Allowed, or denied with reason, HTTP-style code and the violations behind it."""
-
-    allowed: bool
-    reason: str = ""
-    message: str = ""
-    code: int = 200
-    violations: tuple[Violation, ...] = ()
-
-    @classmethod
-    def allow(cls) -> Verdict:
-        return cls(True)
-
-    @classmethod
-    def deny(cls, violations: tuple[Violation, ...]) -> Verdict:
-        message = "; ".join(violation.message for violation in violations)
-        return cls(False, FORBIDDEN_REASON, message, FORBIDDEN_CODE, violations)
 
 
 def exceeds(old: int | None, new: int, maximum: int | Decimal) -> bool:
@@ -120,22 +105,48 @@ def image_size_violations(name: str, size: int, limits: EffectiveLimits) -> tupl
     return (_violation(IMAGE_STREAM_KIND, name, IMAGE_STORAGE, size, limit),)
 
 
-def verdict_of(*violation_groups: tuple[Violation, ...]) -> Verdict:
+def verdict_of(*violation_groups: tuple[Violation, ...]) -> Decision:
     """Allowed when no group holds a violation, else a denial reporting all, in order."""
-    violations = tuple(violation for group in violation_groups for violation in group)
-    return Verdict.deny(violations) if violations else Verdict.allow()
+    messages = [violation.message for group in violation_groups for violation in group]
+    return Decision.deny("; ".join(messages)) if messages else Decision.allow()
 
 
 def check_stream_limits(
     name: str, old: StreamCounts | None, new: StreamCounts, limits: EffectiveLimits
-) -> Verdict:
+) -> Decision:
     """Verdict on an ImageStream create (``old`` None) or update, counts already measured."""
     return verdict_of(stream_violations(name, old, new, limits))
 
 
-def check_image_size(name: str, size: int, limits: EffectiveLimits) -> Verdict:
+def check_image_size(name: str, size: int, limits: EffectiveLimits) -> Decision:
     """Verdict on one image of ``size`` bytes entering ImageStream ``name``."""
     return verdict_of(image_size_violations(name, size, limits))
+
+
+def check_stream_write(
+    name: str,
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any],
+    images: Mapping[str, Mapping[str, Any] | None],
+    limits: EffectiveLimits,
+) -> Decision:
+    """Verdict on an ImageStream create (``old`` None) or update of ``spec`` or ``status``.
+
+    ``images`` maps each digest the write adds to the stream (``new_image_digests``) to the
+    Image object that describes it, or None when the cluster has none (then its size
+    cannot be checked). Reported in order: image sizes by digest, then tags and images.
+    """
+    sizes = {digest: recorded_image_size(image) for digest, image in images.items()}
+    size_violations = tuple(
+        violation
+        for digest in sorted(sizes)
+        if (size := sizes[digest]) is not None
+        for violation in image_size_violations(name, size, limits)
+    )
+    old_counts = None if old is None else stream_usage(old).counts
+    return verdict_of(
+        size_violations, stream_violations(name, old_counts, stream_usage(new).counts, limits)
+    )
 
 
 def check_push_limits(
@@ -145,16 +156,27 @@ def check_push_limits(
     digest: str | None,
     manifest: Manifest,
     limits: EffectiveLimits,
-) -> Verdict:
+) -> Decision:
     """LimitRange verdict on a PushReview: image size, then the stream's tags and images.
 
     ``stream`` is the existing ImageStream named ``repository`` or None when the repository
     is new (the ImageStream quota is charged separately, see quota.resourcequota). A push by
     digest (``tag`` None) is checked all the same: it can still add an image.
     """
+    return verdict_of(push_violations(repository, stream, tag, digest, manifest, limits))
+
+
+def push_violations(
+    repository: str,
+    stream: Mapping[str, Any] | None,
+    tag: str | None,
+    digest: str | None,
+    manifest: Manifest,
+    limits: EffectiveLimits,
+) -> tuple[Violation, ...]:
+    """The limits a push breaks: image size first, then the stream's tags and images."""
     old = None if stream is None else stream_usage(stream).counts
     new = usage_after_push(stream, tag, digest).counts
-    return verdict_of(
-        image_size_violations(repository, manifest.size, limits),
-        stream_violations(repository, old, new, limits),
+    return image_size_violations(repository, manifest.size, limits) + stream_violations(
+        repository, old, new, limits
     )

@@ -22,14 +22,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from quota.decision import Decision
 from quota.fielderrors import ErrorType, FieldError, Problem
 from quota.objects import mapping, object_name
 from quota.quantity import InvalidQuantity, parse_limit_value
 from quota.resources import RESOURCE_IMAGESTREAMS
 
 RESOURCE_QUOTA_KIND: Final = "ResourceQuota"
-QUOTA_EXCEEDED_REASON: Final = "Forbidden"
-QUOTA_EXCEEDED_CODE: Final = 403
 
 
 def _spec(quota: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -98,15 +97,12 @@ class QuotaCharge:
 class ChargePlan:
     """The decision on a create: every matching quota is charged, or none is.
 
-    ``charges`` lists all matching quotas by name; on a denial ``message`` is the contract
-    message of the first that has no room.
+    ``charges`` lists all matching quotas by name; on a denial the decision's message is
+    the contract message of the first that has no room.
     """
 
-    allowed: bool
+    decision: Decision
     charges: tuple[QuotaCharge, ...] = ()
-    reason: str = ""
-    message: str = ""
-    code: int = 200
     problems: tuple[Problem, ...] = ()
 
     @property
@@ -173,16 +169,8 @@ def plan_create(quotas: Iterable[Mapping[str, Any]], requested: int = 1) -> Char
             charges.append(charge)
     charges.sort(key=lambda charge: charge.name)
     denied = next((charge for charge in charges if not charge.fits), None)
-    if denied is None:
-        return ChargePlan(True, tuple(charges), problems=tuple(problems))
-    return ChargePlan(
-        False,
-        tuple(charges),
-        QUOTA_EXCEEDED_REASON,
-        denied.message,
-        QUOTA_EXCEEDED_CODE,
-        tuple(problems),
-    )
+    decision = Decision.allow() if denied is None else Decision.deny(denied.message)
+    return ChargePlan(decision, tuple(charges), tuple(problems))
 
 
 def with_used(quota: Mapping[str, Any], value: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from flask import Flask
 
 from kube.client import api_client
 from kube.events import EventRecorder
+from kube.resourcequotas import ResourceQuotaClient
 from kube.settings import Settings
 from webhook import devcerts, registration
 from webhook.admission import imagestreams, policies, serviceaccounts
@@ -18,12 +19,13 @@ from webhook.admission.endpoints import (
     VALIDATE_POLICIES,
     AdmissionEndpoint,
 )
+from webhook.admission.routes import admission_blueprint
 from webhook.app import create_app
 from webhook.caches import WebhookCaches
 from webhook.pushreview.auth import Authenticator, Authorizer
 from webhook.pushreview.judge import PushJudge
-from webhook.pushreview.routes import pushreview_routes
-from webhook.quotacharge import QuotaCharger
+from webhook.pushreview.routes import pushreview_blueprint
+from webhook.quotacharge import REQUEST_TIMEOUT, QuotaCharger
 from webhook.tlsserver import WebhookServer
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ def build_app(settings: Settings) -> Flask:
     api = api_client(settings.kubeconfig)
     caches = WebhookCaches(api)
     caches.start()
-    charger = QuotaCharger(api, caches.quotas_in)
+    charger = QuotaCharger(ResourceQuotaClient(api, timeout=REQUEST_TIMEOUT), caches.quotas_in)
     validate_imagestreams = imagestreams.ImageStreamValidator(caches, charger)
     mutate_serviceaccounts = serviceaccounts.ServiceAccountMutator(
         caches.namespace_labels, frozenset(settings.never_touched_namespaces)
@@ -46,14 +48,14 @@ def build_app(settings: Settings) -> Flask:
         AdmissionEndpoint(VALIDATE_IMAGESTREAMS, validate_imagestreams, mutating=False),
         AdmissionEndpoint(VALIDATE_POLICIES, policies.validate, mutating=False),
     ]
-    push_reviews = pushreview_routes(
+    push_reviews = pushreview_blueprint(
         PushJudge(caches, charger),
         Authenticator(api),
         Authorizer(api),
         EventRecorder(api, interval=60.0),
         caches.not_ready,
     )
-    return create_app(endpoints, readiness=[caches.not_ready], extra_routes=[push_reviews])
+    return create_app([admission_blueprint(endpoints), push_reviews], readiness=[caches.not_ready])
 
 
 def _serving_files(settings: Settings) -> tuple[Path, Path, Path | None]:

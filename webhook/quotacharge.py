@@ -9,15 +9,14 @@ is released by the usage reconciler.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Protocol
 
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from quota.objects import Obj
@@ -28,21 +27,30 @@ from webhook import metrics
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = 5
+"""Seconds per API call: a charge runs inside the API server's 10 s webhook timeout."""
 
 
 class ChargeConflict(Exception):
     """Too many concurrent writers; the create is denied retryably."""
 
 
+class QuotaGateway(Protocol):
+    """Live ResourceQuota reads and conditional status writes (``ApiException`` 409/404)."""
+
+    def list(self, namespace: str) -> list[Obj]: ...
+    def read(self, namespace: str, name: str) -> Obj: ...
+    def replace_status(self, quota: Obj) -> None: ...
+
+
 class QuotaCharger:
     def __init__(
         self,
-        api: client.ApiClient,
+        quotas: QuotaGateway,
         cached_quotas: Callable[[str], list[Obj]],
         *,
         attempts: int = 12,
     ) -> None:
-        self._core = client.CoreV1Api(api)
+        self._quotas = quotas
         self._cached = cached_quotas
         self._attempts = attempts
         # One charge per namespace at a time in this process: threads of one replica never
@@ -55,16 +63,12 @@ class QuotaCharger:
             return self._locks[namespace]
 
     def _live(self, namespace: str) -> list[Obj]:
-        response = self._core.list_namespaced_resource_quota(
-            namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-        )
-        items: list[Obj] = json.loads(response.data).get("items") or []
-        return items
+        return self._quotas.list(namespace)
 
     def judge(self, namespace: str) -> ChargePlan:
         """The verdict without writing (dry-run, PushReview): a denial is confirmed live."""
         plan = plan_create(self._cached(namespace))
-        if not plan.allowed:
+        if not plan.decision.allowed:
             plan = plan_create(self._live(namespace))
         return plan
 
@@ -78,10 +82,10 @@ class QuotaCharger:
         live = False
         for attempt in range(self._attempts):
             plan = plan_create(quotas)
-            if not plan.allowed and not live:
+            if not plan.decision.allowed and not live:
                 quotas, live = self._live(namespace), True  # the cache may lag a release
                 continue
-            if not plan.allowed:
+            if not plan.decision.allowed:
                 metrics.QUOTA_CHARGES.labels("exceeded").inc()
                 return plan
             if not plan.charges:
@@ -90,14 +94,7 @@ class QuotaCharger:
             written: list[str] = []
             try:
                 for charge in plan.charges:
-                    body = with_used(by_name[charge.name], charge.new_used)
-                    self._core.replace_namespaced_resource_quota_status(
-                        charge.name,
-                        namespace,
-                        body,
-                        _preload_content=False,
-                        _request_timeout=REQUEST_TIMEOUT,
-                    )
+                    self._quotas.replace_status(with_used(by_name[charge.name], charge.new_used))
                     written.append(charge.name)
             except ApiException as err:
                 if err.status not in (404, 409):
@@ -118,23 +115,9 @@ class QuotaCharger:
         for name in names:
             for _ in range(self._attempts):
                 try:
-                    current = json.loads(
-                        self._core.read_namespaced_resource_quota(
-                            name,
-                            namespace,
-                            _preload_content=False,
-                            _request_timeout=REQUEST_TIMEOUT,
-                        ).data
-                    )
+                    current = self._quotas.read(namespace, name)
                     used = imagestreams_used(current)
-                    body = with_used(current, str(max(used - 1, 0)))
-                    self._core.replace_namespaced_resource_quota_status(
-                        name,
-                        namespace,
-                        body,
-                        _preload_content=False,
-                        _request_timeout=REQUEST_TIMEOUT,
-                    )
+                    self._quotas.replace_status(with_used(current, str(max(used - 1, 0))))
                     break
                 except (ApiException, InvalidQuantity) as err:
                     if isinstance(err, ApiException) and err.status == 409:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from quota.objects import Obj
@@ -28,6 +27,12 @@ log = logging.getLogger(__name__)
 
 class Cache(Protocol):
     def list(self, namespace: str | None = None) -> list[Obj]: ...
+
+
+class QuotaStatusWriter(Protocol):
+    """Conditional ResourceQuota status writes (``ApiException`` 409 or 404 on a race)."""
+
+    def replace_status(self, quota: Obj) -> None: ...
 
 
 class Requeue(Exception):
@@ -50,7 +55,7 @@ def _used(quota: Obj) -> int | None:
 class QuotaUsageReconciler:
     def __init__(
         self,
-        api: client.ApiClient,
+        writer: QuotaStatusWriter,
         quotas: Cache,
         imagestreams: Cache,
         *,
@@ -58,7 +63,7 @@ class QuotaUsageReconciler:
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         acquire: Callable[[], None] = lambda: None,
     ) -> None:
-        self._core = client.CoreV1Api(api)
+        self._writer = writer
         self._quotas = quotas
         self._imagestreams = imagestreams
         self._grace = dt.timedelta(seconds=grace_seconds)
@@ -102,13 +107,7 @@ class QuotaUsageReconciler:
         meta = quota["metadata"]
         self._acquire()
         try:
-            self._core.replace_namespaced_resource_quota_status(
-                meta["name"],
-                meta["namespace"],
-                with_used(quota, value),
-                _preload_content=False,
-                _request_timeout=10,
-            )
+            self._writer.replace_status(with_used(quota, value))
         except ApiException as err:
             if err.status in (404, 409):
                 raise Requeue(f"quota {meta['namespace']}/{meta['name']} changed") from None

@@ -11,12 +11,16 @@ from kubernetes import client
 from controller.quotausage.reconciler import QuotaUsageReconciler, Requeue
 from kube.informer import Informer, wait_all_synced
 from kube.ratelimit import RateLimiter
+from kube.resourcequotas import ResourceQuotaClient
 from kube.runner import Runner
 from kube.settings import Settings
 from kube.workqueue import WorkQueue
 from quota.objects import Obj, object_namespace
 
 log = logging.getLogger(__name__)
+
+WRITE_TIMEOUT = 10
+"""Seconds per quota status write; a slow write is retried by the work queue."""
 
 
 class QuotaUsageController:
@@ -33,7 +37,7 @@ class QuotaUsageController:
         )
         self.queue = WorkQueue()
         self.reconciler = QuotaUsageReconciler(
-            api,
+            ResourceQuotaClient(api, timeout=WRITE_TIMEOUT),
             self.quotas,
             self.imagestreams,
             grace_seconds=settings.quota_release_grace_seconds,

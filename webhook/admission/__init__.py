@@ -1,19 +1,2 @@
-"""AdmissionReview plumbing shared by every admission endpoint: parsing, decisions, responses."""
-
-from webhook.admission.review import (
-    ADMISSION_API_VERSION,
-    AdmissionRequest,
-    BadReview,
-    Decision,
-    parse_review,
-    render_response,
-)
-
-__all__ = [
-    "ADMISSION_API_VERSION",
-    "AdmissionRequest",
-    "BadReview",
-    "Decision",
-    "parse_review",
-    "render_response",
-]
+"""The admission webhooks: AdmissionReview parsing and rendering, the Blueprint, and one
+handler per endpoint (``serviceaccounts``, ``imagestreams``, ``policies``)."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from webhook.admission import AdmissionRequest, Decision
+from quota.decision import Decision
+from webhook.admission.review import AdmissionRequest
 
 Handler = Callable[[AdmissionRequest], Decision]
 

@@ -1,20 +1,23 @@
 """``/validate/imagestreams``: LimitRange limits on every write, quota on create.
 
 ``imagestreams`` and ``imagestreams/status`` both come here: tags live in spec and in
-status, image history in status. Quota is charged only by a real (not dry-run) create.
+status, image history in status. Gather what the rules need from the watch caches, ask
+``quota`` for one decision, then act: charge quota, only on a real (not dry-run) create.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
-from quota.limitchecks import image_size_violations, stream_violations, verdict_of
+from quota.decision import Decision
+from quota.limitchecks import check_stream_write
 from quota.limits import effective_limits
-from quota.measure import new_image_digests, recorded_image_size, stream_usage
-from quota.objects import object_name
-from webhook.admission import AdmissionRequest, Decision
-from webhook.caches import WebhookCaches
-from webhook.quotacharge import ChargeConflict, QuotaCharger
+from quota.measure import new_image_digests
+from quota.objects import Obj, object_name
+from quota.resourcequota import ChargePlan
+from webhook.admission.review import AdmissionRequest
+from webhook.quotacharge import ChargeConflict
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +26,28 @@ NOT_READY_MESSAGE = (
 )
 
 
+class PolicyReads(Protocol):
+    """What the limit rules read: the namespace's LimitRanges and Images by digest."""
+
+    def not_ready(self) -> str | None: ...
+    def limit_ranges_in(self, namespace: str) -> list[Obj]: ...
+    def image(self, digest: str) -> Obj | None: ...
+
+
+class QuotaCharges(Protocol):
+    """The ImageStream quota: judged without writing, or charged."""
+
+    def judge(self, namespace: str) -> ChargePlan: ...
+    def charge(self, namespace: str) -> ChargePlan: ...
+
+
 def not_ready(message: str = NOT_READY_MESSAGE) -> Decision:
     """A retryable denial: never a silent allow while the rules cannot be read."""
     return Decision.deny(message, code=503, reason="ServiceUnavailable")
 
 
 class ImageStreamValidator:
-    def __init__(self, caches: WebhookCaches, charger: QuotaCharger) -> None:
+    def __init__(self, caches: PolicyReads, charger: QuotaCharges) -> None:
         self._caches = caches
         self._charger = charger
 
@@ -40,28 +58,19 @@ class ImageStreamValidator:
         if stream is None:
             return Decision.allow()
         namespace = request.namespace
-        name = request.name or object_name(stream)
         old = request.old_object if request.operation == "UPDATE" else None
 
+        # Gather.
         limits = effective_limits(self._caches.limit_ranges_in(namespace))
         for problem in limits.problems:
             log.warning("ignoring a broken limit in %s: %s", namespace, problem)
-        new_counts = stream_usage(stream).counts
-        old_counts = stream_usage(old).counts if old is not None else None
-        size_violations = tuple(
-            violation
-            for digest in sorted(new_image_digests(old, stream))
-            if (size := recorded_image_size(self._caches.image(digest))) is not None
-            for violation in image_size_violations(name, size, limits)
-        )
-        verdict = verdict_of(
-            size_violations, stream_violations(name, old_counts, new_counts, limits)
-        )
-        if not verdict.allowed:
-            return Decision.deny(verdict.message, code=verdict.code, reason=verdict.reason)
-
-        if request.operation != "CREATE" or request.sub_resource:
-            return Decision.allow()
+        images = {digest: self._caches.image(digest) for digest in new_image_digests(old, stream)}
+        # Decide.
+        name = request.name or object_name(stream)
+        decision = check_stream_write(name, old, stream, images, limits)
+        if not decision.allowed or request.operation != "CREATE" or request.sub_resource:
+            return decision
+        # Act: a create takes room in the namespace's ImageStream quota.
         try:
             plan = (
                 self._charger.judge(namespace)
@@ -70,6 +79,4 @@ class ImageStreamValidator:
             )
         except ChargeConflict as err:
             return Decision.deny(f"{err}; retry", code=429, reason="TooManyRequests")
-        if not plan.allowed:
-            return Decision.deny(plan.message, code=plan.code, reason=plan.reason)
-        return Decision.allow()
+        return plan.decision

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from quota.decision import Decision
 from quota.fielderrors import FieldError
 from quota.objects import object_name
 from quota.policy import invalid_message, names_alauda, validate_policy
-from webhook.admission import AdmissionRequest, Decision
+from webhook.admission.review import AdmissionRequest
 
 KINDS = frozenset({"LimitRange", "ResourceQuota"})
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from quota.decision import Decision
 from webhook.httpjson import typed_json_object
 
 ADMISSION_API_VERSION = "admission.k8s.io/v1"
@@ -47,35 +48,6 @@ class AdmissionRequest:
     dry_run: bool
     username: str
     api_version: str = ADMISSION_API_VERSION
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What a handler decided; rendered into the response by :func:`render_response`."""
-
-    allowed: bool
-    patch: Sequence[Mapping[str, Any]] = ()
-    code: int = 200
-    reason: str = ""
-    message: str = ""
-    warnings: Sequence[str] = field(default_factory=tuple)
-
-    @classmethod
-    def allow(
-        cls, patch: Sequence[Mapping[str, Any]] = (), warnings: Sequence[str] = ()
-    ) -> Decision:
-        return cls(allowed=True, patch=tuple(patch), warnings=tuple(warnings))
-
-    @classmethod
-    def deny(cls, message: str, *, code: int = 403, reason: str = "Forbidden") -> Decision:
-        return cls(allowed=False, code=code, reason=reason, message=message)
-
-    @property
-    def label(self) -> str:
-        """Short decision name for logs and metrics."""
-        if not self.allowed:
-            return "denied"
-        return "patched" if self.patch else "allowed"
 
 
 def _str_field(obj: Mapping[str, Any], key: str, where: str, *, required: bool) -> str:

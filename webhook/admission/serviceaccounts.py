@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from quota.decision import Decision
 from quota.pullsecrets.serviceaccount_patch import serviceaccount_mutation
-from webhook.admission import AdmissionRequest, Decision
+from webhook.admission.review import AdmissionRequest
 
 NamespaceLabels = Callable[[str], Mapping[str, str] | None]
 """Labels of a namespace by name (None when unknown)."""

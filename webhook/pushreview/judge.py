@@ -1,40 +1,47 @@
-"""Judge a push with the same rules as ``kubectl apply``: limits, then quota."""
+"""Judge a push with the same rules as ``kubectl apply``: limits, then quota.
+
+Gather the stream and the LimitRanges from the watch caches, decide with the pure
+``check_push_limits``, and for a new repository ask the quota whether it has room for the
+ImageStream the push will create. Nothing is charged here: the charge happens when the
+ImageStream itself is created.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Protocol
 
+from quota.decision import Decision
 from quota.limitchecks import check_push_limits
 from quota.limits import effective_limits
-from webhook.caches import WebhookCaches
+from quota.objects import Obj
+from quota.resourcequota import ChargePlan
 from webhook.pushreview.review import PushRequest
-from webhook.quotacharge import QuotaCharger
 
 
-@dataclass(frozen=True)
-class PushVerdict:
-    allowed: bool
-    reason: str = ""
-    message: str = ""
+class PushReads(Protocol):
+    """What the push rules read: the repository's ImageStream and the LimitRanges."""
+
+    def imagestream(self, namespace: str, name: str) -> Obj | None: ...
+    def limit_ranges_in(self, namespace: str) -> list[Obj]: ...
+
+
+class QuotaRoom(Protocol):
+    """Whether the namespace's ImageStream quota has room for one more (no write)."""
+
+    def judge(self, namespace: str) -> ChargePlan: ...
 
 
 class PushJudge:
-    def __init__(self, caches: WebhookCaches, charger: QuotaCharger) -> None:
+    def __init__(self, caches: PushReads, quota: QuotaRoom) -> None:
         self._caches = caches
-        self._charger = charger
+        self._quota = quota
 
-    def judge(self, push: PushRequest) -> PushVerdict:
+    def judge(self, push: PushRequest) -> Decision:
         stream = self._caches.imagestream(push.namespace, push.repository)
         limits = effective_limits(self._caches.limit_ranges_in(push.namespace))
-        verdict = check_push_limits(
+        decision = check_push_limits(
             push.repository, stream, push.tag, push.digest, push.manifest, limits
         )
-        if not verdict.allowed:
-            return PushVerdict(False, verdict.reason, verdict.message)
-        if stream is None:
-            # A new repository becomes a new ImageStream: quota must have room for it. The
-            # charge itself happens when the ImageStream is created.
-            plan = self._charger.judge(push.namespace)
-            if not plan.allowed:
-                return PushVerdict(False, plan.reason, plan.message)
-        return PushVerdict(True)
+        if not decision.allowed or stream is not None:
+            return decision
+        return self._quota.judge(push.namespace).decision

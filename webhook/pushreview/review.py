@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from quota.decision import Decision
 from quota.measure import InvalidManifest, Manifest, manifest_from_dict
 from webhook.httpjson import typed_json_object
 
@@ -75,10 +76,12 @@ def parse_push_review(body: bytes, content_type: str | None) -> PushRequest:
     return PushRequest(namespace, repository, tag, digest, media, manifest, review)
 
 
-def answer(
-    request: PushRequest, *, allowed: bool, reason: str = "", message: str = ""
-) -> dict[str, Any]:
-    """The same object, with ``status`` filled in."""
+def answer(request: PushRequest, decision: Decision) -> dict[str, Any]:
+    """The same object, with ``status`` filled in from the decision."""
     out = copy.deepcopy(request.body)
-    out["status"] = {"allowed": allowed, "reason": reason, "message": message}
+    out["status"] = {
+        "allowed": decision.allowed,
+        "reason": decision.reason,
+        "message": decision.message,
+    }
     return out

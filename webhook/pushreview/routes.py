@@ -1,28 +1,76 @@
-"""``POST /v1/pushreviews``: authenticate, authorize, parse, judge, answer."""
+"""The PushReview Blueprint: ``POST /v1/pushreviews``.
+
+Steps, in order, each able to end the request: who is calling (TokenReview: an anonymous
+client never makes us read its body), the body (bounded, strictly parsed), may they ask
+(SubjectAccessReview in the push's namespace), are the caches ready, the decision (the
+same rules as ``kubectl apply``), and a Warning Event on the ImageStream when denied.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from typing import Final, Protocol
 
 import urllib3
-from flask import Flask, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from kubernetes.client.exceptions import ApiException
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from kube.events import EventRecorder
+from quota.decision import Decision
+from quota.objects import Obj
 from webhook import metrics
-from webhook.app import json_error, read_body
-from webhook.pushreview.auth import Authenticator, Authorizer
-from webhook.pushreview.judge import PushJudge
-from webhook.pushreview.review import BadPushReview, answer, parse_push_review
+from webhook.httpjson import json_error, read_body, too_large
+from webhook.pushreview.auth import User
+from webhook.pushreview.review import BadPushReview, PushRequest, answer, parse_push_review
 
 log = logging.getLogger(__name__)
 
-PATH = "/v1/pushreviews"
-MAX_BODY_BYTES = 1024 * 1024
+PATH: Final = "/v1/pushreviews"
+MAX_BODY_BYTES: Final = 1024 * 1024
 """A manifest has at most a few hundred layers: a megabyte is generous."""
+SERVICE_UNAVAILABLE: Final = "ServiceUnavailable"
+
+
+class Judge(Protocol):
+    def judge(self, push: PushRequest) -> Decision: ...
+
+
+class TokenAuthenticator(Protocol):
+    def authenticate(self, token: str) -> User | None: ...
+
+
+class PushAuthorizer(Protocol):
+    def may_create_pushreview(self, user: User, namespace: str) -> bool: ...
+
+
+class Recorder(Protocol):
+    def record(
+        self,
+        involved: Obj,
+        event_type: str,
+        reason: str,
+        message: str,
+        *,
+        namespace: str | None = None,
+    ) -> None: ...
+
+
+class _Refused(Exception):
+    """A step ended the request with this response and metrics label."""
+
+    def __init__(self, response: Response, label: str) -> None:
+        super().__init__(label)
+        self.response = response
+        self.label = label
+
+
+def _unauthorized(message: str) -> _Refused:
+    response = json_error(401, message)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="registry-v2-policy"'
+    response.headers["Connection"] = "close"  # the body may be unread
+    return _Refused(response, "unauthenticated")
 
 
 def _bearer_token() -> str | None:
@@ -33,65 +81,66 @@ def _bearer_token() -> str | None:
     return token.strip()
 
 
-def _unauthorized(message: str) -> Response:
-    response = json_error(401, message)
-    response.headers["WWW-Authenticate"] = 'Bearer realm="registry-v2-policy"'
-    response.headers["Connection"] = "close"  # the body may be unread
-    return response
-
-
-def pushreview_routes(
-    judge: PushJudge,
-    authenticator: Authenticator,
-    authorizer: Authorizer,
-    recorder: EventRecorder,
+def pushreview_blueprint(
+    judge: Judge,
+    authenticator: TokenAuthenticator,
+    authorizer: PushAuthorizer,
+    recorder: Recorder,
     not_ready: Callable[[], str | None],
-) -> Callable[[Flask], None]:
-    def add(app: Flask) -> None:
-        @app.post(PATH)
-        def push_review() -> Response:
-            started = time.perf_counter()
-            try:
-                response, label = _review()
-            except (ApiException, urllib3.exceptions.HTTPError) as err:
-                # TokenReview or SubjectAccessReview could not be made: retryable.
-                log.warning("pushreview: API server unavailable: %s", type(err).__name__)
-                response = json_error(503, "cannot reach the API server to check the caller; retry")
-                label = "error"
-            metrics.PUSH_REVIEWS.labels(label).inc()
-            metrics.PUSH_REVIEW_LATENCY.observe(time.perf_counter() - started)
-            return response
+) -> Blueprint:
+    pushreviews = Blueprint("pushreview", __name__)
 
-    def _review() -> tuple[Response, str]:
-        # Who is calling comes first: an anonymous client never makes us read its body.
+    def caller() -> User:
         token = _bearer_token()
         if token is None:
-            return _unauthorized("a bearer token is required"), "unauthenticated"
+            raise _unauthorized("a bearer token is required")
         user = authenticator.authenticate(token)
         if user is None:
-            return _unauthorized("the bearer token is not valid"), "unauthenticated"
+            raise _unauthorized("the bearer token is not valid")
+        return user
+
+    def push_request() -> PushRequest:
         try:
-            body = read_body(MAX_BODY_BYTES)
+            return parse_push_review(read_body(MAX_BODY_BYTES), request.content_type)
         except RequestEntityTooLarge:
-            response = json_error(400, f"request body exceeds {MAX_BODY_BYTES} bytes")
-            response.headers["Connection"] = "close"
-            return response, "bad_request"
-        try:
-            push = parse_push_review(body, request.content_type)
+            raise _Refused(too_large(MAX_BODY_BYTES), "bad_request") from None
         except BadPushReview as err:
-            return json_error(400, str(err)), "bad_request"
+            raise _Refused(json_error(400, str(err)), "bad_request") from None
+
+    def authorize(user: User, push: PushRequest) -> None:
         if not authorizer.may_create_pushreview(user, push.namespace):
             message = (
                 f'user "{user.name}" cannot create resource "pushreviews" in API group '
                 f'"image.alauda.io" in the namespace "{push.namespace}"'
             )
-            return json_error(403, message), "forbidden"
+            raise _Refused(json_error(403, message), "forbidden")
+
+    def decide(push: PushRequest) -> Decision:
         reason = not_ready()
         if reason:
-            verdict_allowed, why, message = False, "ServiceUnavailable", f"{reason}; retry"
-        else:
-            verdict = judge.judge(push)
-            verdict_allowed, why, message = verdict.allowed, verdict.reason, verdict.message
+            return Decision.deny(f"{reason}; retry", code=503, reason=SERVICE_UNAVAILABLE)
+        return judge.judge(push)
+
+    def record_denial(push: PushRequest, decision: Decision) -> None:
+        if decision.allowed or decision.reason == SERVICE_UNAVAILABLE:
+            return
+        recorder.record(
+            {
+                "kind": "ImageStream",
+                "apiVersion": "image.alauda.io/v1",
+                "name": push.repository,
+                "namespace": push.namespace,
+            },
+            "Warning",
+            "PushDenied",
+            f"push of {push.repository}:{push.tag or push.digest} denied: {decision.message}",
+        )
+
+    def review() -> tuple[Response, str]:
+        user = caller()
+        push = push_request()
+        authorize(user, push)
+        decision = decide(push)
         log.info(
             "pushreview ns=%s repository=%s tag=%s digest=%s user=%s allowed=%s",
             push.namespace,
@@ -99,21 +148,25 @@ def pushreview_routes(
             push.tag or "-",
             push.digest,
             user.name,
-            verdict_allowed,
+            decision.allowed,
         )
-        if not verdict_allowed and why != "ServiceUnavailable":
-            recorder.record(
-                {
-                    "kind": "ImageStream",
-                    "apiVersion": "image.alauda.io/v1",
-                    "name": push.repository,
-                    "namespace": push.namespace,
-                },
-                "Warning",
-                "PushDenied",
-                f"push of {push.repository}:{push.tag or push.digest} denied: {message}",
-            )
-        out = answer(push, allowed=verdict_allowed, reason=why, message=message)
-        return jsonify(out), "allowed" if verdict_allowed else "denied"
+        record_denial(push, decision)
+        return jsonify(answer(push, decision)), "allowed" if decision.allowed else "denied"
 
-    return add
+    @pushreviews.post(PATH)
+    def push_review() -> Response:
+        started = time.perf_counter()
+        try:
+            response, label = review()
+        except _Refused as refused:
+            response, label = refused.response, refused.label
+        except (ApiException, urllib3.exceptions.HTTPError) as err:
+            # TokenReview or SubjectAccessReview could not be made: retryable.
+            log.warning("pushreview: API server unavailable: %s", type(err).__name__)
+            response = json_error(503, "cannot reach the API server to check the caller; retry")
+            label = "error"
+        metrics.PUSH_REVIEWS.labels(label).inc()
+        metrics.PUSH_REVIEW_LATENCY.observe(time.perf_counter() - started)
+        return response
+
+    return pushreviews

@@ -7,13 +7,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from quota.decision import Decision
 from quota.limitchecks import (
-    Verdict,
     check_image_size,
     check_push_limits,
     check_stream_limits,
     exceeds,
+    image_size_violations,
     limit_exceeded_message,
+    push_violations,
+    stream_violations,
 )
 from quota.limits import EffectiveLimits, Limit, effective_limits
 from quota.measure import Descriptor, Manifest, StreamCounts
@@ -44,7 +47,7 @@ def test_tags_message_matches_the_contract_exactly() -> None:
     )
     assert verdict.reason == "Forbidden"
     assert verdict.code == 403
-    [violation] = verdict.violations
+    [violation] = stream_violations("app", None, StreamCounts(21, 0), TAGS_20)
     assert violation.key == STREAM_TAGS
     assert (violation.requested, violation.maximum, violation.limit_range) == (
         21,
@@ -64,15 +67,14 @@ def test_images_message_matches_the_contract_exactly() -> None:
 
 def test_storage_message_prints_binary_quantities() -> None:
     verdict = check_image_size("app", 1610612736, limits(storage="1Gi"))
-    assert verdict == Verdict(
-        False,
-        "Forbidden",
+    assert verdict == Decision.deny(
         'ImageStream "app" is forbidden: requested usage of storage exceeds the maximum limit '
         'per alauda.io/Image (1536Mi > 1Gi) set by LimitRange "lr"',
-        403,
-        verdict.violations,
+        code=403,
+        reason="Forbidden",
     )
-    assert verdict.violations[0].key == IMAGE_STORAGE
+    [violation] = image_size_violations("app", 1610612736, limits(storage="1Gi"))
+    assert violation.key == IMAGE_STORAGE
 
 
 def test_storage_message_with_a_decimal_limit() -> None:
@@ -112,7 +114,8 @@ def test_stream_rule(old: StreamCounts | None, new: StreamCounts, allowed: bool)
 
 def test_both_counts_exceeded_reports_both_in_order() -> None:
     verdict = check_stream_limits("app", None, StreamCounts(3, 4), limits(tags=2, images=3))
-    assert [v.key for v in verdict.violations] == [STREAM_TAGS, STREAM_IMAGES]
+    found = stream_violations("app", None, StreamCounts(3, 4), limits(tags=2, images=3))
+    assert [v.key for v in found] == [STREAM_TAGS, STREAM_IMAGES]
     first, second = verdict.message.split("; ")
     assert first.endswith('(3 > 2) set by LimitRange "lr"')
     assert second.startswith('ImageStream "app" is forbidden: requested usage of alauda.io/images')
@@ -124,14 +127,17 @@ def test_each_count_is_judged_against_its_own_old_value() -> None:
     verdict = check_stream_limits(
         "app", StreamCounts(9, 3), StreamCounts(9, 4), limits(tags=2, images=3)
     )
-    assert [v.key for v in verdict.violations] == [STREAM_IMAGES]
+    assert verdict.message.count("; ") == 0
+    assert "alauda.io/images" in verdict.message
+    found = stream_violations("app", StreamCounts(9, 3), StreamCounts(9, 4), limits(2, 3))
+    assert [v.key for v in found] == [STREAM_IMAGES]
 
 
 def test_no_limits_allow_everything() -> None:
     empty = EffectiveLimits()
-    assert check_stream_limits("app", None, StreamCounts(10**6, 10**6), empty) == Verdict(True)
-    assert check_image_size("app", 10**15, empty) == Verdict.allow()
-    assert Verdict.allow().message == "" and Verdict.allow().code == 200
+    assert check_stream_limits("app", None, StreamCounts(10**6, 10**6), empty) == Decision(True)
+    assert check_image_size("app", 10**15, empty) == Decision.allow()
+    assert Decision.allow().message == "" and Decision.allow().code == 200
 
 
 @pytest.mark.parametrize(("size", "allowed"), [(0, True), (1073741824, True), (1073741825, False)])
@@ -221,5 +227,7 @@ def test_repush_onto_an_over_limit_stream_that_adds_nothing_is_allowed() -> None
 
 def test_push_reports_size_before_stream_counts() -> None:
     verdict = check_push_limits("app", existing(), "v1", "sha256:9", SMALL, limits(0, 0, "1"))
-    assert [v.key for v in verdict.violations] == [IMAGE_STORAGE, STREAM_TAGS, STREAM_IMAGES]
+    found = push_violations("app", existing(), "v1", "sha256:9", SMALL, limits(0, 0, "1"))
+    assert [v.key for v in found] == [IMAGE_STORAGE, STREAM_TAGS, STREAM_IMAGES]
+    assert verdict.message == "; ".join(v.message for v in found)
     assert verdict.message.count("; ") == 2

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from quota.decision import Decision
 from quota.resourcequota import (
     ChargePlan,
     QuotaCharge,
@@ -92,33 +93,33 @@ def test_scoped_quotas_do_not_match(spec: dict[str, Any], scoped: bool) -> None:
 
 
 def test_create_without_quotas_is_allowed_and_charges_nothing() -> None:
-    assert plan_create([]) == ChargePlan(True)
-    assert plan_create([{"spec": {"hard": {"pods": "1"}}}]) == ChargePlan(True)
+    assert plan_create([]) == ChargePlan(Decision.allow())
+    assert plan_create([{"spec": {"hard": {"pods": "1"}}}]) == ChargePlan(Decision.allow())
 
 
 def test_create_with_room_charges_one() -> None:
     plan = plan_create([rq(hard="5", used="4")])
-    assert plan.allowed
+    assert plan.decision.allowed
     assert plan.charges == (QuotaCharge("q", 5, 4, 1),)
     assert plan.charges[0].new_used == "5"
     assert plan.denied_by is None
-    assert plan.message == "" and plan.code == 200
+    assert plan.decision.message == "" and plan.decision.code == 200
 
 
 def test_missing_used_counts_as_zero() -> None:
     for obj in (rq(hard="5"), {**rq(hard="5"), "status": {"used": None}}, {**rq(), "status": None}):
         plan = plan_create([obj])
-        assert plan.allowed
+        assert plan.decision.allowed
         assert plan.charges[0].used == 0
         assert plan.charges[0].new_used == "1"
 
 
 def test_full_quota_denies_with_the_contract_message() -> None:
     plan = plan_create([rq("compute", hard="5", used="5")])
-    assert not plan.allowed
-    assert plan.reason == "Forbidden"
-    assert plan.code == 403
-    assert plan.message == (
+    assert not plan.decision.allowed
+    assert plan.decision.reason == "Forbidden"
+    assert plan.decision.code == 403
+    assert plan.decision.message == (
         "exceeded quota: compute, requested: alauda.io/imagestreams=1, "
         "used: alauda.io/imagestreams=5, limited: alauda.io/imagestreams=5"
     )
@@ -127,28 +128,30 @@ def test_full_quota_denies_with_the_contract_message() -> None:
 
 def test_zero_hard_denies_the_first_create() -> None:
     plan = plan_create([rq(hard="0")])
-    assert not plan.allowed
-    assert "used: alauda.io/imagestreams=0, limited: alauda.io/imagestreams=0" in plan.message
+    assert not plan.decision.allowed
+    assert (
+        "used: alauda.io/imagestreams=0, limited: alauda.io/imagestreams=0" in plan.decision.message
+    )
 
 
 def test_over_used_quota_stays_denied() -> None:
-    assert not plan_create([rq(hard="3", used="7")]).allowed
+    assert not plan_create([rq(hard="3", used="7")]).decision.allowed
 
 
 def test_all_matching_quotas_are_charged_or_none() -> None:
     plan = plan_create([rq("b", hard="10", used="2"), rq("a", hard="3", used="1")])
-    assert plan.allowed
+    assert plan.decision.allowed
     assert [(c.name, c.new_used) for c in plan.charges] == [("a", "2"), ("b", "3")]
 
     plan = plan_create([rq("b", hard="10", used="2"), rq("a", hard="3", used="3")])
-    assert not plan.allowed
-    assert plan.message.startswith("exceeded quota: a,")
+    assert not plan.decision.allowed
+    assert plan.decision.message.startswith("exceeded quota: a,")
     assert len(plan.charges) == 2  # the caller writes none of them
 
 
 def test_the_first_full_quota_by_name_is_reported() -> None:
     plan = plan_create([rq("z", hard="1", used="1"), rq("m", hard="2", used="2")])
-    assert plan.message.startswith("exceeded quota: m,")
+    assert plan.decision.message.startswith("exceeded quota: m,")
 
 
 def test_scoped_and_unrelated_quotas_are_not_charged() -> None:
@@ -160,16 +163,16 @@ def test_scoped_and_unrelated_quotas_are_not_charged() -> None:
             rq("real", hard="2", used="1"),
         ]
     )
-    assert plan.allowed
+    assert plan.decision.allowed
     assert [c.name for c in plan.charges] == ["real"]
 
 
 def test_quantities_in_other_forms() -> None:
     assert plan_create([rq(hard="1k", used="999")]).charges[0] == QuotaCharge("q", 1000, 999, 1)
-    assert plan_create([rq(hard=5, used=4)]).allowed
+    assert plan_create([rq(hard=5, used=4)]).decision.allowed
     # fractional values: hard rounded down, used rounded up (conservative)
     assert plan_create([rq(hard="5500m", used="4")]).charges[0].hard == 5
-    assert not plan_create([rq(hard="5500m", used="5")]).allowed
+    assert not plan_create([rq(hard="5500m", used="5")]).decision.allowed
     charge = plan_create([rq(hard="5", used="3500m")]).charges[0]
     assert (charge.used, charge.new_used) == (4, "5")
 
@@ -178,7 +181,7 @@ def test_quantities_in_other_forms() -> None:
 def test_unusable_hard_is_skipped_and_reported(hard: Any) -> None:
     plan = plan_create([rq("broken", hard=hard, used="0"), rq("ok", hard="1", used="1")])
     assert [c.name for c in plan.charges] == ["ok"]
-    assert not plan.allowed
+    assert not plan.decision.allowed
     [problem] = plan.problems
     assert (problem.kind, problem.name) == ("ResourceQuota", "broken")
     assert problem.error.path == "spec.hard[alauda.io/imagestreams]"
@@ -190,7 +193,7 @@ def test_unusable_used_counts_as_zero_and_is_reported(used: Any) -> None:
     obj = rq("q", hard="2")
     obj["status"] = {"used": {R: used}}
     plan = plan_create([obj])
-    assert plan.allowed
+    assert plan.decision.allowed
     assert plan.charges == (QuotaCharge("q", 2, 0, 1),)
     [problem] = plan.problems
     assert problem.error.path == "status.used[alauda.io/imagestreams]"
@@ -202,8 +205,11 @@ def test_quota_charge_for_several_objects() -> None:
     assert errors == []
     assert charge == QuotaCharge("q", 5, 3, 2)
     assert charge.fits and charge.new_used == "5"
-    assert not plan_create([rq(hard="5", used="4")], requested=2).allowed
-    assert "requested: alauda.io/imagestreams=2" in plan_create([rq(hard="5", used="4")], 2).message
+    assert not plan_create([rq(hard="5", used="4")], requested=2).decision.allowed
+    assert (
+        "requested: alauda.io/imagestreams=2"
+        in plan_create([rq(hard="5", used="4")], 2).decision.message
+    )
 
 
 def test_with_used_sets_only_our_entry_and_copies() -> None:
@@ -269,12 +275,12 @@ def test_sequential_charges_admit_exactly_the_room(
     admitted = 0
     for _ in range(attempts):
         plan = plan_create(cluster)
-        if plan.allowed:
+        if plan.decision.allowed:
             by_name = {charge.name: charge.new_used for charge in plan.charges}
             cluster = [with_used(q, by_name[q["metadata"]["name"]]) for q in cluster]
             admitted += 1
         else:
-            assert plan.message.startswith("exceeded quota: ")
+            assert plan.decision.message.startswith("exceeded quota: ")
     assert admitted == min(attempts, room)
     for (hard, used), quota in zip(quotas, cluster, strict=True):
         assert quota["status"]["used"][R] == str(used + admitted)

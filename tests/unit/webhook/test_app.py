@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from webhook.admission import AdmissionRequest, Decision
+from quota.decision import Decision
 from webhook.admission.endpoints import AdmissionEndpoint
+from webhook.admission.review import AdmissionRequest
+from webhook.admission.routes import admission_blueprint
 from webhook.app import create_app
 
 REVIEW = {
@@ -35,15 +37,15 @@ def deny(request: AdmissionRequest) -> Decision:
 
 @pytest.fixture
 def client() -> FlaskClient:
-    app = create_app(
+    admission = admission_blueprint(
         [
             AdmissionEndpoint("/crash/validate", boom, mutating=False),
             AdmissionEndpoint("/crash/mutate", boom, mutating=True, fail_open=True),
             AdmissionEndpoint("/deny", deny, mutating=False),
         ],
-        readiness=[lambda: None],
         max_body_bytes=1024,
     )
+    app = create_app([admission], readiness=[lambda: None])
     return app.test_client()
 
 

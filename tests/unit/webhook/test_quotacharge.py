@@ -1,16 +1,12 @@
-"""QuotaCharger against a fake CoreV1Api that enforces resourceVersion preconditions."""
+"""QuotaCharger against a fake quota gateway that enforces resourceVersion preconditions."""
 
 from __future__ import annotations
 
 import copy
-import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from quota.objects import Obj
@@ -20,11 +16,6 @@ from webhook.quotacharge import ChargeConflict, QuotaCharger
 NS = "team-a"
 R = "alauda.io/imagestreams"
 DEADLINE = 30.0
-
-
-@dataclass
-class Raw:
-    data: bytes
 
 
 def quota(name: str, hard: int, used: int | None = None, rv: int = 1) -> Obj:
@@ -40,7 +31,7 @@ def quota(name: str, hard: int, used: int | None = None, rv: int = 1) -> Obj:
     return obj
 
 
-class FakeCoreApi:
+class FakeQuotas:
     """ResourceQuotas of one namespace; status writes need the current resourceVersion."""
 
     def __init__(self, *quotas: Obj) -> None:
@@ -51,7 +42,6 @@ class FakeCoreApi:
         self.writes: list[tuple[str, str]] = []  # (name, written used) of successful writes
         self.conflicts = 0
         self.fail_writes: dict[str, int] = {}  # name -> HTTP status to fail writes with
-        self.kwargs: list[dict[str, Any]] = []
 
     def used(self, name: str) -> str | None:
         with self._lock:
@@ -71,28 +61,23 @@ class FakeCoreApi:
         with self._lock:
             return copy.deepcopy(list(self.store.values()))
 
-    def list_namespaced_resource_quota(self, namespace: str, **kwargs: Any) -> Raw:
+    def list(self, namespace: str) -> list[Obj]:
         assert namespace == NS
-        self.kwargs.append(kwargs)
         with self._lock:
             self.lists += 1
-            items = copy.deepcopy(list(self.store.values()))
-        return Raw(json.dumps({"kind": "ResourceQuotaList", "items": items}).encode())
+            return copy.deepcopy(list(self.store.values()))
 
-    def read_namespaced_resource_quota(self, name: str, namespace: str, **kwargs: Any) -> Raw:
+    def read(self, namespace: str, name: str) -> Obj:
         assert namespace == NS
-        self.kwargs.append(kwargs)
         with self._lock:
             self.reads += 1
             if name not in self.store:
                 raise ApiException(status=404)
-            return Raw(json.dumps(self.store[name]).encode())
+            return copy.deepcopy(self.store[name])
 
-    def replace_namespaced_resource_quota_status(
-        self, name: str, namespace: str, body: Obj, **kwargs: Any
-    ) -> Raw:
+    def replace_status(self, body: Obj) -> None:
+        name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
         assert namespace == NS
-        self.kwargs.append(kwargs)
         with self._lock:
             if name in self.fail_writes:
                 raise ApiException(status=self.fail_writes[name])
@@ -109,28 +94,23 @@ class FakeCoreApi:
             )
             self.store[name] = updated
             self.writes.append((name, updated["status"]["used"].get(R)))
-            return Raw(json.dumps(updated).encode())
 
 
-class AlwaysConflicting(FakeCoreApi):
-    def replace_namespaced_resource_quota_status(
-        self, name: str, namespace: str, body: Obj, **kwargs: Any
-    ) -> Raw:
+class AlwaysConflicting(FakeQuotas):
+    def replace_status(self, body: Obj) -> None:
         with self._lock:
             self.conflicts += 1
         raise ApiException(status=409)
 
 
 def charger(
-    api: FakeCoreApi, cached: Callable[[str], list[Obj]] | None = None, attempts: int = 12
+    api: FakeQuotas, cached: Callable[[str], list[Obj]] | None = None, attempts: int = 12
 ) -> QuotaCharger:
     def from_api(namespace: str) -> list[Obj]:
         assert namespace == NS
         return api.snapshot()
 
-    made = QuotaCharger(client.ApiClient(), cached or from_api, attempts=attempts)
-    made._core = api
-    return made
+    return QuotaCharger(api, cached or from_api, attempts=attempts)
 
 
 def frozen(quotas: list[Obj]) -> Callable[[str], list[Obj]]:
@@ -140,58 +120,57 @@ def frozen(quotas: list[Obj]) -> Callable[[str], list[Obj]]:
 
 
 def test_no_matching_quota_allows_without_writing() -> None:
-    api = FakeCoreApi({**quota("other", 5), "spec": {"hard": {"pods": "5"}}})
+    api = FakeQuotas({**quota("other", 5), "spec": {"hard": {"pods": "5"}}})
     plan = charger(api).charge(NS)
-    assert plan.allowed is True
+    assert plan.decision.allowed is True
     assert plan.charges == ()
     assert api.writes == [] and api.lists == 0
 
 
 def test_a_charge_with_a_fresh_cache_writes_once_without_a_live_read() -> None:
-    api = FakeCoreApi(quota("q", 5, used=2))
+    api = FakeQuotas(quota("q", 5, used=2))
     plan = charger(api).charge(NS)
-    assert plan.allowed is True
+    assert plan.decision.allowed is True
     assert [c.name for c in plan.charges] == ["q"]
     assert api.writes == [("q", "3")]
     assert api.lists == 0
     assert api.store["q"]["status"]["used"]["pods"] == "3", "other used entries are kept"
-    assert all(kw.get("_preload_content") is False for kw in api.kwargs)
 
 
 def test_a_missing_used_entry_counts_as_zero() -> None:
-    api = FakeCoreApi(quota("q", 1))
-    assert charger(api).charge(NS).allowed is True
+    api = FakeQuotas(quota("q", 1))
+    assert charger(api).charge(NS).decision.allowed is True
     assert api.used("q") == "1"
 
 
 def test_a_stale_cache_conflicts_then_the_live_quota_is_charged() -> None:
-    api = FakeCoreApi(quota("q", 5, used=1))
+    api = FakeQuotas(quota("q", 5, used=1))
     cache = frozen(api.snapshot())
     api.set_used("q", 3)  # another replica charged twice; our cache has not seen it
     plan = charger(api, cache).charge(NS)
-    assert plan.allowed is True
+    assert plan.decision.allowed is True
     assert api.conflicts == 1
     assert api.lists == 1
     assert api.writes == [("q", "4")], "the charge must build on the live value, not the cache"
 
 
 def test_a_full_cache_is_confirmed_live_and_a_release_lets_the_create_in() -> None:
-    api = FakeCoreApi(quota("q", 5, used=5))
+    api = FakeQuotas(quota("q", 5, used=5))
     cache = frozen(api.snapshot())
     api.set_used("q", 4)  # the reconciler released a charge; the cache still says full
     plan = charger(api, cache).charge(NS)
-    assert plan.allowed is True
+    assert plan.decision.allowed is True
     assert api.lists == 1
     assert api.writes == [("q", "5")]
 
 
 def test_exceeded_is_confirmed_by_a_live_read_and_writes_nothing() -> None:
-    api = FakeCoreApi(quota("q", 5, used=5))
+    api = FakeQuotas(quota("q", 5, used=5))
     plan = charger(api).charge(NS)
-    assert plan.allowed is False
-    assert plan.code == 403
-    assert plan.reason == "Forbidden"
-    assert plan.message == (
+    assert plan.decision.allowed is False
+    assert plan.decision.code == 403
+    assert plan.decision.reason == "Forbidden"
+    assert plan.decision.message == (
         "exceeded quota: q, requested: alauda.io/imagestreams=1, "
         "used: alauda.io/imagestreams=5, limited: alauda.io/imagestreams=5"
     )
@@ -201,34 +180,34 @@ def test_exceeded_is_confirmed_by_a_live_read_and_writes_nothing() -> None:
 
 
 def test_the_denial_reports_the_live_numbers() -> None:
-    api = FakeCoreApi(quota("q", 5, used=5))
+    api = FakeQuotas(quota("q", 5, used=5))
     cache = frozen(api.snapshot())
     api.set_used("q", 7)
     plan = charger(api, cache).charge(NS)
-    assert plan.message == quota_exceeded_message("q", 1, 7, 5)
+    assert plan.decision.message == quota_exceeded_message("q", 1, 7, 5)
 
 
 def test_several_quotas_are_all_charged() -> None:
-    api = FakeCoreApi(quota("q-b", 9, used=1), quota("q-a", 3, used=2))
+    api = FakeQuotas(quota("q-b", 9, used=1), quota("q-a", 3, used=2))
     plan = charger(api).charge(NS)
-    assert plan.allowed is True
+    assert plan.decision.allowed is True
     assert sorted(api.writes) == [("q-a", "3"), ("q-b", "2")]
 
 
 def test_several_quotas_all_or_none_releases_the_first_when_the_second_is_full() -> None:
-    api = FakeCoreApi(quota("q-a", 5, used=1), quota("q-b", 5, used=4))
+    api = FakeQuotas(quota("q-a", 5, used=1), quota("q-b", 5, used=4))
     cache = frozen(api.snapshot())
     api.set_used("q-b", 5)  # filled by someone else; the cache still shows room
     plan = charger(api, cache).charge(NS)
-    assert plan.allowed is False
-    assert plan.message == quota_exceeded_message("q-b", 1, 5, 5)
+    assert plan.decision.allowed is False
+    assert plan.decision.message == quota_exceeded_message("q-b", 1, 5, 5)
     assert api.used("q-a") == "1", "the charge on q-a must be taken back"
     assert api.used("q-b") == "5"
     assert api.writes == [("q-a", "2"), ("q-a", "1")]
 
 
 def test_a_failed_write_releases_earlier_charges_and_raises() -> None:
-    api = FakeCoreApi(quota("q-a", 5, used=1), quota("q-b", 5, used=1))
+    api = FakeQuotas(quota("q-a", 5, used=1), quota("q-b", 5, used=1))
     api.fail_writes["q-b"] = 500
     with pytest.raises(ApiException) as raised:
         charger(api).charge(NS)
@@ -245,20 +224,20 @@ def test_too_many_conflicts_raise_charge_conflict() -> None:
 
 
 def test_judge_never_writes_and_confirms_a_denial_live() -> None:
-    api = FakeCoreApi(quota("q", 5, used=5))
+    api = FakeQuotas(quota("q", 5, used=5))
     cache = frozen(api.snapshot())
     judge = charger(api, cache)
-    assert judge.judge(NS).allowed is False
+    assert judge.judge(NS).decision.allowed is False
     assert api.lists == 1
     api.set_used("q", 4)
-    assert judge.judge(NS).allowed is True
+    assert judge.judge(NS).decision.allowed is True
     assert api.lists == 2
     assert api.writes == []
 
 
 def test_judge_trusts_a_cache_with_room() -> None:
-    api = FakeCoreApi(quota("q", 5, used=1))
-    assert charger(api).judge(NS).allowed is True
+    api = FakeQuotas(quota("q", 5, used=1))
+    assert charger(api).judge(NS).decision.allowed is True
     assert api.lists == 0 and api.writes == []
 
 
@@ -279,7 +258,7 @@ def _race(chargers: list[QuotaCharger], threads_each: int) -> tuple[int, int, li
                 errors.append(err)
             return
         with lock:
-            if plan.allowed:
+            if plan.decision.allowed:
                 admitted += 1
             else:
                 denied += 1
@@ -301,7 +280,7 @@ ROOM = 6
 
 
 def test_concurrent_creates_in_one_replica_admit_exactly_the_room() -> None:
-    api = FakeCoreApi(quota("q", ROOM, used=0))
+    api = FakeQuotas(quota("q", ROOM, used=0))
     admitted, denied, errors = _race([charger(api)], threads_each=20)
     assert errors == []
     assert (admitted, denied) == (ROOM, 20 - ROOM)
@@ -309,7 +288,7 @@ def test_concurrent_creates_in_one_replica_admit_exactly_the_room() -> None:
 
 
 def test_concurrent_creates_in_two_replicas_admit_exactly_the_room() -> None:
-    api = FakeCoreApi(quota("q", ROOM, used=0))
+    api = FakeQuotas(quota("q", ROOM, used=0))
     stale = frozen(api.snapshot())  # neither replica's cache ever catches up
     admitted, denied, errors = _race([charger(api, stale), charger(api, stale)], 12)
     assert errors == []
@@ -319,7 +298,7 @@ def test_concurrent_creates_in_two_replicas_admit_exactly_the_room() -> None:
 
 
 def test_concurrent_creates_against_two_quotas_admit_the_smaller_room() -> None:
-    api = FakeCoreApi(quota("q-a", ROOM, used=0), quota("q-b", ROOM - 2, used=0))
+    api = FakeQuotas(quota("q-a", ROOM, used=0), quota("q-b", ROOM - 2, used=0))
     stale = frozen(api.snapshot())
     admitted, _, errors = _race([charger(api, stale), charger(api, stale)], 8)
     assert errors == []
@@ -333,14 +312,12 @@ def test_one_replica_never_runs_two_charges_of_a_namespace_at_once() -> None:
     writing = threading.Event()
     overlapped = threading.Event()
 
-    class SlowWrites(FakeCoreApi):
-        def replace_namespaced_resource_quota_status(
-            self, name: str, namespace: str, body: Obj, **kwargs: Any
-        ) -> Raw:
+    class SlowWrites(FakeQuotas):
+        def replace_status(self, body: Obj) -> None:
             if not writing.is_set():
                 writing.set()
                 overlapped.wait(timeout=0.5)  # give a second charge the chance to start
-            return super().replace_namespaced_resource_quota_status(name, namespace, body, **kwargs)
+            super().replace_status(body)
 
     api = SlowWrites(quota("q", 5, used=0))
 
@@ -351,10 +328,10 @@ def test_one_replica_never_runs_two_charges_of_a_namespace_at_once() -> None:
 
     made = charger(api, cache)
     results: list[bool] = []
-    first = threading.Thread(target=lambda: results.append(made.charge(NS).allowed))
+    first = threading.Thread(target=lambda: results.append(made.charge(NS).decision.allowed))
     first.start()
     assert writing.wait(timeout=DEADLINE)
-    second = threading.Thread(target=lambda: results.append(made.charge(NS).allowed))
+    second = threading.Thread(target=lambda: results.append(made.charge(NS).decision.allowed))
     second.start()
     first.join(timeout=DEADLINE)
     second.join(timeout=DEADLINE)

@@ -7,7 +7,6 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from controller.quotausage.reconciler import QuotaUsageReconciler, Requeue
@@ -41,19 +40,16 @@ class Clock:
         self.now += dt.timedelta(seconds=seconds)
 
 
-class RecordingCore:
+class RecordingWriter:
     def __init__(self) -> None:
         self.writes: list[tuple[str, str, Obj]] = []
-        self.kwargs: list[dict[str, Any]] = []
         self.fail_with: int | None = None
 
-    def replace_namespaced_resource_quota_status(
-        self, name: str, namespace: str, body: Obj, **kwargs: Any
-    ) -> None:
+    def replace_status(self, body: Obj) -> None:
         if self.fail_with is not None:
             raise ApiException(status=self.fail_with)
-        self.writes.append((name, namespace, copy.deepcopy(body)))
-        self.kwargs.append(kwargs)
+        meta = body["metadata"]
+        self.writes.append((meta["name"], meta["namespace"], copy.deepcopy(body)))
 
     def written_used(self) -> list[str]:
         return [body["status"]["used"][R] for _, _, body in self.writes]
@@ -85,17 +81,16 @@ class Rig:
         self.quotas = FakeCache(quotas)
         self.streams = FakeCache(streams(count))
         self.clock = Clock()
-        self.core = RecordingCore()
+        self.writer = RecordingWriter()
         self.acquired = 0
         self.reconciler = QuotaUsageReconciler(
-            client.ApiClient(),
+            self.writer,
             self.quotas,
             self.streams,
             grace_seconds=GRACE,
             now=self.clock,
             acquire=self._acquire,
         )
-        self.reconciler._core = self.core
 
     def _acquire(self) -> None:
         self.acquired += 1
@@ -110,25 +105,24 @@ class Rig:
 def test_usage_below_the_count_is_raised_at_once() -> None:
     rig = Rig([quota(used="1")], count=3)
     assert rig.reconcile() is None
-    assert rig.core.written_used() == ["3"]
+    assert rig.writer.written_used() == ["3"]
     assert rig.acquired == 1
-    name, namespace, body = rig.core.writes[0]
+    name, namespace, body = rig.writer.writes[0]
     assert (name, namespace) == ("q", NS)
     assert body["metadata"]["resourceVersion"] == "1", "the write carries the precondition"
-    assert rig.core.kwargs[0].get("_preload_content") is False
 
 
 def test_a_missing_entry_is_written_at_once_even_when_zero() -> None:
     rig = Rig([quota(used=None)], count=0)
     assert rig.reconcile() is None
-    assert rig.core.written_used() == ["0"]
+    assert rig.writer.written_used() == ["0"]
 
 
 @pytest.mark.parametrize("used", ["5", "5000m"])
 def test_equal_usage_is_not_rewritten(used: str) -> None:
     rig = Rig([quota(used=used)], count=5)
     assert rig.reconcile() is None
-    assert rig.core.writes == []
+    assert rig.writer.writes == []
     assert rig.acquired == 0
 
 
@@ -136,7 +130,7 @@ def test_other_used_entries_and_the_spec_are_kept_in_the_written_body() -> None:
     original = quota(used="1")
     rig = Rig([original], count=2)
     rig.reconcile()
-    body = rig.core.writes[0][2]
+    body = rig.writer.writes[0][2]
     assert body["status"]["used"] == {"pods": "4", R: "2"}
     assert body["status"]["hard"] == original["status"]["hard"]
     assert body["spec"] == original["spec"]
@@ -150,11 +144,11 @@ def test_lowering_waits_for_the_grace_period_then_writes() -> None:
     assert rig.reconcile() == pytest.approx(GRACE - 2)
     rig.clock.advance(2.5)
     assert rig.reconcile() == pytest.approx(0.5)
-    assert rig.core.writes == []
+    assert rig.writer.writes == []
     assert rig.acquired == 0
     rig.clock.advance(0.5)
     assert rig.reconcile() is None
-    assert rig.core.written_used() == ["3"]
+    assert rig.writer.written_used() == ["3"]
 
 
 def test_a_resource_version_change_restarts_the_grace_timer() -> None:
@@ -165,11 +159,11 @@ def test_a_resource_version_change_restarts_the_grace_timer() -> None:
     assert rig.reconcile() == pytest.approx(GRACE)
     rig.clock.advance(4)
     assert rig.reconcile() == pytest.approx(1)
-    assert rig.core.writes == []
+    assert rig.writer.writes == []
     rig.clock.advance(1)
     assert rig.reconcile() is None
-    assert rig.core.written_used() == ["3"]
-    assert rig.core.writes[0][2]["metadata"]["resourceVersion"] == "2"
+    assert rig.writer.written_used() == ["3"]
+    assert rig.writer.writes[0][2]["metadata"]["resourceVersion"] == "2"
 
 
 def test_the_gap_is_forgotten_once_usage_matches_again() -> None:
@@ -181,7 +175,7 @@ def test_the_gap_is_forgotten_once_usage_matches_again() -> None:
     rig.set_count(3)
     rig.clock.advance(4)
     assert rig.reconcile() == pytest.approx(GRACE), "a new gap waits the full grace again"
-    assert rig.core.writes == []
+    assert rig.writer.writes == []
 
 
 def test_after_a_lowering_write_a_new_gap_starts_fresh() -> None:
@@ -192,7 +186,7 @@ def test_after_a_lowering_write_a_new_gap_starts_fresh() -> None:
     rig.quotas.items = [quota(used="3", rv="2")]
     rig.set_count(2)
     assert rig.reconcile() == pytest.approx(GRACE)
-    assert rig.core.written_used() == ["3"]
+    assert rig.writer.written_used() == ["3"]
 
 
 @pytest.mark.parametrize(
@@ -218,13 +212,13 @@ def test_scoped_quotas_and_quotas_without_the_resource_are_untouched(untouched: 
     assert rig.reconcile() is None
     rig.clock.advance(GRACE * 10)
     assert rig.reconcile() is None
-    assert rig.core.writes == []
+    assert rig.writer.writes == []
 
 
 def test_only_matching_quotas_are_written_next_to_untouched_ones() -> None:
     rig = Rig([quota("scoped", used="0", scopes=["Terminating"]), quota("q", used="0")], 2)
     rig.reconcile()
-    assert [name for name, _, _ in rig.core.writes] == ["q"]
+    assert [name for name, _, _ in rig.writer.writes] == ["q"]
 
 
 def test_the_soonest_pending_release_is_returned() -> None:
@@ -233,20 +227,20 @@ def test_the_soonest_pending_release_is_returned() -> None:
     rig.clock.advance(3)
     rig.quotas.items = [quota("a", used="5"), quota("b", used="4", rv="9")]
     assert rig.reconcile() == pytest.approx(2)
-    assert rig.core.writes == []
+    assert rig.writer.writes == []
 
 
 @pytest.mark.parametrize("status", [409, 404])
 def test_a_conflicting_write_asks_for_a_requeue(status: int) -> None:
     rig = Rig([quota(used="0")], count=1)
-    rig.core.fail_with = status
+    rig.writer.fail_with = status
     with pytest.raises(Requeue):
         rig.reconcile()
 
 
 def test_other_api_errors_propagate() -> None:
     rig = Rig([quota(used="0")], count=1)
-    rig.core.fail_with = 500
+    rig.writer.fail_with = 500
     with pytest.raises(ApiException) as raised:
         rig.reconcile()
     assert raised.value.status == 500

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 import pytest
 
+from quota.decision import Decision
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan, quota_exceeded_message
-from webhook.admission import AdmissionRequest, Decision
 from webhook.admission.imagestreams import NOT_READY_MESSAGE, ImageStreamValidator
-from webhook.admission.review import GroupVersionKind
-from webhook.caches import WebhookCaches
-from webhook.quotacharge import ChargeConflict, QuotaCharger
+from webhook.admission.review import AdmissionRequest, GroupVersionKind
+from webhook.quotacharge import ChargeConflict
 
 NS = "team-a"
 MI = 1024 * 1024
@@ -45,7 +42,7 @@ class FakeCaches:
 
 class FakeCharger:
     def __init__(self, plan: ChargePlan | None = None, conflict: bool = False) -> None:
-        self.plan = plan or ChargePlan(True)
+        self.plan = plan or ChargePlan(Decision.allow())
         self.conflict = conflict
         self.charged: list[str] = []
         self.judged: list[str] = []
@@ -65,7 +62,7 @@ class FakeCharger:
 
 
 def validator(caches: FakeCaches, charger: FakeCharger) -> ImageStreamValidator:
-    return ImageStreamValidator(cast(WebhookCaches, caches), cast(QuotaCharger, charger))
+    return ImageStreamValidator(caches, charger)
 
 
 def stream(
@@ -385,7 +382,7 @@ def test_a_dry_run_create_is_judged_and_never_charged() -> None:
 
 def test_a_dry_run_create_gets_the_quota_denial_too() -> None:
     message = quota_exceeded_message("q", 1, 5, 5)
-    charger = FakeCharger(ChargePlan(False, (), "Forbidden", message, 403))
+    charger = FakeCharger(ChargePlan(Decision.deny(message, code=403, reason="Forbidden")))
     decision = validator(FakeCaches(), charger)(request(stream(), dry_run=True))
     assert_forbidden(decision, message)
     assert charger.charged == []
@@ -393,7 +390,9 @@ def test_a_dry_run_create_gets_the_quota_denial_too() -> None:
 
 @pytest.mark.parametrize("sub_resource", ["", "status"])
 def test_updates_never_charge_or_judge_quota(sub_resource: str) -> None:
-    charger = FakeCharger(ChargePlan(False, (), "Forbidden", "exceeded quota: q", 403))
+    charger = FakeCharger(
+        ChargePlan(Decision.deny("exceeded quota: q", code=403, reason="Forbidden"))
+    )
     decision = validator(FakeCaches(), charger)(
         request(stream(), operation="UPDATE", old=stream(), sub_resource=sub_resource)
     )
@@ -414,14 +413,16 @@ def test_the_quota_denial_passes_through_with_code_and_reason() -> None:
         "exceeded quota: compute, requested: alauda.io/imagestreams=1, "
         "used: alauda.io/imagestreams=5, limited: alauda.io/imagestreams=5"
     )
-    charger = FakeCharger(ChargePlan(False, (), "Forbidden", message, 403))
+    charger = FakeCharger(ChargePlan(Decision.deny(message, code=403, reason="Forbidden")))
     decision = validator(FakeCaches(), charger)(request(stream()))
     assert_forbidden(decision, message)
     assert charger.charged == [NS]
 
 
 def test_plan_code_and_reason_are_not_rewritten() -> None:
-    charger = FakeCharger(ChargePlan(False, (), "SomethingElse", "exceeded quota: q", 409))
+    charger = FakeCharger(
+        ChargePlan(Decision.deny("exceeded quota: q", code=409, reason="SomethingElse"))
+    )
     decision = validator(FakeCaches(), charger)(request(stream()))
     assert (decision.allowed, decision.code, decision.reason) == (False, 409, "SomethingElse")
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from webhook.admission import BadReview, Decision, parse_review, render_response
+from quota.decision import Decision
+from webhook.admission.review import BadReview, parse_review, render_response
 
 JSON = "application/json"
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from quota.decision import Decision
 from quota.measure import Descriptor
 from quota.objects import Obj
 from webhook.pushreview.review import BadPushReview, answer, parse_push_review
@@ -54,14 +55,14 @@ def test_a_valid_body_parses_and_round_trips() -> None:
     assert push.media_type == "application/vnd.oci.image.manifest.v1+json"
     assert push.manifest.config == Descriptor(CONFIG, 1469)
     assert push.manifest.layers == (Descriptor(LAYER, 2811478),)
-    out = answer(push, allowed=False, reason="Forbidden", message="no")
+    out = answer(push, Decision.deny("no"))
     assert out == {**original, "status": {"allowed": False, "reason": "Forbidden", "message": "no"}}
 
 
 def test_answer_does_not_change_the_parsed_body() -> None:
     push = parse_push_review(encode(body()), JSON)
     before = copy.deepcopy(push.body)
-    out = answer(push, allowed=True)
+    out = answer(push, Decision.allow())
     out["spec"]["namespace"] = "mutated"
     assert push.body == before
     assert "status" not in push.body
@@ -72,7 +73,7 @@ def test_unknown_fields_are_echoed() -> None:
     original = body()
     original["metadata"] = {"name": "x"}
     original["spec"]["annotations"] = {"k": "v"}
-    out = answer(parse_push_review(encode(original), JSON), allowed=True)
+    out = answer(parse_push_review(encode(original), JSON), Decision.allow())
     assert out["metadata"] == {"name": "x"}
     assert out["spec"]["annotations"] == {"k": "v"}
 

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from kubernetes.client.exceptions import ApiException
 from werkzeug.test import TestResponse
 
-from kube.events import EventRecorder
+from quota.decision import Decision
 from quota.objects import Obj
 from webhook.app import create_app
-from webhook.pushreview.auth import Authenticator, Authorizer, User
-from webhook.pushreview.judge import PushJudge, PushVerdict
+from webhook.pushreview.auth import User
 from webhook.pushreview.review import PushRequest
-from webhook.pushreview.routes import MAX_BODY_BYTES, PATH, pushreview_routes
+from webhook.pushreview.routes import MAX_BODY_BYTES, PATH, pushreview_blueprint
 
 TOKEN = "good-token"
 ALICE = User("alice", "uid-a", ("devs",))
@@ -30,10 +29,10 @@ DENIAL = (
 
 class FakeJudge:
     def __init__(self) -> None:
-        self.verdict = PushVerdict(True)
+        self.verdict = Decision.allow()
         self.pushes: list[PushRequest] = []
 
-    def judge(self, push: PushRequest) -> PushVerdict:
+    def judge(self, push: PushRequest) -> Decision:
         self.pushes.append(push)
         return self.verdict
 
@@ -85,14 +84,10 @@ class Rig:
         return self.pending
 
     def client(self) -> FlaskClient:
-        routes = pushreview_routes(
-            cast(PushJudge, self.judge),
-            cast(Authenticator, self.authenticator),
-            cast(Authorizer, self.authorizer),
-            cast(EventRecorder, self.recorder),
-            self.not_ready,
+        routes = pushreview_blueprint(
+            self.judge, self.authenticator, self.authorizer, self.recorder, self.not_ready
         )
-        return create_app([], extra_routes=[routes]).test_client()
+        return create_app([routes]).test_client()
 
 
 @pytest.fixture
@@ -236,7 +231,7 @@ def test_an_allowed_push_echoes_the_review_with_status(rig: Rig) -> None:
 
 
 def test_a_denied_push_echoes_the_review_and_records_one_warning(rig: Rig) -> None:
-    rig.judge.verdict = PushVerdict(False, "Forbidden", DENIAL)
+    rig.judge.verdict = Decision.deny(DENIAL)
     body = review()
     response = post(rig.client(), body)
     assert response.status_code == 200
@@ -257,7 +252,7 @@ def test_a_denied_push_echoes_the_review_and_records_one_warning(rig: Rig) -> No
 
 
 def test_a_denied_push_by_digest_names_the_digest_in_the_event(rig: Rig) -> None:
-    rig.judge.verdict = PushVerdict(False, "Forbidden", "exceeded quota: q")
+    rig.judge.verdict = Decision.deny("exceeded quota: q")
     body = review()
     del body["spec"]["tag"]
     response = post(rig.client(), body)

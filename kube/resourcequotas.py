@@ -1,0 +1,46 @@
+"""ResourceQuota reads and status writes as plain dicts, each call bounded by a timeout.
+
+The one concrete gateway behind the quota charger (serve) and the usage reconciler
+(controller); they depend on Protocols of their own, so their tests pass fakes. Errors
+are the client's ``ApiException``: 409 when the resourceVersion precondition fails, 404
+when the quota is gone.
+"""
+
+from __future__ import annotations
+
+import json
+
+from kubernetes import client
+
+from quota.objects import Obj, object_name, object_namespace
+
+
+class ResourceQuotaClient:
+    def __init__(self, api: client.ApiClient, *, timeout: float) -> None:
+        self._core = client.CoreV1Api(api)
+        self._timeout = timeout
+
+    def list(self, namespace: str) -> list[Obj]:
+        """The namespace's quotas, read live (not from a cache)."""
+        response = self._core.list_namespaced_resource_quota(
+            namespace, _preload_content=False, _request_timeout=self._timeout
+        )
+        items: list[Obj] = json.loads(response.data).get("items") or []
+        return items
+
+    def read(self, namespace: str, name: str) -> Obj:
+        response = self._core.read_namespaced_resource_quota(
+            name, namespace, _preload_content=False, _request_timeout=self._timeout
+        )
+        quota: Obj = json.loads(response.data)
+        return quota
+
+    def replace_status(self, quota: Obj) -> None:
+        """Write ``quota``'s status, conditional on its ``metadata.resourceVersion``."""
+        self._core.replace_namespaced_resource_quota_status(
+            object_name(quota),
+            object_namespace(quota),
+            quota,
+            _preload_content=False,
+            _request_timeout=self._timeout,
+        )

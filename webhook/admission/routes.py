@@ -1,0 +1,100 @@
+"""The admission Blueprint: AdmissionReview in, one handler's Decision out, as JSON.
+
+A malformed body is a 400 naming the problem. A handler that crashes is answered by its
+endpoint's failure mode (allow with a warning where a reconciler heals, else a retryable
+denial), never with a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from quota.decision import Decision
+from webhook import metrics
+from webhook.admission.endpoints import AdmissionEndpoint
+from webhook.admission.review import AdmissionRequest, BadReview, parse_review, render_response
+from webhook.httpjson import json_error, read_body, too_large
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+"""kube-apiserver caps objects near 3 MiB; a review carries object and oldObject."""
+
+
+def admission_blueprint(
+    endpoints: Iterable[AdmissionEndpoint], *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> Blueprint:
+    admission = Blueprint("admission", __name__)
+    for endpoint in endpoints:
+        admission.add_url_rule(
+            endpoint.path,
+            endpoint=endpoint.name,
+            view_func=_view(endpoint, max_body_bytes),
+            methods=["POST"],
+        )
+    return admission
+
+
+def _decide(endpoint: AdmissionEndpoint, review: AdmissionRequest) -> tuple[Decision, str]:
+    """The handler's decision and its metrics label; a crash becomes the endpoint's
+    failure answer, logged with the request's identity (never its body)."""
+    try:
+        decision = endpoint.handler(review)
+        return decision, decision.label
+    except Exception:
+        log.exception(
+            "handler failed on %s uid=%s %s/%s",
+            endpoint.path,
+            review.uid,
+            review.namespace,
+            review.name,
+        )
+    if endpoint.fail_open:
+        return Decision.allow(warnings=["registry webhook error; change not applied"]), "error"
+    return Decision.deny(
+        "internal error in the registry policy webhook; retry the request",
+        code=500,
+        reason="InternalError",
+    ), "error"
+
+
+def _view(endpoint: AdmissionEndpoint, max_body_bytes: int) -> Callable[[], Response]:
+    def view() -> Response:
+        started = time.perf_counter()
+        try:
+            review = parse_review(read_body(max_body_bytes), request.content_type)
+        except RequestEntityTooLarge:
+            metrics.BAD_REQUESTS.labels(endpoint.name).inc()
+            return too_large(max_body_bytes)
+        except BadReview as err:
+            metrics.BAD_REQUESTS.labels(endpoint.name).inc()
+            log.warning("rejected malformed review on %s: %s", endpoint.path, err)
+            return json_error(400, str(err))
+        decision, label = _decide(endpoint, review)
+        body = render_response(review, decision, mutating=endpoint.mutating)
+        elapsed = time.perf_counter() - started
+        metrics.ADMISSION_REQUESTS.labels(endpoint.name, label).inc()
+        metrics.ADMISSION_LATENCY.labels(endpoint.name).observe(elapsed)
+        log.info(
+            "admission endpoint=%s uid=%s op=%s resource=%s%s ns=%s name=%s dryRun=%s "
+            "decision=%s ms=%.1f",
+            endpoint.path,
+            review.uid,
+            review.operation,
+            review.resource,
+            f"/{review.sub_resource}" if review.sub_resource else "",
+            review.namespace,
+            review.name,
+            review.dry_run,
+            label,
+            elapsed * 1000,
+        )
+        return jsonify(body)
+
+    return view
