@@ -1,4 +1,8 @@
-"""Limit verdicts and their contract messages (DESIGN.md, "Messages").
+"""Limit verdicts and their messages, which users read in kubectl and registries match.
+
+A message reads ``ImageStream "<name>" is forbidden: requested usage of <resource> exceeds
+the maximum limit per <type> (<requested> > <max>) set by LimitRange "<lr>"``, sizes as
+binary quantities; ``exceeds the maximum limit`` is the substring registries look for.
 
 The subject of every limit message is the ImageStream, also for ``alauda.io/Image``
 storage: on a push the user knows the repository, not the digest of the manifest the

@@ -1,4 +1,10 @@
-"""Names of the LimitRange types and resources this service owns (DESIGN.md, "Resources")."""
+"""Names of the LimitRange types and resources this service owns.
+
+``alauda.io/Image`` bounds ``storage`` (one image: config plus distinct layers);
+``alauda.io/ImageStream`` bounds ``alauda.io/image-tags`` (distinct tag names in spec and
+status) and ``alauda.io/images`` (distinct image digests in the whole status history);
+ResourceQuota ``alauda.io/imagestreams`` bounds the ImageStreams of a namespace.
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Names, keys and defaults shared by the webhook and the reconciler.
 
-The annotation keys, the opt-out key and the ``<sa>-dockercfg`` naming are part of the external
-contract (DESIGN.md); the managed-by label and the token timestamp annotations are this
-service's own choices.
+The annotation keys, the opt-out key and the ``<sa>-dockercfg`` naming are the external
+contract: users, pods and upgrades of this service rely on them, so they never change. The
+managed-by label and the token timestamp annotations are this service's own choices.
 """
 
 from __future__ import annotations

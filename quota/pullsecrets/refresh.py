@@ -1,6 +1,6 @@
 """Token lifetime policy and the token timestamps stored on the managed Secret.
 
-Tokens are refreshed at 60 % of their lifetime (DESIGN.md), so a failing refresh still leaves
+Tokens are refreshed at 60 % of their lifetime, so a failing refresh still leaves
 40 % of the lifetime to retry before pods lose pull access. Time is always passed in.
 """
 

@@ -12,6 +12,7 @@ from quota.limitchecks import (
     check_image_size,
     check_push_limits,
     check_stream_limits,
+    check_stream_write,
     exceeds,
     image_size_violations,
     limit_exceeded_message,
@@ -231,3 +232,56 @@ def test_push_reports_size_before_stream_counts() -> None:
     assert [v.key for v in found] == [IMAGE_STORAGE, STREAM_TAGS, STREAM_IMAGES]
     assert verdict.message == "; ".join(v.message for v in found)
     assert verdict.message.count("; ") == 2
+
+
+# --- check_stream_write: the ImageStream handler's one decision ------------------------
+
+
+def history(*digests: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "app"},
+        "status": {"tags": [{"tag": "v1", "items": [{"image": d} for d in digests]}]},
+    }
+
+
+def image(size: int) -> dict[str, Any]:
+    return {"dockerImageMetadata": {"size": size}}
+
+
+def test_stream_write_checks_each_known_image_size_in_digest_order() -> None:
+    decision = check_stream_write(
+        "app",
+        None,
+        history("sha256:b", "sha256:a"),
+        {"sha256:b": image(3000), "sha256:a": image(2000)},
+        limits(storage="1k"),
+    )
+    assert not decision.allowed
+    first, second = decision.message.split("; ")
+    assert "(2000 > 1000)" in first and "(3000 > 1000)" in second
+
+
+def test_stream_write_skips_images_whose_size_is_unknown() -> None:
+    decision = check_stream_write(
+        "app", None, history("sha256:a"), {"sha256:a": None}, limits(storage="1k")
+    )
+    assert decision.allowed
+
+
+def test_stream_write_reports_sizes_before_counts() -> None:
+    decision = check_stream_write(
+        "app", None, history("sha256:a"), {"sha256:a": image(2000)}, limits(0, 0, "1k")
+    )
+    messages = decision.message.split("; ")
+    assert [m.split("requested usage of ")[1].split(" ")[0] for m in messages] == [
+        "storage",
+        "alauda.io/image-tags",
+        "alauda.io/images",
+    ]
+
+
+def test_stream_write_lets_an_over_limit_stream_shrink() -> None:
+    old = history("sha256:a", "sha256:b", "sha256:c")
+    new = history("sha256:a", "sha256:b")
+    assert check_stream_write("app", old, new, {}, limits(images=1)).allowed
+    assert not check_stream_write("app", None, new, {}, limits(images=1)).allowed

@@ -1,97 +1,36 @@
-"""The Flask adapter, through Flask's test client (no TLS, no cluster)."""
+"""The Flask app: operations endpoints and JSON errors for whatever no Blueprint handles."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
+from flask import Blueprint
 from flask.testing import FlaskClient
 
-from quota.decision import Decision
-from webhook.admission.endpoints import AdmissionEndpoint
-from webhook.admission.review import AdmissionRequest
-from webhook.admission.routes import admission_blueprint
 from webhook.app import create_app
 
-REVIEW = {
-    "apiVersion": "admission.k8s.io/v1",
-    "kind": "AdmissionReview",
-    "request": {
-        "uid": "u-9",
-        "kind": {"group": "", "version": "v1", "kind": "ServiceAccount"},
-        "resource": {"group": "", "version": "v1", "resource": "serviceaccounts"},
-        "operation": "CREATE",
-        "object": {"metadata": {"name": "x"}},
-    },
-}
 
+def crashing_api() -> Blueprint:
+    api = Blueprint("crashing", __name__)
 
-def boom(request: AdmissionRequest) -> Decision:
-    raise RuntimeError("secret-token-abc must never reach the client")
+    @api.get("/crash")
+    def crash() -> str:
+        raise RuntimeError("secret-token-abc must never reach the client")
 
-
-def deny(request: AdmissionRequest) -> Decision:
-    return Decision.deny(f"{request.name or 'x'} is forbidden")
+    return api
 
 
 @pytest.fixture
 def client() -> FlaskClient:
-    admission = admission_blueprint(
-        [
-            AdmissionEndpoint("/crash/validate", boom, mutating=False),
-            AdmissionEndpoint("/crash/mutate", boom, mutating=True, fail_open=True),
-            AdmissionEndpoint("/deny", deny, mutating=False),
-        ],
-        max_body_bytes=1024,
-    )
-    app = create_app([admission], readiness=[lambda: None])
-    return app.test_client()
-
-
-def post(client: FlaskClient, path: str, payload: Any = REVIEW) -> Any:
-    return client.post(path, data=json.dumps(payload), content_type="application/json")
-
-
-def test_a_crashing_validating_handler_denies_retryably_without_details(
-    client: FlaskClient,
-) -> None:
-    response = post(client, "/crash/validate")
-    assert response.status_code == 200
-    review = response.get_json()["response"]
-    assert review["allowed"] is False
-    assert review["status"]["code"] == 500
-    assert "secret-token" not in response.get_data(as_text=True)
-
-
-def test_a_crashing_mutating_handler_fails_open_with_a_warning(client: FlaskClient) -> None:
-    review = post(client, "/crash/mutate").get_json()["response"]
-    assert review["allowed"] is True
-    assert "patch" not in review
-    assert review["warnings"]
-
-
-def test_denials_pass_through(client: FlaskClient) -> None:
-    review = post(client, "/deny").get_json()["response"]
-    assert review == {
-        "uid": "u-9",
-        "allowed": False,
-        "status": {"code": 403, "reason": "Forbidden", "message": "x is forbidden"},
-    }
-
-
-def test_body_over_the_cap_is_a_400_naming_the_cap(client: FlaskClient) -> None:
-    response = post(client, "/deny", {"pad": "x" * 2000})
-    assert response.status_code == 400
-    assert "exceeds 1024 bytes" in response.get_json()["error"]
+    return create_app([crashing_api()], readiness=[lambda: None]).test_client()
 
 
 def test_health_readiness_and_metrics(client: FlaskClient) -> None:
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").get_json() == {"status": "ok"}
-    post(client, "/deny")
-    metrics = client.get("/metrics").get_data(as_text=True)
-    assert 'registry_admission_requests_total{decision="denied",endpoint="deny"}' in metrics
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    assert metrics.mimetype == "text/plain"
+    assert "python_info" in metrics.get_data(as_text=True)
 
 
 def test_readiness_reports_failing_checks() -> None:
@@ -103,4 +42,11 @@ def test_readiness_reports_failing_checks() -> None:
 
 def test_unknown_route_and_method_are_json(client: FlaskClient) -> None:
     assert client.get("/nope").get_json()["code"] == 404
-    assert client.get("/deny").get_json()["code"] == 405
+    assert client.post("/crash").get_json()["code"] == 405
+
+
+def test_an_unexpected_error_is_a_json_500_without_details(client: FlaskClient) -> None:
+    response = client.get("/crash")
+    assert response.status_code == 500
+    assert response.get_json() == {"error": "internal error", "code": 500}
+    assert "secret-token-abc" not in response.get_data(as_text=True)

@@ -119,8 +119,3 @@ def test_denial_carries_status_code_reason_and_message() -> None:
         "status": {"code": 422, "reason": "Invalid", "message": "nope"},
     }
     assert decision.label == "denied"
-
-
-def test_decision_labels() -> None:
-    assert Decision.allow().label == "allowed"
-    assert Decision.allow(patch=[{"op": "remove", "path": "/a"}]).label == "patched"

@@ -1,0 +1,100 @@
+"""PushJudge: gathers from fake caches, decides with the limit rules, asks quota for room."""
+
+from __future__ import annotations
+
+import pytest
+
+from quota.decision import Decision
+from quota.measure import Descriptor, Manifest
+from quota.objects import Obj
+from quota.resourcequota import ChargePlan, quota_exceeded_message
+from webhook.pushreview.judge import PushJudge
+from webhook.pushreview.review import PushRequest
+
+NS = "team-a"
+DIGEST = "sha256:" + "d" * 64
+QUOTA_FULL = quota_exceeded_message("q", 1, 5, 5)
+
+
+class FakeReads:
+    def __init__(self, streams: dict[str, Obj] | None = None, tags_max: int | None = None):
+        self.streams = streams or {}
+        self.limit_ranges: list[Obj] = []
+        if tags_max is not None:
+            self.limit_ranges.append(
+                {
+                    "metadata": {"name": "lr", "namespace": NS},
+                    "spec": {
+                        "limits": [
+                            {
+                                "type": "alauda.io/ImageStream",
+                                "max": {"alauda.io/image-tags": str(tags_max)},
+                            }
+                        ]
+                    },
+                }
+            )
+
+    def imagestream(self, namespace: str, name: str) -> Obj | None:
+        assert namespace == NS
+        return self.streams.get(name)
+
+    def limit_ranges_in(self, namespace: str) -> list[Obj]:
+        assert namespace == NS
+        return self.limit_ranges
+
+
+class FakeQuota:
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        self.asked: list[str] = []
+
+    def judge(self, namespace: str) -> ChargePlan:
+        self.asked.append(namespace)
+        return ChargePlan(self.decision)
+
+
+def push(repository: str = "app", tag: str | None = "v1") -> PushRequest:
+    manifest = Manifest(Descriptor("sha256:" + "c" * 64, 10), (Descriptor("sha256:1", 100),))
+    return PushRequest(NS, repository, tag, DIGEST, "", manifest, {})
+
+
+def existing(*tags: str) -> Obj:
+    return {
+        "metadata": {"name": "app", "namespace": NS},
+        "spec": {"tags": [{"name": tag} for tag in tags]},
+    }
+
+
+def test_a_new_repository_needs_room_in_the_quota() -> None:
+    quota = FakeQuota(Decision.deny(QUOTA_FULL))
+    decision = PushJudge(FakeReads(), quota).judge(push())
+    assert decision == Decision.deny(QUOTA_FULL)
+    assert quota.asked == [NS]
+
+
+def test_a_new_repository_with_room_is_allowed() -> None:
+    quota = FakeQuota(Decision.allow())
+    assert PushJudge(FakeReads(), quota).judge(push()).allowed
+    assert quota.asked == [NS]
+
+
+def test_an_existing_repository_never_asks_the_quota() -> None:
+    quota = FakeQuota(Decision.deny(QUOTA_FULL))
+    decision = PushJudge(FakeReads({"app": existing("v1")}), quota).judge(push(tag="v2"))
+    assert decision.allowed
+    assert quota.asked == []
+
+
+@pytest.mark.parametrize(
+    ("streams", "tags_max"), [({}, 0), ({"app": existing("v1", "v2")}, 2)], ids=["new", "existing"]
+)
+def test_a_limit_denial_comes_first_and_skips_the_quota(
+    streams: dict[str, Obj], tags_max: int
+) -> None:
+    quota = FakeQuota(Decision.deny(QUOTA_FULL))
+    decision = PushJudge(FakeReads(streams, tags_max=tags_max), quota).judge(push(tag="v3"))
+    assert not decision.allowed
+    assert "exceeds the maximum limit" in decision.message
+    assert (decision.code, decision.reason) == (403, "Forbidden")
+    assert quota.asked == []
