@@ -8,13 +8,27 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "registry-v2-policy"
+
+
+class Recorder(Protocol):
+    """What a reconciler or handler needs of an event recorder (``EventRecorder`` is one)."""
+
+    def record(
+        self,
+        involved: dict[str, Any],
+        event_type: str,
+        reason: str,
+        message: str,
+        *,
+        namespace: str | None = None,
+    ) -> None: ...
 
 
 class EventRecorder:

@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from controller import metrics
 from controller.pullsecrets.api import PullSecretApi
-from kube.events import reference
+from kube.events import Recorder, reference
 from quota.objects import Obj
 from quota.pullsecrets.desired_secret import (
     TokenGrant,
@@ -44,18 +44,6 @@ log = logging.getLogger(__name__)
 class Cache(Protocol):
     def get(self, key: str) -> Obj | None: ...
     def list(self, namespace: str | None = None) -> list[Obj]: ...
-
-
-class Recorder(Protocol):
-    def record(
-        self,
-        involved: Obj,
-        event_type: str,
-        reason: str,
-        message: str,
-        *,
-        namespace: str | None = None,
-    ) -> None: ...
 
 
 class Requeue(Exception):

@@ -18,8 +18,8 @@ from flask import Blueprint, Response, jsonify, request
 from kubernetes.client.exceptions import ApiException
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from kube.events import Recorder
 from quota.decision import Decision
-from quota.objects import Obj
 from webhook import metrics
 from webhook.httpjson import json_error, read_body, too_large
 from webhook.pushreview.auth import User
@@ -43,18 +43,6 @@ class TokenAuthenticator(Protocol):
 
 class PushAuthorizer(Protocol):
     def may_create_pushreview(self, user: User, namespace: str) -> bool: ...
-
-
-class Recorder(Protocol):
-    def record(
-        self,
-        involved: Obj,
-        event_type: str,
-        reason: str,
-        message: str,
-        *,
-        namespace: str | None = None,
-    ) -> None: ...
 
 
 class _Refused(Exception):
