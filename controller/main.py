@@ -16,8 +16,8 @@ from types import FrameType
 
 from prometheus_client import start_http_server
 
-from controller.pullsecrets.wiring import PullSecretController
-from controller.quotausage.wiring import QuotaUsageController
+from controller.pullsecrets.wiring import PullSecretWiring
+from controller.quotausage.wiring import QuotaUsageWiring
 from kube.client import api_client
 from kube.leaderelection import LeaderElector
 from kube.ratelimit import RateLimiter
@@ -47,8 +47,8 @@ def run_controller(settings: Settings) -> int:
 
     api = api_client(settings.kubeconfig, qps_pool=settings.reconcile_workers + 8)
     limiter = RateLimiter(settings.api_qps, settings.api_burst)
-    pull_secrets = PullSecretController(api, settings, limiter)
-    quota_usage = QuotaUsageController(api, settings, limiter)
+    pull_secrets = PullSecretWiring(api, settings, limiter)
+    quota_usage = QuotaUsageWiring(api, settings, limiter)
     pull_secrets.start_informers(stop)
     quota_usage.start_informers(stop)
     lost = threading.Event()

@@ -35,7 +35,7 @@ def _labels(obj: Obj | None) -> dict[str, Any]:
     return ((obj or {}).get("metadata") or {}).get("labels") or {}
 
 
-class PullSecretController:
+class PullSecretWiring:
     def __init__(self, api: client.ApiClient, settings: Settings, limiter: RateLimiter) -> None:
         core = client.CoreV1Api(api)
         custom = client.CustomObjectsApi(api)

@@ -23,7 +23,9 @@ WRITE_TIMEOUT = 10
 """Seconds per quota status write; a slow write is retried by the work queue."""
 
 
-class QuotaUsageController:
+class QuotaUsageWiring:
+    """Informers on ResourceQuotas and ImageStreams; each change queues its namespace."""
+
     def __init__(self, api: client.ApiClient, settings: Settings, limiter: RateLimiter) -> None:
         core = client.CoreV1Api(api)
         custom = client.CustomObjectsApi(api)
