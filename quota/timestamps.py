@@ -34,7 +34,7 @@ def parse_rfc3339(value: object) -> datetime | None:
         return None
     try:
         return datetime.fromisoformat(text).astimezone(UTC)
-    except ValueError:  # shape is right, values are not (month 13, hour 25, ...)
+    except (ValueError, OverflowError):  # right shape, wrong values (month 13, year 0 in UTC)
         return None
 
 

@@ -89,3 +89,8 @@ def test_parse_rfc3339_reads_lease_micro_times(text: str, expected: datetime) ->
 @pytest.mark.parametrize("text", [None, "", "yesterday", 17, "2026-01-01T00:00:00"])
 def test_parse_rfc3339_rejects_missing_malformed_and_naive_micro_times(text: object) -> None:
     assert parse_rfc3339(text) is None
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_parse_rfc3339_refuses_instants_outside_the_utc_range(text: str) -> None:
+    assert parse_rfc3339(text) is None
