@@ -58,15 +58,6 @@ class PullSecretConfig:
     token_lifetime_seconds: int
 
 
-def internal_hostnames(internal_registry: str) -> tuple[str, ...]:
-    """The registry Service's address and its ``.cluster.local`` form."""
-    host, sep, port = internal_registry.partition(":")
-    names = [internal_registry]
-    if host.endswith(".svc"):
-        names.append(f"{host}.cluster.local{sep}{port}")
-    return tuple(names)
-
-
 class PullSecretReconciler:
     def __init__(
         self,

@@ -14,7 +14,6 @@ from controller.pullsecrets.reconciler import (
     PullSecretConfig,
     PullSecretReconciler,
     Requeue,
-    internal_hostnames,
 )
 from kube.events import EventRecorder
 from kube.informer import DELETED, Informer, wait_all_synced
@@ -24,6 +23,7 @@ from kube.settings import Settings
 from kube.workqueue import WorkQueue
 from quota.objects import Obj, object_key, object_name, object_namespace
 from quota.pullsecrets.desired_secret import service_account_name_of
+from quota.pullsecrets.dockerconfig import internal_hostnames
 from quota.pullsecrets.names import MANAGED_SECRET_SELECTOR, OPT_OUT_KEY
 
 log = logging.getLogger(__name__)

@@ -115,6 +115,15 @@ def route_hostnames(registry_config: object) -> list[str]:
     return unique_hostnames(hosts)
 
 
+def internal_hostnames(internal_registry: str) -> tuple[str, ...]:
+    """The registry Service's address and its ``.cluster.local`` form."""
+    host, sep, port = internal_registry.partition(":")
+    names = [internal_registry]
+    if host.endswith(".svc"):
+        names.append(f"{host}.cluster.local{sep}{port}")
+    return tuple(names)
+
+
 def desired_hostnames(
     registry_config: object = None,
     extra_hostnames: Iterable[str] = (),

@@ -15,10 +15,10 @@ from controller.pullsecrets.reconciler import (
     PullSecretConfig,
     PullSecretReconciler,
     Requeue,
-    internal_hostnames,
 )
 from quota.objects import Obj
 from quota.pullsecrets.desired_secret import read_secret_config
+from quota.pullsecrets.dockerconfig import internal_hostnames
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -175,14 +175,6 @@ class World:
             except Requeue:
                 continue
         raise AssertionError("did not converge")
-
-
-def test_internal_hostnames_include_the_cluster_local_form() -> None:
-    assert internal_hostnames("reg.sys.svc:5000") == (
-        "reg.sys.svc:5000",
-        "reg.sys.svc.cluster.local:5000",
-    )
-    assert internal_hostnames("registry.example.com") == ("registry.example.com",)
 
 
 def test_creates_a_bound_secret_patches_the_sa_and_requeues_at_60_percent() -> None:

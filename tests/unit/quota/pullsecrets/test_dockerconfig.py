@@ -13,6 +13,7 @@ from quota.pullsecrets.dockerconfig import (
     build_dockerconfigjson,
     decode_secret_value,
     desired_hostnames,
+    internal_hostnames,
     parse_dockerconfigjson,
     route_hostnames,
     unique_hostnames,
@@ -193,3 +194,11 @@ def test_malformed_config_contributes_nothing(config: object) -> None:
 
 def test_custom_internal_hostnames() -> None:
     assert desired_hostnames(None, ["b"], internal_hostnames=["a", "b"]) == ["a", "b"]
+
+
+def test_internal_hostnames_include_the_cluster_local_form() -> None:
+    assert internal_hostnames("reg.sys.svc:5000") == (
+        "reg.sys.svc:5000",
+        "reg.sys.svc.cluster.local:5000",
+    )
+    assert internal_hostnames("registry.example.com") == ("registry.example.com",)
