@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from flask import Flask
+from kubernetes import client
 
 from kube.client import api_client
 from kube.events import EventRecorder
@@ -50,8 +51,8 @@ def build_app(settings: Settings) -> Flask:
     ]
     push_reviews = pushreview_blueprint(
         PushJudge(caches, charger),
-        Authenticator(api),
-        Authorizer(api),
+        Authenticator(client.AuthenticationV1Api(api)),
+        Authorizer(client.AuthorizationV1Api(api)),
         EventRecorder(api, interval=60.0),
         caches.not_ready,
     )

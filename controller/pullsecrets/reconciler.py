@@ -17,7 +17,6 @@ from typing import Protocol
 from kubernetes.client.exceptions import ApiException
 
 from controller import metrics
-from controller.pullsecrets.api import PullSecretApi
 from kube.events import Recorder, reference
 from quota.objects import Obj
 from quota.pullsecrets.desired_secret import (
@@ -41,6 +40,19 @@ from quota.pullsecrets.serviceaccount_patch import (
 log = logging.getLogger(__name__)
 
 
+class PullSecretCalls(Protocol):
+    """The API calls the reconciler makes (``api.PullSecretApi`` makes them, rate limited)."""
+
+    def read_secret(self, namespace: str, name: str) -> Obj | None: ...
+    def create_secret(self, namespace: str, body: Obj) -> Obj: ...
+    def replace_secret(self, namespace: str, name: str, body: Obj) -> Obj: ...
+    def delete_secret(self, namespace: str, name: str, uid: str) -> None: ...
+    def request_token(
+        self, namespace: str, sa_name: str, secret: Obj, lifetime_seconds: int
+    ) -> tuple[str, dt.datetime]: ...
+    def patch_serviceaccount(self, namespace: str, name: str, ops: list[Obj]) -> Obj: ...
+
+
 class Cache(Protocol):
     def get(self, key: str) -> Obj | None: ...
     def list(self, namespace: str | None = None) -> list[Obj]: ...
@@ -62,7 +74,7 @@ class PullSecretReconciler:
     def __init__(
         self,
         *,
-        api: PullSecretApi,
+        api: PullSecretCalls,
         serviceaccounts: Cache,
         secrets: Cache,
         namespaces: Cache,

@@ -13,9 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
-
-from kubernetes import client
+from typing import Any, Generic, Protocol, TypeVar
 
 V = TypeVar("V")
 REQUEST_TIMEOUT = 5
@@ -56,10 +54,24 @@ class TtlCache(Generic[V]):
             self._items[key] = (self._clock() + self._ttl, value)
 
 
+class TokenReviewApi(Protocol):
+    """``AuthenticationV1Api`` as the authenticator uses it (raw JSON answers)."""
+
+    def create_token_review(self, body: dict[str, Any], **kwargs: Any) -> Any: ...
+
+
+class SubjectAccessReviewApi(Protocol):
+    """``AuthorizationV1Api`` as the authorizer uses it (raw JSON answers)."""
+
+    def create_subject_access_review(self, body: dict[str, Any], **kwargs: Any) -> Any: ...
+
+
 class Authenticator:
-    def __init__(self, api: client.ApiClient, ttl: float = 10.0) -> None:
-        self._api = client.AuthenticationV1Api(api)
-        self._cache: TtlCache[User] = TtlCache(ttl)
+    def __init__(
+        self, api: TokenReviewApi, ttl: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._api = api
+        self._cache: TtlCache[User] = TtlCache(ttl, clock=clock)
 
     def authenticate(self, token: str) -> User | None:
         """The user a bearer token belongs to, or None when the API server rejects it."""
@@ -90,8 +102,8 @@ class Authenticator:
 
 
 class Authorizer:
-    def __init__(self, api: client.ApiClient, ttl: float = 10.0) -> None:
-        self._api = client.AuthorizationV1Api(api)
+    def __init__(self, api: SubjectAccessReviewApi, ttl: float = 10.0) -> None:
+        self._api = api
         self._cache: TtlCache[bool] = TtlCache(ttl)
 
     def may_create_pushreview(self, user: User, namespace: str) -> bool:

@@ -26,9 +26,10 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 class Store:
     def __init__(self) -> None:
         self.items: dict[str, Obj] = {}
+        self.lagging: dict[str, Obj] = {}  # what a cache that lags the API still returns
 
     def get(self, key: str) -> Obj | None:
-        return copy.deepcopy(self.items.get(key))
+        return copy.deepcopy(self.lagging.get(key, self.items.get(key)))
 
     def list(self, namespace: str | None = None) -> list[Obj]:
         return [
@@ -139,7 +140,7 @@ class World:
         self.recorder = Recorder()
         self.now = NOW
         self.reconciler = PullSecretReconciler(
-            api=self.api,  # type: ignore[arg-type]
+            api=self.api,
             serviceaccounts=self.serviceaccounts,
             secrets=self.secrets,
             namespaces=self.namespaces,
@@ -266,11 +267,8 @@ def test_a_stale_sa_patch_is_requeued_by_the_resource_version_test() -> None:
     world.serviceaccounts.items["team/builder"]["metadata"]["resourceVersion"] = "2"
     world.serviceaccounts.items["team/builder"]["imagePullSecrets"] = [{"name": "user"}]
 
-    class StaleCache(Store):
-        def get(self, key: str) -> Obj | None:
-            return copy.deepcopy(stale)
-
-    world.reconciler._serviceaccounts = StaleCache()
+    assert stale is not None
+    world.serviceaccounts.lagging["team/builder"] = stale
     with pytest.raises(Requeue):
         world.reconciler.reconcile("team/builder")
     assert world.serviceaccounts.items["team/builder"]["imagePullSecrets"] == [{"name": "user"}]

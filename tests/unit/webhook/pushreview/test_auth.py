@@ -9,7 +9,6 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
-from kubernetes import client
 
 from quota.objects import Obj
 from webhook.pushreview.auth import Authenticator, Authorizer, TtlCache, User
@@ -125,9 +124,7 @@ ALICE = {
 
 
 def authenticator(api: FakeAuthenticationApi) -> Authenticator:
-    made = Authenticator(client.ApiClient(), ttl=10.0)
-    made._api = api
-    return made
+    return Authenticator(api, ttl=10.0)
 
 
 def test_a_valid_token_yields_the_user() -> None:
@@ -160,9 +157,8 @@ def test_an_authenticated_result_is_cached() -> None:
 
 def test_the_cache_expires_and_a_revoked_token_stops_working() -> None:
     api = FakeAuthenticationApi({TOKEN: ALICE})
-    auth = authenticator(api)
     clock = FakeClock()
-    auth._cache = TtlCache(10.0, clock=clock)
+    auth = Authenticator(api, ttl=10.0, clock=clock)
     assert auth.authenticate(TOKEN) is not None
     del api.users[TOKEN]
     clock.now += 5
@@ -231,9 +227,7 @@ USER = User(
 
 
 def authorizer(api: FakeAuthorizationApi) -> Authorizer:
-    made = Authorizer(client.ApiClient(), ttl=10.0)
-    made._api = api
-    return made
+    return Authorizer(api, ttl=10.0)
 
 
 def test_the_sar_asks_for_create_pushreviews_in_the_namespace_with_the_groups() -> None:
