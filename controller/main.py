@@ -12,7 +12,9 @@ import signal
 import socket
 import threading
 import uuid
+from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import Protocol
 
 from prometheus_client import start_http_server
 
@@ -26,6 +28,54 @@ from kube.settings import Settings
 log = logging.getLogger(__name__)
 
 LEASE_NAME = "image-registry-controller"
+
+
+class Loop(Protocol):
+    """A reconciler's wiring: works until ``stop``, then returns with its workers joined."""
+
+    def run(self, stop: threading.Event) -> None: ...
+
+
+class Elector(Protocol):
+    def run(
+        self,
+        on_started_leading: Callable[[threading.Event], None],
+        on_stopped_leading: Callable[[], None],
+        stop: threading.Event,
+    ) -> None: ...
+
+
+def run_elected(loops: Sequence[Loop], elector: Elector | None, stop: threading.Event) -> bool:
+    """Run every loop while this replica holds the Lease, until ``stop``; without an
+    elector (leader election off), run them at once. True when the Lease was lost: then
+    ``stop`` is set too, and every loop has returned, so nothing of ours still writes."""
+    lost = threading.Event()
+
+    def lead(leading: threading.Event) -> None:
+        log.info("became leader: starting reconcilers")
+        threads = [
+            threading.Thread(target=loop.run, args=(leading,), name=f"loop-{i}", daemon=True)
+            for i, loop in enumerate(loops)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def stopped_leading() -> None:
+        if not stop.is_set():
+            log.error("lost the leader lease: exiting")
+            lost.set()
+            stop.set()
+
+    if elector is None:
+        worker = threading.Thread(target=lead, args=(stop,), name="reconcilers", daemon=True)
+        worker.start()
+        stop.wait()
+        worker.join()
+    else:
+        elector.run(lead, stopped_leading, stop)
+    return lost.is_set()
 
 
 def _serve_metrics(bind: str) -> None:
@@ -51,30 +101,10 @@ def run_controller(settings: Settings) -> int:
     quota_usage = QuotaUsageWiring(api, settings, limiter)
     pull_secrets.start_informers(stop)
     quota_usage.start_informers(stop)
-    lost = threading.Event()
-
-    def lead(leading: threading.Event) -> None:
-        log.info("became leader: starting reconcilers")
-        quotas = threading.Thread(
-            target=quota_usage.run, args=(leading,), name="quota-usage", daemon=True
-        )
-        quotas.start()
-        pull_secrets.run(leading)
-        quotas.join()
-
-    def stopped_leading() -> None:
-        if not stop.is_set():
-            log.error("lost the leader lease: exiting")
-            lost.set()
-            stop.set()
-
+    elector = None
     if settings.leader_election:
         identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
         elector = LeaderElector(api, settings.namespace, LEASE_NAME, identity)
-        elector.run(lead, stopped_leading, stop)
-    else:
-        worker = threading.Thread(target=lead, args=(stop,), daemon=True)
-        worker.start()
-        stop.wait()
+    lost = run_elected([pull_secrets, quota_usage], elector, stop)
     log.info("controller stopped")
-    return 1 if lost.is_set() else 0
+    return 1 if lost else 0

@@ -48,6 +48,7 @@ class Runner:
         self._lock = threading.Lock()
         self.reconciled = 0
         self.failed = 0
+        self._threads: list[threading.Thread] = []
 
     def start(self, stop: threading.Event) -> list[threading.Thread]:
         threads = [
@@ -61,7 +62,14 @@ class Runner:
         )
         for thread in threads:
             thread.start()
+        self._threads.extend(threads)
         return threads
+
+    def join(self) -> None:
+        """Wait for the threads of ``start`` to exit (after ``stop``): each worker finishes
+        the key it holds, so a leader that lost its Lease is not writing once this returns."""
+        for thread in self._threads:
+            thread.join()
 
     def _work(self, stop: threading.Event) -> None:
         while not stop.is_set():

@@ -75,10 +75,12 @@ def typed_json_object(
         raise error(f"request body is empty: expected a {kind} in JSON")
     try:
         obj = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise error(f"request body is not valid JSON: {err}") from None
     except RecursionError:
         raise error("request body JSON is nested too deeply") from None
+    except ValueError as err:
+        # Not only JSONDecodeError and UnicodeDecodeError: an integer of more than 4,300
+        # digits raises a plain ValueError (CPython's int conversion limit).
+        raise error(f"request body is not valid JSON: {err}") from None
     if not isinstance(obj, dict):
         raise error(f"request body must be a JSON object: a {kind}")
     if obj.get("kind") != kind:

@@ -134,3 +134,4 @@ class PullSecretWiring:
         self.runner.start(stop)
         while not stop.wait(self._resync_seconds):
             self._enqueue_all(None)
+        self.runner.join()

@@ -77,3 +77,4 @@ class QuotaUsageWiring:
         self.runner.start(stop)
         while not stop.wait(min(self._resync_seconds, 60)):
             self._enqueue_all()
+        self.runner.join()

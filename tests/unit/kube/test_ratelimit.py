@@ -127,3 +127,32 @@ def test_concurrent_callers_share_exactly_the_burst() -> None:
 def test_invalid_settings_are_refused(qps: float, burst: int) -> None:
     with pytest.raises(ValueError):
         RateLimiter(qps, burst)
+
+
+@pytest.mark.parametrize("method", ["try_acquire", "acquire"])
+def test_no_two_callers_are_inside_the_bucket_at_once(method: str) -> None:
+    """The clock is read inside the critical section, so it can see who is in there: two
+    callers meeting at a barrier in it prove the lock is missing (without any race: with
+    the lock the second caller never reaches the clock while the first waits there)."""
+    inside = threading.Barrier(2, timeout=0.3)
+    met: list[bool] = []
+
+    def clock() -> float:
+        try:
+            inside.wait()
+            met.append(True)
+        except threading.BrokenBarrierError:
+            pass
+        return 50.0
+
+    bucket = RateLimiter(qps=1, burst=1, clock=clock, sleep=lambda seconds: None)
+    inside.reset()  # the constructor read the clock once, alone
+    results: list[bool | None] = []
+    take = getattr(bucket, method)
+    callers = [threading.Thread(target=lambda: results.append(take())) for _ in "ab"]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(timeout=10)
+    assert met == [], "two callers were in the bucket's critical section together"
+    assert len(results) == 2

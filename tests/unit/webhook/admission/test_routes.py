@@ -14,7 +14,7 @@ from webhook.admission.review import AdmissionRequest
 from webhook.admission.routes import admission_blueprint
 from webhook.app import create_app
 
-REVIEW = {
+REVIEW: dict[str, Any] = {
     "apiVersion": "admission.k8s.io/v1",
     "kind": "AdmissionReview",
     "request": {
@@ -90,3 +90,56 @@ def test_decisions_are_counted_by_endpoint_in_metrics(client: FlaskClient) -> No
     post(client, "/deny")
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'registry_admission_requests_total{decision="denied",endpoint="deny"}' in metrics
+
+
+MALFORMED: dict[str, tuple[bytes, str]] = {
+    "not JSON": (b"{nope", "application/json"),
+    "not UTF-8": (b'{"kind": "\xff"}', "application/json"),
+    "empty": (b"", "application/json"),
+    "wrong content type": (json.dumps(REVIEW).encode(), "text/plain"),
+    "an array": (b"[]", "application/json"),
+    "wrong kind": (json.dumps({**REVIEW, "kind": "Pod"}).encode(), "application/json"),
+    "wrong apiVersion": (
+        json.dumps({**REVIEW, "apiVersion": "admission.k8s.io/v1beta1"}).encode(),
+        "application/json",
+    ),
+    "no request": (
+        json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).encode(),
+        "application/json",
+    ),
+    "no uid": (
+        json.dumps({**REVIEW, "request": {**REVIEW["request"], "uid": None}}).encode(),
+        "application/json",
+    ),
+    "nested too deeply": (b"[" * 100_000 + b"]" * 100_000, "application/json"),
+    "an integer of 5,000 digits": (
+        b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "n": '
+        + b"9" * 5000
+        + b"}",
+        "application/json",
+    ),
+}
+
+
+@pytest.fixture
+def default_client() -> FlaskClient:
+    """The default body cap, so that big malformed bodies reach the parser."""
+    endpoints = [
+        AdmissionEndpoint("/deny", deny, mutating=False),
+        AdmissionEndpoint("/crash/mutate", boom, mutating=True, fail_open=True),
+    ]
+    return create_app([admission_blueprint(endpoints)]).test_client()
+
+
+@pytest.mark.parametrize("path", ["/deny", "/crash/mutate"])
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_malformed_review_is_a_json_400_naming_the_problem(
+    default_client: FlaskClient, path: str, case: str
+) -> None:
+    body, content_type = MALFORMED[case]
+    response = default_client.post(path, data=body, content_type=content_type)
+    assert response.status_code == 400, response.get_data(as_text=True)[:200]
+    error = response.get_json()
+    assert error["code"] == 400
+    assert error["error"]
+    assert "Traceback" not in error["error"]

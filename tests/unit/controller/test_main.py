@@ -1,0 +1,112 @@
+"""run_elected: the reconcilers run only while this replica holds the Lease."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from controller.main import run_elected
+
+DEADLINE = 10.0
+
+
+class FakeLoop:
+    """Counts as an API writer from ``run`` until it returns."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.may_return = threading.Event()  # held by a test to see who waits for us
+        self.may_return.set()
+        self.runs = 0
+        self.running = False
+        self.returned = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        self.runs += 1
+        self.running = True
+        self.started.set()
+        stop.wait()
+        self.may_return.wait(DEADLINE)
+        self.running = False
+        self.returned.set()
+
+
+class NeverGranted:
+    """Another replica holds the Lease for as long as we wait."""
+
+    def run(
+        self,
+        on_started_leading: Callable[[threading.Event], None],
+        on_stopped_leading: Callable[[], None],
+        stop: threading.Event,
+    ) -> None:
+        stop.wait()
+
+
+class GrantedThenLost:
+    """Grants the Lease, then loses it once every loop is running, as LeaderElector does:
+    ``lost`` is set, then ``on_stopped_leading`` is called."""
+
+    def __init__(self, loops: list[FakeLoop]) -> None:
+        self.loops = loops
+        self.running_at_stopped: list[bool] = []
+        self.term_ended_before_loops = False
+
+    def run(
+        self,
+        on_started_leading: Callable[[threading.Event], None],
+        on_stopped_leading: Callable[[], None],
+        stop: threading.Event,
+    ) -> None:
+        lost = threading.Event()
+        term = threading.Thread(target=on_started_leading, args=(lost,))
+        term.start()
+        assert all(loop.started.wait(DEADLINE) for loop in self.loops)
+        for loop in self.loops:
+            loop.may_return.clear()
+        lost.set()
+        term.join(timeout=0.3)  # a term that does not wait for its loops ends at once
+        self.term_ended_before_loops = not term.is_alive()
+        for loop in self.loops:
+            loop.may_return.set()
+        term.join(DEADLINE)
+        self.running_at_stopped = [loop.running for loop in self.loops]
+        on_stopped_leading()
+
+
+def test_without_the_lease_no_reconciler_runs() -> None:
+    loops = [FakeLoop(), FakeLoop()]
+    stop = threading.Event()
+    result: list[bool] = []
+    runner = threading.Thread(
+        target=lambda: result.append(run_elected(loops, NeverGranted(), stop))
+    )
+    runner.start()
+    stop.set()
+    runner.join(DEADLINE)
+    assert result == [False]
+    assert [loop.runs for loop in loops] == [0, 0]
+
+
+def test_losing_the_lease_stops_every_loop_before_reporting_it() -> None:
+    loops = [FakeLoop(), FakeLoop()]
+    elector = GrantedThenLost(loops)
+    stop = threading.Event()
+    assert run_elected(loops, elector, stop) is True
+    assert stop.is_set(), "a replica that lost the Lease exits"
+    assert [loop.runs for loop in loops] == [1, 1]
+    assert not elector.term_ended_before_loops, "the term ended while loops still ran"
+    assert elector.running_at_stopped == [False, False]
+
+
+def test_without_leader_election_every_loop_runs_until_stop() -> None:
+    loops = [FakeLoop(), FakeLoop()]
+    stop = threading.Event()
+    result: list[bool] = []
+    runner = threading.Thread(target=lambda: result.append(run_elected(loops, None, stop)))
+    runner.start()
+    assert all(loop.started.wait(DEADLINE) for loop in loops)
+    stop.set()
+    runner.join(DEADLINE)
+    assert result == [False]
+    assert all(loop.returned.is_set() for loop in loops)

@@ -1,0 +1,132 @@
+"""Runner: what each reconcile outcome does to the queue, and workers joined on stop."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+
+import pytest
+
+from kube.runner import Runner
+from kube.workqueue import WorkQueue
+
+DEADLINE = 10.0
+
+
+class Conflict(Exception):
+    pass
+
+
+class RecordingQueue:
+    """Hands out the given keys once, then sets ``stop``; records what the runner asks."""
+
+    def __init__(self, keys: list[str], stop: threading.Event) -> None:
+        self._keys = list(keys)
+        self._stop = stop
+        self._lock = threading.Lock()
+        self.calls: list[tuple[str, Hashable, float | None]] = []
+
+    def _note(self, call: str, key: Hashable, value: float | None = None) -> None:
+        with self._lock:
+            self.calls.append((call, key, value))
+
+    def get(self, timeout: float | None = None) -> Hashable | None:
+        with self._lock:
+            if self._keys:
+                return self._keys.pop(0)
+        self._stop.set()
+        return None
+
+    def done(self, key: Hashable) -> None:
+        self._note("done", key)
+
+    def forget(self, key: Hashable) -> None:
+        self._note("forget", key)
+
+    def add_after(self, key: Hashable, delay: float) -> None:
+        self._note("add_after", key, delay)
+
+    def add_rate_limited(self, key: Hashable) -> None:
+        self._note("add_rate_limited", key)
+
+    def num_requeues(self, key: Hashable) -> int:
+        return 0
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def run_once(reconcile: Callable[[str], float | None]) -> RecordingQueue:
+    stop = threading.Event()
+    queue = RecordingQueue(["ns/a"], stop)
+    runner = Runner("test", queue, reconcile, workers=1, retryable=(Conflict,), progress_every=3600)
+    runner.start(stop)
+    assert stop.wait(DEADLINE)
+    runner.join()
+    return queue
+
+
+@pytest.mark.parametrize(("returned", "delay"), [(7.5, 7.5), (0.0, 0.0), (-3.0, 0.0)])
+def test_the_requeue_delay_a_reconcile_returns_is_scheduled(returned: float, delay: float) -> None:
+    queue = run_once(lambda key: returned)
+    assert queue.calls == [
+        ("forget", "ns/a", None),
+        ("add_after", "ns/a", delay),
+        ("done", "ns/a", None),
+    ]
+
+
+def test_no_delay_means_no_requeue() -> None:
+    queue = run_once(lambda key: None)
+    assert queue.calls == [("forget", "ns/a", None), ("done", "ns/a", None)]
+
+
+def test_a_retryable_error_backs_off_without_counting_as_a_failure() -> None:
+    def conflict(key: str) -> float | None:
+        raise Conflict("changed meanwhile")
+
+    queue = run_once(conflict)
+    assert queue.calls == [("add_rate_limited", "ns/a", None), ("done", "ns/a", None)]
+
+
+def test_a_failure_backs_off_and_is_counted() -> None:
+    def broken(key: str) -> float | None:
+        raise RuntimeError("boom")
+
+    stop = threading.Event()
+    queue = RecordingQueue(["ns/a"], stop)
+    runner = Runner("test", queue, broken, workers=1, progress_every=3600)
+    runner.start(stop)
+    assert stop.wait(DEADLINE)
+    runner.join()
+    assert queue.calls == [("add_rate_limited", "ns/a", None), ("done", "ns/a", None)]
+    assert (runner.reconciled, runner.failed) == (0, 1)
+
+
+def test_join_returns_only_after_the_key_in_hand_is_finished() -> None:
+    """A leader that lost its Lease must not be writing once its loop has returned."""
+    entered, release = threading.Event(), threading.Event()
+    finished: list[str] = []
+
+    def slow(key: str) -> float | None:
+        entered.set()
+        release.wait(DEADLINE)
+        finished.append(key)
+        return None
+
+    queue = WorkQueue()
+    queue.add("ns/a")
+    stop = threading.Event()
+    runner = Runner("test", queue, slow, workers=2, progress_every=3600)
+    runner.start(stop)
+    assert entered.wait(DEADLINE)
+    stop.set()
+    joined = threading.Thread(target=runner.join)
+    joined.start()
+    joined.join(timeout=0.3)  # a join that does not wait returns at once
+    still_waiting = joined.is_alive()
+    release.set()
+    joined.join(DEADLINE)
+    assert still_waiting, "join returned while a worker still held its key"
+    assert finished == ["ns/a"]
+    assert not joined.is_alive()
