@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 from flask import Flask
 from kubernetes import client
 
 from kube.client import api_client
-from kube.events import EventRecorder
+from kube.events import EventRecorder, Recorder
 from kube.resourcequotas import ResourceQuotaClient
 from kube.settings import Settings
 from webhook import devcerts, registration
@@ -20,16 +22,52 @@ from webhook.admission.endpoints import (
     VALIDATE_POLICIES,
     AdmissionEndpoint,
 )
+from webhook.admission.imagestreams import PolicyReads, QuotaCharges
 from webhook.admission.routes import admission_blueprint
 from webhook.app import create_app
 from webhook.caches import WebhookCaches
 from webhook.pushreview.auth import Authenticator, Authorizer
-from webhook.pushreview.judge import PushJudge
-from webhook.pushreview.routes import pushreview_blueprint
+from webhook.pushreview.judge import PushJudge, PushReads
+from webhook.pushreview.routes import PushAuthorizer, TokenAuthenticator, pushreview_blueprint
 from webhook.quotacharge import REQUEST_TIMEOUT, QuotaCharger
 from webhook.tlsserver import WebhookServer
 
 log = logging.getLogger(__name__)
+
+
+class ServingCaches(PolicyReads, PushReads, Protocol):
+    """Everything the handlers read, from the watch caches (``WebhookCaches``)."""
+
+    def namespace_labels(self, name: str) -> Mapping[str, str] | None: ...
+
+
+def assemble_app(
+    caches: ServingCaches,
+    quota: QuotaCharges,
+    authenticator: TokenAuthenticator,
+    authorizer: PushAuthorizer,
+    recorder: Recorder,
+    excluded_namespaces: frozenset[str],
+) -> Flask:
+    """The endpoints, handlers and Blueprints, given their I/O (so tests can pass fakes)."""
+    endpoints = [
+        AdmissionEndpoint(
+            MUTATE_SERVICEACCOUNTS,
+            serviceaccounts.ServiceAccountMutator(caches.namespace_labels, excluded_namespaces),
+            mutating=True,
+            fail_open=True,
+        ),
+        AdmissionEndpoint(
+            VALIDATE_IMAGESTREAMS,
+            imagestreams.ImageStreamValidator(caches, quota),
+            mutating=False,
+        ),
+        AdmissionEndpoint(VALIDATE_POLICIES, policies.validate, mutating=False),
+    ]
+    push_reviews = pushreview_blueprint(
+        PushJudge(caches, quota), authenticator, authorizer, recorder, caches.not_ready
+    )
+    return create_app([admission_blueprint(endpoints), push_reviews], readiness=[caches.not_ready])
 
 
 def build_app(settings: Settings) -> Flask:
@@ -37,26 +75,14 @@ def build_app(settings: Settings) -> Flask:
     api = api_client(settings.kubeconfig)
     caches = WebhookCaches(api)
     caches.start()
-    charger = QuotaCharger(ResourceQuotaClient(api, timeout=REQUEST_TIMEOUT), caches.quotas_in)
-    validate_imagestreams = imagestreams.ImageStreamValidator(caches, charger)
-    mutate_serviceaccounts = serviceaccounts.ServiceAccountMutator(
-        caches.namespace_labels, frozenset(settings.never_touched_namespaces)
-    )
-    endpoints = [
-        AdmissionEndpoint(
-            MUTATE_SERVICEACCOUNTS, mutate_serviceaccounts, mutating=True, fail_open=True
-        ),
-        AdmissionEndpoint(VALIDATE_IMAGESTREAMS, validate_imagestreams, mutating=False),
-        AdmissionEndpoint(VALIDATE_POLICIES, policies.validate, mutating=False),
-    ]
-    push_reviews = pushreview_blueprint(
-        PushJudge(caches, charger),
+    return assemble_app(
+        caches,
+        QuotaCharger(ResourceQuotaClient(api, timeout=REQUEST_TIMEOUT), caches.quotas_in),
         Authenticator(client.AuthenticationV1Api(api)),
         Authorizer(client.AuthorizationV1Api(api)),
         EventRecorder(api, interval=60.0),
-        caches.not_ready,
+        frozenset(settings.never_touched_namespaces),
     )
-    return create_app([admission_blueprint(endpoints), push_reviews], readiness=[caches.not_ready])
 
 
 def _serving_files(settings: Settings) -> tuple[Path, Path, Path | None]:
