@@ -163,20 +163,19 @@ def test_the_default_serviceaccount_of_a_new_namespace_gets_a_secret(
     assert pull_secret_names(cluster, namespace, "default") == ["default-dockercfg"]
 
 
-def test_dry_run_shows_the_patch_and_creates_nothing(cluster: ClusterEnv, namespace: str) -> None:
-    out = cluster.kubectl(
-        "create", "serviceaccount", "ghost", "-n", namespace, "--dry-run=server", "-o", "yaml"
-    ).stdout
-    assert "ghost-dockercfg" in out
-    assert REF in out
-    # A real SA created afterwards gets its secret; by then the dry run would have left
-    # its traces, if it had any.
-    cluster.kubectl("create", "serviceaccount", "real", "-n", namespace)
-    wait_secret(cluster, namespace, "real")
-    assert read(cluster, "secret", "ghost-dockercfg", namespace) is None
-    assert read(cluster, "serviceaccount", "ghost", namespace) is None
-    events = cluster.kubectl_json("get", "events", "-n", namespace)["items"]
-    assert not [e for e in events if e["involvedObject"].get("name") == "ghost"]
+def test_dry_run_shows_our_patch(cluster: ClusterEnv, namespace: str) -> None:
+    """A dry-run create goes through our mutating webhook like a real one.
+
+    That it stores nothing is the API server's part: the mutating handler has no write
+    path (Secrets are the reconciler's, for stored ServiceAccounts only), so a "nothing
+    was created" check here could not fail because of us. Our own side effect under
+    dry-run, the quota charge, is tested in test_quota.
+    """
+    out = cluster.kubectl_json(
+        "create", "serviceaccount", "ghost", "-n", namespace, "--dry-run=server"
+    )
+    assert out["imagePullSecrets"] == [{"name": "ghost-dockercfg"}]
+    assert out["metadata"]["annotations"][REF] == "ghost-dockercfg"
 
 
 def test_reapplying_a_manifest_keeps_exactly_one_managed_entry_and_user_entries_in_order(

@@ -1,6 +1,7 @@
 import base64
 import contextlib
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -202,3 +203,52 @@ def test_internal_hostnames_include_the_cluster_local_form() -> None:
         "reg.sys.svc.cluster.local:5000",
     )
     assert internal_hostnames("registry.example.com") == ("registry.example.com",)
+
+
+CORRUPTIONS: dict[str, Any] = {
+    "another username": lambda doc, host: doc["auths"][host].update(username="admin"),
+    "no auth field": lambda doc, host: doc["auths"][host].pop("auth"),
+    "auth of another password": lambda doc, host: doc["auths"][host].update(
+        auth=base64.b64encode(b"serviceaccount:other").decode()
+    ),
+    "empty password": lambda doc, host: doc["auths"][host].update(password="", auth=""),
+    "password not a string": lambda doc, host: doc["auths"][host].update(password=7),
+    "entry not an object": lambda doc, host: doc["auths"].update({host: "token"}),
+    "blank hostname": lambda doc, host: doc["auths"].update({" ": doc["auths"][host]}),
+    "two tokens": lambda doc, host: doc["auths"].update(
+        {
+            "other.example.com": {
+                "username": "serviceaccount",
+                "password": "t2",
+                "auth": base64.b64encode(b"serviceaccount:t2").decode(),
+            }
+        }
+    ),
+    "no auths": lambda doc, host: doc.pop("auths"),
+    "auths empty": lambda doc, host: doc.update(auths={}),
+    "auths a list": lambda doc, host: doc.update(auths=[doc["auths"]]),
+}
+
+
+@given(
+    hostnames_st,
+    token_st,
+    st.sampled_from([None, *sorted(CORRUPTIONS)]),
+    st.data(),
+)
+def test_property_a_valid_payload_with_one_wrong_part_is_refused(
+    hosts: list[str], token: str, corruption: str | None, data: st.DataObject
+) -> None:
+    """Built payloads parse back; each kind of damage to one part is refused, and only that."""
+    doc = json.loads(build_dockerconfigjson(hosts, token))
+    if corruption is not None:
+        host = data.draw(st.sampled_from(sorted(doc["auths"])), label="host")
+        CORRUPTIONS[corruption](doc, host)
+    payload = json.dumps(doc).encode()
+    if corruption is None:
+        assert parse_dockerconfigjson(payload) == DockerConfig(
+            tuple(sorted({h.strip() for h in hosts})), token
+        )
+    else:
+        with pytest.raises(DockerConfigError):
+            parse_dockerconfigjson(payload)

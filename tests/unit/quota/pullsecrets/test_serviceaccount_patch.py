@@ -392,8 +392,24 @@ def test_remove_touches_only_what_is_ours(sa: dict[str, Any]) -> None:
 
 
 @given(service_accounts(), st.text(min_size=1, max_size=5))
-def test_guarded_patch_applies_to_the_object_it_was_built_from(sa: dict[str, Any], rv: str) -> None:
-    if isinstance(sa.get("metadata"), dict):
+def test_a_guarded_patch_does_what_the_plain_one_does_and_only_on_that_version(
+    sa: dict[str, Any], rv: str
+) -> None:
+    versioned = isinstance(sa.get("metadata"), dict)
+    if versioned:
         sa["metadata"]["resourceVersion"] = rv
     for build in (add_pull_secret_patch, remove_pull_secret_patch):
-        jsonpatch.apply_patch(sa, guard_resource_version(build(sa, GENERATED_SECRET), sa))
+        ops = build(sa, GENERATED_SECRET)
+        guarded = guard_resource_version(ops, sa)
+        assert jsonpatch.apply_patch(sa, guarded) == jsonpatch.apply_patch(sa, ops)
+        if not ops or not versioned:
+            assert guarded == ops
+            continue
+        assert guarded == [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+            *ops,
+        ]
+        newer = copy.deepcopy(sa)
+        newer["metadata"]["resourceVersion"] = rv + "1"
+        with pytest.raises(jsonpatch.JsonPatchTestFailed):
+            jsonpatch.apply_patch(newer, guarded)
