@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import Any
+from typing import Any, Final
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -88,6 +88,16 @@ def _rule(group: str, resources: list[str]) -> dict[str, Any]:
     }
 
 
+TIMEOUT_SECONDS: Final = {
+    # The API server waits this long for an answer, then applies the failure policy.
+    # A ServiceAccount write is cheap and fails open; a policy check is pure.
+    MUTATE_SERVICEACCOUNTS: 5,
+    # An ImageStream create may charge quota: live reads and conflict retries.
+    VALIDATE_IMAGESTREAMS: 10,
+    VALIDATE_POLICIES: 5,
+}
+
+
 def desired_configurations(
     *,
     name: str,
@@ -129,7 +139,7 @@ def desired_configurations(
                 # The reconciler heals whatever an outage lets through.
                 "failurePolicy": "Ignore",
                 "reinvocationPolicy": "IfNeeded",
-                "timeoutSeconds": 5,
+                "timeoutSeconds": TIMEOUT_SECONDS[MUTATE_SERVICEACCOUNTS],
                 **common,
             }
         ],
@@ -144,7 +154,7 @@ def desired_configurations(
                 "clientConfig": cc(VALIDATE_IMAGESTREAMS),
                 "rules": [_rule("image.alauda.io", ["imagestreams", "imagestreams/status"])],
                 "failurePolicy": "Fail",
-                "timeoutSeconds": 10,
+                "timeoutSeconds": TIMEOUT_SECONDS[VALIDATE_IMAGESTREAMS],
                 **common,
             },
             {
@@ -152,7 +162,7 @@ def desired_configurations(
                 "clientConfig": cc(VALIDATE_POLICIES),
                 "rules": [_rule("", ["limitranges", "resourcequotas"])],
                 "failurePolicy": "Fail",
-                "timeoutSeconds": 5,
+                "timeoutSeconds": TIMEOUT_SECONDS[VALIDATE_POLICIES],
                 "matchConditions": [
                     {"name": "names-alauda-io-resources", "expression": POLICY_MATCH_EXPRESSION}
                 ],

@@ -11,8 +11,42 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import _DEFER as DEFER
+from gunicorn.workers.gthread import ThreadWorker
 
 log = logging.getLogger(__name__)
+
+
+REQUEST_WAIT_SECONDS = 5.0
+"""How long a worker thread waits, after a connection's TLS handshake, for the request
+to start; then the connection goes back to the poller and costs no thread (gunicorn's
+own wait before the handshake is as long)."""
+
+
+class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
+    """gthread, except that a TLS connection that says nothing after its handshake is
+    handed back to the poller instead of holding a thread until the client goes away.
+
+    gunicorn waits for the first bytes before giving a new connection a thread, but over
+    TLS those are the ClientHello: after the handshake, reading the request blocks with
+    no limit, so idle connections (a client's spare pool, a scanner) starve the server.
+    """
+
+    def handle(self, conn: Any) -> Any:
+        if self.cfg.is_ssl and not conn.initialized and not conn.data_ready:
+            if not conn.wait_for_data(REQUEST_WAIT_SECONDS):
+                return DEFER
+            conn.sock.setblocking(True)
+            try:
+                conn.init()  # the TLS handshake
+            except (ssl.SSLError, OSError) as err:
+                log.debug("TLS handshake failed: %s", err)
+                conn.sock.close()
+                return False
+            conn.data_ready = False
+            if not conn.sock.pending() and not conn.wait_for_data(REQUEST_WAIT_SECONDS):
+                return DEFER
+        return super().handle(conn)
 
 
 def tls_context(config: Any, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
@@ -42,7 +76,7 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
             "certfile": cert_file,
             "keyfile": key_file,
             "ssl_context": tls_context,
-            "worker_class": "gthread",
+            "worker_class": HandshakeThenDeferWorker,
             "workers": workers,
             "threads": threads,
             "keepalive": 30,

@@ -9,10 +9,15 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import pytest
 
+from kube.settings import Settings
 from tests.integration.support import ClusterEnv
+from webhook.admission.endpoints import VALIDATE_IMAGESTREAMS
+from webhook.registration import TIMEOUT_SECONDS
 
 pytestmark = pytest.mark.local_only
 
@@ -130,19 +135,35 @@ def test_server_speaks_tls_1_2_and_up_only(cluster: ClusterEnv) -> None:
         _tls_version(cluster, ssl.TLSVersion.TLSv1_1)
 
 
-def test_idle_tls_connections_do_not_starve_requests(cluster: ClusterEnv) -> None:
+def test_more_idle_connections_than_threads_do_not_starve_a_review(
+    cluster: ClusterEnv,
+) -> None:
     """The API server keeps spare connections open (up to 25 idle per host); each one that
-    says nothing after its handshake holds a gthread thread, so they must not exhaust them."""
+    says nothing after its handshake holds a gthread thread until gunicorn hands it back
+    to its poller. Even with more of them than the server has threads, a review must be
+    answered within the webhook's timeout, or the API server applies the failure policy."""
     assert cluster.stack is not None
+    threads = Settings().threads  # the stack runs serve with the default
     context = ssl.create_default_context(cafile=str(cluster.stack.certs_dir / "ca.crt"))
-    idle = []
-    try:
-        for _ in range(30):
-            raw = socket.create_connection(("127.0.0.1", cluster.stack.webhook_port), timeout=5)
-            idle.append(context.wrap_socket(raw, server_hostname="127.0.0.1"))
-        result = cluster.server_request("POST", "/validate/imagestreams", _review(), JSON)
-        assert result.status == 200
-        assert result.json()["response"]["allowed"] is True
-    finally:
-        for conn in idle:
-            conn.close()
+    address = ("127.0.0.1", cluster.stack.webhook_port)
+    opened: list[ssl.SSLSocket] = []
+
+    def open_idle() -> None:
+        raw = socket.create_connection(address, timeout=60)
+        opened.append(context.wrap_socket(raw, server_hostname="127.0.0.1"))
+
+    with ThreadPoolExecutor(max_workers=threads + 10) as pool:
+        handshakes = [pool.submit(open_idle) for _ in range(threads + 10)]
+        try:
+            # Every thread holds an idle connection now; the other ten wait for one.
+            cluster.wait(lambda: len(opened) >= threads, timeout=60, what="idle handshakes")
+            started = time.monotonic()
+            result = cluster.server_request("POST", VALIDATE_IMAGESTREAMS, _review(), JSON)
+            elapsed = time.monotonic() - started
+            assert result.status == 200
+            assert result.json()["response"]["allowed"] is True
+            assert elapsed < TIMEOUT_SECONDS[VALIDATE_IMAGESTREAMS], elapsed
+        finally:
+            wait(handshakes, timeout=60)
+            for conn in opened:
+                conn.close()
