@@ -1,5 +1,7 @@
 """Kubernetes-shaped field errors."""
 
+from decimal import Decimal
+
 import pytest
 
 from quota.fielderrors import ErrorType, FieldError, Problem, format_bad_value, unsupported
@@ -65,3 +67,7 @@ def test_format_bad_value_is_total_on_circular_values() -> None:
 def test_problem_names_its_object() -> None:
     problem = Problem("LimitRange", "lr", FieldError("spec.limits", ErrorType.REQUIRED))
     assert str(problem) == 'LimitRange "lr": spec.limits: Required value'
+
+
+def test_a_value_json_cannot_encode_is_printed_as_text() -> None:
+    assert format_bad_value({"max": Decimal("1.5")}) == '{"max":"1.5"}'

@@ -285,3 +285,15 @@ def test_stream_write_lets_an_over_limit_stream_shrink() -> None:
     new = history("sha256:a", "sha256:b")
     assert check_stream_write("app", old, new, {}, limits(images=1)).allowed
     assert not check_stream_write("app", None, new, {}, limits(images=1)).allowed
+
+
+def test_counts_print_as_counts_even_at_binary_round_numbers() -> None:
+    """A count of 1024 is '1024', never '1Ki' (only storage is a binary quantity)."""
+    verdict = check_stream_limits("app", None, StreamCounts(1025, 0), limits(tags=1024))
+    assert "(1025 > 1024)" in verdict.message
+
+
+def test_a_push_too_large_names_the_repository() -> None:
+    big = Manifest(Descriptor("sha256:c", 10), (Descriptor("sha256:l", 5000),))
+    verdict = check_push_limits("shop", None, "v1", "sha256:9", big, limits(storage="1k"))
+    assert verdict.message.startswith('ImageStream "shop" is forbidden: requested usage of storage')

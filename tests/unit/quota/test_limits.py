@@ -277,3 +277,31 @@ def _as_int(quantity: str) -> int:
     if quantity.endswith("k"):
         return int(quantity[:-1]) * 1000
     return int(quantity)
+
+
+# --- a broken entry never hides the entries after it -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "not an item",
+        {"type": "alauda.io/Unknown", "max": {"storage": "1"}},
+        {"type": "alauda.io/ImageStream"},  # no max
+        {"type": "alauda.io/ImageStream", "max": "3"},
+        {"type": "alauda.io/ImageStream", "max": {"storage": "1"}},  # not for this type
+        {"type": "alauda.io/ImageStream", "max": {"alauda.io/image-tags": "many"}},
+    ],
+)
+def test_a_broken_entry_does_not_hide_the_next_one(broken: Any) -> None:
+    limits = effective_limits([limit_range("lr", broken, tags("3"), images("4"))])
+    assert limits.get(STREAM_TAGS) == Limit(Decimal(3), "lr")
+    assert limits.get(STREAM_IMAGES) == Limit(Decimal(4), "lr")
+
+
+def test_a_broken_value_does_not_hide_the_next_resource_of_the_item() -> None:
+    item = stream_item(**{"alauda.io/image-tags": "-1", "alauda.io/images": "4"})
+    limits = effective_limits([limit_range("lr", item)])
+    assert limits.get(STREAM_TAGS) is None
+    assert limits.get(STREAM_IMAGES) == Limit(Decimal(4), "lr")
+    assert len(limits.problems) == 1

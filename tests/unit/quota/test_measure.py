@@ -379,3 +379,33 @@ def test_push_adds_at_most_one_tag_and_one_image(
 )
 def test_recorded_image_size(image: Any, size: int | None) -> None:
     assert recorded_image_size(image) == size
+
+
+def test_an_empty_layer_list_falls_back_to_the_metadata_size() -> None:
+    image = {"dockerImageLayers": [], "dockerImageMetadata": {"size": 42}}
+    assert recorded_image_size(image) == 42
+
+
+def test_empty_blobs_count_as_zero_bytes_not_as_unknown() -> None:
+    image = {
+        "dockerImageLayers": [{"name": "sha256:a", "size": 0}, {"name": "sha256:b", "size": 7}],
+        "dockerImageConfig": {"digest": "sha256:c", "size": 0},
+    }
+    assert recorded_image_size(image) == 7
+    assert recorded_image_size({"dockerImageMetadata": {"size": 0}}) == 0
+
+
+def test_a_config_without_a_size_is_left_out() -> None:
+    image = {
+        "dockerImageLayers": [{"name": "sha256:a", "size": 5}],
+        "dockerImageConfig": {"digest": "sha256:c"},
+    }
+    assert recorded_image_size(image) == 5
+
+
+def test_a_pushed_empty_blob_is_accepted() -> None:
+    spec = {
+        "config": {"digest": "sha256:c", "size": 0},
+        "layers": [{"digest": "sha256:a", "size": 0}],
+    }
+    assert manifest_from_dict(spec).size == 0

@@ -381,3 +381,66 @@ def test_evaluation_problems_match_validation_errors_on_max(
     }
     evaluated = {str(problem.error) for problem in effective_limits([obj]).problems}
     assert evaluated == validated
+
+
+# --- every entry is judged, whatever comes before it ------------------------------------
+
+
+def test_an_alauda_item_after_a_non_object_is_still_seen() -> None:
+    obj = lr("junk", {"type": STREAM, "max": {"alauda.io/image-tags": "3"}})
+    assert names_alauda(obj, "LimitRange")
+
+
+def test_errors_after_a_bad_value_and_an_unknown_resource_are_all_reported() -> None:
+    item = {"type": STREAM, "max": {"alauda.io/images": "-1", "storage": "1"}, "min": "3"}
+    paths = [error.path for error in validate_limit_range(lr(item))]
+    assert paths == [
+        "spec.limits[0].max[alauda.io/images]",
+        "spec.limits[0].max[storage]",
+        "spec.limits[0].min",
+    ]
+
+
+def test_a_valid_item_after_a_non_object_is_still_validated() -> None:
+    bad = {"type": STREAM, "max": {"alauda.io/images": "-1"}}
+    assert [e.path for e in validate_limit_range(lr("junk", bad))] == [
+        "spec.limits[1].max[alauda.io/images]"
+    ]
+
+
+def test_quota_entries_after_native_and_unknown_ones_are_still_validated() -> None:
+    hard = {"pods": "1", "alauda.io/images": "1", "alauda.io/imagestreams": "-1"}
+    paths = [e.path for e in validate_resource_quota(quota(hard))]
+    assert paths == ["spec.hard[alauda.io/images]", "spec.hard[alauda.io/imagestreams]"]
+
+
+def test_min_without_max_is_fine() -> None:
+    assert validate_limit_range(lr({"type": STREAM, "min": {"alauda.io/images": "2"}})) == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "path"),
+    [
+        ({"scopes": ["BestEffort"]}, "spec.scopes"),
+        (
+            {"scopes": [], "scopeSelector": {"matchExpressions": [{"scopeName": "x"}]}},
+            "spec.scopeSelector",
+        ),
+    ],
+)
+def test_a_scoped_quota_names_the_field_that_scopes_it(spec: dict[str, Any], path: str) -> None:
+    errors = validate_resource_quota(quota({"alauda.io/imagestreams": "1"}, **spec))
+    assert [error.path for error in errors] == [path]
+
+
+def test_invalid_message_needs_an_error() -> None:
+    with pytest.raises(ValueError, match="at least one error"):
+        invalid_message("LimitRange", "x", [])
+
+
+def test_a_max_that_is_not_a_map_does_not_hide_errors_in_min() -> None:
+    item = {"type": STREAM, "max": "3", "min": {"alauda.io/images": "-1"}}
+    assert [e.path for e in validate_limit_range(lr(item))] == [
+        "spec.limits[0].max",
+        "spec.limits[0].min[alauda.io/images]",
+    ]

@@ -200,3 +200,19 @@ def test_format_bytes_round_trips_and_uses_the_largest_suffix(size: int) -> None
 )
 def test_format_count_prints_plain_integers(value: int | Decimal, expected: str) -> None:
     assert format_count(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "integer", "detail"),
+    [("-1", False, "must be greater than or equal to 0"), ("1.5", True, "must be an integer")],
+)
+def test_a_refused_limit_value_carries_the_raw_value(raw: str, integer: bool, detail: str) -> None:
+    with pytest.raises(InvalidQuantity) as raised:
+        parse_limit_value(raw, integer=integer)
+    assert (raw, detail) == (raised.value.value, raised.value.detail)
+    assert repr(raw) in str(raised.value)
+
+
+def test_tiny_fractions_print_as_plain_decimals_not_exponents() -> None:
+    assert format_count(Decimal("1E-7")) == "0.0000001"
+    assert format_bytes(Decimal("1E-7")) == "0.0000001"

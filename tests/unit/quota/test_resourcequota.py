@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quota.decision import Decision
+from quota.fielderrors import ErrorType
 from quota.resourcequota import (
     ChargePlan,
     QuotaCharge,
@@ -285,3 +286,31 @@ def test_sequential_charges_admit_exactly_the_room(
     for (hard, used), quota in zip(quotas, cluster, strict=True):
         assert quota["status"]["used"][R] == str(used + admitted)
         assert used + admitted <= max(hard, used)
+
+
+def test_problems_carry_the_error_type_the_bad_value_and_why() -> None:
+    broken = rq("broken", hard="-1", used="0")
+    bad_used = rq("q", hard="2")
+    bad_used["status"] = {"used": {R: "-2"}}
+    plan = plan_create([broken, bad_used])
+    hard_error, used_error = (problem.error for problem in plan.problems)
+    assert (hard_error.type, hard_error.value, hard_error.detail) == (
+        ErrorType.INVALID,
+        "-1",
+        "must be greater than or equal to 0",
+    )
+    assert (used_error.type, used_error.value, used_error.detail) == (
+        ErrorType.INVALID,
+        "-2",
+        "must be greater than or equal to 0; counted as 0",
+    )
+
+
+def test_one_imagestream_is_charged_unless_told_otherwise() -> None:
+    charge, _ = quota_charge(rq(hard="5", used="3"))
+    assert charge is not None and charge.requested == 1 and charge.new_used == "4"
+
+
+def test_a_fractional_used_that_equals_the_count_needs_no_write() -> None:
+    assert used_update(rq(hard="5", used="5000m"), 5) is None
+    assert used_update(rq(hard="5", used="4500m"), 5) == "5"

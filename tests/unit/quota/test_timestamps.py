@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 import pytest
 from hypothesis import given
@@ -94,3 +96,43 @@ def test_parse_rfc3339_rejects_missing_malformed_and_naive_micro_times(text: obj
 @pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
 def test_parse_rfc3339_refuses_instants_outside_the_utc_range(text: str) -> None:
     assert parse_rfc3339(text) is None
+
+
+class NoOffset(tzinfo):
+    """A timezone object that knows no offset: as naive as no timezone at all."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        return None
+
+
+@pytest.mark.parametrize("value", [datetime(2026, 1, 1), datetime(2026, 1, 1, tzinfo=NoOffset())])
+def test_naive_times_are_refused_by_name(value: datetime) -> None:
+    with pytest.raises(ValueError, match=r"^value must be timezone-aware"):
+        format_rfc3339(value)
+    with pytest.raises(ValueError, match=r"^value must be timezone-aware"):
+        format_micro_time(value)
+
+
+@pytest.fixture
+def local_time_is_tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A machine whose local time is not UTC: conversions must name UTC explicitly."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("local_time_is_tokyo")
+def test_times_are_written_and_read_in_utc_whatever_the_local_zone() -> None:
+    berlin = datetime(2026, 1, 1, 13, 0, tzinfo=timezone(timedelta(hours=1)))
+    assert format_rfc3339(berlin) == "2026-01-01T12:00:00Z"
+    assert format_micro_time(berlin) == "2026-01-01T12:00:00.000000Z"
+    parsed = parse_rfc3339("2026-01-01T13:00:00+01:00")
+    assert parsed is not None and parsed.tzinfo is UTC

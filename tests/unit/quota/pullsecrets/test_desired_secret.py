@@ -116,13 +116,13 @@ def test_service_account_identity_is_required(missing: str) -> None:
 def test_service_account_ref_rejects_bad_metadata() -> None:
     assert ServiceAccountRef.of(make_sa()) == ServiceAccountRef("team-a", "builder", "uid-1")
     for bad in ({}, {"metadata": None}, {"metadata": {"name": "", "namespace": "n", "uid": "u"}}):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"needs metadata\.namespace, name and uid"):
             ServiceAccountRef.of(bad)
 
 
 def test_token_grant_validation_and_repr() -> None:
     assert TOKEN not in repr(GRANT)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^token must not be empty$"):
         TokenGrant("", T0, T0 + timedelta(hours=1))
     with pytest.raises(ValueError):
         TokenGrant(TOKEN, T0, T0)

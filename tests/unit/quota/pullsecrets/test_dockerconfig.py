@@ -108,12 +108,63 @@ GARBAGE = {
 }
 
 
-@pytest.mark.parametrize("payload", GARBAGE.values(), ids=GARBAGE.keys())
-def test_parse_rejects_garbage_with_specific_error(payload: bytes) -> None:
+NOT_JSON = "payload is not UTF-8 JSON"
+NO_AUTHS = "payload has no auths entries"
+GARBAGE_ERRORS = {
+    "not utf-8": NOT_JSON,
+    "not json": NOT_JSON,
+    "empty": NOT_JSON,
+    "json list": NO_AUTHS,
+    "json null": NO_AUTHS,
+    "no auths": NO_AUTHS,
+    "auths null": NO_AUTHS,
+    "auths list": NO_AUTHS,
+    "auths empty": NO_AUTHS,
+    "deep nesting": NOT_JSON,
+    "entry not object": "auths entry is not for the serviceaccount user",
+    "empty hostname": "auths has an empty hostname",
+    "other username": "auths entry is not for the serviceaccount user",
+    "no password": "auths entry has no password",
+    "password not str": "auths entry has no password",
+    "auth missing": "auths entry has an inconsistent auth field",
+    "auth mismatch": "auths entry has an inconsistent auth field",
+    "tokens differ": "auths entries carry different tokens",
+}
+
+
+@pytest.mark.parametrize("case", sorted(GARBAGE))
+def test_parse_rejects_garbage_with_specific_error(case: str) -> None:
     with pytest.raises(DockerConfigError) as info:
-        parse_dockerconfigjson(payload)
+        parse_dockerconfigjson(GARBAGE[case])
+    assert str(info.value) == GARBAGE_ERRORS[case]
     assert TOKEN not in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+def test_a_text_payload_is_read_like_bytes() -> None:
+    payload = build_dockerconfigjson(["h"], TOKEN)
+    assert parse_dockerconfigjson(payload.decode()) == parse_dockerconfigjson(payload)
+
+
+@pytest.mark.parametrize(
+    ("hosts", "token", "error"),
+    [
+        ([], TOKEN, "at least one registry hostname is required"),
+        (["h"], "", "token must not be empty"),
+    ],
+)
+def test_build_refuses_what_no_registry_could_use(hosts: list[str], token: str, error: str) -> None:
+    with pytest.raises(ValueError, match=f"^{error}$"):
+        build_dockerconfigjson(hosts, token)
+
+
+@pytest.mark.parametrize("value", ["!!!!", "YWJj!", "YWJ"])
+def test_secret_values_must_be_strict_base64(value: str) -> None:
+    assert decode_secret_value(value) is None
+
+
+def test_a_service_address_without_a_port_gets_its_cluster_local_form() -> None:
+    assert internal_hostnames("reg.sys.svc") == ("reg.sys.svc", "reg.sys.svc.cluster.local")
 
 
 def test_decode_secret_value() -> None:

@@ -74,8 +74,15 @@ def test_deterministic_and_distinct_for_long_names_sharing_a_prefix() -> None:
 
 
 def test_empty_name_is_rejected() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^ServiceAccount name must not be empty$"):
         secret_name_for("")
+
+
+def test_a_long_name_of_separators_only_still_gives_a_valid_name() -> None:
+    """Not a valid ServiceAccount name, but the rule stays total: no leading '-'."""
+    name = secret_name_for("-" * 300)
+    assert name[0].isalnum()
+    assert name.endswith("-dockercfg") and len(name) <= MAX_NAME_LENGTH
 
 
 @pytest.mark.parametrize("length", range(1, 254))
@@ -105,3 +112,8 @@ def test_property_result_is_valid_dns_subdomain(sa: str) -> None:
 def test_property_distinct_sa_names_give_distinct_secret_names(a: str, b: str) -> None:
     if a != b:
         assert secret_name_for(a) != secret_name_for(b)
+
+
+def test_truncation_trims_separators_and_nothing_else() -> None:
+    assert secret_name_for("x" * 300).startswith("x" * 200)
+    assert secret_name_for("X" * 300).startswith("X" * 200)

@@ -183,3 +183,25 @@ def test_refresh_reason_branches() -> None:
     due_at = T0 + timedelta(seconds=2160)
     assert refresh_reason(TIMES, CONFIG, HOSTS, due_at) is Reason.TOKEN_EXPIRING
     assert refresh_reason(TIMES, CONFIG, HOSTS, due_at - timedelta(microseconds=1)) is None
+
+
+@pytest.mark.parametrize("naive", ["issued", "expires"])
+def test_token_times_refuse_either_naive_time_by_name(naive: str) -> None:
+    times = {"issued": T0, "expires": T0 + timedelta(hours=1)}
+    times[naive] = times[naive].replace(tzinfo=None)
+    with pytest.raises(ValueError, match=f"^{naive} must be timezone-aware"):
+        TokenTimes(**times)
+
+
+def test_token_times_refuse_an_expiry_before_issue() -> None:
+    with pytest.raises(ValueError, match="expires must be after issued"):
+        TokenTimes(T0, T0)
+
+
+def test_refresh_point_is_exact_for_the_longest_lifetimes() -> None:
+    """Integer arithmetic to the microsecond, where float division would round."""
+    issued = datetime(1, 1, 1, tzinfo=UTC)
+    expires = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+    micros = (expires - issued) // timedelta(microseconds=1)
+    expected = issued + timedelta(microseconds=micros * 3 // 5)
+    assert next_refresh_at(issued, expires) == expected

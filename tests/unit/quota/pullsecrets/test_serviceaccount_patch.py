@@ -133,8 +133,22 @@ def test_add_patch_nothing_to_do() -> None:
 
 
 def test_add_patch_rejects_empty_secret_name() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^secret name must not be empty$"):
         add_pull_secret_patch(make_sa(), "")
+
+
+def test_a_resource_version_that_is_not_a_string_adds_no_guard() -> None:
+    ops = add_pull_secret_patch(make_sa(), OURS)
+    sa = make_sa()
+    sa["metadata"]["resourceVersion"] = 42
+    assert guard_resource_version(ops, sa) == ops
+
+
+@pytest.mark.parametrize("name", [5, ["x"], None])
+def test_a_service_account_without_a_string_name_is_not_mutated(name: object) -> None:
+    sa = make_sa()
+    sa["metadata"]["name"] = name
+    assert serviceaccount_mutation(sa, None) == []
 
 
 def test_duplicate_removal_is_guarded_against_a_changed_list() -> None:
