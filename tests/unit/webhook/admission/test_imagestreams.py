@@ -436,3 +436,28 @@ def test_a_charge_conflict_is_a_retryable_429(dry_run: bool) -> None:
     assert decision.reason == "TooManyRequests"
     assert decision.message.startswith(f"could not charge quota in {NS}")
     assert decision.message.endswith("; retry")
+
+
+def test_the_limits_of_the_request_namespace_are_read() -> None:
+    caches = FakeCaches([limit_range(tags="1")])
+    validator(caches, FakeCharger())(request(stream(spec_tags=("a",))))
+    assert caches.limit_lookups == [NS]
+
+
+def test_the_name_comes_from_the_object_when_the_request_has_none() -> None:
+    caches = FakeCaches([limit_range(tags="1")])
+    decision = validator(caches, FakeCharger())(
+        request(stream(name="from-object", spec_tags=("a", "b")), name="")
+    )
+    assert decision.message == tags_message(2, 1, name="from-object")
+
+
+def test_a_broken_limit_is_skipped_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    broken = {
+        "metadata": {"name": "old", "namespace": NS},
+        "spec": {"limits": [{"type": "alauda.io/ImageStream", "max": {"alauda.io/images": "-1"}}]},
+    }
+    decision = validator(FakeCaches([broken]), FakeCharger())(request(stream(spec_tags=("a",))))
+    assert decision.allowed
+    [line] = [m for m in caplog.messages if m.startswith("ignoring a broken limit")]
+    assert line.startswith(f'ignoring a broken limit in {NS}: LimitRange "old": spec.limits[0]')

@@ -49,38 +49,96 @@ def test_content_type_parameters_are_accepted() -> None:
     assert parse_review(body(review()), "application/json; charset=utf-8").uid == "u-1"
 
 
-@pytest.mark.parametrize(
-    ("raw", "content_type", "words"),
-    [
-        (b"{", JSON, "not valid JSON"),
-        (b"", JSON, "empty"),
-        (b"null", JSON, "JSON object"),
-        (b'"x"', JSON, "JSON object"),
-        (body(review()), "text/plain", "content type"),
-        (body(review()), None, "content type"),
-        (body({**review(), "kind": "AdmissionResponse"}), JSON, "kind must be"),
-        (body({**review(), "apiVersion": "admission.k8s.io/v1beta1"}), JSON, "apiVersion"),
-        (body({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}), JSON, "request"),
-        (body(review(uid="")), JSON, "request.uid must not be empty"),
-        (body(review(uid=None)), JSON, "request.uid is required"),
-        (body(review(uid=7)), JSON, "request.uid must be a string"),
-        (body(review(operation="PATCH")), JSON, "request.operation"),
-        (body(review(kind="ServiceAccount")), JSON, "request.kind"),
-        (body(review(kind={"group": "", "version": "v1"})), JSON, "request.kind.kind"),
-        (body(review(resource=None)), JSON, "request.resource"),
-        (body(review(object=[1])), JSON, "request.object"),
-        (body(review(oldObject="x")), JSON, "request.oldObject"),
-        (body(review(dryRun="true")), JSON, "request.dryRun"),
-        (body(review(userInfo="alice")), JSON, "request.userInfo"),
-        (b"[" * 100_000, JSON, "nested too deeply"),
-    ],
-)
+WRONG_KIND = {**review(), "kind": "AdmissionResponse"}
+OLD_VERSION = {**review(), "apiVersion": "admission.k8s.io/v1beta1"}
+NO_REQUEST = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}
+MALFORMED: list[tuple[bytes, str | None, str]] = [
+    (b"{", JSON, "request body is not valid JSON: "),
+    (b"", JSON, "request body is empty: expected a AdmissionReview in JSON"),
+    (b"null", JSON, "request body must be a JSON object: a AdmissionReview"),
+    (b'"x"', JSON, "request body must be a JSON object: a AdmissionReview"),
+    (
+        body(review()),
+        "text/plain",
+        "unsupported content type 'text/plain': expected application/json",
+    ),
+    (body(review()), None, "unsupported content type '(none)': expected application/json"),
+    (body(WRONG_KIND), JSON, "kind must be 'AdmissionReview', got 'AdmissionResponse'"),
+    (
+        body(OLD_VERSION),
+        JSON,
+        "apiVersion must be 'admission.k8s.io/v1', got 'admission.k8s.io/v1beta1'",
+    ),
+    (body(NO_REQUEST), JSON, "request is required and must be an object"),
+    (body({**NO_REQUEST, "request": []}), JSON, "request is required and must be an object"),
+    (body(review(uid="")), JSON, "request.uid must not be empty"),
+    (body(review(uid=None)), JSON, "request.uid is required"),
+    (body(review(uid=7)), JSON, "request.uid must be a string"),
+    (body(review(operation=None)), JSON, "request.operation is required"),
+    (body(review(operation=3)), JSON, "request.operation must be a string"),
+    (
+        body(review(operation="PATCH")),
+        JSON,
+        "request.operation 'PATCH' is not one of ['CONNECT', 'CREATE', 'DELETE', 'UPDATE']",
+    ),
+    (
+        body(review(kind="ServiceAccount")),
+        JSON,
+        "request.kind must be an object with group, version and kind",
+    ),
+    (body(review(kind={"group": "", "version": "v1"})), JSON, "request.kind.kind is required"),
+    (body(review(kind={"group": "", "kind": "X"})), JSON, "request.kind.version is required"),
+    (
+        body(review(kind={"group": 1, "version": "v1", "kind": "X"})),
+        JSON,
+        "request.kind.group must be a string",
+    ),
+    (
+        body(review(resource=None)),
+        JSON,
+        "request.resource must be an object with group, version and resource",
+    ),
+    (body(review(resource={"group": ""})), JSON, "request.resource.resource is required"),
+    (body(review(resource={"resource": ""})), JSON, "request.resource.resource must not be empty"),
+    (body(review(subResource=1)), JSON, "request.subResource must be a string"),
+    (body(review(namespace=1)), JSON, "request.namespace must be a string"),
+    (body(review(name=1)), JSON, "request.name must be a string"),
+    (body(review(object=[1])), JSON, "request.object must be an object or null"),
+    (body(review(oldObject="x")), JSON, "request.oldObject must be an object or null"),
+    (body(review(dryRun="true")), JSON, "request.dryRun must be a boolean"),
+    (body(review(userInfo="alice")), JSON, "request.userInfo must be an object"),
+    (body(review(userInfo={"username": 1})), JSON, "request.userInfo.username must be a string"),
+    (b"[" * 100_000, JSON, "request body JSON is nested too deeply"),
+]
+
+
+@pytest.mark.parametrize(("raw", "content_type", "message"), MALFORMED)
 def test_malformed_reviews_name_the_problem(
-    raw: bytes, content_type: str | None, words: str
+    raw: bytes, content_type: str | None, message: str
 ) -> None:
     with pytest.raises(BadReview) as err:
         parse_review(raw, content_type)
-    assert words in str(err.value)
+    if message.endswith(": "):
+        assert str(err.value).startswith(message)
+    else:
+        assert str(err.value) == message
+
+
+def test_optional_fields_may_be_absent_or_null() -> None:
+    req = parse_review(
+        body(review(namespace=None, name=None, subResource=None, userInfo=None, dryRun=None)),
+        JSON,
+    )
+    assert (req.namespace, req.name, req.sub_resource, req.username) == ("", "", "", "")
+    assert req.dry_run is False
+    assert parse_review(body(review(kind={"version": "v1", "kind": "X"})), JSON).kind.group == ""
+    assert parse_review(body(review(userInfo={})), JSON).username == ""
+
+
+def test_a_review_without_dry_run_is_not_a_dry_run() -> None:
+    raw = review()
+    raw["request"].pop("dryRun", None)
+    assert parse_review(body(raw), JSON).dry_run is False
 
 
 def test_allowed_response_echoes_version_kind_and_uid() -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 
 from quota.decision import Decision
 from webhook.admission.endpoints import AdmissionEndpoint
@@ -60,7 +62,11 @@ def test_a_crashing_validating_handler_denies_retryably_without_details(
     assert response.status_code == 200
     review = response.get_json()["response"]
     assert review["allowed"] is False
-    assert review["status"]["code"] == 500
+    assert review["status"] == {
+        "code": 500,
+        "reason": "InternalError",
+        "message": "internal error in the registry policy webhook; retry the request",
+    }
     assert "secret-token" not in response.get_data(as_text=True)
 
 
@@ -68,7 +74,7 @@ def test_a_crashing_mutating_handler_fails_open_with_a_warning(client: FlaskClie
     review = post(client, "/crash/mutate").get_json()["response"]
     assert review["allowed"] is True
     assert "patch" not in review
-    assert review["warnings"]
+    assert review["warnings"] == ["registry webhook error; change not applied"]
 
 
 def test_denials_pass_through(client: FlaskClient) -> None:
@@ -83,7 +89,8 @@ def test_denials_pass_through(client: FlaskClient) -> None:
 def test_body_over_the_cap_is_a_400_naming_the_cap(client: FlaskClient) -> None:
     response = post(client, "/deny", {"pad": "x" * 2000})
     assert response.status_code == 400
-    assert "exceeds 1024 bytes" in response.get_json()["error"]
+    assert response.get_json() == {"error": "request body exceeds 1024 bytes", "code": 400}
+    assert response.headers["Connection"] == "close"
 
 
 def test_decisions_are_counted_by_endpoint_in_metrics(client: FlaskClient) -> None:
@@ -143,3 +150,70 @@ def test_a_malformed_review_is_a_json_400_naming_the_problem(
     assert error["code"] == 400
     assert error["error"]
     assert "Traceback" not in error["error"]
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@pytest.mark.parametrize(
+    ("path", "endpoint", "decision"),
+    [
+        ("/deny", "deny", "denied"),
+        ("/crash/validate", "crash_validate", "error"),
+        ("/crash/mutate", "crash_mutate", "error"),
+    ],
+)
+def test_each_answer_is_counted_and_timed_by_endpoint_and_decision(
+    client: FlaskClient, path: str, endpoint: str, decision: str
+) -> None:
+    requests = ("registry_admission_requests_total", {"endpoint": endpoint, "decision": decision})
+    timed = ("registry_admission_duration_seconds_count", {"endpoint": endpoint})
+    before = sample(requests[0], **requests[1]), sample(timed[0], **timed[1])
+    post(client, path)
+    after = sample(requests[0], **requests[1]), sample(timed[0], **timed[1])
+    assert after == (before[0] + 1, before[1] + 1)
+
+
+def test_a_refused_body_is_counted_by_endpoint(client: FlaskClient) -> None:
+    for body in (b"{", b"x" * 2000):
+        before = sample("registry_bad_requests_total", endpoint="deny")
+        client.post("/deny", data=body, content_type="application/json")
+        assert sample("registry_bad_requests_total", endpoint="deny") == before + 1
+
+
+def test_every_answer_is_logged_with_the_request_identity(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="webhook.admission.routes")
+    review = {**REVIEW, "request": {**REVIEW["request"], "namespace": "team-a", "name": "x"}}
+    post(client, "/deny", review)
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("admission ")]
+    assert line.startswith(
+        "admission endpoint=/deny uid=u-9 op=CREATE resource=serviceaccounts ns=team-a name=x "
+        "dryRun=False decision=denied ms="
+    )
+
+
+def test_a_handler_crash_is_logged_with_the_request_identity(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    review = {**REVIEW, "request": {**REVIEW["request"], "namespace": "team-a", "name": "x"}}
+    post(client, "/crash/validate", review)
+    [record] = [r for r in caplog.records if r.getMessage().startswith("handler failed")]
+    assert record.getMessage() == "handler failed on /crash/validate uid=u-9 team-a/x"
+    assert record.exc_info is not None
+
+
+def test_a_malformed_review_is_logged_with_the_reason(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    client.post("/deny", data=b"[]", content_type="application/json")
+    assert "rejected malformed review on /deny: request body must be a JSON object" in caplog.text
+
+
+def test_the_app_has_one_blueprint_per_api() -> None:
+    admission = admission_blueprint([AdmissionEndpoint("/deny", deny, mutating=False)])
+    app = create_app([admission])
+    assert set(app.blueprints) == {"admission", "operations"}
+    assert app.name == "registry-webhook"

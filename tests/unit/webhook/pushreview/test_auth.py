@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quota.objects import Obj
-from webhook.pushreview.auth import Authenticator, Authorizer, TtlCache, User
+from webhook.pushreview.auth import REQUEST_TIMEOUT, Authenticator, Authorizer, TtlCache, User
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.secret-token-value.signature"
 
@@ -282,3 +282,46 @@ def test_a_missing_status_is_a_denial() -> None:
             return Raw(b"{}")
 
     assert authorizer(NoStatus(set())).may_create_pushreview(USER, "team-a") is False
+
+
+# --- defaults and call arguments ---------------------------------------------------------
+
+
+def test_reviews_are_raw_and_bounded_by_the_request_timeout() -> None:
+    authentication = FakeAuthenticationApi({TOKEN: ALICE})
+    Authenticator(authentication).authenticate(TOKEN)
+    authorization = FakeAuthorizationApi({(USER.name, "team-a")})
+    Authorizer(authorization).may_create_pushreview(USER, "team-a")
+    for kwargs in (authentication.kwargs[0], authorization.kwargs[0]):
+        assert kwargs == {"_preload_content": False, "_request_timeout": REQUEST_TIMEOUT}
+
+
+def test_answers_are_cached_for_ten_seconds_like_the_api_servers_own_cache() -> None:
+    clock = FakeClock()
+    api = FakeAuthenticationApi({TOKEN: ALICE})
+    auth = Authenticator(api, clock=clock)
+    auth.authenticate(TOKEN)
+    clock.now += 10.0
+    auth.authenticate(TOKEN)
+    assert len(api.bodies) == 1, "still cached at exactly ten seconds"
+    clock.now += 0.001
+    auth.authenticate(TOKEN)
+    assert len(api.bodies) == 2
+
+
+def test_a_user_without_uid_or_groups_is_still_a_user() -> None:
+    user = authenticator(FakeAuthenticationApi({TOKEN: {"username": "bob"}})).authenticate(TOKEN)
+    assert user == User("bob", "", ())
+    anonymous = authenticator(FakeAuthenticationApi({TOKEN: {}})).authenticate(TOKEN)
+    assert anonymous == User("", "", ())
+
+
+def test_users_differing_only_in_extra_are_asked_separately() -> None:
+    api = FakeAuthorizationApi({(USER.name, "team-a")})
+    authz = authorizer(api)
+    first = User(USER.name, USER.uid, USER.groups, {"scope": ["a"]})
+    second = User(USER.name, USER.uid, USER.groups, {"scope": ["b"]})
+    authz.may_create_pushreview(first, "team-a")
+    authz.may_create_pushreview(second, "team-a")
+    authz.may_create_pushreview(User(USER.name, USER.uid, USER.groups, {"scope": ["a"]}), "team-a")
+    assert [b["spec"]["extra"] for b in api.bodies] == [{"scope": ["a"]}, {"scope": ["b"]}]

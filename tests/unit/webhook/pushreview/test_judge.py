@@ -95,6 +95,7 @@ def test_a_limit_denial_comes_first_and_skips_the_quota(
     quota = FakeQuota(Decision.deny(QUOTA_FULL))
     decision = PushJudge(FakeReads(streams, tags_max=tags_max), quota).judge(push(tag="v3"))
     assert not decision.allowed
+    assert decision.message.startswith('ImageStream "app" is forbidden: ')
     assert "exceeds the maximum limit" in decision.message
     assert (decision.code, decision.reason) == (403, "Forbidden")
     assert quota.asked == []

@@ -196,3 +196,14 @@ def test_valid_tags_are_accepted(tag: str) -> None:
 @pytest.mark.parametrize("repository", ["app", "my-app", "a.b.c", "a" * 253, "0"])
 def test_valid_repositories_are_accepted(repository: str) -> None:
     assert parse_push_review(encode(body(repository=repository)), JSON).repository == repository
+
+
+@pytest.mark.parametrize("field", ["namespace", "repository", "digest"])
+def test_a_missing_required_field_is_called_required(field: str) -> None:
+    with pytest.raises(BadPushReview) as raised:
+        parse_push_review(encode(body(**{field: _ABSENT})), JSON)
+    assert str(raised.value) == f"spec.{field} is required"
+
+
+def test_a_null_tag_is_a_push_by_digest() -> None:
+    assert parse_push_review(encode(body(tag=None)), JSON).tag is None

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from kubernetes.client.exceptions import ApiException
+from prometheus_client import REGISTRY
 from werkzeug.test import TestResponse
 
 from quota.decision import Decision
@@ -294,3 +297,77 @@ def test_an_anonymous_caller_is_refused_before_its_body_is_read(rig: Rig) -> Non
     response = post(rig.client(), b"x" * (2 * 1024 * 1024), authorization=None)
     assert_json_error(response, 401)
     assert response.headers["Connection"] == "close"
+
+
+# --- headers, metrics and the log line -----------------------------------------------------
+
+
+def test_a_401_names_the_scheme_and_closes_the_connection(rig: Rig) -> None:
+    for authorization in (None, "Bearer nope"):
+        response = post(rig.client(), authorization=authorization)
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == 'Bearer realm="registry-v2-policy"'
+        assert response.headers["Connection"] == "close"
+
+
+def test_a_body_too_large_closes_the_connection(rig: Rig) -> None:
+    response = post(rig.client(), b"x" * (MAX_BODY_BYTES + 1))
+    assert response.status_code == 400
+    assert response.headers["Connection"] == "close"
+
+
+def test_an_unreachable_api_server_says_so(rig: Rig) -> None:
+    def broken(token: str) -> User | None:
+        raise ApiException(status=500)
+
+    rig.authenticator.authenticate = broken  # type: ignore[method-assign]
+    assert assert_json_error(post(rig.client()), 503) == (
+        "cannot reach the API server to check the caller; retry"
+    )
+
+
+def pushes_counted(decision: str) -> float:
+    return REGISTRY.get_sample_value("registry_push_reviews_total", {"decision": decision}) or 0.0
+
+
+def broken_authenticator(rig: Rig) -> None:
+    def broken(token: str) -> User | None:
+        raise ApiException(status=500)
+
+    rig.authenticator.authenticate = broken  # type: ignore[method-assign]
+
+
+OUTCOMES: dict[str, tuple[Callable[[Rig], None], dict[str, Any], str]] = {
+    "allowed": (lambda rig: None, {}, "allowed"),
+    "denied": (lambda rig: setattr(rig.judge, "verdict", Decision.deny(DENIAL)), {}, "denied"),
+    "anonymous": (lambda rig: None, {"authorization": None}, "unauthenticated"),
+    "bad token": (lambda rig: None, {"authorization": "Bearer nope"}, "unauthenticated"),
+    "malformed": (lambda rig: None, {"body": b"{"}, "bad_request"),
+    "too large": (lambda rig: None, {"body": b"x" * (MAX_BODY_BYTES + 1)}, "bad_request"),
+    "not allowed": (lambda rig: None, {"body": review(namespace="team-b")}, "forbidden"),
+    "API server away": (broken_authenticator, {}, "error"),
+}
+
+
+@pytest.mark.parametrize("outcome", sorted(OUTCOMES))
+def test_every_outcome_is_counted_under_its_decision(rig: Rig, outcome: str) -> None:
+    arrange, request, decision = OUTCOMES[outcome]
+    arrange(rig)
+    timed = "registry_push_review_duration_seconds_count"
+    before = pushes_counted(decision), REGISTRY.get_sample_value(timed) or 0.0
+    post(rig.client(), request.get("body"), **{k: v for k, v in request.items() if k != "body"})
+    assert (pushes_counted(decision), REGISTRY.get_sample_value(timed)) == (
+        before[0] + 1,
+        before[1] + 1,
+    )
+
+
+def test_every_judged_push_is_logged_with_who_and_what(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="webhook.pushreview.routes")
+    post(rig.client(), review(tag=None))
+    assert (
+        f"pushreview ns=team-a repository=app tag=- digest={DIGEST} user=alice allowed=True"
+        in caplog.messages
+    )
