@@ -13,12 +13,23 @@ import requests
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
+from kube.settings import Settings
 from localcluster.stack import CONFIGURATION_NAME, SERVICE_NAMESPACE, Stack
 from localcluster.waiting import wait_for
 
 __all__ = ["CONFIGURATION_NAME", "SERVICE_NAMESPACE", "ClusterEnv", "wait_for"]
 
 SERVICE_NAME = "image-registry-webhook"
+
+STACK_SETTINGS = Settings()
+"""The local stack runs both processes with the default settings."""
+PROPAGATION_SECONDS = 5.0
+"""A change reaching a watch cache and a work queue: milliseconds on an idle control plane,
+seconds on 2 cores shared with a test run."""
+CACHE_DEADLINE = 2 * PROPAGATION_SECONDS
+"""For our webhook's caches to see an object the test just wrote."""
+RELEASE_DEADLINE = STACK_SETTINGS.quota_release_grace_seconds + 2 * PROPAGATION_SECONDS
+"""For the usage reconciler to release a charge: it waits out the release grace first."""
 
 
 @dataclass

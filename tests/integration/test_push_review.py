@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.support import ClusterEnv, HttpResult
+from tests.integration.support import CACHE_DEADLINE, ClusterEnv, HttpResult
 from tests.integration.test_quota import digest, quota, set_history, stream, stream_limits
 
 pytestmark = pytest.mark.local_only
@@ -117,7 +117,7 @@ def test_a_push_over_the_image_size_limit_is_denied(cluster: ClusterEnv, caller:
     def allowed() -> bool:
         return bool(status(caller.review(fits))["allowed"])
 
-    cluster.wait(allowed, timeout=10, what="the push to fit")
+    cluster.wait(allowed, timeout=CACHE_DEADLINE, what="the push to fit")
     too_big = push(caller.namespace, layers=(600 * 1024, 600 * 1024))
     answer = status(caller.review(too_big))
     assert answer["allowed"] is False and answer["reason"] == "Forbidden"
@@ -130,7 +130,7 @@ def test_a_push_over_the_image_size_limit_is_denied(cluster: ClusterEnv, caller:
         events = cluster.kubectl_json("get", "events", "-n", caller.namespace)["items"]
         return any(e["reason"] == "PushDenied" and e["type"] == "Warning" for e in events)
 
-    cluster.wait(event_recorded, timeout=10, what="a PushDenied warning event")
+    cluster.wait(event_recorded, timeout=CACHE_DEADLINE, what="a PushDenied warning event")
 
 
 def _stream_with_history(cluster: ClusterEnv, namespace: str, tags: dict[str, list[int]]) -> None:
@@ -151,7 +151,7 @@ def test_tag_and_image_limits_apply_to_pushes_including_by_digest(
     def sees_stream() -> bool:
         return not status(caller.review(push(caller.namespace, tag="v3", n=1)))["allowed"]
 
-    cluster.wait(sees_stream, timeout=10, what="the webhook's stream cache")
+    cluster.wait(sees_stream, timeout=CACHE_DEADLINE, what="the webhook's stream cache")
     new_tag = status(caller.review(push(caller.namespace, tag="v3", n=1)))
     assert (
         "alauda.io/image-tags exceeds the maximum limit per alauda.io/ImageStream (3 > 2)"
@@ -184,7 +184,9 @@ def test_a_new_repository_needs_room_in_the_imagestream_quota(
     def existing_allowed() -> bool:
         return bool(status(caller.review(push(caller.namespace, repository="existing")))["allowed"])
 
-    cluster.wait(existing_allowed, timeout=10, what="pushes to the existing stream to pass")
+    cluster.wait(
+        existing_allowed, timeout=CACHE_DEADLINE, what="pushes to the existing stream to pass"
+    )
 
 
 def test_callers_are_authenticated_and_authorized(cluster: ClusterEnv, caller: Caller) -> None:

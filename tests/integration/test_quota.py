@@ -8,7 +8,7 @@ import json
 import subprocess
 from typing import Any
 
-from tests.integration.support import ClusterEnv
+from tests.integration.support import CACHE_DEADLINE, RELEASE_DEADLINE, ClusterEnv
 
 GROUP = "image.alauda.io"
 
@@ -176,7 +176,7 @@ def test_image_storage_limit_applies_to_new_history_items(
         lambda: (
             set_history(cluster, namespace, "app", {"v1": [0x5A11]}, check=False).returncode == 0
         ),
-        timeout=10,
+        timeout=CACHE_DEADLINE,
         what="the webhook's image cache to see the new Images",
     )
     denied = set_history(cluster, namespace, "app", {"v1": [0x5A11, 0xB16]}, check=False)
@@ -237,7 +237,9 @@ def test_forty_concurrent_creates_against_room_for_five_admit_exactly_five(
     names = [i["metadata"]["name"] for i in items]
     cluster.kubectl("delete", "imagestream", names[0], names[1], "-n", namespace)
     cluster.wait(
-        lambda: used(cluster, namespace) == "3", timeout=10, what="deletions to free quota"
+        lambda: used(cluster, namespace) == "3",
+        timeout=RELEASE_DEADLINE,
+        what="deletions to free quota",
     )
 
 
@@ -251,7 +253,9 @@ def test_a_charge_whose_create_failed_is_released(cluster: ClusterEnv, namespace
     assert "AlreadyExists" in again.stderr
     assert used(cluster, namespace) == "2"
     cluster.wait(
-        lambda: used(cluster, namespace) == "1", timeout=20, what="the leaked charge to be released"
+        lambda: used(cluster, namespace) == "1",
+        timeout=RELEASE_DEADLINE,
+        what="the leaked charge to be released",
     )
 
 

@@ -102,9 +102,14 @@ class Authenticator:
 
 
 class Authorizer:
-    def __init__(self, api: SubjectAccessReviewApi, ttl: float = 10.0) -> None:
+    def __init__(
+        self,
+        api: SubjectAccessReviewApi,
+        ttl: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._api = api
-        self._cache: TtlCache[bool] = TtlCache(ttl)
+        self._cache: TtlCache[bool] = TtlCache(ttl, clock=clock)
 
     def may_create_pushreview(self, user: User, namespace: str) -> bool:
         extra = tuple(sorted((k, tuple(v)) for k, v in user.extra.items()))

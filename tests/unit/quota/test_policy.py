@@ -356,7 +356,7 @@ def test_invalid_message_joins_several() -> None:
 
 
 def test_invalid_message_needs_errors() -> None:
-    with pytest.raises(ValueError, match="at least one error"):
+    with pytest.raises(ValueError, match=r"^invalid_message needs at least one error$"):
         invalid_message("LimitRange", "x", [])
 
 
@@ -434,7 +434,7 @@ def test_a_scoped_quota_names_the_field_that_scopes_it(spec: dict[str, Any], pat
 
 
 def test_invalid_message_needs_an_error() -> None:
-    with pytest.raises(ValueError, match="at least one error"):
+    with pytest.raises(ValueError, match=r"^invalid_message needs at least one error$"):
         invalid_message("LimitRange", "x", [])
 
 

@@ -383,3 +383,9 @@ def test_any_push_review_is_answered_or_refused_never_a_500(body: bytes) -> None
         assert answer["spec"] == json.loads(body)["spec"]
     else:
         assert answer["code"] == 400 and isinstance(answer["error"], str)
+
+
+def test_the_app_has_one_blueprint_per_api() -> None:
+    app = CLIENT.application
+    assert set(app.blueprints) == {"admission", "pushreview", "operations"}
+    assert app.name == "registry-webhook"

@@ -116,7 +116,9 @@ def test_service_account_identity_is_required(missing: str) -> None:
 def test_service_account_ref_rejects_bad_metadata() -> None:
     assert ServiceAccountRef.of(make_sa()) == ServiceAccountRef("team-a", "builder", "uid-1")
     for bad in ({}, {"metadata": None}, {"metadata": {"name": "", "namespace": "n", "uid": "u"}}):
-        with pytest.raises(ValueError, match=r"needs metadata\.namespace, name and uid"):
+        with pytest.raises(
+            ValueError, match=r"^ServiceAccount needs metadata\.namespace, name and uid$"
+        ):
             ServiceAccountRef.of(bad)
 
 

@@ -303,3 +303,11 @@ def test_property_a_valid_payload_with_one_wrong_part_is_refused(
     else:
         with pytest.raises(DockerConfigError):
             parse_dockerconfigjson(payload)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_a_payload_in_another_unicode_encoding_is_refused(encoding: str) -> None:
+    """json.loads would read UTF-16 and UTF-32 bytes; Kubernetes writes UTF-8 only."""
+    payload = build_dockerconfigjson(["h"], TOKEN).decode().encode(encoding)
+    with pytest.raises(DockerConfigError, match=r"^payload is not UTF-8 JSON$"):
+        parse_dockerconfigjson(payload)

@@ -71,3 +71,9 @@ def test_the_name_comes_from_the_object_when_the_request_has_none() -> None:
 )
 def test_everything_else_is_allowed(req: AdmissionRequest) -> None:
     assert validate(req) == Decision.allow()
+
+
+def test_the_kind_comes_from_the_request_not_the_object() -> None:
+    obj = {"metadata": {"name": "p"}, "spec": BROKEN_LIMITS}  # no "kind" in the object
+    decision = validate(request("LimitRange", obj))
+    assert (decision.allowed, decision.code) == (False, 422)

@@ -163,7 +163,7 @@ def test_mutating_response_carries_a_base64_json_patch() -> None:
 
 def test_validating_endpoints_never_return_a_patch() -> None:
     req = parse_review(body(review()), JSON)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^a validating webhook must not return a patch$"):
         render_response(req, Decision.allow(patch=[{"op": "remove", "path": "/x"}]), mutating=False)
 
 

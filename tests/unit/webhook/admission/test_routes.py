@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from typing import Any
@@ -193,6 +194,24 @@ def test_every_answer_is_logged_with_the_request_identity(
         "admission endpoint=/deny uid=u-9 op=CREATE resource=serviceaccounts ns=team-a name=x "
         "dryRun=False decision=denied ms="
     )
+    assert 0 <= float(line.rpartition("ms=")[2]) < 10_000
+
+
+def test_a_subresource_is_logged_with_its_resource(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="webhook.admission.routes")
+    post(client, "/deny", {**REVIEW, "request": {**REVIEW["request"], "subResource": "status"}})
+    assert any("resource=serviceaccounts/status ns=" in m for m in caplog.messages)
+
+
+def test_a_mutating_endpoint_answers_with_its_patch() -> None:
+    ops = [{"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}]
+    endpoint = AdmissionEndpoint("/patch", lambda r: Decision.allow(patch=ops), mutating=True)
+    client = create_app([admission_blueprint([endpoint])]).test_client()
+    review = post(client, "/patch").get_json()["response"]
+    assert review["patchType"] == "JSONPatch"
+    assert json.loads(base64.b64decode(review["patch"])) == ops
 
 
 def test_a_handler_crash_is_logged_with_the_request_identity(
@@ -205,15 +224,10 @@ def test_a_handler_crash_is_logged_with_the_request_identity(
     assert record.exc_info is not None
 
 
-def test_a_malformed_review_is_logged_with_the_reason(
+def test_a_malformed_review_is_answered_and_logged_with_the_reason(
     client: FlaskClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client.post("/deny", data=b"[]", content_type="application/json")
-    assert "rejected malformed review on /deny: request body must be a JSON object" in caplog.text
-
-
-def test_the_app_has_one_blueprint_per_api() -> None:
-    admission = admission_blueprint([AdmissionEndpoint("/deny", deny, mutating=False)])
-    app = create_app([admission])
-    assert set(app.blueprints) == {"admission", "operations"}
-    assert app.name == "registry-webhook"
+    response = client.post("/deny", data=b"[]", content_type="application/json")
+    reason = "request body must be a JSON object: a AdmissionReview"
+    assert response.get_json() == {"error": reason, "code": 400}
+    assert f"rejected malformed review on /deny: {reason}" in caplog.messages

@@ -309,6 +309,19 @@ def test_answers_are_cached_for_ten_seconds_like_the_api_servers_own_cache() -> 
     assert len(api.bodies) == 2
 
 
+def test_authorization_answers_are_cached_for_ten_seconds_too() -> None:
+    clock = FakeClock()
+    api = FakeAuthorizationApi({(USER.name, "team-a")})
+    authz = Authorizer(api, clock=clock)
+    authz.may_create_pushreview(USER, "team-a")
+    clock.now += 10.0
+    authz.may_create_pushreview(USER, "team-a")
+    assert len(api.bodies) == 1
+    clock.now += 0.001
+    authz.may_create_pushreview(USER, "team-a")
+    assert len(api.bodies) == 2
+
+
 def test_a_user_without_uid_or_groups_is_still_a_user() -> None:
     user = authenticator(FakeAuthenticationApi({TOKEN: {"username": "bob"}})).authenticate(TOKEN)
     assert user == User("bob", "", ())

@@ -99,3 +99,22 @@ def test_a_limit_denial_comes_first_and_skips_the_quota(
     assert "exceeds the maximum limit" in decision.message
     assert (decision.code, decision.reason) == (403, "Forbidden")
     assert quota.asked == []
+
+
+def test_the_pushed_digest_counts_against_the_images_limit() -> None:
+    stream = {
+        "metadata": {"name": "app", "namespace": NS},
+        "status": {"tags": [{"tag": "v1", "items": [{"image": "sha256:" + "1" * 64}]}]},
+    }
+    reads = FakeReads({"app": stream})
+    reads.limit_ranges = [
+        {
+            "metadata": {"name": "lr", "namespace": NS},
+            "spec": {
+                "limits": [{"type": "alauda.io/ImageStream", "max": {"alauda.io/images": "1"}}]
+            },
+        }
+    ]
+    decision = PushJudge(reads, FakeQuota(Decision.allow())).judge(push(tag="v1"))
+    assert not decision.allowed
+    assert "alauda.io/images" in decision.message and "(2 > 1)" in decision.message
