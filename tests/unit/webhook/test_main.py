@@ -386,6 +386,6 @@ def test_any_push_review_is_answered_or_refused_never_a_500(body: bytes) -> None
 
 
 def test_the_app_has_one_blueprint_per_api() -> None:
-    app = CLIENT.application
+    app = client().application
     assert set(app.blueprints) == {"admission", "pushreview", "operations"}
     assert app.name == "registry-webhook"
