@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from quota.pullsecrets.names import DEFAULT_TOKEN_AUDIENCES
+
 ENV_PREFIX = "REGISTRY_WEBHOOK_"
 DEFAULT_NAMESPACE = "image-registry-system"
 DEFAULT_INTERNAL_REGISTRY = "image-registry.image-registry-system.svc:5000"
@@ -56,6 +58,7 @@ class Settings:
     extra_registry_hostnames: list[str] = field(default_factory=list)
     excluded_namespaces: list[str] = field(default_factory=list)
     token_lifetime_seconds: int = 3600
+    token_audiences: list[str] = field(default_factory=lambda: list(DEFAULT_TOKEN_AUDIENCES))
     # Controller
     leader_election: bool = True
     reconcile_workers: int = 4
@@ -77,6 +80,13 @@ def _token_lifetime(value: str) -> int:
         # The TokenRequest API refuses shorter lifetimes.
         raise argparse.ArgumentTypeError("must be at least 600 seconds")
     return seconds
+
+
+def _audiences(value: str) -> list[str]:
+    audiences = [item.strip() for item in value.split(",") if item.strip()]
+    if not audiences:
+        raise argparse.ArgumentTypeError("needs at least one audience")
+    return audiences
 
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
@@ -111,6 +121,13 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
         type=_token_lifetime,
         default=_token_lifetime(_env("token-lifetime-seconds", "3600") or "3600"),
         help="lifetime of the bound tokens in pull secrets (600 or more; refreshed at 60%%)",
+    )
+    parser.add_argument(
+        "--token-audiences",
+        type=_audiences,
+        default=_audiences(_env("token-audiences", ",".join(DEFAULT_TOKEN_AUDIENCES)) or ""),
+        help="comma-separated audiences of the tokens in pull secrets: the registry's, never "
+        "the API server's, so that a leaked pull secret is no credential for the cluster",
     )
 
 

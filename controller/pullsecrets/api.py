@@ -68,7 +68,12 @@ class PullSecretApi:
                 raise
 
     def request_token(
-        self, namespace: str, sa_name: str, secret: Obj, lifetime_seconds: int
+        self,
+        namespace: str,
+        sa_name: str,
+        secret: Obj,
+        lifetime_seconds: int,
+        audiences: tuple[str, ...],
     ) -> tuple[str, dt.datetime]:
         """A token for the SA bound to ``secret``: deleting the Secret invalidates it."""
         meta = secret["metadata"]
@@ -76,7 +81,7 @@ class PullSecretApi:
             "apiVersion": "authentication.k8s.io/v1",
             "kind": "TokenRequest",
             "spec": {
-                "audiences": [],
+                "audiences": list(audiences),
                 "expirationSeconds": lifetime_seconds,
                 "boundObjectRef": {
                     "apiVersion": "v1",

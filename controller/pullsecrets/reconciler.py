@@ -27,7 +27,7 @@ from quota.pullsecrets.desired_secret import (
     service_account_name_of,
 )
 from quota.pullsecrets.dockerconfig import desired_hostnames
-from quota.pullsecrets.names import secret_name_for
+from quota.pullsecrets.names import DEFAULT_TOKEN_AUDIENCES, secret_name_for
 from quota.pullsecrets.reasons import Reason
 from quota.pullsecrets.refresh import read_token_times, refresh_delay
 from quota.pullsecrets.serviceaccount_patch import (
@@ -48,7 +48,12 @@ class PullSecretCalls(Protocol):
     def replace_secret(self, namespace: str, name: str, body: Obj) -> Obj: ...
     def delete_secret(self, namespace: str, name: str, uid: str) -> None: ...
     def request_token(
-        self, namespace: str, sa_name: str, secret: Obj, lifetime_seconds: int
+        self,
+        namespace: str,
+        sa_name: str,
+        secret: Obj,
+        lifetime_seconds: int,
+        audiences: tuple[str, ...],
     ) -> tuple[str, dt.datetime]: ...
     def patch_serviceaccount(self, namespace: str, name: str, ops: list[Obj]) -> Obj: ...
 
@@ -68,6 +73,7 @@ class PullSecretConfig:
     extra_hostnames: tuple[str, ...]
     excluded_namespaces: frozenset[str]
     token_lifetime_seconds: int
+    token_audiences: tuple[str, ...] = DEFAULT_TOKEN_AUDIENCES
 
 
 class PullSecretReconciler:
@@ -132,7 +138,9 @@ class PullSecretReconciler:
     def _ensure_secret(self, sa: Obj, namespace: str, secret_name: str) -> Obj | None:
         hostnames = self.hostnames()
         secret = self._secrets.get(f"{namespace}/{secret_name}")
-        current, reason = secret_is_current(secret, sa, hostnames, self._now())
+        current, reason = secret_is_current(
+            secret, sa, hostnames, self._now(), self._config.token_audiences
+        )
         if current:
             return secret
         created = False
@@ -141,7 +149,9 @@ class PullSecretReconciler:
             # writes (or a user's Secret, which we do not watch) only costs a 409.
             secret, created = self._create_or_read(sa, namespace, secret_name, hostnames)
             if not created:
-                current, reason = secret_is_current(secret, sa, hostnames, self._now())
+                current, reason = secret_is_current(
+                    secret, sa, hostnames, self._now(), self._config.token_audiences
+                )
                 if current:
                     return secret
         if reason is Reason.NOT_MANAGED:
@@ -159,10 +169,15 @@ class PullSecretReconciler:
             log.info("recreating pull secret %s/%s: %s", namespace, secret_name, reason.value)
             self._api.delete_secret(namespace, secret_name, secret["metadata"]["uid"])
             raise Requeue(f"deleted stale secret {namespace}/{secret_name}")
+        audiences = self._config.token_audiences
         token, expires = self._api.request_token(
-            namespace, sa["metadata"]["name"], secret, self._config.token_lifetime_seconds
+            namespace,
+            sa["metadata"]["name"],
+            secret,
+            self._config.token_lifetime_seconds,
+            audiences,
         )
-        grant = TokenGrant(token=token, issued=self._now(), expires=expires)
+        grant = TokenGrant(token=token, issued=self._now(), expires=expires, audiences=audiences)
         desired = build_desired_secret(sa, hostnames, grant)
         desired["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
         try:

@@ -67,6 +67,7 @@ class PullSecretWiring:
                 extra_hostnames=tuple(settings.extra_registry_hostnames),
                 excluded_namespaces=frozenset(settings.never_touched_namespaces),
                 token_lifetime_seconds=settings.token_lifetime_seconds,
+                token_audiences=tuple(settings.token_audiences),
             ),
         )
         self.runner = Runner(

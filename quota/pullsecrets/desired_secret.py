@@ -19,6 +19,8 @@ from quota.pullsecrets.dockerconfig import (
 )
 from quota.pullsecrets.names import (
     ANNOTATION_SERVICE_ACCOUNT_NAME,
+    ANNOTATION_TOKEN_AUDIENCES,
+    DEFAULT_TOKEN_AUDIENCES,
     DOCKERCONFIGJSON_KEY,
     LABEL_MANAGED_BY,
     LABEL_MANAGED_BY_VALUE,
@@ -64,10 +66,13 @@ class TokenGrant:
     token: str = field(repr=False)
     issued: datetime
     expires: datetime
+    audiences: tuple[str, ...] = DEFAULT_TOKEN_AUDIENCES
 
     def __post_init__(self) -> None:
         if not self.token:
             raise ValueError("token must not be empty")
+        if not self.audiences:
+            raise ValueError("a managed token needs an audience: the registry's")
         TokenTimes(self.issued, self.expires)  # validates awareness and order
 
 
@@ -96,6 +101,11 @@ def managed_metadata(sa: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, s
     return {LABEL_MANAGED_BY: LABEL_MANAGED_BY_VALUE}, {ANNOTATION_SERVICE_ACCOUNT_NAME: ref.name}
 
 
+def audiences_annotation(audiences: Iterable[str]) -> str:
+    """The audiences as recorded on the Secret: sorted, comma-separated."""
+    return ",".join(sorted(set(audiences)))
+
+
 def build_desired_secret(
     sa: Mapping[str, Any], hostnames: Iterable[str], grant: TokenGrant | None
 ) -> dict[str, Any]:
@@ -112,6 +122,7 @@ def build_desired_secret(
     else:
         payload = build_dockerconfigjson(hostnames, grant.token)
         annotations.update(token_time_annotations(grant.issued, grant.expires))
+        annotations[ANNOTATION_TOKEN_AUDIENCES] = audiences_annotation(grant.audiences)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -176,12 +187,14 @@ def secret_is_current(
     sa: Mapping[str, Any],
     hostnames: Iterable[str],
     now: datetime,
+    audiences: Iterable[str] = DEFAULT_TOKEN_AUDIENCES,
 ) -> tuple[bool, Reason]:
     """Whether ``existing`` is the up-to-date managed Secret for ``sa``, and if not, why.
 
     Checks, first failure wins: exists; is managed (a user's Secret of the same name is never
     taken over); name and namespace; type; owner uid (catches an SA recreated under the same
-    name); managed label/annotation; readable payload; token times; hostnames; 60 % rule.
+    name); managed label/annotation; readable payload; token times; hostnames; 60 % rule;
+    token audiences (a token minted for others, such as the API server, is replaced at once).
     The reason is a fixed :class:`Reason`, never containing Secret data.
     """
     ref = ServiceAccountRef.of(sa)
@@ -207,4 +220,6 @@ def secret_is_current(
     reason = refresh_reason(times, read_secret_config(existing), hostnames, now)
     if reason is not None:
         return False, reason
+    if have_annotations.get(ANNOTATION_TOKEN_AUDIENCES) != audiences_annotation(audiences):
+        return False, Reason.AUDIENCE_CHANGED
     return True, Reason.CURRENT

@@ -28,6 +28,12 @@ MANAGED_SECRET_SELECTOR: Final = f"{LABEL_MANAGED_BY}={LABEL_MANAGED_BY_VALUE}"
 # On the managed Secret: when the token inside was issued and when it expires (RFC 3339, UTC).
 ANNOTATION_TOKEN_ISSUED: Final = "image.alauda.io/token-issued"
 ANNOTATION_TOKEN_EXPIRATION: Final = "image.alauda.io/token-expiration"
+# On the managed Secret: the audiences the token inside was minted for, comma-separated.
+ANNOTATION_TOKEN_AUDIENCES: Final = "image.alauda.io/token-audiences"
+
+# The audience of managed tokens: the registry's, never the API server's, so a pull secret
+# that leaks to a registry host is no credential for the cluster's API (--token-audiences).
+DEFAULT_TOKEN_AUDIENCES: Final[tuple[str, ...]] = ("image-registry.alauda.io",)
 
 SECRET_TYPE_DOCKERCONFIGJSON: Final = "kubernetes.io/dockerconfigjson"
 DOCKERCONFIGJSON_KEY: Final = ".dockerconfigjson"

@@ -21,6 +21,7 @@ class Reason(StrEnum):
     TOKEN_TIMES_INVALID = "token issue or expiration time is missing or invalid"
     HOSTNAMES_CHANGED = "registry hostnames differ from the desired ones"
     TOKEN_EXPIRING = "token reached 60% of its lifetime"
+    AUDIENCE_CHANGED = "token audiences differ from the desired ones"
 
     @property
     def needs_recreate(self) -> bool:
@@ -36,4 +37,5 @@ class Reason(StrEnum):
             Reason.TOKEN_TIMES_INVALID,
             Reason.HOSTNAMES_CHANGED,
             Reason.TOKEN_EXPIRING,
+            Reason.AUDIENCE_CHANGED,
         )

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from kubernetes import client
 
 from tests.integration.support import ClusterEnv
@@ -17,6 +18,7 @@ from tests.integration.support import ClusterEnv
 REF = "image.alauda.io/internal-registry-pull-secret-ref"
 OPT_OUT = "image.alauda.io/managed-pull-secret"
 MANAGED = "image.alauda.io/managed-by=registry-v2-policy"
+REGISTRY_AUDIENCE = "image-registry.alauda.io"  # the default of --token-audiences
 INTERNAL = {
     "image-registry.image-registry-system.svc:5000",
     "image-registry.image-registry-system.svc.cluster.local:5000",
@@ -73,9 +75,15 @@ def token_of(secret: dict[str, Any]) -> str:
     return tokens.pop()
 
 
-def token_review(cluster: ClusterEnv, token: str) -> dict[str, Any]:
+def token_review(
+    cluster: ClusterEnv, token: str, audiences: list[str] | None = None
+) -> dict[str, Any]:
+    """The API server's verdict on ``token``, as the registry asks for it (its audience),
+    or with ``audiences=[]`` as a client of the API server itself would be judged."""
+    spec: dict[str, Any] = {"token": token}
+    spec["audiences"] = [REGISTRY_AUDIENCE] if audiences is None else audiences
     review = client.AuthenticationV1Api(cluster.api).create_token_review(
-        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}},
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec},
         _preload_content=False,
     )
     status: dict[str, Any] = json.loads(review.data)["status"]
@@ -115,8 +123,20 @@ def test_a_new_serviceaccount_gets_a_working_bound_pull_secret(
         assert base64.b64decode(entry["auth"]).decode() == f"serviceaccount:{token}"
 
     status = token_review(cluster, token)
-    assert status["authenticated"] is True
+    assert status.get("authenticated") is True, status
     assert status["user"]["username"] == f"system:serviceaccount:{namespace}:builder"
+    assert status["audiences"] == [REGISTRY_AUDIENCE]
+
+    # ... and is no credential for the cluster's API: a leaked pull secret opens nothing.
+    assert token_review(cluster, token, audiences=[]).get("authenticated") is not True
+    configuration = cluster.api.configuration
+    as_api_client = requests.get(
+        f"{configuration.host}/api",
+        headers={"Authorization": f"Bearer {token}"},
+        verify=configuration.ssl_ca_cert,
+        timeout=10,
+    )
+    assert as_api_client.status_code == 401
 
     # A pod using the SA inherits the pull secret (ServiceAccount admission plugin).
     pod = {

@@ -52,6 +52,7 @@ class FakeApi:
         self.secrets = secrets
         self.serviceaccounts = serviceaccounts
         self.calls: list[str] = []
+        self.audiences: list[tuple[str, ...]] = []
         self._rv = itertools.count(100)
         self._uid = itertools.count(1)
         self.live_secrets: dict[str, Obj] = {}
@@ -94,9 +95,15 @@ class FakeApi:
             self.secrets.items.pop(key, None)
 
     def request_token(
-        self, namespace: str, sa_name: str, secret: Obj, lifetime_seconds: int
+        self,
+        namespace: str,
+        sa_name: str,
+        secret: Obj,
+        lifetime_seconds: int,
+        audiences: tuple[str, ...],
     ) -> tuple[str, dt.datetime]:
         self.calls.append("request_token")
+        self.audiences.append(audiences)
         return f"token-{sa_name}-{secret['metadata']['uid']}", NOW + dt.timedelta(
             seconds=lifetime_seconds
         )
@@ -343,3 +350,33 @@ def test_terminating_namespaces_and_sas_are_skipped() -> None:
     world.namespaces.items["team"]["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     assert world.converge("team/other") is None
     assert world.api.calls == []
+
+
+def test_tokens_are_requested_for_the_configured_audiences() -> None:
+    world = World()
+    world.add_sa("builder")
+    world.converge("team/builder")
+    assert world.api.audiences == [("image-registry.alauda.io",)]
+    secret = world.secrets.get("team/builder-dockercfg")
+    assert secret is not None
+    assert secret["metadata"]["annotations"]["image.alauda.io/token-audiences"] == (
+        "image-registry.alauda.io"
+    )
+
+
+def test_a_secret_from_before_the_audience_setting_is_refreshed_at_once() -> None:
+    """An upgrade finds Secrets whose token is an API-server credential: replace them now,
+    not at 60 % of their lifetime."""
+    world = World()
+    world.add_sa("builder")
+    world.converge("team/builder")
+    for store in (world.secrets.items, world.api.live_secrets):
+        del store["team/builder-dockercfg"]["metadata"]["annotations"][
+            "image.alauda.io/token-audiences"
+        ]
+    world.api.calls.clear()
+    world.converge("team/builder")
+    assert world.api.calls == ["request_token", "replace_secret"]
+    secret = world.secrets.get("team/builder-dockercfg")
+    assert secret is not None
+    assert "image.alauda.io/token-audiences" in secret["metadata"]["annotations"]

@@ -2,6 +2,7 @@ import base64
 import copy
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -64,6 +65,7 @@ def test_build_desired_secret_shape() -> None:
                 "image.alauda.io/service-account.name": "builder",
                 "image.alauda.io/token-issued": "2025-03-01T12:00:00Z",
                 "image.alauda.io/token-expiration": "2025-03-01T13:00:00Z",
+                "image.alauda.io/token-audiences": "image-registry.alauda.io",
             },
             "ownerReferences": [
                 {
@@ -272,6 +274,7 @@ def test_reason_repair_kinds() -> None:
         Reason.TOKEN_TIMES_INVALID,
         Reason.HOSTNAMES_CHANGED,
         Reason.TOKEN_EXPIRING,
+        Reason.AUDIENCE_CHANGED,
     }
     for reason in (Reason.CURRENT, Reason.NOT_MANAGED, Reason.WRONG_NAME, Reason.METADATA_DRIFT):
         assert not reason.needs_new_token and not reason.needs_recreate
@@ -317,3 +320,36 @@ def test_property_current_until_refresh_time(offset_us: int) -> None:
     expected = offset_us < 2160 * 10**6
     assert ok is expected
     assert reason is (Reason.CURRENT if expected else Reason.TOKEN_EXPIRING)
+
+
+# --- token audiences -----------------------------------------------------------------------
+
+
+def test_a_token_is_minted_for_the_registry_unless_told_otherwise() -> None:
+    assert GRANT.audiences == ("image-registry.alauda.io",)
+    secret = build_desired_secret(make_sa(), HOSTS, replace(GRANT, audiences=("b", "a", "b")))
+    assert secret["metadata"]["annotations"]["image.alauda.io/token-audiences"] == "a,b"
+
+
+def test_a_token_without_an_audience_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^a managed token needs an audience"):
+        TokenGrant(TOKEN, T0, T0 + timedelta(hours=1), audiences=())
+
+
+@pytest.mark.parametrize("recorded", [None, "", "https://kubernetes.default.svc", "other"])
+def test_a_secret_minted_for_other_audiences_is_refreshed_at_once(recorded: str | None) -> None:
+    """Secrets written before --token-audiences existed carry an API-server token and no
+    annotation: they are replaced on the first reconcile after an upgrade."""
+    secret = current_secret()
+    annotations = secret["metadata"]["annotations"]
+    if recorded is None:
+        del annotations["image.alauda.io/token-audiences"]
+    else:
+        annotations["image.alauda.io/token-audiences"] = recorded
+    assert secret_is_current(secret, make_sa(), HOSTS, FRESH) == (False, Reason.AUDIENCE_CHANGED)
+
+
+def test_a_secret_for_the_desired_audiences_is_current_in_any_order() -> None:
+    secret = build_desired_secret(make_sa(), HOSTS, replace(GRANT, audiences=("b", "a")))
+    assert secret_is_current(secret, make_sa(), HOSTS, FRESH, ("a", "b")) == (True, Reason.CURRENT)
+    assert secret_is_current(secret, make_sa(), HOSTS, FRESH, ("a",))[1] is Reason.AUDIENCE_CHANGED

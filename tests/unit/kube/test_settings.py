@@ -1,0 +1,35 @@
+"""Flags and their environment-variable defaults."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from kube import settings
+
+
+def parse(*args: str) -> settings.Settings:
+    parser = argparse.ArgumentParser()
+    settings.add_common_flags(parser)
+    settings.add_controller_flags(parser)
+    return settings.from_args(parser.parse_args(list(args)))
+
+
+def test_pull_secret_tokens_are_for_the_registry_by_default() -> None:
+    assert parse().token_audiences == ["image-registry.alauda.io"]
+    assert settings.Settings().token_audiences == ["image-registry.alauda.io"]
+
+
+def test_token_audiences_come_from_the_flag_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert parse("--token-audiences", " a, b ,").token_audiences == ["a", "b"]
+    monkeypatch.setenv("REGISTRY_WEBHOOK_TOKEN_AUDIENCES", "registry.example.com")
+    assert parse().token_audiences == ["registry.example.com"]
+
+
+def test_an_empty_audience_list_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse("--token-audiences", " , ")
+    assert "needs at least one audience" in capsys.readouterr().err
