@@ -23,6 +23,7 @@ from quota.pullsecrets.desired_secret import (
     TokenGrant,
     build_desired_secret,
     is_managed_secret,
+    retired_secrets,
     secret_is_current,
     service_account_name_of,
 )
@@ -35,6 +36,7 @@ from quota.pullsecrets.serviceaccount_patch import (
     guard_resource_version,
     is_opted_out,
     remove_pull_secret_patch,
+    retire_pull_secret_patch,
 )
 
 log = logging.getLogger(__name__)
@@ -127,7 +129,10 @@ class PullSecretReconciler:
         secret = self._ensure_secret(sa, namespace, secret_name)
         if secret is None:
             return None
-        self._patch_serviceaccount(sa, add_pull_secret_patch(sa, secret_name))
+        added = add_pull_secret_patch(sa, secret_name)
+        self._patch_serviceaccount(sa, added)
+        if not added:  # the SA names the current Secret: now drop the ones it replaced
+            self._retire_renamed(sa, namespace)
         times = read_token_times((secret.get("metadata") or {}).get("annotations"))
         if times is None:
             return 1.0
@@ -232,6 +237,19 @@ class PullSecretReconciler:
             self._api.delete_secret(namespace, secret_name, secret["metadata"]["uid"])
             metrics.PULL_SECRETS.labels("deleted").inc()
             log.info("pull secret %s/%s deleted: opted out", namespace, secret_name)
+
+    def _retire_renamed(self, sa: Obj, namespace: str) -> None:
+        """The SA stops naming a retired Secret first, so no pod is admitted with a pull
+        secret that is about to vanish; then the Secret goes."""
+        for secret in retired_secrets(self._secrets.list(namespace), sa):
+            meta = secret["metadata"]
+            ops = retire_pull_secret_patch(sa, meta["name"])
+            if ops:
+                self._patch_serviceaccount(sa, ops)
+                raise Requeue(f"serviceaccount {namespace}/{sa['metadata']['name']} changed")
+            self._api.delete_secret(namespace, meta["name"], meta["uid"])
+            metrics.PULL_SECRETS.labels("deleted").inc()
+            log.info("pull secret %s/%s deleted: renamed", namespace, meta["name"])
 
     def _delete_orphans(self, namespace: str, sa_name: str) -> None:
         for secret in self._secrets.list(namespace):

@@ -182,6 +182,26 @@ def _owned_by(secret: Mapping[str, Any], ref: ServiceAccountRef) -> bool:
     )
 
 
+def retired_secrets(
+    secrets: Iterable[Mapping[str, Any]], sa: Mapping[str, Any]
+) -> list[Mapping[str, Any]]:
+    """Managed Secrets owned by ``sa`` under a name that is no longer its Secret's name.
+
+    Until the long-name scheme put the hash after the suffix, SAs of more than 243
+    characters had ``<truncated>-<hash>-dockercfg``; those Secrets are retired.
+    """
+    ref = ServiceAccountRef.of(sa)
+    current = secret_name_for(ref.name)
+    return [
+        secret
+        for secret in secrets
+        if metadata(secret).get("name") != current
+        and is_managed_secret(secret)
+        and service_account_name_of(secret) == ref.name
+        and _owned_by(secret, ref)
+    ]
+
+
 def secret_is_current(
     existing: Mapping[str, Any] | None,
     sa: Mapping[str, Any],

@@ -53,8 +53,10 @@ def secret_name_for(sa_name: str) -> str:
 
     ``<sa>-dockercfg`` when it fits in 253 characters. Otherwise the SA name is truncated and
     a hash of the full SA name keeps distinct long names distinct:
-    ``<truncated>-<sha256[:10]>-dockercfg``, exactly 253 characters. The truncation point is
-    stripped of trailing ``-``/``.`` so the result stays a valid DNS subdomain.
+    ``<truncated>-dockercfg-<sha256[:10]>``, at most 253 characters. The hash comes after the
+    suffix, so a long name's Secret never ends in ``-dockercfg`` and no SA can be created
+    whose plain name is another SA's Secret. The truncation point is stripped of trailing
+    ``-``/``.`` so the result stays a valid DNS subdomain.
     """
     if not sa_name:
         raise ValueError("ServiceAccount name must not be empty")
@@ -62,6 +64,6 @@ def secret_name_for(sa_name: str) -> str:
     if len(name) <= MAX_NAME_LENGTH:
         return name
     digest = hashlib.sha256(sa_name.encode("utf-8")).hexdigest()[:_HASH_LENGTH]
-    tail = f"-{digest}{SECRET_NAME_SUFFIX}"
+    tail = f"{SECRET_NAME_SUFFIX}-{digest}"
     head = sa_name[: MAX_NAME_LENGTH - len(tail)].rstrip("-.")
     return head + tail if head else tail.lstrip("-")

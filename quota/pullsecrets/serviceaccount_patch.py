@@ -96,6 +96,15 @@ def remove_pull_secret_patch(sa: Mapping[str, Any], secret_name: str) -> list[Op
     return ops
 
 
+def retire_pull_secret_patch(sa: Mapping[str, Any], secret_name: str) -> list[Operation]:
+    """Ops removing every ``{name: secret_name}`` entry of a Secret the service no longer
+    manages under that name; the ref annotation, which names the current one, stays."""
+    entries = sa.get("imagePullSecrets")
+    if not isinstance(entries, list):
+        return []
+    return _remove_entries(entries, [i for i, e in enumerate(entries) if _is_ours(e, secret_name)])
+
+
 def guard_resource_version(ops: list[Operation], obj: Mapping[str, Any]) -> list[Operation]:
     """Prefix ``ops`` with a ``test`` of ``metadata.resourceVersion`` (optimistic concurrency).
 

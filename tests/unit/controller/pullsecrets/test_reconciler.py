@@ -19,6 +19,7 @@ from controller.pullsecrets.reconciler import (
 from quota.objects import Obj
 from quota.pullsecrets.desired_secret import read_secret_config
 from quota.pullsecrets.dockerconfig import internal_hostnames
+from quota.pullsecrets.names import secret_name_for
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -380,3 +381,47 @@ def test_a_secret_from_before_the_audience_setting_is_refreshed_at_once() -> Non
     secret = world.secrets.get("team/builder-dockercfg")
     assert secret is not None
     assert "image.alauda.io/token-audiences" in secret["metadata"]["annotations"]
+
+
+def test_a_secret_named_the_old_long_way_is_retired_after_the_sa_names_the_new_one() -> None:
+    """Long names hashed before the suffix until the scheme changed; after an upgrade the
+    SA gets its new Secret, stops naming the old one, and the old one is deleted."""
+    world = World()
+    long = "a" * 250
+    world.add_sa(long)
+    key = f"team/{long}"
+    world.converge(key)
+    new_name = secret_name_for(long)
+    current = world.secrets.get(f"team/{new_name}")
+    assert current is not None
+    old_name = "a" * 232 + "-0123456789-dockercfg"
+    old = copy.deepcopy(current)
+    old["metadata"].update(name=old_name, uid="old-uid")
+    for store in (world.secrets.items, world.api.live_secrets):
+        store[f"team/{old_name}"] = copy.deepcopy(old)
+    sa = world.serviceaccounts.items[key]
+    sa["imagePullSecrets"] = [{"name": old_name}, {"name": "user"}, {"name": new_name}]
+
+    world.converge(key)
+    world.converge(key)
+
+    assert f"team/{old_name}" not in world.api.live_secrets
+    assert f"team/{new_name}" in world.api.live_secrets
+    assert world.serviceaccounts.items[key]["imagePullSecrets"] == [
+        {"name": "user"},
+        {"name": new_name},
+    ]
+    calls = world.api.calls
+    assert calls.index("patch_serviceaccount") < calls.index("delete_secret")
+
+
+def test_another_sas_secret_is_never_retired() -> None:
+    world = World()
+    world.add_sa("builder")
+    world.add_sa("other")
+    world.converge("team/builder")
+    world.converge("team/other")
+    world.api.calls.clear()
+    world.converge("team/builder")
+    assert "delete_secret" not in world.api.calls
+    assert {"team/builder-dockercfg", "team/other-dockercfg"} <= set(world.api.live_secrets)

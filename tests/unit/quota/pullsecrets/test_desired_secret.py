@@ -17,6 +17,7 @@ from quota.pullsecrets.desired_secret import (
     is_managed_secret,
     owner_reference,
     read_secret_config,
+    retired_secrets,
     secret_is_current,
     service_account_name_of,
 )
@@ -353,3 +354,26 @@ def test_a_secret_for_the_desired_audiences_is_current_in_any_order() -> None:
     secret = build_desired_secret(make_sa(), HOSTS, replace(GRANT, audiences=("b", "a")))
     assert secret_is_current(secret, make_sa(), HOSTS, FRESH, ("a", "b")) == (True, Reason.CURRENT)
     assert secret_is_current(secret, make_sa(), HOSTS, FRESH, ("a",))[1] is Reason.AUDIENCE_CHANGED
+
+
+# --- Secrets retired by a rename -----------------------------------------------------------
+
+
+def renamed(secret: dict[str, Any], name: str) -> dict[str, Any]:
+    out = copy.deepcopy(secret)
+    out["metadata"]["name"] = name
+    return out
+
+
+def test_only_this_sas_managed_secrets_under_another_name_are_retired() -> None:
+    sa = make_sa()
+    current = current_secret()
+    old = renamed(current, "builder-0123456789-dockercfg")
+    foreign_owner = renamed(current, "x-dockercfg")
+    foreign_owner["metadata"]["ownerReferences"][0]["uid"] = "someone-else"
+    unmanaged = renamed(current, "y-dockercfg")
+    unmanaged["metadata"]["labels"] = {}
+    unmanaged["metadata"]["annotations"] = {}
+    other_sa = build_desired_secret(make_sa(name="other"), HOSTS, GRANT)
+    secrets = [current, old, foreign_owner, unmanaged, other_sa]
+    assert retired_secrets(secrets, sa) == [old]

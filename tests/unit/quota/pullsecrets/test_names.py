@@ -49,7 +49,7 @@ def test_one_char_longer_is_truncated_and_hashed() -> None:
     digest = hashlib.sha256(sa.encode()).hexdigest()[:10]
     result = secret_name_for(sa)
     assert len(result) == 253
-    assert result.endswith(f"-{digest}-dockercfg")
+    assert result.endswith(f"-dockercfg-{digest}")
     assert result.startswith("a" * 200)
     assert is_dns_subdomain(result)
 
@@ -82,7 +82,7 @@ def test_a_long_name_of_separators_only_still_gives_a_valid_name() -> None:
     """Not a valid ServiceAccount name, but the rule stays total: no leading '-'."""
     name = secret_name_for("-" * 300)
     assert name[0].isalnum()
-    assert name.endswith("-dockercfg") and len(name) <= MAX_NAME_LENGTH
+    assert name.startswith("dockercfg-") and len(name) <= MAX_NAME_LENGTH
 
 
 @pytest.mark.parametrize("length", range(1, 254))
@@ -117,3 +117,19 @@ def test_property_distinct_sa_names_give_distinct_secret_names(a: str, b: str) -
 def test_truncation_trims_separators_and_nothing_else() -> None:
     assert secret_name_for("x" * 300).startswith("x" * 200)
     assert secret_name_for("X" * 300).startswith("X" * 200)
+
+
+def test_no_crafted_short_name_takes_a_long_names_secret() -> None:
+    """A 250-character SA name must not map to the plain name of another SA: with the hash
+    before the suffix, an attacker could create the SA '<truncated>-<hash>' and own it."""
+    long = "a" * 250
+    taken = secret_name_for(long)
+    crafted = taken.removesuffix("-dockercfg")
+    assert secret_name_for(crafted) != taken
+
+
+@given(dns_names)
+def test_property_long_names_never_look_like_plain_ones(sa: str) -> None:
+    long = (sa + "-" + "x" * MAX_NAME_LENGTH)[: MAX_NAME_LENGTH + 5]
+    assert not secret_name_for(long).endswith("-dockercfg")
+    assert secret_name_for(long).startswith(long[:100].rstrip("-."))

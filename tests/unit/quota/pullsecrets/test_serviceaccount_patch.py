@@ -12,6 +12,7 @@ from quota.pullsecrets.serviceaccount_patch import (
     guard_resource_version,
     is_opted_out,
     remove_pull_secret_patch,
+    retire_pull_secret_patch,
     serviceaccount_mutation,
 )
 
@@ -427,3 +428,14 @@ def test_a_guarded_patch_does_what_the_plain_one_does_and_only_on_that_version(
         newer["metadata"]["resourceVersion"] = rv + "1"
         with pytest.raises(jsonpatch.JsonPatchTestFailed):
             jsonpatch.apply_patch(newer, guarded)
+
+
+def test_retiring_a_secret_removes_its_entries_and_keeps_the_rest() -> None:
+    sa = make_sa(
+        [{"name": "old"}, {"name": "user"}, {"name": "old"}], {ANNOTATION_PULL_SECRET_REF: OURS}
+    )
+    result = jsonpatch.apply_patch(sa, retire_pull_secret_patch(sa, "old"))
+    assert result["imagePullSecrets"] == [{"name": "user"}]
+    assert result["metadata"]["annotations"] == {ANNOTATION_PULL_SECRET_REF: OURS}
+    assert retire_pull_secret_patch(result, "old") == []
+    assert retire_pull_secret_patch(make_sa(), "old") == []
