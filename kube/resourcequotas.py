@@ -16,31 +16,33 @@ from quota.objects import Obj, object_name, object_namespace
 
 
 class ResourceQuotaClient:
+    """``timeout`` bounds each call unless the caller passes a tighter one."""
+
     def __init__(self, api: client.ApiClient, *, timeout: float) -> None:
         self._core = client.CoreV1Api(api)
         self._timeout = timeout
 
-    def list(self, namespace: str) -> list[Obj]:
+    def list(self, namespace: str, *, timeout: float | None = None) -> list[Obj]:
         """The namespace's quotas, read live (not from a cache)."""
         response = self._core.list_namespaced_resource_quota(
-            namespace, _preload_content=False, _request_timeout=self._timeout
+            namespace, _preload_content=False, _request_timeout=timeout or self._timeout
         )
         items: list[Obj] = json.loads(response.data).get("items") or []
         return items
 
-    def read(self, namespace: str, name: str) -> Obj:
+    def read(self, namespace: str, name: str, *, timeout: float | None = None) -> Obj:
         response = self._core.read_namespaced_resource_quota(
-            name, namespace, _preload_content=False, _request_timeout=self._timeout
+            name, namespace, _preload_content=False, _request_timeout=timeout or self._timeout
         )
         quota: Obj = json.loads(response.data)
         return quota
 
-    def replace_status(self, quota: Obj) -> None:
+    def replace_status(self, quota: Obj, *, timeout: float | None = None) -> None:
         """Write ``quota``'s status, conditional on its ``metadata.resourceVersion``."""
         self._core.replace_namespaced_resource_quota_status(
             object_name(quota),
             object_namespace(quota),
             quota,
             _preload_content=False,
-            _request_timeout=self._timeout,
+            _request_timeout=timeout or self._timeout,
         )

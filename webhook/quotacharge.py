@@ -27,7 +27,11 @@ from webhook import metrics
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = 5
-"""Seconds per API call: a charge runs inside the API server's 10 s webhook timeout."""
+"""Seconds per API call at most; a call never gets more than the charge has left."""
+CHARGE_DEADLINE_SECONDS = 8.0
+"""A charge, lock wait included, ends within this: the imagestreams webhook's timeout is
+10 s, and a charge that lands after the API server gave up would hold quota for a create
+that never happened (until the usage reconciler releases it)."""
 
 
 class ChargeConflict(Exception):
@@ -35,11 +39,12 @@ class ChargeConflict(Exception):
 
 
 class QuotaGateway(Protocol):
-    """Live ResourceQuota reads and conditional status writes (``ApiException`` 409/404)."""
+    """Live ResourceQuota reads and conditional status writes (``ApiException`` 409/404),
+    each bounded by ``timeout`` seconds."""
 
-    def list(self, namespace: str) -> list[Obj]: ...
-    def read(self, namespace: str, name: str) -> Obj: ...
-    def replace_status(self, quota: Obj) -> None: ...
+    def list(self, namespace: str, *, timeout: float) -> list[Obj]: ...
+    def read(self, namespace: str, name: str, *, timeout: float) -> Obj: ...
+    def replace_status(self, quota: Obj, *, timeout: float) -> None: ...
 
 
 class QuotaCharger:
@@ -49,10 +54,14 @@ class QuotaCharger:
         cached_quotas: Callable[[str], list[Obj]],
         *,
         attempts: int = 12,
+        deadline_seconds: float = CHARGE_DEADLINE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._quotas = quotas
         self._cached = cached_quotas
         self._attempts = attempts
+        self._deadline = deadline_seconds
+        self._clock = clock
         # One charge per namespace at a time in this process: threads of one replica never
         # conflict with each other; replicas still meet at the resourceVersion check.
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -62,28 +71,49 @@ class QuotaCharger:
         with self._locks_guard:
             return self._locks[namespace]
 
-    def _live(self, namespace: str) -> list[Obj]:
-        return self._quotas.list(namespace)
+    def _time_left(self, end: float, namespace: str) -> float:
+        """Seconds a call may take: what is left, at most REQUEST_TIMEOUT; none left is a
+        retryable failure."""
+        left = end - self._clock()
+        if left <= 0:
+            raise ChargeConflict(
+                f"could not charge quota in {namespace}: no charge within {self._deadline:g} s"
+            )
+        return min(REQUEST_TIMEOUT, left)
+
+    def _live(self, namespace: str, end: float) -> list[Obj]:
+        return self._quotas.list(namespace, timeout=self._time_left(end, namespace))
 
     def judge(self, namespace: str) -> ChargePlan:
         """The verdict without writing (dry-run, PushReview): a denial is confirmed live."""
         plan = plan_create(self._cached(namespace))
         if not plan.decision.allowed:
-            plan = plan_create(self._live(namespace))
+            plan = plan_create(self._live(namespace, self._clock() + self._deadline))
         return plan
 
     def charge(self, namespace: str) -> ChargePlan:
-        """Charge one ImageStream create; the returned plan says whether it was allowed."""
-        with self._lock(namespace):
-            return self._charge(namespace)
+        """Charge one ImageStream create; the returned plan says whether it was allowed.
 
-    def _charge(self, namespace: str) -> ChargePlan:
+        Retryable ``ChargeConflict`` when no charge could be made within the deadline."""
+        end = self._clock() + self._deadline
+        lock = self._lock(namespace)
+        if not lock.acquire(timeout=max(end - self._clock(), 0.0)):
+            raise ChargeConflict(
+                f"could not charge quota in {namespace}: another charge in this namespace "
+                "is still running"
+            )
+        try:
+            return self._charge(namespace, end)
+        finally:
+            lock.release()
+
+    def _charge(self, namespace: str, end: float) -> ChargePlan:
         quotas = self._cached(namespace)
         live = False
         for attempt in range(self._attempts):
             plan = plan_create(quotas)
             if not plan.decision.allowed and not live:
-                quotas, live = self._live(namespace), True  # the cache may lag a release
+                quotas, live = self._live(namespace, end), True  # the cache may lag a release
                 continue
             if not plan.decision.allowed:
                 metrics.QUOTA_CHARGES.labels("exceeded").inc()
@@ -94,31 +124,42 @@ class QuotaCharger:
             written: list[str] = []
             try:
                 for charge in plan.charges:
-                    self._quotas.replace_status(with_used(by_name[charge.name], charge.new_used))
+                    self._quotas.replace_status(
+                        with_used(by_name[charge.name], charge.new_used),
+                        timeout=self._time_left(end, namespace),
+                    )
                     written.append(charge.name)
             except ApiException as err:
                 if err.status not in (404, 409):
-                    self._release(namespace, written)
+                    self._release(namespace, written, end)
                     raise
                 metrics.QUOTA_CHARGES.labels("conflict").inc()
-                self._release(namespace, written)
+                self._release(namespace, written, end)
                 time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
-                quotas, live = self._live(namespace), True
+                quotas, live = self._live(namespace, end), True
                 continue
             metrics.QUOTA_CHARGES.labels("charged").inc()
             return plan
         raise ChargeConflict(f"could not charge quota in {namespace}: too many concurrent writes")
 
-    def _release(self, namespace: str, names: list[str]) -> None:
-        """Take back charges of an all-or-none write that failed part-way (best effort:
-        whatever is left over, the usage reconciler releases)."""
+    def _release(self, namespace: str, names: list[str], end: float) -> None:
+        """Take back charges of an all-or-none write that failed part-way (best effort,
+        within the deadline: whatever is left over, the usage reconciler releases)."""
         for name in names:
             for _ in range(self._attempts):
                 try:
-                    current = self._quotas.read(namespace, name)
+                    current = self._quotas.read(
+                        namespace, name, timeout=self._time_left(end, namespace)
+                    )
                     used = imagestreams_used(current)
-                    self._quotas.replace_status(with_used(current, str(max(used - 1, 0))))
+                    self._quotas.replace_status(
+                        with_used(current, str(max(used - 1, 0))),
+                        timeout=self._time_left(end, namespace),
+                    )
                     break
+                except ChargeConflict:
+                    log.warning("no time left to release charge on quota %s/%s", namespace, name)
+                    return
                 except (ApiException, InvalidQuantity) as err:
                     if isinstance(err, ApiException) and err.status == 409:
                         continue

@@ -80,3 +80,11 @@ def test_a_failed_precondition_reaches_the_caller_as_a_409(core: RecordingCore) 
     with pytest.raises(ApiException) as raised:
         ResourceQuotaClient(client.ApiClient(), timeout=4).replace_status(QUOTA)
     assert raised.value.status == 409
+
+
+def test_a_caller_may_give_a_call_less_time(core: RecordingCore) -> None:
+    quotas = ResourceQuotaClient(client.ApiClient(), timeout=4)
+    quotas.list("team-a", timeout=1.5)
+    quotas.read("team-a", "q", timeout=1.5)
+    quotas.replace_status(QUOTA, timeout=1.5)
+    assert [kwargs["_request_timeout"] for _, _, kwargs in core.calls] == [1.5, 1.5, 1.5]

@@ -11,7 +11,14 @@ from kubernetes.client.exceptions import ApiException
 
 from quota.objects import Obj
 from quota.resourcequota import quota_exceeded_message
-from webhook.quotacharge import ChargeConflict, QuotaCharger
+from webhook.admission.endpoints import VALIDATE_IMAGESTREAMS
+from webhook.quotacharge import (
+    CHARGE_DEADLINE_SECONDS,
+    REQUEST_TIMEOUT,
+    ChargeConflict,
+    QuotaCharger,
+)
+from webhook.registration import TIMEOUT_SECONDS
 
 NS = "team-a"
 R = "alauda.io/imagestreams"
@@ -42,6 +49,8 @@ class FakeQuotas:
         self.writes: list[tuple[str, str]] = []  # (name, written used) of successful writes
         self.conflicts = 0
         self.fail_writes: dict[str, int] = {}  # name -> HTTP status to fail writes with
+        self.timeouts: list[float] = []  # the timeout each call was given
+        self.on_call: Callable[[], None] = lambda: None
 
     def used(self, name: str) -> str | None:
         with self._lock:
@@ -61,23 +70,29 @@ class FakeQuotas:
         with self._lock:
             return copy.deepcopy(list(self.store.values()))
 
-    def list(self, namespace: str) -> list[Obj]:
+    def list(self, namespace: str, *, timeout: float) -> list[Obj]:
         assert namespace == NS
+        self.timeouts.append(timeout)
+        self.on_call()
         with self._lock:
             self.lists += 1
             return copy.deepcopy(list(self.store.values()))
 
-    def read(self, namespace: str, name: str) -> Obj:
+    def read(self, namespace: str, name: str, *, timeout: float) -> Obj:
         assert namespace == NS
+        self.timeouts.append(timeout)
+        self.on_call()
         with self._lock:
             self.reads += 1
             if name not in self.store:
                 raise ApiException(status=404)
             return copy.deepcopy(self.store[name])
 
-    def replace_status(self, body: Obj) -> None:
+    def replace_status(self, body: Obj, *, timeout: float) -> None:
         name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
         assert namespace == NS
+        self.timeouts.append(timeout)
+        self.on_call()
         with self._lock:
             if name in self.fail_writes:
                 raise ApiException(status=self.fail_writes[name])
@@ -97,7 +112,9 @@ class FakeQuotas:
 
 
 class AlwaysConflicting(FakeQuotas):
-    def replace_status(self, body: Obj) -> None:
+    def replace_status(self, body: Obj, *, timeout: float) -> None:
+        self.timeouts.append(timeout)
+        self.on_call()
         with self._lock:
             self.conflicts += 1
         raise ApiException(status=409)
@@ -313,11 +330,11 @@ def test_one_replica_never_runs_two_charges_of_a_namespace_at_once() -> None:
     overlapped = threading.Event()
 
     class SlowWrites(FakeQuotas):
-        def replace_status(self, body: Obj) -> None:
+        def replace_status(self, body: Obj, *, timeout: float) -> None:
             if not writing.is_set():
                 writing.set()
                 overlapped.wait(timeout=0.5)  # give a second charge the chance to start
-            super().replace_status(body)
+            super().replace_status(body, timeout=timeout)
 
     api = SlowWrites(quota("q", 5, used=0))
 
@@ -339,3 +356,72 @@ def test_one_replica_never_runs_two_charges_of_a_namespace_at_once() -> None:
     assert results == [True, True]
     assert api.conflicts == 0
     assert api.used("q") == "2"
+
+
+# --- the charge's deadline -----------------------------------------------------------------
+
+
+class StepClock:
+    """Monotonic time that moves one second per API call (a slow API server)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def step(self) -> None:
+        self.now += 1.0
+
+
+def test_the_deadline_is_inside_the_webhook_timeout() -> None:
+    assert TIMEOUT_SECONDS[VALIDATE_IMAGESTREAMS] > CHARGE_DEADLINE_SECONDS
+
+
+def test_a_charge_that_keeps_conflicting_gives_up_at_its_deadline() -> None:
+    clock = StepClock()
+    api = AlwaysConflicting(quota("q", 5, used=0))
+    api.on_call = clock.step
+    made = QuotaCharger(api, lambda ns: api.snapshot(), deadline_seconds=4.0, clock=clock)
+    with pytest.raises(ChargeConflict, match="no charge within 4"):
+        made.charge(NS)
+    assert clock.now - 100.0 <= 4.0 + 1.0, "at most one call may end past the deadline"
+    assert all(0 < timeout <= 4.0 for timeout in api.timeouts)
+
+
+def test_calls_get_at_most_the_time_that_is_left() -> None:
+    clock = StepClock()
+    api = AlwaysConflicting(quota("q", 5, used=0))
+    api.on_call = clock.step
+    made = QuotaCharger(api, lambda ns: api.snapshot(), deadline_seconds=7.5, clock=clock)
+    with pytest.raises(ChargeConflict):
+        made.charge(NS)
+    assert api.timeouts[0] == REQUEST_TIMEOUT
+    assert api.timeouts[-1] < 1.0 + 1e-9
+
+
+def test_a_charge_waits_for_another_in_its_namespace_only_until_its_deadline() -> None:
+    writing, release = threading.Event(), threading.Event()
+
+    class SlowWrites(FakeQuotas):
+        def replace_status(self, body: Obj, *, timeout: float) -> None:
+            writing.set()
+            release.wait(DEADLINE)
+            super().replace_status(body, timeout=timeout)
+
+    api = SlowWrites(quota("q", 5, used=0))
+    made = QuotaCharger(api, lambda ns: api.snapshot(), deadline_seconds=0.3)
+    first = threading.Thread(target=lambda: made.charge(NS))
+    first.start()
+    assert writing.wait(DEADLINE)
+    # Should the second charge wait without limit, the first ends after a second and the
+    # test fails on the missing ChargeConflict instead of hanging.
+    unblock = threading.Timer(1.0, release.set)
+    unblock.start()
+    try:
+        with pytest.raises(ChargeConflict, match="another charge in this namespace"):
+            made.charge(NS)
+    finally:
+        release.set()
+        unblock.cancel()
+        first.join(DEADLINE)
