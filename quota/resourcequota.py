@@ -64,6 +64,16 @@ def quota_exceeded_message(quota_name: str, requested: int, used: int, hard: int
     )
 
 
+def quota_unknown_message(quota_name: str) -> str:
+    """Kubernetes' words for a quota whose status does not count the resource yet."""
+    return f"status unknown for quota: {quota_name}, resources: {RESOURCE_IMAGESTREAMS}"
+
+
+def has_usage(quota: Mapping[str, Any]) -> bool:
+    """Whether ``status.used`` has an entry for ``alauda.io/imagestreams`` at all."""
+    return RESOURCE_IMAGESTREAMS in mapping(mapping(quota.get("status")).get("used"))
+
+
 def desired_used(count: int) -> str:
     """The ``status.used`` value for ``count`` ImageStreams (what the reconciler writes)."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
@@ -156,18 +166,28 @@ def plan_create(quotas: Iterable[Mapping[str, Any]], requested: int = 1) -> Char
 
     Allowed when every matching quota has room (``used + requested <= hard``); then each
     charge's ``new_used`` is the value to write with a resourceVersion precondition.
-    Without a matching quota the create is allowed and nothing is charged.
+    Without a matching quota the create is allowed and nothing is charged. A matching quota
+    whose usage has not been computed yet is unknown, not zero: the create is denied, as
+    Kubernetes denies one against a quota whose status lacks the resource, and passes once
+    the usage reconciler has written it.
     """
     charges: list[QuotaCharge] = []
     problems: list[Problem] = []
+    unknown: list[str] = []
     for quota in quotas:
         if not isinstance(quota, Mapping) or not quota_matches(quota):
+            continue
+        if not has_usage(quota):
+            unknown.append(object_name(quota))
             continue
         charge, errors = quota_charge(quota, requested)
         problems.extend(Problem(RESOURCE_QUOTA_KIND, object_name(quota), e) for e in errors)
         if charge is not None:
             charges.append(charge)
     charges.sort(key=lambda charge: charge.name)
+    if unknown:
+        decision = Decision.deny(quota_unknown_message(min(unknown)))
+        return ChargePlan(decision, tuple(charges), tuple(problems))
     denied = next((charge for charge in charges if not charge.fits), None)
     decision = Decision.allow() if denied is None else Decision.deny(denied.message)
     return ChargePlan(decision, tuple(charges), tuple(problems))

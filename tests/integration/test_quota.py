@@ -8,6 +8,8 @@ import json
 import subprocess
 from typing import Any
 
+import pytest
+
 from tests.integration.support import CACHE_DEADLINE, RELEASE_DEADLINE, ClusterEnv
 
 GROUP = "image.alauda.io"
@@ -320,3 +322,31 @@ def test_broken_policies_are_refused_with_the_field_path(
     result = cluster.apply(min_over_max, "-n", namespace, check=False)
     assert result.returncode != 0
     assert "spec.limits[0].min[storage]" in result.stderr
+
+
+@pytest.mark.local_only
+def test_a_quota_not_counted_yet_is_unknown_not_zero(cluster: ClusterEnv, namespace: str) -> None:
+    """Three streams exist; a quota of three arrives while the controller is down. Counted
+    as zero it would let three more in; unknown, it lets none in until it is counted."""
+    assert cluster.stack is not None
+    for name in ("s1", "s2", "s3"):
+        cluster.apply(stream(name), "-n", namespace)
+    cluster.stack.stop_controller()
+    try:
+        cluster.apply(quota({"alauda.io/imagestreams": "3"}), "-n", namespace)
+
+        def judged_with_the_quota() -> bool:  # a dry run changes nothing, so it may repeat
+            probe = cluster.apply(stream("s4"), "-n", namespace, "--dry-run=server", check=False)
+            return "status unknown for quota" in probe.stderr
+
+        cluster.wait(judged_with_the_quota, timeout=CACHE_DEADLINE, what="the quota cached")
+        denied = cluster.apply(stream("s4"), "-n", namespace, check=False)
+        assert denied.returncode != 0
+        assert "status unknown for quota: images, resources: alauda.io/imagestreams" in (
+            denied.stderr
+        )
+    finally:
+        cluster.stack.start_controller()
+    cluster.wait(lambda: used(cluster, namespace) == "3", timeout=30, what="usage to be computed")
+    over = cluster.apply(stream("s4"), "-n", namespace, check=False)
+    assert "exceeded quota: images" in over.stderr

@@ -107,12 +107,27 @@ def test_create_with_room_charges_one() -> None:
     assert plan.decision.message == "" and plan.decision.code == 200
 
 
-def test_missing_used_counts_as_zero() -> None:
+def test_missing_used_is_unknown_not_zero() -> None:
+    """Ten streams and a new quota of five must not let five more in before the usage
+    reconciler has counted them: Kubernetes' own rule for a quota it has not counted."""
     for obj in (rq(hard="5"), {**rq(hard="5"), "status": {"used": None}}, {**rq(), "status": None}):
         plan = plan_create([obj])
-        assert plan.decision.allowed
-        assert plan.charges[0].used == 0
-        assert plan.charges[0].new_used == "1"
+        assert plan.decision == Decision.deny(
+            "status unknown for quota: q, resources: alauda.io/imagestreams"
+        )
+        assert plan.charges == ()
+
+
+def test_one_unknown_quota_denies_even_when_others_have_room() -> None:
+    plan = plan_create([rq("b", hard="9", used="0"), rq("z"), rq("a")])
+    assert plan.decision.message == "status unknown for quota: a, resources: alauda.io/imagestreams"
+    assert [charge.name for charge in plan.charges] == ["b"]
+
+
+def test_a_counted_quota_is_known_even_at_zero() -> None:
+    plan = plan_create([rq(hard="5", used="0")])
+    assert plan.decision.allowed
+    assert plan.charges[0].new_used == "1"
 
 
 def test_full_quota_denies_with_the_contract_message() -> None:
@@ -128,7 +143,7 @@ def test_full_quota_denies_with_the_contract_message() -> None:
 
 
 def test_zero_hard_denies_the_first_create() -> None:
-    plan = plan_create([rq(hard="0")])
+    plan = plan_create([rq(hard="0", used="0")])
     assert not plan.decision.allowed
     assert (
         "used: alauda.io/imagestreams=0, limited: alauda.io/imagestreams=0" in plan.decision.message

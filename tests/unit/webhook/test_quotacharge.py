@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from quota.decision import Decision
 from quota.objects import Obj
 from quota.resourcequota import quota_exceeded_message
 from webhook.admission.endpoints import VALIDATE_IMAGESTREAMS
@@ -154,9 +155,21 @@ def test_a_charge_with_a_fresh_cache_writes_once_without_a_live_read() -> None:
     assert api.store["q"]["status"]["used"]["pods"] == "3", "other used entries are kept"
 
 
-def test_a_missing_used_entry_counts_as_zero() -> None:
+def test_a_quota_not_counted_yet_is_confirmed_live_then_denied_without_a_write() -> None:
     api = FakeQuotas(quota("q", 1))
-    assert charger(api).charge(NS).decision.allowed is True
+    plan = charger(api).charge(NS)
+    assert plan.decision == Decision.deny(
+        "status unknown for quota: q, resources: alauda.io/imagestreams"
+    )
+    assert api.lists == 1, "the cache may lag the reconciler's first count"
+    assert api.writes == []
+
+
+def test_a_quota_counted_since_the_cache_saw_it_is_charged() -> None:
+    api = FakeQuotas(quota("q", 2))
+    cache = frozen(api.snapshot())
+    api.set_used("q", 0)  # the usage reconciler counted it; our cache has not seen that
+    assert charger(api, cache).charge(NS).decision.allowed is True
     assert api.used("q") == "1"
 
 
