@@ -15,6 +15,10 @@ from quota.pullsecrets.names import DEFAULT_TOKEN_AUDIENCES
 ENV_PREFIX = "REGISTRY_WEBHOOK_"
 DEFAULT_NAMESPACE = "image-registry-system"
 DEFAULT_INTERNAL_REGISTRY = "image-registry.image-registry-system.svc:5000"
+DEFAULT_QUOTA_RELEASE_GRACE_SECONDS = 35.0
+"""A charge is released only after its gap outlasts the slowest admission chain: the API
+server allows a webhook up to 30 s, so a create admitted (and charged) now may be stored
+that much later; 5 s more for the watch to bring it to the reconciler."""
 
 
 def _env(flag: str, default: str | None = None) -> str | None:
@@ -66,7 +70,7 @@ class Settings:
     api_burst: int = 100
     resync_seconds: int = 300
     metrics_bind: str = "0.0.0.0:9090"
-    quota_release_grace_seconds: float = 5.0
+    quota_release_grace_seconds: float = DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
 
     @property
     def never_touched_namespaces(self) -> list[str]:
@@ -190,7 +194,10 @@ def add_controller_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quota-release-grace-seconds",
         type=float,
-        default=float(_env("quota-release-grace-seconds", "5") or 5),
+        default=float(
+            _env("quota-release-grace-seconds", str(DEFAULT_QUOTA_RELEASE_GRACE_SECONDS))
+            or DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
+        ),
         help="how long a quota charge without its ImageStream is kept before it is released",
     )
 

@@ -3,8 +3,10 @@
 Raising usage is always safe and done at once. Lowering it releases charges, and a charge
 whose ImageStream is still on its way to storage must not be released (that would let a
 concurrent create over the limit), so a lower value is written only after the same gap
-has been observed for ``grace`` seconds with the quota unchanged: long enough for any
-admitted create to land, short enough that deletions free quota within seconds.
+(the same ``used`` value and the same count) has been observed for ``grace`` seconds:
+longer than an admitted create can take to land. The gap is judged on those two values,
+not on the quota's resourceVersion, which other writers (Kubernetes' own quota admission
+and controller, for pods and the rest) change all the time.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Protocol
 
 from kubernetes.client.exceptions import ApiException
 
+from kube.settings import DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
 from quota.objects import Obj
 from quota.quantity import InvalidQuantity
 from quota.resourcequota import imagestreams_used, quota_matches, used_update, with_used
@@ -41,7 +44,8 @@ class Requeue(Exception):
 
 @dataclass(frozen=True)
 class _Gap:
-    resource_version: str
+    used: int
+    count: int
     since: dt.datetime
 
 
@@ -59,7 +63,7 @@ class QuotaUsageReconciler:
         quotas: Cache,
         imagestreams: Cache,
         *,
-        grace_seconds: float = 5.0,
+        grace_seconds: float = DEFAULT_QUOTA_RELEASE_GRACE_SECONDS,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         acquire: Callable[[], None] = lambda: None,
     ) -> None:
@@ -94,8 +98,8 @@ class QuotaUsageReconciler:
         if used is not None and count < used:
             gap = self._gaps.get(uid)
             now = self._now()
-            if gap is None or gap.resource_version != meta.get("resourceVersion"):
-                self._gaps[uid] = _Gap(meta.get("resourceVersion", ""), now)
+            if gap is None or (gap.used, gap.count) != (used, count):
+                self._gaps[uid] = _Gap(used, count, now)
                 return self._grace.total_seconds()
             if now - gap.since < self._grace:
                 return (gap.since + self._grace - now).total_seconds()

@@ -350,3 +350,37 @@ def test_a_quota_not_counted_yet_is_unknown_not_zero(cluster: ClusterEnv, namesp
     cluster.wait(lambda: used(cluster, namespace) == "3", timeout=30, what="usage to be computed")
     over = cluster.apply(stream("s4"), "-n", namespace, check=False)
     assert "exceeded quota: images" in over.stderr
+
+
+def test_pods_churning_in_the_same_quota_do_not_delay_the_release(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    """Kubernetes' quota admission rewrites a quota that limits pods on every pod create;
+    the release must follow the ImageStream count all the same."""
+    cluster.apply(quota({"alauda.io/imagestreams": "3", "pods": "1000"}), "-n", namespace)
+    cluster.wait(lambda: used(cluster, namespace) == "0", timeout=30, what="usage to be computed")
+    for name in ("s1", "s2", "s3"):
+        cluster.apply(stream(name), "-n", namespace)
+    cluster.wait(
+        lambda: (
+            cluster.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode == 0
+        ),
+        timeout=30,
+        what="the namespace's default ServiceAccount, which pods need",
+    )
+    cluster.kubectl("delete", "imagestream", "s1", "-n", namespace)
+    pods = iter(range(1000))
+
+    def released_while_pods_churn() -> bool:
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"churn-{next(pods)}"},
+            "spec": {"containers": [{"name": "c", "image": "registry.example.com/x:1"}]},
+        }
+        cluster.apply(pod, "-n", namespace)
+        return used(cluster, namespace) == "2"
+
+    cluster.wait(
+        released_while_pods_churn, timeout=RELEASE_DEADLINE, what="the deletion to free quota"
+    )

@@ -151,11 +151,26 @@ def test_lowering_waits_for_the_grace_period_then_writes() -> None:
     assert rig.writer.written_used() == ["3"]
 
 
-def test_a_resource_version_change_restarts_the_grace_timer() -> None:
+def test_another_writer_does_not_restart_the_grace_timer() -> None:
+    """Kubernetes' own quota admission rewrites a quota that also limits pods on every pod
+    create: the release must not wait for the pods to stop."""
+    rig = Rig([quota(used="5", rv="1")], count=3)
+    assert rig.reconcile() == pytest.approx(GRACE)
+    for rv in ("2", "3", "4", "5"):
+        rig.clock.advance(1)
+        rig.quotas.items = [quota(used="5", rv=rv)]  # pods: "4" -> ... (not our entry)
+        rig.reconcile()
+    rig.clock.advance(1)
+    assert rig.reconcile() is None
+    assert rig.writer.written_used() == ["3"]
+    assert rig.writer.writes[0][2]["metadata"]["resourceVersion"] == "5"
+
+
+def test_a_charge_landing_restarts_the_grace_timer() -> None:
     rig = Rig([quota(used="5", rv="1")], count=3)
     assert rig.reconcile() == pytest.approx(GRACE)
     rig.clock.advance(4)
-    rig.quotas.items = [quota(used="5", rv="2")]  # a charge landed, or another write
+    rig.quotas.items = [quota(used="6", rv="2")]  # a new create was admitted and charged
     assert rig.reconcile() == pytest.approx(GRACE)
     rig.clock.advance(4)
     assert rig.reconcile() == pytest.approx(1)
@@ -163,7 +178,15 @@ def test_a_resource_version_change_restarts_the_grace_timer() -> None:
     rig.clock.advance(1)
     assert rig.reconcile() is None
     assert rig.writer.written_used() == ["3"]
-    assert rig.writer.writes[0][2]["metadata"]["resourceVersion"] == "2"
+
+
+def test_a_changed_count_restarts_the_grace_timer() -> None:
+    rig = Rig([quota(used="5")], count=3)
+    rig.reconcile()
+    rig.clock.advance(4)
+    rig.set_count(4)  # one admitted create landed; others may still be on their way
+    assert rig.reconcile() == pytest.approx(GRACE)
+    assert rig.writer.writes == []
 
 
 def test_the_gap_is_forgotten_once_usage_matches_again() -> None:
