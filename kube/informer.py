@@ -69,6 +69,9 @@ class Informer:
         # One secondary index (value -> keys), e.g. Images by the digest they describe.
         self._index_func = index
         self._index: dict[str, set[str]] = {}
+        # Objects by namespace: the webhook reads one namespace's LimitRanges and quotas on
+        # every request, and must not scan every object in the cluster to find them.
+        self._namespaces: dict[str, dict[str, Obj]] = {}
 
     # --- reading -------------------------------------------------------------------------
 
@@ -83,13 +86,16 @@ class Informer:
 
     def list(self, namespace: str | None = None) -> list[Obj]:
         with self._lock:
-            values = list(self._store.values())
-        if namespace is None:
-            return values
-        return [o for o in values if object_namespace(o) == namespace]
+            if namespace is None:
+                return list(self._store.values())
+            return list(self._namespaces.get(namespace, {}).values())
 
     def _reindex(self) -> None:
-        """Rebuild the index from the store; called with the lock held."""
+        """Rebuild the indexes from the store; called with the lock held."""
+        namespaces: dict[str, dict[str, Obj]] = {}
+        for key, obj in self._store.items():
+            namespaces.setdefault(object_namespace(obj), {})[key] = obj
+        self._namespaces = namespaces
         if self._index_func is None:
             return
         index: dict[str, set[str]] = {}
@@ -99,11 +105,19 @@ class Informer:
         self._index = index
 
     def _index_add(self, key: str, obj: Obj) -> None:
+        self._namespaces.setdefault(object_namespace(obj), {})[key] = obj
         if self._index_func is not None:
             for value in self._index_func(obj):
                 self._index.setdefault(value, set()).add(key)
 
     def _index_remove(self, key: str, obj: Obj | None) -> None:
+        if obj is not None:
+            namespace = object_namespace(obj)
+            members = self._namespaces.get(namespace)
+            if members is not None:
+                members.pop(key, None)
+                if not members:  # pruned: deleted namespaces leave nothing behind
+                    del self._namespaces[namespace]
         if self._index_func is not None and obj is not None:
             for value in self._index_func(obj):
                 keys = self._index.get(value)
@@ -161,6 +175,7 @@ class Informer:
         with self._lock:
             old, self._store = self._store, {}
             self._index = {}
+            self._namespaces = {}
         for obj in old.values():
             self._dispatch(DELETED, obj, None)
         self._synced.set()

@@ -7,6 +7,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kubernetes.client.exceptions import ApiException
 
 from kube.informer import Informer, wait_all_synced
@@ -184,3 +186,37 @@ def test_wait_all_synced_returns_when_synced_or_stopped() -> None:
     assert wait_all_synced([synced], stop) is True
     stop.set()
     assert wait_all_synced([synced, never], stop) is False
+
+
+events = st.lists(
+    st.tuples(
+        st.sampled_from(["ADDED", "MODIFIED", "DELETED"]),
+        st.sampled_from(["x", "y", "z"]),
+        st.sampled_from(["a", "b", "c"]),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=40)
+@given(initial=events, watched=events)
+def test_each_namespace_lists_exactly_its_cached_objects(
+    initial: list[tuple[str, str, str]], watched: list[tuple[str, str, str]]
+) -> None:
+    """The per-namespace index agrees with the store after any list and watch events, and
+    forgets namespaces that have nothing left."""
+    listed = {(ns, name): obj(name, "1", ns) for kind, name, ns in initial if kind != "DELETED"}
+    lines = [
+        {"type": kind, "object": obj(name, str(i + 2), ns)}
+        for i, (kind, name, ns) in enumerate(watched)
+    ]
+    api = ScriptedApi(lists=[page(list(listed.values()), "1")], watches=[FakeResponse(lines=lines)])
+    informer = Informer("t", api, max_backoff_seconds=0.01)
+    run_until_exhausted(informer, api)
+    everything = informer.list()
+    for namespace in ("a", "b", "c"):
+        expected = sorted(
+            o["metadata"]["name"] for o in everything if o["metadata"]["namespace"] == namespace
+        )
+        assert sorted(o["metadata"]["name"] for o in informer.list(namespace)) == expected
+    assert set(informer._namespaces) == {o["metadata"]["namespace"] for o in everything}
