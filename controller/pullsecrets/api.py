@@ -48,6 +48,14 @@ class PullSecretApi:
                 return None
             raise
 
+    def read_serviceaccount(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return self._call(self._core.read_namespaced_service_account, name, namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
     def create_secret(self, namespace: str, body: Obj) -> Obj:
         return self._call(self._core.create_namespaced_secret, namespace, body)
 

@@ -57,6 +57,7 @@ class PullSecretCalls(Protocol):
         lifetime_seconds: int,
         audiences: tuple[str, ...],
     ) -> tuple[str, dt.datetime]: ...
+    def read_serviceaccount(self, namespace: str, name: str) -> Obj | None: ...
     def patch_serviceaccount(self, namespace: str, name: str, ops: list[Obj]) -> Obj: ...
 
 
@@ -252,9 +253,19 @@ class PullSecretReconciler:
             log.info("pull secret %s/%s deleted: renamed", namespace, meta["name"])
 
     def _delete_orphans(self, namespace: str, sa_name: str) -> None:
-        for secret in self._secrets.list(namespace):
-            if service_account_name_of(secret) == sa_name and is_managed_secret(secret):
-                meta = secret["metadata"]
-                self._api.delete_secret(namespace, meta["name"], meta["uid"])
-                metrics.PULL_SECRETS.labels("deleted").inc()
-                log.info("pull secret %s/%s deleted: orphaned", namespace, meta["name"])
+        """Managed Secrets of a ServiceAccount the cache no longer has. The SA cache can
+        lag the Secret cache (start-up, failover), so a live read confirms it is gone."""
+        orphans = [
+            secret
+            for secret in self._secrets.list(namespace)
+            if service_account_name_of(secret) == sa_name and is_managed_secret(secret)
+        ]
+        if not orphans:
+            return
+        if self._api.read_serviceaccount(namespace, sa_name) is not None:
+            raise Requeue(f"serviceaccount {namespace}/{sa_name} exists but is not cached yet")
+        for secret in orphans:
+            meta = secret["metadata"]
+            self._api.delete_secret(namespace, meta["name"], meta["uid"])
+            metrics.PULL_SECRETS.labels("deleted").inc()
+            log.info("pull secret %s/%s deleted: orphaned", namespace, meta["name"])

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from controller.pullsecrets.api import PullSecretApi
 from quota.objects import Obj
@@ -73,3 +74,24 @@ def test_an_answer_without_a_usable_expiry_is_an_error(
     api, _ = api_with(monkeypatch, {"token": "t", "expirationTimestamp": expiration})
     with pytest.raises(ValueError, match="without a valid expirationTimestamp"):
         api.request_token("team-a", "builder", SECRET, 3600, ("a",))
+
+
+class ServiceAccounts:
+    def __init__(self, status: int | None) -> None:
+        self.status = status
+
+    def read_namespaced_service_account(self, name: str, namespace: str, **kwargs: Any) -> Raw:
+        if self.status is not None:
+            raise ApiException(status=self.status)
+        return Raw(json.dumps({"metadata": {"name": name, "namespace": namespace}}).encode())
+
+
+def test_a_serviceaccount_is_read_live_and_404_means_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    for status, expected in ((None, {"metadata": {"name": "b", "namespace": "n"}}), (404, None)):
+        monkeypatch.setattr(client, "CoreV1Api", lambda api, s=status: ServiceAccounts(s))
+        assert PullSecretApi(client.ApiClient(), Unlimited()).read_serviceaccount("n", "b") == (
+            expected
+        )
+    monkeypatch.setattr(client, "CoreV1Api", lambda api: ServiceAccounts(500))
+    with pytest.raises(ApiException):
+        PullSecretApi(client.ApiClient(), Unlimited()).read_serviceaccount("n", "b")

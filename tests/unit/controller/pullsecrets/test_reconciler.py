@@ -28,8 +28,11 @@ class Store:
     def __init__(self) -> None:
         self.items: dict[str, Obj] = {}
         self.lagging: dict[str, Obj] = {}  # what a cache that lags the API still returns
+        self.unseen: set[str] = set()  # in the API, not in the cache yet
 
     def get(self, key: str) -> Obj | None:
+        if key in self.unseen:
+            return None
         return copy.deepcopy(self.lagging.get(key, self.items.get(key)))
 
     def list(self, namespace: str | None = None) -> list[Obj]:
@@ -108,6 +111,10 @@ class FakeApi:
         return f"token-{sa_name}-{secret['metadata']['uid']}", NOW + dt.timedelta(
             seconds=lifetime_seconds
         )
+
+    def read_serviceaccount(self, namespace: str, name: str) -> Obj | None:
+        self.calls.append("read_serviceaccount")
+        return copy.deepcopy(self.serviceaccounts.items.get(f"{namespace}/{name}"))
 
     def patch_serviceaccount(self, namespace: str, name: str, ops: list[Obj]) -> Obj:
         self.calls.append("patch_serviceaccount")
@@ -425,3 +432,28 @@ def test_another_sas_secret_is_never_retired() -> None:
     world.converge("team/builder")
     assert "delete_secret" not in world.api.calls
     assert {"team/builder-dockercfg", "team/other-dockercfg"} <= set(world.api.live_secrets)
+
+
+def test_a_secret_is_not_deleted_while_its_sa_exists_but_is_not_cached_yet() -> None:
+    """At start-up or failover the SA cache can lag the Secret cache: the SA missing from
+    the cache is not proof that it is gone."""
+    world = World()
+    world.add_sa("builder")
+    world.converge("team/builder")
+    world.serviceaccounts.unseen.add("team/builder")
+    world.api.calls.clear()
+    with pytest.raises(Requeue):
+        world.reconciler.reconcile("team/builder")
+    assert world.api.calls == ["read_serviceaccount"]
+    assert "team/builder-dockercfg" in world.api.live_secrets
+
+
+def test_a_secret_whose_sa_is_really_gone_is_deleted() -> None:
+    world = World()
+    world.add_sa("builder")
+    world.converge("team/builder")
+    del world.serviceaccounts.items["team/builder"]
+    world.api.calls.clear()
+    world.converge("team/builder")
+    assert world.api.calls == ["read_serviceaccount", "delete_secret"]
+    assert "team/builder-dockercfg" not in world.api.live_secrets
