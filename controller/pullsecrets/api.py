@@ -40,21 +40,20 @@ class PullSecretApi:
             func(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
         )
 
-    def read_secret(self, namespace: str, name: str) -> Obj | None:
+    def _read(self, func: Callable[..., Any], namespace: str, name: str) -> Obj | None:
+        """The object, or None when the API server says it does not exist."""
         try:
-            return self._call(self._core.read_namespaced_secret, name, namespace)
+            return self._call(func, name, namespace)
         except ApiException as err:
             if err.status == 404:
                 return None
             raise
 
+    def read_secret(self, namespace: str, name: str) -> Obj | None:
+        return self._read(self._core.read_namespaced_secret, namespace, name)
+
     def read_serviceaccount(self, namespace: str, name: str) -> Obj | None:
-        try:
-            return self._call(self._core.read_namespaced_service_account, name, namespace)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
+        return self._read(self._core.read_namespaced_service_account, namespace, name)
 
     def create_secret(self, namespace: str, body: Obj) -> Obj:
         return self._call(self._core.create_namespaced_secret, namespace, body)
