@@ -329,3 +329,11 @@ def test_one_imagestream_is_charged_unless_told_otherwise() -> None:
 def test_a_fractional_used_that_equals_the_count_needs_no_write() -> None:
     assert used_update(rq(hard="5", used="5000m"), 5) is None
     assert used_update(rq(hard="5", used="4500m"), 5) == "5"
+
+
+def test_an_unknown_quota_still_reports_the_problems_of_the_others() -> None:
+    plan = plan_create([rq("new"), rq("broken", hard="-1", used="0")])
+    assert plan.decision.message.startswith("status unknown for quota: new")
+    assert [(problem.name, problem.error.path) for problem in plan.problems] == [
+        ("broken", "spec.hard[alauda.io/imagestreams]")
+    ]
