@@ -54,7 +54,8 @@ kubectl -n "$ns" create secret generic image-registry-webhook-tls \
   --from-file=tls.key="$work/tls/tls.key" \
   --from-file=ca.crt="$work/tls/ca.crt"
 
-kubectl apply -f manifests/deploy/20-webhook.yaml -f manifests/deploy/30-controller.yaml
+kubectl apply -f manifests/deploy/20-webhook.yaml -f manifests/deploy/25-networkpolicy.yaml \
+  -f manifests/deploy/30-controller.yaml
 kubectl -n "$ns" rollout status deployment/image-registry-webhook --timeout=180s
 kubectl -n "$ns" rollout status deployment/image-registry-controller --timeout=180s
 for kind in mutatingwebhookconfiguration validatingwebhookconfiguration; do

@@ -46,6 +46,7 @@ class Settings:
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     ca_file: Path | None = None
+    client_ca_file: Path | None = None
     dev_certs_dir: Path | None = None
     # One gunicorn worker process per pod (its caches and metrics live in it); scale with
     # threads and replicas.
@@ -144,6 +145,13 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=_env("ca-file"),
         help="CA that signed the serving certificate, published as the webhooks' caBundle",
+    )
+    parser.add_argument(
+        "--client-ca-file",
+        type=Path,
+        default=_env("client-ca-file"),
+        help="CA that signs the API server's webhook client certificate (AdmissionConfiguration "
+        "kubeConfigFile); when set, admission reviews without such a certificate are refused",
     )
     parser.add_argument(
         "--dev-certs-dir",

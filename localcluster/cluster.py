@@ -148,6 +148,10 @@ class ControlPlane:
         port = free_port()
         self.server = f"https://127.0.0.1:{port}"
         p = self.pki
+        client_cert, client_key = p.webhook_client
+        admission_config = kubeconfig.write_webhook_admission(
+            self.data_dir / "admission", client_cert=client_cert, client_key=client_key
+        )
         process = self._spawn(
             "kube-apiserver",
             [
@@ -168,6 +172,7 @@ class ControlPlane:
                 "--allow-privileged=true",
                 "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,LimitRanger,"
                 "ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+                f"--admission-control-config-file={admission_config}",
                 "--profiling=false",
                 f"--cert-dir={self.data_dir / 'apiserver-certs'}",
                 "--v=1",

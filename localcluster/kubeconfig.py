@@ -43,3 +43,42 @@ def write(
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(config, f, sort_keys=False)
+
+
+def write_webhook_admission(directory: Path, *, client_cert: Path, client_key: Path) -> Path:
+    """kube-apiserver's AdmissionConfiguration: both webhook plugins present ``client_cert``
+    to every webhook (user ``*``), as a cluster operator sets up for a webhook that
+    authenticates its caller. Returns the file for ``--admission-control-config-file``."""
+    credentials = directory / "webhook-client.kubeconfig"
+    client_config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "users": [
+            {
+                "name": "*",
+                "user": {
+                    "client-certificate-data": _b64(client_cert),
+                    "client-key-data": _b64(client_key),
+                },
+            }
+        ],
+    }
+    plugin_config = {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "WebhookAdmissionConfiguration",
+        "kubeConfigFile": str(credentials),
+    }
+    admission = {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "AdmissionConfiguration",
+        "plugins": [
+            {"name": name, "configuration": plugin_config}
+            for name in ("ValidatingAdmissionWebhook", "MutatingAdmissionWebhook")
+        ],
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    for path, content in ((credentials, client_config), (directory / "admission.yaml", admission)):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            yaml.safe_dump(content, f, sort_keys=False)
+    return directory / "admission.yaml"

@@ -45,6 +45,17 @@ class Pki:
     def client(self, name: str) -> tuple[Path, Path]:
         return self.directory / f"{name}.crt", self.directory / f"{name}.key"
 
+    @property
+    def webhook_client_ca_cert(self) -> Path:
+        """A CA of its own for the API server's webhook client certificate, so that no
+        other certificate of the cluster CA (admin, controller-manager) can pass as the
+        API server at our admission port."""
+        return self.directory / "webhook-client-ca.crt"
+
+    @property
+    def webhook_client(self) -> tuple[Path, Path]:
+        return self.client("webhook-client")
+
 
 def create(directory: Path) -> Pki:
     """A CA, the API server's serving pair, service-account keys and client certificates."""
@@ -66,4 +77,10 @@ def create(directory: Path) -> Pki:
     for file_name, (common_name, groups) in clients.items():
         pair = certs.issue(ca, common_name, organizations=groups, server=False, client=True)
         pair.write(*pki.client(file_name))
+    webhook_client_ca = certs.new_ca("registry-v2-local-webhook-client-ca")
+    pki.webhook_client_ca_cert.write_bytes(webhook_client_ca.cert_pem)
+    pair = certs.issue(
+        webhook_client_ca, "kube-apiserver-webhook-client", server=False, client=True
+    )
+    pair.write(*pki.webhook_client)
     return pki

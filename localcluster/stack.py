@@ -51,6 +51,19 @@ class Stack:
         return self.cp.kubeconfig
 
     @property
+    def client_ca_file(self) -> Path:
+        """The CA of the API server's webhook client certificate (the control plane's)."""
+        assert self.cp.pki is not None, "start the control plane first"
+        return self.cp.pki.webhook_client_ca_cert
+
+    @property
+    def api_server_client_cert(self) -> tuple[Path, Path]:
+        """Certificate and key with which the API server calls webhooks: a test that
+        stands in for the API server at our port presents them."""
+        assert self.cp.pki is not None, "start the control plane first"
+        return self.cp.pki.webhook_client
+
+    @property
     def webhook_url(self) -> str:
         return f"https://127.0.0.1:{self.webhook_port}"
 
@@ -108,6 +121,7 @@ class Stack:
                 "serve",
                 f"--bind=127.0.0.1:{self.webhook_port}",
                 f"--dev-certs-dir={self.certs_dir}",
+                f"--client-ca-file={self.client_ca_file}",
                 "--register",
                 f"--webhook-url={self.webhook_url}",
                 f"--kubeconfig={self.kubeconfig}",

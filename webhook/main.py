@@ -48,6 +48,8 @@ def assemble_app(
     authorizer: PushAuthorizer,
     recorder: Recorder,
     excluded_namespaces: frozenset[str],
+    *,
+    require_client_certificate: bool = False,
 ) -> Flask:
     """The endpoints, handlers and Blueprints, given their I/O (so tests can pass fakes)."""
     endpoints = [
@@ -67,7 +69,10 @@ def assemble_app(
     push_reviews = pushreview_blueprint(
         PushJudge(caches, quota), authenticator, authorizer, recorder, caches.not_ready
     )
-    return create_app([admission_blueprint(endpoints), push_reviews], readiness=[caches.not_ready])
+    admission = admission_blueprint(
+        endpoints, require_client_certificate=require_client_certificate
+    )
+    return create_app([admission, push_reviews], readiness=[caches.not_ready])
 
 
 def build_app(settings: Settings) -> Flask:
@@ -82,6 +87,7 @@ def build_app(settings: Settings) -> Flask:
         Authorizer(client.AuthorizationV1Api(api)),
         EventRecorder(api, interval=60.0),
         frozenset(settings.never_touched_namespaces),
+        require_client_certificate=settings.client_ca_file is not None,
     )
 
 
@@ -122,6 +128,7 @@ def run_server(settings: Settings) -> int:
         bind=settings.bind,
         cert_file=str(cert_file),
         key_file=str(key_file),
+        client_ca_file=str(settings.client_ca_file) if settings.client_ca_file else None,
         workers=settings.workers,
         threads=settings.threads,
         on_ready=register,

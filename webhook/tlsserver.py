@@ -65,6 +65,7 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         bind: str,
         cert_file: str,
         key_file: str,
+        client_ca_file: str | None = None,
         workers: int,
         threads: int,
         on_ready: Callable[[], None] | None = None,
@@ -76,6 +77,11 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
             "certfile": cert_file,
             "keyfile": key_file,
             "ssl_context": tls_context,
+            # Ask every client for a certificate and verify any against the client CA;
+            # optional, since PushReview callers and probes have none (the admission
+            # routes insist on one: webhook.admission.callers).
+            "ca_certs": client_ca_file,
+            "cert_reqs": ssl.CERT_OPTIONAL if client_ca_file else ssl.CERT_NONE,
             "worker_class": HandshakeThenDeferWorker,
             "workers": workers,
             "threads": threads,

@@ -82,16 +82,24 @@ class ClusterEnv:
         path: str,
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        as_api_server: bool = True,
     ) -> HttpResult:
         """Call our server: directly in the local stack, through the API server's service
-        proxy in an existing cluster."""
+        proxy in an existing cluster.
+
+        Locally the call presents the API server's webhook client certificate, as the API
+        server does, unless ``as_api_server`` is False (a forger, a registry, a probe).
+        """
         if self.stack is not None:
+            cert = self.stack.api_server_client_cert if as_api_server else None
             response = self._session.request(
                 method,
                 self.stack.webhook_url + path,
                 data=body,
                 headers=headers or {},
                 verify=str(self.stack.certs_dir / "ca.crt"),
+                cert=(str(cert[0]), str(cert[1])) if cert else None,
                 timeout=30,
             )
             return HttpResult(response.status_code, dict(response.headers), response.content)

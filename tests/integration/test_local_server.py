@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import pytest
+import requests
 
 from kube.settings import Settings
 from tests.integration.support import ClusterEnv
@@ -167,3 +168,27 @@ def test_more_idle_connections_than_threads_do_not_starve_a_review(
             wait(handshakes, timeout=60)
             for conn in opened:
                 conn.close()
+
+
+def test_reviews_need_the_api_servers_client_certificate(cluster: ClusterEnv) -> None:
+    """No certificate: 401 before the body is read. A certificate of another CA (the
+    cluster's own admin certificate): the TLS handshake fails. Probes need none."""
+    assert cluster.stack is not None
+    anonymous = cluster.server_request(
+        "POST", VALIDATE_IMAGESTREAMS, _review(), JSON, as_api_server=False
+    )
+    assert anonymous.status == 401
+    assert "client certificate" in anonymous.json()["error"]
+    assert cluster.server_request("GET", "/healthz", as_api_server=False).status == 200
+
+    assert cluster.stack.cp.pki is not None
+    admin_cert, admin_key = cluster.stack.cp.pki.client("admin")
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.post(
+            cluster.stack.webhook_url + VALIDATE_IMAGESTREAMS,
+            data=_review(),
+            headers=JSON,
+            cert=(str(admin_cert), str(admin_key)),
+            verify=str(cluster.stack.certs_dir / "ca.crt"),
+            timeout=30,
+        )

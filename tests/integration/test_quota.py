@@ -384,3 +384,50 @@ def test_pods_churning_in_the_same_quota_do_not_delay_the_release(
     cluster.wait(
         released_while_pods_churn, timeout=RELEASE_DEADLINE, what="the deletion to free quota"
     )
+
+
+@pytest.mark.local_only
+def test_a_forged_create_review_changes_nothing(cluster: ClusterEnv, namespace: str) -> None:
+    """Anyone who reaches our port could post a CREATE review and charge another team's
+    quota. Without the API server's client certificate the review is refused before it is
+    read. Genuine reviews (with the certificate) charge before and after it, so the
+    refusal, not a cold cache, is what kept ``status.used`` still; a charge is written
+    before the answer, so no wait is needed after the forged one."""
+    cluster.apply(quota({"alauda.io/imagestreams": "5"}), "-n", namespace)
+    cluster.wait(lambda: used(cluster, namespace) == "0", timeout=30, what="usage to be computed")
+    headers = {"Content-Type": "application/json"}
+
+    def review(name: str) -> bytes:
+        request = {
+            "uid": f"review-{name}",
+            "kind": {"group": GROUP, "version": "v1", "kind": "ImageStream"},
+            "resource": {"group": GROUP, "version": "v1", "resource": "imagestreams"},
+            "operation": "CREATE",
+            "namespace": namespace,
+            "name": name,
+            "object": stream(name),
+        }
+        envelope = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}
+        return json.dumps({**envelope, "request": request}).encode()
+
+    def charged_as_api_server(name: str, expected: str) -> bool:
+        answer = cluster.server_request("POST", "/validate/imagestreams", review(name), headers)
+        assert answer.status == 200, answer.body
+        return used(cluster, namespace) == expected
+
+    # Until the webhook has cached the quota a review charges nothing; once it charges,
+    # each one adds exactly one (the quota rules are tested elsewhere).
+    cluster.wait(
+        lambda: charged_as_api_server("first", "1"),
+        timeout=CACHE_DEADLINE,
+        what="a genuine review to charge",
+    )
+
+    forged = cluster.server_request(
+        "POST", "/validate/imagestreams", review("forged"), headers, as_api_server=False
+    )
+
+    assert forged.status == 401
+    assert "client certificate" in forged.json()["error"]
+    assert used(cluster, namespace) == "1"
+    assert charged_as_api_server("second", "2")

@@ -17,6 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from quota.decision import Decision
 from webhook import metrics
+from webhook.admission import callers
 from webhook.admission.endpoints import AdmissionEndpoint
 from webhook.admission.review import AdmissionRequest, BadReview, parse_review, render_response
 from webhook.httpjson import json_error, read_body, too_large
@@ -28,14 +29,19 @@ DEFAULT_MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 
 
 def admission_blueprint(
-    endpoints: Iterable[AdmissionEndpoint], *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    endpoints: Iterable[AdmissionEndpoint],
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    require_client_certificate: bool = False,
 ) -> Blueprint:
+    """``require_client_certificate``: refuse reviews from anyone but the API server
+    (see :mod:`webhook.admission.callers`); set when ``--client-ca-file`` is given."""
     admission = Blueprint("admission", __name__)
     for endpoint in endpoints:
         admission.add_url_rule(
             endpoint.path,
             endpoint=endpoint.name,
-            view_func=_view(endpoint, max_body_bytes),
+            view_func=_view(endpoint, max_body_bytes, require_client_certificate),
             methods=["POST"],
         )
     return admission
@@ -64,9 +70,21 @@ def _decide(endpoint: AdmissionEndpoint, review: AdmissionRequest) -> tuple[Deci
     ), "error"
 
 
-def _view(endpoint: AdmissionEndpoint, max_body_bytes: int) -> Callable[[], Response]:
+def _view(
+    endpoint: AdmissionEndpoint, max_body_bytes: int, require_client_certificate: bool
+) -> Callable[[], Response]:
     def view() -> Response:
         started = time.perf_counter()
+        if require_client_certificate and not callers.has_verified_client_certificate(
+            request.environ
+        ):
+            metrics.ADMISSION_REQUESTS.labels(endpoint.name, "unauthenticated").inc()
+            log.warning(
+                "refused a review on %s from %s: no verified client certificate",
+                endpoint.path,
+                request.remote_addr,
+            )
+            return callers.refused()
         try:
             review = parse_review(read_body(max_body_bytes), request.content_type)
         except RequestEntityTooLarge:
