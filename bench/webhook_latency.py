@@ -113,9 +113,15 @@ def push_mix() -> list[tuple[str, str, bytes]]:
     ] * 3
 
 
-def _worker(args: tuple[str, str, str | None, list[tuple[str, str, bytes]], int]) -> list[float]:
-    url, ca, token, mix, count = args
+Tls = tuple[str, tuple[str, str]]
+"""The CA that verifies our server, and the API server's webhook client certificate
+(admission reviews need it; PushReview ignores it)."""
+
+
+def _worker(args: tuple[str, Tls, str | None, list[tuple[str, str, bytes]], int]) -> list[float]:
+    url, (ca, cert), token, mix, count = args
     session = requests.Session()
+    session.cert = cert
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -133,7 +139,7 @@ def _worker(args: tuple[str, str, str | None, list[tuple[str, str, bytes]], int]
 def _run(
     name: str,
     url: str,
-    ca: str,
+    ca: Tls,
     token: str | None,
     mix: list[tuple[str, str, bytes]],
     clients: int,
@@ -166,7 +172,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--requests", type=int, default=4000, help="per endpoint, in total")
     args = parser.parse_args(argv)
     print(f"machine: {describe()}")
-    stack = Stack(ControlPlane(), with_controller=False)
+    # The controller counts the quota's usage, which creates wait for.
+    stack = Stack(ControlPlane())
     stack.start()
     try:
         kubectl = stack.kubectl
@@ -205,6 +212,22 @@ def main(argv: list[str]) -> None:
         }
         for obj in (limits, quota, role):
             kubectl("apply", "-n", NS, "-f", "-", input=json.dumps(obj))
+        # A quota whose usage is not counted yet denies creates (unknown, not zero).
+        wait_for(
+            lambda: bool(
+                kubectl(
+                    "get",
+                    "resourcequota",
+                    "streams",
+                    "-n",
+                    NS,
+                    "-o",
+                    r"jsonpath={.status.used.alauda\.io/imagestreams}",
+                )
+            ),
+            timeout=60,
+            what="the quota's usage to be counted",
+        )
         stream = _stream(10, 2)
         stream.pop("status")
         kubectl("apply", "-f", "-", input=json.dumps(stream))
@@ -219,7 +242,8 @@ def main(argv: list[str]) -> None:
             f"--serviceaccount={NS}:registry",
         )
         token = kubectl("create", "token", "registry", "-n", NS).strip()
-        ca = str(stack.certs_dir / "ca.crt")
+        client_cert, client_key = stack.api_server_client_cert
+        ca = (str(stack.certs_dir / "ca.crt"), (str(client_cert), str(client_key)))
         url = stack.webhook_url
 
         def ready() -> bool:
