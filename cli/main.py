@@ -1,4 +1,5 @@
-"""The ``image-registry-webhook`` command: ``serve`` (webhooks + PushReview) and ``controller``."""
+"""The ``image-registry-webhook`` command: ``serve`` (webhooks + PushReview), ``controller``,
+and ``webhook-configurations`` (what to install so the API server calls ``serve``)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,13 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the admission webhooks and the PushReview API")
     settings_mod.add_common_flags(serve)
     settings_mod.add_serve_flags(serve)
+    configurations = sub.add_parser(
+        "webhook-configurations",
+        help="print the webhook configurations as YAML, for kubectl apply (the serving "
+        "pods may not write them)",
+    )
+    settings_mod.add_common_flags(configurations)
+    settings_mod.add_serve_flags(configurations)
     controller = sub.add_parser("controller", help="run the pull-secret and quota reconcilers")
     settings_mod.add_common_flags(controller)
     settings_mod.add_controller_flags(controller)
@@ -33,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = settings_mod.from_args(args)
     configure_logging(settings.log_level)
     try:
+        if args.command == "webhook-configurations":
+            from webhook.main import print_webhook_configurations
+
+            return print_webhook_configurations(settings)
         if args.command == "serve":
             from webhook.main import run_server
 

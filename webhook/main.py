@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from flask import Flask
 from kubernetes import client
@@ -33,6 +33,8 @@ from webhook.quotacharge import REQUEST_TIMEOUT, QuotaCharger
 from webhook.tlsserver import WebhookServer
 
 log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
 
 
 class ServingCaches(PolicyReads, PushReads, Protocol):
@@ -103,6 +105,25 @@ def _serving_files(settings: Settings) -> tuple[Path, Path, Path | None]:
     raise SystemExit("serve needs TLS: give --tls-cert-file and --tls-key-file, or --dev-certs-dir")
 
 
+def desired_configurations(settings: Settings, ca_bundle: bytes) -> tuple[Obj, Obj]:
+    """What `serve --register` writes and `webhook-configurations` prints."""
+    return registration.desired_configurations(
+        name=settings.configuration_name,
+        ca_bundle=ca_bundle,
+        excluded_namespaces=settings.never_touched_namespaces,
+        url=settings.webhook_url,
+        service_namespace=settings.namespace,
+        service_name=settings.service_name,
+        service_port=settings.service_port,
+    )
+
+
+def print_webhook_configurations(settings: Settings) -> int:
+    ca_bundle = settings.ca_file.read_bytes() if settings.ca_file else b""
+    print(registration.render_manifest(*desired_configurations(settings, ca_bundle)), end="")
+    return 0
+
+
 def run_server(settings: Settings) -> int:
     cert_file, key_file, ca_file = _serving_files(settings)
 
@@ -111,15 +132,7 @@ def run_server(settings: Settings) -> int:
             return
         if ca_file is None:
             raise SystemExit("--register needs --ca-file (the caBundle the API server trusts)")
-        mutating, validating = registration.desired_configurations(
-            name=settings.configuration_name,
-            ca_bundle=ca_file.read_bytes(),
-            excluded_namespaces=settings.never_touched_namespaces,
-            url=settings.webhook_url,
-            service_namespace=settings.namespace,
-            service_name=settings.service_name,
-            service_port=settings.service_port,
-        )
+        mutating, validating = desired_configurations(settings, ca_file.read_bytes())
         with api_client(settings.kubeconfig) as api:
             registration.register(api, mutating, validating)
 

@@ -10,6 +10,7 @@ import base64
 import logging
 from typing import Any, Final
 
+import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -52,8 +53,14 @@ def client_config(
     service_name: str,
     service_port: int,
 ) -> dict[str, Any]:
-    """``url`` client config when a base URL is given (dev), else a Service reference."""
-    config: dict[str, Any] = {"caBundle": base64.b64encode(ca_bundle).decode("ascii")}
+    """``url`` client config when a base URL is given (dev), else a Service reference.
+
+    Without a CA the caBundle is left out, for whatever injects it later (cert-manager's
+    cainjector, an install script).
+    """
+    config: dict[str, Any] = {}
+    if ca_bundle:
+        config["caBundle"] = base64.b64encode(ca_bundle).decode("ascii")
     if url:
         config["url"] = url.rstrip("/") + path
     else:
@@ -215,3 +222,25 @@ def register(api: client.ApiClient, mutating: dict[str, Any], validating: dict[s
         validating,
     )
     log.info("registered webhook configurations %s", mutating["metadata"]["name"])
+
+
+MANIFEST_HEADER: Final = """\
+# The two webhook configurations, as `image-registry-webhook webhook-configurations`
+# prints them (a unit test keeps this file equal to its output). The serving pods have no
+# right to write admission configuration, so these are installed with the manifests.
+# caBundle: print them again with --ca-file (see hack/kind-e2e.sh), or let cert-manager's
+# cainjector fill it.
+"""
+
+
+class _NoAliases(yaml.SafeDumper):
+    """Repeated sub-objects written out in full: anchors would puzzle a reader of YAML."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def render_manifest(mutating: dict[str, Any], validating: dict[str, Any]) -> str:
+    """Both configurations as one YAML file for ``kubectl apply -f``."""
+    documents = yaml.dump_all([mutating, validating], Dumper=_NoAliases, sort_keys=False)
+    return MANIFEST_HEADER + documents

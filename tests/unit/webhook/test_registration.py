@@ -1,8 +1,15 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
+import pytest
+import yaml
+
+from cli.main import main
 from webhook.registration import POLICY_MATCH_EXPRESSION, desired_configurations
+
+SHIPPED = Path(__file__).parents[3] / "manifests" / "deploy" / "40-webhook-configurations.yaml"
 
 
 def test_dev_configurations_use_url_client_config() -> None:
@@ -57,3 +64,36 @@ def test_match_expression_covers_quotas_and_every_limit_field() -> None:
     for field in ("hard", "max", "min", "default", "defaultRequest", "maxLimitRequestRatio"):
         assert f".{field}.exists(k, k.startsWith('alauda.io/'))" in POLICY_MATCH_EXPRESSION
     assert "l.type.startsWith('alauda.io/')" in POLICY_MATCH_EXPRESSION
+
+
+def test_without_a_ca_the_bundle_is_left_for_an_injector() -> None:
+    mutating, validating = desired_configurations(
+        name="hook", ca_bundle=b"", excluded_namespaces=["ns"], service_namespace="ns"
+    )
+    hooks = mutating["webhooks"] + validating["webhooks"]
+    assert len(hooks) == 3
+    assert all("caBundle" not in h["clientConfig"] for h in hooks)
+
+
+def test_the_shipped_manifest_is_what_the_command_prints(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The serving pods may not write admission configuration, so the manifests carry it;
+    they must not drift from what the code describes."""
+    assert main(["webhook-configurations", "--namespace", "image-registry-system"]) == 0
+    assert capsys.readouterr().out == SHIPPED.read_text()
+
+
+def test_the_printed_manifest_carries_the_ca_and_no_yaml_aliases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+    assert main(["webhook-configurations", f"--ca-file={ca}"]) == 0
+    out = capsys.readouterr().out
+    assert "&id" not in out and "*id" not in out
+    mutating, validating = yaml.safe_load_all(out)
+    assert mutating["kind"] == "MutatingWebhookConfiguration"
+    assert validating["kind"] == "ValidatingWebhookConfiguration"
+    hooks = mutating["webhooks"] + validating["webhooks"]
+    assert {base64.b64decode(h["clientConfig"]["caBundle"]) for h in hooks} == {ca.read_bytes()}
