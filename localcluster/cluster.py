@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import ssl
@@ -19,6 +20,9 @@ from localcluster.waiting import Timeout, wait_for
 log = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+AUDITED_NAMESPACE = "image-registry-system"
+"""Requests of the ServiceAccounts in this namespace (ours) are written to the audit log,
+so a test can compare what our processes did with what their RBAC grants."""
 CONTROLLERS = [
     "serviceaccount-controller",
     "namespace-controller",
@@ -173,6 +177,9 @@ class ControlPlane:
                 "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,LimitRanger,"
                 "ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
                 f"--admission-control-config-file={admission_config}",
+                f"--audit-policy-file={self._audit_policy()}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
                 "--profiling=false",
                 f"--cert-dir={self.data_dir / 'apiserver-certs'}",
                 "--v=1",
@@ -197,6 +204,29 @@ class ControlPlane:
                 return bool(response.status == 200)
 
         self._wait(process, ready, timeout, "kube-apiserver /readyz")
+
+    @property
+    def audit_log(self) -> Path:
+        """One JSON event per request of our ServiceAccounts (``AUDITED_NAMESPACE``)."""
+        return self.data_dir / "audit" / "audit.log"
+
+    def _audit_policy(self) -> Path:
+        policy = {
+            "apiVersion": "audit.k8s.io/v1",
+            "kind": "Policy",
+            "omitStages": ["RequestReceived"],
+            "rules": [
+                {
+                    "level": "Metadata",
+                    "userGroups": [f"system:serviceaccounts:{AUDITED_NAMESPACE}"],
+                },
+                {"level": "None"},
+            ],
+        }
+        path = self.data_dir / "audit" / "policy.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(policy))
+        return path
 
     def _start_controller_manager(self, bins: Path) -> None:
         assert self.pki is not None

@@ -16,6 +16,26 @@ def _b64(path: Path) -> str:
 def write(
     path: Path, *, server: str, ca_cert: Path, client_cert: Path, client_key: Path, user: str
 ) -> None:
+    _write_config(
+        path,
+        server=server,
+        ca_cert=ca_cert,
+        user=user,
+        credentials={
+            "client-certificate-data": _b64(client_cert),
+            "client-key-data": _b64(client_key),
+        },
+    )
+
+
+def write_token(path: Path, *, server: str, ca_cert: Path, token: str, user: str) -> None:
+    """A kubeconfig that acts as whoever ``token`` belongs to (a ServiceAccount)."""
+    _write_config(path, server=server, ca_cert=ca_cert, user=user, credentials={"token": token})
+
+
+def _write_config(
+    path: Path, *, server: str, ca_cert: Path, user: str, credentials: dict[str, str]
+) -> None:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -25,15 +45,7 @@ def write(
                 "cluster": {"server": server, "certificate-authority-data": _b64(ca_cert)},
             }
         ],
-        "users": [
-            {
-                "name": user,
-                "user": {
-                    "client-certificate-data": _b64(client_cert),
-                    "client-key-data": _b64(client_key),
-                },
-            }
-        ],
+        "users": [{"name": user, "user": credentials}],
         "contexts": [
             {"name": "registry-v2-local", "context": {"cluster": "registry-v2-local", "user": user}}
         ],

@@ -15,17 +15,28 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from kubernetes import client, config
+
+from kube.settings import Settings
+from localcluster import kubeconfig
 from localcluster.binaries import REPO_ROOT
 from localcluster.cluster import ControlPlane
 from localcluster.ports import free_port
 from localcluster.processes import ManagedProcess
 from localcluster.waiting import wait_for
+from webhook import devcerts, registration
 
 log = logging.getLogger(__name__)
 
 CRD_DIR = REPO_ROOT / "manifests" / "crds"
+RBAC_MANIFEST = REPO_ROOT / "manifests" / "deploy" / "10-rbac.yaml"
 SERVICE_NAMESPACE = "image-registry-system"
 CONFIGURATION_NAME = "image-registry-webhook"
+SERVER_ACCOUNT = "image-registry-webhook"
+CONTROLLER_ACCOUNT = "image-registry-controller"
+"""The ServiceAccounts of ``RBAC_MANIFEST`` the two processes run as in a cluster."""
+TOKEN_DURATION = "24h"
+"""Long enough for any test session; ``make dev`` runs as admin and needs no token."""
 
 
 class Stack:
@@ -37,10 +48,16 @@ class Stack:
         *,
         with_controller: bool = True,
         controller_args: list[str] | None = None,
+        as_service_accounts: bool = False,
     ) -> None:
+        """``as_service_accounts``: run the server and the controller with tokens of their
+        ServiceAccounts under the manifests' RBAC, as in a cluster, with the stack (not the
+        server) registering the webhooks; else with the admin's credentials, the server
+        registering itself (``make dev``)."""
         self.cp = control_plane
         self.with_controller = with_controller
         self.controller_args = list(controller_args or [])
+        self.as_service_accounts = as_service_accounts
         self.webhook: ManagedProcess | None = None
         self.controller: ManagedProcess | None = None
         self.webhook_port = 0
@@ -87,6 +104,9 @@ class Stack:
             self.cp.start()
             self.install_crds(timeout)
             self.kubectl("create", "namespace", SERVICE_NAMESPACE)
+            if self.as_service_accounts:
+                self._install_rbac()
+                self._register_webhooks()
             self.start_webhook(timeout)
             if self.with_controller:
                 self.start_controller()
@@ -103,6 +123,44 @@ class Stack:
             "-f",
             str(CRD_DIR),
         )
+
+    def process_kubeconfig(self, account: str) -> Path:
+        """The kubeconfig a process runs with: its ServiceAccount's, or the admin's."""
+        if not self.as_service_accounts:
+            return self.kubeconfig
+        return self.cp.data_dir / f"{account}.kubeconfig"
+
+    def _install_rbac(self) -> None:
+        self.kubectl("apply", "-f", str(RBAC_MANIFEST))
+        for account in (SERVER_ACCOUNT, CONTROLLER_ACCOUNT):
+            token = self.kubectl(
+                "create", "token", account, "-n", SERVICE_NAMESPACE, f"--duration={TOKEN_DURATION}"
+            ).strip()
+            assert self.cp.pki is not None
+            kubeconfig.write_token(
+                self.process_kubeconfig(account),
+                server=self.cp.server,
+                ca_cert=self.cp.pki.ca_cert,
+                token=token,
+                user=f"system:serviceaccount:{SERVICE_NAMESPACE}:{account}",
+            )
+
+    def _register_webhooks(self) -> None:
+        """What the manifests do in a cluster: the serving process has no right to."""
+        files = devcerts.ensure(
+            self.certs_dir, devcerts.serving_hosts(SERVER_ACCOUNT, SERVICE_NAMESPACE)
+        )
+        self.webhook_port = self.webhook_port or free_port()
+        mutating, validating = registration.desired_configurations(
+            name=CONFIGURATION_NAME,
+            ca_bundle=files.ca_file.read_bytes(),
+            excluded_namespaces=Settings(namespace=SERVICE_NAMESPACE).never_touched_namespaces,
+            url=self.webhook_url,
+        )
+        configuration = client.Configuration()
+        config.load_kube_config(str(self.kubeconfig), client_configuration=configuration)
+        with client.ApiClient(configuration) as api:
+            registration.register(api, mutating, validating)
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -122,9 +180,9 @@ class Stack:
                 f"--bind=127.0.0.1:{self.webhook_port}",
                 f"--dev-certs-dir={self.certs_dir}",
                 f"--client-ca-file={self.client_ca_file}",
-                "--register",
+                *([] if self.as_service_accounts else ["--register"]),
                 f"--webhook-url={self.webhook_url}",
-                f"--kubeconfig={self.kubeconfig}",
+                f"--kubeconfig={self.process_kubeconfig(SERVER_ACCOUNT)}",
                 f"--namespace={SERVICE_NAMESPACE}",
                 f"--configuration-name={CONFIGURATION_NAME}",
             ],
@@ -151,7 +209,7 @@ class Stack:
                 "-m",
                 "cli",
                 "controller",
-                f"--kubeconfig={self.kubeconfig}",
+                f"--kubeconfig={self.process_kubeconfig(CONTROLLER_ACCOUNT)}",
                 f"--namespace={SERVICE_NAMESPACE}",
                 "--metrics-bind=127.0.0.1:0",
                 *self.controller_args,

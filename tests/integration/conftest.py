@@ -41,7 +41,10 @@ def cluster() -> Iterator[ClusterEnv]:
         return
     # E2E_KEEP_DATA=true keeps the data directory (logs of every process) for a post-mortem.
     keep = os.environ.get("E2E_KEEP_DATA", "").lower() == "true"
-    stack = Stack(ControlPlane(keep_data=keep))
+    # The server and the controller run as their ServiceAccounts under the manifests'
+    # RBAC, so every test also shows the grant is enough (tests/integration/test_rbac.py
+    # shows it is no more).
+    stack = Stack(ControlPlane(keep_data=keep), as_service_accounts=True)
     stack.start()
     try:
         with _api(stack.kubeconfig) as api:

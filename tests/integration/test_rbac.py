@@ -1,0 +1,233 @@
+"""The manifests' RBAC is exactly what the two processes use: enough, and no more.
+
+The whole integration session runs the server and the controller with their
+ServiceAccounts' tokens under ``manifests/deploy/10-rbac.yaml`` (see ``conftest.py``), so
+every test shows the grant is enough. The API server's audit log records each request of
+those accounts (``localcluster.cluster.AUDITED_NAMESPACE``); this test drives every path
+that needs a right, then requires that no request was refused by RBAC and that every
+granted (group, resource, verb) was used at least once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from controller.main import LEASE_NAME
+from localcluster.stack import CONTROLLER_ACCOUNT, RBAC_MANIFEST, SERVER_ACCOUNT, SERVICE_NAMESPACE
+from quota.pullsecrets.names import (
+    ANNOTATION_SERVICE_ACCOUNT_NAME,
+    LABEL_MANAGED_BY,
+    LABEL_MANAGED_BY_VALUE,
+)
+from tests.integration.support import CACHE_DEADLINE, ClusterEnv
+from tests.integration.test_push_review import Caller, push
+from tests.integration.test_quota import image_limit, quota, stream, used
+
+pytestmark = pytest.mark.local_only
+
+DECISION = "authorization.k8s.io/decision"
+LEASE_DURATION_SECONDS = 15
+"""kube.leaderelection.LeaderElector's default: a live leader renews well within it."""
+
+
+@dataclass(frozen=True, order=True)
+class Access:
+    group: str
+    resource: str  # with "/subresource" when there is one
+    verb: str
+
+    def __str__(self) -> str:
+        return f"{self.verb} {self.resource}" + (f".{self.group}" if self.group else "")
+
+
+NOT_DRIVEN_HERE = {
+    SERVER_ACCOUNT: {
+        # QuotaCharger._release: taking back the first charge when a later quota's write
+        # fails needs two writers racing on two quotas at once; unit-tested with fakes.
+        Access("", "resourcequotas", "get"),
+        # WebhookCaches.namespace_labels: a ServiceAccount admitted before its namespace
+        # reached the cache (each new namespace's "default" SA races it): up to timing.
+        Access("", "namespaces", "get"),
+    },
+    CONTROLLER_ACCOUNT: set(),
+}
+"""Grants whose only use is a rare failure path this test cannot drive on demand."""
+
+
+def granted(manifest: Path, account: str) -> set[Access]:
+    """Every (group, resource, verb) the manifest's roles grant to ``account``."""
+    documents = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
+    roles = {
+        (d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]): d
+        for d in documents
+        if d["kind"] in ("ClusterRole", "Role")
+    }
+    accesses: set[Access] = set()
+    for binding in documents:
+        if binding["kind"] not in ("ClusterRoleBinding", "RoleBinding"):
+            continue
+        subjects = binding.get("subjects") or []
+        if not any(
+            s["kind"] == "ServiceAccount"
+            and s["name"] == account
+            and s["namespace"] == SERVICE_NAMESPACE
+            for s in subjects
+        ):
+            continue
+        ref = binding["roleRef"]
+        namespace = binding["metadata"].get("namespace", "") if ref["kind"] == "Role" else ""
+        for rule in roles[(ref["kind"], namespace, ref["name"])]["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    for verb in rule["verbs"]:
+                        accesses.add(Access(group, resource, verb))
+    return accesses
+
+
+def audit_events(log: Path, account: str) -> Iterator[dict[str, Any]]:
+    username = f"system:serviceaccount:{SERVICE_NAMESPACE}:{account}"
+    for line in log.read_text().splitlines():
+        event = json.loads(line)
+        if event["user"]["username"] == username and "objectRef" in event:
+            yield event
+
+
+def access_of(event: dict[str, Any]) -> Access:
+    ref = event["objectRef"]
+    resource = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+    return Access(ref.get("apiGroup", ""), resource, event["verb"])
+
+
+def exercise_every_path(cluster: ClusterEnv, namespace: str) -> None:
+    """One request of each kind the two processes can make, each awaited."""
+    # Controller: a Secret and its token for a new ServiceAccount, the SA pointed at it.
+    cluster.kubectl("create", "serviceaccount", "probe", "-n", namespace)
+    cluster.wait(
+        lambda: (
+            "probe-dockercfg"
+            in cluster.kubectl("get", "secrets", "-n", namespace, "-o", "name").stdout
+        ),
+        timeout=CACHE_DEADLINE,
+        what="the managed pull secret",
+    )
+    # Controller: a managed Secret whose ServiceAccount does not exist (as after a
+    # failover, when the SA cache lags) is deleted once a live read confirms that.
+    orphan = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "ghost-dockercfg",
+            "labels": {LABEL_MANAGED_BY: LABEL_MANAGED_BY_VALUE},
+            "annotations": {ANNOTATION_SERVICE_ACCOUNT_NAME: "ghost"},
+        },
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": "e30="},
+    }
+    cluster.apply(orphan, "-n", namespace)
+    cluster.wait(
+        lambda: (
+            "ghost-dockercfg"
+            not in cluster.kubectl("get", "secrets", "-n", namespace, "-o", "name").stdout
+        ),
+        timeout=CACHE_DEADLINE,
+        what="the orphaned pull secret to go",
+    )
+    # Controller: opting out deletes it (and patches the SA).
+    cluster.kubectl(
+        "annotate", "serviceaccount", "probe", "-n", namespace,
+        "image.alauda.io/managed-pull-secret=false",
+    )  # fmt: skip
+    cluster.wait(
+        lambda: (
+            "probe-dockercfg"
+            not in cluster.kubectl("get", "secrets", "-n", namespace, "-o", "name").stdout
+        ),
+        timeout=CACHE_DEADLINE,
+        what="the opted-out pull secret to go",
+    )
+    # Controller: a name taken by someone else's Secret is read (after the 409) and
+    # reported with an Event.
+    cluster.kubectl(
+        "create", "secret", "generic", "taken-dockercfg", "-n", namespace, "--from-literal=a=b"
+    )
+    cluster.kubectl("create", "serviceaccount", "taken", "-n", namespace)
+    cluster.wait(
+        lambda: (
+            "PullSecretNameTaken"
+            in cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+        ),
+        timeout=CACHE_DEADLINE,
+        what="the PullSecretNameTaken event",
+    )
+    # Controller counts quota usage; the server charges it.
+    cluster.apply(quota({"alauda.io/imagestreams": "1"}), "-n", namespace)
+    cluster.wait(lambda: used(cluster, namespace) == "0", timeout=30, what="usage counted")
+    cluster.wait(
+        lambda: cluster.apply(stream("charged"), "-n", namespace, check=False).returncode == 0,
+        timeout=CACHE_DEADLINE,
+        what="a charged create",
+    )
+    assert used(cluster, namespace) == "1"
+    # Server: PushReview (TokenReview, SubjectAccessReview) and a denied push's Event.
+    cluster.apply(image_limit("1Ki"), "-n", namespace)
+    caller = Caller(cluster, namespace, _pushreview_token(cluster, namespace))
+    cluster.wait(
+        lambda: not caller.review(push(namespace, layers=(1_000_000,))).json()["status"]["allowed"],
+        timeout=CACHE_DEADLINE,
+        what="a denied push",
+    )
+    cluster.wait(
+        lambda: (
+            "PushDenied" in cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+        ),
+        timeout=CACHE_DEADLINE,
+        what="the PushDenied event",
+    )
+
+
+def wait_for_a_lease_renewal(cluster: ClusterEnv) -> None:
+    """The leader renews its Lease (``update``) every retry period (2 s by default)."""
+
+    def renew_time() -> str:
+        lease = cluster.kubectl_json("get", "lease", LEASE_NAME, "-n", SERVICE_NAMESPACE)
+        return str(lease["spec"].get("renewTime"))
+
+    first = renew_time()
+    cluster.wait(
+        lambda: renew_time() != first, timeout=LEASE_DURATION_SECONDS, what="a lease renewal"
+    )
+
+
+def _pushreview_token(cluster: ClusterEnv, namespace: str) -> str:
+    cluster.kubectl("create", "serviceaccount", "registry", "-n", namespace)
+    cluster.kubectl(
+        "create", "clusterrolebinding", f"{namespace}-pushreviews",
+        "--clusterrole=registry-v2:pushreview-creator", f"--serviceaccount={namespace}:registry",
+    )  # fmt: skip
+    return cluster.kubectl("create", "token", "registry", "-n", namespace).stdout.strip()
+
+
+def test_the_manifests_grant_exactly_what_the_processes_use(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    assert cluster.stack is not None and cluster.stack.as_service_accounts
+    exercise_every_path(cluster, namespace)
+    wait_for_a_lease_renewal(cluster)
+    log = cluster.stack.cp.audit_log
+    for account in (SERVER_ACCOUNT, CONTROLLER_ACCOUNT):
+        events = list(audit_events(log, account))
+        refused = sorted(
+            {str(access_of(e)) for e in events if e["annotations"].get(DECISION) == "forbid"}
+        )
+        assert not refused, f"{account} was refused by RBAC: {refused}"
+        used_accesses = {access_of(e) for e in events}
+        expected = granted(RBAC_MANIFEST, account) - NOT_DRIVEN_HERE[account]
+        unused = sorted(str(a) for a in expected - used_accesses)
+        assert not unused, f"{account} is granted what it never used: {unused}"
