@@ -14,6 +14,9 @@ from typing import Any, Final
 
 FORBIDDEN: Final = "Forbidden"
 FORBIDDEN_CODE: Final = 403
+SERVICE_UNAVAILABLE: Final = "ServiceUnavailable"
+SERVICE_UNAVAILABLE_CODE: Final = 503
+"""A retryable denial: clients retry a 503, and the condition passes on its own."""
 
 
 @dataclass(frozen=True)

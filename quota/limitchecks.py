@@ -9,16 +9,21 @@ storage: on a push the user knows the repository, not the digest of the manifest
 client just built, and on a kubectl write the ImageStream is the object being refused.
 When several limits are exceeded at once every one is reported, each as a complete
 contract sentence, joined with ``"; "``, so a registry matching substrings finds each.
+
+An image whose size cannot be known (no Image object describes it, its Image records no
+size, or the Image could not be read) is never let past an ``alauda.io/Image`` storage
+limit: the write is denied retryably (503), since the registry creates an Image before it
+tags it and a retry finds it. Without a storage limit its size does not matter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from quota.decision import Decision
+from quota.decision import SERVICE_UNAVAILABLE, SERVICE_UNAVAILABLE_CODE, Decision
 from quota.limits import EffectiveLimits, Limit
 from quota.measure import (
     Manifest,
@@ -36,6 +41,9 @@ from quota.resources import (
 )
 
 IMAGE_STREAM_KIND: Final = "ImageStream"
+IMAGE_UNKNOWN_CODE: Final = SERVICE_UNAVAILABLE_CODE
+"""An unknown image size is a retryable answer, like unsynced caches (``metav1.Status``)."""
+IMAGE_UNKNOWN_REASON: Final = SERVICE_UNAVAILABLE
 
 
 def limit_exceeded_message(
@@ -127,18 +135,42 @@ def check_image_size(name: str, size: int, limits: EffectiveLimits) -> Decision:
     return verdict_of(image_size_violations(name, size, limits))
 
 
+def images_to_look_up(
+    images: Mapping[str, Mapping[str, Any] | None], limits: EffectiveLimits
+) -> tuple[str, ...]:
+    """Digests, in order, whose size a storage limit needs and ``images`` does not give;
+    none when no ``alauda.io/Image`` storage limit applies (sizes do not matter then)."""
+    if limits.get(IMAGE_STORAGE) is None:
+        return ()
+    return tuple(sorted(d for d, image in images.items() if recorded_image_size(image) is None))
+
+
+def image_unknown_message(unknown: list[str], why: str, limit: Limit) -> str:
+    """Names the first digest whose size is unknown, why, and how many more there are."""
+    more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
+    return (
+        f"the size of image {unknown[0]}{more} is not known yet ({why}), so the "
+        f"{IMAGE_STORAGE.resource} limit per {IMAGE_STORAGE.type} set by LimitRange "
+        f'"{limit.limit_range}" cannot be checked; retry'
+    )
+
+
 def check_stream_write(
     name: str,
     old: Mapping[str, Any] | None,
     new: Mapping[str, Any],
     images: Mapping[str, Mapping[str, Any] | None],
     limits: EffectiveLimits,
+    *,
+    unread: Set[str] = frozenset(),
 ) -> Decision:
     """Verdict on an ImageStream create (``old`` None) or update of ``spec`` or ``status``.
 
     ``images`` maps each digest the write adds to the stream (``new_image_digests``) to the
-    Image object that describes it, or None when the cluster has none (then its size
-    cannot be checked). Reported in order: image sizes by digest, then tags and images.
+    Image object that describes it, or None when the cluster has none; ``unread`` holds
+    the digests whose Image could not be read. Exceeded limits are reported in order
+    (image sizes by digest, then tags and images); failing those, a size the storage limit
+    needs but cannot get is a retryable denial (see the module docstring).
     """
     sizes = {digest: recorded_image_size(image) for digest, image in images.items()}
     size_violations = tuple(
@@ -148,8 +180,24 @@ def check_stream_write(
         for violation in image_size_violations(name, size, limits)
     )
     old_counts = None if old is None else stream_usage(old).counts
-    return verdict_of(
+    verdict = verdict_of(
         size_violations, stream_violations(name, old_counts, stream_usage(new).counts, limits)
+    )
+    storage = limits.get(IMAGE_STORAGE)
+    unknown = list(images_to_look_up(images, limits))
+    if not verdict.allowed or storage is None or not unknown:
+        return verdict
+    first = unknown[0]
+    if first in unread:
+        why = "its Image could not be read"
+    elif images.get(first) is None:
+        why = "no Image object describes it"
+    else:
+        why = "its Image records no size"
+    return Decision.deny(
+        image_unknown_message(unknown, why, storage),
+        code=IMAGE_UNKNOWN_CODE,
+        reason=IMAGE_UNKNOWN_REASON,
     )
 
 

@@ -12,12 +12,11 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kube.images import IMAGE_GROUP
 from kube.informer import Informer
 from quota.objects import object_name
 
 log = logging.getLogger(__name__)
-
-IMAGE_GROUP = "image.alauda.io"
 
 
 def image_digests(image: dict[str, Any]) -> list[str]:

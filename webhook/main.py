@@ -12,6 +12,7 @@ from kubernetes import client
 
 from kube.client import api_client
 from kube.events import EventRecorder, Recorder
+from kube.images import ImageClient
 from kube.resourcequotas import ResourceQuotaClient
 from kube.settings import Settings
 from webhook import devcerts, registration
@@ -22,7 +23,7 @@ from webhook.admission.endpoints import (
     VALIDATE_POLICIES,
     AdmissionEndpoint,
 )
-from webhook.admission.imagestreams import PolicyReads, QuotaCharges
+from webhook.admission.imagestreams import ImageLookup, PolicyReads, QuotaCharges
 from webhook.admission.routes import admission_blueprint
 from webhook.app import create_app
 from webhook.caches import WebhookCaches
@@ -46,6 +47,7 @@ class ServingCaches(PolicyReads, PushReads, Protocol):
 def assemble_app(
     caches: ServingCaches,
     quota: QuotaCharges,
+    images: ImageLookup,
     authenticator: TokenAuthenticator,
     authorizer: PushAuthorizer,
     recorder: Recorder,
@@ -63,7 +65,7 @@ def assemble_app(
         ),
         AdmissionEndpoint(
             VALIDATE_IMAGESTREAMS,
-            imagestreams.ImageStreamValidator(caches, quota),
+            imagestreams.ImageStreamValidator(caches, quota, images),
             mutating=False,
         ),
         AdmissionEndpoint(VALIDATE_POLICIES, policies.validate, mutating=False),
@@ -85,6 +87,7 @@ def build_app(settings: Settings) -> Flask:
     return assemble_app(
         caches,
         QuotaCharger(ResourceQuotaClient(api, timeout=REQUEST_TIMEOUT), caches.quotas_in),
+        ImageClient(client.CustomObjectsApi(api)),
         Authenticator(client.AuthenticationV1Api(api)),
         Authorizer(client.AuthorizationV1Api(api)),
         EventRecorder(api, interval=60.0),

@@ -39,3 +39,9 @@ QUOTA_CHARGES = Counter(
     "ResourceQuota status.used writes made at admission, by result (charged, conflict, exceeded).",
     ["result"],
 )
+IMAGE_LOOKUPS = Counter(
+    "registry_image_lookups_total",
+    "Live Image reads for images a storage limit needs and the cache cannot size, by result "
+    "(found, not_found, failed).",
+    ["result"],
+)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Protocol
 
 from kubernetes.client.exceptions import ApiException
 
+from kube.keyedlocks import KeyedLocks
 from quota.objects import Obj
 from quota.quantity import InvalidQuantity
 from quota.resourcequota import ChargePlan, imagestreams_used, plan_create, with_used
@@ -56,6 +55,7 @@ class QuotaCharger:
         attempts: int = 12,
         deadline_seconds: float = CHARGE_DEADLINE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        locks: KeyedLocks | None = None,
     ) -> None:
         self._quotas = quotas
         self._cached = cached_quotas
@@ -63,13 +63,9 @@ class QuotaCharger:
         self._deadline = deadline_seconds
         self._clock = clock
         # One charge per namespace at a time in this process: threads of one replica never
-        # conflict with each other; replicas still meet at the resourceVersion check.
-        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
-        self._locks_guard = threading.Lock()
-
-    def _lock(self, namespace: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks[namespace]
+        # conflict with each other; replicas still meet at the resourceVersion check. A
+        # namespace's lock lives only while a charge holds or awaits it (namespaces churn).
+        self._locks = KeyedLocks() if locks is None else locks
 
     def _time_left(self, end: float, namespace: str) -> float:
         """Seconds a call may take: what is left, at most REQUEST_TIMEOUT; none left is a
@@ -96,8 +92,7 @@ class QuotaCharger:
 
         Retryable ``ChargeConflict`` when no charge could be made within the deadline."""
         end = self._clock() + self._deadline
-        lock = self._lock(namespace)
-        if not lock.acquire(timeout=max(end - self._clock(), 0.0)):
+        if not self._locks.acquire(namespace, timeout=end - self._clock()):
             raise ChargeConflict(
                 f"could not charge quota in {namespace}: another charge in this namespace "
                 "is still running"
@@ -105,7 +100,7 @@ class QuotaCharger:
         try:
             return self._charge(namespace, end)
         finally:
-            lock.release()
+            self._locks.release(namespace)
 
     def _charge(self, namespace: str, end: float) -> ChargePlan:
         quotas = self._cached(namespace)

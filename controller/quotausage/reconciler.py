@@ -7,6 +7,9 @@ concurrent create over the limit), so a lower value is written only after the sa
 longer than an admitted create can take to land. The gap is judged on those two values,
 not on the quota's resourceVersion, which other writers (Kubernetes' own quota admission
 and controller, for pods and the rest) change all the time.
+
+Gaps are kept per namespace and only for the quotas that still exist and still name the
+resource: a deleted quota or namespace leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -49,6 +52,11 @@ class _Gap:
     since: dt.datetime
 
 
+def _uid(quota: Obj) -> str:
+    uid: str = quota["metadata"].get("uid", "")
+    return uid
+
+
 def _used(quota: Obj) -> int | None:
     try:
         return imagestreams_used(quota)
@@ -73,38 +81,49 @@ class QuotaUsageReconciler:
         self._grace = dt.timedelta(seconds=grace_seconds)
         self._now = now
         self._acquire = acquire
-        self._gaps: dict[str, _Gap] = {}
+        # namespace -> quota uid -> gap. The work queue never hands one namespace to two
+        # workers at once, so each inner dict has one writer at a time.
+        self._gaps: dict[str, dict[str, _Gap]] = {}
+
+    def pending_releases(self) -> dict[str, int]:
+        """Per namespace tracked, how many of its quotas wait out the grace to be lowered."""
+        return {namespace: len(gaps) for namespace, gaps in list(self._gaps.items())}
 
     def reconcile(self, namespace: str) -> float | None:
         """Converge every matching quota of ``namespace``; seconds until a pending release."""
         count = len(self._imagestreams.list(namespace))
-        wait: float | None = None
-        for quota in self._quotas.list(namespace):
-            if not quota_matches(quota):
-                continue
-            delay = self._converge(quota, count)
-            if delay is not None:
-                wait = delay if wait is None else min(wait, delay)
-        return wait
+        quotas = [quota for quota in self._quotas.list(namespace) if quota_matches(quota)]
+        gaps = self._gaps.setdefault(namespace, {})
+        try:
+            for uid in gaps.keys() - {_uid(quota) for quota in quotas}:
+                del gaps[uid]  # deleted, or no longer names the resource
+            wait: float | None = None
+            for quota in quotas:
+                delay = self._converge(quota, count, gaps)
+                if delay is not None:
+                    wait = delay if wait is None else min(wait, delay)
+            return wait
+        finally:
+            if not gaps:
+                self._gaps.pop(namespace, None)
 
-    def _converge(self, quota: Obj, count: int) -> float | None:
-        meta = quota["metadata"]
-        uid = meta.get("uid", "")
+    def _converge(self, quota: Obj, count: int, gaps: dict[str, _Gap]) -> float | None:
+        uid = _uid(quota)
         value = used_update(quota, count)
         if value is None:
-            self._gaps.pop(uid, None)
+            gaps.pop(uid, None)
             return None
         used = _used(quota)
         if used is not None and count < used:
-            gap = self._gaps.get(uid)
+            gap = gaps.get(uid)
             now = self._now()
             if gap is None or (gap.used, gap.count) != (used, count):
-                self._gaps[uid] = _Gap(used, count, now)
+                gaps[uid] = _Gap(used, count, now)
                 return self._grace.total_seconds()
             if now - gap.since < self._grace:
                 return (gap.since + self._grace - now).total_seconds()
         self._write(quota, value)
-        self._gaps.pop(uid, None)
+        gaps.pop(uid, None)
         return None
 
     def _write(self, quota: Obj, value: str) -> None:

@@ -62,6 +62,7 @@ def set_history(
     tags: dict[str, list[int]],
     *,
     check: bool = True,
+    dry_run: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     status = {
         "status": {
@@ -86,6 +87,7 @@ def set_history(
         "--type=merge",
         "-p",
         json.dumps(status),
+        *(["--dry-run=server"] if dry_run else []),
         check=check,
     )
 
@@ -188,6 +190,58 @@ def test_image_storage_limit_applies_to_new_history_items(
         'per alauda.io/Image (2Gi > 1Gi) set by LimitRange "image-limits"'
     ) in denied.stderr
     cluster.kubectl("delete", "image", *images, "--wait=false")
+
+
+def test_an_image_no_object_describes_is_denied_retryably_until_its_image_exists(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    unknown = digest(0x404)
+    cluster.apply(image_limit("1Gi"), "-n", namespace)
+    cluster.apply(stream("app", ["v1"]), "-n", namespace)
+    message = (
+        f"the size of image {unknown} is not known yet (no Image object describes it), so the "
+        'storage limit per alauda.io/Image set by LimitRange "image-limits" cannot be checked; '
+        "retry"
+    )
+    cluster.wait(
+        lambda: (
+            message
+            in set_history(
+                cluster, namespace, "app", {"v1": [0x404]}, check=False, dry_run=True
+            ).stderr
+        ),
+        timeout=CACHE_DEADLINE,
+        what="the webhook's LimitRange cache to see the storage limit",
+    )
+    not_found = "registry_image_lookups_total"
+    before = cluster.metric(not_found, result="not_found")
+    denied = set_history(cluster, namespace, "app", {"v1": [0x404]}, check=False)
+    assert denied.returncode != 0
+    assert message in denied.stderr
+    if cluster.stack is not None:  # one server process: its counter saw this write
+        assert cluster.metric(not_found, result="not_found") >= before + 1, (
+            "the webhook must have asked the API server, not only its cache"
+        )
+
+    late = f"{namespace}-late"
+    image = {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": "Image",
+        "metadata": {"name": late},
+        "dockerImageReference": f"image-registry.image-registry-system.svc:5000/x/app@{unknown}",
+        "dockerImageMetadata": {"size": 1024**2},
+    }
+    cluster.apply(image)
+    try:
+        cluster.wait(
+            lambda: (
+                set_history(cluster, namespace, "app", {"v1": [0x404]}, check=False).returncode == 0
+            ),
+            timeout=CACHE_DEADLINE,
+            what="the retried write to pass once the Image exists",
+        )
+    finally:
+        cluster.kubectl("delete", "image", late, "--wait=false")
 
 
 def test_dry_run_judges_the_same_and_charges_nothing(cluster: ClusterEnv, namespace: str) -> None:

@@ -1,21 +1,26 @@
 """``/validate/imagestreams``: LimitRange limits on every write, quota on create.
 
 ``imagestreams`` and ``imagestreams/status`` both come here: tags live in spec and in
-status, image history in status. Gather what the rules need from the watch caches, ask
+status, image history in status. Gather what the rules need from the watch caches (and,
+for an image a storage limit needs but the cache cannot size, one live read), ask
 ``quota`` for one decision, then act: charge quota, only on a real (not dry-run) create.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+import time
+from collections.abc import Callable
+from typing import Final, Protocol
 
-from quota.decision import Decision
-from quota.limitchecks import check_stream_write
-from quota.limits import effective_limits
-from quota.measure import new_image_digests
+from kube.images import ImageLookupFailed
+from quota.decision import SERVICE_UNAVAILABLE, SERVICE_UNAVAILABLE_CODE, Decision
+from quota.limitchecks import check_stream_write, images_to_look_up
+from quota.limits import EffectiveLimits, effective_limits
+from quota.measure import new_image_digests, recorded_image_size
 from quota.objects import Obj, object_name
 from quota.resourcequota import ChargePlan
+from webhook import metrics
 from webhook.admission.review import AdmissionRequest
 from webhook.quotacharge import ChargeConflict
 
@@ -24,6 +29,15 @@ log = logging.getLogger(__name__)
 NOT_READY_MESSAGE = (
     "the registry policy service is starting and its caches are not synced yet; retry"
 )
+IMAGE_LOOKUP_TIMEOUT_SECONDS: Final = 1.0
+"""One live Image GET at most; it normally takes milliseconds."""
+IMAGE_LOOKUP_BUDGET_SECONDS: Final = 1.5
+"""All live Image GETs of one write: the imagestreams webhook's 10 s timeout less the
+quota charge's 8 s deadline, with 0.5 s left for everything else."""
+MAX_IMAGE_LOOKUPS: Final = 16
+"""Live Image GETs per write at most: a registry's status write adds one image per tag it
+updates; a bulk write with more the cache has not seen is denied retryably and passes once
+the cache catches up, so no write can turn into a storm of GETs."""
 
 
 class PolicyReads(Protocol):
@@ -32,6 +46,13 @@ class PolicyReads(Protocol):
     def not_ready(self) -> str | None: ...
     def limit_ranges_in(self, namespace: str) -> list[Obj]: ...
     def image(self, digest: str) -> Obj | None: ...
+
+
+class ImageLookup(Protocol):
+    """One live read of the Image describing ``digest``: None when there is none,
+    ``ImageLookupFailed`` when the API server cannot say (``kube.images.ImageClient``)."""
+
+    def read_image(self, digest: str, *, timeout: float) -> Obj | None: ...
 
 
 class QuotaCharges(Protocol):
@@ -43,13 +64,22 @@ class QuotaCharges(Protocol):
 
 def not_ready(message: str = NOT_READY_MESSAGE) -> Decision:
     """A retryable denial: never a silent allow while the rules cannot be read."""
-    return Decision.deny(message, code=503, reason="ServiceUnavailable")
+    return Decision.deny(message, code=SERVICE_UNAVAILABLE_CODE, reason=SERVICE_UNAVAILABLE)
 
 
 class ImageStreamValidator:
-    def __init__(self, caches: PolicyReads, charger: QuotaCharges) -> None:
+    def __init__(
+        self,
+        caches: PolicyReads,
+        charger: QuotaCharges,
+        images: ImageLookup,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._caches = caches
         self._charger = charger
+        self._images = images
+        self._clock = clock
 
     def __call__(self, request: AdmissionRequest) -> Decision:
         if self._caches.not_ready():
@@ -65,9 +95,10 @@ class ImageStreamValidator:
         for problem in limits.problems:
             log.warning("ignoring a broken limit in %s: %s", namespace, problem)
         images = {digest: self._caches.image(digest) for digest in new_image_digests(old, stream)}
+        unread = self._look_up(images, limits)
         # Decide.
         name = request.name or object_name(stream)
-        decision = check_stream_write(name, old, stream, images, limits)
+        decision = check_stream_write(name, old, stream, images, limits, unread=unread)
         if not decision.allowed or request.operation != "CREATE" or request.sub_resource:
             return decision
         # Act: a create takes room in the namespace's ImageStream quota.
@@ -80,3 +111,28 @@ class ImageStreamValidator:
         except ChargeConflict as err:
             return Decision.deny(f"{err}; retry", code=429, reason="TooManyRequests")
         return plan.decision
+
+    def _look_up(self, images: dict[str, Obj | None], limits: EffectiveLimits) -> frozenset[str]:
+        """Read live, in digest order, the Images a storage limit needs and the cache
+        cannot size, into ``images``; the digests left unread (a failed GET, or past the
+        cap or the time budget). Stops at the first image that stays unsized: the verdict
+        is a retryable denial from there on."""
+        wanted = images_to_look_up(images, limits)
+        end = self._clock() + IMAGE_LOOKUP_BUDGET_SECONDS
+        for done, digest in enumerate(wanted):
+            left = end - self._clock()
+            if done >= MAX_IMAGE_LOOKUPS or left <= 0:
+                return frozenset(wanted[done:])
+            try:
+                found = self._images.read_image(
+                    digest, timeout=min(IMAGE_LOOKUP_TIMEOUT_SECONDS, left)
+                )
+            except ImageLookupFailed as err:
+                metrics.IMAGE_LOOKUPS.labels("failed").inc()
+                log.warning("could not look up image %s: %s", digest, err)
+                return frozenset({digest})
+            metrics.IMAGE_LOOKUPS.labels("not_found" if found is None else "found").inc()
+            images[digest] = found
+            if recorded_image_size(found) is None:
+                break
+        return frozenset()

@@ -9,12 +9,15 @@ from hypothesis import strategies as st
 
 from quota.decision import Decision
 from quota.limitchecks import (
+    IMAGE_UNKNOWN_CODE,
+    IMAGE_UNKNOWN_REASON,
     check_image_size,
     check_push_limits,
     check_stream_limits,
     check_stream_write,
     exceeds,
     image_size_violations,
+    images_to_look_up,
     limit_exceeded_message,
     push_violations,
     stream_violations,
@@ -261,11 +264,80 @@ def test_stream_write_checks_each_known_image_size_in_digest_order() -> None:
     assert "(2000 > 1000)" in first and "(3000 > 1000)" in second
 
 
-def test_stream_write_skips_images_whose_size_is_unknown() -> None:
-    decision = check_stream_write(
-        "app", None, history("sha256:a"), {"sha256:a": None}, limits(storage="1k")
+def unknown_message(digest: str, why: str, more: int = 0) -> str:
+    others = f" and {more} more" if more else ""
+    return (
+        f"the size of image {digest}{others} is not known yet ({why}), so the storage limit "
+        'per alauda.io/Image set by LimitRange "lr" cannot be checked; retry'
     )
-    assert decision.allowed
+
+
+@pytest.mark.parametrize(
+    ("image", "unread", "why"),
+    [
+        (None, False, "no Image object describes it"),
+        ({}, False, "its Image records no size"),
+        ({"dockerImageMetadata": {"size": "huge"}}, False, "its Image records no size"),
+        (None, True, "its Image could not be read"),
+    ],
+)
+def test_stream_write_with_an_unknown_size_under_a_storage_limit_is_denied_retryably(
+    image: dict[str, Any] | None, unread: bool, why: str
+) -> None:
+    decision = check_stream_write(
+        "app",
+        None,
+        history("sha256:a"),
+        {"sha256:a": image},
+        limits(storage="1k"),
+        unread=frozenset({"sha256:a"}) if unread else frozenset(),
+    )
+    assert decision == Decision.deny(
+        unknown_message("sha256:a", why), code=IMAGE_UNKNOWN_CODE, reason=IMAGE_UNKNOWN_REASON
+    )
+    assert (IMAGE_UNKNOWN_CODE, IMAGE_UNKNOWN_REASON) == (503, "ServiceUnavailable")
+
+
+def test_stream_write_with_an_unknown_size_and_no_storage_limit_is_allowed() -> None:
+    decision = check_stream_write(
+        "app", None, history("sha256:a"), {"sha256:a": None}, limits(images=5)
+    )
+    assert decision == Decision.allow()
+
+
+def test_stream_write_names_the_first_unknown_digest_and_counts_the_rest() -> None:
+    decision = check_stream_write(
+        "app",
+        None,
+        history("sha256:c", "sha256:b", "sha256:a", "sha256:k"),
+        {"sha256:c": None, "sha256:b": {}, "sha256:a": image(10), "sha256:k": None},
+        limits(storage="1k"),
+    )
+    assert decision.message == unknown_message("sha256:b", "its Image records no size", 2)
+
+
+def test_stream_write_reports_a_certain_violation_rather_than_an_unknown_size() -> None:
+    """Retrying cannot help a write that breaks a limit anyway: that is the answer."""
+    decision = check_stream_write(
+        "app",
+        None,
+        history("sha256:a", "sha256:b"),
+        {"sha256:a": None, "sha256:b": image(2000)},
+        limits(images=1, storage="1k"),
+    )
+    assert (decision.allowed, decision.code) == (False, 403)
+    assert "storage exceeds the maximum limit" in decision.message
+    assert "alauda.io/images exceeds the maximum limit" in decision.message
+    assert "not known yet" not in decision.message
+
+
+def test_images_to_look_up_are_the_unsized_ones_in_digest_order() -> None:
+    images = {"sha256:c": None, "sha256:b": {}, "sha256:a": image(10), "sha256:0": None}
+    assert images_to_look_up(images, limits(storage="1k")) == ("sha256:0", "sha256:b", "sha256:c")
+
+
+def test_without_a_storage_limit_no_image_needs_a_look_up() -> None:
+    assert images_to_look_up({"sha256:a": None}, limits(tags=1, images=1)) == ()
 
 
 def test_stream_write_reports_sizes_before_counts() -> None:

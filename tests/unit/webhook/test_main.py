@@ -89,6 +89,13 @@ class Auth:
         return True
 
 
+class Images:
+    """The live Image lookup: nothing beyond the cache exists."""
+
+    def read_image(self, digest: str, *, timeout: float) -> Obj | None:
+        return None
+
+
 class Recorder:
     def record(self, *args: Any, **kwargs: Any) -> None:
         return None
@@ -96,7 +103,9 @@ class Recorder:
 
 def client() -> FlaskClient:
     auth = Auth()
-    app = assemble_app(Caches(), Quota(), auth, auth, Recorder(), frozenset({"kube-system"}))
+    app = assemble_app(
+        Caches(), Quota(), Images(), auth, auth, Recorder(), frozenset({"kube-system"})
+    )
     return app.test_client()
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from kube.keyedlocks import KeyedLocks
 from quota.decision import Decision
 from quota.objects import Obj
 from quota.resourcequota import quota_exceeded_message
@@ -438,3 +439,48 @@ def test_a_charge_waits_for_another_in_its_namespace_only_until_its_deadline() -
         release.set()
         unblock.cancel()
         first.join(DEADLINE)
+
+
+# --- per-namespace locks are pruned ----------------------------------------------------------
+
+
+class NoQuotas:
+    """Any namespace, none with a quota (a cluster with namespace churn)."""
+
+    def list(self, namespace: str, *, timeout: float) -> list[Obj]:
+        return []
+
+    def read(self, namespace: str, name: str, *, timeout: float) -> Obj:
+        raise ApiException(status=404)
+
+    def replace_status(self, quota: Obj, *, timeout: float) -> None:
+        raise AssertionError("nothing to charge")
+
+
+def test_charges_in_a_thousand_namespaces_leave_no_lock_behind() -> None:
+    locks = KeyedLocks()
+    made = QuotaCharger(NoQuotas(), lambda namespace: [], locks=locks)
+    for n in range(1000):
+        assert made.charge(f"ns-{n}").decision.allowed
+    assert len(locks) == 0
+
+
+def test_a_failed_charge_leaves_no_lock_behind() -> None:
+    api = FakeQuotas(quota("q", 5, used=0))
+    api.fail_writes["q"] = 500
+    locks = KeyedLocks()
+    made = QuotaCharger(api, lambda namespace: api.snapshot(), locks=locks)
+    with pytest.raises(ApiException):
+        made.charge(NS)
+    assert len(locks) == 0
+
+
+def test_concurrent_charges_keep_their_namespace_lock_and_then_drop_it() -> None:
+    """The race above, many namespaces deep: exact admission and an empty lock map after."""
+    locks = KeyedLocks()
+    api = FakeQuotas(quota("q", ROOM, used=0))
+    made = QuotaCharger(api, lambda namespace: api.snapshot(), locks=locks)
+    admitted, denied, errors = _race([made], threads_each=20)
+    assert errors == [] and api.conflicts == 0
+    assert (admitted, denied) == (ROOM, 20 - ROOM)
+    assert len(locks) == 0

@@ -267,3 +267,71 @@ def test_other_api_errors_propagate() -> None:
     with pytest.raises(ApiException) as raised:
         rig.reconcile()
     assert raised.value.status == 500
+
+
+# --- gaps of quotas that are gone are forgotten ------------------------------------------
+
+
+def in_namespace(obj: Obj, namespace: str) -> Obj:
+    moved = copy.deepcopy(obj)
+    moved["metadata"]["namespace"] = namespace
+    moved["metadata"]["uid"] = f"{namespace}-{moved['metadata']['uid']}"
+    return moved
+
+
+def test_a_deleted_quota_gap_is_forgotten() -> None:
+    rig = Rig([quota("a", used="5"), quota("b", used="5")], count=1)
+    assert rig.reconcile() == pytest.approx(GRACE)
+    assert rig.reconciler.pending_releases() == {NS: 2}
+    rig.quotas.items = [quota("a", used="5")]
+    rig.reconcile()
+    assert rig.reconciler.pending_releases() == {NS: 1}
+
+
+def test_a_surviving_quota_keeps_its_grace_when_another_is_deleted() -> None:
+    rig = Rig([quota("a", used="5"), quota("b", used="5")], count=1)
+    rig.reconcile()
+    rig.clock.advance(3)
+    rig.quotas.items = [quota("a", used="5")]
+    assert rig.reconcile() == pytest.approx(GRACE - 3)
+
+
+def test_a_quota_that_stops_naming_the_resource_is_forgotten() -> None:
+    rig = Rig([quota("a", used="5")], count=1)
+    rig.reconcile()
+    no_longer = quota("a", used="5")
+    del no_longer["spec"]["hard"][R]
+    rig.quotas.items = [no_longer]
+    assert rig.reconcile() is None
+    assert rig.reconciler.pending_releases() == {}
+
+
+def test_a_deleted_namespace_leaves_no_gap_and_others_keep_theirs() -> None:
+    other = "team-b"
+    rig = Rig([quota("a", used="5"), in_namespace(quota("a", used="5"), other)], count=0)
+    rig.reconcile()
+    rig.reconciler.reconcile(other)
+    assert rig.reconciler.pending_releases() == {NS: 1, other: 1}
+    rig.quotas.items = [in_namespace(quota("a", used="5"), other)]  # NS and its quotas gone
+    assert rig.reconcile() is None
+    assert rig.reconciler.pending_releases() == {other: 1}
+
+
+def test_gaps_of_a_thousand_deleted_namespaces_are_all_forgotten() -> None:
+    namespaces = [f"ns-{n}" for n in range(1000)]
+    rig = Rig([in_namespace(quota("q", used="3"), ns) for ns in namespaces], count=0)
+    for ns in namespaces:
+        rig.reconciler.reconcile(ns)
+    assert rig.reconciler.pending_releases() == dict.fromkeys(namespaces, 1)
+    rig.quotas.items = []
+    for ns in namespaces:
+        rig.reconciler.reconcile(ns)
+    assert rig.reconciler.pending_releases() == {}
+
+
+def test_a_namespace_without_pending_releases_is_not_tracked() -> None:
+    rig = Rig([quota("a", used="0")], count=0)
+    assert rig.reconcile() is None
+    rig.quotas.items = []
+    assert rig.reconcile() is None
+    assert rig.reconciler.pending_releases() == {}

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
+from kube.images import ImageLookupFailed
 from quota.decision import Decision
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan, quota_exceeded_message
-from webhook.admission.imagestreams import NOT_READY_MESSAGE, ImageStreamValidator
+from webhook.admission.endpoints import VALIDATE_IMAGESTREAMS
+from webhook.admission.imagestreams import (
+    IMAGE_LOOKUP_BUDGET_SECONDS,
+    IMAGE_LOOKUP_TIMEOUT_SECONDS,
+    MAX_IMAGE_LOOKUPS,
+    NOT_READY_MESSAGE,
+    ImageStreamValidator,
+)
 from webhook.admission.review import AdmissionRequest, GroupVersionKind
-from webhook.quotacharge import ChargeConflict
+from webhook.quotacharge import CHARGE_DEADLINE_SECONDS, ChargeConflict
+from webhook.registration import TIMEOUT_SECONDS
 
 NS = "team-a"
 MI = 1024 * 1024
@@ -40,6 +50,42 @@ class FakeCaches:
         return self.images.get(digest)
 
 
+class FakeImages:
+    """The live Image lookup: ``live`` answers by digest, ``failing`` digests raise, and a
+    ``clock`` (when given) moves ``cost`` seconds per call (a slow API server)."""
+
+    def __init__(
+        self,
+        live: dict[str, Obj] | None = None,
+        failing: frozenset[str] = frozenset(),
+        clock: StepClock | None = None,
+        cost: float = 0.0,
+    ) -> None:
+        self.live = live or {}
+        self.failing = failing
+        self.clock = clock
+        self.cost = cost
+        self.lookups: list[str] = []
+        self.timeouts: list[float] = []
+
+    def read_image(self, digest: str, *, timeout: float) -> Obj | None:
+        self.lookups.append(digest)
+        self.timeouts.append(timeout)
+        if self.clock is not None:
+            self.clock.now += self.cost
+        if digest in self.failing:
+            raise ImageLookupFailed("timed out")
+        return self.live.get(digest)
+
+
+class StepClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class FakeCharger:
     def __init__(self, plan: ChargePlan | None = None, conflict: bool = False) -> None:
         self.plan = plan or ChargePlan(Decision.allow())
@@ -61,8 +107,11 @@ class FakeCharger:
         return self._answer()
 
 
-def validator(caches: FakeCaches, charger: FakeCharger) -> ImageStreamValidator:
-    return ImageStreamValidator(caches, charger)
+def validator(
+    caches: FakeCaches, charger: FakeCharger, images: FakeImages | None = None
+) -> ImageStreamValidator:
+    lookup = FakeImages() if images is None else images
+    return ImageStreamValidator(caches, charger, lookup, clock=lookup.clock or StepClock())
 
 
 def stream(
@@ -343,12 +392,151 @@ def test_a_new_big_digest_on_update_is_denied() -> None:
     "image",
     [None, {}, {"dockerImageMetadata": {}}, {"dockerImageMetadata": {"size": "huge"}}],
 )
-def test_an_image_without_a_recorded_size_is_not_size_checked(image: Obj | None) -> None:
+def test_without_a_storage_limit_no_size_is_needed_or_looked_up(image: Obj | None) -> None:
     images = {} if image is None else {"sha256:x": image}
-    caches = FakeCaches([limit_range(storage="1")], images=images)
+    caches = FakeCaches([limit_range(images="5")], images=images)
+    live = FakeImages()
     obj = stream(status_tags={"a": ("sha256:x",)})
-    assert validator(caches, FakeCharger())(request(obj)).allowed is True
+    assert validator(caches, FakeCharger(), live)(request(obj)).allowed is True
     assert caches.image_lookups == ["sha256:x"]
+    assert live.lookups == []
+
+
+# --- images the cache does not know: one live lookup -------------------------------------
+
+
+def unknown_message(digest: str, why: str, more: int = 0) -> str:
+    others = f" and {more} more" if more else ""
+    return (
+        f"the size of image {digest}{others} is not known yet ({why}), so the storage limit "
+        'per alauda.io/Image set by LimitRange "lr" cannot be checked; retry'
+    )
+
+
+def assert_retryable(decision: Decision, message: str) -> None:
+    assert decision.allowed is False
+    assert (decision.code, decision.reason) == (503, "ServiceUnavailable")
+    assert decision.message == message
+
+
+def status_write(*digests: str, old: tuple[str, ...] = ()) -> AdmissionRequest:
+    return request(
+        stream(status_tags={"a": digests}),
+        operation="UPDATE",
+        old=stream(status_tags={"a": old}),
+        sub_resource="status",
+    )
+
+
+def test_an_image_missing_from_the_cache_is_looked_up_once_and_judged_by_its_size() -> None:
+    caches = FakeCaches([limit_range(storage="1Mi")])
+    live = FakeImages({"sha256:new": sized_image(2 * MI)})
+    decision = validator(caches, FakeCharger(), live)(status_write("sha256:new"))
+    assert_forbidden(decision, storage_message("2Mi", "1Mi"))
+    assert live.lookups == ["sha256:new"]
+
+
+def test_an_image_found_live_within_the_limit_is_allowed() -> None:
+    caches = FakeCaches([limit_range(storage="1Mi")])
+    live = FakeImages({"sha256:new": sized_image(MI)})
+    assert validator(caches, FakeCharger(), live)(status_write("sha256:new")).allowed is True
+    assert live.lookups == ["sha256:new"]
+
+
+def test_an_image_the_cache_knows_without_a_size_is_read_live_too() -> None:
+    """The cache may hold the Image from before its size was recorded."""
+    caches = FakeCaches([limit_range(storage="1Mi")], images={"sha256:new": {}})
+    live = FakeImages({"sha256:new": sized_image(10)})
+    assert validator(caches, FakeCharger(), live)(status_write("sha256:new")).allowed is True
+    assert live.lookups == ["sha256:new"]
+
+
+def test_an_image_no_object_describes_is_a_retryable_denial() -> None:
+    caches = FakeCaches([limit_range(storage="1Mi")])
+    live = FakeImages()
+    charger = FakeCharger()
+    decision = validator(caches, charger, live)(status_write("sha256:gone"))
+    assert_retryable(decision, unknown_message("sha256:gone", "no Image object describes it"))
+    assert live.lookups == ["sha256:gone"]
+
+
+def test_a_failed_lookup_is_a_retryable_denial(caplog: pytest.LogCaptureFixture) -> None:
+    caches = FakeCaches([limit_range(storage="1Mi")])
+    live = FakeImages(failing=frozenset({"sha256:x"}))
+    decision = validator(caches, FakeCharger(), live)(status_write("sha256:x"))
+    assert_retryable(decision, unknown_message("sha256:x", "its Image could not be read"))
+    assert any("sha256:x" in m and "timed out" in m for m in caplog.messages)
+
+
+def test_a_live_image_without_a_size_is_a_retryable_denial() -> None:
+    caches = FakeCaches([limit_range(storage="1Mi")])
+    live = FakeImages({"sha256:x": {"dockerImageReference": "r@sha256:x"}})
+    decision = validator(caches, FakeCharger(), live)(status_write("sha256:x"))
+    assert_retryable(decision, unknown_message("sha256:x", "its Image records no size"))
+
+
+def test_cached_sized_images_and_old_digests_are_not_looked_up() -> None:
+    caches = FakeCaches([limit_range(storage="1Mi")], images={"sha256:cached": sized_image(1)})
+    live = FakeImages({"sha256:new": sized_image(1)})
+    decision = validator(caches, FakeCharger(), live)(
+        status_write("sha256:old", "sha256:cached", "sha256:new", old=("sha256:old",))
+    )
+    assert decision.allowed is True
+    assert live.lookups == ["sha256:new"]
+
+
+def test_a_create_with_an_unknown_image_is_not_charged() -> None:
+    caches = FakeCaches([limit_range(storage="1Mi")])
+    charger = FakeCharger()
+    decision = validator(caches, charger, FakeImages())(
+        request(stream(status_tags={"a": ("sha256:x",)}))
+    )
+    assert decision.code == 503
+    assert charger.charged == [] and charger.judged == []
+
+
+def test_lookups_stop_at_the_first_image_that_stays_unknown() -> None:
+    """The verdict is a retryable denial from there on: no further call can change it."""
+    caches = FakeCaches([limit_range(storage="1Mi")])
+    live = FakeImages({"sha256:1": sized_image(1), "sha256:3": sized_image(1)})
+    decision = validator(caches, FakeCharger(), live)(
+        status_write("sha256:1", "sha256:2", "sha256:3")
+    )
+    assert_retryable(decision, unknown_message("sha256:2", "no Image object describes it", 1))
+    assert live.lookups == ["sha256:1", "sha256:2"]
+
+
+def test_lookups_per_write_are_capped() -> None:
+    digests = [f"sha256:{n:03d}" for n in range(MAX_IMAGE_LOOKUPS + 5)]
+    caches = FakeCaches([limit_range(storage="1Mi")])
+    live = FakeImages({d: sized_image(1) for d in digests})
+    decision = validator(caches, FakeCharger(), live)(status_write(*digests))
+    assert live.lookups == digests[:MAX_IMAGE_LOOKUPS]
+    assert_retryable(
+        decision,
+        unknown_message(digests[MAX_IMAGE_LOOKUPS], "its Image could not be read", 4),
+    )
+
+
+def test_lookups_share_one_time_budget() -> None:
+    clock = StepClock()
+    digests = [f"sha256:{n}" for n in range(5)]
+    caches = FakeCaches([limit_range(storage="1Mi")])
+    live = FakeImages({d: sized_image(1) for d in digests}, clock=clock, cost=0.6)
+    decision = validator(caches, FakeCharger(), live)(status_write(*digests))
+    assert decision.code == 503
+    assert live.timeouts[0] == IMAGE_LOOKUP_TIMEOUT_SECONDS
+    assert all(0 < t <= IMAGE_LOOKUP_TIMEOUT_SECONDS for t in live.timeouts)
+    assert len(live.lookups) == 3  # 0.6 s each within a 1.5 s budget
+    assert live.timeouts[-1] == pytest.approx(IMAGE_LOOKUP_BUDGET_SECONDS - 1.2)
+
+
+def test_the_lookup_budget_and_a_charge_fit_in_the_webhook_timeout() -> None:
+    assert IMAGE_LOOKUP_TIMEOUT_SECONDS <= IMAGE_LOOKUP_BUDGET_SECONDS
+    assert (
+        TIMEOUT_SECONDS[VALIDATE_IMAGESTREAMS]
+        > IMAGE_LOOKUP_BUDGET_SECONDS + CHARGE_DEADLINE_SECONDS
+    )
 
 
 def test_storage_and_count_violations_are_reported_together_size_first() -> None:
@@ -461,3 +649,18 @@ def test_a_broken_limit_is_skipped_and_logged(caplog: pytest.LogCaptureFixture) 
     assert decision.allowed
     [line] = [m for m in caplog.messages if m.startswith("ignoring a broken limit")]
     assert line.startswith(f'ignoring a broken limit in {NS}: LimitRange "old": spec.limits[0]')
+
+
+def lookups_counted(result: str) -> float:
+    return REGISTRY.get_sample_value("registry_image_lookups_total", {"result": result}) or 0.0
+
+
+def test_each_live_lookup_is_counted_by_result() -> None:
+    before = {r: lookups_counted(r) for r in ("found", "not_found", "failed")}
+    caches = FakeCaches([limit_range(storage="1Mi")])
+    live = FakeImages({"sha256:1": sized_image(1)}, failing=frozenset({"sha256:3"}))
+    check = validator(caches, FakeCharger(), live)
+    check(status_write("sha256:1", "sha256:2"))
+    check(status_write("sha256:3"))
+    after = {r: lookups_counted(r) - before[r] for r in before}
+    assert after == {"found": 1, "not_found": 1, "failed": 1}

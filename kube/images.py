@@ -1,0 +1,81 @@
+"""One live read of a cluster-scoped Image, for a digest the watch cache does not know yet.
+
+The aggregated Image API names Images after their digest, so a GET by the digest finds
+them; standalone CRD names cannot hold ':' (those Images are found through the cache's
+``dockerImageReference`` index only). The answer is raw JSON, never decoded into models.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Final, Protocol
+
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from quota.objects import Obj
+
+IMAGE_GROUP: Final = "image.alauda.io"
+IMAGE_VERSION: Final = "v1"
+IMAGES: Final = "images"
+
+MAX_NAME_LENGTH: Final = 253
+"""Kubernetes object names (DNS-1123 subdomains) are at most 253 characters."""
+_DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+"""The OCI image-spec digest grammar: ``algorithm ":" encoded``."""
+_DNS_SUBDOMAIN = re.compile(
+    r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*"
+)
+
+
+class ImageLookupFailed(Exception):
+    """The API server could not say whether the Image exists; the message is short and
+    names only the kind of failure (an HTTP status or an exception type)."""
+
+
+class CustomObjects(Protocol):
+    """``CustomObjectsApi`` as the lookup uses it."""
+
+    def get_cluster_custom_object(
+        self, group: str, version: str, plural: str, name: str, **kwargs: Any
+    ) -> Any: ...
+
+
+def can_name_image(value: str) -> bool:
+    """Whether ``value`` can be an Image's name: a digest (the aggregated API) or an object
+    name. Anything else (``..``, a ``/``) is never put into a request path."""
+    if len(value) > MAX_NAME_LENGTH:
+        return False
+    return bool(_DIGEST.fullmatch(value) or _DNS_SUBDOMAIN.fullmatch(value))
+
+
+class ImageClient:
+    """``read_image(digest, timeout=...)``: the Image, None when there is none, or
+    ``ImageLookupFailed``."""
+
+    def __init__(self, custom: CustomObjects) -> None:
+        self._custom = custom
+
+    def read_image(self, digest: str, *, timeout: float) -> Obj | None:
+        if not can_name_image(digest):
+            return None
+        try:
+            response = self._custom.get_cluster_custom_object(
+                IMAGE_GROUP,
+                IMAGE_VERSION,
+                IMAGES,
+                digest,
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+            image = json.loads(response.data)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise ImageLookupFailed(f"HTTP {err.status}") from None
+        except (HTTPError, OSError, ValueError) as err:  # timeouts, refused, not JSON
+            raise ImageLookupFailed(type(err).__name__) from None
+        if not isinstance(image, dict):
+            raise ImageLookupFailed("the answer is not an object")
+        return image
