@@ -28,7 +28,7 @@ from quota.pullsecrets.names import (
 )
 from tests.integration.support import CACHE_DEADLINE, ClusterEnv
 from tests.integration.test_push_review import Caller, push
-from tests.integration.test_quota import image_limit, quota, stream, used
+from tests.integration.test_quota import image_limit, quota, set_history, stream, used
 
 pytestmark = pytest.mark.local_only
 
@@ -175,8 +175,19 @@ def exercise_every_path(cluster: ClusterEnv, namespace: str) -> None:
         what="a charged create",
     )
     assert used(cluster, namespace) == "1"
-    # Server: PushReview (TokenReview, SubjectAccessReview) and a denied push's Event.
+    # Server: a status write naming an image the cache does not know is read live.
     cluster.apply(image_limit("1Ki"), "-n", namespace)
+    cluster.wait(
+        lambda: (
+            "is not known yet"
+            in set_history(
+                cluster, namespace, "charged", {"v1": [0x404]}, check=False, dry_run=True
+            ).stderr
+        ),
+        timeout=CACHE_DEADLINE,
+        what="a live Image read",
+    )
+    # Server: PushReview (TokenReview, SubjectAccessReview) and a denied push's Event.
     caller = Caller(cluster, namespace, _pushreview_token(cluster, namespace))
     cluster.wait(
         lambda: not caller.review(push(namespace, layers=(1_000_000,))).json()["status"]["allowed"],
