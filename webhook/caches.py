@@ -14,9 +14,14 @@ from kubernetes.client.exceptions import ApiException
 
 from kube.images import IMAGE_GROUP
 from kube.informer import Informer
+from kube.metadata import metadata_list_func
 from quota.objects import object_name
+from quota.pullsecrets.names import SECRET_TYPE_DOCKERCONFIGJSON
 
 log = logging.getLogger(__name__)
+
+PULL_SECRET_TYPES = (SECRET_TYPE_DOCKERCONFIGJSON, "kubernetes.io/dockercfg")
+"""The two Secret types the kubelet takes image pull credentials from."""
 
 
 def image_digests(image: dict[str, Any]) -> list[str]:
@@ -29,6 +34,10 @@ def image_digests(image: dict[str, Any]) -> list[str]:
     if isinstance(reference, str) and "@" in reference:
         digests.append(reference.rsplit("@", 1)[1])
     return digests
+
+
+class NotSynced(Exception):
+    """A cache asked before its first list: absence there means nothing yet."""
 
 
 class WebhookCaches:
@@ -53,6 +62,16 @@ class WebhookCaches:
             functools.partial(custom.list_cluster_custom_object, IMAGE_GROUP, "v1", "imagestreams"),
             missing_ok=True,
         )
+        # Metadata only (never Secret data) of the Secrets the kubelet pulls with: the
+        # mutating webhook must know whether the managed name is someone else's.
+        self.pull_secrets = [
+            Informer(
+                f"secrets({secret_type})",
+                metadata_list_func(api, "/api/v1/secrets"),
+                field_selector=f"type={secret_type}",
+            )
+            for secret_type in PULL_SECRET_TYPES
+        ]
         self._stop = threading.Event()
 
     @property
@@ -63,6 +82,7 @@ class WebhookCaches:
             self.resource_quotas,
             self.images,
             self.imagestreams,
+            *self.pull_secrets,
         ]
 
     def start(self) -> None:
@@ -94,6 +114,17 @@ class WebhookCaches:
         metadata = namespace.get("metadata") or {}
         labels: Mapping[str, str] = metadata.get("labels") or {}
         return labels
+
+    def pull_secret(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """Metadata of the pull Secret ``namespace/name`` (either type), None when there is
+        none; :class:`NotSynced` until the first lists are in, as "none" would be a guess."""
+        for informer in self.pull_secrets:
+            if not informer.has_synced():
+                raise NotSynced(informer.name)
+            found = informer.get(f"{namespace}/{name}")
+            if found is not None:
+                return found
+        return None
 
     def limit_ranges_in(self, namespace: str) -> list[dict[str, Any]]:
         return self.limit_ranges.list(namespace)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,6 +24,7 @@ from webhook.admission.endpoints import (
 )
 from webhook.admission.imagestreams import ImageLookup, PolicyReads, QuotaCharges
 from webhook.admission.routes import admission_blueprint
+from webhook.admission.serviceaccounts import ServiceAccountReads
 from webhook.app import create_app
 from webhook.caches import WebhookCaches
 from webhook.pushreview.auth import Authenticator, Authorizer
@@ -38,10 +38,8 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 
-class ServingCaches(PolicyReads, PushReads, Protocol):
+class ServingCaches(PolicyReads, PushReads, ServiceAccountReads, Protocol):
     """Everything the handlers read, from the watch caches (``WebhookCaches``)."""
-
-    def namespace_labels(self, name: str) -> Mapping[str, str] | None: ...
 
 
 def assemble_app(
@@ -59,7 +57,7 @@ def assemble_app(
     endpoints = [
         AdmissionEndpoint(
             MUTATE_SERVICEACCOUNTS,
-            serviceaccounts.ServiceAccountMutator(caches.namespace_labels, excluded_namespaces),
+            serviceaccounts.ServiceAccountMutator(caches, excluded_namespaces),
             mutating=True,
             fail_open=True,
         ),

@@ -182,6 +182,33 @@ def _owned_by(secret: Mapping[str, Any], ref: ServiceAccountRef) -> bool:
     )
 
 
+def may_reference(secret: Mapping[str, Any] | None, sa: Mapping[str, Any]) -> bool:
+    """Whether a ServiceAccount may be pointed at ``secret``, the Secret (or its
+    metadata) already under its managed name, or None when there is none yet.
+
+    None: yes, the reconciler creates it under that name. Otherwise only a managed
+    Secret owned by a ServiceAccount of this name: by this one's uid once it has one
+    (UPDATE); at CREATE the SA has no uid yet, and a managed Secret owned by an SA of the
+    same name is a previous incarnation's, which the reconciler replaces. Anything else
+    is someone else's Secret: pods must never pull with a planted credential.
+    """
+    if secret is None:
+        return True
+    if not is_managed_secret(secret):
+        return False
+    meta = metadata(sa)
+    name, uid = meta.get("name"), meta.get("uid")
+    owners = metadata(secret).get("ownerReferences")
+    return isinstance(owners, list) and any(
+        isinstance(o, Mapping)
+        and o.get("apiVersion") == "v1"
+        and o.get("kind") == "ServiceAccount"
+        and o.get("name") == name
+        and (not uid or o.get("uid") == uid)
+        for o in owners
+    )
+
+
 def retired_secrets(
     secrets: Iterable[Mapping[str, Any]], sa: Mapping[str, Any]
 ) -> list[Mapping[str, Any]]:

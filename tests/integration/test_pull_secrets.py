@@ -13,7 +13,7 @@ import pytest
 import requests
 from kubernetes import client
 
-from tests.integration.support import ClusterEnv
+from tests.integration.support import CACHE_DEADLINE, ClusterEnv
 
 REF = "image.alauda.io/internal-registry-pull-secret-ref"
 OPT_OUT = "image.alauda.io/managed-pull-secret"
@@ -240,6 +240,50 @@ def test_a_foreign_secret_with_our_name_is_never_taken_over(
     secret = read(cluster, "secret", "squatter-dockercfg", namespace)
     assert secret is not None and secret["type"] == "Opaque"
     assert base64.b64decode(secret["data"]["k"]) == b"v"
+
+
+def test_a_planted_pull_secret_is_never_named_by_the_webhook(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    """Someone plants a working-looking pull Secret under the name the next ServiceAccount
+    will be given; the SA must never list it, or its pods pull with that credential."""
+    planted = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "victim-dockercfg"},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64.b64encode(b'{"auths": {}}').decode()},
+    }
+    cluster.apply(planted, "-n", namespace)
+    victim = json.dumps(
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "victim"}}
+    )
+
+    def webhook_sees_the_planted_secret() -> bool:  # a dry run changes nothing
+        result = cluster.kubectl(
+            "create", "--dry-run=server", "-o", "json", "-n", namespace, "-f", "-",
+            input=victim,
+        )  # fmt: skip
+        return "not managed by the registry" in result.stderr
+
+    cluster.wait(webhook_sees_the_planted_secret, timeout=CACHE_DEADLINE, what="the Secret cached")
+    created = cluster.kubectl("create", "-n", namespace, "-f", "-", input=victim)
+    assert "Secret victim-dockercfg exists and is not managed by the registry" in (created.stderr)
+    assert pull_secret_names(cluster, namespace, "victim") == []
+
+    def warned() -> bool:
+        events = cluster.kubectl_json("get", "events", "-n", namespace)["items"]
+        return any(
+            e["reason"] == "PullSecretNameTaken" and e["involvedObject"]["name"] == "victim"
+            for e in events
+        )
+
+    cluster.wait(warned, timeout=CACHE_DEADLINE, what="the reconciler to refuse it too")
+    assert pull_secret_names(cluster, namespace, "victim") == []
+    sa = read(cluster, "serviceaccount", "victim", namespace) or {}
+    assert "image.alauda.io/internal-registry-pull-secret-ref" not in (
+        sa["metadata"].get("annotations") or {}
+    )
 
 
 def test_opt_out_by_namespace_label_both_ways(cluster: ClusterEnv, namespace: str) -> None:

@@ -63,6 +63,9 @@ class Caches:
     def namespace_labels(self, name: str) -> dict[str, str] | None:
         return {"kubernetes.io/metadata.name": name}
 
+    def pull_secret(self, namespace: str, name: str) -> Obj | None:
+        return None
+
     def limit_ranges_in(self, namespace: str) -> list[Obj]:
         return self.limit_ranges if namespace == "team-a" else []
 

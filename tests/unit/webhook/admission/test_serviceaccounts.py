@@ -1,19 +1,34 @@
-"""``/mutate/serviceaccounts``: the managed pull-secret patch, from the SA and its namespace."""
+"""``/mutate/serviceaccounts``: the managed pull-secret patch, from the SA, its namespace
+and whatever Secret already holds the managed name."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
+
+import pytest
 
 from quota.decision import Decision
 from quota.pullsecrets.serviceaccount_patch import serviceaccount_mutation
 from webhook.admission.review import AdmissionRequest, GroupVersionKind
 from webhook.admission.serviceaccounts import ServiceAccountMutator
+from webhook.caches import NotSynced
 
 SA: dict[str, object] = {
     "apiVersion": "v1",
     "kind": "ServiceAccount",
     "metadata": {"name": "builder"},
 }
+MANAGED_SECRET = {
+    "metadata": {
+        "name": "builder-dockercfg",
+        "annotations": {"image.alauda.io/service-account.name": "builder"},
+        "ownerReferences": [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "name": "builder", "uid": "old"}
+        ],
+    }
+}
+PLANTED_SECRET = {"metadata": {"name": "builder-dockercfg", "namespace": "team-a"}}
 
 
 def request(namespace: str = "team-a", obj: dict[str, object] | None = SA) -> AdmissionRequest:
@@ -32,33 +47,72 @@ def request(namespace: str = "team-a", obj: dict[str, object] | None = SA) -> Ad
     )
 
 
-class Namespaces:
-    def __init__(self, labels: dict[str, dict[str, str]]) -> None:
+class Reads:
+    def __init__(
+        self,
+        labels: dict[str, dict[str, str]],
+        secrets: dict[str, Mapping[str, Any]] | None = None,
+        synced: bool = True,
+    ) -> None:
         self.labels = labels
+        self.secrets = secrets or {}
+        self.synced = synced
         self.asked: list[str] = []
 
-    def __call__(self, name: str) -> Mapping[str, str] | None:
+    def namespace_labels(self, name: str) -> Mapping[str, str] | None:
         self.asked.append(name)
         return self.labels.get(name)
 
+    def pull_secret(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        self.asked.append(f"{namespace}/{name}")
+        if not self.synced:
+            raise NotSynced("secrets")
+        return self.secrets.get(f"{namespace}/{name}")
+
 
 def test_a_service_account_gets_the_patch_for_its_namespace_labels() -> None:
-    namespaces = Namespaces({"team-a": {"env": "dev"}})
-    decision = ServiceAccountMutator(namespaces, frozenset({"kube-system"}))(request())
+    reads = Reads({"team-a": {"env": "dev"}})
+    decision = ServiceAccountMutator(reads, frozenset({"kube-system"}))(request())
     assert decision == Decision.allow(patch=serviceaccount_mutation(SA, {"env": "dev"}))
     assert decision.patch, "a plain SA gets the pull secret"
-    assert namespaces.asked == ["team-a"]
+    assert reads.asked == ["team-a", "team-a/builder-dockercfg"]
+
+
+def test_a_previous_incarnations_managed_secret_may_be_named() -> None:
+    reads = Reads({}, {"team-a/builder-dockercfg": MANAGED_SECRET})
+    decision = ServiceAccountMutator(reads, frozenset())(request())
+    assert decision == Decision.allow(patch=serviceaccount_mutation(SA, None))
+
+
+def test_someone_elses_secret_under_the_managed_name_is_never_named() -> None:
+    reads = Reads({}, {"team-a/builder-dockercfg": PLANTED_SECRET})
+    decision = ServiceAccountMutator(reads, frozenset())(request())
+    assert decision == Decision.allow(
+        warnings=[
+            "Secret builder-dockercfg exists and is not managed by the registry: "
+            "not added to imagePullSecrets"
+        ]
+    )
+
+
+def test_before_the_secret_cache_has_synced_nothing_is_named() -> None:
+    decision = ServiceAccountMutator(Reads({}, synced=False), frozenset())(request())
+    assert decision == Decision.allow(warnings=["builder-dockercfg not added yet: caches syncing"])
 
 
 def test_an_opted_out_namespace_gets_no_patch() -> None:
-    opted_out = Namespaces({"team-a": {"image.alauda.io/managed-pull-secret": "false"}})
+    opted_out = Reads({"team-a": {"image.alauda.io/managed-pull-secret": "false"}})
     decision = ServiceAccountMutator(opted_out, frozenset())(request())
     assert decision == Decision.allow()
+    assert opted_out.asked == ["team-a"], "no Secret lookup without a patch"
 
 
-def test_excluded_namespaces_and_empty_requests_are_left_alone() -> None:
-    namespaces = Namespaces({})
-    mutator = ServiceAccountMutator(namespaces, frozenset({"kube-system"}))
+@pytest.mark.parametrize("obj", [None, {"metadata": {"generateName": "x-"}}])
+def test_excluded_namespaces_and_unnamed_requests_are_left_alone(
+    obj: dict[str, object] | None,
+) -> None:
+    reads = Reads({})
+    mutator = ServiceAccountMutator(reads, frozenset({"kube-system"}))
     assert mutator(request(namespace="kube-system")) == Decision.allow()
-    assert mutator(request(obj=None)) == Decision.allow()
-    assert namespaces.asked == []
+    assert mutator(request(obj=obj)) == Decision.allow()
+    assert "kube-system" not in reads.asked
