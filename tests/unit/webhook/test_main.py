@@ -82,7 +82,7 @@ class Quota:
 
 
 class Auth:
-    def authenticate(self, token: str) -> User | None:
+    def authenticate(self, token: str, source: str) -> User | None:
         return User("fuzzer") if token == TOKEN else None
 
     def may_create_pushreview(self, user: User, namespace: str) -> bool:

@@ -7,13 +7,29 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from kubernetes.client.exceptions import ApiException
+from prometheus_client import REGISTRY
 
+from kube.ratelimit import KeyedRateLimiter
 from quota.objects import Obj
-from webhook.pushreview.auth import REQUEST_TIMEOUT, Authenticator, Authorizer, TtlCache, User
+from webhook.pushreview.auth import (
+    FAILURE_TTL,
+    REQUEST_TIMEOUT,
+    SUCCESS_TTL,
+    UNKNOWN_TOKEN_BURST,
+    UNKNOWN_TOKEN_QPS,
+    Authenticator,
+    Authorizer,
+    TooManyReviews,
+    TtlCache,
+    User,
+)
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.secret-token-value.signature"
+SOURCE = "10.0.0.7"
 
 
 class FakeClock:
@@ -129,7 +145,7 @@ def authenticator(api: FakeAuthenticationApi) -> Authenticator:
 
 def test_a_valid_token_yields_the_user() -> None:
     api = FakeAuthenticationApi({TOKEN: ALICE})
-    user = authenticator(api).authenticate(TOKEN)
+    user = authenticator(api).authenticate(TOKEN, SOURCE)
     assert user == User(
         "system:serviceaccount:team-a:builder",
         "uid-alice",
@@ -149,8 +165,8 @@ def test_a_valid_token_yields_the_user() -> None:
 def test_an_authenticated_result_is_cached() -> None:
     api = FakeAuthenticationApi({TOKEN: ALICE})
     auth = authenticator(api)
-    first = auth.authenticate(TOKEN)
-    second = auth.authenticate(TOKEN)
+    first = auth.authenticate(TOKEN, SOURCE)
+    second = auth.authenticate(TOKEN, SOURCE)
     assert first is not None and first == second
     assert len(api.bodies) == 1
 
@@ -159,46 +175,165 @@ def test_the_cache_expires_and_a_revoked_token_stops_working() -> None:
     api = FakeAuthenticationApi({TOKEN: ALICE})
     clock = FakeClock()
     auth = Authenticator(api, ttl=10.0, clock=clock)
-    assert auth.authenticate(TOKEN) is not None
+    assert auth.authenticate(TOKEN, SOURCE) is not None
     del api.users[TOKEN]
     clock.now += 5
-    assert auth.authenticate(TOKEN) is not None, "within ttl the cached answer stands"
+    assert auth.authenticate(TOKEN, SOURCE) is not None, "within ttl the cached answer stands"
     clock.now += 6
-    assert auth.authenticate(TOKEN) is None
+    assert auth.authenticate(TOKEN, SOURCE) is None
     assert len(api.bodies) == 2
 
 
-def test_a_rejected_token_is_none_and_not_cached() -> None:
+def test_a_rejected_token_is_none_and_cached_for_the_failure_ttl() -> None:
     api = FakeAuthenticationApi({})
-    auth = authenticator(api)
-    assert auth.authenticate("bad") is None
-    assert auth._cache._items == {}
+    clock = FakeClock()
+    auth = Authenticator(api, clock=clock)
+    assert auth.authenticate("bad", SOURCE) is None
+    clock.now += FAILURE_TTL
+    assert auth.authenticate("bad", SOURCE) is None
+    assert len(api.bodies) == 1, "a retried bad token is answered from the cache"
     api.users["bad"] = ALICE  # e.g. a token that became valid (just issued)
-    assert auth.authenticate("bad") is not None
+    clock.now += 0.001
+    assert auth.authenticate("bad", SOURCE) is not None
     assert len(api.bodies) == 2
+
+
+def test_failures_are_forgotten_sooner_than_successes() -> None:
+    assert 0 < FAILURE_TTL < SUCCESS_TTL
+
+
+@pytest.mark.parametrize(
+    ("rejected", "valid"),
+    [
+        ("token-a", "token-b"),
+        (TOKEN, TOKEN + "x"),
+        (TOKEN, TOKEN[:-1]),
+        (TOKEN[:-1] + "X", TOKEN),
+    ],
+)
+def test_one_tokens_answer_never_serves_another(rejected: str, valid: str) -> None:
+    api = FakeAuthenticationApi({valid: ALICE})
+    auth = authenticator(api)
+    for _ in range(2):
+        assert auth.authenticate(rejected, SOURCE) is None
+        assert auth.authenticate(valid, SOURCE) is not None
+    assert [b["spec"]["token"] for b in api.bodies] == [rejected, valid]
+
+
+def test_a_flood_of_rejected_tokens_never_evicts_a_valid_one() -> None:
+    api = FakeAuthenticationApi({TOKEN: ALICE})
+    plenty = KeyedRateLimiter(1.0, 100_000, max_keys=10)
+    auth = Authenticator(api, limiter=plenty)
+    assert auth.authenticate(TOKEN, SOURCE) is not None
+    for n in range(auth._failures._max + 5):
+        assert auth.authenticate(f"bogus-{n}", SOURCE) is None
+    calls = len(api.bodies)
+    assert auth.authenticate(TOKEN, SOURCE) is not None
+    assert len(api.bodies) == calls, "the valid token is still cached"
 
 
 def test_the_cache_key_never_contains_the_raw_token() -> None:
     api = FakeAuthenticationApi({TOKEN: ALICE, "short": ALICE})
     auth = authenticator(api)
-    auth.authenticate(TOKEN)
-    auth.authenticate("short")
-    keys = list(auth._cache._items)
-    assert len(keys) == 2
+    auth.authenticate(TOKEN, SOURCE)
+    auth.authenticate("short", SOURCE)
+    auth.authenticate("rejected-secret", SOURCE)
+    keys = list(auth._cache._items) + list(auth._failures._items)
+    assert len(keys) == 3
     for key in keys:
         assert TOKEN not in repr(key)
         assert "secret-token-value" not in repr(key)
         assert "short" not in repr(key)
+        assert "rejected-secret" not in repr(key)
 
 
 def test_distinct_tokens_are_reviewed_separately() -> None:
     bob = {**ALICE, "username": "bob", "uid": "uid-bob"}
     api = FakeAuthenticationApi({"t-alice": ALICE, "t-bob": bob})
     auth = authenticator(api)
-    alice_user = auth.authenticate("t-alice")
-    bob_user = auth.authenticate("t-bob")
+    alice_user = auth.authenticate("t-alice", SOURCE)
+    bob_user = auth.authenticate("t-bob", SOURCE)
     assert alice_user is not None and bob_user is not None
     assert (alice_user.name, bob_user.name) == (ALICE["username"], "bob")
+
+
+# --- unknown tokens are rate-limited per source ------------------------------------------
+
+
+def reviews_made(result: str) -> float:
+    return REGISTRY.get_sample_value("registry_token_reviews_total", {"result": result}) or 0.0
+
+
+def test_a_source_gets_a_burst_of_reviews_then_429_until_its_bucket_refills() -> None:
+    api = FakeAuthenticationApi({})
+    clock = FakeClock()
+    auth = Authenticator(api, clock=clock)
+    for n in range(UNKNOWN_TOKEN_BURST):
+        assert auth.authenticate(f"bogus-{n}", SOURCE) is None
+    for n in range(100):
+        with pytest.raises(TooManyReviews) as refused:
+            auth.authenticate(f"more-{n}", SOURCE)
+        assert refused.value.retry_after == pytest.approx(1 / UNKNOWN_TOKEN_QPS)
+    assert len(api.bodies) == UNKNOWN_TOKEN_BURST
+    clock.now += 1 / UNKNOWN_TOKEN_QPS
+    assert auth.authenticate("later", SOURCE) is None
+    assert len(api.bodies) == UNKNOWN_TOKEN_BURST + 1
+
+
+def test_the_limit_is_per_source() -> None:
+    api = FakeAuthenticationApi({TOKEN: ALICE})
+    auth = Authenticator(api, clock=FakeClock())
+    for n in range(UNKNOWN_TOKEN_BURST):
+        auth.authenticate(f"bogus-{n}", "10.6.6.6")
+    with pytest.raises(TooManyReviews):
+        auth.authenticate(TOKEN, "10.6.6.6")
+    assert auth.authenticate(TOKEN, SOURCE) is not None, "another address is not throttled"
+
+
+def test_known_tokens_cost_no_token_of_the_bucket() -> None:
+    api = FakeAuthenticationApi({TOKEN: ALICE})
+    auth = Authenticator(api, clock=FakeClock())
+    assert auth.authenticate(TOKEN, SOURCE) is not None
+    assert auth.authenticate("bad", SOURCE) is None
+    for n in range(UNKNOWN_TOKEN_BURST - 2):
+        auth.authenticate(f"bogus-{n}", SOURCE)
+    for _ in range(50):
+        assert auth.authenticate(TOKEN, SOURCE) is not None, "cached: no review, no 429"
+        assert auth.authenticate("bad", SOURCE) is None, "cached failure: no review, no 429"
+    with pytest.raises(TooManyReviews):
+        auth.authenticate("unknown", SOURCE)
+    assert len(api.bodies) == UNKNOWN_TOKEN_BURST
+
+
+def test_every_review_made_is_counted_by_result() -> None:
+    api = FakeAuthenticationApi({TOKEN: ALICE})
+    auth = Authenticator(api, clock=FakeClock())
+    before = reviews_made("authenticated"), reviews_made("rejected")
+    auth.authenticate(TOKEN, SOURCE)
+    auth.authenticate(TOKEN, SOURCE)
+    auth.authenticate("bad-1", SOURCE)
+    auth.authenticate("bad-2", SOURCE)
+    auth.authenticate("bad-2", SOURCE)
+    assert (reviews_made("authenticated"), reviews_made("rejected")) == (
+        before[0] + 1,
+        before[1] + 2,
+    )
+
+
+def test_a_review_that_fails_is_counted_and_raised_and_caches_nothing() -> None:
+    class Broken(FakeAuthenticationApi):
+        def create_token_review(self, body: Obj, **kwargs: Any) -> Raw:
+            self.bodies.append(body)
+            raise ApiException(status=500)
+
+    api = Broken({})
+    auth = Authenticator(api, clock=FakeClock())
+    before = reviews_made("error")
+    for _ in range(2):
+        with pytest.raises(ApiException):
+            auth.authenticate(TOKEN, SOURCE)
+    assert reviews_made("error") == before + 2
+    assert len(api.bodies) == 2
 
 
 # --- Authorizer --------------------------------------------------------------------------
@@ -289,7 +424,7 @@ def test_a_missing_status_is_a_denial() -> None:
 
 def test_reviews_are_raw_and_bounded_by_the_request_timeout() -> None:
     authentication = FakeAuthenticationApi({TOKEN: ALICE})
-    Authenticator(authentication).authenticate(TOKEN)
+    Authenticator(authentication).authenticate(TOKEN, SOURCE)
     authorization = FakeAuthorizationApi({(USER.name, "team-a")})
     Authorizer(authorization).may_create_pushreview(USER, "team-a")
     for kwargs in (authentication.kwargs[0], authorization.kwargs[0]):
@@ -300,12 +435,12 @@ def test_answers_are_cached_for_ten_seconds_like_the_api_servers_own_cache() -> 
     clock = FakeClock()
     api = FakeAuthenticationApi({TOKEN: ALICE})
     auth = Authenticator(api, clock=clock)
-    auth.authenticate(TOKEN)
+    auth.authenticate(TOKEN, SOURCE)
     clock.now += 10.0
-    auth.authenticate(TOKEN)
+    auth.authenticate(TOKEN, SOURCE)
     assert len(api.bodies) == 1, "still cached at exactly ten seconds"
     clock.now += 0.001
-    auth.authenticate(TOKEN)
+    auth.authenticate(TOKEN, SOURCE)
     assert len(api.bodies) == 2
 
 
@@ -323,9 +458,11 @@ def test_authorization_answers_are_cached_for_ten_seconds_too() -> None:
 
 
 def test_a_user_without_uid_or_groups_is_still_a_user() -> None:
-    user = authenticator(FakeAuthenticationApi({TOKEN: {"username": "bob"}})).authenticate(TOKEN)
+    user = authenticator(FakeAuthenticationApi({TOKEN: {"username": "bob"}})).authenticate(
+        TOKEN, SOURCE
+    )
     assert user == User("bob", "", ())
-    anonymous = authenticator(FakeAuthenticationApi({TOKEN: {}})).authenticate(TOKEN)
+    anonymous = authenticator(FakeAuthenticationApi({TOKEN: {}})).authenticate(TOKEN, SOURCE)
     assert anonymous == User("", "", ())
 
 
