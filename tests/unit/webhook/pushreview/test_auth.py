@@ -410,6 +410,32 @@ def test_users_differing_in_groups_are_asked_separately() -> None:
     assert api.bodies[1]["spec"]["groups"] == ["system:authenticated"]
 
 
+@pytest.mark.parametrize(
+    ("other", "namespace"),
+    [
+        (User("someone-else", USER.uid, USER.groups, USER.extra), "team-a"),
+        (User(USER.name, "uid-of-a-recreated-sa", USER.groups, USER.extra), "team-a"),
+        (User(USER.name, USER.uid, ("system:authenticated",), USER.extra), "team-a"),
+        (User(USER.name, USER.uid, USER.groups, {"k": ["other"]}), "team-a"),
+        (User(USER.name, USER.uid, USER.groups, {}), "team-a"),
+        (USER, "team-b"),
+    ],
+    ids=["name", "uid", "groups", "extra value", "no extra", "namespace"],
+)
+def test_a_decision_is_never_reused_for_a_caller_differing_in_anything(
+    other: User, namespace: str
+) -> None:
+    """The cache key is the whole user info plus the namespace: a granted caller's answer
+    must not leak to one that differs in a single field."""
+    api = FakeAuthorizationApi({(USER.name, "team-a")})
+    authz = authorizer(api)
+    assert authz.may_create_pushreview(USER, "team-a") is True
+    api.allowed.clear()  # the API server would now say no to anyone
+    assert authz.may_create_pushreview(other, namespace) is False
+    assert len(api.bodies) == 2
+    assert authz.may_create_pushreview(USER, "team-a") is True, "the same caller: cached"
+
+
 def test_a_missing_status_is_a_denial() -> None:
     class NoStatus(FakeAuthorizationApi):
         def create_subject_access_review(self, body: Obj, **kwargs: Any) -> Raw:
