@@ -70,6 +70,13 @@ def assemble_app(
     return create_app([admission_blueprint(endpoints), push_reviews], readiness=[caches.not_ready])
 
 
+def pushreview_authenticator(api: client.ApiClient, settings: Settings) -> Authenticator:
+    """Reviews PushReview callers' tokens for ``--pushreview-token-audiences``."""
+    return Authenticator(
+        client.AuthenticationV1Api(api), audiences=settings.pushreview_token_audiences
+    )
+
+
 def build_app(settings: Settings) -> Flask:
     """The application each gunicorn worker serves, with its own caches."""
     api = api_client(settings.kubeconfig)
@@ -78,7 +85,7 @@ def build_app(settings: Settings) -> Flask:
     return assemble_app(
         caches,
         QuotaCharger(ResourceQuotaClient(api, timeout=REQUEST_TIMEOUT), caches.quotas_in),
-        Authenticator(client.AuthenticationV1Api(api)),
+        pushreview_authenticator(api, settings),
         Authorizer(client.AuthorizationV1Api(api)),
         EventRecorder(api, interval=60.0),
         frozenset(settings.never_touched_namespaces),

@@ -200,6 +200,12 @@ def test_callers_are_authenticated_and_authorized(cluster: ClusterEnv, caller: C
     assert no_token.headers["WWW-Authenticate"].startswith("Bearer")
     bad_token = caller.review(spec, token="not-a-token")
     assert bad_token.status == 401
+    # A token for the registry's audience (a pull secret's) is no PushReview credential: with
+    # no --pushreview-token-audiences the API server's own audiences apply.
+    pull_token = cluster.kubectl(
+        "create", "token", "registry", "-n", caller.namespace, "--audience=image-registry.alauda.io"
+    ).stdout.strip()
+    assert caller.review(spec, token=pull_token).status == 401
     intruder = cluster.kubectl("create", "token", "intruder", "-n", caller.namespace).stdout.strip()
     forbidden = caller.review(spec, token=intruder)
     assert forbidden.status == 403

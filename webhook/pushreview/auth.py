@@ -14,7 +14,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Protocol, TypeVar
 
@@ -102,10 +102,14 @@ class Authenticator:
         ttl: float = SUCCESS_TTL,
         clock: Callable[[], float] = time.monotonic,
         *,
+        audiences: Sequence[str] = (),
         failure_ttl: float = FAILURE_TTL,
         limiter: KeyedRateLimiter | None = None,
     ) -> None:
+        """``audiences``: what a caller's token must be valid for; none means the API
+        server's own (it applies them when a TokenReview names none)."""
         self._api = api
+        self._audiences = list(audiences)
         self._cache: TtlCache[User] = TtlCache(ttl, clock=clock)
         self._failures: TtlCache[bool] = TtlCache(failure_ttl, clock=clock)
         if limiter is None:
@@ -130,7 +134,7 @@ class Authenticator:
         if wait > 0:
             raise TooManyReviews(wait)
         status = self._review(token)
-        if not status.get("authenticated"):
+        if not status.get("authenticated") or not self._for_us(status):
             self._failures.put(key, True)
             return None
         info = status.get("user") or {}
@@ -143,12 +147,19 @@ class Authenticator:
         self._cache.put(key, user)
         return user
 
+    def _for_us(self, status: dict[str, Any]) -> bool:
+        """With audiences asked for, the answer must name one of them, as client-go's
+        webhook authenticator requires: an API server that ignored them would not."""
+        if not self._audiences:
+            return True
+        answered = status.get("audiences") or []
+        return isinstance(answered, list) and bool(set(self._audiences) & set(answered))
+
     def _review(self, token: str) -> dict[str, Any]:
-        body = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenReview",
-            "spec": {"token": token},
-        }
+        spec: dict[str, Any] = {"token": token}
+        if self._audiences:
+            spec["audiences"] = self._audiences
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec}
         try:
             response = self._api.create_token_review(
                 body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT

@@ -18,9 +18,11 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from kube.settings import Settings
 from quota.decision import Decision
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan
+from webhook import main
 from webhook.main import assemble_app
 from webhook.pushreview.auth import User
 
@@ -389,3 +391,31 @@ def test_the_app_has_one_blueprint_per_api() -> None:
     app = client().application
     assert set(app.blueprints) == {"admission", "pushreview", "operations"}
     assert app.name == "registry-webhook"
+
+
+class RecordingTokenReviews:
+    def __init__(self, api: object) -> None:
+        self.specs: list[Obj] = []
+
+    def create_token_review(self, body: Obj, **kwargs: Any) -> Any:
+        self.specs.append(body["spec"])
+        status = {"authenticated": True, "user": {"username": "registry"}, "audiences": ["a"]}
+        return type("Raw", (), {"data": json.dumps({"status": status}).encode()})()
+
+
+@pytest.mark.parametrize(("configured", "sent"), [(["a", "b"], ["a", "b"]), ([], None)])
+def test_serve_reviews_pushreview_tokens_for_the_configured_audiences(
+    monkeypatch: pytest.MonkeyPatch, configured: list[str], sent: list[str] | None
+) -> None:
+    apis: list[RecordingTokenReviews] = []
+
+    def fake_api(api: object) -> RecordingTokenReviews:
+        apis.append(RecordingTokenReviews(api))
+        return apis[-1]
+
+    monkeypatch.setattr("webhook.main.client.AuthenticationV1Api", fake_api)
+    authenticator = main.pushreview_authenticator(
+        object(), Settings(pushreview_token_audiences=configured)
+    )
+    assert authenticator.authenticate("t", "10.0.0.1") == User("registry")
+    assert apis[0].specs[0].get("audiences") == sent

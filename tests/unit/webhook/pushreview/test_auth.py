@@ -257,6 +257,54 @@ def test_distinct_tokens_are_reviewed_separately() -> None:
     assert (alice_user.name, bob_user.name) == (ALICE["username"], "bob")
 
 
+# --- audiences -----------------------------------------------------------------------------
+
+AUDIENCE = "image-registry-webhook.alauda.io"
+
+
+class AudienceAwareApi(FakeAuthenticationApi):
+    """Answers as kube-apiserver does: ``status.audiences`` are the requested audiences the
+    token is valid for (its own audiences when none were requested)."""
+
+    def __init__(self, users: dict[str, Obj], token_audiences: list[str] | None) -> None:
+        super().__init__(users)
+        self.token_audiences = token_audiences
+
+    def create_token_review(self, body: Obj, **kwargs: Any) -> Raw:
+        answer = json.loads(super().create_token_review(body, **kwargs).data)
+        if self.token_audiences is not None:
+            answer["status"]["audiences"] = self.token_audiences
+        return Raw(json.dumps(answer).encode())
+
+
+def test_the_configured_audiences_are_sent_and_must_come_back() -> None:
+    api = AudienceAwareApi({TOKEN: ALICE}, [AUDIENCE])
+    auth = Authenticator(api, audiences=["other.example.com", AUDIENCE])
+    assert auth.authenticate(TOKEN, SOURCE) is not None
+    assert api.bodies[0]["spec"] == {"token": TOKEN, "audiences": ["other.example.com", AUDIENCE]}
+
+
+@pytest.mark.parametrize(
+    "answered",
+    [["https://kubernetes.default.svc"], [], None],
+    ids=["another audience", "empty list", "no audiences field"],
+)
+def test_an_answer_for_other_audiences_is_a_rejection(answered: list[str] | None) -> None:
+    """Authenticated, but not for us: an API server that ignored ``spec.audiences`` (or a
+    token minted for the API server) must not pass."""
+    api = AudienceAwareApi({TOKEN: ALICE}, answered)
+    auth = Authenticator(api, audiences=[AUDIENCE])
+    assert auth.authenticate(TOKEN, SOURCE) is None
+    assert auth.authenticate(TOKEN, SOURCE) is None
+    assert len(api.bodies) == 1, "cached as a failure"
+
+
+def test_without_configured_audiences_none_are_sent_and_the_api_servers_apply() -> None:
+    api = AudienceAwareApi({TOKEN: ALICE}, ["https://kubernetes.default.svc"])
+    assert Authenticator(api).authenticate(TOKEN, SOURCE) is not None
+    assert "audiences" not in api.bodies[0]["spec"]
+
+
 # --- unknown tokens are rate-limited per source ------------------------------------------
 
 

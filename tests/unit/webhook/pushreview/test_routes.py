@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from werkzeug.test import TestResponse
 from quota.decision import Decision
 from quota.objects import Obj
 from webhook.app import create_app
-from webhook.pushreview.auth import TooManyReviews, User
+from webhook.pushreview.auth import Authenticator, TooManyReviews, User
 from webhook.pushreview.review import PushRequest
 from webhook.pushreview.routes import MAX_BODY_BYTES, PATH, pushreview_blueprint
 
@@ -307,6 +308,37 @@ def test_a_source_over_its_review_limit_gets_429_with_retry_after(
     assert "retry" in assert_json_error(response, 429)
     assert response.headers["Retry-After"] == header, "whole seconds, never 0"
     assert response.headers["Connection"] == "close"  # the body is unread
+    assert rig.authorizer.asked == [] and rig.judge.pushes == []
+
+
+class AudienceApi:
+    """A TokenReview API that authenticates TOKEN, but only for the API server."""
+
+    def __init__(self) -> None:
+        self.specs: list[Obj] = []
+
+    def create_token_review(self, body: Obj, **kwargs: Any) -> Any:
+        self.specs.append(body["spec"])
+        status = {
+            "authenticated": True,
+            "user": {"username": "alice"},
+            "audiences": ["https://kubernetes.default.svc"],
+        }
+        return SimpleNamespace(data=json.dumps({**body, "status": status}).encode())
+
+
+def test_a_token_for_another_audience_is_401(rig: Rig) -> None:
+    api = AudienceApi()
+    routes = pushreview_blueprint(
+        rig.judge,
+        Authenticator(api, audiences=["image-registry-webhook.alauda.io"]),
+        rig.authorizer,
+        rig.recorder,
+        rig.not_ready,
+    )
+    response = post(create_app([routes]).test_client())
+    assert assert_json_error(response, 401) == "the bearer token is not valid"
+    assert api.specs[0]["audiences"] == ["image-registry-webhook.alauda.io"]
     assert rig.authorizer.asked == [] and rig.judge.pushes == []
 
 
