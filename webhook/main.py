@@ -11,7 +11,7 @@ from flask import Flask
 from kubernetes import client
 
 from kube.client import api_client
-from kube.events import EventRecorder, Recorder
+from kube.events import AggregatingEventRecorder, Recorder
 from kube.resourcequotas import ResourceQuotaClient
 from kube.settings import Settings
 from webhook import devcerts, registration
@@ -77,6 +77,12 @@ def pushreview_authenticator(api: client.ApiClient, settings: Settings) -> Authe
     )
 
 
+def pushreview_recorder(api: client.ApiClient) -> AggregatingEventRecorder:
+    """PushDenied Events, aggregated and written by their own thread (started here, in
+    the worker: threads do not survive gunicorn's fork)."""
+    return AggregatingEventRecorder(client.CoreV1Api(api)).start()
+
+
 def build_app(settings: Settings) -> Flask:
     """The application each gunicorn worker serves, with its own caches."""
     api = api_client(settings.kubeconfig)
@@ -87,7 +93,7 @@ def build_app(settings: Settings) -> Flask:
         QuotaCharger(ResourceQuotaClient(api, timeout=REQUEST_TIMEOUT), caches.quotas_in),
         pushreview_authenticator(api, settings),
         Authorizer(client.AuthorizationV1Api(api)),
-        EventRecorder(api, interval=60.0),
+        pushreview_recorder(api),
         frozenset(settings.never_touched_namespaces),
     )
 

@@ -130,11 +130,20 @@ def test_a_push_over_the_image_size_limit_is_denied(cluster: ClusterEnv, caller:
         'per alauda.io/Image (1228900 > 1Mi) set by LimitRange "image-limits"'
     )
 
-    def event_recorded() -> bool:
+    def denials() -> list[dict[str, Any]]:
         events = cluster.kubectl_json("get", "events", "-n", caller.namespace)["items"]
-        return any(e["reason"] == "PushDenied" and e["type"] == "Warning" for e in events)
+        return [e for e in events if e["reason"] == "PushDenied" and e["type"] == "Warning"]
 
-    cluster.wait(event_recorded, timeout=CACHE_DEADLINE, what="a PushDenied warning event")
+    cluster.wait(denials, timeout=CACHE_DEADLINE, what="a PushDenied warning event")
+    # A second denial of the same repository is counted on the same Event (patched).
+    too_big_again = push(caller.namespace, tag="v2", layers=(600 * 1024, 600 * 1024))
+    assert status(caller.review(too_big_again))["allowed"] is False
+
+    def counted_twice() -> bool:
+        return [(e["involvedObject"]["name"], e["count"]) for e in denials()] == [("app", 2)]
+
+    cluster.wait(counted_twice, timeout=CACHE_DEADLINE, what="one PushDenied event, count 2")
+    assert denials()[0]["message"].startswith("push of app:v2 denied: ")
 
 
 def _stream_with_history(cluster: ClusterEnv, namespace: str, tags: dict[str, list[int]]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 from typing import Any
 
 import pytest
@@ -419,3 +420,28 @@ def test_serve_reviews_pushreview_tokens_for_the_configured_audiences(
     )
     assert authenticator.authenticate("t", "10.0.0.1") == User("registry")
     assert apis[0].specs[0].get("audiences") == sent
+
+
+def test_serve_records_pushreview_events_off_the_request_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    written = threading.Event()
+    threads: list[str] = []
+
+    class Events:
+        def __init__(self, api: object) -> None:
+            pass
+
+        def create_namespaced_event(self, namespace: str, body: Obj, **kwargs: Any) -> Any:
+            threads.append(threading.current_thread().name)
+            written.set()
+            return type("Raw", (), {"data": json.dumps({"metadata": {"name": "e1"}}).encode()})()
+
+    monkeypatch.setattr("webhook.main.client.CoreV1Api", Events)
+    recorder = main.pushreview_recorder(object())
+    try:
+        recorder.record({"kind": "ImageStream", "name": "app"}, "Warning", "PushDenied", "m")
+        assert written.wait(10.0), "written by the recorder's own thread"
+    finally:
+        recorder.stop(10.0)
+    assert threads and threads[0] != threading.current_thread().name
