@@ -12,9 +12,11 @@ import base64
 import json
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
@@ -445,3 +447,21 @@ def test_serve_records_pushreview_events_off_the_request_thread(
     finally:
         recorder.stop(10.0)
     assert threads and threads[0] != threading.current_thread().name
+
+
+def test_the_servers_role_lets_it_patch_the_events_it_aggregates() -> None:
+    """The recorder grows an Event's count by PATCH; without the verb every repeat denial
+    is a 403 in production (the local stack runs as admin and would not notice)."""
+    rbac = Path(__file__).parents[3] / "manifests" / "deploy" / "10-rbac.yaml"
+    role = next(
+        doc
+        for doc in yaml.safe_load_all(rbac.read_text())
+        if doc["kind"] == "ClusterRole" and doc["metadata"]["name"].endswith("-webhook")
+    )
+    verbs = {
+        verb
+        for rule in role["rules"]
+        if "" in rule["apiGroups"] and "events" in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert {"create", "patch"} <= verbs
