@@ -95,6 +95,15 @@ class TooManyReviews(Exception):
         self.retry_after = retry_after
 
 
+@dataclass
+class _Flight:
+    """A TokenReview in progress, and how many callers wait for its answer (until it is
+    answered and removed)."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    waiters: int = 0
+
+
 class Authenticator:
     def __init__(
         self,
@@ -117,19 +126,44 @@ class Authenticator:
                 UNKNOWN_TOKEN_QPS, UNKNOWN_TOKEN_BURST, max_keys=MAX_SOURCES, clock=clock
             )
         self._limiter = limiter
+        self._flights: dict[str, _Flight] = {}
+        self._lock = threading.Lock()
 
     def authenticate(self, token: str, source: str) -> User | None:
         """The user a bearer token belongs to, or None when the API server rejects it.
 
         ``source`` is the client's address; raises ``TooManyReviews`` when the token is
-        unknown and that address may not have it reviewed yet.
+        unknown and that address may not have it reviewed yet. Concurrent calls with one
+        unknown token share one review: the registry's pushes, when its cached token
+        expires, cost one review and one token of the bucket, not one each.
         """
         key = hashlib.sha256(token.encode()).hexdigest()
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        if self._failures.get(key):
-            return None
+        while True:
+            user = self._cache.get(key)
+            if user is not None or self._failures.get(key):
+                return user
+            with self._lock:
+                flight = self._flights.get(key)
+                if flight is None:
+                    flight = self._flights[key] = _Flight()
+                    break
+                flight.waiters += 1
+            # The review is bounded by REQUEST_TIMEOUT, and its caller always sets ``done``.
+            flight.done.wait()
+            # Answered (now cached), or that review failed: look again, maybe review.
+        try:
+            return self._review_unknown(key, token, source)
+        finally:
+            with self._lock:
+                del self._flights[key]
+            flight.done.set()
+
+    def waiting_for_reviews(self) -> int:
+        """Callers waiting for another's review of their token (for tests and debugging)."""
+        with self._lock:
+            return sum(flight.waiters for flight in self._flights.values())
+
+    def _review_unknown(self, key: str, token: str, source: str) -> User | None:
         wait = self._limiter.take_or_wait(source)
         if wait > 0:
             raise TooManyReviews(wait)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import REGISTRY
 
 from kube.ratelimit import KeyedRateLimiter
+from localcluster.waiting import wait_for
 from quota.objects import Obj
 from webhook.pushreview.auth import (
     FAILURE_TTL,
@@ -137,6 +140,14 @@ ALICE = {
     "groups": ["system:serviceaccounts", "system:serviceaccounts:team-a"],
     "extra": {"authentication.kubernetes.io/pod-name": ["p"]},
 }
+
+
+USER_ALICE = User(
+    "system:serviceaccount:team-a:builder",
+    "uid-alice",
+    ("system:serviceaccounts", "system:serviceaccounts:team-a"),
+    {"authentication.kubernetes.io/pod-name": ["p"]},
+)
 
 
 def authenticator(api: FakeAuthenticationApi) -> Authenticator:
@@ -382,6 +393,86 @@ def test_a_review_that_fails_is_counted_and_raised_and_caches_nothing() -> None:
             auth.authenticate(TOKEN, SOURCE)
     assert reviews_made("error") == before + 2
     assert len(api.bodies) == 2
+
+
+THREAD_DEADLINE = 10.0
+"""For threads to reach a point or finish: milliseconds, seconds on 2 busy cores."""
+
+
+def test_concurrent_requests_with_one_new_token_share_one_review() -> None:
+    """When the registry's cached token expires, its concurrent pushes all hold an unknown
+    token: they must wait for one review, not each spend a token of the address's bucket
+    (more pushes than the burst would otherwise get 429)."""
+    release = threading.Event()
+
+    class Slow(FakeAuthenticationApi):
+        def create_token_review(self, body: Obj, **kwargs: Any) -> Raw:
+            release.wait(THREAD_DEADLINE)
+            return super().create_token_review(body, **kwargs)
+
+    api = Slow({TOKEN: ALICE})
+    auth = Authenticator(api)
+    callers = UNKNOWN_TOKEN_BURST * 2
+    results: list[User | Exception | None] = []
+
+    def call() -> None:
+        try:
+            results.append(auth.authenticate(TOKEN, SOURCE))
+        except Exception as err:
+            results.append(err)
+
+    threads = [threading.Thread(target=call, daemon=True) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    wait_for(
+        lambda: auth.waiting_for_reviews() == callers - 1,
+        timeout=THREAD_DEADLINE,
+        what="all but one caller to wait for the review in flight",
+    )
+    release.set()
+    deadline = time.monotonic() + THREAD_DEADLINE
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    assert len(api.bodies) == 1
+    assert results == [USER_ALICE] * callers
+
+
+def test_when_the_review_in_flight_fails_a_waiting_caller_tries_itself() -> None:
+    release = threading.Event()
+    attempts: list[int] = []
+
+    class FailsOnce(FakeAuthenticationApi):
+        def create_token_review(self, body: Obj, **kwargs: Any) -> Raw:
+            attempts.append(1)
+            if len(attempts) == 1:
+                release.wait(THREAD_DEADLINE)
+                raise ApiException(status=500)
+            return super().create_token_review(body, **kwargs)
+
+    auth = Authenticator(FailsOnce({TOKEN: ALICE}))
+    outcomes: list[object] = []
+
+    def call() -> None:
+        try:
+            outcomes.append(auth.authenticate(TOKEN, SOURCE))
+        except ApiException as err:
+            outcomes.append(err.status)
+
+    first = threading.Thread(target=call, daemon=True)
+    first.start()
+    wait_for(lambda: attempts, timeout=THREAD_DEADLINE, what="the first review to start")
+    second = threading.Thread(target=call, daemon=True)
+    second.start()
+    wait_for(
+        lambda: auth.waiting_for_reviews() == 1,
+        timeout=THREAD_DEADLINE,
+        what="the second caller to wait",
+    )
+    release.set()
+    first.join(THREAD_DEADLINE)
+    second.join(THREAD_DEADLINE)
+    assert sorted(outcomes, key=str) == sorted([500, USER_ALICE], key=str)
+    assert auth.waiting_for_reviews() == 0
 
 
 # --- Authorizer --------------------------------------------------------------------------
