@@ -1,4 +1,4 @@
-"""Prometheus metrics of the reconcile plumbing, labelled by controller name."""
+"""Prometheus metrics of the shared plumbing: reconcile loops (by controller) and Events."""
 
 from __future__ import annotations
 
@@ -13,4 +13,14 @@ QUEUE_DEPTH = Gauge(
     "registry_reconcile_queue_depth",
     "Keys waiting in a controller's work queue.",
     ["controller"],
+)
+EVENTS_DROPPED = Counter(
+    "registry_events_dropped_total",
+    "Event occurrences dropped before being written, by cause (queue_full, too_many_objects).",
+    ["cause"],
+)
+EVENT_WRITES = Counter(
+    "registry_event_writes_total",
+    "Event writes of the aggregating recorder, by result (created, updated, failed).",
+    ["result"],
 )

@@ -58,6 +58,8 @@ class Settings:
     service_name: str = "image-registry-webhook"
     service_port: int = 443
     configuration_name: str = "image-registry-webhook"
+    # PushReview callers' tokens are reviewed for these audiences; none: the API server's.
+    pushreview_token_audiences: list[str] = field(default_factory=list)
     # Managed pull secrets
     internal_registry: str = DEFAULT_INTERNAL_REGISTRY
     extra_registry_hostnames: list[str] = field(default_factory=list)
@@ -92,6 +94,11 @@ def _audiences(value: str) -> list[str]:
     if not audiences:
         raise argparse.ArgumentTypeError("needs at least one audience")
     return audiences
+
+
+def _audience_list(value: str) -> list[str]:
+    """Like ``_audiences``, but empty is allowed (and means the API server's audiences)."""
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
@@ -181,6 +188,14 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service-port", type=int, default=int(_env("service-port", "443") or 443))
     parser.add_argument(
         "--configuration-name", default=_env("configuration-name", "image-registry-webhook")
+    )
+    parser.add_argument(
+        "--pushreview-token-audiences",
+        type=_audience_list,
+        default=_env_list("pushreview-token-audiences"),
+        help="comma-separated audiences a PushReview caller's token must be valid for (sent "
+        "as TokenReview spec.audiences); empty (the default): the API server's own, i.e. the "
+        "registry's ServiceAccount token",
     )
 
 

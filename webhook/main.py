@@ -10,7 +10,7 @@ from flask import Flask
 from kubernetes import client
 
 from kube.client import api_client
-from kube.events import EventRecorder, Recorder
+from kube.events import AggregatingEventRecorder, Recorder
 from kube.images import ImageClient
 from kube.resourcequotas import ResourceQuotaClient
 from kube.settings import Settings
@@ -77,6 +77,19 @@ def assemble_app(
     return create_app([admission, push_reviews], readiness=[caches.not_ready])
 
 
+def pushreview_authenticator(api: client.ApiClient, settings: Settings) -> Authenticator:
+    """Reviews PushReview callers' tokens for ``--pushreview-token-audiences``."""
+    return Authenticator(
+        client.AuthenticationV1Api(api), audiences=settings.pushreview_token_audiences
+    )
+
+
+def pushreview_recorder(api: client.ApiClient) -> AggregatingEventRecorder:
+    """PushDenied Events, aggregated and written by their own thread (started here, in
+    the worker: threads do not survive gunicorn's fork)."""
+    return AggregatingEventRecorder(client.CoreV1Api(api)).start()
+
+
 def build_app(settings: Settings) -> Flask:
     """The application each gunicorn worker serves, with its own caches."""
     api = api_client(settings.kubeconfig)
@@ -86,9 +99,9 @@ def build_app(settings: Settings) -> Flask:
         caches,
         QuotaCharger(ResourceQuotaClient(api, timeout=REQUEST_TIMEOUT), caches.quotas_in),
         ImageClient(client.CustomObjectsApi(api)),
-        Authenticator(client.AuthenticationV1Api(api)),
+        pushreview_authenticator(api, settings),
         Authorizer(client.AuthorizationV1Api(api)),
-        EventRecorder(api, interval=60.0),
+        pushreview_recorder(api),
         frozenset(settings.never_touched_namespaces),
         require_client_certificate=settings.client_ca_file is not None,
     )

@@ -26,8 +26,14 @@ BAD_REQUESTS = Counter(
 )
 PUSH_REVIEWS = Counter(
     "registry_push_reviews_total",
-    "PushReview requests answered, by decision.",
+    "PushReview requests answered, by decision (allowed, denied, unauthenticated, throttled, "
+    "bad_request, forbidden, error).",
     ["decision"],
+)
+TOKEN_REVIEWS = Counter(
+    "registry_token_reviews_total",
+    "TokenReviews the PushReview authenticator made, by result (authenticated, rejected, error).",
+    ["result"],
 )
 PUSH_REVIEW_LATENCY = Histogram(
     "registry_push_review_duration_seconds",

@@ -7,14 +7,18 @@ proxy (the only way in from outside a kind cluster) does not pass bearer tokens 
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import requests
 
-from tests.integration.support import CACHE_DEADLINE, ClusterEnv, HttpResult
+from tests.integration.support import CACHE_DEADLINE, PROPAGATION_SECONDS, ClusterEnv, HttpResult
 from tests.integration.test_quota import digest, quota, set_history, stream, stream_limits
+from webhook.pushreview.auth import UNKNOWN_TOKEN_BURST, UNKNOWN_TOKEN_QPS
 
 pytestmark = pytest.mark.local_only
 
@@ -126,11 +130,20 @@ def test_a_push_over_the_image_size_limit_is_denied(cluster: ClusterEnv, caller:
         'per alauda.io/Image (1228900 > 1Mi) set by LimitRange "image-limits"'
     )
 
-    def event_recorded() -> bool:
+    def denials() -> list[dict[str, Any]]:
         events = cluster.kubectl_json("get", "events", "-n", caller.namespace)["items"]
-        return any(e["reason"] == "PushDenied" and e["type"] == "Warning" for e in events)
+        return [e for e in events if e["reason"] == "PushDenied" and e["type"] == "Warning"]
 
-    cluster.wait(event_recorded, timeout=CACHE_DEADLINE, what="a PushDenied warning event")
+    cluster.wait(denials, timeout=CACHE_DEADLINE, what="a PushDenied warning event")
+    # A second denial of the same repository is counted on the same Event (patched).
+    too_big_again = push(caller.namespace, tag="v2", layers=(600 * 1024, 600 * 1024))
+    assert status(caller.review(too_big_again))["allowed"] is False
+
+    def counted_twice() -> bool:
+        return [(e["involvedObject"]["name"], e["count"]) for e in denials()] == [("app", 2)]
+
+    cluster.wait(counted_twice, timeout=CACHE_DEADLINE, what="one PushDenied event, count 2")
+    assert denials()[0]["message"].startswith("push of app:v2 denied: ")
 
 
 def _stream_with_history(cluster: ClusterEnv, namespace: str, tags: dict[str, list[int]]) -> None:
@@ -196,6 +209,12 @@ def test_callers_are_authenticated_and_authorized(cluster: ClusterEnv, caller: C
     assert no_token.headers["WWW-Authenticate"].startswith("Bearer")
     bad_token = caller.review(spec, token="not-a-token")
     assert bad_token.status == 401
+    # A token for the registry's audience (a pull secret's) is no PushReview credential: with
+    # no --pushreview-token-audiences the API server's own audiences apply.
+    pull_token = cluster.kubectl(
+        "create", "token", "registry", "-n", caller.namespace, "--audience=image-registry.alauda.io"
+    ).stdout.strip()
+    assert caller.review(spec, token=pull_token).status == 401
     intruder = cluster.kubectl("create", "token", "intruder", "-n", caller.namespace).stdout.strip()
     forbidden = caller.review(spec, token=intruder)
     assert forbidden.status == 403
@@ -203,6 +222,66 @@ def test_callers_are_authenticated_and_authorized(cluster: ClusterEnv, caller: C
     # The grant is per namespace: another namespace is forbidden for the same caller.
     elsewhere = caller.review(push("default"))
     assert elsewhere.status == 403
+
+
+class _FromAddress(requests.adapters.HTTPAdapter):
+    """Connects from another loopback address, so the server sees another client."""
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self._address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+FLOOD_ADDRESS = "127.0.0.2"
+"""Linux routes all of 127/8 to loopback: a second client address for free."""
+
+
+def test_made_up_tokens_cost_a_bounded_number_of_token_reviews(
+    cluster: ClusterEnv, caller: Caller
+) -> None:
+    stack = cluster.stack
+    assert stack is not None
+    flooder = requests.Session()
+    flooder.mount("https://", _FromAddress(FLOOD_ADDRESS))
+    spec = push(caller.namespace)
+    body = json.dumps({"apiVersion": "image.alauda.io/v1", "kind": "PushReview", "spec": spec})
+
+    def review_from_flooder(token: str) -> requests.Response:
+        return flooder.post(
+            stack.webhook_url + PATH,
+            data=body,
+            headers={**JSON, "Authorization": f"Bearer {token}"},
+            verify=str(stack.certs_dir / "ca.crt"),
+            timeout=30,
+        )
+
+    made_before = cluster.metric("registry_token_reviews_total")
+    started = time.monotonic()
+    statuses = [review_from_flooder(f"made-up-{uuid.uuid4().hex}").status_code for _ in range(100)]
+    elapsed = time.monotonic() - started
+    made = cluster.metric("registry_token_reviews_total") - made_before
+    # A full bucket, then its refill while we sent.
+    assert made <= UNKNOWN_TOKEN_BURST + UNKNOWN_TOKEN_QPS * elapsed
+    assert statuses.count(401) == made, "every request either made a review or got 429"
+    assert statuses.count(429) == 100 - made
+    throttled = review_from_flooder("made-up-once-more")
+    assert throttled.status_code == 429 and throttled.json()["code"] == 429
+    retry_after = int(throttled.headers["Retry-After"])
+    assert 1 <= retry_after <= 1 / UNKNOWN_TOKEN_QPS
+    # The limit is per address: the registry, at its own address, is not slowed down...
+    fresh = cluster.kubectl("create", "token", "registry", "-n", caller.namespace).stdout.strip()
+    assert caller.review(spec, token=fresh).status == 200
+    # ...and the flooding address gets a review again once its bucket refills.
+    other = cluster.kubectl("create", "token", "registry", "-n", caller.namespace).stdout.strip()
+    cluster.wait(
+        lambda: review_from_flooder(other).status_code == 200,
+        timeout=retry_after + PROPAGATION_SECONDS,
+        what="a new valid token to be reviewed after the refill",
+    )
 
 
 @pytest.mark.parametrize(

@@ -195,12 +195,22 @@ def exercise_every_path(cluster: ClusterEnv, namespace: str) -> None:
         what="a denied push",
     )
     cluster.wait(
-        lambda: (
-            "PushDenied" in cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
-        ),
+        lambda: push_denied_count(cluster, namespace) == 1,
         timeout=CACHE_DEADLINE,
         what="the PushDenied event",
     )
+    # Server: a repeated denial patches that Event's count.
+    assert not caller.review(push(namespace, layers=(1_000_000,))).json()["status"]["allowed"]
+    cluster.wait(
+        lambda: push_denied_count(cluster, namespace) == 2,
+        timeout=CACHE_DEADLINE,
+        what="the PushDenied event's count to grow",
+    )
+
+
+def push_denied_count(cluster: ClusterEnv, namespace: str) -> int:
+    events = cluster.kubectl_json("get", "events", "-n", namespace)["items"]
+    return sum(int(e.get("count") or 1) for e in events if e["reason"] == "PushDenied")
 
 
 def wait_for_a_lease_renewal(cluster: ClusterEnv) -> None:

@@ -2,7 +2,10 @@
 
 Results are cached for a few seconds under a hash of the token (never the token itself),
 so a burst of pushes costs one review, while a revoked token or binding stops working
-within ``ttl`` seconds, as with the API server's own webhook authenticator cache.
+within ``ttl`` seconds, as with the API server's own token cache. Rejections are cached
+too, more briefly and apart (a flood of bad tokens never evicts a good one), and tokens
+seen in neither cache are reviewed at a bounded rate per client address, so a caller
+cycling through made-up tokens cannot turn each request into a TokenReview.
 """
 
 from __future__ import annotations
@@ -11,12 +14,30 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
+
+from kube.ratelimit import KeyedRateLimiter
+from webhook import metrics
 
 V = TypeVar("V")
 REQUEST_TIMEOUT = 5
+SUCCESS_TTL: Final = 10.0
+"""kube-apiserver's own token cache keeps a success 10 s (``TokenSuccessCacheTTL``)."""
+FAILURE_TTL: Final = 2.0
+"""kube-apiserver keeps failures apart (``TokenFailureCacheTTL``, 0 by default, so that a
+token that was just issued works at once). We cache them, but briefly: enough to absorb a
+client retrying a bad token in a loop, short enough that a token its API server did not
+know yet (a just-bound pod's) works at the client's next retry."""
+UNKNOWN_TOKEN_BURST: Final = 10
+"""TokenReviews of unknown tokens one client address may make at once. A registry sends
+one token (its ServiceAccount's), reviewed once per ``SUCCESS_TTL``; ten cover a few
+replicas behind one address and a token rotation. client-go's default burst is also 10."""
+UNKNOWN_TOKEN_QPS: Final = 1.0
+"""Then one a second per address: ten distinct live tokens per ``SUCCESS_TTL``."""
+MAX_SOURCES: Final = 10_000
+"""Client addresses with a bucket; past that the least recently seen is forgotten."""
 
 
 @dataclass(frozen=True)
@@ -66,29 +87,89 @@ class SubjectAccessReviewApi(Protocol):
     def create_subject_access_review(self, body: dict[str, Any], **kwargs: Any) -> Any: ...
 
 
+class TooManyReviews(Exception):
+    """This client address has used up its TokenReviews of unknown tokens for now."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"retry after {retry_after:.3f} s")
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Flight:
+    """A TokenReview in progress, and how many callers wait for its answer (until it is
+    answered and removed)."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    waiters: int = 0
+
+
 class Authenticator:
     def __init__(
-        self, api: TokenReviewApi, ttl: float = 10.0, clock: Callable[[], float] = time.monotonic
+        self,
+        api: TokenReviewApi,
+        ttl: float = SUCCESS_TTL,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        audiences: Sequence[str] = (),
+        failure_ttl: float = FAILURE_TTL,
+        limiter: KeyedRateLimiter | None = None,
     ) -> None:
+        """``audiences``: what a caller's token must be valid for; none means the API
+        server's own (it applies them when a TokenReview names none)."""
         self._api = api
+        self._audiences = list(audiences)
         self._cache: TtlCache[User] = TtlCache(ttl, clock=clock)
+        self._failures: TtlCache[bool] = TtlCache(failure_ttl, clock=clock)
+        if limiter is None:
+            limiter = KeyedRateLimiter(
+                UNKNOWN_TOKEN_QPS, UNKNOWN_TOKEN_BURST, max_keys=MAX_SOURCES, clock=clock
+            )
+        self._limiter = limiter
+        self._flights: dict[str, _Flight] = {}
+        self._lock = threading.Lock()
 
-    def authenticate(self, token: str) -> User | None:
-        """The user a bearer token belongs to, or None when the API server rejects it."""
+    def authenticate(self, token: str, source: str) -> User | None:
+        """The user a bearer token belongs to, or None when the API server rejects it.
+
+        ``source`` is the client's address; raises ``TooManyReviews`` when the token is
+        unknown and that address may not have it reviewed yet. Concurrent calls with one
+        unknown token share one review: the registry's pushes, when its cached token
+        expires, cost one review and one token of the bucket, not one each.
+        """
         key = hashlib.sha256(token.encode()).hexdigest()
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        body = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenReview",
-            "spec": {"token": token},
-        }
-        response = self._api.create_token_review(
-            body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-        )
-        status = json.loads(response.data).get("status") or {}
-        if not status.get("authenticated"):
+        while True:
+            user = self._cache.get(key)
+            if user is not None or self._failures.get(key):
+                return user
+            with self._lock:
+                flight = self._flights.get(key)
+                if flight is None:
+                    flight = self._flights[key] = _Flight()
+                    break
+                flight.waiters += 1
+            # The review is bounded by REQUEST_TIMEOUT, and its caller always sets ``done``.
+            flight.done.wait()
+            # Answered (now cached), or that review failed: look again, maybe review.
+        try:
+            return self._review_unknown(key, token, source)
+        finally:
+            with self._lock:
+                del self._flights[key]
+            flight.done.set()
+
+    def waiting_for_reviews(self) -> int:
+        """Callers waiting for another's review of their token (for tests and debugging)."""
+        with self._lock:
+            return sum(flight.waiters for flight in self._flights.values())
+
+    def _review_unknown(self, key: str, token: str, source: str) -> User | None:
+        wait = self._limiter.take_or_wait(source)
+        if wait > 0:
+            raise TooManyReviews(wait)
+        status = self._review(token)
+        if not status.get("authenticated") or not self._for_us(status):
+            self._failures.put(key, True)
             return None
         info = status.get("user") or {}
         user = User(
@@ -99,6 +180,31 @@ class Authenticator:
         )
         self._cache.put(key, user)
         return user
+
+    def _for_us(self, status: dict[str, Any]) -> bool:
+        """With audiences asked for, the answer must name one of them, as client-go's
+        webhook authenticator requires: an API server that ignored them would not."""
+        if not self._audiences:
+            return True
+        answered = status.get("audiences") or []
+        return isinstance(answered, list) and bool(set(self._audiences) & set(answered))
+
+    def _review(self, token: str) -> dict[str, Any]:
+        spec: dict[str, Any] = {"token": token}
+        if self._audiences:
+            spec["audiences"] = self._audiences
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec}
+        try:
+            response = self._api.create_token_review(
+                body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            )
+            status = json.loads(response.data).get("status") or {}
+        except Exception:
+            metrics.TOKEN_REVIEWS.labels("error").inc()
+            raise
+        authenticated = bool(status.get("authenticated"))
+        metrics.TOKEN_REVIEWS.labels("authenticated" if authenticated else "rejected").inc()
+        return dict(status)
 
 
 class Authorizer:

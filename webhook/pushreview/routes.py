@@ -1,7 +1,8 @@
 """The PushReview Blueprint: ``POST /v1/pushreviews``.
 
 Steps, in order, each able to end the request: who is calling (TokenReview: an anonymous
-client never makes us read its body), the body (bounded, strictly parsed), may they ask
+client never makes us read its body; an address over its rate of unknown tokens gets 429
+with ``Retry-After``), the body (bounded, strictly parsed), may they ask
 (SubjectAccessReview in the push's namespace), are the caches ready, the decision (the
 same rules as ``kubectl apply``), and a Warning Event on the ImageStream when denied.
 """
@@ -9,6 +10,7 @@ same rules as ``kubectl apply``), and a Warning Event on the ImageStream when de
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Final, Protocol
@@ -22,7 +24,7 @@ from kube.events import Recorder
 from quota.decision import Decision
 from webhook import metrics
 from webhook.httpjson import json_error, read_body, too_large
-from webhook.pushreview.auth import User
+from webhook.pushreview.auth import TooManyReviews, User
 from webhook.pushreview.review import BadPushReview, PushRequest, answer, parse_push_review
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,9 @@ class Judge(Protocol):
 
 
 class TokenAuthenticator(Protocol):
-    def authenticate(self, token: str) -> User | None: ...
+    """May raise ``TooManyReviews`` when ``source`` (the client address) is over its limit."""
+
+    def authenticate(self, token: str, source: str) -> User | None: ...
 
 
 class PushAuthorizer(Protocol):
@@ -59,6 +63,14 @@ def _unauthorized(message: str) -> _Refused:
     response.headers["WWW-Authenticate"] = 'Bearer realm="registry-v2-policy"'
     response.headers["Connection"] = "close"  # the body may be unread
     return _Refused(response, "unauthenticated")
+
+
+def _throttled(retry_after: float) -> _Refused:
+    response = json_error(429, "too many unknown tokens from this address; retry later")
+    # Whole seconds (RFC 9110), rounded up so a client that waits that long gets through.
+    response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    response.headers["Connection"] = "close"  # the body is unread
+    return _Refused(response, "throttled")
 
 
 def _bearer_token() -> str | None:
@@ -82,7 +94,11 @@ def pushreview_blueprint(
         token = _bearer_token()
         if token is None:
             raise _unauthorized("a bearer token is required")
-        user = authenticator.authenticate(token)
+        try:
+            # The peer's address, never a forwarded header a client could set itself.
+            user = authenticator.authenticate(token, request.remote_addr or "")
+        except TooManyReviews as refused:
+            raise _throttled(refused.retry_after) from None
         if user is None:
             raise _unauthorized("the bearer token is not valid")
         return user

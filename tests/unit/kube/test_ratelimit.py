@@ -1,8 +1,10 @@
 import threading
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from kube.ratelimit import RateLimiter
+from kube.ratelimit import KeyedRateLimiter, RateLimiter
 
 
 class FakeTime:
@@ -156,3 +158,62 @@ def test_no_two_callers_are_inside_the_bucket_at_once(method: str) -> None:
         caller.join(timeout=10)
     assert met == [], "two callers were in the bucket's critical section together"
     assert len(results) == 2
+
+
+# --- take_or_wait: a refusal that says how long to wait -----------------------------------
+
+
+def test_take_or_wait_takes_a_token_or_says_when_the_next_one_comes() -> None:
+    fake = FakeTime()
+    bucket = limiter(fake, qps=4, burst=2)
+    assert [bucket.take_or_wait() for _ in range(2)] == [0.0, 0.0]
+    assert bucket.take_or_wait() == pytest.approx(0.25)
+    fake.now += 0.1
+    assert bucket.take_or_wait() == pytest.approx(0.15), "a refusal takes nothing"
+    fake.now += 0.15
+    assert bucket.take_or_wait() == 0.0
+    assert bucket.take_or_wait() == pytest.approx(0.25)
+
+
+# --- KeyedRateLimiter: one bucket per key, bounded memory ---------------------------------
+
+
+def keyed(
+    fake: FakeTime, qps: float = 1.0, burst: int = 3, max_keys: int = 100
+) -> KeyedRateLimiter:
+    return KeyedRateLimiter(qps, burst, max_keys=max_keys, clock=fake.clock)
+
+
+def test_each_key_has_its_own_bucket() -> None:
+    fake = FakeTime()
+    limits = keyed(fake, qps=2, burst=3)
+    assert [limits.take_or_wait("10.0.0.1") for _ in range(4)] == [0.0, 0.0, 0.0, 0.5]
+    assert limits.take_or_wait("10.0.0.2") == 0.0, "another key is not slowed by the first"
+    fake.now += 0.5
+    assert limits.take_or_wait("10.0.0.1") == 0.0
+    assert limits.take_or_wait("10.0.0.1") == pytest.approx(0.5)
+
+
+def test_keys_beyond_the_bound_evict_the_least_recently_used() -> None:
+    fake = FakeTime()
+    limits = keyed(fake, burst=1, max_keys=3)
+    for key in ("a", "b", "c"):
+        assert limits.take_or_wait(key) == 0.0
+    assert limits.take_or_wait("a") > 0, "a is now the most recently used"
+    assert limits.take_or_wait("d") == 0.0  # evicts b, the least recently used
+    assert len(limits) == 3
+    assert limits.take_or_wait("a") > 0 and limits.take_or_wait("c") > 0
+    assert limits.take_or_wait("b") == 0.0, "an evicted key starts again with a full bucket"
+
+
+@given(st.lists(st.integers(0, 50), max_size=200), st.integers(1, 8))
+def test_the_number_of_buckets_never_exceeds_the_bound(keys: list[int], max_keys: int) -> None:
+    limits = keyed(FakeTime(), max_keys=max_keys)
+    for key in keys:
+        limits.take_or_wait(str(key))
+        assert len(limits) <= max_keys
+
+
+def test_a_keyed_limiter_refuses_a_zero_bound() -> None:
+    with pytest.raises(ValueError):
+        KeyedRateLimiter(1.0, 1, max_keys=0)

@@ -16,6 +16,13 @@ def parse(*args: str) -> settings.Settings:
     return settings.from_args(parser.parse_args(list(args)))
 
 
+def parse_serve(*args: str) -> settings.Settings:
+    parser = argparse.ArgumentParser()
+    settings.add_common_flags(parser)
+    settings.add_serve_flags(parser)
+    return settings.from_args(parser.parse_args(list(args)))
+
+
 def test_pull_secret_tokens_are_for_the_registry_by_default() -> None:
     assert parse().token_audiences == ["image-registry.alauda.io"]
     assert settings.Settings().token_audiences == ["image-registry.alauda.io"]
@@ -33,3 +40,18 @@ def test_an_empty_audience_list_is_refused(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit):
         parse("--token-audiences", " , ")
     assert "needs at least one audience" in capsys.readouterr().err
+
+
+def test_pushreview_callers_are_reviewed_for_the_api_servers_audiences_by_default() -> None:
+    assert parse_serve().pushreview_token_audiences == []
+    assert settings.Settings().pushreview_token_audiences == []
+
+
+def test_pushreview_token_audiences_come_from_the_flag_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    flag = "--pushreview-token-audiences"
+    assert parse_serve(flag, " a, b ,").pushreview_token_audiences == ["a", "b"]
+    assert parse_serve(flag, "").pushreview_token_audiences == [], "empty: the API server's"
+    monkeypatch.setenv("REGISTRY_WEBHOOK_PUSHREVIEW_TOKEN_AUDIENCES", "policy.example.com")
+    assert parse_serve().pushreview_token_audiences == ["policy.example.com"]

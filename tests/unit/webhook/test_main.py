@@ -11,16 +11,21 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from kube.settings import Settings
 from quota.decision import Decision
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan
+from webhook import main
 from webhook.main import assemble_app
 from webhook.pushreview.auth import User
 
@@ -85,7 +90,7 @@ class Quota:
 
 
 class Auth:
-    def authenticate(self, token: str) -> User | None:
+    def authenticate(self, token: str, source: str) -> User | None:
         return User("fuzzer") if token == TOKEN else None
 
     def may_create_pushreview(self, user: User, namespace: str) -> bool:
@@ -401,3 +406,74 @@ def test_the_app_has_one_blueprint_per_api() -> None:
     app = client().application
     assert set(app.blueprints) == {"admission", "pushreview", "operations"}
     assert app.name == "registry-webhook"
+
+
+class RecordingTokenReviews:
+    def __init__(self, api: object) -> None:
+        self.specs: list[Obj] = []
+
+    def create_token_review(self, body: Obj, **kwargs: Any) -> Any:
+        self.specs.append(body["spec"])
+        status = {"authenticated": True, "user": {"username": "registry"}, "audiences": ["a"]}
+        return type("Raw", (), {"data": json.dumps({"status": status}).encode()})()
+
+
+@pytest.mark.parametrize(("configured", "sent"), [(["a", "b"], ["a", "b"]), ([], None)])
+def test_serve_reviews_pushreview_tokens_for_the_configured_audiences(
+    monkeypatch: pytest.MonkeyPatch, configured: list[str], sent: list[str] | None
+) -> None:
+    apis: list[RecordingTokenReviews] = []
+
+    def fake_api(api: object) -> RecordingTokenReviews:
+        apis.append(RecordingTokenReviews(api))
+        return apis[-1]
+
+    monkeypatch.setattr("webhook.main.client.AuthenticationV1Api", fake_api)
+    authenticator = main.pushreview_authenticator(
+        object(), Settings(pushreview_token_audiences=configured)
+    )
+    assert authenticator.authenticate("t", "10.0.0.1") == User("registry")
+    assert apis[0].specs[0].get("audiences") == sent
+
+
+def test_serve_records_pushreview_events_off_the_request_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    written = threading.Event()
+    threads: list[str] = []
+
+    class Events:
+        def __init__(self, api: object) -> None:
+            pass
+
+        def create_namespaced_event(self, namespace: str, body: Obj, **kwargs: Any) -> Any:
+            threads.append(threading.current_thread().name)
+            written.set()
+            return type("Raw", (), {"data": json.dumps({"metadata": {"name": "e1"}}).encode()})()
+
+    monkeypatch.setattr("webhook.main.client.CoreV1Api", Events)
+    recorder = main.pushreview_recorder(object())
+    try:
+        recorder.record({"kind": "ImageStream", "name": "app"}, "Warning", "PushDenied", "m")
+        assert written.wait(10.0), "written by the recorder's own thread"
+    finally:
+        recorder.stop(10.0)
+    assert threads and threads[0] != threading.current_thread().name
+
+
+def test_the_servers_role_lets_it_patch_the_events_it_aggregates() -> None:
+    """The recorder grows an Event's count by PATCH; without the verb every repeat denial
+    is a 403 in production (the local stack runs as admin and would not notice)."""
+    rbac = Path(__file__).parents[3] / "manifests" / "deploy" / "10-rbac.yaml"
+    role = next(
+        doc
+        for doc in yaml.safe_load_all(rbac.read_text())
+        if doc["kind"] == "ClusterRole" and doc["metadata"]["name"].endswith("-webhook")
+    )
+    verbs = {
+        verb
+        for rule in role["rules"]
+        if "" in rule["apiGroups"] and "events" in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert {"create", "patch"} <= verbs

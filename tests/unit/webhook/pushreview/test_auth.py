@@ -4,16 +4,35 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from kubernetes.client.exceptions import ApiException
+from prometheus_client import REGISTRY
 
+from kube.ratelimit import KeyedRateLimiter
+from localcluster.waiting import wait_for
 from quota.objects import Obj
-from webhook.pushreview.auth import REQUEST_TIMEOUT, Authenticator, Authorizer, TtlCache, User
+from webhook.pushreview.auth import (
+    FAILURE_TTL,
+    REQUEST_TIMEOUT,
+    SUCCESS_TTL,
+    UNKNOWN_TOKEN_BURST,
+    UNKNOWN_TOKEN_QPS,
+    Authenticator,
+    Authorizer,
+    TooManyReviews,
+    TtlCache,
+    User,
+)
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.secret-token-value.signature"
+SOURCE = "10.0.0.7"
 
 
 class FakeClock:
@@ -123,13 +142,21 @@ ALICE = {
 }
 
 
+USER_ALICE = User(
+    "system:serviceaccount:team-a:builder",
+    "uid-alice",
+    ("system:serviceaccounts", "system:serviceaccounts:team-a"),
+    {"authentication.kubernetes.io/pod-name": ["p"]},
+)
+
+
 def authenticator(api: FakeAuthenticationApi) -> Authenticator:
     return Authenticator(api, ttl=10.0)
 
 
 def test_a_valid_token_yields_the_user() -> None:
     api = FakeAuthenticationApi({TOKEN: ALICE})
-    user = authenticator(api).authenticate(TOKEN)
+    user = authenticator(api).authenticate(TOKEN, SOURCE)
     assert user == User(
         "system:serviceaccount:team-a:builder",
         "uid-alice",
@@ -149,8 +176,8 @@ def test_a_valid_token_yields_the_user() -> None:
 def test_an_authenticated_result_is_cached() -> None:
     api = FakeAuthenticationApi({TOKEN: ALICE})
     auth = authenticator(api)
-    first = auth.authenticate(TOKEN)
-    second = auth.authenticate(TOKEN)
+    first = auth.authenticate(TOKEN, SOURCE)
+    second = auth.authenticate(TOKEN, SOURCE)
     assert first is not None and first == second
     assert len(api.bodies) == 1
 
@@ -159,46 +186,293 @@ def test_the_cache_expires_and_a_revoked_token_stops_working() -> None:
     api = FakeAuthenticationApi({TOKEN: ALICE})
     clock = FakeClock()
     auth = Authenticator(api, ttl=10.0, clock=clock)
-    assert auth.authenticate(TOKEN) is not None
+    assert auth.authenticate(TOKEN, SOURCE) is not None
     del api.users[TOKEN]
     clock.now += 5
-    assert auth.authenticate(TOKEN) is not None, "within ttl the cached answer stands"
+    assert auth.authenticate(TOKEN, SOURCE) is not None, "within ttl the cached answer stands"
     clock.now += 6
-    assert auth.authenticate(TOKEN) is None
+    assert auth.authenticate(TOKEN, SOURCE) is None
     assert len(api.bodies) == 2
 
 
-def test_a_rejected_token_is_none_and_not_cached() -> None:
+def test_a_rejected_token_is_none_and_cached_for_the_failure_ttl() -> None:
     api = FakeAuthenticationApi({})
-    auth = authenticator(api)
-    assert auth.authenticate("bad") is None
-    assert auth._cache._items == {}
+    clock = FakeClock()
+    auth = Authenticator(api, clock=clock)
+    assert auth.authenticate("bad", SOURCE) is None
+    clock.now += FAILURE_TTL
+    assert auth.authenticate("bad", SOURCE) is None
+    assert len(api.bodies) == 1, "a retried bad token is answered from the cache"
     api.users["bad"] = ALICE  # e.g. a token that became valid (just issued)
-    assert auth.authenticate("bad") is not None
+    clock.now += 0.001
+    assert auth.authenticate("bad", SOURCE) is not None
     assert len(api.bodies) == 2
+
+
+def test_failures_are_forgotten_sooner_than_successes() -> None:
+    assert 0 < FAILURE_TTL < SUCCESS_TTL
+
+
+@pytest.mark.parametrize(
+    ("rejected", "valid"),
+    [
+        ("token-a", "token-b"),
+        (TOKEN, TOKEN + "x"),
+        (TOKEN, TOKEN[:-1]),
+        (TOKEN[:-1] + "X", TOKEN),
+    ],
+)
+def test_one_tokens_answer_never_serves_another(rejected: str, valid: str) -> None:
+    api = FakeAuthenticationApi({valid: ALICE})
+    auth = authenticator(api)
+    for _ in range(2):
+        assert auth.authenticate(rejected, SOURCE) is None
+        assert auth.authenticate(valid, SOURCE) is not None
+    assert [b["spec"]["token"] for b in api.bodies] == [rejected, valid]
+
+
+def test_a_flood_of_rejected_tokens_never_evicts_a_valid_one() -> None:
+    api = FakeAuthenticationApi({TOKEN: ALICE})
+    plenty = KeyedRateLimiter(1.0, 100_000, max_keys=10)
+    auth = Authenticator(api, limiter=plenty)
+    assert auth.authenticate(TOKEN, SOURCE) is not None
+    for n in range(auth._failures._max + 5):
+        assert auth.authenticate(f"bogus-{n}", SOURCE) is None
+    calls = len(api.bodies)
+    assert auth.authenticate(TOKEN, SOURCE) is not None
+    assert len(api.bodies) == calls, "the valid token is still cached"
 
 
 def test_the_cache_key_never_contains_the_raw_token() -> None:
     api = FakeAuthenticationApi({TOKEN: ALICE, "short": ALICE})
     auth = authenticator(api)
-    auth.authenticate(TOKEN)
-    auth.authenticate("short")
-    keys = list(auth._cache._items)
-    assert len(keys) == 2
+    auth.authenticate(TOKEN, SOURCE)
+    auth.authenticate("short", SOURCE)
+    auth.authenticate("rejected-secret", SOURCE)
+    keys = list(auth._cache._items) + list(auth._failures._items)
+    assert len(keys) == 3
     for key in keys:
         assert TOKEN not in repr(key)
         assert "secret-token-value" not in repr(key)
         assert "short" not in repr(key)
+        assert "rejected-secret" not in repr(key)
 
 
 def test_distinct_tokens_are_reviewed_separately() -> None:
     bob = {**ALICE, "username": "bob", "uid": "uid-bob"}
     api = FakeAuthenticationApi({"t-alice": ALICE, "t-bob": bob})
     auth = authenticator(api)
-    alice_user = auth.authenticate("t-alice")
-    bob_user = auth.authenticate("t-bob")
+    alice_user = auth.authenticate("t-alice", SOURCE)
+    bob_user = auth.authenticate("t-bob", SOURCE)
     assert alice_user is not None and bob_user is not None
     assert (alice_user.name, bob_user.name) == (ALICE["username"], "bob")
+
+
+# --- audiences -----------------------------------------------------------------------------
+
+AUDIENCE = "image-registry-webhook.alauda.io"
+
+
+class AudienceAwareApi(FakeAuthenticationApi):
+    """Answers as kube-apiserver does: ``status.audiences`` are the requested audiences the
+    token is valid for (its own audiences when none were requested)."""
+
+    def __init__(self, users: dict[str, Obj], token_audiences: list[str] | None) -> None:
+        super().__init__(users)
+        self.token_audiences = token_audiences
+
+    def create_token_review(self, body: Obj, **kwargs: Any) -> Raw:
+        answer = json.loads(super().create_token_review(body, **kwargs).data)
+        if self.token_audiences is not None:
+            answer["status"]["audiences"] = self.token_audiences
+        return Raw(json.dumps(answer).encode())
+
+
+def test_the_configured_audiences_are_sent_and_must_come_back() -> None:
+    api = AudienceAwareApi({TOKEN: ALICE}, [AUDIENCE])
+    auth = Authenticator(api, audiences=["other.example.com", AUDIENCE])
+    assert auth.authenticate(TOKEN, SOURCE) is not None
+    assert api.bodies[0]["spec"] == {"token": TOKEN, "audiences": ["other.example.com", AUDIENCE]}
+
+
+@pytest.mark.parametrize(
+    "answered",
+    [["https://kubernetes.default.svc"], [], None],
+    ids=["another audience", "empty list", "no audiences field"],
+)
+def test_an_answer_for_other_audiences_is_a_rejection(answered: list[str] | None) -> None:
+    """Authenticated, but not for us: an API server that ignored ``spec.audiences`` (or a
+    token minted for the API server) must not pass."""
+    api = AudienceAwareApi({TOKEN: ALICE}, answered)
+    auth = Authenticator(api, audiences=[AUDIENCE])
+    assert auth.authenticate(TOKEN, SOURCE) is None
+    assert auth.authenticate(TOKEN, SOURCE) is None
+    assert len(api.bodies) == 1, "cached as a failure"
+
+
+def test_without_configured_audiences_none_are_sent_and_the_api_servers_apply() -> None:
+    api = AudienceAwareApi({TOKEN: ALICE}, ["https://kubernetes.default.svc"])
+    assert Authenticator(api).authenticate(TOKEN, SOURCE) is not None
+    assert "audiences" not in api.bodies[0]["spec"]
+
+
+# --- unknown tokens are rate-limited per source ------------------------------------------
+
+
+def reviews_made(result: str) -> float:
+    return REGISTRY.get_sample_value("registry_token_reviews_total", {"result": result}) or 0.0
+
+
+def test_a_source_gets_a_burst_of_reviews_then_429_until_its_bucket_refills() -> None:
+    api = FakeAuthenticationApi({})
+    clock = FakeClock()
+    auth = Authenticator(api, clock=clock)
+    for n in range(UNKNOWN_TOKEN_BURST):
+        assert auth.authenticate(f"bogus-{n}", SOURCE) is None
+    for n in range(100):
+        with pytest.raises(TooManyReviews) as refused:
+            auth.authenticate(f"more-{n}", SOURCE)
+        assert refused.value.retry_after == pytest.approx(1 / UNKNOWN_TOKEN_QPS)
+    assert len(api.bodies) == UNKNOWN_TOKEN_BURST
+    clock.now += 1 / UNKNOWN_TOKEN_QPS
+    assert auth.authenticate("later", SOURCE) is None
+    assert len(api.bodies) == UNKNOWN_TOKEN_BURST + 1
+
+
+def test_the_limit_is_per_source() -> None:
+    api = FakeAuthenticationApi({TOKEN: ALICE})
+    auth = Authenticator(api, clock=FakeClock())
+    for n in range(UNKNOWN_TOKEN_BURST):
+        auth.authenticate(f"bogus-{n}", "10.6.6.6")
+    with pytest.raises(TooManyReviews):
+        auth.authenticate(TOKEN, "10.6.6.6")
+    assert auth.authenticate(TOKEN, SOURCE) is not None, "another address is not throttled"
+
+
+def test_known_tokens_cost_no_token_of_the_bucket() -> None:
+    api = FakeAuthenticationApi({TOKEN: ALICE})
+    auth = Authenticator(api, clock=FakeClock())
+    assert auth.authenticate(TOKEN, SOURCE) is not None
+    assert auth.authenticate("bad", SOURCE) is None
+    for n in range(UNKNOWN_TOKEN_BURST - 2):
+        auth.authenticate(f"bogus-{n}", SOURCE)
+    for _ in range(50):
+        assert auth.authenticate(TOKEN, SOURCE) is not None, "cached: no review, no 429"
+        assert auth.authenticate("bad", SOURCE) is None, "cached failure: no review, no 429"
+    with pytest.raises(TooManyReviews):
+        auth.authenticate("unknown", SOURCE)
+    assert len(api.bodies) == UNKNOWN_TOKEN_BURST
+
+
+def test_every_review_made_is_counted_by_result() -> None:
+    api = FakeAuthenticationApi({TOKEN: ALICE})
+    auth = Authenticator(api, clock=FakeClock())
+    before = reviews_made("authenticated"), reviews_made("rejected")
+    auth.authenticate(TOKEN, SOURCE)
+    auth.authenticate(TOKEN, SOURCE)
+    auth.authenticate("bad-1", SOURCE)
+    auth.authenticate("bad-2", SOURCE)
+    auth.authenticate("bad-2", SOURCE)
+    assert (reviews_made("authenticated"), reviews_made("rejected")) == (
+        before[0] + 1,
+        before[1] + 2,
+    )
+
+
+def test_a_review_that_fails_is_counted_and_raised_and_caches_nothing() -> None:
+    class Broken(FakeAuthenticationApi):
+        def create_token_review(self, body: Obj, **kwargs: Any) -> Raw:
+            self.bodies.append(body)
+            raise ApiException(status=500)
+
+    api = Broken({})
+    auth = Authenticator(api, clock=FakeClock())
+    before = reviews_made("error")
+    for _ in range(2):
+        with pytest.raises(ApiException):
+            auth.authenticate(TOKEN, SOURCE)
+    assert reviews_made("error") == before + 2
+    assert len(api.bodies) == 2
+
+
+THREAD_DEADLINE = 10.0
+"""For threads to reach a point or finish: milliseconds, seconds on 2 busy cores."""
+
+
+def test_concurrent_requests_with_one_new_token_share_one_review() -> None:
+    """When the registry's cached token expires, its concurrent pushes all hold an unknown
+    token: they must wait for one review, not each spend a token of the address's bucket
+    (more pushes than the burst would otherwise get 429)."""
+    release = threading.Event()
+
+    class Slow(FakeAuthenticationApi):
+        def create_token_review(self, body: Obj, **kwargs: Any) -> Raw:
+            release.wait(THREAD_DEADLINE)
+            return super().create_token_review(body, **kwargs)
+
+    api = Slow({TOKEN: ALICE})
+    auth = Authenticator(api)
+    callers = UNKNOWN_TOKEN_BURST * 2
+    results: list[User | Exception | None] = []
+
+    def call() -> None:
+        try:
+            results.append(auth.authenticate(TOKEN, SOURCE))
+        except Exception as err:
+            results.append(err)
+
+    threads = [threading.Thread(target=call, daemon=True) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    wait_for(
+        lambda: auth.waiting_for_reviews() == callers - 1,
+        timeout=THREAD_DEADLINE,
+        what="all but one caller to wait for the review in flight",
+    )
+    release.set()
+    deadline = time.monotonic() + THREAD_DEADLINE
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    assert len(api.bodies) == 1
+    assert results == [USER_ALICE] * callers
+
+
+def test_when_the_review_in_flight_fails_a_waiting_caller_tries_itself() -> None:
+    release = threading.Event()
+    attempts: list[int] = []
+
+    class FailsOnce(FakeAuthenticationApi):
+        def create_token_review(self, body: Obj, **kwargs: Any) -> Raw:
+            attempts.append(1)
+            if len(attempts) == 1:
+                release.wait(THREAD_DEADLINE)
+                raise ApiException(status=500)
+            return super().create_token_review(body, **kwargs)
+
+    auth = Authenticator(FailsOnce({TOKEN: ALICE}))
+    outcomes: list[object] = []
+
+    def call() -> None:
+        try:
+            outcomes.append(auth.authenticate(TOKEN, SOURCE))
+        except ApiException as err:
+            outcomes.append(err.status)
+
+    first = threading.Thread(target=call, daemon=True)
+    first.start()
+    wait_for(lambda: attempts, timeout=THREAD_DEADLINE, what="the first review to start")
+    second = threading.Thread(target=call, daemon=True)
+    second.start()
+    wait_for(
+        lambda: auth.waiting_for_reviews() == 1,
+        timeout=THREAD_DEADLINE,
+        what="the second caller to wait",
+    )
+    release.set()
+    first.join(THREAD_DEADLINE)
+    second.join(THREAD_DEADLINE)
+    assert sorted(outcomes, key=str) == sorted([500, USER_ALICE], key=str)
+    assert auth.waiting_for_reviews() == 0
 
 
 # --- Authorizer --------------------------------------------------------------------------
@@ -275,6 +549,32 @@ def test_users_differing_in_groups_are_asked_separately() -> None:
     assert api.bodies[1]["spec"]["groups"] == ["system:authenticated"]
 
 
+@pytest.mark.parametrize(
+    ("other", "namespace"),
+    [
+        (User("someone-else", USER.uid, USER.groups, USER.extra), "team-a"),
+        (User(USER.name, "uid-of-a-recreated-sa", USER.groups, USER.extra), "team-a"),
+        (User(USER.name, USER.uid, ("system:authenticated",), USER.extra), "team-a"),
+        (User(USER.name, USER.uid, USER.groups, {"k": ["other"]}), "team-a"),
+        (User(USER.name, USER.uid, USER.groups, {}), "team-a"),
+        (USER, "team-b"),
+    ],
+    ids=["name", "uid", "groups", "extra value", "no extra", "namespace"],
+)
+def test_a_decision_is_never_reused_for_a_caller_differing_in_anything(
+    other: User, namespace: str
+) -> None:
+    """The cache key is the whole user info plus the namespace: a granted caller's answer
+    must not leak to one that differs in a single field."""
+    api = FakeAuthorizationApi({(USER.name, "team-a")})
+    authz = authorizer(api)
+    assert authz.may_create_pushreview(USER, "team-a") is True
+    api.allowed.clear()  # the API server would now say no to anyone
+    assert authz.may_create_pushreview(other, namespace) is False
+    assert len(api.bodies) == 2
+    assert authz.may_create_pushreview(USER, "team-a") is True, "the same caller: cached"
+
+
 def test_a_missing_status_is_a_denial() -> None:
     class NoStatus(FakeAuthorizationApi):
         def create_subject_access_review(self, body: Obj, **kwargs: Any) -> Raw:
@@ -289,7 +589,7 @@ def test_a_missing_status_is_a_denial() -> None:
 
 def test_reviews_are_raw_and_bounded_by_the_request_timeout() -> None:
     authentication = FakeAuthenticationApi({TOKEN: ALICE})
-    Authenticator(authentication).authenticate(TOKEN)
+    Authenticator(authentication).authenticate(TOKEN, SOURCE)
     authorization = FakeAuthorizationApi({(USER.name, "team-a")})
     Authorizer(authorization).may_create_pushreview(USER, "team-a")
     for kwargs in (authentication.kwargs[0], authorization.kwargs[0]):
@@ -300,12 +600,12 @@ def test_answers_are_cached_for_ten_seconds_like_the_api_servers_own_cache() -> 
     clock = FakeClock()
     api = FakeAuthenticationApi({TOKEN: ALICE})
     auth = Authenticator(api, clock=clock)
-    auth.authenticate(TOKEN)
+    auth.authenticate(TOKEN, SOURCE)
     clock.now += 10.0
-    auth.authenticate(TOKEN)
+    auth.authenticate(TOKEN, SOURCE)
     assert len(api.bodies) == 1, "still cached at exactly ten seconds"
     clock.now += 0.001
-    auth.authenticate(TOKEN)
+    auth.authenticate(TOKEN, SOURCE)
     assert len(api.bodies) == 2
 
 
@@ -323,9 +623,11 @@ def test_authorization_answers_are_cached_for_ten_seconds_too() -> None:
 
 
 def test_a_user_without_uid_or_groups_is_still_a_user() -> None:
-    user = authenticator(FakeAuthenticationApi({TOKEN: {"username": "bob"}})).authenticate(TOKEN)
+    user = authenticator(FakeAuthenticationApi({TOKEN: {"username": "bob"}})).authenticate(
+        TOKEN, SOURCE
+    )
     assert user == User("bob", "", ())
-    anonymous = authenticator(FakeAuthenticationApi({TOKEN: {}})).authenticate(TOKEN)
+    anonymous = authenticator(FakeAuthenticationApi({TOKEN: {}})).authenticate(TOKEN, SOURCE)
     assert anonymous == User("", "", ())
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from werkzeug.test import TestResponse
 from quota.decision import Decision
 from quota.objects import Obj
 from webhook.app import create_app
-from webhook.pushreview.auth import User
+from webhook.pushreview.auth import Authenticator, TooManyReviews, User
 from webhook.pushreview.review import PushRequest
 from webhook.pushreview.routes import MAX_BODY_BYTES, PATH, pushreview_blueprint
 
@@ -43,9 +44,14 @@ class FakeJudge:
 class FakeAuthenticator:
     def __init__(self) -> None:
         self.tokens: list[str] = []
+        self.sources: list[str] = []
+        self.retry_after: float | None = None
 
-    def authenticate(self, token: str) -> User | None:
+    def authenticate(self, token: str, source: str) -> User | None:
         self.tokens.append(token)
+        self.sources.append(source)
+        if self.retry_after is not None:
+            raise TooManyReviews(self.retry_after)
         return ALICE if token == TOKEN else None
 
 
@@ -285,12 +291,67 @@ def test_not_ready_still_requires_authentication(rig: Rig) -> None:
 
 
 def test_an_unreachable_api_server_is_a_retryable_503(rig: Rig) -> None:
-    def broken(token: str) -> User | None:
+    def broken(token: str, source: str) -> User | None:
         raise ApiException(status=500, reason="etcdserver: leader changed")
 
     rig.authenticator.authenticate = broken  # type: ignore[method-assign]
     message = assert_json_error(post(rig.client()), 503)
     assert "retry" in message
+
+
+@pytest.mark.parametrize(("wait", "header"), [(2.2, "3"), (0.01, "1"), (1.0, "1")])
+def test_a_source_over_its_review_limit_gets_429_with_retry_after(
+    rig: Rig, wait: float, header: str
+) -> None:
+    rig.authenticator.retry_after = wait
+    response = post(rig.client(), authorization="Bearer unknown")
+    assert "retry" in assert_json_error(response, 429)
+    assert response.headers["Retry-After"] == header, "whole seconds, never 0"
+    assert response.headers["Connection"] == "close"  # the body is unread
+    assert rig.authorizer.asked == [] and rig.judge.pushes == []
+
+
+class AudienceApi:
+    """A TokenReview API that authenticates TOKEN, but only for the API server."""
+
+    def __init__(self) -> None:
+        self.specs: list[Obj] = []
+
+    def create_token_review(self, body: Obj, **kwargs: Any) -> Any:
+        self.specs.append(body["spec"])
+        status = {
+            "authenticated": True,
+            "user": {"username": "alice"},
+            "audiences": ["https://kubernetes.default.svc"],
+        }
+        return SimpleNamespace(data=json.dumps({**body, "status": status}).encode())
+
+
+def test_a_token_for_another_audience_is_401(rig: Rig) -> None:
+    api = AudienceApi()
+    routes = pushreview_blueprint(
+        rig.judge,
+        Authenticator(api, audiences=["image-registry-webhook.alauda.io"]),
+        rig.authorizer,
+        rig.recorder,
+        rig.not_ready,
+    )
+    response = post(create_app([routes]).test_client())
+    assert assert_json_error(response, 401) == "the bearer token is not valid"
+    assert api.specs[0]["audiences"] == ["image-registry-webhook.alauda.io"]
+    assert rig.authorizer.asked == [] and rig.judge.pushes == []
+
+
+def test_the_source_is_the_peer_address_never_a_forwarded_header(rig: Rig) -> None:
+    client = rig.client()
+    client.post(
+        PATH,
+        data=json.dumps(review()),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {TOKEN}", "X-Forwarded-For": "192.0.2.1"},
+        environ_base={"REMOTE_ADDR": "10.1.2.3"},
+    )
+    assert rig.authenticator.sources == ["10.1.2.3"]
 
 
 def test_an_anonymous_caller_is_refused_before_its_body_is_read(rig: Rig) -> None:
@@ -317,7 +378,7 @@ def test_a_body_too_large_closes_the_connection(rig: Rig) -> None:
 
 
 def test_an_unreachable_api_server_says_so(rig: Rig) -> None:
-    def broken(token: str) -> User | None:
+    def broken(token: str, source: str) -> User | None:
         raise ApiException(status=500)
 
     rig.authenticator.authenticate = broken  # type: ignore[method-assign]
@@ -331,7 +392,7 @@ def pushes_counted(decision: str) -> float:
 
 
 def broken_authenticator(rig: Rig) -> None:
-    def broken(token: str) -> User | None:
+    def broken(token: str, source: str) -> User | None:
         raise ApiException(status=500)
 
     rig.authenticator.authenticate = broken  # type: ignore[method-assign]
@@ -346,6 +407,7 @@ OUTCOMES: dict[str, tuple[Callable[[Rig], None], dict[str, Any], str]] = {
     "too large": (lambda rig: None, {"body": b"x" * (MAX_BODY_BYTES + 1)}, "bad_request"),
     "not allowed": (lambda rig: None, {"body": review(namespace="team-b")}, "forbidden"),
     "API server away": (broken_authenticator, {}, "error"),
+    "throttled": (lambda rig: setattr(rig.authenticator, "retry_after", 1.0), {}, "throttled"),
 }
 
 
