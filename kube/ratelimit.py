@@ -67,6 +67,13 @@ class RateLimiter:
                 return 0.0
             return (1.0 - self._tokens) / self.qps
 
+    def give_back(self) -> None:
+        """Return a token taken for something that turned out not to count (never more
+        than ``burst``)."""
+        with self._lock:
+            self._refill()
+            self._tokens = min(float(self.burst), self._tokens + 1.0)
+
     def _refill(self) -> None:
         now = self._clock()
         elapsed = max(now - self._last, 0.0)  # a clock that steps back adds nothing
@@ -114,3 +121,10 @@ class KeyedRateLimiter:
             else:
                 self._buckets.move_to_end(key)
         return bucket.take_or_wait()
+
+    def give_back(self, key: str) -> None:
+        """``RateLimiter.give_back`` on ``key``'s bucket, if it still has one."""
+        with self._lock:
+            bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.give_back()

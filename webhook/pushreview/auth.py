@@ -3,9 +3,11 @@
 Results are cached for a few seconds under a hash of the token (never the token itself),
 so a burst of pushes costs one review, while a revoked token or binding stops working
 within ``ttl`` seconds, as with the API server's own token cache. Rejections are cached
-too, more briefly and apart (a flood of bad tokens never evicts a good one), and tokens
-seen in neither cache are reviewed at a bounded rate per client address, so a caller
-cycling through made-up tokens cannot turn each request into a TokenReview.
+too, more briefly and apart (a flood of bad tokens never evicts a good one), and each
+client address may have only so many tokens rejected per second, so a caller cycling
+through made-up tokens cannot turn each request into a TokenReview. (A review takes a
+token of the address's bucket up front, which bounds the reviews in flight, and gives it
+back when the token was valid.)
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ token that was just issued works at once). We cache them, but briefly: enough to
 client retrying a bad token in a loop, short enough that a token its API server did not
 know yet (a just-bound pod's) works at the client's next retry."""
 UNKNOWN_TOKEN_BURST: Final = 10
-"""TokenReviews of unknown tokens one client address may make at once. A registry sends
-one token (its ServiceAccount's), reviewed once per ``SUCCESS_TTL``; ten cover a few
-replicas behind one address and a token rotation. client-go's default burst is also 10."""
+"""Rejected tokens (and reviews in flight) one client address may have at once. A
+registry sends valid tokens, which give their token back; ten rejections cover a
+misconfigured replica's retries. client-go's default burst is also 10."""
 UNKNOWN_TOKEN_QPS: Final = 1.0
-"""Then one a second per address: ten distinct live tokens per ``SUCCESS_TTL``."""
+"""Then one rejection a second per address."""
 MAX_SOURCES: Final = 10_000
 """Client addresses with a bucket; past that the least recently seen is forgotten."""
 
@@ -167,10 +169,17 @@ class Authenticator:
         wait = self._limiter.take_or_wait(source)
         if wait > 0:
             raise TooManyReviews(wait)
-        status = self._review(token)
+        try:
+            status = self._review(token)
+        except Exception:
+            self._limiter.give_back(source)  # the API server failed, not the caller
+            raise
         if not status.get("authenticated") or not self._for_us(status):
             self._failures.put(key, True)
             return None
+        # Only rejected tokens count against an address: a registry whose replicas
+        # rotate valid tokens (or a test suite minting one per case) is never throttled.
+        self._limiter.give_back(source)
         info = status.get("user") or {}
         user = User(
             name=info.get("username", ""),

@@ -217,3 +217,20 @@ def test_the_number_of_buckets_never_exceeds_the_bound(keys: list[int], max_keys
 def test_a_keyed_limiter_refuses_a_zero_bound() -> None:
     with pytest.raises(ValueError):
         KeyedRateLimiter(1.0, 1, max_keys=0)
+
+
+def test_a_token_given_back_is_available_again_but_never_past_the_burst() -> None:
+    limiter = KeyedRateLimiter(1.0, 2, max_keys=10, clock=FakeTime().clock)
+    assert limiter.take_or_wait("a") == 0
+    assert limiter.take_or_wait("a") == 0
+    assert limiter.take_or_wait("a") > 0
+    limiter.give_back("a")
+    assert limiter.take_or_wait("a") == 0
+    limiter.give_back("a")
+    limiter.give_back("a")
+    limiter.give_back("a")
+    assert limiter.take_or_wait("a") == 0
+    assert limiter.take_or_wait("a") == 0
+    assert limiter.take_or_wait("a") > 0, "given back past the burst"
+    limiter.give_back("unknown")  # no bucket: nothing to give back to
+    assert len(limiter) == 1

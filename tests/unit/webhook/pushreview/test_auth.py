@@ -354,14 +354,39 @@ def test_known_tokens_cost_no_token_of_the_bucket() -> None:
     auth = Authenticator(api, clock=FakeClock())
     assert auth.authenticate(TOKEN, SOURCE) is not None
     assert auth.authenticate("bad", SOURCE) is None
-    for n in range(UNKNOWN_TOKEN_BURST - 2):
+    for n in range(UNKNOWN_TOKEN_BURST - 1):
         auth.authenticate(f"bogus-{n}", SOURCE)
     for _ in range(50):
         assert auth.authenticate(TOKEN, SOURCE) is not None, "cached: no review, no 429"
         assert auth.authenticate("bad", SOURCE) is None, "cached failure: no review, no 429"
     with pytest.raises(TooManyReviews):
         auth.authenticate("unknown", SOURCE)
-    assert len(api.bodies) == UNKNOWN_TOKEN_BURST
+    assert len(api.bodies) == 1 + UNKNOWN_TOKEN_BURST
+
+
+def test_valid_new_tokens_never_run_an_address_out_of_reviews() -> None:
+    """Only rejections count: a registry's replicas behind one address, or a test suite
+    minting a token per case, are never throttled."""
+    users = {f"valid-{n}": {**ALICE, "uid": f"uid-{n}"} for n in range(10 * UNKNOWN_TOKEN_BURST)}
+    api = FakeAuthenticationApi(users)
+    auth = Authenticator(api, clock=FakeClock())
+    for token in users:
+        assert auth.authenticate(token, SOURCE) is not None
+    assert len(api.bodies) == len(users)
+
+
+def test_a_review_the_api_server_failed_costs_the_address_nothing() -> None:
+    class Failing(FakeAuthenticationApi):
+        def create_token_review(self, body: Obj, **kwargs: Any) -> Raw:
+            self.bodies.append(body)
+            raise ConnectionError("api server down")
+
+    api = Failing({})
+    auth = Authenticator(api, clock=FakeClock())
+    for n in range(3 * UNKNOWN_TOKEN_BURST):
+        with pytest.raises(ConnectionError):
+            auth.authenticate(f"token-{n}", SOURCE)
+    assert len(api.bodies) == 3 * UNKNOWN_TOKEN_BURST
 
 
 def test_every_review_made_is_counted_by_result() -> None:
