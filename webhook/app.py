@@ -54,7 +54,8 @@ def create_app(
 
     Each API bounds and parses its own bodies; the handlers here catch what escapes a view.
     """
-    app = Flask("registry-webhook")
+    # No static folder: Flask would serve files under the working directory otherwise.
+    app = Flask("registry-webhook", static_folder=None)
     for api in apis:
         app.register_blueprint(api)
     app.register_blueprint(operations_blueprint(readiness))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from flask import Blueprint
 from flask.testing import FlaskClient
@@ -50,3 +52,17 @@ def test_an_unexpected_error_is_a_json_500_without_details(client: FlaskClient) 
     assert response.status_code == 500
     assert response.get_json() == {"error": "internal error", "code": 500}
     assert "secret-token-abc" not in response.get_data(as_text=True)
+
+
+def test_no_file_of_the_working_directory_is_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flask serves ``<root>/static`` by default, and an app named like ours has the
+    working directory as its root: an API server has no files to serve."""
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "tls.key").write_text("private key")
+    monkeypatch.chdir(tmp_path)
+    app = create_app([], readiness=[])
+    response = app.test_client().get("/static/tls.key")
+    assert response.status_code == 404
+    assert "private key" not in response.get_data(as_text=True)
