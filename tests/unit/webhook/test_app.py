@@ -66,3 +66,11 @@ def test_no_file_of_the_working_directory_is_served(
     response = app.test_client().get("/static/tls.key")
     assert response.status_code == 404
     assert "private key" not in response.get_data(as_text=True)
+
+
+def test_a_wrong_method_is_told_the_allowed_ones(client: FlaskClient) -> None:
+    """RFC 9110: a 405 lists the methods the resource supports, in ``Allow``."""
+    response = client.delete("/healthz")
+    assert response.status_code == 405
+    assert response.get_json()["code"] == 405
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
