@@ -5,8 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
+FUZZ_BODIES ?= 100000
 
-.PHONY: venv dev test unit integration lint typecheck controlplane bench mutation clean
+.PHONY: venv dev test unit integration fuzz lint typecheck controlplane bench mutation clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "python3 (3.11+) is required"; exit 1; }
@@ -36,6 +37,11 @@ unit: $(STAMP)
 
 integration: $(STAMP) controlplane
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+## The long fuzz campaign against the TLS server (not in CI: a few minutes on 2 cores);
+## prints bodies sent, statuses and the server's RSS. `make test` sends a few hundred.
+fuzz: $(STAMP)
+	FUZZ_BODIES=$(FUZZ_BODIES) $(PY) -m pytest tests/fuzz/test_campaign.py $(PYTEST_ARGS)
 
 ## Lint, format check, and the import contracts of the layout (pyproject.toml, [tool.importlinter]).
 lint: $(STAMP)

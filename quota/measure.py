@@ -99,6 +99,9 @@ def _descriptor(value: object, path: str) -> Descriptor:
     if not isinstance(digest, str) or not digest:
         raise InvalidManifest(f"{path}.digest", "must be a non-empty string")
     size = value.get("size")
+    if isinstance(size, float) and size.is_integer():
+        # JSON has one number type: 1469.0 is the integer 1469, as JSON Schema counts it.
+        size = int(size)
     if isinstance(size, bool) or not isinstance(size, int):
         raise InvalidManifest(f"{path}.size", "must be an integer")
     if size < 0:

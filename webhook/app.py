@@ -54,7 +54,8 @@ def create_app(
 
     Each API bounds and parses its own bodies; the handlers here catch what escapes a view.
     """
-    app = Flask("registry-webhook")
+    # No static folder: Flask would serve files under the working directory otherwise.
+    app = Flask("registry-webhook", static_folder=None)
     for api in apis:
         app.register_blueprint(api)
     app.register_blueprint(operations_blueprint(readiness))
@@ -63,7 +64,12 @@ def create_app(
     def http_error(err: HTTPException) -> Response:
         if isinstance(err, RequestEntityTooLarge):
             return json_error(400, "request body is too large")
-        return json_error(err.code or 500, err.description or err.name)
+        response = json_error(err.code or 500, err.description or err.name)
+        # Keep what the error says in headers (a 405's Allow), not its HTML content type.
+        for name, value in err.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(err: Exception) -> Response:

@@ -17,7 +17,8 @@ KIND = "PushReview"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-# OCI image-spec digest grammar.
+# OCI image-spec digest grammar. All four are used with fullmatch: `$` alone also matches
+# before a final newline.
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 
 
@@ -55,18 +56,20 @@ def parse_push_review(body: bytes, content_type: str | None) -> PushRequest:
     if not isinstance(spec, dict):
         raise BadPushReview("spec is required and must be an object")
     namespace = _string(spec, "namespace", required=True) or ""
-    if not _DNS_LABEL.match(namespace):
+    if not _DNS_LABEL.fullmatch(namespace):
         raise BadPushReview(f"spec.namespace {namespace!r} is not a valid namespace name")
     repository = _string(spec, "repository", required=True) or ""
-    if len(repository) > 253 or not _DNS_SUBDOMAIN.match(repository):
+    if len(repository) > 253 or not _DNS_SUBDOMAIN.fullmatch(repository):
         raise BadPushReview(f"spec.repository {repository!r} is not a valid ImageStream name")
     tag = _string(spec, "tag", required=False)
-    if tag is not None and not _TAG.match(tag):
+    if tag is not None and not _TAG.fullmatch(tag):
         raise BadPushReview(f"spec.tag {tag!r} is not a valid tag")
     digest = _string(spec, "digest", required=True) or ""
-    if not _DIGEST.match(digest):
+    if not _DIGEST.fullmatch(digest):
         raise BadPushReview(f"spec.digest {digest!r} is not a valid digest")
-    media = spec.get("mediaType") or ""
+    media = spec.get("mediaType")
+    if media is None:
+        media = ""
     if not isinstance(media, str):
         raise BadPushReview("spec.mediaType must be a string")
     try:

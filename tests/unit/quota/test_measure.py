@@ -1,5 +1,6 @@
 """Image size and ImageStream tag/image counting."""
 
+import math
 from typing import Any
 
 import pytest
@@ -118,6 +119,17 @@ def test_manifest_from_dict_allows_an_index_without_config_or_layers(spec: dict[
     assert manifest.size == 0
 
 
+@pytest.mark.parametrize("size", [1469.0, 2e3, -0.0])
+def test_a_size_written_as_an_integral_float_is_that_integer(size: float) -> None:
+    """JSON has one number type, and JSON Schema (docs/openapi.yaml) counts 1469.0 as the
+    integer 1469: a body that fits the document is judged, not refused."""
+    manifest = manifest_from_dict(
+        {"config": {"digest": "d", "size": size}, "layers": [{"digest": "l", "size": size}]}
+    )
+    assert manifest == Manifest(Descriptor("d", int(size)), (Descriptor("l", int(size)),))
+    assert all(type(blob.size) is int for blob in (manifest.config, *manifest.layers) if blob)
+
+
 @pytest.mark.parametrize(
     ("spec", "path", "detail"),
     [
@@ -127,7 +139,9 @@ def test_manifest_from_dict_allows_an_index_without_config_or_layers(spec: dict[
         ({"config": {"digest": 5, "size": 1}}, "spec.config.digest", "must be a non-empty string"),
         ({"config": {"digest": "d"}}, "spec.config.size", "must be an integer"),
         ({"config": {"digest": "d", "size": "1"}}, "spec.config.size", "must be an integer"),
-        ({"config": {"digest": "d", "size": 1.0}}, "spec.config.size", "must be an integer"),
+        ({"config": {"digest": "d", "size": 1.5}}, "spec.config.size", "must be an integer"),
+        ({"config": {"digest": "d", "size": math.nan}}, "spec.config.size", "must be an integer"),
+        ({"config": {"digest": "d", "size": math.inf}}, "spec.config.size", "must be an integer"),
         ({"config": {"digest": "d", "size": True}}, "spec.config.size", "must be an integer"),
         (
             {"config": {"digest": "d", "size": -1}},

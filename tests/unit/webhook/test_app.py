@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from flask import Blueprint
 from flask.testing import FlaskClient
@@ -50,3 +52,25 @@ def test_an_unexpected_error_is_a_json_500_without_details(client: FlaskClient) 
     assert response.status_code == 500
     assert response.get_json() == {"error": "internal error", "code": 500}
     assert "secret-token-abc" not in response.get_data(as_text=True)
+
+
+def test_no_file_of_the_working_directory_is_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flask serves ``<root>/static`` by default, and an app named like ours has the
+    working directory as its root: an API server has no files to serve."""
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "tls.key").write_text("private key")
+    monkeypatch.chdir(tmp_path)
+    app = create_app([], readiness=[])
+    response = app.test_client().get("/static/tls.key")
+    assert response.status_code == 404
+    assert "private key" not in response.get_data(as_text=True)
+
+
+def test_a_wrong_method_is_told_the_allowed_ones(client: FlaskClient) -> None:
+    """RFC 9110: a 405 lists the methods the resource supports, in ``Allow``."""
+    response = client.delete("/healthz")
+    assert response.status_code == 405
+    assert response.get_json()["code"] == 405
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}

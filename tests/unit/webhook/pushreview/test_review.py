@@ -167,6 +167,16 @@ def _with(top: Obj, **changes: Any) -> Obj:
         (body(digest="sha256:"), "spec.digest"),
         (body(mediaType=1), "spec.mediaType"),
         (body(mediaType=["x"]), "spec.mediaType"),
+        # Falsy values that are not strings were read as an absent media type.
+        (body(mediaType=False), "spec.mediaType"),
+        (body(mediaType=0), "spec.mediaType"),
+        (body(mediaType={}), "spec.mediaType"),
+        (body(mediaType=[]), "spec.mediaType"),
+        # A regex's `$` also matches before a final newline: names must match whole.
+        (body(namespace="team-a\n"), "spec.namespace"),
+        (body(repository="app\n"), "spec.repository"),
+        (body(tag="v2\n"), "spec.tag"),
+        (body(digest=DIGEST + "\n"), "spec.digest"),
         (body(config="sha256:x"), "spec.config"),
         (body(config={"size": 1}), "spec.config.digest"),
         (body(config={"digest": CONFIG}), "spec.config.size"),
