@@ -1,9 +1,9 @@
 """Arbitrary bodies through the assembled app: never a 500, never a handler crash.
 
 The app is wired by ``assemble_app`` exactly as ``serve`` wires it, with fake caches,
-quota, authentication and recorder. Bodies are arbitrary JSON (huge and overflowing
-numbers, deep nesting, wrong types, unicode), AdmissionReview and PushReview shapes with
-arbitrary parts, and raw bytes. ``FUZZ_EXAMPLES`` raises the count for long runs.
+quota, authentication and recorder (``fakes``). Bodies are arbitrary JSON (huge and
+overflowing numbers, deep nesting, wrong types, unicode), AdmissionReview and PushReview
+shapes with arbitrary parts, and raw bytes. ``FUZZ_EXAMPLES`` raises the count for long runs.
 """
 
 from __future__ import annotations
@@ -18,18 +18,13 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from quota.decision import Decision
-from quota.objects import Obj
-from quota.resourcequota import ChargePlan
-from webhook.main import assemble_app
-from webhook.pushreview.auth import User
+from tests.unit.webhook.fakes import TOKEN, fake_app
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 # Numbers Python's json cannot read (over 4,300 digits): a live 500 before.
 HUGE_NUMBERS = (b"9" * 5000, b"-" + b"1" * 4400)
 ADMISSION_PATHS = ("/mutate/serviceaccounts", "/validate/imagestreams", "/validate/policies")
 PUSH_PATH = "/v1/pushreviews"
-TOKEN = "fuzz-token"
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -37,67 +32,8 @@ FUZZ = settings(
 )
 
 
-class Caches:
-    """A namespace with every kind of limit, one quota-free namespace, known Images."""
-
-    def __init__(self) -> None:
-        self.limit_ranges: list[Obj] = [
-            {
-                "metadata": {"name": "lr", "namespace": "team-a"},
-                "spec": {
-                    "limits": [
-                        # sha256:a (800 kB) fits, sha256:bb (900 kB) does not
-                        {"type": "alauda.io/Image", "max": {"storage": "850Ki"}},
-                        {
-                            "type": "alauda.io/ImageStream",
-                            "max": {"alauda.io/image-tags": "1", "alauda.io/images": "1"},
-                        },
-                    ]
-                },
-            }
-        ]
-
-    def not_ready(self) -> str | None:
-        return None
-
-    def namespace_labels(self, name: str) -> dict[str, str] | None:
-        return {"kubernetes.io/metadata.name": name}
-
-    def limit_ranges_in(self, namespace: str) -> list[Obj]:
-        return self.limit_ranges if namespace == "team-a" else []
-
-    def image(self, digest: str) -> Obj | None:
-        return {"dockerImageMetadata": {"size": len(digest) * 100_000}}
-
-    def imagestream(self, namespace: str, name: str) -> Obj | None:
-        return None
-
-
-class Quota:
-    def judge(self, namespace: str) -> ChargePlan:
-        return ChargePlan(Decision.allow())
-
-    def charge(self, namespace: str) -> ChargePlan:
-        return ChargePlan(Decision.allow())
-
-
-class Auth:
-    def authenticate(self, token: str) -> User | None:
-        return User("fuzzer") if token == TOKEN else None
-
-    def may_create_pushreview(self, user: User, namespace: str) -> bool:
-        return True
-
-
-class Recorder:
-    def record(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
 def client() -> FlaskClient:
-    auth = Auth()
-    app = assemble_app(Caches(), Quota(), auth, auth, Recorder(), frozenset({"kube-system"}))
-    return app.test_client()
+    return fake_app().test_client()
 
 
 CLIENT = client()
