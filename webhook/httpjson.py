@@ -2,13 +2,17 @@
 
 No request, however malformed, gets a 500 or a traceback: bodies are read up to a bound
 and parsed into one JSON object of an expected apiVersion and kind, or refused with a
-message naming the first problem.
+message naming the first problem. Parsing is bounded too: in cost per body (depth and
+number of values, counted before any Python object is built).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Any, Final
 
 from flask import Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -58,6 +62,60 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+@dataclass(frozen=True)
+class JsonLimits:
+    """What parsing one body may cost. Python holds a JSON value in 30 to 100 bytes (an
+    empty dict is 64, a short string 50), besides the text of its strings: an 8 MiB
+    ``[{},{},...]`` became 200 MiB. Each API sets these from its real bodies."""
+
+    max_depth: int
+    max_values: int
+
+
+SCAN_CHUNK_CHARS: Final = 64 * 1024
+"""The cost check reads a body in pieces this long, so that it never holds more than a
+few MiB of its own however many strings the body has."""
+_STRING: Final = re.compile(r'"[^"]*+(?:"|\Z)')
+"""A string, once escapes are out, or an unterminated one up to the end. Possessive, so
+the search never backtracks: linear in the text's length."""
+_NOT_A_BRACKET: Final = re.compile(r"[^\[\]{}]++")
+_NESTING: Final = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+@dataclass(frozen=True)
+class JsonCost:
+    values: int
+    depth: int
+
+
+def check_cost(text: str, limits: JsonLimits, *, chunk: int = SCAN_CHUNK_CHARS) -> JsonCost:
+    """What parsing ``text`` would cost, or ValueError naming the limit it would exceed.
+
+    Outside strings, every value but the first follows a comma or opens a container, so
+    ``1 + commas + containers`` bounds the values ``json.loads`` would build; the running
+    count of open brackets is the depth it would recurse to. Both hold for a text that is
+    not JSON too: json.loads stops at its first error, having built only what came before.
+    All C-speed string operations, a chunk at a time: no Python object per value.
+    """
+    # Escaped backslashes, then escaped quotes, out: every quote left opens or closes a
+    # string (left to right, as JSON reads escapes), so quote parity says what is inside.
+    plain = text.replace("\\\\", "").replace('\\"', "")
+    values, depth, deepest, inside = 1, 0, 0, False
+    for start in range(0, len(plain), chunk):
+        piece = plain[start : start + chunk]
+        bare = _STRING.sub("", '"' + piece if inside else piece)
+        inside ^= piece.count('"') % 2 == 1
+        values += bare.count(",") + bare.count("[") + bare.count("{")
+        if values > limits.max_values:
+            raise ValueError(f"has more than {limits.max_values} JSON values")
+        brackets = _NOT_A_BRACKET.sub("", bare)
+        levels = list(accumulate(map(_NESTING.__getitem__, brackets), initial=depth))
+        depth, deepest = levels[-1], max(deepest, max(levels))
+        if deepest > limits.max_depth:
+            raise ValueError(f"JSON is nested more than {limits.max_depth} levels deep")
+    return JsonCost(values, deepest)
+
+
 def typed_json_object(
     body: bytes,
     content_type: str | None,
@@ -65,8 +123,13 @@ def typed_json_object(
     api_version: str,
     kind: str,
     error: type[ValueError],
+    limits: JsonLimits,
 ) -> dict[str, Any]:
-    """The body as a dict, or ``error`` naming the first problem (never a traceback)."""
+    """The body as a dict, or ``error`` naming the first problem (never a traceback).
+
+    JSON is read as UTF-8 only (RFC 8259 requires it between systems): the cost check
+    reads characters, and in UTF-16 a bracket's byte may be half of another character.
+    """
     if media_type(content_type) != "application/json":
         raise error(
             f"unsupported content type {content_type or '(none)'!r}: expected application/json"
@@ -74,12 +137,18 @@ def typed_json_object(
     if not body:
         raise error(f"request body is empty: expected a {kind} in JSON")
     try:
-        obj = json.loads(body)
-    except RecursionError:
-        raise error("request body JSON is nested too deeply") from None
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise error(f"request body is not valid JSON: not UTF-8 at byte {err.start}") from None
+    try:
+        check_cost(text, limits)
     except ValueError as err:
-        # Not only JSONDecodeError and UnicodeDecodeError: an integer of more than 4,300
-        # digits raises a plain ValueError (CPython's int conversion limit).
+        raise error(f"request body {err}") from None
+    try:
+        obj = json.loads(text)
+    except ValueError as err:
+        # Not only JSONDecodeError: an integer of more than 4,300 digits raises a plain
+        # ValueError (CPython's int conversion limit).
         raise error(f"request body is not valid JSON: {err}") from None
     if not isinstance(obj, dict):
         raise error(f"request body must be a JSON object: a {kind}")

@@ -23,13 +23,17 @@ from quota.decision import Decision
 from webhook import metrics
 from webhook.httpjson import json_error, read_body, too_large
 from webhook.pushreview.auth import User
-from webhook.pushreview.review import BadPushReview, PushRequest, answer, parse_push_review
+from webhook.pushreview.review import (
+    MAX_BODY_BYTES,
+    BadPushReview,
+    PushRequest,
+    answer,
+    parse_push_review,
+)
 
 log = logging.getLogger(__name__)
 
 PATH: Final = "/v1/pushreviews"
-MAX_BODY_BYTES: Final = 1024 * 1024
-"""A manifest has at most a few hundred layers: a megabyte is generous."""
 SERVICE_UNAVAILABLE: Final = "ServiceUnavailable"
 
 

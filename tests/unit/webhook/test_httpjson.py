@@ -1,15 +1,27 @@
-"""Bounded body reads, the drain that lets a client read our 400, and media types."""
+"""Bounded body reads, the drain that lets a client read our 400, media types, and the
+cost of parsing counted before parsing."""
 
 from __future__ import annotations
 
 import io
+import json
+from typing import Any
 
 import pytest
 from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from webhook import httpjson
-from webhook.httpjson import media_type, read_body
+from webhook.httpjson import (
+    JsonCost,
+    JsonLimits,
+    check_cost,
+    media_type,
+    read_body,
+    typed_json_object,
+)
 
 APP = Flask("test")
 
@@ -62,3 +74,103 @@ def test_the_drain_stops_at_its_own_limit(monkeypatch: pytest.MonkeyPatch) -> No
 )
 def test_media_type_is_the_type_without_parameters(content_type: str | None, expected: str) -> None:
     assert media_type(content_type) == expected
+
+
+# --- the cost of parsing, counted before parsing ------------------------------------------
+
+json_texts = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    # Strings full of what the scan must not mistake for structure.
+    | st.text(alphabet='[]{},:"\\\\ab\u00e9\u2028', max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(alphabet='[]{},"\\\\k', max_size=4), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+def structure(value: Any) -> tuple[int, int]:
+    """Containers plus commas in ``value``, and its depth, from the parsed value."""
+    if isinstance(value, dict | list):
+        items = list(value.values()) if isinstance(value, dict) else value
+        inner = [structure(item) for item in items]
+        marks = 1 + max(len(items) - 1, 0) + sum(m for m, _ in inner)
+        return marks, 1 + max((d for _, d in inner), default=0)
+    return 0, 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_texts, ascii_only=st.booleans(), chunk=st.integers(1, 20))
+def test_the_cost_check_counts_exactly_what_parsing_builds(
+    value: Any, ascii_only: bool, chunk: int
+) -> None:
+    """Exact, whatever the strings hold and wherever the chunks cut: a limit one below
+    what the text has is refused, the limit itself is not."""
+    text = json.dumps(value, ensure_ascii=ascii_only, indent=chunk % 3 or None)
+    marks, depth = structure(value)
+    values = 1 + marks
+    exact = JsonLimits(max_depth=depth, max_values=values)
+    assert check_cost(text, exact, chunk=chunk) == JsonCost(values, depth)
+    with pytest.raises(ValueError, match=f"more than {values - 1} JSON values"):
+        check_cost(text, JsonLimits(max_depth=depth, max_values=values - 1), chunk=chunk)
+    if depth:
+        with pytest.raises(ValueError, match=f"nested more than {depth - 1} levels"):
+            check_cost(text, JsonLimits(max_depth=depth - 1, max_values=values), chunk=chunk)
+
+
+ROOMY = JsonLimits(max_depth=10, max_values=100)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '["a\\\\", "[[[[[[[[[[["]',  # an escaped backslash ends a string at its quote
+        '["\\\\\\"[[[[[[[[[[[[", 1]',  # an escaped backslash, then an escaped quote
+        '["\\u005c", "[[[[[[[[[[["]',  # a backslash written \u005c escapes nothing
+    ],
+)
+def test_brackets_in_strings_are_no_depth(text: str) -> None:
+    json.loads(text)  # valid JSON: its brackets are all in strings
+    check_cost(text, ROOMY)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[1, "' + "[" * 20,  # an unterminated string holds the rest: json.loads stops there
+        "[1]" + "]" * 5 + "[" * 12,  # json.loads stops at the first stray bracket
+    ],
+)
+def test_brackets_past_where_parsing_stops_are_no_depth(text: str) -> None:
+    check_cost(text, ROOMY)
+
+
+def test_what_json_builds_before_an_error_is_counted() -> None:
+    with pytest.raises(ValueError, match="more than 100 JSON values"):
+        check_cost("[" + "{}," * 100 + ' "unterminated', ROOMY)
+    with pytest.raises(ValueError, match="nested more than 10 levels"):
+        check_cost("[" * 11 + "}", ROOMY)
+
+
+def limited(body: bytes, limits: JsonLimits = ROOMY) -> dict[str, Any]:
+    return typed_json_object(
+        body, "application/json", api_version="v1", kind="K", error=ValueError, limits=limits
+    )
+
+
+def test_a_body_over_a_limit_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match=r"^request body has more than 100 JSON values$"):
+        limited(b'{"apiVersion": "v1", "kind": "K", "x": [' + b"0," * 100 + b"0]}")
+    with pytest.raises(ValueError, match=r"^request body JSON is nested more than 10 levels deep$"):
+        limited(b'{"apiVersion": "v1", "kind": "K", "x": ' + b"[" * 10 + b"]" * 10 + b"}")
+    assert limited(b'{"apiVersion": "v1", "kind": "K", "x": [[[1]]]}')["x"] == [[[1]]]
+
+
+@pytest.mark.parametrize("body", [b'{"kind": "\xff"}', '{"kind": "K"}'.encode("utf-16")])
+def test_json_is_utf_8_only(body: bytes) -> None:
+    with pytest.raises(ValueError, match=r"^request body is not valid JSON: not UTF-8 at byte"):
+        limited(body)

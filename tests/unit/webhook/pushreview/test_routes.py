@@ -18,8 +18,8 @@ from quota.decision import Decision
 from quota.objects import Obj
 from webhook.app import create_app
 from webhook.pushreview.auth import User
-from webhook.pushreview.review import PushRequest
-from webhook.pushreview.routes import MAX_BODY_BYTES, PATH, pushreview_blueprint
+from webhook.pushreview.review import MAX_BODY_BYTES, PushRequest
+from webhook.pushreview.routes import PATH, pushreview_blueprint
 
 TOKEN = "good-token"
 ALICE = User("alice", "uid-a", ("devs",))
