@@ -3,13 +3,17 @@
 No request, however malformed, gets a 500 or a traceback: bodies are read up to a bound
 and parsed into one JSON object of an expected apiVersion and kind, or refused with a
 message naming the first problem. Parsing is bounded too: in cost per body (depth and
-number of values, counted before any Python object is built).
+number of values, counted before any Python object is built) and in large bodies handled
+at once (:class:`BodyGate`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, Final
@@ -20,11 +24,72 @@ from werkzeug.exceptions import RequestEntityTooLarge
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 """An oversized body is read and dropped up to this much, so that the client, still
 sending, can read our 400; past it we just close the connection."""
+LARGE_BODY_SLOTS: Final = 2
+"""Large bodies read, parsed and answered at once in one worker. json.loads holds the GIL,
+so a worker parses one body at a time whatever the slots; a second lets one body arrive
+while another is parsed. Measured (test_served_parse_cost.py): a stream of hostile 8 MiB
+bodies, 24 at a time, raises the worker's peak by some 60 MiB."""
+LARGE_BODY_WAIT_SECONDS: Final = 2.0
+"""How long a large body waits for a slot before a retryable 503: well inside the shortest
+webhook timeout we register (5 s), so that the API server still has time to retry."""
+SMALL_BODY_BYTES: Final = 16 * 1024
+"""Bodies up to this size need no slot: a review of a ServiceAccount, a policy or a small
+ImageStream, a PushReview of 50 layers. 64 threads each parsing one hold at most 64 x
+16 KiB x 25 (the most memory per byte of JSON measured) = 25 MiB."""
+RETRY_AFTER_SECONDS: Final = 1
+"""Our 503s say when to retry: client-go (the API server's webhook client) retries a 503
+only when it carries Retry-After."""
+
+
+class ServerBusy(Exception):
+    """Every slot for large bodies stayed taken for the whole wait."""
+
+
+class BodyGate:
+    """Bounds the large bodies a worker holds at once, across its threads.
+
+    A large body is held from before it is read until its answer is built: as bytes, as
+    text, scanned, parsed, and handled. Small bodies pass freely (the common case: the
+    API server's reviews are a few KiB). A body of unknown length counts as large.
+    """
+
+    def __init__(
+        self,
+        *,
+        slots: int = LARGE_BODY_SLOTS,
+        wait_seconds: float = LARGE_BODY_WAIT_SECONDS,
+        small_bytes: int = SMALL_BODY_BYTES,
+    ) -> None:
+        self._slots = threading.BoundedSemaphore(slots)
+        self._wait_seconds = wait_seconds
+        self._small_bytes = small_bytes
+
+    @contextmanager
+    def admit(self, content_length: int | None) -> Iterator[None]:
+        """Hold a slot for a large body; raise :class:`ServerBusy` if none frees in time."""
+        if content_length is not None and content_length <= self._small_bytes:
+            yield
+            return
+        if not self._slots.acquire(timeout=self._wait_seconds):
+            raise ServerBusy(f"no slot for a large body within {self._wait_seconds:g} s")
+        try:
+            yield
+        finally:
+            self._slots.release()
 
 
 def json_error(status: int, message: str) -> Response:
     response = jsonify({"error": message, "code": status})
     response.status_code = status
+    return response
+
+
+def server_busy() -> Response:
+    """The retryable 503 for a large body that found no slot. The body is drained unread
+    (no memory), or the client, still sending it, could not read the 503."""
+    _drain(DRAIN_LIMIT_BYTES)
+    response = json_error(503, "too many large requests at once; retry")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
 

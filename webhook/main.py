@@ -26,6 +26,7 @@ from webhook.admission.imagestreams import PolicyReads, QuotaCharges
 from webhook.admission.routes import admission_blueprint
 from webhook.app import create_app
 from webhook.caches import WebhookCaches
+from webhook.httpjson import BodyGate
 from webhook.pushreview.auth import Authenticator, Authorizer
 from webhook.pushreview.judge import PushJudge, PushReads
 from webhook.pushreview.routes import PushAuthorizer, TokenAuthenticator, pushreview_blueprint
@@ -50,6 +51,7 @@ def assemble_app(
     excluded_namespaces: frozenset[str],
 ) -> Flask:
     """The endpoints, handlers and Blueprints, given their I/O (so tests can pass fakes)."""
+    gate = BodyGate()  # one per worker: both APIs' large bodies count against it
     endpoints = [
         AdmissionEndpoint(
             MUTATE_SERVICEACCOUNTS,
@@ -65,9 +67,11 @@ def assemble_app(
         AdmissionEndpoint(VALIDATE_POLICIES, policies.validate, mutating=False),
     ]
     push_reviews = pushreview_blueprint(
-        PushJudge(caches, quota), authenticator, authorizer, recorder, caches.not_ready
+        PushJudge(caches, quota), authenticator, authorizer, recorder, caches.not_ready, gate
     )
-    return create_app([admission_blueprint(endpoints), push_reviews], readiness=[caches.not_ready])
+    return create_app(
+        [admission_blueprint(endpoints, gate=gate), push_reviews], readiness=[caches.not_ready]
+    )
 
 
 def build_app(settings: Settings) -> Flask:

@@ -9,7 +9,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 ADMISSION_REQUESTS = Counter(
     "registry_admission_requests_total",
-    "Admission requests answered, by endpoint and decision (allowed, patched, denied, error).",
+    "Admission requests answered, by endpoint and decision (allowed, patched, denied, error, "
+    "busy: a large body found no slot).",
     ["endpoint", "decision"],
 )
 ADMISSION_LATENCY = Histogram(
@@ -25,7 +26,8 @@ BAD_REQUESTS = Counter(
 )
 PUSH_REVIEWS = Counter(
     "registry_push_reviews_total",
-    "PushReview requests answered, by decision.",
+    "PushReview requests answered, by decision (allowed, denied, unauthenticated, forbidden, "
+    "bad_request, error, busy: a large body found no slot).",
     ["decision"],
 )
 PUSH_REVIEW_LATENCY = Histogram(

@@ -2,7 +2,8 @@
 
 A malformed body is a 400 naming the problem. A handler that crashes is answered by its
 endpoint's failure mode (allow with a warning where a reconciler heals, else a retryable
-denial), never with a 500.
+denial), never with a 500. A large body that finds the worker busy with others is a
+retryable 503.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from quota.decision import Decision
 from webhook import metrics
 from webhook.admission.endpoints import AdmissionEndpoint
 from webhook.admission.review import AdmissionRequest, BadReview, parse_review, render_response
-from webhook.httpjson import json_error, read_body, too_large
+from webhook.httpjson import (
+    BodyGate,
+    ServerBusy,
+    json_error,
+    read_body,
+    server_busy,
+    too_large,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +36,19 @@ DEFAULT_MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 
 
 def admission_blueprint(
-    endpoints: Iterable[AdmissionEndpoint], *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    endpoints: Iterable[AdmissionEndpoint],
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    gate: BodyGate | None = None,
 ) -> Blueprint:
+    """``gate`` is shared with the worker's other APIs (a gate of its own when None)."""
     admission = Blueprint("admission", __name__)
+    gate = gate or BodyGate()
     for endpoint in endpoints:
         admission.add_url_rule(
             endpoint.path,
             endpoint=endpoint.name,
-            view_func=_view(endpoint, max_body_bytes),
+            view_func=_view(endpoint, max_body_bytes, gate),
             methods=["POST"],
         )
     return admission
@@ -64,7 +77,18 @@ def _decide(endpoint: AdmissionEndpoint, review: AdmissionRequest) -> tuple[Deci
     ), "error"
 
 
-def _view(endpoint: AdmissionEndpoint, max_body_bytes: int) -> Callable[[], Response]:
+def _view(
+    endpoint: AdmissionEndpoint, max_body_bytes: int, gate: BodyGate
+) -> Callable[[], Response]:
+    def gated_view() -> Response:
+        try:
+            with gate.admit(request.content_length):
+                return view()
+        except ServerBusy as busy:
+            metrics.ADMISSION_REQUESTS.labels(endpoint.name, "busy").inc()
+            log.warning("busy on %s: %s", endpoint.path, busy)
+            return server_busy()
+
     def view() -> Response:
         started = time.perf_counter()
         try:
@@ -97,4 +121,4 @@ def _view(endpoint: AdmissionEndpoint, max_body_bytes: int) -> Callable[[], Resp
         )
         return jsonify(body)
 
-    return view
+    return gated_view

@@ -1,9 +1,10 @@
 """The PushReview Blueprint: ``POST /v1/pushreviews``.
 
 Steps, in order, each able to end the request: who is calling (TokenReview: an anonymous
-client never makes us read its body), the body (bounded, strictly parsed), may they ask
-(SubjectAccessReview in the push's namespace), are the caches ready, the decision (the
-same rules as ``kubectl apply``), and a Warning Event on the ImageStream when denied.
+client never makes us read its body), a slot if the body is large (see ``BodyGate``), the
+body (bounded, strictly parsed), may they ask (SubjectAccessReview in the push's
+namespace), are the caches ready, the decision (the same rules as ``kubectl apply``), and
+a Warning Event on the ImageStream when denied.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from kube.events import Recorder
 from quota.decision import Decision
 from webhook import metrics
-from webhook.httpjson import json_error, read_body, too_large
+from webhook.httpjson import (
+    BodyGate,
+    ServerBusy,
+    json_error,
+    read_body,
+    server_busy,
+    too_large,
+)
 from webhook.pushreview.auth import User
 from webhook.pushreview.review import (
     MAX_BODY_BYTES,
@@ -79,8 +87,11 @@ def pushreview_blueprint(
     authorizer: PushAuthorizer,
     recorder: Recorder,
     not_ready: Callable[[], str | None],
+    gate: BodyGate | None = None,
 ) -> Blueprint:
+    """``gate`` is shared with the worker's other APIs (a gate of its own when None)."""
     pushreviews = Blueprint("pushreview", __name__)
+    body_gate = gate or BodyGate()
 
     def caller() -> User:
         token = _bearer_token()
@@ -130,20 +141,21 @@ def pushreview_blueprint(
 
     def review() -> tuple[Response, str]:
         user = caller()
-        push = push_request()
-        authorize(user, push)
-        decision = decide(push)
-        log.info(
-            "pushreview ns=%s repository=%s tag=%s digest=%s user=%s allowed=%s",
-            push.namespace,
-            push.repository,
-            push.tag or "-",
-            push.digest,
-            user.name,
-            decision.allowed,
-        )
-        record_denial(push, decision)
-        return jsonify(answer(push, decision)), "allowed" if decision.allowed else "denied"
+        with body_gate.admit(request.content_length):
+            push = push_request()
+            authorize(user, push)
+            decision = decide(push)
+            log.info(
+                "pushreview ns=%s repository=%s tag=%s digest=%s user=%s allowed=%s",
+                push.namespace,
+                push.repository,
+                push.tag or "-",
+                push.digest,
+                user.name,
+                decision.allowed,
+            )
+            record_denial(push, decision)
+            return jsonify(answer(push, decision)), "allowed" if decision.allowed else "denied"
 
     @pushreviews.post(PATH)
     def push_review() -> Response:
@@ -152,6 +164,9 @@ def pushreview_blueprint(
             response, label = review()
         except _Refused as refused:
             response, label = refused.response, refused.label
+        except ServerBusy as busy:
+            log.warning("pushreview: %s", busy)
+            response, label = server_busy(), "busy"
         except (ApiException, urllib3.exceptions.HTTPError) as err:
             # TokenReview or SubjectAccessReview could not be made: retryable.
             log.warning("pushreview: API server unavailable: %s", type(err).__name__)

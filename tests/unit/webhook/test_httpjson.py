@@ -1,10 +1,11 @@
-"""Bounded body reads, the drain that lets a client read our 400, media types, and the
-cost of parsing counted before parsing."""
+"""Bounded body reads, the drain that lets a client read our 400, media types, the cost
+of parsing counted before parsing, and the gate on large bodies."""
 
 from __future__ import annotations
 
 import io
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -15,8 +16,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from webhook import httpjson
 from webhook.httpjson import (
+    BodyGate,
     JsonCost,
     JsonLimits,
+    ServerBusy,
     check_cost,
     media_type,
     read_body,
@@ -24,6 +27,7 @@ from webhook.httpjson import (
 )
 
 APP = Flask("test")
+DEADLINE = 10.0
 
 
 def read(data: bytes, max_bytes: int, *, declare_length: bool = True) -> tuple[bytes | None, int]:
@@ -174,3 +178,58 @@ def test_a_body_over_a_limit_is_refused_naming_it() -> None:
 def test_json_is_utf_8_only(body: bytes) -> None:
     with pytest.raises(ValueError, match=r"^request body is not valid JSON: not UTF-8 at byte"):
         limited(body)
+
+
+# --- large bodies, a few at a time -----------------------------------------------------------
+
+
+def test_small_bodies_need_no_slot() -> None:
+    gate = BodyGate(slots=0, wait_seconds=0, small_bytes=100)
+    with gate.admit(100):
+        pass
+
+
+@pytest.mark.parametrize("length", [101, None])
+def test_a_large_body_or_one_of_unknown_length_waits_for_a_slot_then_gives_up(
+    length: int | None,
+) -> None:
+    gate = BodyGate(slots=1, wait_seconds=0.01, small_bytes=100)
+    with gate.admit(101), pytest.raises(ServerBusy), gate.admit(length):
+        pass
+    with gate.admit(length):  # the slot is back
+        pass
+
+
+def test_a_slot_is_given_back_when_the_request_fails() -> None:
+    gate = BodyGate(slots=1, wait_seconds=0, small_bytes=0)
+    with pytest.raises(RuntimeError), gate.admit(1):
+        raise RuntimeError("handler crashed")
+    with gate.admit(1):
+        pass
+
+
+def test_no_more_large_bodies_than_slots_are_held_at_once() -> None:
+    slots, threads = 2, 8
+    gate = BodyGate(slots=slots, wait_seconds=DEADLINE, small_bytes=0)
+    inside = threading.Semaphore(0)
+    release = threading.Event()
+    held: list[int] = []
+    lock = threading.Lock()
+
+    def hold() -> None:
+        with gate.admit(None):
+            with lock:
+                held.append(len(held) + 1)
+            inside.release()
+            release.wait(DEADLINE)
+
+    workers = [threading.Thread(target=hold) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for _ in range(slots):
+        assert inside.acquire(timeout=DEADLINE)
+    assert not inside.acquire(timeout=0.2), "a third body got a slot"
+    release.set()
+    for worker in workers:
+        worker.join(DEADLINE)
+    assert len(held) == threads

@@ -17,6 +17,7 @@ from werkzeug.test import TestResponse
 from quota.decision import Decision
 from quota.objects import Obj
 from webhook.app import create_app
+from webhook.httpjson import RETRY_AFTER_SECONDS, BodyGate
 from webhook.pushreview.auth import User
 from webhook.pushreview.review import MAX_BODY_BYTES, PushRequest
 from webhook.pushreview.routes import PATH, pushreview_blueprint
@@ -82,13 +83,19 @@ class Rig:
     authorizer: FakeAuthorizer = field(default_factory=FakeAuthorizer)
     recorder: FakeRecorder = field(default_factory=FakeRecorder)
     pending: str | None = None
+    gate: BodyGate = field(default_factory=BodyGate)
 
     def not_ready(self) -> str | None:
         return self.pending
 
     def client(self) -> FlaskClient:
         routes = pushreview_blueprint(
-            self.judge, self.authenticator, self.authorizer, self.recorder, self.not_ready
+            self.judge,
+            self.authenticator,
+            self.authorizer,
+            self.recorder,
+            self.not_ready,
+            self.gate,
         )
         return create_app([routes]).test_client()
 
@@ -346,6 +353,11 @@ OUTCOMES: dict[str, tuple[Callable[[Rig], None], dict[str, Any], str]] = {
     "too large": (lambda rig: None, {"body": b"x" * (MAX_BODY_BYTES + 1)}, "bad_request"),
     "not allowed": (lambda rig: None, {"body": review(namespace="team-b")}, "forbidden"),
     "API server away": (broken_authenticator, {}, "error"),
+    "busy": (
+        lambda rig: setattr(rig, "gate", BodyGate(slots=0, wait_seconds=0)),
+        {"body": b"x" * 20_000},
+        "busy",
+    ),
 }
 
 
@@ -371,3 +383,16 @@ def test_every_judged_push_is_logged_with_who_and_what(
         f"pushreview ns=team-a repository=app tag=- digest={DIGEST} user=alice allowed=True"
         in caplog.messages
     )
+
+
+def test_a_large_body_that_finds_no_slot_is_a_retryable_503(rig: Rig) -> None:
+    rig.gate = BodyGate(slots=0, wait_seconds=0, small_bytes=10)
+    response = post(rig.client())
+    assert assert_json_error(response, 503) == "too many large requests at once; retry"
+    assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    assert rig.judge.pushes == [] and rig.authorizer.asked == []
+
+
+def test_an_anonymous_caller_is_refused_before_waiting_for_a_slot(rig: Rig) -> None:
+    rig.gate = BodyGate(slots=0, wait_seconds=0, small_bytes=10)
+    assert_json_error(post(rig.client(), authorization=None), 401)
