@@ -19,7 +19,7 @@ from itertools import accumulate
 from typing import Any, Final
 
 from flask import Response, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge, RequestTimeout
 
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 """An oversized body is read and dropped up to this much, so that the client, still
@@ -93,6 +93,13 @@ def server_busy() -> Response:
     return response
 
 
+def request_timeout() -> Response:
+    """The 408 for a body that did not arrive in time; the connection then closes."""
+    response = json_error(408, "request body not received in time")
+    response.headers["Connection"] = "close"
+    return response
+
+
 def too_large(max_bytes: int) -> Response:
     """The 400 for an oversized body; the connection closes, as the body may be unread."""
     response = json_error(400, f"request body exceeds {max_bytes} bytes")
@@ -101,22 +108,36 @@ def too_large(max_bytes: int) -> Response:
 
 
 def _drain(limit: int) -> None:
+    """Read and drop what the client still sends, up to ``limit``, while it sends in time."""
     stream = request.stream
     drained = 0
-    while drained < limit:
-        chunk = stream.read(min(65536, limit - drained))
-        if not chunk:
-            return
-        drained += len(chunk)
+    try:
+        while drained < limit:
+            chunk = stream.read(min(65536, limit - drained))
+            if not chunk:
+                return
+            drained += len(chunk)
+    except (OSError, ClientDisconnected):
+        return
 
 
 def read_body(max_bytes: int) -> bytes:
-    """The request body, or RequestEntityTooLarge when it is over ``max_bytes``."""
+    """The request body; RequestEntityTooLarge when it is over ``max_bytes``,
+    RequestTimeout when the client did not send it in time (the server's socket says)."""
     length = request.content_length
     if length is not None and length > max_bytes:
         _drain(DRAIN_LIMIT_BYTES)
         raise RequestEntityTooLarge()
-    body = request.stream.read(max_bytes + 1)
+    try:
+        body = request.stream.read(max_bytes + 1)
+    except ClientDisconnected as err:  # werkzeug's wrapper of the stream, on any read error
+        if isinstance(err.__context__, TimeoutError):
+            raise RequestTimeout() from None
+        raise
+    except TimeoutError:  # gunicorn's own stream: it ends the body, werkzeug does not wrap it
+        raise RequestTimeout() from None
+    except OSError:  # a chunked body cut short
+        raise ClientDisconnected() from None
     if len(body) > max_bytes:
         _drain(DRAIN_LIMIT_BYTES)
         raise RequestEntityTooLarge()

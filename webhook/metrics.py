@@ -21,7 +21,7 @@ ADMISSION_LATENCY = Histogram(
 )
 BAD_REQUESTS = Counter(
     "registry_bad_requests_total",
-    "Request bodies rejected with HTTP 400, by endpoint.",
+    "Request bodies rejected with HTTP 400 (408 when not sent in time), by endpoint.",
     ["endpoint"],
 )
 PUSH_REVIEWS = Counter(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from flask import Blueprint, Response, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
 from quota.decision import Decision
 from webhook import metrics
@@ -25,6 +25,7 @@ from webhook.httpjson import (
     ServerBusy,
     json_error,
     read_body,
+    request_timeout,
     server_busy,
     too_large,
 )
@@ -96,6 +97,9 @@ def _view(
         except RequestEntityTooLarge:
             metrics.BAD_REQUESTS.labels(endpoint.name).inc()
             return too_large(max_body_bytes)
+        except RequestTimeout:
+            metrics.BAD_REQUESTS.labels(endpoint.name).inc()
+            return request_timeout()
         except BadReview as err:
             metrics.BAD_REQUESTS.labels(endpoint.name).inc()
             log.warning("rejected malformed review on %s: %s", endpoint.path, err)

@@ -17,7 +17,7 @@ from typing import Final, Protocol
 import urllib3
 from flask import Blueprint, Response, jsonify, request
 from kubernetes.client.exceptions import ApiException
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
 from kube.events import Recorder
 from quota.decision import Decision
@@ -27,6 +27,7 @@ from webhook.httpjson import (
     ServerBusy,
     json_error,
     read_body,
+    request_timeout,
     server_busy,
     too_large,
 )
@@ -107,6 +108,8 @@ def pushreview_blueprint(
             return parse_push_review(read_body(MAX_BODY_BYTES), request.content_type)
         except RequestEntityTooLarge:
             raise _Refused(too_large(MAX_BODY_BYTES), "bad_request") from None
+        except RequestTimeout:
+            raise _Refused(request_timeout(), "bad_request") from None
         except BadPushReview as err:
             raise _Refused(json_error(400, str(err)), "bad_request") from None
 

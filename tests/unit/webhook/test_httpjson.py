@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge, RequestTimeout
 
 from webhook import httpjson
 from webhook.httpjson import (
@@ -57,6 +57,57 @@ def test_a_body_over_the_limit_is_refused_and_drained(declare_length: bool) -> N
     body, consumed = read(b"x" * 5000, 100, declare_length=declare_length)
     assert body is None
     assert consumed == 5000, "the client, still sending, must be able to read our answer"
+
+
+class Stalled:
+    """A body whose client sends ``sent`` and then nothing in time: reading on fails as
+    ``error`` (the socket's timeout, or the end of its data)."""
+
+    def __init__(self, error: OSError, sent: bytes = b"") -> None:
+        self.error = error
+        self.sent = sent
+
+    def read(self, size: int = -1) -> bytes:
+        data, self.sent = self.sent, b""
+        if not data:
+            raise self.error
+        return data
+
+
+def read_stalled(
+    error: OSError, *, declare_length: bool, sent: bytes = b""
+) -> bytes | type[Exception]:
+    """What read_body(1000) returns, or the class of what it raises, for a stalled body."""
+    environ: dict[str, object] = {"wsgi.input": Stalled(error, sent)}
+    if declare_length:  # werkzeug wraps the stream, and turns read errors into its own
+        environ["CONTENT_LENGTH"] = str(len(sent) + 100)
+    else:  # the server ends the body itself (gunicorn does, with or without a length)
+        environ["wsgi.input_terminated"] = True
+        environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+    with APP.test_request_context("/", method="POST", environ_overrides=environ):
+        try:
+            return read_body(1000)
+        except Exception as err:
+            return type(err)
+
+
+@pytest.mark.parametrize("declare_length", [True, False])
+def test_a_body_not_sent_in_time_is_a_request_timeout(declare_length: bool) -> None:
+    timed_out = TimeoutError("the read limit is spent")
+    assert read_stalled(timed_out, declare_length=declare_length) is RequestTimeout
+
+
+@pytest.mark.parametrize("declare_length", [True, False])
+def test_a_body_cut_short_is_a_client_disconnect(declare_length: bool) -> None:
+    gone = ConnectionResetError("the client went away")
+    assert read_stalled(gone, declare_length=declare_length) is ClientDisconnected
+
+
+@pytest.mark.parametrize("declare_length", [True, False])
+def test_the_drain_of_a_body_too_large_ends_when_the_client_stalls(declare_length: bool) -> None:
+    timed_out = TimeoutError("the read limit is spent")
+    too_much = read_stalled(timed_out, declare_length=declare_length, sent=b"x" * 2000)
+    assert too_much is RequestEntityTooLarge
 
 
 def test_the_drain_stops_at_its_own_limit(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 from typing import Any
@@ -254,3 +255,29 @@ def test_a_large_body_that_finds_no_slot_is_a_retryable_503() -> None:
     assert sample(busy[0], **busy[1]) == before + 1
     small = client.post("/allow", data=b"{}", content_type="application/json")
     assert small.status_code == 400  # read and judged: no slot needed
+
+
+class Silent(io.BytesIO):
+    """The body of a client that sends nothing in time: the server's socket times out."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise TimeoutError("the read limit is spent")
+
+    def readinto(self, buffer: Any) -> int:
+        raise TimeoutError("the read limit is spent")
+
+
+def test_a_body_not_sent_in_time_is_a_408_that_closes_the_connection(
+    client: FlaskClient,
+) -> None:
+    before = sample("registry_bad_requests_total", endpoint="deny")
+    response = client.post(
+        "/deny",
+        input_stream=Silent(),
+        content_type="application/json",
+        environ_overrides={"CONTENT_LENGTH": "100"},
+    )
+    assert response.status_code == 408
+    assert response.get_json() == {"code": 408, "error": "request body not received in time"}
+    assert response.headers["Connection"] == "close"
+    assert sample("registry_bad_requests_total", endpoint="deny") == before + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Callable
@@ -396,3 +397,27 @@ def test_a_large_body_that_finds_no_slot_is_a_retryable_503(rig: Rig) -> None:
 def test_an_anonymous_caller_is_refused_before_waiting_for_a_slot(rig: Rig) -> None:
     rig.gate = BodyGate(slots=0, wait_seconds=0, small_bytes=10)
     assert_json_error(post(rig.client(), authorization=None), 401)
+
+
+class Silent(io.BytesIO):
+    """The body of a client that sends nothing in time: the server's socket times out."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise TimeoutError("the read limit is spent")
+
+    def readinto(self, buffer: Any) -> int:
+        raise TimeoutError("the read limit is spent")
+
+
+def test_a_body_not_sent_in_time_is_a_408(rig: Rig) -> None:
+    before = pushes_counted("bad_request")
+    response = rig.client().post(
+        PATH,
+        input_stream=Silent(),
+        environ_overrides={"CONTENT_LENGTH": "100"},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert assert_json_error(response, 408) == "request body not received in time"
+    assert rig.judge.pushes == []
+    assert pushes_counted("bad_request") == before + 1
