@@ -8,12 +8,13 @@ is the child; :func:`serve` starts it and stops it.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import ssl
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import requests
@@ -25,7 +26,7 @@ from localcluster.processes import ManagedProcess
 from localcluster.waiting import wait_for
 from tests.unit.webhook.fakes import fake_app
 from webhook import devcerts
-from webhook.tlsserver import WebhookServer
+from webhook.tlsserver import ReadLimits, WebhookServer
 
 STARTUP_SECONDS = 30.0
 """gunicorn forks its worker and the worker imports the app in about a second; a shared
@@ -79,8 +80,14 @@ def _status(path: Path) -> dict[str, str]:
 
 
 @contextmanager
-def serve(directory: Path, *, threads: int = Settings().threads) -> Iterator[Served]:
-    """The server on a free loopback port, answering ``/healthz``; stopped on exit."""
+def serve(
+    directory: Path,
+    *,
+    threads: int = Settings().threads,
+    read_limits: ReadLimits | None = None,
+) -> Iterator[Served]:
+    """The server on a free loopback port, answering ``/healthz``; stopped on exit.
+    ``read_limits`` are the server's own defaults when None."""
     port = free_port()
     certs = directory / "certs"
     devcerts.ensure(certs, ["127.0.0.1"])
@@ -93,6 +100,7 @@ def serve(directory: Path, *, threads: int = Settings().threads) -> Iterator[Ser
             f"--port={port}",
             f"--certs-dir={certs}",
             f"--threads={threads}",
+            f"--read-limits={json.dumps(asdict(read_limits or ReadLimits()))}",
         ],
         directory / "logs",
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -118,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--certs-dir", type=Path, required=True)
     parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--read-limits", type=json.loads, required=True)
     args = parser.parse_args(argv)
     files = devcerts.ensure(args.certs_dir, ["127.0.0.1"])
     WebhookServer(
@@ -128,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         workers=Settings().workers,
         threads=args.threads,
         log_level="warning",
+        read_limits=ReadLimits(**args.read_limits),
     ).run()
 
 
