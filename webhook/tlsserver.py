@@ -39,8 +39,9 @@ MMAP_THRESHOLD_BYTES: Final = 1024 * 1024
 """Blocks this big or bigger (request bodies, their text) get pages of their own, given
 back to the OS when freed. Left alone, glibc raises this threshold to the biggest block
 freed so far (up to 32 MiB): from then on an 8 MiB body lands in a thread's heap and its
-pages stay resident once it is freed. Measured (test_served_parse_cost.py): a stream of
-8 MiB bodies left the worker 150 MiB bigger; 7 MiB with these settings."""
+pages stay resident once it is freed. Measured (test_served_parse_cost.py): after a
+stream of hostile 8 MiB bodies the worker stayed some 200 MiB bigger; 20 MiB with these
+settings."""
 TRIM_THRESHOLD_BYTES: Final = 128 * 1024
 """Free memory at the top of a heap above this goes back to the OS: glibc's default, which
 its dynamic adjustment (off once the mmap threshold is set) may already have doubled."""
