@@ -2,25 +2,114 @@
 
 No request, however malformed, gets a 500 or a traceback: bodies are read up to a bound
 and parsed into one JSON object of an expected apiVersion and kind, or refused with a
-message naming the first problem.
+message naming the first problem. Parsing is bounded too: in cost per body (depth and
+number of values, counted before any Python object is built) and in large bodies handled
+at once (:class:`BodyGate`).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Any, Final
 
 from flask import Response, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge, RequestTimeout
 
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 """An oversized body is read and dropped up to this much, so that the client, still
 sending, can read our 400; past it we just close the connection."""
+LARGE_BODY_SLOTS: Final = 2
+"""Large bodies read, parsed and answered at once in one worker. json.loads holds the GIL,
+so a worker parses one body at a time whatever the slots; a second lets one body arrive
+while another is parsed. Measured (test_served_parse_cost.py): a stream of hostile 8 MiB
+bodies, 24 at a time, raises the worker's peak by some 60 MiB."""
+LARGE_BODY_WAIT_SECONDS: Final = 2.0
+"""How long a large body waits for a slot before a retryable 503: well inside the shortest
+webhook timeout we register (5 s), so that the API server still has time to retry."""
+SMALL_BODY_BYTES: Final = 16 * 1024
+"""Bodies up to this size need no slot: a review of a ServiceAccount, a policy or a small
+ImageStream, a PushReview of 50 layers. 64 threads each parsing one hold at most 64 x
+16 KiB x 25 (the most memory per byte of JSON measured) = 25 MiB."""
+RETRY_AFTER_SECONDS: Final = 1
+"""Our 503s say when to retry: client-go (the API server's webhook client) retries a 503
+only when it carries Retry-After."""
+
+
+class ServerBusy(Exception):
+    """Every slot for large bodies stayed taken for the whole wait."""
+
+
+class BodyGate:
+    """Bounds the large bodies a worker holds at once, across its threads.
+
+    A large body is held from before it is read until its answer is built: as bytes, as
+    text, scanned, parsed, and handled. Small bodies pass freely (the common case: the
+    API server's reviews are a few KiB). A body of unknown length counts as large.
+    """
+
+    def __init__(
+        self,
+        *,
+        slots: int = LARGE_BODY_SLOTS,
+        wait_seconds: float = LARGE_BODY_WAIT_SECONDS,
+        small_bytes: int = SMALL_BODY_BYTES,
+    ) -> None:
+        self._slots = threading.BoundedSemaphore(slots)
+        self._wait_seconds = wait_seconds
+        self._small_bytes = small_bytes
+
+    @contextmanager
+    def admit(self, content_length: int | None) -> Iterator[None]:
+        """Hold a slot for a large body; raise :class:`ServerBusy` if none frees in time."""
+        if content_length is not None and content_length <= self._small_bytes:
+            yield
+            return
+        if not self._slots.acquire(timeout=self._wait_seconds):
+            raise ServerBusy(f"no slot for a large body within {self._wait_seconds:g} s")
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
+ECHO_LIMIT = 80
+"""Characters of a refused value an error message repeats: enough to recognise it, and a
+3 MB ``kind`` never becomes a 3 MB answer and log line."""
+
+
+def brief(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``repr(value)``, cut to ``limit`` characters with a note of how long it was."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
 
 
 def json_error(status: int, message: str) -> Response:
     response = jsonify({"error": message, "code": status})
     response.status_code = status
+    return response
+
+
+def server_busy() -> Response:
+    """The retryable 503 for a large body that found no slot. The body is drained unread
+    (no memory), or the client, still sending it, could not read the 503."""
+    _drain(DRAIN_LIMIT_BYTES)
+    response = json_error(503, "too many large requests at once; retry")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def request_timeout() -> Response:
+    """The 408 for a body that did not arrive in time; the connection then closes."""
+    response = json_error(408, "request body not received in time")
+    response.headers["Connection"] = "close"
     return response
 
 
@@ -32,22 +121,36 @@ def too_large(max_bytes: int) -> Response:
 
 
 def _drain(limit: int) -> None:
+    """Read and drop what the client still sends, up to ``limit``, while it sends in time."""
     stream = request.stream
     drained = 0
-    while drained < limit:
-        chunk = stream.read(min(65536, limit - drained))
-        if not chunk:
-            return
-        drained += len(chunk)
+    try:
+        while drained < limit:
+            chunk = stream.read(min(65536, limit - drained))
+            if not chunk:
+                return
+            drained += len(chunk)
+    except (OSError, ClientDisconnected):
+        return
 
 
 def read_body(max_bytes: int) -> bytes:
-    """The request body, or RequestEntityTooLarge when it is over ``max_bytes``."""
+    """The request body; RequestEntityTooLarge when it is over ``max_bytes``,
+    RequestTimeout when the client did not send it in time (the server's socket says)."""
     length = request.content_length
     if length is not None and length > max_bytes:
         _drain(DRAIN_LIMIT_BYTES)
         raise RequestEntityTooLarge()
-    body = request.stream.read(max_bytes + 1)
+    try:
+        body = request.stream.read(max_bytes + 1)
+    except ClientDisconnected as err:  # werkzeug's wrapper of the stream, on any read error
+        if isinstance(err.__context__, TimeoutError):
+            raise RequestTimeout() from None
+        raise
+    except TimeoutError:  # gunicorn's own stream: it ends the body, werkzeug does not wrap it
+        raise RequestTimeout() from None
+    except OSError:  # a chunked body cut short
+        raise ClientDisconnected() from None
     if len(body) > max_bytes:
         _drain(DRAIN_LIMIT_BYTES)
         raise RequestEntityTooLarge()
@@ -58,6 +161,60 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+@dataclass(frozen=True)
+class JsonLimits:
+    """What parsing one body may cost. Python holds a JSON value in 30 to 100 bytes (an
+    empty dict is 64, a short string 50), besides the text of its strings: an 8 MiB
+    ``[{},{},...]`` became 200 MiB. Each API sets these from its real bodies."""
+
+    max_depth: int
+    max_values: int
+
+
+SCAN_CHUNK_CHARS: Final = 64 * 1024
+"""The cost check reads a body in pieces this long, so that it never holds more than a
+few MiB of its own however many strings the body has."""
+_STRING: Final = re.compile(r'"[^"]*+(?:"|\Z)')
+"""A string, once escapes are out, or an unterminated one up to the end. Possessive, so
+the search never backtracks: linear in the text's length."""
+_NOT_A_BRACKET: Final = re.compile(r"[^\[\]{}]++")
+_NESTING: Final = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+@dataclass(frozen=True)
+class JsonCost:
+    values: int
+    depth: int
+
+
+def check_cost(text: str, limits: JsonLimits, *, chunk: int = SCAN_CHUNK_CHARS) -> JsonCost:
+    """What parsing ``text`` would cost, or ValueError naming the limit it would exceed.
+
+    Outside strings, every value but the first follows a comma or opens a container, so
+    ``1 + commas + containers`` bounds the values ``json.loads`` would build; the running
+    count of open brackets is the depth it would recurse to. Both hold for a text that is
+    not JSON too: json.loads stops at its first error, having built only what came before.
+    All C-speed string operations, a chunk at a time: no Python object per value.
+    """
+    # Escaped backslashes, then escaped quotes, out: every quote left opens or closes a
+    # string (left to right, as JSON reads escapes), so quote parity says what is inside.
+    plain = text.replace("\\\\", "").replace('\\"', "")
+    values, depth, deepest, inside = 1, 0, 0, False
+    for start in range(0, len(plain), chunk):
+        piece = plain[start : start + chunk]
+        bare = _STRING.sub("", '"' + piece if inside else piece)
+        inside ^= piece.count('"') % 2 == 1
+        values += bare.count(",") + bare.count("[") + bare.count("{")
+        if values > limits.max_values:
+            raise ValueError(f"has more than {limits.max_values} JSON values")
+        brackets = _NOT_A_BRACKET.sub("", bare)
+        levels = list(accumulate(map(_NESTING.__getitem__, brackets), initial=depth))
+        depth, deepest = levels[-1], max(deepest, max(levels))
+        if deepest > limits.max_depth:
+            raise ValueError(f"JSON is nested more than {limits.max_depth} levels deep")
+    return JsonCost(values, deepest)
+
+
 def typed_json_object(
     body: bytes,
     content_type: str | None,
@@ -65,8 +222,13 @@ def typed_json_object(
     api_version: str,
     kind: str,
     error: type[ValueError],
+    limits: JsonLimits,
 ) -> dict[str, Any]:
-    """The body as a dict, or ``error`` naming the first problem (never a traceback)."""
+    """The body as a dict, or ``error`` naming the first problem (never a traceback).
+
+    JSON is read as UTF-8 only (RFC 8259 requires it between systems): the cost check
+    reads characters, and in UTF-16 a bracket's byte may be half of another character.
+    """
     if media_type(content_type) != "application/json":
         raise error(
             f"unsupported content type {content_type or '(none)'!r}: expected application/json"
@@ -74,17 +236,23 @@ def typed_json_object(
     if not body:
         raise error(f"request body is empty: expected a {kind} in JSON")
     try:
-        obj = json.loads(body)
-    except RecursionError:
-        raise error("request body JSON is nested too deeply") from None
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise error(f"request body is not valid JSON: not UTF-8 at byte {err.start}") from None
+    try:
+        check_cost(text, limits)
     except ValueError as err:
-        # Not only JSONDecodeError and UnicodeDecodeError: an integer of more than 4,300
-        # digits raises a plain ValueError (CPython's int conversion limit).
+        raise error(f"request body {err}") from None
+    try:
+        obj = json.loads(text)
+    except ValueError as err:
+        # Not only JSONDecodeError: an integer of more than 4,300 digits raises a plain
+        # ValueError (CPython's int conversion limit).
         raise error(f"request body is not valid JSON: {err}") from None
     if not isinstance(obj, dict):
         raise error(f"request body must be a JSON object: a {kind}")
     if obj.get("kind") != kind:
-        raise error(f"kind must be {kind!r}, got {obj.get('kind')!r}")
+        raise error(f"kind must be {kind!r}, got {brief(obj.get('kind'))}")
     if obj.get("apiVersion") != api_version:
-        raise error(f"apiVersion must be {api_version!r}, got {obj.get('apiVersion')!r}")
+        raise error(f"apiVersion must be {api_version!r}, got {brief(obj.get('apiVersion'))}")
     return obj

@@ -27,6 +27,7 @@ from webhook.admission.routes import admission_blueprint
 from webhook.admission.serviceaccounts import ServiceAccountReads
 from webhook.app import create_app
 from webhook.caches import WebhookCaches
+from webhook.httpjson import BodyGate
 from webhook.pushreview.auth import Authenticator, Authorizer
 from webhook.pushreview.judge import PushJudge, PushReads
 from webhook.pushreview.routes import PushAuthorizer, TokenAuthenticator, pushreview_blueprint
@@ -54,6 +55,7 @@ def assemble_app(
     require_client_certificate: bool = False,
 ) -> Flask:
     """The endpoints, handlers and Blueprints, given their I/O (so tests can pass fakes)."""
+    gate = BodyGate()  # one per worker: both APIs' large bodies count against it
     endpoints = [
         AdmissionEndpoint(
             MUTATE_SERVICEACCOUNTS,
@@ -69,10 +71,10 @@ def assemble_app(
         AdmissionEndpoint(VALIDATE_POLICIES, policies.validate, mutating=False),
     ]
     push_reviews = pushreview_blueprint(
-        PushJudge(caches, quota), authenticator, authorizer, recorder, caches.not_ready
+        PushJudge(caches, quota), authenticator, authorizer, recorder, caches.not_ready, gate
     )
     admission = admission_blueprint(
-        endpoints, require_client_certificate=require_client_certificate
+        endpoints, gate=gate, require_client_certificate=require_client_certificate
     )
     return create_app([admission, push_reviews], readiness=[caches.not_ready])
 

@@ -10,7 +10,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ADMISSION_REQUESTS = Counter(
     "registry_admission_requests_total",
     "Admission requests answered, by endpoint and decision (allowed, patched, denied, error, "
-    "unauthenticated: no client certificate of the API server).",
+    "unauthenticated: no client certificate of the API server; busy: a large body found "
+    "no slot).",
     ["endpoint", "decision"],
 )
 ADMISSION_LATENCY = Histogram(
@@ -21,13 +22,13 @@ ADMISSION_LATENCY = Histogram(
 )
 BAD_REQUESTS = Counter(
     "registry_bad_requests_total",
-    "Request bodies rejected with HTTP 400, by endpoint.",
+    "Request bodies rejected with HTTP 400 (408 when not sent in time), by endpoint.",
     ["endpoint"],
 )
 PUSH_REVIEWS = Counter(
     "registry_push_reviews_total",
     "PushReview requests answered, by decision (allowed, denied, unauthenticated, throttled, "
-    "bad_request, forbidden, error).",
+    "bad_request, forbidden, error, busy: a large body found no slot).",
     ["decision"],
 )
 TOKEN_REVIEWS = Counter(

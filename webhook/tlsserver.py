@@ -1,18 +1,30 @@
-"""gunicorn over TLS (1.2 minimum) with gthread workers, embedded so one command starts it."""
+"""gunicorn over TLS (1.2 minimum) with gthread workers, embedded so one command starts it.
+
+A worker thread waits for a client only so long: for its TLS handshake, its request's
+headers, its request's body (:class:`ReadLimits`), and not at all once it goes quiet
+after its handshake (the connection goes back to the poller).
+"""
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
 import ssl
-from collections.abc import Callable
-from typing import Any
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import _DEFER as DEFER
 from gunicorn.workers.gthread import ThreadWorker
+
+from webhook.registration import TIMEOUT_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -23,17 +35,155 @@ to start; then the connection goes back to the poller and costs no thread (gunic
 own wait before the handshake is as long)."""
 
 
+MMAP_THRESHOLD_BYTES: Final = 1024 * 1024
+"""Blocks this big or bigger (request bodies, their text) get pages of their own, given
+back to the OS when freed. Left alone, glibc raises this threshold to the biggest block
+freed so far (up to 32 MiB): from then on an 8 MiB body lands in a thread's heap and its
+pages stay resident once it is freed. Measured (test_served_parse_cost.py): after a
+stream of hostile 8 MiB bodies the worker stayed some 200 MiB bigger; 20 MiB with these
+settings."""
+TRIM_THRESHOLD_BYTES: Final = 128 * 1024
+"""Free memory at the top of a heap above this goes back to the OS: glibc's default, which
+its dynamic adjustment (off once the mmap threshold is set) may already have doubled."""
+_M_TRIM_THRESHOLD: Final = -1
+_M_MMAP_THRESHOLD: Final = -3
+"""mallopt's parameter numbers, from glibc's <malloc.h>."""
+
+
+def return_large_blocks_to_the_os() -> None:
+    """Fix glibc's thresholds (where there is glibc: the runtime image is Debian)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except AttributeError:
+        log.debug("no mallopt in this C library; large blocks stay with the allocator")
+        return
+    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+
+
+READ_SECONDS: Final = float(max(TIMEOUT_SECONDS.values()))
+"""The API server gives up on a webhook call after its timeoutSeconds (10 s at most for
+ours), reading of the request included: a request still arriving after that is read for
+no one. The API server sends a review in one write, the registry a PushReview too."""
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """How long a client may keep a worker thread waiting for each part of a request.
+
+    The handshake's limit is on its whole duration; the headers' and the body's on the
+    time spent waiting for their bytes (not the time we spend on the request, such as a
+    PushReview's TokenReview before its body is read), so a client trickling a byte at a
+    time gets no more than a silent one.
+    """
+
+    handshake_seconds: float = READ_SECONDS
+    header_seconds: float = READ_SECONDS
+    body_seconds: float = READ_SECONDS
+
+
+class ReadTimedOut(NoMoreData, TimeoutError):  # type: ignore[misc]
+    """A client took longer than its limit: to gunicorn, no more data (it closes the
+    connection quietly); to the app reading a body, a timeout (it answers 408)."""
+
+
+class ReadBudget:
+    """Seconds a client may keep us waiting for its bytes, spent as it does."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._left = seconds
+        self._clock = clock
+
+    @contextmanager
+    def waiting(self) -> Iterator[float]:
+        """How long the next read may wait (TimeoutError once spent); what it waits is
+        spent."""
+        if self._left <= 0:
+            raise TimeoutError("no time left to wait")
+        started = self._clock()
+        try:
+            yield self._left
+        finally:
+            self._left -= self._clock() - started
+
+
+class DeadlineSocket(ssl.SSLSocket):
+    """The server's TLS socket, made by its SSLContext: its handshake ends within the
+    limit, and each read waits at most what is left of the current part's budget."""
+
+    limits: ClassVar[ReadLimits] = ReadLimits()
+    _budget: ReadBudget | None = None
+    _part = ""
+    _seconds = 0.0
+
+    @classmethod
+    def with_limits(cls, limits: ReadLimits) -> type[DeadlineSocket]:
+        return type(cls.__name__, (cls,), {"limits": limits})
+
+    def expect_headers(self) -> None:
+        self._expect("request headers", self.limits.header_seconds)
+
+    def expect_body(self) -> None:
+        self._expect("request body", self.limits.body_seconds)
+
+    def _expect(self, part: str, seconds: float) -> None:
+        self._part, self._seconds = part, seconds
+        self._budget = ReadBudget(seconds)
+
+    def do_handshake(self, block: bool = False) -> None:
+        previous = self.gettimeout()
+        # CPython bounds the whole handshake by the socket timeout, not each read.
+        self.settimeout(self.limits.handshake_seconds)
+        try:
+            super().do_handshake(block)
+        except TimeoutError:
+            raise self._timed_out("TLS handshake", self.limits.handshake_seconds) from None
+        finally:
+            self.settimeout(previous)
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        budget = self._budget
+        if budget is None:
+            return super().recv(buflen, flags)
+        previous = self.gettimeout()
+        try:
+            with budget.waiting() as seconds:
+                self.settimeout(seconds if previous is None else min(previous, seconds))
+                return super().recv(buflen, flags)
+        except TimeoutError:
+            raise self._timed_out(self._part, self._seconds) from None
+        finally:
+            self.settimeout(previous)
+
+    def _timed_out(self, part: str, seconds: float) -> ReadTimedOut:
+        try:
+            host, port = self.getpeername()[:2]
+            peer = f"{host}:{port}"
+        except OSError:
+            peer = "a gone client"
+        log.info("closing the connection of %s: no %s within %g s", peer, part, seconds)
+        return ReadTimedOut()
+
+
 class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
     """gthread, except that a TLS connection that says nothing after its handshake is
-    handed back to the poller instead of holding a thread until the client goes away.
+    handed back to the poller instead of holding a thread until the client goes away,
+    and that one that talks slowly is cut off (its :class:`DeadlineSocket`).
 
     gunicorn waits for the first bytes before giving a new connection a thread, but over
     TLS those are the ClientHello: after the handshake, reading the request blocks with
-    no limit, so idle connections (a client's spare pool, a scanner) starve the server.
+    no limit, so idle connections (a client's spare pool, a scanner) starve the server;
+    and a client trickling its handshake, headers or body a byte at a time held its
+    thread for as long as it liked.
     """
 
+    def init_process(self) -> None:
+        return_large_blocks_to_the_os()
+        super().init_process()
+
     def handle(self, conn: Any) -> Any:
-        if self.cfg.is_ssl and not conn.initialized and not conn.data_ready:
+        if self.cfg.is_ssl and not conn.initialized:
+            # At once when the poller saw data (a connection back from deferral).
             if not conn.wait_for_data(REQUEST_WAIT_SECONDS):
                 return DEFER
             conn.sock.setblocking(True)
@@ -46,7 +196,15 @@ class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
             conn.data_ready = False
             if not conn.sock.pending() and not conn.wait_for_data(REQUEST_WAIT_SECONDS):
                 return DEFER
+        if isinstance(conn.sock, DeadlineSocket):
+            conn.sock.expect_headers()
         return super().handle(conn)
+
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        """The headers are in: from here the client's time is the body's."""
+        if isinstance(conn.sock, DeadlineSocket):
+            conn.sock.expect_body()
+        return super().handle_request(req, conn)
 
 
 def tls_context(config: Any, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
@@ -70,13 +228,15 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         threads: int,
         on_ready: Callable[[], None] | None = None,
         log_level: str = "info",
+        read_limits: ReadLimits | None = None,
     ) -> None:
         self._factory = app_factory
+        self._sockets = DeadlineSocket.with_limits(read_limits or ReadLimits())
         self._options: dict[str, Any] = {
             "bind": [bind],
             "certfile": cert_file,
             "keyfile": key_file,
-            "ssl_context": tls_context,
+            "ssl_context": self._tls_context,
             # Ask every client for a certificate and verify any against the client CA;
             # optional, since PushReview callers and probes have none (the admission
             # routes insist on one: webhook.admission.callers).
@@ -101,6 +261,13 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         }
         self._on_ready = on_ready
         super().__init__()
+
+    def _tls_context(
+        self, config: Any, default_factory: Callable[[], ssl.SSLContext]
+    ) -> ssl.SSLContext:
+        context = tls_context(config, default_factory)
+        context.sslsocket_class = self._sockets
+        return context
 
     def _when_ready(self, arbiter: Any) -> None:
         if self._on_ready is None:

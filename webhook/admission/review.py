@@ -11,14 +11,28 @@ import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from quota.decision import Decision
-from webhook.httpjson import typed_json_object
+from webhook.httpjson import JsonLimits, brief, typed_json_object
 
 ADMISSION_API_VERSION = "admission.k8s.io/v1"
 ADMISSION_KIND = "AdmissionReview"
 _OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
+
+ETCD_MAX_OBJECT_BYTES: Final = 1536 * 1024
+"""etcd's default ``--max-request-bytes``: the API server stores no bigger object."""
+DENSEST_OBJECT_BYTES_PER_VALUE: Final = 16
+"""The fewest JSON bytes per value of the objects we admit, measured (test_review.py): an
+ImageStream of one-image tags, whose managedFields name every field of every spec tag."""
+REVIEW_LIMITS: Final = JsonLimits(
+    # object and oldObject as big as etcd stores at that density make 196,608 values;
+    # half as much again for margin (294,912). Python holds that in some 30 MiB.
+    max_values=3 * ETCD_MAX_OBJECT_BYTES // DENSEST_OBJECT_BYTES_PER_VALUE,
+    # The deepest review measured is 12 levels (an ImageStream's managedFields, inside
+    # object, inside request); json.loads itself would give up near 1,000.
+    max_depth=64,
+)
 
 
 class BadReview(ValueError):
@@ -102,7 +116,12 @@ def _username(request: Mapping[str, Any]) -> str:
 def parse_review(body: bytes, content_type: str | None) -> AdmissionRequest:
     """Parse and validate a request body; raise :class:`BadReview` naming the first problem."""
     review = typed_json_object(
-        body, content_type, api_version=ADMISSION_API_VERSION, kind=ADMISSION_KIND, error=BadReview
+        body,
+        content_type,
+        api_version=ADMISSION_API_VERSION,
+        kind=ADMISSION_KIND,
+        error=BadReview,
+        limits=REVIEW_LIMITS,
     )
     request = review.get("request")
     if not isinstance(request, dict):
@@ -110,7 +129,7 @@ def parse_review(body: bytes, content_type: str | None) -> AdmissionRequest:
     uid = _str_field(request, "uid", "request", required=True)
     operation = _str_field(request, "operation", "request", required=True)
     if operation not in _OPERATIONS:
-        raise BadReview(f"request.operation {operation!r} is not one of {sorted(_OPERATIONS)}")
+        raise BadReview(f"request.operation {brief(operation)} is not one of {sorted(_OPERATIONS)}")
     dry_run = request.get("dryRun", False)
     if dry_run is None:
         dry_run = False

@@ -2,7 +2,8 @@
 
 A malformed body is a 400 naming the problem. A handler that crashes is answered by its
 endpoint's failure mode (allow with a warning where a reconciler heals, else a retryable
-denial), never with a 500.
+denial), never with a 500. A large body that finds the worker busy with others is a
+retryable 503.
 """
 
 from __future__ import annotations
@@ -13,14 +14,22 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from flask import Blueprint, Response, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
 from quota.decision import Decision
 from webhook import metrics
 from webhook.admission import callers
 from webhook.admission.endpoints import AdmissionEndpoint
 from webhook.admission.review import AdmissionRequest, BadReview, parse_review, render_response
-from webhook.httpjson import json_error, read_body, too_large
+from webhook.httpjson import (
+    BodyGate,
+    ServerBusy,
+    json_error,
+    read_body,
+    request_timeout,
+    server_busy,
+    too_large,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +41,19 @@ def admission_blueprint(
     endpoints: Iterable[AdmissionEndpoint],
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    gate: BodyGate | None = None,
     require_client_certificate: bool = False,
 ) -> Blueprint:
-    """``require_client_certificate``: refuse reviews from anyone but the API server
-    (see :mod:`webhook.admission.callers`); set when ``--client-ca-file`` is given."""
+    """``gate`` is shared with the worker's other APIs (a gate of its own when None).
+    ``require_client_certificate``: refuse reviews from anyone but the API server (see
+    :mod:`webhook.admission.callers`); set when ``--client-ca-file`` is given."""
     admission = Blueprint("admission", __name__)
+    gate = gate or BodyGate()
     for endpoint in endpoints:
         admission.add_url_rule(
             endpoint.path,
             endpoint=endpoint.name,
-            view_func=_view(endpoint, max_body_bytes, require_client_certificate),
+            view_func=_view(endpoint, max_body_bytes, gate, require_client_certificate),
             methods=["POST"],
         )
     return admission
@@ -71,10 +83,13 @@ def _decide(endpoint: AdmissionEndpoint, review: AdmissionRequest) -> tuple[Deci
 
 
 def _view(
-    endpoint: AdmissionEndpoint, max_body_bytes: int, require_client_certificate: bool
+    endpoint: AdmissionEndpoint,
+    max_body_bytes: int,
+    gate: BodyGate,
+    require_client_certificate: bool,
 ) -> Callable[[], Response]:
-    def view() -> Response:
-        started = time.perf_counter()
+    def gated_view() -> Response:
+        # Strangers are refused before they can hold one of the gate's slots.
         if require_client_certificate and not callers.has_verified_client_certificate(
             request.environ
         ):
@@ -86,10 +101,23 @@ def _view(
             )
             return callers.refused()
         try:
+            with gate.admit(request.content_length):
+                return view()
+        except ServerBusy as busy:
+            metrics.ADMISSION_REQUESTS.labels(endpoint.name, "busy").inc()
+            log.warning("busy on %s: %s", endpoint.path, busy)
+            return server_busy()
+
+    def view() -> Response:
+        started = time.perf_counter()
+        try:
             review = parse_review(read_body(max_body_bytes), request.content_type)
         except RequestEntityTooLarge:
             metrics.BAD_REQUESTS.labels(endpoint.name).inc()
             return too_large(max_body_bytes)
+        except RequestTimeout:
+            metrics.BAD_REQUESTS.labels(endpoint.name).inc()
+            return request_timeout()
         except BadReview as err:
             metrics.BAD_REQUESTS.labels(endpoint.name).inc()
             log.warning("rejected malformed review on %s: %s", endpoint.path, err)
@@ -115,4 +143,4 @@ def _view(
         )
         return jsonify(body)
 
-    return view
+    return gated_view

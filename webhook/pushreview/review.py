@@ -5,14 +5,27 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from quota.decision import Decision
 from quota.measure import InvalidManifest, Manifest, manifest_from_dict
-from webhook.httpjson import typed_json_object
+from webhook.httpjson import JsonLimits, brief, typed_json_object
 
 API_VERSION = "image.alauda.io/v1"
 KIND = "PushReview"
+
+MAX_BODY_BYTES: Final = 1024 * 1024
+"""A manifest has at most a few hundred layers: a megabyte is generous."""
+LAYER_BYTES_PER_VALUE: Final = 30
+"""A layer descriptor, ``{"digest":"sha256:<64 hex>","size":2811478}``, is 90 bytes for
+its 3 values: the densest real content of a PushReview (test_review.py measures it)."""
+PUSH_LIMITS: Final = JsonLimits(
+    # Any body under the size cap made of layer descriptors passes (34,952 values; 500
+    # layers are 2,014). Python holds that in some 3 MiB.
+    max_values=MAX_BODY_BYTES // LAYER_BYTES_PER_VALUE,
+    # A PushReview is 4 levels deep (spec.layers[i].digest); room for annotations.
+    max_depth=16,
+)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -50,23 +63,28 @@ def _string(spec: dict[str, Any], key: str, *, required: bool) -> str | None:
 
 def parse_push_review(body: bytes, content_type: str | None) -> PushRequest:
     review = typed_json_object(
-        body, content_type, api_version=API_VERSION, kind=KIND, error=BadPushReview
+        body,
+        content_type,
+        api_version=API_VERSION,
+        kind=KIND,
+        error=BadPushReview,
+        limits=PUSH_LIMITS,
     )
     spec = review.get("spec")
     if not isinstance(spec, dict):
         raise BadPushReview("spec is required and must be an object")
     namespace = _string(spec, "namespace", required=True) or ""
     if not _DNS_LABEL.fullmatch(namespace):
-        raise BadPushReview(f"spec.namespace {namespace!r} is not a valid namespace name")
+        raise BadPushReview(f"spec.namespace {brief(namespace)} is not a valid namespace name")
     repository = _string(spec, "repository", required=True) or ""
     if len(repository) > 253 or not _DNS_SUBDOMAIN.fullmatch(repository):
-        raise BadPushReview(f"spec.repository {repository!r} is not a valid ImageStream name")
+        raise BadPushReview(f"spec.repository {brief(repository)} is not a valid ImageStream name")
     tag = _string(spec, "tag", required=False)
     if tag is not None and not _TAG.fullmatch(tag):
-        raise BadPushReview(f"spec.tag {tag!r} is not a valid tag")
+        raise BadPushReview(f"spec.tag {brief(tag)} is not a valid tag")
     digest = _string(spec, "digest", required=True) or ""
     if not _DIGEST.fullmatch(digest):
-        raise BadPushReview(f"spec.digest {digest!r} is not a valid digest")
+        raise BadPushReview(f"spec.digest {brief(digest)} is not a valid digest")
     media = spec.get("mediaType")
     if media is None:
         media = ""

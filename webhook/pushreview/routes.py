@@ -1,10 +1,11 @@
 """The PushReview Blueprint: ``POST /v1/pushreviews``.
 
 Steps, in order, each able to end the request: who is calling (TokenReview: an anonymous
-client never makes us read its body; an address over its rate of unknown tokens gets 429
-with ``Retry-After``), the body (bounded, strictly parsed), may they ask
-(SubjectAccessReview in the push's namespace), are the caches ready, the decision (the
-same rules as ``kubectl apply``), and a Warning Event on the ImageStream when denied.
+client never makes us read its body; an address with too many rejected tokens gets 429
+with ``Retry-After``), a slot if the body is large (see ``BodyGate``), the body (bounded,
+strictly parsed), may they ask (SubjectAccessReview in the push's namespace), are the
+caches ready, the decision (the same rules as ``kubectl apply``), and a Warning Event on
+the ImageStream when denied.
 """
 
 from __future__ import annotations
@@ -18,20 +19,32 @@ from typing import Final, Protocol
 import urllib3
 from flask import Blueprint, Response, jsonify, request
 from kubernetes.client.exceptions import ApiException
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
 from kube.events import Recorder
 from quota.decision import Decision
 from webhook import metrics
-from webhook.httpjson import json_error, read_body, too_large
+from webhook.httpjson import (
+    BodyGate,
+    ServerBusy,
+    json_error,
+    read_body,
+    request_timeout,
+    server_busy,
+    too_large,
+)
 from webhook.pushreview.auth import TooManyReviews, User
-from webhook.pushreview.review import BadPushReview, PushRequest, answer, parse_push_review
+from webhook.pushreview.review import (
+    MAX_BODY_BYTES,
+    BadPushReview,
+    PushRequest,
+    answer,
+    parse_push_review,
+)
 
 log = logging.getLogger(__name__)
 
 PATH: Final = "/v1/pushreviews"
-MAX_BODY_BYTES: Final = 1024 * 1024
-"""A manifest has at most a few hundred layers: a megabyte is generous."""
 SERVICE_UNAVAILABLE: Final = "ServiceUnavailable"
 
 
@@ -87,8 +100,11 @@ def pushreview_blueprint(
     authorizer: PushAuthorizer,
     recorder: Recorder,
     not_ready: Callable[[], str | None],
+    gate: BodyGate | None = None,
 ) -> Blueprint:
+    """``gate`` is shared with the worker's other APIs (a gate of its own when None)."""
     pushreviews = Blueprint("pushreview", __name__)
+    body_gate = gate or BodyGate()
 
     def caller() -> User:
         token = _bearer_token()
@@ -108,6 +124,8 @@ def pushreview_blueprint(
             return parse_push_review(read_body(MAX_BODY_BYTES), request.content_type)
         except RequestEntityTooLarge:
             raise _Refused(too_large(MAX_BODY_BYTES), "bad_request") from None
+        except RequestTimeout:
+            raise _Refused(request_timeout(), "bad_request") from None
         except BadPushReview as err:
             raise _Refused(json_error(400, str(err)), "bad_request") from None
 
@@ -142,20 +160,21 @@ def pushreview_blueprint(
 
     def review() -> tuple[Response, str]:
         user = caller()
-        push = push_request()
-        authorize(user, push)
-        decision = decide(push)
-        log.info(
-            "pushreview ns=%s repository=%s tag=%s digest=%s user=%s allowed=%s",
-            push.namespace,
-            push.repository,
-            push.tag or "-",
-            push.digest,
-            user.name,
-            decision.allowed,
-        )
-        record_denial(push, decision)
-        return jsonify(answer(push, decision)), "allowed" if decision.allowed else "denied"
+        with body_gate.admit(request.content_length):
+            push = push_request()
+            authorize(user, push)
+            decision = decide(push)
+            log.info(
+                "pushreview ns=%s repository=%s tag=%s digest=%s user=%s allowed=%s",
+                push.namespace,
+                push.repository,
+                push.tag or "-",
+                push.digest,
+                user.name,
+                decision.allowed,
+            )
+            record_denial(push, decision)
+            return jsonify(answer(push, decision)), "allowed" if decision.allowed else "denied"
 
     @pushreviews.post(PATH)
     def push_review() -> Response:
@@ -164,6 +183,9 @@ def pushreview_blueprint(
             response, label = review()
         except _Refused as refused:
             response, label = refused.response, refused.label
+        except ServerBusy as busy:
+            log.warning("pushreview: %s", busy)
+            response, label = server_busy(), "busy"
         except (ApiException, urllib3.exceptions.HTTPError) as err:
             # TokenReview or SubjectAccessReview could not be made: retryable.
             log.warning("pushreview: API server unavailable: %s", type(err).__name__)

@@ -1,17 +1,25 @@
-"""tls_context: TLS 1.2 is our floor, whatever the platform's defaults would allow."""
+"""tls_context: TLS 1.2 is our floor, whatever the platform's defaults would allow; and
+slow clients hold a worker thread only as long as the read limits say."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import math
 import socket
 import ssl
 import threading
+import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
+from tests.unit.webhook.served import Served, serve
 from webhook import devcerts
-from webhook.tlsserver import tls_context
+from webhook.tlsserver import ReadBudget, ReadLimits, tls_context
 
 DEADLINE = 10.0
 
@@ -86,3 +94,174 @@ def test_tls_1_1_is_refused_even_from_a_permissive_factory(files: devcerts.Servi
 def test_tls_1_2_and_1_3_are_spoken(files: devcerts.ServingFiles, version: ssl.TLSVersion) -> None:
     context = tls_context(None, lambda: permissive_factory(files))
     assert handshake(context, version) == version.name.replace("v1_", "v1.")
+
+
+# --- slow clients, against the real server ---------------------------------------------------
+
+LIMITS = ReadLimits(handshake_seconds=1.0, header_seconds=1.0, body_seconds=1.5)
+"""Short, for a quick test; what matters is that they hold. The body's differs, so that
+a body cut by the headers' limit would show."""
+THREADS = 2
+SLOW_CLIENTS = 2 * THREADS
+"""Every thread taken by a slow client, and as many more queued behind them."""
+TRICKLE_SECONDS = 0.1
+"""A byte this often: a slow client is never silent long enough to look idle."""
+SLACK_SECONDS = 2.0
+"""On top of the limits: TLS handshakes, and the scheduling of a busy 2-core machine."""
+PHASE_SECONDS = {
+    "handshake": LIMITS.handshake_seconds,
+    "headers": LIMITS.header_seconds,
+    "body": LIMITS.body_seconds,
+}
+REQUEST_HEAD = (
+    b"POST /validate/imagestreams HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 10000\r\n"
+)
+
+
+def client_hello() -> bytes:
+    """The first bytes of a TLS handshake, to send one at a time."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+class SlowClient(threading.Thread):
+    """Sends one part of its request (``kind``) a byte at a time, until the server closes
+    the connection or the test ends."""
+
+    def __init__(self, served: Served, kind: str) -> None:
+        super().__init__(daemon=True)
+        self.served = served
+        self.kind = kind
+        self.connected = threading.Event()
+        self.done = threading.Event()
+        self.closed_after: float | None = None
+        self.answer = b""
+
+    def _open(self) -> tuple[socket.socket, bytes]:
+        """The connection, with everything before the slow part sent; the slow part."""
+        raw = socket.create_connection(self.served.address, timeout=DEADLINE)
+        self.connected.set()  # accepted in this order: ahead of what the test sends next
+        if self.kind == "handshake":
+            return raw, client_hello()
+        tls = self.served.client_context().wrap_socket(raw, server_hostname="127.0.0.1")
+        if self.kind == "headers":
+            return tls, REQUEST_HEAD + b"X-Slow: " + b"a" * 1000 + b"\r\n\r\n"
+        tls.sendall(REQUEST_HEAD + b"\r\n")
+        return tls, b"[" + b"0," * 5000
+
+    def run(self) -> None:
+        started = time.monotonic()
+        sock, slowly = self._open()
+        try:
+            for byte in slowly:
+                if self.done.is_set():
+                    return
+                try:
+                    sock.sendall(bytes([byte]))
+                    sock.settimeout(TRICKLE_SECONDS)
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError:  # reset, broken pipe, TLS alert: closed all the same
+                    data = b""
+                if not data:
+                    self.closed_after = time.monotonic() - started
+                    return
+                self.answer += data
+        finally:
+            sock.close()
+
+
+@pytest.fixture(scope="module")
+def slow_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serve(tmp_path_factory.mktemp("slow"), threads=THREADS, read_limits=LIMITS) as served:
+        yield served
+
+
+REVIEW = json.dumps(
+    {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u-1",
+            "kind": {"group": "", "version": "v1", "kind": "ServiceAccount"},
+            "resource": {"group": "", "version": "v1", "resource": "serviceaccounts"},
+            "operation": "CREATE",
+            "namespace": "team-a",
+            "object": {"metadata": {"name": "app"}},
+        },
+    }
+).encode()
+
+
+@pytest.mark.parametrize("kind", ["handshake", "headers", "body"])
+def test_slow_clients_hold_a_thread_no_longer_than_the_read_limits(
+    slow_served: Served, kind: str
+) -> None:
+    """More connections than threads each send a part of a request a byte at a time. Each
+    is cut once its limit is spent, not before, so a prompt request waits for at most as
+    many limits as there are slow clients per thread."""
+    bound = math.ceil(SLOW_CLIENTS / THREADS) * PHASE_SECONDS[kind] + SLACK_SECONDS
+    slow = [SlowClient(slow_served, kind) for _ in range(SLOW_CLIENTS)]
+    try:
+        for client in slow:
+            client.start()
+            assert client.connected.wait(DEADLINE)
+        started = time.monotonic()
+        try:
+            response = slow_served.post(
+                "/mutate/serviceaccounts",
+                REVIEW,
+                {"Content-Type": "application/json"},
+                timeout=bound,
+            )
+        except requests.Timeout:
+            pytest.fail(f"a prompt request waited more than {bound} s behind slow {kind}")
+        elapsed = time.monotonic() - started
+        assert response.status_code == 200, response.text
+        assert elapsed < bound
+        for client in slow:
+            client.join(bound)
+            assert client.closed_after is not None, f"a slow {kind} connection is still open"
+            assert PHASE_SECONDS[kind] <= client.closed_after < bound
+            if kind == "body":
+                assert client.answer.startswith(b"HTTP/1.1 408 "), client.answer[:100]
+    finally:
+        for client in slow:
+            client.done.set()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_read_budget_is_spent_only_while_waiting() -> None:
+    clock = Clock()
+    budget = ReadBudget(1.0, clock)
+    with budget.waiting() as seconds:
+        assert seconds == 1.0
+        clock.now += 0.25
+    clock.now += 60  # our own work between reads (a TokenReview) costs the client nothing
+    with budget.waiting() as seconds:
+        assert seconds == 0.75
+        clock.now += 0.75
+    with pytest.raises(TimeoutError), budget.waiting():
+        pass
+
+
+def test_a_read_that_times_out_spends_what_it_waited() -> None:
+    clock = Clock()
+    budget = ReadBudget(1.0, clock)
+    with pytest.raises(TimeoutError), budget.waiting():
+        clock.now += 0.5
+        raise TimeoutError("the socket's own timeout")
+    with budget.waiting() as seconds:
+        assert seconds == 0.5

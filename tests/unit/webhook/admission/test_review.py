@@ -1,13 +1,23 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Any
 
 import pytest
 
 from quota.decision import Decision
-from webhook.admission.review import BadReview, parse_review, render_response
+from quota.objects import Obj
+from webhook.admission.review import (
+    DENSEST_OBJECT_BYTES_PER_VALUE,
+    ETCD_MAX_OBJECT_BYTES,
+    REVIEW_LIMITS,
+    BadReview,
+    parse_review,
+    render_response,
+)
+from webhook.httpjson import JsonLimits, check_cost
 
 JSON = "application/json"
 
@@ -108,7 +118,7 @@ MALFORMED: list[tuple[bytes, str | None, str]] = [
     (body(review(dryRun="true")), JSON, "request.dryRun must be a boolean"),
     (body(review(userInfo="alice")), JSON, "request.userInfo must be an object"),
     (body(review(userInfo={"username": 1})), JSON, "request.userInfo.username must be a string"),
-    (b"[" * 100_000, JSON, "request body JSON is nested too deeply"),
+    (b"[" * 100_000, JSON, "request body JSON is nested more than 64 levels deep"),
 ]
 
 
@@ -177,3 +187,103 @@ def test_denial_carries_status_code_reason_and_message() -> None:
         "status": {"code": 422, "reason": "Invalid", "message": "nope"},
     }
     assert decision.label == "denied"
+
+
+# --- the cost limits, from real objects -------------------------------------------------------
+
+REGISTRY = "image-registry.image-registry-system.svc:5000"
+
+
+def digest(index: int) -> str:
+    return "sha256:" + hashlib.sha256(str(index).encode()).hexdigest()
+
+
+def imagestream(tags: int, images_per_tag: int) -> dict[str, Any]:
+    """An ImageStream as the API server stores it: whole tag history, and managedFields
+    naming every field of every spec tag (server-side apply keys them by name)."""
+    spec_tags: list[Obj] = []
+    status_tags: list[Obj] = []
+    fields: Obj = {}
+    for t in range(tags):
+        name = f"v{t}.0.{t % 7}"
+        source = f"quay.io/org/app:{name}"
+        spec_tags.append(
+            {
+                "name": name,
+                "annotations": {"openshift.io/imported-from": source},
+                "from": {"kind": "DockerImage", "name": source},
+                "generation": 3,
+                "importPolicy": {"importMode": "Legacy"},
+                "referencePolicy": {"type": "Source"},
+            }
+        )
+        items = [
+            {
+                "created": "2024-05-01T10:11:12Z",
+                "dockerImageReference": f"{REGISTRY}/team-a/app@{digest(t * 1000 + i)}",
+                "image": digest(t * 1000 + i),
+                "generation": 3,
+            }
+            for i in range(images_per_tag)
+        ]
+        status_tags.append({"tag": name, "items": items})
+        fields[f'k:{{"name":"{name}"}}'] = {
+            ".": {},
+            "f:annotations": {".": {}, "f:openshift.io/imported-from": {}},
+            "f:from": {".": {}, "f:kind": {}, "f:name": {}},
+            "f:generation": {},
+            "f:importPolicy": {".": {}, "f:importMode": {}},
+            "f:name": {},
+            "f:referencePolicy": {".": {}, "f:type": {}},
+        }
+    return {
+        "apiVersion": "image.alauda.io/v1",
+        "kind": "ImageStream",
+        "metadata": {
+            "name": "app",
+            "namespace": "team-a",
+            "uid": "6f1c3c2e-4b7a-4bb8-9a43-2b1f0c9d7e11",
+            "resourceVersion": "123456",
+            "generation": 3,
+            "creationTimestamp": "2024-01-01T00:00:00Z",
+            "managedFields": [
+                {
+                    "manager": "kubectl",
+                    "operation": "Apply",
+                    "apiVersion": "image.alauda.io/v1",
+                    "time": "2024-05-01T10:11:12Z",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:spec": {"f:tags": fields}},
+                }
+            ],
+        },
+        "spec": {"lookupPolicy": {"local": False}, "tags": spec_tags},
+        "status": {"dockerImageRepository": f"{REGISTRY}/team-a/app", "tags": status_tags},
+    }
+
+
+def values_in(text: str) -> int:
+    return check_cost(text, JsonLimits(max_depth=1000, max_values=10**9)).values
+
+
+@pytest.mark.parametrize(("tags", "images_per_tag"), [(300, 1), (100, 10), (20, 100)])
+def test_real_imagestreams_are_no_denser_than_the_limits_assume(
+    tags: int, images_per_tag: int
+) -> None:
+    text = json.dumps(imagestream(tags, images_per_tag), separators=(",", ":"))
+    assert len(text) / values_in(text) >= DENSEST_OBJECT_BYTES_PER_VALUE
+
+
+def test_a_review_of_the_biggest_imagestream_etcd_can_store_passes() -> None:
+    """object and oldObject both at etcd's limit, at the densest real content."""
+    tags = 1
+    while len(json.dumps(imagestream(tags * 2, 1), separators=(",", ":"))) < ETCD_MAX_OBJECT_BYTES:
+        tags *= 2
+    while len(json.dumps(imagestream(tags + 1, 1), separators=(",", ":"))) < ETCD_MAX_OBJECT_BYTES:
+        tags += max(1, tags // 100)
+    stream = imagestream(tags, 1)
+    raw = body(review(object=stream, oldObject=stream, operation="UPDATE"))
+    assert len(raw) > 2 * ETCD_MAX_OBJECT_BYTES * 0.99
+    assert parse_review(raw, JSON).object == stream
+    # ... with margin: a third as many values again would pass too.
+    assert values_in(raw.decode()) * 4 // 3 < REVIEW_LIMITS.max_values

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 from typing import Any
@@ -16,6 +17,7 @@ from webhook.admission.endpoints import AdmissionEndpoint
 from webhook.admission.review import AdmissionRequest
 from webhook.admission.routes import admission_blueprint
 from webhook.app import create_app
+from webhook.httpjson import RETRY_AFTER_SECONDS, BodyGate
 
 REVIEW: dict[str, Any] = {
     "apiVersion": "admission.k8s.io/v1",
@@ -231,3 +233,51 @@ def test_a_malformed_review_is_answered_and_logged_with_the_reason(
     reason = "request body must be a JSON object: a AdmissionReview"
     assert response.get_json() == {"error": reason, "code": 400}
     assert f"rejected malformed review on /deny: {reason}" in caplog.messages
+
+
+def test_a_large_body_that_finds_no_slot_is_a_retryable_503() -> None:
+    answered: list[AdmissionRequest] = []
+
+    def allow(request: AdmissionRequest) -> Decision:
+        answered.append(request)
+        return Decision.allow()
+
+    endpoint = AdmissionEndpoint("/allow", allow, mutating=False)
+    full = BodyGate(slots=0, wait_seconds=0, small_bytes=10)
+    client = create_app([admission_blueprint([endpoint], gate=full)]).test_client()
+    busy = ("registry_admission_requests_total", {"endpoint": "allow", "decision": "busy"})
+    before = sample(busy[0], **busy[1])
+    response = post(client, "/allow")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    assert response.get_json() == {"code": 503, "error": "too many large requests at once; retry"}
+    assert answered == []
+    assert sample(busy[0], **busy[1]) == before + 1
+    small = client.post("/allow", data=b"{}", content_type="application/json")
+    assert small.status_code == 400  # read and judged: no slot needed
+
+
+class Silent(io.BytesIO):
+    """The body of a client that sends nothing in time: the server's socket times out."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise TimeoutError("the read limit is spent")
+
+    def readinto(self, buffer: Any) -> int:
+        raise TimeoutError("the read limit is spent")
+
+
+def test_a_body_not_sent_in_time_is_a_408_that_closes_the_connection(
+    client: FlaskClient,
+) -> None:
+    before = sample("registry_bad_requests_total", endpoint="deny")
+    response = client.post(
+        "/deny",
+        input_stream=Silent(),
+        content_type="application/json",
+        environ_overrides={"CONTENT_LENGTH": "100"},
+    )
+    assert response.status_code == 408
+    assert response.get_json() == {"code": 408, "error": "request body not received in time"}
+    assert response.headers["Connection"] == "close"
+    assert sample("registry_bad_requests_total", endpoint="deny") == before + 1

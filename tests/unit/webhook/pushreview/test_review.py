@@ -12,7 +12,14 @@ import pytest
 from quota.decision import Decision
 from quota.measure import Descriptor
 from quota.objects import Obj
-from webhook.pushreview.review import BadPushReview, answer, parse_push_review
+from webhook.httpjson import JsonLimits, check_cost
+from webhook.pushreview.review import (
+    LAYER_BYTES_PER_VALUE,
+    MAX_BODY_BYTES,
+    BadPushReview,
+    answer,
+    parse_push_review,
+)
 
 JSON = "application/json"
 DIGEST = "sha256:" + "a" * 64
@@ -217,3 +224,28 @@ def test_a_missing_required_field_is_called_required(field: str) -> None:
 
 def test_a_null_tag_is_a_push_by_digest() -> None:
     assert parse_push_review(encode(body(tag=None)), JSON).tag is None
+
+
+# --- the cost limits, from real bodies --------------------------------------------------------
+
+
+def layers(count: int) -> list[Obj]:
+    """Distinct layer descriptors, as the registry sends them (no mediaType: the densest)."""
+    return [{"digest": f"sha256:{index:064x}", "size": 2811478} for index in range(count)]
+
+
+def test_layer_descriptors_are_no_denser_than_the_limits_assume() -> None:
+    text = json.dumps(body(layers=layers(500)), separators=(",", ":"))
+    cost = check_cost(text, JsonLimits(max_depth=100, max_values=10**9))
+    assert cost.depth == 4
+    assert len(text) / cost.values >= LAYER_BYTES_PER_VALUE
+
+
+def test_a_body_at_the_size_cap_made_of_layers_passes() -> None:
+    count = MAX_BODY_BYTES // len(json.dumps(layers(1)[0], separators=(",", ":")))
+    while (
+        len(raw := json.dumps(body(layers=layers(count)), separators=(",", ":"))) > MAX_BODY_BYTES
+    ):
+        count -= 1
+    assert len(raw) > MAX_BODY_BYTES * 0.99
+    assert len(parse_push_review(raw.encode(), JSON).manifest.layers) == count

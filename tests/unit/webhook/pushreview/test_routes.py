@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Callable
@@ -18,9 +19,10 @@ from werkzeug.test import TestResponse
 from quota.decision import Decision
 from quota.objects import Obj
 from webhook.app import create_app
+from webhook.httpjson import RETRY_AFTER_SECONDS, BodyGate
 from webhook.pushreview.auth import Authenticator, TooManyReviews, User
-from webhook.pushreview.review import PushRequest
-from webhook.pushreview.routes import MAX_BODY_BYTES, PATH, pushreview_blueprint
+from webhook.pushreview.review import MAX_BODY_BYTES, PushRequest
+from webhook.pushreview.routes import PATH, pushreview_blueprint
 
 TOKEN = "good-token"
 ALICE = User("alice", "uid-a", ("devs",))
@@ -88,13 +90,19 @@ class Rig:
     authorizer: FakeAuthorizer = field(default_factory=FakeAuthorizer)
     recorder: FakeRecorder = field(default_factory=FakeRecorder)
     pending: str | None = None
+    gate: BodyGate = field(default_factory=BodyGate)
 
     def not_ready(self) -> str | None:
         return self.pending
 
     def client(self) -> FlaskClient:
         routes = pushreview_blueprint(
-            self.judge, self.authenticator, self.authorizer, self.recorder, self.not_ready
+            self.judge,
+            self.authenticator,
+            self.authorizer,
+            self.recorder,
+            self.not_ready,
+            self.gate,
         )
         return create_app([routes]).test_client()
 
@@ -408,6 +416,11 @@ OUTCOMES: dict[str, tuple[Callable[[Rig], None], dict[str, Any], str]] = {
     "not allowed": (lambda rig: None, {"body": review(namespace="team-b")}, "forbidden"),
     "API server away": (broken_authenticator, {}, "error"),
     "throttled": (lambda rig: setattr(rig.authenticator, "retry_after", 1.0), {}, "throttled"),
+    "busy": (
+        lambda rig: setattr(rig, "gate", BodyGate(slots=0, wait_seconds=0)),
+        {"body": b"x" * 20_000},
+        "busy",
+    ),
 }
 
 
@@ -433,3 +446,40 @@ def test_every_judged_push_is_logged_with_who_and_what(
         f"pushreview ns=team-a repository=app tag=- digest={DIGEST} user=alice allowed=True"
         in caplog.messages
     )
+
+
+def test_a_large_body_that_finds_no_slot_is_a_retryable_503(rig: Rig) -> None:
+    rig.gate = BodyGate(slots=0, wait_seconds=0, small_bytes=10)
+    response = post(rig.client())
+    assert assert_json_error(response, 503) == "too many large requests at once; retry"
+    assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    assert rig.judge.pushes == [] and rig.authorizer.asked == []
+
+
+def test_an_anonymous_caller_is_refused_before_waiting_for_a_slot(rig: Rig) -> None:
+    rig.gate = BodyGate(slots=0, wait_seconds=0, small_bytes=10)
+    assert_json_error(post(rig.client(), authorization=None), 401)
+
+
+class Silent(io.BytesIO):
+    """The body of a client that sends nothing in time: the server's socket times out."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise TimeoutError("the read limit is spent")
+
+    def readinto(self, buffer: Any) -> int:
+        raise TimeoutError("the read limit is spent")
+
+
+def test_a_body_not_sent_in_time_is_a_408(rig: Rig) -> None:
+    before = pushes_counted("bad_request")
+    response = rig.client().post(
+        PATH,
+        input_stream=Silent(),
+        environ_overrides={"CONTENT_LENGTH": "100"},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert assert_json_error(response, 408) == "request body not received in time"
+    assert rig.judge.pushes == []
+    assert pushes_counted("bad_request") == before + 1
