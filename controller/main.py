@@ -93,16 +93,16 @@ def run_controller(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    _serve_metrics(settings.metrics_bind)
+    _serve_metrics(settings.metrics_bind_address)
 
     api = api_client(settings.kubeconfig, qps_pool=settings.reconcile_workers + 8)
-    limiter = RateLimiter(settings.api_qps, settings.api_burst)
+    limiter = RateLimiter(settings.kube_api_qps, settings.kube_api_burst)
     pull_secrets = PullSecretWiring(api, settings, limiter)
     quota_usage = QuotaUsageWiring(api, settings, limiter)
     pull_secrets.start_informers(stop)
     quota_usage.start_informers(stop)
     elector = None
-    if settings.leader_election:
+    if settings.leader_elect:
         identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
         elector = LeaderElector(api, settings.namespace, LEASE_NAME, identity)
     lost = run_elected([pull_secrets, quota_usage], elector, stop)

@@ -211,7 +211,7 @@ class Stack:
                 "controller",
                 f"--kubeconfig={self.process_kubeconfig(CONTROLLER_ACCOUNT)}",
                 f"--namespace={SERVICE_NAMESPACE}",
-                "--metrics-bind=127.0.0.1:0",
+                "--metrics-bind-address=127.0.0.1:0",
                 *self.controller_args,
             ],
             self.cp.log_dir,

@@ -108,15 +108,17 @@ def build_app(settings: Settings) -> Flask:
 
 
 def _serving_files(settings: Settings) -> tuple[Path, Path, Path | None]:
-    if settings.tls_cert_file and settings.tls_key_file:
-        return settings.tls_cert_file, settings.tls_key_file, settings.ca_file
+    if settings.tls_cert_file and settings.tls_private_key_file:
+        return settings.tls_cert_file, settings.tls_private_key_file, settings.ca_file
     if settings.dev_certs_dir:
         files = devcerts.ensure(
             settings.dev_certs_dir,
             devcerts.serving_hosts(settings.service_name, settings.namespace),
         )
         return files.cert_file, files.key_file, files.ca_file
-    raise SystemExit("serve needs TLS: give --tls-cert-file and --tls-key-file, or --dev-certs-dir")
+    raise SystemExit(
+        "serve needs TLS: give --tls-cert-file and --tls-private-key-file, or --dev-certs-dir"
+    )
 
 
 def desired_configurations(settings: Settings, ca_bundle: bytes) -> tuple[Obj, Obj]:
