@@ -13,6 +13,9 @@ from importlib.metadata import PackageNotFoundError, version
 from cli.logs import configure_logging
 from kube import flags
 from kube import settings as settings_mod
+from kube.flags import subcommands
+
+__all__ = ["build_parser", "main", "parse", "subcommands"]
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     settings_mod.add_controller_flags(controller)
     settings_mod.add_metrics_flags(controller)
     return parser
-
-
-def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    """The subcommand parsers of ``parser``, by name."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
 
 
 def parse(

@@ -273,3 +273,11 @@ def declared_flags(parser: argparse.ArgumentParser) -> list[FlagAction]:
         for action in parser._actions
         if isinstance(action, FlagAction) and action.alias is None
     ]
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommand parsers of ``parser``, by name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
