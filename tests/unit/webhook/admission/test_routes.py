@@ -97,7 +97,9 @@ def test_body_over_the_cap_is_a_400_naming_the_cap(client: FlaskClient) -> None:
 def test_decisions_are_counted_by_endpoint_in_metrics(client: FlaskClient) -> None:
     post(client, "/deny")
     metrics = client.get("/metrics").get_data(as_text=True)
-    assert 'registry_admission_requests_total{decision="denied",endpoint="deny"}' in metrics
+    assert (
+        'registry_v2_policy_admission_requests_total{decision="denied",endpoint="deny"}' in metrics
+    )
 
 
 MALFORMED: dict[str, tuple[bytes, str]] = {
@@ -168,8 +170,11 @@ def sample(name: str, **labels: str) -> float:
 def test_each_answer_is_counted_and_timed_by_endpoint_and_decision(
     client: FlaskClient, path: str, endpoint: str, decision: str
 ) -> None:
-    requests = ("registry_admission_requests_total", {"endpoint": endpoint, "decision": decision})
-    timed = ("registry_admission_duration_seconds_count", {"endpoint": endpoint})
+    requests = (
+        "registry_v2_policy_admission_requests_total",
+        {"endpoint": endpoint, "decision": decision},
+    )
+    timed = ("registry_v2_policy_admission_duration_seconds_count", {"endpoint": endpoint})
     before = sample(requests[0], **requests[1]), sample(timed[0], **timed[1])
     post(client, path)
     after = sample(requests[0], **requests[1]), sample(timed[0], **timed[1])
@@ -178,9 +183,9 @@ def test_each_answer_is_counted_and_timed_by_endpoint_and_decision(
 
 def test_a_refused_body_is_counted_by_endpoint(client: FlaskClient) -> None:
     for body in (b"{", b"x" * 2000):
-        before = sample("registry_bad_requests_total", endpoint="deny")
+        before = sample("registry_v2_policy_bad_requests_total", endpoint="deny")
         client.post("/deny", data=body, content_type="application/json")
-        assert sample("registry_bad_requests_total", endpoint="deny") == before + 1
+        assert sample("registry_v2_policy_bad_requests_total", endpoint="deny") == before + 1
 
 
 def test_every_answer_is_logged_with_the_request_identity(
