@@ -16,12 +16,11 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Protocol
 
-from prometheus_client import start_http_server
-
 from controller.pullsecrets.wiring import PullSecretWiring
 from controller.quotausage.wiring import QuotaUsageWiring
 from kube.client import api_client
 from kube.leaderelection import LeaderElector
+from kube.metricsserver import serve_metrics
 from kube.ratelimit import RateLimiter
 from kube.settings import Settings
 
@@ -78,12 +77,6 @@ def run_elected(loops: Sequence[Loop], elector: Elector | None, stop: threading.
     return lost.is_set()
 
 
-def _serve_metrics(bind: str) -> None:
-    host, _, port = bind.rpartition(":")
-    server, _thread = start_http_server(int(port), addr=host or "0.0.0.0")
-    log.info("metrics on http://%s:%d/metrics", *server.server_address[:2])
-
-
 def run_controller(settings: Settings) -> int:
     stop = threading.Event()
 
@@ -93,7 +86,7 @@ def run_controller(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    _serve_metrics(settings.metrics_bind_address)
+    serve_metrics(settings.metrics_bind_address)
 
     api = api_client(settings.kubeconfig, qps_pool=settings.reconcile_workers + 8)
     limiter = RateLimiter(settings.kube_api_qps, settings.kube_api_burst)
