@@ -18,6 +18,7 @@ from typing import Protocol
 
 from controller.pullsecrets.wiring import PullSecretWiring
 from controller.quotausage.wiring import QuotaUsageWiring
+from kube import metrics
 from kube.client import api_client
 from kube.leaderelection import LeaderElector
 from kube.metricsserver import serve_metrics
@@ -98,6 +99,8 @@ def run_controller(settings: Settings) -> int:
     if settings.leader_elect:
         identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
         elector = LeaderElector(api, settings.namespace, LEASE_NAME, identity)
+    else:  # the only replica: it writes, as a leader would
+        metrics.LEADER_STATUS.labels(LEASE_NAME).set(1)
     lost = run_elected([pull_secrets, quota_usage], elector, stop)
     log.info("controller stopped")
     return 1 if lost else 0

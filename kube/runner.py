@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Hashable
 from typing import Protocol
 
@@ -38,6 +39,7 @@ class Runner:
         workers: int,
         retryable: tuple[type[Exception], ...] = (),
         progress_every: float = 10.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.queue = queue
@@ -45,6 +47,10 @@ class Runner:
         self._workers = workers
         self._retryable = retryable
         self._progress_every = progress_every
+        self._monotonic = monotonic
+        # Every series exists from the start, zero until used.
+        metrics.RECONCILE_ERRORS.labels(name)
+        metrics.RECONCILE_DURATION.labels(name)
         self._lock = threading.Lock()
         self.reconciled = 0
         self.failed = 0
@@ -76,6 +82,7 @@ class Runner:
             key = self.queue.get(timeout=0.5)
             if key is None:
                 continue
+            started = self._monotonic()
             try:
                 requeue_after = self._reconcile(str(key))
             except self._retryable as err:
@@ -98,13 +105,13 @@ class Runner:
                     self.reconciled += 1
             finally:
                 self.queue.done(key)
-                metrics.QUEUE_DEPTH.labels(self.name).set(len(self.queue))
+                elapsed = self._monotonic() - started
+                metrics.RECONCILE_DURATION.labels(self.name).observe(elapsed)
 
     def _report(self, stop: threading.Event) -> None:
         last = (-1, -1, -1)
         while not stop.wait(self._progress_every):
             depth = len(self.queue)
-            metrics.QUEUE_DEPTH.labels(self.name).set(depth)
             now = (self.reconciled, self.failed, depth)
             if now != last and (depth or now[:2] != last[:2]):
                 log.info(

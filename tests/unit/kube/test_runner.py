@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Hashable
 
 import pytest
+from prometheus_client import REGISTRY
 
 from kube.runner import Runner
 from kube.workqueue import WorkQueue
@@ -130,3 +131,27 @@ def test_join_returns_only_after_the_key_in_hand_is_finished() -> None:
     assert still_waiting, "join returned while a worker still held its key"
     assert finished == ["ns/a"]
     assert not joined.is_alive()
+
+
+def test_each_reconcile_is_timed_per_controller_failures_too() -> None:
+    clock = [100.0]
+
+    def slow(key: str) -> float | None:
+        clock[0] += 2.5
+        if key == "ns/b":
+            raise RuntimeError("boom")
+        return None
+
+    stop = threading.Event()
+    queue = RecordingQueue(["ns/a", "ns/b"], stop)
+    runner = Runner(
+        "timed", queue, slow, workers=1, progress_every=3600, monotonic=lambda: clock[0]
+    )
+    runner.start(stop)
+    assert stop.wait(DEADLINE)
+    runner.join()
+    labels = {"controller": "timed"}
+    histogram = "registry_v2_policy_reconcile_duration_seconds"
+    assert REGISTRY.get_sample_value(f"{histogram}_count", labels) == 2
+    assert REGISTRY.get_sample_value(f"{histogram}_sum", labels) == 5.0
+    assert REGISTRY.get_sample_value("registry_v2_policy_reconcile_errors_total", labels) == 1
