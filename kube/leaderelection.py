@@ -215,6 +215,21 @@ class LeaderElector:
     def is_leader(self) -> bool:
         return self._leading.is_set()
 
+    def renewal_problem(self) -> str | None:
+        """Why this leader is unhealthy, or None: it last renewed the Lease longer ago than
+        the Lease lasts, so another replica may lead while this one still writes. A healthy
+        loop steps down well before (``renew_deadline``); this catches the loop wedged."""
+        renewed_at = self._renewed_at
+        if not self.is_leader or renewed_at is None:
+            return None
+        age = self._monotonic() - renewed_at
+        if age <= self._lease_duration:
+            return None
+        return (
+            f"leader of lease {self.namespace}/{self.name} last renewed it {age:.0f}s ago, "
+            f"past its {self._lease_duration}s duration"
+        )
+
     def _set_leading(self, leading: bool) -> None:
         if leading:
             self._leading.set()

@@ -161,6 +161,15 @@ class WorkQueue:
             self._promote_due_locked()
             return len(self._queue)
 
+    def oldest_wait(self) -> float:
+        """Seconds the key first in line has waited for a worker; 0 when none waits."""
+        with self._cond:
+            self._promote_due_locked()
+            if not self._queue:
+                return 0.0
+            # Keys are appended as they become ready, so the first one waited longest.
+            return self._monotonic() - self._ready_since[self._queue[0]]
+
     def _add_locked(self, key: Hashable) -> None:
         if self._shutting_down or key in self._dirty:
             return

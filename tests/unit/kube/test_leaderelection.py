@@ -778,3 +778,29 @@ def test_the_leader_gauge_drops_when_the_lease_is_lost() -> None:
     h.at(4, h.stop.set)
     h.run()
     assert h.stopped and seen == [0]
+
+
+def test_a_leader_whose_renewals_stall_past_the_lease_duration_is_unhealthy() -> None:
+    """The elector loop itself wedged (here: its wait took 16 s): the kubelet must restart
+    the pod, since another replica may take the Lease while this one still writes."""
+    api = FakeLeaseApi()
+    h = Harness(api)  # lease_duration 15 s, renew every 2 s
+    assert h.elector.renewal_problem() is None, "a follower has no Lease to keep"
+    seen: list[str | None] = []
+
+    def wedge() -> None:
+        seen.append(h.elector.renewal_problem())
+        h.mono += 13  # the last renewal was 2 s ago: now 15 s, still within the duration
+        seen.append(h.elector.renewal_problem())
+        h.mono += 1
+        seen.append(h.elector.renewal_problem())
+
+    h.at(3, wedge)
+    h.at(4, h.stop.set)
+    h.run()
+    assert seen == [
+        None,
+        None,
+        f"leader of lease {NS}/{NAME} last renewed it 16s ago, past its 15s duration",
+    ]
+    assert h.elector.renewal_problem() is None, "stepped down: nothing to keep"

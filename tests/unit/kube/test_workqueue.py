@@ -385,3 +385,19 @@ def test_a_named_queues_series_exist_before_any_key() -> None:
         "registry_v2_policy_workqueue_queue_duration_seconds_count",
     ):
         assert REGISTRY.get_sample_value(series, {"name": "wq-quiet"}) == 0
+
+
+def test_the_oldest_wait_is_of_the_key_waiting_longest_for_a_worker() -> None:
+    clock = FakeMonotonic()
+    queue = WorkQueue(monotonic=clock)
+    assert queue.oldest_wait() == 0.0
+    queue.add("a")
+    clock.advance(5.0)
+    queue.add("b")
+    clock.advance(2.0)
+    assert queue.oldest_wait() == 7.0
+    assert queue.get(timeout=0) == "a"
+    assert queue.oldest_wait() == 2.0
+    queue.add_after("c", 100.0)
+    assert queue.get(timeout=0) == "b"
+    assert queue.oldest_wait() == 0.0, "a delayed key is not waiting for a worker"
