@@ -111,14 +111,14 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench pull-secrets")
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=4, help="controller reconcile workers")
-    parser.add_argument("--api-qps", type=float, default=50.0, help="controller client QPS")
-    parser.add_argument("--api-burst", type=int, default=100)
+    parser.add_argument("--kube-api-qps", type=float, default=50.0, help="controller client QPS")
+    parser.add_argument("--kube-api-burst", type=int, default=100)
     args = parser.parse_args(argv)
     print(f"machine: {describe()}")
     controller_args = [
         f"--reconcile-workers={args.workers}",
-        f"--api-qps={args.api_qps}",
-        f"--api-burst={args.api_burst}",
+        f"--kube-api-qps={args.kube_api_qps}",
+        f"--kube-api-burst={args.kube_api_burst}",
     ]
     stack = Stack(ControlPlane(), controller_args=controller_args)
     stack.start()
@@ -146,7 +146,7 @@ def main(argv: list[str]) -> None:
         print(f"service accounts: {args.count} (+ the namespace's default)")
         print(
             f"controller: {args.workers} workers, client-side limit "
-            f"{args.api_qps:g} qps / burst {args.api_burst}"
+            f"{args.kube_api_qps:g} qps / burst {args.kube_api_burst}"
         )
         print(f"creating the SAs took:                 {created:8.1f} s")
         print(

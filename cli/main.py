@@ -5,24 +5,46 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from cli.logs import configure_logging
+from kube import flags
 from kube import settings as settings_mod
+from kube.flags import subcommands
+
+__all__ = ["build_parser", "main", "parse", "subcommands"]
 
 log = logging.getLogger(__name__)
 
+PROG = "image-registry-webhook"
+DISTRIBUTION = "registry-v2-policy"
+"""The package whose metadata gives ``--version`` (pyproject.toml ``[project] name``)."""
 
-def _parser() -> argparse.ArgumentParser:
+
+def package_version() -> str:
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="image-registry-webhook",
-        description="Registry v2 admission webhooks, PushReview API and controllers.",
+        prog=PROG,
+        description="Registry v2 admission webhooks, PushReview API and controllers. Every "
+        "flag is also an environment variable: see docs/configuration.md.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to run"
+    )
     serve = sub.add_parser("serve", help="serve the admission webhooks and the PushReview API")
     settings_mod.add_common_flags(serve)
     settings_mod.add_serve_flags(serve)
+    settings_mod.add_metrics_flags(serve)
     configurations = sub.add_parser(
         "webhook-configurations",
         help="print the webhook configurations as YAML, for kubectl apply (the serving "
@@ -33,19 +55,34 @@ def _parser() -> argparse.ArgumentParser:
     controller = sub.add_parser("controller", help="run the pull-secret and quota reconcilers")
     settings_mod.add_common_flags(controller)
     settings_mod.add_controller_flags(controller)
+    settings_mod.add_metrics_flags(controller)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    settings = settings_mod.from_args(args)
-    configure_logging(settings.log_level)
+def parse(
+    argv: Sequence[str] | None, environ: Mapping[str, str]
+) -> tuple[str, settings_mod.Settings, list[str]]:
+    """The command, its settings and the deprecation notices; exits 2 on bad input."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
-        if args.command == "webhook-configurations":
+        notices = flags.resolve(args, environ)
+    except flags.FlagError as err:
+        subcommands(parser)[args.command].error(str(err))
+    return args.command, settings_mod.from_args(args), notices
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    command, settings, deprecations = parse(argv, os.environ)
+    configure_logging(settings.log_level)
+    for notice in deprecations:
+        log.warning("%s", notice)
+    try:
+        if command == "webhook-configurations":
             from webhook.main import print_webhook_configurations
 
             return print_webhook_configurations(settings)
-        if args.command == "serve":
+        if command == "serve":
             from webhook.main import run_server
 
             return run_server(settings)
@@ -58,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     except Exception as err:  # last resort: one clear line, the traceback only at DEBUG
         log.debug("fatal error", exc_info=True)
-        print(f"image-registry-webhook: {err}", file=sys.stderr)
+        print(f"{PROG}: {err}", file=sys.stderr)
         return 1
 
 

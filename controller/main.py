@@ -2,38 +2,56 @@
 
 Caches fill on every replica so a new leader starts warm; only the leader runs workers,
 so only one replica writes. Losing the lease ends the process (as controller-runtime does)
-and the pod restarts as a follower.
+and the pod restarts as a follower. ``/readyz`` is the caches synced; ``/healthz`` fails
+for a leader that stopped renewing its Lease or whose workers are wedged, so that the
+kubelet restarts it and another replica takes over.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import FrameType
 from typing import Protocol
 
-from prometheus_client import start_http_server
-
+from controller.pullsecrets.api import REQUEST_TIMEOUT
 from controller.pullsecrets.wiring import PullSecretWiring
 from controller.quotausage.wiring import QuotaUsageWiring
+from kube import metrics
 from kube.client import api_client
+from kube.health import Check, Synced, informers_synced, serve_probes
 from kube.leaderelection import LeaderElector
+from kube.metricsserver import serve_metrics
 from kube.ratelimit import RateLimiter
 from kube.settings import Settings
 
 log = logging.getLogger(__name__)
 
 LEASE_NAME = "image-registry-controller"
+WEDGED_AFTER_SECONDS = 10.0 * REQUEST_TIMEOUT
+"""A worker is wedged when one reconcile runs this long, or keys wait this long while no
+reconcile finishes. A call that times out (REQUEST_TIMEOUT, 30 s) ends its reconcile, so only
+ten slow successes in a row could take this long; a wedged leader is restarted within
+minutes, well inside a one-hour token's 40% refresh margin."""
 
 
 class Loop(Protocol):
     """A reconciler's wiring: works until ``stop``, then returns with its workers joined."""
 
     def run(self, stop: threading.Event) -> None: ...
+
+
+class Progress(Protocol):
+    def progress_problem(self, bound: float) -> str | None: ...
+
+
+class LeaseHealth(Protocol):
+    def renewal_problem(self) -> str | None: ...
 
 
 class Elector(Protocol):
@@ -78,10 +96,14 @@ def run_elected(loops: Sequence[Loop], elector: Elector | None, stop: threading.
     return lost.is_set()
 
 
-def _serve_metrics(bind: str) -> None:
-    host, _, port = bind.rpartition(":")
-    server, _thread = start_http_server(int(port), addr=host or "0.0.0.0")
-    log.info("metrics on http://%s:%d/metrics", *server.server_address[:2])
+def health_checks(
+    elector: LeaseHealth | None, runners: Iterable[Progress], informers: Sequence[Synced]
+) -> tuple[list[Check], list[Check]]:
+    """(liveness, readiness): the Lease kept and every runner progressing; the caches
+    synced."""
+    liveness: list[Check] = [] if elector is None else [elector.renewal_problem]
+    liveness += [functools.partial(r.progress_problem, WEDGED_AFTER_SECONDS) for r in runners]
+    return liveness, [informers_synced(informers)]
 
 
 def run_controller(settings: Settings) -> int:
@@ -93,18 +115,30 @@ def run_controller(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    _serve_metrics(settings.metrics_bind)
+    serve_metrics(settings.metrics_bind_address)
 
     api = api_client(settings.kubeconfig, qps_pool=settings.reconcile_workers + 8)
-    limiter = RateLimiter(settings.api_qps, settings.api_burst)
+    limiter = RateLimiter(settings.kube_api_qps, settings.kube_api_burst)
     pull_secrets = PullSecretWiring(api, settings, limiter)
     quota_usage = QuotaUsageWiring(api, settings, limiter)
-    pull_secrets.start_informers(stop)
-    quota_usage.start_informers(stop)
     elector = None
-    if settings.leader_election:
+    if settings.leader_elect:
         identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
         elector = LeaderElector(api, settings.namespace, LEASE_NAME, identity)
+    else:  # the only replica: it writes, as a leader would
+        metrics.LEADER_STATUS.labels(LEASE_NAME).set(1)
+    liveness, readiness = health_checks(
+        elector,
+        [pull_secrets.runner, quota_usage.runner],
+        [*pull_secrets.informers, *quota_usage.informers],
+    )
+    probes = serve_probes(
+        settings.health_probe_bind_address, liveness=liveness, readiness=readiness
+    )
+    pull_secrets.start_informers(stop)
+    quota_usage.start_informers(stop)
     lost = run_elected([pull_secrets, quota_usage], elector, stop)
+    if probes is not None:
+        probes.close()
     log.info("controller stopped")
     return 1 if lost else 0

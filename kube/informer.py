@@ -16,6 +16,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
+from kube import metrics
 from quota.objects import Obj, object_key, object_namespace
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class Informer:
         self._handlers: list[Handler] = []
         self._synced = threading.Event()
         self._resource_version = ""
+        self._listed = False  # a full list succeeded once: any later one is a relist
+        metrics.INFORMER_RELISTS.labels(name)  # the series exists from the start, at zero
         self._thread: threading.Thread | None = None
         # For optional kinds (a CRD that may not be installed): a 404 on list means "no
         # objects"; the cache counts as synced and the list is retried periodically.
@@ -202,6 +205,9 @@ class Informer:
             self._store = fresh
             self._reindex()
         self._resource_version = resource_version
+        if self._listed:
+            metrics.INFORMER_RELISTS.labels(self.name).inc()
+        self._listed = True
         for key, obj in fresh.items():
             previous = old.get(key)
             if previous is None:

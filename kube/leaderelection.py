@@ -29,6 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kube import metrics
 from quota.timestamps import format_micro_time, parse_rfc3339, require_aware
 
 log = logging.getLogger(__name__)
@@ -208,10 +209,33 @@ class LeaderElector:
         self._renewed_at: float | None = None  # monotonic start of the last successful write
         self._last_holder: str | None = None  # to log a new holder once, not every period
         self._leading = threading.Event()
+        self._set_leading(False)
 
     @property
     def is_leader(self) -> bool:
         return self._leading.is_set()
+
+    def renewal_problem(self) -> str | None:
+        """Why this leader is unhealthy, or None: it last renewed the Lease longer ago than
+        the Lease lasts, so another replica may lead while this one still writes. A healthy
+        loop steps down well before (``renew_deadline``); this catches the loop wedged."""
+        renewed_at = self._renewed_at
+        if not self.is_leader or renewed_at is None:
+            return None
+        age = self._monotonic() - renewed_at
+        if age <= self._lease_duration:
+            return None
+        return (
+            f"leader of lease {self.namespace}/{self.name} last renewed it {age:.0f}s ago, "
+            f"past its {self._lease_duration}s duration"
+        )
+
+    def _set_leading(self, leading: bool) -> None:
+        if leading:
+            self._leading.set()
+        else:
+            self._leading.clear()
+        metrics.LEADER_STATUS.labels(self.name).set(1 if leading else 0)
 
     def run(
         self,
@@ -239,7 +263,7 @@ class LeaderElector:
         stop: threading.Event,
     ) -> None:
         log.info("%s became the leader (lease %s/%s)", self.identity, self.namespace, self.name)
-        self._leading.set()
+        self._set_leading(True)
         lost = threading.Event()
         finished = threading.Event()
         worker = threading.Thread(
@@ -259,7 +283,7 @@ class LeaderElector:
         lost.set()
         if not held:
             log.warning("%s lost the lease %s/%s", self.identity, self.namespace, self.name)
-            self._leading.clear()
+            self._set_leading(False)
             on_stopped_leading()
             # No new term while the old callback may still write.
             while not self._wait(finished, self._retry_period):
@@ -275,7 +299,7 @@ class LeaderElector:
             self._release()
         else:
             log.warning("leader callback did not return; the lease will expire instead")
-        self._leading.clear()
+        self._set_leading(False)
         on_stopped_leading()
 
     def _wind_down(self, finished: threading.Event) -> None:

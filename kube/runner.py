@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Hashable
 from typing import Protocol
 
@@ -22,6 +23,7 @@ class Queue(Protocol):
     def add_after(self, key: Hashable, delay: float) -> None: ...
     def add_rate_limited(self, key: Hashable) -> None: ...
     def num_requeues(self, key: Hashable) -> int: ...
+    def oldest_wait(self) -> float: ...
     def __len__(self) -> int: ...
 
 
@@ -38,6 +40,7 @@ class Runner:
         workers: int,
         retryable: tuple[type[Exception], ...] = (),
         progress_every: float = 10.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.queue = queue
@@ -45,12 +48,22 @@ class Runner:
         self._workers = workers
         self._retryable = retryable
         self._progress_every = progress_every
+        self._monotonic = monotonic
+        # Every series exists from the start, zero until used.
+        metrics.RECONCILE_ERRORS.labels(name)
+        metrics.RECONCILE_DURATION.labels(name)
         self._lock = threading.Lock()
         self.reconciled = 0
         self.failed = 0
         self._threads: list[threading.Thread] = []
+        self._stop: threading.Event | None = None  # set by start: workers run until it is set
+        self._in_flight: dict[str, float] = {}  # worker thread -> when its reconcile began
+        self._last_done = 0.0  # when the last reconcile ended (or the workers started)
 
     def start(self, stop: threading.Event) -> list[threading.Thread]:
+        with self._lock:
+            self._stop = stop
+            self._last_done = self._monotonic()
         threads = [
             threading.Thread(target=self._work, args=(stop,), name=f"{self.name}-{i}", daemon=True)
             for i in range(self._workers)
@@ -70,12 +83,39 @@ class Runner:
         the key it holds, so a leader that lost its Lease is not writing once this returns."""
         for thread in self._threads:
             thread.join()
+        with self._lock:
+            self._stop = None
+
+    def progress_problem(self, bound: float) -> str | None:
+        """Why the workers look wedged, or None: a reconcile running longer than ``bound``
+        seconds, or keys waiting longer than that while no reconcile finished for as long.
+        A backlog that drains is fine however long its keys wait; a runner that is not
+        running (a follower, a stopped leader) has nothing to judge."""
+        with self._lock:
+            if self._stop is None or self._stop.is_set():
+                return None
+            now = self._monotonic()
+            longest = max((now - began for began in self._in_flight.values()), default=0.0)
+            since_done = now - self._last_done
+        if longest > bound:
+            return f"{self.name}: a reconcile has run for {longest:.0f}s"
+        waited = self.queue.oldest_wait()
+        if waited > bound and since_done > bound:
+            return (
+                f"{self.name}: keys waiting for {waited:.0f}s and no reconcile finished "
+                f"for {since_done:.0f}s"
+            )
+        return None
 
     def _work(self, stop: threading.Event) -> None:
         while not stop.is_set():
             key = self.queue.get(timeout=0.5)
             if key is None:
                 continue
+            started = self._monotonic()
+            worker = threading.current_thread().name
+            with self._lock:
+                self._in_flight[worker] = started
             try:
                 requeue_after = self._reconcile(str(key))
             except self._retryable as err:
@@ -98,13 +138,16 @@ class Runner:
                     self.reconciled += 1
             finally:
                 self.queue.done(key)
-                metrics.QUEUE_DEPTH.labels(self.name).set(len(self.queue))
+                ended = self._monotonic()
+                with self._lock:
+                    del self._in_flight[worker]
+                    self._last_done = ended
+                metrics.RECONCILE_DURATION.labels(self.name).observe(ended - started)
 
     def _report(self, stop: threading.Event) -> None:
         last = (-1, -1, -1)
         while not stop.wait(self._progress_every):
             depth = len(self.queue)
-            metrics.QUEUE_DEPTH.labels(self.name).set(depth)
             now = (self.reconciled, self.failed, depth)
             if now != last and (depth or now[:2] != last[:2]):
                 log.info(

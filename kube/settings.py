@@ -1,18 +1,23 @@
 """Settings of the server and controllers, from flags with environment-variable defaults.
 
-Every flag ``--some-flag`` can also be set as ``REGISTRY_WEBHOOK_SOME_FLAG``; flags win.
+Every flag ``--some-flag`` can also be set as ``REGISTRY_WEBHOOK_SOME_FLAG``; flags win
+(``kube.flags``). The defaults are the ``Settings`` field defaults, so code that builds
+``Settings()`` and the command line agree.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
+from typing import Any
 
+from kube.flags import Flag, add_flags, bind_address, resolve
 from quota.pullsecrets.names import DEFAULT_TOKEN_AUDIENCES
 
-ENV_PREFIX = "REGISTRY_WEBHOOK_"
 DEFAULT_NAMESPACE = "image-registry-system"
 DEFAULT_INTERNAL_REGISTRY = "image-registry.image-registry-system.svc:5000"
 DEFAULT_QUOTA_RELEASE_GRACE_SECONDS = 35.0
@@ -21,17 +26,29 @@ server allows a webhook up to 30 s, so a create admitted (and charged) now may b
 that much later; 5 s more for the watch to bring it to the reconciler."""
 
 
-def _env(flag: str, default: str | None = None) -> str | None:
-    return os.environ.get(ENV_PREFIX + flag.upper().replace("-", "_"), default)
-
-
-def _env_list(flag: str) -> list[str]:
-    raw = _env(flag) or ""
-    return [item.strip() for item in raw.split(",") if item.strip()]
-
-
-def _env_bool(flag: str) -> bool:
-    return (_env(flag) or "").lower() in {"1", "true", "yes", "on"}
+DEFAULT_BIND = "0.0.0.0:8443"
+"""The TLS port of admission and PushReview: the manifests' container port ``https``."""
+DEFAULT_METRICS_BIND_ADDRESS = ":8080"
+"""Plain-HTTP Prometheus metrics of either process: kubebuilder's long-standing default
+and the manifests' container port ``metrics``."""
+DEFAULT_HEALTH_PROBE_BIND_ADDRESS = ":8081"
+"""The controller's plain-HTTP ``/healthz`` and ``/readyz``: kubebuilder's default and the
+manifests' container port ``health``."""
+DEFAULT_THREADS = 64
+"""Connections served at once: above the API server's idle webhook connection pool (25)."""
+DEFAULT_TOKEN_LIFETIME_SECONDS = 3600
+"""One hour, the TokenRequest API's own default."""
+MIN_TOKEN_LIFETIME_SECONDS = 600
+"""The TokenRequest API refuses shorter lifetimes."""
+DEFAULT_KUBE_API_QPS = 50.0
+DEFAULT_KUBE_API_BURST = 100
+"""The controller's client-side limit (client-go's 5/10 is far too low for one write per
+ServiceAccount); docs/benchmarks.md measures what it costs."""
+DEFAULT_RECONCILE_WORKERS = 4
+DEFAULT_RESYNC_SECONDS = 300
+"""Every object is reconciled again this often even without a change (controller-runtime's
+SyncPeriod is 10 h; ours is short because token refreshes are time-driven)."""
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass
@@ -41,17 +58,18 @@ class Settings:
     namespace: str = DEFAULT_NAMESPACE
     kubeconfig: str | None = None
     log_level: str = "INFO"
+    metrics_bind_address: str = DEFAULT_METRICS_BIND_ADDRESS
     # Serving
-    bind: str = "0.0.0.0:8443"
+    bind: str = DEFAULT_BIND
     tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
+    tls_private_key_file: Path | None = None
     ca_file: Path | None = None
     client_ca_file: Path | None = None
     dev_certs_dir: Path | None = None
     # One gunicorn worker process per pod (its caches and metrics live in it); scale with
     # threads and replicas.
     workers: int = 1
-    threads: int = 64
+    threads: int = DEFAULT_THREADS
     # Self-registration of the webhook configurations
     register: bool = False
     webhook_url: str | None = None
@@ -64,15 +82,15 @@ class Settings:
     internal_registry: str = DEFAULT_INTERNAL_REGISTRY
     extra_registry_hostnames: list[str] = field(default_factory=list)
     excluded_namespaces: list[str] = field(default_factory=list)
-    token_lifetime_seconds: int = 3600
+    token_lifetime_seconds: int = DEFAULT_TOKEN_LIFETIME_SECONDS
     token_audiences: list[str] = field(default_factory=lambda: list(DEFAULT_TOKEN_AUDIENCES))
     # Controller
-    leader_election: bool = True
-    reconcile_workers: int = 4
-    api_qps: float = 50.0
-    api_burst: int = 100
-    resync_seconds: int = 300
-    metrics_bind: str = "0.0.0.0:9090"
+    leader_elect: bool = True
+    health_probe_bind_address: str = DEFAULT_HEALTH_PROBE_BIND_ADDRESS
+    reconcile_workers: int = DEFAULT_RECONCILE_WORKERS
+    kube_api_qps: float = DEFAULT_KUBE_API_QPS
+    kube_api_burst: int = DEFAULT_KUBE_API_BURST
+    resync_seconds: int = DEFAULT_RESYNC_SECONDS
     quota_release_grace_seconds: float = DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
 
     @property
@@ -81,16 +99,51 @@ class Settings:
         return list(dict.fromkeys([self.namespace, "kube-system", *self.excluded_namespaces]))
 
 
-def _token_lifetime(value: str) -> int:
-    seconds = int(value)
-    if seconds < 600:
-        # The TokenRequest API refuses shorter lifetimes.
-        raise argparse.ArgumentTypeError("must be at least 600 seconds")
-    return seconds
+# --- value parsers: each refuses with a message that says what it expects ----------------
+
+
+def _number(
+    convert: Callable[[str], Any], kind: str, minimum: float, maximum: float | None = None
+) -> Callable[[str], Any]:
+    """A parser of ``kind`` numbers in ``[minimum, maximum]``."""
+    bounds = f"at least {minimum:g}" if maximum is None else f"{minimum:g} to {maximum:g}"
+
+    def parse(value: str) -> Any:
+        try:
+            number = convert(value.strip())
+            if not math.isfinite(number):
+                raise ValueError(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}; got {value!r}") from None
+        if number < minimum or (maximum is not None and number > maximum):
+            raise argparse.ArgumentTypeError(f"must be {bounds}; got {value!r}")
+        return number
+
+    return parse
+
+
+def _positive_float(value: str) -> float:
+    number: float = _number(float, "a number", 0)(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0; got {value!r}")
+    return number
+
+
+_positive_int = _number(int, "an integer", 1)
+_non_negative_float = _number(float, "a number", 0)
+_port = _number(int, "a port number", 1, 65535)
+_token_lifetime = _number(int, "a number of seconds", MIN_TOKEN_LIFETIME_SECONDS)
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_LEVELS)}; got {value!r}")
+    return level
 
 
 def _audiences(value: str) -> list[str]:
-    audiences = [item.strip() for item in value.split(",") if item.strip()]
+    audiences = _audience_list(value)
     if not audiences:
         raise argparse.ArgumentTypeError("needs at least one audience")
     return audiences
@@ -101,130 +154,186 @@ def _audience_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def add_common_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--namespace",
-        default=_env("namespace", os.environ.get("POD_NAMESPACE", DEFAULT_NAMESPACE)),
-        help="namespace the service runs in (excluded from admission)",
-    )
-    parser.add_argument("--kubeconfig", default=_env("kubeconfig", os.environ.get("KUBECONFIG")))
-    parser.add_argument("--log-level", default=_env("log-level", "INFO"))
-    parser.add_argument(
-        "--internal-registry",
-        default=_env("internal-registry", DEFAULT_INTERNAL_REGISTRY),
-        help="host:port of the internal registry service",
-    )
-    parser.add_argument(
-        "--extra-registry-hostname",
+def _default(dest: str) -> Any:
+    spec = Settings.__dataclass_fields__[dest]
+    if spec.default_factory is not MISSING:
+        return spec.default_factory()
+    return spec.default
+
+
+def _flag(name: str, help: str, **kwargs: Any) -> Flag:
+    """A flag whose default is the ``Settings`` field of the same name (or ``dest``)."""
+    dest = kwargs.pop("dest", name.replace("-", "_"))
+    return Flag(name, help, _default(dest), dest=dest, **kwargs)
+
+
+# --- the flags ------------------------------------------------------------------------------
+
+COMMON_FLAGS = (
+    _flag(
+        "namespace",
+        "namespace the service runs in (never admitted nor reconciled)",
+        env=("REGISTRY_WEBHOOK_NAMESPACE", "POD_NAMESPACE"),
+    ),
+    _flag(
+        "kubeconfig",
+        "kubeconfig file to reach the API server; unset: the in-cluster config",
+        env=("REGISTRY_WEBHOOK_KUBECONFIG", "KUBECONFIG"),
+    ),
+    _flag("log-level", f"lowest level logged: {', '.join(LOG_LEVELS)}", parse=_log_level),
+    _flag("internal-registry", "host:port of the internal registry service"),
+    _flag(
+        "extra-registry-hostname",
+        "another registry hostname to put in every pull secret (repeatable)",
         dest="extra_registry_hostnames",
-        action="append",
-        default=_env_list("extra-registry-hostnames"),
-        help="another registry hostname to put in every pull secret (repeatable)",
-    )
-    parser.add_argument(
-        "--excluded-namespace",
+        repeatable=True,
+        env=("REGISTRY_WEBHOOK_EXTRA_REGISTRY_HOSTNAMES",),
+    ),
+    _flag(
+        "excluded-namespace",
+        "a namespace the service never touches (repeatable)",
         dest="excluded_namespaces",
-        action="append",
-        default=_env_list("excluded-namespaces"),
-        help="a namespace the service never touches (repeatable)",
-    )
-    parser.add_argument(
-        "--token-lifetime-seconds",
-        type=_token_lifetime,
-        default=_token_lifetime(_env("token-lifetime-seconds", "3600") or "3600"),
-        help="lifetime of the bound tokens in pull secrets (600 or more; refreshed at 60%%)",
-    )
-    parser.add_argument(
-        "--token-audiences",
-        type=_audiences,
-        default=_audiences(_env("token-audiences", ",".join(DEFAULT_TOKEN_AUDIENCES)) or ""),
-        help="comma-separated audiences of the tokens in pull secrets: the registry's, never "
-        "the API server's, so that a leaked pull secret is no credential for the cluster",
-    )
+        repeatable=True,
+        env=("REGISTRY_WEBHOOK_EXCLUDED_NAMESPACES",),
+    ),
+    _flag(
+        "token-lifetime-seconds",
+        f"lifetime of the bound tokens in pull secrets ({MIN_TOKEN_LIFETIME_SECONDS} or more; "
+        "refreshed at 60% of it)",
+        parse=_token_lifetime,
+    ),
+    _flag(
+        "token-audiences",
+        "comma-separated audiences of the tokens in pull secrets: the registry's, never the "
+        "API server's, so that a leaked pull secret is no credential for the cluster",
+        parse=_audiences,
+    ),
+)
+
+METRICS_FLAGS = (
+    _flag(
+        "metrics-bind-address",
+        "host:port of the plain-HTTP Prometheus /metrics; 0 turns it off",
+        parse=bind_address,
+        deprecated=("--metrics-bind",),
+    ),
+)
+
+SERVE_FLAGS = (
+    _flag("bind", "host:port of the TLS server: admission, PushReview, /healthz, /readyz"),
+    _flag("tls-cert-file", "serving certificate (PEM), with its chain", parse=Path),
+    _flag(
+        "tls-private-key-file",
+        "private key (PEM) of --tls-cert-file",
+        parse=Path,
+        deprecated=("--tls-key-file",),
+    ),
+    _flag(
+        "ca-file",
+        "CA that signed the serving certificate, published as the webhooks' caBundle",
+        parse=Path,
+    ),
+    _flag(
+        "client-ca-file",
+        "CA that signs the API server's webhook client certificate (AdmissionConfiguration "
+        "kubeConfigFile); when set, admission reviews without such a certificate are refused",
+        parse=Path,
+    ),
+    _flag(
+        "dev-certs-dir",
+        "generate (or reuse) a CA and serving certificate here; for development only",
+        parse=Path,
+    ),
+    _flag(
+        "threads",
+        "connections served at once; each TLS connection the API server keeps open (idle "
+        "ones too) holds a thread, so keep this above its idle connection pool (25)",
+        parse=_positive_int,
+    ),
+    _flag(
+        "register",
+        "create or update the webhook configurations on start (development: in a cluster "
+        "the manifests install them)",
+        boolean=True,
+        deprecated=("--no-register",),
+    ),
+    _flag(
+        "webhook-url",
+        "base URL the API server calls (url client config); unset: the Service",
+    ),
+    _flag("service-name", "Service in front of the server, for the webhook configurations"),
+    _flag("service-port", "port of that Service", parse=_port),
+    _flag("configuration-name", "name of the two webhook configurations"),
+    _flag(
+        "pushreview-token-audiences",
+        "comma-separated audiences a PushReview caller's token must be valid for (sent as "
+        "TokenReview spec.audiences); empty: the API server's own, i.e. the registry's "
+        "ServiceAccount token",
+        parse=_audience_list,
+    ),
+)
+
+CONTROLLER_FLAGS = (
+    _flag(
+        "leader-elect",
+        "run the reconcilers only while holding the Lease, so that one replica of several writes",
+        boolean=True,
+        deprecated=("--leader-election", "--no-leader-election"),
+    ),
+    _flag(
+        "health-probe-bind-address",
+        "host:port of the plain-HTTP /healthz and /readyz; 0 turns them off",
+        parse=bind_address,
+    ),
+    _flag(
+        "reconcile-workers",
+        "ServiceAccounts reconciled at once",
+        parse=_positive_int,
+    ),
+    _flag(
+        "kube-api-qps",
+        "sustained API requests per second the reconcilers may make",
+        parse=_positive_float,
+        deprecated=("--api-qps",),
+    ),
+    _flag(
+        "kube-api-burst",
+        "API requests the reconcilers may make at once above --kube-api-qps",
+        parse=_positive_int,
+        deprecated=("--api-burst",),
+    ),
+    _flag(
+        "resync-seconds",
+        "seconds after which every object is reconciled again, changed or not",
+        parse=_positive_int,
+    ),
+    _flag(
+        "quota-release-grace-seconds",
+        "how long a quota charge without its ImageStream is kept before it is released",
+        parse=_non_negative_float,
+    ),
+)
+
+
+def add_common_flags(parser: argparse.ArgumentParser) -> None:
+    add_flags(parser, COMMON_FLAGS)
 
 
 def add_serve_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bind", default=_env("bind", "0.0.0.0:8443"))
-    parser.add_argument("--tls-cert-file", type=Path, default=_env("tls-cert-file"))
-    parser.add_argument("--tls-key-file", type=Path, default=_env("tls-key-file"))
-    parser.add_argument(
-        "--ca-file",
-        type=Path,
-        default=_env("ca-file"),
-        help="CA that signed the serving certificate, published as the webhooks' caBundle",
-    )
-    parser.add_argument(
-        "--client-ca-file",
-        type=Path,
-        default=_env("client-ca-file"),
-        help="CA that signs the API server's webhook client certificate (AdmissionConfiguration "
-        "kubeConfigFile); when set, admission reviews without such a certificate are refused",
-    )
-    parser.add_argument(
-        "--dev-certs-dir",
-        type=Path,
-        default=_env("dev-certs-dir"),
-        help="generate (or reuse) a CA and serving certificate here; for development only",
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=int(_env("threads", "64") or 64),
-        help="connections served at once; each TLS connection the API server keeps open "
-        "(idle ones too) holds a thread, so keep this above its idle connection pool (25)",
-    )
-    parser.add_argument(
-        "--register",
-        action=argparse.BooleanOptionalAction,
-        default=_env_bool("register"),
-        help="create or update the webhook configurations on start",
-    )
-    parser.add_argument(
-        "--webhook-url",
-        default=_env("webhook-url"),
-        help="base URL the API server calls (url client config); else the Service is used",
-    )
-    parser.add_argument("--service-name", default=_env("service-name", "image-registry-webhook"))
-    parser.add_argument("--service-port", type=int, default=int(_env("service-port", "443") or 443))
-    parser.add_argument(
-        "--configuration-name", default=_env("configuration-name", "image-registry-webhook")
-    )
-    parser.add_argument(
-        "--pushreview-token-audiences",
-        type=_audience_list,
-        default=_env_list("pushreview-token-audiences"),
-        help="comma-separated audiences a PushReview caller's token must be valid for (sent "
-        "as TokenReview spec.audiences); empty (the default): the API server's own, i.e. the "
-        "registry's ServiceAccount token",
-    )
+    add_flags(parser, SERVE_FLAGS)
+
+
+def add_metrics_flags(parser: argparse.ArgumentParser) -> None:
+    add_flags(parser, METRICS_FLAGS)
 
 
 def add_controller_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--leader-election",
-        action=argparse.BooleanOptionalAction,
-        default=(_env("leader-election", "true") or "true").lower() != "false",
-    )
-    parser.add_argument(
-        "--reconcile-workers", type=int, default=int(_env("reconcile-workers", "4") or 4)
-    )
-    parser.add_argument("--api-qps", type=float, default=float(_env("api-qps", "50") or 50))
-    parser.add_argument("--api-burst", type=int, default=int(_env("api-burst", "100") or 100))
-    parser.add_argument(
-        "--resync-seconds", type=int, default=int(_env("resync-seconds", "300") or 300)
-    )
-    parser.add_argument("--metrics-bind", default=_env("metrics-bind", "0.0.0.0:9090"))
-    parser.add_argument(
-        "--quota-release-grace-seconds",
-        type=float,
-        default=float(
-            _env("quota-release-grace-seconds", str(DEFAULT_QUOTA_RELEASE_GRACE_SECONDS))
-            or DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
-        ),
-        help="how long a quota charge without its ImageStream is kept before it is released",
-    )
+    add_flags(parser, CONTROLLER_FLAGS)
 
 
-def from_args(args: argparse.Namespace) -> Settings:
+def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings of a parsed command line, flags left out taken from ``environ``
+    (default: the process environment); raises ``kube.flags.FlagError`` on a bad variable."""
+    resolve(args, os.environ if environ is None else environ)
     known = Settings.__dataclass_fields__
     return Settings(**{k: v for k, v in vars(args).items() if k in known})

@@ -6,6 +6,8 @@ again once that worker calls ``done`` - never to two workers at once.
 
 Delayed keys sit in a heap that ``get`` (and ``add``/``len``) drain when due, so no thread
 is needed per item or at all; a blocked ``get`` wakes at the earliest deadline.
+
+A named queue exports client-go's work-queue metrics: depth, queue time and retries.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable
 
+from kube import metrics
+
 DEFAULT_BASE_DELAY = 0.05
 DEFAULT_MAX_DELAY = 60.0
 
@@ -24,13 +28,15 @@ DEFAULT_MAX_DELAY = 60.0
 class WorkQueue:
     """Thread-safe queue of hashable keys (``"namespace/name"``).
 
-    ``monotonic`` drives the delays of ``add_after``/``add_rate_limited`` (inject a fake in
-    tests); the ``timeout`` of ``get`` is real time, since it bounds how long a thread blocks.
+    ``monotonic`` drives the delays of ``add_after``/``add_rate_limited`` and the queue-time
+    measures (inject a fake in tests); the ``timeout`` of ``get`` is real time, since it
+    bounds how long a thread blocks. ``name`` labels the metrics; None exports none.
     """
 
     def __init__(
         self,
         *,
+        name: str | None = None,
         base_delay: float = DEFAULT_BASE_DELAY,
         max_delay: float = DEFAULT_MAX_DELAY,
         monotonic: Callable[[], float] = time.monotonic,
@@ -50,6 +56,13 @@ class WorkQueue:
         self._sequence = itertools.count()
         self._failures: dict[Hashable, int] = {}
         self._shutting_down = False
+        self.name = name
+        # When each key in _queue became ready: its queue time, and the oldest wait.
+        self._ready_since: dict[Hashable, float] = {}
+        if name is not None:  # every series exists from the start, zero until used
+            metrics.WORKQUEUE_DEPTH.labels(name).set(0)
+            metrics.WORKQUEUE_QUEUE_DURATION.labels(name)
+            metrics.WORKQUEUE_RETRIES.labels(name)
 
     def add(self, key: Hashable) -> None:
         """Queue ``key`` unless it is already waiting; after shutdown, do nothing."""
@@ -78,6 +91,8 @@ class WorkQueue:
         with self._cond:
             failures = self._failures.get(key, 0)
             self._failures[key] = failures + 1
+        if self.name is not None:
+            metrics.WORKQUEUE_RETRIES.labels(self.name).inc()
         # 2**64 * base is far past any sane cap; bounding the exponent avoids float overflow.
         delay = min(self._base_delay * 2.0 ** min(failures, 64), self._max_delay)
         self.add_after(key, delay)
@@ -108,6 +123,11 @@ class WorkQueue:
                     key = self._queue.popleft()
                     self._dirty.discard(key)
                     self._processing.add(key)
+                    ready_since = self._ready_since.pop(key)
+                    if self.name is not None:
+                        waited = self._monotonic() - ready_since
+                        metrics.WORKQUEUE_QUEUE_DURATION.labels(self.name).observe(waited)
+                    self._report_depth_locked()
                     return key
                 wait = None if end is None else end - time.monotonic()
                 if wait is not None and wait <= 0:
@@ -122,8 +142,7 @@ class WorkQueue:
         with self._cond:
             self._processing.discard(key)
             if key in self._dirty and not self._shutting_down:
-                self._queue.append(key)
-                self._cond.notify()
+                self._enqueue_locked(key)
 
     def shutdown(self) -> None:
         """Refuse new keys and wake every blocked ``get`` (they return ``None``)."""
@@ -142,13 +161,31 @@ class WorkQueue:
             self._promote_due_locked()
             return len(self._queue)
 
+    def oldest_wait(self) -> float:
+        """Seconds the key first in line has waited for a worker; 0 when none waits."""
+        with self._cond:
+            self._promote_due_locked()
+            if not self._queue:
+                return 0.0
+            # Keys are appended as they become ready, so the first one waited longest.
+            return self._monotonic() - self._ready_since[self._queue[0]]
+
     def _add_locked(self, key: Hashable) -> None:
         if self._shutting_down or key in self._dirty:
             return
         self._dirty.add(key)
         if key not in self._processing:
-            self._queue.append(key)
-            self._cond.notify()
+            self._enqueue_locked(key)
+
+    def _enqueue_locked(self, key: Hashable) -> None:
+        self._queue.append(key)
+        self._ready_since[key] = self._monotonic()
+        self._report_depth_locked()
+        self._cond.notify()
+
+    def _report_depth_locked(self) -> None:
+        if self.name is not None:
+            metrics.WORKQUEUE_DEPTH.labels(self.name).set(len(self._queue))
 
     def _promote_due_locked(self) -> None:
         if not self._delayed:

@@ -16,6 +16,13 @@ from localcluster.cluster import ControlPlane
 from localcluster.stack import Stack
 
 
+def _metrics_urls(stack: Stack) -> list[str]:
+    urls = list(stack.webhook_metrics_urls)
+    if stack.controller is not None:
+        urls.append(f"http://127.0.0.1:{stack.controller.ports['metrics']}/metrics")
+    return urls
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m localcluster")
     parser.add_argument("--dir", type=Path, default=REPO_ROOT / ".local", help="state directory")
@@ -47,6 +54,7 @@ def main() -> int:
             f"  export KUBECONFIG={kubeconfig}\n"
             f"  kubectl: {cp.kubectl()} (or the machine's kubectl)\n"
             f"  webhook: {stack.webhook_url}  logs: {cp.log_dir}\n"
+            f"  metrics: {', '.join(_metrics_urls(stack))}\n"
             "Ctrl-C stops everything.",
             flush=True,
         )

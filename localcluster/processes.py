@@ -32,9 +32,12 @@ class ManagedProcess:
         log_dir: Path,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        ports: dict[str, int] | None = None,
     ) -> None:
         self.name = name
         self.argv = argv
+        self.ports = dict(ports or {})
+        """Loopback ports the process was told to listen on, by use (metrics, health)."""
         self.log_path = log_dir / f"{name}.log"
         log_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")

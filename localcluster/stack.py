@@ -61,6 +61,7 @@ class Stack:
         self.webhook: ManagedProcess | None = None
         self.controller: ManagedProcess | None = None
         self.webhook_port = 0
+        self.webhook_metrics_port = 0
         self.certs_dir = self.cp.data_dir / "webhook-certs"
 
     @property
@@ -83,6 +84,11 @@ class Stack:
     @property
     def webhook_url(self) -> str:
         return f"https://127.0.0.1:{self.webhook_port}"
+
+    @property
+    def webhook_metrics_urls(self) -> list[str]:
+        """The plain-HTTP /metrics of every running webhook server process."""
+        return [f"http://127.0.0.1:{self.webhook_metrics_port}/metrics"] if self.webhook else []
 
     def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> str:
         """Run kubectl against the stack; return stdout, raise with stderr on failure."""
@@ -170,6 +176,8 @@ class Stack:
 
     def start_webhook(self, timeout: float = 60.0) -> None:
         self.webhook_port = self.webhook_port or free_port()
+        # A port of its own, so that several stacks (and replicas) never collide.
+        self.webhook_metrics_port = free_port()
         self.webhook = ManagedProcess(
             "webhook",
             [
@@ -178,6 +186,7 @@ class Stack:
                 "cli",
                 "serve",
                 f"--bind=127.0.0.1:{self.webhook_port}",
+                f"--metrics-bind-address=127.0.0.1:{self.webhook_metrics_port}",
                 f"--dev-certs-dir={self.certs_dir}",
                 f"--client-ca-file={self.client_ca_file}",
                 *([] if self.as_service_accounts else ["--register"]),
@@ -189,6 +198,7 @@ class Stack:
             self.cp.log_dir,
             env=self._env(),
             cwd=REPO_ROOT,
+            ports={"metrics": self.webhook_metrics_port},
         )
         self.wait_webhook_called(timeout)
 
@@ -201,7 +211,9 @@ class Stack:
         self.controller = self.spawn_controller("controller")
 
     def spawn_controller(self, name: str) -> ManagedProcess:
-        """A controller process; more than one compete for the leader Lease."""
+        """A controller process; more than one compete for the leader Lease. Each gets
+        free loopback ports for metrics and probes (``ManagedProcess.ports``)."""
+        ports = {"metrics": free_port(), "health": free_port()}
         return ManagedProcess(
             name,
             [
@@ -211,12 +223,14 @@ class Stack:
                 "controller",
                 f"--kubeconfig={self.process_kubeconfig(CONTROLLER_ACCOUNT)}",
                 f"--namespace={SERVICE_NAMESPACE}",
-                "--metrics-bind=127.0.0.1:0",
+                f"--metrics-bind-address=127.0.0.1:{ports['metrics']}",
+                f"--health-probe-bind-address=127.0.0.1:{ports['health']}",
                 *self.controller_args,
             ],
             self.cp.log_dir,
             env=self._env(),
             cwd=REPO_ROOT,
+            ports=ports,
         )
 
     def stop_controller(self) -> None:

@@ -1,6 +1,7 @@
-"""The Flask application: one Blueprint per API, plus health, readiness and metrics.
+"""The Flask application: one Blueprint per API, plus health and readiness.
 
 Every route answers JSON; no request, however malformed, gets a 500 or a traceback.
+Metrics are not here: they have their own plain-HTTP port (``kube.metricsserver``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import logging
 from collections.abc import Callable, Iterable
 
 from flask import Blueprint, Flask, Response, jsonify, request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from webhook.httpjson import json_error
@@ -21,7 +21,7 @@ ReadinessCheck = Callable[[], str | None]
 
 
 def operations_blueprint(readiness: Iterable[ReadinessCheck]) -> Blueprint:
-    """``/healthz``, ``/readyz`` and ``/metrics``: what kubelet and Prometheus call."""
+    """``/healthz`` and ``/readyz``: what the kubelet calls."""
     checks = list(readiness)
     ops = Blueprint("operations", __name__)
 
@@ -37,10 +37,6 @@ def operations_blueprint(readiness: Iterable[ReadinessCheck]) -> Blueprint:
             response.status_code = 503
             return response
         return jsonify({"status": "ok"})
-
-    @ops.get("/metrics")
-    def metrics() -> Response:
-        return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
 
     return ops
 

@@ -12,6 +12,7 @@ from kubernetes import client
 from kube.client import api_client
 from kube.events import AggregatingEventRecorder, Recorder
 from kube.images import ImageClient
+from kube.metricsserver import serve_metrics
 from kube.resourcequotas import ResourceQuotaClient
 from kube.settings import Settings
 from webhook import devcerts, registration
@@ -27,7 +28,9 @@ from webhook.admission.routes import admission_blueprint
 from webhook.admission.serviceaccounts import ServiceAccountReads
 from webhook.app import create_app
 from webhook.caches import WebhookCaches
+from webhook.certexpiry import expiry_reader
 from webhook.httpjson import BodyGate
+from webhook.metrics import SERVING_CERTIFICATE_EXPIRY
 from webhook.pushreview.auth import Authenticator, Authorizer
 from webhook.pushreview.judge import PushJudge, PushReads
 from webhook.pushreview.routes import PushAuthorizer, TokenAuthenticator, pushreview_blueprint
@@ -109,16 +112,30 @@ def build_app(settings: Settings) -> Flask:
     )
 
 
+def worker_app(settings: Settings, cert_file: Path) -> Flask:
+    """What each gunicorn worker runs after the fork: its metrics listener, then the app.
+
+    The metrics live in the worker (the master only supervises), and threads do not survive
+    a fork, so the listener starts here. gunicorn starts a new worker only once the old one
+    has exited, so the port is free again by then.
+    """
+    serve_metrics(settings.metrics_bind_address)
+    SERVING_CERTIFICATE_EXPIRY.set_function(expiry_reader(cert_file))
+    return build_app(settings)
+
+
 def _serving_files(settings: Settings) -> tuple[Path, Path, Path | None]:
-    if settings.tls_cert_file and settings.tls_key_file:
-        return settings.tls_cert_file, settings.tls_key_file, settings.ca_file
+    if settings.tls_cert_file and settings.tls_private_key_file:
+        return settings.tls_cert_file, settings.tls_private_key_file, settings.ca_file
     if settings.dev_certs_dir:
         files = devcerts.ensure(
             settings.dev_certs_dir,
             devcerts.serving_hosts(settings.service_name, settings.namespace),
         )
         return files.cert_file, files.key_file, files.ca_file
-    raise SystemExit("serve needs TLS: give --tls-cert-file and --tls-key-file, or --dev-certs-dir")
+    raise SystemExit(
+        "serve needs TLS: give --tls-cert-file and --tls-private-key-file, or --dev-certs-dir"
+    )
 
 
 def desired_configurations(settings: Settings, ca_bundle: bytes) -> tuple[Obj, Obj]:
@@ -153,7 +170,7 @@ def run_server(settings: Settings) -> int:
             registration.register(api, mutating, validating)
 
     server = WebhookServer(
-        lambda: build_app(settings),
+        lambda: worker_app(settings, cert_file),
         bind=settings.bind,
         cert_file=str(cert_file),
         key_file=str(key_file),

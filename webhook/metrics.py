@@ -2,53 +2,58 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 # Admission and PushReview answers take milliseconds; the API server gives up at 10 s.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 ADMISSION_REQUESTS = Counter(
-    "registry_admission_requests_total",
+    "registry_v2_policy_admission_requests_total",
     "Admission requests answered, by endpoint and decision (allowed, patched, denied, error, "
     "unauthenticated: no client certificate of the API server; busy: a large body found "
     "no slot).",
     ["endpoint", "decision"],
 )
 ADMISSION_LATENCY = Histogram(
-    "registry_admission_duration_seconds",
+    "registry_v2_policy_admission_duration_seconds",
     "Time to answer an admission request, by endpoint.",
     ["endpoint"],
     buckets=LATENCY_BUCKETS,
 )
 BAD_REQUESTS = Counter(
-    "registry_bad_requests_total",
+    "registry_v2_policy_bad_requests_total",
     "Request bodies rejected with HTTP 400 (408 when not sent in time), by endpoint.",
     ["endpoint"],
 )
 PUSH_REVIEWS = Counter(
-    "registry_push_reviews_total",
+    "registry_v2_policy_push_reviews_total",
     "PushReview requests answered, by decision (allowed, denied, unauthenticated, throttled, "
     "bad_request, forbidden, error, busy: a large body found no slot).",
     ["decision"],
 )
 TOKEN_REVIEWS = Counter(
-    "registry_token_reviews_total",
+    "registry_v2_policy_token_reviews_total",
     "TokenReviews the PushReview authenticator made, by result (authenticated, rejected, error).",
     ["result"],
 )
 PUSH_REVIEW_LATENCY = Histogram(
-    "registry_push_review_duration_seconds",
+    "registry_v2_policy_push_review_duration_seconds",
     "Time to answer a PushReview.",
     buckets=LATENCY_BUCKETS,
 )
 QUOTA_CHARGES = Counter(
-    "registry_quota_charges_total",
+    "registry_v2_policy_quota_charges_total",
     "ResourceQuota status.used writes made at admission, by result (charged, conflict, exceeded).",
     ["result"],
 )
 IMAGE_LOOKUPS = Counter(
-    "registry_image_lookups_total",
+    "registry_v2_policy_image_lookups_total",
     "Live Image reads for images a storage limit needs and the cache cannot size, by result "
     "(found, not_found, failed).",
     ["result"],
+)
+SERVING_CERTIFICATE_EXPIRY = Gauge(
+    "registry_v2_policy_serving_certificate_expiry_timestamp_seconds",
+    "notAfter (Unix time) of the serving certificate file, read at each scrape so that a "
+    "renewed file shows at once; NaN while the file cannot be read.",
 )

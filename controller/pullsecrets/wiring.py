@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from kubernetes import client
 
+from controller import metrics
 from controller.pullsecrets.api import PullSecretApi
 from controller.pullsecrets.reconciler import (
     PullSecretConfig,
@@ -25,6 +28,7 @@ from quota.objects import Obj, object_key, object_name, object_namespace
 from quota.pullsecrets.desired_secret import service_account_name_of
 from quota.pullsecrets.dockerconfig import internal_hostnames
 from quota.pullsecrets.names import MANAGED_SECRET_SELECTOR, OPT_OUT_KEY
+from quota.pullsecrets.refresh import earliest_token_expiry
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,21 @@ CONFIG_GROUP = "imageregistry.operator.alauda.io"
 
 def _labels(obj: Obj | None) -> dict[str, Any]:
     return ((obj or {}).get("metadata") or {}).get("labels") or {}
+
+
+class SecretLister(Protocol):
+    def list(self, namespace: str | None = None) -> list[Obj]: ...
+
+
+def token_expiry_reader(secrets: SecretLister) -> Callable[[], float]:
+    """A gauge function: the earliest expiry (Unix seconds) of the cached managed tokens,
+    +Inf without any; computed at each scrape from the informer, so it is never stale."""
+
+    def read() -> float:
+        earliest = earliest_token_expiry(secrets.list())
+        return math.inf if earliest is None else earliest.timestamp()
+
+    return read
 
 
 class PullSecretWiring:
@@ -54,7 +73,7 @@ class PullSecretWiring:
             field_selector="metadata.name=cluster",
             missing_ok=True,
         )
-        self.queue = WorkQueue()
+        self.queue = WorkQueue(name="pull-secrets")
         self.reconciler = PullSecretReconciler(
             api=PullSecretApi(api, limiter),
             serviceaccounts=self.serviceaccounts,
@@ -82,6 +101,7 @@ class PullSecretWiring:
         self.secrets.add_handler(self._on_secret)
         self.namespaces.add_handler(self._on_namespace)
         self.configs.add_handler(self._on_config)
+        metrics.MANAGED_TOKEN_EXPIRY.set_function(token_expiry_reader(self.secrets))
 
     @property
     def informers(self) -> list[Informer]:

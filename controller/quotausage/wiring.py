@@ -37,7 +37,7 @@ class QuotaUsageWiring:
             ),
             missing_ok=True,
         )
-        self.queue = WorkQueue()
+        self.queue = WorkQueue(name="quota-usage")
         self.reconciler = QuotaUsageReconciler(
             ResourceQuotaClient(api, timeout=WRITE_TIMEOUT),
             self.quotas,

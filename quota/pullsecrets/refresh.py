@@ -86,6 +86,20 @@ def read_token_times(annotations: Mapping[str, object] | None) -> TokenTimes | N
     return TokenTimes(issued, expires)
 
 
+def earliest_token_expiry(secrets: Iterable[object]) -> datetime | None:
+    """The earliest token expiry among ``secrets`` (managed Secret objects); None when no
+    Secret records readable token times."""
+    expiries = []
+    for secret in secrets:
+        metadata = secret.get("metadata") if isinstance(secret, Mapping) else None
+        times = read_token_times(
+            metadata.get("annotations") if isinstance(metadata, Mapping) else None
+        )
+        if times is not None:
+            expiries.append(times.expires)
+    return min(expiries, default=None)
+
+
 def refresh_reason(
     times: TokenTimes | None,
     config: DockerConfig | None,

@@ -20,6 +20,9 @@ from localcluster.waiting import wait_for
 __all__ = ["CONFIGURATION_NAME", "SERVICE_NAMESPACE", "ClusterEnv", "wait_for"]
 
 SERVICE_NAME = "image-registry-webhook"
+WEBHOOK_PODS = "app.kubernetes.io/name=image-registry-webhook"
+METRICS_PORT = 8080
+"""The webhook pods' plain-HTTP metrics port in the manifests (container port ``metrics``)."""
 
 STACK_SETTINGS = Settings()
 """The local stack runs both processes with the default settings."""
@@ -116,17 +119,39 @@ class ClusterEnv:
         raw = response[0]
         return HttpResult(raw.status, dict(raw.headers), raw.data)
 
+    def metrics_pages(self) -> list[str]:
+        """The /metrics text of every webhook server process, from its plain-HTTP metrics
+        port: directly in the local stack, through the API server's pod proxy in a cluster."""
+        if self.stack is not None:
+            pages = []
+            for url in self.stack.webhook_metrics_urls:
+                response = self._session.get(url, timeout=30)
+                assert response.status_code == 200, response.text
+                pages.append(response.text)
+            return pages
+        pods = self.kubectl_json("get", "pods", "-n", SERVICE_NAMESPACE, "-l", WEBHOOK_PODS)
+        return [
+            self.kubectl(
+                "get",
+                "--raw",
+                f"/api/v1/namespaces/{SERVICE_NAMESPACE}/pods/"
+                f"{pod['metadata']['name']}:{METRICS_PORT}/proxy/metrics",
+            ).stdout
+            for pod in pods["items"]
+            if pod.get("status", {}).get("phase") == "Running"
+        ]
+
     def metric(self, name: str, **labels: str) -> float:
-        """Current value of a counter sample of our server (0 when not yet exported)."""
-        result = self.server_request("GET", "/metrics")
-        assert result.status == 200, result.body
+        """A sample of our server summed over its processes (0 when not yet exported):
+        requests spread over replicas, so a count grows on any of them."""
         total = 0.0
-        for family in text_string_to_metric_families(result.body.decode()):
-            for sample in family.samples:
-                if sample.name == name and all(
-                    sample.labels.get(k) == v for k, v in labels.items()
-                ):
-                    total += sample.value
+        for page in self.metrics_pages():
+            for family in text_string_to_metric_families(page):
+                for sample in family.samples:
+                    if sample.name == name and all(
+                        sample.labels.get(k) == v for k, v in labels.items()
+                    ):
+                        total += sample.value
         return total
 
     def wait(self, condition: Callable[[], Any], *, timeout: float = 30, what: str) -> Any:

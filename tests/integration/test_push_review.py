@@ -259,11 +259,11 @@ def test_made_up_tokens_cost_a_bounded_number_of_token_reviews(
             timeout=30,
         )
 
-    made_before = cluster.metric("registry_token_reviews_total")
+    made_before = cluster.metric("registry_v2_policy_token_reviews_total")
     started = time.monotonic()
     statuses = [review_from_flooder(f"made-up-{uuid.uuid4().hex}").status_code for _ in range(100)]
     elapsed = time.monotonic() - started
-    made = cluster.metric("registry_token_reviews_total") - made_before
+    made = cluster.metric("registry_v2_policy_token_reviews_total") - made_before
     # A full bucket, then its refill while we sent.
     assert made <= UNKNOWN_TOKEN_BURST + UNKNOWN_TOKEN_QPS * elapsed
     assert statuses.count(401) == made, "every request either made a review or got 429"

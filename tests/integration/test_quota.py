@@ -213,7 +213,7 @@ def test_an_image_no_object_describes_is_denied_retryably_until_its_image_exists
         timeout=CACHE_DEADLINE,
         what="the webhook's LimitRange cache to see the storage limit",
     )
-    not_found = "registry_image_lookups_total"
+    not_found = "registry_v2_policy_image_lookups_total"
     before = cluster.metric(not_found, result="not_found")
     denied = set_history(cluster, namespace, "app", {"v1": [0x404]}, check=False)
     assert denied.returncode != 0

@@ -46,7 +46,7 @@ def test_excluded_namespaces_are_not_mutated(cluster: ClusterEnv) -> None:
 def test_imagestream_apply_reaches_the_validating_webhook(
     cluster: ClusterEnv, namespace: str
 ) -> None:
-    metric = "registry_admission_requests_total"
+    metric = "registry_v2_policy_admission_requests_total"
     before = cluster.metric(metric, endpoint="validate_imagestreams")
     cluster.apply(imagestream("app", ["v1"]), "-n", namespace)
     after = cluster.metric(metric, endpoint="validate_imagestreams")
@@ -102,7 +102,7 @@ def test_a_denying_webhook_fails_kubectl_apply_with_our_message(
 def test_native_quota_edits_do_not_reach_the_policy_webhook(
     cluster: ClusterEnv, namespace: str
 ) -> None:
-    metric = "registry_admission_requests_total"
+    metric = "registry_v2_policy_admission_requests_total"
     before = cluster.metric(metric, endpoint="validate_policies")
     quota = {
         "apiVersion": "v1",

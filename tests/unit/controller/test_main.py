@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from controller.main import run_elected
+from controller.main import WEDGED_AFTER_SECONDS, health_checks, run_elected
+from controller.pullsecrets.api import REQUEST_TIMEOUT
+from kube.health import failing
 
 DEADLINE = 10.0
 
@@ -110,3 +112,42 @@ def test_without_leader_election_every_loop_runs_until_stop() -> None:
     runner.join(DEADLINE)
     assert result == [False]
     assert all(loop.returned.is_set() for loop in loops)
+
+
+class Problem:
+    """Stands in for the elector, a runner or an informer: reports a fixed state."""
+
+    def __init__(self, problem: str | None = None, name: str = "x") -> None:
+        self.problem = problem
+        self.name = name
+        self.bounds: list[float] = []
+
+    def renewal_problem(self) -> str | None:
+        return self.problem
+
+    def progress_problem(self, bound: float) -> str | None:
+        self.bounds.append(bound)
+        return self.problem
+
+    def has_synced(self) -> bool:
+        return self.problem is None
+
+
+def test_liveness_is_the_lease_and_every_runners_progress_and_readiness_the_caches() -> None:
+    elector = Problem("lease stale")
+    runners = [Problem(None), Problem("pull-secrets: wedged")]
+    informers = [Problem(None, "a"), Problem("x", "b")]
+    liveness, readiness = health_checks(elector, runners, informers)
+    assert failing(liveness) == ["lease stale", "pull-secrets: wedged"]
+    assert failing(readiness) == ["caches not synced: b"]
+    assert [r.bounds for r in runners] == [[WEDGED_AFTER_SECONDS]] * 2
+
+
+def test_without_leader_election_only_progress_counts() -> None:
+    liveness, _ = health_checks(None, [Problem(None)], [])
+    assert failing(liveness) == []
+
+
+def test_the_wedge_bound_outlasts_any_reconcile_that_makes_progress() -> None:
+    """A call that times out ends its reconcile; only many slow successes take longer."""
+    assert WEDGED_AFTER_SECONDS >= 5 * REQUEST_TIMEOUT

@@ -107,7 +107,10 @@ def deny(
 
 
 def dropped(cause: str) -> float:
-    return REGISTRY.get_sample_value("registry_events_dropped_total", {"cause": cause}) or 0.0
+    return (
+        REGISTRY.get_sample_value("registry_v2_policy_events_dropped_total", {"cause": cause})
+        or 0.0
+    )
 
 
 # --- off the caller's thread -------------------------------------------------------------
@@ -223,12 +226,15 @@ def test_a_failed_write_is_counted_and_never_raised(caplog: pytest.LogCaptureFix
     api, clocks = FakeEventApi(), FakeClocks()
     events = recorder(api, clocks)
     api.fail = ApiException(status=500, reason="etcdserver: leader changed")
-    before = REGISTRY.get_sample_value("registry_event_writes_total", {"result": "failed"}) or 0
+    before = (
+        REGISTRY.get_sample_value("registry_v2_policy_event_writes_total", {"result": "failed"})
+        or 0
+    )
     deny(events)
     assert events.drain() is None
-    assert REGISTRY.get_sample_value("registry_event_writes_total", {"result": "failed"}) == (
-        before + 1
-    )
+    assert REGISTRY.get_sample_value(
+        "registry_v2_policy_event_writes_total", {"result": "failed"}
+    ) == (before + 1)
     assert any("PushDenied" in message for message in caplog.messages)
     api.fail = None
     deny(events)

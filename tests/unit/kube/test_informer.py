@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kubernetes.client.exceptions import ApiException
+from prometheus_client import REGISTRY
 
 from kube.informer import Informer, wait_all_synced
 from localcluster.waiting import wait_for
@@ -220,3 +221,28 @@ def test_each_namespace_lists_exactly_its_cached_objects(
         )
         assert sorted(o["metadata"]["name"] for o in informer.list(namespace)) == expected
     assert set(informer._namespaces) == {o["metadata"]["namespace"] for o in everything}
+
+
+def relists(name: str) -> float:
+    return (
+        REGISTRY.get_sample_value("registry_v2_policy_informer_relists_total", {"informer": name})
+        or 0.0
+    )
+
+
+def test_full_lists_after_the_first_are_counted_as_relists() -> None:
+    api = ScriptedApi(
+        lists=[
+            page([obj("x", "1")], "1"),
+            page([obj("x", "1")], "2", cont="t"),  # one relist of two pages
+            page([obj("y", "1")], "2"),
+            ApiException(status=500, reason="boom"),  # a failed list rebuilds nothing
+        ],
+        watches=[
+            FakeResponse(lines=[{"type": "ERROR", "object": {"code": 410, "message": "old"}}]),
+            FakeResponse(lines=[{"type": "ERROR", "object": {"code": 410, "message": "old"}}]),
+        ],
+    )
+    informer = Informer("relisting", api, max_backoff_seconds=0.01)
+    run_until_exhausted(informer, api)
+    assert relists("relisting") == 1

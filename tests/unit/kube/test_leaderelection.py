@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from prometheus_client import REGISTRY
 
 from kube.leaderelection import (
     LeaderElector,
@@ -750,3 +751,56 @@ def test_any_write_makes_us_the_holder_at_now(
         assert decision.spec["leaseTransitions"] == transitions
     else:
         assert decision.spec["leaseTransitions"] == transitions + 1
+
+
+def leader_status() -> float | None:
+    return REGISTRY.get_sample_value("registry_v2_policy_leader_election_status", {"lease": NAME})
+
+
+def test_the_leader_gauge_is_one_exactly_while_leading() -> None:
+    api = FakeLeaseApi()
+    h = Harness(api)
+    assert leader_status() == 0, "a follower exports 0, so an absent leader shows"
+    seen: list[float | None] = []
+    h.at(3, lambda: seen.append(leader_status()))
+    h.stop_when_leading(4)
+    h.run()
+    assert seen == [1]
+    assert leader_status() == 0
+
+
+def test_the_leader_gauge_drops_when_the_lease_is_lost() -> None:
+    api = FakeLeaseApi()
+    h = Harness(api)
+    seen: list[float | None] = []
+    h.at(2, lambda: other_holds(api, h.wall))
+    h.at(3, lambda: seen.append(leader_status()))
+    h.at(4, h.stop.set)
+    h.run()
+    assert h.stopped and seen == [0]
+
+
+def test_a_leader_whose_renewals_stall_past_the_lease_duration_is_unhealthy() -> None:
+    """The elector loop itself wedged (here: its wait took 16 s): the kubelet must restart
+    the pod, since another replica may take the Lease while this one still writes."""
+    api = FakeLeaseApi()
+    h = Harness(api)  # lease_duration 15 s, renew every 2 s
+    assert h.elector.renewal_problem() is None, "a follower has no Lease to keep"
+    seen: list[str | None] = []
+
+    def wedge() -> None:
+        seen.append(h.elector.renewal_problem())
+        h.mono += 13  # the last renewal was 2 s ago: now 15 s, still within the duration
+        seen.append(h.elector.renewal_problem())
+        h.mono += 1
+        seen.append(h.elector.renewal_problem())
+
+    h.at(3, wedge)
+    h.at(4, h.stop.set)
+    h.run()
+    assert seen == [
+        None,
+        None,
+        f"leader of lease {NS}/{NAME} last renewed it 16s ago, past its 15s duration",
+    ]
+    assert h.elector.renewal_problem() is None, "stepped down: nothing to keep"

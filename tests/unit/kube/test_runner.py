@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Hashable
 
 import pytest
+from prometheus_client import REGISTRY
 
 from kube.runner import Runner
 from kube.workqueue import WorkQueue
@@ -51,6 +52,9 @@ class RecordingQueue:
 
     def num_requeues(self, key: Hashable) -> int:
         return 0
+
+    def oldest_wait(self) -> float:
+        return 0.0
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -130,3 +134,113 @@ def test_join_returns_only_after_the_key_in_hand_is_finished() -> None:
     assert still_waiting, "join returned while a worker still held its key"
     assert finished == ["ns/a"]
     assert not joined.is_alive()
+
+
+def test_each_reconcile_is_timed_per_controller_failures_too() -> None:
+    clock = [100.0]
+
+    def slow(key: str) -> float | None:
+        clock[0] += 2.5
+        if key == "ns/b":
+            raise RuntimeError("boom")
+        return None
+
+    stop = threading.Event()
+    queue = RecordingQueue(["ns/a", "ns/b"], stop)
+    runner = Runner(
+        "timed", queue, slow, workers=1, progress_every=3600, monotonic=lambda: clock[0]
+    )
+    runner.start(stop)
+    assert stop.wait(DEADLINE)
+    runner.join()
+    labels = {"controller": "timed"}
+    histogram = "registry_v2_policy_reconcile_duration_seconds"
+    assert REGISTRY.get_sample_value(f"{histogram}_count", labels) == 2
+    assert REGISTRY.get_sample_value(f"{histogram}_sum", labels) == 5.0
+    assert REGISTRY.get_sample_value("registry_v2_policy_reconcile_errors_total", labels) == 1
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+BOUND = 300.0
+
+
+def test_a_reconcile_running_past_the_bound_is_a_wedged_worker() -> None:
+    clock = Clock()
+    entered, release = threading.Event(), threading.Event()
+
+    def wedged(key: str) -> float | None:
+        entered.set()
+        release.wait(DEADLINE)
+        return None
+
+    queue = WorkQueue(monotonic=clock)
+    queue.add("ns/a")
+    stop = threading.Event()
+    runner = Runner("wedge", queue, wedged, workers=1, progress_every=3600, monotonic=clock)
+    assert runner.progress_problem(BOUND) is None, "not started: nothing to judge"
+    runner.start(stop)
+    try:
+        assert entered.wait(DEADLINE)
+        clock.now += BOUND
+        assert runner.progress_problem(BOUND) is None
+        clock.now += 1
+        assert runner.progress_problem(BOUND) == "wedge: a reconcile has run for 301s"
+    finally:
+        release.set()
+        stop.set()
+        runner.join()
+    assert runner.progress_problem(BOUND) is None, "stopped: nothing to judge"
+
+
+def test_keys_waiting_with_no_reconcile_finishing_is_a_stall() -> None:
+    """No worker takes keys (here: none left): the queue waits and nothing finishes."""
+    clock = Clock()
+    queue = WorkQueue(monotonic=clock)
+    stop = threading.Event()
+    runner = Runner("stalled", queue, lambda key: None, workers=0, monotonic=clock)
+    runner.start(stop)
+    try:
+        clock.now += 10 * BOUND  # idle for long: no keys, no problem
+        assert runner.progress_problem(BOUND) is None
+        queue.add("ns/a")
+        assert runner.progress_problem(BOUND) is None, "a key just added is no stall"
+        clock.now += BOUND + 1
+        assert runner.progress_problem(BOUND) == (
+            "stalled: keys waiting for 301s and no reconcile finished for 3301s"
+        )
+    finally:
+        stop.set()
+        runner.join()
+
+
+def test_a_long_backlog_that_drains_is_no_stall() -> None:
+    """Keys may wait far past the bound behind a backlog, while every reconcile is quick."""
+    clock = Clock()
+    queue = WorkQueue(monotonic=clock)
+    for i in range(10):
+        queue.add(f"ns/{i}")
+    stop = threading.Event()
+    problems: list[str | None] = []
+    oldest: list[float] = []
+
+    def busy(key: str) -> float | None:
+        problems.append(runner.progress_problem(BOUND))
+        oldest.append(queue.oldest_wait())
+        clock.now += BOUND / 3
+        if key == "ns/9":
+            stop.set()
+        return None
+
+    runner = Runner("backlog", queue, busy, workers=1, progress_every=3600, monotonic=clock)
+    runner.start(stop)
+    assert stop.wait(DEADLINE)
+    runner.join()
+    assert max(oldest) > BOUND, "the scenario must make keys wait past the bound"
+    assert problems == [None] * 10

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
 from kube import settings
+from kube.flags import FlagError, resolve
 
 
 def parse(*args: str) -> settings.Settings:
@@ -55,3 +57,113 @@ def test_pushreview_token_audiences_come_from_the_flag_or_the_environment(
     assert parse_serve(flag, "").pushreview_token_audiences == [], "empty: the API server's"
     monkeypatch.setenv("REGISTRY_WEBHOOK_PUSHREVIEW_TOKEN_AUDIENCES", "policy.example.com")
     assert parse_serve().pushreview_token_audiences == ["policy.example.com"]
+
+
+def parse_with_notices(*args: str, env: dict[str, str]) -> tuple[settings.Settings, list[str]]:
+    parser = argparse.ArgumentParser()
+    settings.add_common_flags(parser)
+    settings.add_controller_flags(parser)
+    settings.add_metrics_flags(parser)
+    settings.add_serve_flags(parser)
+    namespace = parser.parse_args(list(args))
+    notices = resolve(namespace, env)
+    return settings.from_args(namespace), notices
+
+
+def test_flags_are_named_as_controller_runtime_names_them() -> None:
+    parsed, notices = parse_with_notices(
+        "--leader-elect=false",
+        "--metrics-bind-address=127.0.0.1:0",
+        "--health-probe-bind-address=:9",
+        "--kube-api-qps=7.5",
+        "--kube-api-burst=9",
+        "--tls-cert-file=/c",
+        "--tls-private-key-file=/k",
+        env={},
+    )
+    assert notices == []
+    assert parsed.leader_elect is False
+    assert parsed.metrics_bind_address == "127.0.0.1:0"
+    assert parsed.health_probe_bind_address == ":9"
+    assert (parsed.kube_api_qps, parsed.kube_api_burst) == (7.5, 9)
+    assert (parsed.tls_cert_file, parsed.tls_private_key_file) == (Path("/c"), Path("/k"))
+
+
+def test_defaults_are_the_agreed_ports_and_leader_election_on() -> None:
+    parsed, _ = parse_with_notices(env={})
+    assert parsed == settings.Settings()
+    assert parsed.metrics_bind_address == ":8080"
+    assert parsed.health_probe_bind_address == ":8081"
+    assert parsed.leader_elect is True
+
+
+@pytest.mark.parametrize(
+    ("old", "field", "value"),
+    [
+        ("--metrics-bind=127.0.0.1:9090", "metrics_bind_address", "127.0.0.1:9090"),
+        ("--api-qps=3", "kube_api_qps", 3.0),
+        ("--api-burst=4", "kube_api_burst", 4),
+        ("--tls-key-file=/k", "tls_private_key_file", Path("/k")),
+        ("--leader-election", "leader_elect", True),
+        ("--no-leader-election", "leader_elect", False),
+        ("--no-register", "register", False),
+    ],
+)
+def test_old_flag_names_still_work_with_a_deprecation_notice(
+    old: str, field: str, value: object
+) -> None:
+    parsed, notices = parse_with_notices(old, env={})
+    assert getattr(parsed, field) == value
+    assert len(notices) == 1 and notices[0].startswith(f"flag {old.split('=')[0]} is deprecated")
+
+
+@pytest.mark.parametrize(
+    ("variable", "text", "field", "value"),
+    [
+        ("REGISTRY_WEBHOOK_METRICS_BIND", ":1", "metrics_bind_address", ":1"),
+        ("REGISTRY_WEBHOOK_API_QPS", "3", "kube_api_qps", 3.0),
+        ("REGISTRY_WEBHOOK_API_BURST", "4", "kube_api_burst", 4),
+        ("REGISTRY_WEBHOOK_TLS_KEY_FILE", "/k", "tls_private_key_file", Path("/k")),
+        ("REGISTRY_WEBHOOK_LEADER_ELECTION", "false", "leader_elect", False),
+    ],
+)
+def test_old_variable_names_still_work_with_a_deprecation_notice(
+    variable: str, text: str, field: str, value: object
+) -> None:
+    parsed, notices = parse_with_notices(env={variable: text})
+    assert getattr(parsed, field) == value
+    assert len(notices) == 1 and notices[0].startswith(f"environment variable {variable} is dep")
+
+
+@pytest.mark.parametrize("variable", ["REGISTRY_WEBHOOK_REGISTER", "REGISTRY_WEBHOOK_LEADER_ELECT"])
+@pytest.mark.parametrize("text", ["on", "enabled", "2"])
+def test_boolean_variables_refuse_what_the_flags_refuse(variable: str, text: str) -> None:
+    with pytest.raises(FlagError, match=f"{variable}: expected one of true, false"):
+        parse_with_notices(env={variable: text})
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--reconcile-workers=0"], "must be at least 1"),
+        (["--kube-api-qps=0"], "must be more than 0"),
+        (["--kube-api-qps=nan"], "expected a number"),
+        (["--service-port=70000"], "must be 1 to 65535"),
+        (["--threads=many"], "expected an integer"),
+        (["--log-level=loud"], "expected one of DEBUG, INFO"),
+        (["--metrics-bind-address=8080"], "expected host:port, :port or 0"),
+        (["--token-lifetime-seconds=60"], "must be at least 600"),
+    ],
+)
+def test_bad_values_are_refused_with_what_is_expected(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_with_notices(*argv, env={})
+    assert message in capsys.readouterr().err
+
+
+def test_a_bad_token_lifetime_in_the_environment_is_an_error_not_a_traceback() -> None:
+    """It used to be parsed while the parser was built, before any error handling."""
+    with pytest.raises(FlagError, match="REGISTRY_WEBHOOK_TOKEN_LIFETIME_SECONDS: must be at"):
+        parse_with_notices(env={"REGISTRY_WEBHOOK_TOKEN_LIFETIME_SECONDS": "5"})

@@ -5,6 +5,7 @@ from collections.abc import Hashable
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from kube.workqueue import WorkQueue
 
@@ -316,3 +317,87 @@ def test_every_added_key_is_handed_out_after_its_last_add(ops: list[tuple[str, s
     for held in list(processing):
         queue.done(held)
     assert set(drain(queue)) == pending
+
+
+def queue_sample(metric: str, queue: str) -> float:
+    return REGISTRY.get_sample_value(metric, {"name": queue}) or 0.0
+
+
+def test_depth_queue_time_and_retries_are_exported_under_the_queue_name() -> None:
+    clock = FakeMonotonic()
+    queue = WorkQueue(name="wq-metrics", monotonic=clock)
+    depth = "registry_v2_policy_workqueue_depth"
+    waited = "registry_v2_policy_workqueue_queue_duration_seconds"
+    queue.add("a")
+    clock.advance(1.0)
+    queue.add("b")
+    assert queue_sample(depth, "wq-metrics") == 2
+    clock.advance(3.0)
+    assert queue.get(timeout=0) == "a"
+    assert queue_sample(depth, "wq-metrics") == 1
+    assert queue_sample(f"{waited}_count", "wq-metrics") == 1
+    assert queue_sample(f"{waited}_sum", "wq-metrics") == 4.0
+    assert queue.get(timeout=0) == "b"
+    assert queue_sample(f"{waited}_sum", "wq-metrics") == 7.0
+    assert queue_sample(depth, "wq-metrics") == 0
+
+    queue.add_rate_limited("a")
+    queue.add_rate_limited("a")
+    assert queue_sample("registry_v2_policy_workqueue_retries_total", "wq-metrics") == 2
+
+
+def test_a_delayed_key_waits_in_the_queue_from_when_it_falls_due() -> None:
+    """Its delay was asked for; only the time it then waits for a worker is queue time."""
+    clock = FakeMonotonic()
+    queue = WorkQueue(name="wq-delayed", monotonic=clock)
+    queue.add_after("a", 10.0)
+    clock.advance(10.0)
+    assert len(queue) == 1
+    assert queue_sample("registry_v2_policy_workqueue_depth", "wq-delayed") == 1
+    clock.advance(0.5)
+    assert queue.get(timeout=0) == "a"
+    total = "registry_v2_policy_workqueue_queue_duration_seconds_sum"
+    assert queue_sample(total, "wq-delayed") == 0.5
+
+
+def test_a_key_added_back_while_processing_is_timed_from_done() -> None:
+    clock = FakeMonotonic()
+    queue = WorkQueue(name="wq-dirty", monotonic=clock)
+    queue.add("a")
+    assert queue.get(timeout=0) == "a"
+    queue.add("a")
+    clock.advance(5.0)
+    queue.done("a")
+    clock.advance(1.0)
+    assert queue.get(timeout=0) == "a"
+    total = "registry_v2_policy_workqueue_queue_duration_seconds_sum"
+    assert queue_sample(total, "wq-dirty") == 1.0
+
+
+def test_a_named_queues_series_exist_before_any_key() -> None:
+    """A quiet queue shows zeros, not nothing: absent series break rate() alerts."""
+    WorkQueue(name="wq-quiet")
+    assert (
+        REGISTRY.get_sample_value("registry_v2_policy_workqueue_depth", {"name": "wq-quiet"}) == 0
+    )
+    for series in (
+        "registry_v2_policy_workqueue_retries_total",
+        "registry_v2_policy_workqueue_queue_duration_seconds_count",
+    ):
+        assert REGISTRY.get_sample_value(series, {"name": "wq-quiet"}) == 0
+
+
+def test_the_oldest_wait_is_of_the_key_waiting_longest_for_a_worker() -> None:
+    clock = FakeMonotonic()
+    queue = WorkQueue(monotonic=clock)
+    assert queue.oldest_wait() == 0.0
+    queue.add("a")
+    clock.advance(5.0)
+    queue.add("b")
+    clock.advance(2.0)
+    assert queue.oldest_wait() == 7.0
+    assert queue.get(timeout=0) == "a"
+    assert queue.oldest_wait() == 2.0
+    queue.add_after("c", 100.0)
+    assert queue.get(timeout=0) == "b"
+    assert queue.oldest_wait() == 0.0, "a delayed key is not waiting for a worker"

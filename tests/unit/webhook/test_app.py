@@ -26,13 +26,17 @@ def client() -> FlaskClient:
     return create_app([crashing_api()], readiness=[lambda: None]).test_client()
 
 
-def test_health_readiness_and_metrics(client: FlaskClient) -> None:
+def test_health_and_readiness(client: FlaskClient) -> None:
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").get_json() == {"status": "ok"}
-    metrics = client.get("/metrics")
-    assert metrics.status_code == 200
-    assert metrics.mimetype == "text/plain"
-    assert "python_info" in metrics.get_data(as_text=True)
+
+
+def test_metrics_are_not_served_on_the_admission_port(client: FlaskClient) -> None:
+    """They have their own plain-HTTP port (--metrics-bind-address), which a NetworkPolicy
+    can open to Prometheus alone while the TLS port stays open to the API server."""
+    response = client.get("/metrics")
+    assert response.status_code == 404
+    assert response.is_json
 
 
 def test_readiness_reports_failing_checks() -> None:

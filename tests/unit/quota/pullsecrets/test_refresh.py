@@ -12,6 +12,7 @@ from quota.pullsecrets.refresh import (
     DEFAULT_TOKEN_LIFETIME,
     Clock,
     TokenTimes,
+    earliest_token_expiry,
     needs_refresh,
     next_refresh_at,
     read_token_times,
@@ -205,3 +206,29 @@ def test_refresh_point_is_exact_for_the_longest_lifetimes() -> None:
     micros = (expires - issued) // timedelta(microseconds=1)
     expected = issued + timedelta(microseconds=micros * 3 // 5)
     assert next_refresh_at(issued, expires) == expected
+
+
+def secret_expiring(expires: datetime | None, issued: datetime | None = None) -> dict[str, object]:
+    annotations = {}
+    if expires is not None:
+        issued = issued or expires - timedelta(hours=1)
+        annotations = token_time_annotations(issued, expires)
+    return {"metadata": {"name": "s", "namespace": "n", "annotations": annotations}}
+
+
+def test_the_earliest_token_expiry_of_many_secrets() -> None:
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    secrets = [secret_expiring(t + timedelta(minutes=m)) for m in (30, 5, 50)]
+    assert earliest_token_expiry(secrets) == t + timedelta(minutes=5)
+
+
+def test_secrets_without_readable_token_times_are_left_out() -> None:
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    unreadable = {"metadata": {"annotations": {ANNOTATION_TOKEN_EXPIRATION: "soon"}}}
+    secrets = [secret_expiring(None), unreadable, {"metadata": None}, secret_expiring(t)]
+    assert earliest_token_expiry(secrets) == t
+
+
+def test_no_token_means_no_expiry() -> None:
+    assert earliest_token_expiry([]) is None
+    assert earliest_token_expiry([secret_expiring(None)]) is None

@@ -88,7 +88,8 @@ def post(client: FlaskClient, peer: PeerSocket | None) -> Any:
 
 def refused_count() -> float:
     value = REGISTRY.get_sample_value(
-        "registry_admission_requests_total", {"endpoint": "mutate_x", "decision": "unauthenticated"}
+        "registry_v2_policy_admission_requests_total",
+        {"endpoint": "mutate_x", "decision": "unauthenticated"},
     )
     return value or 0.0
 

@@ -652,7 +652,10 @@ def test_a_broken_limit_is_skipped_and_logged(caplog: pytest.LogCaptureFixture) 
 
 
 def lookups_counted(result: str) -> float:
-    return REGISTRY.get_sample_value("registry_image_lookups_total", {"result": result}) or 0.0
+    return (
+        REGISTRY.get_sample_value("registry_v2_policy_image_lookups_total", {"result": result})
+        or 0.0
+    )
 
 
 def test_each_live_lookup_is_counted_by_result() -> None:

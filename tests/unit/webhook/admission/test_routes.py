@@ -97,9 +97,11 @@ def test_body_over_the_cap_is_a_400_naming_the_cap(client: FlaskClient) -> None:
 
 
 def test_decisions_are_counted_by_endpoint_in_metrics(client: FlaskClient) -> None:
+    labels = {"endpoint": "deny", "decision": "denied"}
+    before = REGISTRY.get_sample_value("registry_v2_policy_admission_requests_total", labels)
     post(client, "/deny")
-    metrics = client.get("/metrics").get_data(as_text=True)
-    assert 'registry_admission_requests_total{decision="denied",endpoint="deny"}' in metrics
+    after = REGISTRY.get_sample_value("registry_v2_policy_admission_requests_total", labels)
+    assert after == (before or 0) + 1
 
 
 MALFORMED: dict[str, tuple[bytes, str]] = {
@@ -170,8 +172,11 @@ def sample(name: str, **labels: str) -> float:
 def test_each_answer_is_counted_and_timed_by_endpoint_and_decision(
     client: FlaskClient, path: str, endpoint: str, decision: str
 ) -> None:
-    requests = ("registry_admission_requests_total", {"endpoint": endpoint, "decision": decision})
-    timed = ("registry_admission_duration_seconds_count", {"endpoint": endpoint})
+    requests = (
+        "registry_v2_policy_admission_requests_total",
+        {"endpoint": endpoint, "decision": decision},
+    )
+    timed = ("registry_v2_policy_admission_duration_seconds_count", {"endpoint": endpoint})
     before = sample(requests[0], **requests[1]), sample(timed[0], **timed[1])
     post(client, path)
     after = sample(requests[0], **requests[1]), sample(timed[0], **timed[1])
@@ -180,9 +185,9 @@ def test_each_answer_is_counted_and_timed_by_endpoint_and_decision(
 
 def test_a_refused_body_is_counted_by_endpoint(client: FlaskClient) -> None:
     for body in (b"{", b"x" * 2000):
-        before = sample("registry_bad_requests_total", endpoint="deny")
+        before = sample("registry_v2_policy_bad_requests_total", endpoint="deny")
         client.post("/deny", data=body, content_type="application/json")
-        assert sample("registry_bad_requests_total", endpoint="deny") == before + 1
+        assert sample("registry_v2_policy_bad_requests_total", endpoint="deny") == before + 1
 
 
 def test_every_answer_is_logged_with_the_request_identity(
@@ -245,7 +250,10 @@ def test_a_large_body_that_finds_no_slot_is_a_retryable_503() -> None:
     endpoint = AdmissionEndpoint("/allow", allow, mutating=False)
     full = BodyGate(slots=0, wait_seconds=0, small_bytes=10)
     client = create_app([admission_blueprint([endpoint], gate=full)]).test_client()
-    busy = ("registry_admission_requests_total", {"endpoint": "allow", "decision": "busy"})
+    busy = (
+        "registry_v2_policy_admission_requests_total",
+        {"endpoint": "allow", "decision": "busy"},
+    )
     before = sample(busy[0], **busy[1])
     response = post(client, "/allow")
     assert response.status_code == 503
@@ -270,7 +278,7 @@ class Silent(io.BytesIO):
 def test_a_body_not_sent_in_time_is_a_408_that_closes_the_connection(
     client: FlaskClient,
 ) -> None:
-    before = sample("registry_bad_requests_total", endpoint="deny")
+    before = sample("registry_v2_policy_bad_requests_total", endpoint="deny")
     response = client.post(
         "/deny",
         input_stream=Silent(),
@@ -280,4 +288,4 @@ def test_a_body_not_sent_in_time_is_a_408_that_closes_the_connection(
     assert response.status_code == 408
     assert response.get_json() == {"code": 408, "error": "request body not received in time"}
     assert response.headers["Connection"] == "close"
-    assert sample("registry_bad_requests_total", endpoint="deny") == before + 1
+    assert sample("registry_v2_policy_bad_requests_total", endpoint="deny") == before + 1

@@ -320,7 +320,10 @@ def test_without_configured_audiences_none_are_sent_and_the_api_servers_apply() 
 
 
 def reviews_made(result: str) -> float:
-    return REGISTRY.get_sample_value("registry_token_reviews_total", {"result": result}) or 0.0
+    return (
+        REGISTRY.get_sample_value("registry_v2_policy_token_reviews_total", {"result": result})
+        or 0.0
+    )
 
 
 def test_a_source_gets_a_burst_of_reviews_then_429_until_its_bucket_refills() -> None:

@@ -396,7 +396,10 @@ def test_an_unreachable_api_server_says_so(rig: Rig) -> None:
 
 
 def pushes_counted(decision: str) -> float:
-    return REGISTRY.get_sample_value("registry_push_reviews_total", {"decision": decision}) or 0.0
+    return (
+        REGISTRY.get_sample_value("registry_v2_policy_push_reviews_total", {"decision": decision})
+        or 0.0
+    )
 
 
 def broken_authenticator(rig: Rig) -> None:
@@ -428,7 +431,7 @@ OUTCOMES: dict[str, tuple[Callable[[Rig], None], dict[str, Any], str]] = {
 def test_every_outcome_is_counted_under_its_decision(rig: Rig, outcome: str) -> None:
     arrange, request, decision = OUTCOMES[outcome]
     arrange(rig)
-    timed = "registry_push_review_duration_seconds_count"
+    timed = "registry_v2_policy_push_review_duration_seconds_count"
     before = pushes_counted(decision), REGISTRY.get_sample_value(timed) or 0.0
     post(rig.client(), request.get("body"), **{k: v for k, v in request.items() if k != "body"})
     assert (pushes_counted(decision), REGISTRY.get_sample_value(timed)) == (

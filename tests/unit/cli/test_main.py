@@ -1,0 +1,125 @@
+"""The command line: subcommands, ``--version``, help on every flag, deprecations logged."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from importlib.metadata import version
+from typing import Any
+
+import pytest
+
+from cli import main as cli
+from kube.flags import FlagAction
+from kube.settings import Settings
+
+
+def flags_without_help(top: argparse.ArgumentParser) -> list[str]:
+    """Every flag or subcommand of ``top`` and its subcommands that ``--help`` leaves
+    unexplained; deprecated names must be hidden instead."""
+    missing = []
+    for name, parser in [("image-registry-webhook", top), *cli.subcommands(top).items()]:
+        for action in parser._actions:
+            label = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            if isinstance(action, FlagAction) and action.alias is not None:
+                if action.help != argparse.SUPPRESS:
+                    missing.append(f"{label} (deprecated, should be hidden)")
+                continue
+            if not (action.help and action.help.strip()) or action.help == argparse.SUPPRESS:
+                missing.append(label)
+            if isinstance(action, argparse._SubParsersAction):
+                missing += [f"{name} {a.dest}" for a in action._choices_actions if not a.help]
+    return missing
+
+
+def test_version_comes_from_the_package_metadata(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == (
+        f"image-registry-webhook {version('registry-v2-policy')}"
+    )
+
+
+def test_the_subcommands_are_the_three_processes() -> None:
+    assert sorted(cli.subcommands(cli.build_parser())) == [
+        "controller",
+        "serve",
+        "webhook-configurations",
+    ]
+
+
+def test_every_flag_and_subcommand_has_help() -> None:
+    assert flags_without_help(cli.build_parser()) == []
+
+
+def test_the_help_walk_sees_a_flag_without_help() -> None:
+    parser = cli.build_parser()
+    cli.subcommands(parser)["serve"].add_argument("--silent")
+    assert flags_without_help(parser) == ["serve --silent"]
+
+
+@pytest.fixture
+def ran(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Settings]]:
+    """The processes main would start, recorded instead of started."""
+    calls: list[tuple[str, Settings]] = []
+
+    def record(name: str) -> Any:
+        def run(settings: Settings) -> int:
+            calls.append((name, settings))
+            return 0
+
+        return run
+
+    import controller.main
+    import webhook.main
+
+    monkeypatch.setattr(controller.main, "run_controller", record("controller"))
+    monkeypatch.setattr(webhook.main, "run_server", record("serve"))
+    monkeypatch.setattr(cli, "configure_logging", lambda level: None)
+    return calls
+
+
+def test_a_deprecated_name_is_logged_once_per_run(
+    ran: list[tuple[str, Settings]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("REGISTRY_WEBHOOK_API_BURST", "7")
+    with caplog.at_level(logging.WARNING, logger="cli.main"):
+        assert cli.main(["controller", "--api-qps=3", "--api-qps=4", "--no-leader-election"]) == 0
+    (command, settings) = ran[0]
+    assert (command, settings.kube_api_qps, settings.kube_api_burst) == ("controller", 4.0, 7)
+    assert settings.leader_elect is False
+    assert sorted(r.getMessage() for r in caplog.records) == [
+        "environment variable REGISTRY_WEBHOOK_API_BURST is deprecated: use "
+        "REGISTRY_WEBHOOK_KUBE_API_BURST",
+        "flag --api-qps is deprecated: use --kube-api-qps",
+        "flag --no-leader-election is deprecated: use --leader-elect=false",
+    ]
+
+
+def test_current_names_log_no_deprecation(
+    ran: list[tuple[str, Settings]], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="cli.main"):
+        assert cli.main(["serve", "--register=yes", "--metrics-bind-address=0"]) == 0
+    assert ran[0][1].register is True
+    assert ran[0][1].metrics_bind_address == "0"
+    assert caplog.records == []
+
+
+def test_a_bad_variable_is_a_usage_error_not_a_traceback(
+    ran: list[tuple[str, Settings]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("REGISTRY_WEBHOOK_LEADER_ELECT", "on")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["controller"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: image-registry-webhook controller" in err
+    assert "environment variable REGISTRY_WEBHOOK_LEADER_ELECT: expected one of true" in err
+    assert "Traceback" not in err
+    assert ran == []
