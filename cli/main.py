@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = settings_mod.from_args(args)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         if args.command == "webhook-configurations":
             from webhook.main import print_webhook_configurations
@@ -57,8 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit:
         raise
     except Exception as err:  # last resort: one clear line, the traceback only at DEBUG
-        log.debug("fatal error", exc_info=True)
-        print(f"image-registry-webhook: {err}", file=sys.stderr)
+        log.error("fatal error: %s", err, exc_info=log.isEnabledFor(logging.DEBUG))
         return 1
 
 

@@ -19,6 +19,9 @@ DEFAULT_QUOTA_RELEASE_GRACE_SECONDS = 35.0
 """A charge is released only after its gap outlasts the slowest admission chain: the API
 server allows a webhook up to 30 s, so a create admitted (and charged) now may be stored
 that much later; 5 s more for the watch to bring it to the reconciler."""
+LOG_FORMATS = ("json", "text")
+DEFAULT_LOG_FORMAT = "json"
+"""One JSON object per line is what log pipelines parse without glue; text is for people."""
 
 
 def _env(flag: str, default: str | None = None) -> str | None:
@@ -41,6 +44,7 @@ class Settings:
     namespace: str = DEFAULT_NAMESPACE
     kubeconfig: str | None = None
     log_level: str = "INFO"
+    log_format: str = DEFAULT_LOG_FORMAT
     # Serving
     bind: str = "0.0.0.0:8443"
     tls_cert_file: Path | None = None
@@ -101,6 +105,12 @@ def _audience_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def _log_format(value: str) -> str:
+    if value not in LOG_FORMATS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(LOG_FORMATS)}")
+    return value
+
+
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--namespace",
@@ -109,6 +119,13 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--kubeconfig", default=_env("kubeconfig", os.environ.get("KUBECONFIG")))
     parser.add_argument("--log-level", default=_env("log-level", "INFO"))
+    parser.add_argument(
+        "--log-format",
+        type=_log_format,
+        metavar="{" + ",".join(LOG_FORMATS) + "}",
+        default=_env("log-format", DEFAULT_LOG_FORMAT),
+        help="json: one JSON object per line, for a log pipeline; text: for people",
+    )
     parser.add_argument(
         "--internal-registry",
         default=_env("internal-registry", DEFAULT_INTERNAL_REGISTRY),

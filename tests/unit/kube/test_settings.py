@@ -55,3 +55,23 @@ def test_pushreview_token_audiences_come_from_the_flag_or_the_environment(
     assert parse_serve(flag, "").pushreview_token_audiences == [], "empty: the API server's"
     monkeypatch.setenv("REGISTRY_WEBHOOK_PUSHREVIEW_TOKEN_AUDIENCES", "policy.example.com")
     assert parse_serve().pushreview_token_audiences == ["policy.example.com"]
+
+
+def test_logs_are_json_unless_text_is_asked_for_by_flag_or_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert parse().log_format == "json"
+    assert parse_serve("--log-format=text").log_format == "text"
+    monkeypatch.setenv("REGISTRY_WEBHOOK_LOG_FORMAT", "text")
+    assert parse().log_format == "text"
+
+
+@pytest.mark.parametrize("source", ["flag", "environment"])
+def test_an_unknown_log_format_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], source: str
+) -> None:
+    if source == "environment":
+        monkeypatch.setenv("REGISTRY_WEBHOOK_LOG_FORMAT", "xml")
+    with pytest.raises(SystemExit):
+        parse(*(["--log-format=xml"] if source == "flag" else []))
+    assert "must be one of json, text" in capsys.readouterr().err
