@@ -1,17 +1,23 @@
-"""tls_context: TLS 1.2 is our floor, whatever the platform's defaults would allow."""
+"""tls_context: TLS 1.2 is our floor, whatever the platform's defaults would allow; and
+gunicorn's own lines share the process's log handler."""
 
 from __future__ import annotations
 
+import json
+import logging
 import socket
 import ssl
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
+from cli.logs import configure_logging
 from webhook import devcerts
-from webhook.tlsserver import tls_context
+from webhook.tlsserver import WebhookServer, tls_context
 
 DEADLINE = 10.0
 
@@ -86,3 +92,49 @@ def test_tls_1_1_is_refused_even_from_a_permissive_factory(files: devcerts.Servi
 def test_tls_1_2_and_1_3_are_spoken(files: devcerts.ServingFiles, version: ssl.TLSVersion) -> None:
     context = tls_context(None, lambda: permissive_factory(files))
     assert handshake(context, version) == version.name.replace("v1_", "v1.")
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """configure_logging and gunicorn's logger class rewire global loggers; undo it."""
+    saved = {
+        name: (logger.handlers[:], logger.level, logger.propagate)
+        for name in ("", "gunicorn.error", "gunicorn.access")
+        for logger in [logging.getLogger(name)]
+    }
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:], logger.propagate = handlers, propagate
+        logger.setLevel(level)
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_gunicorns_own_lines_go_through_the_process_handler(
+    capsys: pytest.CaptureFixture[str], level: str
+) -> None:
+    """Start-up, worker boot and worker timeouts are gunicorn's error log: one JSON line
+    each, at the level the process was given, like every other line of the process."""
+    configure_logging(level, "json")
+    server = WebhookServer(
+        lambda: Flask(__name__),
+        bind="127.0.0.1:0",
+        cert_file="unused.crt",
+        key_file="unused.key",
+        workers=1,
+        threads=1,
+        log_level=level,
+    )
+    gunicorn_log = server.cfg.logger_class(server.cfg)
+    gunicorn_log.info("Booting worker with pid: %s", 42)
+    gunicorn_log.critical("WORKER TIMEOUT (pid:%s)", 42)
+    gunicorn_log.debug("Arbiter booted")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    expected = [
+        ("INFO", "Booting worker with pid: 42"),
+        ("CRITICAL", "WORKER TIMEOUT (pid:42)"),
+        *([("DEBUG", "Arbiter booted")] if level == "debug" else []),
+    ]
+    assert [(line["level"], line["msg"]) for line in lines] == expected
+    assert {line["logger"] for line in lines} == {"gunicorn.error"}
