@@ -4,12 +4,14 @@ and ``webhook-configurations`` (what to install so the API server calls ``serve`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
 
 from cli.logs import configure_logging
 from kube import settings as settings_mod
+from kube.logfields import fields
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = settings_mod.from_args(args)
     configure_logging(settings.log_level, settings.log_format)
+    # As Kubernetes components print their flags: what this process was told. Settings
+    # hold file paths, never a secret's value.
+    log.debug("settings", extra=fields(command=args.command, **dataclasses.asdict(settings)))
     try:
         if args.command == "webhook-configurations":
             from webhook.main import print_webhook_configurations
