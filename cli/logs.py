@@ -101,6 +101,8 @@ def configure_logging(level: str = "INFO", log_format: str = DEFAULT_LOG_FORMAT)
     handler.setFormatter(JsonLineFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(ClientBodiesFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # Python's warnings (urllib3's among them) would print lines of their own format.
+    logging.captureWarnings(True)
     # Saves building the records the filter would drop anyway.
     for name in QUIET_BELOW_INFO:
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))

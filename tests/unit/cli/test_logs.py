@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +25,7 @@ def restore_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    logging.captureWarnings(False)
     for name, saved in levels.items():
         logging.getLogger(name).setLevel(saved)
 
@@ -112,3 +114,15 @@ def test_our_own_debug_lines_are_kept_at_debug(capsys: pytest.CaptureFixture[str
     configure_logging("DEBUG", "json")
     logging.getLogger("kube.runner").debug("retrying")
     assert [line["msg"] for line in json_lines(capsys)] == ["retrying"]
+
+
+def test_python_warnings_are_log_lines_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """urllib3 and others warn through ``warnings``, which would print a line of its own
+    format on stderr."""
+    configure_logging("INFO", "json")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("unverified HTTPS request", UserWarning, stacklevel=1)
+    [line] = json_lines(capsys)
+    assert line["logger"] == "py.warnings"
+    assert "unverified HTTPS request" in line["msg"]

@@ -107,6 +107,7 @@ def restore_logging() -> Iterator[None]:
         logger = logging.getLogger(name)
         logger.handlers[:], logger.propagate = handlers, propagate
         logger.setLevel(level)
+    logging.captureWarnings(False)
 
 
 @pytest.mark.usefixtures("restore_logging")
