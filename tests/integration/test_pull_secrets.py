@@ -392,15 +392,3 @@ def test_a_route_hostname_change_rewrites_every_managed_secret(
         timeout=30,
         what="the route to be dropped again",
     )
-
-
-@pytest.mark.local_only
-def test_the_controller_never_logs_tokens(cluster: ClusterEnv, namespace: str) -> None:
-    assert cluster.stack is not None and cluster.stack.controller is not None
-    cluster.kubectl("create", "serviceaccount", "quiet", "-n", namespace)
-    token = token_of(wait_secret(cluster, namespace, "quiet"))
-    logs = cluster.stack.controller.log_path.read_text() + (
-        cluster.stack.webhook.log_path.read_text() if cluster.stack.webhook else ""
-    )
-    assert token not in logs
-    assert token.split(".")[1] not in logs
