@@ -14,12 +14,14 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Protocol
+from typing import Final, Protocol
 
+from kubernetes import client
 from prometheus_client import start_http_server
 
 from controller.pullsecrets.wiring import PullSecretWiring
 from controller.quotausage.wiring import QuotaUsageWiring
+from kube import events
 from kube.client import api_client
 from kube.leaderelection import LeaderElector
 from kube.ratelimit import RateLimiter
@@ -28,6 +30,8 @@ from kube.settings import Settings
 log = logging.getLogger(__name__)
 
 LEASE_NAME = "image-registry-controller"
+EVENTS_STOP_SECONDS: Final = events.REQUEST_TIMEOUT
+"""On the way out, the Event writer may be inside one write: wait that long for it."""
 
 
 class Loop(Protocol):
@@ -78,6 +82,21 @@ def run_elected(loops: Sequence[Loop], elector: Elector | None, stop: threading.
     return lost.is_set()
 
 
+class Stoppable(Protocol):
+    def stop(self, timeout: float) -> None: ...
+
+
+def run_reconcilers(
+    loops: Sequence[Loop], elector: Elector | None, stop: threading.Event, writer: Stoppable
+) -> bool:
+    """``run_elected``, then the Event writer stops: only once every loop has returned,
+    so no reconciler records into a stopped writer."""
+    try:
+        return run_elected(loops, elector, stop)
+    finally:
+        writer.stop(EVENTS_STOP_SECONDS)
+
+
 def _serve_metrics(bind: str) -> None:
     host, _, port = bind.rpartition(":")
     server, _thread = start_http_server(int(port), addr=host or "0.0.0.0")
@@ -97,7 +116,9 @@ def run_controller(settings: Settings) -> int:
 
     api = api_client(settings.kubeconfig, qps_pool=settings.reconcile_workers + 8)
     limiter = RateLimiter(settings.api_qps, settings.api_burst)
-    pull_secrets = PullSecretWiring(api, settings, limiter)
+    # Events as client-go records them: a repeated warning grows one Event's count.
+    recorder = events.AggregatingEventRecorder(client.CoreV1Api(api)).start()
+    pull_secrets = PullSecretWiring(api, settings, limiter, recorder)
     quota_usage = QuotaUsageWiring(api, settings, limiter)
     pull_secrets.start_informers(stop)
     quota_usage.start_informers(stop)
@@ -105,6 +126,6 @@ def run_controller(settings: Settings) -> int:
     if settings.leader_election:
         identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
         elector = LeaderElector(api, settings.namespace, LEASE_NAME, identity)
-    lost = run_elected([pull_secrets, quota_usage], elector, stop)
+    lost = run_reconcilers([pull_secrets, quota_usage], elector, stop, recorder)
     log.info("controller stopped")
     return 1 if lost else 0
