@@ -1,19 +1,108 @@
-"""Logging set-up for either process: one line per record on stderr."""
+"""Logging set-up for either process: one line per record on stderr, JSON or text.
+
+Every record of the process goes through the one handler set up here: ours, the
+libraries', and gunicorn's (``webhook.tlsserver.RootHandlerLogger`` hands its lines to
+it), so a log pipeline parses one format. Structured fields (``kube.logfields``) become
+JSON keys, or ``key=value`` after the message in text.
+
+JSON comes from python-json-logger: it knows which record attributes are the caller's
+extras, renders exceptions and stack traces inside the one line, and encodes values that
+JSON has no type for (datetimes, exceptions), which we would otherwise write by hand.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from typing import Any, Final
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
+
+from kube.logfields import FIELDS_ATTRIBUTE
+from kube.settings import DEFAULT_LOG_FORMAT
+
+QUIET_BELOW_INFO: Final = ("kubernetes", "urllib3")
+"""Loggers whose records below INFO are dropped whatever their level says: the kubernetes
+client logs whole response bodies at DEBUG (TokenRequest answers, Secrets), urllib3 its
+requests."""
+TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s %(message)s"
+JSON_KEYS: Final = {"levelname": "level", "name": "logger", "message": "msg"}
+"""Record attributes in every JSON line, under the names log pipelines expect (klog and
+controller-runtime's zap use ``msg`` and ``logger`` too); ``time`` comes first."""
+_RECORD_ATTRIBUTES: Final = frozenset(RESERVED_ATTRS) | {"message", "asctime"}
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """One line per record on stderr, the format container log collectors expect."""
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        force=True,
-    )
-    # The kubernetes client logs request bodies at DEBUG, which can carry tokens.
-    logging.getLogger("kubernetes").setLevel(max(logging.INFO, logging.getLogger().level))
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
+class ClientBodiesFilter(logging.Filter):
+    """Drops the HTTP client libraries' records below INFO (see ``QUIET_BELOW_INFO``).
+
+    On the handler rather than a logger level: anything may set a logger's level again
+    (the kubernetes client's ``Configuration.debug = True`` sets urllib3's to DEBUG), and
+    nothing gets past the handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.INFO:
+            return True
+        return not any(
+            record.name == prefix or record.name.startswith(prefix + ".")
+            for prefix in QUIET_BELOW_INFO
+        )
+
+
+def record_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """A record's structured fields, then any other extras a library passed."""
+    extras = {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES}
+    carried = extras.pop(FIELDS_ATTRIBUTE, None)
+    return {**carried, **extras} if isinstance(carried, dict) else extras
+
+
+class JsonLineFormatter(JsonFormatter):
+    """``{"time", "level", "logger", "msg", ...fields}``; the record's own keys win over
+    a field of the same name."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields=JSON_KEYS,
+            timestamp="time",
+        )
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        carried = log_data.pop(FIELDS_ATTRIBUTE, None)
+        core = {key: log_data.pop(key) for key in ("time", *JSON_KEYS.values())}
+        if isinstance(carried, dict):
+            log_data = {**carried, **log_data}
+        return {**core, **{k: v for k, v in log_data.items() if k not in core}}
+
+
+def _logfmt(value: Any) -> str:
+    text = str(value)
+    if not text or any(c.isspace() or c in '"=' for c in text):
+        return json.dumps(text)
+    return text
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger message key=value ...``, for people reading a terminal."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        pairs = " ".join(f"{k}={_logfmt(v)}" for k, v in record_fields(record).items())
+        return f"{line} {pairs}" if pairs else line
+
+
+def configure_logging(level: str = "INFO", log_format: str = DEFAULT_LOG_FORMAT) -> None:
+    """One handler on the root logger, writing ``log_format`` lines to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLineFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(ClientBodiesFilter())
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # Python's warnings (urllib3's among them) would print lines of their own format.
+    logging.captureWarnings(True)
+    # Saves building the records the filter would drop anyway.
+    for name in QUIET_BELOW_INFO:
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))

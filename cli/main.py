@@ -4,6 +4,7 @@ and ``webhook-configurations`` (what to install so the API server calls ``serve`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -14,6 +15,7 @@ from cli.logs import configure_logging
 from kube import flags
 from kube import settings as settings_mod
 from kube.flags import subcommands
+from kube.logfields import fields
 
 __all__ = ["build_parser", "main", "parse", "subcommands"]
 
@@ -74,9 +76,12 @@ def parse(
 
 def main(argv: Sequence[str] | None = None) -> int:
     command, settings, deprecations = parse(argv, os.environ)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     for notice in deprecations:
         log.warning("%s", notice)
+    # As Kubernetes components print their flags: what this process was told. Settings
+    # hold file paths, never a secret's value.
+    log.debug("settings", extra=fields(command=command, **dataclasses.asdict(settings)))
     try:
         if command == "webhook-configurations":
             from webhook.main import print_webhook_configurations
@@ -94,8 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit:
         raise
     except Exception as err:  # last resort: one clear line, the traceback only at DEBUG
-        log.debug("fatal error", exc_info=True)
-        print(f"{PROG}: {err}", file=sys.stderr)
+        log.error("fatal error: %s", err, exc_info=log.isEnabledFor(logging.DEBUG))
         return 1
 
 

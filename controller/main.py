@@ -17,12 +17,14 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from types import FrameType
-from typing import Protocol
+from typing import Final, Protocol
+
+from kubernetes import client
 
 from controller.pullsecrets.api import REQUEST_TIMEOUT
 from controller.pullsecrets.wiring import PullSecretWiring
 from controller.quotausage.wiring import QuotaUsageWiring
-from kube import metrics
+from kube import events, metrics
 from kube.client import api_client
 from kube.health import Check, Synced, informers_synced, serve_probes
 from kube.leaderelection import LeaderElector
@@ -38,6 +40,8 @@ WEDGED_AFTER_SECONDS = 10.0 * REQUEST_TIMEOUT
 reconcile finishes. A call that times out (REQUEST_TIMEOUT, 30 s) ends its reconcile, so only
 ten slow successes in a row could take this long; a wedged leader is restarted within
 minutes, well inside a one-hour token's 40% refresh margin."""
+EVENTS_STOP_SECONDS: Final = events.REQUEST_TIMEOUT
+"""On the way out, the Event writer may be inside one write: wait that long for it."""
 
 
 class Loop(Protocol):
@@ -106,6 +110,21 @@ def health_checks(
     return liveness, [informers_synced(informers)]
 
 
+class Stoppable(Protocol):
+    def stop(self, timeout: float) -> None: ...
+
+
+def run_reconcilers(
+    loops: Sequence[Loop], elector: Elector | None, stop: threading.Event, writer: Stoppable
+) -> bool:
+    """``run_elected``, then the Event writer stops: only once every loop has returned,
+    so no reconciler records into a stopped writer."""
+    try:
+        return run_elected(loops, elector, stop)
+    finally:
+        writer.stop(EVENTS_STOP_SECONDS)
+
+
 def run_controller(settings: Settings) -> int:
     stop = threading.Event()
 
@@ -119,7 +138,9 @@ def run_controller(settings: Settings) -> int:
 
     api = api_client(settings.kubeconfig, qps_pool=settings.reconcile_workers + 8)
     limiter = RateLimiter(settings.kube_api_qps, settings.kube_api_burst)
-    pull_secrets = PullSecretWiring(api, settings, limiter)
+    # Events as client-go records them: a repeated warning grows one Event's count.
+    recorder = events.AggregatingEventRecorder(client.CoreV1Api(api)).start()
+    pull_secrets = PullSecretWiring(api, settings, limiter, recorder)
     quota_usage = QuotaUsageWiring(api, settings, limiter)
     elector = None
     if settings.leader_elect:
@@ -137,7 +158,7 @@ def run_controller(settings: Settings) -> int:
     )
     pull_secrets.start_informers(stop)
     quota_usage.start_informers(stop)
-    lost = run_elected([pull_secrets, quota_usage], elector, stop)
+    lost = run_reconcilers([pull_secrets, quota_usage], elector, stop, recorder)
     if probes is not None:
         probes.close()
     log.info("controller stopped")

@@ -1,11 +1,12 @@
-"""Kubernetes Events for things a user can act on, de-duplicated so a hot loop never
+"""Kubernetes Events for things a user can act on, aggregated so a hot loop never
 floods the API server.
 
-``EventRecorder`` writes on the caller's thread (the controller's workers).
-``AggregatingEventRecorder`` never does: it queues, and one background thread folds
-occurrences of the same (object, type, reason) into one Event whose ``count`` grows, as
-client-go's EventCorrelator does, and writes under one global rate limit, so a storm of
-denied pushes costs the API server a bounded number of writes and the request nothing.
+``AggregatingEventRecorder`` never writes on the caller's thread (a request, a reconcile
+worker): it queues, and one background thread folds occurrences of the same (object,
+type, reason) into one Event whose ``count`` grows, as client-go's EventCorrelator does
+(``kubectl describe`` shows "x4 over 20m"), and writes under one global rate limit, so a
+storm of denied pushes or a repeating warning costs the API server a bounded number of
+writes and the caller nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol, Self
 
 import urllib3
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kube import metrics
@@ -95,7 +95,8 @@ def event_body(
 
 
 class Recorder(Protocol):
-    """What a reconciler or handler needs of an event recorder (``EventRecorder`` is one)."""
+    """What a reconciler or handler needs of an event recorder
+    (``AggregatingEventRecorder`` is one)."""
 
     def record(
         self,
@@ -106,57 +107,6 @@ class Recorder(Protocol):
         *,
         namespace: str | None = None,
     ) -> None: ...
-
-
-class EventRecorder:
-    """Writes ``core/v1`` Events; the same (object, reason, message) at most once per
-    ``interval`` seconds. Failures to record are logged, never raised."""
-
-    def __init__(
-        self,
-        api: client.ApiClient,
-        *,
-        interval: float = 300.0,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._core = client.CoreV1Api(api)
-        self._interval = interval
-        self._monotonic = monotonic
-        self._last: dict[tuple[str, str, str, str, str], float] = {}
-        self._lock = threading.Lock()
-
-    def _should_send(self, key: tuple[str, str, str, str, str]) -> bool:
-        now = self._monotonic()
-        with self._lock:
-            last = self._last.get(key)
-            if last is not None and now - last < self._interval:
-                return False
-            self._last[key] = now
-            if len(self._last) > 10_000:  # bound memory on huge clusters
-                cutoff = now - self._interval
-                self._last = {k: v for k, v in self._last.items() if v >= cutoff}
-            return True
-
-    def record(
-        self,
-        involved: dict[str, Any],
-        event_type: str,
-        reason: str,
-        message: str,
-        *,
-        namespace: str | None = None,
-    ) -> None:
-        """``involved`` is an ObjectReference-shaped dict (kind, apiVersion, name, ...)."""
-        ns = namespace or involved.get("namespace") or "default"
-        key = (ns, str(involved.get("kind")), str(involved.get("name")), reason, message)
-        if not self._should_send(key):
-            return
-        now = _utcnow()
-        body = event_body(involved, ns, event_type, reason, message, count=1, first=now, last=now)
-        try:
-            self._core.create_namespaced_event(ns, body, _request_timeout=10)
-        except Exception as err:
-            log.warning("could not record event %s on %s/%s: %s", reason, ns, key[2], err)
 
 
 class EventApi(Protocol):

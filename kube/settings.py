@@ -49,6 +49,9 @@ DEFAULT_RESYNC_SECONDS = 300
 """Every object is reconciled again this often even without a change (controller-runtime's
 SyncPeriod is 10 h; ours is short because token refreshes are time-driven)."""
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "text")
+DEFAULT_LOG_FORMAT = "json"
+"""One JSON object per line, what a log pipeline parses without glue."""
 
 
 @dataclass
@@ -58,6 +61,7 @@ class Settings:
     namespace: str = DEFAULT_NAMESPACE
     kubeconfig: str | None = None
     log_level: str = "INFO"
+    log_format: str = DEFAULT_LOG_FORMAT
     metrics_bind_address: str = DEFAULT_METRICS_BIND_ADDRESS
     # Serving
     bind: str = DEFAULT_BIND
@@ -135,6 +139,12 @@ _port = _number(int, "a port number", 1, 65535)
 _token_lifetime = _number(int, "a number of seconds", MIN_TOKEN_LIFETIME_SECONDS)
 
 
+def _log_format(value: str) -> str:
+    if value not in LOG_FORMATS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_FORMATS)}; got {value!r}")
+    return value
+
+
 def _log_level(value: str) -> str:
     level = value.strip().upper()
     if level not in LOG_LEVELS:
@@ -181,6 +191,12 @@ COMMON_FLAGS = (
         env=("REGISTRY_WEBHOOK_KUBECONFIG", "KUBECONFIG"),
     ),
     _flag("log-level", f"lowest level logged: {', '.join(LOG_LEVELS)}", parse=_log_level),
+    _flag(
+        "log-format",
+        "json: one JSON object per line, for a log pipeline; text: for people",
+        parse=_log_format,
+        metavar="{" + ",".join(LOG_FORMATS) + "}",
+    ),
     _flag("internal-registry", "host:port of the internal registry service"),
     _flag(
         "extra-registry-hostname",

@@ -48,6 +48,7 @@ class Stack:
         *,
         with_controller: bool = True,
         controller_args: list[str] | None = None,
+        webhook_args: list[str] | None = None,
         as_service_accounts: bool = False,
     ) -> None:
         """``as_service_accounts``: run the server and the controller with tokens of their
@@ -57,6 +58,7 @@ class Stack:
         self.cp = control_plane
         self.with_controller = with_controller
         self.controller_args = list(controller_args or [])
+        self.webhook_args = list(webhook_args or [])
         self.as_service_accounts = as_service_accounts
         self.webhook: ManagedProcess | None = None
         self.controller: ManagedProcess | None = None
@@ -194,6 +196,7 @@ class Stack:
                 f"--kubeconfig={self.process_kubeconfig(SERVER_ACCOUNT)}",
                 f"--namespace={SERVICE_NAMESPACE}",
                 f"--configuration-name={CONFIGURATION_NAME}",
+                *self.webhook_args,
             ],
             self.cp.log_dir,
             env=self._env(),

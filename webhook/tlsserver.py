@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Final
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import _DEFER as DEFER
 from gunicorn.workers.gthread import ThreadWorker
@@ -207,6 +208,22 @@ class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
         return super().handle_request(req, conn)
 
 
+class RootHandlerLogger(GunicornLogger):  # type: ignore[misc]
+    """gunicorn's error log (start-up, worker boots, worker timeouts) handed to the
+    process's own handler (``cli.logs``), so it comes out in the same format as every
+    other line; gunicorn's access log stays off (each admission and push has its line).
+
+    gunicorn sets its loggers up with handlers of its own and no propagation, here undone
+    after each (re)load of its configuration."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            logger.propagate = True
+
+
 def tls_context(config: Any, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
     context = default_factory()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -251,7 +268,7 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
             "limit_request_line": 8190,
             "limit_request_fields": 100,
             "accesslog": None,
-            "errorlog": "-",
+            "logger_class": RootHandlerLogger,
             "loglevel": log_level.lower(),
             "proc_name": "image-registry-webhook",
             "when_ready": self._when_ready,

@@ -18,7 +18,7 @@ from controller.pullsecrets.reconciler import (
     PullSecretReconciler,
     Requeue,
 )
-from kube.events import EventRecorder
+from kube.events import Recorder
 from kube.informer import DELETED, Informer, wait_all_synced
 from kube.ratelimit import RateLimiter
 from kube.runner import Runner
@@ -55,7 +55,9 @@ def token_expiry_reader(secrets: SecretLister) -> Callable[[], float]:
 
 
 class PullSecretWiring:
-    def __init__(self, api: client.ApiClient, settings: Settings, limiter: RateLimiter) -> None:
+    def __init__(
+        self, api: client.ApiClient, settings: Settings, limiter: RateLimiter, recorder: Recorder
+    ) -> None:
         core = client.CoreV1Api(api)
         custom = client.CustomObjectsApi(api)
         self.serviceaccounts = Informer(
@@ -80,7 +82,7 @@ class PullSecretWiring:
             secrets=self.secrets,
             namespaces=self.namespaces,
             registry_configs=self.configs,
-            recorder=EventRecorder(api),
+            recorder=recorder,
             config=PullSecretConfig(
                 internal_hostnames=internal_hostnames(settings.internal_registry),
                 extra_hostnames=tuple(settings.extra_registry_hostnames),

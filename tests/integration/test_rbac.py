@@ -27,6 +27,7 @@ from quota.pullsecrets.names import (
     LABEL_MANAGED_BY_VALUE,
 )
 from tests.integration.support import CACHE_DEADLINE, ClusterEnv
+from tests.integration.test_pull_secrets import name_taken_events
 from tests.integration.test_push_review import Caller, push
 from tests.integration.test_quota import image_limit, quota, set_history, stream, used
 
@@ -158,13 +159,21 @@ def exercise_every_path(cluster: ClusterEnv, namespace: str) -> None:
         "create", "secret", "generic", "taken-dockercfg", "-n", namespace, "--from-literal=a=b"
     )
     cluster.kubectl("create", "serviceaccount", "taken", "-n", namespace)
-    cluster.wait(
-        lambda: (
-            "PullSecretNameTaken"
-            in cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
-        ),
+    [first] = cluster.wait(
+        lambda: name_taken_events(cluster, namespace, "taken"),
         timeout=CACHE_DEADLINE,
         what="the PullSecretNameTaken event",
+    )
+    # Controller: the warning repeats on the next reconcile, and that Event's count is
+    # patched.
+    cluster.kubectl("label", "serviceaccount", "taken", "-n", namespace, "touched=yes")
+    cluster.wait(
+        lambda: any(
+            int(e.get("count") or 1) > int(first.get("count") or 1)
+            for e in name_taken_events(cluster, namespace, "taken")
+        ),
+        timeout=CACHE_DEADLINE,
+        what="the PullSecretNameTaken event's count to grow",
     )
     # Controller counts quota usage; the server charges it.
     cluster.apply(quota({"alauda.io/imagestreams": "1"}), "-n", namespace)

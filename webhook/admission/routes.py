@@ -16,6 +16,7 @@ from typing import Final
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
+from kube.logfields import fields
 from quota.decision import Decision
 from webhook import metrics
 from webhook.admission import callers
@@ -59,6 +60,17 @@ def admission_blueprint(
     return admission
 
 
+def _identity(endpoint: AdmissionEndpoint, review: AdmissionRequest) -> dict[str, object]:
+    """The fields that name a review on each of its log lines (never its body)."""
+    return {
+        "endpoint": endpoint.path,
+        "uid": review.uid,
+        "operation": review.operation,
+        "namespace": review.namespace,
+        "name": review.name,
+    }
+
+
 def _decide(endpoint: AdmissionEndpoint, review: AdmissionRequest) -> tuple[Decision, str]:
     """The handler's decision and its metrics label; a crash becomes the endpoint's
     failure answer, logged with the request's identity (never its body)."""
@@ -66,13 +78,7 @@ def _decide(endpoint: AdmissionEndpoint, review: AdmissionRequest) -> tuple[Deci
         decision = endpoint.handler(review)
         return decision, decision.label
     except Exception:
-        log.exception(
-            "handler failed on %s uid=%s %s/%s",
-            endpoint.path,
-            review.uid,
-            review.namespace,
-            review.name,
-        )
+        log.exception("admission handler failed", extra=fields(**_identity(endpoint, review)))
     if endpoint.fail_open:
         return Decision.allow(warnings=["registry webhook error; change not applied"]), "error"
     return Decision.deny(
@@ -127,19 +133,17 @@ def _view(
         elapsed = time.perf_counter() - started
         metrics.ADMISSION_REQUESTS.labels(endpoint.name, label).inc()
         metrics.ADMISSION_LATENCY.labels(endpoint.name).observe(elapsed)
+        identity = _identity(endpoint, review)
+        resource = review.resource + (f"/{review.sub_resource}" if review.sub_resource else "")
         log.info(
-            "admission endpoint=%s uid=%s op=%s resource=%s%s ns=%s name=%s dryRun=%s "
-            "decision=%s ms=%.1f",
-            endpoint.path,
-            review.uid,
-            review.operation,
-            review.resource,
-            f"/{review.sub_resource}" if review.sub_resource else "",
-            review.namespace,
-            review.name,
-            review.dry_run,
-            label,
-            elapsed * 1000,
+            "admission",
+            extra=fields(
+                **identity,
+                resource=resource,
+                dry_run=review.dry_run,
+                decision=label,
+                ms=round(elapsed * 1000, 1),
+            ),
         )
         return jsonify(body)
 

@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
 from kube.events import Recorder
+from kube.logfields import fields
 from quota.decision import Decision
 from webhook import metrics
 from webhook.httpjson import (
@@ -158,29 +159,33 @@ def pushreview_blueprint(
             f"push of {push.repository}:{push.tag or push.digest} denied: {decision.message}",
         )
 
-    def review() -> tuple[Response, str]:
+    def review(started: float) -> tuple[Response, str]:
         user = caller()
         with body_gate.admit(request.content_length):
             push = push_request()
             authorize(user, push)
             decision = decide(push)
+            label = "allowed" if decision.allowed else "denied"
             log.info(
-                "pushreview ns=%s repository=%s tag=%s digest=%s user=%s allowed=%s",
-                push.namespace,
-                push.repository,
-                push.tag or "-",
-                push.digest,
-                user.name,
-                decision.allowed,
+                "pushreview",
+                extra=fields(
+                    namespace=push.namespace,
+                    repository=push.repository,
+                    tag=push.tag or "",
+                    digest=push.digest,
+                    user=user.name,
+                    decision=label,
+                    ms=round((time.perf_counter() - started) * 1000, 1),
+                ),
             )
             record_denial(push, decision)
-            return jsonify(answer(push, decision)), "allowed" if decision.allowed else "denied"
+            return jsonify(answer(push, decision)), label
 
     @pushreviews.post(PATH)
     def push_review() -> Response:
         started = time.perf_counter()
         try:
-            response, label = review()
+            response, label = review(started)
         except _Refused as refused:
             response, label = refused.response, refused.label
         except ServerBusy as busy:

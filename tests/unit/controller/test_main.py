@@ -1,11 +1,18 @@
-"""run_elected: the reconcilers run only while this replica holds the Lease."""
+"""run_elected: the reconcilers run only while this replica holds the Lease;
+run_reconcilers: and the Event writer stops after them."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 
-from controller.main import WEDGED_AFTER_SECONDS, health_checks, run_elected
+from controller.main import (
+    EVENTS_STOP_SECONDS,
+    WEDGED_AFTER_SECONDS,
+    health_checks,
+    run_elected,
+    run_reconcilers,
+)
 from controller.pullsecrets.api import REQUEST_TIMEOUT
 from kube.health import failing
 
@@ -151,3 +158,40 @@ def test_without_leader_election_only_progress_counts() -> None:
 def test_the_wedge_bound_outlasts_any_reconcile_that_makes_progress() -> None:
     """A call that times out ends its reconcile; only many slow successes take longer."""
     assert WEDGED_AFTER_SECONDS >= 5 * REQUEST_TIMEOUT
+
+
+class FakeEvents:
+    """The Event writer: notes whether any loop still ran when it was stopped."""
+
+    def __init__(self, loops: list[FakeLoop]) -> None:
+        self.loops = loops
+        self.stops: list[tuple[float, list[bool]]] = []
+
+    def stop(self, timeout: float) -> None:
+        self.stops.append((timeout, [loop.running for loop in self.loops]))
+
+
+def test_the_event_writer_stops_once_every_loop_has_returned() -> None:
+    loops = [FakeLoop(), FakeLoop()]
+    events = FakeEvents(loops)
+    stop = threading.Event()
+    result: list[bool] = []
+    runner = threading.Thread(
+        target=lambda: result.append(run_reconcilers(loops, None, stop, events)), daemon=True
+    )
+    runner.start()
+    try:
+        assert all(loop.started.wait(DEADLINE) for loop in loops)
+        assert events.stops == [], "the writer runs while the reconcilers do"
+    finally:
+        stop.set()
+        runner.join(DEADLINE)
+    assert result == [False]
+    assert events.stops == [(EVENTS_STOP_SECONDS, [False, False])]
+
+
+def test_the_event_writer_stops_when_the_lease_is_lost_too() -> None:
+    loops = [FakeLoop(), FakeLoop()]
+    events = FakeEvents(loops)
+    assert run_reconcilers(loops, GrantedThenLost(loops), threading.Event(), events) is True
+    assert events.stops == [(EVENTS_STOP_SECONDS, [False, False])]

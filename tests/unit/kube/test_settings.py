@@ -167,3 +167,23 @@ def test_a_bad_token_lifetime_in_the_environment_is_an_error_not_a_traceback() -
     """It used to be parsed while the parser was built, before any error handling."""
     with pytest.raises(FlagError, match="REGISTRY_WEBHOOK_TOKEN_LIFETIME_SECONDS: must be at"):
         parse_with_notices(env={"REGISTRY_WEBHOOK_TOKEN_LIFETIME_SECONDS": "5"})
+
+
+def test_logs_are_json_unless_text_is_asked_for_by_flag_or_environment() -> None:
+    assert parse_with_notices(env={})[0].log_format == "json"
+    assert parse_with_notices("--log-format=text", env={})[0].log_format == "text"
+    environment = {"REGISTRY_WEBHOOK_LOG_FORMAT": "text"}
+    assert parse_with_notices(env=environment)[0].log_format == "text"
+
+
+def test_an_unknown_log_format_is_refused_from_the_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_with_notices("--log-format=xml", env={})
+    assert "expected one of json, text; got 'xml'" in capsys.readouterr().err
+
+
+def test_an_unknown_log_format_is_refused_from_the_environment() -> None:
+    with pytest.raises(FlagError, match="REGISTRY_WEBHOOK_LOG_FORMAT"):
+        parse_with_notices(env={"REGISTRY_WEBHOOK_LOG_FORMAT": "xml"})

@@ -1,10 +1,12 @@
 """tls_context: TLS 1.2 is our floor, whatever the platform's defaults would allow; and
-slow clients hold a worker thread only as long as the read limits say."""
+slow clients hold a worker thread only as long as the read limits say; gunicorn's own lines
+share the process's log handler."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import socket
 import ssl
@@ -16,10 +18,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from flask import Flask
 
+from cli.logs import configure_logging
 from tests.unit.webhook.served import Served, serve
 from webhook import devcerts
-from webhook.tlsserver import ReadBudget, ReadLimits, tls_context
+from webhook.tlsserver import ReadBudget, ReadLimits, WebhookServer, tls_context
 
 DEADLINE = 10.0
 
@@ -265,3 +269,50 @@ def test_a_read_that_times_out_spends_what_it_waited() -> None:
         raise TimeoutError("the socket's own timeout")
     with budget.waiting() as seconds:
         assert seconds == 0.5
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """configure_logging and gunicorn's logger class rewire global loggers; undo it."""
+    saved = {
+        name: (logger.handlers[:], logger.level, logger.propagate)
+        for name in ("", "gunicorn.error", "gunicorn.access")
+        for logger in [logging.getLogger(name)]
+    }
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:], logger.propagate = handlers, propagate
+        logger.setLevel(level)
+    logging.captureWarnings(False)
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_gunicorns_own_lines_go_through_the_process_handler(
+    capsys: pytest.CaptureFixture[str], level: str
+) -> None:
+    """Start-up, worker boot and worker timeouts are gunicorn's error log: one JSON line
+    each, at the level the process was given, like every other line of the process."""
+    configure_logging(level, "json")
+    server = WebhookServer(
+        lambda: Flask(__name__),
+        bind="127.0.0.1:0",
+        cert_file="unused.crt",
+        key_file="unused.key",
+        workers=1,
+        threads=1,
+        log_level=level,
+    )
+    gunicorn_log = server.cfg.logger_class(server.cfg)
+    gunicorn_log.info("Booting worker with pid: %s", 42)
+    gunicorn_log.critical("WORKER TIMEOUT (pid:%s)", 42)
+    gunicorn_log.debug("Arbiter booted")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    expected = [
+        ("INFO", "Booting worker with pid: 42"),
+        ("CRITICAL", "WORKER TIMEOUT (pid:42)"),
+        *([("DEBUG", "Arbiter booted")] if level == "debug" else []),
+    ]
+    assert [(line["level"], line["msg"]) for line in lines] == expected
+    assert {line["logger"] for line in lines} == {"gunicorn.error"}

@@ -190,18 +190,29 @@ def test_a_refused_body_is_counted_by_endpoint(client: FlaskClient) -> None:
         assert sample("registry_v2_policy_bad_requests_total", endpoint="deny") == before + 1
 
 
+def admission_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    """The structured fields (``kube.logfields``) of every "admission" line."""
+    return [r.fields for r in caplog.records if r.getMessage() == "admission"]  # type: ignore[attr-defined]
+
+
 def test_every_answer_is_logged_with_the_request_identity(
     client: FlaskClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="webhook.admission.routes")
-    review = {**REVIEW, "request": {**REVIEW["request"], "namespace": "team-a", "name": "x"}}
-    post(client, "/deny", review)
-    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("admission ")]
-    assert line.startswith(
-        "admission endpoint=/deny uid=u-9 op=CREATE resource=serviceaccounts ns=team-a name=x "
-        "dryRun=False decision=denied ms="
-    )
-    assert 0 <= float(line.rpartition("ms=")[2]) < 10_000
+    request = {**REVIEW["request"], "namespace": "team-a", "name": "x", "dryRun": True}
+    post(client, "/deny", {**REVIEW, "request": request})
+    [line] = admission_lines(caplog)
+    assert 0 <= line.pop("ms") < 10_000
+    assert line == {
+        "endpoint": "/deny",
+        "uid": "u-9",
+        "operation": "CREATE",
+        "resource": "serviceaccounts",
+        "namespace": "team-a",
+        "name": "x",
+        "dry_run": True,
+        "decision": "denied",
+    }
 
 
 def test_a_subresource_is_logged_with_its_resource(
@@ -209,7 +220,8 @@ def test_a_subresource_is_logged_with_its_resource(
 ) -> None:
     caplog.set_level(logging.INFO, logger="webhook.admission.routes")
     post(client, "/deny", {**REVIEW, "request": {**REVIEW["request"], "subResource": "status"}})
-    assert any("resource=serviceaccounts/status ns=" in m for m in caplog.messages)
+    [line] = admission_lines(caplog)
+    assert line["resource"] == "serviceaccounts/status"
 
 
 def test_a_mutating_endpoint_answers_with_its_patch() -> None:
@@ -224,11 +236,19 @@ def test_a_mutating_endpoint_answers_with_its_patch() -> None:
 def test_a_handler_crash_is_logged_with_the_request_identity(
     client: FlaskClient, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="webhook.admission.routes")
     review = {**REVIEW, "request": {**REVIEW["request"], "namespace": "team-a", "name": "x"}}
     post(client, "/crash/validate", review)
-    [record] = [r for r in caplog.records if r.getMessage().startswith("handler failed")]
-    assert record.getMessage() == "handler failed on /crash/validate uid=u-9 team-a/x"
+    [record] = [r for r in caplog.records if r.getMessage() == "admission handler failed"]
+    assert record.fields == {  # type: ignore[attr-defined]
+        "endpoint": "/crash/validate",
+        "uid": "u-9",
+        "operation": "CREATE",
+        "namespace": "team-a",
+        "name": "x",
+    }
     assert record.exc_info is not None
+    assert admission_lines(caplog)[0]["decision"] == "error"
 
 
 def test_a_malformed_review_is_answered_and_logged_with_the_reason(
