@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
+from flask import Flask
 
+from cli.main import _parser as command_parser
 from localcluster.binaries import REPO_ROOT
 from tests.integration.support import ClusterEnv
+from webhook.tlsserver import WebhookServer
 
 MANIFESTS = REPO_ROOT / "manifests"
 VARIANTS = {
@@ -146,3 +149,145 @@ def test_the_network_policy_admits_only_the_webhook_port(
     }
     ports = [port for rule in policy["spec"]["ingress"] for port in rule["ports"]]
     assert ports == [{"protocol": "TCP", "port": 8443}]
+
+
+# --- the webhook, which must stay available: its ImageStream and policy hooks Fail closed
+
+
+def pod_spec(documents: list[Document], deployment: str) -> Document:
+    spec: Document = one(documents, "Deployment", deployment)["spec"]["template"]["spec"]
+    return spec
+
+
+def container_ports(pod: Document) -> dict[str, int]:
+    [container] = pod["containers"]
+    return {port["name"]: port["containerPort"] for port in container["ports"]}
+
+
+def test_the_webhook_keeps_a_replica_through_a_node_drain_and_a_rollout(
+    rendered: dict[str, list[Document]],
+) -> None:
+    documents = rendered["base"]
+    spec = one(documents, "Deployment", "image-registry-webhook")["spec"]
+    selector = spec["selector"]
+    pod = spec["template"]["spec"]
+    assert spec["replicas"] >= 2
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    spread = {c["topologyKey"]: c for c in pod["topologySpreadConstraints"]}
+    by_node = spread["kubernetes.io/hostname"]
+    assert (by_node["maxSkew"], by_node["whenUnsatisfiable"]) == (1, "DoNotSchedule")
+    assert by_node["labelSelector"] == selector
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    budget = one(documents, "PodDisruptionBudget", "image-registry-webhook")["spec"]
+    assert budget["selector"] == selector
+    assert 1 <= budget["minAvailable"] < spec["replicas"]
+
+
+ENDPOINT_PROPAGATION_SECONDS = 10
+"""A terminating pod's EndpointSlice update reaching the API server's webhook client and
+kube-proxy: a few seconds on a busy control plane. The preStop pause must outlast it."""
+
+
+def test_the_webhook_leaves_the_service_before_it_stops_answering(
+    rendered: dict[str, list[Document]],
+) -> None:
+    """preStop pause, then SIGTERM and gunicorn's graceful drain of in-flight reviews; the
+    kubelet's SIGKILL must come after both."""
+    pod = pod_spec(rendered["base"], "image-registry-webhook")
+    [container] = pod["containers"]
+    sleep, seconds = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert sleep == "sleep"
+    assert int(seconds) >= ENDPOINT_PROPAGATION_SECONDS
+    server = WebhookServer(
+        lambda: Flask(__name__), bind="127.0.0.1:0", cert_file="-", key_file="-",
+        workers=1, threads=1,
+    )  # fmt: skip
+    assert pod["terminationGracePeriodSeconds"] > int(seconds) + server.cfg.graceful_timeout
+
+
+def probe(container: Document, kind: str) -> tuple[str, str | int, str]:
+    get = container[kind]["httpGet"]
+    return get["path"], get["port"], get.get("scheme", "HTTP")
+
+
+def test_the_webhook_is_probed_on_its_tls_port_and_serves_metrics_apart(
+    rendered: dict[str, list[Document]],
+) -> None:
+    pod = pod_spec(rendered["base"], "image-registry-webhook")
+    [container] = pod["containers"]
+    assert container_ports(pod) == {"https": 8443, "metrics": 8080}
+    assert probe(container, "startupProbe") == ("/healthz", "https", "HTTPS")
+    assert probe(container, "livenessProbe") == ("/healthz", "https", "HTTPS")
+    assert probe(container, "readinessProbe") == ("/readyz", "https", "HTTPS")
+
+
+def test_the_webhook_serves_the_certificate_of_its_secret(
+    rendered: dict[str, list[Document]],
+) -> None:
+    pod = pod_spec(rendered["base"], "image-registry-webhook")
+    [container] = pod["containers"]
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == "tls"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "tls"]
+    assert volume["secret"]["secretName"] == "image-registry-webhook-tls"
+    directory = mount["mountPath"]
+    assert {
+        f"--tls-cert-file={directory}/tls.crt",
+        f"--tls-private-key-file={directory}/tls.key",
+        f"--ca-file={directory}/ca.crt",
+    } <= set(container["args"])
+
+
+def test_the_controller_is_probed_on_its_health_port(
+    rendered: dict[str, list[Document]],
+) -> None:
+    pod = pod_spec(rendered["base"], "image-registry-controller")
+    [container] = pod["containers"]
+    assert container_ports(pod) == {"metrics": 8080, "health": 8081}
+    assert probe(container, "startupProbe") == ("/healthz", "health", "HTTP")
+    assert probe(container, "livenessProbe") == ("/healthz", "health", "HTTP")
+    assert probe(container, "readinessProbe") == ("/readyz", "health", "HTTP")
+
+
+FLAGS_OF_OTHER_BRANCHES = {
+    "--tls-private-key-file",
+    "--manage-certificates",
+    "--metrics-bind-address",
+    "--health-probe-bind-address",
+}
+"""Flags of issue 10 that the manifests use and other branches add to the command; until
+they are merged, the checks that need them skip (and say so)."""
+
+
+def test_every_deployment_runs_flags_the_command_knows(
+    rendered: dict[str, list[Document]],
+) -> None:
+    unknown: set[str] = set()
+    for variant, documents in rendered.items():
+        for deployment in (d for d in documents if d["kind"] == "Deployment"):
+            for container in deployment["spec"]["template"]["spec"]["containers"]:
+                _, extra = command_parser().parse_known_args(container["args"])
+                unknown |= {f"{variant}: {arg.partition('=')[0]}" for arg in extra}
+    pending = {flag for flag in unknown if flag.partition(": ")[2] in FLAGS_OF_OTHER_BRANCHES}
+    assert not unknown - pending
+    if pending:
+        pytest.skip(f"flags not merged yet: {sorted(pending)}")
+
+
+def test_the_container_ports_are_the_commands_defaults(
+    rendered: dict[str, list[Document]],
+) -> None:
+    serve = command_parser().parse_args(["serve"])
+    controller = command_parser().parse_args(["controller"])
+    assert (
+        int(serve.bind.rpartition(":")[2])
+        == container_ports(pod_spec(rendered["base"], "image-registry-webhook"))["https"]
+    )
+    if not hasattr(controller, "health_probe_bind_address"):
+        pytest.skip("--metrics-bind-address and --health-probe-bind-address not merged yet")
+    for namespace, deployment in (
+        (serve, "image-registry-webhook"),
+        (controller, "image-registry-controller"),
+    ):
+        ports = container_ports(pod_spec(rendered["base"], deployment))
+        assert int(namespace.metrics_bind_address.rpartition(":")[2]) == ports["metrics"]
+    assert int(controller.health_probe_bind_address.rpartition(":")[2]) == ports["health"]
