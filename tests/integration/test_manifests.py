@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +28,18 @@ MANIFESTS = REPO_ROOT / "manifests"
 VARIANTS = {
     "base": MANIFESTS / "base",
     "standalone": MANIFESTS / "overlays" / "standalone",
+    "cert-manager": MANIFESTS / "overlays" / "cert-manager",
+    "monitoring": MANIFESTS / "overlays" / "monitoring",
 }
 """Every kustomization a platform team applies as it is."""
+COMPOSED = {
+    "resources": ["base", "crds"],
+    "components": ["components/cert-manager", "components/monitoring"],
+}
+"""A team's own overlay that takes everything at once (docs/install.md shows it)."""
+ADDON_CRDS_SCRIPT = REPO_ROOT / "hack" / "fetch-addon-crds.sh"
+ADDON_GROUPS = {"cert-manager.io", "monitoring.coreos.com"}
+"""API groups of the add-ons two components use; their CRDs come from the script."""
 VERSION = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
 IMAGE = "registry-v2/policy"
 PART_OF = "registry-v2"
@@ -45,8 +58,56 @@ def render(cluster: ClusterEnv, directory: Path) -> list[Document]:
 
 
 @pytest.fixture(scope="module")
-def rendered(cluster: ClusterEnv) -> dict[str, list[Document]]:
-    return {variant: render(cluster, directory) for variant, directory in VARIANTS.items()}
+def rendered(
+    cluster: ClusterEnv, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, list[Document]]:
+    composed = tmp_path_factory.mktemp("composed")
+    # kustomize takes relative paths only.
+    kustomization = {
+        key: [os.path.relpath(MANIFESTS / path, composed) for path in paths]
+        for key, paths in COMPOSED.items()
+    }
+    (composed / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    variants = {**VARIANTS, "composed": composed}
+    return {variant: render(cluster, directory) for variant, directory in variants.items()}
+
+
+def group_of(document: Document) -> str:
+    return str(document["apiVersion"]).rpartition("/")[0]
+
+
+@pytest.fixture(scope="module")
+def addon_crds(cluster: ClusterEnv, rendered: dict[str, list[Document]]) -> Iterator[None]:
+    """The CRDs of the add-on kinds the manifests use, installed for this module only; a
+    cluster that already has them (cert-manager, the Prometheus Operator) keeps its own."""
+    kinds = {
+        (group_of(d), d["kind"])
+        for documents in rendered.values()
+        for d in documents
+        if group_of(d) in ADDON_GROUPS
+    }
+    cache = subprocess.run(
+        ["bash", str(ADDON_CRDS_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout.splitlines()[-1]
+    # One CRD a file. BaseLoader: some of their schemas hold YAML 1.1 oddities ("=")
+    # that the safe loader refuses; only a few strings are read here.
+    crds = {
+        path: crd
+        for path in sorted(Path(cache).glob("*/*.yaml"))
+        for crd in [yaml.load(path.read_text(), Loader=yaml.BaseLoader)]
+        if (crd["spec"]["group"], crd["spec"]["names"]["kind"]) in kinds
+    }
+    assert {(c["spec"]["group"], c["spec"]["names"]["kind"]) for c in crds.values()} == kinds
+    present = set(cluster.kubectl("get", "crd", "-o", "name").stdout.split())
+    missing = {path: api_name(crd) for path, crd in crds.items() if api_name(crd) not in present}
+    if missing:
+        # create, not apply: some are larger than the last-applied annotation may be.
+        cluster.kubectl("create", *(f"--filename={path}" for path in missing))
+        wait = ("wait", "--for=condition=Established", "--timeout=60s")
+        cluster.kubectl(*wait, *missing.values())
+    yield
+    if missing:
+        cluster.kubectl("delete", "--wait=false", *missing.values(), check=False)
 
 
 def api_name(document: Document) -> str:
@@ -61,7 +122,8 @@ def one(documents: list[Document], kind: str, name: str) -> Document:
     return document
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.usefixtures("addon_crds")
+@pytest.mark.parametrize("variant", [*sorted(VARIANTS), "composed"])
 def test_every_variant_is_accepted_by_the_api_server(
     cluster: ClusterEnv, rendered: dict[str, list[Document]], variant: str
 ) -> None:
@@ -89,7 +151,7 @@ def test_the_standalone_variant_adds_the_crds_to_the_base(
     }
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("variant", [*sorted(VARIANTS), "composed"])
 def test_the_image_tag_and_the_version_label_are_the_release(
     rendered: dict[str, list[Document]], variant: str
 ) -> None:
@@ -107,7 +169,7 @@ def test_the_image_tag_and_the_version_label_are_the_release(
         )
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("variant", [*sorted(VARIANTS), "composed"])
 def test_every_object_carries_the_standard_labels_and_selectors_stay_stable(
     rendered: dict[str, list[Document]], variant: str
 ) -> None:
@@ -291,3 +353,117 @@ def test_the_container_ports_are_the_commands_defaults(
         ports = container_ports(pod_spec(rendered["base"], deployment))
         assert int(namespace.metrics_bind_address.rpartition(":")[2]) == ports["metrics"]
     assert int(controller.health_probe_bind_address.rpartition(":")[2]) == ports["health"]
+
+
+# --- cert-manager in place of the built-in certificates
+
+
+def test_cert_manager_writes_the_secret_the_server_mounts_and_injects_its_ca(
+    rendered: dict[str, list[Document]],
+) -> None:
+    documents = rendered["cert-manager"]
+    certificates = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Certificate"}
+    configurations = [d for d in documents if d["kind"].endswith("WebhookConfiguration")]
+    assert len(configurations) == 2
+    for configuration in configurations:
+        source = configuration["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+        namespace, _, name = source.partition("/")
+        serving = certificates[name]
+        assert serving["metadata"]["namespace"] == namespace
+        for hook in configuration["webhooks"]:
+            service = hook["clientConfig"]["service"]
+            assert f"{service['name']}.{service['namespace']}.svc" in serving["spec"]["dnsNames"]
+    pod = pod_spec(documents, "image-registry-webhook")
+    [volume] = [v for v in pod["volumes"] if v["name"] == "tls"]
+    assert serving["spec"]["secretName"] == volume["secret"]["secretName"]
+    # Its issuer is a CA whose own Certificate is one, issued by a root in the namespace.
+    issuers = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Issuer"}
+    ca_issuer = issuers[serving["spec"]["issuerRef"]["name"]]
+    [ca] = [
+        c
+        for c in certificates.values()
+        if c["spec"]["secretName"] == ca_issuer["spec"]["ca"]["secretName"]
+    ]
+    assert ca["spec"]["isCA"] is True
+    assert "selfSigned" in issuers[ca["spec"]["issuerRef"]["name"]]["spec"]
+
+
+def test_with_cert_manager_the_controller_leaves_certificates_alone(
+    rendered: dict[str, list[Document]],
+) -> None:
+    for variant in ("cert-manager", "composed"):
+        [container] = pod_spec(rendered[variant], "image-registry-controller")["containers"]
+        assert container["args"] == ["controller", "--manage-certificates=false"]
+    [container] = pod_spec(rendered["base"], "image-registry-controller")["containers"]
+    assert "--manage-certificates=false" not in container["args"]
+
+
+# --- monitoring
+
+
+def test_each_process_has_a_metrics_service_the_service_monitor_scrapes(
+    rendered: dict[str, list[Document]],
+) -> None:
+    documents = rendered["monitoring"]
+    [monitor] = [d for d in documents if d["kind"] == "ServiceMonitor"]
+    [endpoint] = monitor["spec"]["endpoints"]
+    scraped = set()
+    for service in (d for d in documents if d["kind"] == "Service"):
+        labels = service["metadata"]["labels"]
+        ports = {port["name"]: port for port in service["spec"]["ports"]}
+        if not selects(monitor["spec"]["selector"], labels) or endpoint["port"] not in ports:
+            continue
+        pod = next(
+            d["spec"]["template"]
+            for d in documents
+            if d["kind"] == "Deployment"
+            and selects(
+                {"matchLabels": service["spec"]["selector"]},
+                d["spec"]["template"]["metadata"]["labels"],
+            )
+        )
+        assert ports[endpoint["port"]]["targetPort"] in container_ports(pod["spec"])
+        scraped.add(pod["metadata"]["labels"]["app.kubernetes.io/name"])
+    assert scraped == set(WORKLOADS)
+
+
+def selects(selector: Document, labels: dict[str, str]) -> bool:
+    """A label selector (matchLabels, and matchExpressions with In) against labels."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In"
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def test_prometheus_may_reach_the_webhook_pods_only_on_the_metrics_port(
+    rendered: dict[str, list[Document]],
+) -> None:
+    policy = one(rendered["monitoring"], "NetworkPolicy", "image-registry-webhook-metrics")
+    ports = [port for rule in policy["spec"]["ingress"] for port in rule["ports"]]
+    pod = pod_spec(rendered["monitoring"], "image-registry-webhook")
+    assert ports == [{"protocol": "TCP", "port": container_ports(pod)["metrics"]}]
+
+
+ALERTS = {
+    "RegistryPolicyWebhookErrors",
+    "RegistryPolicyWebhookLatencyHigh",
+    "RegistryPolicyWebhookUnreachable",
+    "RegistryPolicyCertificateExpiresSoon",
+    "RegistryPolicyReconcileErrors",
+    "RegistryPolicyManagedTokenExpiresSoon",
+    "RegistryPolicyLeaderAbsent",
+}
+
+
+def test_the_rules_carry_every_alert_with_a_severity(
+    rendered: dict[str, list[Document]],
+) -> None:
+    [rule] = [d for d in rendered["monitoring"] if d["kind"] == "PrometheusRule"]
+    alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+    assert set(alerts) == ALERTS
+    for alert in alerts.values():
+        assert alert["labels"]["severity"] in ("warning", "critical")
+        assert alert["annotations"]["summary"]
