@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end suite on a kind cluster, for machines with Docker: builds the image, deploys
-# CRDs, RBAC, webhook and controller exactly as in a cluster, then runs the same
+# CRDs, RBAC, webhook and controller exactly as in a cluster (kubectl apply -k
+# manifests/overlays/standalone), then runs the same
 # integration tests as `make test` against it (those that need direct access to the
 # server's port are marked local_only and deselected).
 #
@@ -12,7 +13,6 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 cluster=${KIND_CLUSTER_NAME:-registry-v2-e2e}
-image=registry-v2/policy:dev
 ns=image-registry-system
 work=$(mktemp -d)
 kubeconfig="$work/kubeconfig"
@@ -35,12 +35,14 @@ make --no-print-directory venv
 kind create cluster --name "$cluster" --kubeconfig "$kubeconfig" --wait 120s
 export KUBECONFIG="$kubeconfig"
 
+# The image the manifests name (components/release sets its tag).
+overlay=manifests/overlays/standalone
+image=$(kubectl kustomize "$overlay" | sed -n 's|^ *image: \(registry-v2/policy:.*\)$|\1|p' | head -n 1)
 docker build -t "$image" .
 kind load docker-image "$image" --name "$cluster"
 
-kubectl apply -f manifests/crds/
-kubectl wait --for=condition=Established --timeout=60s -f manifests/crds/
-kubectl apply -f manifests/deploy/00-namespace.yaml -f manifests/deploy/10-rbac.yaml
+kubectl apply -k "$overlay"
+kubectl wait --for=condition=Established --timeout=60s crd -l app.kubernetes.io/part-of=registry-v2
 
 # Serving certificate for the Service's DNS names, signed by a fresh CA.
 .venv/bin/python - "$work/tls" <<'PY'
@@ -54,8 +56,6 @@ kubectl -n "$ns" create secret generic image-registry-webhook-tls \
   --from-file=tls.key="$work/tls/tls.key" \
   --from-file=ca.crt="$work/tls/ca.crt"
 
-kubectl apply -f manifests/deploy/20-webhook.yaml -f manifests/deploy/25-networkpolicy.yaml \
-  -f manifests/deploy/30-controller.yaml
 kubectl -n "$ns" rollout status deployment/image-registry-webhook --timeout=180s
 kubectl -n "$ns" rollout status deployment/image-registry-controller --timeout=180s
 # The webhook configurations, with the CA that signed the serving certificate (the

@@ -29,7 +29,8 @@ from webhook import devcerts, registration
 log = logging.getLogger(__name__)
 
 CRD_DIR = REPO_ROOT / "manifests" / "crds"
-RBAC_MANIFEST = REPO_ROOT / "manifests" / "deploy" / "10-rbac.yaml"
+"""A kustomization (``kubectl apply -k``), as the standalone overlay includes it."""
+RBAC_MANIFEST = REPO_ROOT / "manifests" / "base" / "rbac.yaml"
 SERVICE_NAMESPACE = "image-registry-system"
 CONFIGURATION_NAME = "image-registry-webhook"
 SERVER_ACCOUNT = "image-registry-webhook"
@@ -123,14 +124,8 @@ class Stack:
             raise
 
     def install_crds(self, timeout: float) -> None:
-        self.kubectl("apply", "-f", str(CRD_DIR))
-        self.kubectl(
-            "wait",
-            "--for=condition=Established",
-            f"--timeout={int(timeout)}s",
-            "-f",
-            str(CRD_DIR),
-        )
+        names = self.kubectl("apply", "-k", str(CRD_DIR), "-o", "name").split()
+        self.kubectl("wait", "--for=condition=Established", f"--timeout={int(timeout)}s", *names)
 
     def process_kubeconfig(self, account: str) -> Path:
         """The kubeconfig a process runs with: its ServiceAccount's, or the admin's."""

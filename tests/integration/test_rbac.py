@@ -1,7 +1,7 @@
 """The manifests' RBAC is exactly what the two processes use: enough, and no more.
 
 The whole integration session runs the server and the controller with their
-ServiceAccounts' tokens under ``manifests/deploy/10-rbac.yaml`` (see ``conftest.py``), so
+ServiceAccounts' tokens under ``manifests/base/rbac.yaml`` (see ``conftest.py``), so
 every test shows the grant is enough. The API server's audit log records each request of
 those accounts (``localcluster.cluster.AUDITED_NAMESPACE``); this test drives every path
 that needs a right, then requires that no request was refused by RBAC and that every

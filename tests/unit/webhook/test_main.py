@@ -162,7 +162,7 @@ def test_serve_records_pushreview_events_off_the_request_thread(
 def test_the_servers_role_lets_it_patch_the_events_it_aggregates() -> None:
     """The recorder grows an Event's count by PATCH; without the verb every repeat denial
     is a 403 in production (the local stack runs as admin and would not notice)."""
-    rbac = Path(__file__).parents[3] / "manifests" / "deploy" / "10-rbac.yaml"
+    rbac = Path(__file__).parents[3] / "manifests" / "base" / "rbac.yaml"
     role = next(
         doc
         for doc in yaml.safe_load_all(rbac.read_text())

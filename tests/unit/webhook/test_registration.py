@@ -9,7 +9,7 @@ import yaml
 from cli.main import main
 from webhook.registration import POLICY_MATCH_EXPRESSION, desired_configurations
 
-SHIPPED = Path(__file__).parents[3] / "manifests" / "deploy" / "40-webhook-configurations.yaml"
+SHIPPED = Path(__file__).parents[3] / "manifests" / "base" / "webhook-configurations.yaml"
 
 
 def test_dev_configurations_use_url_client_config() -> None:
