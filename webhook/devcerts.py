@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from webhook import certs
+from kube import certs
 
 _RENEW_BEFORE = dt.timedelta(days=7)
 

@@ -1,7 +1,9 @@
-"""X.509 helpers: a self-signed CA and certificates it signs.
+"""X.509 helpers: a self-signed CA and certificates it signs, and what a certificate says.
 
-Used for the webhook's own serving certificate in dev mode and by the local control plane
-tooling. Keys are ECDSA P-256: small, fast, and accepted by kube-apiserver and Go's TLS.
+Shared plumbing: the controller's certificate manager keeps the webhook's CA and serving
+certificate with them, ``serve --dev-certs-dir`` makes development ones, and the local
+control plane its PKI. Keys are ECDSA P-256: small, fast, and accepted by kube-apiserver
+and Go's TLS.
 """
 
 from __future__ import annotations
