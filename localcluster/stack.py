@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kubernetes import client, config
 
+from kube import certs
 from kube.settings import Settings
 from localcluster import kubeconfig
 from localcluster.binaries import REPO_ROOT
@@ -148,7 +149,7 @@ class Stack:
     def _register_webhooks(self) -> None:
         """What the manifests do in a cluster: the serving process has no right to."""
         files = devcerts.ensure(
-            self.certs_dir, devcerts.serving_hosts(SERVER_ACCOUNT, SERVICE_NAMESPACE)
+            self.certs_dir, certs.serving_hosts(SERVER_ACCOUNT, SERVICE_NAMESPACE)
         )
         self.webhook_port = self.webhook_port or free_port()
         mutating, validating = registration.desired_configurations(

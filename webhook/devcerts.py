@@ -18,19 +18,6 @@ class ServingFiles:
     ca_file: Path
 
 
-def serving_hosts(service_name: str, namespace: str) -> list[str]:
-    """Loopback names plus every in-cluster name of the Service."""
-    return [
-        "127.0.0.1",
-        "localhost",
-        "::1",
-        service_name,
-        f"{service_name}.{namespace}",
-        f"{service_name}.{namespace}.svc",
-        f"{service_name}.{namespace}.svc.cluster.local",
-    ]
-
-
 def ensure(directory: Path, hosts: list[str]) -> ServingFiles:
     """Reuse the files in ``directory`` while valid for a week more, else write new ones."""
     files = ServingFiles(directory / "tls.crt", directory / "tls.key", directory / "ca.crt")
