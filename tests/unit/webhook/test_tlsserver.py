@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from cryptography import x509
@@ -24,7 +25,7 @@ from localcluster.secretvolume import project
 from localcluster.waiting import wait_for
 from tests.fuzz.server import ServerProcess
 from webhook import devcerts
-from webhook.tlsserver import tls_context
+from webhook.tlsserver import ReloadingTlsContext, tls_context
 
 DEADLINE = 10.0
 
@@ -187,3 +188,43 @@ def test_a_key_that_is_not_the_certificates_keeps_the_last_good_pair(
     assert served_certificate(server.port) == der(server.first)
     project(server.volume, volume_files(renewed))
     assert served_certificate(server.port) == der(renewed)
+
+
+def test_the_context_is_built_once_per_version_of_the_files(tmp_path: Path) -> None:
+    """A handshake on unchanged files reuses the context: no parse per connection."""
+    first = certs.issue(certs.new_ca("ca"), "first")
+    project(tmp_path, volume_files(first))
+    config = SimpleNamespace(
+        certfile=str(tmp_path / "tls.crt"), keyfile=str(tmp_path / "tls.key"), ca_certs=None
+    )
+    built: list[ssl.SSLContext] = []
+
+    def factory() -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(config.certfile, config.keyfile)
+        built.append(context)
+        return context
+
+    hook = ReloadingTlsContext()
+    assert hook(config, factory) is hook(config, factory) is built[0]
+    project(tmp_path, volume_files(certs.issue(certs.new_ca("ca"), "second")))
+    assert hook(config, factory) is built[1]
+    assert built[1].minimum_version == ssl.TLSVersion.TLSv1_2
+    assert len(built) == 2
+
+
+def test_files_that_never_loaded_are_an_error(tmp_path: Path) -> None:
+    """Only a context that once loaded may stand in for files that do not."""
+    first = certs.issue(certs.new_ca("ca"), "first")
+    project(tmp_path, {"tls.crt": first.cert_pem, "tls.key": certs.new_ca("x").key_pem})
+    config = SimpleNamespace(
+        certfile=str(tmp_path / "tls.crt"), keyfile=str(tmp_path / "tls.key"), ca_certs=None
+    )
+
+    def factory() -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(config.certfile, config.keyfile)
+        return context
+
+    with pytest.raises(ssl.SSLError):
+        ReloadingTlsContext()(config, factory)
