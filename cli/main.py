@@ -30,7 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     settings_mod.add_common_flags(configurations)
     settings_mod.add_serve_flags(configurations)
-    controller = sub.add_parser("controller", help="run the pull-secret and quota reconcilers")
+    controller = sub.add_parser(
+        "controller",
+        help="run the pull-secret and quota reconcilers and the certificate manager",
+    )
     settings_mod.add_common_flags(controller)
     settings_mod.add_controller_flags(controller)
     return parser

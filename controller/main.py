@@ -18,6 +18,7 @@ from typing import Protocol
 
 from prometheus_client import start_http_server
 
+from controller.certificates.wiring import CertificateWiring
 from controller.pullsecrets.wiring import PullSecretWiring
 from controller.quotausage.wiring import QuotaUsageWiring
 from kube.client import api_client
@@ -97,14 +98,18 @@ def run_controller(settings: Settings) -> int:
 
     api = api_client(settings.kubeconfig, qps_pool=settings.reconcile_workers + 8)
     limiter = RateLimiter(settings.api_qps, settings.api_burst)
-    pull_secrets = PullSecretWiring(api, settings, limiter)
-    quota_usage = QuotaUsageWiring(api, settings, limiter)
-    pull_secrets.start_informers(stop)
-    quota_usage.start_informers(stop)
+    loops: list[PullSecretWiring | QuotaUsageWiring | CertificateWiring] = [
+        PullSecretWiring(api, settings, limiter),
+        QuotaUsageWiring(api, settings, limiter),
+    ]
+    if settings.manage_certificates:
+        loops.append(CertificateWiring(api, settings, limiter))
+    for loop in loops:
+        loop.start_informers(stop)
     elector = None
     if settings.leader_election:
         identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
         elector = LeaderElector(api, settings.namespace, LEASE_NAME, identity)
-    lost = run_elected([pull_secrets, quota_usage], elector, stop)
+    lost = run_elected(loops, elector, stop)
     log.info("controller stopped")
     return 1 if lost else 0

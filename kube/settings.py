@@ -21,6 +21,13 @@ server allows a webhook up to 30 s, so a create admitted (and charged) now may b
 that much later; 5 s more for the watch to bring it to the reconciler."""
 
 
+DEFAULT_CERTIFICATE_PROPAGATION_SECONDS = 180.0
+"""How long a certificate change takes to reach every reader: the kubelet updates a Secret
+volume within its sync period (1 min) plus its watch's delay, and the API servers see a
+webhook configuration through their watch within seconds; three minutes leaves room for a
+busy node. The certificate manager waits this long between the steps of a CA rotation."""
+
+
 def _env(flag: str, default: str | None = None) -> str | None:
     return os.environ.get(ENV_PREFIX + flag.upper().replace("-", "_"), default)
 
@@ -32,6 +39,19 @@ def _env_list(flag: str) -> list[str]:
 
 def _env_bool(flag: str) -> bool:
     return (_env(flag) or "").lower() in {"1", "true", "yes", "on"}
+
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def parse_bool(value: str) -> bool:
+    """``true``/``false`` (and 1/0, yes/no, on/off), as ``--flag=false`` is written."""
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {value!r} (use true or false)")
 
 
 @dataclass
@@ -73,6 +93,9 @@ class Settings:
     api_burst: int = 100
     resync_seconds: int = 300
     metrics_bind: str = "0.0.0.0:9090"
+    # Built-in certificates (off where cert-manager issues them)
+    manage_certificates: bool = True
+    certificate_propagation_seconds: float = DEFAULT_CERTIFICATE_PROPAGATION_SECONDS
     quota_release_grace_seconds: float = DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
 
     @property
@@ -184,11 +207,8 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         default=_env("webhook-url"),
         help="base URL the API server calls (url client config); else the Service is used",
     )
-    parser.add_argument("--service-name", default=_env("service-name", "image-registry-webhook"))
+    _add_webhook_names(parser)
     parser.add_argument("--service-port", type=int, default=int(_env("service-port", "443") or 443))
-    parser.add_argument(
-        "--configuration-name", default=_env("configuration-name", "image-registry-webhook")
-    )
     parser.add_argument(
         "--pushreview-token-audiences",
         type=_audience_list,
@@ -196,6 +216,44 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         help="comma-separated audiences a PushReview caller's token must be valid for (sent "
         "as TokenReview spec.audiences); empty (the default): the API server's own, i.e. the "
         "registry's ServiceAccount token",
+    )
+
+
+def _add_webhook_names(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--service-name",
+        default=_env("service-name", "image-registry-webhook"),
+        help="the webhook's Service (its names are in the serving certificate)",
+    )
+    parser.add_argument(
+        "--configuration-name",
+        default=_env("configuration-name", "image-registry-webhook"),
+        help="name of the Mutating and ValidatingWebhookConfiguration",
+    )
+
+
+def add_certificate_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags of the built-in certificate manager."""
+    parser.add_argument(
+        "--manage-certificates",
+        type=parse_bool,
+        nargs="?",
+        const=True,
+        default=parse_bool(_env("manage-certificates", "true") or "true"),
+        help="keep the webhook's CA and serving certificate in the Secret "
+        "image-registry-webhook-tls and their caBundle in the webhook configurations "
+        "(default true; false where cert-manager issues them)",
+    )
+    parser.add_argument(
+        "--certificate-propagation-seconds",
+        type=float,
+        default=float(
+            _env("certificate-propagation-seconds", str(DEFAULT_CERTIFICATE_PROPAGATION_SECONDS))
+            or DEFAULT_CERTIFICATE_PROPAGATION_SECONDS
+        ),
+        help="how long a new caBundle or Secret takes to reach every API server and pod; a "
+        "CA rotation waits this long before the new CA signs, and again before the old one "
+        "is dropped (default %(default)s)",
     )
 
 
@@ -223,6 +281,8 @@ def add_controller_flags(parser: argparse.ArgumentParser) -> None:
         ),
         help="how long a quota charge without its ImageStream is kept before it is released",
     )
+    _add_webhook_names(parser)
+    add_certificate_flags(parser)
 
 
 def from_args(args: argparse.Namespace) -> Settings:

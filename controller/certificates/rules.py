@@ -3,7 +3,7 @@ when a new CA may sign the certificate that is served: the certificate manager's
 
 Pure: facts about the certificates and the time in, a plan out. A CA rotation keeps the
 API server trusting the webhook by doing three things in order, each after the previous
-one has had ``propagation`` to reach every reader:
+one has had ``propagation`` to reach every reader (``--certificate-propagation-seconds``):
 
 1. a new CA joins the bundle beside the old one, and the bundle is published in both
    webhook configurations (the API servers watch them);
@@ -26,11 +26,6 @@ SERVING_VALIDITY = dt.timedelta(days=90)
 RENEW_AT = 2 / 3
 """A certificate is renewed once two thirds of its life have passed (cert-manager renews a
 third of the duration before expiry), leaving a third for retries and rotation overlap."""
-DEFAULT_PROPAGATION = dt.timedelta(minutes=3)
-"""How long a change takes to reach every reader: a Secret volume is updated by the kubelet
-within its sync period (1 min) plus its watch's delay; the API servers see a webhook
-configuration through their watch within seconds. Three minutes leaves room for a busy node."""
-
 MAX_BUNDLE = 3
 """The CA that signed what pods may still serve, the one that signs now, and the next one."""
 

@@ -55,3 +55,38 @@ def test_pushreview_token_audiences_come_from_the_flag_or_the_environment(
     assert parse_serve(flag, "").pushreview_token_audiences == [], "empty: the API server's"
     monkeypatch.setenv("REGISTRY_WEBHOOK_PUSHREVIEW_TOKEN_AUDIENCES", "policy.example.com")
     assert parse_serve().pushreview_token_audiences == ["policy.example.com"]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        ((), None, True),
+        (("--manage-certificates",), None, True),
+        (("--manage-certificates=false",), None, False),
+        (("--manage-certificates", "False"), None, False),
+        ((), "false", False),
+        (("--manage-certificates=true",), "false", True),
+    ],
+)
+def test_the_certificate_manager_is_on_unless_switched_off(
+    monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], env: str | None, expected: bool
+) -> None:
+    if env is not None:
+        monkeypatch.setenv("REGISTRY_WEBHOOK_MANAGE_CERTIFICATES", env)
+    assert parse(*args).manage_certificates is expected
+
+
+def test_a_boolean_flag_refuses_what_is_not_a_boolean() -> None:
+    with pytest.raises(SystemExit):
+        parse("--manage-certificates=maybe")
+
+
+def test_the_controller_knows_the_webhook_names_and_the_propagation_time() -> None:
+    parsed = parse(
+        "--service-name=svc", "--configuration-name=cfg", "--certificate-propagation-seconds=3"
+    )
+    assert (parsed.service_name, parsed.configuration_name) == ("svc", "cfg")
+    assert parsed.certificate_propagation_seconds == 3.0
+    assert (
+        parse().certificate_propagation_seconds == settings.DEFAULT_CERTIFICATE_PROPAGATION_SECONDS
+    )
