@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from cli.logs import configure_logging
+from controller.certificates.rotate import WAIT_SECONDS
 from kube import settings as settings_mod
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,42 @@ def _parser() -> argparse.ArgumentParser:
     )
     settings_mod.add_common_flags(controller)
     settings_mod.add_controller_flags(controller)
+    certificates = sub.add_parser("certs", help="the built-in certificates")
+    actions = certificates.add_subparsers(dest="action", required=True)
+    rotate = actions.add_parser(
+        "rotate",
+        help="rotate the CA and serving certificate now (the controller's leader does it, "
+        "with the same overlap as a scheduled renewal)",
+    )
+    settings_mod.add_connection_flags(rotate)
+    rotate.add_argument(
+        "--timeout",
+        type=float,
+        default=WAIT_SECONDS,
+        help="seconds to wait for the leader to start the rotation; 0: do not wait "
+        "(default %(default)s)",
+    )
     return parser
+
+
+def _rotate_certificates(settings: settings_mod.Settings, timeout: float) -> int:
+    import datetime as dt
+
+    from kubernetes import client
+
+    from controller.certificates.rotate import RotationError, rotate
+    from kube.client import api_client
+
+    with api_client(settings.kubeconfig) as api:
+        try:
+            message = rotate(
+                client.CoreV1Api(api), settings.namespace, timeout, dt.datetime.now(dt.UTC)
+            )
+        except RotationError as err:
+            print(f"image-registry-webhook: {err}", file=sys.stderr)
+            return 1
+    print(message)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from webhook.main import print_webhook_configurations
 
             return print_webhook_configurations(settings)
+        if args.command == "certs":
+            return _rotate_certificates(settings, args.timeout)
         if args.command == "serve":
             from webhook.main import run_server
 

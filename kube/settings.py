@@ -124,7 +124,8 @@ def _audience_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def add_common_flags(parser: argparse.ArgumentParser) -> None:
+def add_connection_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the service runs and how to reach the API server: every command needs these."""
     parser.add_argument(
         "--namespace",
         default=_env("namespace", os.environ.get("POD_NAMESPACE", DEFAULT_NAMESPACE)),
@@ -132,6 +133,10 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--kubeconfig", default=_env("kubeconfig", os.environ.get("KUBECONFIG")))
     parser.add_argument("--log-level", default=_env("log-level", "INFO"))
+
+
+def add_common_flags(parser: argparse.ArgumentParser) -> None:
+    add_connection_flags(parser)
     parser.add_argument(
         "--internal-registry",
         default=_env("internal-registry", DEFAULT_INTERNAL_REGISTRY),
