@@ -42,25 +42,13 @@ kubectl apply -f manifests/crds/
 kubectl wait --for=condition=Established --timeout=60s -f manifests/crds/
 kubectl apply -f manifests/deploy/00-namespace.yaml -f manifests/deploy/10-rbac.yaml
 
-# Serving certificate for the Service's DNS names, signed by a fresh CA.
-.venv/bin/python - "$work/tls" <<'PY'
-import sys
-from pathlib import Path
-from webhook import devcerts
-devcerts.ensure(Path(sys.argv[1]), devcerts.serving_hosts("image-registry-webhook", "image-registry-system"))
-PY
-kubectl -n "$ns" create secret generic image-registry-webhook-tls \
-  --from-file=tls.crt="$work/tls/tls.crt" \
-  --from-file=tls.key="$work/tls/tls.key" \
-  --from-file=ca.crt="$work/tls/ca.crt"
-
+# The webhook configurations ship without a caBundle: the controller's certificate manager
+# creates the Secret image-registry-webhook-tls (CA and serving certificate) and publishes
+# the caBundle; the webhook pods start once the Secret exists.
+kubectl apply -f manifests/deploy/40-webhook-configurations.yaml
 kubectl apply -f manifests/deploy/20-webhook.yaml -f manifests/deploy/25-networkpolicy.yaml \
   -f manifests/deploy/30-controller.yaml
-kubectl -n "$ns" rollout status deployment/image-registry-webhook --timeout=180s
 kubectl -n "$ns" rollout status deployment/image-registry-controller --timeout=180s
-# The webhook configurations, with the CA that signed the serving certificate (the
-# serving pods have no right to write them).
-.venv/bin/python -m cli webhook-configurations --namespace "$ns" --ca-file "$work/tls/ca.crt" \
-  | kubectl apply -f -
+kubectl -n "$ns" rollout status deployment/image-registry-webhook --timeout=180s
 
 E2E_EXISTING_CLUSTER=true .venv/bin/python -m pytest tests/integration -m "not local_only" "$@"
