@@ -1,5 +1,6 @@
 """The ``image-registry-webhook`` command: ``serve`` (webhooks + PushReview), ``controller``,
-and ``webhook-configurations`` (what to install so the API server calls ``serve``)."""
+``webhook-configurations`` (what to install so the API server calls ``serve``) and
+``certs rotate``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from cli.logs import configure_logging
+from controller.certificates.rotate import WAIT_SECONDS
 from kube import flags
 from kube import settings as settings_mod
 from kube.flags import subcommands
@@ -54,28 +56,76 @@ def build_parser() -> argparse.ArgumentParser:
     )
     settings_mod.add_common_flags(configurations)
     settings_mod.add_serve_flags(configurations)
-    controller = sub.add_parser("controller", help="run the pull-secret and quota reconcilers")
+    controller = sub.add_parser(
+        "controller",
+        help="run the pull-secret and quota reconcilers and the certificate manager",
+    )
     settings_mod.add_common_flags(controller)
     settings_mod.add_controller_flags(controller)
     settings_mod.add_metrics_flags(controller)
+    certificates = sub.add_parser("certs", help="the built-in certificates")
+    actions = certificates.add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="what to do"
+    )
+    rotate = actions.add_parser(
+        "rotate",
+        help="rotate the CA and serving certificate now (the controller's leader does it, "
+        "with the same overlap as a scheduled renewal)",
+    )
+    settings_mod.add_connection_flags(rotate)
+    rotate.add_argument(
+        "--timeout",
+        type=float,
+        default=WAIT_SECONDS,
+        help="seconds to wait for the leader to start the rotation; 0: do not wait "
+        "(default %(default)s)",
+    )
     return parser
+
+
+def _rotate_certificates(settings: settings_mod.Settings, timeout: float) -> int:
+    import datetime as dt
+
+    from kubernetes import client
+
+    from controller.certificates.rotate import RotationError, rotate
+    from kube.client import api_client
+
+    with api_client(settings.kubeconfig) as api:
+        try:
+            message = rotate(
+                client.CoreV1Api(api), settings.namespace, timeout, dt.datetime.now(dt.UTC)
+            )
+        except RotationError as err:
+            log.error("certs rotate: %s", err)
+            return 1
+    print(message)
+    return 0
 
 
 def parse(
     argv: Sequence[str] | None, environ: Mapping[str, str]
 ) -> tuple[str, settings_mod.Settings, list[str]]:
     """The command, its settings and the deprecation notices; exits 2 on bad input."""
+    command, settings, notices, _ = parse_all(argv, environ)
+    return command, settings, notices
+
+
+def parse_all(
+    argv: Sequence[str] | None, environ: Mapping[str, str]
+) -> tuple[str, settings_mod.Settings, list[str], argparse.Namespace]:
+    """``parse``, plus the parsed arguments (for a subcommand's own options)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         notices = flags.resolve(args, environ)
     except flags.FlagError as err:
         subcommands(parser)[args.command].error(str(err))
-    return args.command, settings_mod.from_args(args), notices
+    return args.command, settings_mod.from_args(args), notices, args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    command, settings, deprecations = parse(argv, os.environ)
+    command, settings, deprecations, args = parse_all(argv, os.environ)
     configure_logging(settings.log_level, settings.log_format)
     for notice in deprecations:
         log.warning("%s", notice)
@@ -87,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from webhook.main import print_webhook_configurations
 
             return print_webhook_configurations(settings)
+        if command == "certs":
+            return _rotate_certificates(settings, args.timeout)
         if command == "serve":
             from webhook.main import run_server
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from kube.flags import Flag, declared_flags, show_default, subcommands
+from kube.flags import Flag, FlagAction, declared_flags, show_default, subcommands
 
 DOCUMENTED = ("serve", "controller")
 
@@ -67,6 +67,22 @@ def _deprecated(flags: list[Flag]) -> list[str]:
     return lines + [f"| `{old}` | `{new}` |" for old, new in rows.items()]
 
 
+def _own_options(parser: argparse.ArgumentParser) -> list[str]:
+    """A tool's options that are no setting of the service (``certs rotate --timeout``):
+    command-line only, no variable."""
+    own = [
+        action
+        for action in parser._actions
+        if action.option_strings
+        and not isinstance(action, FlagAction)
+        and not isinstance(action, argparse._HelpAction)
+    ]
+    return [
+        f"- `{action.option_strings[0]}`: {(action.help or '') % {'default': action.default}}"
+        for action in own
+    ]
+
+
 def render(parser: argparse.ArgumentParser) -> str:
     """The whole reference for ``parser`` (the ``image-registry-webhook`` command)."""
     commands = subcommands(parser)
@@ -82,10 +98,14 @@ def render(parser: argparse.ArgumentParser) -> str:
     for name, command in commands.items():
         if name in DOCUMENTED:
             continue
-        options = [action.flag.option for action in declared_flags(command)]
-        unknown = [option for option in options if option not in documented]
-        assert not unknown, f"{name}: document {unknown}"
-        lines += [f"## `{name}`", "", f"Takes these flags, described above: {_code(options)}.", ""]
+        nested = subcommands(command)
+        for full, parser_of in [(f"{name} {n}", p) for n, p in nested.items()] or [(name, command)]:
+            options = [action.flag.option for action in declared_flags(parser_of)]
+            unknown = [option for option in options if option not in documented]
+            assert not unknown, f"{full}: document {unknown}"
+            text = f"Takes these flags, described above: {_code(options)}."
+            tool_options = _own_options(parser_of)
+            lines += [f"## `{full}`", "", text, *(["", *tool_options] if tool_options else []), ""]
     every = list({flag.option: flag for flag in serve + controller}.values())
     lines += ["## Deprecated names", "", *_deprecated(every)]
     return "\n".join(lines) + "\n"

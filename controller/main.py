@@ -21,6 +21,7 @@ from typing import Final, Protocol
 
 from kubernetes import client
 
+from controller.certificates.wiring import CertificateWiring
 from controller.pullsecrets.api import REQUEST_TIMEOUT
 from controller.pullsecrets.wiring import PullSecretWiring
 from controller.quotausage.wiring import QuotaUsageWiring
@@ -142,6 +143,12 @@ def run_controller(settings: Settings) -> int:
     recorder = events.AggregatingEventRecorder(client.CoreV1Api(api)).start()
     pull_secrets = PullSecretWiring(api, settings, limiter, recorder)
     quota_usage = QuotaUsageWiring(api, settings, limiter)
+    loops: list[PullSecretWiring | QuotaUsageWiring | CertificateWiring] = [
+        pull_secrets,
+        quota_usage,
+    ]
+    if settings.manage_certificates:
+        loops.append(CertificateWiring(api, settings, limiter))
     elector = None
     if settings.leader_elect:
         identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
@@ -150,15 +157,15 @@ def run_controller(settings: Settings) -> int:
         metrics.LEADER_STATUS.labels(LEASE_NAME).set(1)
     liveness, readiness = health_checks(
         elector,
-        [pull_secrets.runner, quota_usage.runner],
-        [*pull_secrets.informers, *quota_usage.informers],
+        [loop.runner for loop in loops],
+        [informer for loop in loops for informer in loop.informers],
     )
     probes = serve_probes(
         settings.health_probe_bind_address, liveness=liveness, readiness=readiness
     )
-    pull_secrets.start_informers(stop)
-    quota_usage.start_informers(stop)
-    lost = run_reconcilers([pull_secrets, quota_usage], elector, stop, recorder)
+    for loop in loops:
+        loop.start_informers(stop)
+    lost = run_reconcilers(loops, elector, stop, recorder)
     if probes is not None:
         probes.close()
     log.info("controller stopped")

@@ -44,23 +44,10 @@ kind load docker-image "$image" --name "$cluster"
 kubectl apply -k "$overlay"
 kubectl wait --for=condition=Established --timeout=60s crd -l app.kubernetes.io/part-of=registry-v2
 
-# Serving certificate for the Service's DNS names, signed by a fresh CA.
-.venv/bin/python - "$work/tls" <<'PY'
-import sys
-from pathlib import Path
-from webhook import devcerts
-devcerts.ensure(Path(sys.argv[1]), devcerts.serving_hosts("image-registry-webhook", "image-registry-system"))
-PY
-kubectl -n "$ns" create secret generic image-registry-webhook-tls \
-  --from-file=tls.crt="$work/tls/tls.crt" \
-  --from-file=tls.key="$work/tls/tls.key" \
-  --from-file=ca.crt="$work/tls/ca.crt"
-
-kubectl -n "$ns" rollout status deployment/image-registry-webhook --timeout=180s
+# The webhook configurations ship without a caBundle and no TLS Secret is shipped: the
+# controller's certificate manager creates the Secret image-registry-webhook-tls and
+# publishes the caBundle; the webhook pods start once the Secret exists.
 kubectl -n "$ns" rollout status deployment/image-registry-controller --timeout=180s
-# The webhook configurations, with the CA that signed the serving certificate (the
-# serving pods have no right to write them).
-.venv/bin/python -m cli webhook-configurations --namespace "$ns" --ca-file "$work/tls/ca.crt" \
-  | kubectl apply -f -
+kubectl -n "$ns" rollout status deployment/image-registry-webhook --timeout=180s
 
 E2E_EXISTING_CLUSTER=true .venv/bin/python -m pytest tests/integration -m "not local_only" "$@"

@@ -49,6 +49,11 @@ DEFAULT_RESYNC_SECONDS = 300
 """Every object is reconciled again this often even without a change (controller-runtime's
 SyncPeriod is 10 h; ours is short because token refreshes are time-driven)."""
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_CERTIFICATE_PROPAGATION_SECONDS = 180.0
+"""How long a certificate change takes to reach every reader: the kubelet updates a Secret
+volume within its sync period (1 min) plus its watch's delay, and the API servers see a
+webhook configuration through their watch within seconds; three minutes leaves room for a
+busy node. The certificate manager waits this long between the steps of a CA rotation."""
 LOG_FORMATS = ("json", "text")
 DEFAULT_LOG_FORMAT = "json"
 """One JSON object per line, what a log pipeline parses without glue."""
@@ -95,6 +100,9 @@ class Settings:
     kube_api_qps: float = DEFAULT_KUBE_API_QPS
     kube_api_burst: int = DEFAULT_KUBE_API_BURST
     resync_seconds: int = DEFAULT_RESYNC_SECONDS
+    # Built-in certificates (off where cert-manager issues them)
+    manage_certificates: bool = True
+    certificate_propagation_seconds: float = DEFAULT_CERTIFICATE_PROPAGATION_SECONDS
     quota_release_grace_seconds: float = DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
 
     @property
@@ -179,7 +187,7 @@ def _flag(name: str, help: str, **kwargs: Any) -> Flag:
 
 # --- the flags ------------------------------------------------------------------------------
 
-COMMON_FLAGS = (
+CONNECTION_FLAGS = (
     _flag(
         "namespace",
         "namespace the service runs in (never admitted nor reconciled)",
@@ -197,6 +205,10 @@ COMMON_FLAGS = (
         parse=_log_format,
         metavar="{" + ",".join(LOG_FORMATS) + "}",
     ),
+)
+
+COMMON_FLAGS = (
+    *CONNECTION_FLAGS,
     _flag("internal-registry", "host:port of the internal registry service"),
     _flag(
         "extra-registry-hostname",
@@ -233,6 +245,15 @@ METRICS_FLAGS = (
         parse=bind_address,
         deprecated=("--metrics-bind",),
     ),
+)
+
+WEBHOOK_NAME_FLAGS = (
+    _flag(
+        "service-name",
+        "Service in front of the server: the webhook configurations' target and the names "
+        "in the serving certificate",
+    ),
+    _flag("configuration-name", "name of the two webhook configurations"),
 )
 
 SERVE_FLAGS = (
@@ -277,9 +298,8 @@ SERVE_FLAGS = (
         "webhook-url",
         "base URL the API server calls (url client config); unset: the Service",
     ),
-    _flag("service-name", "Service in front of the server, for the webhook configurations"),
+    *WEBHOOK_NAME_FLAGS,
     _flag("service-port", "port of that Service", parse=_port),
-    _flag("configuration-name", "name of the two webhook configurations"),
     _flag(
         "pushreview-token-audiences",
         "comma-separated audiences a PushReview caller's token must be valid for (sent as "
@@ -328,7 +348,28 @@ CONTROLLER_FLAGS = (
         "how long a quota charge without its ImageStream is kept before it is released",
         parse=_non_negative_float,
     ),
+    *WEBHOOK_NAME_FLAGS,
+    _flag(
+        "manage-certificates",
+        "keep the webhook's CA and serving certificate in the Secret image-registry-webhook-tls "
+        "and their caBundle in the webhook configurations (false where cert-manager issues "
+        "them)",
+        boolean=True,
+    ),
+    _flag(
+        "certificate-propagation-seconds",
+        "how long a new caBundle or Secret takes to reach every API server and pod; a CA "
+        "rotation waits this long before the new CA signs, and again before the old one is "
+        "dropped",
+        parse=_positive_float,
+    ),
 )
+
+
+def add_connection_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the service runs, how to reach the API server and how to log: every command
+    needs these (``certs rotate`` needs no more)."""
+    add_flags(parser, CONNECTION_FLAGS)
 
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:

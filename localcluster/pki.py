@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from webhook import certs
+from kube import certs
 
 APISERVER_HOSTS = [
     "127.0.0.1",

@@ -1,11 +1,15 @@
 """The whole local stack: control plane, CRDs, and our webhook server and controller.
 
 ``make dev`` and the pytest fixtures both start exactly this, so what developers run is
-what the tests prove.
+what the tests prove. As in a cluster, the controller's certificate manager keeps the
+webhook's certificates in the Secret ``image-registry-webhook-tls`` and the caBundle; the
+stack plays the kubelet and mirrors the Secret into the server's certificate directory
+(``secretvolume``). Without a controller the server makes development certificates.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -13,16 +17,20 @@ import ssl
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 from kubernetes import client, config
 
+from controller.certificates.material import MOUNTED_KEYS, SECRET_NAME
+from kube import certs
 from kube.settings import Settings
 from localcluster import kubeconfig
 from localcluster.binaries import REPO_ROOT
 from localcluster.cluster import ControlPlane
 from localcluster.ports import free_port
 from localcluster.processes import ManagedProcess
+from localcluster.secretvolume import SecretVolume
 from localcluster.waiting import wait_for
 from webhook import devcerts, registration
 
@@ -38,6 +46,13 @@ CONTROLLER_ACCOUNT = "image-registry-controller"
 """The ServiceAccounts of ``RBAC_MANIFEST`` the two processes run as in a cluster."""
 TOKEN_DURATION = "24h"
 """Long enough for any test session; ``make dev`` runs as admin and needs no token."""
+SECRET_SYNC_SECONDS = 0.5
+"""How often the stack copies the certificate Secret to the server's files (the kubelet's
+role; it takes up to a minute in a cluster)."""
+CERTIFICATE_PROPAGATION_SECONDS = 3.0
+"""The controller's ``--certificate-propagation-seconds`` here: the API server is local and
+the files follow the Secret within ``SECRET_SYNC_SECONDS``, so a CA rotation takes seconds
+instead of the minutes a cluster's kubelets need."""
 
 
 class Stack:
@@ -51,16 +66,25 @@ class Stack:
         controller_args: list[str] | None = None,
         webhook_args: list[str] | None = None,
         as_service_accounts: bool = False,
+        managed_certificates: bool | None = None,
     ) -> None:
         """``as_service_accounts``: run the server and the controller with tokens of their
-        ServiceAccounts under the manifests' RBAC, as in a cluster, with the stack (not the
-        server) registering the webhooks; else with the admin's credentials, the server
-        registering itself (``make dev``)."""
+        ServiceAccounts under the manifests' RBAC, as in a cluster; else with the admin's
+        credentials (``make dev``). ``managed_certificates`` (default: with a controller):
+        the controller's certificate manager issues the server's certificates and the
+        stack registers the webhooks without a caBundle, as the manifests do; otherwise
+        the server makes development certificates and registers itself (or, with
+        ``as_service_accounts``, the stack registers them with that CA)."""
         self.cp = control_plane
         self.with_controller = with_controller
         self.controller_args = list(controller_args or [])
         self.webhook_args = list(webhook_args or [])
         self.as_service_accounts = as_service_accounts
+        self.managed_certificates = (
+            with_controller if managed_certificates is None else managed_certificates
+        )
+        self.certificates: SecretVolume | None = None
+        self._secret_reader: client.ApiClient | None = None
         self.webhook: ManagedProcess | None = None
         self.controller: ManagedProcess | None = None
         self.webhook_port = 0
@@ -115,7 +139,17 @@ class Stack:
             self.kubectl("create", "namespace", SERVICE_NAMESPACE)
             if self.as_service_accounts:
                 self._install_rbac()
-                self._register_webhooks()
+            if self.managed_certificates:
+                self._register_webhooks(ca_bundle=b"")
+                self.start_controller()
+                self._mount_certificates(timeout)
+                self.start_webhook(timeout)
+                return
+            if self.as_service_accounts:
+                files = devcerts.ensure(
+                    self.certs_dir, certs.serving_hosts(SERVER_ACCOUNT, SERVICE_NAMESPACE)
+                )
+                self._register_webhooks(ca_bundle=files.ca_file.read_bytes())
             self.start_webhook(timeout)
             if self.with_controller:
                 self.start_controller()
@@ -148,28 +182,69 @@ class Stack:
                 user=f"system:serviceaccount:{SERVICE_NAMESPACE}:{account}",
             )
 
-    def _register_webhooks(self) -> None:
-        """What the manifests do in a cluster: the serving process has no right to."""
-        files = devcerts.ensure(
-            self.certs_dir, devcerts.serving_hosts(SERVER_ACCOUNT, SERVICE_NAMESPACE)
-        )
+    def admin_api(self) -> client.ApiClient:
+        """An API client with the admin's credentials; close it after use."""
+        configuration = client.Configuration()
+        config.load_kube_config(str(self.kubeconfig), client_configuration=configuration)
+        return client.ApiClient(configuration)
+
+    def _register_webhooks(self, ca_bundle: bytes) -> None:
+        """What the manifests do in a cluster: the serving process has no right to. An empty
+        ``ca_bundle`` leaves it to the certificate manager."""
         self.webhook_port = self.webhook_port or free_port()
         mutating, validating = registration.desired_configurations(
             name=CONFIGURATION_NAME,
-            ca_bundle=files.ca_file.read_bytes(),
+            ca_bundle=ca_bundle,
             excluded_namespaces=Settings(namespace=SERVICE_NAMESPACE).never_touched_namespaces,
             url=self.webhook_url,
         )
-        configuration = client.Configuration()
-        config.load_kube_config(str(self.kubeconfig), client_configuration=configuration)
-        with client.ApiClient(configuration) as api:
+        with self.admin_api() as api:
             registration.register(api, mutating, validating)
+
+    def _read_certificate_secret(self) -> Mapping[str, bytes] | None:
+        if self._secret_reader is None:
+            self._secret_reader = self.admin_api()
+        try:
+            secret = client.CoreV1Api(self._secret_reader).read_namespaced_secret(
+                SECRET_NAME, SERVICE_NAMESPACE, _request_timeout=10
+            )
+        except client.ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+
+    def _mount_certificates(self, timeout: float) -> None:
+        """Play the kubelet: the Secret's served keys, mirrored into ``certs_dir``."""
+        self.certificates = SecretVolume(
+            self._read_certificate_secret,
+            self.certs_dir,
+            MOUNTED_KEYS,
+            interval=SECRET_SYNC_SECONDS,
+        ).start()
+
+        def mounted() -> bool:
+            if self.controller is not None and not self.controller.running():
+                raise RuntimeError("controller exited:\n" + self.controller.log_tail())
+            return self.certificates is not None and self.certificates.ready()
+
+        wait_for(mounted, timeout=timeout, what=f"the controller to write Secret {SECRET_NAME}")
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         env["KUBECONFIG"] = str(self.kubeconfig)
         return env
+
+    def _serving_args(self) -> list[str]:
+        if self.managed_certificates:  # the files of the mirrored Secret, as in a pod
+            return [
+                f"--tls-cert-file={self.certs_dir / 'tls.crt'}",
+                f"--tls-private-key-file={self.certs_dir / 'tls.key'}",
+                f"--ca-file={self.certs_dir / 'ca.crt'}",
+            ]
+        register = [] if self.as_service_accounts else ["--register"]
+        return [f"--dev-certs-dir={self.certs_dir}", *register]
 
     def start_webhook(self, timeout: float = 60.0) -> None:
         self.webhook_port = self.webhook_port or free_port()
@@ -184,9 +259,8 @@ class Stack:
                 "serve",
                 f"--bind=127.0.0.1:{self.webhook_port}",
                 f"--metrics-bind-address=127.0.0.1:{self.webhook_metrics_port}",
-                f"--dev-certs-dir={self.certs_dir}",
+                *self._serving_args(),
                 f"--client-ca-file={self.client_ca_file}",
-                *([] if self.as_service_accounts else ["--register"]),
                 f"--webhook-url={self.webhook_url}",
                 f"--kubeconfig={self.process_kubeconfig(SERVER_ACCOUNT)}",
                 f"--namespace={SERVICE_NAMESPACE}",
@@ -223,6 +297,11 @@ class Stack:
                 f"--namespace={SERVICE_NAMESPACE}",
                 f"--metrics-bind-address=127.0.0.1:{ports['metrics']}",
                 f"--health-probe-bind-address=127.0.0.1:{ports['health']}",
+                *(
+                    [f"--certificate-propagation-seconds={CERTIFICATE_PROPAGATION_SECONDS}"]
+                    if self.managed_certificates
+                    else ["--manage-certificates=false"]
+                ),
                 *self.controller_args,
             ],
             self.cp.log_dir,
@@ -283,4 +362,10 @@ class Stack:
     def stop(self) -> None:
         self.stop_controller()
         self.stop_webhook()
+        if self.certificates is not None:
+            self.certificates.stop()
+            self.certificates = None
+        if self._secret_reader is not None:
+            self._secret_reader.close()
+            self._secret_reader = None
         self.cp.stop()

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from webhook import certs
+from kube import certs
 
 log = logging.getLogger(__name__)
 

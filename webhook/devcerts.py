@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from webhook import certs
+from kube import certs
 
 _RENEW_BEFORE = dt.timedelta(days=7)
 
@@ -16,19 +16,6 @@ class ServingFiles:
     cert_file: Path
     key_file: Path
     ca_file: Path
-
-
-def serving_hosts(service_name: str, namespace: str) -> list[str]:
-    """Loopback names plus every in-cluster name of the Service."""
-    return [
-        "127.0.0.1",
-        "localhost",
-        "::1",
-        service_name,
-        f"{service_name}.{namespace}",
-        f"{service_name}.{namespace}.svc",
-        f"{service_name}.{namespace}.svc.cluster.local",
-    ]
 
 
 def ensure(directory: Path, hosts: list[str]) -> ServingFiles:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from flask import Flask
 from kubernetes import client
 
+from kube import certs
 from kube.client import api_client
 from kube.events import AggregatingEventRecorder, Recorder
 from kube.images import ImageClient
@@ -130,7 +131,7 @@ def _serving_files(settings: Settings) -> tuple[Path, Path, Path | None]:
     if settings.dev_certs_dir:
         files = devcerts.ensure(
             settings.dev_certs_dir,
-            devcerts.serving_hosts(settings.service_name, settings.namespace),
+            certs.serving_hosts(settings.service_name, settings.namespace),
         )
         return files.cert_file, files.key_file, files.ca_file
     raise SystemExit(

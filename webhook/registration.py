@@ -228,8 +228,8 @@ MANIFEST_HEADER: Final = """\
 # The two webhook configurations, as `image-registry-webhook webhook-configurations`
 # prints them (a unit test keeps this file equal to its output). The serving pods have no
 # right to write admission configuration, so these are installed with the manifests.
-# caBundle: print them again with --ca-file (see hack/kind-e2e.sh), or let cert-manager's
-# cainjector fill it.
+# caBundle: the controller's certificate manager fills it (server-side apply of those
+# fields only, field manager registry-v2-cert-manager), or cert-manager's cainjector does.
 """
 
 

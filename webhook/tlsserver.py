@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -225,9 +226,72 @@ class RootHandlerLogger(GunicornLogger):  # type: ignore[misc]
 
 
 def tls_context(config: Any, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """gunicorn's context with TLS 1.2 as the floor, whatever the platform allows."""
     context = default_factory()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
+
+
+FileIdentity = tuple[tuple[int, int, int, int] | None, ...]
+
+
+def _identity(*paths: str | None) -> FileIdentity:
+    """Device, inode, mtime and size of each file, symlinks followed: a kubelet volume
+    update (a new ``..data`` directory) or an in-place rewrite changes it."""
+    identity: list[tuple[int, int, int, int] | None] = []
+    for path in paths:
+        if not path:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            identity.append(None)
+        else:
+            identity.append((st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(identity)
+
+
+class ReloadingTlsContext:
+    """gunicorn's ``ssl_context`` hook, which gunicorn calls for every new connection.
+
+    The context is built again whenever the certificate, key or client CA files change on
+    disk, and reused while they do not, so a renewed certificate is served to the next
+    connection without a restart and an unchanged one costs a few ``stat`` calls, not a
+    parse. Files that do not load together (a key that is not the certificate's: a reader
+    between two swaps, or files written in place one after the other) leave the last good
+    context in use until they do; only the very first load may fail.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._identity: FileIdentity | None = None
+        self._context: ssl.SSLContext | None = None
+        self._refused: FileIdentity | None = None
+
+    def __call__(
+        self, config: Any, default_factory: Callable[[], ssl.SSLContext]
+    ) -> ssl.SSLContext:
+        identity = _identity(config.certfile, config.keyfile, config.ca_certs)
+        with self._lock:
+            if self._context is not None and identity == self._identity:
+                return self._context
+            try:
+                context = tls_context(config, default_factory)
+            except (ssl.SSLError, OSError) as err:
+                if self._context is None:
+                    raise
+                if identity != self._refused:
+                    log.warning(
+                        "certificate files changed but do not load (%s); serving the "
+                        "previous ones until they do",
+                        err,
+                    )
+                    self._refused = identity
+                return self._context
+            if self._context is not None:
+                log.info("certificate files changed: serving the new ones")
+            self._identity, self._context, self._refused = identity, context, None
+            return context
 
 
 class WebhookServer(BaseApplication):  # type: ignore[misc]
@@ -249,10 +313,12 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
     ) -> None:
         self._factory = app_factory
         self._sockets = DeadlineSocket.with_limits(read_limits or ReadLimits())
+        self._reloading = ReloadingTlsContext()
         self._options: dict[str, Any] = {
             "bind": [bind],
             "certfile": cert_file,
             "keyfile": key_file,
+            # Built per connection by gunicorn; ours follows the files on disk.
             "ssl_context": self._tls_context,
             # Ask every client for a certificate and verify any against the client CA;
             # optional, since PushReview callers and probes have none (the admission
@@ -282,7 +348,7 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
     def _tls_context(
         self, config: Any, default_factory: Callable[[], ssl.SSLContext]
     ) -> ssl.SSLContext:
-        context = tls_context(config, default_factory)
+        context = self._reloading(config, default_factory)
         context.sslsocket_class = self._sockets
         return context
 

@@ -6,7 +6,6 @@ objects are valid and say the right things, not that a scheduler or a CNI honour
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
@@ -314,24 +313,6 @@ def test_the_controller_is_probed_on_its_health_port(
     assert probe(container, "readinessProbe") == ("/readyz", "health", "HTTP")
 
 
-def command_parser() -> argparse.ArgumentParser:
-    """The command's parser: ``build_parser`` once issue 10's flags are merged."""
-    build = getattr(cli_main, "build_parser", None) or getattr(cli_main, "_parser", None)
-    assert build is not None, "cli.main has no parser factory"
-    parser: argparse.ArgumentParser = build()
-    return parser
-
-
-FLAGS_OF_OTHER_BRANCHES = {
-    "--tls-private-key-file",
-    "--manage-certificates",
-    "--metrics-bind-address",
-    "--health-probe-bind-address",
-}
-"""Flags of issue 10 that the manifests use and other branches add to the command; until
-they are merged, the checks that need them skip (and say so)."""
-
-
 def test_every_deployment_runs_flags_the_command_knows(
     rendered: dict[str, list[Document]],
 ) -> None:
@@ -339,12 +320,9 @@ def test_every_deployment_runs_flags_the_command_knows(
     for variant, documents in rendered.items():
         for deployment in (d for d in documents if d["kind"] == "Deployment"):
             for container in deployment["spec"]["template"]["spec"]["containers"]:
-                _, extra = command_parser().parse_known_args(container["args"])
+                _, extra = cli_main.build_parser().parse_known_args(container["args"])
                 unknown |= {f"{variant}: {arg.partition('=')[0]}" for arg in extra}
-    pending = {flag for flag in unknown if flag.partition(": ")[2] in FLAGS_OF_OTHER_BRANCHES}
-    assert not unknown - pending
-    if pending:
-        pytest.skip(f"flags not merged yet: {sorted(pending)}")
+    assert not unknown
 
 
 def test_the_container_ports_are_the_commands_defaults(
@@ -355,15 +333,13 @@ def test_the_container_ports_are_the_commands_defaults(
     webhook_ports = container_ports(pod_spec(rendered["base"], "image-registry-webhook"))
     controller_ports = container_ports(pod_spec(rendered["base"], "image-registry-controller"))
     assert default_port("bind") == webhook_ports["https"]
-    if not hasattr(Settings(), "health_probe_bind_address"):
-        pytest.skip("--metrics-bind-address and --health-probe-bind-address not merged yet")
     assert default_port("metrics_bind_address") == webhook_ports["metrics"]
     assert default_port("metrics_bind_address") == controller_ports["metrics"]
     assert default_port("health_probe_bind_address") == controller_ports["health"]
 
 
 def default_port(setting: str) -> int:
-    """The port of a bind-address setting's default (read by name: some are issue 10's)."""
+    """The port of a bind-address setting's default."""
     address: str = getattr(Settings(), setting)
     return int(address.rpartition(":")[2])
 

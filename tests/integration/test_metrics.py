@@ -9,8 +9,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from kube import certs
 from tests.integration.support import ClusterEnv
-from webhook import certs
 
 pytestmark = pytest.mark.local_only
 

@@ -46,8 +46,9 @@ def test_version_comes_from_the_package_metadata(capsys: pytest.CaptureFixture[s
     )
 
 
-def test_the_subcommands_are_the_three_processes() -> None:
+def test_the_subcommands_are_the_processes_and_the_tools() -> None:
     assert sorted(cli.subcommands(cli.build_parser())) == [
+        "certs",
         "controller",
         "serve",
         "webhook-configurations",

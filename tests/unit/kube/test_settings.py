@@ -60,7 +60,8 @@ def test_pushreview_token_audiences_come_from_the_flag_or_the_environment(
 
 
 def parse_with_notices(*args: str, env: dict[str, str]) -> tuple[settings.Settings, list[str]]:
-    parser = argparse.ArgumentParser()
+    # serve and controller share the webhook-name flags: one parser takes both sets here.
+    parser = argparse.ArgumentParser(conflict_handler="resolve")
     settings.add_common_flags(parser)
     settings.add_controller_flags(parser)
     settings.add_metrics_flags(parser)
@@ -187,3 +188,42 @@ def test_an_unknown_log_format_is_refused_from_the_flag(
 def test_an_unknown_log_format_is_refused_from_the_environment() -> None:
     with pytest.raises(FlagError, match="REGISTRY_WEBHOOK_LOG_FORMAT"):
         parse_with_notices(env={"REGISTRY_WEBHOOK_LOG_FORMAT": "xml"})
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        ((), None, True),
+        (("--manage-certificates",), None, True),
+        (("--manage-certificates=false",), None, False),
+        (("--manage-certificates", "False"), None, False),
+        ((), "false", False),
+        (("--manage-certificates=true",), "false", True),
+    ],
+)
+def test_the_certificate_manager_is_on_unless_switched_off(
+    args: tuple[str, ...], env: str | None, expected: bool
+) -> None:
+    environment = {} if env is None else {"REGISTRY_WEBHOOK_MANAGE_CERTIFICATES": env}
+    parsed, _ = parse_with_notices(*args, env=environment)
+    assert parsed.manage_certificates is expected
+
+
+def test_a_boolean_flag_refuses_what_is_not_a_boolean() -> None:
+    with pytest.raises(SystemExit):
+        parse_with_notices("--manage-certificates=maybe", env={})
+
+
+def test_the_controller_knows_the_webhook_names_and_the_propagation_time() -> None:
+    parsed, _ = parse_with_notices(
+        "--service-name=svc",
+        "--configuration-name=cfg",
+        "--certificate-propagation-seconds=3",
+        env={},
+    )
+    assert (parsed.service_name, parsed.configuration_name) == ("svc", "cfg")
+    assert parsed.certificate_propagation_seconds == 3.0
+    default, _ = parse_with_notices(env={})
+    assert (
+        default.certificate_propagation_seconds == settings.DEFAULT_CERTIFICATE_PROPAGATION_SECONDS
+    )

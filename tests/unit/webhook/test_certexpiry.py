@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from pathlib import Path
 
 from prometheus_client import REGISTRY
 
-from webhook import certs
+from kube import certs
 from webhook.certexpiry import expiry_reader
 from webhook.metrics import SERVING_CERTIFICATE_EXPIRY
 
@@ -15,7 +16,8 @@ GAUGE = "registry_v2_policy_serving_certificate_expiry_timestamp_seconds"
 
 
 def write_certificate(path: Path, days: int) -> float:
-    pair = certs.issue(certs.new_ca("test-ca"), "server", hosts=["localhost"], days=days)
+    validity = dt.timedelta(days=days)
+    pair = certs.issue(certs.new_ca("test-ca"), "server", hosts=["localhost"], validity=validity)
     path.write_bytes(pair.cert_pem)
     return certs.not_after(pair.cert_pem).timestamp()
 

@@ -1,6 +1,6 @@
-"""tls_context: TLS 1.2 is our floor, whatever the platform's defaults would allow; and
-slow clients hold a worker thread only as long as the read limits say; gunicorn's own lines
-share the process's log handler."""
+"""The TLS layer: TLS 1.2 is our floor whatever the platform allows; certificate files
+swapped on disk are served without a restart; slow clients hold a worker thread only as
+long as the read limits say; gunicorn's own lines share the process's log handler."""
 
 from __future__ import annotations
 
@@ -10,20 +10,38 @@ import logging
 import math
 import socket
 import ssl
+import sys
 import threading
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from flask import Flask
 
 from cli.logs import configure_logging
+from kube import certs
+from localcluster.binaries import REPO_ROOT
+from localcluster.ports import free_port
+from localcluster.processes import ManagedProcess
+from localcluster.secretvolume import project
+from localcluster.waiting import wait_for
+from tests.fuzz.server import ServerProcess
 from tests.unit.webhook.served import Served, serve
 from webhook import devcerts
-from webhook.tlsserver import ReadBudget, ReadLimits, WebhookServer, tls_context
+from webhook.tlsserver import (
+    ReadBudget,
+    ReadLimits,
+    ReloadingTlsContext,
+    WebhookServer,
+    tls_context,
+)
 
 DEADLINE = 10.0
 
@@ -316,3 +334,131 @@ def test_gunicorns_own_lines_go_through_the_process_handler(
     ]
     assert [(line["level"], line["msg"]) for line in lines] == expected
     assert {line["logger"] for line in lines} == {"gunicorn.error"}
+
+
+# --- certificate files swapped under a running server ---------------------------------
+
+STARTUP_DEADLINE = 60.0
+"""Importing Flask and forking the worker: seconds, several times that on 2 busy cores."""
+
+
+def served_certificate(port: int) -> bytes:
+    """The DER certificate the server presents to a new connection."""
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as raw,
+        client.wrap_socket(raw) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der
+
+
+def der(pair: certs.KeyPair) -> bytes:
+    return x509.load_pem_x509_certificate(pair.cert_pem).public_bytes(serialization.Encoding.DER)
+
+
+def volume_files(pair: certs.KeyPair, key: certs.KeyPair | None = None) -> dict[str, bytes]:
+    return {"tls.crt": pair.cert_pem, "tls.key": (key or pair).key_pem}
+
+
+@dataclass
+class RunningServer:
+    port: int
+    volume: Path
+    process: ManagedProcess
+    first: certs.KeyPair
+
+    def workers(self) -> list[int]:
+        return ServerProcess("", "", self.process.pid, self.process.log_path).worker_pids()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    """The real gunicorn server reading its files from a kubelet-style Secret volume."""
+    ca = certs.new_ca("reload-test-ca")
+    first = certs.issue(ca, "first", hosts=["127.0.0.1"])
+    volume = tmp_path / "tls"
+    project(volume, volume_files(first))
+    port = free_port()
+    process = ManagedProcess(
+        "tlsserver",
+        [
+            sys.executable,
+            "-m",
+            "tests.unit.webhook.tlsserver_process",
+            f"127.0.0.1:{port}",
+            str(volume / "tls.crt"),
+            str(volume / "tls.key"),
+        ],
+        tmp_path,
+        cwd=REPO_ROOT,
+    )
+    try:
+        wait_for(lambda: served_certificate(port), timeout=STARTUP_DEADLINE, what="the server")
+        yield RunningServer(port, volume, process, first)
+    finally:
+        process.stop()
+
+
+def test_files_swapped_on_disk_are_served_to_the_next_connection(server: RunningServer) -> None:
+    assert served_certificate(server.port) == der(server.first)
+    workers = server.workers()
+    renewed = certs.issue(certs.new_ca("next-ca"), "renewed", hosts=["127.0.0.1"])
+    project(server.volume, volume_files(renewed))
+    assert served_certificate(server.port) == der(renewed)
+    assert server.workers() == workers, "no worker was restarted to load them"
+
+
+def test_a_key_that_is_not_the_certificates_keeps_the_last_good_pair(
+    server: RunningServer,
+) -> None:
+    """A reader that opens tls.crt after a swap and tls.key before it (or files written in
+    place one after the other) sees a mismatched pair: no handshake may fail for that."""
+    renewed = certs.issue(certs.new_ca("next-ca"), "renewed", hosts=["127.0.0.1"])
+    project(server.volume, volume_files(renewed, key=server.first))
+    assert served_certificate(server.port) == der(server.first)
+    project(server.volume, volume_files(renewed))
+    assert served_certificate(server.port) == der(renewed)
+
+
+def test_the_context_is_built_once_per_version_of_the_files(tmp_path: Path) -> None:
+    """A handshake on unchanged files reuses the context: no parse per connection."""
+    first = certs.issue(certs.new_ca("ca"), "first")
+    project(tmp_path, volume_files(first))
+    config = SimpleNamespace(
+        certfile=str(tmp_path / "tls.crt"), keyfile=str(tmp_path / "tls.key"), ca_certs=None
+    )
+    built: list[ssl.SSLContext] = []
+
+    def factory() -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(config.certfile, config.keyfile)
+        built.append(context)
+        return context
+
+    hook = ReloadingTlsContext()
+    assert hook(config, factory) is hook(config, factory) is built[0]
+    project(tmp_path, volume_files(certs.issue(certs.new_ca("ca"), "second")))
+    assert hook(config, factory) is built[1]
+    assert built[1].minimum_version == ssl.TLSVersion.TLSv1_2
+    assert len(built) == 2
+
+
+def test_files_that_never_loaded_are_an_error(tmp_path: Path) -> None:
+    """Only a context that once loaded may stand in for files that do not."""
+    first = certs.issue(certs.new_ca("ca"), "first")
+    project(tmp_path, {"tls.crt": first.cert_pem, "tls.key": certs.new_ca("x").key_pem})
+    config = SimpleNamespace(
+        certfile=str(tmp_path / "tls.crt"), keyfile=str(tmp_path / "tls.key"), ca_certs=None
+    )
+
+    def factory() -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(config.certfile, config.keyfile)
+        return context
+
+    with pytest.raises(ssl.SSLError):
+        ReloadingTlsContext()(config, factory)

@@ -1,7 +1,9 @@
-"""X.509 helpers: a self-signed CA and certificates it signs.
+"""X.509 helpers: a self-signed CA and certificates it signs, and what a certificate says.
 
-Used for the webhook's own serving certificate in dev mode and by the local control plane
-tooling. Keys are ECDSA P-256: small, fast, and accepted by kube-apiserver and Go's TLS.
+Shared plumbing: the controller's certificate manager keeps the webhook's CA and serving
+certificate with them, ``serve --dev-certs-dir`` makes development ones, and the local
+control plane its PKI. Keys are ECDSA P-256: small, fast, and accepted by kube-apiserver
+and Go's TLS.
 """
 
 from __future__ import annotations
@@ -14,11 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _BACKDATE = dt.timedelta(minutes=5)
+"""Certificates start this long before they are made, so that a peer whose clock is a
+little behind ours does not refuse them as not yet valid."""
+DEFAULT_CA_VALIDITY = dt.timedelta(days=3650)
+"""For CAs of development tooling (the local control plane), which nothing renews."""
+DEFAULT_LEAF_VALIDITY = dt.timedelta(days=365)
+"""For leaf certificates of development tooling."""
 
 
 @dataclass(frozen=True)
@@ -55,10 +64,15 @@ def _name(common_name: str, organizations: Iterable[str] = ()) -> x509.Name:
     return x509.Name(attrs)
 
 
-def new_ca(common_name: str, days: int = 3650) -> KeyPair:
-    """Create a self-signed CA certificate."""
+def new_ca(
+    common_name: str,
+    *,
+    validity: dt.timedelta = DEFAULT_CA_VALIDITY,
+    now: dt.datetime | None = None,
+) -> KeyPair:
+    """Create a self-signed CA certificate, valid for ``validity`` from ``now``."""
     key = _new_key()
-    now = dt.datetime.now(dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
     name = _name(common_name)
     cert = (
         x509.CertificateBuilder()
@@ -67,7 +81,7 @@ def new_ca(common_name: str, days: int = 3650) -> KeyPair:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -107,15 +121,18 @@ def issue(
     organizations: Iterable[str] = (),
     server: bool = True,
     client: bool = False,
-    days: int = 365,
+    validity: dt.timedelta = DEFAULT_LEAF_VALIDITY,
+    now: dt.datetime | None = None,
 ) -> KeyPair:
-    """Issue a leaf certificate signed by ``ca`` for servers (``hosts`` as SANs) or clients."""
+    """Issue a leaf certificate signed by ``ca`` for servers (``hosts`` as SANs) or clients,
+    valid for ``validity`` from ``now`` but never past the CA's own expiry (a chain is only
+    as valid as its CA)."""
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise TypeError("CA key must be an EC key created by new_ca()")
     key = _new_key()
-    now = dt.datetime.now(dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
     usages = []
     if server:
         usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
@@ -128,7 +145,7 @@ def issue(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_after(min(now + validity, ca_cert.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
@@ -155,3 +172,80 @@ def new_signing_key() -> tuple[bytes, bytes]:
 def not_after(cert_pem: bytes) -> dt.datetime:
     """Expiry of a PEM certificate, for renewal decisions."""
     return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
+
+
+def serving_hosts(service_name: str, namespace: str) -> list[str]:
+    """Loopback names plus every in-cluster name of the Service: what a serving certificate
+    of the webhook names, so that the API server (by Service or by URL) and probes accept it."""
+    return [
+        "127.0.0.1",
+        "localhost",
+        "::1",
+        service_name,
+        f"{service_name}.{namespace}",
+        f"{service_name}.{namespace}.svc",
+        f"{service_name}.{namespace}.svc.cluster.local",
+    ]
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """What a renewal decision needs to know of one certificate."""
+
+    fingerprint: str
+    """SHA-256 of the DER encoding, hex: names the certificate in logs and decisions."""
+    not_before: dt.datetime
+    not_after: dt.datetime
+    hosts: frozenset[str]
+    """DNS names and IP addresses of its subjectAltName."""
+
+
+def split_pem(bundle: bytes) -> list[bytes]:
+    """Each certificate of a PEM bundle, in order. Raises ValueError on anything else."""
+    return [
+        cert.public_bytes(serialization.Encoding.PEM)
+        for cert in x509.load_pem_x509_certificates(bundle)
+    ]
+
+
+def describe(cert_pem: bytes) -> CertificateInfo:
+    """Fingerprint, validity and names of a PEM certificate. Raises ValueError if it is none."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    hosts: set[str] = set()
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        pass
+    else:
+        hosts.update(san.get_values_for_type(x509.DNSName))
+        hosts.update(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
+    return CertificateInfo(
+        fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        hosts=frozenset(hosts),
+    )
+
+
+def issued_by(cert_pem: bytes, ca_pem: bytes) -> bool:
+    """Whether ``ca_pem`` signed ``cert_pem`` (names match and the signature verifies)."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def key_matches(cert_pem: bytes, key_pem: bytes) -> bool:
+    """Whether ``key_pem`` is the private key of the certificate ``cert_pem``."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        return False
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    return bool(
+        cert.public_key().public_bytes(der, spki) == key.public_key().public_bytes(der, spki)
+    )
