@@ -12,6 +12,7 @@ import pytest
 from localcluster.processes import ManagedProcess
 from localcluster.stack import SERVICE_NAMESPACE, Stack
 from tests.integration.support import ClusterEnv
+from tests.integration.test_controller_health import START_DEADLINE, leader_status
 from tests.integration.test_pull_secrets import wait_secret
 
 pytestmark = pytest.mark.local_only
@@ -30,9 +31,10 @@ def second(cluster: ClusterEnv) -> Iterator[tuple[Stack, ManagedProcess]]:
     assert stack is not None and stack.controller is not None
     # The stack's own controller leads before the second replica starts.
     controller = stack.controller
+    # Its leader gauge, not its log: a long-running stack's log has moved on since.
     cluster.wait(
-        lambda: holder(cluster) and "became the leader" in controller.log_tail(500),
-        timeout=30,
+        lambda: bool(holder(cluster)) and leader_status(controller) == 1,
+        timeout=START_DEADLINE,
         what="the first controller to lead",
     )
     replica = stack.spawn_controller("controller-2")
