@@ -337,6 +337,10 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
             "keepalive": 30,
             "timeout": 60,
             "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
+            # Several servers may share the port, the kernel spreading connections over
+            # them: the local stack's replicas, as pods behind a Service. In a pod, alone
+            # on its port, this changes nothing.
+            "reuse_port": True,
             "limit_request_line": 8190,
             "limit_request_fields": 100,
             "accesslog": None,

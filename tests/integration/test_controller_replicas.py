@@ -28,14 +28,13 @@ def holder(cluster: ClusterEnv) -> str:
 def second(cluster: ClusterEnv) -> Iterator[tuple[Stack, ManagedProcess]]:
     stack = cluster.stack
     assert stack is not None and stack.controller is not None
-    # The stack's own controller leads before the second replica starts.
-    controller = stack.controller
+    # One of the stack's own replicas leads before the spare starts.
     cluster.wait(
-        lambda: holder(cluster) and "became the leader" in controller.log_tail(500),
+        lambda: holder(cluster) and stack.controller_leader(),
         timeout=30,
-        what="the first controller to lead",
+        what="a stack replica to lead",
     )
-    replica = stack.spawn_controller("controller-2")
+    replica = stack.spawn_controller("controller-spare")
     yield stack, replica
     replica.stop()
     if stack.controller is None:
@@ -58,7 +57,7 @@ def test_only_the_leader_writes_and_a_follower_takes_over(
     assert "became the leader" not in replica.log_tail(500)
     assert "pull secret" not in replica.log_tail(500)
 
-    stack.stop_controller()  # the leader releases the Lease on its way out
+    stack.stop_controller()  # the leader releases the Lease on its way out (both go)
     cluster.wait(
         lambda: holder(cluster) not in ("", first_leader),
         timeout=30,
