@@ -18,8 +18,7 @@ from localcluster.stack import Stack
 
 def _metrics_urls(stack: Stack) -> list[str]:
     urls = list(stack.webhook_metrics_urls)
-    if stack.controller is not None:
-        urls.append(f"http://127.0.0.1:{stack.controller.ports['metrics']}/metrics")
+    urls += [f"http://127.0.0.1:{p.ports['metrics']}/metrics" for p in stack.controllers]
     return urls
 
 
@@ -53,16 +52,16 @@ def main() -> int:
             "\nRegistry v2 policy service is up.\n"
             f"  export KUBECONFIG={kubeconfig}\n"
             f"  kubectl: {cp.kubectl()} (or the machine's kubectl)\n"
-            f"  webhook: {stack.webhook_url}  logs: {cp.log_dir}\n"
+            f"  webhook: {stack.webhook_url} ({len(stack.webhooks)} replicas), "
+            f"controller: {len(stack.controllers)} replicas; restarted when they exit\n"
+            f"  logs: {cp.log_dir}\n"
             f"  metrics: {', '.join(_metrics_urls(stack))}\n"
             "Ctrl-C stops everything.",
             flush=True,
         )
+        # The stack's supervisor restarts a replica that exits, and says so here.
         while not stop.wait(1.0):
             cp.check_running()
-            for process in (stack.webhook, stack.controller):
-                if process is not None and not process.running():
-                    raise RuntimeError(f"{process.name} exited:\n{process.log_tail()}")
     except Exception as err:
         print(f"localcluster: {err}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -41,6 +42,8 @@ class ManagedProcess:
         self.log_path = log_dir / f"{name}.log"
         log_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
+        self.started = time.monotonic()
+        """When it was started (``time.monotonic``): a restarter judges how long it ran."""
         self.popen = subprocess.Popen(
             argv,
             stdout=self._log,
@@ -58,6 +61,11 @@ class ManagedProcess:
 
     def running(self) -> bool:
         return self.popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """Its exit status once it has exited (negative: the signal that ended it)."""
+        return self.popen.poll()
 
     def log_tail(self, lines: int = 40) -> str:
         try:

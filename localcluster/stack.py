@@ -10,6 +10,7 @@ stack plays the kubelet and mirrors the Secret into the server's certificate dir
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import os
@@ -20,7 +21,9 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+import requests
 from kubernetes import client, config
+from prometheus_client.parser import text_string_to_metric_families
 
 from controller.certificates.material import MOUNTED_KEYS, SECRET_NAME
 from kube import certs
@@ -31,6 +34,7 @@ from localcluster.cluster import ControlPlane
 from localcluster.ports import free_port
 from localcluster.processes import ManagedProcess
 from localcluster.secretvolume import SecretVolume
+from localcluster.supervisor import Supervisor
 from localcluster.waiting import wait_for
 from webhook import devcerts, registration
 
@@ -53,6 +57,32 @@ CERTIFICATE_PROPAGATION_SECONDS = 3.0
 """The controller's ``--certificate-propagation-seconds`` here: the API server is local and
 the files follow the Secret within ``SECRET_SYNC_SECONDS``, so a CA rotation takes seconds
 instead of the minutes a cluster's kubelets need."""
+WEBHOOK_REPLICAS = 2
+CONTROLLER_REPLICAS = 2
+"""As many replicas as the manifests' Deployments run (``manifests/base``): the webhook's
+share one port (SO_REUSEPORT: two pods behind a Service), the controller's one Lease."""
+CRASH_LOOP_RESTARTS = 3
+"""Restarts of one replica during start-up after which the stack gives up on it."""
+LEADER_GAUGE = "registry_v2_policy_leader_election_status"
+PROBE_SECONDS = 5.0
+"""A loopback HTTP request to a replica's metrics port."""
+
+
+def replica_names(base: str, count: int) -> list[str]:
+    """``base`` for the first (its log keeps the name ``<base>.log``), then ``base-2``..."""
+    return [base, *(f"{base}-{i}" for i in range(2, count + 1))]
+
+
+def leader_status(process: ManagedProcess) -> float | None:
+    """The replica's leader gauge (1 leads, 0 follows); None before it exports one."""
+    page = requests.get(
+        f"http://127.0.0.1:{process.ports['metrics']}/metrics", timeout=PROBE_SECONDS
+    ).text
+    for family in text_string_to_metric_families(page):
+        for sample in family.samples:
+            if sample.name == LEADER_GAUGE:
+                return sample.value
+    return None
 
 
 class Stack:
@@ -67,6 +97,8 @@ class Stack:
         webhook_args: list[str] | None = None,
         as_service_accounts: bool = False,
         managed_certificates: bool | None = None,
+        webhook_replicas: int = WEBHOOK_REPLICAS,
+        controller_replicas: int = CONTROLLER_REPLICAS,
     ) -> None:
         """``as_service_accounts``: run the server and the controller with tokens of their
         ServiceAccounts under the manifests' RBAC, as in a cluster; else with the admin's
@@ -74,7 +106,8 @@ class Stack:
         the controller's certificate manager issues the server's certificates and the
         stack registers the webhooks without a caBundle, as the manifests do; otherwise
         the server makes development certificates and registers itself (or, with
-        ``as_service_accounts``, the stack registers them with that CA)."""
+        ``as_service_accounts``, the stack registers them with that CA). Every replica
+        that exits is started again (``supervisor``), unless stopped on purpose."""
         self.cp = control_plane
         self.with_controller = with_controller
         self.controller_args = list(controller_args or [])
@@ -85,10 +118,12 @@ class Stack:
         )
         self.certificates: SecretVolume | None = None
         self._secret_reader: client.ApiClient | None = None
-        self.webhook: ManagedProcess | None = None
-        self.controller: ManagedProcess | None = None
+        self.supervisor = Supervisor()
+        self.webhook_names = replica_names("webhook", webhook_replicas)
+        self.controller_names = replica_names("controller", controller_replicas)
+        self._ports: dict[str, dict[str, int]] = {}
+        """Each replica's metrics (and probe) ports, kept across its restarts."""
         self.webhook_port = 0
-        self.webhook_metrics_port = 0
         self.certs_dir = self.cp.data_dir / "webhook-certs"
 
     @property
@@ -112,10 +147,45 @@ class Stack:
     def webhook_url(self) -> str:
         return f"https://127.0.0.1:{self.webhook_port}"
 
+    def _processes(self, names: list[str]) -> list[ManagedProcess]:
+        found = (self.supervisor.process(name) for name in names)
+        return [process for process in found if process is not None]
+
+    @property
+    def webhooks(self) -> list[ManagedProcess]:
+        """The webhook server replicas' current processes (none once stopped)."""
+        return self._processes(self.webhook_names)
+
+    @property
+    def webhook(self) -> ManagedProcess | None:
+        """The first webhook server replica's current process."""
+        return self.supervisor.process(self.webhook_names[0])
+
+    @property
+    def controllers(self) -> list[ManagedProcess]:
+        """The controller replicas' current processes (none once stopped)."""
+        return self._processes(self.controller_names)
+
+    def controller_leader(self) -> ManagedProcess | None:
+        """The controller replica whose leader gauge is 1, if one is."""
+        for process in self.controllers:
+            try:
+                if process.running() and leader_status(process) == 1:
+                    return process
+            except requests.RequestException:
+                continue
+        return None
+
+    @property
+    def controller(self) -> ManagedProcess | None:
+        """The leading controller replica, else the first one; None once stopped."""
+        replicas = self.controllers
+        return self.controller_leader() or (replicas[0] if replicas else None)
+
     @property
     def webhook_metrics_urls(self) -> list[str]:
         """The plain-HTTP /metrics of every running webhook server process."""
-        return [f"http://127.0.0.1:{self.webhook_metrics_port}/metrics"] if self.webhook else []
+        return [f"http://127.0.0.1:{p.ports['metrics']}/metrics" for p in self.webhooks]
 
     def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> str:
         """Run kubectl against the stack; return stdout, raise with stderr on failure."""
@@ -134,6 +204,7 @@ class Stack:
 
     def start(self, timeout: float = 120.0) -> None:
         try:
+            self.supervisor.start()
             self.cp.start()
             self.install_crds(timeout)
             self.kubectl("create", "namespace", SERVICE_NAMESPACE)
@@ -224,11 +295,20 @@ class Stack:
         ).start()
 
         def mounted() -> bool:
-            if self.controller is not None and not self.controller.running():
-                raise RuntimeError("controller exited:\n" + self.controller.log_tail())
+            self._check_not_crash_looping(self.controller_names)
             return self.certificates is not None and self.certificates.ready()
 
         wait_for(mounted, timeout=timeout, what=f"the controller to write Secret {SECRET_NAME}")
+
+    def _check_not_crash_looping(self, names: list[str]) -> None:
+        for name in names:
+            process = self.supervisor.process(name)
+            if process is not None and self.supervisor.restarts(name) >= CRASH_LOOP_RESTARTS:
+                raise RuntimeError(f"{name} keeps exiting:\n{process.log_tail()}")
+
+    def _replica_ports(self, name: str, *uses: str) -> dict[str, int]:
+        """Free loopback ports for a replica, the same ones again when it restarts."""
+        return self._ports.setdefault(name, {use: free_port() for use in uses})
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -247,18 +327,29 @@ class Stack:
         return [f"--dev-certs-dir={self.certs_dir}", *register]
 
     def start_webhook(self, timeout: float = 60.0) -> None:
+        """Start every webhook server replica, one after the other (the first may make
+        the development certificates the others read), each serving before the next."""
         self.webhook_port = self.webhook_port or free_port()
-        # A port of its own, so that several stacks (and replicas) never collide.
-        self.webhook_metrics_port = free_port()
-        self.webhook = ManagedProcess(
-            "webhook",
+        first, *others = self.webhook_names
+        self.supervisor.run(first, lambda: self._spawn_webhook(first))
+        self.wait_webhook_called(timeout)
+        for name in others:
+            process = self.supervisor.run(name, functools.partial(self._spawn_webhook, name))
+            self._wait_metrics(name, process, timeout)
+
+    def _spawn_webhook(self, name: str) -> ManagedProcess:
+        # A metrics port of its own, so that several stacks (and replicas) never collide;
+        # the serving port is shared (SO_REUSEPORT), as the pods behind one Service.
+        ports = self._replica_ports(name, "metrics")
+        return ManagedProcess(
+            name,
             [
                 sys.executable,
                 "-m",
                 "cli",
                 "serve",
                 f"--bind=127.0.0.1:{self.webhook_port}",
-                f"--metrics-bind-address=127.0.0.1:{self.webhook_metrics_port}",
+                f"--metrics-bind-address=127.0.0.1:{ports['metrics']}",
                 *self._serving_args(),
                 f"--client-ca-file={self.client_ca_file}",
                 f"--webhook-url={self.webhook_url}",
@@ -270,22 +361,34 @@ class Stack:
             self.cp.log_dir,
             env=self._env(),
             cwd=REPO_ROOT,
-            ports={"metrics": self.webhook_metrics_port},
+            ports=ports,
         )
-        self.wait_webhook_called(timeout)
+
+    def _wait_metrics(self, name: str, process: ManagedProcess, timeout: float) -> None:
+        """Until the replica's worker serves its metrics: it is past the fork, so its
+        listener takes connections."""
+
+        def serving() -> bool:
+            self._check_not_crash_looping([name])
+            url = f"http://127.0.0.1:{process.ports['metrics']}/metrics"
+            return requests.get(url, timeout=PROBE_SECONDS).status_code == 200
+
+        wait_for(serving, timeout=timeout, what=f"{name} to serve its metrics")
 
     def stop_webhook(self) -> None:
-        if self.webhook is not None:
-            self.webhook.stop()
-            self.webhook = None
+        """Stop every webhook server replica; they stay down until :meth:`start_webhook`."""
+        self.supervisor.stop(*self.webhook_names)
 
     def start_controller(self) -> None:
-        self.controller = self.spawn_controller("controller")
+        """Start every controller replica; they compete for the Lease."""
+        for name in self.controller_names:
+            self.supervisor.run(name, functools.partial(self.spawn_controller, name))
 
     def spawn_controller(self, name: str) -> ManagedProcess:
         """A controller process; more than one compete for the leader Lease. Each gets
-        free loopback ports for metrics and probes (``ManagedProcess.ports``)."""
-        ports = {"metrics": free_port(), "health": free_port()}
+        free loopback ports for metrics and probes (``ManagedProcess.ports``), the same
+        for each start under one name. Unsupervised unless started by :meth:`start_controller`."""
+        ports = self._replica_ports(name, "metrics", "health")
         return ManagedProcess(
             name,
             [
@@ -311,9 +414,8 @@ class Stack:
         )
 
     def stop_controller(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
+        """Stop every controller replica; they stay down until :meth:`start_controller`."""
+        self.supervisor.stop(*self.controller_names)
 
     def webhook_get(self, path: str) -> tuple[int, bytes]:
         """GET a path of our server over TLS, trusting the dev CA."""
@@ -360,8 +462,7 @@ class Stack:
             raise
 
     def stop(self) -> None:
-        self.stop_controller()
-        self.stop_webhook()
+        self.supervisor.close()
         if self.certificates is not None:
             self.certificates.stop()
             self.certificates = None

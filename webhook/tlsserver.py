@@ -63,6 +63,12 @@ def return_large_blocks_to_the_os() -> None:
     mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
 
 
+GRACEFUL_TIMEOUT_SECONDS: Final = 20
+"""How long a stopping server (SIGTERM) keeps answering the requests it holds: longer
+than any webhook call (``READ_SECONDS``); the manifests' ``terminationGracePeriodSeconds``
+(45) covers it after their ``preStop`` pause (15 s)."""
+
+
 READ_SECONDS: Final = float(max(TIMEOUT_SECONDS.values()))
 """The API server gives up on a webhook call after its timeoutSeconds (10 s at most for
 ours), reading of the request included: a request still arriving after that is read for
@@ -330,7 +336,11 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
             "threads": threads,
             "keepalive": 30,
             "timeout": 60,
-            "graceful_timeout": 20,
+            "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
+            # Several servers may share the port, the kernel spreading connections over
+            # them: the local stack's replicas, as pods behind a Service. In a pod, alone
+            # on its port, this changes nothing.
+            "reuse_port": True,
             "limit_request_line": 8190,
             "limit_request_fields": 100,
             "accesslog": None,

@@ -40,9 +40,8 @@ def leader_status(process: ManagedProcess) -> float | None:
 @pytest.fixture
 def follower(cluster: ClusterEnv) -> Iterator[ManagedProcess]:
     stack = cluster.stack
-    assert stack is not None and stack.controller is not None
-    leader = stack.controller
-    cluster.wait(lambda: leader_status(leader) == 1, timeout=START_DEADLINE, what="a leader")
+    assert stack is not None
+    cluster.wait(stack.controller_leader, timeout=START_DEADLINE, what="a leader")
     replica = stack.spawn_controller("controller-health")
     yield replica
     replica.stop()

@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import math
+import signal
 import socket
 import ssl
 import sys
@@ -36,6 +37,7 @@ from tests.fuzz.server import ServerProcess
 from tests.unit.webhook.served import Served, serve
 from webhook import devcerts
 from webhook.tlsserver import (
+    GRACEFUL_TIMEOUT_SECONDS,
     ReadBudget,
     ReadLimits,
     ReloadingTlsContext,
@@ -255,6 +257,57 @@ def test_slow_clients_hold_a_thread_no_longer_than_the_read_limits(
     finally:
         for client in slow:
             client.done.set()
+
+
+DRAINING_LIMITS = ReadLimits(body_seconds=3 * DEADLINE)
+"""The in-flight request's body waits, unsent, while the test checks the refusal."""
+
+
+def refused(port: int) -> bool:
+    """Whether a new TCP connection to ``port`` is refused (nothing listens any more)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=DEADLINE).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_sigterm_answers_the_review_in_flight_and_refuses_new_connections(
+    tmp_path: Path,
+) -> None:
+    """What the kubelet does to a pod: SIGTERM to the main process (gunicorn's arbiter).
+    A review whose headers are in, its body still coming, is answered in full; meanwhile
+    new connections are refused at once, not queued on a socket no one will accept from
+    (with SO_REUSEPORT the kernel would keep handing them to the draining replica)."""
+    with serve(tmp_path, read_limits=DRAINING_LIMITS) as served:
+        tls = served.client_context().wrap_socket(
+            socket.create_connection(served.address, timeout=DEADLINE),
+            server_hostname="127.0.0.1",
+        )
+        with tls:
+            # The handshake is done: a worker thread has the connection.
+            tls.sendall(
+                b"POST /mutate/serviceaccounts HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\n"
+                + f"Content-Length: {len(REVIEW)}\r\n\r\n".encode()
+                + REVIEW[:10]
+            )
+            served.process.popen.send_signal(signal.SIGTERM)
+            wait_for(
+                lambda: refused(served.port),
+                timeout=DEADLINE,
+                interval=0.05,
+                what="new connections to be refused",
+            )
+            tls.sendall(REVIEW[10:])
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), answer[:200]
+        assert json.loads(body)["response"]["uid"] == "u-1"
+        served.process.popen.wait(GRACEFUL_TIMEOUT_SECONDS)
+        assert refused(served.port)
 
 
 class Clock:
