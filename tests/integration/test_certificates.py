@@ -137,6 +137,9 @@ class Load:
 
     api: client.ApiClient
     namespace: str
+    per_second: float | None = None
+    """ServiceAccounts (each with its ImageStream) created per second by both threads
+    together; None: as fast as they go."""
     started: float = field(default_factory=time.monotonic)
     created: int = 0
     failures: list[str] = field(default_factory=list)
@@ -167,8 +170,14 @@ class Load:
 
     def _run(self, worker: int) -> None:
         core, custom = client.CoreV1Api(self.api), client.CustomObjectsApi(self.api)
+        interval = 0.0 if self.per_second is None else len(self._threads) / self.per_second
         n = 0
+        next_at = time.monotonic()
         while not self._stop.is_set():
+            # Paced, not waiting for anything: the load's rate is the test's design.
+            next_at += interval
+            if interval and self._stop.wait(max(next_at - time.monotonic(), 0)):
+                return
             n += 1
             name = f"load-{worker}-{n}"
             failure = None
