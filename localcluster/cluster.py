@@ -7,7 +7,9 @@ import logging
 import shutil
 import ssl
 import tempfile
+import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -194,16 +196,35 @@ class ControlPlane:
             client_key=admin_key,
             user="registry-v2-admin",
         )
-        context = ssl.create_default_context(cafile=str(p.ca_cert))
-        context.load_cert_chain(str(admin_cert), str(admin_key))
+        self._wait(process, self._apiserver_ready, timeout, "kube-apiserver /readyz")
 
-        def ready() -> bool:
+    def _apiserver_ready(self) -> bool:
+        assert self.pki is not None
+        admin_cert, admin_key = self.pki.client("admin")
+        context = ssl.create_default_context(cafile=str(self.pki.ca_cert))
+        context.load_cert_chain(str(admin_cert), str(admin_key))
+        try:
             with urllib.request.urlopen(
                 f"{self.server}/readyz", context=context, timeout=5
             ) as response:
                 return bool(response.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False  # not listening yet, or not ready (an HTTP error is a URLError)
 
-        self._wait(process, ready, timeout, "kube-apiserver /readyz")
+    def crash_and_restart(self, names: Sequence[str], timeout: float = 120.0) -> None:
+        """SIGKILL the named components at once, as a crashed node would, then start them
+        again in that order with the same command line, ports and data, and wait until the
+        API server is ready: the fault a test injects."""
+        index = {process.name: i for i, process in enumerate(self.processes)}
+        for name in names:
+            self.processes[index[name]].popen.kill()
+        for name in names:
+            old = self.processes[index[name]]
+            old.stop()  # reaps it and closes its log
+            self.processes[index[name]] = ManagedProcess(name, old.argv, self.log_dir)
+            log.info("restarted %s (pid %d)", name, self.processes[index[name]].pid)
+        apiserver = self.processes[index["kube-apiserver"]]
+        self._wait(apiserver, self._apiserver_ready, timeout, "kube-apiserver /readyz again")
 
     @property
     def audit_log(self) -> Path:
