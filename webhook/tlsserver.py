@@ -185,6 +185,24 @@ class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
     thread for as long as it liked.
     """
 
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """SIGTERM: drain as gthread does, but close the listening sockets at once.
+
+        gthread only stops polling them, and the socket stays open until the drain ends;
+        with ``reuse_port`` (replicas on one port) the kernel keeps handing new
+        connections to it, where nobody accepts them until the drain ends and they are
+        reset: an API server's webhook call waits out its timeout and fails the request.
+        Closed (the arbiter closes its copy first), it leaves the port's group, so new
+        connections go to the replicas that stay.
+        """
+        super().handle_exit(sig, frame)
+        if getattr(self, "_accepting", False):
+            for listener in self.sockets:
+                self.poller.unregister(listener)
+            self._accepting = False
+        for listener in self.sockets:
+            listener.close()
+
     def init_process(self) -> None:
         return_large_blocks_to_the_os()
         super().init_process()

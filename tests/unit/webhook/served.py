@@ -85,10 +85,12 @@ def serve(
     *,
     threads: int = Settings().threads,
     read_limits: ReadLimits | None = None,
+    port: int | None = None,
 ) -> Iterator[Served]:
-    """The server on a free loopback port, answering ``/healthz``; stopped on exit.
+    """The server on a free loopback port (or ``port``, to run a second replica beside
+    one: they share it as pods share a Service), answering ``/healthz``; stopped on exit.
     ``read_limits`` are the server's own defaults when None."""
-    port = free_port()
+    port = port or free_port()
     certs = directory / "certs"
     devcerts.ensure(certs, ["127.0.0.1"])
     process = ManagedProcess(

@@ -310,6 +310,67 @@ def test_sigterm_answers_the_review_in_flight_and_refuses_new_connections(
         assert refused(served.port)
 
 
+def test_a_draining_replica_hands_new_connections_to_the_one_that_stays(
+    tmp_path: Path,
+) -> None:
+    """Two replicas on one port (SO_REUSEPORT, as two pods behind a Service). One gets
+    SIGTERM while it holds reviews in flight; every new connection must reach the other
+    at once. A draining replica whose listening socket stays open keeps receiving its
+    share of new connections, which nobody accepts until the drain ends: the API
+    server's webhook call would wait out its timeout and fail the request."""
+    with (
+        serve(tmp_path, read_limits=DRAINING_LIMITS) as staying,
+        serve(tmp_path, read_limits=DRAINING_LIMITS, port=staying.port) as leaving,
+    ):
+        # The second replica's /healthz may have been answered by the first: wait until
+        # it has its worker, which it forks once its socket has joined the port.
+        wait_for(lambda: has_worker(leaving), timeout=DEADLINE, what="the second replica")
+        # Reviews in flight, body still to come, spread over both replicas by the kernel
+        # (by the connections' addresses): the leaving one's drain lasts while they wait.
+        pending = []
+        for _ in range(IN_FLIGHT):
+            tls = leaving.client_context().wrap_socket(
+                socket.create_connection(leaving.address, timeout=DEADLINE),
+                server_hostname="127.0.0.1",
+            )
+            tls.sendall(
+                b"POST /mutate/serviceaccounts HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\n"
+                + f"Content-Length: {len(REVIEW)}\r\n\r\n".encode()
+                + REVIEW[:10]
+            )
+            pending.append(tls)
+        try:
+            leaving.process.popen.send_signal(signal.SIGTERM)
+            for _ in range(NEW_CONNECTIONS):
+                # A new connection each time (no session), as each webhook call may be.
+                response = requests.get(
+                    staying.url("/healthz"),
+                    verify=str(staying.ca_file),
+                    timeout=ANSWER_WITHIN_SECONDS,
+                )
+                assert response.status_code == 200
+            assert leaving.process.running(), "the leaving replica still drains"
+        finally:
+            for tls in pending:
+                tls.close()
+
+
+def has_worker(served: Served) -> bool:
+    try:
+        served.worker_pid()
+    except LookupError:
+        return False
+    return True
+
+
+IN_FLIGHT = 8
+"""Enough that the kernel gives the leaving replica some (all 8 missing it: 1 in 256)."""
+NEW_CONNECTIONS = 24
+ANSWER_WITHIN_SECONDS = 3.0
+"""Far inside the API server's webhook timeouts (5 and 10 s) and the drain (30 s here)."""
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 100.0
