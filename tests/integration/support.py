@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
-from kubernetes import client
+from kubernetes import client, config
 from prometheus_client.parser import text_string_to_metric_families
 
 from kube.settings import Settings
+from localcluster.cluster import ControlPlane
 from localcluster.stack import CONFIGURATION_NAME, SERVICE_NAMESPACE, Stack
 from localcluster.waiting import wait_for
 
@@ -158,3 +161,19 @@ class ClusterEnv:
         if self.stack is not None:
             self.stack.cp.check_running()
         return wait_for(condition, timeout=timeout, what=what)
+
+
+@contextmanager
+def own_stack(**stack_args: Any) -> Iterator[ClusterEnv]:
+    """A local stack of a test module's own (as the session's, under the manifests'
+    RBAC), for what must not touch the shared one: a crash, DEBUG logs."""
+    keep = os.environ.get("E2E_KEEP_DATA", "").lower() == "true"  # as conftest.py
+    stack = Stack(ControlPlane(keep_data=keep), as_service_accounts=True, **stack_args)
+    stack.start()
+    try:
+        configuration = client.Configuration()
+        config.load_kube_config(str(stack.kubeconfig), client_configuration=configuration)
+        with client.ApiClient(configuration) as api:
+            yield ClusterEnv(stack.kubeconfig, str(stack.cp.kubectl()), api, stack)
+    finally:
+        stack.stop()

@@ -6,14 +6,19 @@ the service keeps: its caches resync, the backlog drains, every ServiceAccount e
 exactly its one managed Secret, and the quota's usage is the number of ImageStreams that
 exist (a charge for a create the outage cut off is released).
 
-Local stack only: it kills the control plane's own processes.
+Local stack only: it kills the control plane's processes, those of a stack of its own,
+so that the outage (requests refused while the API server starts, replicas restarted)
+touches no other test's session, its logs or its audit log.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+
 import pytest
 
-from tests.integration.support import RELEASE_DEADLINE, ClusterEnv
+from tests.integration.support import RELEASE_DEADLINE, ClusterEnv, own_stack
 from tests.integration.test_certificates import Load
 from tests.integration.test_pull_secrets import managed_secrets
 from tests.integration.test_quota import quota, used
@@ -46,10 +51,19 @@ def every_account_has_its_one_secret(cluster: ClusterEnv, namespace: str) -> boo
     return sorted(secrets) == sorted(f"{sa}-dockercfg" for sa in accounts)
 
 
+@pytest.fixture(scope="module")
+def crash_cluster() -> Iterator[ClusterEnv]:
+    with own_stack() as cluster:
+        yield cluster
+
+
 def test_a_control_plane_crash_mid_load_leaves_no_duplicate_secret_and_no_leaked_charge(
-    cluster: ClusterEnv, namespace: str
+    crash_cluster: ClusterEnv,
 ) -> None:
+    cluster = crash_cluster
     assert cluster.stack is not None
+    namespace = f"crash-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "namespace", namespace)
     cluster.apply(quota({"alauda.io/imagestreams": "10000"}), "-n", namespace)
     cluster.wait(lambda: used(cluster, namespace) == "0", timeout=30, what="usage counted")
 
