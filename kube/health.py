@@ -12,11 +12,11 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 from kube.flags import parse_bind_address
+from kube.listener import Listener
 
 log = logging.getLogger(__name__)
 
@@ -86,25 +86,9 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("probe %s", format % args)  # every few seconds: not worth INFO
 
 
-@dataclass(frozen=True)
-class ProbeListener:
-    server: _Server
-    thread: threading.Thread
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self.server.server_address[:2]
-        return str(host), int(port)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
 def serve_probes(
     address: str, *, liveness: Sequence[Check], readiness: Sequence[Check]
-) -> ProbeListener | None:
+) -> Listener | None:
     """Serve the probes on ``address`` from a daemon thread; None when it is ``0`` (off)."""
     bind = parse_bind_address(address)
     if bind is None:
@@ -114,6 +98,6 @@ def serve_probes(
     server.routes = {"/healthz": ("unhealthy", liveness), "/readyz": ("not ready", readiness)}
     thread = threading.Thread(target=server.serve_forever, name="health-probes", daemon=True)
     thread.start()
-    listener = ProbeListener(server, thread)
+    listener = Listener(server, thread)
     log.info("health probes on http://%s:%d/healthz and /readyz", *listener.address)
     return listener

@@ -7,34 +7,16 @@ alone, and so that scrapes never take a thread the API server's calls need.
 from __future__ import annotations
 
 import logging
-import threading
-from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client import start_http_server
 
 from kube.flags import parse_bind_address
+from kube.listener import Listener
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class MetricsListener:
-    server: Any  # prometheus_client's WSGIServer
-    thread: threading.Thread
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self.server.server_address[:2]
-        return str(host), int(port)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
-def serve_metrics(address: str) -> MetricsListener | None:
+def serve_metrics(address: str) -> Listener | None:
     """Serve this process's registry on ``address`` from a daemon thread; None when
     ``address`` is ``0`` (off). Call it in the process whose metrics it must show."""
     bind = parse_bind_address(address)
@@ -42,6 +24,6 @@ def serve_metrics(address: str) -> MetricsListener | None:
         log.info("metrics listener off (--metrics-bind-address=0)")
         return None
     server, thread = start_http_server(bind[1], addr=bind[0])
-    listener = MetricsListener(server, thread)
+    listener = Listener(server, thread)
     log.info("metrics on http://%s:%d/metrics", *listener.address)
     return listener
