@@ -20,7 +20,7 @@ import pytest
 
 from tests.integration.support import RELEASE_DEADLINE, ClusterEnv, own_stack
 from tests.integration.test_certificates import Load
-from tests.integration.test_pull_secrets import managed_secrets
+from tests.integration.test_pull_secrets import every_account_has_its_one_secret
 from tests.integration.test_quota import quota, used
 
 pytestmark = pytest.mark.local_only
@@ -39,16 +39,6 @@ leaked charge waits out the release grace."""
 def streams(cluster: ClusterEnv, namespace: str) -> int:
     items = cluster.kubectl_json("get", "imagestreams.image.alauda.io", "-n", namespace)["items"]
     return len(items)
-
-
-def every_account_has_its_one_secret(cluster: ClusterEnv, namespace: str) -> bool:
-    accounts = {
-        sa["metadata"]["name"]
-        for sa in cluster.kubectl_json("get", "serviceaccounts", "-n", namespace)["items"]
-    }
-    secrets = [s["metadata"]["name"] for s in managed_secrets(cluster, namespace)]
-    assert len(secrets) == len(set(secrets)), f"duplicate Secrets: {sorted(secrets)}"
-    return sorted(secrets) == sorted(f"{sa}-dockercfg" for sa in accounts)
 
 
 @pytest.fixture(scope="module")

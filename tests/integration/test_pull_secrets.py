@@ -97,6 +97,18 @@ def managed_secrets(cluster: ClusterEnv, namespace: str) -> list[dict[str, Any]]
     return items
 
 
+def every_account_has_its_one_secret(cluster: ClusterEnv, namespace: str) -> bool:
+    """Every ServiceAccount of the namespace has exactly its one managed Secret (a
+    duplicate fails at once: no wait can mend it)."""
+    accounts = {
+        sa["metadata"]["name"]
+        for sa in cluster.kubectl_json("get", "serviceaccounts", "-n", namespace)["items"]
+    }
+    secrets = [s["metadata"]["name"] for s in managed_secrets(cluster, namespace)]
+    assert len(secrets) == len(set(secrets)), f"duplicate Secrets: {sorted(secrets)}"
+    return sorted(secrets) == sorted(f"{sa}-dockercfg" for sa in accounts)
+
+
 def test_a_new_serviceaccount_gets_a_working_bound_pull_secret(
     cluster: ClusterEnv, namespace: str
 ) -> None:
@@ -229,14 +241,11 @@ def test_a_foreign_secret_with_our_name_is_never_taken_over(
     )
     cluster.kubectl("create", "serviceaccount", "squatter", "-n", namespace)
 
-    def warned() -> bool:
-        events = cluster.kubectl_json("get", "events", "-n", namespace)["items"]
-        return any(
-            e["reason"] == "PullSecretNameTaken" and e["involvedObject"]["name"] == "squatter"
-            for e in events
-        )
-
-    cluster.wait(warned, timeout=30, what="a PullSecretNameTaken event")
+    cluster.wait(
+        lambda: name_taken_events(cluster, namespace, "squatter"),
+        timeout=30,
+        what="a PullSecretNameTaken event",
+    )
     secret = read(cluster, "secret", "squatter-dockercfg", namespace)
     assert secret is not None and secret["type"] == "Opaque"
     assert base64.b64decode(secret["data"]["k"]) == b"v"
@@ -309,14 +318,11 @@ def test_a_planted_pull_secret_is_never_named_by_the_webhook(
     assert "Secret victim-dockercfg exists and is not managed by the registry" in (created.stderr)
     assert pull_secret_names(cluster, namespace, "victim") == []
 
-    def warned() -> bool:
-        events = cluster.kubectl_json("get", "events", "-n", namespace)["items"]
-        return any(
-            e["reason"] == "PullSecretNameTaken" and e["involvedObject"]["name"] == "victim"
-            for e in events
-        )
-
-    cluster.wait(warned, timeout=CACHE_DEADLINE, what="the reconciler to refuse it too")
+    cluster.wait(
+        lambda: name_taken_events(cluster, namespace, "victim"),
+        timeout=CACHE_DEADLINE,
+        what="the reconciler to refuse it too",
+    )
     assert pull_secret_names(cluster, namespace, "victim") == []
     sa = read(cluster, "serviceaccount", "victim", namespace) or {}
     assert "image.alauda.io/internal-registry-pull-secret-ref" not in (

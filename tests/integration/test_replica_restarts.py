@@ -22,7 +22,7 @@ from localcluster.supervisor import MAX_BACKOFF_SECONDS
 from tests.integration.support import ClusterEnv
 from tests.integration.test_certificates import Load
 from tests.integration.test_controller_replicas import holder
-from tests.integration.test_pull_secrets import managed_secrets
+from tests.integration.test_pull_secrets import every_account_has_its_one_secret
 
 pytestmark = pytest.mark.local_only
 
@@ -44,17 +44,6 @@ START_DEADLINE = 30.0
 def leaders(stack: Stack) -> list[ManagedProcess]:
     """The controller replicas whose leader gauge says 1."""
     return [p for p in stack.controllers if p.running() and leader_status(p) == 1]
-
-
-def healed(cluster: ClusterEnv, namespace: str) -> bool:
-    """Every ServiceAccount of the namespace has exactly its one managed Secret."""
-    accounts = {
-        sa["metadata"]["name"]
-        for sa in cluster.kubectl_json("get", "serviceaccounts", "-n", namespace)["items"]
-    }
-    secrets = [s["metadata"]["name"] for s in managed_secrets(cluster, namespace)]
-    assert len(secrets) == len(set(secrets)), f"duplicate Secrets: {sorted(secrets)}"
-    return sorted(secrets) == sorted(f"{sa}-dockercfg" for sa in accounts)
 
 
 def test_sigterm_to_a_webhook_replica_and_sigkill_to_the_leader_fail_nothing(
@@ -99,7 +88,7 @@ def test_sigterm_to_a_webhook_replica_and_sigkill_to_the_leader_fail_nothing(
 
     # No ServiceAccount left without its Secret, none with two, within 30 s.
     cluster.wait(
-        lambda: healed(cluster, namespace),
+        lambda: every_account_has_its_one_secret(cluster, namespace),
         timeout=max(HEAL_SECONDS - (time.monotonic() - ended), 0),
         what="every ServiceAccount's Secret",
     )

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from kube.keyedlocks import KeyedLocks
+from localcluster.waiting import wait_for
 
 DEADLINE = 30.0
 """Seconds a test thread may take at most; far above what any of them needs."""
@@ -75,10 +76,9 @@ def test_a_waiter_keeps_the_key_and_gets_the_same_lock() -> None:
 
     thread = threading.Thread(target=waiter, daemon=True)
     thread.start()
-    deadline = time.monotonic() + DEADLINE
-    while locks.users("a") < 2:  # the holder and the waiter
-        assert time.monotonic() < deadline, "the waiter never queued"
-        time.sleep(0.001)
+    wait_for(  # the holder and the waiter
+        lambda: locks.users("a") >= 2, timeout=DEADLINE, interval=0.001, what="the waiter to queue"
+    )
     locks.release("a")
     assert got.wait(DEADLINE)
     assert locks.acquire("a", timeout=0) is False, "a newcomer must queue behind the waiter"
