@@ -1,12 +1,23 @@
-"""``python -m bench [NAME [options]]``: one benchmark with its options, or all with defaults."""
+"""``python -m bench [NAME [options]]``: one benchmark with its options, or all of them
+with defaults (``make bench``). Each prints its progress on stderr, writes
+``bench/results/<name>.json`` (and PNG plots), and returns figures; the table of all
+figures, each next to its same-run baseline and target, is printed at the end."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from bench import pull_secrets, webhook_latency
+from bench.machine import describe
+from bench.report import RESULTS, Figure, progress, table
 
-BENCHMARKS = {"pull-secrets": pull_secrets.main, "webhook": webhook_latency.main}
+Benchmark = Callable[[list[str]], list[Figure]]
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "pull-secrets": pull_secrets.main,
+    "webhook": webhook_latency.main,
+}
 
 
 def main(argv: list[str]) -> int:
@@ -24,9 +35,14 @@ def main(argv: list[str]) -> int:
         selected = [(name, options)]
     else:
         selected = [(name, []) for name in BENCHMARKS]
+    figures: list[Figure] = []
     for name, options in selected:
-        print(f"== {name}", flush=True)
-        BENCHMARKS[name](options)
+        progress(f"== {name}")
+        figures.extend(BENCHMARKS[name](options))
+    print(f"\nmachine: {describe()}")
+    print(table(figures))
+    missed = [f for f in figures if f.met is False]
+    print(f"\nresults and plots: {RESULTS}/; {len(missed)} target(s) missed")
     return 0
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from kubernetes import client, config
 
 from bench.machine import describe
+from bench.report import Figure
 from localcluster.cluster import ControlPlane
 from localcluster.stack import Stack
 from localcluster.waiting import wait_for
@@ -107,7 +108,7 @@ def _bare_writes(core: client.CoreV1Api, namespace: str, count: int, workers: in
     return time.perf_counter() - started
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> list[Figure]:
     parser = argparse.ArgumentParser(prog="python -m bench pull-secrets")
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=4, help="controller reconcile workers")
@@ -160,3 +161,4 @@ def main(argv: list[str]) -> None:
         print(f"ratio (controller / bare writes):       {total / bare:8.2f}")
     finally:
         stack.stop()
+    return []

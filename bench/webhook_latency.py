@@ -18,6 +18,7 @@ from typing import Any
 import requests
 
 from bench.machine import describe
+from bench.report import Figure
 from localcluster.cluster import ControlPlane
 from localcluster.stack import Stack
 from localcluster.waiting import wait_for
@@ -166,7 +167,7 @@ def _run(
     print(f"  throughput {len(latencies) / elapsed:.0f} requests/s")
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> list[Figure]:
     parser = argparse.ArgumentParser(prog="python -m bench webhook")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--requests", type=int, default=4000, help="per endpoint, in total")
@@ -256,3 +257,4 @@ def main(argv: list[str]) -> None:
         print("  (TokenReview and SubjectAccessReview results are cached 10 s: one token here)")
     finally:
         stack.stop()
+    return []
