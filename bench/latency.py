@@ -7,17 +7,24 @@ Arms (``--creates`` each side, default 300, the issue's count):
 - ``imagestream``: ImageStream creates without a quota (validating webhook) vs excluded;
 - ``charged``: ImageStream creates charged by our ``alauda.io/imagestreams`` quota vs the
   same creates charged in-process by kube-apiserver's own quota admission
-  (``count/imagestreams.image.alauda.io``) in an excluded namespace.
+  (``count/imagestreams.image.alauda.io``) in an excluded namespace;
+- ``noop-sa``, ``noop-imagestream``: references, no targets: the same creates through a
+  webhook that allows everything (``bench.noopwebhook``, registered the way ours are) vs
+  the excluded namespace: the floor of any out-of-process Python webhook here.
 
 The client is the official Python client over one keep-alive connection, raw responses
 (no model decoding), and times each create on the wall clock. The figures are the
 ratios of p50 and p99 to the same-run baseline (``bench.report.alternate``), and per arm
 the quota writes our charges made and how many of them failed their precondition (409),
-read from the webhook replicas' metrics. ``--profile`` records the webhook replicas with
-py-spy during the arms (``bench/results/latency-webhook-*.svg``).
+read from the webhook replicas' metrics. ``--profile flamegraph`` (or ``raw``,
+``speedscope``) records the webhook replicas with py-spy during the arms
+(``bench/results/latency-webhook-*``).
 
-Expected duration at the defaults: about 2 minutes on a quiet 2-core machine (start-up
-of the stack about 40 s, then 1,800 measured creates plus warm-up).
+Per arm of ours it also reports our handler's mean time (the replicas' admission
+histogram), to tell the webhook's own time from the API server's cost of calling one.
+
+Expected duration at the defaults: about 3 minutes on a quiet 2-core machine (start-up
+of the stack about 40 s, then 3,000 measured creates plus warm-up).
 """
 
 from __future__ import annotations
@@ -42,8 +49,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench import plots
 from bench.report import RESULTS, Figure, Report, Target, alternate, percentile, progress
 from localcluster.cluster import ControlPlane
+from localcluster.ports import free_port
 from localcluster.stack import CONFIGURATION_NAME, Stack
 from localcluster.waiting import wait_for
+from webhook import registration
 
 NAME = "latency"
 CREATES = 300
@@ -61,13 +70,17 @@ UNCHARGED_P99_RATIO = 1.5
 NATIVE_RESOURCE = "count/imagestreams.image.alauda.io"
 OUR_RESOURCE = "alauda.io/imagestreams"
 CHARGES = "registry_v2_policy_quota_charges_total"
+HANDLER_SECONDS = "registry_v2_policy_admission_duration_seconds"
 USAGE_DEADLINE = 120.0
 """Seconds for both quotas' usage to be counted (kube-controller-manager discovers the
 CRD and syncs the quota; seconds on a quiet machine)."""
 
 OURS, EXCLUDED = "bench-ours", "bench-excluded"
 OURS_QUOTA, EXCLUDED_QUOTA = "bench-ours-quota", "bench-excluded-quota"
-EXCLUDED_NAMESPACES = (EXCLUDED, EXCLUDED_QUOTA)
+NOOP = "bench-noop"
+EXCLUDED_NAMESPACES = (EXCLUDED, EXCLUDED_QUOTA, NOOP)
+"""Namespaces our webhooks skip (by namespaceSelector, as ``--excluded-namespace``)."""
+NOOP_CONFIGURATION = "bench-noop"
 
 
 @dataclass(frozen=True)
@@ -78,8 +91,9 @@ class Arm:
     ours: str
     baseline: str
     baseline_name: str
-    p50_target: float
+    p50_target: float | None
     p99_target: float | None
+    endpoint: str | None  # our endpoint that answers it, or None when not ours
 
 
 ARMS = (
@@ -92,6 +106,7 @@ ARMS = (
         "excluded namespace",
         UNCHARGED_P50_RATIO,
         UNCHARGED_P99_RATIO,
+        "mutate_serviceaccounts",
     ),
     Arm(
         "imagestream",
@@ -102,6 +117,7 @@ ARMS = (
         "excluded namespace",
         UNCHARGED_P50_RATIO,
         UNCHARGED_P99_RATIO,
+        "validate_imagestreams",
     ),
     Arm(
         "charged",
@@ -111,6 +127,29 @@ ARMS = (
         EXCLUDED_QUOTA,
         "native quota",
         CHARGED_P50_RATIO,
+        None,
+        "validate_imagestreams",
+    ),
+    Arm(
+        "noop-sa",
+        "ServiceAccount create, no-op webhook",
+        "serviceaccount",
+        NOOP,
+        EXCLUDED,
+        "excluded namespace",
+        None,
+        None,
+        None,
+    ),
+    Arm(
+        "noop-imagestream",
+        "ImageStream create, no-op webhook",
+        "imagestream",
+        NOOP,
+        EXCLUDED,
+        "excluded namespace",
+        None,
+        None,
         None,
     ),
 )
@@ -172,6 +211,50 @@ def _exclude(api: client.ApiClient) -> None:
             patch(CONFIGURATION_NAME, ops)
 
 
+def noop_configurations(url: str, ca_bundle: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The no-op webhook registered as ours are (``webhook.registration``: same rules,
+    timeouts, reinvocation), but only for the ``NOOP`` namespace."""
+    mutating, validating = registration.desired_configurations(
+        name=NOOP_CONFIGURATION, ca_bundle=ca_bundle, excluded_namespaces=[], url=url
+    )
+    only_noop = {
+        "matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [NOOP]}
+        ]
+    }
+    for configuration in (mutating, validating):
+        for webhook in configuration["webhooks"]:
+            webhook["name"] = "noop-" + webhook["name"]
+            webhook["namespaceSelector"] = only_noop
+    return mutating, validating
+
+
+def _start_noop(stack: Stack, api: client.ApiClient) -> tuple[subprocess.Popen[bytes], str]:
+    """The no-op webhook on the stack's serving certificate, registered and called."""
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+    certs = stack.certs_dir
+    files = [str(certs / "tls.crt"), str(certs / "tls.key")]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.noopwebhook", str(port), *files],
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    registration.register(api, *noop_configurations(url, (certs / "ca.crt").read_bytes()))
+    core = client.CoreV1Api(api)
+
+    def called() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError("the no-op webhook exited")
+        core.create_namespaced_service_account(
+            NOOP, {"metadata": {"name": "probe"}}, dry_run="All", _preload_content=False
+        )
+        answered = requests.get(f"{url}/count", verify=str(certs / "ca.crt"), timeout=10)
+        return int(answered.text) > 0
+
+    wait_for(called, timeout=USAGE_DEADLINE, what="the API server to call the no-op webhook")
+    return process, url
+
+
 def _quota(name: str, resource: str) -> dict[str, Any]:
     return {"metadata": {"name": name}, "spec": {"hard": {resource: QUOTA_HARD}}}
 
@@ -181,13 +264,14 @@ def _counted(core: client.CoreV1Api, namespace: str, name: str, resource: str) -
     return resource in ((json.loads(raw.data).get("status") or {}).get("used") or {})
 
 
-def _creator(api: client.ApiClient, kind: str, namespace: str) -> Callable[[], float]:
-    """One create per call, a fresh name each time; returns its wall time in ms."""
+def _creator(api: client.ApiClient, kind: str, namespace: str, prefix: str) -> Callable[[], float]:
+    """One create per call, a fresh name each time (``prefix``: the arm, as arms share
+    baseline namespaces); returns its wall time in ms."""
     core, objects = client.CoreV1Api(api), client.CustomObjectsApi(api)
     names = itertools.count()
 
     def create() -> float:
-        name = f"{kind[:2]}-{next(names):05d}"
+        name = f"{prefix}-{next(names):05d}"
         started = time.perf_counter()
         if kind == "serviceaccount":
             core.create_namespaced_service_account(
@@ -212,13 +296,18 @@ def _metrics_pages(stack: Stack) -> list[str]:
     return [requests.get(url, timeout=10).text for url in stack.webhook_metrics_urls]
 
 
-def _profilers(stack: Stack, tag: str) -> list[subprocess.Popen[bytes]]:
+PROFILE_FORMATS = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}
+"""py-spy's output formats and their file suffixes; ``raw`` is collapsed stacks, one line
+per stack with its sample count, for shares of time by grep."""
+
+
+def _profilers(stack: Stack, tag: str, form: str) -> list[subprocess.Popen[bytes]]:
     """py-spy on every webhook replica (master and worker), until stopped with SIGINT."""
     py_spy = Path(sys.executable).with_name("py-spy")
     started = []
     for n, process in enumerate(stack.webhooks, start=1):
-        out = RESULTS / f"{NAME}-webhook-{n}-{tag}.svg"
-        command = [str(py_spy), "record", "--subprocesses", "-r", "200", "-o", str(out)]
+        out = RESULTS / f"{NAME}-webhook-{n}-{tag}.{PROFILE_FORMATS[form]}"
+        command = [str(py_spy), "record", "--subprocesses", "-r", "200", "-f", form, "-o", str(out)]
         started.append(
             subprocess.Popen(
                 [*command, "--pid", str(process.pid)],
@@ -243,8 +332,8 @@ def _stop_profilers(profilers: list[subprocess.Popen[bytes]]) -> None:
 def _run_arm(
     report: Report, stack: Stack, api: client.ApiClient, arm: Arm, creates: int, warm_up: int
 ) -> None:
-    ours = _creator(api, arm.kind, arm.ours)
-    theirs = _creator(api, arm.kind, arm.baseline)
+    ours = _creator(api, arm.kind, arm.ours, arm.name)
+    theirs = _creator(api, arm.kind, arm.baseline, arm.name)
     alternate(warm_up, ours, theirs)
     before = _metrics_pages(stack)
     progress(f"{arm.name}: {creates} creates each in {arm.ours} and {arm.baseline}")
@@ -270,6 +359,14 @@ def _run_arm(
     conflicts = metric_sum(after, CHARGES, result="conflict") - metric_sum(
         before, CHARGES, result="conflict"
     )
+    if arm.endpoint is not None:
+        count, total = (
+            metric_sum(after, f"{HANDLER_SECONDS}_{part}", endpoint=arm.endpoint)
+            - metric_sum(before, f"{HANDLER_SECONDS}_{part}", endpoint=arm.endpoint)
+            for part in ("count", "sum")
+        )
+        if count:
+            report.add(Figure(NAME, f"{arm.title}: our handler (mean)", 1000 * total / count, "ms"))
     if charged or conflicts:
         report.add(Figure(NAME, f"{arm.title}: quota writes", charged + conflicts, "writes"))
         report.add(Figure(NAME, f"{arm.title}: of them 409", conflicts, "writes"))
@@ -290,7 +387,11 @@ def main(argv: list[str]) -> list[Figure]:
     parser.add_argument(
         "--arms", default=",".join(a.name for a in ARMS), help="comma-separated subset"
     )
-    parser.add_argument("--profile", action="store_true", help="py-spy the webhook replicas")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILE_FORMATS),
+        help="py-spy the webhook replicas during the arms, in this format",
+    )
     args = parser.parse_args(argv)
     chosen = [a for a in ARMS if a.name in args.arms.split(",")]
     report = Report(NAME)
@@ -302,11 +403,12 @@ def main(argv: list[str]) -> list[Figure]:
     )
     stack.start()
     profilers: list[subprocess.Popen[bytes]] = []
+    noop: subprocess.Popen[bytes] | None = None
     try:
         with _api(stack) as api:
             _exclude(api)
             core = client.CoreV1Api(api)
-            for ns in (OURS, EXCLUDED, OURS_QUOTA, EXCLUDED_QUOTA):
+            for ns in (OURS, EXCLUDED, OURS_QUOTA, EXCLUDED_QUOTA, NOOP):
                 core.create_namespace({"metadata": {"name": ns}}, _preload_content=False)
             core.create_namespaced_resource_quota(
                 OURS_QUOTA, _quota("streams", OUR_RESOURCE), _preload_content=False
@@ -323,13 +425,19 @@ def main(argv: list[str]) -> list[Figure]:
                 timeout=USAGE_DEADLINE,
                 what="both quotas' usage to be counted",
             )
+            if any(arm.endpoint is None for arm in chosen):
+                progress("starting the no-op webhook")
+                noop, _ = _start_noop(stack, api)
             if args.profile:
                 RESULTS.mkdir(parents=True, exist_ok=True)
-                profilers = _profilers(stack, "+".join(a.name for a in chosen))
+                profilers = _profilers(stack, "+".join(a.name for a in chosen), args.profile)
             for arm in chosen:
                 _run_arm(report, stack, api, arm, args.creates, args.warm_up)
     finally:
         _stop_profilers(profilers)
+        if noop is not None:
+            noop.terminate()
+            noop.wait(timeout=30)
         stack.stop()
     report.notes.append(f"client: kubernetes Python client, pid {os.getpid()}, sequential")
     path = report.write()
