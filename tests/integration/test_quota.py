@@ -380,10 +380,12 @@ def test_queued_charges_in_one_replica_write_the_quota_once_each(
         post(session, f"probe-{attempt}")
         reached = [b - a for a, b in zip(before, replica_counts(cluster), strict=True)].index(1)
         replica = reached if replica is None else replica
-        if reached == replica:
-            pinned.append(session)
-            if len(pinned) == QUEUED_CLIENTS:
-                break
+        if reached != replica:
+            session.close()  # an idle keep-alive connection holds a server slot
+            continue
+        pinned.append(session)
+        if len(pinned) == QUEUED_CLIENTS:
+            break
     assert len(pinned) == QUEUED_CLIENTS, "the kernel kept choosing the other replica"
     cluster.wait(lambda: post(pinned[0], "warm-up"), timeout=CACHE_DEADLINE, what="a charge")
     conflicts = cluster.metric(CHARGES, result="conflict")
@@ -394,6 +396,8 @@ def test_queued_charges_in_one_replica_write_the_quota_once_each(
 
     with concurrent.futures.ThreadPoolExecutor(QUEUED_CLIENTS) as pool:
         admitted = sum(pool.map(client, range(QUEUED_CLIENTS)))
+    for session in pinned:
+        session.close()
     total = QUEUED_CLIENTS * CHARGES_PER_CLIENT
     assert admitted == total
     assert cluster.metric(CHARGES, result="charged") - charged == total
