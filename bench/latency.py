@@ -15,7 +15,7 @@ Arms (``--creates`` each side, default 300, the issue's count):
   webhook that allows everything (``bench.noopwebhook``, registered the way ours are) vs
   the excluded namespace: the floor of any out-of-process Python webhook here.
 
-The client is the official Python client over one keep-alive connection, raw responses
+The client is the official Python client over keep-alive connections, raw responses
 (no model decoding), and times each create on the wall clock. The figures are the
 ratios of p50 and p99 to the same-run baseline (``bench.report.alternate``), and per arm
 the quota writes our charges made and how many of them failed their precondition (409),
