@@ -37,12 +37,15 @@ class ResourceQuotaClient:
         quota: Obj = json.loads(response.data)
         return quota
 
-    def replace_status(self, quota: Obj, *, timeout: float | None = None) -> None:
-        """Write ``quota``'s status, conditional on its ``metadata.resourceVersion``."""
-        self._core.replace_namespaced_resource_quota_status(
+    def replace_status(self, quota: Obj, *, timeout: float | None = None) -> Obj:
+        """Write ``quota``'s status, conditional on its ``metadata.resourceVersion``; the
+        quota as stored comes back (the charger charges the next create against it)."""
+        response = self._core.replace_namespaced_resource_quota_status(
             object_name(quota),
             object_namespace(quota),
             quota,
             _preload_content=False,
             _request_timeout=timeout or self._timeout,
         )
+        written: Obj = json.loads(response.data)
+        return written

@@ -225,3 +225,36 @@ def used_update(quota: Mapping[str, Any], count: int) -> str | None:
         except InvalidQuantity:
             pass
     return wanted
+
+
+def _resource_version(quota: Mapping[str, Any]) -> int | None:
+    """``metadata.resourceVersion`` as etcd's revision number, or None when it is not one.
+
+    Kubernetes calls resourceVersions opaque, but its own quota admission compares them as
+    etcd revisions (``etcd3.APIObjectVersioner.CompareResourceVersion``), and so do we.
+    """
+    value = mapping(quota.get("metadata")).get("resourceVersion")
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
+
+
+def newer_quota(cached: Mapping[str, Any], written: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The fresher of a quota from the watch cache and the one our own last write returned.
+
+    The cache lags our writes, so sequential charges built on it would all fail their
+    precondition; kube-apiserver's quota admission keeps the quotas its writes returned
+    and charges the newer one (``resource_access.go``, ``checkCache``). ``written`` wins
+    only when it is the same object (same uid) at a strictly higher resourceVersion; when
+    in doubt the cache wins. A wrong choice costs a 409 and a live read, never an
+    over-admit: the write carries the chosen object's resourceVersion as precondition.
+    """
+    if written is None:
+        return cached
+    uid = mapping(cached.get("metadata")).get("uid")
+    if not uid or uid != mapping(written.get("metadata")).get("uid"):
+        return cached
+    cached_rv, written_rv = _resource_version(cached), _resource_version(written)
+    if cached_rv is None or written_rv is None or written_rv <= cached_rv:
+        return cached
+    return written

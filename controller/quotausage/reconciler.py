@@ -38,7 +38,9 @@ class Cache(Protocol):
 class QuotaStatusWriter(Protocol):
     """Conditional ResourceQuota status writes (``ApiException`` 409 or 404 on a race)."""
 
-    def replace_status(self, quota: Obj) -> None: ...
+    def replace_status(self, quota: Obj) -> object:
+        """What comes back (the written quota) is not needed here."""
+        ...
 
 
 class Requeue(Exception):

@@ -58,7 +58,7 @@ def test_each_call_reads_raw_json_within_the_timeout(core: RecordingCore) -> Non
     quotas = ResourceQuotaClient(client.ApiClient(), timeout=4)
     assert quotas.list("team-a") == [QUOTA]
     assert quotas.read("team-a", "q") == QUOTA
-    quotas.replace_status(QUOTA)
+    assert quotas.replace_status(QUOTA) == QUOTA, "the quota as written comes back"
     assert [(method, args) for method, args, _ in core.calls] == [
         ("list", ("team-a",)),
         ("read", ("q", "team-a")),

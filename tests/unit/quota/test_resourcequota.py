@@ -15,6 +15,7 @@ from quota.resourcequota import (
     desired_used,
     has_scopes,
     names_resource,
+    newer_quota,
     plan_create,
     quota_charge,
     quota_exceeded_message,
@@ -337,3 +338,42 @@ def test_an_unknown_quota_still_reports_the_problems_of_the_others() -> None:
     assert [(problem.name, problem.error.path) for problem in plan.problems] == [
         ("broken", "spec.hard[alauda.io/imagestreams]")
     ]
+
+
+# --- the newer of the cached quota and the one our last write returned ----------------------
+
+
+def versioned(uid: str | None, rv: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "q", "namespace": "team-a", "resourceVersion": rv}
+    if uid is not None:
+        meta["uid"] = uid
+    return {"metadata": meta, "status": {"used": {R: "1"}}}
+
+
+def test_nothing_written_means_the_cache() -> None:
+    cached = versioned("u1", "10")
+    assert newer_quota(cached, None) is cached
+
+
+@pytest.mark.parametrize(
+    ("cached", "written", "winner"),
+    [
+        (versioned("u1", "10"), versioned("u1", "11"), "written"),  # the cache lags our write
+        (versioned("u1", "12"), versioned("u1", "11"), "cached"),  # someone wrote since
+        (versioned("u1", "11"), versioned("u1", "11"), "cached"),  # the cache caught up
+        (versioned("u1", "9"), versioned("u1", "100"), "written"),  # numbers, not strings
+        (versioned("u2", "10"), versioned("u1", "11"), "cached"),  # deleted and recreated
+        (versioned(None, "10"), versioned(None, "11"), "cached"),  # no uid: cannot tell
+        (versioned("u1", "10"), versioned(None, "11"), "cached"),
+        (versioned("u1", "x"), versioned("u1", "11"), "cached"),  # not etcd revisions
+        (versioned("u1", "10"), versioned("u1", "1e9"), "cached"),
+        (versioned("u1", "10"), versioned("u1", 11), "cached"),  # not a string
+        (versioned("u1", None), versioned("u1", "11"), "cached"),
+        (versioned("u1", "10"), versioned("u1", "\u0661\u0662"), "cached"),  # digits, not ASCII
+    ],
+)
+def test_the_written_quota_wins_only_when_the_same_object_is_strictly_newer(
+    cached: dict[str, Any], written: dict[str, Any], winner: str
+) -> None:
+    chosen = newer_quota(cached, written)
+    assert chosen is (written if winner == "written" else cached)

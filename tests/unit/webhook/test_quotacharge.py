@@ -19,6 +19,7 @@ from webhook.quotacharge import (
     REQUEST_TIMEOUT,
     ChargeConflict,
     QuotaCharger,
+    WrittenQuotas,
 )
 from webhook.registration import TIMEOUT_SECONDS
 
@@ -31,7 +32,12 @@ def quota(name: str, hard: int, used: int | None = None, rv: int = 1) -> Obj:
     obj: Obj = {
         "apiVersion": "v1",
         "kind": "ResourceQuota",
-        "metadata": {"name": name, "namespace": NS, "resourceVersion": str(rv)},
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "uid": f"uid-{name}",
+            "resourceVersion": str(rv),
+        },
         "spec": {"hard": {R: str(hard), "pods": "10"}},
         "status": {"hard": {R: str(hard), "pods": "10"}, "used": {"pods": "3"}},
     }
@@ -64,9 +70,25 @@ class FakeQuotas:
         with self._lock:
             current = self.store[name]
             current["status"]["used"][R] = str(used)
-            current["metadata"]["resourceVersion"] = str(
-                int(current["metadata"]["resourceVersion"]) + 1
-            )
+            current["metadata"]["resourceVersion"] = self._next_rv()
+
+    def _next_rv(self) -> str:
+        """etcd's revision: one counter for every object, so a recreated quota is newer."""
+        self.revision = getattr(self, "revision", 100) + 1
+        return str(self.revision)
+
+    def recreate(self, name: str, used: int) -> None:
+        """The quota is deleted and created again under the same name (a new uid)."""
+        with self._lock:
+            current = copy.deepcopy(self.store[name])
+            current["metadata"]["uid"] += "-again"
+            current["metadata"]["resourceVersion"] = self._next_rv()
+            current["status"]["used"][R] = str(used)
+            self.store[name] = current
+
+    def delete(self, name: str) -> None:
+        with self._lock:
+            del self.store[name]
 
     def snapshot(self) -> list[Obj]:
         with self._lock:
@@ -90,7 +112,7 @@ class FakeQuotas:
                 raise ApiException(status=404)
             return copy.deepcopy(self.store[name])
 
-    def replace_status(self, body: Obj, *, timeout: float) -> None:
+    def replace_status(self, body: Obj, *, timeout: float) -> Obj:
         name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
         assert namespace == NS
         self.timeouts.append(timeout)
@@ -106,15 +128,14 @@ class FakeQuotas:
                 raise ApiException(status=409)
             updated = copy.deepcopy(current)
             updated["status"] = copy.deepcopy(body["status"])
-            updated["metadata"]["resourceVersion"] = str(
-                int(current["metadata"]["resourceVersion"]) + 1
-            )
+            updated["metadata"]["resourceVersion"] = self._next_rv()
             self.store[name] = updated
             self.writes.append((name, updated["status"]["used"].get(R)))
+            return copy.deepcopy(updated)
 
 
 class AlwaysConflicting(FakeQuotas):
-    def replace_status(self, body: Obj, *, timeout: float) -> None:
+    def replace_status(self, body: Obj, *, timeout: float) -> Obj:
         self.timeouts.append(timeout)
         self.on_call()
         with self._lock:
@@ -344,11 +365,11 @@ def test_one_replica_never_runs_two_charges_of_a_namespace_at_once() -> None:
     overlapped = threading.Event()
 
     class SlowWrites(FakeQuotas):
-        def replace_status(self, body: Obj, *, timeout: float) -> None:
+        def replace_status(self, body: Obj, *, timeout: float) -> Obj:
             if not writing.is_set():
                 writing.set()
                 overlapped.wait(timeout=0.5)  # give a second charge the chance to start
-            super().replace_status(body, timeout=timeout)
+            return super().replace_status(body, timeout=timeout)
 
     api = SlowWrites(quota("q", 5, used=0))
 
@@ -418,10 +439,10 @@ def test_a_charge_waits_for_another_in_its_namespace_only_until_its_deadline() -
     writing, release = threading.Event(), threading.Event()
 
     class SlowWrites(FakeQuotas):
-        def replace_status(self, body: Obj, *, timeout: float) -> None:
+        def replace_status(self, body: Obj, *, timeout: float) -> Obj:
             writing.set()
             release.wait(DEADLINE)
-            super().replace_status(body, timeout=timeout)
+            return super().replace_status(body, timeout=timeout)
 
     api = SlowWrites(quota("q", 5, used=0))
     made = QuotaCharger(api, lambda ns: api.snapshot(), deadline_seconds=0.3)
@@ -453,7 +474,7 @@ class NoQuotas:
     def read(self, namespace: str, name: str, *, timeout: float) -> Obj:
         raise ApiException(status=404)
 
-    def replace_status(self, quota: Obj, *, timeout: float) -> None:
+    def replace_status(self, quota: Obj, *, timeout: float) -> Obj:
         raise AssertionError("nothing to charge")
 
 
@@ -484,3 +505,105 @@ def test_concurrent_charges_keep_their_namespace_lock_and_then_drop_it() -> None
     assert errors == [] and api.conflicts == 0
     assert (admitted, denied) == (ROOM, 20 - ROOM)
     assert len(locks) == 0
+
+
+# --- charging against the quota our own last write returned ---------------------------------
+
+
+def test_sequential_charges_on_a_lagging_cache_write_once_each() -> None:
+    """The watch cache lags our own writes: charging against what our last write returned
+    costs one write per create, as kube-apiserver's quota admission does."""
+    api = FakeQuotas(quota("q", 100, used=0))
+    made = charger(api, frozen(api.snapshot()))  # the cache never sees our writes
+    for _ in range(10):
+        assert made.charge(NS).decision.allowed
+    assert api.conflicts == 0 and api.lists == 0
+    assert [used for _, used in api.writes] == [str(n) for n in range(1, 11)]
+
+
+def test_a_judge_sees_our_own_charge_before_the_cache_does() -> None:
+    api = FakeQuotas(quota("q", 5, used=4))
+    made = charger(api, frozen(api.snapshot()))
+    assert made.charge(NS).decision.allowed
+    lists = api.lists
+    assert made.judge(NS).decision.message == quota_exceeded_message("q", 1, 5, 5)
+    assert api.lists == lists + 1, "a denial is still confirmed live"
+
+
+def test_another_replicas_write_seen_by_the_cache_wins_over_our_older_one() -> None:
+    api = FakeQuotas(quota("q", 100, used=0))
+    cache: list[Obj] = api.snapshot()
+    made = charger(api, lambda namespace: copy.deepcopy(cache))
+    assert made.charge(NS).decision.allowed
+    api.set_used("q", 7)  # another replica charged; this time our cache has seen it
+    cache = api.snapshot()
+    assert made.charge(NS).decision.allowed
+    assert api.conflicts == 0
+    assert api.used("q") == "8"
+
+
+def test_a_remembered_quota_another_replica_wrote_since_costs_one_conflict_not_a_charge() -> None:
+    api = FakeQuotas(quota("q", 100, used=0))
+    made = charger(api, frozen(api.snapshot()))
+    assert made.charge(NS).decision.allowed
+    api.set_used("q", 7)  # another replica charged; neither our memory nor cache saw it
+    assert made.charge(NS).decision.allowed
+    assert api.conflicts == 1
+    assert api.used("q") == "8", "the charge must build on the live value"
+    assert made.charge(NS).decision.allowed, "after the live read, our write is newest again"
+    assert api.conflicts == 1
+    assert api.used("q") == "9"
+
+
+def test_two_replicas_with_lagging_caches_taking_turns_admit_exactly_the_room() -> None:
+    api = FakeQuotas(quota("q", ROOM, used=0))
+    stale = frozen(api.snapshot())
+    replicas = [charger(api, stale), charger(api, stale)]
+    admitted = sum(replicas[i % 2].charge(NS).decision.allowed for i in range(3 * ROOM))
+    assert admitted == ROOM
+    assert api.used("q") == str(ROOM)
+
+
+def test_a_recreated_quota_is_charged_from_the_cache_not_from_the_old_object() -> None:
+    api = FakeQuotas(quota("q", 100, used=0))
+    cache: list[Obj] = api.snapshot()
+    made = charger(api, lambda namespace: copy.deepcopy(cache))
+    assert made.charge(NS).decision.allowed  # remembers q at used 1, uid-q
+    api.recreate("q", used=0)
+    cache = api.snapshot()
+    assert made.charge(NS).decision.allowed
+    assert api.conflicts == 0
+    assert api.used("q") == "1"
+
+
+def test_a_deleted_quota_is_forgotten_and_no_longer_charged() -> None:
+    api = FakeQuotas(quota("q", 100, used=0), quota("other", 100, used=0))
+    cache: list[Obj] = api.snapshot()
+    written = WrittenQuotas()
+    made = QuotaCharger(api, lambda namespace: copy.deepcopy(cache), written=written)
+    assert made.charge(NS).decision.allowed
+    assert len(written) == 2
+    api.delete("q")
+    cache = api.snapshot()
+    assert made.charge(NS).decision.allowed
+    assert len(written) == 1
+    assert api.writes[-1] == ("other", "2")
+
+
+def test_a_failed_precondition_forgets_the_remembered_quota() -> None:
+    written = WrittenQuotas()
+    api = AlwaysConflicting(quota("q", 5, used=0))
+    written.remember(NS, api.snapshot()[0])
+    with pytest.raises(ChargeConflict):
+        QuotaCharger(api, lambda ns: api.snapshot(), attempts=1, written=written).charge(NS)
+    assert len(written) == 0
+
+
+def test_the_remembered_quotas_are_bounded_least_recently_used_first() -> None:
+    written = WrittenQuotas(size=3)
+    for n in range(4):
+        written.remember(f"ns-{n}", {"metadata": {"name": "q", "uid": "u", "resourceVersion": "9"}})
+    assert len(written) == 3
+    old = {"metadata": {"name": "q", "uid": "u", "resourceVersion": "1"}}
+    assert written.fresher("ns-0", [old]) == [old], "the oldest entry was dropped"
+    assert written.fresher("ns-1", [old])[0]["metadata"]["resourceVersion"] == "9"
