@@ -291,6 +291,17 @@ def cpu_seconds(root: int) -> float:
     return ticks / TICKS_PER_SECOND
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of one process (``VmRSS``), in MiB; 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 @dataclass(frozen=True)
 class BareSetting:
     server: str
@@ -568,7 +579,12 @@ def _figures_at(rate: int) -> list[tuple[str, str, str, Target | None]]:
 
 @contextmanager
 def profiling(pid: int, path: Path, seconds: float) -> Iterator[None]:
-    """py-spy on ``pid`` and its workers while the body runs, as collapsed stacks."""
+    """py-spy on ``pid`` and its workers while the body runs, as collapsed stacks.
+
+    Only the thread holding the GIL is sampled (``--gil``): a worker is GIL-bound, so these
+    are shares of the time it can serve. Without it, threads waiting to take the GIL back
+    after a send look busy in ``SSLSocket.send`` (a third of the samples) though they burn
+    nothing."""
     spy = Path(sys.executable).parent / "py-spy"
     process = subprocess.Popen(
         [
@@ -578,6 +594,7 @@ def profiling(pid: int, path: Path, seconds: float) -> Iterator[None]:
             str(pid),
             "--subprocesses",
             "--nonblocking",
+            "--gil",
             "--format",
             "raw",
             "--rate",
@@ -688,6 +705,10 @@ def main(argv: list[str]) -> list[Figure]:
                     seconds=args.seconds,
                     report=report,
                 )
+        # What each worker's own caches cost (a second worker holds a second copy).
+        memory = ", ".join(f"{pid}: {rss_mib(pid):.0f} MiB" for pid in process_tree(webhook.pid))
+        report.notes.append(f"ours, RSS of the master and each worker after the run: {memory}")
+        progress(report.notes[-1])
         if args.profile:
             for endpoint in chosen:
                 path = profile_path(endpoint)
