@@ -14,7 +14,7 @@ First the bare app runs under each ``--bare-settings`` entry (saturation on the 
 path) and the best is kept: that is the baseline. Comparing against the bare app under our
 own, weaker setting would flatter us.
 
-Defaults take about 12 minutes on 2 cores (control plane start-up 1 min, bare matrix 6
+Defaults take about 15 minutes on 2 cores (control plane start-up 1 min, bare matrix 6
 settings x 2 rounds x 10 s, then 3 endpoints x 3 loads x 3 rounds x 2 servers x 10 s);
 ``--seconds 3 --rounds 1 --bare-settings plain:2x8,plain:1x64`` takes about 3.
 """
@@ -291,15 +291,19 @@ def cpu_seconds(root: int) -> float:
     return ticks / TICKS_PER_SECOND
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of one process (``VmRSS``), in MiB; 0 once it is gone."""
+def memory_mib(pid: int) -> tuple[float, float]:
+    """Resident (``VmRSS``) and private (``Private_*`` of ``smaps_rollup``: what this
+    process alone holds, its own caches among it) memory of one process, in MiB."""
+    fields: dict[str, int] = {}
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            name, _, rest = line.partition(":")
+            if rest.strip().endswith("kB"):
+                fields[name] = int(rest.split()[0])
     except OSError:
-        pass
-    return 0.0
+        return 0.0, 0.0
+    private = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+    return fields.get("Rss", 0) / 1024, private / 1024
 
 
 @dataclass(frozen=True)
@@ -706,8 +710,11 @@ def main(argv: list[str]) -> list[Figure]:
                     report=report,
                 )
         # What each worker's own caches cost (a second worker holds a second copy).
-        memory = ", ".join(f"{pid}: {rss_mib(pid):.0f} MiB" for pid in process_tree(webhook.pid))
-        report.notes.append(f"ours, RSS of the master and each worker after the run: {memory}")
+        memory = ", ".join(
+            "{}: RSS {:.0f} MiB, private {:.0f} MiB".format(pid, *memory_mib(pid))
+            for pid in process_tree(webhook.pid)
+        )
+        report.notes.append(f"ours, memory of the master and each worker after the run: {memory}")
         progress(report.notes[-1])
         if args.profile:
             for endpoint in chosen:

@@ -8,7 +8,14 @@ import os
 
 import pytest
 
-from bench.capacity import BareSetting, cpu_seconds, endpoints, process_tree, wsgi_share
+from bench.capacity import (
+    BareSetting,
+    cpu_seconds,
+    endpoints,
+    memory_mib,
+    process_tree,
+    wsgi_share,
+)
 
 
 def test_bare_setting_round_trips() -> None:
@@ -37,6 +44,8 @@ def test_admission_bodies_are_reviews_as_the_api_server_sends_them() -> None:
 def test_process_tree_and_cpu_of_this_process() -> None:
     assert process_tree(os.getpid())[0] == os.getpid()
     assert cpu_seconds(os.getpid()) > 0
+    resident, private = memory_mib(os.getpid())
+    assert 0 < private <= resident
 
 
 def test_wsgi_share_counts_samples_below_flasks_entry() -> None:
