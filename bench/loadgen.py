@@ -8,6 +8,7 @@ pinned, cached build of ``hack/vegeta`` (``make loadgen``).
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import subprocess
@@ -29,6 +30,7 @@ is a failure to the API server too."""
 NANOSECONDS_PER_MS = 1e6
 
 
+@functools.cache
 def vegeta_binary() -> Path:
     """The vegeta binary, built on first use; ``BENCH_VEGETA`` points at another one."""
     override = os.environ.get("BENCH_VEGETA")
