@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 FUZZ_BODIES ?= 100000
 
-.PHONY: venv dev test unit integration fuzz lint typecheck controlplane bench mutation clean
+.PHONY: venv dev test unit integration fuzz lint typecheck controlplane loadgen bench mutation clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "python3 (3.11+) is required"; exit 1; }
@@ -52,7 +52,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-bench: $(STAMP) controlplane
+## Build (first run: about a minute) or reuse the cached vegeta load generator of `make bench`.
+loadgen:
+	@command -v go >/dev/null || { echo "Go is required to build the load generator"; exit 1; }
+	@bash hack/build-vegeta.sh >/dev/null
+
+bench: $(STAMP) controlplane loadgen
 	$(PY) -m bench
 
 ## Mutation testing of the pure rules and the HTTP adapters ([tool.mutmut] in pyproject.toml),

@@ -8,16 +8,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import latency, pull_secrets, webhook_latency
+from bench import capacity, latency, pull_secrets
 from bench.machine import describe
 from bench.report import RESULTS, Figure, progress, table
 
 Benchmark = Callable[[list[str]], list[Figure]]
 
 BENCHMARKS: dict[str, Benchmark] = {
-    "pull-secrets": pull_secrets.main,
-    "webhook": webhook_latency.main,
     "latency": latency.main,
+    "capacity": capacity.main,
+    "pull-secrets": pull_secrets.main,
 }
 
 

@@ -34,6 +34,9 @@ and the manifests' container port ``metrics``."""
 DEFAULT_HEALTH_PROBE_BIND_ADDRESS = ":8081"
 """The controller's plain-HTTP ``/healthz`` and ``/readyz``: kubebuilder's default and the
 manifests' container port ``health``."""
+DEFAULT_WORKERS = 1
+"""One worker process per pod: a second one doubles the caches and the watches on the API
+server, and each worker's metrics would need aggregating (``bench capacity`` measures it)."""
 DEFAULT_THREADS = 64
 """Connections served at once: above the API server's idle webhook connection pool (25)."""
 DEFAULT_TOKEN_LIFETIME_SECONDS = 3600
@@ -75,9 +78,9 @@ class Settings:
     ca_file: Path | None = None
     client_ca_file: Path | None = None
     dev_certs_dir: Path | None = None
-    # One gunicorn worker process per pod (its caches and metrics live in it); scale with
-    # threads and replicas.
-    workers: int = 1
+    # gunicorn worker processes: each runs its own caches (watches) and metrics, so one
+    # by default; scale with replicas (bench capacity measures what a second one buys).
+    workers: int = DEFAULT_WORKERS
     threads: int = DEFAULT_THREADS
     # Self-registration of the webhook configurations
     register: bool = False
@@ -280,6 +283,12 @@ SERVE_FLAGS = (
         "dev-certs-dir",
         "generate (or reuse) a CA and serving certificate here; for development only",
         parse=Path,
+    ),
+    _flag(
+        "workers",
+        "gunicorn worker processes; each keeps its own caches (its own watches on the API "
+        "server), and more than one needs --metrics-bind-address=0",
+        parse=_positive_int,
     ),
     _flag(
         "threads",

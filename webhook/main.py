@@ -12,6 +12,7 @@ from kubernetes import client
 from kube import certs
 from kube.client import api_client
 from kube.events import AggregatingEventRecorder, Recorder
+from kube.flags import parse_bind_address
 from kube.images import ImageClient
 from kube.metricsserver import serve_metrics
 from kube.resourcequotas import ResourceQuotaClient
@@ -158,7 +159,18 @@ def print_webhook_configurations(settings: Settings) -> int:
     return 0
 
 
+def _check_workers(settings: Settings) -> None:
+    """Each worker serves its own metrics on the one metrics port (``worker_app``): a
+    second could not bind it and gunicorn would restart it forever."""
+    if settings.workers > 1 and parse_bind_address(settings.metrics_bind_address) is not None:
+        raise SystemExit(
+            f"--workers={settings.workers} needs --metrics-bind-address=0: each worker keeps "
+            "its own metrics, and only one can listen on the metrics port"
+        )
+
+
 def run_server(settings: Settings) -> int:
+    _check_workers(settings)
     cert_file, key_file, ca_file = _serving_files(settings)
 
     def register() -> None:

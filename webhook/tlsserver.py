@@ -24,7 +24,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger as GunicornLogger
 from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import _DEFER as DEFER
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from webhook.registration import TIMEOUT_SECONDS
 
@@ -193,7 +193,8 @@ class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
         connections to it, where nobody accepts them until the drain ends and they are
         reset: an API server's webhook call waits out its timeout and fails the request.
         Closed (the arbiter closes its copy first), it leaves the port's group, so new
-        connections go to the replicas that stay.
+        connections go to the replicas that stay. Those the kernel has already queued on
+        it are accepted first and answered during the drain: closing resets them.
         """
         super().handle_exit(sig, frame)
         if getattr(self, "_accepting", False):
@@ -201,7 +202,20 @@ class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
                 self.poller.unregister(listener)
             self._accepting = False
         for listener in self.sockets:
+            self._accept_queued(listener)
             listener.close()
+
+    def _accept_queued(self, listener: Any) -> None:
+        """Take every connection waiting in ``listener``'s queue, as gthread's ``accept``."""
+        listener.setblocking(False)
+        while True:
+            try:
+                client, address = listener.accept()
+            except OSError:  # the queue is empty (EAGAIN), or the socket is gone
+                return
+            self.nr_conns += 1
+            client.setblocking(True)
+            self.enqueue_req(TConn(self.cfg, client, address, listener.getsockname()))
 
     def init_process(self) -> None:
         return_large_blocks_to_the_os()

@@ -151,6 +151,7 @@ def test_boolean_variables_refuse_what_the_flags_refuse(variable: str, text: str
         (["--kube-api-qps=nan"], "expected a number"),
         (["--service-port=70000"], "must be 1 to 65535"),
         (["--threads=many"], "expected an integer"),
+        (["--workers=0"], "must be at least 1"),
         (["--log-level=loud"], "expected one of DEBUG, INFO"),
         (["--metrics-bind-address=8080"], "expected host:port, :port or 0"),
         (["--token-lifetime-seconds=60"], "must be at least 600"),
@@ -227,3 +228,8 @@ def test_the_controller_knows_the_webhook_names_and_the_propagation_time() -> No
     assert (
         default.certificate_propagation_seconds == settings.DEFAULT_CERTIFICATE_PROPAGATION_SECONDS
     )
+
+
+def test_workers_come_from_the_command_line_one_by_default() -> None:
+    assert parse_with_notices("--workers=2", env={})[0].workers == 2
+    assert parse_with_notices(env={})[0].workers == 1

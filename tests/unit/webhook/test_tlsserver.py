@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import signal
 import socket
 import ssl
@@ -354,6 +355,38 @@ def test_a_draining_replica_hands_new_connections_to_the_one_that_stays(
         finally:
             for tls in pending:
                 tls.close()
+
+
+SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
+"""SIGTERM in the pending-signal masks of ``/proc/PID/status``."""
+
+
+def sigterm_pending(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    masks = [line.split()[1] for line in status if line.startswith(("SigPnd:", "ShdPnd:"))]
+    return any(int(mask, 16) & SIGTERM_BIT for mask in masks)
+
+
+def test_connections_queued_when_the_drain_starts_are_answered_not_reset(
+    tmp_path: Path,
+) -> None:
+    """A connection the kernel queued on the listening socket just before SIGTERM (the
+    worker had not accepted it yet) is accepted and answered by the draining worker.
+    Closing the socket with it still queued resets it: with replicas on one port, a new
+    webhook call that the kernel happened to hand to the leaving replica fails."""
+    with serve(tmp_path, read_limits=DRAINING_LIMITS) as leaving:
+        wait_for(lambda: has_worker(leaving), timeout=DEADLINE, what="the worker")
+        worker = leaving.worker_pid()
+        os.kill(worker, signal.SIGSTOP)  # nothing accepts: the next connection is queued
+        try:
+            raw = socket.create_connection(leaving.address, timeout=DEADLINE)
+            leaving.process.popen.send_signal(signal.SIGTERM)  # the arbiter passes it on
+            wait_for(lambda: sigterm_pending(worker), timeout=DEADLINE, what="SIGTERM")
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        with leaving.client_context().wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert tls.recv(1 << 16).startswith(b"HTTP/1.1 200 ")
 
 
 def has_worker(served: Served) -> bool:
