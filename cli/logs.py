@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
@@ -95,9 +95,12 @@ class TextFormatter(logging.Formatter):
         return f"{line} {pairs}" if pairs else line
 
 
-def configure_logging(level: str = "INFO", log_format: str = DEFAULT_LOG_FORMAT) -> None:
-    """One handler on the root logger, writing ``log_format`` lines to stderr."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(
+    level: str = "INFO", log_format: str = DEFAULT_LOG_FORMAT, *, stream: TextIO | None = None
+) -> None:
+    """One handler on the root logger, writing ``log_format`` lines to ``stream`` (stderr;
+    benchmarks pass another, to pay for the lines without printing them)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonLineFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(ClientBodiesFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
