@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import pull_secrets, webhook_latency
+from bench import hotpath, pull_secrets, webhook_latency
 from bench.machine import describe
 from bench.report import RESULTS, Figure, progress, table
 
@@ -17,6 +17,7 @@ Benchmark = Callable[[list[str]], list[Figure]]
 BENCHMARKS: dict[str, Benchmark] = {
     "pull-secrets": pull_secrets.main,
     "webhook": webhook_latency.main,
+    "hotpath": hotpath.main,
 }
 
 
