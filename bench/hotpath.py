@@ -11,8 +11,9 @@ left is our own cost per request, away from TLS, sockets and the worker model.
 
 Expected duration with the defaults (5 bodies x 20 rounds x 400 requests, for each app):
 about 1 minute on a quiet 2-core machine; ``--rounds 4 --requests 100`` takes seconds.
-``--profile NAME`` runs cProfile on our app for one body instead and prints where the time
-goes (``bench/results/hotpath-NAME.prof`` for snakeviz or pstats).
+``--profile NAME`` only runs our app on one body, for ``py-spy record -- python -m bench
+hotpath --profile NAME`` (sampling, little distortion); with ``--cprofile`` under cProfile,
+printing the top functions (and ``bench/results/hotpath-NAME.prof`` for pstats).
 """
 
 from __future__ import annotations
@@ -594,13 +595,17 @@ def served_logging() -> Iterator[None]:
             root.setLevel(saved[1])
 
 
-def profile(app: WsgiApp, case: Case, requests: int) -> None:
-    """cProfile over ``requests`` requests of ``case``: the top functions by own time."""
+def profile(app: WsgiApp, case: Case, requests: int, *, with_cprofile: bool) -> None:
+    """``requests`` requests of ``case``, for a sampling profiler to attach to (py-spy), or
+    under cProfile: then the top functions by own and by cumulative time."""
     template = environ(case)
-    profiler = cProfile.Profile()
-    profiler.enable()
+    profiler = cProfile.Profile() if with_cprofile else None
+    if profiler:
+        profiler.enable()
     for _ in range(requests):
         call(app, template, case.body)
+    if profiler is None:
+        return
     profiler.disable()
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{NAME}-{case.name}.prof"
@@ -619,7 +624,12 @@ def main(argv: list[str]) -> list[Figure]:
     parser.add_argument("--requests", type=int, default=REQUESTS, help="requests per turn")
     names = [case.name for case in cases()]
     parser.add_argument("--only", choices=names, action="append", help="measure these bodies")
-    parser.add_argument("--profile", choices=names, help="profile our app on this body instead")
+    parser.add_argument(
+        "--profile",
+        choices=names,
+        help="only run our app on this body, rounds x requests times (for py-spy to attach)",
+    )
+    parser.add_argument("--cprofile", action="store_true", help="with --profile: under cProfile")
     args = parser.parse_args(argv)
 
     selected = [case for case in cases() if case.name in (args.only or names)]
@@ -633,7 +643,7 @@ def main(argv: list[str]) -> list[Figure]:
             cpu_per_request(bare, case, WARMUP_REQUESTS)
         if args.profile:
             [case] = [c for c in selected if c.name == args.profile]
-            profile(ours, case, args.requests * args.rounds)
+            profile(ours, case, args.requests * args.rounds, with_cprofile=args.cprofile)
             return []
         for case in selected:
             progress(
