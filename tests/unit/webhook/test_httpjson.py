@@ -7,6 +7,7 @@ import io
 import json
 import threading
 from typing import Any
+from unittest import mock
 
 import pytest
 from flask import Flask
@@ -160,13 +161,25 @@ def structure(value: Any) -> tuple[int, int]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(value=json_texts, ascii_only=st.booleans(), chunk=st.integers(1, 20))
+@given(
+    value=json_texts,
+    ascii_only=st.booleans(),
+    chunk=st.integers(1, 20),
+    escapes_split=st.sampled_from([1, 10**9]),
+)
 def test_the_cost_check_counts_exactly_what_parsing_builds(
-    value: Any, ascii_only: bool, chunk: int
+    value: Any, ascii_only: bool, chunk: int, escapes_split: int
 ) -> None:
-    """Exact, whatever the strings hold and wherever the chunks cut: a limit one below
-    what the text has is refused, the limit itself is not."""
+    """Exact, whatever the strings hold, wherever the chunks cut, and however escapes are
+    taken out (piece by piece or by ``replace``): a limit one below what the text has is
+    refused, the limit itself is not."""
     text = json.dumps(value, ensure_ascii=ascii_only, indent=chunk % 3 or None)
+    with mock.patch.object(httpjson, "ESCAPES_SPLIT_SHARE", escapes_split):
+        check_exactly(text, value, chunk)
+
+
+def check_exactly(text: str, value: Any, chunk: int) -> None:
+    """``text`` (``value`` as JSON) costs exactly its values and depth, and no less."""
     marks, depth = structure(value)
     values = 1 + marks
     exact = JsonLimits(max_depth=depth, max_values=values)
@@ -203,6 +216,18 @@ def test_brackets_in_strings_are_no_depth(text: str) -> None:
 )
 def test_brackets_past_where_parsing_stops_are_no_depth(text: str) -> None:
     check_cost(text, ROOMY)
+
+
+def test_the_limit_the_text_reaches_first_is_the_one_reported() -> None:
+    """As a parser meets them, piece by piece (values first within one piece): too deep
+    early is "nested", too many values early is "values"."""
+    chunk = 8
+    deep_then_wide = "[" * 11 + "0," * 200 + "0" + "]" * 11
+    wide_then_deep = "[" + "0," * 200 + "[" * 11 + "]" * 12
+    with pytest.raises(ValueError, match="nested more than 10 levels"):
+        check_cost(deep_then_wide, ROOMY, chunk=chunk)
+    with pytest.raises(ValueError, match="more than 100 JSON values"):
+        check_cost(wide_then_deep, ROOMY, chunk=chunk)
 
 
 def test_what_json_builds_before_an_error_is_counted() -> None:
