@@ -251,6 +251,14 @@ def test_a_body_over_a_limit_is_refused_naming_it() -> None:
     assert limited(b'{"apiVersion": "v1", "kind": "K", "x": [[[1]]]}')["x"] == [[[1]]]
 
 
+@pytest.mark.parametrize("literal", [b"NaN", b"-Infinity", b'"\\ud800"'])
+def test_what_rfc_8259_has_no_place_for_is_not_json(literal: bytes) -> None:
+    """RFC 8259 has no NaN, Infinity or lone surrogate, and the API server's encoder (Go's)
+    never writes one: a body that holds one is malformed, not a value to judge."""
+    with pytest.raises(ValueError, match=r"^request body is not valid JSON: "):
+        limited(b'{"apiVersion": "v1", "kind": "K", "x": ' + literal + b"}")
+
+
 @pytest.mark.parametrize("body", [b'{"kind": "\xff"}', '{"kind": "K"}'.encode("utf-16")])
 def test_json_is_utf_8_only(body: bytes) -> None:
     with pytest.raises(ValueError, match=r"^request body is not valid JSON: not UTF-8 at byte"):
