@@ -30,7 +30,6 @@ from quota.measure import (
     StreamCounts,
     recorded_image_size,
     stream_usage,
-    usage_after_push,
 )
 from quota.resources import (
     IMAGE_STORAGE,
@@ -227,8 +226,9 @@ def push_violations(
     limits: EffectiveLimits,
 ) -> tuple[Violation, ...]:
     """The limits a push breaks: image size first, then the stream's tags and images."""
-    old = None if stream is None else stream_usage(stream).counts
-    new = usage_after_push(stream, tag, digest).counts
+    usage = stream_usage(stream)  # measured once: a stream's history is hundreds of items
+    old = None if stream is None else usage.counts
+    new = usage.with_push(tag, digest).counts
     return image_size_violations(repository, manifest.size, limits) + stream_violations(
         repository, old, new, limits
     )
