@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import orjson
 from flask import Response, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge, RequestTimeout
 
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
@@ -88,6 +89,30 @@ def brief(value: object, limit: int = ECHO_LIMIT) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text)} characters)"
+
+
+_ORJSON_OPTIONS: Final = orjson.OPT_PASSTHROUGH_DATETIME
+"""Dates go to Flask's fallback, which writes them as HTTP dates, as before."""
+
+
+class OrjsonProvider(DefaultJSONProvider):
+    """``jsonify`` and ``request.get_json`` through orjson: the stdlib encoder, set up
+    anew for every answer, was a tenth of a review's CPU (bench hotpath). Keys keep their
+    order; what orjson cannot encode goes to Flask's own fallback (dates, decimals)."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return orjson.dumps(obj, default=self.default, option=_ORJSON_OPTIONS).decode()
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return orjson.loads(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        body = orjson.dumps(
+            self._prepare_response_obj(args, kwargs),
+            default=self.default,
+            option=_ORJSON_OPTIONS | orjson.OPT_APPEND_NEWLINE,
+        )
+        return Response(body, mimetype=self.mimetype)  # the app's class: none of its own
 
 
 def json_error(status: int, message: str) -> Response:

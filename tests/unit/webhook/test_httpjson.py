@@ -3,6 +3,8 @@ of parsing counted before parsing, and the gate on large bodies."""
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import io
 import json
 import threading
@@ -10,7 +12,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from flask import Flask
+from flask import Flask, jsonify
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge, RequestTimeout
@@ -20,6 +22,7 @@ from webhook.httpjson import (
     BodyGate,
     JsonCost,
     JsonLimits,
+    OrjsonProvider,
     ServerBusy,
     brief,
     check_cost,
@@ -343,3 +346,22 @@ def test_brief_keeps_short_values_whole() -> None:
     assert brief("team-a") == "'team-a'"
     assert brief("x" * 78) == repr("x" * 78)
     assert brief("x" * 79) == repr("x" * 79)[:80] + "... (81 characters)"
+
+
+def test_answers_encode_the_same_values_as_flasks_own_encoder() -> None:
+    """orjson for speed; what it has no type for goes to Flask's fallback, as before."""
+    app = Flask("orjson")
+    app.json = OrjsonProvider(app)
+    value = {
+        "b": [1, 2.5, None, True, "é\u2028"],
+        "a": {"nested": {"x": "y"}},
+        "when": datetime.date(2026, 11, 28),
+        "amount": decimal.Decimal("1.5"),
+    }
+    with app.app_context():
+        ours = jsonify(value)
+    with Flask("stdlib").app_context():
+        theirs = jsonify(value)
+    assert ours.mimetype == theirs.mimetype == "application/json"
+    assert json.loads(ours.get_data()) == json.loads(theirs.get_data())
+    assert ours.get_data().endswith(b"\n")
