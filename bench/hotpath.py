@@ -374,7 +374,12 @@ class Caches:
             {
                 "apiVersion": "v1",
                 "kind": "LimitRange",
-                "metadata": {"name": "registry-limits", "namespace": NAMESPACE},
+                "metadata": {
+                    "name": "registry-limits",
+                    "namespace": NAMESPACE,
+                    "uid": "0c3f6d1e-8a2b-4e1f-9b7a-5d4c3b2a1f00",
+                    "resourceVersion": "1207",
+                },
                 "spec": {
                     "limits": [
                         {"type": "Container", "max": {"cpu": "2", "memory": "1Gi"}},
