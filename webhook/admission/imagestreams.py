@@ -23,6 +23,7 @@ from quota.resourcequota import ChargePlan
 from webhook import metrics
 from webhook.admission.review import AdmissionRequest
 from webhook.quotacharge import ChargeConflict
+from webhook.versionmemo import VersionMemo
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class ImageStreamValidator:
         self._charger = charger
         self._images = images
         self._clock = clock
+        self._limits = VersionMemo(effective_limits)
 
     def __call__(self, request: AdmissionRequest) -> Decision:
         if self._caches.not_ready():
@@ -91,7 +93,7 @@ class ImageStreamValidator:
         old = request.old_object if request.operation == "UPDATE" else None
 
         # Gather.
-        limits = effective_limits(self._caches.limit_ranges_in(namespace))
+        limits = self._limits(self._caches.limit_ranges_in(namespace))
         for problem in limits.problems:
             log.warning("ignoring a broken limit in %s: %s", namespace, problem)
         images = {digest: self._caches.image(digest) for digest in new_image_digests(old, stream)}
