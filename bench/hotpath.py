@@ -10,7 +10,8 @@ in turns (``bench.report.alternate``), and measured in CPU time of this process:
 left is our own cost per request, away from TLS, sockets and the worker model.
 
 Expected duration with the defaults (5 bodies x 20 rounds x 400 requests, for each app):
-about 1 minute on a quiet 2-core machine; ``--rounds 4 --requests 100`` takes seconds.
+about 40 s of CPU (2 minutes on a shared 2-core machine); ``--rounds 4 --requests 100``
+takes seconds.
 ``--profile NAME`` only runs our app on one body, for ``py-spy record -- python -m bench
 hotpath --profile NAME`` (sampling, little distortion); with ``--cprofile`` under cProfile,
 printing the top functions (and ``bench/results/hotpath-NAME.prof`` for pstats).
@@ -645,7 +646,8 @@ def main(argv: list[str]) -> list[Figure]:
         for case in selected:
             check(ours, case)
             cpu_per_request(ours, case, WARMUP_REQUESTS)
-            cpu_per_request(bare, case, WARMUP_REQUESTS)
+            if not args.profile:  # a profile shows our app alone
+                cpu_per_request(bare, case, WARMUP_REQUESTS)
         if args.profile:
             [case] = [c for c in selected if c.name == args.profile]
             profile(ours, case, args.requests * args.rounds, with_cprofile=args.cprofile)
