@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import capacity, latency, pull_secrets
+from bench import capacity, hotpath, latency, pull_secrets
 from bench.machine import describe
 from bench.report import RESULTS, Figure, progress, table
 
@@ -16,6 +16,7 @@ Benchmark = Callable[[list[str]], list[Figure]]
 
 BENCHMARKS: dict[str, Benchmark] = {
     "latency": latency.main,
+    "hotpath": hotpath.main,
     "capacity": capacity.main,
     "pull-secrets": pull_secrets.main,
 }

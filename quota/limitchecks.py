@@ -30,7 +30,6 @@ from quota.measure import (
     StreamCounts,
     recorded_image_size,
     stream_usage,
-    usage_after_push,
 )
 from quota.resources import (
     IMAGE_STORAGE,
@@ -172,6 +171,23 @@ def check_stream_write(
     (image sizes by digest, then tags and images); failing those, a size the storage limit
     needs but cannot get is a retryable denial (see the module docstring).
     """
+    old_counts = None if old is None else stream_usage(old).counts
+    return check_counted_stream_write(
+        name, old_counts, stream_usage(new).counts, images, limits, unread=unread
+    )
+
+
+def check_counted_stream_write(
+    name: str,
+    old: StreamCounts | None,
+    new: StreamCounts,
+    images: Mapping[str, Mapping[str, Any] | None],
+    limits: EffectiveLimits,
+    *,
+    unread: Set[str] = frozenset(),
+) -> Decision:
+    """:func:`check_stream_write` with the streams' counts measured already (the webhook
+    measures each stream once: its history is hundreds of items)."""
     sizes = {digest: recorded_image_size(image) for digest, image in images.items()}
     size_violations = tuple(
         violation
@@ -179,10 +195,7 @@ def check_stream_write(
         if (size := sizes[digest]) is not None
         for violation in image_size_violations(name, size, limits)
     )
-    old_counts = None if old is None else stream_usage(old).counts
-    verdict = verdict_of(
-        size_violations, stream_violations(name, old_counts, stream_usage(new).counts, limits)
-    )
+    verdict = verdict_of(size_violations, stream_violations(name, old, new, limits))
     storage = limits.get(IMAGE_STORAGE)
     unknown = list(images_to_look_up(images, limits))
     if not verdict.allowed or storage is None or not unknown:
@@ -227,8 +240,9 @@ def push_violations(
     limits: EffectiveLimits,
 ) -> tuple[Violation, ...]:
     """The limits a push breaks: image size first, then the stream's tags and images."""
-    old = None if stream is None else stream_usage(stream).counts
-    new = usage_after_push(stream, tag, digest).counts
+    usage = stream_usage(stream)  # measured once: a stream's history is hundreds of items
+    old = None if stream is None else usage.counts
+    new = usage.with_push(tag, digest).counts
     return image_size_violations(repository, manifest.size, limits) + stream_violations(
         repository, old, new, limits
     )

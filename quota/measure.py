@@ -10,9 +10,9 @@ an object is ignored, so a malformed stream never crashes admission.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 
 class InvalidManifest(ValueError):
@@ -146,22 +146,33 @@ class StreamUsage:
     def counts(self) -> StreamCounts:
         return StreamCounts(len(self.tags), len(self.images))
 
+    def with_push(self, tag: str | None, digest: str | None) -> StreamUsage:
+        """This usage plus a pushed tag (None or empty: a push by digest) and image."""
+        tags = self.tags | {tag} if tag else self.tags
+        images = self.images | {digest} if digest else self.images
+        return StreamUsage(tags, images)
 
-def _dicts(value: object) -> Iterator[Mapping[str, Any]]:
-    """The object entries of a list; anything else (null, a string, a map) yields nothing."""
-    if isinstance(value, list):
-        for entry in value:
-            if isinstance(entry, Mapping):
-                yield entry
+
+def _is_object(value: object) -> TypeGuard[Mapping[str, Any]]:
+    """A JSON object: a dict (what JSON decodes to, checked first as the ABC check costs
+    more than the rest of a loop step) or any other Mapping."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
+def _dicts(value: object) -> list[Mapping[str, Any]]:
+    """The object entries of a list; anything else (null, a string, a map) has none."""
+    if not isinstance(value, list):
+        return []
+    return [entry for entry in value if _is_object(entry)]
 
 
 def _section(obj: object, key: str) -> Mapping[str, Any]:
-    value = obj.get(key) if isinstance(obj, Mapping) else None
-    return value if isinstance(value, Mapping) else {}
+    value = obj.get(key) if _is_object(obj) else None
+    return value if _is_object(value) else {}
 
 
-def _non_empty_str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _non_empty_str(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and value != ""
 
 
 def stream_tag_names(stream: Mapping[str, Any] | None) -> frozenset[str]:
@@ -169,23 +180,21 @@ def stream_tag_names(stream: Mapping[str, Any] | None) -> frozenset[str]:
 
     Empty and non-string names are not names and are not counted.
     """
-    names = {
-        _non_empty_str(tag.get("name")) for tag in _dicts(_section(stream, "spec").get("tags"))
-    }
-    names |= {
-        _non_empty_str(tag.get("tag")) for tag in _dicts(_section(stream, "status").get("tags"))
-    }
-    return frozenset(name for name in names if name is not None)
+    spec_tags = _dicts(_section(stream, "spec").get("tags"))
+    status_tags = _dicts(_section(stream, "status").get("tags"))
+    names = {name for tag in spec_tags if _non_empty_str(name := tag.get("name"))}
+    names.update(name for tag in status_tags if _non_empty_str(name := tag.get("tag")))
+    return frozenset(names)
 
 
 def stream_image_digests(stream: Mapping[str, Any] | None) -> frozenset[str]:
     """Distinct non-empty digests in ``status.tags[*].items[*].image``: the whole history."""
-    digests = {
-        _non_empty_str(item.get("image"))
+    return frozenset(
+        digest
         for tag in _dicts(_section(stream, "status").get("tags"))
         for item in _dicts(tag.get("items"))
-    }
-    return frozenset(digest for digest in digests if digest is not None)
+        if _non_empty_str(digest := item.get("image"))
+    )
 
 
 def stream_usage(stream: Mapping[str, Any] | None) -> StreamUsage:
@@ -200,10 +209,7 @@ def usage_after_push(
 
     ``stream`` is None for a new repository; ``tag`` is None (or empty) for a push by digest.
     """
-    usage = stream_usage(stream)
-    tags = usage.tags | {tag} if tag else usage.tags
-    images = usage.images | {digest} if digest else usage.images
-    return StreamUsage(tags, images)
+    return stream_usage(stream).with_push(tag, digest)
 
 
 def usage_delta(old: StreamCounts | None, new: StreamCounts) -> StreamCounts:

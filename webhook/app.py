@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from webhook.httpjson import json_error
+from webhook.httpjson import OrjsonProvider, json_error
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def create_app(
     """
     # No static folder: Flask would serve files under the working directory otherwise.
     app = Flask("registry-webhook", static_folder=None)
+    app.json = OrjsonProvider(app)
     for api in apis:
         app.register_blueprint(api)
     app.register_blueprint(operations_blueprint(readiness))

@@ -226,7 +226,7 @@ def shapes(valid: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[Any]:
 
 def encode(body: Any) -> bytes:
     """JSON as Go or a proxy might send it: Python writes NaN/Infinity for non-finite
-    floats, which json.loads reads back, so those reach the handlers too."""
+    floats, which RFC 8259 has no place for, so those bodies try the 400 path."""
     return json.dumps(body).encode()
 
 

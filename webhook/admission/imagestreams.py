@@ -15,14 +15,15 @@ from typing import Final, Protocol
 
 from kube.images import ImageLookupFailed
 from quota.decision import SERVICE_UNAVAILABLE, SERVICE_UNAVAILABLE_CODE, Decision
-from quota.limitchecks import check_stream_write, images_to_look_up
+from quota.limitchecks import check_counted_stream_write, images_to_look_up
 from quota.limits import EffectiveLimits, effective_limits
-from quota.measure import new_image_digests, recorded_image_size
+from quota.measure import recorded_image_size, stream_usage
 from quota.objects import Obj, object_name
 from quota.resourcequota import ChargePlan
 from webhook import metrics
 from webhook.admission.review import AdmissionRequest
 from webhook.quotacharge import ChargeConflict
+from webhook.versionmemo import VersionMemo
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class ImageStreamValidator:
         self._charger = charger
         self._images = images
         self._clock = clock
+        self._limits = VersionMemo(effective_limits)
 
     def __call__(self, request: AdmissionRequest) -> Decision:
         if self._caches.not_ready():
@@ -91,14 +93,24 @@ class ImageStreamValidator:
         old = request.old_object if request.operation == "UPDATE" else None
 
         # Gather.
-        limits = effective_limits(self._caches.limit_ranges_in(namespace))
+        limits = self._limits(self._caches.limit_ranges_in(namespace))
         for problem in limits.problems:
             log.warning("ignoring a broken limit in %s: %s", namespace, problem)
-        images = {digest: self._caches.image(digest) for digest in new_image_digests(old, stream)}
+        before = None if old is None else stream_usage(old)
+        after = stream_usage(stream)  # measured once, for the new images and the counts
+        added = after.images - before.images if before is not None else after.images
+        images = {digest: self._caches.image(digest) for digest in added}
         unread = self._look_up(images, limits)
         # Decide.
         name = request.name or object_name(stream)
-        decision = check_stream_write(name, old, stream, images, limits, unread=unread)
+        decision = check_counted_stream_write(
+            name,
+            None if before is None else before.counts,
+            after.counts,
+            images,
+            limits,
+            unread=unread,
+        )
         if not decision.allowed or request.operation != "CREATE" or request.sub_resource:
             return decision
         # Act: a create takes room in the namespace's ImageStream quota.

@@ -8,10 +8,11 @@ input protects us from other callers (probes, scanners, misconfigured proxies).
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+
+import orjson
 
 from quota.decision import Decision
 from webhook.httpjson import JsonLimits, brief, typed_json_object
@@ -158,7 +159,7 @@ def render_response(
         raise ValueError("a validating webhook must not return a patch")
     response: dict[str, Any] = {"uid": request.uid, "allowed": decision.allowed}
     if decision.allowed and decision.patch:
-        encoded = json.dumps(list(decision.patch), separators=(",", ":")).encode()
+        encoded = orjson.dumps(list(decision.patch))
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(encoded).decode("ascii")
     if not decision.allowed:

@@ -114,6 +114,9 @@ def _view(
             log.warning("busy on %s: %s", endpoint.path, busy)
             return server_busy()
 
+    answered = metrics.by_label(metrics.ADMISSION_REQUESTS, endpoint.name)
+    latency = metrics.ADMISSION_LATENCY.labels(endpoint.name)
+
     def view() -> Response:
         started = time.perf_counter()
         try:
@@ -131,8 +134,8 @@ def _view(
         decision, label = _decide(endpoint, review)
         body = render_response(review, decision, mutating=endpoint.mutating)
         elapsed = time.perf_counter() - started
-        metrics.ADMISSION_REQUESTS.labels(endpoint.name, label).inc()
-        metrics.ADMISSION_LATENCY.labels(endpoint.name).observe(elapsed)
+        answered(label).inc()
+        latency.observe(elapsed)
         identity = _identity(endpoint, review)
         resource = review.resource + (f"/{review.sub_resource}" if review.sub_resource else "")
         log.info(

@@ -16,6 +16,7 @@ from quota.limits import effective_limits
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan
 from webhook.pushreview.review import PushRequest
+from webhook.versionmemo import VersionMemo
 
 
 class PushReads(Protocol):
@@ -35,10 +36,11 @@ class PushJudge:
     def __init__(self, caches: PushReads, quota: QuotaRoom) -> None:
         self._caches = caches
         self._quota = quota
+        self._limits = VersionMemo(effective_limits)
 
     def judge(self, push: PushRequest) -> Decision:
         stream = self._caches.imagestream(push.namespace, push.repository)
-        limits = effective_limits(self._caches.limit_ranges_in(push.namespace))
+        limits = self._limits(self._caches.limit_ranges_in(push.namespace))
         decision = check_push_limits(
             push.repository, stream, push.tag, push.digest, push.manifest, limits
         )

@@ -181,6 +181,8 @@ def pushreview_blueprint(
             record_denial(push, decision)
             return jsonify(answer(push, decision)), label
 
+    answered = metrics.by_label(metrics.PUSH_REVIEWS)
+
     @pushreviews.post(PATH)
     def push_review() -> Response:
         started = time.perf_counter()
@@ -196,7 +198,7 @@ def pushreview_blueprint(
             log.warning("pushreview: API server unavailable: %s", type(err).__name__)
             response = json_error(503, "cannot reach the API server to check the caller; retry")
             label = "error"
-        metrics.PUSH_REVIEWS.labels(label).inc()
+        answered(label).inc()
         metrics.PUSH_REVIEW_LATENCY.observe(time.perf_counter() - started)
         return response
 

@@ -1,6 +1,7 @@
 """Image size and ImageStream tag/image counting."""
 
 import math
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -423,3 +424,23 @@ def test_a_pushed_empty_blob_is_accepted() -> None:
         "layers": [{"digest": "sha256:a", "size": 0}],
     }
     assert manifest_from_dict(spec).size == 0
+
+
+def test_a_stream_of_any_mapping_is_measured_like_a_dict() -> None:
+    """Dicts take a fast path; a read-only view of a cached object counts all the same."""
+    plain = stream(
+        [{"name": "v1"}], [{"tag": "v2", "items": [{"image": "sha256:1"}, {"image": "sha256:2"}]}]
+    )
+
+    def frozen(value: Any) -> Any:
+        if isinstance(value, dict):
+            return MappingProxyType({k: frozen(v) for k, v in value.items()})
+        if isinstance(value, list):
+            return [frozen(v) for v in value]
+        return value
+
+    assert (
+        stream_usage(frozen(plain))
+        == stream_usage(plain)
+        == StreamUsage(frozenset({"v1", "v2"}), frozenset({"sha256:1", "sha256:2"}))
+    )

@@ -3,13 +3,16 @@ of parsing counted before parsing, and the gate on large bodies."""
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import io
 import json
 import threading
 from typing import Any
+from unittest import mock
 
 import pytest
-from flask import Flask
+from flask import Flask, jsonify
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge, RequestTimeout
@@ -19,6 +22,7 @@ from webhook.httpjson import (
     BodyGate,
     JsonCost,
     JsonLimits,
+    OrjsonProvider,
     ServerBusy,
     brief,
     check_cost,
@@ -160,13 +164,25 @@ def structure(value: Any) -> tuple[int, int]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(value=json_texts, ascii_only=st.booleans(), chunk=st.integers(1, 20))
+@given(
+    value=json_texts,
+    ascii_only=st.booleans(),
+    chunk=st.integers(1, 20),
+    escapes_split=st.sampled_from([1, 10**9]),
+)
 def test_the_cost_check_counts_exactly_what_parsing_builds(
-    value: Any, ascii_only: bool, chunk: int
+    value: Any, ascii_only: bool, chunk: int, escapes_split: int
 ) -> None:
-    """Exact, whatever the strings hold and wherever the chunks cut: a limit one below
-    what the text has is refused, the limit itself is not."""
+    """Exact, whatever the strings hold, wherever the chunks cut, and however escapes are
+    taken out (piece by piece or by ``replace``): a limit one below what the text has is
+    refused, the limit itself is not."""
     text = json.dumps(value, ensure_ascii=ascii_only, indent=chunk % 3 or None)
+    with mock.patch.object(httpjson, "ESCAPES_SPLIT_SHARE", escapes_split):
+        check_exactly(text, value, chunk)
+
+
+def check_exactly(text: str, value: Any, chunk: int) -> None:
+    """``text`` (``value`` as JSON) costs exactly its values and depth, and no less."""
     marks, depth = structure(value)
     values = 1 + marks
     exact = JsonLimits(max_depth=depth, max_values=values)
@@ -205,6 +221,18 @@ def test_brackets_past_where_parsing_stops_are_no_depth(text: str) -> None:
     check_cost(text, ROOMY)
 
 
+def test_the_limit_the_text_reaches_first_is_the_one_reported() -> None:
+    """As a parser meets them, piece by piece (values first within one piece): too deep
+    early is "nested", too many values early is "values"."""
+    chunk = 8
+    deep_then_wide = "[" * 11 + "0," * 200 + "0" + "]" * 11
+    wide_then_deep = "[" + "0," * 200 + "[" * 11 + "]" * 12
+    with pytest.raises(ValueError, match="nested more than 10 levels"):
+        check_cost(deep_then_wide, ROOMY, chunk=chunk)
+    with pytest.raises(ValueError, match="more than 100 JSON values"):
+        check_cost(wide_then_deep, ROOMY, chunk=chunk)
+
+
 def test_what_json_builds_before_an_error_is_counted() -> None:
     with pytest.raises(ValueError, match="more than 100 JSON values"):
         check_cost("[" + "{}," * 100 + ' "unterminated', ROOMY)
@@ -224,6 +252,14 @@ def test_a_body_over_a_limit_is_refused_naming_it() -> None:
     with pytest.raises(ValueError, match=r"^request body JSON is nested more than 10 levels deep$"):
         limited(b'{"apiVersion": "v1", "kind": "K", "x": ' + b"[" * 10 + b"]" * 10 + b"}")
     assert limited(b'{"apiVersion": "v1", "kind": "K", "x": [[[1]]]}')["x"] == [[[1]]]
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"-Infinity", b'"\\ud800"'])
+def test_what_rfc_8259_has_no_place_for_is_not_json(literal: bytes) -> None:
+    """RFC 8259 has no NaN, Infinity or lone surrogate, and the API server's encoder (Go's)
+    never writes one: a body that holds one is malformed, not a value to judge."""
+    with pytest.raises(ValueError, match=r"^request body is not valid JSON: "):
+        limited(b'{"apiVersion": "v1", "kind": "K", "x": ' + literal + b"}")
 
 
 @pytest.mark.parametrize("body", [b'{"kind": "\xff"}', '{"kind": "K"}'.encode("utf-16")])
@@ -310,3 +346,22 @@ def test_brief_keeps_short_values_whole() -> None:
     assert brief("team-a") == "'team-a'"
     assert brief("x" * 78) == repr("x" * 78)
     assert brief("x" * 79) == repr("x" * 79)[:80] + "... (81 characters)"
+
+
+def test_answers_encode_the_same_values_as_flasks_own_encoder() -> None:
+    """orjson for speed; what it has no type for goes to Flask's fallback, as before."""
+    app = Flask("orjson")
+    app.json = OrjsonProvider(app)
+    value = {
+        "b": [1, 2.5, None, True, "é\u2028"],
+        "a": {"nested": {"x": "y"}},
+        "when": datetime.date(2026, 11, 28),
+        "amount": decimal.Decimal("1.5"),
+    }
+    with app.app_context():
+        ours = jsonify(value)
+    with Flask("stdlib").app_context():
+        theirs = jsonify(value)
+    assert ours.mimetype == theirs.mimetype == "application/json"
+    assert json.loads(ours.get_data()) == json.loads(theirs.get_data())
+    assert ours.get_data().endswith(b"\n")
