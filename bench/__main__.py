@@ -8,15 +8,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import pull_secrets, webhook_latency
+from bench import scale, webhook_latency
 from bench.machine import describe
 from bench.report import RESULTS, Figure, progress, table
 
 Benchmark = Callable[[list[str]], list[Figure]]
 
 BENCHMARKS: dict[str, Benchmark] = {
-    "pull-secrets": pull_secrets.main,
     "webhook": webhook_latency.main,
+    "scale": scale.main,
 }
 
 
