@@ -81,7 +81,7 @@ class Informer:
         self._namespaces: dict[str, dict[str, Obj]] = {}
         # Applied to every listed and watched object, page by page, so the raw objects of
         # a large list are never all held at once.
-        self._transform: Transform = transform or _unchanged
+        self.transform: Transform = transform or _unchanged
 
     # --- reading -------------------------------------------------------------------------
 
@@ -200,7 +200,7 @@ class Informer:
                 kwargs["_continue"] = token
             response = self._list_func(_preload_content=False, _request_timeout=60, **kwargs)
             page = json.loads(response.data)
-            items.extend(self._transform(item) for item in page.get("items") or [])
+            items.extend(self.transform(item) for item in page.get("items") or [])
             metadata = page.get("metadata") or {}
             resource_version = metadata.get("resourceVersion", "")
             token = metadata.get("continue")
@@ -258,7 +258,7 @@ class Informer:
             self._resource_version = version
         if kind == "BOOKMARK":
             return
-        obj = self._transform(obj)
+        obj = self.transform(obj)
         key = object_key(obj)
         with self._lock:
             previous = self._store.get(key)

@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -15,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from kube.images import IMAGE_GROUP
 from kube.informer import Informer
 from kube.metadata import metadata_list_func
+from kube.transforms import Keep, projection, strip_managed_fields
 from quota.objects import object_name
 from quota.pullsecrets.names import SECRET_TYPE_DOCKERCONFIGJSON
 
@@ -22,6 +23,25 @@ log = logging.getLogger(__name__)
 
 PULL_SECRET_TYPES = (SECRET_TYPE_DOCKERCONFIGJSON, "kubernetes.io/dockercfg")
 """The two Secret types the kubelet takes image pull credentials from."""
+
+
+NAMESPACE_KEEP: Final[Mapping[str, Keep]] = {"metadata": {"labels": True}}
+"""The mutating webhook reads a namespace's labels (the opt-out)."""
+LIMIT_RANGE_KEEP: Final[Mapping[str, Keep]] = {"spec": {"limits": True}}
+"""``quota.limits.effective_limits`` reads the items and names the LimitRange."""
+IMAGE_KEEP: Final[Mapping[str, Keep]] = {
+    "dockerImageReference": True,
+    "dockerImageConfig": {"digest": True, "size": True},
+    "dockerImageLayers": [{"name": True, "size": True}],
+    "dockerImageMetadata": {"size": True},
+}
+"""``image_digests`` (the index) and ``quota.measure.recorded_image_size``: the reference,
+the config and layer descriptors, the recorded size; not the image's config and history."""
+IMAGESTREAM_KEEP: Final[Mapping[str, Keep]] = {
+    "spec": {"tags": [{"name": True}]},
+    "status": {"tags": [{"tag": True, "items": [{"image": True}]}]},
+}
+"""``quota.measure.stream_usage``: tag names and each history item's digest."""
 
 
 def image_digests(image: dict[str, Any]) -> list[str]:
@@ -46,21 +66,33 @@ class WebhookCaches:
     def __init__(self, api: client.ApiClient) -> None:
         self._core = client.CoreV1Api(api)
         custom = client.CustomObjectsApi(api)
-        self.namespaces = Informer("namespaces", self._core.list_namespace)
-        self.limit_ranges = Informer("limitranges", self._core.list_limit_range_for_all_namespaces)
+        # Read-only caches keep what their rules read; the quotas, written back by the
+        # charge, and the Secrets' metadata lose only their managedFields.
+        self.namespaces = Informer(
+            "namespaces", self._core.list_namespace, transform=projection(NAMESPACE_KEEP)
+        )
+        self.limit_ranges = Informer(
+            "limitranges",
+            self._core.list_limit_range_for_all_namespaces,
+            transform=projection(LIMIT_RANGE_KEEP),
+        )
         self.resource_quotas = Informer(
-            "resourcequotas", self._core.list_resource_quota_for_all_namespaces
+            "resourcequotas",
+            self._core.list_resource_quota_for_all_namespaces,
+            transform=strip_managed_fields,
         )
         self.images = Informer(
             "images",
             functools.partial(custom.list_cluster_custom_object, IMAGE_GROUP, "v1", "images"),
             missing_ok=True,
             index=image_digests,
+            transform=projection(IMAGE_KEEP),
         )
         self.imagestreams = Informer(
             "imagestreams",
             functools.partial(custom.list_cluster_custom_object, IMAGE_GROUP, "v1", "imagestreams"),
             missing_ok=True,
+            transform=projection(IMAGESTREAM_KEEP),
         )
         # Metadata only (never Secret data) of the Secrets the kubelet pulls with: the
         # mutating webhook must know whether the managed name is someone else's.
@@ -69,6 +101,7 @@ class WebhookCaches:
                 f"secrets({secret_type})",
                 metadata_list_func(api, "/api/v1/secrets"),
                 field_selector=f"type={secret_type}",
+                transform=strip_managed_fields,
             )
             for secret_type in PULL_SECRET_TYPES
         ]

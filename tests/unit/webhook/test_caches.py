@@ -1,13 +1,22 @@
-"""The caches' answers the handlers rely on: a pull Secret's metadata by name."""
+"""The caches' answers the handlers rely on: a pull Secret's metadata by name, and objects
+cached smaller but judged by the rules exactly as the originals."""
 
 from __future__ import annotations
 
+import copy
+import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kubernetes import client
 
-from webhook.caches import PULL_SECRET_TYPES, NotSynced, WebhookCaches
+from bench import scale
+from quota.limits import effective_limits
+from quota.measure import recorded_image_size, stream_usage, usage_after_push
+from quota.objects import object_key
+from webhook.caches import PULL_SECRET_TYPES, NotSynced, WebhookCaches, image_digests
 
 
 class FakeInformer:
@@ -47,3 +56,187 @@ def test_absence_before_the_first_list_is_not_an_answer() -> None:
     built = caches(FakeInformer("json", {}), FakeInformer("legacy", {}, synced=False))
     with pytest.raises(NotSynced, match="legacy"):
         built.pull_secret("ns", "a-dockercfg")
+
+
+# --- what each cache keeps: the rules judge a cached object as they judge the original ---
+
+MANAGED_FIELDS = [{"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {}}}]
+META = {
+    "name": "x",
+    "namespace": "team-a",
+    "uid": "u1",
+    "resourceVersion": "7",
+    "labels": {"image.alauda.io/managed-pull-secret": "false"},
+    "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+    "managedFields": MANAGED_FIELDS,
+}
+
+json_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 10**9), st.text(max_size=8), st.just("sha256:ab")
+)
+json_any = st.recursive(
+    json_leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Mostly the expected shape, sometimes any JSON: caches hold whatever was stored."""
+    return st.one_of(strategy, strategy, json_any)
+
+
+def objects(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({"metadata": st.just(META)}, optional={"junk": json_any, **fields})
+
+
+digests = st.sampled_from(["sha256:a", "sha256:b", "sha256:c", "", "x"])
+history_item = st.fixed_dictionaries(
+    {}, optional={"image": maybe(digests), "created": json_any, "dockerImageReference": json_any}
+)
+status_tag = st.fixed_dictionaries(
+    {},
+    optional={
+        "tag": maybe(st.sampled_from(["v1", "v2", ""])),
+        "items": maybe(st.lists(maybe(history_item), max_size=3)),
+    },
+)
+streams = objects(
+    spec=maybe(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "tags": maybe(
+                    st.lists(
+                        maybe(
+                            st.fixed_dictionaries(
+                                {},
+                                optional={
+                                    "name": maybe(st.sampled_from(["v1", "v3"])),
+                                    "from": json_any,
+                                },
+                            )
+                        ),
+                        max_size=3,
+                    )
+                )
+            },
+        )
+    ),
+    status=maybe(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "tags": maybe(st.lists(maybe(status_tag), max_size=3)),
+                "dockerImageRepository": json_any,
+            },
+        )
+    ),
+)
+descriptor = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": maybe(digests),
+        "digest": maybe(digests),
+        "size": maybe(st.integers(-1, 10**9)),
+        "mediaType": json_any,
+    },
+)
+images = objects(
+    dockerImageReference=maybe(st.sampled_from(["r/app@sha256:a", "r/app:v1", "r@"])),
+    dockerImageConfig=maybe(descriptor),
+    dockerImageLayers=maybe(st.lists(maybe(descriptor), max_size=3)),
+    dockerImageMetadata=maybe(
+        st.fixed_dictionaries(
+            {}, optional={"size": maybe(st.integers(-1, 10**9)), "config": json_any}
+        )
+    ),
+)
+limit_item = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": maybe(st.sampled_from(["alauda.io/Image", "alauda.io/ImageStream", "Container"])),
+        "max": maybe(
+            st.dictionaries(
+                st.sampled_from(["storage", "alauda.io/images", "alauda.io/image-tags", "cpu"]),
+                maybe(st.sampled_from(["1Gi", "10", "-1", "x"])),
+                max_size=3,
+            )
+        ),
+    },
+)
+limit_ranges = objects(
+    spec=maybe(
+        st.fixed_dictionaries(
+            {}, optional={"limits": maybe(st.lists(maybe(limit_item), max_size=3))}
+        )
+    )
+)
+
+
+def _cached(informer: Any, obj: dict[str, Any]) -> dict[str, Any]:
+    transformed: dict[str, Any] = informer.transform(copy.deepcopy(obj))
+    assert "managedFields" not in transformed["metadata"]
+    assert object_key(transformed) == object_key(obj)
+    return transformed
+
+
+@settings(max_examples=200, deadline=None)
+@given(streams)
+def test_a_cached_stream_counts_the_same_tags_and_images(stream: dict[str, Any]) -> None:
+    cached = _cached(WebhookCaches(client.ApiClient()).imagestreams, stream)
+    assert stream_usage(cached) == stream_usage(stream)
+    assert usage_after_push(cached, "v9", "sha256:z") == usage_after_push(stream, "v9", "sha256:z")
+
+
+@settings(max_examples=200, deadline=None)
+@given(images)
+def test_a_cached_image_has_the_same_size_and_digests(image: dict[str, Any]) -> None:
+    cached = _cached(WebhookCaches(client.ApiClient()).images, image)
+    assert recorded_image_size(cached) == recorded_image_size(image)
+    assert image_digests(cached) == image_digests(image)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(limit_ranges, max_size=3))
+def test_cached_limit_ranges_give_the_same_limits(ranges: list[dict[str, Any]]) -> None:
+    informer = WebhookCaches(client.ApiClient()).limit_ranges
+    try:
+        expected: Any = effective_limits(ranges)
+    except Exception as err:  # a broken range fails alike, cached or not
+        expected = type(err)
+    try:
+        got: Any = effective_limits([_cached(informer, r) for r in ranges])
+    except Exception as err:
+        got = type(err)
+    assert got == expected
+
+
+def test_a_cached_namespace_keeps_its_labels_only() -> None:
+    namespace = {"metadata": META, "spec": {"finalizers": ["kubernetes"]}, "status": {}}
+    cached = _cached(WebhookCaches(client.ApiClient()).namespaces, namespace)
+    assert cached == {
+        "metadata": {k: META[k] for k in ("name", "namespace", "uid", "resourceVersion", "labels")}
+    }
+
+
+def test_written_back_and_secret_caches_lose_managed_fields_only() -> None:
+    built = WebhookCaches(client.ApiClient())
+    quota = {"metadata": META, "spec": {"hard": {"x": "1"}}, "status": {"used": {"x": "0"}}}
+    for informer in (built.resource_quotas, *built.pull_secrets):
+        cached = _cached(informer, quota)
+        assert cached == {
+            **quota,
+            "metadata": {k: v for k, v in META.items() if k != "managedFields"},
+        }
+    assert all("managedFields" not in _cached(i, quota)["metadata"] for i in built.informers)
+
+
+def test_a_registry_image_is_cached_at_a_fraction_of_its_size() -> None:
+    image = scale.image(7)
+    image["metadata"] = {**image["metadata"], "managedFields": MANAGED_FIELDS * 3}
+    cached = _cached(WebhookCaches(client.ApiClient()).images, image)
+    assert len(json.dumps(cached)) < len(json.dumps(image)) / 2
+    assert "config" not in cached["dockerImageMetadata"]
