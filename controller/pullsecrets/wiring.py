@@ -23,6 +23,7 @@ from kube.informer import DELETED, Informer, wait_all_synced
 from kube.ratelimit import RateLimiter
 from kube.runner import Runner
 from kube.settings import Settings
+from kube.transforms import projection, strip_managed_fields
 from kube.workqueue import WorkQueue
 from quota.objects import Obj, object_key, object_name, object_namespace
 from quota.pullsecrets.desired_secret import service_account_name_of
@@ -60,20 +61,28 @@ class PullSecretWiring:
     ) -> None:
         core = client.CoreV1Api(api)
         custom = client.CustomObjectsApi(api)
+        # ServiceAccounts and Secrets are patched and replaced from what is cached: only
+        # managedFields go. Namespaces are read for their labels and deletion only.
         self.serviceaccounts = Informer(
-            "serviceaccounts", core.list_service_account_for_all_namespaces
+            "serviceaccounts",
+            core.list_service_account_for_all_namespaces,
+            transform=strip_managed_fields,
         )
         self.secrets = Informer(
             "managed-secrets",
             core.list_secret_for_all_namespaces,
             label_selector=MANAGED_SECRET_SELECTOR,
+            transform=strip_managed_fields,
         )
-        self.namespaces = Informer("namespaces", core.list_namespace)
+        self.namespaces = Informer(
+            "namespaces", core.list_namespace, transform=projection({"metadata": {"labels": True}})
+        )
         self.configs = Informer(
             "registry-config",
             functools.partial(custom.list_cluster_custom_object, CONFIG_GROUP, "v1", "configs"),
             field_selector="metadata.name=cluster",
             missing_ok=True,
+            transform=strip_managed_fields,
         )
         self.queue = WorkQueue(name="pull-secrets")
         self.reconciler = PullSecretReconciler(
