@@ -22,11 +22,11 @@ Keep: TypeAlias = "bool | Mapping[str, Keep] | list[Keep]"
 OBJECT_METADATA: Final[Mapping[str, Keep]] = {
     "name": True,
     "namespace": True,
-    "uid": True,
     "resourceVersion": True,
     "deletionTimestamp": True,
 }
-"""What locates an object and says whether it is going away; every projection keeps it."""
+"""What locates an object, tells a relist what changed, and says whether it is going away;
+every projection keeps it."""
 
 
 def project(value: Any, keep: Keep) -> Any:
@@ -63,6 +63,13 @@ def projection(keep: Mapping[str, Keep]) -> Transform:
         return projected
 
     return transform
+
+
+def identity(obj: Obj) -> Obj:
+    """Only the object's ``OBJECT_METADATA``: the start of a derived cached object."""
+    projected: Obj = project(obj, {"metadata": OBJECT_METADATA})
+    projected.setdefault("metadata", {})
+    return projected
 
 
 def strip_managed_fields(obj: Obj) -> Obj:

@@ -70,6 +70,6 @@ def test_cached_objects_lose_their_managed_fields_and_keep_what_is_written_back(
     assert namespace == {
         "metadata": {
             k: meta[k]
-            for k in ("name", "namespace", "uid", "resourceVersion", "labels", "deletionTimestamp")
+            for k in ("name", "namespace", "resourceVersion", "labels", "deletionTimestamp")
         }
     }
