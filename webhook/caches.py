@@ -18,7 +18,11 @@ from kube.metadata import metadata_list_func
 from kube.transforms import Keep, identity, projection, strip_managed_fields
 from quota.measure import recorded_image_size, stream_usage
 from quota.objects import Obj, object_name
-from quota.pullsecrets.names import SECRET_TYPE_DOCKERCONFIGJSON
+from quota.pullsecrets.names import (
+    ANNOTATION_SERVICE_ACCOUNT_NAME,
+    LABEL_MANAGED_BY,
+    SECRET_TYPE_DOCKERCONFIGJSON,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,14 @@ NAMESPACE_KEEP: Final[Mapping[str, Keep]] = {"metadata": {"labels": True}}
 """The mutating webhook reads a namespace's labels (the opt-out)."""
 LIMIT_RANGE_KEEP: Final[Mapping[str, Keep]] = {"spec": {"limits": True}}
 """``quota.limits.effective_limits`` reads the items and names the LimitRange."""
+PULL_SECRET_KEEP: Final[Mapping[str, Keep]] = {
+    "metadata": {
+        "labels": {LABEL_MANAGED_BY: True},
+        "annotations": {ANNOTATION_SERVICE_ACCOUNT_NAME: True},
+        "ownerReferences": [{"apiVersion": True, "kind": True, "name": True, "uid": True}],
+    }
+}
+"""``quota.pullsecrets.desired_secret.may_reference``: the managed markers and the owner."""
 
 
 def cached_image(image: Obj) -> Obj:
@@ -94,7 +106,7 @@ class WebhookCaches:
         self._core = client.CoreV1Api(api)
         custom = client.CustomObjectsApi(api)
         # Read-only caches keep what their rules read; the quotas, written back by the
-        # charge, and the Secrets' metadata lose only their managedFields.
+        # charge, lose only their managedFields.
         self.namespaces = Informer(
             "namespaces", self._core.list_namespace, transform=projection(NAMESPACE_KEEP)
         )
@@ -128,7 +140,7 @@ class WebhookCaches:
                 f"secrets({secret_type})",
                 metadata_list_func(api, "/api/v1/secrets"),
                 field_selector=f"type={secret_type}",
-                transform=strip_managed_fields,
+                transform=projection(PULL_SECRET_KEEP),
             )
             for secret_type in PULL_SECRET_TYPES
         ]

@@ -16,6 +16,13 @@ from bench import scale
 from quota.limits import effective_limits
 from quota.measure import recorded_image_size, stream_usage, usage_after_push
 from quota.objects import object_key
+from quota.pullsecrets.desired_secret import may_reference
+from quota.pullsecrets.names import (
+    ANNOTATION_SERVICE_ACCOUNT_NAME,
+    ANNOTATION_TOKEN_EXPIRATION,
+    LABEL_MANAGED_BY,
+    LABEL_MANAGED_BY_VALUE,
+)
 from webhook.caches import PULL_SECRET_TYPES, NotSynced, WebhookCaches, image_digests
 
 
@@ -233,16 +240,69 @@ def test_a_cached_namespace_keeps_its_labels_only() -> None:
     }
 
 
-def test_written_back_and_secret_caches_lose_managed_fields_only() -> None:
+def test_quotas_written_back_by_the_charge_lose_managed_fields_only() -> None:
     built = WebhookCaches(client.ApiClient())
     quota = {"metadata": META, "spec": {"hard": {"x": "1"}}, "status": {"used": {"x": "0"}}}
-    for informer in (built.resource_quotas, *built.pull_secrets):
-        cached = _cached(informer, quota)
-        assert cached == {
-            **quota,
-            "metadata": {k: v for k, v in META.items() if k != "managedFields"},
-        }
+    cached = _cached(built.resource_quotas, quota)
+    assert cached == {**quota, "metadata": {k: v for k, v in META.items() if k != "managedFields"}}
     assert all("managedFields" not in _cached(i, quota)["metadata"] for i in built.informers)
+
+
+owner = st.fixed_dictionaries(
+    {},
+    optional={
+        "apiVersion": maybe(st.sampled_from(["v1", "apps/v1"])),
+        "kind": maybe(st.sampled_from(["ServiceAccount", "Deployment"])),
+        "name": maybe(st.sampled_from(["builder", "other"])),
+        "uid": maybe(st.sampled_from(["sa-uid", "old-uid"])),
+        "controller": json_any,
+    },
+)
+secret_metadata = st.fixed_dictionaries(
+    {"name": st.just("builder-dockercfg"), "namespace": st.just("team-a")},
+    optional={
+        "labels": maybe(
+            st.dictionaries(
+                st.sampled_from([LABEL_MANAGED_BY, "app"]),
+                maybe(st.sampled_from([LABEL_MANAGED_BY_VALUE, "someone"])),
+            )
+        ),
+        "annotations": maybe(
+            st.dictionaries(
+                st.sampled_from([ANNOTATION_SERVICE_ACCOUNT_NAME, ANNOTATION_TOKEN_EXPIRATION]),
+                maybe(st.sampled_from(["builder", "2026-01-01T00:00:00Z"])),
+            )
+        ),
+        "ownerReferences": maybe(st.lists(maybe(owner), max_size=3)),
+        "managedFields": st.just(MANAGED_FIELDS),
+    },
+)
+
+
+OWNED = {
+    "name": "builder-dockercfg",
+    "namespace": "team-a",
+    "labels": {LABEL_MANAGED_BY: LABEL_MANAGED_BY_VALUE},
+    "ownerReferences": [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "name": "builder", "uid": "sa-uid"}
+    ],
+    "managedFields": MANAGED_FIELDS,
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(secret_metadata, st.sampled_from(["sa-uid", None]))
+@example(OWNED, "sa-uid")
+@example({**OWNED, "labels": {}, "annotations": {ANNOTATION_SERVICE_ACCOUNT_NAME: "b"}}, "sa-uid")
+def test_a_cached_pull_secret_is_judged_as_the_original(
+    meta: dict[str, Any], uid: str | None
+) -> None:
+    """Metadata only, and of that only the managed markers and the owners."""
+    built = WebhookCaches(client.ApiClient())
+    secret = {"metadata": meta}
+    sa = {"metadata": {"name": "builder", "namespace": "team-a", **({"uid": uid} if uid else {})}}
+    for informer in built.pull_secrets:
+        assert may_reference(_cached(informer, secret), sa) == may_reference(secret, sa)
 
 
 def test_a_registry_image_is_cached_at_a_fraction_of_its_size() -> None:
