@@ -26,6 +26,7 @@ the same at a twentieth of every size in about 3 minutes.
 from __future__ import annotations
 
 import argparse
+import base64
 import concurrent.futures
 import hashlib
 import itertools
@@ -48,8 +49,11 @@ from localcluster.cluster import ControlPlane
 from localcluster.processes import ManagedProcess
 from localcluster.stack import Stack
 from localcluster.waiting import wait_for
+from quota.pullsecrets.dockerconfig import build_dockerconfigjson
 from quota.pullsecrets.names import (
     ANNOTATION_TOKEN_EXPIRATION,
+    DEFAULT_INTERNAL_HOSTNAMES,
+    DOCKERCONFIGJSON_KEY,
     MANAGED_SECRET_SELECTOR,
     OPT_OUT_KEY,
     OPT_OUT_VALUE,
@@ -474,13 +478,18 @@ def bare_writes(
 ) -> float:
     """The same API work done directly from one client: the floor any controller reaches.
 
-    Shaped as the controller's run: SAs created by ``FILL_THREADS`` threads, and as each
-    exists, its Secret, token, Secret write and SA patch done by one of ``threads``."""
+    Shaped as the controller's run: SAs created by ``FILL_THREADS`` threads, naming their
+    Secret as our webhook makes them do, and as each exists, its Secret, token and Secret
+    write done by one of ``threads``."""
 
     def create(i: int) -> None:
+        name = f"{prefix}{i:05d}"
         core.create_namespaced_service_account(
             namespaces[i % len(namespaces)],
-            {"metadata": {"name": f"{prefix}{i:05d}"}},
+            {
+                "metadata": {"name": name},
+                "imagePullSecrets": [{"name": name + SECRET_NAME_SUFFIX}],
+            },
             _preload_content=False,
         )
 
@@ -518,14 +527,10 @@ def bare_writes(
             ).data
         )["status"]["token"]
         secret["metadata"]["annotations"] = {ANNOTATION_TOKEN_EXPIRATION: str(len(token))}
+        payload = build_dockerconfigjson(DEFAULT_INTERNAL_HOSTNAMES, token)
+        secret["data"] = {DOCKERCONFIGJSON_KEY: base64.b64encode(payload).decode("ascii")}
         core.replace_namespaced_secret(
             secret["metadata"]["name"], ns, secret, _preload_content=False
-        )
-        core.patch_namespaced_service_account(
-            name,
-            ns,
-            [{"op": "add", "path": "/imagePullSecrets", "value": [{"name": secret_name}]}],
-            _preload_content=False,
         )
 
     started = time.perf_counter()
