@@ -62,15 +62,54 @@ def cached_image(image: Obj) -> Obj:
 
 STREAM_TAGS: Final = "tags"
 STREAM_IMAGES: Final = "images"
-"""Keys of a cached stream: its distinct tag names and image digests, as tuples."""
+STREAM_SHA256: Final = "sha256"
+"""Keys of a cached stream: its distinct tag names and other image digests, as tuples, and
+its ``sha256:`` digests packed into one bytes object, 32 bytes each."""
+SHA256_PREFIX: Final = "sha256:"
+SHA256_BYTES: Final = 32
+"""The OCI image-spec's sha256 digest: 64 lowercase hex characters after the prefix."""
+
+
+def _sha256_bytes(digest: str) -> bytes | None:
+    """The 32 bytes of a canonical ``sha256:<64 lowercase hex>`` digest, else None."""
+    hex_part = digest.removeprefix(SHA256_PREFIX)
+    if len(hex_part) != 2 * SHA256_BYTES or hex_part == digest:
+        return None
+    try:
+        raw = bytes.fromhex(hex_part)
+    except ValueError:
+        return None
+    return raw if raw.hex() == hex_part else None
 
 
 def cached_stream(stream: Obj) -> Obj:
     """An ImageStream as the webhook keeps it: its identity and ``stream_usage``, the
-    distinct tag names and image digests, in tuples (a history of 300,000 items held as
-    dicts took three times the memory)."""
+    distinct tag names and image digests. On 20,000 streams of 15 history items each,
+    the items as dicts took 166 MiB, as tuples of strings 56 MiB, with the sha256 digests
+    packed 29 MiB (tracemalloc)."""
     usage = stream_usage(stream)
-    return {**identity(stream), STREAM_TAGS: tuple(usage.tags), STREAM_IMAGES: tuple(usage.images)}
+    packed, others = bytearray(), []
+    for digest in usage.images:
+        raw = _sha256_bytes(digest)
+        if raw is None:
+            others.append(digest)
+        else:
+            packed += raw
+    return {
+        **identity(stream),
+        STREAM_TAGS: tuple(usage.tags),
+        STREAM_IMAGES: tuple(others),
+        STREAM_SHA256: bytes(packed),
+    }
+
+
+def stream_digests(cached: Obj) -> list[str]:
+    """Every image digest of a cached stream, as the stream spelled them."""
+    packed: bytes = cached.get(STREAM_SHA256, b"")
+    return [
+        SHA256_PREFIX + packed[i : i + SHA256_BYTES].hex()
+        for i in range(0, len(packed), SHA256_BYTES)
+    ] + list(cached.get(STREAM_IMAGES, ()))
 
 
 def stream_from_cache(cached: Obj) -> Obj:
@@ -79,7 +118,7 @@ def stream_from_cache(cached: Obj) -> Obj:
     return {
         "metadata": cached.get("metadata") or {},
         "spec": {"tags": [{"name": tag} for tag in cached.get(STREAM_TAGS, ())]},
-        "status": {"tags": [{"items": [{"image": d} for d in cached.get(STREAM_IMAGES, ())]}]},
+        "status": {"tags": [{"items": [{"image": d} for d in stream_digests(cached)]}]},
     }
 
 

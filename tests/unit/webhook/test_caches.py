@@ -99,7 +99,10 @@ def objects(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any
     return st.fixed_dictionaries({"metadata": st.just(META)}, optional={"junk": json_any, **fields})
 
 
-digests = st.sampled_from(["sha256:a", "sha256:b", "sha256:c", "", "x"])
+SHA = "sha256:" + "ab" * 32
+digests = st.sampled_from(
+    ["sha256:a", SHA, SHA.upper(), "sha256:" + "cd" * 32, "sha512:" + "ab" * 32, "", "x"]
+)
 history_item = st.fixed_dictionaries(
     {}, optional={"image": maybe(digests), "created": json_any, "dockerImageReference": json_any}
 )
@@ -311,3 +314,18 @@ def test_a_registry_image_is_cached_at_a_fraction_of_its_size() -> None:
     cached = _cached(WebhookCaches(client.ApiClient()).images, image)
     assert len(json.dumps(cached)) < len(json.dumps(image)) / 10
     assert cached["dockerImageMetadata"] == {"size": 1469 + sum(range(1_000_000, 1_000_005))}
+
+
+def test_a_cached_stream_gives_back_every_digest_as_it_was_spelled() -> None:
+    """sha256 digests are packed into bytes; anything else (other algorithms, upper case,
+    no algorithm) is kept as written, so no digest is lost or respelled."""
+    spelled = [SHA, "sha256:" + "cd" * 32, SHA.upper(), "sha256:" + "AB" * 32, "ab" * 32, "x"]
+    stream = {
+        "metadata": {"name": "x", "namespace": "team-a"},
+        "status": {"tags": [{"tag": "v1", "items": [{"image": d} for d in spelled]}]},
+    }
+    built = WebhookCaches(client.ApiClient())
+    cached = built.imagestreams.transform(stream)
+    assert len(cached["sha256"]) == 2 * 32
+    built.imagestreams = FakeInformer("imagestreams", {"team-a/x": cached})  # type: ignore[assignment]
+    assert stream_usage(built.imagestream("team-a", "x")).images == frozenset(spelled)
