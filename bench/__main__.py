@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import capacity, hotpath, latency, pull_secrets
+from bench import capacity, hotpath, latency, scale
 from bench.machine import describe
 from bench.report import RESULTS, Figure, progress, table
 
@@ -18,7 +18,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "latency": latency.main,
     "hotpath": hotpath.main,
     "capacity": capacity.main,
-    "pull-secrets": pull_secrets.main,
+    "scale": scale.main,
 }
 
 

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 ListFunc = Callable[..., Any]
 Handler = Callable[[str, Obj, Obj | None], None]
 """Called with (event type ADDED/MODIFIED/DELETED, object, previous object or None)."""
+Transform = Callable[[Obj], Obj]
+"""Shapes each object before it is cached (client-go's ``SetTransform``): drop what no
+reader needs, so a cache of tens of thousands of objects stays small."""
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 
@@ -47,6 +50,7 @@ class Informer:
         max_backoff_seconds: float = 30.0,
         missing_ok: bool = False,
         index: Callable[[Obj], list[str]] | None = None,
+        transform: Transform | None = None,
     ) -> None:
         self.name = name
         self._list_func = list_func
@@ -75,6 +79,9 @@ class Informer:
         # Objects by namespace: the webhook reads one namespace's LimitRanges and quotas on
         # every request, and must not scan every object in the cluster to find them.
         self._namespaces: dict[str, dict[str, Obj]] = {}
+        # Applied to every listed and watched object, page by page, so the raw objects of
+        # a large list are never all held at once.
+        self.transform: Transform = transform or _unchanged
 
     # --- reading -------------------------------------------------------------------------
 
@@ -193,7 +200,7 @@ class Informer:
                 kwargs["_continue"] = token
             response = self._list_func(_preload_content=False, _request_timeout=60, **kwargs)
             page = json.loads(response.data)
-            items.extend(page.get("items") or [])
+            items.extend(self.transform(item) for item in page.get("items") or [])
             metadata = page.get("metadata") or {}
             resource_version = metadata.get("resourceVersion", "")
             token = metadata.get("continue")
@@ -251,6 +258,7 @@ class Informer:
             self._resource_version = version
         if kind == "BOOKMARK":
             return
+        obj = self.transform(obj)
         key = object_key(obj)
         with self._lock:
             previous = self._store.get(key)
@@ -288,6 +296,10 @@ def _events(response: Any) -> Iterator[Obj]:
     for line in iter_resp_lines(response):
         if line:
             yield json.loads(line)
+
+
+def _unchanged(obj: Obj) -> Obj:
+    return obj
 
 
 def _rv(obj: Obj) -> str:

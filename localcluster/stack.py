@@ -18,7 +18,7 @@ import ssl
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import requests
@@ -202,12 +202,16 @@ class Stack:
             )
         return result.stdout
 
-    def start(self, timeout: float = 120.0) -> None:
+    def start(self, timeout: float = 120.0, *, prepare: Callable[[], None] | None = None) -> None:
+        """``prepare`` runs once the control plane and CRDs are up, before any of our
+        processes (a benchmark fills the cluster there, without our webhooks in the way)."""
         try:
             self.supervisor.start()
             self.cp.start()
             self.install_crds(timeout)
             self.kubectl("create", "namespace", SERVICE_NAMESPACE)
+            if prepare is not None:
+                prepare()
             if self.as_service_accounts:
                 self._install_rbac()
             if self.managed_certificates:

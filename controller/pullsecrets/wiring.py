@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import logging
 import math
@@ -23,11 +24,12 @@ from kube.informer import DELETED, Informer, wait_all_synced
 from kube.ratelimit import RateLimiter
 from kube.runner import Runner
 from kube.settings import Settings
+from kube.transforms import projection, strip_managed_fields
 from kube.workqueue import WorkQueue
 from quota.objects import Obj, object_key, object_name, object_namespace
-from quota.pullsecrets.desired_secret import service_account_name_of
-from quota.pullsecrets.dockerconfig import internal_hostnames
-from quota.pullsecrets.names import MANAGED_SECRET_SELECTOR, OPT_OUT_KEY
+from quota.pullsecrets.desired_secret import read_secret_config, service_account_name_of
+from quota.pullsecrets.dockerconfig import build_dockerconfigjson, internal_hostnames
+from quota.pullsecrets.names import DOCKERCONFIGJSON_KEY, MANAGED_SECRET_SELECTOR, OPT_OUT_KEY
 from quota.pullsecrets.refresh import earliest_token_expiry
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,28 @@ CONFIG_GROUP = "imageregistry.operator.alauda.io"
 
 def _labels(obj: Obj | None) -> dict[str, Any]:
     return ((obj or {}).get("metadata") or {}).get("labels") or {}
+
+
+TOKEN_STAND_IN = "cached"
+"""What a cached managed Secret carries instead of its token: the reconciler judges the
+payload's hostnames and shape, never the token, and a cache of 10,000 tokens is 10,000
+credentials in the heap (and ~10 KiB each)."""
+
+
+def cached_secret(secret: Obj) -> Obj:
+    """A managed Secret without managedFields, its ``.dockerconfigjson`` rebuilt with the
+    same hostnames and ``TOKEN_STAND_IN``; an unreadable payload is dropped (it reads as
+    missing, which the reconciler treats alike). Only metadata is ever written back."""
+    stripped = strip_managed_fields(secret)
+    data = stripped.get("data")
+    if not isinstance(data, dict) or DOCKERCONFIGJSON_KEY not in data:
+        return stripped
+    config = read_secret_config(stripped)
+    rest = {k: v for k, v in data.items() if k != DOCKERCONFIGJSON_KEY}
+    if config is not None:
+        payload = build_dockerconfigjson(config.hostnames, TOKEN_STAND_IN)
+        rest[DOCKERCONFIGJSON_KEY] = base64.b64encode(payload).decode("ascii")
+    return {**stripped, "data": rest}
 
 
 class SecretLister(Protocol):
@@ -60,20 +84,28 @@ class PullSecretWiring:
     ) -> None:
         core = client.CoreV1Api(api)
         custom = client.CustomObjectsApi(api)
+        # ServiceAccounts are patched from what is cached: only managedFields go; Secrets
+        # also lose their token (cached_secret). Namespaces: their labels and deletion.
         self.serviceaccounts = Informer(
-            "serviceaccounts", core.list_service_account_for_all_namespaces
+            "serviceaccounts",
+            core.list_service_account_for_all_namespaces,
+            transform=strip_managed_fields,
         )
         self.secrets = Informer(
             "managed-secrets",
             core.list_secret_for_all_namespaces,
             label_selector=MANAGED_SECRET_SELECTOR,
+            transform=cached_secret,
         )
-        self.namespaces = Informer("namespaces", core.list_namespace)
+        self.namespaces = Informer(
+            "namespaces", core.list_namespace, transform=projection({"metadata": {"labels": True}})
+        )
         self.configs = Informer(
             "registry-config",
             functools.partial(custom.list_cluster_custom_object, CONFIG_GROUP, "v1", "configs"),
             field_selector="metadata.name=cluster",
             missing_ok=True,
+            transform=strip_managed_fields,
         )
         self.queue = WorkQueue(name="pull-secrets")
         self.reconciler = PullSecretReconciler(

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 
 from kubernetes import client
 
 from controller.quotausage.reconciler import QuotaUsageReconciler, Requeue
+from kube.images import IMAGE_GROUP, IMAGE_VERSION
 from kube.informer import Informer, wait_all_synced
+from kube.metadata import metadata_list_func
 from kube.ratelimit import RateLimiter
 from kube.resourcequotas import ResourceQuotaClient
 from kube.runner import Runner
 from kube.settings import Settings
+from kube.transforms import projection, strip_managed_fields
 from kube.workqueue import WorkQueue
 from quota.objects import Obj, object_namespace
 
@@ -28,14 +30,18 @@ class QuotaUsageWiring:
 
     def __init__(self, api: client.ApiClient, settings: Settings, limiter: RateLimiter) -> None:
         core = client.CoreV1Api(api)
-        custom = client.CustomObjectsApi(api)
-        self.quotas = Informer("resourcequotas", core.list_resource_quota_for_all_namespaces)
+        # Quotas are written back (their status): only managedFields go. ImageStreams are
+        # only counted: their metadata is all that crosses the wire and stays cached.
+        self.quotas = Informer(
+            "resourcequotas",
+            core.list_resource_quota_for_all_namespaces,
+            transform=strip_managed_fields,
+        )
         self.imagestreams = Informer(
             "imagestreams",
-            functools.partial(
-                custom.list_cluster_custom_object, "image.alauda.io", "v1", "imagestreams"
-            ),
+            metadata_list_func(api, f"/apis/{IMAGE_GROUP}/{IMAGE_VERSION}/imagestreams"),
             missing_ok=True,
+            transform=projection({}),
         )
         self.queue = WorkQueue(name="quota-usage")
         self.reconciler = QuotaUsageReconciler(

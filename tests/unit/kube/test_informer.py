@@ -246,3 +246,31 @@ def test_full_lists_after_the_first_are_counted_as_relists() -> None:
     informer = Informer("relisting", api, max_backoff_seconds=0.01)
     run_until_exhausted(informer, api)
     assert relists("relisting") == 1
+
+
+def _strip(o: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: v for k, v in o["metadata"].items() if k != "managedFields"}
+    return {**o, "metadata": meta}
+
+
+def test_the_transform_shapes_what_is_stored_and_handed_to_handlers() -> None:
+    """client-go's SetTransform: listed and watched objects alike are cached transformed,
+    and handlers see the transformed object (the raw one is never kept)."""
+    fields = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    listed = obj("x", "1")
+    listed["metadata"]["managedFields"] = fields
+    watched = obj("y", "6")
+    watched["metadata"]["managedFields"] = fields
+    api = ScriptedApi(
+        lists=[page([listed], "5")],
+        watches=[FakeResponse(lines=[{"type": "ADDED", "object": watched}])],
+    )
+    informer = Informer("t", api, transform=_strip)
+    seen: list[dict[str, Any]] = []
+    informer.add_handler(lambda kind, o, old: seen.append(o))
+    run_until_exhausted(informer, api)
+    for key in ("a/x", "a/y"):
+        cached = informer.get(key)
+        assert cached is not None and "managedFields" not in cached["metadata"]
+    assert seen and all("managedFields" not in o["metadata"] for o in seen)
+    assert [o["metadata"]["name"] for o in informer.list("a")] == ["x", "y"]

@@ -1,15 +1,29 @@
-"""What the pull-secret wiring exports about the tokens it manages."""
+"""What the pull-secret wiring exports about the tokens it manages, and what it caches."""
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
+from kubernetes import client
 from prometheus_client import REGISTRY
 
 from controller.metrics import MANAGED_TOKEN_EXPIRY
-from controller.pullsecrets.wiring import token_expiry_reader
+from controller.pullsecrets.wiring import PullSecretWiring, token_expiry_reader
+from kube.ratelimit import RateLimiter
+from kube.settings import Settings
 from quota.objects import Obj
+from quota.pullsecrets.desired_secret import (
+    TokenGrant,
+    build_desired_secret,
+    read_secret_config,
+    secret_is_current,
+)
+from quota.pullsecrets.names import OPT_OUT_KEY
 from quota.pullsecrets.refresh import token_time_annotations
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -37,3 +51,76 @@ def test_the_gauge_reads_the_earliest_expiry_of_the_cache_at_each_scrape() -> No
 
 def test_without_managed_tokens_the_earliest_expiry_is_never() -> None:
     assert token_expiry_reader(Secrets())() == math.inf
+
+
+class NoEvents:
+    def record(self, *args: Any, **kwargs: Any) -> None: ...
+
+
+def test_cached_objects_lose_their_managed_fields_and_keep_what_is_written_back() -> None:
+    """ServiceAccounts and Secrets are patched and replaced from the cache, so only
+    managedFields go; namespaces keep their labels and whether they are being deleted."""
+    wiring = PullSecretWiring(client.ApiClient(), Settings(), RateLimiter(1, 1), NoEvents())
+    meta = {
+        "name": "n",
+        "namespace": "a",
+        "uid": "u",
+        "resourceVersion": "9",
+        "labels": {OPT_OUT_KEY: "false"},
+        "annotations": {"a": "b"},
+        "deletionTimestamp": "2026-01-01T00:00:00Z",
+        "managedFields": [{"manager": "kubectl", "fieldsV1": {}}],
+    }
+    obj = {"metadata": meta, "imagePullSecrets": [{"name": "x"}], "data": {"k": "dg=="}}
+    stripped = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    for informer in (wiring.serviceaccounts, wiring.configs):
+        assert informer.transform(obj) == stripped
+    namespace = wiring.namespaces.transform(obj)
+    assert namespace == {
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "resourceVersion", "labels", "deletionTimestamp")
+        }
+    }
+
+
+SA = {"metadata": {"name": "builder", "namespace": "team", "uid": "sa-uid"}}
+HOSTS = ["registry.svc:5000", "registry.example"]
+TOKEN = "eyJhbGciOiJSUzI1NiJ9." + "t" * 900
+
+
+def managed_secret(hostnames: list[str], data: Any = None) -> Obj:
+    grant = TokenGrant(token=TOKEN, issued=T0, expires=T0 + timedelta(hours=1))
+    secret = build_desired_secret(SA, hostnames, grant)
+    secret["metadata"].update(uid="s-uid", resourceVersion="4", managedFields=[{"m": 1}])
+    if data is not None:
+        secret["data"] = data
+    return secret
+
+
+@pytest.mark.parametrize(
+    ("secret", "hostnames", "now"),
+    [
+        (managed_secret(HOSTS), HOSTS, T0),  # current
+        (managed_secret(HOSTS), [*HOSTS, "new.example"], T0),  # a route was added
+        (managed_secret(HOSTS), HOSTS, T0 + timedelta(minutes=40)),  # 60 % of its lifetime
+        (managed_secret(HOSTS, data={".dockerconfigjson": "not base64!"}), HOSTS, T0),
+        (managed_secret(HOSTS, data={}), HOSTS, T0),
+        (managed_secret(HOSTS, data="junk"), HOSTS, T0),
+    ],
+)
+def test_a_cached_secret_holds_no_token_and_is_judged_as_the_original(
+    secret: Obj, hostnames: list[str], now: datetime
+) -> None:
+    wiring = PullSecretWiring(client.ApiClient(), Settings(), RateLimiter(1, 1), NoEvents())
+    cached = wiring.secrets.transform(copy.deepcopy(secret))
+    assert TOKEN not in json.dumps(cached)
+    config = read_secret_config(cached)
+    assert config is None or config.token != TOKEN
+    assert "managedFields" not in cached["metadata"]
+    assert cached["metadata"] == {
+        k: v for k, v in secret["metadata"].items() if k != "managedFields"
+    }
+    assert secret_is_current(cached, SA, hostnames, now) == secret_is_current(
+        secret, SA, hostnames, now
+    )

@@ -1,0 +1,714 @@
+"""Scale: memory, cache sync and the pull-secret backlog of a cluster the size of a real one.
+
+A real local control plane is filled, before any of our processes starts (our webhooks
+would only slow the filling down), with ``--namespaces`` namespaces each holding an
+``alauda.io`` LimitRange and ResourceQuota, ``--imagestreams`` ImageStreams with tags and
+history, and ``--images`` Images with a realistic ``dockerImageMetadata``. Then the stack
+starts (two webhook replicas, two controllers, as ``make dev``) and the benchmark measures:
+
+- **sync**: each process's start to its caches synced (a controller's ``/readyz``; a webhook
+  worker's last ``informer ...: listed`` log line), target 15 s, next to the same lists
+  paged through by one bare client, every process's lists at once as at start-up;
+- **RSS** of every process (gunicorn master and worker of each webhook replica, each
+  controller) after sync and again after the backlog, target 200 MiB;
+- **backlog**: ``--serviceaccounts`` new ServiceAccounts spread over the namespaces, from
+  the first create until every one has a Secret with a token, against the bare writes the
+  same API server takes for that work (create Secret, TokenRequest, write Secret, patch SA)
+  from one client with as many threads as the controller has workers, in opted-out
+  namespaces. ``--rounds`` rounds of ``serviceaccounts / rounds`` alternate (ours, bare,
+  bare, ours), the controller's
+  client rate limit raised (``--kube-api-qps``); target ours >= 0.8 x bare.
+
+Full size (the defaults) takes about 20-25 minutes on 2 quiet cores: filling ~60,000
+objects ~6 min, start-up ~1 min, 2 x 10,000 SAs of backlog ~10 min. ``--scale 0.05`` runs
+the same at a twentieth of every size in about 3 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import concurrent.futures
+import hashlib
+import itertools
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import requests
+from kubernetes import client, config
+
+from bench import plots
+from bench.report import Figure, Report, Target, alternate, progress
+from kube.metadata import LIST_ACCEPT, metadata_list_func
+from localcluster.cluster import ControlPlane
+from localcluster.processes import ManagedProcess
+from localcluster.stack import Stack
+from localcluster.waiting import wait_for
+from quota.pullsecrets.dockerconfig import build_dockerconfigjson
+from quota.pullsecrets.names import (
+    ANNOTATION_TOKEN_EXPIRATION,
+    DEFAULT_INTERNAL_HOSTNAMES,
+    DOCKERCONFIGJSON_KEY,
+    MANAGED_SECRET_SELECTOR,
+    OPT_OUT_KEY,
+    OPT_OUT_VALUE,
+    SECRET_NAME_SUFFIX,
+)
+
+NAME: Final = "scale"
+NAMESPACES: Final = 1_000
+IMAGESTREAMS: Final = 20_000
+IMAGES: Final = 20_000
+SERVICEACCOUNTS: Final = 10_000
+"""The issue's sizes (issue 11, "Scale")."""
+RSS_TARGET_MIB: Final = 200.0
+SYNC_TARGET_SECONDS: Final = 15.0
+BACKLOG_TARGET_RATIO: Final = 0.8
+"""The issue's targets: per process RSS, start to synced, backlog rate over bare rate."""
+FILL_THREADS: Final = 32
+"""Concurrent creates while filling: enough to keep the API server busy on 2 cores."""
+BENCH_QPS: Final = 1000.0
+BENCH_BURST: Final = 2000
+"""The controller's raised client-side limit here: far above what 2 cores can serve, so
+the API server, not the token bucket, bounds the backlog."""
+TAGS_PER_STREAM: Final = 5
+HISTORY_PER_TAG: Final = 3
+LAYERS_PER_IMAGE: Final = 5
+"""A modest stream and image: 15 history entries, 5 layers."""
+BARE_NAMESPACES: Final = 10
+"""Opted-out namespaces the bare writes go to (the API server's cost hardly depends on
+how SAs spread over namespaces)."""
+POLL_SECONDS: Final = 0.1
+"""How often start-up is polled: well below the 15 s target."""
+BACKLOG_TIMEOUT: Final = 3600.0
+SYNC_TIMEOUT: Final = 300.0
+
+
+# --- objects (pure) ------------------------------------------------------------------------
+
+
+def digest(*parts: object) -> str:
+    return "sha256:" + hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()
+
+
+def namespace_name(i: int) -> str:
+    return f"scale-{i:05d}"
+
+
+def limit_range() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": "registry-limits"},
+        "spec": {
+            "limits": [
+                {"type": "alauda.io/Image", "max": {"storage": "1Gi"}},
+                {
+                    "type": "alauda.io/ImageStream",
+                    "max": {"alauda.io/image-tags": "50", "alauda.io/images": "500"},
+                },
+            ]
+        },
+    }
+
+
+def resource_quota() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "registry-quota"},
+        "spec": {"hard": {"alauda.io/imagestreams": "100"}},
+    }
+
+
+def imagestream(namespace: str, name: str) -> dict[str, Any]:
+    """A stream with tags and history, as the registry leaves it after some pushes."""
+    return {
+        "apiVersion": "image.alauda.io/v1",
+        "kind": "ImageStream",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {"tags": [{"name": f"v{t}"} for t in range(TAGS_PER_STREAM)]},
+    }
+
+
+def imagestream_status(namespace: str, name: str) -> dict[str, Any]:
+    reference = f"image-registry.image-registry-system.svc:5000/{namespace}/{name}"
+    return {
+        "tags": [
+            {
+                "tag": f"v{t}",
+                "items": [
+                    {
+                        "created": "2026-01-01T00:00:00Z",
+                        "dockerImageReference": f"{reference}@{digest(namespace, name, t, h)}",
+                        "image": digest(namespace, name, t, h),
+                        "generation": h + 1,
+                    }
+                    for h in range(HISTORY_PER_TAG)
+                ],
+            }
+            for t in range(TAGS_PER_STREAM)
+        ]
+    }
+
+
+def image(i: int) -> dict[str, Any]:
+    """A standalone Image (named freely; CRD names cannot hold ':') with the metadata a
+    registry records: the config's Env, Labels and history, the layers."""
+    layers = [
+        {
+            "name": digest("layer", i, n),
+            "size": 1_000_000 + n,
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+        }
+        for n in range(LAYERS_PER_IMAGE)
+    ]
+    return {
+        "apiVersion": "image.alauda.io/v1",
+        "kind": "Image",
+        "metadata": {"name": f"img-{i:06d}"},
+        "dockerImageReference": f"registry.example/app@{digest('image', i)}",
+        "dockerImageManifestMediaType": "application/vnd.oci.image.manifest.v1+json",
+        "dockerImageConfig": {"digest": digest("config", i), "size": 1469},
+        "dockerImageLayers": layers,
+        "dockerImageMetadata": {
+            "size": 5_000_010 + 1469,
+            "architecture": "amd64",
+            "os": "linux",
+            "created": "2026-01-01T00:00:00Z",
+            "config": {
+                "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", f"APP_VERSION=1.{i}"],
+                "Cmd": ["/app/server", "--port=8080"],
+                "Labels": {f"org.opencontainers.image.{k}": f"value-{k}-{i}" for k in "abcde"},
+                "WorkingDir": "/app",
+            },
+            "history": [
+                {"created": "2026-01-01T00:00:00Z", "created_by": f"RUN step {n} of build {i}"}
+                for n in range(LAYERS_PER_IMAGE)
+            ],
+        },
+    }
+
+
+def scaled(value: int, scale: float) -> int:
+    return max(1, round(value * scale))
+
+
+def ready_secret_count(page: Mapping[str, Any], prefix: str) -> int:
+    """Managed Secrets (metadata list) of ServiceAccounts named ``prefix...`` that carry a
+    token: the reconciler wrote them after a TokenRequest."""
+    return sum(
+        1
+        for item in page.get("items") or []
+        if (item.get("metadata") or {}).get("name", "").startswith(prefix)
+        and ANNOTATION_TOKEN_EXPIRATION in ((item.get("metadata") or {}).get("annotations") or {})
+    )
+
+
+_RSS = re.compile(r"^VmRSS:\s+(\d+)\s+kB$", re.MULTILINE)
+
+
+def rss_mib(status: str) -> float | None:
+    """Resident set size from a ``/proc/<pid>/status`` text, in MiB."""
+    found = _RSS.search(status)
+    return int(found.group(1)) / 1024 if found else None
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _rss_of(pid: int) -> float | None:
+    try:
+        return rss_mib(Path(f"/proc/{pid}/status").read_text())
+    except OSError:
+        return None
+
+
+def process_rss(stack: Stack) -> dict[str, float]:
+    """RSS of each of our processes: every webhook replica's gunicorn master and workers,
+    every controller."""
+    found: dict[str, float] = {}
+    for process in stack.webhooks:
+        for label, pid in [(f"{process.name} master", process.pid)] + [
+            (f"{process.name} worker {n}", child)
+            for n, child in enumerate(_children(process.pid), start=1)
+        ]:
+            rss = _rss_of(pid)
+            if rss is not None:
+                found[label] = rss
+    for process in stack.controllers:
+        rss = _rss_of(process.pid)
+        if rss is not None:
+            found[process.name] = rss
+    return found
+
+
+_LISTED = re.compile(r"informer ([^:]+): listed \d+ objects")
+
+
+def _webhook_synced(process: ManagedProcess, informers: int) -> bool:
+    try:
+        text = process.log_path.read_text(errors="replace")
+    except OSError:
+        return False
+    return len(set(_LISTED.findall(text))) >= informers
+
+
+def _controller_synced(process: ManagedProcess) -> bool:
+    url = f"http://127.0.0.1:{process.ports['health']}/readyz"
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@dataclass
+class SyncWatch:
+    """Polls, from before our processes start, how long each takes to sync its caches."""
+
+    stack: Stack
+    webhook_informers: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sync-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            for process in self.stack.webhooks:
+                if process.name not in self.seconds and _webhook_synced(
+                    process, self.webhook_informers
+                ):
+                    self.seconds[process.name] = time.monotonic() - process.started
+            for process in self.stack.controllers:
+                if process.name not in self.seconds and _controller_synced(process):
+                    self.seconds[process.name] = time.monotonic() - process.started
+
+    def wait(self, names: Iterable[str], timeout: float) -> dict[str, float]:
+        wanted = list(names)
+        wait_for(
+            lambda: all(n in self.seconds for n in wanted),
+            timeout=timeout,
+            interval=POLL_SECONDS,
+            what=f"caches of {', '.join(wanted)} to sync",
+        )
+        self._stop.set()
+        return dict(self.seconds)
+
+
+# --- bare lists: what the API server takes to hand a process its caches ----------------------
+
+FULL: Final = "application/json"
+METADATA: Final = LIST_ACCEPT
+ListSpec = tuple[str, dict[str, str], str]
+"""A path, its query and the Accept header (full objects or metadata only)."""
+WEBHOOK_LISTS: Final[tuple[ListSpec, ...]] = (
+    ("/api/v1/namespaces", {}, FULL),
+    ("/api/v1/limitranges", {}, FULL),
+    ("/api/v1/resourcequotas", {}, FULL),
+    ("/apis/image.alauda.io/v1/images", {}, FULL),
+    ("/apis/image.alauda.io/v1/imagestreams", {}, FULL),
+    ("/api/v1/secrets", {"fieldSelector": "type=kubernetes.io/dockerconfigjson"}, METADATA),
+    ("/api/v1/secrets", {"fieldSelector": "type=kubernetes.io/dockercfg"}, METADATA),
+)
+CONTROLLER_LISTS: Final[tuple[ListSpec, ...]] = (
+    ("/api/v1/serviceaccounts", {}, FULL),
+    ("/api/v1/secrets", {"labelSelector": MANAGED_SECRET_SELECTOR}, FULL),
+    ("/api/v1/namespaces", {}, FULL),
+    ("/api/v1/resourcequotas", {}, FULL),
+    ("/apis/image.alauda.io/v1/imagestreams", {}, METADATA),
+)
+"""The lists each process's informers make at start-up, in the cheapest form the process
+can use them (ImageStreams: the controller only counts them)."""
+PAGE_SIZE: Final = 500
+"""The informer's page size (``kube.informer.Informer``)."""
+
+
+def bare_lists(
+    api: client.ApiClient, groups: Mapping[str, tuple[ListSpec, ...]]
+) -> dict[str, float]:
+    """Seconds until each group's lists are paged through, every list of every group at
+    once on its own thread (all our processes list at start-up together), each page
+    decoded: the API server's part of each process's cache sync."""
+
+    def pages(path: str, query: dict[str, str], accept: str) -> None:
+        token = ""
+        while True:
+            params = [*query.items(), ("limit", str(PAGE_SIZE))]
+            if token:
+                params.append(("continue", token))
+            response = api.call_api(
+                path,
+                "GET",
+                query_params=params,
+                header_params={"Accept": accept},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+                _request_timeout=120,
+            )
+            token = (json.loads(response.data).get("metadata") or {}).get("continue") or ""
+            if not token:
+                return
+
+    started = time.perf_counter()
+    finished: dict[str, float] = {}
+
+    def group(name: str, lists: tuple[ListSpec, ...]) -> None:
+        with concurrent.futures.ThreadPoolExecutor(len(lists)) as pool:
+            for future in [pool.submit(pages, *entry) for entry in lists]:
+                future.result()
+        finished[name] = time.perf_counter() - started
+
+    with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
+        for future in [pool.submit(group, *item) for item in groups.items()]:
+            future.result()
+    return finished
+
+
+# --- filling ----------------------------------------------------------------------------------
+
+
+def _api(kubeconfig: Path) -> client.ApiClient:
+    configuration = client.Configuration()
+    config.load_kube_config(str(kubeconfig), client_configuration=configuration)
+    configuration.connection_pool_maxsize = FILL_THREADS
+    return client.ApiClient(configuration)
+
+
+def _parallel(what: str, job: Callable[[Any], object], items: list[Any]) -> float:
+    started = time.perf_counter()
+    done, total = 0, len(items)
+    with concurrent.futures.ThreadPoolExecutor(FILL_THREADS) as pool:
+        for future in concurrent.futures.as_completed([pool.submit(job, i) for i in items]):
+            future.result()
+            done += 1
+            if done % max(1, total // 10) == 0 or done == total:
+                progress(f"  {what}: {done:,}/{total:,}")
+    return time.perf_counter() - started
+
+
+def fill(api: client.ApiClient, namespaces: int, streams: int, images: int) -> dict[str, float]:
+    """Create everything our caches will hold at start-up; seconds per kind."""
+    core = client.CoreV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    names = [namespace_name(i) for i in range(namespaces)]
+    took: dict[str, float] = {}
+
+    def namespace(ns: str) -> None:
+        core.create_namespace({"metadata": {"name": ns}}, _preload_content=False)
+        core.create_namespaced_limit_range(ns, limit_range(), _preload_content=False)
+        core.create_namespaced_resource_quota(ns, resource_quota(), _preload_content=False)
+
+    took["namespaces"] = _parallel("namespaces with LimitRange and ResourceQuota", namespace, names)
+
+    def stream(i: int) -> None:
+        ns, name = names[i % namespaces], f"stream-{i // namespaces:04d}"
+        created = json.loads(
+            custom.create_namespaced_custom_object(
+                "image.alauda.io",
+                "v1",
+                ns,
+                "imagestreams",
+                imagestream(ns, name),
+                _preload_content=False,
+            ).data
+        )
+        created["status"] = imagestream_status(ns, name)
+        custom.replace_namespaced_custom_object_status(
+            "image.alauda.io", "v1", ns, "imagestreams", name, created, _preload_content=False
+        )
+
+    def one_image(i: int) -> None:
+        custom.create_cluster_custom_object(
+            "image.alauda.io", "v1", "images", image(i), _preload_content=False
+        )
+
+    took["imagestreams"] = _parallel(
+        "ImageStreams (create, then status)", stream, list(range(streams))
+    )
+    took["images"] = _parallel("Images", one_image, list(range(images)))
+    return took
+
+
+# --- backlog ----------------------------------------------------------------------------------
+
+
+def _ready_secrets(secrets: Callable[..., Any], prefix: str) -> int:
+    page = json.loads(secrets(label_selector=MANAGED_SECRET_SELECTOR).data)
+    return ready_secret_count(page, prefix)
+
+
+def controller_backlog(
+    core: client.CoreV1Api,
+    secrets: Callable[..., Any],
+    namespaces: list[str],
+    count: int,
+    prefix: str,
+) -> float:
+    """Seconds from the first of ``count`` new SAs to every one having a tokened Secret."""
+    started = time.perf_counter()
+
+    def create(i: int) -> None:
+        core.create_namespaced_service_account(
+            namespaces[i % len(namespaces)],
+            {"metadata": {"name": f"{prefix}{i:05d}"}},
+            _preload_content=False,
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(FILL_THREADS) as pool:
+        list(pool.map(create, range(count)))
+    progress(f"  {count:,} SAs created in {time.perf_counter() - started:.1f} s; waiting")
+    wait_for(
+        lambda: _ready_secrets(secrets, prefix) >= count,
+        timeout=BACKLOG_TIMEOUT,
+        interval=1.0,
+        what=f"{count} managed secrets with tokens",
+    )
+    return time.perf_counter() - started
+
+
+def bare_writes(
+    core: client.CoreV1Api, namespaces: list[str], count: int, prefix: str, threads: int
+) -> float:
+    """The same API work done directly from one client: the floor any controller reaches.
+
+    Shaped as the controller's run: SAs created by ``FILL_THREADS`` threads, naming their
+    Secret as our webhook makes them do, and as each exists, its Secret, token and Secret
+    write done by one of ``threads``."""
+
+    def create(i: int) -> None:
+        name = f"{prefix}{i:05d}"
+        core.create_namespaced_service_account(
+            namespaces[i % len(namespaces)],
+            {
+                "metadata": {"name": name},
+                "imagePullSecrets": [{"name": name + SECRET_NAME_SUFFIX}],
+            },
+            _preload_content=False,
+        )
+
+    def one(i: int) -> None:
+        ns, name = namespaces[i % len(namespaces)], f"{prefix}{i:05d}"
+        secret_name = name + SECRET_NAME_SUFFIX
+        secret = json.loads(
+            core.create_namespaced_secret(
+                ns,
+                {
+                    "metadata": {"name": secret_name},
+                    "type": "kubernetes.io/dockerconfigjson",
+                    "data": {".dockerconfigjson": "eyJhdXRocyI6e319"},
+                },
+                _preload_content=False,
+            ).data
+        )
+        token = json.loads(
+            core.create_namespaced_service_account_token(
+                name,
+                ns,
+                {
+                    "spec": {
+                        "audiences": ["image-registry.alauda.io"],
+                        "expirationSeconds": 3600,
+                        "boundObjectRef": {
+                            "apiVersion": "v1",
+                            "kind": "Secret",
+                            "name": secret["metadata"]["name"],
+                            "uid": secret["metadata"]["uid"],
+                        },
+                    }
+                },
+                _preload_content=False,
+            ).data
+        )["status"]["token"]
+        secret["metadata"]["annotations"] = {ANNOTATION_TOKEN_EXPIRATION: str(len(token))}
+        payload = build_dockerconfigjson(DEFAULT_INTERNAL_HOSTNAMES, token)
+        secret["data"] = {DOCKERCONFIGJSON_KEY: base64.b64encode(payload).decode("ascii")}
+        core.replace_namespaced_secret(
+            secret["metadata"]["name"], ns, secret, _preload_content=False
+        )
+
+    started = time.perf_counter()
+    with (
+        concurrent.futures.ThreadPoolExecutor(FILL_THREADS) as creators,
+        concurrent.futures.ThreadPoolExecutor(threads) as workers,
+    ):
+        created = [creators.submit(create, i) for i in range(count)]
+        chains = []
+        for i, future in enumerate(created):
+            future.result()
+            chains.append(workers.submit(one, i))
+        for chain in chains:
+            chain.result()
+    return time.perf_counter() - started
+
+
+# --- the benchmark ----------------------------------------------------------------------------
+
+
+def _options(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench scale", description=__doc__)
+    parser.add_argument("--namespaces", type=int, default=NAMESPACES)
+    parser.add_argument("--imagestreams", type=int, default=IMAGESTREAMS)
+    parser.add_argument("--images", type=int, default=IMAGES)
+    parser.add_argument("--serviceaccounts", type=int, default=SERVICEACCOUNTS)
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiply every size by this (0.05: quick run)"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="alternations of the backlog")
+    parser.add_argument("--workers", type=int, default=4, help="controller reconcile workers")
+    parser.add_argument("--kube-api-qps", type=float, default=BENCH_QPS)
+    parser.add_argument("--kube-api-burst", type=int, default=BENCH_BURST)
+    parser.add_argument(
+        "--no-backlog", action="store_true", help="measure RSS and sync only (faster)"
+    )
+    args = parser.parse_args(argv)
+    for size in ("namespaces", "imagestreams", "images", "serviceaccounts"):
+        setattr(args, size, scaled(getattr(args, size), args.scale))
+    return args
+
+
+def main(argv: list[str]) -> list[Figure]:
+    args = _options(argv)
+    report = Report(NAME)
+    report.notes.append(
+        f"{args.namespaces} namespaces, {args.imagestreams} ImageStreams, {args.images} "
+        f"Images, {args.serviceaccounts} new ServiceAccounts; controller {args.workers} "
+        f"workers at {args.kube_api_qps:g} qps / burst {args.kube_api_burst}"
+    )
+    stack = Stack(
+        ControlPlane(),
+        controller_args=[
+            f"--reconcile-workers={args.workers}",
+            f"--kube-api-qps={args.kube_api_qps}",
+            f"--kube-api-burst={args.kube_api_burst}",
+        ],
+    )
+    watch = SyncWatch(stack, webhook_informers=7)
+    filled: dict[str, float] = {}
+    bare_list: dict[str, float] = {}
+
+    def prepare() -> None:
+        progress(
+            f"filling: {args.namespaces:,} namespaces, {args.imagestreams:,} ImageStreams, "
+            f"{args.images:,} Images"
+        )
+        with _api(stack.kubeconfig) as api:
+            filled.update(fill(api, args.namespaces, args.imagestreams, args.images))
+        progress("starting our processes")
+        watch.start()
+
+    try:
+        stack.start(timeout=SYNC_TIMEOUT, prepare=prepare)
+        sync = watch.wait(stack.webhook_names + stack.controller_names, SYNC_TIMEOUT)
+        for name, seconds in sorted(sync.items()):
+            progress(f"  {name}: synced {seconds:.1f} s after its start")
+        rss = process_rss(stack)
+        report.series["fill_seconds"] = list(filled.values())
+        groups = {name: WEBHOOK_LISTS for name in stack.webhook_names} | {
+            name: CONTROLLER_LISTS for name in stack.controller_names
+        }
+        with _api(stack.kubeconfig) as api:
+            bare_list.update(bare_lists(api, groups))
+        for name, seconds in sorted(bare_list.items()):
+            progress(f"  bare lists of {name}'s kinds, all at once: {seconds:.1f} s")
+        if not args.no_backlog:
+            rates = _backlog(stack, args, report)
+            after = process_rss(stack)
+            rss = {k: max(v, after.get(k, 0.0)) for k, v in {**after, **rss}.items()}
+        else:
+            rates = None
+    finally:
+        progress("stopping the stack")
+        stack.stop()
+    for label, mib in sorted(rss.items()):
+        report.add(
+            Figure(NAME, f"RSS {label}", mib, "MiB", target=Target("value", "<=", RSS_TARGET_MIB))
+        )
+    for name, seconds in sorted(sync.items()):
+        report.add(
+            Figure(
+                NAME,
+                f"cache sync {name}",
+                seconds,
+                "s",
+                baseline=bare_list.get(name),
+                baseline_name="bare lists of its kinds, every process's at once, one client",
+                target=Target("value", "<=", SYNC_TARGET_SECONDS),
+            )
+        )
+    if rates is not None:
+        ours, bare = rates
+        report.add(
+            Figure(
+                NAME,
+                f"pull-secret backlog, {args.serviceaccounts:,} SAs",
+                ours,
+                "SA/s",
+                baseline=bare,
+                baseline_name="bare writes, one client",
+                target=Target("ratio", ">=", BACKLOG_TARGET_RATIO),
+            )
+        )
+    report.series["rss_mib"] = [rss[k] for k in sorted(rss)]
+    report.series["sync_seconds"] = [sync[k] for k in sorted(sync)]
+    report.write()
+    plots.bars(f"{NAME}-rss", "RSS per process after sync and backlog", rss, unit="MiB")
+    plots.bars(f"{NAME}-sync", "Start to caches synced", sync, unit="s")
+    if rates is not None:
+        plots.bars(
+            f"{NAME}-backlog",
+            "Pull-secret backlog rate",
+            {"controller": rates[0], "bare writes": rates[1]},
+            unit="SA/s",
+        )
+    return report.figures
+
+
+def _backlog(stack: Stack, args: argparse.Namespace, report: Report) -> tuple[float, float]:
+    """(our rate, bare rate) in SA/s, over ``rounds`` alternations."""
+    per_round = max(1, args.serviceaccounts // args.rounds)
+    namespaces = [namespace_name(i) for i in range(args.namespaces)]
+    bare_namespaces = [f"scale-bare-{i:02d}" for i in range(BARE_NAMESPACES)]
+    for ns in bare_namespaces:
+        stack.kubectl("create", "namespace", ns)
+        stack.kubectl("label", "namespace", ns, f"{OPT_OUT_KEY}={OPT_OUT_VALUE}")
+    rounds = itertools.count()
+    with _api(stack.kubeconfig) as api:
+        core = client.CoreV1Api(api)
+        secrets = metadata_list_func(api, "/api/v1/secrets")
+
+        def ours() -> float:
+            n = next(rounds)
+            progress(f"backlog: {per_round:,} new SAs for the controller (round {n})")
+            return controller_backlog(core, secrets, namespaces, per_round, f"new-{n}-")
+
+        def bare() -> float:
+            n = next(rounds)
+            progress(f"bare writes: {per_round:,} SAs from one client (round {n})")
+            return bare_writes(core, bare_namespaces, per_round, f"bare-{n}-", args.workers)
+
+        ours_s, bare_s = alternate(args.rounds, ours, bare)
+    report.series["backlog_seconds"] = ours_s
+    report.series["bare_seconds"] = bare_s
+    total = per_round * len(ours_s)
+    rate_ours, rate_bare = total / sum(ours_s), per_round * len(bare_s) / sum(bare_s)
+    progress(f"  controller {rate_ours:.1f} SA/s, bare writes {rate_bare:.1f} SA/s")
+    return rate_ours, rate_bare
