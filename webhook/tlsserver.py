@@ -201,7 +201,11 @@ class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
             for listener in self.sockets:
                 self.poller.unregister(listener)
             self._accepting = False
+        # A second SIGTERM (the arbiter's and one to the whole process group) finds the
+        # listeners closed already: gunicorn's socket wrapper then has no socket inside.
         for listener in self.sockets:
+            if listener.sock is None:
+                continue
             self._accept_queued(listener)
             listener.close()
 
