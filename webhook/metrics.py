@@ -1,8 +1,11 @@
-"""Prometheus metrics of the serve process: admission, PushReview and quota charges."""
+"""Prometheus metrics of the serve process: admission, PushReview and quota charges.
+
+Counted in each worker and summed by the master (``webhook.workermetrics``); the serving
+certificate's expiry is the master's own (``webhook.certexpiry.ExpiryCollector``)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 # Admission and PushReview answers take milliseconds; the API server gives up at 10 s.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -51,9 +54,4 @@ IMAGE_LOOKUPS = Counter(
     "Live Image reads for images a storage limit needs and the cache cannot size, by result "
     "(found, not_found, failed).",
     ["result"],
-)
-SERVING_CERTIFICATE_EXPIRY = Gauge(
-    "registry_v2_policy_serving_certificate_expiry_timestamp_seconds",
-    "notAfter (Unix time) of the serving certificate file, read at each scrape so that a "
-    "renewed file shows at once; NaN while the file cannot be read.",
 )
