@@ -203,6 +203,7 @@ class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
     """
 
     ready_wait_seconds: ClassVar[float] = READY_WAIT_SECONDS
+    sockets: list[Any]
 
     @classmethod
     def waiting_for_ready(cls, seconds: float) -> type[HandshakeThenDeferWorker]:
@@ -220,11 +221,13 @@ class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
         it are accepted first and answered during the drain: closing resets them.
         """
         super().handle_exit(sig, frame)
+        # Once: in a pod every process gets the SIGTERM and the master forwards it again.
+        listeners, self.sockets = self.sockets, []
         if getattr(self, "_accepting", False):
-            for listener in self.sockets:
+            for listener in listeners:
                 self.poller.unregister(listener)
             self._accepting = False
-        for listener in self.sockets:
+        for listener in listeners:
             self._accept_queued(listener)
             listener.close()
 

@@ -196,3 +196,27 @@ def test_serve_names_the_metrics_directory_before_prometheus_client_is_imported(
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT).returncode == 0
     with pytest.raises(RuntimeError, match="imported before"), workermetrics.shared_directory():
         pass
+
+
+def test_a_stop_signalled_to_every_process_drains_each_worker_once(workers: Workers) -> None:
+    """In a pod every process gets the SIGTERM, and the master forwards it to its
+    workers again: the second must find the listener already handed over, not crash."""
+    workers.release("all")
+    kept_alive = requests.Session()  # holds the workers in their drain a while
+    for _ in range(BATCH):
+        kept_alive.get(
+            f"https://127.0.0.1:{workers.port}/count",
+            verify=str(workers.control / "certs" / "ca.crt"),
+            timeout=10,
+        )
+    os.killpg(workers.process.pid, signal.SIGTERM)
+    wait_for(
+        lambda: not workers.process.running(),
+        timeout=STARTUP_SECONDS,
+        interval=0.1,
+        what="the server to stop",
+    )
+    log = workers.process.log_path.read_text()
+    assert "Exception" not in log and "has no attribute" not in log, log
+    assert workers.process.returncode == 0
+    kept_alive.close()
