@@ -140,9 +140,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "certs":
             return _rotate_certificates(settings, args.timeout)
         if command == "serve":
-            from webhook.main import run_server
+            # Named before anything imports prometheus_client (webhook.main does).
+            from webhook.workermetrics import shared_directory
 
-            return run_server(settings)
+            with shared_directory():
+                from webhook.main import run_server
+
+                return run_server(settings)
         from controller.main import run_controller
 
         return run_controller(settings)

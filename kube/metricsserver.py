@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 
 from kube.flags import parse_bind_address
 from kube.listener import Listener
@@ -16,14 +16,14 @@ from kube.listener import Listener
 log = logging.getLogger(__name__)
 
 
-def serve_metrics(address: str) -> Listener | None:
-    """Serve this process's registry on ``address`` from a daemon thread; None when
-    ``address`` is ``0`` (off). Call it in the process whose metrics it must show."""
+def serve_metrics(address: str, registry: CollectorRegistry = REGISTRY) -> Listener | None:
+    """Serve ``registry`` (default: this process's) on ``address`` from a daemon thread;
+    None when ``address`` is ``0`` (off)."""
     bind = parse_bind_address(address)
     if bind is None:
         log.info("metrics listener off (--metrics-bind-address=0)")
         return None
-    server, thread = start_http_server(bind[1], addr=bind[0])
+    server, thread = start_http_server(bind[1], addr=bind[0], registry=registry)
     listener = Listener(server, thread)
     log.info("metrics on http://%s:%d/metrics", *listener.address)
     return listener

@@ -369,8 +369,8 @@ class Stack:
         )
 
     def _wait_metrics(self, name: str, process: ManagedProcess, timeout: float) -> None:
-        """Until the replica's worker serves its metrics: it is past the fork, so its
-        listener takes connections."""
+        """Until the replica's master serves its workers' metrics: it listens, and its
+        workers take connections as soon as their caches have synced."""
 
         def serving() -> bool:
             self._check_not_crash_looping([name])

@@ -20,6 +20,26 @@ ReadinessCheck = Callable[[], str | None]
 """Returns None when ready, else a short reason."""
 
 
+READINESS_EXTENSION = "registry_v2_readiness"
+"""Where ``create_app`` keeps its readiness checks (Flask's ``app.extensions``), so that
+the server can wait on them before a worker takes connections (``webhook.tlsserver``)."""
+
+
+def readiness_of(app: object) -> ReadinessCheck:
+    """The readiness of an app ``create_app`` built: None when every check passes; any
+    other WSGI app is ready at once."""
+    extensions = getattr(app, "extensions", None)
+    checks: list[ReadinessCheck] = []
+    if isinstance(extensions, dict):
+        checks = extensions.get(READINESS_EXTENSION, [])
+
+    def not_ready() -> str | None:
+        failing = [reason for reason in (check() for check in checks) if reason]
+        return "; ".join(failing) if failing else None
+
+    return not_ready
+
+
 def operations_blueprint(readiness: Iterable[ReadinessCheck]) -> Blueprint:
     """``/healthz`` and ``/readyz``: what the kubelet calls."""
     checks = list(readiness)
@@ -53,9 +73,11 @@ def create_app(
     # No static folder: Flask would serve files under the working directory otherwise.
     app = Flask("registry-webhook", static_folder=None)
     app.json = OrjsonProvider(app)
+    checks = list(readiness)
+    app.extensions[READINESS_EXTENSION] = checks
     for api in apis:
         app.register_blueprint(api)
-    app.register_blueprint(operations_blueprint(readiness))
+    app.register_blueprint(operations_blueprint(checks))
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException) -> Response:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -12,7 +14,6 @@ from kubernetes import client
 from kube import certs
 from kube.client import api_client
 from kube.events import AggregatingEventRecorder, Recorder
-from kube.flags import parse_bind_address
 from kube.images import ImageClient
 from kube.metricsserver import serve_metrics
 from kube.resourcequotas import ResourceQuotaClient
@@ -30,14 +31,13 @@ from webhook.admission.routes import admission_blueprint
 from webhook.admission.serviceaccounts import ServiceAccountReads
 from webhook.app import create_app
 from webhook.caches import WebhookCaches
-from webhook.certexpiry import expiry_reader
 from webhook.httpjson import BodyGate
-from webhook.metrics import SERVING_CERTIFICATE_EXPIRY
 from webhook.pushreview.auth import Authenticator, Authorizer
 from webhook.pushreview.judge import PushJudge, PushReads
 from webhook.pushreview.routes import PushAuthorizer, TokenAuthenticator, pushreview_blueprint
 from webhook.quotacharge import REQUEST_TIMEOUT, QuotaCharger
 from webhook.tlsserver import WebhookServer
+from webhook.workermetrics import ENVIRONMENT_VARIABLE, master_registry, worker_exited
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,8 @@ def pushreview_recorder(api: client.ApiClient) -> AggregatingEventRecorder:
 
 
 def build_app(settings: Settings) -> Flask:
-    """The application each gunicorn worker serves, with its own caches."""
+    """The application each gunicorn worker serves, with its own caches (the worker takes
+    connections once they have synced: ``webhook.tlsserver``)."""
     api = api_client(settings.kubeconfig)
     caches = WebhookCaches(api)
     caches.start()
@@ -112,18 +113,6 @@ def build_app(settings: Settings) -> Flask:
         frozenset(settings.never_touched_namespaces),
         require_client_certificate=settings.client_ca_file is not None,
     )
-
-
-def worker_app(settings: Settings, cert_file: Path) -> Flask:
-    """What each gunicorn worker runs after the fork: its metrics listener, then the app.
-
-    The metrics live in the worker (the master only supervises), and threads do not survive
-    a fork, so the listener starts here. gunicorn starts a new worker only once the old one
-    has exited, so the port is free again by then.
-    """
-    serve_metrics(settings.metrics_bind_address)
-    SERVING_CERTIFICATE_EXPIRY.set_function(expiry_reader(cert_file))
-    return build_app(settings)
 
 
 def _serving_files(settings: Settings) -> tuple[Path, Path, Path | None]:
@@ -159,18 +148,16 @@ def print_webhook_configurations(settings: Settings) -> int:
     return 0
 
 
-def _check_workers(settings: Settings) -> None:
-    """Each worker serves its own metrics on the one metrics port (``worker_app``): a
-    second could not bind it and gunicorn would restart it forever."""
-    if settings.workers > 1 and parse_bind_address(settings.metrics_bind_address) is not None:
-        raise SystemExit(
-            f"--workers={settings.workers} needs --metrics-bind-address=0: each worker keeps "
-            "its own metrics, and only one can listen on the metrics port"
-        )
-
-
 def run_server(settings: Settings) -> int:
-    _check_workers(settings)
+    """``serve``: in a process whose ``PROMETHEUS_MULTIPROC_DIR`` names a fresh directory
+    (``cli.main`` sets it up, ``webhook.workermetrics.shared_directory``)."""
+    return serve(settings, lambda: build_app(settings))
+
+
+def serve(settings: Settings, app_factory: Callable[[], Flask]) -> int:
+    """gunicorn around ``app_factory`` (called in each worker after the fork); the master
+    serves the workers' metrics, summed, and registers the webhooks once it listens."""
+    directory = Path(os.environ[ENVIRONMENT_VARIABLE])
     cert_file, key_file, ca_file = _serving_files(settings)
 
     def register() -> None:
@@ -182,15 +169,20 @@ def run_server(settings: Settings) -> int:
         with api_client(settings.kubeconfig) as api:
             registration.register(api, mutating, validating)
 
+    def master_ready() -> None:
+        serve_metrics(settings.metrics_bind_address, master_registry(directory, cert_file))
+        register()
+
     server = WebhookServer(
-        lambda: worker_app(settings, cert_file),
+        app_factory,
         bind=settings.bind,
         cert_file=str(cert_file),
         key_file=str(key_file),
         client_ca_file=str(settings.client_ca_file) if settings.client_ca_file else None,
         workers=settings.workers,
         threads=settings.threads,
-        on_ready=register,
+        on_ready=master_ready,
+        on_worker_exit=worker_exited,
         log_level=settings.log_level,
     )
     server.run()

@@ -1,4 +1,7 @@
-"""Prometheus metrics of the serve process: admission, PushReview and quota charges."""
+"""Prometheus metrics of the serve process: admission, PushReview and quota charges.
+
+Counted in each worker and summed by the master (``webhook.workermetrics``); the serving
+certificate's expiry is the master's own (``webhook.certexpiry.ExpiryCollector``)."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import functools
 from collections.abc import Callable
 from typing import TypeVar
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
 M = TypeVar("M", bound=MetricWrapperBase)
@@ -65,9 +68,4 @@ IMAGE_LOOKUPS = Counter(
     "Live Image reads for images a storage limit needs and the cache cannot size, by result "
     "(found, not_found, failed).",
     ["result"],
-)
-SERVING_CERTIFICATE_EXPIRY = Gauge(
-    "registry_v2_policy_serving_certificate_expiry_timestamp_seconds",
-    "notAfter (Unix time) of the serving certificate file, read at each scrape so that a "
-    "renewed file shows at once; NaN while the file cannot be read.",
 )

@@ -11,6 +11,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import ssl
 import threading
 import time
@@ -20,12 +21,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from flask import Flask
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger as GunicornLogger
 from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import _DEFER as DEFER
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from webhook.app import readiness_of
 from webhook.registration import TIMEOUT_SECONDS
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,19 @@ def return_large_blocks_to_the_os() -> None:
         return
     mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
     mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+
+
+WORKER_TIMEOUT_SECONDS: Final = 60
+"""gunicorn restarts a worker silent for this long (its ``timeout``)."""
+READY_WAIT_SECONDS: Final = 30.0
+"""How long a (re)started worker waits for its caches before it takes connections anyway:
+twice the issue's 15 s target for a cache sync at 1,000 namespaces and 20,000 streams, and
+half the worker timeout (the worker reports alive meanwhile, so the bound is ours, not
+gunicorn's). Past it the worker serves as a fresh one did before: unsynced answers, a
+503 on ``/readyz``."""
+READY_POLL_SECONDS: Final = 0.05
+"""How often a waiting worker asks its caches: a sync takes a fraction of a second on a
+small cluster, so the wait costs at most this much more."""
 
 
 GRACEFUL_TIMEOUT_SECONDS: Final = 20
@@ -176,7 +192,8 @@ class DeadlineSocket(ssl.SSLSocket):
 class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
     """gthread, except that a TLS connection that says nothing after its handshake is
     handed back to the poller instead of holding a thread until the client goes away,
-    and that one that talks slowly is cut off (its :class:`DeadlineSocket`).
+    that one that talks slowly is cut off (its :class:`DeadlineSocket`), and that a
+    (re)started worker takes no connection before its app is ready (``ready_wait_seconds``).
 
     gunicorn waits for the first bytes before giving a new connection a thread, but over
     TLS those are the ClientHello: after the handshake, reading the request blocks with
@@ -184,6 +201,13 @@ class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
     and a client trickling its handshake, headers or body a byte at a time held its
     thread for as long as it liked.
     """
+
+    ready_wait_seconds: ClassVar[float] = READY_WAIT_SECONDS
+    sockets: list[Any]
+
+    @classmethod
+    def waiting_for_ready(cls, seconds: float) -> type[HandshakeThenDeferWorker]:
+        return type(cls.__name__, (cls,), {"ready_wait_seconds": seconds})
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """SIGTERM: drain as gthread does, but close the listening sockets at once.
@@ -197,15 +221,14 @@ class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
         it are accepted first and answered during the drain: closing resets them.
         """
         super().handle_exit(sig, frame)
+        # Once: a stop sent to the whole process group (supervisors, `kill -- -PGID`)
+        # reaches the worker twice, directly and forwarded by the master.
+        listeners, self.sockets = self.sockets, []
         if getattr(self, "_accepting", False):
-            for listener in self.sockets:
+            for listener in listeners:
                 self.poller.unregister(listener)
             self._accepting = False
-        # A second SIGTERM (the arbiter's and one to the whole process group) finds the
-        # listeners closed already: gunicorn's socket wrapper then has no socket inside.
-        for listener in self.sockets:
-            if listener.sock is None:
-                continue
+        for listener in listeners:
             self._accept_queued(listener)
             listener.close()
 
@@ -224,6 +247,27 @@ class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
     def init_process(self) -> None:
         return_large_blocks_to_the_os()
         super().init_process()
+
+    def run(self) -> None:
+        """Wait for the app to be ready, bounded, then take connections as gthread does:
+        meanwhile the other workers, which share the listening socket, take them all."""
+        self._wait_until_ready()
+        super().run()
+
+    def _wait_until_ready(self) -> None:
+        not_ready = readiness_of(self.wsgi)
+        deadline = time.monotonic() + self.ready_wait_seconds
+        reason = not_ready()
+        while reason and self.alive and time.monotonic() < deadline:
+            self.notify()  # alive to the arbiter, which restarts a silent worker
+            time.sleep(READY_POLL_SECONDS)
+            reason = not_ready()
+        if reason and self.alive:
+            log.warning(
+                "worker not ready after %g s (%s); taking connections anyway",
+                self.ready_wait_seconds,
+                reason,
+            )
 
     def handle(self, conn: Any) -> Any:
         if self.cfg.is_ssl and not conn.initialized:
@@ -336,8 +380,34 @@ class ReloadingTlsContext:
             return context
 
 
+def shared_listener(bind: str) -> int:
+    """A listening socket's descriptor for gunicorn (``fd://``): bound here with
+    SO_REUSEPORT, so that several servers share the port (the local stack's replicas, as
+    pods behind a Service), and shared by this server's workers.
+
+    gunicorn's own ``reuse_port`` gives each worker a socket of its own instead, bound at
+    the fork: the kernel then queues a share of new connections on a worker still loading
+    its caches, where nobody accepts them, and resets those queued when it stops.
+    """
+    host, port = gunicorn_util.parse_address(bind)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind((host, port))
+    except OSError:
+        listener.close()
+        raise
+    return listener.detach()  # gunicorn owns it now (and closes this descriptor)
+
+
 class WebhookServer(BaseApplication):  # type: ignore[misc]
-    """A gunicorn application whose app factory runs in each worker after the fork."""
+    """A gunicorn application whose app factory runs in each worker after the fork.
+
+    ``on_ready`` runs in the master once it listens (threads started there live as long
+    as the master); ``on_worker_exit`` in the master after each worker's exit.
+    """
 
     def __init__(
         self,
@@ -350,8 +420,10 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         workers: int,
         threads: int,
         on_ready: Callable[[], None] | None = None,
+        on_worker_exit: Callable[[int], None] | None = None,
         log_level: str = "info",
         read_limits: ReadLimits | None = None,
+        ready_wait_seconds: float = READY_WAIT_SECONDS,
     ) -> None:
         self._factory = app_factory
         self._sockets = DeadlineSocket.with_limits(read_limits or ReadLimits())
@@ -367,16 +439,15 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
             # routes insist on one: webhook.admission.callers).
             "ca_certs": client_ca_file,
             "cert_reqs": ssl.CERT_OPTIONAL if client_ca_file else ssl.CERT_NONE,
-            "worker_class": HandshakeThenDeferWorker,
+            "worker_class": HandshakeThenDeferWorker.waiting_for_ready(ready_wait_seconds),
             "workers": workers,
             "threads": threads,
             "keepalive": 30,
-            "timeout": 60,
+            "timeout": WORKER_TIMEOUT_SECONDS,
             "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
-            # Several servers may share the port, the kernel spreading connections over
-            # them: the local stack's replicas, as pods behind a Service. In a pod, alone
-            # on its port, this changes nothing.
-            "reuse_port": True,
+            # One listening socket shared by the workers (``run``: ``shared_listener``),
+            # not one per worker.
+            "reuse_port": False,
             "limit_request_line": 8190,
             "limit_request_fields": 100,
             "accesslog": None,
@@ -384,11 +455,13 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
             "loglevel": log_level.lower(),
             "proc_name": "image-registry-webhook",
             "when_ready": self._when_ready,
+            "child_exit": self._child_exit,
             # gunicorn 24+ opens a control socket in $HOME by default; several servers on
             # one host would fight over it, and we have no use for it.
             "control_socket_disable": True,
         }
         self._on_ready = on_ready
+        self._on_worker_exit = on_worker_exit
         super().__init__()
 
     def _tls_context(
@@ -407,6 +480,11 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
             log.exception("start-up step failed; shutting down")
             os.kill(os.getpid(), signal.SIGTERM)
 
+    def _child_exit(self, arbiter: Any, worker: Any) -> None:
+        """In the master, once a worker has exited (crash, restart, stop)."""
+        if self._on_worker_exit is not None:
+            self._on_worker_exit(worker.pid)
+
     def load_config(self) -> None:
         for key, value in self._options.items():
             if key in self.cfg.settings:
@@ -414,3 +492,8 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Flask:
         return self._factory()
+
+    def run(self) -> None:
+        """Bind (``shared_listener``), then run gunicorn's master until it stops."""
+        self.cfg.set("bind", [f"fd://{shared_listener(self._options['bind'][0])}"])
+        super().run()

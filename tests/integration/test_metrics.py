@@ -34,8 +34,8 @@ def test_the_server_serves_its_metrics_over_plain_http_and_not_on_the_tls_port(
 
 
 def test_the_metrics_port_shows_the_workers_counts(cluster: ClusterEnv, namespace: str) -> None:
-    """The app runs in a gunicorn worker after the fork: a listener in the master would show
-    a registry nobody counts in. An admission now must show on the port."""
+    """The app counts in the gunicorn workers (two by default) and the master's page sums
+    their files: an admission now must show on the port, whichever worker answered it."""
     before = cluster.metric(ADMISSIONS, endpoint="mutate_serviceaccounts")
     cluster.kubectl("create", "serviceaccount", "counted", "-n", namespace)
     assert cluster.metric(ADMISSIONS, endpoint="mutate_serviceaccounts") >= before + 1

@@ -16,10 +16,12 @@ from types import ModuleType
 
 import yaml
 from prometheus_client import REGISTRY
+from prometheus_client.registry import Collector
 
 import controller
 import kube
 import webhook
+from webhook.workermetrics import master_collectors
 
 ROOT = Path(__file__).parents[2]
 RULES = ROOT / "manifests" / "components" / "monitoring" / "prometheusrule.yaml"
@@ -47,9 +49,12 @@ def our_families() -> dict[str, str]:
     """Name -> type of every metric family the runtime code registers."""
     for package in (webhook, controller, kube):
         _import_all(package)
+    # The serve master's own collectors (its workers' metrics are the modules').
+    collectors: list[Collector] = [REGISTRY, *master_collectors(ROOT / "no-such.crt")]
     families = {
         family.name: family.type
-        for family in REGISTRY.collect()
+        for collector in collectors
+        for family in collector.collect()
         if family.name.startswith(("registry_", PREFIX))
     }
     assert families, "no metric found: the walk is broken"

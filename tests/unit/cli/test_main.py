@@ -4,6 +4,7 @@ and its last-resort error line, a log line in the chosen format."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
@@ -79,8 +80,11 @@ def ran(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Settings]]:
 
     import controller.main
     import webhook.main
+    import webhook.workermetrics
 
     monkeypatch.setattr(controller.main, "run_controller", record("controller"))
+    # prometheus_client is imported in this process already: no multiprocess directory.
+    monkeypatch.setattr(webhook.workermetrics, "shared_directory", contextlib.nullcontext)
     monkeypatch.setattr(webhook.main, "run_server", record("serve"))
     monkeypatch.setattr(cli, "configure_logging", lambda level, log_format: None)
     return calls

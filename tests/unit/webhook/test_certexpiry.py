@@ -6,11 +6,10 @@ import datetime as dt
 import math
 from pathlib import Path
 
-from prometheus_client import REGISTRY
+from prometheus_client import CollectorRegistry
 
 from kube import certs
-from webhook.certexpiry import expiry_reader
-from webhook.metrics import SERVING_CERTIFICATE_EXPIRY
+from webhook.certexpiry import ExpiryCollector, expiry_reader
 
 GAUGE = "registry_v2_policy_serving_certificate_expiry_timestamp_seconds"
 
@@ -25,11 +24,12 @@ def write_certificate(path: Path, days: int) -> float:
 def test_the_gauge_follows_the_file_a_rotation_replaces(tmp_path: Path) -> None:
     cert_file = tmp_path / "tls.crt"
     first = write_certificate(cert_file, days=30)
-    SERVING_CERTIFICATE_EXPIRY.set_function(expiry_reader(cert_file))
-    assert REGISTRY.get_sample_value(GAUGE) == first
+    registry = CollectorRegistry()
+    registry.register(ExpiryCollector(cert_file))
+    assert registry.get_sample_value(GAUGE) == first
     renewed = write_certificate(cert_file, days=90)
     assert renewed > first
-    assert REGISTRY.get_sample_value(GAUGE) == renewed
+    assert registry.get_sample_value(GAUGE) == renewed
 
 
 def test_an_unreadable_file_is_not_a_number(tmp_path: Path) -> None:

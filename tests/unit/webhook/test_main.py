@@ -175,11 +175,3 @@ def test_the_servers_role_lets_it_patch_the_events_it_aggregates() -> None:
         for verb in rule["verbs"]
     }
     assert {"create", "patch"} <= verbs
-
-
-def test_several_workers_are_refused_while_each_would_serve_its_own_metrics() -> None:
-    """Each worker keeps its metrics in its own memory and listens on the one metrics
-    port: a second worker could not bind it and would be restarted forever. Refused
-    before anything starts (no certificates given: that would be the next refusal)."""
-    with pytest.raises(SystemExit, match="--workers=2 needs --metrics-bind-address=0"):
-        main.run_server(Settings(workers=2, metrics_bind_address=":8080"))
