@@ -311,42 +311,6 @@ def test_sigterm_answers_the_review_in_flight_and_refuses_new_connections(
         assert refused(served.port)
 
 
-def test_a_second_sigterm_during_the_drain_changes_nothing(tmp_path: Path) -> None:
-    """SIGTERM can reach the worker twice: from the arbiter and from a signal to the whole
-    process group (a supervisor, ``kill -- -PGID``). The second must not crash the worker
-    on its already closed listening sockets: the review in flight is still answered."""
-    with serve(tmp_path, read_limits=DRAINING_LIMITS) as served:
-        wait_for(lambda: has_worker(served), timeout=DEADLINE, what="the worker")
-        worker = served.worker_pid()
-        tls = served.client_context().wrap_socket(
-            socket.create_connection(served.address, timeout=DEADLINE),
-            server_hostname="127.0.0.1",
-        )
-        with tls:
-            tls.sendall(
-                b"POST /mutate/serviceaccounts HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                b"Content-Type: application/json\r\n"
-                + f"Content-Length: {len(REVIEW)}\r\n\r\n".encode()
-                + REVIEW[:10]
-            )
-            os.kill(worker, signal.SIGTERM)
-            wait_for(
-                lambda: refused(served.port),
-                timeout=DEADLINE,
-                interval=0.05,
-                what="the first SIGTERM to close the listener",
-            )
-            os.kill(worker, signal.SIGTERM)
-            tls.sendall(REVIEW[10:])
-            answer = b""
-            while chunk := tls.recv(65536):
-                answer += chunk
-        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
-        # A crashed worker still finishes its threads' requests on the way out (the pool's
-        # threads are joined at exit), so the answer alone does not tell: its log does.
-        assert "Traceback" not in served.process.log_tail(1000)
-
-
 def test_a_draining_replica_hands_new_connections_to_the_one_that_stays(
     tmp_path: Path,
 ) -> None:
