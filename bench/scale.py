@@ -35,6 +35,7 @@ import json
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ from kubernetes import client, config
 from bench import plots
 from bench.report import Figure, Report, Target, alternate, progress
 from kube.metadata import LIST_ACCEPT, metadata_list_func
+from kube.settings import Settings
 from localcluster.cluster import ControlPlane
 from localcluster.processes import ManagedProcess
 from localcluster.stack import Stack
@@ -260,12 +262,15 @@ def process_rss(stack: Stack) -> dict[str, float]:
 _LISTED = re.compile(r"informer ([^:]+): listed \d+ objects")
 
 
-def _webhook_synced(process: ManagedProcess, informers: int) -> bool:
+def _webhook_synced(process: ManagedProcess, informers: int, workers: int) -> bool:
+    """Every informer of every worker has listed: each worker of a pod keeps its own caches
+    and logs to the pod's one log, so each informer's line must appear once per worker."""
     try:
         text = process.log_path.read_text(errors="replace")
     except OSError:
         return False
-    return len(set(_LISTED.findall(text))) >= informers
+    listed = Counter(_LISTED.findall(text))
+    return len(listed) >= informers and all(n >= workers for n in listed.values())
 
 
 def _controller_synced(process: ManagedProcess) -> bool:
@@ -282,6 +287,7 @@ class SyncWatch:
 
     stack: Stack
     webhook_informers: int
+    webhook_workers: int = Settings().workers
     seconds: dict[str, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -294,7 +300,7 @@ class SyncWatch:
         while not self._stop.wait(POLL_SECONDS):
             for process in self.stack.webhooks:
                 if process.name not in self.seconds and _webhook_synced(
-                    process, self.webhook_informers
+                    process, self.webhook_informers, self.webhook_workers
                 ):
                     self.seconds[process.name] = time.monotonic() - process.started
             for process in self.stack.controllers:

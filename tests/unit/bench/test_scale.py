@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import cast
+
 from bench import scale
+from localcluster.processes import ManagedProcess
 from quota.measure import recorded_image_size, stream_usage
 from quota.pullsecrets.names import ANNOTATION_TOKEN_EXPIRATION
 
@@ -39,3 +43,22 @@ def test_only_tokened_secrets_of_the_round_count() -> None:
         ]
     }
     assert scale.ready_secret_count(page, "new-0-") == 1
+
+
+class _Logged:
+    """What ``_webhook_synced`` reads of a replica: its one log file."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+
+
+def test_a_pod_is_synced_once_every_worker_has_listed_every_informer(tmp_path: Path) -> None:
+    log = tmp_path / "webhook.log"
+    line = '{"msg":"informer %s: listed 3 objects"}\n'
+    log.write_text("".join(line % name for name in ("a", "b")) + line % "a")
+    replica = cast(ManagedProcess, _Logged(log))
+    # Worker 1 has listed a and b, worker 2 only a: the union of kinds is no sync.
+    assert not scale._webhook_synced(replica, informers=2, workers=2)
+    log.write_text(log.read_text() + line % "b")
+    assert scale._webhook_synced(replica, informers=2, workers=2)
+    assert not scale._webhook_synced(replica, informers=3, workers=2)
