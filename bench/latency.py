@@ -49,11 +49,11 @@ from typing import Any
 
 import requests
 from kubernetes import client, config
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench import plots
 from bench.report import RESULTS, Figure, Report, Target, alternate, percentile, progress
 from localcluster.cluster import ControlPlane
+from localcluster.metrics import metric_sum
 from localcluster.ports import free_port
 from localcluster.stack import CONFIGURATION_NAME, Stack
 from localcluster.waiting import wait_for
@@ -190,19 +190,6 @@ def excluded_selector_patch(configuration: dict[str, Any], namespaces: Sequence[
                     if ns not in expression.get("values", [])
                 )
     return ops
-
-
-def metric_sum(pages: Sequence[str], name: str, **labels: str) -> float:
-    """A counter summed over the replicas' /metrics pages (0 when not exported yet)."""
-    total = 0.0
-    for page in pages:
-        for family in text_string_to_metric_families(page):
-            for sample in family.samples:
-                if sample.name == name and all(
-                    sample.labels.get(k) == v for k, v in labels.items()
-                ):
-                    total += sample.value
-    return total
 
 
 def _api(stack: Stack) -> client.ApiClient:

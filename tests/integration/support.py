@@ -13,10 +13,10 @@ from typing import Any
 
 import requests
 from kubernetes import client, config
-from prometheus_client.parser import text_string_to_metric_families
 
 from kube.settings import Settings
 from localcluster.cluster import ControlPlane
+from localcluster.metrics import metric_sum
 from localcluster.stack import CONFIGURATION_NAME, SERVICE_NAMESPACE, Stack
 from localcluster.waiting import wait_for
 
@@ -145,17 +145,8 @@ class ClusterEnv:
         ]
 
     def metric(self, name: str, **labels: str) -> float:
-        """A sample of our server summed over its processes (0 when not yet exported):
-        requests spread over replicas, so a count grows on any of them."""
-        total = 0.0
-        for page in self.metrics_pages():
-            for family in text_string_to_metric_families(page):
-                for sample in family.samples:
-                    if sample.name == name and all(
-                        sample.labels.get(k) == v for k, v in labels.items()
-                    ):
-                        total += sample.value
-        return total
+        """A sample of our server summed over its processes (0 when not yet exported)."""
+        return metric_sum(self.metrics_pages(), name, **labels)
 
     def wait(self, condition: Callable[[], Any], *, timeout: float = 30, what: str) -> Any:
         if self.stack is not None:

@@ -1,4 +1,4 @@
-"""The latency benchmark's pure helpers: the exclusion patch, the metrics sum, the no-op
+"""The latency benchmark's pure helpers: the exclusion patch, the no-op
 webhook's answer and registration."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from bench.latency import (
     EXCLUDED_NAMESPACES,
     NOOP,
     excluded_selector_patch,
-    metric_sum,
     noop_configurations,
 )
 from bench.noopwebhook import allow
@@ -32,13 +31,6 @@ def test_the_patch_adds_the_baseline_namespaces_to_every_webhooks_exclusion() ->
             (expression,) = webhook["namespaceSelector"]["matchExpressions"]
             assert expression["values"] == ["ns-a", "kube-system", *EXCLUDED_NAMESPACES]
         assert excluded_selector_patch(patched, EXCLUDED_NAMESPACES) == [], "idempotent"
-
-
-def test_counters_are_summed_over_replicas_by_label() -> None:
-    page = '# TYPE c_total counter\nc_total{result="charged"} 3.0\nc_total{result="conflict"} 1.0\n'
-    assert metric_sum([page, page], "c_total", result="charged") == 6
-    assert metric_sum([page], "c_total") == 4
-    assert metric_sum([], "c_total", result="conflict") == 0
 
 
 def test_the_no_op_webhook_allows_with_the_requests_uid() -> None:
