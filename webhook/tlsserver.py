@@ -209,25 +209,29 @@ class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
     def waiting_for_ready(cls, seconds: float) -> type[HandshakeThenDeferWorker]:
         return type(cls.__name__, (cls,), {"ready_wait_seconds": seconds})
 
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        """SIGTERM: drain as gthread does, but close the listening sockets at once.
+    def set_accept_enabled(self, enabled: bool) -> None:
+        """On stop, leave the port at once instead of when the drain ends.
 
-        gthread only stops polling them, and the socket stays open until the drain ends;
-        with ``reuse_port`` (replicas on one port) the kernel keeps handing new
-        connections to it, where nobody accepts them until the drain ends and they are
-        reset: an API server's webhook call waits out its timeout and fails the request.
-        Closed (the arbiter closes its copy first), it leaves the port's group, so new
-        connections go to the replicas that stay. Those the kernel has already queued on
-        it are accepted first and answered during the drain: closing resets them.
+        gthread stops polling its listening sockets when the stop begins but closes them
+        only after the drain; with replicas on one port (``SO_REUSEPORT``) the kernel
+        keeps handing new connections to the open socket, where nobody accepts them
+        until the drain ends and they are reset: an API server's webhook call waits out
+        its timeout and fails the request. Closed (the arbiter closes its copy first),
+        the socket leaves the port's group and new connections go to the replicas that
+        stay. Those the kernel has already queued on it are accepted first and answered
+        during the drain, since closing resets them; one that completes its handshake in
+        the instant between the last accept and the close is still reset by the kernel,
+        unless ``net.ipv4.tcp_migrate_req`` is set.
+
+        Done here, in the main loop right after it sees the stop, and not in the SIGTERM
+        handler: the handler interrupts the main thread anywhere, even in the middle of
+        gthread's own ``accept`` (on a socket it would close under it) or while holding
+        the thread pool's lock (which its own submit would wait for forever).
         """
-        super().handle_exit(sig, frame)
-        # Once: a stop sent to the whole process group (supervisors, `kill -- -PGID`)
-        # reaches the worker twice, directly and forwarded by the master.
+        super().set_accept_enabled(enabled)
+        if enabled or self.alive:
+            return  # paused for a full worker (worker_connections), not stopping
         listeners, self.sockets = self.sockets, []
-        if getattr(self, "_accepting", False):
-            for listener in listeners:
-                self.poller.unregister(listener)
-            self._accepting = False
         for listener in listeners:
             self._accept_queued(listener)
             listener.close()

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import selectors
 import signal
 import socket
 import ssl
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 import requests
@@ -39,6 +41,7 @@ from tests.unit.webhook.served import Served, serve
 from webhook import devcerts
 from webhook.tlsserver import (
     GRACEFUL_TIMEOUT_SECONDS,
+    HandshakeThenDeferWorker,
     ReadBudget,
     ReadLimits,
     ReloadingTlsContext,
@@ -342,7 +345,16 @@ def test_a_draining_replica_hands_new_connections_to_the_one_that_stays(
             )
             pending.append(tls)
         try:
+            assert listeners_on(staying.port) == 2
             leaving.process.popen.send_signal(signal.SIGTERM)
+            # The kernel resets a connection that completes its handshake in the instant
+            # between the worker's last accept and its close (Linux migrates it only with
+            # net.ipv4.tcp_migrate_req): what we own is that the listener leaves at once.
+            wait_for(
+                lambda: listeners_on(staying.port) == 1,
+                timeout=DEADLINE,
+                what="the leaving replica to close its listening socket",
+            )
             for _ in range(NEW_CONNECTIONS):
                 # A new connection each time (no session), as each webhook call may be.
                 response = requests.get(
@@ -355,6 +367,27 @@ def test_a_draining_replica_hands_new_connections_to_the_one_that_stays(
         finally:
             for tls in pending:
                 tls.close()
+
+
+TCP_LISTEN = "0A"
+"""The LISTEN state in ``/proc/net/tcp``."""
+
+
+def listeners_on(port: int) -> int:
+    """Listening sockets bound to ``port`` on IPv4, whichever process holds them."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    local_ports = [
+        int(fields[1].rsplit(":", 1)[1], 16)
+        for fields in (row.split() for row in rows)
+        if fields[3] == TCP_LISTEN
+    ]
+    return local_ports.count(port)
+
+
+def stopped(pid: int) -> bool:
+    """Whether ``pid`` is stopped by a signal (state T in ``/proc/PID/stat``)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2] == "T"
 
 
 SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
@@ -379,6 +412,9 @@ def test_connections_queued_when_the_drain_starts_are_answered_not_reset(
         worker = leaving.worker_pid()
         os.kill(worker, signal.SIGSTOP)  # nothing accepts: the next connection is queued
         try:
+            # Stopped before the SIGTERM comes, so that it stays pending: one that came
+            # first would be taken (its handler run later) and never be seen pending.
+            wait_for(lambda: stopped(worker), timeout=DEADLINE, what="the worker to stop")
             raw = socket.create_connection(leaving.address, timeout=DEADLINE)
             leaving.process.popen.send_signal(signal.SIGTERM)  # the arbiter passes it on
             wait_for(lambda: sigterm_pending(worker), timeout=DEADLINE, what="SIGTERM")
@@ -387,6 +423,46 @@ def test_connections_queued_when_the_drain_starts_are_answered_not_reset(
         with leaving.client_context().wrap_socket(raw, server_hostname="127.0.0.1") as tls:
             tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert tls.recv(1 << 16).startswith(b"HTTP/1.1 200 ")
+
+
+def stopping_worker(listener: socket.socket, *, alive: bool) -> HandshakeThenDeferWorker:
+    """The worker's loop state at the moment it stops (or pauses) accepting, without a
+    server: its one listening socket polled, the thread pool replaced by a list."""
+    worker: Any = object.__new__(HandshakeThenDeferWorker)
+    worker.cfg, worker.alive, worker.nr_conns, worker.taken = None, alive, 0, []
+    worker.sockets, worker._accepting = [listener], True
+    worker.poller = selectors.DefaultSelector()
+    worker.poller.register(listener, selectors.EVENT_READ)
+    worker.enqueue_req = worker.taken.append
+    return cast(HandshakeThenDeferWorker, worker)
+
+
+def test_a_stopping_worker_takes_the_queued_connections_then_leaves_the_port() -> None:
+    """Connections already queued when the main loop sees the stop are taken (closing
+    the socket would reset them), then the socket is closed at once, not after the
+    drain, so that a replica beside it on the port gets every new connection."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
+        worker: Any = stopping_worker(listener, alive=False)
+        worker.set_accept_enabled(False)
+        assert sorted(conn.client for conn in worker.taken) == sorted(
+            client.getsockname() for client in clients
+        )
+        assert worker.nr_conns == 3
+        assert listener.fileno() == -1 and worker.sockets == []
+        for conn, client in zip(worker.taken, clients, strict=False):
+            conn.sock.close()
+            client.close()
+
+
+def test_a_worker_paused_by_its_connection_limit_keeps_its_socket() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        queued = socket.create_connection(listener.getsockname())
+        worker: Any = stopping_worker(listener, alive=True)
+        worker.set_accept_enabled(False)
+        assert worker.taken == [] and worker.sockets == [listener]
+        assert listener.fileno() != -1 and not worker._accepting
+        queued.close()
 
 
 def has_worker(served: Served) -> bool:
