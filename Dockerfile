@@ -7,13 +7,13 @@
 FROM python:3.11.14-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY cli ./cli
 COPY webhook ./webhook
 COPY controller ./controller
 COPY kube ./kube
 COPY quota ./quota
-RUN pip wheel --wheel-dir /wheels .
+RUN pip wheel --wheel-dir /wheels --constraint constraints.txt .
 
 FROM python:3.11.14-slim-bookworm
 LABEL org.opencontainers.image.title="registry-v2-policy" \

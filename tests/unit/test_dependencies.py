@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import sys
 import tomllib
-from importlib.metadata import packages_distributions
+from importlib.metadata import packages_distributions, version
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -71,3 +71,36 @@ def test_imports_are_found_inside_functions_too() -> None:
 
 def test_relative_imports_are_not_distributions() -> None:
     assert top_level_imports("from . import x\nfrom .y import z\n") == set()
+
+
+def constraint_pins() -> dict[str, str]:
+    """constraints.txt as canonical name -> exact version."""
+    pins: dict[str, str] = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = version.strip()
+    return pins
+
+
+def test_every_dependency_is_pinned_inside_its_declared_range() -> None:
+    """A clean checkout installs the versions CI ran (``make venv`` passes constraints.txt
+    to pip); a pin outside pyproject's range would make pip refuse to install at all."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = constraint_pins()
+    specs = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    for requirement in map(Requirement, specs):
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement.name} is not pinned in constraints.txt"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"{requirement.name}=={pins[name]} is outside pyproject's {requirement}"
+        )
+
+
+def test_the_installed_runtime_is_the_pinned_one() -> None:
+    """The virtualenv the tests run in was built from constraints.txt, not left over."""
+    pins = constraint_pins()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in map(Requirement, project["dependencies"]):
+        name = canonicalize_name(requirement.name)
+        assert version(requirement.name) == pins[name], requirement.name
