@@ -1,0 +1,137 @@
+"""What an accepted push leaves in the Image API, as plain data: the Image object for a
+manifest digest, and the ImageStream status with the tag's new history entry.
+
+OpenShift's registry records a push the same way: one cluster-scoped Image per manifest
+digest (shared by every repository that holds it) and, per tag, a history of the images
+it pointed at, newest first (``status.tags[].items[]``), which the limits count.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from quota.measure import Descriptor, Manifest
+from quota.objects import mapping, metadata
+from quota.timestamps import format_rfc3339, require_aware
+
+IMAGE_API_VERSION: Final = "image.alauda.io/v1"
+
+
+@dataclass(frozen=True)
+class PlatformImage:
+    """One child of an image index: its manifest's descriptor, platform and measured size."""
+
+    digest: str
+    media_type: str
+    manifest_size: int
+    image_size: int
+    platform: Mapping[str, Any] | None = None
+
+
+def image_object_name(digest: str) -> str:
+    """The standalone CRD's name for ``digest``: object names cannot hold ':', so
+    ``sha256:<hex>`` becomes ``sha256-<hex>`` (the aggregated Image API names Images
+    after the digest itself; the caches find both through ``dockerImageReference``)."""
+    return digest.replace(":", "-", 1)
+
+
+def image_reference(registry: str, repository: str, digest: str) -> str:
+    """``<registry host>/<namespace>/<name>@<digest>``: where a client pulls the image."""
+    return f"{registry}/{repository}@{digest}"
+
+
+def _layers(layers: Sequence[Descriptor], media_types: Sequence[str]) -> list[dict[str, Any]]:
+    return [
+        {"name": layer.digest, "size": layer.size, "mediaType": media_type}
+        for layer, media_type in zip(layers, media_types, strict=True)
+    ]
+
+
+def image_object(
+    digest: str,
+    reference: str,
+    media_type: str,
+    manifest: Manifest,
+    layer_media_types: Sequence[str],
+) -> dict[str, Any]:
+    """The Image for a single-platform manifest; ``dockerImageMetadata.size`` is the
+    size ``alauda.io/Image`` limits (config + each distinct layer once)."""
+    image: dict[str, Any] = {
+        "apiVersion": IMAGE_API_VERSION,
+        "kind": "Image",
+        "metadata": {"name": image_object_name(digest)},
+        "dockerImageReference": reference,
+        "dockerImageManifestMediaType": media_type,
+        "dockerImageMetadata": {"size": manifest.size},
+        "dockerImageLayers": _layers(manifest.layers, layer_media_types),
+    }
+    if manifest.config is not None:
+        image["dockerImageConfig"] = {
+            "digest": manifest.config.digest,
+            "size": manifest.config.size,
+        }
+    return image
+
+
+def index_image_object(
+    digest: str, reference: str, media_type: str, children: Sequence[PlatformImage]
+) -> dict[str, Any]:
+    """The Image for an image index. Its size is its largest child's: a client pulls one
+    platform's image, and that is the "one image" ``alauda.io/Image`` bounds (every child
+    was judged against it), so a tag pointing at the index passes the same limit."""
+    return {
+        "apiVersion": IMAGE_API_VERSION,
+        "kind": "Image",
+        "metadata": {"name": image_object_name(digest)},
+        "dockerImageReference": reference,
+        "dockerImageManifestMediaType": media_type,
+        "dockerImageMetadata": {"size": max((c.image_size for c in children), default=0)},
+        "dockerImageManifests": [
+            {
+                "digest": child.digest,
+                "mediaType": child.media_type,
+                "manifestSize": child.manifest_size,
+                **({"platform": dict(child.platform)} if child.platform else {}),
+            }
+            for child in children
+        ],
+    }
+
+
+def status_with_tag_event(
+    stream: Mapping[str, Any],
+    tag: str,
+    digest: str,
+    reference: str,
+    created: datetime,
+) -> dict[str, Any] | None:
+    """The stream's ``status`` with ``tag`` now pointing at ``digest`` (a new newest
+    history entry), or None when it already does: a retried push records nothing twice.
+    Other tags, and the tag's older entries, are kept as they are."""
+    require_aware(created=created)
+    status = copy.deepcopy(dict(mapping(stream.get("status"))))
+    raw_tags = status.get("tags")
+    tags: list[Any] = list(raw_tags) if isinstance(raw_tags, list) else []
+    event = {
+        "created": format_rfc3339(created),
+        "dockerImageReference": reference,
+        "image": digest,
+        "generation": metadata(stream).get("generation") or 1,
+    }
+    for index, entry in enumerate(tags):
+        if isinstance(entry, dict) and entry.get("tag") == tag:
+            raw_items = entry.get("items")
+            items = list(raw_items) if isinstance(raw_items, list) else []
+            newest = items[0] if items and isinstance(items[0], dict) else {}
+            if newest.get("image") == digest:
+                return None
+            tags[index] = {**entry, "items": [event, *items]}
+            break
+    else:
+        tags.append({"tag": tag, "items": [event]})
+    status["tags"] = tags
+    return status

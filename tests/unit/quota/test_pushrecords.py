@@ -1,0 +1,123 @@
+"""The Image objects and tag history an accepted push leaves, as the limits then read them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from quota.measure import (
+    Descriptor,
+    Manifest,
+    recorded_image_size,
+    stream_image_digests,
+    stream_tag_names,
+)
+from quota.pushrecords import (
+    PlatformImage,
+    image_object,
+    image_object_name,
+    image_reference,
+    index_image_object,
+    status_with_tag_event,
+)
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+A, B, C = (f"sha256:{c * 64}" for c in "abc")
+REF = image_reference("registry.example:5000", "team-a/app", A)
+
+
+def stream(*tags: tuple[str, list[str]], generation: int = 3) -> dict[str, object]:
+    return {
+        "metadata": {"name": "app", "namespace": "team-a", "generation": generation},
+        "status": {
+            "dockerImageRepository": "kept",
+            "tags": [
+                {"tag": tag, "items": [{"image": d, "created": "2026-01-01T00:00:00Z"} for d in ds]}
+                for tag, ds in tags
+            ],
+        },
+    }
+
+
+def test_the_first_push_of_a_tag_starts_its_history() -> None:
+    status = status_with_tag_event(stream(), "v1", A, REF, NOW)
+    assert status == {
+        "dockerImageRepository": "kept",
+        "tags": [
+            {
+                "tag": "v1",
+                "items": [
+                    {
+                        "created": "2026-11-28T12:00:00Z",
+                        "dockerImageReference": REF,
+                        "image": A,
+                        "generation": 3,
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def test_a_new_image_for_a_tag_goes_first_and_keeps_the_older_ones() -> None:
+    original = stream(("v1", [B]), ("v2", [C]))
+    status = status_with_tag_event(original, "v1", A, REF, NOW)
+    assert status is not None
+    assert [item["image"] for item in status["tags"][0]["items"]] == [A, B]
+    assert status["tags"][1] == original["status"]["tags"][1]  # type: ignore[index]
+    after = {**original, "status": status}
+    assert stream_image_digests(after) == {A, B, C}
+    assert stream_tag_names(after) == {"v1", "v2"}
+    assert [i["image"] for i in original["status"]["tags"][0]["items"]] == [B]  # type: ignore[index]
+
+
+def test_pushing_the_image_a_tag_already_points_at_records_nothing() -> None:
+    """A client retrying a push (or two pushes of one image) leaves one history entry."""
+    assert status_with_tag_event(stream(("v1", [A, B])), "v1", A, REF, NOW) is None
+
+
+def test_an_older_image_pushed_again_becomes_newest() -> None:
+    status = status_with_tag_event(stream(("v1", [A, B])), "v1", B, REF, NOW + timedelta(1))
+    assert status is not None
+    assert [item["image"] for item in status["tags"][0]["items"]] == [B, A, B]
+
+
+def test_a_stream_without_status_or_with_garbage_gets_a_clean_one() -> None:
+    for broken in ({}, {"status": None}, {"status": {"tags": "x"}}):
+        status = status_with_tag_event(broken, "v1", A, REF, NOW)
+        assert status is not None
+        assert status["tags"] == [{"tag": "v1", "items": [status["tags"][0]["items"][0]]}]
+        assert status["tags"][0]["items"][0]["generation"] == 1
+
+
+def test_naive_times_are_refused() -> None:
+    with pytest.raises(ValueError):
+        status_with_tag_event(stream(), "v1", A, REF, datetime(2026, 1, 1))
+
+
+def test_an_image_object_records_the_size_the_limit_measures() -> None:
+    layers = (Descriptor(B, 100), Descriptor(B, 100), Descriptor(C, 50))
+    manifest = Manifest(Descriptor(A, 7), layers)
+    image = image_object(A, REF, "application/vnd.oci.image.manifest.v1+json", manifest, ["t"] * 3)
+    assert image["metadata"] == {"name": "sha256-" + "a" * 64}
+    assert recorded_image_size(image) == manifest.size == 157
+    assert image["dockerImageConfig"] == {"digest": A, "size": 7}
+    assert [layer["name"] for layer in image["dockerImageLayers"]] == [B, B, C]
+
+
+def test_an_index_image_is_as_large_as_its_largest_child() -> None:
+    children = [
+        PlatformImage(B, "application/vnd.oci.image.manifest.v1+json", 500, 1000, {"os": "linux"}),
+        PlatformImage(C, "application/vnd.oci.image.manifest.v1+json", 400, 3000),
+    ]
+    image = index_image_object(A, REF, "application/vnd.oci.image.index.v1+json", children)
+    assert recorded_image_size(image) == 3000
+    assert [m["digest"] for m in image["dockerImageManifests"]] == [B, C]
+    assert image["dockerImageManifests"][0]["platform"] == {"os": "linux"}
+    assert "platform" not in image["dockerImageManifests"][1]
+
+
+def test_object_names_never_hold_a_colon() -> None:
+    assert image_object_name(A) == "sha256-" + "a" * 64
+    assert image_object_name("sha512:ab") == "sha512-ab"
