@@ -227,11 +227,24 @@ class Authorizer:
         self._cache: TtlCache[bool] = TtlCache(ttl, clock=clock)
 
     def may_create_pushreview(self, user: User, namespace: str) -> bool:
+        return self.may(user, namespace, "create", "pushreviews")
+
+    def may(
+        self, user: User, namespace: str, verb: str, resource: str, subresource: str = ""
+    ) -> bool:
+        """Whether ``user`` may ``verb`` ``resource`` (``image.alauda.io``) in ``namespace``."""
         extra = tuple(sorted((k, tuple(v)) for k, v in user.extra.items()))
-        key = (user.name, user.uid, user.groups, extra, namespace)
+        key = (user.name, user.uid, user.groups, extra, namespace, verb, resource, subresource)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
+        attributes = {
+            "namespace": namespace,
+            "verb": verb,
+            "group": "image.alauda.io",
+            "resource": resource,
+            **({"subresource": subresource} if subresource else {}),
+        }
         body = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SubjectAccessReview",
@@ -240,12 +253,7 @@ class Authorizer:
                 "uid": user.uid,
                 "groups": list(user.groups),
                 "extra": user.extra,
-                "resourceAttributes": {
-                    "namespace": namespace,
-                    "verb": "create",
-                    "group": "image.alauda.io",
-                    "resource": "pushreviews",
-                },
+                "resourceAttributes": attributes,
             },
         }
         response = self._api.create_subject_access_review(
