@@ -138,17 +138,16 @@ class NotSynced(Exception):
     """A cache asked before its first list: absence there means nothing yet."""
 
 
-class WebhookCaches:
-    """Informers started in each gunicorn worker (after the fork), stopped with it."""
+class PushCaches:
+    """What the push rules read (LimitRanges, ResourceQuotas, ImageStreams): the whole of
+    the front door's caches, and the base of the webhook server's. Informers start in
+    each gunicorn worker (after the fork) and stop with it."""
 
     def __init__(self, api: client.ApiClient) -> None:
         self._core = client.CoreV1Api(api)
-        custom = client.CustomObjectsApi(api)
+        self._custom = client.CustomObjectsApi(api)
         # Read-only caches keep what their rules read; the quotas, written back by the
         # charge, lose only their managedFields.
-        self.namespaces = Informer(
-            "namespaces", self._core.list_namespace, transform=projection(NAMESPACE_KEEP)
-        )
         self.limit_ranges = Informer(
             "limitranges",
             self._core.list_limit_range_for_all_namespaces,
@@ -159,42 +158,19 @@ class WebhookCaches:
             self._core.list_resource_quota_for_all_namespaces,
             transform=strip_managed_fields,
         )
-        self.images = Informer(
-            "images",
-            functools.partial(custom.list_cluster_custom_object, IMAGE_GROUP, "v1", "images"),
-            missing_ok=True,
-            index=image_digests,
-            transform=cached_image,
-        )
         self.imagestreams = Informer(
             "imagestreams",
-            functools.partial(custom.list_cluster_custom_object, IMAGE_GROUP, "v1", "imagestreams"),
+            functools.partial(
+                self._custom.list_cluster_custom_object, IMAGE_GROUP, "v1", "imagestreams"
+            ),
             missing_ok=True,
             transform=cached_stream,
         )
-        # Metadata only (never Secret data) of the Secrets the kubelet pulls with: the
-        # mutating webhook must know whether the managed name is someone else's.
-        self.pull_secrets = [
-            Informer(
-                f"secrets({secret_type})",
-                metadata_list_func(api, "/api/v1/secrets"),
-                field_selector=f"type={secret_type}",
-                transform=projection(PULL_SECRET_KEEP),
-            )
-            for secret_type in PULL_SECRET_TYPES
-        ]
         self._stop = threading.Event()
 
     @property
     def informers(self) -> list[Informer]:
-        return [
-            self.namespaces,
-            self.limit_ranges,
-            self.resource_quotas,
-            self.images,
-            self.imagestreams,
-            *self.pull_secrets,
-        ]
+        return [self.limit_ranges, self.resource_quotas, self.imagestreams]
 
     def start(self) -> None:
         for informer in self.informers:
@@ -207,6 +183,56 @@ class WebhookCaches:
         """A readiness check: None once every cache has synced."""
         pending = [i.name for i in self.informers if not i.has_synced()]
         return f"caches not synced: {', '.join(pending)}" if pending else None
+
+    def limit_ranges_in(self, namespace: str) -> list[dict[str, Any]]:
+        return self.limit_ranges.list(namespace)
+
+    def quotas_in(self, namespace: str) -> list[dict[str, Any]]:
+        return self.resource_quotas.list(namespace)
+
+    def imagestream(self, namespace: str, name: str) -> dict[str, Any] | None:
+        cached = self.imagestreams.get(f"{namespace}/{name}")
+        return None if cached is None else stream_from_cache(cached)
+
+
+class WebhookCaches(PushCaches):
+    """The push rules' caches, plus what admission reads: namespaces (the opt-out label),
+    Images (sizes) and the metadata of pull Secrets."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        super().__init__(api)
+        self.namespaces = Informer(
+            "namespaces", self._core.list_namespace, transform=projection(NAMESPACE_KEEP)
+        )
+        self.images = Informer(
+            "images",
+            functools.partial(self._custom.list_cluster_custom_object, IMAGE_GROUP, "v1", "images"),
+            missing_ok=True,
+            index=image_digests,
+            transform=cached_image,
+        )
+        # Metadata only (never Secret data) of the Secrets the kubelet pulls with: the
+        # mutating webhook must know whether the managed name is someone else's.
+        self.pull_secrets = [
+            Informer(
+                f"secrets({secret_type})",
+                metadata_list_func(api, "/api/v1/secrets"),
+                field_selector=f"type={secret_type}",
+                transform=projection(PULL_SECRET_KEEP),
+            )
+            for secret_type in PULL_SECRET_TYPES
+        ]
+
+    @property
+    def informers(self) -> list[Informer]:
+        return [
+            self.namespaces,
+            self.limit_ranges,
+            self.resource_quotas,
+            self.images,
+            self.imagestreams,
+            *self.pull_secrets,
+        ]
 
     def namespace_labels(self, name: str) -> Mapping[str, str] | None:
         """From the cache; before it has synced (or for a namespace it has not seen yet),
@@ -237,12 +263,6 @@ class WebhookCaches:
                 return found
         return None
 
-    def limit_ranges_in(self, namespace: str) -> list[dict[str, Any]]:
-        return self.limit_ranges.list(namespace)
-
-    def quotas_in(self, namespace: str) -> list[dict[str, Any]]:
-        return self.resource_quotas.list(namespace)
-
     def image(self, digest: str) -> dict[str, Any] | None:
         """The Image describing ``digest``: named after it (the aggregated Image API), or,
         as CRD names cannot hold ':', any Image whose dockerImageReference ends in it."""
@@ -251,7 +271,3 @@ class WebhookCaches:
             return found
         matches = self.images.by_index(digest)
         return matches[0] if matches else None
-
-    def imagestream(self, namespace: str, name: str) -> dict[str, Any] | None:
-        cached = self.imagestreams.get(f"{namespace}/{name}")
-        return None if cached is None else stream_from_cache(cached)
