@@ -26,12 +26,19 @@ PUSH_LIMITS: Final = JsonLimits(
     max_depth=16,
 )
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-# OCI image-spec digest grammar. All four are used with fullmatch: `$` alone also matches
-# before a final newline.
-_DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+# The grammars of a push's names, public so that the registry's front door
+# (webhook.frontdoor) judges the same names by the same rules. All four are used with
+# fullmatch: `$` alone also matches before a final newline.
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+"""A namespace name (Kubernetes DNS-1123 label)."""
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+"""An ImageStream name (Kubernetes DNS-1123 subdomain), up to MAX_NAME_LENGTH."""
+MAX_NAME_LENGTH: Final = 253
+"""Kubernetes' limit on a DNS-1123 subdomain, so on an ImageStream's name."""
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+"""The OCI distribution spec's tag grammar."""
+DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+"""The OCI image-spec digest grammar (any algorithm)."""
 
 
 class BadPushReview(ValueError):
@@ -73,16 +80,16 @@ def parse_push_review(body: bytes, content_type: str | None) -> PushRequest:
     if not isinstance(spec, dict):
         raise BadPushReview("spec is required and must be an object")
     namespace = _string(spec, "namespace", required=True) or ""
-    if not _DNS_LABEL.fullmatch(namespace):
+    if not DNS_LABEL.fullmatch(namespace):
         raise BadPushReview(f"spec.namespace {brief(namespace)} is not a valid namespace name")
     repository = _string(spec, "repository", required=True) or ""
-    if len(repository) > 253 or not _DNS_SUBDOMAIN.fullmatch(repository):
+    if len(repository) > MAX_NAME_LENGTH or not DNS_SUBDOMAIN.fullmatch(repository):
         raise BadPushReview(f"spec.repository {brief(repository)} is not a valid ImageStream name")
     tag = _string(spec, "tag", required=False)
-    if tag is not None and not _TAG.fullmatch(tag):
+    if tag is not None and not TAG.fullmatch(tag):
         raise BadPushReview(f"spec.tag {brief(tag)} is not a valid tag")
     digest = _string(spec, "digest", required=True) or ""
-    if not _DIGEST.fullmatch(digest):
+    if not DIGEST.fullmatch(digest):
         raise BadPushReview(f"spec.digest {brief(digest)} is not a valid digest")
     media = spec.get("mediaType")
     if media is None:

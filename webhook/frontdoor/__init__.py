@@ -1,0 +1,1 @@
+"""The registry's front door: an OCI Distribution proxy that holds pushes to the same limits."""
