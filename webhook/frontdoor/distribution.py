@@ -37,6 +37,7 @@ SIZE_INVALID: Final = "SIZE_INVALID"
 TOOMANYREQUESTS: Final = "TOOMANYREQUESTS"
 UNAUTHORIZED: Final = "UNAUTHORIZED"
 UNSUPPORTED: Final = "UNSUPPORTED"
+UNAVAILABLE: Final = "UNAVAILABLE"
 
 STATUS: Final[Mapping[str, int]] = {
     BLOB_UNKNOWN: 404,
@@ -52,6 +53,7 @@ STATUS: Final[Mapping[str, int]] = {
     TOOMANYREQUESTS: 429,
     UNAUTHORIZED: 401,
     UNSUPPORTED: 405,  # distribution's ErrorCodeUnsupported: Method Not Allowed
+    UNAVAILABLE: 503,  # distribution's ErrorCodeUnavailable (errcode/register.go)
 }
 """The HTTP status of each code, as distribution answers it."""
 
@@ -147,6 +149,12 @@ def unsupported(message: str, allow: tuple[str, ...] = ()) -> RegistryError:
 def too_many_requests(message: str, retry_after_seconds: int | None = None) -> RegistryError:
     headers = None if retry_after_seconds is None else {"Retry-After": str(retry_after_seconds)}
     return RegistryError(TOOMANYREQUESTS, message, headers=headers)
+
+
+def unavailable(message: str, retry_after_seconds: int) -> RegistryError:
+    """A 503 the client may retry: a condition that passes on its own (quota usage not
+    counted yet, the API server or the registry briefly away)."""
+    return RegistryError(UNAVAILABLE, message, headers={"Retry-After": str(retry_after_seconds)})
 
 
 # --- names -----------------------------------------------------------------------------
