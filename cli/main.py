@@ -1,4 +1,5 @@
-"""The ``image-registry-webhook`` command: ``serve`` (webhooks + PushReview), ``controller``,
+"""The ``image-registry-webhook`` command: ``serve`` (webhooks + PushReview), ``frontdoor``
+(the registry API in front of a registry), ``controller``,
 ``webhook-configurations`` (what to install so the API server calls ``serve``) and
 ``certs rotate``."""
 
@@ -56,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     settings_mod.add_common_flags(configurations)
     settings_mod.add_serve_flags(configurations)
+    frontdoor = sub.add_parser(
+        "frontdoor",
+        help="serve the registry API in front of a registry: every push judged by the image "
+        "limits and quota, every request authenticated with a registry token",
+    )
+    settings_mod.add_common_flags(frontdoor)
+    settings_mod.add_frontdoor_flags(frontdoor)
+    settings_mod.add_metrics_flags(frontdoor)
     controller = sub.add_parser(
         "controller",
         help="run the pull-secret and quota reconcilers and the certificate manager",
@@ -139,11 +148,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return print_webhook_configurations(settings)
         if command == "certs":
             return _rotate_certificates(settings, args.timeout)
-        if command == "serve":
+        if command in ("serve", "frontdoor"):
             # Named before anything imports prometheus_client (webhook.main does).
             from webhook.workermetrics import shared_directory
 
             with shared_directory():
+                if command == "frontdoor":
+                    from webhook.frontdoor.main import run_frontdoor
+
+                    return run_frontdoor(settings)
                 from webhook.main import run_server
 
                 return run_server(settings)

@@ -27,6 +27,8 @@ that much later; 5 s more for the watch to bring it to the reconciler."""
 
 
 DEFAULT_BIND = "0.0.0.0:8443"
+DEFAULT_FRONTDOOR_BIND = "0.0.0.0:5000"
+"""The registry's port, as the internal service ``image-registry...svc:5000`` names it."""
 """The TLS port of admission and PushReview: the manifests' container port ``https``."""
 DEFAULT_METRICS_BIND_ADDRESS = ":8080"
 """Plain-HTTP Prometheus metrics of either process: kubebuilder's long-standing default
@@ -114,6 +116,9 @@ class Settings:
     manage_certificates: bool = True
     certificate_propagation_seconds: float = DEFAULT_CERTIFICATE_PROPAGATION_SECONDS
     quota_release_grace_seconds: float = DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
+    # Front door: the registry it stands in front of
+    upstream_registry: str | None = None
+    upstream_ca_file: Path | None = None
 
     @property
     def never_touched_namespaces(self) -> list[str]:
@@ -325,6 +330,30 @@ SERVE_FLAGS = (
     ),
 )
 
+FRONTDOOR_FLAGS = (
+    Flag(
+        "bind",
+        "host:port of the TLS server: the registry API (/v2/), its token endpoint, /healthz",
+        DEFAULT_FRONTDOOR_BIND,
+    ),
+    *(
+        flag
+        for flag in SERVE_FLAGS
+        if flag.name in ("tls-cert-file", "tls-private-key-file", "dev-certs-dir", "workers", "threads")
+    ),
+    _flag(
+        "upstream-registry",
+        "https:// (or http:// on loopback) base URL of the registry the front door stands "
+        "in front of; clients reach it only through the front door",
+    ),
+    _flag(
+        "upstream-ca-file",
+        "CA bundle (PEM) that signed the upstream registry's certificate; unset: the "
+        "system's",
+        parse=Path,
+    ),
+)
+
 CONTROLLER_FLAGS = (
     _flag(
         "leader-elect",
@@ -398,6 +427,10 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
 
 def add_metrics_flags(parser: argparse.ArgumentParser) -> None:
     add_flags(parser, METRICS_FLAGS)
+
+
+def add_frontdoor_flags(parser: argparse.ArgumentParser) -> None:
+    add_flags(parser, FRONTDOOR_FLAGS)
 
 
 def add_controller_flags(parser: argparse.ArgumentParser) -> None:

@@ -36,7 +36,7 @@ from webhook.pushreview.auth import Authenticator, Authorizer
 from webhook.pushreview.judge import PushJudge, PushReads
 from webhook.pushreview.routes import PushAuthorizer, TokenAuthenticator, pushreview_blueprint
 from webhook.quotacharge import REQUEST_TIMEOUT, QuotaCharger
-from webhook.tlsserver import WebhookServer
+from webhook.tlsserver import ReadLimits, WebhookServer
 from webhook.workermetrics import ENVIRONMENT_VARIABLE, master_registry, worker_exited
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,12 @@ def run_server(settings: Settings) -> int:
     return serve(settings, lambda: build_app(settings))
 
 
-def serve(settings: Settings, app_factory: Callable[[], Flask]) -> int:
+def serve(
+    settings: Settings,
+    app_factory: Callable[[], Flask],
+    *,
+    read_limits: ReadLimits | None = None,
+) -> int:
     """gunicorn around ``app_factory`` (called in each worker after the fork); the master
     serves the workers' metrics, summed, and registers the webhooks once it listens."""
     directory = Path(os.environ[ENVIRONMENT_VARIABLE])
@@ -184,6 +189,7 @@ def serve(settings: Settings, app_factory: Callable[[], Flask]) -> int:
         on_ready=master_ready,
         on_worker_exit=worker_exited,
         log_level=settings.log_level,
+        read_limits=read_limits,
     )
     server.run()
     return 0

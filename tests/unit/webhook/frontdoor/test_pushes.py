@@ -1,0 +1,267 @@
+"""A manifest PUT: judged first, then written in the order that keeps the registry and the
+Image API consistent (ImageStream and charge, Image, registry, tag), undone where needed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from quota.decision import Decision
+from quota.objects import Obj
+from webhook.frontdoor import distribution as oci
+from webhook.frontdoor.manifests import OCI_INDEX, OCI_MANIFEST
+from webhook.frontdoor.pushes import ManifestPut, ManifestPuts, PushDenied, denial_reason
+from webhook.frontdoor.records import Denied, RecordFailed
+from webhook.frontdoor.upstream import UpstreamResponse
+from webhook.pushreview.review import PushRequest
+
+HOST = "registry.example:5000"
+LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def image_manifest(*layer_sizes: int, config_size: int = 10) -> bytes:
+    layers = [
+        {"mediaType": LAYER, "digest": digest(str(i).encode()), "size": size}
+        for i, size in enumerate(layer_sizes)
+    ]
+    config = {
+        "mediaType": "application/vnd.oci.image.config.v1+json",
+        "digest": digest(b"config"),
+        "size": config_size,
+    }
+    body = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": layers}
+    return json.dumps(body).encode()
+
+
+def index_of(*children: bytes) -> bytes:
+    manifests = [{"mediaType": OCI_MANIFEST, "digest": digest(c), "size": len(c)} for c in children]
+    return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
+
+
+class Judge:
+    def __init__(self, deny: str = "", code: int = 403) -> None:
+        self.deny = deny
+        self.code = code
+        self.seen: list[PushRequest] = []
+
+    def judge(self, push: PushRequest) -> Decision:
+        self.seen.append(push)
+        return Decision.deny(self.deny, code=self.code) if self.deny else Decision.allow()
+
+
+class Journal:
+    """Records and registry in one: the order of every write across both."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.stream_exists = False
+        self.deny_create = ""
+        self.deny_tag = ""
+        self.fail_tag = False
+        self.registry_status = 201
+        self.manifests: dict[str, bytes] = {}
+        self.images: list[Obj] = []
+        self.tags: list[tuple[str, str, str]] = []
+
+    # records
+    def create_stream(self, namespace: str, name: str) -> tuple[Obj, bool]:
+        self.calls.append("create_stream")
+        if self.deny_create:
+            raise Denied(self.deny_create)
+        stream = {"metadata": {"namespace": namespace, "name": name, "uid": "u1"}}
+        created, self.stream_exists = not self.stream_exists, True
+        return stream, created
+
+    def stream(self, namespace: str, name: str) -> Obj | None:
+        return None
+
+    def delete_stream(self, stream: Obj) -> None:
+        self.calls.append("delete_stream")
+
+    def save_image(self, image: Obj) -> None:
+        self.calls.append("save_image")
+        self.images.append(image)
+
+    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> None:
+        self.calls.append("tag")
+        if self.deny_tag:
+            raise Denied(self.deny_tag)
+        if self.fail_tag:
+            raise RecordFailed("HTTP 500")
+        self.tags.append((tag, digest, reference))
+
+    # registry
+    def request(
+        self,
+        method: str,
+        path_and_query: str,
+        headers: Mapping[str, str],
+        body: Any = None,
+        length: int | None = None,
+    ) -> UpstreamResponse:
+        self.calls.append(f"registry {method} {path_and_query}")
+        return UpstreamResponse(self.registry_status, [], iter([b""]), 0)
+
+    def read(self, path: str, headers: Mapping[str, str], limit: int) -> tuple[int, bytes]:
+        reference = path.rsplit("/", 1)[1]
+        found = self.manifests.get(reference)
+        return (200, found) if found is not None else (404, b"")
+
+
+def push(
+    body: bytes, reference: str = "v1", content_type: str | None = OCI_MANIFEST
+) -> ManifestPut:
+    return ManifestPut("team-a", "app", reference, body, content_type)
+
+
+@pytest.fixture
+def journal() -> Iterator[Journal]:
+    yield Journal()
+
+
+def test_an_allowed_tag_push_charges_saves_puts_then_tags_in_that_order(journal: Journal) -> None:
+    judge = Judge()
+    body = image_manifest(100, 100, 50)
+    answer = ManifestPuts(judge, journal, journal, HOST).put(push(body))
+    assert answer.status == 201
+    assert journal.calls == [
+        "create_stream",
+        "save_image",
+        "registry PUT /v2/team-a/app/manifests/v1",
+        "tag",
+    ]
+    (request,) = judge.seen
+    assert (request.namespace, request.repository, request.tag) == ("team-a", "app", "v1")
+    assert request.digest == digest(body)
+    assert request.manifest.size == 10 + 100 + 100 + 50
+    assert journal.tags == [("v1", digest(body), f"{HOST}/team-a/app@{digest(body)}")]
+    assert journal.images[0]["dockerImageMetadata"] == {"size": request.manifest.size}
+
+
+def test_a_denied_push_writes_nothing(journal: Journal) -> None:
+    judge = Judge("requested usage of storage exceeds the maximum limit")
+    with pytest.raises(PushDenied) as denied:
+        ManifestPuts(judge, journal, journal, HOST).put(push(image_manifest(10)))
+    assert denied.value.reason == "size" and not denied.value.retryable
+    assert journal.calls == []
+
+
+def test_a_retryable_judgement_is_a_retryable_denial(journal: Journal) -> None:
+    judge = Judge("usage of alauda.io/imagestreams is not known yet", code=503)
+    with pytest.raises(PushDenied) as denied:
+        ManifestPuts(judge, journal, journal, HOST).put(push(image_manifest(10)))
+    assert denied.value.retryable
+
+
+def test_quota_taken_by_a_racing_push_denies_at_the_stream_create(journal: Journal) -> None:
+    journal.deny_create = "exceeded quota: q, requested: alauda.io/imagestreams=1, ..."
+    with pytest.raises(PushDenied) as denied:
+        ManifestPuts(Judge(), journal, journal, HOST).put(push(image_manifest(10)))
+    assert denied.value.reason == "quota"
+    assert journal.calls == ["create_stream"]  # the registry never saw the manifest
+
+
+def test_a_manifest_the_registry_refuses_undoes_the_new_stream(journal: Journal) -> None:
+    journal.registry_status = 400
+    answer = ManifestPuts(Judge(), journal, journal, HOST).put(push(image_manifest(10)))
+    assert answer.status == 400
+    assert journal.calls[-1] == "delete_stream"
+    assert "tag" not in journal.calls
+
+
+def test_a_refused_manifest_keeps_a_stream_that_existed(journal: Journal) -> None:
+    journal.stream_exists = True
+    journal.registry_status = 400
+    ManifestPuts(Judge(), journal, journal, HOST).put(push(image_manifest(10)))
+    assert "delete_stream" not in journal.calls
+
+
+def test_a_tag_the_webhook_refuses_after_a_race_is_a_denial(journal: Journal) -> None:
+    journal.deny_tag = "requested usage of alauda.io/image-tags exceeds the maximum limit"
+    with pytest.raises(PushDenied) as denied:
+        ManifestPuts(Judge(), journal, journal, HOST).put(push(image_manifest(10)))
+    assert denied.value.reason == "tags"
+
+
+def test_a_failed_tag_write_is_left_to_the_clients_retry(journal: Journal) -> None:
+    journal.fail_tag = True
+    with pytest.raises(RecordFailed):
+        ManifestPuts(Judge(), journal, journal, HOST).put(push(image_manifest(10)))
+
+
+def test_a_digest_push_is_judged_and_recorded_without_a_tag(journal: Journal) -> None:
+    judge = Judge()
+    body = image_manifest(10)
+    ManifestPuts(judge, journal, journal, HOST).put(push(body, reference=digest(body)))
+    assert judge.seen[0].tag is None and judge.seen[0].digest == digest(body)
+    assert "tag" not in journal.calls and "save_image" in journal.calls
+
+
+def test_a_digest_that_is_not_the_bodys_is_refused_before_judging(journal: Journal) -> None:
+    judge = Judge()
+    with pytest.raises(oci.RegistryError) as err:
+        ManifestPuts(judge, journal, journal, HOST).put(
+            push(image_manifest(10), reference=digest(b"other"))
+        )
+    assert err.value.code == oci.DIGEST_INVALID
+    assert judge.seen == [] and journal.calls == []
+
+
+def test_an_index_is_judged_by_its_largest_child(journal: Journal) -> None:
+    small, large = image_manifest(10), image_manifest(5000)
+    journal.manifests = {digest(small): small, digest(large): large}
+    judge = Judge()
+    body = index_of(small, large)
+    ManifestPuts(judge, journal, journal, HOST).put(push(body, content_type=OCI_INDEX))
+    (request,) = judge.seen
+    assert request.manifest.size == 5010 and request.digest == digest(body)
+    image = journal.images[0]
+    assert image["dockerImageMetadata"] == {"size": 5010}
+    assert [m["digest"] for m in image["dockerImageManifests"]] == [digest(small), digest(large)]
+
+
+def test_an_index_whose_child_the_registry_lacks_is_refused(journal: Journal) -> None:
+    child = image_manifest(10)
+    with pytest.raises(oci.RegistryError) as err:
+        ManifestPuts(Judge(), journal, journal, HOST).put(
+            push(index_of(child), content_type=OCI_INDEX)
+        )
+    assert err.value.code == oci.MANIFEST_BLOB_UNKNOWN
+    assert journal.calls == []
+
+
+def test_nested_indexes_are_refused(journal: Journal) -> None:
+    inner = index_of(image_manifest(1))
+    journal.manifests = {digest(inner): inner}
+    outer = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [{"mediaType": OCI_INDEX, "digest": digest(inner), "size": len(inner)}],
+        }
+    ).encode()
+    with pytest.raises(oci.RegistryError) as err:
+        ManifestPuts(Judge(), journal, journal, HOST).put(push(outer, content_type=OCI_INDEX))
+    assert err.value.code == oci.MANIFEST_INVALID
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ("exceeded quota: q, requested: alauda.io/imagestreams=1", "quota"),
+        ("requested usage of alauda.io/image-tags exceeds the maximum limit", "tags"),
+        ("requested usage of alauda.io/images exceeds the maximum limit", "images"),
+        ("requested usage of storage exceeds the maximum limit", "size"),
+        ("something else", "other"),
+    ],
+)
+def test_denials_are_labelled_by_their_rule(message: str, reason: str) -> None:
+    assert denial_reason(message) == reason

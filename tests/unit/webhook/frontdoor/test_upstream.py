@@ -1,0 +1,154 @@
+"""The upstream client against a real HTTP server: what goes up, what comes down, and
+that bodies are streamed rather than held."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from webhook.frontdoor.upstream import CHUNK_BYTES, Upstream, request_body
+
+
+@dataclass
+class Seen:
+    requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: Seen
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding") == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().strip(), 16)
+                chunk = self.rfile.read(size + 2)[:size]
+                if size == 0:
+                    return data
+                data += chunk
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _answer(self) -> None:
+        body = self._body()
+        self.seen.requests.append((self.command, self.path, dict(self.headers), body))
+        payload = b"z" * (3 * CHUNK_BYTES + 7) if self.path.endswith("/big") else b"ok"
+        self.send_response(202)
+        self.send_header("Location", f"http://127.0.0.1:{self.server.server_port}/v2/a/b/x?s=1")
+        self.send_header("Connection", "keep-alive")
+        self.send_header("Docker-Upload-UUID", "u-1")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_PUT = do_PATCH = do_POST = do_HEAD = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[Upstream, Seen]]:
+    seen = Seen()
+    handler = type("H", (Handler,), {"seen": seen})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Upstream(f"http://127.0.0.1:{httpd.server_port}"), seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_credentials_and_hop_by_hop_headers_stay_on_their_hop(
+    server: tuple[Upstream, Seen],
+) -> None:
+    upstream, seen = server
+    answer = upstream.request(
+        "GET",
+        "/v2/a/b/blobs/x",
+        {
+            "Authorization": "Bearer secret",
+            "Connection": "x-private",
+            "Proxy-Authorization": "p",
+            "Range": "bytes=1-2",
+            "Cookie": "c",
+        },
+    )
+    assert b"".join(answer.body) == b"ok"
+    headers = seen.requests[0][2]
+    assert not {"Authorization", "Proxy-Authorization", "Cookie"} & set(headers)
+    assert headers["Range"] == "bytes=1-2"
+    names = {name.lower() for name, _ in answer.headers}
+    assert "connection" not in names and "docker-upload-uuid" in names
+
+
+def test_a_location_in_the_registrys_origin_comes_back_relative(
+    server: tuple[Upstream, Seen],
+) -> None:
+    upstream, _ = server
+    answer = upstream.request("POST", "/v2/a/b/blobs/uploads/", {})
+    answer.close()
+    assert dict(answer.headers)["Location"] == "/v2/a/b/x?s=1"
+    assert answer.status == 202
+
+
+def test_a_body_of_known_length_goes_up_in_chunks_with_its_length(
+    server: tuple[Upstream, Seen],
+) -> None:
+    upstream, seen = server
+    chunks = [b"a" * 10, b"b" * 5]
+    upstream.request("PUT", "/v2/a/b/blobs/uploads/u", {}, iter(chunks), 15).close()
+    method, _, headers, body = seen.requests[0]
+    assert (method, body, headers["Content-Length"]) == ("PUT", b"a" * 10 + b"b" * 5, "15")
+
+
+def test_a_body_of_unknown_length_goes_up_chunked(server: tuple[Upstream, Seen]) -> None:
+    upstream, seen = server
+    upstream.request("PATCH", "/v2/a/b/blobs/uploads/u", {}, iter([b"x" * 3, b"y"])).close()
+    _, _, headers, body = seen.requests[0]
+    assert headers["Transfer-Encoding"] == "chunked" and body == b"xxxy"
+
+
+def test_a_large_answer_comes_down_chunk_by_chunk(server: tuple[Upstream, Seen]) -> None:
+    upstream, _ = server
+    answer = upstream.request("GET", "/v2/a/b/blobs/big", {})
+    sizes = [len(chunk) for chunk in answer.body]
+    assert sum(sizes) == answer.length == 3 * CHUNK_BYTES + 7
+    assert max(sizes) <= CHUNK_BYTES and len(sizes) >= 4
+
+
+def test_a_connection_given_up_half_read_is_not_reused(server: tuple[Upstream, Seen]) -> None:
+    upstream, seen = server
+    answer = upstream.request("GET", "/v2/a/b/blobs/big", {})
+    next(answer.body)
+    answer.close()
+    assert b"".join(upstream.request("GET", "/v2/a/b/blobs/x", {}).body) == b"ok"
+    assert len(seen.requests) == 2
+
+
+def test_a_small_answer_is_read_whole_up_to_a_limit(server: tuple[Upstream, Seen]) -> None:
+    upstream, _ = server
+    assert upstream.read("/v2/a/b/manifests/x", {}, 10) == (202, b"ok")
+    with pytest.raises(ValueError, match="over 100 bytes"):
+        upstream.read("/v2/a/b/manifests/big", {}, 100)
+
+
+def test_the_request_body_reader_stops_at_the_length_or_the_end() -> None:
+    import io
+
+    assert list(request_body(io.BytesIO(b"abcdef"), 4)) == [b"abcd"]
+    data = b"q" * (CHUNK_BYTES + 3)
+    assert [len(c) for c in request_body(io.BytesIO(data), None)] == [CHUNK_BYTES, 3]
+
+
+def test_only_http_urls_are_upstreams() -> None:
+    for bad in ("ftp://x", "registry:5000", "https://"):
+        with pytest.raises(ValueError):
+            Upstream(bad)

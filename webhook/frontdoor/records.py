@@ -1,0 +1,183 @@
+"""An accepted push's metadata, written through the API server: the ImageStream (created
+for a new repository, so that our own admission webhook charges the namespace's quota,
+the authoritative check), the Image, and the tag's history in the stream's status
+(judged again by the same webhook, so two racing pushes cannot both pass a limit).
+
+Raw JSON in and out, as everywhere else; what to write is decided by ``quota.pushrecords``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from quota.objects import Obj, metadata
+from quota.pushrecords import status_with_tag_event
+
+log = logging.getLogger(__name__)
+
+GROUP: Final = "image.alauda.io"
+VERSION: Final = "v1"
+REQUEST_SECONDS: Final = 10.0
+"""One API call; our own webhook's timeout (10 s) is inside it for the writes it judges."""
+CONFLICT_RETRIES: Final = 5
+"""Status writes lost to a concurrent writer (another push, the quota reconciler never
+writes streams) are retried with a fresh read this many times."""
+_ADMISSION_PREFIX = re.compile(r'^admission webhook "[^"]*" denied the request: ')
+
+
+class Denied(Exception):
+    """The API server refused the write (our webhook's limit or quota message)."""
+
+
+class RecordFailed(Exception):
+    """The API server could not be asked or answered oddly; the push may be retried."""
+
+
+class CustomObjects(Protocol):
+    def get_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
+    def create_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
+    def delete_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
+    def replace_namespaced_custom_object_status(self, *args: Any, **kwargs: Any) -> Any: ...
+    def create_cluster_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def refusal_message(err: ApiException) -> str:
+    """The Status message of a refused write, without the API server's prefix naming the
+    webhook: what is left is the contract's message, for the registry client to print."""
+    try:
+        message = str(json.loads(err.body or b"{}").get("message") or "")
+    except (ValueError, AttributeError):
+        message = ""
+    return _ADMISSION_PREFIX.sub("", message) or f"refused by the API server (HTTP {err.status})"
+
+
+def _json(response: Any) -> Obj:
+    value = json.loads(response.data)
+    if not isinstance(value, dict):
+        raise RecordFailed("the API server's answer is not an object")
+    return value
+
+
+class ImageRecords:
+    def __init__(
+        self, custom: CustomObjects, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self._custom = custom
+        self._clock = clock
+
+    def stream(self, namespace: str, name: str) -> Obj | None:
+        """The ImageStream as the API server has it now (not the cache), or None."""
+        try:
+            return _json(
+                self._custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "imagestreams", name, **self._options()
+                )
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise RecordFailed(f"reading the ImageStream: HTTP {err.status}") from None
+        except (HTTPError, OSError, ValueError) as err:
+            raise RecordFailed(f"reading the ImageStream: {type(err).__name__}") from None
+
+    def create_stream(self, namespace: str, name: str) -> tuple[Obj, bool]:
+        """The repository's ImageStream, created when there is none (charged by our quota
+        webhook: ``Denied`` carries its message). True when this call created it."""
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ImageStream",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"lookupPolicy": {"local": False}},
+        }
+        try:
+            created = _json(
+                self._custom.create_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "imagestreams", body, **self._options()
+                )
+            )
+            return created, True
+        except ApiException as err:
+            if err.status == 409:  # a concurrent push (or kubectl) created it first
+                existing = self.stream(namespace, name)
+                if existing is not None:
+                    return existing, False
+                raise RecordFailed("the ImageStream was created and deleted meanwhile") from None
+            if err.status in (403, 422):
+                raise Denied(refusal_message(err)) from None
+            raise RecordFailed(f"creating the ImageStream: HTTP {err.status}") from None
+        except (HTTPError, OSError, ValueError) as err:
+            raise RecordFailed(f"creating the ImageStream: {type(err).__name__}") from None
+
+    def delete_stream(self, stream: Obj) -> None:
+        """Undo ``create_stream`` after the registry refused the manifest: an empty stream
+        nobody pushed to would hold quota. Only that very object (uid precondition)."""
+        meta = metadata(stream)
+        try:
+            self._custom.delete_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                meta.get("namespace"),
+                "imagestreams",
+                meta.get("name"),
+                body={"preconditions": {"uid": meta.get("uid")}},
+                **self._options(),
+            )
+        except (ApiException, HTTPError, OSError) as err:
+            # The quota reconciler recounts; the empty stream is the user's to delete.
+            log.warning("could not delete the empty ImageStream after a failed push: %s", err)
+
+    def save_image(self, image: Obj) -> None:
+        """Create the Image; one that exists already (the same digest, pushed before or
+        to another repository) is the same content and is kept."""
+        try:
+            self._custom.create_cluster_custom_object(
+                GROUP, VERSION, "images", image, **self._options()
+            )
+        except ApiException as err:
+            if err.status == 409:
+                return
+            if err.status in (403, 422):
+                raise Denied(refusal_message(err)) from None
+            raise RecordFailed(f"creating the Image: HTTP {err.status}") from None
+        except (HTTPError, OSError, ValueError) as err:
+            raise RecordFailed(f"creating the Image: {type(err).__name__}") from None
+
+    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> None:
+        """Make ``tag`` point at ``digest`` in the stream's status history, judged by our
+        webhook (``Denied``); a lost race re-reads the stream and tries again."""
+        meta = metadata(stream)
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        current: Obj | None = stream
+        for _ in range(CONFLICT_RETRIES):
+            if current is None:
+                raise RecordFailed("the ImageStream was deleted during the push")
+            status = status_with_tag_event(current, tag, digest, reference, self._clock())
+            if status is None:
+                return
+            body = {**current, "status": status}
+            try:
+                self._custom.replace_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, "imagestreams", name, body, **self._options()
+                )
+                return
+            except ApiException as err:
+                if err.status in (403, 422):
+                    raise Denied(refusal_message(err)) from None
+                if err.status != 409:
+                    raise RecordFailed(f"tagging: HTTP {err.status}") from None
+            except (HTTPError, OSError, ValueError) as err:
+                raise RecordFailed(f"tagging: {type(err).__name__}") from None
+            current = self.stream(namespace, name)
+        raise RecordFailed(f"tagging: {CONFLICT_RETRIES} conflicting writes in a row")
+
+    @staticmethod
+    def _options() -> dict[str, Any]:
+        return {"_preload_content": False, "_request_timeout": REQUEST_SECONDS}

@@ -1,0 +1,246 @@
+"""The front door's Blueprint: the OCI Distribution API (``/v2/...``) and the token
+endpoint the ``WWW-Authenticate`` challenge names.
+
+Every request under ``/v2/`` is authenticated and authorized before anything reaches the
+registry; a manifest PUT is judged (``webhook.frontdoor.pushes``); everything else is
+streamed through (``webhook.frontdoor.upstream``). Errors use the distribution spec's
+format, so a client prints their message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+import orjson
+from flask import Blueprint, Response, request
+from urllib3.exceptions import HTTPError
+
+from kube.logfields import fields
+from webhook.frontdoor import distribution as oci
+from webhook.frontdoor import metrics
+from webhook.frontdoor.access import PULL, PUSH, Access, challenge, scope, token_from
+from webhook.frontdoor.manifests import MAX_MANIFEST_BYTES
+from webhook.frontdoor.pushes import RETRY_AFTER_SECONDS, ManifestPut, ManifestPuts, PushDenied
+from webhook.frontdoor.records import RecordFailed
+from webhook.frontdoor.upstream import Upstream, UpstreamResponse, request_body
+from webhook.pushreview.auth import TooManyReviews, User
+
+log = logging.getLogger(__name__)
+
+TOKEN_PATH: Final = "/token"
+TOKEN_EXPIRES_SECONDS: Final = 60
+"""What the token endpoint tells clients; the token is the Kubernetes token itself, which
+we review on every request (cached 10 s), so this only paces the clients' re-logins."""
+API_VERSION_HEADER: Final = ("Docker-Distribution-API-Version", "registry/2.0")
+SERVICE_NAME: Final = "registry-v2"
+
+
+def _error(err: oci.RegistryError) -> Response:
+    response = Response(err.body(), status=err.status, content_type="application/json")
+    response.headers[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
+    for name, value in err.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def _streamed(answer: UpstreamResponse, counted: str) -> Response:
+    """The registry's answer, its body streamed through and counted as it goes."""
+
+    def body() -> Iterator[bytes]:
+        try:
+            for chunk in answer.body:
+                metrics.BYTES(counted).inc(len(chunk))
+                yield chunk
+        finally:
+            answer.close()
+
+    response = Response(body(), status=answer.status, direct_passthrough=True)
+    response.headers.clear()
+    for name, value in answer.headers:
+        response.headers.add(name, value)
+    response.automatically_set_content_length = False
+    return response
+
+
+@dataclass
+class _Seen:
+    """What a request turned out to be, for its metric and log line."""
+
+    route: str = "unknown"
+    repository: str = ""
+    user: str = ""
+
+
+def _refusal(user: User, route: oci.Route) -> str:
+    pushing = route.action == PUSH
+    return (
+        f"{user.name} may not {'push to' if pushing else 'pull from'} {route.repository}: "
+        f"that needs {'update' if pushing else 'get'} on imagestreams/layers "
+        f"(image.alauda.io) in namespace {route.namespace}"
+    )
+
+
+def _too_many(err: TooManyReviews) -> oci.RegistryError:
+    return oci.too_many_requests(
+        "too many unknown tokens from this address; retry later", int(err.retry_after) + 1
+    )
+
+
+class FrontDoor:
+    def __init__(self, access: Access, upstream: Upstream, pushes: ManifestPuts) -> None:
+        self._access = access
+        self._upstream = upstream
+        self._pushes = pushes
+
+    def _realm(self) -> str:
+        return request.host_url.rstrip("/") + TOKEN_PATH
+
+    def _unauthorized(self, repository: str | None, action: str | None) -> Response:
+        wanted = scope(repository, action) if repository and action else None
+        return _error(
+            oci.unauthorized(
+                "authentication required: log in with a Kubernetes token for the registry "
+                "(a pull secret's, or kubectl create token --audience)",
+                challenge(self._realm(), SERVICE_NAME, wanted),
+            )
+        )
+
+    def _user(self) -> User | None:
+        return self._access.user(request.headers.get("Authorization"), request.remote_addr or "")
+
+    def token(self) -> Response:
+        """The token endpoint: Basic credentials in, the same token out as a Bearer
+        token (OpenShift's registry does the same), once the API server vouches for it."""
+        try:
+            user = self._user()
+        except TooManyReviews as err:
+            return _error(_too_many(err))
+        if user is None:
+            return self._unauthorized(None, None)
+        value = token_from(request.headers.get("Authorization")) or ""
+        issued = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        payload = {
+            "token": value,
+            "access_token": value,
+            "expires_in": TOKEN_EXPIRES_SECONDS,
+            "issued_at": issued,
+        }
+        return Response(orjson.dumps(payload), content_type="application/json")
+
+    def serve(self, path: str) -> Response:
+        """One ``/v2/`` request: answered, counted and logged (never the credentials)."""
+        started = time.monotonic()
+        seen = _Seen()
+        response = self._answer("/v2/" + path, seen)
+        metrics.REQUESTS(request.method, seen.route, str(response.status_code)).inc()
+        log.info(
+            "registry request",
+            extra=fields(
+                method=request.method,
+                route=seen.route,
+                repository=seen.repository,
+                user=seen.user,
+                status=response.status_code,
+                seconds=round(time.monotonic() - started, 4),
+            ),
+        )
+        return response
+
+    def _answer(self, path: str, seen: _Seen) -> Response:
+        try:
+            route = oci.parse_route(request.method, path)
+            seen.route = route.kind
+            seen.repository = route.repository or ""
+            user = self._user()
+            if user is None:
+                return self._unauthorized(seen.repository or None, route.action)
+            seen.user = user.name
+            if route.kind == "base":
+                response = Response(b"{}", content_type="application/json")
+                response.headers[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
+                return response
+            oci.require_offered(route)
+            if route.action is None or route.namespace is None:
+                raise oci.unsupported(f"{request.method} {path} is not offered by the front door")
+            if not self._access.allowed(user, route.namespace, route.action):
+                raise oci.denied(_refusal(user, route))
+            return self._dispatch(route, user)
+        except oci.RegistryError as err:
+            return _error(err)
+        except TooManyReviews as err:
+            return _error(_too_many(err))
+        except PushDenied as err:
+            metrics.DENIALS(err.reason).inc()
+            if err.retryable:
+                return _error(oci.unavailable(err.message, RETRY_AFTER_SECONDS))
+            return _error(oci.denied(err.message))
+        except RecordFailed as err:
+            log.warning("recording a push failed: %s", err)
+            message = f"recording the push in the Image API failed ({err}); retry"
+            return _error(oci.unavailable(message, RETRY_AFTER_SECONDS))
+        except (HTTPError, OSError) as err:
+            log.warning("the upstream registry failed: %s", type(err).__name__)
+            message = "the registry behind the front door did not answer; retry"
+            return _error(oci.unavailable(message, RETRY_AFTER_SECONDS))
+
+    def _dispatch(self, route: oci.Route, user: User) -> Response:
+        if route.kind == "manifest" and request.method == "PUT":
+            return self._put_manifest(route)
+        query = request.query_string.decode("latin-1")
+        if route.kind == "upload_start":
+            query = self._mount_query(user, query)
+        path = request.path + (f"?{query}" if query else "")
+        length = request.content_length
+        has_body = request.method in ("PUT", "PATCH", "POST")
+        body = request_body(request.stream, length) if has_body else None
+        answer = self._upstream.request(
+            request.method, path, dict(request.headers), body, length if has_body else None
+        )
+        if has_body and length:
+            metrics.BYTES("received").inc(length)
+        return _streamed(answer, "sent")
+
+    def _mount_query(self, user: User, query: str) -> str:
+        """A cross-repository mount needs pull on the source: without it, the mount
+        parameters are dropped and a plain upload starts (what distribution does when a
+        mount cannot be made), so no one reads a blob through another's repository."""
+        source = oci.mount_source(request.args)
+        if source is None:
+            return query
+        namespace, _ = oci.split_repository(source[1])
+        if self._access.allowed(user, namespace, PULL):
+            return query
+        kept = [p for p in query.split("&") if not p.startswith(("mount=", "from="))]
+        return "&".join(kept)
+
+    def _put_manifest(self, route: oci.Route) -> Response:
+        length = request.content_length
+        if length is not None and length > MAX_MANIFEST_BYTES:
+            raise oci.size_invalid(f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
+        body = request.stream.read(MAX_MANIFEST_BYTES + 1)
+        if len(body) > MAX_MANIFEST_BYTES:
+            raise oci.size_invalid(f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
+        put = ManifestPut(
+            route.namespace or "",
+            route.name or "",
+            route.reference or "",
+            body,
+            request.headers.get("Content-Type"),
+        )
+        answer = self._pushes.put(put)
+        metrics.BYTES("received").inc(len(body))
+        return _streamed(answer, "sent")
+
+
+def frontdoor_blueprint(door: FrontDoor) -> Blueprint:
+    api = Blueprint("frontdoor", __name__)
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    api.add_url_rule(TOKEN_PATH, "token", door.token, methods=["GET"])
+    api.add_url_rule("/v2/", "base", door.serve, defaults={"path": ""}, methods=methods)
+    api.add_url_rule("/v2/<path:path>", "v2", door.serve, methods=methods)
+    return api

@@ -1,0 +1,172 @@
+"""The upstream registry, reached over a pooled keep-alive connection, bodies streamed.
+
+A blob is never held in memory: a request body goes up as the client sends it, chunk by
+chunk, and a response body comes down as the registry sends it. Hop-by-hop headers stay
+on their hop (RFC 9110 section 7.6.1), and a ``Location`` the registry gives in its own
+origin is made relative, so that the client's next request comes back through us.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Protocol
+from urllib.parse import urlsplit
+
+import urllib3
+
+CHUNK_BYTES: Final = 1024 * 1024
+"""Bytes per read and write of a streamed body: large enough that per-chunk Python work
+is noise next to the copy (bench frontdoor), small enough to bound a thread's memory."""
+CONNECT_SECONDS: Final = 5.0
+READ_SECONDS: Final = 300.0
+"""How long the registry may be silent during one request: a manifest PUT of a large
+image makes it check every blob, and storage backends can be slow."""
+POOL_CONNECTIONS: Final = 64
+"""Keep-alive connections kept per upstream: one per serving thread (``--threads``)."""
+
+HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+"""Headers about one connection, never forwarded (RFC 9110 section 7.6.1)."""
+NOT_FORWARDED_UP: Final = HOP_BY_HOP | {"authorization", "host", "cookie", "content-length"}
+"""The client's credentials are for us, not for the registry, which trusts the front
+door; Host and Content-Length are set for the upstream request itself."""
+
+
+@dataclass(frozen=True)
+class UpstreamResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: Iterator[bytes]
+    length: int | None
+    """The body's length when the registry said it (Content-Length), else None."""
+
+    def close(self) -> None:
+        close = getattr(self.body, "close", None)
+        if close is not None:
+            close()
+
+
+class Upstream:
+    """One registry base URL (``https://host:port``), shared by a worker's threads."""
+
+    def __init__(self, base_url: str, ca_file: Path | None = None) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"upstream registry URL must be http(s)://host[:port]: {base_url}")
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self._pool = urllib3.PoolManager(
+            num_pools=1,
+            maxsize=POOL_CONNECTIONS,
+            block=False,
+            ca_certs=str(ca_file) if ca_file else None,
+            timeout=urllib3.Timeout(connect=CONNECT_SECONDS, read=READ_SECONDS),
+            retries=False,
+        )
+
+    def request(
+        self,
+        method: str,
+        path_and_query: str,
+        headers: Mapping[str, str],
+        body: Iterable[bytes] | bytes | None = None,
+        length: int | None = None,
+    ) -> UpstreamResponse:
+        """Send one request; the answer's body is read only as the caller iterates it.
+
+        ``body`` is streamed; ``length`` (the client's Content-Length) is passed on when
+        known, else the body goes up chunked, as the client sent it.
+        """
+        outgoing = {k: v for k, v in headers.items() if k.lower() not in NOT_FORWARDED_UP}
+        chunked = False
+        if isinstance(body, bytes):
+            outgoing["Content-Length"] = str(len(body))
+        elif body is not None:
+            if length is None:
+                chunked = True
+            else:
+                outgoing["Content-Length"] = str(length)
+        response = self._pool.request(
+            method,
+            self.origin + path_and_query,
+            headers=outgoing,
+            body=body,
+            chunked=chunked,
+            preload_content=False,
+            decode_content=False,
+            redirect=False,
+        )
+        length_header = response.headers.get("Content-Length")
+        return UpstreamResponse(
+            status=response.status,
+            headers=[
+                (name, self._local(name, value))
+                for name, value in response.headers.items()
+                if name.lower() not in HOP_BY_HOP
+            ],
+            body=_stream(response),
+            length=int(length_header) if length_header and length_header.isdigit() else None,
+        )
+
+    def read(self, path: str, headers: Mapping[str, str], limit: int) -> tuple[int, bytes]:
+        """A small answer read whole (a child manifest), refused past ``limit`` bytes."""
+        response = self.request("GET", path, headers)
+        try:
+            data = bytearray()
+            for chunk in response.body:
+                data += chunk
+                if len(data) > limit:
+                    raise ValueError(f"the registry's answer is over {limit} bytes")
+            return response.status, bytes(data)
+        finally:
+            response.close()
+
+    def _local(self, name: str, value: str) -> str:
+        """A Location in the registry's own origin, made relative to ours."""
+        if name.lower() == "location" and value.startswith(self.origin + "/"):
+            return value[len(self.origin) :]
+        return value
+
+
+def _stream(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """The body in chunks; the connection goes back to the pool once it is all read, and
+    is dropped (never reused half-read) when the client goes away first."""
+    finished = False
+    try:
+        yield from response.stream(CHUNK_BYTES, decode_content=False)
+        finished = True
+    finally:
+        if finished:
+            response.release_conn()
+        else:
+            response.close()
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def request_body(stream: Readable, length: int | None) -> Iterator[bytes]:
+    """The client's request body as chunks, read from the WSGI input as it arrives."""
+    read = stream.read
+    remaining = length
+    while remaining is None or remaining > 0:
+        size = CHUNK_BYTES if remaining is None else min(CHUNK_BYTES, remaining)
+        chunk = read(size)
+        if not chunk:
+            return
+        if remaining is not None:
+            remaining -= len(chunk)
+        yield chunk
