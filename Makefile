@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256s
 PYTEST_ARGS ?=
 FUZZ_BODIES ?= 100000
 
-.PHONY: venv lock dev test unit integration fuzz lint typecheck controlplane loadgen bench mutation clean
+.PHONY: venv lock dev test unit integration fuzz lint typecheck controlplane ocitools loadgen bench mutation clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "python3 (3.11+) is required"; exit 1; }
@@ -34,18 +34,24 @@ controlplane:
 	@command -v go >/dev/null || { echo "Go is required to build the local control plane"; exit 1; }
 	@bash hack/build-controlplane.sh >/dev/null
 
+## Build (first run: a few minutes) or reuse the cached CNCF distribution registry and the
+## crane OCI client (hack/ocitools) that the dev stack and the tests run.
+ocitools:
+	@command -v go >/dev/null || { echo "Go is required to build the registry and crane"; exit 1; }
+	@bash hack/build-ocitools.sh >/dev/null
+
 ## Control plane + CRDs + webhook + controller, in the foreground until Ctrl-C.
-dev: $(STAMP) controlplane
+dev: $(STAMP) controlplane ocitools
 	$(PY) -m localcluster
 
 ## Lint, type-check, unit tests and integration tests against the real local control plane.
-test: $(STAMP) controlplane lint typecheck
+test: $(STAMP) controlplane ocitools lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: $(STAMP) controlplane
+integration: $(STAMP) controlplane ocitools
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 ## The long fuzz campaign against the TLS server (not in CI: a few minutes on 2 cores);

@@ -1,0 +1,35 @@
+"""The registry's configuration: what the front door relies on it to do and not do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from localcluster.registry import registry_config
+
+
+def config(tmp_path: Path) -> dict[str, object]:
+    return registry_config(
+        port=5000,
+        storage_dir=tmp_path / "storage",
+        cert_file=tmp_path / "tls.crt",
+        key_file=tmp_path / "tls.key",
+        secret="s",
+    )
+
+
+def test_serves_tls_on_loopback_with_relative_locations(tmp_path: Path) -> None:
+    http = config(tmp_path)["http"]
+    assert http == {
+        "addr": "127.0.0.1:5000",
+        "secret": "s",
+        "relativeurls": True,
+        "tls": {"certificate": str(tmp_path / "tls.crt"), "key": str(tmp_path / "tls.key")},
+        "headers": {"X-Content-Type-Options": ["nosniff"]},
+    }
+
+
+def test_stores_on_the_filesystem_and_never_deletes(tmp_path: Path) -> None:
+    storage = config(tmp_path)["storage"]
+    assert isinstance(storage, dict)
+    assert storage["filesystem"] == {"rootdirectory": str(tmp_path / "storage")}
+    assert "delete" not in storage
