@@ -28,7 +28,9 @@ MAX_MANIFEST_BYTES: Final = 4 * 1024 * 1024
 registry/handlers/manifests.go); a larger body is MANIFEST_INVALID there too."""
 MANIFEST_LIMITS: Final = JsonLimits(
     # A layer descriptor (mediaType, digest, size) is some 150 bytes for its 4 values:
-    # any real manifest under the size cap passes, and Python holds at most ~30 MiB.
+    # any real manifest under the size cap passes. A hostile 4 MiB body may still take
+    # some 100 MiB while parsed (httpjson measured 25 bytes per byte of JSON at worst):
+    # the route holds one through httpjson.BodyGate.
     max_values=MAX_MANIFEST_BYTES // 30,
     # An index is 5 levels deep (manifests[i].platform.os.features[j]); room for annotations.
     max_depth=16,
@@ -102,6 +104,7 @@ class ImageIndex:
 
 
 def digest_of(body: bytes) -> str:
+    """The digest the registry stores a manifest under: sha256 of its exact bytes."""
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
@@ -150,8 +153,15 @@ def parse_manifest(body: bytes, content_type: str | None) -> ImageManifest | Ima
     version = document.get("schemaVersion")
     if type(version) is not int or version != SCHEMA_VERSION:
         raise manifest_invalid(f"schemaVersion must be {SCHEMA_VERSION}, got {brief(version)}")
+    # A body both an image and an index could be read either way by different readers:
+    # refused, as distribution and the image-spec do since CVE-2021-41190.
     if kind in IMAGE_TYPES:
+        if "manifests" in document:
+            raise manifest_invalid(f"manifests is not a field of an image manifest ({kind})")
         return _image(kind, document)
+    for field in ("config", "layers"):
+        if field in document:
+            raise manifest_invalid(f"{field} is not a field of an index ({kind})")
     return _index(kind, document)
 
 
@@ -167,12 +177,39 @@ def _json_object(body: bytes) -> dict[str, Any]:
     except ValueError as err:
         raise manifest_invalid(f"manifest {err}") from None
     try:
-        document = json.loads(text, parse_constant=_no_constant)
+        document = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_object)
+    except _SameKey as err:
+        raise manifest_invalid(str(err)) from None
     except (ValueError, RecursionError) as err:  # JSONDecodeError, a too-long integer
         raise manifest_invalid(f"manifest is not valid JSON: {err}") from None
     if not isinstance(document, dict):
         raise manifest_invalid("manifest must be a JSON object")
     return document
+
+
+class _SameKey(Exception):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys differ even ignoring case, else _SameKey.
+
+    The registry and the clients read manifests with Go's encoding/json, which matches a
+    key to a field ignoring case and lets the last one win: with ``layers`` and ``Layers``
+    in one body, we would measure one list and they would store and pull the other.
+    (``casefold`` equates at least what Go's case folding does.)
+    """
+    seen: dict[str, str] = {}
+    for key, _ in pairs:
+        folded = key.casefold()
+        other = seen.get(folded)
+        if other is not None:
+            raise _SameKey(
+                f"manifest has the keys {brief(other)} and {brief(key)} in one object: the"
+                " registry reads them as one field (case is ignored, the last one wins)"
+            )
+        seen[folded] = key
+    return dict(pairs)
 
 
 def _no_constant(name: str) -> Any:

@@ -389,3 +389,42 @@ def test_parsed_size_is_always_quota_measure_s(layers: list[tuple[int, int]]) ->
     parsed = parse_manifest(encode(document), m.OCI_MANIFEST)
     assert isinstance(parsed, ImageManifest)
     assert parsed.manifest.size == manifest_from_dict(document).size
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b'{"layers": [], "Layers": []}', "the keys 'layers' and 'Layers' in one object"),
+        (b'{"size": 1, "size": 2}', "the keys 'size' and 'size' in one object"),
+        (
+            '{"size": 1, "\u017fize": 2}'.encode(),
+            "'size' and '\u017fize'",
+        ),  # Go folds the long s to s
+        (b'{"a": {"b": {"Digest": "x", "digest": "y"}}}', "'Digest' and 'digest'"),
+    ],
+)
+def test_keys_go_reads_as_one_field_are_refused(body: bytes, says: str) -> None:
+    error = refusal(body, m.OCI_MANIFEST)
+    assert error.code == "MANIFEST_INVALID"
+    assert says in error.message
+
+
+def test_a_manifest_smuggling_a_second_layer_list_is_refused() -> None:
+    document = encode(image(layers=[blob(1, 1)]))[:-1] + b', "LAYERS": '
+    body = document + encode([blob(2, 10**12)]) + b"}"
+    error = refusal(body, m.OCI_MANIFEST)
+    assert "'layers' and 'LAYERS'" in error.message
+
+
+@pytest.mark.parametrize(
+    ("document", "says"),
+    [
+        (image(manifests=[]), "manifests is not a field of an image manifest"),
+        (index(config=blob(0, 1)), "config is not a field of an index"),
+        (index(layers=[]), "layers is not a field of an index"),
+    ],
+)
+def test_a_body_both_image_and_index_is_refused(document: dict[str, Any], says: str) -> None:
+    error = refusal(encode(document), None)
+    assert error.code == "MANIFEST_INVALID"
+    assert says in error.message
