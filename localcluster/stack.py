@@ -31,6 +31,7 @@ from kube.settings import Settings
 from localcluster import kubeconfig
 from localcluster.binaries import REPO_ROOT
 from localcluster.cluster import ControlPlane
+from localcluster.frontdoor import FRONTDOOR_ACCOUNT, LocalFrontDoor
 from localcluster.ports import free_port
 from localcluster.processes import ManagedProcess
 from localcluster.secretvolume import SecretVolume
@@ -99,6 +100,8 @@ class Stack:
         managed_certificates: bool | None = None,
         webhook_replicas: int = WEBHOOK_REPLICAS,
         controller_replicas: int = CONTROLLER_REPLICAS,
+        with_frontdoor: bool = False,
+        frontdoor_args: list[str] | None = None,
     ) -> None:
         """``as_service_accounts``: run the server and the controller with tokens of their
         ServiceAccounts under the manifests' RBAC, as in a cluster; else with the admin's
@@ -107,7 +110,9 @@ class Stack:
         stack registers the webhooks without a caBundle, as the manifests do; otherwise
         the server makes development certificates and registers itself (or, with
         ``as_service_accounts``, the stack registers them with that CA). Every replica
-        that exits is started again (``supervisor``), unless stopped on purpose."""
+        that exits is started again (``supervisor``), unless stopped on purpose.
+        ``with_frontdoor``: also a real registry and our front door before it, started
+        last (the front door creates ImageStreams through our webhooks)."""
         self.cp = control_plane
         self.with_controller = with_controller
         self.controller_args = list(controller_args or [])
@@ -125,6 +130,10 @@ class Stack:
         """Each replica's metrics (and probe) ports, kept across its restarts."""
         self.webhook_port = 0
         self.certs_dir = self.cp.data_dir / "webhook-certs"
+        self.namespace = SERVICE_NAMESPACE
+        self.with_frontdoor = with_frontdoor
+        self.frontdoor_args = list(frontdoor_args or [])
+        self.frontdoor: LocalFrontDoor | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -219,15 +228,18 @@ class Stack:
                 self.start_controller()
                 self._mount_certificates(timeout)
                 self.start_webhook(timeout)
-                return
-            if self.as_service_accounts:
-                files = devcerts.ensure(
-                    self.certs_dir, certs.serving_hosts(SERVER_ACCOUNT, SERVICE_NAMESPACE)
-                )
-                self._register_webhooks(ca_bundle=files.ca_file.read_bytes())
-            self.start_webhook(timeout)
-            if self.with_controller:
-                self.start_controller()
+            else:
+                if self.as_service_accounts:
+                    files = devcerts.ensure(
+                        self.certs_dir, certs.serving_hosts(SERVER_ACCOUNT, SERVICE_NAMESPACE)
+                    )
+                    self._register_webhooks(ca_bundle=files.ca_file.read_bytes())
+                self.start_webhook(timeout)
+                if self.with_controller:
+                    self.start_controller()
+            if self.with_frontdoor:
+                self.frontdoor = LocalFrontDoor(self, self.frontdoor_args)
+                self.frontdoor.start(timeout)
         except BaseException:
             self.stop()
             raise
@@ -244,7 +256,7 @@ class Stack:
 
     def _install_rbac(self) -> None:
         self.kubectl("apply", "-f", str(RBAC_MANIFEST))
-        for account in (SERVER_ACCOUNT, CONTROLLER_ACCOUNT):
+        for account in (SERVER_ACCOUNT, CONTROLLER_ACCOUNT, FRONTDOOR_ACCOUNT):
             token = self.kubectl(
                 "create", "token", account, "-n", SERVICE_NAMESPACE, f"--duration={TOKEN_DURATION}"
             ).strip()
@@ -313,6 +325,10 @@ class Stack:
     def _replica_ports(self, name: str, *uses: str) -> dict[str, int]:
         """Free loopback ports for a replica, the same ones again when it restarts."""
         return self._ports.setdefault(name, {use: free_port() for use in uses})
+
+    def process_env(self) -> dict[str, str]:
+        """The environment of every process the stack starts."""
+        return self._env()
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
