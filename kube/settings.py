@@ -330,17 +330,22 @@ SERVE_FLAGS = (
     ),
 )
 
+FRONTDOOR_SERVING_FLAGS = (
+    "tls-cert-file",
+    "tls-private-key-file",
+    "dev-certs-dir",
+    "workers",
+    "threads",
+)
+"""How the front door serves: as ``serve`` does (its own TLS files, gunicorn processes)."""
+
 FRONTDOOR_FLAGS = (
     Flag(
         "bind",
         "host:port of the TLS server: the registry API (/v2/), its token endpoint, /healthz",
         DEFAULT_FRONTDOOR_BIND,
     ),
-    *(
-        flag
-        for flag in SERVE_FLAGS
-        if flag.name in ("tls-cert-file", "tls-private-key-file", "dev-certs-dir", "workers", "threads")
-    ),
+    *(flag for flag in SERVE_FLAGS if flag.name in FRONTDOOR_SERVING_FLAGS),
     _flag(
         "upstream-registry",
         "https:// (or http:// on loopback) base URL of the registry the front door stands "
@@ -348,8 +353,7 @@ FRONTDOOR_FLAGS = (
     ),
     _flag(
         "upstream-ca-file",
-        "CA bundle (PEM) that signed the upstream registry's certificate; unset: the "
-        "system's",
+        "CA bundle (PEM) that signed the upstream registry's certificate; unset: the system's",
         parse=Path,
     ),
 )
