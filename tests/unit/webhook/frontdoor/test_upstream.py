@@ -38,7 +38,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.seen.requests.append((self.command, self.path, dict(self.headers), body))
         payload = b"z" * (3 * CHUNK_BYTES + 7) if self.path.endswith("/big") else b"ok"
         self.send_response(202)
-        self.send_header("Location", f"http://127.0.0.1:{self.server.server_port}/v2/a/b/x?s=1")
+        port = self.headers["Host"].rsplit(":", 1)[1]
+        self.send_header("Location", f"http://127.0.0.1:{port}/v2/a/b/x?s=1")
         self.send_header("Connection", "keep-alive")
         self.send_header("Docker-Upload-UUID", "u-1")
         self.send_header("Content-Length", str(len(payload)))
