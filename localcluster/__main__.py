@@ -13,19 +13,37 @@ from types import FrameType
 
 from localcluster.binaries import REPO_ROOT
 from localcluster.cluster import ControlPlane
+from localcluster.ocitools import crane_binary
 from localcluster.stack import Stack
 
 
 def _metrics_urls(stack: Stack) -> list[str]:
     urls = list(stack.webhook_metrics_urls)
     urls += [f"http://127.0.0.1:{p.ports['metrics']}/metrics" for p in stack.controllers]
+    if stack.frontdoor is not None:
+        urls.append(stack.frontdoor.metrics_url)
     return urls
+
+
+def _frontdoor_banner(stack: Stack) -> str:
+    door = stack.frontdoor
+    if door is None:
+        return ""
+    return (
+        f"  registry: {door.host} (our front door, CA {door.ca_file}) before a CNCF "
+        f"registry at {door.registry.host}; a route of configs/cluster, so every pull "
+        "secret works against it\n"
+        f"  crane: {crane_binary()} (README: Pushing an image)\n"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m localcluster")
     parser.add_argument("--dir", type=Path, default=REPO_ROOT / ".local", help="state directory")
     parser.add_argument("--no-controller", action="store_true", help="run the webhook server only")
+    parser.add_argument(
+        "--no-frontdoor", action="store_true", help="no registry and no front door before it"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -44,7 +62,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     cp = ControlPlane(data_dir, kubeconfig_path=kubeconfig)
-    stack = Stack(cp, with_controller=not args.no_controller)
+    stack = Stack(cp, with_controller=not args.no_controller, with_frontdoor=not args.no_frontdoor)
     try:
         print("starting the local control plane (the first run builds Kubernetes: 15-30 min)")
         stack.start()
@@ -56,6 +74,7 @@ def main() -> int:
             f"controller: {len(stack.controllers)} replicas; restarted when they exit\n"
             f"  logs: {cp.log_dir}\n"
             f"  metrics: {', '.join(_metrics_urls(stack))}\n"
+            f"{_frontdoor_banner(stack)}"
             "Ctrl-C stops everything.",
             flush=True,
         )

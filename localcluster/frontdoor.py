@@ -27,6 +27,8 @@ FRONTDOOR_NAME = "frontdoor"
 FRONTDOOR_ACCOUNT = "image-registry-frontdoor"
 """The ServiceAccount of ``manifests/base/rbac.yaml`` the front door runs as."""
 ROUTE_NAME = "local-frontdoor"
+USER_ROLES_MANIFEST = REPO_ROOT / "manifests" / "base" / "registry-roles.yaml"
+"""registry-viewer and registry-editor, for users to bind (pull, push)."""
 HOSTS = ["127.0.0.1", "localhost"]
 PROBE_SECONDS = 5.0
 
@@ -74,6 +76,7 @@ class LocalFrontDoor:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def start(self, timeout: float) -> None:
+        self._stack.kubectl("apply", "-f", str(USER_ROLES_MANIFEST))
         supervisor = self._stack.supervisor
         supervisor.run(REGISTRY_NAME, self.registry.spawn)
         self.registry.wait_ready(timeout)

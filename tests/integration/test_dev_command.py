@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import subprocess
@@ -80,6 +82,26 @@ def test_dev_stack_starts_prints_kubeconfig_and_stops_everything_on_ctrl_c(tmp_p
                 check=True,
             )
             assert nodes.stdout.strip() == "serviceaccount/default"
+            # The front door before a real registry, named in every managed pull secret.
+            assert "registry" in names
+            host = next(line.split()[1] for line in text.splitlines() if "registry:" in line)
+
+            def pull_secret_hosts() -> set[str]:
+                secret = subprocess.run(
+                    [kubectl, f"--kubeconfig={kubeconfig}", "get", "secret",
+                     "default-dockercfg", "-n", "default", "-o", "json"],
+                    capture_output=True, text=True, timeout=30,
+                )  # fmt: skip
+                if secret.returncode != 0:
+                    return set()
+                data = json.loads(secret.stdout)["data"][".dockerconfigjson"]
+                return set(json.loads(base64.b64decode(data))["auths"])
+
+            wait_for(
+                lambda: host in pull_secret_hosts(),
+                timeout=60,
+                what=f"the default pull secret to hold credentials for {host}",
+            )
             dev.send_signal(signal.SIGINT)
             assert dev.wait(60) == 0
         finally:
