@@ -12,13 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from localcluster.crane import Crane
-from localcluster.frontdoor import LocalFrontDoor
-from localcluster.ocilayout import random_layers, write_image, write_index
+from localcluster.frontdoor import FRONTDOOR_ACCOUNT, LocalFrontDoor
+from localcluster.metrics import metric_sum
+from localcluster.ocilayout import OCI_CONFIG, OCI_MANIFEST, random_layers, write_image, write_index
+from localcluster.stack import RBAC_MANIFEST
 from quota.pushrecords import image_object_name
 from tests.integration.support import CACHE_DEADLINE, ClusterEnv, own_stack
 from tests.integration.test_quota import image_limit, quota, stream_limits, used
+from tests.integration.test_rbac import DECISION, access_of, audit_events, granted
 
 pytestmark = pytest.mark.local_only
 
@@ -219,3 +223,110 @@ def test_no_credentials_is_401_and_no_binding_is_403(
     login(crane, door, account(stack, ns, "stranger", None))
     stranger = crane.digest(f"{door.host}/{ns}/app:v1")
     assert stranger.returncode != 0 and "DENIED" in stranger.stderr, stranger.stderr
+
+
+def put_manifest(door: LocalFrontDoor, token: str, repository: str, tag: str, body: bytes) -> Any:
+    return requests.put(
+        f"{door.url}/v2/{repository}/manifests/{tag}",
+        data=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": OCI_MANIFEST},
+        verify=str(door.ca_file),
+        timeout=30,
+    )
+
+
+def test_a_first_manifest_the_registry_refuses_leaves_no_stream_and_no_charge(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor
+) -> None:
+    """The stream (and its quota charge) comes before the registry's PUT, so that no push
+    succeeds uncharged; when the registry then refuses (blobs never uploaded), the stream
+    is deleted again."""
+    stack.apply(quota({"alauda.io/imagestreams": "1"}), "-n", ns)
+    stack.wait(lambda: used(stack, ns) == "0", timeout=CACHE_DEADLINE, what="usage counted")
+    token = account(stack, ns, "builder", "registry-editor")
+    missing = "sha256:" + "e" * 64
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": missing, "size": 2},
+            "layers": [],
+        }
+    ).encode()
+    response = put_manifest(door, token, f"{ns}/ghost", "v1", body)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
+    assert stack.kubectl("get", "imagestream", "-n", ns, "-o", "name").stdout.strip() == ""
+    stack.wait(lambda: used(stack, ns) == "0", timeout=60, what="the charge to be released")
+
+
+def test_requests_bytes_and_denials_are_counted(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor, crane: Crane, tmp_path: Path
+) -> None:
+    def sample(name: str, **labels: str) -> float:
+        page = requests.get(door.metrics_url, timeout=10).text
+        return metric_sum([page], name, **labels)
+
+    denials = sample("registry_v2_policy_frontdoor_push_denials_total", reason="size")
+    received = sample("registry_v2_policy_frontdoor_bytes_total", direction="received")
+    stack.apply(image_limit("8Ki"), "-n", ns)
+    login(crane, door, account(stack, ns, "builder", "registry-editor"))
+    small_dir, _ = image_dir(tmp_path, 4000, seed=11)
+    big_dir, _ = image_dir(tmp_path, 9000, seed=12)
+    assert crane.push(small_dir, f"{door.host}/{ns}/app:v1").returncode == 0
+    assert crane.push(big_dir, f"{door.host}/{ns}/app:v2").returncode != 0
+    assert sample("registry_v2_policy_frontdoor_push_denials_total", reason="size") == denials + 1
+    assert sample("registry_v2_policy_frontdoor_bytes_total", direction="received") >= (
+        received + 4000 + 9000
+    )
+    assert (
+        sample(
+            "registry_v2_policy_frontdoor_requests_total",
+            method="PUT",
+            route="manifest",
+            code="403",
+        )
+        >= 1
+    )
+
+
+def test_the_logs_are_json_and_never_hold_a_token(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor, crane: Crane, tmp_path: Path
+) -> None:
+    token = account(stack, ns, "builder", "registry-editor")
+    login(crane, door, token)
+    directory, _ = image_dir(tmp_path, 100, seed=13)
+    assert crane.push(directory, f"{door.host}/{ns}/app:v1").returncode == 0
+    process = door.process
+    assert process is not None
+    text = process.log_path.read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    requests_logged = [line for line in lines if line.get("msg") == "registry request"]
+    assert any(
+        line["repository"] == f"{ns}/app" and line["route"] == "manifest" and line["status"] == 201
+        for line in requests_logged
+    )
+    assert token not in text and token.split(".")[2] not in text
+
+
+def test_the_front_doors_grant_is_exactly_what_it_uses(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor, crane: Crane, tmp_path: Path
+) -> None:
+    """Every path that needs a right (a push to a new repository: caches, reviews,
+    stream, Image, tag; a refused first manifest: the stream's deletion), then: no request
+    of the front door's account was refused by RBAC, and every grant was used."""
+    assert stack.stack is not None
+    token = account(stack, ns, "builder", "registry-editor")
+    login(crane, door, token)
+    directory, _ = image_dir(tmp_path, 100, seed=14)
+    assert crane.push(directory, f"{door.host}/{ns}/app:v1").returncode == 0
+    ghost = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}
+    ghost["config"] = {"mediaType": OCI_CONFIG, "digest": "sha256:" + "f" * 64, "size": 2}
+    assert put_manifest(door, token, f"{ns}/ghost", "v1", json.dumps(ghost).encode()).ok is False
+    events = list(audit_events(stack.stack.cp.audit_log, FRONTDOOR_ACCOUNT))
+    forbidden = [e for e in events if e["annotations"].get(DECISION) == "forbid"]
+    refused = sorted({str(access_of(e)) for e in forbidden})
+    assert not refused, f"the front door was refused by RBAC: {refused}"
+    used_accesses = {str(access_of(e)) for e in events}
+    expected = {str(a) for a in granted(RBAC_MANIFEST, FRONTDOOR_ACCOUNT)}
+    assert not expected - used_accesses, f"granted, never used: {sorted(expected - used_accesses)}"
