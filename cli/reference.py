@@ -94,18 +94,24 @@ def render(parser: argparse.ArgumentParser) -> str:
     for name in DOCUMENTED:
         own = [flag for flag in flags[name] if flag not in shared]
         lines += [f"## `{name}`", "", *_table(own), ""]
-    documented = {flag.option for flag in serve + controller}
+    documented = {(flag.option, repr(flag.default)) for flag in serve + controller}
     for name, command in commands.items():
         if name in DOCUMENTED:
             continue
         nested = subcommands(command)
         for full, parser_of in [(f"{name} {n}", p) for n, p in nested.items()] or [(name, command)]:
-            options = [action.flag.option for action in declared_flags(parser_of)]
-            unknown = [option for option in options if option not in documented]
-            assert not unknown, f"{full}: document {unknown}"
+            declared = [action.flag for action in declared_flags(parser_of)]
+            known = [flag for flag in declared if (flag.option, repr(flag.default)) in documented]
+            options = [flag.option for flag in known]
+            own_flags = [flag for flag in declared if flag not in known]
             text = f"Takes these flags, described above: {_code(options)}."
+            if own_flags:
+                text += " And these of its own:"
             tool_options = _own_options(parser_of)
-            lines += [f"## `{full}`", "", text, *(["", *tool_options] if tool_options else []), ""]
+            lines += [f"## `{full}`", "", text]
+            lines += ["", *_table(own_flags)] if own_flags else []
+            lines += [*(["", *tool_options] if tool_options else []), ""]
+            documented |= {(flag.option, repr(flag.default)) for flag in own_flags}
     every = list({flag.option: flag for flag in serve + controller}.values())
     lines += ["## Deprecated names", "", *_deprecated(every)]
     return "\n".join(lines) + "\n"

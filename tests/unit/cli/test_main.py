@@ -51,6 +51,7 @@ def test_the_subcommands_are_the_processes_and_the_tools() -> None:
     assert sorted(cli.subcommands(cli.build_parser())) == [
         "certs",
         "controller",
+        "frontdoor",
         "serve",
         "webhook-configurations",
     ]
