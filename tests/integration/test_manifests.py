@@ -31,11 +31,12 @@ VARIANTS = {
     "standalone": MANIFESTS / "overlays" / "standalone",
     "cert-manager": MANIFESTS / "overlays" / "cert-manager",
     "monitoring": MANIFESTS / "overlays" / "monitoring",
+    "frontdoor": MANIFESTS / "overlays" / "frontdoor",
 }
 """Every kustomization a platform team applies as it is."""
 COMPOSED = {
     "resources": ["base", "crds"],
-    "components": ["components/cert-manager", "components/monitoring"],
+    "components": ["components/cert-manager", "components/monitoring", "components/frontdoor"],
 }
 """A team's own overlay that takes everything at once (docs/install.md shows it)."""
 ADDON_CRDS_SCRIPT = REPO_ROOT / "hack" / "fetch-addon-crds.sh"
@@ -51,6 +52,8 @@ WORKLOADS = {
     "image-registry-controller": "controller",
 }
 """Deployment (and app.kubernetes.io/name) -> app.kubernetes.io/component."""
+OPTIONAL_WORKLOADS = {"image-registry-frontdoor": "frontdoor"}
+"""The same, for workloads of a component (the variants that include it)."""
 
 Document = dict[str, Any]
 
@@ -181,7 +184,10 @@ def test_every_object_carries_the_standard_labels_and_selectors_stay_stable(
     documents = rendered[variant]
     for document in documents:
         assert document["metadata"]["labels"]["app.kubernetes.io/part-of"] == PART_OF
-    for name, component in WORKLOADS.items():
+    names = {d["metadata"]["name"] for d in documents if d["kind"] == "Deployment"}
+    optional = {n: c for n, c in OPTIONAL_WORKLOADS.items() if n in names}
+    assert names == set(WORKLOADS) | set(optional)
+    for name, component in {**WORKLOADS, **optional}.items():
         deployment = one(documents, "Deployment", name)
         workload = {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component}
         for labels in (
