@@ -150,6 +150,9 @@ def test_a_new_repository_past_the_quota_is_denied_and_counted_when_allowed(
     assert "limited: alauda.io/imagestreams=1" in result.stderr
     names = stack.kubectl("get", "imagestream", "-n", ns, "-o", "name").stdout.split()
     assert names == ["imagestream.image.alauda.io/first"]
+    # The repository the quota counts takes new tags: only new repositories are charged.
+    more = crane.push(directory, f"{door.host}/{ns}/first:v2")
+    assert more.returncode == 0, more.stderr
 
 
 def test_a_digest_only_push_is_checked_too(

@@ -3,9 +3,10 @@ that keeps the registry and the Image API consistent.
 
 1. Judge (limits, and quota room for a new repository) from the caches: a denial ends the
    push before anything is written, with the contract's message.
-2. New repository: create its ImageStream through the API server. Our admission webhook
-   charges the quota there, atomically; when a racing push took the last room, that
-   refusal is the push's denial. No push reaches the registry uncharged.
+2. New repository (no ImageStream, read live): create its ImageStream through the API
+   server. Our admission webhook charges the quota there, atomically; when a racing push
+   took the last room, that refusal is the push's denial (unless the racer created this
+   very stream). No push reaches the registry uncharged.
 3. Create the Image (idempotent: content-addressed).
 4. PUT the manifest to the registry. If it refuses (a blob it lacks, say), its error goes
    to the client and a stream created in step 2 is deleted again (uid precondition), so a
@@ -181,9 +182,21 @@ class ManifestPuts:
             raise PushDenied(decision.message, retryable=decision.code == 503)
 
     def _stream(self, put: ManifestPut) -> tuple[Obj, bool]:
+        """The repository's ImageStream, created (and charged) only when there is none.
+
+        Read first: admission runs before the API server's own existence check, so
+        creating a stream that exists is judged as a new one, and a full quota would deny
+        a push to a repository it already counts. When the create is denied, a racing
+        first push may have created the stream meanwhile: that one is used."""
+        existing = self._records.stream(put.namespace, put.name)
+        if existing is not None:
+            return existing, False
         try:
             return self._records.create_stream(put.namespace, put.name)
         except Denied as err:
+            raced = self._records.stream(put.namespace, put.name)
+            if raced is not None:
+                return raced, False
             raise PushDenied(str(err)) from None
 
     def _save(self, put: ManifestPut, image: Obj) -> None:

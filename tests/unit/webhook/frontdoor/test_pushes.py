@@ -76,12 +76,16 @@ class Journal:
         self.calls.append("create_stream")
         if self.deny_create:
             raise Denied(self.deny_create)
-        stream = {"metadata": {"namespace": namespace, "name": name, "uid": "u1"}}
-        created, self.stream_exists = not self.stream_exists, True
-        return stream, created
+        if self.stream_exists:
+            raise AssertionError("the front door created a stream that exists")
+        self.stream_exists = True
+        return {"metadata": {"namespace": namespace, "name": name, "uid": "u1"}}, True
 
     def stream(self, namespace: str, name: str) -> Obj | None:
-        return None
+        self.calls.append("read_stream")
+        if not self.stream_exists:
+            return None
+        return {"metadata": {"namespace": namespace, "name": name, "uid": "u0"}}
 
     def delete_stream(self, stream: Obj) -> None:
         self.calls.append("delete_stream")
@@ -133,6 +137,7 @@ def test_an_allowed_tag_push_charges_saves_puts_then_tags_in_that_order(journal:
     answer = ManifestPuts(judge, journal, journal, HOST).put(push(body))
     assert answer.status == 201
     assert journal.calls == [
+        "read_stream",
         "create_stream",
         "save_image",
         "registry PUT /v2/team-a/app/manifests/v1",
@@ -166,7 +171,32 @@ def test_quota_taken_by_a_racing_push_denies_at_the_stream_create(journal: Journ
     with pytest.raises(PushDenied) as denied:
         ManifestPuts(Judge(), journal, journal, HOST).put(push(image_manifest(10)))
     assert denied.value.reason == "quota"
-    assert journal.calls == ["create_stream"]  # the registry never saw the manifest
+    assert journal.calls == ["read_stream", "create_stream", "read_stream"]  # no registry PUT
+
+
+def test_a_push_to_an_existing_repository_creates_nothing_even_with_quota_full(
+    journal: Journal,
+) -> None:
+    """Admission judges a create before the API server finds the name taken: creating an
+    existing stream under a full quota would be denied as a new repository."""
+    journal.stream_exists = True
+    journal.deny_create = "exceeded quota: q"
+    ManifestPuts(Judge(), journal, journal, HOST).put(push(image_manifest(10)))
+    assert "create_stream" not in journal.calls and "tag" in journal.calls
+
+
+def test_a_create_denied_because_a_racer_created_the_stream_uses_the_racers(
+    journal: Journal,
+) -> None:
+    class Racer(Journal):
+        def create_stream(self, namespace: str, name: str) -> tuple[Obj, bool]:
+            self.calls.append("create_stream")
+            self.stream_exists = True  # the other push's create, charged, just landed
+            raise Denied("exceeded quota: q")
+
+    racer = Racer()
+    ManifestPuts(Judge(), racer, racer, HOST).put(push(image_manifest(10)))
+    assert racer.calls[-1] == "tag" and "delete_stream" not in racer.calls
 
 
 def test_a_manifest_the_registry_refuses_undoes_the_new_stream(journal: Journal) -> None:
