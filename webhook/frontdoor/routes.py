@@ -28,6 +28,7 @@ from webhook.frontdoor.manifests import MAX_MANIFEST_BYTES
 from webhook.frontdoor.pushes import RETRY_AFTER_SECONDS, ManifestPut, ManifestPuts, PushDenied
 from webhook.frontdoor.records import RecordFailed
 from webhook.frontdoor.upstream import Upstream, UpstreamResponse, request_body
+from webhook.httpjson import BodyGate, ServerBusy
 from webhook.pushreview.auth import TooManyReviews, User
 
 log = logging.getLogger(__name__)
@@ -92,10 +93,18 @@ def _too_many(err: TooManyReviews) -> oci.RegistryError:
 
 
 class FrontDoor:
-    def __init__(self, access: Access, upstream: Upstream, pushes: ManifestPuts) -> None:
+    def __init__(
+        self,
+        access: Access,
+        upstream: Upstream,
+        pushes: ManifestPuts,
+        gate: BodyGate | None = None,
+    ) -> None:
         self._access = access
         self._upstream = upstream
         self._pushes = pushes
+        # A hostile 4 MiB manifest costs some 100 MiB while parsed: only so many at once.
+        self._gate = gate or BodyGate()
 
     def _realm(self) -> str:
         return request.host_url.rstrip("/") + TOKEN_PATH
@@ -222,17 +231,22 @@ class FrontDoor:
         length = request.content_length
         if length is not None and length > MAX_MANIFEST_BYTES:
             raise oci.size_invalid(f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
-        body = request.stream.read(MAX_MANIFEST_BYTES + 1)
-        if len(body) > MAX_MANIFEST_BYTES:
-            raise oci.size_invalid(f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
-        put = ManifestPut(
-            route.namespace or "",
-            route.name or "",
-            route.reference or "",
-            body,
-            request.headers.get("Content-Type"),
-        )
-        answer = self._pushes.put(put)
+        try:
+            with self._gate.admit(length):
+                body = request.stream.read(MAX_MANIFEST_BYTES + 1)
+                if len(body) > MAX_MANIFEST_BYTES:
+                    raise oci.size_invalid(f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
+                put = ManifestPut(
+                    route.namespace or "",
+                    route.name or "",
+                    route.reference or "",
+                    body,
+                    request.headers.get("Content-Type"),
+                )
+                answer = self._pushes.put(put)
+        except ServerBusy:
+            message = "too many large manifests at once; retry"
+            raise oci.unavailable(message, RETRY_AFTER_SECONDS) from None
         metrics.BYTES("received").inc(len(body))
         return _streamed(answer, "sent")
 

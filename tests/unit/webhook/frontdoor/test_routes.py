@@ -18,6 +18,7 @@ from webhook.frontdoor.pushes import ManifestPut, PushDenied
 from webhook.frontdoor.records import RecordFailed
 from webhook.frontdoor.routes import FrontDoor, frontdoor_blueprint
 from webhook.frontdoor.upstream import UpstreamResponse
+from webhook.httpjson import BodyGate
 from webhook.pushreview.auth import User
 
 DIGEST = "sha256:" + "a" * 64
@@ -259,3 +260,17 @@ def test_what_the_front_door_does_not_offer(
     response = client.open(path, method=method, headers=basic(EDITOR))
     assert (response.status_code, errors(response)[0]["code"]) == (status, code)
     assert registry.requests == []
+
+
+def test_large_manifests_wait_for_a_slot_and_are_refused_retryably_when_none_frees(
+    registry: Registry, pushes: Pushes
+) -> None:
+    gate = BodyGate(slots=1, wait_seconds=0.01, small_bytes=10)
+    door = FrontDoor(Access(Tokens(), Reviews()), registry, pushes, gate)  # type: ignore[arg-type]
+    client = create_app([frontdoor_blueprint(door)]).test_client()
+    with gate.admit(None):  # another thread holds the only slot
+        response = client.put("/v2/team-a/app/manifests/v1", data=b"x" * 100, headers=basic(EDITOR))
+    assert response.status_code == 503 and errors(response)[0]["code"] == "UNAVAILABLE"
+    assert pushes.puts == []
+    small = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
+    assert small.status_code == 201
