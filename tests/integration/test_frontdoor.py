@@ -395,6 +395,20 @@ def test_uploads_mounts_and_range_reads_work_as_the_spec_says(
     separator = "&" if "?" in location else "?"
     done = registry("PUT", f"{location}{separator}digest={sha256(second)}")
     assert done.status_code == 201, done.text
+    # Chunked transfer encoding, as docker push sends a layer: no Content-Length.
+    third = blob[1:] + b"!"
+    started = registry("POST", f"/v2/{ns}/app/blobs/uploads/")
+    streamed = registry(
+        "PATCH",
+        started.headers["Location"],
+        data=iter([third[:1000], third[1000:]]),  # a generator: requests sends it chunked
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert streamed.status_code == 202, streamed.text
+    location = streamed.headers["Location"]
+    separator = "&" if "?" in location else "?"
+    assert registry("PUT", f"{location}{separator}digest={sha256(third)}").status_code == 201
+    assert registry("GET", f"/v2/{ns}/app/blobs/{sha256(third)}").content == third
     # Range read and HEAD.
     ranged = registry(
         "GET", f"/v2/{ns}/app/blobs/{sha256(second)}", headers={"Range": "bytes=10-19"}
