@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -98,6 +97,9 @@ PROFILE_STEPS = {
 }
 """Per phase, the front door's steps whose share of samples ``--profile`` reports: the
 name of a function on the stacks that do it (``webhook.frontdoor``, urllib3, gunicorn)."""
+WALL_CLOCK_PHASES = {"manifests"}
+"""Phases profiled on the wall clock (``py-spy --idle``: waits on the API server count);
+the blob phases are profiled on CPU, as the idle threads of the pool would swamp them."""
 
 
 def mb_per_second(size: int, seconds: float) -> float:
@@ -226,13 +228,12 @@ class Throughput:
         self.work = work
         self.blob = blob
         self.pushed: list[str] = []
-        self.rng = random.Random()
 
     def push(self) -> float:
         directory = self.work / f"{self.repository.replace('/', '-')}-{len(self.pushed)}"
-        layers = random_layers([self.blob], seed=self.rng.getrandbits(64))
-        image = write_image(directory, layers)
-        del layers
+        # Fresh bytes from the kernel: the registry would skip a blob it holds, and
+        # random_layers' seeded generator stops at 256 MiB (2**31 bits).
+        image = write_image(directory, [os.urandom(self.blob)])
         ref = f"{self.host}/{self.repository}:r{len(self.pushed)}"
         try:
             seconds = _timed(lambda: self.crane.push(directory, ref), f"crane push {ref}")
@@ -275,7 +276,9 @@ class Profiler:
         RESULTS.mkdir(parents=True, exist_ok=True)
         self.output = RESULTS / f"{NAME}-{phase}.txt"
         py_spy = Path(sys.executable).with_name("py-spy")
-        command = [str(py_spy), "record", "--subprocesses", "--idle", "-r", "200", "-f", "raw"]
+        command = [str(py_spy), "record", "--subprocesses", "-r", "200", "-f", "raw"]
+        if phase in WALL_CLOCK_PHASES:
+            command.append("--idle")
         self.running = subprocess.Popen(
             [*command, "-o", str(self.output), "--pid", str(self.pid)],
             stdout=subprocess.DEVNULL,
