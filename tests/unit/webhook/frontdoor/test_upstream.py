@@ -4,6 +4,8 @@ that bodies are streamed rather than held."""
 from __future__ import annotations
 
 import http.server
+import io
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from webhook.frontdoor.upstream import CHUNK_BYTES, Upstream, request_body
+from webhook.tlsserver import MMAP_THRESHOLD_BYTES
 
 
 @dataclass
@@ -142,8 +145,6 @@ def test_a_small_answer_is_read_whole_up_to_a_limit(server: tuple[Upstream, Seen
 
 
 def test_the_request_body_reader_stops_at_the_length_or_the_end() -> None:
-    import io
-
     assert list(request_body(io.BytesIO(b"abcdef"), 4)) == [b"abcd"]
     data = b"q" * (CHUNK_BYTES + 3)
     assert [len(c) for c in request_body(io.BytesIO(data), None)] == [CHUNK_BYTES, 3]
@@ -153,3 +154,15 @@ def test_only_http_urls_are_upstreams() -> None:
     for bad in ("ftp://x", "registry:5000", "https://"):
         with pytest.raises(ValueError):
             Upstream(bad)
+
+
+def test_no_chunk_of_a_streamed_body_is_big_enough_for_a_mapping_of_its_own(
+    server: tuple[Upstream, Seen],
+) -> None:
+    """A chunk at the workers' mmap threshold is mapped, zero-filled and unmapped again,
+    every time: bodies must stream in heap-sized chunks, both ways."""
+    upstream, _ = server
+    down = [sys.getsizeof(chunk) for chunk in upstream.request("GET", "/v2/a/b/blobs/big", {}).body]
+    data = b"u" * (2 * MMAP_THRESHOLD_BYTES + 5)
+    up = [sys.getsizeof(chunk) for chunk in request_body(io.BytesIO(data), len(data))]
+    assert max(down) < MMAP_THRESHOLD_BYTES and max(up) < MMAP_THRESHOLD_BYTES
