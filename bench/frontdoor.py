@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -50,6 +51,7 @@ from localcluster.cluster import ControlPlane
 from localcluster.crane import COMMAND_TIMEOUT_SECONDS, Crane
 from localcluster.frontdoor import LocalFrontDoor
 from localcluster.ocilayout import OCI_MANIFEST, random_layers, write_image
+from localcluster.processes import ManagedProcess
 from localcluster.stack import Stack
 
 NAME = "frontdoor"
@@ -79,24 +81,28 @@ SMALL_LAYER_BYTES = 1000
 """The manifest benchmark's image: one small layer, so only the PUT itself is measured."""
 PROFILE_STEPS = {
     "push": {
-        "read the client's body": "request_body",
-        "send upstream": "send",
-        "manifest PUT": "_put_manifest",
+        "read the client's body (gunicorn, TLS)": "request_body",
+        "send upstream (TLS)": "HTTPConnection.send",
+        "manifest PUT": "ManifestPuts.put",
     },
     "pull": {
-        "read upstream": "_stream",
-        "write to the client": "write",
+        "read upstream (TLS)": "_stream",
+        "write to the client (TLS)": "Response.write",
     },
     "manifests": {
-        "judge": "_judge_push",
-        "ImageStream (get or create)": "_stream",
-        "Image create": "_save",
-        "registry PUT": "request",
-        "tag (status write)": "tag",
+        "authenticate and authorize": "Access.allowed",
+        "judge": "ManifestPuts._judge_push",
+        "ImageStream (exists: 409)": "ManifestPuts._stream",
+        "Image create (exists: 409)": "ManifestPuts._save",
+        "registry PUT": "Upstream.request",
+        "tag (status read and write)": "ImageRecords.tag",
     },
 }
 """Per phase, the front door's steps whose share of samples ``--profile`` reports: the
-name of a function on the stacks that do it (``webhook.frontdoor``, urllib3, gunicorn)."""
+frame (py-spy's ``Class.method``) on the stacks that do it."""
+HANDLING = "ThreadWorker.handle_request"
+"""The frame under every request a worker thread serves: shares are of those samples, not
+of the idle pool threads and cache watches beside them."""
 WALL_CLOCK_PHASES = {"manifests"}
 """Phases profiled on the wall clock (``py-spy --idle``: waits on the API server count);
 the blob phases are profiled on CPU, as the idle threads of the pool would swamp them."""
@@ -151,17 +157,48 @@ def tree_cpu_seconds(root: int) -> float:
     return sum(cpu_seconds(stats[pid], ticks) for pid in tree if pid in stats)
 
 
-def collapsed_shares(lines: Iterable[str], steps: Mapping[str, str]) -> dict[str, float]:
-    """The fraction of samples, in py-spy's collapsed format (``frame;frame;... COUNT``),
-    whose stack passes through each step's function (``name (file:line)`` frames)."""
+def children_cpu_seconds() -> float:
+    """CPU seconds of this process's waited-for children (each crane run, once it ends)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """CPU seconds of the client (crane, a child of ours) and of named process trees."""
+
+    def __init__(self, trees: Mapping[str, int | None]) -> None:
+        self.trees = {name: pid for name, pid in trees.items() if pid is not None}
+
+    def read(self) -> dict[str, float]:
+        readings = {"client": children_cpu_seconds()}
+        readings.update({name: tree_cpu_seconds(pid) for name, pid in self.trees.items()})
+        return readings
+
+    def since(self, before: Mapping[str, float]) -> dict[str, float]:
+        now = self.read()
+        return {part: now[part] - before[part] for part in before}
+
+
+def _pid(process: ManagedProcess | None) -> int | None:
+    return process.pid if process is not None else None
+
+
+def collapsed_shares(
+    lines: Iterable[str], steps: Mapping[str, str], within: str
+) -> dict[str, float]:
+    """Of the samples in py-spy's collapsed format (``frame;frame;... COUNT``, frames
+    ``name (file:line)``) whose stack passes through ``within``, the fraction that also
+    pass through each step's frame."""
     total = 0
     counts = dict.fromkeys(steps, 0)
     for line in lines:
         stack, _, count = line.rstrip().rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        total += int(count)
         names = {frame.split(" (", 1)[0] for frame in stack.split(";")}
+        if within not in names:
+            continue
+        total += int(count)
         for step, function in steps.items():
             if function in names:
                 counts[step] += int(count)
@@ -299,9 +336,10 @@ class Profiler:
             report.notes.append(f"{phase}: py-spy wrote no profile")
             return
         with self.output.open() as lines:
-            shares = collapsed_shares(lines, PROFILE_STEPS[phase])
+            shares = collapsed_shares(lines, PROFILE_STEPS[phase], HANDLING)
         described = ", ".join(f"{step} {share:.0%}" for step, share in shares.items())
-        report.notes.append(f"{phase} profile (share of samples, idle included): {described}")
+        clock = "wall clock" if phase in WALL_CLOCK_PHASES else "CPU"
+        report.notes.append(f"{phase} profile ({clock}, share of requests' samples): {described}")
         progress(report.notes[-1])
 
 
@@ -313,23 +351,31 @@ def _throughput(
     direct = Throughput(
         clients.direct, clients.direct_host, f"{NAMESPACE}/direct-blobs", work, blob
     )
-    process = stack.frontdoor.process if stack.frontdoor else None
-    pid = process.pid if process is not None else None
-    cpu = {"push": 0.0, "pull": 0.0}
+    assert stack.frontdoor is not None
+    meter = CpuMeter(
+        {
+            "front door": _pid(stack.frontdoor.process),
+            "registry": _pid(stack.frontdoor.registry.process),
+        }
+    )
+    cpu: dict[tuple[str, str], dict[str, float]] = {}
 
-    def measured(phase: str, fn: Callable[[], float]) -> Callable[[], float]:
+    def measured(phase: str, side: str, fn: Callable[[], float]) -> Callable[[], float]:
         def run() -> float:
-            before = tree_cpu_seconds(pid) if pid is not None else 0.0
+            before = meter.read()
             rate = fn()
-            if pid is not None:
-                cpu[phase] += tree_cpu_seconds(pid) - before
+            spent = cpu.setdefault((phase, side), {})
+            for part, seconds in meter.since(before).items():
+                spent[part] = spent.get(part, 0.0) + seconds
             return rate
 
         return run
 
     progress(f"push: {rounds} rounds of {blob / 2**20:.0f} MiB through the front door and direct")
     profiler.start("push")
-    pushes = alternate(rounds, measured("push", door.push), direct.push)
+    pushes = alternate(
+        rounds, measured("push", "door", door.push), measured("push", "direct", direct.push)
+    )
     profiler.stop(report, "push")
     # Both sides pull the same blob (pushed direct, so in the door's namespace as well),
     # from the same file in the registry's storage.
@@ -338,8 +384,8 @@ def _throughput(
     profiler.start("pull")
     pulls = alternate(
         rounds,
-        measured("pull", lambda: door.pull(direct.repository, digest)),
-        lambda: direct.pull(direct.repository, digest),
+        measured("pull", "door", lambda: door.pull(direct.repository, digest)),
+        measured("pull", "direct", lambda: direct.pull(direct.repository, digest)),
     )
     profiler.stop(report, "pull")
     for phase, (ours, theirs) in (("push", pushes), ("pull", pulls)):
@@ -356,15 +402,27 @@ def _throughput(
                 Target("ratio", ">=", THROUGHPUT_RATIO),
             )
         )
-        if pid is not None:
-            report.add(
-                Figure(
-                    NAME,
-                    f"front door CPU per GiB ({phase})",
-                    cpu[phase] / (rounds * blob / GIB),
-                    "s",
-                )
+        moved = rounds * blob / GIB
+        ours_cpu, theirs_cpu = cpu[(phase, "door")], cpu[(phase, "direct")]
+        report.add(
+            Figure(NAME, f"front door CPU per GiB ({phase})", ours_cpu["front door"] / moved, "s")
+        )
+        report.add(
+            Figure(
+                NAME,
+                f"CPU per GiB, client + registry + front door ({phase})",
+                sum(ours_cpu.values()) / moved,
+                "s",
+                sum(theirs_cpu.values()) / moved,
+                "direct: client + registry",
             )
+        )
+        report.notes.append(
+            f"{phase} CPU s per GiB: through the front door "
+            + ", ".join(f"{part} {seconds / moved:.2f}" for part, seconds in ours_cpu.items())
+            + "; direct "
+            + ", ".join(f"{part} {seconds / moved:.2f}" for part, seconds in theirs_cpu.items())
+        )
 
 
 def _manifest_putter(
@@ -420,6 +478,18 @@ def _manifests(
                 percentile(mine, p),
                 "ms",
                 percentile(base, p),
+                "direct to the registry",
+            )
+        )
+    quarter = max(1, count // 4)
+    for label, part in (("first", slice(None, quarter)), ("last", slice(-quarter, None))):
+        report.add(
+            Figure(
+                NAME,
+                f"manifest PUT p50, {label} {quarter} tags of the stream",
+                percentile(mine[part], 50),
+                "ms",
+                percentile(base[part], 50),
                 "direct to the registry",
             )
         )
