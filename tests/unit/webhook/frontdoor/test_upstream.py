@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from webhook.frontdoor.upstream import CHUNK_BYTES, Upstream, request_body
+from webhook.frontdoor.upstream import BODY_READ_BYTES, CHUNK_BYTES, Upstream, request_body
 from webhook.tlsserver import MMAP_THRESHOLD_BYTES
 
 
@@ -146,8 +146,30 @@ def test_a_small_answer_is_read_whole_up_to_a_limit(server: tuple[Upstream, Seen
 
 def test_the_request_body_reader_stops_at_the_length_or_the_end() -> None:
     assert list(request_body(io.BytesIO(b"abcdef"), 4)) == [b"abcd"]
-    data = b"q" * (CHUNK_BYTES + 3)
-    assert [len(c) for c in request_body(io.BytesIO(data), None)] == [CHUNK_BYTES, 3]
+    data = b"q" * (BODY_READ_BYTES + 3)
+    assert [len(c) for c in request_body(io.BytesIO(data), None)] == [BODY_READ_BYTES, 3]
+
+
+class AskedInput(io.BytesIO):
+    """A WSGI input noting how much each read asks for."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.asked: list[int] = []
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self.asked.append(-1 if size is None else size)
+        return super().read(size)
+
+
+@pytest.mark.parametrize("known", [True, False])
+def test_a_clients_body_is_read_a_few_tls_records_at_a_time(known: bool) -> None:
+    """gunicorn copies what one read gathers, whole, more than once: reads of a few
+    records keep that copying small; a body is never asked for all at once."""
+    data = bytes(range(256)) * (3 * BODY_READ_BYTES // 256) + b"tail"
+    stream = AskedInput(data)
+    assert b"".join(request_body(stream, len(data) if known else None)) == data
+    assert all(0 < size <= BODY_READ_BYTES for size in stream.asked)
 
 
 def test_only_http_urls_are_upstreams() -> None:
