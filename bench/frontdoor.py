@@ -24,9 +24,10 @@ phase (``bench/results/frontdoor-{push,pull,manifests}.txt``, collapsed stacks, 
 time included) and reports the shares of its main steps; the timings of a profiled run
 carry py-spy's sampling cost.
 
-Expected duration at the defaults: about 3 minutes on a quiet 2-core machine (stack
-start-up about 40 s, 5 rounds of 4 x 256 MiB transfers plus writing the layouts, then
-400 manifest PUTs).
+Expected duration at the defaults: about 1.5 minutes on a 2-core machine (stack start-up
+10-40 s, 5 rounds of 4 x 256 MiB transfers plus writing the layouts about 40 s, 420
+manifest PUTs about 20 s); under load from other work, twice that. It needs about 3 GiB
+of disk for the registry's storage, in the control plane's temporary directory.
 """
 
 from __future__ import annotations
