@@ -73,7 +73,7 @@ loadgen:
 	@command -v go >/dev/null || { echo "Go is required to build the load generator"; exit 1; }
 	@bash hack/build-vegeta.sh >/dev/null
 
-bench: $(STAMP) controlplane loadgen
+bench: $(STAMP) controlplane ocitools loadgen
 	$(PY) -m bench
 
 ## Mutation testing of the pure rules and the HTTP adapters ([tool.mutmut] in pyproject.toml),

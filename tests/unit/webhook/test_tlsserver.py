@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import pytest
 import requests
@@ -41,6 +41,8 @@ from tests.unit.webhook.served import Served, serve
 from webhook import devcerts
 from webhook.tlsserver import (
     GRACEFUL_TIMEOUT_SECONDS,
+    MMAP_THRESHOLD_BYTES,
+    DeadlineSocket,
     HandshakeThenDeferWorker,
     ReadBudget,
     ReadLimits,
@@ -105,6 +107,53 @@ def handshake(server: ssl.SSLContext, version: ssl.TLSVersion) -> str:
 @pytest.fixture
 def files(tmp_path: Path) -> devcerts.ServingFiles:
     return devcerts.ensure(tmp_path, ["127.0.0.1"])
+
+
+class AskedSocket(DeadlineSocket):
+    """Our server socket, noting the buffer size each read asks ssl for."""
+
+    asked: ClassVar[list[int]] = []
+
+    def read(self, size: int = 1024, buffer: Any = None) -> Any:
+        self.asked.append(size)
+        return super().read(size, buffer)
+
+
+def test_a_large_recv_asks_ssl_for_no_more_than_the_heap_gives(
+    files: devcerts.ServingFiles,
+) -> None:
+    """ssl allocates the whole buffer a recv names before it reads one record (16 KiB at
+    most), and gunicorn names up to 1 MiB while reading a body: at the workers' mmap
+    threshold that was a mapping of its own for every record of an upload."""
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(files.cert_file, files.key_file)
+    server.sslsocket_class = type("Asked", (AskedSocket,), {"asked": []})
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    payload = os.urandom(300_000)
+    ours, theirs = socket.socketpair()
+    ours.settimeout(DEADLINE)
+    theirs.settimeout(DEADLINE)
+
+    def send() -> None:
+        with client.wrap_socket(theirs) as tls:
+            tls.sendall(payload)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    received = bytearray()
+    with server.wrap_socket(ours, server_side=True) as tls:
+        cast(DeadlineSocket, tls).expect_body()
+        while len(received) < len(payload):
+            chunk = tls.recv(1024 * 1024)
+            if not chunk:
+                break
+            received += chunk
+        asked = cast(AskedSocket, tls).asked
+    sender.join(DEADLINE)
+    assert bytes(received) == payload
+    assert asked and max(asked) + sys.getsizeof(b"") < MMAP_THRESHOLD_BYTES
 
 
 def test_the_platform_would_speak_tls_1_1_without_us(files: devcerts.ServingFiles) -> None:

@@ -4,13 +4,16 @@ that bodies are streamed rather than held."""
 from __future__ import annotations
 
 import http.server
+import io
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
-from webhook.frontdoor.upstream import CHUNK_BYTES, Upstream, request_body
+from webhook.frontdoor.upstream import BODY_READ_BYTES, CHUNK_BYTES, Upstream, request_body
+from webhook.tlsserver import MMAP_THRESHOLD_BYTES
 
 
 @dataclass
@@ -142,14 +145,46 @@ def test_a_small_answer_is_read_whole_up_to_a_limit(server: tuple[Upstream, Seen
 
 
 def test_the_request_body_reader_stops_at_the_length_or_the_end() -> None:
-    import io
-
     assert list(request_body(io.BytesIO(b"abcdef"), 4)) == [b"abcd"]
-    data = b"q" * (CHUNK_BYTES + 3)
-    assert [len(c) for c in request_body(io.BytesIO(data), None)] == [CHUNK_BYTES, 3]
+    data = b"q" * (BODY_READ_BYTES + 3)
+    assert [len(c) for c in request_body(io.BytesIO(data), None)] == [BODY_READ_BYTES, 3]
+
+
+class AskedInput(io.BytesIO):
+    """A WSGI input noting how much each read asks for."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.asked: list[int] = []
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self.asked.append(-1 if size is None else size)
+        return super().read(size)
+
+
+@pytest.mark.parametrize("known", [True, False])
+def test_a_clients_body_is_read_a_few_tls_records_at_a_time(known: bool) -> None:
+    """gunicorn copies what one read gathers, whole, more than once: reads of a few
+    records keep that copying small; a body is never asked for all at once."""
+    data = bytes(range(256)) * (3 * BODY_READ_BYTES // 256) + b"tail"
+    stream = AskedInput(data)
+    assert b"".join(request_body(stream, len(data) if known else None)) == data
+    assert all(0 < size <= BODY_READ_BYTES for size in stream.asked)
 
 
 def test_only_http_urls_are_upstreams() -> None:
     for bad in ("ftp://x", "registry:5000", "https://"):
         with pytest.raises(ValueError):
             Upstream(bad)
+
+
+def test_no_chunk_of_a_streamed_body_is_big_enough_for_a_mapping_of_its_own(
+    server: tuple[Upstream, Seen],
+) -> None:
+    """A chunk at the workers' mmap threshold is mapped, zero-filled and unmapped again,
+    every time: bodies must stream in heap-sized chunks, both ways."""
+    upstream, _ = server
+    down = [sys.getsizeof(chunk) for chunk in upstream.request("GET", "/v2/a/b/blobs/big", {}).body]
+    data = b"u" * (2 * MMAP_THRESHOLD_BYTES + 5)
+    up = [sys.getsizeof(chunk) for chunk in request_body(io.BytesIO(data), len(data))]
+    assert max(down) < MMAP_THRESHOLD_BYTES and max(up) < MMAP_THRESHOLD_BYTES
