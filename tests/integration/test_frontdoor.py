@@ -18,7 +18,14 @@ import requests
 from localcluster.crane import Crane
 from localcluster.frontdoor import FRONTDOOR_ACCOUNT, LocalFrontDoor
 from localcluster.metrics import metric_sum
-from localcluster.ocilayout import OCI_CONFIG, OCI_MANIFEST, random_layers, write_image, write_index
+from localcluster.ocilayout import (
+    DOCKER_MANIFEST,
+    OCI_CONFIG,
+    OCI_MANIFEST,
+    random_layers,
+    write_image,
+    write_index,
+)
 from localcluster.stack import RBAC_MANIFEST
 from quota.pushrecords import image_object_name
 from tests.integration.support import CACHE_DEADLINE, ClusterEnv, own_stack
@@ -422,3 +429,31 @@ def test_uploads_mounts_and_range_reads_work_as_the_spec_says(
     )
     assert mounted.status_code == 201, mounted.text
     assert registry("GET", f"/v2/{ns}/other/blobs/{sha256(blob)}").content == blob
+
+
+def test_docker_schema_2_images_and_manifest_lists_are_judged_and_recorded_alike(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor, crane: Crane, tmp_path: Path
+) -> None:
+    login(crane, door, account(stack, ns, "builder", "registry-editor"))
+    image_path = tmp_path / "docker-image"
+    image = write_image(image_path, random_layers([1200, 800], seed=21), docker=True)
+    pushed = crane.push(image_path, f"{door.host}/{ns}/legacy:v1")
+    assert pushed.returncode == 0, pushed.stderr
+    recorded = stack.kubectl_json("get", "image", image_object_name(image.digest))
+    assert recorded["dockerImageManifestMediaType"] == DOCKER_MANIFEST
+    assert recorded["dockerImageMetadata"]["size"] == image.size
+    stack.apply(image_limit("4Ki"), "-n", ns)
+    list_path = tmp_path / "docker-list"
+    write_index(
+        list_path,
+        [random_layers([100], seed=22), random_layers([6000], seed=23)],
+        docker=True,
+    )
+    stack.wait(
+        lambda: crane.push(list_path, f"{door.host}/{ns}/legacy:multi").returncode != 0,
+        timeout=CACHE_DEADLINE,
+        what="the manifest list to be denied once the limit is cached",
+    )
+    denied = crane.push(list_path, f"{door.host}/{ns}/legacy:multi")
+    assert "exceeds the maximum limit per alauda.io/Image" in denied.stderr, denied.stderr
+    assert set(history(stack, ns, "legacy")) == {"v1"}
