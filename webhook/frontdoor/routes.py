@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
+from urllib.parse import urlencode
 
 import orjson
 from flask import Blueprint, Response, request
@@ -39,6 +40,7 @@ TOKEN_EXPIRES_SECONDS: Final = 60
 we review on every request (cached 10 s), so this only paces the clients' re-logins."""
 API_VERSION_HEADER: Final = ("Docker-Distribution-API-Version", "registry/2.0")
 SERVICE_NAME: Final = "registry-v2"
+MOUNT_PARAMETERS: Final = frozenset({"mount", "from"})
 
 
 def _error(err: oci.RegistryError) -> Response:
@@ -215,17 +217,21 @@ class FrontDoor:
         return _streamed(answer, "sent")
 
     def _mount_query(self, user: User, query: str) -> str:
-        """A cross-repository mount needs pull on the source: without it, the mount
-        parameters are dropped and a plain upload starts (what distribution does when a
-        mount cannot be made), so no one reads a blob through another's repository."""
-        source = oci.mount_source(request.args)
-        if source is None:
+        """A cross-repository mount needs pull on the source: without it (or when the
+        parameters do not name one we can check), they are dropped and a plain upload
+        starts (what distribution does when a mount cannot be made), so no one reads a
+        blob through another's repository. The query is rebuilt from its decoded form,
+        as the registry will decode it: ``%66rom=`` is ``from=`` to it too."""
+        args = request.args
+        if "mount" not in args and "from" not in args:
             return query
-        namespace, _ = oci.split_repository(source[1])
-        if self._access.allowed(user, namespace, PULL):
-            return query
-        kept = [p for p in query.split("&") if not p.startswith(("mount=", "from="))]
-        return "&".join(kept)
+        source = oci.mount_source(args)
+        if source is not None:
+            namespace, _ = oci.split_repository(source[1])
+            if self._access.allowed(user, namespace, PULL):
+                return query
+        kept = [(k, v) for k, v in args.items(multi=True) if k not in MOUNT_PARAMETERS]
+        return urlencode(kept)
 
     def _put_manifest(self, route: oci.Route) -> Response:
         length = request.content_length

@@ -274,3 +274,21 @@ def test_large_manifests_wait_for_a_slot_and_are_refused_retryably_when_none_fre
     assert pushes.puts == []
     small = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
     assert small.status_code == 201
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"mount={DIGEST}&%66rom=team-b/secret",  # an encoded key the registry decodes
+        f"mount={DIGEST}&from=team-b%2Fsecret",
+        f"mount={DIGEST}&from=team-b/x/y",  # not a repository we can check
+        "mount=not-a-digest&from=team-b/secret",
+        "from=team-b/secret",
+    ],
+)
+def test_mount_parameters_that_are_not_allowed_never_reach_the_registry(
+    client: FlaskClient, registry: Registry, query: str
+) -> None:
+    client.post(f"/v2/team-a/app/blobs/uploads/?{query}&origin=x", headers=basic(EDITOR))
+    ((_, path, _, _),) = registry.requests
+    assert path == "/v2/team-a/app/blobs/uploads/?origin=x"
