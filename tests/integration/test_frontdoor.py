@@ -457,3 +457,32 @@ def test_docker_schema_2_images_and_manifest_lists_are_judged_and_recorded_alike
     denied = crane.push(list_path, f"{door.host}/{ns}/legacy:multi")
     assert "exceeds the maximum limit per alauda.io/Image" in denied.stderr, denied.stderr
     assert set(history(stack, ns, "legacy")) == {"v1"}
+
+
+def test_a_mount_smuggled_in_a_form_body_reads_nothing_of_another_namespace(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor
+) -> None:
+    """distribution reads mount= and from= from a form body too (FormValue): the front
+    door sends upload bodies as blob bytes, so only the query's mount, checked, counts."""
+    victim_ns = f"{ns}-victim"
+    stack.kubectl("create", "namespace", victim_ns)
+    try:
+        victim = Registry(door, account(stack, victim_ns, "owner", "registry-editor"))
+        secret = b"victim's layer " * 1000
+        started = victim("POST", f"/v2/{victim_ns}/app/blobs/uploads/")
+        location = started.headers["Location"]
+        separator = "&" if "?" in location else "?"
+        stored = victim("PUT", f"{location}{separator}digest={sha256(secret)}", data=secret)
+        assert stored.status_code == 201, stored.text
+        attacker = Registry(door, account(stack, ns, "attacker", "registry-editor"))
+        smuggled = attacker(
+            "POST",
+            f"/v2/{ns}/x/blobs/uploads/",
+            data=f"mount={sha256(secret)}&from={victim_ns}/app",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert smuggled.status_code == 202  # a plain upload session, no mount
+        leaked = attacker("GET", f"/v2/{ns}/x/blobs/{sha256(secret)}")
+        assert leaked.status_code == 404 and secret not in leaked.content
+    finally:
+        stack.kubectl("delete", "namespace", victim_ns, "--wait=false", check=False)

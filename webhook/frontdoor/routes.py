@@ -41,6 +41,8 @@ we review on every request (cached 10 s), so this only paces the clients' re-log
 API_VERSION_HEADER: Final = ("Docker-Distribution-API-Version", "registry/2.0")
 SERVICE_NAME: Final = "registry-v2"
 MOUNT_PARAMETERS: Final = frozenset({"mount", "from"})
+BLOB_CONTENT_TYPE: Final = "application/octet-stream"
+"""The distribution spec's type for blob upload bodies."""
 
 
 def _error(err: oci.RegistryError) -> Response:
@@ -209,8 +211,14 @@ class FrontDoor:
         length = request.content_length
         has_body = request.method in ("PUT", "PATCH", "POST")
         body = request_body(request.stream, length) if has_body else None
+        headers = dict(request.headers)
+        if route.kind in ("upload_start", "upload"):
+            # Blob bytes, whatever the client says: a registry parses a form body for
+            # parameters (distribution's FormValue reads mount= and from= from it), which
+            # would carry a mount past the check of the query above.
+            headers["Content-Type"] = BLOB_CONTENT_TYPE
         answer = self._upstream.request(
-            request.method, path, dict(request.headers), body, length if has_body else None
+            request.method, path, headers, body, length if has_body else None
         )
         if has_body and length:
             metrics.BYTES("received").inc(length)
