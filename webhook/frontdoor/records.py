@@ -118,8 +118,12 @@ class ImageRecords:
 
     def delete_stream(self, stream: Obj) -> None:
         """Undo ``create_stream`` after the registry refused the manifest: an empty stream
-        nobody pushed to would hold quota. Only that very object (uid precondition)."""
+        nobody pushed to would hold quota. Only that very object, as it was created (uid
+        and resourceVersion preconditions); a 409 means someone else uses it now."""
         meta = metadata(stream)
+        # That object, unchanged since its create: a concurrent first push that found it
+        # and recorded a tag (and its charge) changed its resourceVersion, and keeps it.
+        preconditions = {"uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
         try:
             self._custom.delete_namespaced_custom_object(
                 GROUP,
@@ -127,7 +131,7 @@ class ImageRecords:
                 meta.get("namespace"),
                 "imagestreams",
                 meta.get("name"),
-                body={"preconditions": {"uid": meta.get("uid")}},
+                body={"preconditions": preconditions},
                 **self._options(),
             )
         except (ApiException, HTTPError, OSError) as err:

@@ -52,7 +52,10 @@ class Api:
         if self.create_error is not None:
             raise self.create_error
         body = args[4]
-        self.stream = {**body, "metadata": {**body["metadata"], "uid": "u-1"}}
+        self.stream = {
+            **body,
+            "metadata": {**body["metadata"], "uid": "u-1", "resourceVersion": "7"},
+        }
         return answer(self.stream)
 
     def delete_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any:
@@ -122,7 +125,7 @@ def test_only_the_created_stream_is_deleted() -> None:
     records(api).delete_stream(stream)
     args, body = api.deleted
     assert args[2:5] == ("team-a", "imagestreams", "app")
-    assert body == {"preconditions": {"uid": "u-1"}}
+    assert body == {"preconditions": {"uid": "u-1", "resourceVersion": "7"}}
 
 
 def test_an_image_that_exists_is_the_same_content() -> None:
