@@ -268,6 +268,8 @@ def test_a_first_manifest_the_registry_refuses_leaves_no_stream_and_no_charge(
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
     assert stack.kubectl("get", "imagestream", "-n", ns, "-o", "name").stdout.strip() == ""
+    ghost = "sha256:" + hashlib.sha256(body).hexdigest()
+    assert stack.kubectl("get", "image", image_object_name(ghost), check=False).returncode != 0
     stack.wait(lambda: used(stack, ns) == "0", timeout=60, what="the charge to be released")
 
 

@@ -6,19 +6,24 @@ that keeps the registry and the Image API consistent.
 2. New repository (no ImageStream, read live): create its ImageStream through the API
    server. Our admission webhook charges the quota there, atomically; when a racing push
    took the last room, that refusal is the push's denial (unless the racer created this
-   very stream). No push reaches the registry uncharged.
-3. Create the Image (idempotent: content-addressed).
-4. PUT the manifest to the registry. If it refuses (a blob it lacks, say), its error goes
-   to the client and a stream created in step 2 is deleted again (uid precondition), so a
-   failed first push holds no quota.
-5. Tag: append the tag event to the stream's status history, judged again by the webhook
-   (the authoritative check when two pushes race for the last tag). Only now is the tag
-   visible in the ImageStream, and only for a manifest the registry holds.
+   very stream). No manifest reaches the registry uncharged.
+3. PUT the manifest to the registry by digest: no tag moves yet. If the registry refuses
+   it (a blob it lacks, say), its error goes to the client and a stream created in step 2
+   is deleted again (only if no other push has written to it since), so a failed first
+   push holds no quota.
+4. Create the Image (content-addressed: one that exists is kept), only for a manifest the
+   registry holds.
+5. Tag: append the tag event to the stream's status history, judged again by our webhook
+   (the authoritative check when two pushes race for the last tag: the loser is denied
+   here, and its tag never moves in the registry).
+6. PUT the manifest to the registry by tag: the registry's tag moves last, after the
+   ImageStream records it.
 
-A failure of step 5 after step 4 leaves the manifest in the registry, tagged there but not
-in the stream: the client gets the error (503 to retry, or the denial) and its retry
-records the tag (steps 2-5 are idempotent). A push by digest records the Image only: no
-tag moves, and the images limit judged it as one more image all the same.
+A failure after step 3 leaves at most an untagged manifest in the registry; a failure of
+step 6 leaves the ImageStream naming a manifest the registry holds (by digest) while its
+tag there has not moved yet. The client gets the error (503 to retry, or the denial), and
+its retry completes the rest: every step is idempotent. A push by digest stops after step
+4: no tag moves, and the images limit judged it as one more image all the same.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from webhook.frontdoor.manifests import (
     MAX_MANIFEST_BYTES,
     ImageIndex,
     ImageManifest,
+    IndexEntry,
     check_reference,
     digest_of,
     parse_manifest,
@@ -53,6 +59,10 @@ from webhook.pushreview.review import PushRequest
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS: Final = 1
+MAX_INDEX_CHILDREN: Final = 256
+"""Manifests one image index may name. Multi-platform images name a handful (with their
+attestations, a few dozen); each child is read back and parsed, so without a bound one
+4 MiB index naming 25,000 entries would make a single push read and parse that many."""
 
 
 class Judge(Protocol):
@@ -151,27 +161,28 @@ class ManifestPuts:
             )
         self._judge_push(put, tag, digest, parsed.media_type, measured or Manifest(None))
         stream, created = self._stream(put)
-        self._save(put, image)
-        response = self._registry.request(
-            "PUT",
-            f"/v2/{put.repository}/manifests/{put.reference}",
-            {"Content-Type": put.content_type or parsed.media_type},
-            put.body,
+        # The body's own media type: a client's generic Content-Type (application/json,
+        # none) is one the registry may not map to a manifest type.
+        headers = {"Content-Type": parsed.media_type}
+        by_digest = self._registry.request(
+            "PUT", f"/v2/{put.repository}/manifests/{digest}", headers, put.body
         )
-        if response.status >= 300:
+        if by_digest.status >= 300:
             if created:
                 self._records.delete_stream(stream)
-            return response
-        if tag is not None:
-            try:
-                self._records.tag(stream, tag, digest, reference)
-            except Denied as err:
-                response.close()
-                raise PushDenied(str(err)) from None
-            except RecordFailed:
-                response.close()
-                raise
-        return response
+            return by_digest
+        if tag is None:
+            self._save(image)
+            return by_digest
+        by_digest.close()
+        self._save(image)
+        try:
+            self._records.tag(stream, tag, digest, reference)
+        except Denied as err:
+            raise PushDenied(str(err)) from None
+        return self._registry.request(
+            "PUT", f"/v2/{put.repository}/manifests/{tag}", headers, put.body
+        )
 
     def _judge_push(
         self, put: ManifestPut, tag: str | None, digest: str, media_type: str, manifest: Manifest
@@ -199,7 +210,7 @@ class ManifestPuts:
                 return raced, False
             raise PushDenied(str(err)) from None
 
-    def _save(self, put: ManifestPut, image: Obj) -> None:
+    def _save(self, image: Obj) -> None:
         try:
             self._records.save_image(image)
         except Denied as err:
@@ -210,32 +221,41 @@ class ManifestPuts:
     ) -> list[tuple[PlatformImage, Manifest]]:
         """Each child manifest, read from the registry (clients push them first, by
         digest) and measured: every one must fit the ``alauda.io/Image`` limit."""
-        children = []
-        for position, child in enumerate(index.manifests):
-            status, body = self._registry.read(
-                f"/v2/{put.repository}/manifests/{child.digest}",
-                {"Accept": child.media_type},
-                MAX_MANIFEST_BYTES,
+        if len(index.manifests) > MAX_INDEX_CHILDREN:
+            raise oci.manifest_invalid(
+                f"an image index may name at most {MAX_INDEX_CHILDREN} manifests here; "
+                f"this one names {len(index.manifests)}"
             )
-            if status == 404:
-                raise oci.manifest_blob_unknown(child.digest)
-            if status != 200:
-                raise RecordFailed(f"reading manifests[{position}]: HTTP {status}")
-            parsed = parse_manifest(body, child.media_type)
-            if not isinstance(parsed, ImageManifest):
-                raise oci.manifest_invalid(
-                    f"manifests[{position}] is an image index: nested indexes are not accepted"
-                )
+        children = []
+        measured: dict[str, Manifest] = {}
+        for position, child in enumerate(index.manifests):
+            if child.digest not in measured:
+                measured[child.digest] = self._child(put, position, child)
+            manifest = measured[child.digest]
             children.append(
                 (
                     PlatformImage(
-                        child.digest,
-                        child.media_type,
-                        child.size,
-                        parsed.manifest.size,
-                        child.platform,
+                        child.digest, child.media_type, child.size, manifest.size, child.platform
                     ),
-                    parsed.manifest,
+                    manifest,
                 )
             )
         return children
+
+    def _child(self, put: ManifestPut, position: int, child: IndexEntry) -> Manifest:
+        """One child manifest, read back from the registry and measured."""
+        status, body = self._registry.read(
+            f"/v2/{put.repository}/manifests/{child.digest}",
+            {"Accept": child.media_type},
+            MAX_MANIFEST_BYTES,
+        )
+        if status == 404:
+            raise oci.manifest_blob_unknown(child.digest)
+        if status != 200:
+            raise RecordFailed(f"reading manifests[{position}]: HTTP {status}")
+        parsed = parse_manifest(body, child.media_type)
+        if not isinstance(parsed, ImageManifest):
+            raise oci.manifest_invalid(
+                f"manifests[{position}] is an image index: nested indexes are not accepted"
+            )
+        return parsed.manifest

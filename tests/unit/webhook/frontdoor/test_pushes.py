@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -14,7 +14,13 @@ from quota.decision import Decision
 from quota.objects import Obj
 from webhook.frontdoor import distribution as oci
 from webhook.frontdoor.manifests import OCI_INDEX, OCI_MANIFEST
-from webhook.frontdoor.pushes import ManifestPut, ManifestPuts, PushDenied, denial_reason
+from webhook.frontdoor.pushes import (
+    MAX_INDEX_CHILDREN,
+    ManifestPut,
+    ManifestPuts,
+    PushDenied,
+    denial_reason,
+)
 from webhook.frontdoor.records import Denied, RecordFailed
 from webhook.frontdoor.upstream import UpstreamResponse
 from webhook.pushreview.review import PushRequest
@@ -139,9 +145,10 @@ def test_an_allowed_tag_push_charges_saves_puts_then_tags_in_that_order(journal:
     assert journal.calls == [
         "read_stream",
         "create_stream",
+        f"registry PUT /v2/team-a/app/manifests/{digest(body)}",
         "save_image",
-        "registry PUT /v2/team-a/app/manifests/v1",
         "tag",
+        "registry PUT /v2/team-a/app/manifests/v1",
     ]
     (request,) = judge.seen
     assert (request.namespace, request.repository, request.tag) == ("team-a", "app", "v1")
@@ -196,7 +203,7 @@ def test_a_create_denied_because_a_racer_created_the_stream_uses_the_racers(
 
     racer = Racer()
     ManifestPuts(Judge(), racer, racer, HOST).put(push(image_manifest(10)))
-    assert racer.calls[-1] == "tag" and "delete_stream" not in racer.calls
+    assert "tag" in racer.calls and "delete_stream" not in racer.calls
 
 
 def test_a_manifest_the_registry_refuses_undoes_the_new_stream(journal: Journal) -> None:
@@ -204,7 +211,7 @@ def test_a_manifest_the_registry_refuses_undoes_the_new_stream(journal: Journal)
     answer = ManifestPuts(Judge(), journal, journal, HOST).put(push(image_manifest(10)))
     assert answer.status == 400
     assert journal.calls[-1] == "delete_stream"
-    assert "tag" not in journal.calls
+    assert "tag" not in journal.calls and "save_image" not in journal.calls  # no stray Image
 
 
 def test_a_refused_manifest_keeps_a_stream_that_existed(journal: Journal) -> None:
@@ -214,17 +221,21 @@ def test_a_refused_manifest_keeps_a_stream_that_existed(journal: Journal) -> Non
     assert "delete_stream" not in journal.calls
 
 
-def test_a_tag_the_webhook_refuses_after_a_race_is_a_denial(journal: Journal) -> None:
+def test_a_tag_the_webhook_refuses_after_a_race_never_moves_in_the_registry(
+    journal: Journal,
+) -> None:
     journal.deny_tag = "requested usage of alauda.io/image-tags exceeds the maximum limit"
     with pytest.raises(PushDenied) as denied:
         ManifestPuts(Judge(), journal, journal, HOST).put(push(image_manifest(10)))
     assert denied.value.reason == "tags"
+    assert "registry PUT /v2/team-a/app/manifests/v1" not in journal.calls
 
 
 def test_a_failed_tag_write_is_left_to_the_clients_retry(journal: Journal) -> None:
     journal.fail_tag = True
     with pytest.raises(RecordFailed):
         ManifestPuts(Judge(), journal, journal, HOST).put(push(image_manifest(10)))
+    assert "registry PUT /v2/team-a/app/manifests/v1" not in journal.calls
 
 
 def test_a_digest_push_is_judged_and_recorded_without_a_tag(journal: Journal) -> None:
@@ -233,6 +244,9 @@ def test_a_digest_push_is_judged_and_recorded_without_a_tag(journal: Journal) ->
     ManifestPuts(judge, journal, journal, HOST).put(push(body, reference=digest(body)))
     assert judge.seen[0].tag is None and judge.seen[0].digest == digest(body)
     assert "tag" not in journal.calls and "save_image" in journal.calls
+    assert [c for c in journal.calls if c.startswith("registry")] == [
+        f"registry PUT /v2/team-a/app/manifests/{digest(body)}"
+    ]
 
 
 def test_a_digest_that_is_not_the_bodys_is_refused_before_judging(journal: Journal) -> None:
@@ -295,3 +309,49 @@ def test_nested_indexes_are_refused(journal: Journal) -> None:
 )
 def test_denials_are_labelled_by_their_rule(message: str, reason: str) -> None:
     assert denial_reason(message) == reason
+
+
+def test_the_registry_gets_the_bodys_media_type_not_a_generic_one(journal: Journal) -> None:
+    class Seen(Journal):
+        types: ClassVar[list[str]] = []
+
+        def request(
+            self,
+            method: str,
+            path_and_query: str,
+            headers: Mapping[str, str],
+            body: Any = None,
+            length: int | None = None,
+        ) -> UpstreamResponse:
+            self.types.append(headers["Content-Type"])
+            return super().request(method, path_and_query, headers, body, length)
+
+    seen = Seen()
+    ManifestPuts(Judge(), seen, seen, HOST).put(push(image_manifest(1), content_type=None))
+    assert seen.types == [OCI_MANIFEST, OCI_MANIFEST]
+
+
+def test_an_index_naming_one_child_many_times_reads_it_once(journal: Journal) -> None:
+    child = image_manifest(10)
+    reads: list[str] = []
+    journal.manifests = {digest(child): child}
+    original = journal.read
+
+    def counted(path: str, headers: Mapping[str, str], limit: int) -> tuple[int, bytes]:
+        reads.append(path)
+        return original(path, headers, limit)
+
+    journal.read = counted  # type: ignore[method-assign]
+    ManifestPuts(Judge(), journal, journal, HOST).put(
+        push(index_of(*[child] * 50), content_type=OCI_INDEX)
+    )
+    assert len(reads) == 1
+
+
+def test_an_index_naming_too_many_manifests_is_refused_unread(journal: Journal) -> None:
+    child = image_manifest(10)
+    journal.manifests = {digest(child): child}
+    body = index_of(*[child] * (MAX_INDEX_CHILDREN + 1))
+    with pytest.raises(oci.RegistryError) as err:
+        ManifestPuts(Judge(), journal, journal, HOST).put(push(body, content_type=OCI_INDEX))
+    assert err.value.code == oci.MANIFEST_INVALID and journal.calls == []
