@@ -11,20 +11,25 @@ BUILD_SCRIPT = REPO_ROOT / "hack" / "build-controlplane.sh"
 REQUIRED = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
 
 
-def binaries_dir() -> Path:
-    """The directory holding the binaries, building them on first use.
-
-    ``LOCALCLUSTER_BIN_DIR`` points at binaries built elsewhere and skips the build.
-    """
-    override = os.environ.get("LOCALCLUSTER_BIN_DIR")
+def cached_build(script: Path, required: tuple[str, ...], override_variable: str) -> Path:
+    """The ``bin`` directory of a ``hack/build-*.sh`` cache, building it on first use
+    (the script prints the cache directory last); ``override_variable`` names a directory
+    of binaries built elsewhere, which skips the build."""
+    override = os.environ.get(override_variable)
     if override:
         directory = Path(override)
     else:
         result = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True
+            ["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True
         )
         directory = Path(result.stdout.strip().splitlines()[-1]) / "bin"
-    missing = [name for name in REQUIRED if not (directory / name).is_file()]
+    missing = [name for name in required if not (directory / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"missing control-plane binaries in {directory}: {missing}")
+        raise FileNotFoundError(f"missing binaries in {directory}: {missing}")
     return directory
+
+
+def binaries_dir() -> Path:
+    """The directory holding the control-plane binaries (``LOCALCLUSTER_BIN_DIR``: built
+    elsewhere)."""
+    return cached_build(BUILD_SCRIPT, REQUIRED, "LOCALCLUSTER_BIN_DIR")
