@@ -229,7 +229,7 @@ def test_a_conflicting_create_reads_the_same_stream_back() -> None:
 def test_a_stream_created_and_deleted_meanwhile_fails_retryably() -> None:
     api = Api()
     api.create_error = api_error(409)
-    with pytest.raises(RecordFailed, match="^the ImageStream was created and deleted meanwhile$"):
+    with pytest.raises(RecordFailed, match=r"^the ImageStream was created and deleted meanwhile$"):
         records(api).create_stream("team-a", "app")
 
 
@@ -295,37 +295,37 @@ def test_a_refused_write_of_any_kind_is_a_denial(status: int) -> None:
     """403 is a webhook's refusal, 422 the API server's validation: both are final."""
     api = Api()
     api.create_error = api_error(status, "no room")
-    with pytest.raises(Denied, match="^no room$"):
+    with pytest.raises(Denied, match=r"^no room$"):
         records(api).create_stream("team-a", "app")
     api.create_error = None
     stream, _ = records(api).create_stream("team-a", "app")
     api.image_error = api_error(status, "too big")
-    with pytest.raises(Denied, match="^too big$"):
+    with pytest.raises(Denied, match=r"^too big$"):
         records(api).save_image({})
     api.status_errors = [api_error(status, "too many tags")]
-    with pytest.raises(Denied, match="^too many tags$"):
+    with pytest.raises(Denied, match=r"^too many tags$"):
         records(api).tag(stream, "v1", DIGEST, "ref")
 
 
 def test_other_api_errors_name_the_step_and_the_status() -> None:
     api = Api()
     api.create_error = api_error(500)
-    with pytest.raises(RecordFailed, match="^creating the ImageStream: HTTP 500$"):
+    with pytest.raises(RecordFailed, match=r"^creating the ImageStream: HTTP 500$"):
         records(api).create_stream("team-a", "app")
     api.create_error = None
     stream, _ = records(api).create_stream("team-a", "app")
     api.image_error = api_error(500)
-    with pytest.raises(RecordFailed, match="^creating the Image: HTTP 500$"):
+    with pytest.raises(RecordFailed, match=r"^creating the Image: HTTP 500$"):
         records(api).save_image({})
     api.status_errors = [api_error(500)]
-    with pytest.raises(RecordFailed, match="^tagging: HTTP 500$"):
+    with pytest.raises(RecordFailed, match=r"^tagging: HTTP 500$"):
         records(api).tag(stream, "v1", DIGEST, "ref")
 
     def unavailable(*args: Any, **kwargs: Any) -> Any:
         raise api_error(503)
 
     api.get_namespaced_custom_object = unavailable  # type: ignore[method-assign]
-    with pytest.raises(RecordFailed, match="^reading the ImageStream: HTTP 503$"):
+    with pytest.raises(RecordFailed, match=r"^reading the ImageStream: HTTP 503$"):
         records(api).stream("team-a", "app")
 
 
@@ -366,7 +366,7 @@ def test_an_answer_that_is_not_an_object_fails_retryably() -> None:
         def get_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any:
             return SimpleNamespace(data=b"[]")
 
-    with pytest.raises(RecordFailed, match="^the API server's answer is not an object$"):
+    with pytest.raises(RecordFailed, match=r"^the API server's answer is not an object$"):
         records(ListAnswer()).stream("team-a", "app")
 
 
@@ -381,5 +381,5 @@ def test_a_stream_deleted_during_the_push_says_so_exactly() -> None:
     stream, _ = records(api).create_stream("team-a", "app")
     api.status_errors = [api_error(409)]
     api.stream = None
-    with pytest.raises(RecordFailed, match="^the ImageStream was deleted during the push$"):
+    with pytest.raises(RecordFailed, match=r"^the ImageStream was deleted during the push$"):
         records(api).tag(stream, "v1", DIGEST, "ref")
