@@ -272,10 +272,13 @@ def test_large_manifests_wait_for_a_slot_and_are_refused_retryably_when_none_fre
     client = create_app([frontdoor_blueprint(door)]).test_client()
     with gate.admit(None):  # another thread holds the only slot
         response = client.put("/v2/team-a/app/manifests/v1", data=b"x" * 100, headers=basic(EDITOR))
-    assert response.status_code == 503 and errors(response)[0]["code"] == "UNAVAILABLE"
-    assert pushes.puts == []
-    small = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
-    assert small.status_code == 201
+        assert pushes.puts == []
+        small = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
+    assert response.status_code == 503
+    assert errors(response) == [
+        {"code": "UNAVAILABLE", "message": "too many large manifests at once; retry"}
+    ]
+    assert small.status_code == 201  # a small one needs no slot
 
 
 # --- exact answers, metrics and log lines ------------------------------------------------
@@ -525,8 +528,45 @@ def test_a_manifest_of_the_limit_passes_and_one_byte_more_says_the_limit(
     limit = 4 * 1024 * 1024  # distribution's maxManifestBodySize
     path = "/v2/team-a/app/manifests/v1"
     client.put(path, data=b"x" * limit, headers=basic(EDITOR))
-    assert len(pushes.puts) == 1
+    assert [len(put.body) for put in pushes.puts] == [limit]
     response = client.put(path, data=b"x" * (limit + 1), headers=basic(EDITOR))
     assert errors(response) == [
         {"code": "SIZE_INVALID", "message": "a manifest is at most 4194304 bytes"}
     ]
+
+
+def test_a_refused_pull_or_push_names_the_user_the_verb_and_the_namespace(
+    client: FlaskClient,
+) -> None:
+    push = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(VIEWER))
+    pull = client.get("/v2/team-b/app/tags/list", headers=basic(VIEWER))
+    assert errors(push)[0]["message"] == (
+        "viewer may not push to team-a/app: that needs update on imagestreams/layers"
+        " (image.alauda.io) in namespace team-a"
+    )
+    assert errors(pull)[0]["message"] == (
+        "viewer may not pull from team-b/app: that needs get on imagestreams/layers"
+        " (image.alauda.io) in namespace team-b"
+    )
+
+
+def test_a_401_says_how_to_log_in(client: FlaskClient) -> None:
+    assert errors(client.get("/v2/"))[0]["message"] == (
+        "authentication required: log in with a Kubernetes token for the registry"
+        " (a pull secret's, or kubectl create token --audience)"
+    )
+
+
+def test_the_base_answer_is_json(client: FlaskClient) -> None:
+    assert client.get("/v2/", headers=basic(VIEWER)).content_type == "application/json"
+
+
+def test_the_log_line_of_a_request_outside_any_repository_names_none(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="webhook.frontdoor.routes"):
+        client.get("/v2/", headers=basic(VIEWER))
+    [record] = [r for r in caplog.records if r.getMessage() == "registry request"]
+    fields = record.fields  # type: ignore[attr-defined]
+    assert (fields["route"], fields["repository"]) == ("base", "")
+    assert isinstance(fields["seconds"], float) and 0 <= fields["seconds"] < 4

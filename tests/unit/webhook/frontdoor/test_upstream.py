@@ -68,7 +68,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Location", f"http://127.0.0.1:{port}/v2/a/b/x?s=1")
         self.send_header("Connection", "keep-alive")
         self.send_header("Docker-Upload-UUID", "u-1")
-        self.send_header("Link", f"<http://127.0.0.1:{port}/v2/a/b/x>; rel=next")
+        self.send_header("Content-Location", f"http://127.0.0.1:{port}/v2/a/b/x")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.command != "HEAD":
@@ -244,7 +244,7 @@ def test_only_a_location_is_made_relative(server: tuple[Upstream, Seen]) -> None
     upstream, _ = server
     answer = upstream.request("GET", "/v2/a/b/tags/list", {})
     answer.close()
-    assert dict(answer.headers)["Link"] == f"<{upstream.origin}/v2/a/b/x>; rel=next"
+    assert dict(answer.headers)["Content-Location"] == f"{upstream.origin}/v2/a/b/x"
 
 
 def test_a_multi_chunk_answer_is_read_whole_and_one_at_the_limit_passes(
