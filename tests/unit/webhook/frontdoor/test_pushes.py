@@ -405,6 +405,7 @@ def test_a_racers_stream_is_never_deleted_when_the_registry_refuses() -> None:
     racer.registry_status = 400
     ManifestPuts(Judge(), racer, racer, HOST).put(push(image_manifest(10)))
     assert racer.deleted == []
+    assert racer.names == [("team-a", "app")] * 2  # read before the create, and after it
 
 
 def test_an_image_the_webhook_refuses_is_a_denial_with_its_message() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -278,6 +279,7 @@ def test_large_manifests_wait_for_a_slot_and_are_refused_retryably_when_none_fre
     assert errors(response) == [
         {"code": "UNAVAILABLE", "message": "too many large manifests at once; retry"}
     ]
+    assert response.headers["Retry-After"] == "1"
     assert small.status_code == 201  # a small one needs no slot
 
 
@@ -475,9 +477,12 @@ def test_a_body_goes_up_with_its_length(method: str, pushes: Pushes) -> None:
 def test_a_read_sends_no_body_and_no_length(pushes: Pushes) -> None:
     registry = LengthsSeen()
     client = door_client(registry, pushes)
+    name = "registry_v2_policy_frontdoor_bytes_total"
+    received = sample(name, direction="received")
     client.get(f"/v2/team-a/app/blobs/{DIGEST}", headers=basic(VIEWER), data=b"ignored")
     assert registry.requests[-1][3] is None
     assert registry.lengths == [None]
+    assert sample(name, direction="received") == received  # nothing went up
 
 
 def test_a_refused_mount_keeps_the_other_query_parameters(
@@ -570,3 +575,43 @@ def test_the_log_line_of_a_request_outside_any_repository_names_none(
     fields = record.fields  # type: ignore[attr-defined]
     assert (fields["route"], fields["repository"]) == ("base", "")
     assert isinstance(fields["seconds"], float) and 0 <= fields["seconds"] < 4
+
+
+def test_the_registrys_answer_to_a_manifest_put_is_counted_as_sent(registry: Registry) -> None:
+    class Answering(Pushes):
+        def put(self, put: ManifestPut) -> UpstreamResponse:
+            super().put(put)
+            return UpstreamResponse(201, [], iter([b"abc"]), 3)
+
+    client = door_client(registry, Answering())
+    name = "registry_v2_policy_frontdoor_bytes_total"
+    sent = sample(name, direction="sent")
+    response = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
+    assert response.data == b"abc"
+    assert sample(name, direction="sent") == sent + 3
+
+
+def test_a_push_challenge_asks_for_pull_and_push(client: FlaskClient) -> None:
+    response = client.put("/v2/team-a/app/manifests/v1", data=b"{}")
+    assert response.headers["WWW-Authenticate"].endswith(',scope="repository:team-a/app:pull,push"')
+
+
+def test_the_realm_is_the_host_the_client_asked(client: FlaskClient) -> None:
+    response = client.get("/v2/", headers={"Host": "registry.example:5000"})
+    assert 'realm="http://registry.example:5000/token"' in response.headers["WWW-Authenticate"]
+
+
+def test_the_token_is_issued_in_utc_whatever_the_hosts_zone(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9, no daylight saving
+    time.tzset()
+    try:
+        before = datetime.now(UTC).replace(microsecond=0)
+        answer = json.loads(client.get("/token", headers=basic(EDITOR)).data)
+        after = datetime.now(UTC)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    issued = datetime.strptime(answer["issued_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert before <= issued <= after

@@ -21,6 +21,12 @@ class Seen:
     requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
     """The client port of each request: the same port is the same (reused) connection."""
+    go_on: threading.Event = field(default_factory=threading.Event)
+    timed_out: bool = False
+
+
+HELD_SECONDS = 10.0
+"""How long the server holds back the rest of a body before giving up on the test."""
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -55,6 +61,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
+            return
+        if self.path.endswith("/held"):
+            self.send_response(200)
+            self.send_header("Content-Length", "4")
+            self.end_headers()
+            self.wfile.write(b"ab")
+            self.wfile.flush()
+            self.seen.timed_out = not self.seen.go_on.wait(HELD_SECONDS)
+            self.wfile.write(b"cd")
             return
         if self.path.endswith("/chunked"):
             self.send_response(200)
@@ -290,3 +305,15 @@ def test_the_pool_never_retries_and_bounds_each_wait(tmp_path: Path) -> None:
     assert kw["ca_certs"] == str(ca)
     assert (kw["timeout"].connect_timeout, kw["timeout"].read_timeout) == (5.0, 300.0)
     assert Upstream("https://r:5000")._pool.connection_pool_kw["ca_certs"] is None
+
+
+def test_an_answer_is_handed_over_before_its_body_has_arrived(
+    server: tuple[Upstream, Seen],
+) -> None:
+    """A blob is streamed, never read whole first: the rest of this body is only sent
+    once the caller already holds the answer."""
+    upstream, seen = server
+    answer = upstream.request("GET", "/v2/a/b/blobs/held", {})
+    seen.go_on.set()
+    assert b"".join(answer.body) == b"abcd"
+    assert not seen.timed_out
