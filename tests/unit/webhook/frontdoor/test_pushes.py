@@ -311,6 +311,7 @@ class Ledger(Journal):
         self.tagged_streams: list[Obj] = []
         self.sent: list[tuple[Mapping[str, str], Any]] = []
         self.read_headers: list[Mapping[str, str]] = []
+        self.read_limits: list[int] = []
         self.child_status: int | None = None
         self.deny_image = ""
 
@@ -348,6 +349,7 @@ class Ledger(Journal):
 
     def read(self, path: str, headers: Mapping[str, str], limit: int) -> tuple[int, bytes]:
         self.read_headers.append(dict(headers))
+        self.read_limits.append(limit)
         if self.child_status is not None:
             return self.child_status, b""
         return super().read(path, headers, limit)
@@ -438,6 +440,7 @@ def test_an_index_is_recorded_with_its_reference_type_and_children() -> None:
         }
     ]
     assert ledger.read_headers == [{"Accept": OCI_MANIFEST}]
+    assert ledger.read_limits == [4 * 1024 * 1024]  # a child is a manifest: same cap
 
 
 def test_a_child_without_its_media_type_is_read_as_the_index_names_it() -> None:
@@ -475,3 +478,12 @@ def test_a_child_the_registry_cannot_read_fails_retryably_naming_it() -> None:
         ManifestPuts(Judge(), ledger, ledger, HOST).put(
             push(index_of(image_manifest(1)), content_type=OCI_INDEX)
         )
+
+
+def test_an_image_is_recorded_with_its_reference_and_media_type() -> None:
+    ledger = Ledger()
+    body = image_manifest(10)
+    ManifestPuts(Judge(), ledger, ledger, HOST).put(push(body))
+    [image] = ledger.images
+    assert image["dockerImageReference"] == f"{HOST}/team-a/app@{digest(body)}"
+    assert image["dockerImageManifestMediaType"] == OCI_MANIFEST
