@@ -4,6 +4,7 @@ carry the contract's message, races are retried, failures say what failed."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -337,7 +338,7 @@ def test_unreachable_api_server_failures_name_the_step_and_the_error() -> None:
 
     api = Api()
     stream, _ = records(api).create_stream("team-a", "app")
-    for method, call, step in [
+    steps: list[tuple[str, Callable[[ImageRecords], object], str]] = [
         (
             "get_namespaced_custom_object",
             lambda r: r.stream("team-a", "app"),
@@ -354,7 +355,8 @@ def test_unreachable_api_server_failures_name_the_step_and_the_error() -> None:
             lambda r: r.tag(stream, "v1", DIGEST, "x"),
             "tagging",
         ),
-    ]:
+    ]
+    for method, call, step in steps:
         broken = Api()
         setattr(broken, method, fail)
         with pytest.raises(RecordFailed, match=f"^{step}: ReadTimeoutError$"):
