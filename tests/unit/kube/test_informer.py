@@ -244,8 +244,9 @@ def test_full_lists_after_the_first_are_counted_as_relists() -> None:
         ],
     )
     informer = Informer("relisting", api, max_backoff_seconds=0.01)
+    before = relists("relisting")  # the counter is process-wide: mutmut runs pytest twice
     run_until_exhausted(informer, api)
-    assert relists("relisting") == 1
+    assert relists("relisting") - before == 1
 
 
 def _strip(o: dict[str, Any]) -> dict[str, Any]:

@@ -121,3 +121,82 @@ def test_an_index_image_is_as_large_as_its_largest_child() -> None:
 def test_object_names_never_hold_a_colon() -> None:
     assert image_object_name(A) == "sha256-" + "a" * 64
     assert image_object_name("sha512:ab") == "sha512-ab"
+
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def test_an_image_object_is_exactly_what_the_image_api_stores() -> None:
+    """Every field name and value: the caches and the limits read these by name."""
+    manifest = Manifest(Descriptor(A, 7), (Descriptor(B, 100), Descriptor(C, 50)))
+    image = image_object(A, REF, OCI_MANIFEST, manifest, ["layer-b", "layer-c"])
+    assert image == {
+        "apiVersion": "image.alauda.io/v1",
+        "kind": "Image",
+        "metadata": {"name": "sha256-" + "a" * 64},
+        "dockerImageReference": REF,
+        "dockerImageManifestMediaType": OCI_MANIFEST,
+        "dockerImageMetadata": {"size": 157},
+        "dockerImageLayers": [
+            {"name": B, "size": 100, "mediaType": "layer-b"},
+            {"name": C, "size": 50, "mediaType": "layer-c"},
+        ],
+        "dockerImageConfig": {"digest": A, "size": 7},
+    }
+
+
+def test_layer_media_types_must_match_the_layers_one_for_one() -> None:
+    """A short list would silently drop layers from the record."""
+    manifest = Manifest(Descriptor(A, 7), (Descriptor(B, 100), Descriptor(C, 50)))
+    with pytest.raises(ValueError):
+        image_object(A, REF, OCI_MANIFEST, manifest, ["layer-b"])
+
+
+def test_an_index_image_object_is_exactly_what_the_image_api_stores() -> None:
+    children = [
+        PlatformImage(B, OCI_MANIFEST, 500, 1000, {"os": "linux", "architecture": "arm64"}),
+        PlatformImage(C, OCI_MANIFEST, 400, 3000),
+    ]
+    assert index_image_object(A, REF, OCI_INDEX, children) == {
+        "apiVersion": "image.alauda.io/v1",
+        "kind": "Image",
+        "metadata": {"name": "sha256-" + "a" * 64},
+        "dockerImageReference": REF,
+        "dockerImageManifestMediaType": OCI_INDEX,
+        "dockerImageMetadata": {"size": 3000},
+        "dockerImageManifests": [
+            {
+                "digest": B,
+                "mediaType": OCI_MANIFEST,
+                "manifestSize": 500,
+                "platform": {"os": "linux", "architecture": "arm64"},
+            },
+            {"digest": C, "mediaType": OCI_MANIFEST, "manifestSize": 400},
+        ],
+    }
+
+
+def test_an_empty_index_records_size_zero() -> None:
+    image = index_image_object(A, REF, OCI_INDEX, [])
+    assert recorded_image_size(image) == 0
+    assert image["dockerImageManifests"] == []
+
+
+def test_a_push_of_a_later_tag_moves_only_that_tag() -> None:
+    original = stream(("v1", [B]), ("v2", [C]))
+    status = status_with_tag_event(original, "v2", A, REF, NOW)
+    assert status is not None
+    assert status["tags"][0] == original["status"]["tags"][0]  # type: ignore[index]
+    assert [item["image"] for item in status["tags"][1]["items"]] == [A, C]
+
+
+def test_a_tag_whose_history_is_garbage_starts_a_clean_one() -> None:
+    """Unreadable history (not a list, empty, or not objects) never blocks a push."""
+    for items in ("x", [], ["garbage"], None):
+        broken = {"status": {"tags": [{"tag": "v1", "items": items}]}}
+        status = status_with_tag_event(broken, "v1", A, REF, NOW)
+        assert status is not None
+        history = status["tags"][0]["items"]
+        assert history[0]["image"] == A
+        assert history[1:] == (items if isinstance(items, list) else [])

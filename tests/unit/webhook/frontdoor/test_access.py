@@ -98,3 +98,15 @@ def test_the_challenge_names_the_token_endpoint_and_the_scope() -> None:
     )
     assert scope("team-a/app", PULL) == "repository:team-a/app:pull"
     assert challenge("https://r/token", "r", None) == 'Bearer realm="https://r/token",service="r"'
+
+
+def test_a_header_of_exactly_the_limit_is_read() -> None:
+    header = "Bearer " + "t" * (16 * 1024 - len("Bearer "))
+    assert token_from(header) == "t" * (16 * 1024 - len("Bearer "))
+    assert token_from(header + "t") is None
+
+
+def test_basic_credentials_with_characters_outside_base64_are_refused() -> None:
+    """Lenient decoding would drop the stray characters and read a password anyway."""
+    encoded = base64.b64encode(b"x:token").decode()
+    assert token_from(f"Basic {encoded[:4]}!{encoded[4:]}") is None

@@ -343,3 +343,134 @@ def test_headers_the_answer_must_carry() -> None:
 def test_echoed_input_is_cut_short() -> None:
     error = refusal("GET", "/v2/" + "X" * 10_000 + "/app/tags/list")
     assert len(error.message) < 400
+
+
+_NAMESPACE_RULE = (
+    "lowercase letters, digits and '-', starting and ending with a letter or digit,"
+    " at most 63 characters"
+)
+_NAME_RULE = (
+    "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit,"
+    " at most 253 characters"
+)
+_TAG_RULE = "is neither a tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}) nor a digest"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "code", "message"),
+    [
+        ("GET", "/v3/x", "NAME_UNKNOWN", "'/v3/x' is not an endpoint of the registry API"),
+        (
+            "GET",
+            "/v2/a/b/nothing",
+            "NAME_UNKNOWN",
+            "'/v2/a/b/nothing' is not an endpoint of the registry API",
+        ),
+        (
+            "GET",
+            "/v2/a/b/c/tags/list",
+            "NAME_INVALID",
+            "repository 'a/b/c' must be <namespace>/<name>: exactly two path components, got 3",
+        ),
+        (
+            "GET",
+            "/v2/Bad/app/tags/list",
+            "NAME_INVALID",
+            "namespace 'Bad' of repository 'Bad/app' is not a valid namespace name: "
+            + _NAMESPACE_RULE,
+        ),
+        (
+            "GET",
+            "/v2/a/Bad/tags/list",
+            "NAME_INVALID",
+            f"name 'Bad' of repository 'a/Bad' is not a valid ImageStream name: {_NAME_RULE}",
+        ),
+        (
+            "PATCH",
+            "/v2/a/b/blobs/uploads/bad!id",
+            "BLOB_UPLOAD_UNKNOWN",
+            "'bad!id' is not an upload id",
+        ),
+        ("GET", "/v2/a/b/manifests/!bad", "MANIFEST_UNKNOWN", f"'!bad' {_TAG_RULE}"),
+        ("PUT", "/v2/a/b/manifests/!bad", "MANIFEST_INVALID", f"'!bad' {_TAG_RULE}"),
+        ("GET", "/v2/a/b/blobs/notadigest", "DIGEST_INVALID", "'notadigest' is not a valid digest"),
+        (
+            "POST",
+            "/v2/a/b/tags/list",
+            "UNSUPPORTED",
+            "'POST' is not a method of this endpoint: GET",
+        ),
+    ],
+)
+def test_each_refused_route_says_exactly_what_is_wrong(
+    method: str, path: str, code: str, message: str
+) -> None:
+    with pytest.raises(RegistryError) as raised:
+        parse_route(method, path)
+    assert (raised.value.code, raised.value.message) == (code, message)
+    assert str(raised.value) == f"{code}: {message}"
+
+
+def test_the_base_answers_without_its_trailing_slash() -> None:
+    assert parse_route("GET", "/v2") == Route("base", "GET")
+
+
+_DELETE_WHY = (
+    " through the registry is not offered: the ImageStream records what was pushed and"
+    " charges quota for it; delete the ImageStream tag or the ImageStream with kubectl instead"
+)
+
+
+@pytest.mark.parametrize(
+    ("route", "message"),
+    [
+        (
+            Route("catalog", "GET"),
+            "the repository catalog is not offered: it would list repositories in namespaces"
+            " the caller cannot read; list ImageStreams with kubectl instead",
+        ),
+        (Route("manifest", "DELETE", "a", "b", "v1"), "deleting a manifest" + _DELETE_WHY),
+        (Route("blob", "DELETE", "a", "b", "x"), "deleting a blob" + _DELETE_WHY),
+    ],
+)
+def test_what_is_not_offered_says_what_to_do_instead(route: Route, message: str) -> None:
+    with pytest.raises(RegistryError) as raised:
+        d.require_offered(route)
+    assert (raised.value.code, raised.value.message, raised.value.headers) == (
+        "UNSUPPORTED",
+        message,
+        {},
+    )
+
+
+def test_a_missing_manifest_blob_names_its_digest_in_message_and_detail() -> None:
+    digest = "sha256:" + "a" * 64
+    assert json.loads(d.manifest_blob_unknown(digest).body()) == {
+        "errors": [
+            {
+                "code": "MANIFEST_BLOB_UNKNOWN",
+                "message": f"the manifest references '{digest}', which this repository does"
+                " not have",
+                "detail": {"digest": digest},
+            }
+        ]
+    }
+
+
+def test_the_error_helpers_keep_their_message_and_status() -> None:
+    for make, status in [
+        (d.blob_unknown, 404),
+        (d.blob_upload_unknown, 404),
+        (d.size_invalid, 400),
+        (d.manifest_unknown, 404),
+        (d.unauthorized, 401),
+        (d.too_many_requests, 429),
+    ]:
+        err = make("why")
+        assert (err.status, err.message) == (status, "why")
+    assert d.unavailable("why", 2).message == "why"
+
+
+def test_retry_after_is_sent_only_when_known() -> None:
+    assert d.too_many_requests("why").headers == {}
+    assert d.unavailable("why", 2).headers["Retry-After"] == "2"

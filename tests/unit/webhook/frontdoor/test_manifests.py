@@ -428,3 +428,96 @@ def test_a_body_both_image_and_index_is_refused(document: dict[str, Any], says: 
     error = refusal(encode(document), None)
     assert error.code == "MANIFEST_INVALID"
     assert says in error.message
+
+
+_CONFIG = {"mediaType": "c", "digest": "sha256:" + "b" * 64, "size": 1}
+
+
+def _image(**fields: Any) -> bytes:
+    body = {"schemaVersion": 2, "mediaType": m.OCI_MANIFEST, "config": _CONFIG, "layers": []}
+    return json.dumps({**body, **fields}).encode()
+
+
+def _doc(**fields: Any) -> bytes:
+    return json.dumps({"schemaVersion": 2, **fields}).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        (b"", m.OCI_MANIFEST, "manifest is empty"),
+        (b"[]", m.OCI_MANIFEST, "manifest must be a JSON object"),
+        (
+            b'{"a":1,"A":2}',
+            m.OCI_MANIFEST,
+            "manifest has the keys 'a' and 'A' in one object: the registry reads them as one"
+            " field (case is ignored, the last one wins)",
+        ),
+        (_doc(mediaType=5), m.OCI_MANIFEST, "mediaType must be a string"),
+        (
+            _doc(mediaType=m.OCI_INDEX, manifests=[]),
+            m.OCI_MANIFEST,
+            f"mediaType '{m.OCI_INDEX}' does not match the Content-Type '{m.OCI_MANIFEST}'",
+        ),
+        (
+            _doc(mediaType="application/vnd.docker.distribution.manifest.v1+json"),
+            None,
+            "Docker schema 1 manifests are not accepted: they declare no layer sizes, so no"
+            " size limit could be judged; push with a current client (schema 2 or OCI)",
+        ),
+        (
+            _doc(mediaType="text/plain"),
+            None,
+            "manifest type 'text/plain' is not supported: expected one of"
+            f" {m.DOCKER_LIST}, {m.DOCKER_MANIFEST}, {m.OCI_INDEX}, {m.OCI_MANIFEST}",
+        ),
+        (
+            json.dumps({"schemaVersion": "2", "mediaType": m.OCI_MANIFEST}).encode(),
+            m.OCI_MANIFEST,
+            "schemaVersion must be 2, got '2'",
+        ),
+        (_doc(mediaType=m.OCI_MANIFEST, layers=[]), m.OCI_MANIFEST, "config is required"),
+        (_image(layers={}), m.OCI_MANIFEST, "layers must be a list of descriptors"),
+        (
+            _image(config={**_CONFIG, "mediaType": ""}),
+            m.OCI_MANIFEST,
+            "config.mediaType must be a non-empty string",
+        ),
+        (
+            _image(config={**_CONFIG, "digest": "nope"}),
+            m.OCI_MANIFEST,
+            "config.digest must be a digest, got 'nope'",
+        ),
+        (
+            _image(config={**_CONFIG, "size": -1}),
+            m.OCI_MANIFEST,
+            "config.size must be a non-negative integer, got -1",
+        ),
+        (
+            _doc(mediaType=m.OCI_INDEX, manifests={}),
+            m.OCI_INDEX,
+            "manifests must be a list of descriptors",
+        ),
+    ],
+)
+def test_each_refused_manifest_says_exactly_what_is_wrong(
+    body: bytes, content_type: str | None, message: str
+) -> None:
+    with pytest.raises(RegistryError) as raised:
+        m.parse_manifest(body, content_type)
+    assert (raised.value.code, raised.value.message) == ("MANIFEST_INVALID", message)
+
+
+def test_a_bad_reference_and_a_wrong_digest_say_exactly_what_is_wrong() -> None:
+    with pytest.raises(RegistryError) as raised:
+        m.check_reference("!bad", b"{}")
+    assert raised.value.message == (
+        "reference '!bad' is neither a tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}) nor a digest"
+    )
+    wrong = "sha256:" + "0" * 64
+    with pytest.raises(RegistryError) as raised:
+        m.check_reference(wrong, b"{}")
+    actual = hashlib.sha256(b"{}").hexdigest()
+    assert raised.value.message == (
+        f"the manifest's digest is sha256:{actual}, not the '{wrong}' it is pushed as"
+    )

@@ -295,6 +295,7 @@ def test_nested_indexes_are_refused(journal: Journal) -> None:
     with pytest.raises(oci.RegistryError) as err:
         ManifestPuts(Judge(), journal, journal, HOST).put(push(outer, content_type=OCI_INDEX))
     assert err.value.code == oci.MANIFEST_INVALID
+    assert err.value.message == "manifests[0] is an image index: nested indexes are not accepted"
 
 
 @pytest.mark.parametrize(
@@ -355,3 +356,194 @@ def test_an_index_naming_too_many_manifests_is_refused_unread(journal: Journal) 
     with pytest.raises(oci.RegistryError) as err:
         ManifestPuts(Judge(), journal, journal, HOST).put(push(body, content_type=OCI_INDEX))
     assert err.value.code == oci.MANIFEST_INVALID and journal.calls == []
+
+
+# --- what each step is given ------------------------------------------------------------
+
+
+class Ledger(Journal):
+    """A journal that also keeps every argument each step was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[tuple[str, str]] = []
+        self.deleted: list[Obj] = []
+        self.tagged_streams: list[Obj] = []
+        self.sent: list[tuple[Mapping[str, str], Any]] = []
+        self.read_headers: list[Mapping[str, str]] = []
+        self.read_limits: list[int] = []
+        self.child_status: int | None = None
+        self.deny_image = ""
+
+    def create_stream(self, namespace: str, name: str) -> tuple[Obj, bool]:
+        self.names.append((namespace, name))
+        return super().create_stream(namespace, name)
+
+    def stream(self, namespace: str, name: str) -> Obj | None:
+        self.names.append((namespace, name))
+        return super().stream(namespace, name)
+
+    def delete_stream(self, stream: Obj) -> None:
+        self.deleted.append(stream)
+        super().delete_stream(stream)
+
+    def save_image(self, image: Obj) -> None:
+        if self.deny_image:
+            raise Denied(self.deny_image)
+        super().save_image(image)
+
+    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> None:
+        self.tagged_streams.append(stream)
+        super().tag(stream, tag, digest, reference)
+
+    def request(
+        self,
+        method: str,
+        path_and_query: str,
+        headers: Mapping[str, str],
+        body: Any = None,
+        length: int | None = None,
+    ) -> UpstreamResponse:
+        self.sent.append((dict(headers), body))
+        return super().request(method, path_and_query, headers, body, length)
+
+    def read(self, path: str, headers: Mapping[str, str], limit: int) -> tuple[int, bytes]:
+        self.read_headers.append(dict(headers))
+        self.read_limits.append(limit)
+        if self.child_status is not None:
+            return self.child_status, b""
+        return super().read(path, headers, limit)
+
+
+def test_each_step_is_given_the_repository_and_the_stream_it_found() -> None:
+    ledger = Ledger()
+    ManifestPuts(Judge(), ledger, ledger, HOST).put(push(image_manifest(10)))
+    assert set(ledger.names) == {("team-a", "app")}
+    assert ledger.tagged_streams == [
+        {"metadata": {"namespace": "team-a", "name": "app", "uid": "u1"}}
+    ]
+
+
+def test_the_registry_gets_the_exact_body_and_its_content_type() -> None:
+    ledger = Ledger()
+    body = image_manifest(10)
+    ManifestPuts(Judge(), ledger, ledger, HOST).put(push(body, content_type=None))
+    ManifestPuts(Judge(), ledger, ledger, HOST).put(push(body, content_type=OCI_MANIFEST))
+    assert ledger.sent == [({"Content-Type": OCI_MANIFEST}, body)] * 4  # by digest, by tag
+
+
+def test_a_content_type_naming_the_type_spares_the_body_its_media_type() -> None:
+    ledger = Ledger()
+    document = json.loads(image_manifest(10))
+    del document["mediaType"]
+    answer = ManifestPuts(Judge(), ledger, ledger, HOST).put(push(json.dumps(document).encode()))
+    assert answer.status == 201
+
+
+def test_the_judge_sees_the_media_type_and_no_annotations() -> None:
+    judge, ledger = Judge(), Ledger()
+    ManifestPuts(judge, ledger, ledger, HOST).put(push(image_manifest(10)))
+    [seen] = judge.seen
+    assert (seen.media_type, seen.body) == (OCI_MANIFEST, {})
+
+
+@pytest.mark.parametrize("status", [300, 404])
+def test_any_non_2xx_from_the_registry_undoes_the_new_stream(status: int) -> None:
+    ledger = Ledger()
+    ledger.registry_status = status
+    answer = ManifestPuts(Judge(), ledger, ledger, HOST).put(push(image_manifest(10)))
+    assert answer.status == status
+    assert ledger.deleted == [{"metadata": {"namespace": "team-a", "name": "app", "uid": "u1"}}]
+    assert "tag" not in ledger.calls
+
+
+def test_a_racers_stream_is_never_deleted_when_the_registry_refuses() -> None:
+    class Racer(Ledger):
+        def create_stream(self, namespace: str, name: str) -> tuple[Obj, bool]:
+            self.stream_exists = True
+            raise Denied("exceeded quota: q")
+
+    racer = Racer()
+    racer.registry_status = 400
+    ManifestPuts(Judge(), racer, racer, HOST).put(push(image_manifest(10)))
+    assert racer.deleted == []
+    assert racer.names == [("team-a", "app")] * 2  # read before the create, and after it
+
+
+def test_an_image_the_webhook_refuses_is_a_denial_with_its_message() -> None:
+    ledger = Ledger()
+    ledger.deny_image = "requested usage of storage exceeds"
+    with pytest.raises(PushDenied) as raised:
+        ManifestPuts(Judge(), ledger, ledger, HOST).put(push(image_manifest(10)))
+    assert raised.value.message == str(raised.value) == "requested usage of storage exceeds"
+
+
+def test_an_index_is_recorded_with_its_reference_type_and_children() -> None:
+    ledger = Ledger()
+    child = image_manifest(100, config_size=5)
+    ledger.manifests[digest(child)] = child
+    platform = {"architecture": "arm64", "os": "linux"}
+    entry = {"mediaType": OCI_MANIFEST, "digest": digest(child), "size": len(child)}
+    document = {"schemaVersion": 2, "manifests": [{**entry, "platform": platform}]}
+    body = json.dumps(document).encode()
+    ManifestPuts(Judge(), ledger, ledger, HOST).put(push(body, content_type=OCI_INDEX))
+    [image] = ledger.images
+    assert image["dockerImageReference"] == f"{HOST}/team-a/app@{digest(body)}"
+    assert image["dockerImageManifestMediaType"] == OCI_INDEX
+    assert image["dockerImageMetadata"] == {"size": 105}
+    assert image["dockerImageManifests"] == [
+        {
+            "digest": digest(child),
+            "mediaType": OCI_MANIFEST,
+            "manifestSize": len(child),
+            "platform": platform,
+        }
+    ]
+    assert ledger.read_headers == [{"Accept": OCI_MANIFEST}]
+    assert ledger.read_limits == [4 * 1024 * 1024]  # a child is a manifest: same cap
+
+
+def test_a_child_without_its_media_type_is_read_as_the_index_names_it() -> None:
+    ledger = Ledger()
+    document = json.loads(image_manifest(100))
+    del document["mediaType"]
+    child = json.dumps(document).encode()
+    ledger.manifests[digest(child)] = child
+    answer = ManifestPuts(Judge(), ledger, ledger, HOST).put(
+        push(index_of(child), content_type=OCI_INDEX)
+    )
+    assert answer.status == 201
+
+
+def test_an_empty_index_is_judged_as_an_image_of_no_size() -> None:
+    judge, ledger = Judge(), Ledger()
+    ManifestPuts(judge, ledger, ledger, HOST).put(push(index_of(), content_type=OCI_INDEX))
+    assert judge.seen[0].manifest.size == 0
+
+
+def test_a_child_the_registry_lacks_names_its_digest() -> None:
+    ledger = Ledger()
+    child = image_manifest(1)
+    with pytest.raises(oci.RegistryError) as raised:
+        ManifestPuts(Judge(), ledger, ledger, HOST).put(
+            push(index_of(child), content_type=OCI_INDEX)
+        )
+    assert raised.value.detail == {"digest": digest(child)}
+
+
+def test_a_child_the_registry_cannot_read_fails_retryably_naming_it() -> None:
+    ledger = Ledger()
+    ledger.child_status = 500
+    with pytest.raises(RecordFailed, match=r"^reading manifests\[0\]: HTTP 500$"):
+        ManifestPuts(Judge(), ledger, ledger, HOST).put(
+            push(index_of(image_manifest(1)), content_type=OCI_INDEX)
+        )
+
+
+def test_an_image_is_recorded_with_its_reference_and_media_type() -> None:
+    ledger = Ledger()
+    body = image_manifest(10)
+    ManifestPuts(Judge(), ledger, ledger, HOST).put(push(body))
+    [image] = ledger.images
+    assert image["dockerImageReference"] == f"{HOST}/team-a/app@{digest(body)}"
+    assert image["dockerImageManifestMediaType"] == OCI_MANIFEST

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 from urllib3.exceptions import NewConnectionError
 
 from webhook.app import create_app
@@ -19,7 +22,7 @@ from webhook.frontdoor.records import RecordFailed
 from webhook.frontdoor.routes import FrontDoor, frontdoor_blueprint
 from webhook.frontdoor.upstream import UpstreamResponse
 from webhook.httpjson import BodyGate
-from webhook.pushreview.auth import User
+from webhook.pushreview.auth import TooManyReviews, User
 
 DIGEST = "sha256:" + "a" * 64
 VIEWER, EDITOR = "viewer-token", "editor-token"
@@ -270,10 +273,348 @@ def test_large_manifests_wait_for_a_slot_and_are_refused_retryably_when_none_fre
     client = create_app([frontdoor_blueprint(door)]).test_client()
     with gate.admit(None):  # another thread holds the only slot
         response = client.put("/v2/team-a/app/manifests/v1", data=b"x" * 100, headers=basic(EDITOR))
-    assert response.status_code == 503 and errors(response)[0]["code"] == "UNAVAILABLE"
-    assert pushes.puts == []
-    small = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
-    assert small.status_code == 201
+        assert pushes.puts == []
+        small = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
+    assert response.status_code == 503
+    assert errors(response) == [
+        {"code": "UNAVAILABLE", "message": "too many large manifests at once; retry"}
+    ]
+    assert response.headers["Retry-After"] == "1"
+    assert small.status_code == 201  # a small one needs no slot
+
+
+# --- exact answers, metrics and log lines ------------------------------------------------
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+class LengthsSeen(Registry):
+    """Also records the length each request was sent with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lengths: list[int | None] = []
+
+    def request(
+        self,
+        method: str,
+        path_and_query: str,
+        headers: Mapping[str, str],
+        body: Iterable[bytes] | bytes | None = None,
+        length: int | None = None,
+    ) -> UpstreamResponse:
+        self.lengths.append(length)
+        return super().request(method, path_and_query, headers, body, length)
+
+
+class SourcesSeen(Tokens):
+    def __init__(self, refuse_for: float | None = None) -> None:
+        self.sources: list[str] = []
+        self.refuse_for = refuse_for
+
+    def authenticate(self, token: str, source: str) -> User | None:
+        self.sources.append(source)
+        if self.refuse_for is not None:
+            raise TooManyReviews(self.refuse_for)
+        return super().authenticate(token, source)
+
+
+def door_client(registry: Registry, pushes: Pushes, tokens: Tokens | None = None) -> FlaskClient:
+    door = FrontDoor(Access(tokens or Tokens(), Reviews()), registry, pushes)  # type: ignore[arg-type]
+    return create_app([frontdoor_blueprint(door)]).test_client()
+
+
+def test_an_error_is_oci_json_with_the_api_version_header(client: FlaskClient) -> None:
+    response = client.get("/v2/team-a/app/tags/list")
+    assert response.content_type == "application/json"
+    assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+
+
+def test_a_challenge_names_a_scope_only_for_a_repository(client: FlaskClient) -> None:
+    for path in ("/v2/", "/token"):
+        challenge = client.get(path).headers["WWW-Authenticate"]
+        assert challenge == 'Bearer realm="http://localhost/token",service="registry-v2"'
+
+
+def test_the_token_answer_is_json_saying_when_it_was_issued(client: FlaskClient) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    response = client.get("/token", headers=basic(EDITOR))
+    after = datetime.now(UTC)
+    assert response.content_type == "application/json"
+    answer = json.loads(response.data)
+    assert set(answer) == {"token", "access_token", "expires_in", "issued_at"}
+    assert answer["expires_in"] == 60
+    issued = datetime.strptime(answer["issued_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert before <= issued <= after
+
+
+def test_tokens_are_reviewed_with_the_clients_address(registry: Registry, pushes: Pushes) -> None:
+    tokens = SourcesSeen()
+    client = door_client(registry, pushes, tokens)
+    client.get("/v2/", headers=basic(VIEWER), environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    client.get("/token", headers=basic(VIEWER), environ_base={"REMOTE_ADDR": "10.1.2.4"})
+    assert tokens.sources == ["10.1.2.3", "10.1.2.4"]
+
+
+@pytest.mark.parametrize("path", ["/v2/", "/v2/team-a/app/tags/list", "/token"])
+def test_an_address_out_of_reviews_is_429_with_retry_after(
+    registry: Registry, pushes: Pushes, path: str
+) -> None:
+    client = door_client(registry, pushes, SourcesSeen(refuse_for=2.5))
+    response = client.get(path, headers=basic("made-up"))
+    assert response.status_code == 429
+    assert errors(response) == [
+        {
+            "code": "TOOMANYREQUESTS",
+            "message": "too many unknown tokens from this address; retry later",
+        }
+    ]
+    assert response.headers["Retry-After"] == "3"
+
+
+def test_a_failed_record_is_503_naming_it_and_logged(
+    client: FlaskClient, pushes: Pushes, caplog: pytest.LogCaptureFixture
+) -> None:
+    pushes.raise_ = RecordFailed("tagging: HTTP 500")
+    with caplog.at_level("WARNING", logger="webhook.frontdoor.routes"):
+        response = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert errors(response) == [
+        {
+            "code": "UNAVAILABLE",
+            "message": "recording the push in the Image API failed (tagging: HTTP 500); retry",
+        }
+    ]
+    assert "recording a push failed: tagging: HTTP 500" in caplog.messages
+
+
+def test_an_unreachable_registry_is_503_and_logged_by_error_type(
+    client: FlaskClient, registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry.fail = True
+    with caplog.at_level("WARNING", logger="webhook.frontdoor.routes"):
+        response = client.get(f"/v2/team-a/app/blobs/{DIGEST}", headers=basic(VIEWER))
+    assert response.headers["Retry-After"] == "1"
+    assert errors(response) == [
+        {
+            "code": "UNAVAILABLE",
+            "message": "the registry behind the front door did not answer; retry",
+        }
+    ]
+    assert "the upstream registry failed: NewConnectionError" in caplog.messages
+
+
+def test_a_retryable_denial_keeps_the_judges_message(client: FlaskClient, pushes: Pushes) -> None:
+    pushes.raise_ = PushDenied("quota usage is not counted yet", retryable=True)
+    response = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
+    assert errors(response)[0]["message"] == "quota usage is not counted yet"
+    assert response.headers["Retry-After"] == "1"
+
+
+def test_each_request_is_counted_by_method_route_and_status(
+    client: FlaskClient, pushes: Pushes
+) -> None:
+    name = "registry_v2_policy_frontdoor_requests_total"
+    blob = {"method": "GET", "route": "blob", "code": "200"}
+    denied = {"method": "GET", "route": "tags", "code": "403"}
+    before = sample(name, **blob), sample(name, **denied)
+    client.get(f"/v2/team-a/app/blobs/{DIGEST}", headers=basic(VIEWER))
+    client.get("/v2/team-b/app/tags/list", headers=basic(VIEWER))
+    assert (sample(name, **blob), sample(name, **denied)) == (before[0] + 1, before[1] + 1)
+
+
+def test_denials_are_counted_by_rule(client: FlaskClient, pushes: Pushes) -> None:
+    name = "registry_v2_policy_frontdoor_push_denials_total"
+    before = sample(name, reason="tags")
+    pushes.raise_ = PushDenied("exceeds alauda.io/image-tags")
+    client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
+    assert sample(name, reason="tags") == before + 1
+
+
+def test_bytes_are_counted_each_way(client: FlaskClient) -> None:
+    name = "registry_v2_policy_frontdoor_bytes_total"
+    received, sent = sample(name, direction="received"), sample(name, direction="sent")
+    client.patch("/v2/team-a/app/blobs/uploads/u1", data=b"12345678", headers=basic(EDITOR))
+    client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
+    client.get(f"/v2/team-a/app/blobs/{DIGEST}", headers=basic(VIEWER))
+    assert sample(name, direction="received") == received + 8 + 2
+    assert sample(name, direction="sent") == sent + 5 + 5
+
+
+def test_each_request_is_logged_with_who_did_what(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="webhook.frontdoor.routes"):
+        client.get(f"/v2/team-a/app/blobs/{DIGEST}", headers=basic(VIEWER))
+        client.get("/v2/nothing-here")
+    first, second = (r for r in caplog.records if r.getMessage() == "registry request")
+    fields = first.fields  # type: ignore[attr-defined]
+    assert {k: v for k, v in fields.items() if k != "seconds"} == {
+        "method": "GET",
+        "route": "blob",
+        "repository": "team-a/app",
+        "user": "viewer",
+        "status": 200,
+    }
+    assert fields["seconds"] >= 0
+    assert second.fields["route"] == "unknown"  # type: ignore[attr-defined]
+    assert second.fields["user"] == ""  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("method", ["PATCH", "POST", "PUT"])
+def test_a_body_goes_up_with_its_length(method: str, pushes: Pushes) -> None:
+    registry = LengthsSeen()
+    client = door_client(registry, pushes)
+    path = "/v2/team-a/app/blobs/uploads/" + ("" if method == "POST" else "u1")
+    client.open(path, method=method, data=b"abc", headers=basic(EDITOR))
+    assert registry.requests[-1][3] == b"abc"
+    assert registry.lengths == [3]
+
+
+def test_a_read_sends_no_body_and_no_length(pushes: Pushes) -> None:
+    registry = LengthsSeen()
+    client = door_client(registry, pushes)
+    name = "registry_v2_policy_frontdoor_bytes_total"
+    received = sample(name, direction="received")
+    client.get(f"/v2/team-a/app/blobs/{DIGEST}", headers=basic(VIEWER), data=b"ignored")
+    assert registry.requests[-1][3] is None
+    assert registry.lengths == [None]
+    assert sample(name, direction="received") == received  # nothing went up
+
+
+def test_a_refused_mount_keeps_the_other_query_parameters(
+    client: FlaskClient, registry: Registry
+) -> None:
+    client.post(
+        f"/v2/team-a/app/blobs/uploads/?a=1&mount={DIGEST}&from=team-b/secret&b=2",
+        headers=basic(EDITOR),
+    )
+    assert registry.requests[-1][1] == "/v2/team-a/app/blobs/uploads/?a=1&b=2"
+
+
+def test_a_mount_is_checked_for_the_pushing_user(registry: Registry, pushes: Pushes) -> None:
+    seen: list[str] = []
+
+    class Watching(Reviews):
+        def may(
+            self, user: User, namespace: str, verb: str, resource: str, subresource: str = ""
+        ) -> bool:
+            seen.append(f"{user.name}:{namespace}:{verb}")
+            return super().may(user, namespace, verb, resource, subresource)
+
+    door = FrontDoor(Access(Tokens(), Watching()), registry, pushes)  # type: ignore[arg-type]
+    client = create_app([frontdoor_blueprint(door)]).test_client()
+    client.post(
+        f"/v2/team-a/app/blobs/uploads/?mount={DIGEST}&from=team-a/o", headers=basic(EDITOR)
+    )
+    assert seen == ["editor:team-a:update", "editor:team-a:get"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_a_method_the_base_lacks_is_the_registrys_405(client: FlaskClient, method: str) -> None:
+    response = client.open("/v2/", method=method, headers=basic(VIEWER))
+    assert response.status_code == 405
+    assert errors(response)[0]["code"] == "UNSUPPORTED"
+    assert response.headers["Allow"] == "GET, HEAD"
+
+
+def test_head_and_patch_reach_the_registry(client: FlaskClient, registry: Registry) -> None:
+    assert client.head(f"/v2/team-a/app/blobs/{DIGEST}", headers=basic(VIEWER)).status_code == 200
+    client.patch("/v2/team-a/app/blobs/uploads/u1", data=b"x", headers=basic(EDITOR))
+    assert [method for method, *_ in registry.requests] == ["HEAD", "PATCH"]
+
+
+def test_a_manifest_of_the_limit_passes_and_one_byte_more_says_the_limit(
+    client: FlaskClient, pushes: Pushes
+) -> None:
+    limit = 4 * 1024 * 1024  # distribution's maxManifestBodySize
+    path = "/v2/team-a/app/manifests/v1"
+    client.put(path, data=b"x" * limit, headers=basic(EDITOR))
+    assert [len(put.body) for put in pushes.puts] == [limit]
+    response = client.put(path, data=b"x" * (limit + 1), headers=basic(EDITOR))
+    assert errors(response) == [
+        {"code": "SIZE_INVALID", "message": "a manifest is at most 4194304 bytes"}
+    ]
+
+
+def test_a_refused_pull_or_push_names_the_user_the_verb_and_the_namespace(
+    client: FlaskClient,
+) -> None:
+    push = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(VIEWER))
+    pull = client.get("/v2/team-b/app/tags/list", headers=basic(VIEWER))
+    assert errors(push)[0]["message"] == (
+        "viewer may not push to team-a/app: that needs update on imagestreams/layers"
+        " (image.alauda.io) in namespace team-a"
+    )
+    assert errors(pull)[0]["message"] == (
+        "viewer may not pull from team-b/app: that needs get on imagestreams/layers"
+        " (image.alauda.io) in namespace team-b"
+    )
+
+
+def test_a_401_says_how_to_log_in(client: FlaskClient) -> None:
+    assert errors(client.get("/v2/"))[0]["message"] == (
+        "authentication required: log in with a Kubernetes token for the registry"
+        " (a pull secret's, or kubectl create token --audience)"
+    )
+
+
+def test_the_base_answer_is_json(client: FlaskClient) -> None:
+    assert client.get("/v2/", headers=basic(VIEWER)).content_type == "application/json"
+
+
+def test_the_log_line_of_a_request_outside_any_repository_names_none(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="webhook.frontdoor.routes"):
+        client.get("/v2/", headers=basic(VIEWER))
+    [record] = [r for r in caplog.records if r.getMessage() == "registry request"]
+    fields = record.fields  # type: ignore[attr-defined]
+    assert (fields["route"], fields["repository"]) == ("base", "")
+    assert isinstance(fields["seconds"], float) and 0 <= fields["seconds"] < 4
+
+
+def test_the_registrys_answer_to_a_manifest_put_is_counted_as_sent(registry: Registry) -> None:
+    class Answering(Pushes):
+        def put(self, put: ManifestPut) -> UpstreamResponse:
+            super().put(put)
+            return UpstreamResponse(201, [], iter([b"abc"]), 3)
+
+    client = door_client(registry, Answering())
+    name = "registry_v2_policy_frontdoor_bytes_total"
+    sent = sample(name, direction="sent")
+    response = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
+    assert response.data == b"abc"
+    assert sample(name, direction="sent") == sent + 3
+
+
+def test_a_push_challenge_asks_for_pull_and_push(client: FlaskClient) -> None:
+    response = client.put("/v2/team-a/app/manifests/v1", data=b"{}")
+    assert response.headers["WWW-Authenticate"].endswith(',scope="repository:team-a/app:pull,push"')
+
+
+def test_the_realm_is_the_host_the_client_asked(client: FlaskClient) -> None:
+    response = client.get("/v2/", headers={"Host": "registry.example:5000"})
+    assert 'realm="http://registry.example:5000/token"' in response.headers["WWW-Authenticate"]
+
+
+def test_the_token_is_issued_in_utc_whatever_the_hosts_zone(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9, no daylight saving
+    time.tzset()
+    try:
+        before = datetime.now(UTC).replace(microsecond=0)
+        answer = json.loads(client.get("/token", headers=basic(EDITOR)).data)
+        after = datetime.now(UTC)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    issued = datetime.strptime(answer["issued_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert before <= issued <= after
 
 
 @pytest.mark.parametrize(

@@ -3,22 +3,38 @@ that bodies are streamed rather than held."""
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import io
 import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
-from webhook.frontdoor.upstream import BODY_READ_BYTES, CHUNK_BYTES, Upstream, request_body
+from webhook.frontdoor.upstream import (
+    BODY_READ_BYTES,
+    CHUNK_BYTES,
+    Upstream,
+    UpstreamResponse,
+    request_body,
+)
 from webhook.tlsserver import MMAP_THRESHOLD_BYTES
 
 
 @dataclass
 class Seen:
     requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+    """The client port of each request: the same port is the same (reused) connection."""
+    go_on: threading.Event = field(default_factory=threading.Event)
+    timed_out: bool = False
+
+
+HELD_SECONDS = 10.0
+"""How long the server holds back the rest of a body before giving up on the test."""
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -39,12 +55,43 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _answer(self) -> None:
         body = self._body()
         self.seen.requests.append((self.command, self.path, dict(self.headers), body))
+        self.seen.ports.append(self.client_address[1])
+        if self.path.endswith("/moved"):
+            self.send_response(307)
+            self.send_header("Location", "/v2/a/b/blobs/x")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path.endswith("/gzipped"):
+            payload = gzip.compress(b"layer bytes")
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        if self.path.endswith("/held"):
+            self.send_response(200)
+            self.send_header("Content-Length", "4")
+            self.end_headers()
+            self.wfile.write(b"ab")
+            self.wfile.flush()
+            self.seen.timed_out = not self.seen.go_on.wait(HELD_SECONDS)
+            self.wfile.write(b"cd")
+            return
+        if self.path.endswith("/chunked"):
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"2\r\nok\r\n0\r\n\r\n")
+            return
         payload = b"z" * (3 * CHUNK_BYTES + 7) if self.path.endswith("/big") else b"ok"
         self.send_response(202)
         port = self.headers["Host"].rsplit(":", 1)[1]
         self.send_header("Location", f"http://127.0.0.1:{port}/v2/a/b/x?s=1")
         self.send_header("Connection", "keep-alive")
         self.send_header("Docker-Upload-UUID", "u-1")
+        self.send_header("Content-Location", f"http://127.0.0.1:{port}/v2/a/b/x")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.command != "HEAD":
@@ -188,3 +235,125 @@ def test_no_chunk_of_a_streamed_body_is_big_enough_for_a_mapping_of_its_own(
     data = b"u" * (2 * MMAP_THRESHOLD_BYTES + 5)
     up = [sys.getsizeof(chunk) for chunk in request_body(io.BytesIO(data), len(data))]
     assert max(down) < MMAP_THRESHOLD_BYTES and max(up) < MMAP_THRESHOLD_BYTES
+
+
+def test_a_bytes_body_goes_up_with_its_length_not_chunked(server: tuple[Upstream, Seen]) -> None:
+    upstream, seen = server
+    upstream.request("PUT", "/v2/a/b/manifests/v1", {"Content-Type": "t"}, b"abc").close()
+    _, _, headers, body = seen.requests[0]
+    assert body == b"abc"
+    assert headers["Content-Length"] == "3" and "Transfer-Encoding" not in headers
+    assert {name.lower() for name in headers} <= {
+        "host",
+        "accept-encoding",
+        "user-agent",
+        "content-type",
+        "content-length",
+    }
+
+
+def test_a_redirect_is_the_clients_to_follow(server: tuple[Upstream, Seen]) -> None:
+    upstream, seen = server
+    answer = upstream.request("GET", "/v2/a/b/blobs/moved", {})
+    answer.close()
+    assert answer.status == 307 and len(seen.requests) == 1
+
+
+def test_an_encoded_answer_comes_down_as_the_registry_sent_it(
+    server: tuple[Upstream, Seen],
+) -> None:
+    upstream, _ = server
+    answer = upstream.request("GET", "/v2/a/b/blobs/gzipped", {})
+    assert b"".join(answer.body) == gzip.compress(b"layer bytes")
+
+
+def test_an_answer_without_a_length_has_none(server: tuple[Upstream, Seen]) -> None:
+    upstream, _ = server
+    answer = upstream.request("GET", "/v2/a/b/blobs/chunked", {})
+    assert answer.length is None and b"".join(answer.body) == b"ok"
+
+
+def test_a_large_answer_comes_down_in_whole_chunks(server: tuple[Upstream, Seen]) -> None:
+    upstream, _ = server
+    answer = upstream.request("GET", "/v2/a/b/blobs/big", {})
+    assert [len(chunk) for chunk in answer.body] == [CHUNK_BYTES] * 3 + [7]
+
+
+def test_a_connection_read_to_the_end_is_reused(server: tuple[Upstream, Seen]) -> None:
+    upstream, seen = server
+    for _ in range(2):
+        assert b"".join(upstream.request("GET", "/v2/a/b/blobs/x", {}).body) == b"ok"
+    assert seen.ports[0] == seen.ports[1]
+
+
+def test_a_connection_given_up_half_read_is_replaced(server: tuple[Upstream, Seen]) -> None:
+    upstream, seen = server
+    answer = upstream.request("GET", "/v2/a/b/blobs/big", {})
+    next(answer.body)
+    answer.close()
+    b"".join(upstream.request("GET", "/v2/a/b/blobs/x", {}).body)
+    assert seen.ports[0] != seen.ports[1]
+
+
+def test_only_a_location_is_made_relative(server: tuple[Upstream, Seen]) -> None:
+    upstream, _ = server
+    answer = upstream.request("GET", "/v2/a/b/tags/list", {})
+    answer.close()
+    assert dict(answer.headers)["Content-Location"] == f"{upstream.origin}/v2/a/b/x"
+
+
+def test_a_multi_chunk_answer_is_read_whole_and_one_at_the_limit_passes(
+    server: tuple[Upstream, Seen],
+) -> None:
+    upstream, _ = server
+    size = 3 * CHUNK_BYTES + 7
+    assert upstream.read("/v2/a/b/manifests/big", {}, size) == (202, b"z" * size)
+    assert upstream.read("/v2/a/b/manifests/x", {}, 2) == (202, b"ok")
+
+
+def test_closing_an_answer_closes_its_body() -> None:
+    closed: list[bool] = []
+
+    def body() -> Iterator[bytes]:
+        try:
+            yield b"x"
+        finally:
+            closed.append(True)
+
+    stream = body()
+    next(stream)
+    UpstreamResponse(200, [], stream, None).close()
+    assert closed == [True]
+
+
+def test_a_one_byte_body_is_read() -> None:
+    assert list(request_body(io.BytesIO(b"abc"), 1)) == [b"a"]
+
+
+def test_https_upstreams_are_accepted_and_others_say_what_is_wanted(tmp_path: Path) -> None:
+    upstream = Upstream("https://registry.example:5000/ignored")
+    assert upstream.origin == "https://registry.example:5000"
+    with pytest.raises(ValueError, match=r"must be http\(s\)://host\[:port\]: ftp://x"):
+        Upstream("ftp://x")
+
+
+def test_the_pool_never_retries_and_bounds_each_wait(tmp_path: Path) -> None:
+    """A retried PUT could push twice; a silent registry must not hold a worker forever."""
+    ca = tmp_path / "ca.crt"
+    kw = Upstream("https://r:5000", ca_file=ca)._pool.connection_pool_kw
+    assert kw["retries"].total is False and kw["block"] is False and kw["maxsize"] == 64
+    assert kw["ca_certs"] == str(ca)
+    assert (kw["timeout"].connect_timeout, kw["timeout"].read_timeout) == (5.0, 300.0)
+    assert Upstream("https://r:5000")._pool.connection_pool_kw["ca_certs"] is None
+
+
+def test_an_answer_is_handed_over_before_its_body_has_arrived(
+    server: tuple[Upstream, Seen],
+) -> None:
+    """A blob is streamed, never read whole first: the rest of this body is only sent
+    once the caller already holds the answer."""
+    upstream, seen = server
+    answer = upstream.request("GET", "/v2/a/b/blobs/held", {})
+    seen.go_on.set()
+    assert b"".join(answer.body) == b"abcd"
+    assert not seen.timed_out
