@@ -33,7 +33,7 @@ def _frontdoor_banner(stack: Stack) -> str:
         f"  registry: {door.host} (our front door, CA {door.ca_file}) before a CNCF "
         f"registry at {door.registry.host}; a route of configs/cluster, so every pull "
         "secret works against it\n"
-        f"  crane: {crane_binary()} (README: Pushing an image)\n"
+        f"  crane: {crane_binary()} (README: The registry's front door)\n"
     )
 
 
