@@ -79,6 +79,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.seen.timed_out = not self.seen.go_on.wait(HELD_SECONDS)
             self.wfile.write(b"cd")
             return
+        if self.path.endswith("/held-chunk"):
+            # One whole chunk now (the client can read it and have nothing left to read),
+            # the rest only once the test says so.
+            self.send_response(200)
+            self.send_header("Content-Length", str(CHUNK_BYTES + 2))
+            self.end_headers()
+            self.wfile.write(b"h" * CHUNK_BYTES)
+            self.wfile.flush()
+            self.seen.timed_out = not self.seen.go_on.wait(HELD_SECONDS)
+            self.wfile.write(b"!!")
+            return
         if self.path.endswith("/chunked"):
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
@@ -357,3 +368,23 @@ def test_an_answer_is_handed_over_before_its_body_has_arrived(
     seen.go_on.set()
     assert b"".join(answer.body) == b"abcd"
     assert not seen.timed_out
+
+
+@pytest.mark.parametrize("chunks_read", [0, 1])
+def test_a_connection_with_a_body_still_in_flight_never_serves_another_request(
+    server: tuple[Upstream, Seen], chunks_read: int
+) -> None:
+    """Given up before the registry sent it all (a client gone mid-pull), the connection
+    is dropped: pooled, the next request would read the rest of this body as its answer.
+    (urllib3 itself drops a pooled connection whose leftover bytes have arrived; these are
+    still on their way.)"""
+    upstream, seen = server
+    answer = upstream.request("GET", "/v2/a/b/blobs/held-chunk", {})
+    for _ in range(chunks_read):
+        assert next(answer.body) == b"h" * CHUNK_BYTES
+    answer.close()
+    try:
+        assert b"".join(upstream.request("GET", "/v2/a/b/blobs/x", {}).body) == b"ok"
+    finally:
+        seen.go_on.set()
+    assert seen.ports[0] != seen.ports[1]
