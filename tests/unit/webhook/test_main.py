@@ -171,7 +171,7 @@ def test_the_servers_role_lets_it_patch_the_events_it_aggregates() -> None:
     verbs = {
         verb
         for rule in role["rules"]
-        if "" in rule["apiGroups"] and "events" in rule["resources"]
+        if "" in rule.get("apiGroups", []) and "events" in rule.get("resources", [])
         for verb in rule["verbs"]
     }
     assert {"create", "patch"} <= verbs
