@@ -110,7 +110,12 @@ def judge(token: str, keys: KeySet, audiences: Sequence[str], now: float) -> Ver
                 audience=wanted,
                 issuer=keys.issuer,
                 # Time is checked below against ``now``, a parameter, as all our rules do.
-                options={"require": ["exp", "iss", "aud"], "verify_exp": False},
+                options={
+                    "require": ["exp", "iss", "aud"],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
         except jwt.PyJWTError:
             continue
@@ -119,13 +124,24 @@ def judge(token: str, keys: KeySet, audiences: Sequence[str], now: float) -> Ver
 
 
 def _in_lifetime(claims: Mapping[str, Any], now: float) -> bool:
-    """``exp`` (required) and ``nbf`` (if present) as kube-apiserver reads them."""
-    exp, nbf = claims.get("exp"), claims.get("nbf", None)
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
+    """``exp`` (required), ``nbf`` and ``iat`` (if present) as kube-apiserver reads them:
+    go-jose's ``Claims.Validate`` with its leeway."""
+    exp = _seconds(claims.get("exp"))
+    if exp is None or now > exp + LEEWAY_SECONDS:
         return False
-    if nbf is not None and (isinstance(nbf, bool) or not isinstance(nbf, int | float)):
-        return False
-    return now <= exp + LEEWAY_SECONDS and (nbf is None or nbf - LEEWAY_SECONDS <= now)
+    for name in ("nbf", "iat"):
+        if name in claims:
+            start = _seconds(claims[name])
+            if start is None or now < start - LEEWAY_SECONDS:
+                return False
+    return True
+
+
+def _seconds(value: Any) -> float | None:
+    """A NumericDate (JSON number, not a boolean), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def api_fetcher(api: client.ApiClient) -> Callable[[str], bytes]:
