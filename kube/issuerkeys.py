@@ -145,18 +145,15 @@ def _seconds(value: Any) -> float | None:
 
 
 def api_fetcher(api: client.ApiClient) -> Callable[[str], bytes]:
-    """GET a non-resource path of the API server with the process's own credentials."""
+    """GETs ``DISCOVERY_PATH`` or ``JWKS_PATH`` with the process's own credentials (the
+    client's typed calls for them), raw."""
+    calls = {
+        DISCOVERY_PATH: client.WellKnownApi(api).get_service_account_issuer_open_id_configuration,
+        JWKS_PATH: client.OpenidApi(api).get_service_account_issuer_open_id_keyset,
+    }
 
     def fetch(path: str) -> bytes:
-        response = api.call_api(
-            path,
-            "GET",
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _return_http_data_only=True,
-            _request_timeout=FETCH_TIMEOUT,
-        )
+        response = calls[path](_preload_content=False, _request_timeout=FETCH_TIMEOUT)
         return bytes(response.data)
 
     return fetch
