@@ -173,6 +173,35 @@ def test_no_text_makes_the_judge_raise(token: str) -> None:
     assert judge(token, KEYS, [AUDIENCE], NOW) in Verdict
 
 
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+@given(
+    header=st.dictionaries(st.sampled_from(["alg", "kid", "typ", "crit", "b64"]), JSON),
+    kid=st.sampled_from(["rsa", "ec", None]),
+    payload=JSON,
+    signature=st.binary(max_size=300),
+)
+def test_no_jwt_shaped_forgery_makes_the_judge_raise(
+    header: dict[str, Any], kid: str | None, payload: Any, signature: bytes
+) -> None:
+    """Any header and payload, any signature bytes: a verdict, never a crash (a 500)."""
+    if kid is not None:
+        header = {**header, "kid": kid}
+    token = ".".join(
+        (b64(json.dumps(header).encode()), b64(json.dumps(payload).encode()), b64(signature))
+    )
+    assert judge(token, KEYS, [AUDIENCE], NOW) in Verdict
+
+
 @given(
     header=st.dictionaries(st.text(max_size=8), st.none() | st.integers() | st.text(max_size=8)),
     claims=st.dictionaries(
