@@ -15,6 +15,7 @@ from kube import certs
 from kube.client import api_client
 from kube.events import AggregatingEventRecorder, Recorder
 from kube.images import ImageClient
+from kube.issuerkeys import IssuerKeys, api_fetcher
 from kube.metricsserver import serve_metrics
 from kube.resourcequotas import ResourceQuotaClient
 from kube.settings import Settings
@@ -85,9 +86,13 @@ def assemble_app(
 
 
 def pushreview_authenticator(api: client.ApiClient, settings: Settings) -> Authenticator:
-    """Reviews PushReview callers' tokens for ``--pushreview-token-audiences``."""
+    """Reviews PushReview callers' tokens for ``--pushreview-token-audiences``; tokens the
+    API server signed for them are never rate-limited."""
+    audiences = settings.pushreview_token_audiences
     return Authenticator(
-        client.AuthenticationV1Api(api), audiences=settings.pushreview_token_audiences
+        client.AuthenticationV1Api(api),
+        audiences=audiences,
+        signed=IssuerKeys(api_fetcher(api), audiences).signed,
     )
 
 

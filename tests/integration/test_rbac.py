@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from controller.main import LEASE_NAME
+from kube.issuerkeys import DISCOVERY_PATH, JWKS_PATH
 from localcluster.stack import CONTROLLER_ACCOUNT, RBAC_MANIFEST, SERVER_ACCOUNT, SERVICE_NAMESPACE
 from quota.pullsecrets.names import (
     ANNOTATION_SERVICE_ACCOUNT_NAME,
@@ -34,6 +35,8 @@ from tests.integration.test_quota import image_limit, quota, set_history, stream
 pytestmark = pytest.mark.local_only
 
 DECISION = "authorization.k8s.io/decision"
+ISSUER_DISCOVERY_URLS = (DISCOVERY_PATH, JWKS_PATH)
+"""The non-resource URLs the manifests grant."""
 LEASE_DURATION_SECONDS = 15
 """kube.leaderelection.LeaderElector's default: a live leader renews well within it."""
 
@@ -85,22 +88,29 @@ def granted(manifest: Path, account: str) -> set[Access]:
         ref = binding["roleRef"]
         namespace = binding["metadata"].get("namespace", "") if ref["kind"] == "Role" else ""
         for rule in roles[(ref["kind"], namespace, ref["name"])]["rules"]:
-            for group in rule["apiGroups"]:
-                for resource in rule["resources"]:
+            # A non-resource URL (the issuer's keys) is its own "resource" without a group.
+            for group in rule.get("apiGroups", [""]):
+                for resource in rule.get("resources", []) + rule.get("nonResourceURLs", []):
                     for verb in rule["verbs"]:
                         accesses.add(Access(group, resource, verb))
     return accesses
 
 
 def audit_events(log: Path, account: str) -> Iterator[dict[str, Any]]:
+    """The account's requests: of resources (``objectRef``), and of the non-resource URLs
+    RBAC grants (the issuer's keys; not the health and version probes anyone may read)."""
     username = f"system:serviceaccount:{SERVICE_NAMESPACE}:{account}"
     for line in log.read_text().splitlines():
         event = json.loads(line)
-        if event["user"]["username"] == username and "objectRef" in event:
+        if event["user"]["username"] == username and (
+            "objectRef" in event or event["requestURI"] in ISSUER_DISCOVERY_URLS
+        ):
             yield event
 
 
 def access_of(event: dict[str, Any]) -> Access:
+    if "objectRef" not in event:
+        return Access("", event["requestURI"], event["verb"])
     ref = event["objectRef"]
     resource = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
     return Access(ref.get("apiGroup", ""), resource, event["verb"])

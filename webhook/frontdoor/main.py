@@ -9,6 +9,7 @@ from flask import Flask
 from kubernetes import client
 
 from kube.client import api_client
+from kube.issuerkeys import IssuerKeys, api_fetcher
 from kube.resourcequotas import ResourceQuotaClient
 from kube.settings import Settings
 from webhook.app import create_app
@@ -45,7 +46,11 @@ def build_frontdoor_app(settings: Settings) -> Flask:
         caches, QuotaCharger(ResourceQuotaClient(api, timeout=REQUEST_TIMEOUT), caches.quotas_in)
     )
     access = Access(
-        Authenticator(client.AuthenticationV1Api(api), audiences=settings.token_audiences),
+        Authenticator(
+            client.AuthenticationV1Api(api),
+            audiences=settings.token_audiences,
+            signed=IssuerKeys(api_fetcher(api), settings.token_audiences).signed,
+        ),
         Authorizer(client.AuthorizationV1Api(api)),
     )
     upstream = Upstream(settings.upstream_registry, settings.upstream_ca_file)

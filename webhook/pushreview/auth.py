@@ -8,6 +8,13 @@ client address may have only so many tokens rejected per second, so a caller cyc
 through made-up tokens cannot turn each request into a TokenReview. (A review takes a
 token of the address's bucket up front, which bounds the reviews in flight, and gives it
 back when the token was valid.)
+
+That limit never refuses a token the API server signed (``signed``, usually
+``kube.issuerkeys.IssuerKeys.signed``: its signature verifies against the issuer's
+published keys, for our audience, unexpired): such a token cannot be made up, so its
+review costs nobody's bucket, and clients behind one address (an ingress, a NAT) are not
+locked out by a neighbour's garbage. Tokens of other authenticators (OIDC, webhook, static
+files) are not signed by that issuer and keep the limit.
 """
 
 from __future__ import annotations
@@ -116,9 +123,12 @@ class Authenticator:
         audiences: Sequence[str] = (),
         failure_ttl: float = FAILURE_TTL,
         limiter: KeyedRateLimiter | None = None,
+        signed: Callable[[str], bool] | None = None,
     ) -> None:
         """``audiences``: what a caller's token must be valid for; none means the API
-        server's own (it applies them when a TokenReview names none)."""
+        server's own (it applies them when a TokenReview names none). ``signed``: whether
+        a token cannot have been made up, so that its review is never rate-limited (none:
+        every unknown token is)."""
         self._api = api
         self._audiences = list(audiences)
         self._cache: TtlCache[User] = TtlCache(ttl, clock=clock)
@@ -128,6 +138,7 @@ class Authenticator:
                 UNKNOWN_TOKEN_QPS, UNKNOWN_TOKEN_BURST, max_keys=MAX_SOURCES, clock=clock
             )
         self._limiter = limiter
+        self._signed = signed
         self._flights: dict[str, _Flight] = {}
         self._lock = threading.Lock()
 
@@ -166,20 +177,30 @@ class Authenticator:
             return sum(flight.waiters for flight in self._flights.values())
 
     def _review_unknown(self, key: str, token: str, source: str) -> User | None:
+        if self._signed is not None and self._signed(token):
+            # Minted by the API server, so not made up: reviewed without the address's
+            # bucket (a revoked one is then cached as a failure like any other).
+            return self._settle(key, token)
         wait = self._limiter.take_or_wait(source)
         if wait > 0:
             raise TooManyReviews(wait)
         try:
-            status = self._review(token)
+            user = self._settle(key, token)
         except Exception:
             self._limiter.give_back(source)  # the API server failed, not the caller
             raise
+        if user is not None:
+            # Only rejected tokens count against an address: a registry whose replicas
+            # rotate valid tokens (or a test suite minting one per case) is never throttled.
+            self._limiter.give_back(source)
+        return user
+
+    def _settle(self, key: str, token: str) -> User | None:
+        """Review ``token`` and cache the answer under ``key``."""
+        status = self._review(token)
         if not status.get("authenticated") or not self._for_us(status):
             self._failures.put(key, True)
             return None
-        # Only rejected tokens count against an address: a registry whose replicas
-        # rotate valid tokens (or a test suite minting one per case) is never throttled.
-        self._limiter.give_back(source)
         info = status.get("user") or {}
         user = User(
             name=info.get("username", ""),

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from quota.objects import Obj
 from tests.fuzz.bodies import ADMISSION_PATHS, PUSH_PATH, shapes, valid_pushes, valid_reviews
 from tests.fuzz.fakes import TOKEN, fake_app
 from webhook import main
-from webhook.pushreview.auth import User
+from webhook.pushreview.auth import UNKNOWN_TOKEN_BURST, TooManyReviews, User
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 FUZZ = settings(
@@ -134,6 +135,41 @@ def test_serve_reviews_pushreview_tokens_for_the_configured_audiences(
     assert apis[0].specs[0].get("audiences") == sent
 
 
+def test_serve_never_rate_limits_pushreview_tokens_the_api_server_signed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The registry's own token is never refused because its address sent made-up ones:
+    ``serve`` checks callers' tokens against the issuer's keys for the same audiences."""
+
+    class OnlyMinted(RecordingTokenReviews):
+        def create_token_review(self, body: Obj, **kwargs: Any) -> Any:
+            self.specs.append(body["spec"])
+            ok = body["spec"]["token"] == "minted"
+            status = {"authenticated": ok, "user": {"username": "registry"}, "audiences": ["a"]}
+            return type("Raw", (), {"data": json.dumps({"status": status}).encode()})()
+
+    checked: list[tuple[Sequence[str], str]] = []
+
+    class Keys:
+        def __init__(self, fetch: object, audiences: Sequence[str]) -> None:
+            self.audiences = audiences
+
+        def signed(self, token: str) -> bool:
+            checked.append((self.audiences, token))
+            return token == "minted"
+
+    monkeypatch.setattr("webhook.main.client.AuthenticationV1Api", OnlyMinted)
+    monkeypatch.setattr("webhook.main.IssuerKeys", Keys)
+    authenticator = main.pushreview_authenticator(
+        object(), Settings(pushreview_token_audiences=["a"])
+    )
+    with pytest.raises(TooManyReviews):
+        for n in range(UNKNOWN_TOKEN_BURST + 1):
+            authenticator.authenticate(f"made-up-{n}", "10.0.0.1")
+    assert authenticator.authenticate("minted", "10.0.0.1") == User("registry")
+    assert checked[-1] == (["a"], "minted")
+
+
 def test_serve_records_pushreview_events_off_the_request_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -171,7 +207,7 @@ def test_the_servers_role_lets_it_patch_the_events_it_aggregates() -> None:
     verbs = {
         verb
         for rule in role["rules"]
-        if "" in rule["apiGroups"] and "events" in rule["resources"]
+        if "" in rule.get("apiGroups", []) and "events" in rule.get("resources", [])
         for verb in rule["verbs"]
     }
     assert {"create", "patch"} <= verbs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import threading
@@ -376,6 +377,91 @@ def test_valid_new_tokens_never_run_an_address_out_of_reviews() -> None:
     for token in users:
         assert auth.authenticate(token, SOURCE) is not None
     assert len(api.bodies) == len(users)
+
+
+class Minted:
+    """Stands in for ``IssuerKeys.signed``: the tokens the API server signed, and how
+    often it was asked."""
+
+    def __init__(self, *tokens: str) -> None:
+        self.tokens = set(tokens)
+        self.asked: list[str] = []
+
+    def __call__(self, token: str) -> bool:
+        self.asked.append(token)
+        return token in self.tokens
+
+
+def test_a_token_the_issuer_signed_is_reviewed_when_its_address_is_out_of_reviews() -> None:
+    """Issue 17 item 5: made-up tokens from one address (an ingress, a NAT) must not lock
+    out a valid token from that address."""
+    fresh = [f"minted-{n}" for n in range(3)]
+    api = FakeAuthenticationApi({token: ALICE for token in fresh})
+    auth = Authenticator(api, clock=FakeClock(), signed=Minted(*fresh))
+    for n in range(4 * UNKNOWN_TOKEN_BURST):
+        with contextlib.suppress(TooManyReviews):
+            auth.authenticate(f"made-up-{n}", SOURCE)
+    for token in fresh:
+        assert auth.authenticate(token, SOURCE) == USER_ALICE
+
+
+def test_tokens_the_issuer_did_not_sign_still_get_429_after_the_burst() -> None:
+    api = FakeAuthenticationApi({})
+    auth = Authenticator(api, clock=FakeClock(), signed=Minted("minted"))
+    for n in range(UNKNOWN_TOKEN_BURST):
+        assert auth.authenticate(f"made-up-{n}", SOURCE) is None
+    assert auth.authenticate("minted", SOURCE) is None, "signed, then rejected: reviewed"
+    for n in range(20):
+        with pytest.raises(TooManyReviews):
+            auth.authenticate(f"more-{n}", SOURCE)
+    assert len(api.bodies) == UNKNOWN_TOKEN_BURST + 1
+
+
+def test_a_signed_token_the_api_server_rejects_is_cached_and_costs_no_review_budget() -> None:
+    """TokenReview stays the authority: a signed token that is revoked (its Secret deleted)
+    is refused, remembered like any failure, and never takes from the address's bucket."""
+    api = FakeAuthenticationApi({})
+    auth = Authenticator(api, clock=FakeClock(), signed=Minted("revoked"))
+    for _ in range(5):
+        assert auth.authenticate("revoked", SOURCE) is None
+    assert len(api.bodies) == 1, "the failure is cached"
+    for n in range(UNKNOWN_TOKEN_BURST):
+        assert auth.authenticate(f"made-up-{n}", SOURCE) is None, "the whole burst is left"
+    with pytest.raises(TooManyReviews):
+        auth.authenticate("one-more", SOURCE)
+
+
+def test_the_signature_is_checked_only_for_tokens_to_be_reviewed() -> None:
+    minted = Minted(TOKEN)
+    auth = Authenticator(FakeAuthenticationApi({TOKEN: ALICE}), clock=FakeClock(), signed=minted)
+    for _ in range(5):
+        assert auth.authenticate(TOKEN, SOURCE) == USER_ALICE
+        assert auth.authenticate("bad", SOURCE) is None
+    assert minted.asked == [TOKEN, "bad"], "cached answers need no check"
+
+
+def test_an_api_server_failure_on_a_signed_token_is_an_error_not_a_429() -> None:
+    """An address out of reviews still has a signed token reviewed; when the API server
+    fails that review, the caller sees the failure (a 503), and nothing is cached."""
+
+    class Failing(FakeAuthenticationApi):
+        failing = False
+
+        def create_token_review(self, body: Obj, **kwargs: Any) -> Raw:
+            if self.failing:
+                self.bodies.append(body)
+                raise ConnectionError("api server down")
+            return super().create_token_review(body, **kwargs)
+
+    api = Failing({})
+    auth = Authenticator(api, clock=FakeClock(), signed=Minted(TOKEN))
+    for n in range(UNKNOWN_TOKEN_BURST):
+        auth.authenticate(f"made-up-{n}", SOURCE)
+    api.failing = True
+    for _ in range(3):
+        with pytest.raises(ConnectionError):
+            auth.authenticate(TOKEN, SOURCE)
+    assert len(api.bodies) == UNKNOWN_TOKEN_BURST + 3
 
 
 def test_a_review_the_api_server_failed_costs_the_address_nothing() -> None:

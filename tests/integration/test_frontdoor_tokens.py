@@ -1,0 +1,157 @@
+"""One address's made-up tokens never lock out the valid tokens of that address (issue 17
+item 5), through the real front door, the real API server's TokenReview and its published
+service-account keys: behind an ingress or a NAT every client shares one address."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from localcluster.crane import Crane
+from localcluster.frontdoor import LocalFrontDoor
+from localcluster.waiting import wait_for
+from tests.integration.support import ClusterEnv, own_stack
+from tests.integration.test_frontdoor import AUDIENCE, account, image_dir, login
+from webhook.pushreview.auth import REQUEST_TIMEOUT, UNKNOWN_TOKEN_BURST, UNKNOWN_TOKEN_QPS
+
+pytestmark = pytest.mark.local_only
+
+MADE_UP = 40
+"""The issue's reproduction: 40 made-up tokens from one address."""
+FRESH_TOKENS = 3
+"""Valid tokens minted before the flood and first shown during it: each must pass (one
+slipping through a refill of the bucket would prove nothing)."""
+FLOOD_DEADLINE = MADE_UP * REQUEST_TIMEOUT
+"""Each made-up token is at most one TokenReview, bounded by the authenticator's timeout."""
+HTTP_TIMEOUT = 30.0
+"""As the other front-door tests' raw requests."""
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[ClusterEnv]:
+    # One worker: one bucket per address, as the issue's reproduction saw it.
+    with own_stack(with_frontdoor=True, frontdoor_args=["--workers=1"]) as env:
+        yield env
+
+
+@pytest.fixture
+def door(stack: ClusterEnv) -> LocalFrontDoor:
+    assert stack.stack is not None and stack.stack.frontdoor is not None
+    return stack.stack.frontdoor
+
+
+@pytest.fixture
+def ns(stack: ClusterEnv) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    stack.kubectl("create", "namespace", name)
+    yield name
+    stack.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def minted(stack: ClusterEnv, namespace: str, name: str, n: int) -> str:
+    """A fresh TokenRequest token for the registry audience (each ``n`` its own lifetime,
+    so that no two are equal)."""
+    token = stack.kubectl(
+        "create", "token", name, "-n", namespace, f"--audience={AUDIENCE}",
+        f"--duration={3600 + n}s",
+    )  # fmt: skip
+    return str(token.stdout.strip())
+
+
+def made_up_tokens(real: str) -> Iterator[str]:
+    """Garbage, and JWTs that look like the API server's (its issuer, our audience, its
+    key id or another) but are signed with a key made here: none can pass the review."""
+    header = jwt.get_unverified_header(real)
+    claims = jwt.decode(real, options={"verify_signature": False})
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    n = 0
+    while True:
+        n += 1
+        forged = {**claims, "sub": f"system:serviceaccount:x:forged-{n}", "jti": str(n)}
+        yield f"made-up-{n}"
+        yield jwt.encode(forged, key, "RS256", headers={"kid": header["kid"]})
+        yield jwt.encode(forged, key, "RS256", headers={"kid": f"unknown-{n}"})
+
+
+@dataclass
+class Flood:
+    """Made-up tokens sent back to back from this address until stopped."""
+
+    url: str
+    ca_file: str
+    tokens: Iterator[str]
+    answers: list[tuple[float, int]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        with requests.Session() as session:
+            while not self.stop.is_set():
+                response = session.get(
+                    self.url,
+                    headers={"Authorization": f"Bearer {next(self.tokens)}"},
+                    verify=self.ca_file,
+                    timeout=HTTP_TIMEOUT,
+                )
+                self.answers.append((time.monotonic(), response.status_code))
+
+    def throttled_after(self, moment: float) -> int:
+        return sum(1 for at, status in list(self.answers) if at > moment and status == 429)
+
+
+def test_made_up_tokens_from_one_address_never_lock_out_a_minted_token(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor, tmp_path: Path
+) -> None:
+    """40+ made-up tokens from 127.0.0.1 empty its bucket (429s); tokens minted by
+    TokenRequest for the registry audience then pull at once (200), while made-up tokens
+    keep getting 429 after the burst."""
+    crane = Crane(door.ca_file, tmp_path / "home")
+    login(crane, door, account(stack, ns, "builder", "registry-editor"))
+    directory, image = image_dir(tmp_path, 1500)
+    assert crane.push(directory, f"{door.host}/{ns}/app:v1").returncode == 0
+    reader = account(stack, ns, "reader", "registry-viewer")
+    fresh = [minted(stack, ns, "reader", n) for n in range(FRESH_TOKENS)]
+    url = f"{door.url}/v2/{ns}/app/manifests/v1"
+    flood = Flood(url, str(door.ca_file), made_up_tokens(reader))
+    thread = threading.Thread(target=flood.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(
+            lambda: len(flood.answers) >= MADE_UP and flood.throttled_after(0.0) > 0,
+            timeout=FLOOD_DEADLINE,
+            what=f"{MADE_UP} made-up tokens and the first 429",
+        )
+        for token in fresh:
+            pulled = requests.get(
+                url,
+                headers={"Authorization": f"Bearer {token}", "Accept": image.manifest.media_type},
+                verify=str(door.ca_file),
+                timeout=HTTP_TIMEOUT,
+            )
+            assert pulled.status_code == 200, (pulled.status_code, pulled.text)
+            assert pulled.headers["Docker-Content-Digest"] == image.digest
+        shown = time.monotonic()
+        wait_for(
+            lambda: flood.throttled_after(shown) >= UNKNOWN_TOKEN_BURST,
+            timeout=FLOOD_DEADLINE,
+            what="made-up tokens throttled after the valid ones passed",
+        )
+    finally:
+        flood.stop.set()
+        thread.join(HTTP_TIMEOUT)
+    statuses = [status for _, status in flood.answers]
+    assert set(statuses) <= {401, 429}, f"a made-up token got {set(statuses) - {401, 429}}"
+    assert statuses[:UNKNOWN_TOKEN_BURST] == [401] * UNKNOWN_TOKEN_BURST
+    elapsed = flood.answers[-1][0] - flood.answers[0][0]
+    reviewed = statuses.count(401)
+    assert reviewed <= UNKNOWN_TOKEN_BURST + UNKNOWN_TOKEN_QPS * elapsed + 1, (
+        "made-up tokens are still reviewed only at the address's rate"
+    )
