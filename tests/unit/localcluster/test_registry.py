@@ -33,3 +33,12 @@ def test_stores_on_the_filesystem_and_never_deletes(tmp_path: Path) -> None:
     assert isinstance(storage, dict)
     assert storage["filesystem"] == {"rootdirectory": str(tmp_path / "storage")}
     assert "delete" not in storage
+
+
+def test_no_blob_descriptor_cache_takes_a_blob_for_a_manifest(tmp_path: Path) -> None:
+    """distribution's repository-scoped descriptor cache answers a manifest read by digest
+    for any blob linked into the repository (issue 17, item 1)."""
+    storage = config(tmp_path)["storage"]
+    assert isinstance(storage, dict)
+    cache = storage.get("cache") or {}
+    assert "blobdescriptor" not in cache and "layerinfo" not in cache
