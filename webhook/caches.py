@@ -23,6 +23,7 @@ from quota.pullsecrets.names import (
     LABEL_MANAGED_BY,
     SECRET_TYPE_DOCKERCONFIGJSON,
 )
+from quota.served import RecordedRepository, current_images
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,10 @@ def cached_image(image: Obj) -> Obj:
 STREAM_TAGS: Final = "tags"
 STREAM_IMAGES: Final = "images"
 STREAM_SHA256: Final = "sha256"
-"""Keys of a cached stream: its distinct tag names and other image digests, as tuples, and
-its ``sha256:`` digests packed into one bytes object, 32 bytes each."""
+STREAM_CURRENT: Final = "current"
+"""Keys of a cached stream: its distinct tag names and other image digests, as tuples, its
+``sha256:`` digests packed into one bytes object, 32 bytes each, and each status tag's
+current image as ``(tag, digest)`` pairs (what the front door serves a read by tag by)."""
 SHA256_PREFIX: Final = "sha256:"
 SHA256_BYTES: Final = 32
 """The OCI image-spec's sha256 digest: 64 lowercase hex characters after the prefix."""
@@ -100,6 +103,7 @@ def cached_stream(stream: Obj) -> Obj:
         STREAM_TAGS: tuple(usage.tags),
         STREAM_IMAGES: tuple(others),
         STREAM_SHA256: bytes(packed),
+        STREAM_CURRENT: tuple(current_images(stream).items()),
     }
 
 
@@ -193,6 +197,16 @@ class PushCaches:
     def imagestream(self, namespace: str, name: str) -> dict[str, Any] | None:
         cached = self.imagestreams.get(f"{namespace}/{name}")
         return None if cached is None else stream_from_cache(cached)
+
+    def recorded(self, namespace: str, name: str) -> RecordedRepository | None:
+        """What the cached ImageStream ``namespace/name`` records for reads, or None when
+        the cache has no such stream (not synced, not seen yet, or none)."""
+        cached = self.imagestreams.get(f"{namespace}/{name}")
+        if cached is None:
+            return None
+        return RecordedRepository(
+            dict(cached.get(STREAM_CURRENT, ())), frozenset(stream_digests(cached))
+        )
 
 
 class WebhookCaches(PushCaches):

@@ -23,6 +23,7 @@ from quota.pullsecrets.names import (
     LABEL_MANAGED_BY,
     LABEL_MANAGED_BY_VALUE,
 )
+from quota.served import recorded_repository
 from webhook.caches import PULL_SECRET_TYPES, NotSynced, WebhookCaches, image_digests
 
 
@@ -210,6 +211,19 @@ def test_a_cached_stream_counts_the_same_tags_and_images(stream: dict[str, Any])
     assert stream_usage(read) == stream_usage(stream)
     assert usage_after_push(read, "v9", "sha256:z") == usage_after_push(stream, "v9", "sha256:z")
     assert built.imagestream("team-a", "y") is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(streams)
+@example(REGISTRY_STREAM)
+def test_a_cached_stream_serves_the_same_reads_as_the_original(stream: dict[str, Any]) -> None:
+    """Each tag's current image and the whole history: what the front door forwards a
+    manifest read by, from the cache exactly as from the stream itself."""
+    built = WebhookCaches(client.ApiClient())
+    cached = _cached(built.imagestreams, stream)
+    built.imagestreams = FakeInformer("imagestreams", {"team-a/x": cached})  # type: ignore[assignment]
+    assert built.recorded("team-a", "x") == recorded_repository(stream)
+    assert built.recorded("team-a", "y") is None
 
 
 @settings(max_examples=200, deadline=None)
