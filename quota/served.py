@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from quota.measure import stream_image_digests
+from quota.measure import stream_image_digests, stream_tag_names
 from quota.objects import mapping
 
 
@@ -106,3 +106,12 @@ def tag_page(tags: Sequence[str], count: int | None, last: str | None) -> TagPag
         return TagPage(after, None)
     page = after[:count]
     return TagPage(page, page[-1] if page else None)
+
+
+def stale_tags(registry_tags: Sequence[str], stream: Mapping[str, Any] | None) -> list[str]:
+    """The registry's tags that ``stream`` (None: no stream) does not hold, in order: what
+    the tag reconciler deletes. A tag is held while the stream names it anywhere, in
+    ``spec.tags`` or ``status.tags``: the tags the contract counts, so a tag is never
+    deleted while a limit still charges it."""
+    held = stream_tag_names(stream)
+    return sorted({tag for tag in registry_tags if tag not in held})

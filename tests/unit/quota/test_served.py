@@ -13,6 +13,7 @@ from quota.served import (
     current_images,
     recorded_image,
     recorded_repository,
+    stale_tags,
     tag_page,
 )
 
@@ -107,3 +108,16 @@ def test_an_image_without_a_reference_was_pushed_nowhere(image: Any) -> None:
 )
 def test_tag_pages_follow_n_and_last(count: int | None, last: str | None, page: TagPage) -> None:
     assert tag_page(["c", "a", "b"], count, last) == page
+
+
+def test_stale_tags_are_those_the_stream_names_nowhere() -> None:
+    held = {
+        "spec": {"tags": [{"name": "spec-only"}]},
+        "status": {"tags": [{"tag": "v1", "items": [{"image": A}]}]},
+    }
+    assert stale_tags(["v2", "v1", "spec-only", "old", "v2"], held) == ["old", "v2"]
+
+
+def test_without_a_stream_every_registry_tag_is_stale() -> None:
+    assert stale_tags(["b", "a"], None) == ["a", "b"]
+    assert stale_tags([], None) == []
