@@ -25,6 +25,8 @@ from controller.certificates.wiring import CertificateWiring
 from controller.pullsecrets.api import REQUEST_TIMEOUT
 from controller.pullsecrets.wiring import PullSecretWiring
 from controller.quotausage.wiring import QuotaUsageWiring
+from controller.registrytags.registry import UpstreamRegistry
+from controller.registrytags.wiring import RegistryTagsWiring
 from kube import events, metrics
 from kube.client import api_client
 from kube.health import Check, Synced, informers_synced, serve_probes
@@ -143,10 +145,13 @@ def run_controller(settings: Settings) -> int:
     recorder = events.AggregatingEventRecorder(client.CoreV1Api(api)).start()
     pull_secrets = PullSecretWiring(api, settings, limiter, recorder)
     quota_usage = QuotaUsageWiring(api, settings, limiter)
-    loops: list[PullSecretWiring | QuotaUsageWiring | CertificateWiring] = [
+    loops: list[PullSecretWiring | QuotaUsageWiring | CertificateWiring | RegistryTagsWiring] = [
         pull_secrets,
         quota_usage,
     ]
+    if settings.upstream_registry:
+        upstream = UpstreamRegistry(settings.upstream_registry, settings.upstream_ca_file)
+        loops.append(RegistryTagsWiring(api, settings, limiter, upstream))
     if settings.manage_certificates:
         loops.append(CertificateWiring(api, settings, limiter))
     elector = None
