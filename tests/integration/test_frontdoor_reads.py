@@ -17,10 +17,12 @@ import requests
 from localcluster.crane import Crane
 from localcluster.frontdoor import LocalFrontDoor
 from localcluster.ocilayout import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, random_layers, write_index
+from localcluster.stack import CONTROLLER_ACCOUNT
 from quota.pushrecords import image_object_name
 from tests.integration.support import CACHE_DEADLINE, ClusterEnv, own_stack
 from tests.integration.test_frontdoor import Registry, account, image_dir, login, sha256
 from tests.integration.test_quota import image_limit, quota, used
+from tests.integration.test_rbac import DECISION, access_of, audit_events
 
 pytestmark = pytest.mark.local_only
 
@@ -172,3 +174,62 @@ def test_every_recorded_pull_still_works(
     listed = crane.run("ls", f"{door.host}/{ns}/app")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.split() == ["v1"]
+
+
+def upstream_tags(upstream: Upstream, repository: str) -> list[str] | None:
+    """The tags the registry itself has, None when it knows no such repository."""
+    answer = upstream("GET", f"/v2/{repository}/tags/list")
+    if answer.status_code == 404:
+        return None
+    assert answer.status_code == 200, answer.text
+    return list(answer.json().get("tags") or [])
+
+
+def test_a_deleted_streams_tags_leave_the_registry_and_are_never_listed(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor, crane: Crane, tmp_path: Path
+) -> None:
+    """Issue 17, item 6: after ``kubectl delete imagestream app``, the registry itself no
+    longer has app:v1 (the controller's reconciler deleted the tag), the front door never
+    lists nor serves it, and a tag removed from a live stream goes the same way."""
+    assert stack.stack is not None
+    login(crane, door, account(stack, ns, "builder", "registry-editor"))
+    upstream = Upstream(door)
+    directory, image = image_dir(tmp_path, 1200, seed=41)
+    for ref in (f"{ns}/app:v1", f"{ns}/kept:v1", f"{ns}/kept:v2"):
+        pushed = crane.push(directory, f"{door.host}/{ref}")
+        assert pushed.returncode == 0, pushed.stderr
+    assert upstream_tags(upstream, f"{ns}/app") == ["v1"]
+
+    stack.kubectl("delete", "imagestream", "app", "-n", ns)
+    listed = crane.run("ls", f"{door.host}/{ns}/app")
+    assert listed.returncode != 0 and "v1" not in listed.stdout  # no stream: NAME_UNKNOWN
+    assert crane.digest(f"{door.host}/{ns}/app:v1").returncode != 0
+    stack.wait(
+        lambda: not upstream_tags(upstream, f"{ns}/app"),
+        timeout=CACHE_DEADLINE,
+        what="the registry to lose the deleted stream's tag",
+    )
+
+    # A tag removed from a stream that stays: only that tag goes.
+    index = next(
+        i
+        for i, t in enumerate(
+            stack.kubectl_json("get", "imagestream", "kept", "-n", ns)["status"]["tags"]
+        )
+        if t["tag"] == "v2"
+    )
+    patch = json.dumps([{"op": "remove", "path": f"/status/tags/{index}"}])
+    stack.kubectl(
+        "patch", "imagestream", "kept", "-n", ns, "--subresource=status", "--type=json", "-p", patch
+    )
+    assert crane.run("ls", f"{door.host}/{ns}/kept").stdout.split() == ["v1"]
+    stack.wait(
+        lambda: upstream_tags(upstream, f"{ns}/kept") == ["v1"],
+        timeout=CACHE_DEADLINE,
+        what="the registry to lose the removed tag",
+    )
+    assert crane.digest(f"{door.host}/{ns}/kept:v1").stdout.strip() == image.digest
+    # What the reconciler read (a live get before each delete) it was granted, nothing more.
+    events = list(audit_events(stack.stack.cp.audit_log, CONTROLLER_ACCOUNT))
+    gets = [e for e in events if str(access_of(e)) == "get imagestreams.image.alauda.io"]
+    assert gets and all(e["annotations"].get(DECISION) != "forbid" for e in gets)
