@@ -151,7 +151,7 @@ def test_every_recorded_pull_still_works(
 
     index_dir = tmp_path / "index"
     index = write_index(index_dir, [random_layers([700], seed=32), random_layers([900], seed=33)])
-    pushed = crane.push(index_dir, f"{door.host}/{ns}/multi:v1", index=True)
+    pushed = crane.push(index_dir, f"{door.host}/{ns}/multi:v1")
     assert pushed.returncode == 0, pushed.stderr
     assert crane.digest(f"{door.host}/{ns}/multi:v1").stdout.strip() == index.digest
     for child in index.children:
