@@ -103,8 +103,14 @@ def cached_stream(stream: Obj) -> Obj:
         STREAM_TAGS: tuple(usage.tags),
         STREAM_IMAGES: tuple(others),
         STREAM_SHA256: bytes(packed),
-        STREAM_CURRENT: tuple(current_images(stream).items()),
     }
+
+
+def cached_stream_for_reads(stream: Obj) -> Obj:
+    """``cached_stream`` plus each status tag's current image, which the front door
+    forwards a read by tag by; only its caches keep it (a few hundred bytes per tag, which
+    the webhook server, judging usage alone, need not hold)."""
+    return {**cached_stream(stream), STREAM_CURRENT: tuple(current_images(stream).items())}
 
 
 def stream_digests(cached: Obj) -> list[str]:
@@ -147,7 +153,8 @@ class PushCaches:
     the front door's caches, and the base of the webhook server's. Informers start in
     each gunicorn worker (after the fork) and stop with it."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, *, reads: bool = False) -> None:
+        """``reads``: the streams also keep each tag's current image (``recorded``)."""
         self._core = client.CoreV1Api(api)
         self._custom = client.CustomObjectsApi(api)
         # Read-only caches keep what their rules read; the quotas, written back by the
@@ -168,7 +175,7 @@ class PushCaches:
                 self._custom.list_cluster_custom_object, IMAGE_GROUP, "v1", "imagestreams"
             ),
             missing_ok=True,
-            transform=cached_stream,
+            transform=cached_stream_for_reads if reads else cached_stream,
         )
         self._stop = threading.Event()
 
@@ -200,7 +207,8 @@ class PushCaches:
 
     def recorded(self, namespace: str, name: str) -> RecordedRepository | None:
         """What the cached ImageStream ``namespace/name`` records for reads, or None when
-        the cache has no such stream (not synced, not seen yet, or none)."""
+        the cache has no such stream (not synced, not seen yet, or none). Its tags are
+        known only to caches built with ``reads``."""
         cached = self.imagestreams.get(f"{namespace}/{name}")
         if cached is None:
             return None

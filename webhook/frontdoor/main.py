@@ -40,7 +40,7 @@ def build_frontdoor_app(settings: Settings) -> Flask:
     if not settings.upstream_registry:
         raise SystemExit("frontdoor needs --upstream-registry (the registry's https:// URL)")
     api = api_client(settings.kubeconfig)
-    caches = PushCaches(api)
+    caches = PushCaches(api, reads=True)
     caches.start()
     judge = PushJudge(
         caches, QuotaCharger(ResourceQuotaClient(api, timeout=REQUEST_TIMEOUT), caches.quotas_in)
