@@ -25,6 +25,8 @@ from controller.certificates.wiring import CertificateWiring
 from controller.pullsecrets.api import REQUEST_TIMEOUT
 from controller.pullsecrets.wiring import PullSecretWiring
 from controller.quotausage.wiring import QuotaUsageWiring
+from controller.registrytags.registry import UpstreamRegistry
+from controller.registrytags.wiring import RegistryTagsWiring
 from kube import events, metrics
 from kube.client import api_client
 from kube.health import Check, Synced, informers_synced, serve_probes
@@ -126,6 +128,27 @@ def run_reconcilers(
         writer.stop(EVENTS_STOP_SECONDS)
 
 
+Wiring = PullSecretWiring | QuotaUsageWiring | RegistryTagsWiring | CertificateWiring
+
+
+def reconciler_loops(
+    api: client.ApiClient, settings: Settings, limiter: RateLimiter, recorder: events.Recorder
+) -> list[Wiring]:
+    """Every reconciler the settings turn on: pull secrets and quota usage always, the
+    registry's tags with an upstream registry to keep (``--upstream-registry``), the
+    certificates unless cert-manager issues them."""
+    loops: list[Wiring] = [
+        PullSecretWiring(api, settings, limiter, recorder),
+        QuotaUsageWiring(api, settings, limiter),
+    ]
+    if settings.upstream_registry:
+        upstream = UpstreamRegistry(settings.upstream_registry, settings.upstream_ca_file)
+        loops.append(RegistryTagsWiring(api, settings, limiter, upstream))
+    if settings.manage_certificates:
+        loops.append(CertificateWiring(api, settings, limiter))
+    return loops
+
+
 def run_controller(settings: Settings) -> int:
     stop = threading.Event()
 
@@ -141,14 +164,7 @@ def run_controller(settings: Settings) -> int:
     limiter = RateLimiter(settings.kube_api_qps, settings.kube_api_burst)
     # Events as client-go records them: a repeated warning grows one Event's count.
     recorder = events.AggregatingEventRecorder(client.CoreV1Api(api)).start()
-    pull_secrets = PullSecretWiring(api, settings, limiter, recorder)
-    quota_usage = QuotaUsageWiring(api, settings, limiter)
-    loops: list[PullSecretWiring | QuotaUsageWiring | CertificateWiring] = [
-        pull_secrets,
-        quota_usage,
-    ]
-    if settings.manage_certificates:
-        loops.append(CertificateWiring(api, settings, limiter))
+    loops = reconciler_loops(api, settings, limiter, recorder)
     elector = None
     if settings.leader_elect:
         identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"

@@ -116,7 +116,7 @@ class Settings:
     manage_certificates: bool = True
     certificate_propagation_seconds: float = DEFAULT_CERTIFICATE_PROPAGATION_SECONDS
     quota_release_grace_seconds: float = DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
-    # Front door: the registry it stands in front of
+    # Front door and controller: the registry behind the front door
     upstream_registry: str | None = None
     upstream_ca_file: Path | None = None
 
@@ -339,6 +339,22 @@ FRONTDOOR_SERVING_FLAGS = (
 )
 """How the front door serves: as ``serve`` does (its own TLS files, gunicorn processes)."""
 
+UPSTREAM_FLAGS = (
+    _flag(
+        "upstream-registry",
+        "https:// (or http:// on loopback) base URL of the registry the front door stands "
+        "in front of; clients reach it only through the front door. The controller deletes "
+        "from it the tags no ImageStream holds (unset there: registry tags are left alone)",
+    ),
+    _flag(
+        "upstream-ca-file",
+        "CA bundle (PEM) that signed the upstream registry's certificate; unset: the system's",
+        parse=Path,
+    ),
+)
+"""The registry behind the front door: the front door forwards to it, and the controller
+keeps its tags to the ImageStreams'."""
+
 FRONTDOOR_FLAGS = (
     Flag(
         "bind",
@@ -346,16 +362,7 @@ FRONTDOOR_FLAGS = (
         DEFAULT_FRONTDOOR_BIND,
     ),
     *(flag for flag in SERVE_FLAGS if flag.name in FRONTDOOR_SERVING_FLAGS),
-    _flag(
-        "upstream-registry",
-        "https:// (or http:// on loopback) base URL of the registry the front door stands "
-        "in front of; clients reach it only through the front door",
-    ),
-    _flag(
-        "upstream-ca-file",
-        "CA bundle (PEM) that signed the upstream registry's certificate; unset: the system's",
-        parse=Path,
-    ),
+    *UPSTREAM_FLAGS,
 )
 
 CONTROLLER_FLAGS = (
@@ -412,6 +419,7 @@ CONTROLLER_FLAGS = (
         "dropped",
         parse=_positive_float,
     ),
+    *UPSTREAM_FLAGS,
 )
 
 

@@ -221,6 +221,10 @@ class Stack:
             self.kubectl("create", "namespace", SERVICE_NAMESPACE)
             if prepare is not None:
                 prepare()
+            if self.with_frontdoor:
+                # Its registry's address and CA exist from here: the controller, started
+                # before the registry runs, is told them (its tag reconciler retries).
+                self.frontdoor = LocalFrontDoor(self, self.frontdoor_args)
             if self.as_service_accounts:
                 self._install_rbac()
             if self.managed_certificates:
@@ -237,8 +241,7 @@ class Stack:
                 self.start_webhook(timeout)
                 if self.with_controller:
                     self.start_controller()
-            if self.with_frontdoor:
-                self.frontdoor = LocalFrontDoor(self, self.frontdoor_args)
+            if self.frontdoor is not None:
                 self.frontdoor.start(timeout)
         except BaseException:
             self.stop()
@@ -425,6 +428,7 @@ class Stack:
                     if self.managed_certificates
                     else ["--manage-certificates=false"]
                 ),
+                *self._upstream_args(),
                 *self.controller_args,
             ],
             self.cp.log_dir,
@@ -432,6 +436,13 @@ class Stack:
             cwd=REPO_ROOT,
             ports=ports,
         )
+
+    def _upstream_args(self) -> list[str]:
+        """The registry behind the front door, for the controller's tag reconciler."""
+        if self.frontdoor is None:
+            return []
+        registry = self.frontdoor.registry
+        return [f"--upstream-registry={registry.url}", f"--upstream-ca-file={registry.ca_file}"]
 
     def stop_controller(self) -> None:
         """Stop every controller replica; they stay down until :meth:`start_controller`."""

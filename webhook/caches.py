@@ -23,6 +23,7 @@ from quota.pullsecrets.names import (
     LABEL_MANAGED_BY,
     SECRET_TYPE_DOCKERCONFIGJSON,
 )
+from quota.served import RecordedRepository, current_images
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,10 @@ def cached_image(image: Obj) -> Obj:
 STREAM_TAGS: Final = "tags"
 STREAM_IMAGES: Final = "images"
 STREAM_SHA256: Final = "sha256"
-"""Keys of a cached stream: its distinct tag names and other image digests, as tuples, and
-its ``sha256:`` digests packed into one bytes object, 32 bytes each."""
+STREAM_CURRENT: Final = "current"
+"""Keys of a cached stream: its distinct tag names and other image digests, as tuples, its
+``sha256:`` digests packed into one bytes object, 32 bytes each, and each status tag's
+current image as ``(tag, digest)`` pairs (what the front door serves a read by tag by)."""
 SHA256_PREFIX: Final = "sha256:"
 SHA256_BYTES: Final = 32
 """The OCI image-spec's sha256 digest: 64 lowercase hex characters after the prefix."""
@@ -101,6 +104,13 @@ def cached_stream(stream: Obj) -> Obj:
         STREAM_IMAGES: tuple(others),
         STREAM_SHA256: bytes(packed),
     }
+
+
+def cached_stream_for_reads(stream: Obj) -> Obj:
+    """``cached_stream`` plus each status tag's current image, which the front door
+    forwards a read by tag by; only its caches keep it (a few hundred bytes per tag, which
+    the webhook server, judging usage alone, need not hold)."""
+    return {**cached_stream(stream), STREAM_CURRENT: tuple(current_images(stream).items())}
 
 
 def stream_digests(cached: Obj) -> list[str]:
@@ -143,7 +153,8 @@ class PushCaches:
     the front door's caches, and the base of the webhook server's. Informers start in
     each gunicorn worker (after the fork) and stop with it."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, *, reads: bool = False) -> None:
+        """``reads``: the streams also keep each tag's current image (``recorded``)."""
         self._core = client.CoreV1Api(api)
         self._custom = client.CustomObjectsApi(api)
         # Read-only caches keep what their rules read; the quotas, written back by the
@@ -164,7 +175,7 @@ class PushCaches:
                 self._custom.list_cluster_custom_object, IMAGE_GROUP, "v1", "imagestreams"
             ),
             missing_ok=True,
-            transform=cached_stream,
+            transform=cached_stream_for_reads if reads else cached_stream,
         )
         self._stop = threading.Event()
 
@@ -193,6 +204,17 @@ class PushCaches:
     def imagestream(self, namespace: str, name: str) -> dict[str, Any] | None:
         cached = self.imagestreams.get(f"{namespace}/{name}")
         return None if cached is None else stream_from_cache(cached)
+
+    def recorded(self, namespace: str, name: str) -> RecordedRepository | None:
+        """What the cached ImageStream ``namespace/name`` records for reads, or None when
+        the cache has no such stream (not synced, not seen yet, or none). Its tags are
+        known only to caches built with ``reads``."""
+        cached = self.imagestreams.get(f"{namespace}/{name}")
+        if cached is None:
+            return None
+        return RecordedRepository(
+            dict(cached.get(STREAM_CURRENT, ())), frozenset(stream_digests(cached))
+        )
 
 
 class WebhookCaches(PushCaches):

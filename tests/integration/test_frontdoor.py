@@ -326,7 +326,8 @@ def test_the_front_doors_grant_is_exactly_what_it_uses(
     stack: ClusterEnv, ns: str, door: LocalFrontDoor, crane: Crane, tmp_path: Path
 ) -> None:
     """Every path that needs a right (a push to a new repository: caches, reviews,
-    stream, Image, tag; a refused first manifest: the stream's deletion), then: no request
+    stream, Image, tag; a refused first manifest: the stream's deletion; a read of an
+    unrecorded digest: the Image), then: no request
     of the front door's account was refused by RBAC, and every grant was used."""
     assert stack.stack is not None
     token = account(stack, ns, "builder", "registry-editor")
@@ -336,6 +337,9 @@ def test_the_front_doors_grant_is_exactly_what_it_uses(
     ghost = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}
     ghost["config"] = {"mediaType": OCI_CONFIG, "digest": "sha256:" + "f" * 64, "size": 2}
     assert put_manifest(door, token, f"{ns}/ghost", "v1", json.dumps(ghost).encode()).ok is False
+    # A read of a digest the stream's history lacks asks for its Image (a push by digest).
+    unknown = Registry(door, token)("GET", f"/v2/{ns}/app/manifests/sha256:{'0' * 64}")
+    assert unknown.status_code == 404
     events = list(audit_events(stack.stack.cp.audit_log, FRONTDOOR_ACCOUNT))
     forbidden = [e for e in events if e["annotations"].get(DECISION) == "forbid"]
     refused = sorted({str(access_of(e)) for e in forbidden})

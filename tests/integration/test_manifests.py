@@ -386,11 +386,40 @@ def test_cert_manager_writes_the_secret_the_server_mounts_and_injects_its_ca(
 def test_with_cert_manager_the_controller_leaves_certificates_alone(
     rendered: dict[str, list[Document]],
 ) -> None:
-    for variant in ("cert-manager", "composed"):
-        [container] = pod_spec(rendered[variant], "image-registry-controller")["containers"]
-        assert container["args"] == ["controller", "--manage-certificates=false"]
+    [container] = pod_spec(rendered["cert-manager"], "image-registry-controller")["containers"]
+    assert container["args"] == ["controller", "--manage-certificates=false"]
+    [container] = pod_spec(rendered["composed"], "image-registry-controller")["containers"]
+    assert "--manage-certificates=false" in container["args"]
     [container] = pod_spec(rendered["base"], "image-registry-controller")["containers"]
     assert "--manage-certificates=false" not in container["args"]
+
+
+@pytest.mark.parametrize("variant", ["frontdoor", "composed"])
+def test_with_the_front_door_the_controller_reaches_the_upstream_and_only_it(
+    rendered: dict[str, list[Document]], variant: str
+) -> None:
+    """The tag reconciler (issue 17, item 6): told the upstream and its CA as the front
+    door is, and let in by the upstream's NetworkPolicy; without the front door, no flag."""
+    documents = rendered[variant]
+    door = pod_spec(documents, "image-registry-frontdoor")
+    controller = pod_spec(documents, "image-registry-controller")
+    [door_container], [container] = door["containers"], controller["containers"]
+    upstream = [a for a in door_container["args"] if a.startswith("--upstream-")]
+    assert len(upstream) == 2
+    assert [a for a in container["args"] if a.startswith("--upstream-")] == upstream
+    ca = next(v for v in door["volumes"] if v["name"] == "upstream-ca")
+    assert ca in controller["volumes"]
+    assert {"name": "upstream-ca", "mountPath": "/upstream-ca", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    policy = one(documents, "NetworkPolicy", "image-registry-upstream")
+    [rule] = policy["spec"]["ingress"]
+    assert rule["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": name}}}
+        for name in ("image-registry-frontdoor", "image-registry-controller")
+    ]
+    [base] = pod_spec(rendered["base"], "image-registry-controller")["containers"]
+    assert not [a for a in base["args"] if a.startswith("--upstream-")]
 
 
 # --- monitoring

@@ -16,6 +16,7 @@ from webhook.app import create_app
 from webhook.caches import PushCaches
 from webhook.frontdoor.access import Access
 from webhook.frontdoor.pushes import ManifestPuts
+from webhook.frontdoor.reads import ManifestReads
 from webhook.frontdoor.records import ImageRecords
 from webhook.frontdoor.routes import FrontDoor, frontdoor_blueprint
 from webhook.frontdoor.upstream import Upstream
@@ -35,12 +36,12 @@ FRONTDOOR_READ_LIMITS: Final = ReadLimits(
 
 
 def build_frontdoor_app(settings: Settings) -> Flask:
-    """The app each worker serves: caches of what the push rules read, the registry
-    audience's TokenReviews, SubjectAccessReviews, and the upstream registry."""
+    """The app each worker serves: caches of what the push rules and reads use, the
+    registry audience's TokenReviews, SubjectAccessReviews, and the upstream registry."""
     if not settings.upstream_registry:
         raise SystemExit("frontdoor needs --upstream-registry (the registry's https:// URL)")
     api = api_client(settings.kubeconfig)
-    caches = PushCaches(api)
+    caches = PushCaches(api, reads=True)
     caches.start()
     judge = PushJudge(
         caches, QuotaCharger(ResourceQuotaClient(api, timeout=REQUEST_TIMEOUT), caches.quotas_in)
@@ -54,10 +55,9 @@ def build_frontdoor_app(settings: Settings) -> Flask:
         Authorizer(client.AuthorizationV1Api(api)),
     )
     upstream = Upstream(settings.upstream_registry, settings.upstream_ca_file)
-    pushes = ManifestPuts(
-        judge, ImageRecords(client.CustomObjectsApi(api)), upstream, settings.internal_registry
-    )
-    door = FrontDoor(access, upstream, pushes)
+    records = ImageRecords(client.CustomObjectsApi(api))
+    pushes = ManifestPuts(judge, records, upstream, settings.internal_registry)
+    door = FrontDoor(access, upstream, pushes, reads=ManifestReads(caches, records))
     return create_app([frontdoor_blueprint(door)], readiness=[caches.not_ready])
 
 

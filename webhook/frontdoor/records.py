@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from quota.objects import Obj, metadata
-from quota.pushrecords import status_with_tag_event
+from quota.pushrecords import image_object_name, status_with_tag_event
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class CustomObjects(Protocol):
     def delete_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
     def replace_namespaced_custom_object_status(self, *args: Any, **kwargs: Any) -> Any: ...
     def create_cluster_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
+    def get_cluster_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
 def refusal_message(err: ApiException) -> str:
@@ -137,6 +138,21 @@ class ImageRecords:
         except (ApiException, HTTPError, OSError) as err:
             # The quota reconciler recounts; the empty stream is the user's to delete.
             log.warning("could not delete the empty ImageStream after a failed push: %s", err)
+
+    def image(self, digest: str) -> Obj | None:
+        """The Image recorded for ``digest`` (named as ``save_image`` names it), or None."""
+        try:
+            return _json(
+                self._custom.get_cluster_custom_object(
+                    GROUP, VERSION, "images", image_object_name(digest), **self._options()
+                )
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise RecordFailed(f"reading the Image: HTTP {err.status}") from None
+        except (HTTPError, OSError, ValueError) as err:
+            raise RecordFailed(f"reading the Image: {type(err).__name__}") from None
 
     def save_image(self, image: Obj) -> None:
         """Create the Image; one that exists already (the same digest, pushed before or

@@ -2,8 +2,10 @@
 endpoint the ``WWW-Authenticate`` challenge names.
 
 Every request under ``/v2/`` is authenticated and authorized before anything reaches the
-registry; a manifest PUT is judged (``webhook.frontdoor.pushes``); everything else is
-streamed through (``webhook.frontdoor.upstream``). Errors use the distribution spec's
+registry; a manifest PUT is judged (``webhook.frontdoor.pushes``); a manifest read is
+forwarded only by a digest the Image API records for the repository, and a tag list is
+answered from the ImageStream (``webhook.frontdoor.reads``); everything else is streamed
+through (``webhook.frontdoor.upstream``). Errors use the distribution spec's
 format, so a client prints their message.
 """
 
@@ -22,14 +24,16 @@ from flask import Blueprint, Response, request
 from urllib3.exceptions import HTTPError
 
 from kube.logfields import fields
+from quota.served import tag_page
 from webhook.frontdoor import distribution as oci
 from webhook.frontdoor import metrics
 from webhook.frontdoor.access import PULL, PUSH, Access, challenge, scope, token_from
 from webhook.frontdoor.manifests import MAX_MANIFEST_BYTES
 from webhook.frontdoor.pushes import RETRY_AFTER_SECONDS, ManifestPut, ManifestPuts, PushDenied
+from webhook.frontdoor.reads import ManifestReads
 from webhook.frontdoor.records import RecordFailed
 from webhook.frontdoor.upstream import Upstream, UpstreamResponse, request_body
-from webhook.httpjson import BodyGate, ServerBusy
+from webhook.httpjson import BodyGate, ServerBusy, brief
 from webhook.pushreview.auth import TooManyReviews, User
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,9 @@ SERVICE_NAME: Final = "registry-v2"
 MOUNT_PARAMETERS: Final = frozenset({"mount", "from"})
 BLOB_CONTENT_TYPE: Final = "application/octet-stream"
 """The distribution spec's type for blob upload bodies."""
+MAX_PAGE_DIGITS: Final = 9
+"""Digits of a tag list's ``n`` read as a page size: a billion tags is more than any
+stream holds, and a longer string is not parsed (Python refuses ints past 4,300 digits)."""
 
 
 def _error(err: oci.RegistryError) -> Response:
@@ -103,10 +110,13 @@ class FrontDoor:
         upstream: Upstream,
         pushes: ManifestPuts,
         gate: BodyGate | None = None,
+        *,
+        reads: ManifestReads,
     ) -> None:
         self._access = access
         self._upstream = upstream
         self._pushes = pushes
+        self._reads = reads
         # A hostile 4 MiB manifest costs some 100 MiB while parsed: only so many at once.
         self._gate = gate or BodyGate()
 
@@ -204,6 +214,10 @@ class FrontDoor:
     def _dispatch(self, route: oci.Route, user: User) -> Response:
         if route.kind == "manifest" and request.method == "PUT":
             return self._put_manifest(route)
+        if route.kind == "manifest":
+            return self._read_manifest(route)
+        if route.kind == "tags":
+            return self._list_tags(route)
         query = request.query_string.decode("latin-1")
         if route.kind == "upload_start":
             query = self._mount_query(user, query)
@@ -240,6 +254,58 @@ class FrontDoor:
                 return query
         kept = [(k, v) for k, v in args.items(multi=True) if k not in MOUNT_PARAMETERS]
         return urlencode(kept)
+
+    def _read_manifest(self, route: oci.Route) -> Response:
+        """GET or HEAD of a manifest, forwarded by the digest the Image API records for
+        that tag or digest in this repository, never by the tag: the registry's own tag
+        may be stale, and its storage may hold manifests nobody judged."""
+        namespace, name, reference = route.namespace or "", route.name or "", route.reference or ""
+        try:
+            digest = self._reads.manifest_digest(namespace, name, reference)
+        except RecordFailed as err:
+            log.warning("reading the Image API for a manifest read failed: %s", err)
+            message = "the Image API could not be read to serve this manifest; retry"
+            raise oci.unavailable(message, RETRY_AFTER_SECONDS) from None
+        if digest is None:
+            raise oci.manifest_unknown(
+                f"manifest {brief(reference)} is not recorded in repository"
+                f" {route.repository}: no such tag or image in its ImageStream"
+            )
+        answer = self._upstream.request(
+            request.method, f"/v2/{route.repository}/manifests/{digest}", dict(request.headers)
+        )
+        return _streamed(answer, "sent")
+
+    def _list_tags(self, route: oci.Route) -> Response:
+        """The ImageStream's tags, paginated as the spec says (``n``, ``last``, a ``Link``
+        to the next page); the registry's own list may hold tags the stream lost. An
+        ``n`` that is no number is not a page size, and the whole list is answered."""
+        try:
+            tags = self._reads.tags(route.namespace or "", route.name or "")
+        except RecordFailed as err:
+            log.warning("reading the ImageStream for a tag list failed: %s", err)
+            message = "the Image API could not be read to list tags; retry"
+            raise oci.unavailable(message, RETRY_AFTER_SECONDS) from None
+        if tags is None:
+            raise oci.name_unknown(
+                f"repository {route.repository} is not known: no ImageStream records it"
+            )
+        number = request.args.get("n", "")
+        count = (
+            int(number)
+            if number.isascii() and number.isdigit() and len(number) <= MAX_PAGE_DIGITS
+            else None
+        )
+        page = tag_page(tags, count, request.args.get("last"))
+        response = Response(
+            orjson.dumps({"name": route.repository, "tags": page.tags}),
+            content_type="application/json",
+        )
+        response.headers[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
+        if page.last is not None:
+            following = urlencode({"n": count, "last": page.last})
+            response.headers["Link"] = f'</v2/{route.repository}/tags/list?{following}>; rel="next"'
+        return response
 
     def _put_manifest(self, route: oci.Route) -> Response:
         length = request.content_length

@@ -1,20 +1,27 @@
 """run_elected: the reconcilers run only while this replica holds the Lease;
-run_reconcilers: and the Event writer stops after them."""
+run_reconcilers: and the Event writer stops after them; reconciler_loops: which run."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 
+import pytest
+from kubernetes import client
+
 from controller.main import (
     EVENTS_STOP_SECONDS,
     WEDGED_AFTER_SECONDS,
     health_checks,
+    reconciler_loops,
     run_elected,
     run_reconcilers,
 )
 from controller.pullsecrets.api import REQUEST_TIMEOUT
+from controller.registrytags.wiring import RegistryTagsWiring
 from kube.health import failing
+from kube.ratelimit import RateLimiter
+from kube.settings import Settings
 
 DEADLINE = 10.0
 
@@ -195,3 +202,22 @@ def test_the_event_writer_stops_when_the_lease_is_lost_too() -> None:
     events = FakeEvents(loops)
     assert run_reconcilers(loops, GrantedThenLost(loops), threading.Event(), events) is True
     assert events.stops == [(EVENTS_STOP_SECONDS, [False, False])]
+
+
+class NoEvents:
+    def record(self, *args: object, **kwargs: object) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("upstream", "tags_kept"), [(None, False), ("https://image-registry-upstream:5000", True)]
+)
+def test_the_registrys_tags_are_reconciled_only_with_an_upstream_to_keep(
+    upstream: str | None, tags_kept: bool
+) -> None:
+    settings = Settings(upstream_registry=upstream, manage_certificates=False)
+    loops = reconciler_loops(client.ApiClient(), settings, RateLimiter(1, 1), NoEvents())
+    kept = [loop for loop in loops if isinstance(loop, RegistryTagsWiring)]
+    assert len(loops) == 2 + tags_kept
+    assert bool(kept) is tags_kept
+    if kept:
+        assert kept[0].registry.origin == upstream

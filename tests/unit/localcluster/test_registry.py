@@ -28,8 +28,19 @@ def test_serves_tls_on_loopback_with_relative_locations(tmp_path: Path) -> None:
     }
 
 
-def test_stores_on_the_filesystem_and_never_deletes(tmp_path: Path) -> None:
+def test_stores_on_the_filesystem_and_deletes_tags_when_asked(tmp_path: Path) -> None:
+    """distribution answers a tag DELETE with UNSUPPORTED unless deletes are enabled; the
+    controller deletes the tags no ImageStream holds (issue 17, item 6)."""
     storage = config(tmp_path)["storage"]
     assert isinstance(storage, dict)
     assert storage["filesystem"] == {"rootdirectory": str(tmp_path / "storage")}
-    assert "delete" not in storage
+    assert storage["delete"] == {"enabled": True}
+
+
+def test_no_blob_descriptor_cache_takes_a_blob_for_a_manifest(tmp_path: Path) -> None:
+    """distribution's repository-scoped descriptor cache answers a manifest read by digest
+    for any blob linked into the repository (issue 17, item 1)."""
+    storage = config(tmp_path)["storage"]
+    assert isinstance(storage, dict)
+    cache = storage.get("cache") or {}
+    assert "blobdescriptor" not in cache and "layerinfo" not in cache

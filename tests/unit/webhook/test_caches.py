@@ -23,7 +23,14 @@ from quota.pullsecrets.names import (
     LABEL_MANAGED_BY,
     LABEL_MANAGED_BY_VALUE,
 )
-from webhook.caches import PULL_SECRET_TYPES, NotSynced, WebhookCaches, image_digests
+from quota.served import recorded_repository
+from webhook.caches import (
+    PULL_SECRET_TYPES,
+    NotSynced,
+    PushCaches,
+    WebhookCaches,
+    image_digests,
+)
 
 
 class FakeInformer:
@@ -213,6 +220,19 @@ def test_a_cached_stream_counts_the_same_tags_and_images(stream: dict[str, Any])
 
 
 @settings(max_examples=200, deadline=None)
+@given(streams)
+@example(REGISTRY_STREAM)
+def test_a_cached_stream_serves_the_same_reads_as_the_original(stream: dict[str, Any]) -> None:
+    """Each tag's current image and the whole history: what the front door forwards a
+    manifest read by, from the cache exactly as from the stream itself."""
+    built = PushCaches(client.ApiClient(), reads=True)
+    cached = _cached(built.imagestreams, stream)
+    built.imagestreams = FakeInformer("imagestreams", {"team-a/x": cached})  # type: ignore[assignment]
+    assert built.recorded("team-a", "x") == recorded_repository(stream)
+    assert built.recorded("team-a", "y") is None
+
+
+@settings(max_examples=200, deadline=None)
 @given(images)
 def test_a_cached_image_has_the_same_size_and_digests(image: dict[str, Any]) -> None:
     cached = _cached(WebhookCaches(client.ApiClient()).images, image)
@@ -329,3 +349,15 @@ def test_a_cached_stream_gives_back_every_digest_as_it_was_spelled() -> None:
     assert len(cached["sha256"]) == 2 * 32
     built.imagestreams = FakeInformer("imagestreams", {"team-a/x": cached})  # type: ignore[assignment]
     assert stream_usage(built.imagestream("team-a", "x")).images == frozenset(spelled)
+
+
+def test_only_the_front_doors_caches_keep_each_tags_current_image() -> None:
+    """The webhook server judges usage alone: the tags' current images would be memory
+    it never reads."""
+    stream = {
+        "metadata": {"name": "x", "namespace": "team-a"},
+        "status": {"tags": [{"tag": "v1", "items": [{"image": SHA}]}]},
+    }
+    assert "current" not in WebhookCaches(client.ApiClient()).imagestreams.transform(stream)
+    kept = PushCaches(client.ApiClient(), reads=True).imagestreams.transform(stream)
+    assert kept["current"] == (("v1", SHA),)

@@ -43,6 +43,8 @@ class Api:
         self.status_errors: list[Exception] = []
         self.status_writes: list[dict[str, Any]] = []
         self.image_error: Exception | None = None
+        self.images: dict[str, dict[str, Any]] = {}
+        self.read_error: Exception | None = None
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
 
     def get_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any:
@@ -78,6 +80,14 @@ class Api:
         if self.image_error is not None:
             raise self.image_error
         return answer(args[3])
+
+    def get_cluster_custom_object(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append(("get_cluster_custom_object", args, kwargs))
+        if self.read_error is not None:
+            raise self.read_error
+        if args[3] not in self.images:
+            raise api_error(404)
+        return answer(self.images[args[3]])
 
 
 def records(api: Api) -> ImageRecords:
@@ -388,3 +398,30 @@ def test_a_stream_deleted_during_the_push_says_so_exactly() -> None:
     api.stream = None
     with pytest.raises(RecordFailed, match=r"^the ImageStream was deleted during the push$"):
         records(api).tag(stream, "v1", DIGEST, "ref")
+
+
+def test_an_image_is_read_by_the_name_a_push_gives_it_and_none_when_absent() -> None:
+    api = Api()
+    image = {"metadata": {"name": "sha256-" + "a" * 64}, "dockerImageReference": "r/x@d"}
+    api.images["sha256-" + "a" * 64] = image
+    assert records(api).image(DIGEST) == image
+    assert api.calls[-1][1] == ("image.alauda.io", "v1", "images", "sha256-" + "a" * 64)
+    assert api.calls[-1][2]["_request_timeout"] == 10.0
+    assert records(api).image("sha256:" + "b" * 64) is None
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (api_error(403), "reading the Image: HTTP 403"),
+        (
+            ReadTimeoutError(None, "/", "timed out"),  # type: ignore[arg-type]
+            "reading the Image: ReadTimeoutError",
+        ),
+    ],
+)
+def test_an_image_that_cannot_be_read_is_a_retryable_failure(error: Exception, said: str) -> None:
+    api = Api()
+    api.read_error = error
+    with pytest.raises(RecordFailed, match=said):
+        records(api).image(DIGEST)

@@ -15,9 +15,11 @@ from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 from urllib3.exceptions import NewConnectionError
 
+from quota.served import RecordedRepository
 from webhook.app import create_app
 from webhook.frontdoor.access import Access
 from webhook.frontdoor.pushes import ManifestPut, PushDenied
+from webhook.frontdoor.reads import ManifestReads
 from webhook.frontdoor.records import RecordFailed
 from webhook.frontdoor.routes import FrontDoor, frontdoor_blueprint
 from webhook.frontdoor.upstream import UpstreamResponse
@@ -81,6 +83,41 @@ class Pushes:
         return UpstreamResponse(201, [("Location", "/v2/team-a/app/manifests/x")], iter([]), 0)
 
 
+class Recorded:
+    """The Image API as reads see it: no cache, live streams and Images by digest."""
+
+    def __init__(self) -> None:
+        self.streams: dict[str, dict[str, Any]] = {"team-a/app": stream({"v1": DIGEST})}
+        self.images: dict[str, dict[str, Any]] = {}
+        self.fail = False
+
+    def recorded(self, namespace: str, name: str) -> RecordedRepository | None:
+        return None
+
+    def stream(self, namespace: str, name: str) -> dict[str, Any] | None:
+        if self.fail:
+            raise RecordFailed("reading the ImageStream: HTTP 500")
+        return self.streams.get(f"{namespace}/{name}")
+
+    def image(self, digest: str) -> dict[str, Any] | None:
+        return self.images.get(digest)
+
+
+def stream(tags: Mapping[str, str]) -> dict[str, Any]:
+    items = [{"tag": tag, "items": [{"image": digest}]} for tag, digest in tags.items()]
+    return {"status": {"tags": items}}
+
+
+def reads(recorded: Recorded | None = None) -> ManifestReads:
+    recorded = recorded or Recorded()
+    return ManifestReads(recorded, recorded)
+
+
+@pytest.fixture
+def recorded() -> Recorded:
+    return Recorded()
+
+
 @pytest.fixture
 def registry() -> Registry:
     return Registry()
@@ -92,8 +129,13 @@ def pushes() -> Pushes:
 
 
 @pytest.fixture
-def client(registry: Registry, pushes: Pushes) -> FlaskClient:
-    door = FrontDoor(Access(Tokens(), Reviews()), registry, pushes)  # type: ignore[arg-type]
+def client(registry: Registry, pushes: Pushes, recorded: Recorded) -> FlaskClient:
+    door = FrontDoor(
+        Access(Tokens(), Reviews()),
+        registry,  # type: ignore[arg-type]
+        pushes,  # type: ignore[arg-type]
+        reads=reads(recorded),
+    )
     return create_app([frontdoor_blueprint(door)]).test_client()
 
 
@@ -269,7 +311,7 @@ def test_large_manifests_wait_for_a_slot_and_are_refused_retryably_when_none_fre
     registry: Registry, pushes: Pushes
 ) -> None:
     gate = BodyGate(slots=1, wait_seconds=0.01, small_bytes=10)
-    door = FrontDoor(Access(Tokens(), Reviews()), registry, pushes, gate)  # type: ignore[arg-type]
+    door = FrontDoor(Access(Tokens(), Reviews()), registry, pushes, gate, reads=reads())  # type: ignore[arg-type]
     client = create_app([frontdoor_blueprint(door)]).test_client()
     with gate.admit(None):  # another thread holds the only slot
         response = client.put("/v2/team-a/app/manifests/v1", data=b"x" * 100, headers=basic(EDITOR))
@@ -322,7 +364,7 @@ class SourcesSeen(Tokens):
 
 
 def door_client(registry: Registry, pushes: Pushes, tokens: Tokens | None = None) -> FlaskClient:
-    door = FrontDoor(Access(tokens or Tokens(), Reviews()), registry, pushes)  # type: ignore[arg-type]
+    door = FrontDoor(Access(tokens or Tokens(), Reviews()), registry, pushes, reads=reads())  # type: ignore[arg-type]
     return create_app([frontdoor_blueprint(door)]).test_client()
 
 
@@ -505,7 +547,7 @@ def test_a_mount_is_checked_for_the_pushing_user(registry: Registry, pushes: Pus
             seen.append(f"{user.name}:{namespace}:{verb}")
             return super().may(user, namespace, verb, resource, subresource)
 
-    door = FrontDoor(Access(Tokens(), Watching()), registry, pushes)  # type: ignore[arg-type]
+    door = FrontDoor(Access(Tokens(), Watching()), registry, pushes, reads=reads())  # type: ignore[arg-type]
     client = create_app([frontdoor_blueprint(door)]).test_client()
     client.post(
         f"/v2/team-a/app/blobs/uploads/?mount={DIGEST}&from=team-a/o", headers=basic(EDITOR)
@@ -633,3 +675,104 @@ def test_mount_parameters_that_are_not_allowed_never_reach_the_registry(
     client.post(f"/v2/team-a/app/blobs/uploads/?{query}&origin=x", headers=basic(EDITOR))
     ((_, path, _, _),) = registry.requests
     assert path == "/v2/team-a/app/blobs/uploads/?origin=x"
+
+
+# --- reads: only what the Image API records ------------------------------------------------
+
+OTHER = "sha256:" + "b" * 64
+
+
+def test_a_manifest_read_by_tag_is_forwarded_by_the_digest_the_stream_records(
+    client: FlaskClient, registry: Registry
+) -> None:
+    for method in ("GET", "HEAD"):
+        response = client.open(
+            "/v2/team-a/app/manifests/v1",
+            method=method,
+            headers={**basic(VIEWER), "Accept": "application/vnd.oci.image.manifest.v1+json"},
+        )
+        assert response.status_code == 200
+    assert [(m, p, h["Accept"]) for m, p, h, _ in registry.requests] == [
+        (method, f"/v2/team-a/app/manifests/{DIGEST}", "application/vnd.oci.image.manifest.v1+json")
+        for method in ("GET", "HEAD")
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/v2/team-a/app/manifests/{OTHER}",  # a digest nothing records here
+        "/v2/team-a/app/manifests/v2",  # a tag the stream lacks
+        f"/v2/team-a/nostream/manifests/{DIGEST}",  # a repository with no ImageStream
+        "/v2/team-a/nostream/manifests/v1",
+    ],
+)
+def test_a_manifest_nothing_records_is_404_manifest_unknown_and_never_asked_of_the_registry(
+    client: FlaskClient, registry: Registry, path: str
+) -> None:
+    response = client.get(path, headers=basic(VIEWER))
+    assert response.status_code == 404
+    (error,) = errors(response)
+    assert error["code"] == "MANIFEST_UNKNOWN"
+    assert "is not recorded in repository team-a/" in error["message"]
+    assert client.head(path, headers=basic(VIEWER)).status_code == 404
+    assert registry.requests == []
+
+
+def test_a_digest_pushed_by_digest_to_this_repository_is_served(
+    client: FlaskClient, registry: Registry, recorded: Recorded
+) -> None:
+    recorded.images[OTHER] = {"dockerImageReference": f"host:5000/team-a/app@{OTHER}"}
+    assert client.get(f"/v2/team-a/app/manifests/{OTHER}", headers=basic(VIEWER)).status_code == 200
+    assert registry.requests[-1][1] == f"/v2/team-a/app/manifests/{OTHER}"
+
+
+def test_the_image_api_out_of_reach_is_a_503_to_retry_never_a_forwarded_read(
+    client: FlaskClient, registry: Registry, recorded: Recorded
+) -> None:
+    recorded.fail = True
+    manifest = client.get("/v2/team-a/app/manifests/v1", headers=basic(VIEWER))
+    tags = client.get("/v2/team-a/app/tags/list", headers=basic(VIEWER))
+    for response in (manifest, tags):
+        assert response.status_code == 503
+        assert errors(response)[0]["code"] == "UNAVAILABLE"
+        assert response.headers["Retry-After"] == "1"
+    assert registry.requests == []
+
+
+def test_the_tag_list_is_the_streams_never_the_registrys(
+    client: FlaskClient, registry: Registry, recorded: Recorded
+) -> None:
+    recorded.streams["team-a/app"] = stream({"v2": DIGEST, "v1": DIGEST, "a": OTHER})
+    response = client.get("/v2/team-a/app/tags/list", headers=basic(VIEWER))
+    assert response.status_code == 200
+    assert response.content_type == "application/json"
+    assert json.loads(response.data) == {"name": "team-a/app", "tags": ["a", "v1", "v2"]}
+    assert "Link" not in response.headers
+    assert registry.requests == []
+
+
+def test_a_repository_with_no_stream_has_no_tag_list(client: FlaskClient) -> None:
+    response = client.get("/v2/team-a/nostream/tags/list", headers=basic(VIEWER))
+    assert response.status_code == 404
+    assert errors(response)[0]["code"] == "NAME_UNKNOWN"
+
+
+def test_the_tag_list_pages_as_the_spec_says(client: FlaskClient, recorded: Recorded) -> None:
+    recorded.streams["team-a/app"] = stream({t: DIGEST for t in ("d", "c", "b", "a")})
+    first = client.get("/v2/team-a/app/tags/list?n=2", headers=basic(VIEWER))
+    assert json.loads(first.data)["tags"] == ["a", "b"]
+    assert first.headers["Link"] == '</v2/team-a/app/tags/list?n=2&last=b>; rel="next"'
+    rest = client.get("/v2/team-a/app/tags/list?n=2&last=b", headers=basic(VIEWER))
+    assert json.loads(rest.data)["tags"] == ["c", "d"]
+    assert "Link" not in rest.headers
+
+
+@pytest.mark.parametrize("number", ["x", "-1", "²", "9" * 5000])
+def test_a_page_size_that_is_no_number_lists_every_tag(
+    client: FlaskClient, recorded: Recorded, number: str
+) -> None:
+    recorded.streams["team-a/app"] = stream({t: DIGEST for t in ("b", "a")})
+    response = client.get(f"/v2/team-a/app/tags/list?n={number}", headers=basic(VIEWER))
+    assert response.status_code == 200
+    assert json.loads(response.data)["tags"] == ["a", "b"]

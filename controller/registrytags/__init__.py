@@ -1,0 +1,1 @@
+"""Registry tags: the upstream registry's tags kept to those the ImageStreams hold."""

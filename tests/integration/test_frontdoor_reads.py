@@ -1,0 +1,235 @@
+"""Manifest reads and tag lists through the front door, against the real registry and API
+server: only what the Image API records for a repository is served (issue 17, items 1
+and 6), and every pull of something recorded still works."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from localcluster.crane import Crane
+from localcluster.frontdoor import LocalFrontDoor
+from localcluster.ocilayout import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, random_layers, write_index
+from localcluster.stack import CONTROLLER_ACCOUNT
+from quota.pushrecords import image_object_name
+from tests.integration.support import CACHE_DEADLINE, ClusterEnv, own_stack
+from tests.integration.test_frontdoor import Registry, account, image_dir, login, sha256
+from tests.integration.test_quota import image_limit, quota, used
+from tests.integration.test_rbac import DECISION, access_of, audit_events
+
+pytestmark = pytest.mark.local_only
+
+LAYER_BYTES = 3 * 1024 * 1024
+"""The issue's reproduction: a 3 MiB layer, three times the namespace's 1Mi image limit."""
+UPSTREAM_TIMEOUT_SECONDS = 30
+"""One request to the registry on loopback."""
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[ClusterEnv]:
+    with own_stack(with_frontdoor=True, frontdoor_args=["--workers=1"]) as env:
+        yield env
+
+
+@pytest.fixture
+def door(stack: ClusterEnv) -> LocalFrontDoor:
+    assert stack.stack is not None and stack.stack.frontdoor is not None
+    return stack.stack.frontdoor
+
+
+@pytest.fixture
+def ns(stack: ClusterEnv) -> Iterator[str]:
+    name = f"r-{uuid.uuid4().hex[:10]}"
+    stack.kubectl("create", "namespace", name)
+    yield name
+    stack.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def crane(door: LocalFrontDoor, tmp_path: Path) -> Crane:
+    return Crane(door.ca_file, tmp_path / "home")
+
+
+class Upstream:
+    """The registry behind the front door, asked directly (it trusts whoever reaches it)."""
+
+    def __init__(self, door: LocalFrontDoor) -> None:
+        self.url = door.registry.url
+        self.ca_file = str(door.registry.ca_file)
+
+    def __call__(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        url = path if path.startswith("http") else self.url + path
+        return requests.request(
+            method, url, timeout=UPSTREAM_TIMEOUT_SECONDS, verify=self.ca_file, **kwargs
+        )
+
+    def upload(self, repository: str, blob: bytes) -> str:
+        """A monolithic blob upload (POST, then PUT with the digest); the blob's digest."""
+        started = self("POST", f"/v2/{repository}/blobs/uploads/")
+        assert started.status_code == 202, started.text
+        location = started.headers["Location"]
+        separator = "&" if "?" in location else "?"
+        done = self(
+            "PUT",
+            f"{location}{separator}digest={sha256(blob)}",
+            data=blob,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert done.status_code == 201, done.text
+        return sha256(blob)
+
+
+def test_a_manifest_uploaded_as_a_blob_is_never_served(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor, crane: Crane, tmp_path: Path
+) -> None:
+    """The issue's reproduction: config, a 3 MiB layer and the manifest JSON itself as
+    plain blobs, in a repository with no ImageStream, in a namespace at quota whose image
+    limit is 1Mi. The blobs go to the registry directly: the front door's own upload path
+    is item 4's to bound, and whatever way they got there, nothing unrecorded is served."""
+    stack.apply(quota({"alauda.io/imagestreams": "0"}), "-n", ns)
+    stack.apply(image_limit("1Mi"), "-n", ns)
+    stack.wait(lambda: used(stack, ns) == "0", timeout=CACHE_DEADLINE, what="usage counted")
+    repository = f"{ns}/sneak"
+    upstream = Upstream(door)
+    layer = random.Random(17).randbytes(LAYER_BYTES)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {}}).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER, "digest": sha256(layer), "size": len(layer)}],
+        }
+    ).encode()
+    for blob in (config, layer, manifest):
+        upstream.upload(repository, blob)
+    digest = sha256(manifest)
+    # One blob HEAD is what filled distribution's blob-descriptor cache with it.
+    viewer = account(stack, ns, "reader", "registry-viewer")
+    through_door = Registry(door, viewer)
+    assert through_door("HEAD", f"/v2/{repository}/blobs/{digest}").status_code == 200
+    assert upstream("HEAD", f"/v2/{repository}/blobs/{digest}").status_code == 200
+
+    accept = {"Accept": OCI_MANIFEST}
+    read = through_door("GET", f"/v2/{repository}/manifests/{digest}", headers=accept)
+    assert read.status_code == 404, read.text
+    assert read.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    head = through_door("HEAD", f"/v2/{repository}/manifests/{digest}", headers=accept)
+    assert head.status_code == 404
+    # The registry itself no longer takes a linked blob for a manifest revision.
+    direct = upstream("GET", f"/v2/{repository}/manifests/{digest}", headers=accept)
+    assert direct.status_code == 404, direct.text
+    login(crane, door, viewer)
+    pulled = crane.pull(f"{door.host}/{repository}@{digest}", tmp_path / "pulled")
+    assert pulled.returncode != 0
+    assert "MANIFEST_UNKNOWN" in pulled.stderr, pulled.stderr
+    assert stack.kubectl("get", "imagestream", "-n", ns, "-o", "name").stdout.strip() == ""
+    assert stack.kubectl("get", "image", image_object_name(digest), check=False).returncode != 0
+
+
+def test_every_recorded_pull_still_works(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor, crane: Crane, tmp_path: Path
+) -> None:
+    """By tag, by digest, an index and its children, and a push by digest: each read
+    right after its push (before any cache could have caught up), and the tag list is
+    exactly the stream's."""
+    login(crane, door, account(stack, ns, "builder", "registry-editor"))
+    single_dir, single = image_dir(tmp_path, 1500, seed=31)
+    assert crane.push(single_dir, f"{door.host}/{ns}/app:v1").returncode == 0
+    assert crane.digest(f"{door.host}/{ns}/app:v1").stdout.strip() == single.digest
+    by_tag = crane.pull(f"{door.host}/{ns}/app:v1", tmp_path / "by-tag")
+    assert by_tag.returncode == 0, by_tag.stderr
+    by_digest = crane.pull(f"{door.host}/{ns}/app@{single.digest}", tmp_path / "by-digest")
+    assert by_digest.returncode == 0, by_digest.stderr
+
+    index_dir = tmp_path / "index"
+    index = write_index(index_dir, [random_layers([700], seed=32), random_layers([900], seed=33)])
+    pushed = crane.push(index_dir, f"{door.host}/{ns}/multi:v1")
+    assert pushed.returncode == 0, pushed.stderr
+    assert crane.digest(f"{door.host}/{ns}/multi:v1").stdout.strip() == index.digest
+    for child in index.children:
+        fetched = crane.manifest(f"{door.host}/{ns}/multi@{child.digest}")
+        assert fetched.returncode == 0, fetched.stderr
+    # The same index tagged in a second repository: its children were pushed to the
+    # first (their Images name it), and are served here as children of a recorded index.
+    copied = crane.copy(f"{door.host}/{ns}/multi:v1", f"{door.host}/{ns}/copy:v1")
+    assert copied.returncode == 0, copied.stderr
+    for child in index.children:
+        fetched = crane.manifest(f"{door.host}/{ns}/copy@{child.digest}")
+        assert fetched.returncode == 0, fetched.stderr
+
+    digest_dir, by_digest_only = image_dir(tmp_path, 1100, seed=34)
+    ref = f"{door.host}/{ns}/app@{by_digest_only.digest}"
+    assert crane.push(digest_dir, ref).returncode == 0
+    only = crane.pull(ref, tmp_path / "digest-only")
+    assert only.returncode == 0, only.stderr
+
+    listed = crane.run("ls", f"{door.host}/{ns}/app")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == ["v1"]
+
+
+def upstream_tags(upstream: Upstream, repository: str) -> list[str] | None:
+    """The tags the registry itself has, None when it knows no such repository."""
+    answer = upstream("GET", f"/v2/{repository}/tags/list")
+    if answer.status_code == 404:
+        return None
+    assert answer.status_code == 200, answer.text
+    return list(answer.json().get("tags") or [])
+
+
+def test_a_deleted_streams_tags_leave_the_registry_and_are_never_listed(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor, crane: Crane, tmp_path: Path
+) -> None:
+    """Issue 17, item 6: after ``kubectl delete imagestream app``, the registry itself no
+    longer has app:v1 (the controller's reconciler deleted the tag), the front door never
+    lists nor serves it, and a tag removed from a live stream goes the same way."""
+    assert stack.stack is not None
+    login(crane, door, account(stack, ns, "builder", "registry-editor"))
+    upstream = Upstream(door)
+    directory, image = image_dir(tmp_path, 1200, seed=41)
+    for ref in (f"{ns}/app:v1", f"{ns}/kept:v1", f"{ns}/kept:v2"):
+        pushed = crane.push(directory, f"{door.host}/{ref}")
+        assert pushed.returncode == 0, pushed.stderr
+    assert upstream_tags(upstream, f"{ns}/app") == ["v1"]
+
+    stack.kubectl("delete", "imagestream", "app", "-n", ns)
+    listed = crane.run("ls", f"{door.host}/{ns}/app")
+    assert listed.returncode != 0 and "v1" not in listed.stdout  # no stream: NAME_UNKNOWN
+    assert crane.digest(f"{door.host}/{ns}/app:v1").returncode != 0
+    stack.wait(
+        lambda: not upstream_tags(upstream, f"{ns}/app"),
+        timeout=CACHE_DEADLINE,
+        what="the registry to lose the deleted stream's tag",
+    )
+
+    # A tag removed from a stream that stays: only that tag goes.
+    index = next(
+        i
+        for i, t in enumerate(
+            stack.kubectl_json("get", "imagestream", "kept", "-n", ns)["status"]["tags"]
+        )
+        if t["tag"] == "v2"
+    )
+    patch = json.dumps([{"op": "remove", "path": f"/status/tags/{index}"}])
+    stack.kubectl(
+        "patch", "imagestream", "kept", "-n", ns, "--subresource=status", "--type=json", "-p", patch
+    )
+    assert crane.run("ls", f"{door.host}/{ns}/kept").stdout.split() == ["v1"]
+    stack.wait(
+        lambda: upstream_tags(upstream, f"{ns}/kept") == ["v1"],
+        timeout=CACHE_DEADLINE,
+        what="the registry to lose the removed tag",
+    )
+    assert crane.digest(f"{door.host}/{ns}/kept:v1").stdout.strip() == image.digest
+    # What the reconciler read (a live get before each delete) it was granted, nothing more.
+    events = list(audit_events(stack.stack.cp.audit_log, CONTROLLER_ACCOUNT))
+    gets = [e for e in events if str(access_of(e)) == "get imagestreams.image.alauda.io"]
+    assert gets and all(e["annotations"].get(DECISION) != "forbid" for e in gets)

@@ -1,0 +1,156 @@
+"""The upstream registry client over real HTTP on loopback: pages followed by their Link,
+a tag deleted by its name, and every odd answer a retryable error, never a guess."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from controller.registrytags.registry import (
+    MAX_ANSWER_BYTES,
+    PAGE_SIZE,
+    RegistryUnavailable,
+    UpstreamRegistry,
+)
+
+
+class Fake:
+    """What the handler answers: path (with query) -> (status, body, headers)."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, tuple[int, bytes, dict[str, str]]] = {}
+        self.seen: list[tuple[str, str]] = []
+        self.url = ""
+
+
+def serve(fake: Fake) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            fake.seen.append((self.command, self.path))
+            status, body, headers = fake.answers.get(self.path, (404, b"{}", {}))
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_DELETE = _answer
+
+        def log_message(self, *args: Any) -> None: ...
+
+    return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+
+@pytest.fixture
+def fake() -> Iterator[Fake]:
+    state = Fake()
+    server = serve(state)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def client(fake: Fake) -> UpstreamRegistry:
+    return UpstreamRegistry(fake.url)
+
+
+def page(key: str, names: list[str] | None) -> bytes:
+    return json.dumps({key: names}).encode()
+
+
+def test_the_catalog_is_read_page_by_page_through_the_link_header(fake: Fake) -> None:
+    first = f"/v2/_catalog?n={PAGE_SIZE}"
+    second = f"/v2/_catalog?last=a%2Fy&n={PAGE_SIZE}"
+    fake.answers[first] = (
+        200,
+        page("repositories", ["a/x", "a/y"]),
+        {"Link": f'<{second}>; rel="next"'},
+    )
+    fake.answers[second] = (200, page("repositories", ["b/z"]), {})
+    assert list(client(fake).repositories()) == ["a/x", "a/y", "b/z"]
+
+
+def test_an_absolute_next_page_on_the_registrys_own_origin_is_followed(fake: Fake) -> None:
+    first = f"/v2/_catalog?n={PAGE_SIZE}"
+    url = fake.url
+    fake.answers[first] = (
+        200,
+        page("repositories", ["a/x"]),
+        {"Link": f'<{url}/v2/_catalog?last=a%2Fx>; rel="next"'},
+    )
+    fake.answers["/v2/_catalog?last=a%2Fx"] = (200, page("repositories", ["a/y"]), {})
+    assert list(client(fake).repositories()) == ["a/x", "a/y"]
+
+
+def test_a_next_page_on_another_host_is_refused(fake: Fake) -> None:
+    first = f"/v2/_catalog?n={PAGE_SIZE}"
+    fake.answers[first] = (
+        200,
+        page("repositories", ["a/x"]),
+        {"Link": '<https://evil.example/v2/_catalog>; rel="next"'},
+    )
+    with pytest.raises(RegistryUnavailable, match="another host"):
+        list(client(fake).repositories())
+
+
+def test_tags_of_a_repository_and_none_for_an_unknown_one(fake: Fake) -> None:
+    fake.answers[f"/v2/team-a/app/tags/list?n={PAGE_SIZE}"] = (200, page("tags", ["v1", "v2"]), {})
+    fake.answers[f"/v2/team-a/empty/tags/list?n={PAGE_SIZE}"] = (200, page("tags", None), {})
+    assert client(fake).tags("team-a/app") == ["v1", "v2"]
+    assert client(fake).tags("team-a/empty") == []
+    assert client(fake).tags("team-a/unknown") == []  # 404 NAME_UNKNOWN
+
+
+def test_a_tag_is_deleted_by_its_name_and_a_missing_one_is_no_error(fake: Fake) -> None:
+    fake.answers["/v2/team-a/app/manifests/v1"] = (202, b"", {})
+    assert client(fake).delete_tag("team-a/app", "v1") is True
+    assert client(fake).delete_tag("team-a/app", "gone") is False
+    assert fake.seen == [
+        ("DELETE", "/v2/team-a/app/manifests/v1"),
+        ("DELETE", "/v2/team-a/app/manifests/gone"),
+    ]
+
+
+def test_deletes_turned_off_in_the_registry_are_an_error_that_says_so(fake: Fake) -> None:
+    unsupported = b'{"errors":[{"code":"UNSUPPORTED"}]}'
+    fake.answers["/v2/team-a/app/manifests/v1"] = (405, unsupported, {})
+    with pytest.raises(RegistryUnavailable, match=r"HTTP 405.*UNSUPPORTED"):
+        client(fake).delete_tag("team-a/app", "v1")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "said"),
+    [
+        (500, b"oops", "HTTP 500"),
+        (200, b"not json", "not JSON"),
+        (200, b"[]", "not a JSON object"),
+        (200, b'{"tags": "v1"}', "not a list"),
+        (200, b"x" * (MAX_ANSWER_BYTES + 1), "over"),
+    ],
+)
+def test_an_odd_answer_is_a_retryable_error(
+    fake: Fake, status: int, body: bytes, said: str
+) -> None:
+    fake.answers[f"/v2/team-a/app/tags/list?n={PAGE_SIZE}"] = (status, body, {})
+    with pytest.raises(RegistryUnavailable, match=said):
+        client(fake).tags("team-a/app")
+
+
+def test_an_unreachable_registry_is_a_retryable_error() -> None:
+    with pytest.raises(RegistryUnavailable, match="GET /v2/team-a/app/tags/list"):
+        UpstreamRegistry("http://127.0.0.1:1").tags("team-a/app")
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "registry:5000", "https://"])
+def test_only_an_http_base_url_is_taken(url: str) -> None:
+    with pytest.raises(ValueError, match="http"):
+        UpstreamRegistry(url)

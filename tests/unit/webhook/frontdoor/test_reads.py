@@ -1,0 +1,163 @@
+"""Manifest reads decided from the Image API: the cache first, the API server when the
+cache cannot answer, Images kept by digest, and nothing else ever served."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from quota.served import RecordedImage, RecordedRepository, recorded_repository
+from webhook.frontdoor.reads import MAX_INDEXES_READ, ManifestReads
+from webhook.pushreview.auth import TtlCache
+
+A, B, C, D = ("sha256:" + ch * 64 for ch in "abcd")
+
+
+def stream(**tags: list[str]) -> dict[str, Any]:
+    return {
+        "status": {
+            "tags": [
+                {"tag": t, "items": [{"image": d} for d in items]} for t, items in tags.items()
+            ]
+        }
+    }
+
+
+class Api:
+    """The watch cache and the API server, each call counted."""
+
+    def __init__(self) -> None:
+        self.cached: dict[str, dict[str, Any]] = {}
+        self.live: dict[str, dict[str, Any]] = {}
+        self.images: dict[str, dict[str, Any]] = {}
+        self.stream_reads = 0
+        self.image_reads: list[str] = []
+
+    def recorded(self, namespace: str, name: str) -> RecordedRepository | None:
+        found = self.cached.get(f"{namespace}/{name}")
+        return None if found is None else recorded_repository(found)
+
+    def stream(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.stream_reads += 1
+        return self.live.get(f"{namespace}/{name}")
+
+    def image(self, digest: str) -> dict[str, Any] | None:
+        self.image_reads.append(digest)
+        return self.images.get(digest)
+
+
+@pytest.fixture
+def api() -> Api:
+    return Api()
+
+
+def reads(api: Api, now: list[float] | None = None) -> ManifestReads:
+    clock = now or [0.0]
+    return ManifestReads(api, api, TtlCache(300.0, 100, clock=lambda: clock[0]))
+
+
+def test_a_cached_tag_or_history_digest_is_served_with_no_call(api: Api) -> None:
+    api.cached["team-a/app"] = stream(v1=[B, A])
+    door = reads(api)
+    assert door.manifest_digest("team-a", "app", "v1") == B
+    assert door.manifest_digest("team-a", "app", A) == A
+    assert (api.stream_reads, api.image_reads) == (0, [])
+
+
+def test_a_stream_the_cache_has_not_seen_yet_is_read_live(api: Api) -> None:
+    """A pull right after its push: the tag is in the API server, not yet in the cache."""
+    api.cached["team-a/app"] = stream(v1=[A])
+    api.live["team-a/app"] = stream(v1=[A], v2=[B])
+    api.live["team-a/new"] = stream(v1=[C])
+    door = reads(api)
+    assert door.manifest_digest("team-a", "app", "v2") == B
+    assert door.manifest_digest("team-a", "new", "v1") == C
+    assert api.stream_reads == 2
+
+
+def test_a_stale_registry_tag_is_never_what_decides(api: Api) -> None:
+    """The stream moved v1 to B: B is served, whatever the registry's tag says."""
+    api.cached["team-a/app"] = stream(v1=[B, A])
+    assert reads(api).manifest_digest("team-a", "app", "v1") == B
+
+
+@pytest.mark.parametrize("reference", ["v2", C])
+def test_what_nothing_records_is_unknown(api: Api, reference: str) -> None:
+    api.cached["team-a/app"] = api.live["team-a/app"] = stream(v1=[A])
+    assert reads(api).manifest_digest("team-a", "app", reference) is None
+
+
+def test_a_repository_with_no_stream_serves_nothing_and_reads_no_image(api: Api) -> None:
+    """A manifest uploaded as a blob into a repository nobody pushed to (issue 17, item 1)."""
+    api.images[C] = {"dockerImageReference": f"host/team-a/sneak@{C}"}
+    assert reads(api).manifest_digest("team-a", "sneak", C) is None
+    assert api.image_reads == []
+
+
+def test_a_push_by_digest_is_served_from_its_repository_only(api: Api) -> None:
+    api.cached["team-a/app"] = api.live["team-a/app"] = stream()
+    api.cached["team-a/other"] = api.live["team-a/other"] = stream()
+    api.images[C] = {"dockerImageReference": f"host:5000/team-a/app@{C}"}
+    door = reads(api)
+    assert door.manifest_digest("team-a", "app", C) == C
+    assert door.manifest_digest("team-a", "other", C) is None
+
+
+def test_an_indexs_children_are_served_where_the_index_is_recorded(api: Api) -> None:
+    """Children pushed to another repository first (a copy): found through the index."""
+    api.cached["team-a/copy"] = api.live["team-a/copy"] = stream(v1=[A])
+    api.images[A] = {"dockerImageManifests": [{"digest": B}, {"digest": C}]}
+    api.images[B] = {"dockerImageReference": f"host/team-a/multi@{B}"}
+    door = reads(api)
+    assert door.manifest_digest("team-a", "copy", B) == B
+    assert door.manifest_digest("team-a", "copy", C) == C
+    assert door.manifest_digest("team-a", "copy", D) is None
+
+
+def test_images_found_are_kept_by_digest_and_absence_never_is(api: Api) -> None:
+    api.cached["team-a/copy"] = stream(v1=[A])
+    api.images[A] = {"dockerImageManifests": [{"digest": B}]}
+    door = reads(api)
+    for _ in range(3):
+        assert door.manifest_digest("team-a", "copy", B) == B
+    assert api.image_reads.count(A) == 1
+    assert api.image_reads.count(B) == 3  # B has no Image: asked each time
+    api.images[B] = {"dockerImageReference": f"host/team-a/copy@{B}"}
+    assert door.manifest_digest("team-a", "copy", B) == B
+
+
+def test_a_kept_image_is_asked_again_after_its_time(api: Api) -> None:
+    api.cached["team-a/copy"] = stream(v1=[A])
+    api.images[A] = {"dockerImageManifests": [{"digest": B}]}
+    now = [0.0]
+    door = reads(api, now)
+    assert door.manifest_digest("team-a", "copy", B) == B
+    del api.images[A]  # pruned
+    now[0] = 301.0
+    assert door.manifest_digest("team-a", "copy", B) is None
+
+
+def test_an_unknown_digest_reads_a_bounded_number_of_images(api: Api) -> None:
+    history = ["sha256:" + f"{n:064x}" for n in range(MAX_INDEXES_READ * 2)]
+    api.cached["team-a/app"] = api.live["team-a/app"] = stream(v1=history)
+    reads(api).manifest_digest("team-a", "app", D)
+    # D itself, then at most MAX_INDEXES_READ of the history, twice (cache, then live).
+    assert len(set(api.image_reads) - {D}) == MAX_INDEXES_READ
+    assert api.image_reads[1] == history[0]  # the current image first
+
+
+def test_the_tag_list_is_read_live(api: Api) -> None:
+    api.cached["team-a/app"] = stream(v1=[A], gone=[B])
+    api.live["team-a/app"] = stream(v1=[A])
+    door = reads(api)
+    assert door.tags("team-a", "app") == ["v1"]
+    assert door.tags("team-a", "none") is None
+
+
+def test_a_recorded_image_is_kept_as_its_small_projection(api: Api) -> None:
+    api.cached["team-a/copy"] = stream(v1=[A])
+    api.images[A] = {"dockerImageManifests": [{"digest": B}], "dockerImageLayers": ["big"] * 99}
+    cache: TtlCache[RecordedImage] = TtlCache(300.0)
+    ManifestReads(api, api, cache).manifest_digest("team-a", "copy", B)
+    assert cache.get(A) == RecordedImage("", frozenset({B}))
