@@ -207,7 +207,8 @@ class FrontDoor:
         query = request.query_string.decode("latin-1")
         if route.kind == "upload_start":
             query = self._mount_query(user, query)
-        path = request.path + (f"?{query}" if query else "")
+        # The path that was checked, rebuilt from the route: never the client's own text.
+        path = oci.route_path(route) + (f"?{query}" if query else "")
         length = request.content_length
         has_body = request.method in ("PUT", "PATCH", "POST")
         body = request_body(request.stream, length) if has_body else None

@@ -181,6 +181,24 @@ def test_an_upload_streams_the_body_up(client: FlaskClient, registry: Registry) 
     )
 
 
+@pytest.mark.parametrize("upload", [".", ".."])
+def test_an_upload_id_that_is_a_dot_segment_never_reaches_the_registry(
+    client: FlaskClient, registry: Registry, upload: str
+) -> None:
+    response = client.patch(
+        f"/v2/team-a/app/blobs/uploads/{upload}", data=b"x", headers=basic(EDITOR)
+    )
+    assert response.status_code == 404 and errors(response)[0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+    assert registry.requests == []
+
+
+def test_the_registry_gets_the_path_built_from_the_checked_route(
+    client: FlaskClient, registry: Registry
+) -> None:
+    client.post("/v2/team-a/app/blobs/uploads?x=1", headers=basic(EDITOR))
+    assert [path for _, path, _, _ in registry.requests] == ["/v2/team-a/app/blobs/uploads/?x=1"]
+
+
 def test_a_mount_from_a_repository_the_pusher_cannot_read_becomes_an_upload(
     client: FlaskClient, registry: Registry
 ) -> None:
