@@ -10,7 +10,8 @@ that keeps the registry and the Image API consistent.
 3. PUT the manifest to the registry by digest: no tag moves yet. If the registry refuses
    it (a blob it lacks, say), its error goes to the client and a stream created in step 2
    is deleted again (only if no other push has written to it since), so a failed first
-   push holds no quota.
+   push holds no quota. So is it when any later step up to the tag's record is refused
+   or fails: a refused push leaves no stream and no charge behind.
 4. Create the Image (content-addressed: one that exists is kept), only for a manifest the
    registry holds.
 5. Tag: append the tag event to the stream's status history, judged again by our webhook
@@ -164,22 +165,27 @@ class ManifestPuts:
         # The body's own media type: a client's generic Content-Type (application/json,
         # none) is one the registry may not map to a manifest type.
         headers = {"Content-Type": parsed.media_type}
-        by_digest = self._registry.request(
-            "PUT", f"/v2/{put.repository}/manifests/{digest}", headers, put.body
-        )
-        if by_digest.status >= 300:
-            if created:
-                self._records.delete_stream(stream)
-            return by_digest
-        if tag is None:
-            self._save(image)
-            return by_digest
-        by_digest.close()
-        self._save(image)
         try:
-            self._records.tag(stream, tag, digest, reference)
-        except Denied as err:
-            raise PushDenied(str(err)) from None
+            by_digest = self._registry.request(
+                "PUT", f"/v2/{put.repository}/manifests/{digest}", headers, put.body
+            )
+            if by_digest.status >= 300:
+                self._undo(stream, created)
+                return by_digest
+            if tag is None:
+                self._save(image)
+                return by_digest
+            by_digest.close()
+            self._save(image)
+            try:
+                self._records.tag(stream, tag, digest, reference)
+            except Denied as err:
+                raise PushDenied(str(err)) from None
+        except Exception:
+            # Refused or failed before the tag was recorded: a stream this push created
+            # is empty, and would hold quota for nothing (the client's retry makes it again).
+            self._undo(stream, created)
+            raise
         return self._registry.request(
             "PUT", f"/v2/{put.repository}/manifests/{tag}", headers, put.body
         )
@@ -209,6 +215,12 @@ class ManifestPuts:
             if raced is not None:
                 return raced, False
             raise PushDenied(str(err)) from None
+
+    def _undo(self, stream: Obj, created: bool) -> None:
+        """Delete the stream this push created (``delete_stream`` keeps one another push
+        has written to since)."""
+        if created:
+            self._records.delete_stream(stream)
 
     def _save(self, image: Obj) -> None:
         try:
