@@ -555,6 +555,115 @@ def test_an_index_naming_one_child_many_times_reads_it_once() -> None:
     assert len(ledger.read_limits) == 1
 
 
+# --- declared sizes against what the registry holds -------------------------------------
+
+MIB = 1024 * 1024
+
+
+def layer_of(body: bytes, position: int = 0) -> str:
+    layer: str = json.loads(body)["layers"][position]["digest"]
+    return layer
+
+
+def test_a_layer_declared_smaller_than_the_registry_holds_is_refused_before_any_write(
+    journal: Journal,
+) -> None:
+    judge = Judge()
+    body = image_manifest(1000)
+    journal.held[layer_of(body)] = 3 * MIB
+    with pytest.raises(oci.RegistryError) as raised:
+        ManifestPuts(judge, journal, journal, HOST).put(push(body))
+    assert (raised.value.status, raised.value.code) == (400, oci.MANIFEST_INVALID)
+    assert raised.value.message == (
+        f"layers[0].size is 1000, but the registry holds {3 * MIB} bytes for {layer_of(body)}"
+    )
+    assert judge.seen == [] and journal.calls == []
+
+
+def test_a_config_declared_with_another_size_is_refused_naming_the_config(
+    journal: Journal,
+) -> None:
+    body = image_manifest(10, config_size=7)
+    config = json.loads(body)["config"]["digest"]
+    journal.held[config] = 70
+    with pytest.raises(oci.RegistryError) as raised:
+        ManifestPuts(Judge(), journal, journal, HOST).put(push(body))
+    assert raised.value.message == f"config.size is 7, but the registry holds 70 bytes for {config}"
+    assert journal.calls == []
+
+
+def test_a_blob_the_registry_lacks_is_manifest_blob_unknown_before_any_write(
+    journal: Journal,
+) -> None:
+    body = image_manifest(10, 20)
+    journal.held[layer_of(body, 1)] = None
+    with pytest.raises(oci.RegistryError) as raised:
+        ManifestPuts(Judge(), journal, journal, HOST).put(push(body))
+    assert raised.value.code == oci.MANIFEST_BLOB_UNKNOWN
+    assert raised.value.detail == {"digest": layer_of(body, 1)}
+    assert journal.calls == []
+
+
+def test_each_blob_is_asked_of_the_registry_in_the_pushed_repository(journal: Journal) -> None:
+    body = image_manifest(10, 20)
+    ManifestPuts(Judge(), journal, journal, HOST).put(push(body))
+    config = json.loads(body)["config"]["digest"]
+    assert journal.heads == [
+        f"/v2/team-a/app/blobs/{blob}" for blob in (config, layer_of(body), layer_of(body, 1))
+    ]
+
+
+def test_a_blob_size_is_asked_once_per_digest(journal: Journal) -> None:
+    """A digest names its content: its size never changes, so later pushes reuse it."""
+    puts = ManifestPuts(Judge(), journal, journal, HOST)
+    puts.put(push(image_manifest(10, 20)))
+    asked = len(journal.heads)
+    puts.put(push(image_manifest(10, 20), reference="v2"))
+    assert asked == 3 and len(journal.heads) == asked
+
+
+def test_a_registry_that_cannot_say_a_blobs_size_fails_retryably_before_any_write() -> None:
+    class Failing(Journal):
+        def head(self, path: str) -> UpstreamResponse:
+            return UpstreamResponse(500, [], iter([]), None)
+
+    failing = Failing()
+    with pytest.raises(RecordFailed, match=r"HEAD of blob sha256:[0-9a-f]{64}: HTTP 500$"):
+        ManifestPuts(Judge(), failing, failing, HOST).put(push(image_manifest(10)))
+    assert failing.calls == []
+
+
+def test_an_index_child_of_another_length_than_declared_is_refused(journal: Journal) -> None:
+    child = image_manifest(10)
+    journal.manifests = {digest(child): child}
+    document = json.loads(index_of(child))
+    document["manifests"][0]["size"] = len(child) - 1
+    with pytest.raises(oci.RegistryError) as raised:
+        ManifestPuts(Judge(), journal, journal, HOST).put(
+            push(json.dumps(document).encode(), content_type=OCI_INDEX)
+        )
+    assert raised.value.code == oci.MANIFEST_INVALID
+    assert raised.value.message == (
+        f"manifests[0].size is {len(child) - 1}, but the registry holds {len(child)} bytes"
+        f" for {digest(child)}"
+    )
+    assert journal.calls == []
+
+
+def test_an_index_child_naming_a_blob_of_another_size_is_refused_naming_the_child(
+    journal: Journal,
+) -> None:
+    small, lying = image_manifest(10), image_manifest(1000)
+    journal.manifests = {digest(small): small, digest(lying): lying}
+    journal.held[layer_of(lying)] = 3 * MIB
+    with pytest.raises(oci.RegistryError) as raised:
+        ManifestPuts(Judge(), journal, journal, HOST).put(
+            push(index_of(small, lying), content_type=OCI_INDEX)
+        )
+    assert raised.value.message.startswith("manifests[1].layers[0].size is 1000, but")
+    assert journal.calls == []
+
+
 # --- a refused push leaves nothing behind -------------------------------------------------
 
 
