@@ -17,6 +17,7 @@ from webhook.frontdoor.access import Access
 from webhook.frontdoor.pushes import ManifestPuts
 from webhook.frontdoor.records import ImageRecords
 from webhook.frontdoor.routes import FrontDoor, frontdoor_blueprint
+from webhook.frontdoor.uploads import Uploads
 from webhook.frontdoor.upstream import Upstream
 from webhook.main import serve
 from webhook.pushreview.auth import Authenticator, Authorizer
@@ -52,7 +53,7 @@ def build_frontdoor_app(settings: Settings) -> Flask:
     pushes = ManifestPuts(
         judge, ImageRecords(client.CustomObjectsApi(api)), upstream, settings.internal_registry
     )
-    door = FrontDoor(access, upstream, pushes)
+    door = FrontDoor(access, upstream, pushes, uploads=Uploads(judge, upstream))
     return create_app([frontdoor_blueprint(door)], readiness=[caches.not_ready])
 
 
