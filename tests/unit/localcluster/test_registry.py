@@ -33,3 +33,12 @@ def test_stores_on_the_filesystem_and_never_deletes(tmp_path: Path) -> None:
     assert isinstance(storage, dict)
     assert storage["filesystem"] == {"rootdirectory": str(tmp_path / "storage")}
     assert "delete" not in storage
+
+
+def test_purges_upload_sessions_an_hour_old_every_ten_minutes(tmp_path: Path) -> None:
+    """Uploads the front door cut or refused, and abandoned ones, are reclaimed."""
+    storage = config(tmp_path)["storage"]
+    assert isinstance(storage, dict)
+    assert storage["maintenance"] == {
+        "uploadpurging": {"enabled": True, "age": "1h", "interval": "10m", "dryrun": False}
+    }
