@@ -14,13 +14,15 @@ import socket
 import ssl
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from localcluster.crane import Crane
 from localcluster.frontdoor import LocalFrontDoor
-from localcluster.ocilayout import OCI_CONFIG, OCI_MANIFEST
+from localcluster.ocilayout import OCI_CONFIG, OCI_MANIFEST, random_layers, write_image
 from quota.pushrecords import image_object_name
 from tests.integration.support import CACHE_DEADLINE, ClusterEnv, own_stack
 from tests.integration.test_frontdoor import Registry, account, sha256
@@ -166,6 +168,18 @@ def answer_while_sending(
         return response.status, json.loads(response.read() or b"{}"), sent
 
 
+def wait_for_the_1mi_limit(stack: ClusterEnv, registry: Registry, repository: str) -> None:
+    """Until the front door bounds uploads at 1Mi: a one-byte chunk claiming to end past
+    it is refused unsent (before, the registry answers 416, the session being empty)."""
+
+    def refused() -> bool:
+        session = registry("POST", f"/v2/{repository}/blobs/uploads/").headers["Location"]
+        claim = {"Content-Type": "application/octet-stream", "Content-Range": f"{MIB}-{MIB}"}
+        return registry("PATCH", session, data=b"x", headers=claim).status_code == 403
+
+    stack.wait(refused, timeout=CACHE_DEADLINE, what="the front door to bound uploads at 1Mi")
+
+
 CONFIG = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
 
 
@@ -271,14 +285,7 @@ def test_uploads_within_the_largest_image_pass_and_a_blob_past_it_is_cut(
     registry = Registry(door, token)
     octets = {"Content-Type": "application/octet-stream"}
 
-    def past_the_limit_is_refused() -> bool:
-        # A chunk claiming to end past 1Mi: refused unsent once the limit is cached (else
-        # the registry answers 416, the session being empty).
-        session = registry("POST", f"/v2/{ns}/app/blobs/uploads/").headers["Location"]
-        claim = {**octets, "Content-Range": f"{MIB}-{MIB}"}
-        return registry("PATCH", session, data=b"x", headers=claim).status_code == 403
-
-    stack.wait(past_the_limit_is_refused, timeout=CACHE_DEADLINE, what="the 1Mi limit cached")
+    wait_for_the_1mi_limit(stack, registry, f"{ns}/app")
 
     # Within the limit: monolithic, chunked with ranges, and chunked transfer encoding.
     whole = random_bytes(MIB, seed=51)
@@ -331,3 +338,26 @@ def test_uploads_within_the_largest_image_pass_and_a_blob_past_it_is_cut(
     )  # fmt: skip
     assert status == 403 and "(3Mi > 1Mi)" in answer["errors"][0]["message"], answer
     assert upstream(door, "HEAD", f"/v2/{ns}/app/blobs/{sha256(big)}").status_code == 404
+
+
+def test_crane_pushing_a_layer_past_the_largest_image_prints_the_limit_and_stores_nothing(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor, tmp_path: Path
+) -> None:
+    """A real client (Go's HTTP transport reads an early answer) prints the refusal of a
+    layer cut while it uploads, and the registry never holds that layer."""
+    stack.apply(image_limit("1Mi"), "-n", ns)
+    token = account(stack, ns, "builder", "registry-editor")
+    registry = Registry(door, token)
+    wait_for_the_1mi_limit(stack, registry, f"{ns}/app")
+    crane = Crane(door.ca_file, tmp_path / "home")
+    crane.write_credentials(door.host, "serviceaccount", token)
+    image = write_image(tmp_path / "image", random_layers([3 * MIB], seed=61))
+    result = crane.push(tmp_path / "image", f"{door.host}/{ns}/app:v1")
+    assert result.returncode != 0
+    assert "DENIED" in result.stderr, result.stderr
+    assert "requested usage of storage exceeds the maximum limit per alauda.io/Image" in (
+        result.stderr
+    )
+    assert 'set by LimitRange "image-limits"' in result.stderr
+    [layer] = image.layers
+    assert upstream(door, "HEAD", f"/v2/{ns}/app/blobs/{layer.digest}").status_code == 404
