@@ -37,6 +37,15 @@ SECRET_BYTES = 32
 """Entropy of ``http.secret``, which signs upload state between requests; distribution
 generates one of this size itself when none is set, but then warns, and replicas differ."""
 LOG_NAME = "registry"
+UPLOAD_PURGING = {"enabled": True, "age": "1h", "interval": "10m", "dryrun": False}
+"""distribution's ``storage.maintenance.uploadpurging``: upload sessions older than ``age``
+are deleted every ``interval`` (its defaults: 168h and 24h). The front door cuts an
+upload past the namespace's image limit and refuses one no push could follow, and a
+client may walk away mid-upload: their bytes stay in the session until purged. An hour
+is six times the longest the front door lets one request body take (600 s,
+``webhook.frontdoor.main.UPLOAD_WAIT_SECONDS``), and the dev registry's blobs are small,
+so no live push loses its session, while abandoned ones go within 70 minutes (the age
+counts from the session's start, not from its last byte)."""
 
 
 def registry_config(
@@ -59,6 +68,7 @@ def registry_config(
     repository-scoped cache takes any blob linked into a repository for a manifest
     revision, so a manifest uploaded as a plain blob would be served by digest, unjudged
     and uncharged (issue 17, item 1; docs/install.md says so for a user's own registry).
+    ``maintenance.uploadpurging``: cut, refused and abandoned uploads are reclaimed.
     """
     return {
         "version": 0.1,
@@ -66,6 +76,7 @@ def registry_config(
         "storage": {
             "filesystem": {"rootdirectory": str(storage_dir)},
             "delete": {"enabled": True},
+            "maintenance": {"uploadpurging": dict(UPLOAD_PURGING)},
         },
         "http": {
             "addr": f"127.0.0.1:{port}",

@@ -241,6 +241,10 @@ _ENDPOINT: Final = re.compile(
 )
 UPLOAD_ID: Final = re.compile(r"[a-zA-Z0-9._=-]+")
 """An upload session id, as distribution's route matches it (registry/api/v2/routes.go)."""
+DOT_SEGMENTS: Final = frozenset({".", ".."})
+"""Path segments that URL resolution removes (RFC 3986 section 5.2.4): UPLOAD_ID matches
+them, but an HTTP client normalises them away, so the registry would be sent another path
+than the one checked. distribution's ids are UUIDs: none of them is a dot segment."""
 
 
 @dataclass(frozen=True)
@@ -295,7 +299,7 @@ def parse_route(method: str, path: str) -> Route:
         return _checked_method(Route("upload_start", method, namespace, name))
     if (upload := match["upload"]) is not None:
         route = _checked_method(Route("upload", method, namespace, name, upload))
-        if not UPLOAD_ID.fullmatch(upload):
+        if not UPLOAD_ID.fullmatch(upload) or upload in DOT_SEGMENTS:
             raise blob_upload_unknown(f"{brief(upload)} is not an upload id")
         return route
     if (reference := match["manifest"]) is not None:
@@ -311,6 +315,29 @@ def parse_route(method: str, path: str) -> Route:
     if not is_digest(digest):
         raise digest_invalid(f"{brief(digest)} is not a valid digest")
     return route
+
+
+_ROUTE_PATHS: Final[Mapping[RouteKind, str]] = {
+    "base": "",
+    "catalog": "_catalog",
+    "blob": "{repository}/blobs/{reference}",
+    "upload_start": "{repository}/blobs/uploads/",
+    "upload": "{repository}/blobs/uploads/{reference}",
+    "manifest": "{repository}/manifests/{reference}",
+    "tags": "{repository}/tags/list",
+    "referrers": "{repository}/referrers/{reference}",
+}
+"""Each endpoint's path after ``/v2/``, as the spec writes it (end-1 to end-13)."""
+
+
+def route_path(route: Route) -> str:
+    """The path to forward for a parsed route, built from what was checked and nothing
+    else: whatever else the client's path held (a missing trailing slash, say) is not
+    passed on. Every part is a checked name, digest, tag or upload id, so the path needs
+    no escaping and holds no dot segment."""
+    return PREFIX + _ROUTE_PATHS[route.kind].format(
+        repository=route.repository, reference=route.reference
+    )
 
 
 def _checked_method(route: Route) -> Route:

@@ -19,6 +19,7 @@ from webhook.frontdoor.pushes import ManifestPuts
 from webhook.frontdoor.reads import ManifestReads
 from webhook.frontdoor.records import ImageRecords
 from webhook.frontdoor.routes import FrontDoor, frontdoor_blueprint
+from webhook.frontdoor.uploads import Uploads
 from webhook.frontdoor.upstream import Upstream
 from webhook.main import serve
 from webhook.pushreview.auth import Authenticator, Authorizer
@@ -57,7 +58,13 @@ def build_frontdoor_app(settings: Settings) -> Flask:
     upstream = Upstream(settings.upstream_registry, settings.upstream_ca_file)
     records = ImageRecords(client.CustomObjectsApi(api))
     pushes = ManifestPuts(judge, records, upstream, settings.internal_registry)
-    door = FrontDoor(access, upstream, pushes, reads=ManifestReads(caches, records))
+    door = FrontDoor(
+        access,
+        upstream,
+        pushes,
+        reads=ManifestReads(caches, records),
+        uploads=Uploads(judge, upstream),
+    )
     return create_app([frontdoor_blueprint(door)], readiness=[caches.not_ready])
 
 

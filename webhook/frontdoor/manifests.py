@@ -38,6 +38,10 @@ MANIFEST_LIMITS: Final = JsonLimits(
 MAX_BLOB_SIZE: Final = 2**63 - 1
 """A descriptor's size is a Go int64 in the image-spec (specs-go/v1 Descriptor.Size): a larger
 one no registry or client can hold."""
+MAX_IMAGE_SIZE: Final = 2**63 - 1
+"""An image's size (config plus distinct layers) is an int64 where the Image API records it
+(``dockerImageMetadata.size``, format int64): a larger sum could be stored in the registry
+but never recorded, so it is refused before anything is written."""
 SCHEMA_VERSION: Final = 2
 """The only schemaVersion of the four manifest types (image-spec manifest.md, index.md)."""
 
@@ -274,6 +278,11 @@ def _image(kind: str, document: Mapping[str, Any]) -> ImageManifest:
         measured = manifest_from_dict(document, path="manifest")
     except InvalidManifest as err:  # checked above; kept total should the rules part
         raise manifest_invalid(str(err)) from None
+    if measured.size > MAX_IMAGE_SIZE:
+        raise manifest_invalid(
+            f"the image's size, config plus distinct layers, is {measured.size} bytes: more"
+            f" than {MAX_IMAGE_SIZE}, the most the Image API records (an int64)"
+        )
     return ImageManifest(kind, config, layers, measured)
 
 

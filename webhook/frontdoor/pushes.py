@@ -1,6 +1,10 @@
 """A manifest PUT: judged by the PushReview rules in-process, then written in the order
 that keeps the registry and the Image API consistent.
 
+0. Check what the manifest declares against what the registry holds: each blob it names
+   (config and layers, of every child of an index) must be there at its declared size,
+   and each child of an index must be as long as declared (``blobsizes``), so that no
+   rule judges a size the registry does not hold.
 1. Judge (limits, and quota room for a new repository) from the caches: a denial ends the
    push before anything is written, with the contract's message.
 2. New repository (no ImageStream, read live): create its ImageStream through the API
@@ -10,7 +14,8 @@ that keeps the registry and the Image API consistent.
 3. PUT the manifest to the registry by digest: no tag moves yet. If the registry refuses
    it (a blob it lacks, say), its error goes to the client and a stream created in step 2
    is deleted again (only if no other push has written to it since), so a failed first
-   push holds no quota.
+   push holds no quota. So is it when any later step up to the tag's record is refused
+   or fails: a refused push leaves no stream and no charge behind.
 4. Create the Image (content-addressed: one that exists is kept), only for a manifest the
    registry holds.
 5. Tag: append the tag event to the stream's status history, judged again by our webhook
@@ -43,6 +48,7 @@ from quota.pushrecords import (
     index_image_object,
 )
 from webhook.frontdoor import distribution as oci
+from webhook.frontdoor.blobsizes import BlobSizes
 from webhook.frontdoor.manifests import (
     MAX_MANIFEST_BYTES,
     ImageIndex,
@@ -131,12 +137,21 @@ class ManifestPut:
 
 
 class ManifestPuts:
-    def __init__(self, judge: Judge, records: Records, registry: Registry, host: str) -> None:
-        """``host``: the registry hostname clients pull from, recorded in references."""
+    def __init__(
+        self,
+        judge: Judge,
+        records: Records,
+        registry: Registry,
+        host: str,
+        blobs: BlobSizes | None = None,
+    ) -> None:
+        """``host``: the registry hostname clients pull from, recorded in references;
+        ``blobs``: the registry's blob sizes (by default asked of ``registry``)."""
         self._judge = judge
         self._records = records
         self._registry = registry
         self._host = host
+        self._blobs = blobs or BlobSizes(registry)
 
     def put(self, put: ManifestPut) -> UpstreamResponse:
         """Raises ``oci.RegistryError`` (bad manifest), ``PushDenied`` or ``RecordFailed``."""
@@ -151,6 +166,7 @@ class ManifestPuts:
                 digest, reference, parsed.media_type, [child for child, _ in children]
             )
         else:
+            self._check_blobs(put, parsed, "")
             measured = parsed.manifest
             image = image_object(
                 digest,
@@ -164,22 +180,27 @@ class ManifestPuts:
         # The body's own media type: a client's generic Content-Type (application/json,
         # none) is one the registry may not map to a manifest type.
         headers = {"Content-Type": parsed.media_type}
-        by_digest = self._registry.request(
-            "PUT", f"/v2/{put.repository}/manifests/{digest}", headers, put.body
-        )
-        if by_digest.status >= 300:
-            if created:
-                self._records.delete_stream(stream)
-            return by_digest
-        if tag is None:
-            self._save(image)
-            return by_digest
-        by_digest.close()
-        self._save(image)
         try:
-            self._records.tag(stream, tag, digest, reference)
-        except Denied as err:
-            raise PushDenied(str(err)) from None
+            by_digest = self._registry.request(
+                "PUT", f"/v2/{put.repository}/manifests/{digest}", headers, put.body
+            )
+            if by_digest.status >= 300:
+                self._undo(stream, created)
+                return by_digest
+            if tag is None:
+                self._save(image)
+                return by_digest
+            by_digest.close()
+            self._save(image)
+            try:
+                self._records.tag(stream, tag, digest, reference)
+            except Denied as err:
+                raise PushDenied(str(err)) from None
+        except Exception:
+            # Refused or failed before the tag was recorded: a stream this push created
+            # is empty, and would hold quota for nothing (the client's retry makes it again).
+            self._undo(stream, created)
+            raise
         return self._registry.request(
             "PUT", f"/v2/{put.repository}/manifests/{tag}", headers, put.body
         )
@@ -209,6 +230,20 @@ class ManifestPuts:
             if raced is not None:
                 return raced, False
             raise PushDenied(str(err)) from None
+
+    def _undo(self, stream: Obj, created: bool) -> None:
+        """Delete the stream this push created (``delete_stream`` keeps one another push
+        has written to since)."""
+        if created:
+            self._records.delete_stream(stream)
+
+    def _check_blobs(self, put: ManifestPut, image: ImageManifest, at: str) -> None:
+        """Each blob ``image`` names is in the registry at its declared size; ``at`` is
+        where the image sits in the pushed manifest (``manifests[i].`` for a child)."""
+        blobs = [(f"{at}config", image.config)]
+        blobs += [(f"{at}layers[{i}]", layer) for i, layer in enumerate(image.layers)]
+        for field, blob in blobs:
+            self._blobs.check(put.repository, field, blob.digest, blob.size)
 
     def _save(self, image: Obj) -> None:
         try:
@@ -253,9 +288,15 @@ class ManifestPuts:
             raise oci.manifest_blob_unknown(child.digest)
         if status != 200:
             raise RecordFailed(f"reading manifests[{position}]: HTTP {status}")
+        if len(body) != child.size:
+            raise oci.manifest_invalid(
+                f"manifests[{position}].size is {child.size}, but the registry holds"
+                f" {len(body)} bytes for {child.digest}"
+            )
         parsed = parse_manifest(body, child.media_type)
         if not isinstance(parsed, ImageManifest):
             raise oci.manifest_invalid(
                 f"manifests[{position}] is an image index: nested indexes are not accepted"
             )
+        self._check_blobs(put, parsed, f"manifests[{position}].")
         return parsed.manifest

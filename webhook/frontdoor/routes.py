@@ -32,6 +32,7 @@ from webhook.frontdoor.manifests import MAX_MANIFEST_BYTES
 from webhook.frontdoor.pushes import RETRY_AFTER_SECONDS, ManifestPut, ManifestPuts, PushDenied
 from webhook.frontdoor.reads import ManifestReads
 from webhook.frontdoor.records import RecordFailed
+from webhook.frontdoor.uploads import Uploads
 from webhook.frontdoor.upstream import Upstream, UpstreamResponse, request_body
 from webhook.httpjson import BodyGate, ServerBusy, brief
 from webhook.pushreview.auth import TooManyReviews, User
@@ -112,11 +113,13 @@ class FrontDoor:
         gate: BodyGate | None = None,
         *,
         reads: ManifestReads,
+        uploads: Uploads,
     ) -> None:
         self._access = access
         self._upstream = upstream
         self._pushes = pushes
         self._reads = reads
+        self._uploads = uploads
         # A hostile 4 MiB manifest costs some 100 MiB while parsed: only so many at once.
         self._gate = gate or BodyGate()
 
@@ -220,11 +223,16 @@ class FrontDoor:
             return self._list_tags(route)
         query = request.query_string.decode("latin-1")
         if route.kind == "upload_start":
+            self._uploads.admit_start(route)
             query = self._mount_query(user, query)
-        path = request.path + (f"?{query}" if query else "")
+        # The path that was checked, rebuilt from the route: never the client's own text.
+        path = oci.route_path(route) + (f"?{query}" if query else "")
         length = request.content_length
         has_body = request.method in ("PUT", "PATCH", "POST")
         body = request_body(request.stream, length) if has_body else None
+        if body is not None and route.kind in ("upload_start", "upload"):
+            content_range = request.headers.get("Content-Range")
+            body = self._uploads.bound(route, query, content_range, body, length)
         headers = dict(request.headers)
         if route.kind in ("upload_start", "upload"):
             # Blob bytes, whatever the client says: a registry parses a form body for

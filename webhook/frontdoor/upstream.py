@@ -95,6 +95,8 @@ class Upstream:
     ) -> UpstreamResponse:
         """Send one request; the answer's body is read only as the caller iterates it.
 
+        ``path_and_query`` goes on the request line exactly as given (never normalised).
+
         ``body`` is streamed; ``length`` (the client's Content-Length) is passed on when
         known, else the body goes up chunked, as the client sent it.
         """
@@ -107,9 +109,13 @@ class Upstream:
                 chunked = True
             else:
                 outgoing["Content-Length"] = str(length)
-        response = self._pool.request(
+        # The pool's own urlopen with the path alone: PoolManager.request would parse the
+        # whole URL and resolve dot segments (RFC 3986 5.2.4), sending the registry another
+        # path than the one the front door checked. A path is sent exactly as given.
+        pool = self._pool.connection_from_url(self.origin)
+        response = pool.urlopen(
             method,
-            self.origin + path_and_query,
+            path_and_query,
             headers=outgoing,
             body=body,
             chunked=chunked,

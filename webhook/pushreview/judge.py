@@ -12,9 +12,10 @@ from typing import Protocol
 
 from quota.decision import Decision
 from quota.limitchecks import check_push_limits
-from quota.limits import effective_limits
+from quota.limits import Limit, effective_limits
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan
+from quota.resources import IMAGE_STORAGE
 from webhook.pushreview.review import PushRequest
 from webhook.versionmemo import VersionMemo
 
@@ -47,3 +48,17 @@ class PushJudge:
         if not decision.allowed or stream is not None:
             return decision
         return self._quota.judge(push.namespace).decision
+
+    def upload_room(self, namespace: str, repository: str) -> Decision:
+        """Whether a blob upload may start in ``repository``: where its ImageStream exists,
+        or where the quota has room for the one its first push would create. The rule
+        ``judge`` applies to a push into a new repository, and its message; the limits
+        are judged when a manifest names the blobs."""
+        if self._caches.imagestream(namespace, repository) is not None:
+            return Decision.allow()
+        return self._quota.judge(namespace).decision
+
+    def largest_image(self, namespace: str) -> Limit | None:
+        """The namespace's ``alauda.io/Image`` storage limit (the smallest max of its
+        LimitRanges), None without one: no blob larger than that fits an image it admits."""
+        return self._limits(self._caches.limit_ranges_in(namespace)).get(IMAGE_STORAGE)

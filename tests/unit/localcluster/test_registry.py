@@ -44,3 +44,12 @@ def test_no_blob_descriptor_cache_takes_a_blob_for_a_manifest(tmp_path: Path) ->
     assert isinstance(storage, dict)
     cache = storage.get("cache") or {}
     assert "blobdescriptor" not in cache and "layerinfo" not in cache
+
+
+def test_purges_upload_sessions_an_hour_old_every_ten_minutes(tmp_path: Path) -> None:
+    """Uploads the front door cut or refused, and abandoned ones, are reclaimed."""
+    storage = config(tmp_path)["storage"]
+    assert isinstance(storage, dict)
+    assert storage["maintenance"] == {
+        "uploadpurging": {"enabled": True, "age": "1h", "interval": "10m", "dryrun": False}
+    }

@@ -199,6 +199,49 @@ def test_bad_upload_id_is_upload_unknown() -> None:
     assert (error.status, error.code) == (404, "BLOB_UPLOAD_UNKNOWN")
 
 
+@pytest.mark.parametrize("upload", [".", ".."])
+def test_an_upload_id_that_is_a_dot_segment_is_upload_unknown(upload: str) -> None:
+    """An HTTP client resolves dot segments away: the registry would get another path."""
+    for method in ("GET", "PATCH", "PUT", "DELETE"):
+        error = refusal(method, f"/v2/t/a/blobs/uploads/{upload}")
+        assert (error.status, error.code) == (404, "BLOB_UPLOAD_UNKNOWN")
+        assert error.message == f"{upload!r} is not an upload id"
+    for other in ("...", ".a", "a..b", "..="):  # dots, but no dot segment: still ids
+        assert parse_route("PATCH", f"/v2/t/a/blobs/uploads/{other}").reference == other
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "forwarded"),
+    [
+        ("GET", "/v2", "/v2/"),
+        ("GET", "/v2/", "/v2/"),
+        ("GET", "/v2/_catalog", "/v2/_catalog"),
+        ("HEAD", f"/v2/t/a/blobs/{DIGEST}", f"/v2/t/a/blobs/{DIGEST}"),
+        ("POST", "/v2/t/a/blobs/uploads", "/v2/t/a/blobs/uploads/"),
+        ("POST", "/v2/t/a/blobs/uploads/", "/v2/t/a/blobs/uploads/"),
+        ("PATCH", "/v2/t/a/blobs/uploads/u.1=", "/v2/t/a/blobs/uploads/u.1="),
+        ("PUT", "/v2/t/my.app/manifests/v1", "/v2/t/my.app/manifests/v1"),
+        ("GET", "/v2/t/a/tags/list", "/v2/t/a/tags/list"),
+        ("GET", f"/v2/t/a/referrers/{DIGEST}", f"/v2/t/a/referrers/{DIGEST}"),
+    ],
+)
+def test_the_forwarded_path_is_built_from_the_checked_route(
+    method: str, path: str, forwarded: str
+) -> None:
+    assert d.route_path(parse_route(method, path)) == forwarded
+
+
+@given(path=st.text(max_size=200))
+def test_a_forwarded_path_parses_back_to_the_route_it_came_from(path: str) -> None:
+    try:
+        route = parse_route("PATCH", "/v2/t/a/blobs/uploads/" + path)
+    except RegistryError:
+        return
+    forwarded = d.route_path(route)
+    assert parse_route("PATCH", forwarded) == route
+    assert not {".", ".."} & set(forwarded.split("/"))
+
+
 def test_the_endpoint_is_judged_before_the_name_and_the_name_before_the_method() -> None:
     assert refusal("POST", "/v2/A/b/nowhere").code == "NAME_UNKNOWN"
     assert refusal("POST", "/v2/A/b/tags/list").code == "NAME_INVALID"

@@ -241,9 +241,33 @@ def test_bad_fields_are_named(document: dict[str, Any], says: str) -> None:
 
 
 def test_largest_int64_size_is_accepted() -> None:
-    parsed = parse_manifest(encode(image(layers=[blob(1, 2**63 - 1)])), m.OCI_MANIFEST)
+    config = blob(0, 0, "application/vnd.oci.image.config.v1+json")
+    body = encode(image(config=config, layers=[blob(1, 2**63 - 1)]))
+    parsed = parse_manifest(body, m.OCI_MANIFEST)
     assert isinstance(parsed, ImageManifest)
-    assert parsed.layers[0].size == 2**63 - 1
+    assert parsed.layers[0].size == parsed.manifest.size == 2**63 - 1
+    # A layer named twice counts once toward the bound, as the image's size counts it.
+    twice = encode(image(config=config, layers=[blob(1, 2**63 - 1), blob(1, 2**63 - 1)]))
+    assert isinstance(parse_manifest(twice, m.OCI_MANIFEST), ImageManifest)
+
+
+@pytest.mark.parametrize(
+    ("config_size", "layer_sizes"),
+    [(100, [2**63 - 1, 2**63 - 1]), (1, [2**63 - 1]), (0, [2**62, 2**62])],
+)
+def test_an_image_whose_size_overflows_int64_is_invalid(
+    config_size: int, layer_sizes: list[int]
+) -> None:
+    """Each size fits an int64, their sum does not: the Image API could never record it."""
+    config = blob(0, config_size, "application/vnd.oci.image.config.v1+json")
+    layers = [blob(n, size) for n, size in enumerate(layer_sizes, start=1)]
+    error = refusal(encode(image(config=config, layers=layers)), m.OCI_MANIFEST)
+    total = config_size + sum(layer_sizes)
+    assert (error.status, error.code) == (400, "MANIFEST_INVALID")
+    assert error.message == (
+        f"the image's size, config plus distinct layers, is {total} bytes: more than"
+        f" {2**63 - 1}, the most the Image API records (an int64)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -33,14 +33,26 @@ def digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+HELD: dict[str, int] = {}
+"""The size of each blob the registry fakes hold: a digest names its content, so one
+digest has one size in every test; ``image_manifest`` adds the blobs it names."""
+
+
+def blob_digest(kind: str, size: int) -> str:
+    """A distinct blob of ``size`` bytes, held by the registry fakes."""
+    held = digest(f"{kind} of {size} bytes".encode())
+    HELD[held] = size
+    return held
+
+
 def image_manifest(*layer_sizes: int, config_size: int = 10) -> bytes:
     layers = [
-        {"mediaType": LAYER, "digest": digest(str(i).encode()), "size": size}
+        {"mediaType": LAYER, "digest": blob_digest(f"layer {i}", size), "size": size}
         for i, size in enumerate(layer_sizes)
     ]
     config = {
         "mediaType": "application/vnd.oci.image.config.v1+json",
-        "digest": digest(b"config"),
+        "digest": blob_digest("config", config_size),
         "size": config_size,
     }
     body = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": layers}
@@ -76,6 +88,9 @@ class Journal:
         self.manifests: dict[str, bytes] = {}
         self.images: list[Obj] = []
         self.tags: list[tuple[str, str, str]] = []
+        self.held: dict[str, int | None] = {}
+        """Blob sizes unlike ``HELD`` (None: the registry lacks the blob)."""
+        self.heads: list[str] = []
 
     # records
     def create_stream(self, namespace: str, name: str) -> tuple[Obj, bool]:
@@ -117,8 +132,19 @@ class Journal:
         body: Any = None,
         length: int | None = None,
     ) -> UpstreamResponse:
+        if method == "HEAD":
+            return self.head(path_and_query)
         self.calls.append(f"registry {method} {path_and_query}")
         return UpstreamResponse(self.registry_status, [], iter([b""]), 0)
+
+    def head(self, path: str) -> UpstreamResponse:
+        """A blob HEAD: its size in Content-Length, as distribution answers it."""
+        self.heads.append(path)
+        blob = path.rsplit("/", 1)[1]
+        size = self.held[blob] if blob in self.held else HELD.get(blob)
+        if size is None:
+            return UpstreamResponse(404, [], iter([]), None)
+        return UpstreamResponse(200, [("Content-Length", str(size))], iter([]), size)
 
     def read(self, path: str, headers: Mapping[str, str], limit: int) -> tuple[int, bytes]:
         reference = path.rsplit("/", 1)[1]
@@ -367,7 +393,8 @@ class Ledger(Journal):
         body: Any = None,
         length: int | None = None,
     ) -> UpstreamResponse:
-        self.sent.append((dict(headers), body))
+        if method != "HEAD":
+            self.sent.append((dict(headers), body))
         return super().request(method, path_and_query, headers, body, length)
 
     def read(self, path: str, headers: Mapping[str, str], limit: int) -> tuple[int, bytes]:
@@ -526,3 +553,184 @@ def test_an_index_naming_one_child_many_times_reads_it_once() -> None:
         push(index_of(*[child] * 50), content_type=OCI_INDEX)
     )
     assert len(ledger.read_limits) == 1
+
+
+# --- declared sizes against what the registry holds -------------------------------------
+
+MIB = 1024 * 1024
+
+
+def layer_of(body: bytes, position: int = 0) -> str:
+    layer: str = json.loads(body)["layers"][position]["digest"]
+    return layer
+
+
+def test_a_layer_declared_smaller_than_the_registry_holds_is_refused_before_any_write(
+    journal: Journal,
+) -> None:
+    judge = Judge()
+    body = image_manifest(1000)
+    journal.held[layer_of(body)] = 3 * MIB
+    with pytest.raises(oci.RegistryError) as raised:
+        ManifestPuts(judge, journal, journal, HOST).put(push(body))
+    assert (raised.value.status, raised.value.code) == (400, oci.MANIFEST_INVALID)
+    assert raised.value.message == (
+        f"layers[0].size is 1000, but the registry holds {3 * MIB} bytes for {layer_of(body)}"
+    )
+    assert judge.seen == [] and journal.calls == []
+
+
+def test_a_config_declared_with_another_size_is_refused_naming_the_config(
+    journal: Journal,
+) -> None:
+    body = image_manifest(10, config_size=7)
+    config = json.loads(body)["config"]["digest"]
+    journal.held[config] = 70
+    with pytest.raises(oci.RegistryError) as raised:
+        ManifestPuts(Judge(), journal, journal, HOST).put(push(body))
+    assert raised.value.message == f"config.size is 7, but the registry holds 70 bytes for {config}"
+    assert journal.calls == []
+
+
+def test_a_blob_the_registry_lacks_is_manifest_blob_unknown_before_any_write(
+    journal: Journal,
+) -> None:
+    body = image_manifest(10, 20)
+    journal.held[layer_of(body, 1)] = None
+    with pytest.raises(oci.RegistryError) as raised:
+        ManifestPuts(Judge(), journal, journal, HOST).put(push(body))
+    assert raised.value.code == oci.MANIFEST_BLOB_UNKNOWN
+    assert raised.value.detail == {"digest": layer_of(body, 1)}
+    assert journal.calls == []
+
+
+def test_each_blob_is_asked_of_the_registry_in_the_pushed_repository(journal: Journal) -> None:
+    body = image_manifest(10, 20)
+    ManifestPuts(Judge(), journal, journal, HOST).put(push(body))
+    config = json.loads(body)["config"]["digest"]
+    assert journal.heads == [
+        f"/v2/team-a/app/blobs/{blob}" for blob in (config, layer_of(body), layer_of(body, 1))
+    ]
+
+
+def test_a_blob_size_is_asked_once_per_digest(journal: Journal) -> None:
+    """A digest names its content: its size never changes, so later pushes reuse it."""
+    puts = ManifestPuts(Judge(), journal, journal, HOST)
+    puts.put(push(image_manifest(10, 20)))
+    asked = len(journal.heads)
+    puts.put(push(image_manifest(10, 20), reference="v2"))
+    assert asked == 3 and len(journal.heads) == asked
+
+
+def test_a_registry_that_cannot_say_a_blobs_size_fails_retryably_before_any_write() -> None:
+    class Failing(Journal):
+        def head(self, path: str) -> UpstreamResponse:
+            return UpstreamResponse(500, [], iter([]), None)
+
+    failing = Failing()
+    with pytest.raises(RecordFailed, match=r"HEAD of blob sha256:[0-9a-f]{64}: HTTP 500$"):
+        ManifestPuts(Judge(), failing, failing, HOST).put(push(image_manifest(10)))
+    assert failing.calls == []
+
+
+def test_an_index_child_of_another_length_than_declared_is_refused(journal: Journal) -> None:
+    child = image_manifest(10)
+    journal.manifests = {digest(child): child}
+    document = json.loads(index_of(child))
+    document["manifests"][0]["size"] = len(child) - 1
+    with pytest.raises(oci.RegistryError) as raised:
+        ManifestPuts(Judge(), journal, journal, HOST).put(
+            push(json.dumps(document).encode(), content_type=OCI_INDEX)
+        )
+    assert raised.value.code == oci.MANIFEST_INVALID
+    assert raised.value.message == (
+        f"manifests[0].size is {len(child) - 1}, but the registry holds {len(child)} bytes"
+        f" for {digest(child)}"
+    )
+    assert journal.calls == []
+
+
+def test_an_index_child_naming_a_blob_of_another_size_is_refused_naming_the_child(
+    journal: Journal,
+) -> None:
+    small, lying = image_manifest(10), image_manifest(1000)
+    journal.manifests = {digest(small): small, digest(lying): lying}
+    journal.held[layer_of(lying)] = 3 * MIB
+    with pytest.raises(oci.RegistryError) as raised:
+        ManifestPuts(Judge(), journal, journal, HOST).put(
+            push(index_of(small, lying), content_type=OCI_INDEX)
+        )
+    assert raised.value.message.startswith("manifests[1].layers[0].size is 1000, but")
+    assert journal.calls == []
+
+
+# --- a refused push leaves nothing behind -------------------------------------------------
+
+
+def test_two_layers_of_the_largest_size_are_refused_before_any_write(journal: Journal) -> None:
+    """Each fits an int64, the image's size does not: the Image write would fail after the
+    registry stored the manifest and the stream was charged."""
+    judge = Judge()
+    with pytest.raises(oci.RegistryError) as raised:
+        ManifestPuts(judge, journal, journal, HOST).put(push(image_manifest(2**63 - 1, 2**63 - 1)))
+    assert raised.value.code == oci.MANIFEST_INVALID
+    assert "an int64" in raised.value.message
+    assert judge.seen == [] and journal.calls == [] and journal.heads == []
+
+
+NEW_STREAM = {"metadata": {"namespace": "team-a", "name": "app", "uid": "u1"}}
+
+
+def test_an_image_refused_after_the_stream_was_created_deletes_the_stream() -> None:
+    ledger = Ledger()
+    ledger.deny_image = "Image.image.alauda.io is invalid: dockerImageMetadata.size"
+    with pytest.raises(PushDenied):
+        ManifestPuts(Judge(), ledger, ledger, HOST).put(push(image_manifest(10)))
+    assert ledger.deleted == [NEW_STREAM]
+    # A stream that existed before the push is never this push's to delete.
+    existing = Ledger()
+    existing.stream_exists = True
+    existing.deny_image = "refused"
+    with pytest.raises(PushDenied):
+        ManifestPuts(Judge(), existing, existing, HOST).put(push(image_manifest(10)))
+    assert existing.deleted == []
+
+
+def test_an_image_write_that_fails_after_the_stream_was_created_deletes_the_stream() -> None:
+    class Failing(Ledger):
+        def save_image(self, image: Obj) -> None:
+            raise RecordFailed("creating the Image: HTTP 500")
+
+    failing = Failing()
+    with pytest.raises(RecordFailed):
+        ManifestPuts(Judge(), failing, failing, HOST).put(push(image_manifest(10)))
+    assert failing.deleted == [NEW_STREAM]
+
+
+def test_a_tag_refused_after_the_stream_was_created_deletes_the_stream() -> None:
+    ledger = Ledger()
+    ledger.deny_tag = "requested usage of alauda.io/image-tags exceeds the maximum limit"
+    with pytest.raises(PushDenied):
+        ManifestPuts(Judge(), ledger, ledger, HOST).put(push(image_manifest(10)))
+    assert ledger.deleted == [NEW_STREAM]
+    assert "registry PUT /v2/team-a/app/manifests/v1" not in ledger.calls
+
+
+def test_a_registry_that_fails_after_the_stream_was_created_deletes_the_stream() -> None:
+    class Gone(Ledger):
+        def request(
+            self,
+            method: str,
+            path_and_query: str,
+            headers: Mapping[str, str],
+            body: Any = None,
+            length: int | None = None,
+        ) -> UpstreamResponse:
+            if method == "PUT":
+                raise ConnectionResetError("the registry went away")
+            return super().request(method, path_and_query, headers, body, length)
+
+    gone = Gone()
+    with pytest.raises(ConnectionResetError):
+        ManifestPuts(Judge(), gone, gone, HOST).put(push(image_manifest(10)))
+    assert gone.deleted == [NEW_STREAM]

@@ -4,10 +4,12 @@ registry, and what clients read when something is refused."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -15,6 +17,8 @@ from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 from urllib3.exceptions import NewConnectionError
 
+from quota.decision import Decision
+from quota.limits import Limit
 from quota.served import RecordedRepository
 from webhook.app import create_app
 from webhook.frontdoor.access import Access
@@ -22,6 +26,7 @@ from webhook.frontdoor.pushes import ManifestPut, PushDenied
 from webhook.frontdoor.reads import ManifestReads
 from webhook.frontdoor.records import RecordFailed
 from webhook.frontdoor.routes import FrontDoor, frontdoor_blueprint
+from webhook.frontdoor.uploads import Uploads
 from webhook.frontdoor.upstream import UpstreamResponse
 from webhook.httpjson import BodyGate
 from webhook.pushreview.auth import TooManyReviews, User
@@ -118,9 +123,33 @@ def recorded() -> Recorded:
     return Recorded()
 
 
+class UploadRules:
+    """No upload limit and room in the quota, unless a test says otherwise."""
+
+    def __init__(self) -> None:
+        self.room = Decision.allow()
+        self.limit: Limit | None = None
+
+    def upload_room(self, namespace: str, repository: str) -> Decision:
+        return self.room
+
+    def largest_image(self, namespace: str) -> Limit | None:
+        return self.limit
+
+
+RULES: dict[int, UploadRules] = {}
+"""The upload rules of each registry fake's front door, by the fake's id."""
+
+
+def uploads(registry: Registry) -> Uploads:
+    return Uploads(RULES.setdefault(id(registry), UploadRules()), registry)
+
+
 @pytest.fixture
-def registry() -> Registry:
-    return Registry()
+def registry() -> Iterator[Registry]:
+    fake = Registry()
+    yield fake
+    RULES.pop(id(fake), None)
 
 
 @pytest.fixture
@@ -135,6 +164,7 @@ def client(registry: Registry, pushes: Pushes, recorded: Recorded) -> FlaskClien
         registry,  # type: ignore[arg-type]
         pushes,  # type: ignore[arg-type]
         reads=reads(recorded),
+        uploads=uploads(registry),
     )
     return create_app([frontdoor_blueprint(door)]).test_client()
 
@@ -221,6 +251,24 @@ def test_an_upload_streams_the_body_up(client: FlaskClient, registry: Registry) 
         f"/v2/team-a/app/blobs/uploads/abc?digest={DIGEST}",
         b"x" * 3000,
     )
+
+
+@pytest.mark.parametrize("upload", [".", ".."])
+def test_an_upload_id_that_is_a_dot_segment_never_reaches_the_registry(
+    client: FlaskClient, registry: Registry, upload: str
+) -> None:
+    response = client.patch(
+        f"/v2/team-a/app/blobs/uploads/{upload}", data=b"x", headers=basic(EDITOR)
+    )
+    assert response.status_code == 404 and errors(response)[0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+    assert registry.requests == []
+
+
+def test_the_registry_gets_the_path_built_from_the_checked_route(
+    client: FlaskClient, registry: Registry
+) -> None:
+    client.post("/v2/team-a/app/blobs/uploads?x=1", headers=basic(EDITOR))
+    assert [path for _, path, _, _ in registry.requests] == ["/v2/team-a/app/blobs/uploads/?x=1"]
 
 
 def test_a_mount_from_a_repository_the_pusher_cannot_read_becomes_an_upload(
@@ -311,7 +359,14 @@ def test_large_manifests_wait_for_a_slot_and_are_refused_retryably_when_none_fre
     registry: Registry, pushes: Pushes
 ) -> None:
     gate = BodyGate(slots=1, wait_seconds=0.01, small_bytes=10)
-    door = FrontDoor(Access(Tokens(), Reviews()), registry, pushes, gate, reads=reads())  # type: ignore[arg-type]
+    door = FrontDoor(
+        Access(Tokens(), Reviews()),
+        registry,  # type: ignore[arg-type]
+        pushes,  # type: ignore[arg-type]
+        gate,
+        reads=reads(),
+        uploads=uploads(registry),
+    )
     client = create_app([frontdoor_blueprint(door)]).test_client()
     with gate.admit(None):  # another thread holds the only slot
         response = client.put("/v2/team-a/app/manifests/v1", data=b"x" * 100, headers=basic(EDITOR))
@@ -364,7 +419,8 @@ class SourcesSeen(Tokens):
 
 
 def door_client(registry: Registry, pushes: Pushes, tokens: Tokens | None = None) -> FlaskClient:
-    door = FrontDoor(Access(tokens or Tokens(), Reviews()), registry, pushes, reads=reads())  # type: ignore[arg-type]
+    access = Access(tokens or Tokens(), Reviews())
+    door = FrontDoor(access, registry, pushes, reads=reads(), uploads=uploads(registry))  # type: ignore[arg-type]
     return create_app([frontdoor_blueprint(door)]).test_client()
 
 
@@ -547,7 +603,13 @@ def test_a_mount_is_checked_for_the_pushing_user(registry: Registry, pushes: Pus
             seen.append(f"{user.name}:{namespace}:{verb}")
             return super().may(user, namespace, verb, resource, subresource)
 
-    door = FrontDoor(Access(Tokens(), Watching()), registry, pushes, reads=reads())  # type: ignore[arg-type]
+    door = FrontDoor(
+        Access(Tokens(), Watching()),
+        registry,  # type: ignore[arg-type]
+        pushes,  # type: ignore[arg-type]
+        reads=reads(),
+        uploads=uploads(registry),
+    )
     client = create_app([frontdoor_blueprint(door)]).test_client()
     client.post(
         f"/v2/team-a/app/blobs/uploads/?mount={DIGEST}&from=team-a/o", headers=basic(EDITOR)
@@ -776,3 +838,63 @@ def test_a_page_size_that_is_no_number_lists_every_tag(
     response = client.get(f"/v2/team-a/app/tags/list?n={number}", headers=basic(VIEWER))
     assert response.status_code == 200
     assert json.loads(response.data)["tags"] == ["a", "b"]
+
+
+# --- uploads ------------------------------------------------------------------------------
+
+QUOTA_FULL = (
+    "exceeded quota: images, requested: alauda.io/imagestreams=1,"
+    " used: alauda.io/imagestreams=1, limited: alauda.io/imagestreams=1"
+)
+
+
+def test_an_upload_into_a_repository_the_caller_could_not_create_is_refused(
+    client: FlaskClient, registry: Registry
+) -> None:
+    RULES[id(registry)].room = Decision.deny(QUOTA_FULL)
+    response = client.post("/v2/team-a/app/blobs/uploads/", headers=basic(EDITOR))
+    assert response.status_code == 403
+    assert errors(response) == [{"code": "DENIED", "message": QUOTA_FULL}]
+    assert registry.requests == []
+
+
+def test_an_upload_declaring_more_than_the_largest_image_is_refused_unsent(
+    client: FlaskClient, registry: Registry
+) -> None:
+    RULES[id(registry)].limit = Limit(Decimal(1000), "image-limits")
+    path = "/v2/team-a/app/blobs/uploads/u1"
+    within = client.patch(
+        path, data=b"x" * 100, headers={**basic(EDITOR), "Content-Range": "900-999"}
+    )
+    assert within.status_code == 200
+    response = client.patch(
+        path, data=b"x" * 101, headers={**basic(EDITOR), "Content-Range": "900-1000"}
+    )
+    assert response.status_code == 403
+    assert errors(response) == [
+        {
+            "code": "DENIED",
+            "message": 'ImageStream "app" is forbidden: requested usage of storage exceeds the'
+            " maximum limit per alauda.io/Image (1001 > 1000) set by LimitRange"
+            ' "image-limits"',
+        }
+    ]
+    # Only the chunk within the limit went up, whole; nothing of the other.
+    assert [(m, p, body) for m, p, _, body in registry.requests] == [("PATCH", path, b"x" * 100)]
+
+
+def test_a_body_of_unknown_length_is_cut_once_it_passes_the_largest_image(
+    client: FlaskClient, registry: Registry
+) -> None:
+    RULES[id(registry)].limit = Limit(Decimal(1000), "image-limits")
+    response = client.post(
+        "/v2/team-a/app/blobs/uploads/?digest=" + DIGEST,
+        input_stream=io.BytesIO(b"x" * 1001),
+        headers=basic(EDITOR),
+    )
+    assert response.status_code == 403
+    assert (
+        "exceeds the maximum limit per alauda.io/Image (1001 > 1000)"
+        in (errors(response)[0]["message"])
+    )
+    assert registry.requests == []  # the fake reads the whole body before it records one

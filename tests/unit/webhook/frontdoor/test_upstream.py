@@ -31,6 +31,8 @@ class Seen:
     """The client port of each request: the same port is the same (reused) connection."""
     go_on: threading.Event = field(default_factory=threading.Event)
     timed_out: bool = False
+    request_lines: list[str] = field(default_factory=list)
+    """Each request line exactly as it arrived."""
 
 
 HELD_SECONDS = 10.0
@@ -53,6 +55,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _answer(self) -> None:
+        self.seen.request_lines.append(self.requestline)
         body = self._body()
         self.seen.requests.append((self.command, self.path, dict(self.headers), body))
         self.seen.ports.append(self.client_address[1])
@@ -193,6 +196,18 @@ def test_a_connection_given_up_half_read_is_not_reused(server: tuple[Upstream, S
     answer.close()
     assert b"".join(upstream.request("GET", "/v2/a/b/blobs/x", {}).body) == b"ok"
     assert len(seen.requests) == 2
+
+
+@pytest.mark.parametrize("segment", [".", "..", "a/../b", "./c"])
+def test_the_path_goes_up_exactly_as_given_never_normalised(
+    server: tuple[Upstream, Seen], segment: str
+) -> None:
+    """The front door checks one path and must forward that one: a client library that
+    resolves dot segments (RFC 3986 5.2.4) would send the registry another."""
+    upstream, seen = server
+    path = f"/v2/a/b/blobs/uploads/{segment}?x=1"
+    upstream.request("PATCH", path, {}, b"z").close()
+    assert seen.request_lines == [f"PATCH {path} HTTP/1.1"]
 
 
 def test_a_small_answer_is_read_whole_up_to_a_limit(server: tuple[Upstream, Seen]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from quota.decision import Decision
@@ -118,3 +120,36 @@ def test_the_pushed_digest_counts_against_the_images_limit() -> None:
     decision = PushJudge(reads, FakeQuota(Decision.allow())).judge(push(tag="v1"))
     assert not decision.allowed
     assert "alauda.io/images" in decision.message and "(2 > 1)" in decision.message
+
+
+def test_an_upload_into_a_new_repository_needs_room_in_the_quota() -> None:
+    quota = FakeQuota(Decision.deny(QUOTA_FULL))
+    assert PushJudge(FakeReads(), quota).upload_room(NS, "app") == Decision.deny(QUOTA_FULL)
+    assert quota.asked == [NS]
+    room = FakeQuota(Decision.allow())
+    assert PushJudge(FakeReads(), room).upload_room(NS, "app").allowed
+
+
+def test_an_upload_into_an_existing_repository_never_asks_the_quota() -> None:
+    quota = FakeQuota(Decision.deny(QUOTA_FULL))
+    assert PushJudge(FakeReads({"app": existing("v1")}), quota).upload_room(NS, "app").allowed
+    assert quota.asked == []
+
+
+def image_limits(*maxima: tuple[str, str]) -> list[Obj]:
+    return [
+        {
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"limits": [{"type": "alauda.io/Image", "max": {"storage": size}}]},
+        }
+        for name, size in maxima
+    ]
+
+
+def test_the_largest_image_is_the_smallest_image_storage_max() -> None:
+    reads = FakeReads(tags_max=1)  # an ImageStream limit: no image size
+    judge = PushJudge(reads, FakeQuota(Decision.allow()))
+    assert judge.largest_image(NS) is None
+    reads.limit_ranges += image_limits(("big", "2Mi"), ("small", "1Mi"))
+    limit = judge.largest_image(NS)
+    assert limit is not None and (limit.maximum, limit.limit_range) == (Decimal(2**20), "small")
