@@ -18,6 +18,7 @@ from quota.pullsecrets.dockerconfig import (
     parse_dockerconfigjson,
 )
 from quota.pullsecrets.names import (
+    ANNOTATION_PULL_SECRET_REF,
     ANNOTATION_SERVICE_ACCOUNT_NAME,
     ANNOTATION_TOKEN_AUDIENCES,
     DEFAULT_TOKEN_AUDIENCES,
@@ -25,6 +26,8 @@ from quota.pullsecrets.names import (
     LABEL_MANAGED_BY,
     LABEL_MANAGED_BY_VALUE,
     SECRET_TYPE_DOCKERCONFIGJSON,
+    fallback_prefix,
+    is_fallback_name,
     secret_name_for,
 )
 from quota.pullsecrets.reasons import Reason
@@ -107,9 +110,13 @@ def audiences_annotation(audiences: Iterable[str]) -> str:
 
 
 def build_desired_secret(
-    sa: Mapping[str, Any], hostnames: Iterable[str], grant: TokenGrant | None
+    sa: Mapping[str, Any],
+    hostnames: Iterable[str],
+    grant: TokenGrant | None,
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """The Secret the reconciler writes for ``sa``.
+    """The Secret the reconciler writes for ``sa``, under ``name`` (by default its plain
+    name, :func:`secret_name_for`; a fallback's name is the one the API server generated).
 
     With ``grant=None`` this is the placeholder created first (empty ``auths``, no token
     times): a token can only be bound to a Secret that already exists (it needs its uid), so
@@ -128,7 +135,7 @@ def build_desired_secret(
         "kind": "Secret",
         "type": SECRET_TYPE_DOCKERCONFIGJSON,
         "metadata": {
-            "name": secret_name_for(ref.name),
+            "name": name or secret_name_for(ref.name),
             "namespace": ref.namespace,
             "labels": labels,
             "annotations": annotations,
@@ -136,6 +143,16 @@ def build_desired_secret(
         },
         "data": {DOCKERCONFIGJSON_KEY: base64.b64encode(payload).decode("ascii")},
     }
+
+
+def fallback_placeholder(sa: Mapping[str, Any], hostnames: Iterable[str]) -> dict[str, Any]:
+    """The placeholder created when the plain name is someone else's: no name, but
+    ``generateName`` :func:`fallback_prefix`, so the API server picks a name no one holds."""
+    secret = build_desired_secret(sa, hostnames, None)
+    meta = secret["metadata"]
+    del meta["name"]
+    meta["generateName"] = fallback_prefix(ServiceAccountRef.of(sa).name)
+    return secret
 
 
 def is_managed_secret(secret: Mapping[str, Any]) -> bool:
@@ -210,15 +227,17 @@ def may_reference(secret: Mapping[str, Any] | None, sa: Mapping[str, Any]) -> bo
 
 
 def retired_secrets(
-    secrets: Iterable[Mapping[str, Any]], sa: Mapping[str, Any]
+    secrets: Iterable[Mapping[str, Any]], sa: Mapping[str, Any], current: str | None = None
 ) -> list[Mapping[str, Any]]:
-    """Managed Secrets owned by ``sa`` under a name that is no longer its Secret's name.
+    """Managed Secrets owned by ``sa`` under a name other than ``current``, the name of the
+    Secret it uses now (by default its plain name).
 
     Until the long-name scheme put the hash after the suffix, SAs of more than 243
-    characters had ``<truncated>-<hash>-dockercfg``; those Secrets are retired.
+    characters had ``<truncated>-<hash>-dockercfg``; those Secrets are retired. So is a
+    fallback once the plain name is free again, and the plain one while a fallback is used.
     """
     ref = ServiceAccountRef.of(sa)
-    current = secret_name_for(ref.name)
+    current = current or secret_name_for(ref.name)
     return [
         secret
         for secret in secrets
@@ -229,14 +248,45 @@ def retired_secrets(
     ]
 
 
+def fallback_secrets(
+    secrets: Iterable[Mapping[str, Any]], sa: Mapping[str, Any]
+) -> list[Mapping[str, Any]]:
+    """The Secrets ``sa`` may use when its plain name is someone else's: managed, owned by
+    this SA's uid, under a name generated from its :func:`fallback_prefix`.
+
+    Best first: the one the SA's ref annotation names, then the oldest (then by name), so a
+    second one (a create whose answer was lost) is adopted the same way each time and the
+    others are retired.
+    """
+    ref = ServiceAccountRef.of(sa)
+    recorded = mapping(metadata(sa).get("annotations")).get(ANNOTATION_PULL_SECRET_REF)
+    found = [
+        secret
+        for secret in secrets
+        if is_managed_secret(secret)
+        and service_account_name_of(secret) == ref.name
+        and _owned_by(secret, ref)
+        and is_fallback_name(str(metadata(secret).get("name")), ref.name)
+    ]
+
+    def rank(secret: Mapping[str, Any]) -> tuple[bool, str, str]:
+        meta = metadata(secret)
+        name = str(meta.get("name"))
+        return name != recorded, str(meta.get("creationTimestamp") or ""), name
+
+    return sorted(found, key=rank)
+
+
 def secret_is_current(
     existing: Mapping[str, Any] | None,
     sa: Mapping[str, Any],
     hostnames: Iterable[str],
     now: datetime,
     audiences: Iterable[str] = DEFAULT_TOKEN_AUDIENCES,
+    name: str | None = None,
 ) -> tuple[bool, Reason]:
-    """Whether ``existing`` is the up-to-date managed Secret for ``sa``, and if not, why.
+    """Whether ``existing`` is the up-to-date managed Secret for ``sa`` under ``name`` (by
+    default its plain name), and if not, why.
 
     Checks, first failure wins: exists; is managed (a user's Secret of the same name is never
     taken over); name and namespace; type; owner uid (catches an SA recreated under the same
@@ -250,7 +300,9 @@ def secret_is_current(
     if not is_managed_secret(existing):
         return False, Reason.NOT_MANAGED
     meta = metadata(existing)
-    if meta.get("name") != secret_name_for(ref.name) or meta.get("namespace") != ref.namespace:
+    if meta.get("name") != (name or secret_name_for(ref.name)) or (
+        meta.get("namespace") != ref.namespace
+    ):
         return False, Reason.WRONG_NAME
     if existing.get("type") != SECRET_TYPE_DOCKERCONFIGJSON:
         return False, Reason.WRONG_TYPE

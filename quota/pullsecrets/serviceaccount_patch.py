@@ -77,17 +77,22 @@ def add_pull_secret_patch(sa: Mapping[str, Any], secret_name: str) -> list[Opera
     return ops
 
 
-def remove_pull_secret_patch(sa: Mapping[str, Any], secret_name: str) -> list[Operation]:
+def remove_pull_secret_patch(sa: Mapping[str, Any], *secret_names: str) -> list[Operation]:
     """Ops taking back what :func:`add_pull_secret_patch` added (for opt-out).
 
-    Removes every ``{name: secret_name}`` entry and the ref annotation, nothing else. Emptied
-    containers are left as ``[]``/``{}``; the API server drops them (``omitempty``), so the
-    stored object matches one that never had them. Returns [] when there is nothing to remove.
+    Removes every ``{name: ...}`` entry for one of ``secret_names`` (the plain name, and a
+    fallback's while one is used) and the ref annotation, nothing else. Emptied containers
+    are left as ``[]``/``{}``; the API server drops them (``omitempty``), so the stored
+    object matches one that never had them. Returns [] when there is nothing to remove.
     """
     ops: list[Operation] = []
     entries = sa.get("imagePullSecrets")
     if isinstance(entries, list):
-        ours = [i for i, entry in enumerate(entries) if _is_ours(entry, secret_name)]
+        ours = [
+            i
+            for i, entry in enumerate(entries)
+            if any(_is_ours(entry, name) for name in secret_names)
+        ]
         ops += _remove_entries(entries, ours)
     metadata = sa.get("metadata")
     annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None

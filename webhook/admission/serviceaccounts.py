@@ -2,7 +2,10 @@
 
 The patch adds the managed Secret to ``imagePullSecrets`` (once, after the user's entries)
 and the ``internal-registry-pull-secret-ref`` annotation, unless a Secret under that name
-is someone else's: pods must never pull with a planted credential. It is the same on
+is someone else's: pods must never pull with a planted credential. Then the reconciler
+gives the SA a fallback Secret under a generated name, which only it can know (the SA
+has no such Secret at CREATE); on later updates the webhook names the fallback recorded
+in the annotation, once it is cached and the SA's own. It is the same on
 dry-run, and has no side effect: the Secret itself is the reconciler's job.
 """
 
@@ -13,10 +16,10 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from quota.decision import Decision
-from quota.objects import object_name
+from quota.objects import mapping, object_name
 from quota.pullsecrets.desired_secret import may_reference
-from quota.pullsecrets.names import secret_name_for
-from quota.pullsecrets.serviceaccount_patch import serviceaccount_mutation
+from quota.pullsecrets.names import ANNOTATION_PULL_SECRET_REF, is_fallback_name, secret_name_for
+from quota.pullsecrets.serviceaccount_patch import add_pull_secret_patch, serviceaccount_mutation
 from webhook.admission.review import AdmissionRequest
 from webhook.caches import NotSynced
 
@@ -52,6 +55,9 @@ class ServiceAccountMutator:
             # Unknown is not "free": leave it to the reconciler, which reads live.
             return Decision.allow(warnings=[f"{secret_name} not added yet: caches syncing"])
         if not may_reference(existing, sa):
+            fallback = self._recorded_fallback(request.namespace, sa)
+            if fallback is not None:
+                return Decision.allow(patch=add_pull_secret_patch(sa, fallback))
             log.warning(
                 "not pointing serviceaccount %s/%s at Secret %s: it is not the managed one",
                 request.namespace,
@@ -65,3 +71,15 @@ class ServiceAccountMutator:
                 ]
             )
         return Decision.allow(patch=patch)
+
+    def _recorded_fallback(self, namespace: str, sa: Mapping[str, Any]) -> str | None:
+        """The fallback Secret the reconciler recorded on a stored SA (it has a uid), when
+        it is cached and that SA's own: kept named through a GitOps sync that drops it."""
+        meta = mapping(sa.get("metadata"))
+        recorded = mapping(meta.get("annotations")).get(ANNOTATION_PULL_SECRET_REF)
+        if not isinstance(recorded, str) or not is_fallback_name(recorded, object_name(sa)):
+            return None
+        if not meta.get("uid"):
+            return None  # CREATE: an annotation copied from elsewhere proves nothing
+        secret = self._reads.pull_secret(namespace, recorded)
+        return recorded if secret is not None and may_reference(secret, sa) else None

@@ -19,7 +19,11 @@ from controller.pullsecrets.reconciler import (
 from quota.objects import Obj
 from quota.pullsecrets.desired_secret import read_secret_config
 from quota.pullsecrets.dockerconfig import internal_hostnames
-from quota.pullsecrets.names import secret_name_for
+from quota.pullsecrets.names import (
+    ANNOTATION_PULL_SECRET_REF,
+    LABEL_MANAGED_BY,
+    secret_name_for,
+)
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -61,18 +65,36 @@ class FakeApi:
         self._uid = itertools.count(1)
         self.live_secrets: dict[str, Obj] = {}
         self.fail_replace_with: int | None = None
+        self.suffixes = iter(["bcd2f", "ghj4k", "lmn5p", "qrs6t"])
+        self._seconds = itertools.count()
 
     def read_secret(self, namespace: str, name: str) -> Obj | None:
         self.calls.append("read_secret")
         return copy.deepcopy(self.live_secrets.get(f"{namespace}/{name}"))
 
+    def list_managed_secrets(self, namespace: str) -> list[Obj]:
+        self.calls.append("list_managed_secrets")
+        return [
+            copy.deepcopy(o)
+            for o in self.live_secrets.values()
+            if o["metadata"]["namespace"] == namespace
+            and (o["metadata"].get("labels") or {}).get(LABEL_MANAGED_BY)
+        ]
+
     def create_secret(self, namespace: str, body: Obj) -> Obj:
         self.calls.append("create_secret")
-        key = f"{namespace}/{body['metadata']['name']}"
+        obj = copy.deepcopy(body)
+        if "generateName" in obj["metadata"]:  # as the API server: a free name, at random
+            generated = obj["metadata"].pop("generateName") + next(self.suffixes)
+            obj["metadata"]["name"] = generated
+        key = f"{namespace}/{obj['metadata']['name']}"
         if key in self.live_secrets:
             raise ApiException(status=409, reason="AlreadyExists")
-        obj = copy.deepcopy(body)
-        obj["metadata"].update(uid=f"uid-{next(self._uid)}", resourceVersion=str(next(self._rv)))
+        obj["metadata"].update(
+            uid=f"uid-{next(self._uid)}",
+            resourceVersion=str(next(self._rv)),
+            creationTimestamp=f"2026-01-01T00:00:{next(self._seconds):02d}Z",
+        )
         self.live_secrets[key] = obj
         self.secrets.put(obj)
         return copy.deepcopy(obj)
@@ -301,23 +323,133 @@ def test_a_recreated_sa_gets_a_new_secret() -> None:
     assert "delete_secret" in world.api.calls
 
 
-def test_a_foreign_secret_is_left_alone_with_an_event() -> None:
+FOREIGN: Obj = {
+    "metadata": {
+        "name": "builder-dockercfg",
+        "namespace": "team",
+        "uid": "u",
+        "resourceVersion": "1",
+    },
+    "type": "Opaque",
+    "data": {"k": "dg=="},
+}
+
+
+def squatted_world() -> World:
+    """``builder-dockercfg`` is someone else's Secret, there before the SA."""
     world = World()
+    world.api.live_secrets["team/builder-dockercfg"] = copy.deepcopy(FOREIGN)
     world.add_sa("builder")
-    world.api.live_secrets["team/builder-dockercfg"] = {
-        "metadata": {
-            "name": "builder-dockercfg",
-            "namespace": "team",
-            "uid": "u",
-            "resourceVersion": "1",
-        },
-        "type": "Opaque",
-    }
-    assert world.converge("team/builder") is None
+    return world
+
+
+def test_a_squatted_name_gives_the_sa_a_working_secret_under_a_generated_name() -> None:
+    world = squatted_world()
+    delay = world.converge("team/builder")
     assert world.recorder.events == [("builder", "PullSecretNameTaken")]
-    # The create attempt met the foreign Secret (409); nothing was written over it.
+    assert world.api.live_secrets["team/builder-dockercfg"] == FOREIGN  # never touched
+    secret = world.api.live_secrets["team/builder-dockercfg-bcd2f"]
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == "sa-uid-builder"
+    config = read_secret_config(secret)
+    assert config is not None and config.token == "token-builder-uid-1"
+    sa = world.serviceaccounts.items["team/builder"]
+    assert sa["imagePullSecrets"] == [{"name": "builder-dockercfg-bcd2f"}]
+    assert sa["metadata"]["annotations"][ANNOTATION_PULL_SECRET_REF] == "builder-dockercfg-bcd2f"
+    assert delay == pytest.approx(0.6 * 3600)
+
+
+def test_a_replayed_event_adopts_the_fallback_and_never_creates_a_second() -> None:
+    world = squatted_world()
+    world.converge("team/builder")
+    world.api.calls.clear()
+    world.converge("team/builder")
+    # The plain name is tried (it may be free again) and found taken; nothing else.
     assert world.api.calls == ["create_secret", "read_secret"]
-    assert world.api.live_secrets["team/builder-dockercfg"]["type"] == "Opaque"
+    assert sorted(world.api.live_secrets) == [
+        "team/builder-dockercfg",
+        "team/builder-dockercfg-bcd2f",
+    ]
+
+
+def test_a_cache_that_lags_our_own_fallback_create_never_leads_to_a_second() -> None:
+    """A restart, or the informer behind our write: only the API server's list can say the
+    SA has no fallback yet."""
+    world = squatted_world()
+    world.converge("team/builder")
+    world.secrets.items.clear()
+    world.serviceaccounts.items["team/builder"]["metadata"]["annotations"] = {}
+    world.converge("team/builder")
+    assert "list_managed_secrets" in world.api.calls
+    assert sorted(world.api.live_secrets) == [
+        "team/builder-dockercfg",
+        "team/builder-dockercfg-bcd2f",
+    ]
+
+
+def test_a_taken_generated_name_is_a_requeue_and_the_retry_generates_another() -> None:
+    world = squatted_world()
+    taken = copy.deepcopy(FOREIGN)
+    taken["metadata"]["name"] = "builder-dockercfg-bcd2f"
+    world.api.live_secrets["team/builder-dockercfg-bcd2f"] = taken
+    with pytest.raises(Requeue):
+        world.reconciler.reconcile("team/builder")
+    world.converge("team/builder")
+    assert world.api.live_secrets["team/builder-dockercfg-bcd2f"] == taken
+    assert "team/builder-dockercfg-ghj4k" in world.api.live_secrets
+    assert world.serviceaccounts.items["team/builder"]["imagePullSecrets"] == [
+        {"name": "builder-dockercfg-ghj4k"}
+    ]
+
+
+def test_an_entry_the_service_added_for_a_name_taken_meanwhile_goes() -> None:
+    """The webhook named the plain name while it was free; someone took it before the
+    reconciler: the SA must stop naming it. A user's own entry for it stays."""
+    world = squatted_world()
+    sa = world.serviceaccounts.items["team/builder"]
+    sa["imagePullSecrets"] = [{"name": "user"}, {"name": "builder-dockercfg"}]
+    sa["metadata"]["annotations"] = {ANNOTATION_PULL_SECRET_REF: "builder-dockercfg"}
+    world.converge("team/builder")
+    assert world.serviceaccounts.items["team/builder"]["imagePullSecrets"] == [
+        {"name": "user"},
+        {"name": "builder-dockercfg-bcd2f"},
+    ]
+
+    listed_by_user = squatted_world()
+    listed_by_user.serviceaccounts.items["team/builder"]["imagePullSecrets"] = [
+        {"name": "builder-dockercfg"}
+    ]
+    listed_by_user.converge("team/builder")
+    assert listed_by_user.serviceaccounts.items["team/builder"]["imagePullSecrets"] == [
+        {"name": "builder-dockercfg"},
+        {"name": "builder-dockercfg-bcd2f"},
+    ]
+
+
+def test_once_the_plain_name_is_free_again_it_is_used_and_the_fallback_retired() -> None:
+    world = squatted_world()
+    world.converge("team/builder")
+    assert "team/builder-dockercfg-bcd2f" in world.api.live_secrets
+    del world.api.live_secrets["team/builder-dockercfg"]
+    for _ in range(3):
+        world.converge("team/builder")
+    assert sorted(world.api.live_secrets) == ["team/builder-dockercfg"]
+    assert world.serviceaccounts.items["team/builder"]["imagePullSecrets"] == [
+        {"name": "builder-dockercfg"}
+    ]
+
+
+def test_opting_out_removes_the_fallback_too() -> None:
+    world = squatted_world()
+    world.converge("team/builder")
+    assert "team/builder-dockercfg-bcd2f" in world.api.live_secrets
+    world.namespaces.items["team"]["metadata"]["labels"] = {
+        "image.alauda.io/managed-pull-secret": "false"
+    }
+    world.converge("team/builder")
+    assert world.api.live_secrets == {"team/builder-dockercfg": FOREIGN}
+    sa = world.serviceaccounts.items["team/builder"]
+    assert not sa.get("imagePullSecrets")
+    assert ANNOTATION_PULL_SECRET_REF not in (sa["metadata"].get("annotations") or {})
 
 
 def test_opting_out_removes_what_the_service_added() -> None:
