@@ -114,5 +114,20 @@ class PullSecretApi:
             raise ValueError("TokenRequest answered without a valid expirationTimestamp")
         return status["token"], expires
 
+    def probe_token(
+        self, namespace: str, sa_name: str, lifetime_seconds: int, audiences: tuple[str, ...]
+    ) -> str:
+        """A short unbound token for ``sa_name``, only to read which key signed it."""
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"audiences": list(audiences), "expirationSeconds": lifetime_seconds},
+        }
+        status = self._call(
+            self._core.create_namespaced_service_account_token, sa_name, namespace, body
+        )["status"]
+        token: str = status["token"]
+        return token
+
     def patch_serviceaccount(self, namespace: str, name: str, ops: list[Obj]) -> Obj:
         return self._call(self._core.patch_namespaced_service_account, name, namespace, ops)

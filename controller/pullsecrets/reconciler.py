@@ -26,6 +26,7 @@ from typing import Protocol
 from kubernetes.client.exceptions import ApiException
 
 from controller import metrics
+from controller.pullsecrets.signingkey import SigningKey, key_id_of
 from kube.events import Recorder, reference
 from quota.objects import Obj, object_name, object_namespace
 from quota.pullsecrets.desired_secret import (
@@ -108,6 +109,7 @@ class PullSecretReconciler:
         recorder: Recorder,
         config: PullSecretConfig,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        signing_key: SigningKey | None = None,
     ) -> None:
         self._api = api
         self._serviceaccounts = serviceaccounts
@@ -117,6 +119,7 @@ class PullSecretReconciler:
         self._recorder = recorder
         self._config = config
         self._now = now
+        self._signing_key = signing_key or SigningKey()
 
     def hostnames(self) -> list[str]:
         return desired_hostnames(
@@ -161,7 +164,13 @@ class PullSecretReconciler:
 
     def _judge(self, secret: Obj | None, sa: Obj, hostnames: list[str], name: str) -> Reason:
         return secret_is_current(
-            secret, sa, hostnames, self._now(), self._config.token_audiences, name
+            secret,
+            sa,
+            hostnames,
+            self._now(),
+            self._config.token_audiences,
+            name,
+            self._signing_key.current(),
         )[1]
 
     def _ensure_secret(self, sa: Obj, namespace: str, plain: str) -> Obj:
@@ -240,7 +249,11 @@ class PullSecretReconciler:
             self._config.token_lifetime_seconds,
             audiences,
         )
-        grant = TokenGrant(token=token, issued=self._now(), expires=expires, audiences=audiences)
+        key_id = key_id_of(token)
+        self._signing_key.observe(key_id)  # a new key requeues every SA
+        grant = TokenGrant(
+            token=token, issued=self._now(), expires=expires, audiences=audiences, key_id=key_id
+        )
         desired = build_desired_secret(sa, hostnames, grant, secret_name)
         desired["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
         try:

@@ -21,6 +21,7 @@ from quota.pullsecrets.names import (
     ANNOTATION_PULL_SECRET_REF,
     ANNOTATION_SERVICE_ACCOUNT_NAME,
     ANNOTATION_TOKEN_AUDIENCES,
+    ANNOTATION_TOKEN_KEY_ID,
     DEFAULT_TOKEN_AUDIENCES,
     DOCKERCONFIGJSON_KEY,
     LABEL_MANAGED_BY,
@@ -63,13 +64,15 @@ class TokenGrant:
     """A token from the TokenRequest API. ``repr`` omits the token so it can be logged.
 
     ``expires`` should be the API server's ``status.expirationTimestamp`` (it may shorten the
-    requested lifetime); ``issued`` is the reconciler's time of the request.
+    requested lifetime); ``issued`` is the reconciler's time of the request; ``key_id`` the
+    ``kid`` of the token's header, empty when it has none.
     """
 
     token: str = field(repr=False)
     issued: datetime
     expires: datetime
     audiences: tuple[str, ...] = DEFAULT_TOKEN_AUDIENCES
+    key_id: str = ""
 
     def __post_init__(self) -> None:
         if not self.token:
@@ -130,6 +133,8 @@ def build_desired_secret(
         payload = build_dockerconfigjson(hostnames, grant.token)
         annotations.update(token_time_annotations(grant.issued, grant.expires))
         annotations[ANNOTATION_TOKEN_AUDIENCES] = audiences_annotation(grant.audiences)
+        if grant.key_id:
+            annotations[ANNOTATION_TOKEN_KEY_ID] = grant.key_id
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -284,6 +289,7 @@ def secret_is_current(
     now: datetime,
     audiences: Iterable[str] = DEFAULT_TOKEN_AUDIENCES,
     name: str | None = None,
+    signing_key_id: str | None = None,
 ) -> tuple[bool, Reason]:
     """Whether ``existing`` is the up-to-date managed Secret for ``sa`` under ``name`` (by
     default its plain name), and if not, why.
@@ -291,7 +297,11 @@ def secret_is_current(
     Checks, first failure wins: exists; is managed (a user's Secret of the same name is never
     taken over); name and namespace; type; owner uid (catches an SA recreated under the same
     name); managed label/annotation; readable payload; token times; hostnames; 60 % rule;
-    token audiences (a token minted for others, such as the API server, is replaced at once).
+    token audiences (a token minted for others, such as the API server, is replaced at once);
+    signing key: when ``signing_key_id``, the key the API server signs with now, is known, a
+    token signed by another key (or of unknown key: written before keys were recorded) is
+    replaced at once. Its old key may still verify it, which is exactly when nothing else
+    would: a rotation retires the old key once no token it signed should remain.
     The reason is a fixed :class:`Reason`, never containing Secret data.
     """
     ref = ServiceAccountRef.of(sa)
@@ -321,4 +331,6 @@ def secret_is_current(
         return False, reason
     if have_annotations.get(ANNOTATION_TOKEN_AUDIENCES) != audiences_annotation(audiences):
         return False, Reason.AUDIENCE_CHANGED
+    if signing_key_id and have_annotations.get(ANNOTATION_TOKEN_KEY_ID) != signing_key_id:
+        return False, Reason.SIGNING_KEY_CHANGED
     return True, Reason.CURRENT

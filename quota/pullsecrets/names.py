@@ -36,6 +36,9 @@ ANNOTATION_TOKEN_ISSUED: Final = "image.alauda.io/token-issued"
 ANNOTATION_TOKEN_EXPIRATION: Final = "image.alauda.io/token-expiration"
 # On the managed Secret: the audiences the token inside was minted for, comma-separated.
 ANNOTATION_TOKEN_AUDIENCES: Final = "image.alauda.io/token-audiences"
+# On the managed Secret: the key id (JWT ``kid``) of the key that signed the token inside,
+# so a rotation of the cluster's signing key shows which tokens predate it.
+ANNOTATION_TOKEN_KEY_ID: Final = "image.alauda.io/token-key-id"
 
 # The audience of managed tokens: the registry's, never the API server's, so a pull secret
 # that leaks to a registry host is no credential for the cluster's API (--token-audiences).

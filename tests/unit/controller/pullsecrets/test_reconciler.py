@@ -8,6 +8,7 @@ import itertools
 from typing import Any
 
 import jsonpatch
+import jwt
 import pytest
 from kubernetes.client.exceptions import ApiException
 
@@ -16,6 +17,7 @@ from controller.pullsecrets.reconciler import (
     PullSecretReconciler,
     Requeue,
 )
+from controller.pullsecrets.signingkey import SigningKey
 from quota.objects import Obj
 from quota.pullsecrets.desired_secret import read_secret_config
 from quota.pullsecrets.dockerconfig import internal_hostnames
@@ -65,6 +67,7 @@ class FakeApi:
         self._uid = itertools.count(1)
         self.live_secrets: dict[str, Obj] = {}
         self.fail_replace_with: int | None = None
+        self.key_id = ""
         self.suffixes = iter(["bcd2f", "ghj4k", "lmn5p", "qrs6t"])
         self._seconds = itertools.count()
 
@@ -130,9 +133,10 @@ class FakeApi:
     ) -> tuple[str, dt.datetime]:
         self.calls.append("request_token")
         self.audiences.append(audiences)
-        return f"token-{sa_name}-{secret['metadata']['uid']}", NOW + dt.timedelta(
-            seconds=lifetime_seconds
-        )
+        token = f"token-{sa_name}-{secret['metadata']['uid']}"
+        if self.key_id:  # signed as the API server signs: the key's id in the JWT header
+            token = jwt.encode({"sub": token}, "k" * 32, headers={"kid": self.key_id})
+        return token, NOW + dt.timedelta(seconds=lifetime_seconds)
 
     def read_serviceaccount(self, namespace: str, name: str) -> Obj | None:
         self.calls.append("read_serviceaccount")
@@ -176,6 +180,8 @@ class World:
         self.api = FakeApi(self.secrets, self.serviceaccounts)
         self.recorder = Recorder()
         self.now = NOW
+        self.key_changes = 0
+        self.signing_key = SigningKey(on_change=self._count_key_change)
         self.reconciler = PullSecretReconciler(
             api=self.api,
             serviceaccounts=self.serviceaccounts,
@@ -190,8 +196,12 @@ class World:
                 token_lifetime_seconds=3600,
             ),
             now=lambda: self.now,
+            signing_key=self.signing_key,
         )
         self.namespaces.put({"metadata": {"name": "team", "labels": {}}})
+
+    def _count_key_change(self) -> None:
+        self.key_changes += 1
 
     def add_sa(self, name: str, ns: str = "team", **extra: Any) -> None:
         self.serviceaccounts.put(
@@ -589,3 +599,46 @@ def test_a_secret_whose_sa_is_really_gone_is_deleted() -> None:
     world.converge("team/builder")
     assert world.api.calls == ["read_serviceaccount", "delete_secret"]
     assert "team/builder-dockercfg" not in world.api.live_secrets
+
+
+def test_tokens_signed_before_a_key_rotation_are_refreshed_at_once() -> None:
+    """The old key still verifies them, so their clock alone would keep them for 36
+    minutes more; the key id says they predate the rotation."""
+    world = World()
+    world.api.key_id = "key-1"
+    world.add_sa("builder")
+    world.add_sa("other")
+    world.converge("team/builder")
+    world.converge("team/other")
+    secret = world.secrets.get("team/builder-dockercfg")
+    assert secret is not None
+    assert secret["metadata"]["annotations"]["image.alauda.io/token-key-id"] == "key-1"
+
+    world.api.key_id = "key-2"
+    world.signing_key.observe("key-2")  # what the probe learns after the rotation
+    world.api.calls.clear()
+    world.converge("team/builder")
+    assert world.api.calls == ["request_token", "replace_secret"]
+    secret = world.secrets.get("team/builder-dockercfg")
+    assert secret is not None
+    assert secret["metadata"]["annotations"]["image.alauda.io/token-key-id"] == "key-2"
+    assert world.converge("team/builder") == pytest.approx(0.6 * 3600)
+
+
+def test_a_token_minted_with_a_new_key_requeues_every_serviceaccount() -> None:
+    """Any token the controller mints names the key that signs now: the first one after a
+    rotation makes every other managed token stale, before the next probe."""
+    world = World()
+    world.api.key_id = "key-1"
+    world.add_sa("builder")
+    world.converge("team/builder")
+    assert world.key_changes == 1  # learnt
+    world.add_sa("other")
+    world.converge("team/other")
+    assert world.key_changes == 1  # same key: nothing to do
+    world.api.key_id = "key-2"
+    del world.api.live_secrets["team/other-dockercfg"]
+    del world.secrets.items["team/other-dockercfg"]
+    world.converge("team/other")
+    assert world.key_changes == 2
+    assert world.signing_key.current() == "key-2"

@@ -279,6 +279,7 @@ def test_reason_repair_kinds() -> None:
         Reason.HOSTNAMES_CHANGED,
         Reason.TOKEN_EXPIRING,
         Reason.AUDIENCE_CHANGED,
+        Reason.SIGNING_KEY_CHANGED,
     }
     for reason in (Reason.CURRENT, Reason.NOT_MANAGED, Reason.WRONG_NAME, Reason.METADATA_DRIFT):
         assert not reason.needs_new_token and not reason.needs_recreate
@@ -426,3 +427,30 @@ def test_only_the_sas_own_generated_secrets_are_its_fallbacks_recorded_one_first
     assert fallback_secrets(every, sa) == [older, newer]
     sa["metadata"]["annotations"] = {ANNOTATION_PULL_SECRET_REF: "builder-dockercfg-aaaaa"}
     assert fallback_secrets(every, sa) == [newer, older]
+
+
+def test_a_token_signed_by_a_key_that_no_longer_signs_is_stale() -> None:
+    secret = build_desired_secret(make_sa(), HOSTS, replace(GRANT, key_id="key-1"))
+    assert secret["metadata"]["annotations"]["image.alauda.io/token-key-id"] == "key-1"
+    assert secret_is_current(secret, make_sa(), HOSTS, FRESH, signing_key_id="key-1") == (
+        True,
+        Reason.CURRENT,
+    )
+    assert secret_is_current(secret, make_sa(), HOSTS, FRESH, signing_key_id="key-2") == (
+        False,
+        Reason.SIGNING_KEY_CHANGED,
+    )
+    assert Reason.SIGNING_KEY_CHANGED.needs_new_token
+    assert not Reason.SIGNING_KEY_CHANGED.needs_recreate  # the Secret stays; its token goes
+
+
+def test_a_token_of_unknown_key_is_stale_once_the_signing_key_is_known() -> None:
+    """Secrets written before keys were recorded: replaced at once, as those of unknown
+    audience are; while the signing key is unknown, no Secret is judged by it."""
+    unrecorded = current_secret()
+    assert "image.alauda.io/token-key-id" not in unrecorded["metadata"]["annotations"]
+    assert secret_is_current(unrecorded, make_sa(), HOSTS, FRESH, signing_key_id="key-1") == (
+        False,
+        Reason.SIGNING_KEY_CHANGED,
+    )
+    assert secret_is_current(unrecorded, make_sa(), HOSTS, FRESH, signing_key_id="")[0]

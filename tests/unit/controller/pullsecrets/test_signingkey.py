@@ -1,0 +1,48 @@
+"""Which key signs ServiceAccount tokens: read from the tokens the controller mints."""
+
+from __future__ import annotations
+
+import base64
+
+import jwt
+import pytest
+
+from controller.pullsecrets.signingkey import SigningKey, key_id_of
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def signed(headers: dict[str, object] | None) -> str:
+    return jwt.encode({"sub": "system:serviceaccount:a:b"}, "k" * 32, headers=headers)
+
+
+def test_the_key_id_is_read_from_the_token_header() -> None:
+    assert key_id_of(signed({"kid": "Zp3Rk-abc"})) == "Zp3Rk-abc"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        signed(None),  # no kid
+        b64url(b'{"alg":"RS256","kid":7}') + ".e30.c2ln",  # not a string
+        "not-a-jwt",
+        "e30.e30",  # no signature part
+        "",
+    ],
+)
+def test_a_token_without_a_readable_key_id_has_none(token: str) -> None:
+    assert key_id_of(token) == ""
+
+
+def test_every_new_key_is_announced_once() -> None:
+    changes: list[str] = []
+    key = SigningKey(on_change=lambda: changes.append(key.current()))
+    assert key.current() == ""
+    assert key.observe("") is False  # a token naming no key tells nothing
+    assert key.observe("key-1") is True
+    assert key.observe("key-1") is False
+    assert key.observe("key-2") is True
+    assert key.current() == "key-2"
+    assert changes == ["key-1", "key-2"]
