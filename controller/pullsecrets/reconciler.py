@@ -28,7 +28,7 @@ from kubernetes.client.exceptions import ApiException
 from controller import metrics
 from controller.pullsecrets.signingkey import SigningKey, key_id_of
 from kube.events import Recorder, reference
-from quota.objects import Obj, object_name, object_namespace
+from quota.objects import Obj, object_name
 from quota.pullsecrets.desired_secret import (
     TokenGrant,
     build_desired_secret,
@@ -53,6 +53,7 @@ from quota.pullsecrets.serviceaccount_patch import (
     guard_resource_version,
     is_opted_out,
     remove_pull_secret_patch,
+    replace_pull_secret_patch,
     retire_pull_secret_patch,
 )
 
@@ -149,9 +150,7 @@ class PullSecretReconciler:
             return None
         secret = self._ensure_secret(sa, namespace, plain)
         secret_name = secret["metadata"]["name"]
-        if secret_name != plain:
-            self._stop_naming_the_taken_name(sa, plain)
-        added = add_pull_secret_patch(sa, secret_name)
+        added = self._pointing_patch(sa, plain, secret_name)
         self._patch_serviceaccount(sa, added)
         if not added:  # the SA names the current Secret: now drop the ones it replaced
             self._retire_renamed(sa, namespace, secret_name)
@@ -301,18 +300,17 @@ class PullSecretReconciler:
                 ) from None
             raise
 
-    def _stop_naming_the_taken_name(self, sa: Obj, plain: str) -> None:
-        """While a fallback is used, an entry for the taken plain name that the service
-        added (the ref annotation still names it: the webhook added it while the name was
-        free, and someone took it before the reconciler did) goes first: pods must never
-        pull with someone else's Secret. An entry the user wrote is theirs."""
+    @staticmethod
+    def _pointing_patch(sa: Obj, plain: str, secret_name: str) -> list[Obj]:
+        """Ops pointing the SA at ``secret_name``. While a fallback is used, an entry for
+        the taken plain name that the service added (the ref annotation still names it:
+        the webhook added it while the name looked free, and it cannot see a squatter's
+        Opaque Secret) goes in the same patch: pods must never pull with someone else's
+        Secret. An entry the user wrote is theirs."""
         annotations = sa["metadata"].get("annotations") or {}
-        if annotations.get(ANNOTATION_PULL_SECRET_REF) != plain:
-            return
-        ops = retire_pull_secret_patch(sa, plain)
-        if ops:
-            self._patch_serviceaccount(sa, ops)
-            raise Requeue(f"serviceaccount {object_namespace(sa)}/{object_name(sa)} changed")
+        if secret_name != plain and annotations.get(ANNOTATION_PULL_SECRET_REF) == plain:
+            return replace_pull_secret_patch(sa, plain, secret_name)
+        return add_pull_secret_patch(sa, secret_name)
 
     def _opt_out(self, sa: Obj, namespace: str, plain: str) -> None:
         fallbacks = fallback_secrets(self._secrets.list(namespace), sa)

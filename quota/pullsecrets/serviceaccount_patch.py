@@ -110,6 +110,19 @@ def retire_pull_secret_patch(sa: Mapping[str, Any], secret_name: str) -> list[Op
     return _remove_entries(entries, [i for i, e in enumerate(entries) if _is_ours(e, secret_name)])
 
 
+def replace_pull_secret_patch(
+    sa: Mapping[str, Any], old_name: str, new_name: str
+) -> list[Operation]:
+    """Ops moving the SA from ``old_name`` to ``new_name`` (entries and ref annotation) in one
+    patch: the mutating webhook sees every update, and between two patches it would see the
+    ref annotation still naming ``old_name`` and add that back."""
+    ops = retire_pull_secret_patch(sa, old_name)
+    entries = sa.get("imagePullSecrets")
+    if isinstance(entries, list):  # what the retire ops leave, for the indices that follow
+        sa = {**sa, "imagePullSecrets": [e for e in entries if not _is_ours(e, old_name)]}
+    return ops + add_pull_secret_patch(sa, new_name)
+
+
 def guard_resource_version(ops: list[Operation], obj: Mapping[str, Any]) -> list[Operation]:
     """Prefix ``ops`` with a ``test`` of ``metadata.resourceVersion`` (optimistic concurrency).
 

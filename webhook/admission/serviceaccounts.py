@@ -50,14 +50,14 @@ class ServiceAccountMutator:
             return Decision.allow()
         secret_name = secret_name_for(object_name(sa))  # named, or the patch would be empty
         try:
+            recorded = self._recorded_fallback(sa)
+            if recorded is not None:
+                return self._name_fallback(request.namespace, sa, recorded)
             existing = self._reads.pull_secret(request.namespace, secret_name)
         except NotSynced:
             # Unknown is not "free": leave it to the reconciler, which reads live.
             return Decision.allow(warnings=[f"{secret_name} not added yet: caches syncing"])
         if not may_reference(existing, sa):
-            fallback = self._recorded_fallback(request.namespace, sa)
-            if fallback is not None:
-                return Decision.allow(patch=add_pull_secret_patch(sa, fallback))
             log.warning(
                 "not pointing serviceaccount %s/%s at Secret %s: it is not the managed one",
                 request.namespace,
@@ -72,14 +72,25 @@ class ServiceAccountMutator:
             )
         return Decision.allow(patch=patch)
 
-    def _recorded_fallback(self, namespace: str, sa: Mapping[str, Any]) -> str | None:
-        """The fallback Secret the reconciler recorded on a stored SA (it has a uid), when
-        it is cached and that SA's own: kept named through a GitOps sync that drops it."""
+    @staticmethod
+    def _recorded_fallback(sa: Mapping[str, Any]) -> str | None:
+        """The fallback the reconciler recorded on a stored SA (it has a uid), if any.
+
+        While one is recorded the reconciler has found the plain name taken, which this
+        cache cannot always see (it holds pull-type Secrets only, and a squatter's may be
+        Opaque): naming the plain name again would undo the reconciler's patch, which would
+        redo it. The reconciler records the plain name again once it is free.
+        """
         meta = mapping(sa.get("metadata"))
         recorded = mapping(meta.get("annotations")).get(ANNOTATION_PULL_SECRET_REF)
         if not isinstance(recorded, str) or not is_fallback_name(recorded, object_name(sa)):
             return None
-        if not meta.get("uid"):
-            return None  # CREATE: an annotation copied from elsewhere proves nothing
+        return recorded if meta.get("uid") else None  # CREATE: a copied annotation proves nothing
+
+    def _name_fallback(self, namespace: str, sa: Mapping[str, Any], recorded: str) -> Decision:
+        """Name the recorded fallback (back, after a GitOps sync dropped it) once it is
+        cached and this SA's own; otherwise change nothing and let the reconciler heal."""
         secret = self._reads.pull_secret(namespace, recorded)
-        return recorded if secret is not None and may_reference(secret, sa) else None
+        if secret is None or not may_reference(secret, sa):
+            return Decision.allow(warnings=[f"{recorded} not added yet: not cached as this SA's"])
+        return Decision.allow(patch=add_pull_secret_patch(sa, recorded))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import itertools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jsonpatch
@@ -26,6 +27,8 @@ from quota.pullsecrets.names import (
     LABEL_MANAGED_BY,
     secret_name_for,
 )
+from webhook.admission.review import AdmissionRequest, GroupVersionKind
+from webhook.admission.serviceaccounts import ServiceAccountMutator
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -68,6 +71,7 @@ class FakeApi:
         self.live_secrets: dict[str, Obj] = {}
         self.fail_replace_with: int | None = None
         self.key_id = ""
+        self.admit: Callable[[Obj], Obj] | None = None
         self.suffixes = iter(["bcd2f", "ghj4k", "lmn5p", "qrs6t"])
         self._seconds = itertools.count()
 
@@ -150,6 +154,8 @@ class FakeApi:
             patched = jsonpatch.apply_patch(current, ops)
         except jsonpatch.JsonPatchTestFailed:
             raise ApiException(status=422, reason="Invalid") from None
+        if self.admit is not None:  # the API server calls the mutating webhook on UPDATE
+            patched = self.admit(patched)
         patched["metadata"]["resourceVersion"] = str(next(self._rv))
         self.serviceaccounts.put(patched)
         return copy.deepcopy(patched)
@@ -642,3 +648,61 @@ def test_a_token_minted_with_a_new_key_requeues_every_serviceaccount() -> None:
     world.converge("team/other")
     assert world.key_changes == 2
     assert world.signing_key.current() == "key-2"
+
+
+class WebhookCache:
+    """What the webhook's Secret cache holds: metadata of pull-type Secrets only."""
+
+    def __init__(self, api: FakeApi) -> None:
+        self.api = api
+
+    def namespace_labels(self, name: str) -> Mapping[str, str] | None:
+        return {}
+
+    def pull_secret(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        secret = self.api.live_secrets.get(f"{namespace}/{name}")
+        if secret is None or secret.get("type") != "kubernetes.io/dockerconfigjson":
+            return None
+        meta: Mapping[str, Any] = copy.deepcopy(secret["metadata"])
+        return meta
+
+
+def with_the_webhook(world: World) -> None:
+    mutator = ServiceAccountMutator(WebhookCache(world.api), frozenset())
+
+    def admit(sa: Obj) -> Obj:
+        request = AdmissionRequest(
+            uid="u",
+            kind=GroupVersionKind("", "v1", "ServiceAccount"),
+            resource="serviceaccounts",
+            sub_resource="",
+            operation="UPDATE",
+            namespace=sa["metadata"]["namespace"],
+            name=sa["metadata"]["name"],
+            object=sa,
+            old_object=None,
+            dry_run=False,
+            username="controller",
+        )
+        patch = list(mutator(request).patch)
+        return jsonpatch.apply_patch(sa, patch) if patch else sa
+
+    world.api.admit = admit
+
+
+def test_the_move_off_a_squatted_name_survives_the_mutating_webhook() -> None:
+    """The webhook named the plain name at CREATE (it cannot see an Opaque squatter); the
+    reconciler's move to the fallback passes through the webhook on UPDATE, which must
+    not put the plain name back, or the two undo each other for ever."""
+    world = squatted_world()
+    with_the_webhook(world)
+    sa = world.serviceaccounts.items["team/builder"]
+    sa["imagePullSecrets"] = [{"name": "builder-dockercfg"}]
+    sa["metadata"]["annotations"] = {ANNOTATION_PULL_SECRET_REF: "builder-dockercfg"}
+    world.converge("team/builder", rounds=3)
+    world.api.calls.clear()
+    world.converge("team/builder", rounds=1)
+    assert "patch_serviceaccount" not in world.api.calls
+    assert world.serviceaccounts.items["team/builder"]["imagePullSecrets"] == [
+        {"name": "builder-dockercfg-bcd2f"}
+    ]

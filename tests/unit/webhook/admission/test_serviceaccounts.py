@@ -165,3 +165,15 @@ def test_an_update_names_the_recorded_fallback_only_when_it_is_this_stored_sas_o
         decision = ServiceAccountMutator(Reads({}, secrets), frozenset())(request(obj=obj))
         assert not decision.patch
         assert decision.warnings
+
+
+def test_a_recorded_fallback_is_not_swapped_for_a_plain_name_the_cache_cannot_see() -> None:
+    """An Opaque squatter is not in the webhook's cache (pull-type Secrets only): the plain
+    name looks free, but the reconciler found it taken and recorded the fallback. Naming
+    the plain name would undo the reconciler's patch on every update, and it would redo
+    it, for ever."""
+    named = copy.deepcopy(STORED_SA)
+    named["imagePullSecrets"] = [{"name": FALLBACK}]
+    for secrets in ({f"team-a/{FALLBACK}": fallback_secret("sa-uid")}, {}):
+        decision = ServiceAccountMutator(Reads({}, secrets), frozenset())(request(obj=named))
+        assert not decision.patch
