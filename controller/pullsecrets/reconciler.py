@@ -248,10 +248,12 @@ class PullSecretReconciler:
             self._config.token_lifetime_seconds,
             audiences,
         )
-        key_id = key_id_of(token)
-        self._signing_key.observe(key_id)  # a new key requeues every SA
         grant = TokenGrant(
-            token=token, issued=self._now(), expires=expires, audiences=audiences, key_id=key_id
+            token=token,
+            issued=self._now(),
+            expires=expires,
+            audiences=audiences,
+            key_id=key_id_of(token),
         )
         desired = build_desired_secret(sa, hostnames, grant, secret_name)
         desired["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]

@@ -3,10 +3,11 @@ by an earlier key are refreshed when the cluster's signing key rotates, not on t
 
 A rotation keeps the old public key in ``--service-account-key-file`` for a while, so old
 tokens still verify and nothing else would replace them before the old key is dropped.
-The API server names the signing key in the ``kid`` header of every token it mints, and
-the controller mints tokens itself: each one it mints says which key signs now, and a
-short probe TokenRequest every :data:`KEY_PROBE_SECONDS` says so while nothing is minted
-(OpenShift's controller watches the key id the same way).
+The API server names the signing key in the ``kid`` header of every token it mints: the
+leader mints a short probe token every :data:`KEY_PROBE_SECONDS` and reads it (OpenShift's
+controller watches the key id the same way). Only the probe moves the current key, not
+the tokens minted for Secrets: where several API servers roll a new key one at a time,
+tokens from different servers name different keys, and following each would flap.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Final
 
 import jwt
+
+from quota.pullsecrets.desired_secret import SigningKeyId
 
 log = logging.getLogger(__name__)
 
@@ -43,27 +47,30 @@ def key_id_of(token: str) -> str:
 
 
 class SigningKey:
-    """The key id the API server signs with, as last seen; ``on_change`` runs (outside the
-    lock) whenever it is learnt or changes, so every managed Secret is judged again."""
+    """The key id the API server signs with, as last probed, and since when; ``on_change``
+    runs (outside the lock) whenever it is learnt or changes, so every managed Secret is
+    judged again."""
 
     def __init__(self, on_change: Callable[[], None] = lambda: None) -> None:
         self._lock = threading.Lock()
-        self._current = ""
+        self._current: SigningKeyId | None = None
         self.on_change = on_change
 
-    def current(self) -> str:
-        """The key id, empty until one is known (then no Secret is judged by its key)."""
+    def current(self) -> SigningKeyId | None:
+        """The key and since when; None until one is known (no Secret is judged by it)."""
         with self._lock:
             return self._current
 
-    def observe(self, key_id: str) -> bool:
-        """Record the key id of a token just minted; True when it is news."""
+    def observe(self, key_id: str, now: datetime) -> bool:
+        """Record the key id of a probe token minted at ``now``; True when it is news."""
         if not key_id:
             return False
         with self._lock:
-            previous, self._current = self._current, key_id
-        if previous == key_id:
-            return False
-        log.info("service-account signing key is now %s (was %s)", key_id, previous or "unknown")
+            previous = self._current
+            if previous is not None and previous.key_id == key_id:
+                return False
+            self._current = SigningKeyId(key_id, now)
+        was = previous.key_id if previous else "unknown"
+        log.info("service-account signing key is now %s (was %s)", key_id, was)
         self.on_change()
         return True

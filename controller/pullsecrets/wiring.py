@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import functools
 import logging
 import math
@@ -89,7 +90,12 @@ def token_expiry_reader(secrets: SecretLister) -> Callable[[], float]:
 
 class PullSecretWiring:
     def __init__(
-        self, api: client.ApiClient, settings: Settings, limiter: RateLimiter, recorder: Recorder
+        self,
+        api: client.ApiClient,
+        settings: Settings,
+        limiter: RateLimiter,
+        recorder: Recorder,
+        now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     ) -> None:
         core = client.CoreV1Api(api)
         custom = client.CustomObjectsApi(api)
@@ -119,6 +125,7 @@ class PullSecretWiring:
         self.queue = WorkQueue(name="pull-secrets")
         self._api = PullSecretApi(api, limiter)
         self._namespace = settings.namespace
+        self._now = now
         self._audiences = tuple(settings.token_audiences)
         # A new signing key makes every managed token stale: judge every SA again.
         self.signing_key = SigningKey(on_change=lambda: self._enqueue_all(None))
@@ -202,7 +209,7 @@ class PullSecretWiring:
         except (ApiException, HTTPError, OSError, KeyError, TypeError) as err:
             log.warning("could not probe the service-account signing key: %s", err)
             return
-        self.signing_key.observe(key_id_of(token))
+        self.signing_key.observe(key_id_of(token), self._now())
 
     def _probe_signing_key_until(self, stop: threading.Event) -> None:
         while not stop.wait(KEY_PROBE_SECONDS):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from quota.objects import mapping, metadata
@@ -80,6 +80,23 @@ class TokenGrant:
         if not self.audiences:
             raise ValueError("a managed token needs an audience: the registry's")
         TokenTimes(self.issued, self.expires)  # validates awareness and order
+
+
+@dataclass(frozen=True)
+class SigningKeyId:
+    """The key the API server signs tokens with now (its JWT ``kid``), and since when this
+    service has known it. A token of another key issued before ``since`` predates the
+    rotation; one issued after it was signed by a server still on its previous key (several
+    API servers roll a new key one at a time) and is left to its clock, or every refresh
+    would make another stale token."""
+
+    key_id: str
+    since: datetime
+
+    def __post_init__(self) -> None:
+        if not self.key_id:
+            raise ValueError("key_id must not be empty")
+        TokenTimes(self.since, self.since + timedelta(microseconds=1))  # validates awareness
 
 
 def owner_reference(sa: Mapping[str, Any]) -> dict[str, Any]:
@@ -289,7 +306,7 @@ def secret_is_current(
     now: datetime,
     audiences: Iterable[str] = DEFAULT_TOKEN_AUDIENCES,
     name: str | None = None,
-    signing_key_id: str | None = None,
+    signing_key: SigningKeyId | None = None,
 ) -> tuple[bool, Reason]:
     """Whether ``existing`` is the up-to-date managed Secret for ``sa`` under ``name`` (by
     default its plain name), and if not, why.
@@ -298,10 +315,11 @@ def secret_is_current(
     taken over); name and namespace; type; owner uid (catches an SA recreated under the same
     name); managed label/annotation; readable payload; token times; hostnames; 60 % rule;
     token audiences (a token minted for others, such as the API server, is replaced at once);
-    signing key: when ``signing_key_id``, the key the API server signs with now, is known, a
-    token signed by another key (or of unknown key: written before keys were recorded) is
-    replaced at once. Its old key may still verify it, which is exactly when nothing else
-    would: a rotation retires the old key once no token it signed should remain.
+    signing key: when ``signing_key``, the key the API server signs with now, is known, a
+    token signed by another key (or of unknown key: written before keys were recorded)
+    before it became known is replaced at once. Its old key may still verify it, which is
+    exactly when nothing else would: a rotation retires the old key once no token it
+    signed should remain.
     The reason is a fixed :class:`Reason`, never containing Secret data.
     """
     ref = ServiceAccountRef.of(sa)
@@ -331,6 +349,11 @@ def secret_is_current(
         return False, reason
     if have_annotations.get(ANNOTATION_TOKEN_AUDIENCES) != audiences_annotation(audiences):
         return False, Reason.AUDIENCE_CHANGED
-    if signing_key_id and have_annotations.get(ANNOTATION_TOKEN_KEY_ID) != signing_key_id:
+    if (
+        signing_key is not None
+        and times is not None  # refresh_reason has refused None already
+        and times.issued < signing_key.since
+        and have_annotations.get(ANNOTATION_TOKEN_KEY_ID) != signing_key.key_id
+    ):
         return False, Reason.SIGNING_KEY_CHANGED
     return True, Reason.CURRENT

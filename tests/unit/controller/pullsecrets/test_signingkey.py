@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
 
 from controller.pullsecrets.signingkey import SigningKey, key_id_of
+from quota.pullsecrets.desired_secret import SigningKeyId
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def b64url(raw: bytes) -> str:
@@ -36,13 +40,15 @@ def test_a_token_without_a_readable_key_id_has_none(token: str) -> None:
     assert key_id_of(token) == ""
 
 
-def test_every_new_key_is_announced_once() -> None:
-    changes: list[str] = []
+def test_every_new_key_is_announced_once_with_when_it_was_learnt() -> None:
+    changes: list[SigningKeyId | None] = []
     key = SigningKey(on_change=lambda: changes.append(key.current()))
-    assert key.current() == ""
-    assert key.observe("") is False  # a token naming no key tells nothing
-    assert key.observe("key-1") is True
-    assert key.observe("key-1") is False
-    assert key.observe("key-2") is True
-    assert key.current() == "key-2"
-    assert changes == ["key-1", "key-2"]
+    assert key.current() is None
+    assert key.observe("", T0) is False  # a token naming no key tells nothing
+    assert key.observe("key-1", T0) is True
+    assert key.observe("key-1", T0 + timedelta(minutes=1)) is False
+    assert key.observe("key-2", T0 + timedelta(minutes=2)) is True
+    assert changes == [
+        SigningKeyId("key-1", T0),
+        SigningKeyId("key-2", T0 + timedelta(minutes=2)),
+    ]

@@ -20,6 +20,7 @@ from kube.ratelimit import RateLimiter
 from kube.settings import Settings
 from quota.objects import Obj
 from quota.pullsecrets.desired_secret import (
+    SigningKeyId,
     TokenGrant,
     build_desired_secret,
     read_secret_config,
@@ -146,7 +147,9 @@ class ProbeApi:
 def test_a_probe_that_sees_a_new_signing_key_requeues_every_serviceaccount(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    wiring = PullSecretWiring(client.ApiClient(), Settings(), RateLimiter(1, 1), NoEvents())
+    wiring = PullSecretWiring(
+        client.ApiClient(), Settings(), RateLimiter(1, 1), NoEvents(), now=lambda: T0
+    )
     requeued: list[str | None] = []
     monkeypatch.setattr(wiring, "_enqueue_all", requeued.append)
     probe = ProbeApi(
@@ -160,7 +163,7 @@ def test_a_probe_that_sees_a_new_signing_key_requeues_every_serviceaccount(
     monkeypatch.setattr(wiring, "_api", probe)
     for _ in range(4):
         wiring.probe_signing_key()
-    assert wiring.signing_key.current() == "key-2"
+    assert wiring.signing_key.current() == SigningKeyId("key-2", T0)
     assert requeued == [None, None]  # learnt, then rotated: all namespaces each time
     # A short-lived token of the service's own namespace's default ServiceAccount.
     assert probe.asked[0] == (

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from quota.pullsecrets.desired_secret import (
     ServiceAccountRef,
+    SigningKeyId,
     TokenGrant,
     build_desired_secret,
     fallback_placeholder,
@@ -432,11 +433,13 @@ def test_only_the_sas_own_generated_secrets_are_its_fallbacks_recorded_one_first
 def test_a_token_signed_by_a_key_that_no_longer_signs_is_stale() -> None:
     secret = build_desired_secret(make_sa(), HOSTS, replace(GRANT, key_id="key-1"))
     assert secret["metadata"]["annotations"]["image.alauda.io/token-key-id"] == "key-1"
-    assert secret_is_current(secret, make_sa(), HOSTS, FRESH, signing_key_id="key-1") == (
+    same = SigningKeyId("key-1", FRESH)
+    rotated = SigningKeyId("key-2", FRESH)  # learnt after the token was issued (T0)
+    assert secret_is_current(secret, make_sa(), HOSTS, FRESH, signing_key=same) == (
         True,
         Reason.CURRENT,
     )
-    assert secret_is_current(secret, make_sa(), HOSTS, FRESH, signing_key_id="key-2") == (
+    assert secret_is_current(secret, make_sa(), HOSTS, FRESH, signing_key=rotated) == (
         False,
         Reason.SIGNING_KEY_CHANGED,
     )
@@ -444,13 +447,22 @@ def test_a_token_signed_by_a_key_that_no_longer_signs_is_stale() -> None:
     assert not Reason.SIGNING_KEY_CHANGED.needs_recreate  # the Secret stays; its token goes
 
 
+def test_a_token_of_another_key_minted_after_the_change_is_left_to_its_clock() -> None:
+    """Several API servers roll a new key one at a time: a token minted meanwhile by one
+    still on the old key is not stale, or every refresh would make another stale one."""
+    secret = build_desired_secret(make_sa(), HOSTS, replace(GRANT, key_id="key-1"))
+    learnt_before_it = SigningKeyId("key-2", T0 - timedelta(seconds=1))
+    assert secret_is_current(secret, make_sa(), HOSTS, FRESH, signing_key=learnt_before_it)[0]
+
+
 def test_a_token_of_unknown_key_is_stale_once_the_signing_key_is_known() -> None:
     """Secrets written before keys were recorded: replaced at once, as those of unknown
     audience are; while the signing key is unknown, no Secret is judged by it."""
     unrecorded = current_secret()
     assert "image.alauda.io/token-key-id" not in unrecorded["metadata"]["annotations"]
-    assert secret_is_current(unrecorded, make_sa(), HOSTS, FRESH, signing_key_id="key-1") == (
+    known = SigningKeyId("key-1", FRESH)
+    assert secret_is_current(unrecorded, make_sa(), HOSTS, FRESH, signing_key=known) == (
         False,
         Reason.SIGNING_KEY_CHANGED,
     )
-    assert secret_is_current(unrecorded, make_sa(), HOSTS, FRESH, signing_key_id="")[0]
+    assert secret_is_current(unrecorded, make_sa(), HOSTS, FRESH, signing_key=None)[0]
