@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from kube import certs
 from localcluster import kubeconfig, pki
 from localcluster.binaries import binaries_dir
 from localcluster.ports import free_port
@@ -225,6 +226,28 @@ class ControlPlane:
             log.info("restarted %s (pid %d)", name, self.processes[index[name]].pid)
         apiserver = self.processes[index["kube-apiserver"]]
         self._wait(apiserver, self._apiserver_ready, timeout, "kube-apiserver /readyz again")
+
+    def rotate_service_account_signing_key(self, timeout: float = 120.0) -> None:
+        """Sign ServiceAccount tokens with a new key from now on, as a cluster's key rotation
+        does: restart kube-apiserver (same ports and data) with the new private key in
+        ``--service-account-signing-key-file`` and its public key added to
+        ``--service-account-key-file``, so tokens the old key signed still verify."""
+        assert self.pki is not None
+        index = next(i for i, p in enumerate(self.processes) if p.name == "kube-apiserver")
+        old = self.processes[index]
+        rotation = sum(a.startswith("--service-account-key-file=") for a in old.argv)
+        key, pub = (self.pki.directory / f"sa-{rotation}.{ext}" for ext in ("key", "pub"))
+        private, public = certs.new_signing_key()
+        key.write_bytes(private)
+        key.chmod(0o600)
+        pub.write_bytes(public)
+        signing = "--service-account-signing-key-file="
+        argv = [a for a in old.argv if not a.startswith(signing)]
+        argv += [f"{signing}{key}", f"--service-account-key-file={pub}"]
+        old.stop()
+        self.processes[index] = ManagedProcess(old.name, argv, self.log_dir)
+        log.info("restarted %s with signing key %s", old.name, key)
+        self._wait(self.processes[index], self._apiserver_ready, timeout, "kube-apiserver again")
 
     @property
     def audit_log(self) -> Path:

@@ -15,6 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from quota.objects import Obj
+from quota.pullsecrets.names import MANAGED_SECRET_SELECTOR
 from quota.timestamps import parse_rfc3339
 
 REQUEST_TIMEOUT = 30
@@ -54,6 +55,13 @@ class PullSecretApi:
 
     def read_serviceaccount(self, namespace: str, name: str) -> Obj | None:
         return self._read(self._core.read_namespaced_service_account, namespace, name)
+
+    def list_managed_secrets(self, namespace: str) -> list[Obj]:
+        """The namespace's managed Secrets as the API server has them now (not a cache)."""
+        items: list[Obj] = self._call(
+            self._core.list_namespaced_secret, namespace, label_selector=MANAGED_SECRET_SELECTOR
+        )["items"]
+        return items
 
     def create_secret(self, namespace: str, body: Obj) -> Obj:
         return self._call(self._core.create_namespaced_secret, namespace, body)
@@ -105,6 +113,21 @@ class PullSecretApi:
         if expires is None:
             raise ValueError("TokenRequest answered without a valid expirationTimestamp")
         return status["token"], expires
+
+    def probe_token(
+        self, namespace: str, sa_name: str, lifetime_seconds: int, audiences: tuple[str, ...]
+    ) -> str:
+        """A short unbound token for ``sa_name``, only to read which key signed it."""
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"audiences": list(audiences), "expirationSeconds": lifetime_seconds},
+        }
+        status = self._call(
+            self._core.create_namespaced_service_account_token, sa_name, namespace, body
+        )["status"]
+        token: str = status["token"]
+        return token
 
     def patch_serviceaccount(self, namespace: str, name: str, ops: list[Obj]) -> Obj:
         return self._call(self._core.patch_namespaced_service_account, name, namespace, ops)

@@ -2,8 +2,17 @@
 
 Level-based: each call reads the current state (caches, then the API where a cache may
 lag) and converges it, so a restart, a replayed event or a retry after a conflict only
-repeats work that is already done. The Secret name is a function of the SA name, so no
-sequence of events can produce a second Secret for one SA.
+repeats work that is already done. The plain Secret name is a function of the SA name, so
+no sequence of events can produce a second Secret under it.
+
+When someone else's Secret holds the plain name, the SA gets a fallback Secret whose name
+the API server generates (``generateName``), so it cannot be taken first. That name is not
+a function of anything, so before creating one the reconciler looks for the SA's own
+(managed, owned by its uid, a generated name) in its cache and then, because the cache can
+lag its own create of a moment ago, in a live list: only a live "none" leads to a create,
+and one worker handles a key at a time, so no restart or replay makes a second one. The
+plain name is preferred whenever it is free again; what is not the SA's current Secret is
+retired.
 """
 
 from __future__ import annotations
@@ -17,18 +26,26 @@ from typing import Protocol
 from kubernetes.client.exceptions import ApiException
 
 from controller import metrics
+from controller.pullsecrets.signingkey import SigningKey, key_id_of
 from kube.events import Recorder, reference
-from quota.objects import Obj
+from quota.objects import Obj, object_name
 from quota.pullsecrets.desired_secret import (
     TokenGrant,
     build_desired_secret,
+    fallback_placeholder,
+    fallback_secrets,
     is_managed_secret,
     retired_secrets,
     secret_is_current,
     service_account_name_of,
 )
 from quota.pullsecrets.dockerconfig import desired_hostnames
-from quota.pullsecrets.names import DEFAULT_TOKEN_AUDIENCES, secret_name_for
+from quota.pullsecrets.names import (
+    ANNOTATION_PULL_SECRET_REF,
+    DEFAULT_TOKEN_AUDIENCES,
+    fallback_prefix,
+    secret_name_for,
+)
 from quota.pullsecrets.reasons import Reason
 from quota.pullsecrets.refresh import read_token_times, refresh_delay
 from quota.pullsecrets.serviceaccount_patch import (
@@ -36,6 +53,7 @@ from quota.pullsecrets.serviceaccount_patch import (
     guard_resource_version,
     is_opted_out,
     remove_pull_secret_patch,
+    replace_pull_secret_patch,
     retire_pull_secret_patch,
 )
 
@@ -46,6 +64,7 @@ class PullSecretCalls(Protocol):
     """The API calls the reconciler makes (``api.PullSecretApi`` makes them, rate limited)."""
 
     def read_secret(self, namespace: str, name: str) -> Obj | None: ...
+    def list_managed_secrets(self, namespace: str) -> list[Obj]: ...
     def create_secret(self, namespace: str, body: Obj) -> Obj: ...
     def replace_secret(self, namespace: str, name: str, body: Obj) -> Obj: ...
     def delete_secret(self, namespace: str, name: str, uid: str) -> None: ...
@@ -91,6 +110,7 @@ class PullSecretReconciler:
         recorder: Recorder,
         config: PullSecretConfig,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        signing_key: SigningKey | None = None,
     ) -> None:
         self._api = api
         self._serviceaccounts = serviceaccounts
@@ -100,6 +120,7 @@ class PullSecretReconciler:
         self._recorder = recorder
         self._config = config
         self._now = now
+        self._signing_key = signing_key or SigningKey()
 
     def hostnames(self) -> list[str]:
         return desired_hostnames(
@@ -123,17 +144,16 @@ class PullSecretReconciler:
         if ns is None or (ns.get("metadata") or {}).get("deletionTimestamp"):
             return None  # the namespace is going away; its SAs and Secrets go with it
         labels = (ns.get("metadata") or {}).get("labels") or {}
-        secret_name = secret_name_for(name)
+        plain = secret_name_for(name)
         if is_opted_out(sa, labels):
-            self._opt_out(sa, namespace, secret_name)
+            self._opt_out(sa, namespace, plain)
             return None
-        secret = self._ensure_secret(sa, namespace, secret_name)
-        if secret is None:
-            return None
-        added = add_pull_secret_patch(sa, secret_name)
+        secret = self._ensure_secret(sa, namespace, plain)
+        secret_name = secret["metadata"]["name"]
+        added = self._pointing_patch(sa, plain, secret_name)
         self._patch_serviceaccount(sa, added)
         if not added:  # the SA names the current Secret: now drop the ones it replaced
-            self._retire_renamed(sa, namespace)
+            self._retire_renamed(sa, namespace, secret_name)
         times = read_token_times((secret.get("metadata") or {}).get("annotations"))
         if times is None:
             return 1.0
@@ -141,36 +161,81 @@ class PullSecretReconciler:
 
     # --- steps ---------------------------------------------------------------------------
 
-    def _ensure_secret(self, sa: Obj, namespace: str, secret_name: str) -> Obj | None:
+    def _judge(self, secret: Obj | None, sa: Obj, hostnames: list[str], name: str) -> Reason:
+        return secret_is_current(
+            secret,
+            sa,
+            hostnames,
+            self._now(),
+            self._config.token_audiences,
+            name,
+            self._signing_key.current(),
+        )[1]
+
+    def _ensure_secret(self, sa: Obj, namespace: str, plain: str) -> Obj:
+        """The SA's up-to-date Secret: under its plain name, or under a fallback name when
+        the plain one is someone else's."""
         hostnames = self.hostnames()
-        secret = self._secrets.get(f"{namespace}/{secret_name}")
-        current, reason = secret_is_current(
-            secret, sa, hostnames, self._now(), self._config.token_audiences
-        )
-        if current:
+        secret = self._secrets.get(f"{namespace}/{plain}")
+        reason = self._judge(secret, sa, hostnames, plain)
+        if reason is Reason.CURRENT and secret is not None:
             return secret
         created = False
         if reason is Reason.MISSING:
             # Create straight away: the name is deterministic, so a cache that lags our own
             # writes (or a user's Secret, which we do not watch) only costs a 409.
-            secret, created = self._create_or_read(sa, namespace, secret_name, hostnames)
+            secret, created = self._create_or_read(sa, namespace, plain, hostnames)
             if not created:
-                current, reason = secret_is_current(
-                    secret, sa, hostnames, self._now(), self._config.token_audiences
-                )
-                if current:
+                reason = self._judge(secret, sa, hostnames, plain)
+                if reason is Reason.CURRENT:
                     return secret
         if reason is Reason.NOT_MANAGED:
             self._recorder.record(
                 reference(sa, "ServiceAccount"),
                 "Warning",
                 "PullSecretNameTaken",
-                f"Secret {secret_name} exists and is not managed by the registry; "
-                "delete or rename it so the managed pull secret can be created",
+                f"Secret {plain} exists and is not managed by the registry: the "
+                f"ServiceAccount uses {fallback_prefix(object_name(sa))}<generated> instead",
             )
-            return None
+            return self._ensure_fallback(sa, namespace, hostnames)
         if secret is None:  # unreachable: only MISSING has no Secret, and it was created
-            raise Requeue(f"secret {namespace}/{secret_name} not found")
+            raise Requeue(f"secret {namespace}/{plain} not found")
+        return self._converge(sa, secret, reason, created, hostnames)
+
+    def _ensure_fallback(self, sa: Obj, namespace: str, hostnames: list[str]) -> Obj:
+        """The SA's fallback Secret, adopted when it has one (cache, then a live list: a
+        create from a lagging cache would be a second Secret), else created."""
+        found = fallback_secrets(self._secrets.list(namespace), sa) or fallback_secrets(
+            self._api.list_managed_secrets(namespace), sa
+        )
+        if found:
+            secret, created = dict(found[0]), False
+        else:
+            secret, created = self._create_fallback(sa, namespace, hostnames), True
+        reason = self._judge(secret, sa, hostnames, secret["metadata"]["name"])
+        if reason is Reason.CURRENT:
+            return secret
+        return self._converge(sa, secret, reason, created, hostnames)
+
+    def _create_fallback(self, sa: Obj, namespace: str, hostnames: list[str]) -> Obj:
+        """Create the placeholder under a name the API server generates. A generated name
+        that is taken (the server retries a few itself) is a Requeue: the rate-limited
+        retry generates another, so a taken fallback never spins."""
+        try:
+            return self._api.create_secret(namespace, fallback_placeholder(sa, hostnames))
+        except ApiException as err:
+            if err.status == 403 and "being terminated" in (err.body or ""):
+                raise Requeue(f"namespace {namespace} is terminating") from None
+            if err.status == 409:
+                raise Requeue(f"generated Secret name in {namespace} was taken") from None
+            raise
+
+    def _converge(
+        self, sa: Obj, secret: Obj, reason: Reason, created: bool, hostnames: list[str]
+    ) -> Obj:
+        """Make ``secret`` (ours, under its name) current: recreate it, or mint a token
+        bound to it and write it whole."""
+        namespace, secret_name = secret["metadata"]["namespace"], secret["metadata"]["name"]
         if reason.needs_recreate and not created:
             log.info("recreating pull secret %s/%s: %s", namespace, secret_name, reason.value)
             self._api.delete_secret(namespace, secret_name, secret["metadata"]["uid"])
@@ -183,8 +248,14 @@ class PullSecretReconciler:
             self._config.token_lifetime_seconds,
             audiences,
         )
-        grant = TokenGrant(token=token, issued=self._now(), expires=expires, audiences=audiences)
-        desired = build_desired_secret(sa, hostnames, grant)
+        grant = TokenGrant(
+            token=token,
+            issued=self._now(),
+            expires=expires,
+            audiences=audiences,
+            key_id=key_id_of(token),
+        )
+        desired = build_desired_secret(sa, hostnames, grant, secret_name)
         desired["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
         try:
             written = self._api.replace_secret(namespace, secret_name, desired)
@@ -231,18 +302,33 @@ class PullSecretReconciler:
                 ) from None
             raise
 
-    def _opt_out(self, sa: Obj, namespace: str, secret_name: str) -> None:
-        self._patch_serviceaccount(sa, remove_pull_secret_patch(sa, secret_name))
-        secret = self._secrets.get(f"{namespace}/{secret_name}")
-        if secret is not None and is_managed_secret(secret):
-            self._api.delete_secret(namespace, secret_name, secret["metadata"]["uid"])
-            metrics.PULL_SECRETS.labels("deleted").inc()
-            log.info("pull secret %s/%s deleted: opted out", namespace, secret_name)
+    @staticmethod
+    def _pointing_patch(sa: Obj, plain: str, secret_name: str) -> list[Obj]:
+        """Ops pointing the SA at ``secret_name``. While a fallback is used, an entry for
+        the taken plain name that the service added (the ref annotation still names it:
+        the webhook added it while the name looked free, and it cannot see a squatter's
+        Opaque Secret) goes in the same patch: pods must never pull with someone else's
+        Secret. An entry the user wrote is theirs."""
+        annotations = sa["metadata"].get("annotations") or {}
+        if secret_name != plain and annotations.get(ANNOTATION_PULL_SECRET_REF) == plain:
+            return replace_pull_secret_patch(sa, plain, secret_name)
+        return add_pull_secret_patch(sa, secret_name)
 
-    def _retire_renamed(self, sa: Obj, namespace: str) -> None:
+    def _opt_out(self, sa: Obj, namespace: str, plain: str) -> None:
+        fallbacks = fallback_secrets(self._secrets.list(namespace), sa)
+        names = [plain, *(secret["metadata"]["name"] for secret in fallbacks)]
+        self._patch_serviceaccount(sa, remove_pull_secret_patch(sa, *names))
+        for secret_name in names:
+            secret = self._secrets.get(f"{namespace}/{secret_name}")
+            if secret is not None and is_managed_secret(secret):
+                self._api.delete_secret(namespace, secret_name, secret["metadata"]["uid"])
+                metrics.PULL_SECRETS.labels("deleted").inc()
+                log.info("pull secret %s/%s deleted: opted out", namespace, secret_name)
+
+    def _retire_renamed(self, sa: Obj, namespace: str, current: str) -> None:
         """The SA stops naming a retired Secret first, so no pod is admitted with a pull
         secret that is about to vanish; then the Secret goes."""
-        for secret in retired_secrets(self._secrets.list(namespace), sa):
+        for secret in retired_secrets(self._secrets.list(namespace), sa, current):
             meta = secret["metadata"]
             ops = retire_pull_secret_patch(sa, meta["name"])
             if ops:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import functools
 import logging
 import math
@@ -11,6 +12,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from controller import metrics
 from controller.pullsecrets.api import PullSecretApi
@@ -18,6 +21,13 @@ from controller.pullsecrets.reconciler import (
     PullSecretConfig,
     PullSecretReconciler,
     Requeue,
+)
+from controller.pullsecrets.signingkey import (
+    KEY_PROBE_SECONDS,
+    PROBE_SERVICE_ACCOUNT,
+    PROBE_TOKEN_SECONDS,
+    SigningKey,
+    key_id_of,
 )
 from kube.events import Recorder
 from kube.informer import DELETED, Informer, wait_all_synced
@@ -80,7 +90,12 @@ def token_expiry_reader(secrets: SecretLister) -> Callable[[], float]:
 
 class PullSecretWiring:
     def __init__(
-        self, api: client.ApiClient, settings: Settings, limiter: RateLimiter, recorder: Recorder
+        self,
+        api: client.ApiClient,
+        settings: Settings,
+        limiter: RateLimiter,
+        recorder: Recorder,
+        now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     ) -> None:
         core = client.CoreV1Api(api)
         custom = client.CustomObjectsApi(api)
@@ -108,8 +123,14 @@ class PullSecretWiring:
             transform=strip_managed_fields,
         )
         self.queue = WorkQueue(name="pull-secrets")
+        self._api = PullSecretApi(api, limiter)
+        self._namespace = settings.namespace
+        self._now = now
+        self._audiences = tuple(settings.token_audiences)
+        # A new signing key makes every managed token stale: judge every SA again.
+        self.signing_key = SigningKey(on_change=lambda: self._enqueue_all(None))
         self.reconciler = PullSecretReconciler(
-            api=PullSecretApi(api, limiter),
+            api=self._api,
             serviceaccounts=self.serviceaccounts,
             secrets=self.secrets,
             namespaces=self.namespaces,
@@ -122,6 +143,7 @@ class PullSecretWiring:
                 token_lifetime_seconds=settings.token_lifetime_seconds,
                 token_audiences=tuple(settings.token_audiences),
             ),
+            signing_key=self.signing_key,
         )
         self.runner = Runner(
             "pull-secrets",
@@ -177,16 +199,39 @@ class PullSecretWiring:
         for informer in self.informers:
             informer.start(stop)
 
+    def probe_signing_key(self) -> None:
+        """Mint a short token only to learn which key signs now; a failure waits for the
+        next probe (tokens minted meanwhile say it too)."""
+        try:
+            token = self._api.probe_token(
+                self._namespace, PROBE_SERVICE_ACCOUNT, PROBE_TOKEN_SECONDS, self._audiences
+            )
+        except (ApiException, HTTPError, OSError, KeyError, TypeError) as err:
+            log.warning("could not probe the service-account signing key: %s", err)
+            return
+        self.signing_key.observe(key_id_of(token), self._now())
+
+    def _probe_signing_key_until(self, stop: threading.Event) -> None:
+        while not stop.wait(KEY_PROBE_SECONDS):
+            self.probe_signing_key()
+
     def run(self, stop: threading.Event) -> None:
-        """Start workers once every cache has synced, and resync everything periodically."""
+        """Start workers once every cache has synced (and the signing key is known, so the
+        first pass already judges each token by it), and resync everything periodically."""
         if not wait_all_synced(self.informers, stop):
             return
         log.info(
             "pull-secret controller: caches synced, %d ServiceAccounts to reconcile",
             len(self.serviceaccounts.list()),
         )
+        self.probe_signing_key()
+        prober = threading.Thread(
+            target=self._probe_signing_key_until, args=(stop,), name="signing-key", daemon=True
+        )
+        prober.start()
         self._enqueue_all(None)
         self.runner.start(stop)
         while not stop.wait(self._resync_seconds):
             self._enqueue_all(None)
         self.runner.join()
+        prober.join()

@@ -3,11 +3,17 @@
 The annotation keys, the opt-out key and the ``<sa>-dockercfg`` naming are the external
 contract: users, pods and upgrades of this service rely on them, so they never change. The
 managed-by label and the token timestamp annotations are this service's own choices.
+
+A plain name can be taken before its ServiceAccount exists (anyone who may create Secrets
+in the namespace knows it in advance). The fallback is a ``generateName`` prefix: the API
+server appends a random suffix and creates the Secret under a name free at that instant,
+so no one can take it first; the chosen name is recorded on the ServiceAccount.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Final
 
 # On the managed Secret: which ServiceAccount it belongs to.
@@ -30,6 +36,9 @@ ANNOTATION_TOKEN_ISSUED: Final = "image.alauda.io/token-issued"
 ANNOTATION_TOKEN_EXPIRATION: Final = "image.alauda.io/token-expiration"
 # On the managed Secret: the audiences the token inside was minted for, comma-separated.
 ANNOTATION_TOKEN_AUDIENCES: Final = "image.alauda.io/token-audiences"
+# On the managed Secret: the key id (JWT ``kid``) of the key that signed the token inside,
+# so a rotation of the cluster's signing key shows which tokens predate it.
+ANNOTATION_TOKEN_KEY_ID: Final = "image.alauda.io/token-key-id"
 
 # The audience of managed tokens: the registry's, never the API server's, so a pull secret
 # that leaks to a registry host is no credential for the cluster's API (--token-audiences).
@@ -67,3 +76,36 @@ def secret_name_for(sa_name: str) -> str:
     tail = f"{SECRET_NAME_SUFFIX}-{digest}"
     head = sa_name[: MAX_NAME_LENGTH - len(tail)].rstrip("-.")
     return head + tail if head else tail.lstrip("-")
+
+
+GENERATED_SUFFIX_LENGTH: Final = 5
+"""Characters the API server appends to a ``generateName`` (k8s.io/apiserver
+pkg/storage/names: ``randomLength``)."""
+MAX_GENERATE_NAME_PREFIX: Final = 58
+"""The longest ``generateName`` the API server keeps whole (``MaxGeneratedNameLength``,
+63 - 5): a longer prefix is cut, and ours must keep its ``-dockercfg-``."""
+
+_GENERATED_SUFFIX: Final = re.compile(f"[a-z0-9]{{{GENERATED_SUFFIX_LENGTH}}}")
+
+
+def fallback_prefix(sa_name: str) -> str:
+    """The ``generateName`` of the Secret used when ``<sa>-dockercfg`` belongs to someone else.
+
+    ``<sa>-dockercfg-``, the SA name truncated (and stripped of a trailing ``-``/``.``) so the
+    prefix fits in :data:`MAX_GENERATE_NAME_PREFIX`. It ends in ``-``, so no generated name
+    ends in ``-dockercfg`` (a plain name) or in a 10-character hash (a long name's).
+    """
+    if not sa_name:
+        raise ValueError("ServiceAccount name must not be empty")
+    tail = SECRET_NAME_SUFFIX + "-"
+    head = sa_name[: MAX_GENERATE_NAME_PREFIX - len(tail)].rstrip("-.")
+    return head + tail if head else tail.lstrip("-")
+
+
+def is_fallback_name(secret_name: str, sa_name: str) -> bool:
+    """Whether the API server could have generated ``secret_name`` from ``sa_name``'s
+    :func:`fallback_prefix`: that prefix and exactly the generated suffix after it."""
+    prefix = fallback_prefix(sa_name)
+    return secret_name.startswith(prefix) and bool(
+        _GENERATED_SUFFIX.fullmatch(secret_name[len(prefix) :])
+    )

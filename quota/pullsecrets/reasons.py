@@ -22,6 +22,7 @@ class Reason(StrEnum):
     HOSTNAMES_CHANGED = "registry hostnames differ from the desired ones"
     TOKEN_EXPIRING = "token reached 60% of its lifetime"
     AUDIENCE_CHANGED = "token audiences differ from the desired ones"
+    SIGNING_KEY_CHANGED = "token was signed by a key the API server no longer signs with"
 
     @property
     def needs_recreate(self) -> bool:
@@ -38,4 +39,5 @@ class Reason(StrEnum):
             Reason.HOSTNAMES_CHANGED,
             Reason.TOKEN_EXPIRING,
             Reason.AUDIENCE_CHANGED,
+            Reason.SIGNING_KEY_CHANGED,
         )

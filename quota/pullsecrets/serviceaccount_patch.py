@@ -77,17 +77,22 @@ def add_pull_secret_patch(sa: Mapping[str, Any], secret_name: str) -> list[Opera
     return ops
 
 
-def remove_pull_secret_patch(sa: Mapping[str, Any], secret_name: str) -> list[Operation]:
+def remove_pull_secret_patch(sa: Mapping[str, Any], *secret_names: str) -> list[Operation]:
     """Ops taking back what :func:`add_pull_secret_patch` added (for opt-out).
 
-    Removes every ``{name: secret_name}`` entry and the ref annotation, nothing else. Emptied
-    containers are left as ``[]``/``{}``; the API server drops them (``omitempty``), so the
-    stored object matches one that never had them. Returns [] when there is nothing to remove.
+    Removes every ``{name: ...}`` entry for one of ``secret_names`` (the plain name, and a
+    fallback's while one is used) and the ref annotation, nothing else. Emptied containers
+    are left as ``[]``/``{}``; the API server drops them (``omitempty``), so the stored
+    object matches one that never had them. Returns [] when there is nothing to remove.
     """
     ops: list[Operation] = []
     entries = sa.get("imagePullSecrets")
     if isinstance(entries, list):
-        ours = [i for i, entry in enumerate(entries) if _is_ours(entry, secret_name)]
+        ours = [
+            i
+            for i, entry in enumerate(entries)
+            if any(_is_ours(entry, name) for name in secret_names)
+        ]
         ops += _remove_entries(entries, ours)
     metadata = sa.get("metadata")
     annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
@@ -103,6 +108,19 @@ def retire_pull_secret_patch(sa: Mapping[str, Any], secret_name: str) -> list[Op
     if not isinstance(entries, list):
         return []
     return _remove_entries(entries, [i for i, e in enumerate(entries) if _is_ours(e, secret_name)])
+
+
+def replace_pull_secret_patch(
+    sa: Mapping[str, Any], old_name: str, new_name: str
+) -> list[Operation]:
+    """Ops moving the SA from ``old_name`` to ``new_name`` (entries and ref annotation) in one
+    patch: the mutating webhook sees every update, and between two patches it would see the
+    ref annotation still naming ``old_name`` and add that back."""
+    ops = retire_pull_secret_patch(sa, old_name)
+    entries = sa.get("imagePullSecrets")
+    if isinstance(entries, list):  # what the retire ops leave, for the indices that follow
+        sa = {**sa, "imagePullSecrets": [e for e in entries if not _is_ours(e, old_name)]}
+    return ops + add_pull_secret_patch(sa, new_name)
 
 
 def guard_resource_version(ops: list[Operation], obj: Mapping[str, Any]) -> list[Operation]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import itertools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jsonpatch
+import jwt
 import pytest
 from kubernetes.client.exceptions import ApiException
 
@@ -16,10 +18,17 @@ from controller.pullsecrets.reconciler import (
     PullSecretReconciler,
     Requeue,
 )
+from controller.pullsecrets.signingkey import SigningKey
 from quota.objects import Obj
-from quota.pullsecrets.desired_secret import read_secret_config
+from quota.pullsecrets.desired_secret import SigningKeyId, read_secret_config
 from quota.pullsecrets.dockerconfig import internal_hostnames
-from quota.pullsecrets.names import secret_name_for
+from quota.pullsecrets.names import (
+    ANNOTATION_PULL_SECRET_REF,
+    LABEL_MANAGED_BY,
+    secret_name_for,
+)
+from webhook.admission.review import AdmissionRequest, GroupVersionKind
+from webhook.admission.serviceaccounts import ServiceAccountMutator
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -61,18 +70,38 @@ class FakeApi:
         self._uid = itertools.count(1)
         self.live_secrets: dict[str, Obj] = {}
         self.fail_replace_with: int | None = None
+        self.key_id = ""
+        self.admit: Callable[[Obj], Obj] | None = None
+        self.suffixes = iter(["bcd2f", "ghj4k", "lmn5p", "qrs6t"])
+        self._seconds = itertools.count()
 
     def read_secret(self, namespace: str, name: str) -> Obj | None:
         self.calls.append("read_secret")
         return copy.deepcopy(self.live_secrets.get(f"{namespace}/{name}"))
 
+    def list_managed_secrets(self, namespace: str) -> list[Obj]:
+        self.calls.append("list_managed_secrets")
+        return [
+            copy.deepcopy(o)
+            for o in self.live_secrets.values()
+            if o["metadata"]["namespace"] == namespace
+            and (o["metadata"].get("labels") or {}).get(LABEL_MANAGED_BY)
+        ]
+
     def create_secret(self, namespace: str, body: Obj) -> Obj:
         self.calls.append("create_secret")
-        key = f"{namespace}/{body['metadata']['name']}"
+        obj = copy.deepcopy(body)
+        if "generateName" in obj["metadata"]:  # as the API server: a free name, at random
+            generated = obj["metadata"].pop("generateName") + next(self.suffixes)
+            obj["metadata"]["name"] = generated
+        key = f"{namespace}/{obj['metadata']['name']}"
         if key in self.live_secrets:
             raise ApiException(status=409, reason="AlreadyExists")
-        obj = copy.deepcopy(body)
-        obj["metadata"].update(uid=f"uid-{next(self._uid)}", resourceVersion=str(next(self._rv)))
+        obj["metadata"].update(
+            uid=f"uid-{next(self._uid)}",
+            resourceVersion=str(next(self._rv)),
+            creationTimestamp=f"2026-01-01T00:00:{next(self._seconds):02d}Z",
+        )
         self.live_secrets[key] = obj
         self.secrets.put(obj)
         return copy.deepcopy(obj)
@@ -108,9 +137,10 @@ class FakeApi:
     ) -> tuple[str, dt.datetime]:
         self.calls.append("request_token")
         self.audiences.append(audiences)
-        return f"token-{sa_name}-{secret['metadata']['uid']}", NOW + dt.timedelta(
-            seconds=lifetime_seconds
-        )
+        token = f"token-{sa_name}-{secret['metadata']['uid']}"
+        if self.key_id:  # signed as the API server signs: the key's id in the JWT header
+            token = jwt.encode({"sub": token}, "k" * 32, headers={"kid": self.key_id})
+        return token, NOW + dt.timedelta(seconds=lifetime_seconds)
 
     def read_serviceaccount(self, namespace: str, name: str) -> Obj | None:
         self.calls.append("read_serviceaccount")
@@ -124,6 +154,8 @@ class FakeApi:
             patched = jsonpatch.apply_patch(current, ops)
         except jsonpatch.JsonPatchTestFailed:
             raise ApiException(status=422, reason="Invalid") from None
+        if self.admit is not None:  # the API server calls the mutating webhook on UPDATE
+            patched = self.admit(patched)
         patched["metadata"]["resourceVersion"] = str(next(self._rv))
         self.serviceaccounts.put(patched)
         return copy.deepcopy(patched)
@@ -154,6 +186,8 @@ class World:
         self.api = FakeApi(self.secrets, self.serviceaccounts)
         self.recorder = Recorder()
         self.now = NOW
+        self.key_changes = 0
+        self.signing_key = SigningKey(on_change=self._count_key_change)
         self.reconciler = PullSecretReconciler(
             api=self.api,
             serviceaccounts=self.serviceaccounts,
@@ -168,8 +202,12 @@ class World:
                 token_lifetime_seconds=3600,
             ),
             now=lambda: self.now,
+            signing_key=self.signing_key,
         )
         self.namespaces.put({"metadata": {"name": "team", "labels": {}}})
+
+    def _count_key_change(self) -> None:
+        self.key_changes += 1
 
     def add_sa(self, name: str, ns: str = "team", **extra: Any) -> None:
         self.serviceaccounts.put(
@@ -301,23 +339,133 @@ def test_a_recreated_sa_gets_a_new_secret() -> None:
     assert "delete_secret" in world.api.calls
 
 
-def test_a_foreign_secret_is_left_alone_with_an_event() -> None:
+FOREIGN: Obj = {
+    "metadata": {
+        "name": "builder-dockercfg",
+        "namespace": "team",
+        "uid": "u",
+        "resourceVersion": "1",
+    },
+    "type": "Opaque",
+    "data": {"k": "dg=="},
+}
+
+
+def squatted_world() -> World:
+    """``builder-dockercfg`` is someone else's Secret, there before the SA."""
     world = World()
+    world.api.live_secrets["team/builder-dockercfg"] = copy.deepcopy(FOREIGN)
     world.add_sa("builder")
-    world.api.live_secrets["team/builder-dockercfg"] = {
-        "metadata": {
-            "name": "builder-dockercfg",
-            "namespace": "team",
-            "uid": "u",
-            "resourceVersion": "1",
-        },
-        "type": "Opaque",
-    }
-    assert world.converge("team/builder") is None
+    return world
+
+
+def test_a_squatted_name_gives_the_sa_a_working_secret_under_a_generated_name() -> None:
+    world = squatted_world()
+    delay = world.converge("team/builder")
     assert world.recorder.events == [("builder", "PullSecretNameTaken")]
-    # The create attempt met the foreign Secret (409); nothing was written over it.
+    assert world.api.live_secrets["team/builder-dockercfg"] == FOREIGN  # never touched
+    secret = world.api.live_secrets["team/builder-dockercfg-bcd2f"]
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == "sa-uid-builder"
+    config = read_secret_config(secret)
+    assert config is not None and config.token == "token-builder-uid-1"
+    sa = world.serviceaccounts.items["team/builder"]
+    assert sa["imagePullSecrets"] == [{"name": "builder-dockercfg-bcd2f"}]
+    assert sa["metadata"]["annotations"][ANNOTATION_PULL_SECRET_REF] == "builder-dockercfg-bcd2f"
+    assert delay == pytest.approx(0.6 * 3600)
+
+
+def test_a_replayed_event_adopts_the_fallback_and_never_creates_a_second() -> None:
+    world = squatted_world()
+    world.converge("team/builder")
+    world.api.calls.clear()
+    world.converge("team/builder")
+    # The plain name is tried (it may be free again) and found taken; nothing else.
     assert world.api.calls == ["create_secret", "read_secret"]
-    assert world.api.live_secrets["team/builder-dockercfg"]["type"] == "Opaque"
+    assert sorted(world.api.live_secrets) == [
+        "team/builder-dockercfg",
+        "team/builder-dockercfg-bcd2f",
+    ]
+
+
+def test_a_cache_that_lags_our_own_fallback_create_never_leads_to_a_second() -> None:
+    """A restart, or the informer behind our write: only the API server's list can say the
+    SA has no fallback yet."""
+    world = squatted_world()
+    world.converge("team/builder")
+    world.secrets.items.clear()
+    world.serviceaccounts.items["team/builder"]["metadata"]["annotations"] = {}
+    world.converge("team/builder")
+    assert "list_managed_secrets" in world.api.calls
+    assert sorted(world.api.live_secrets) == [
+        "team/builder-dockercfg",
+        "team/builder-dockercfg-bcd2f",
+    ]
+
+
+def test_a_taken_generated_name_is_a_requeue_and_the_retry_generates_another() -> None:
+    world = squatted_world()
+    taken = copy.deepcopy(FOREIGN)
+    taken["metadata"]["name"] = "builder-dockercfg-bcd2f"
+    world.api.live_secrets["team/builder-dockercfg-bcd2f"] = taken
+    with pytest.raises(Requeue):
+        world.reconciler.reconcile("team/builder")
+    world.converge("team/builder")
+    assert world.api.live_secrets["team/builder-dockercfg-bcd2f"] == taken
+    assert "team/builder-dockercfg-ghj4k" in world.api.live_secrets
+    assert world.serviceaccounts.items["team/builder"]["imagePullSecrets"] == [
+        {"name": "builder-dockercfg-ghj4k"}
+    ]
+
+
+def test_an_entry_the_service_added_for_a_name_taken_meanwhile_goes() -> None:
+    """The webhook named the plain name while it was free; someone took it before the
+    reconciler: the SA must stop naming it. A user's own entry for it stays."""
+    world = squatted_world()
+    sa = world.serviceaccounts.items["team/builder"]
+    sa["imagePullSecrets"] = [{"name": "user"}, {"name": "builder-dockercfg"}]
+    sa["metadata"]["annotations"] = {ANNOTATION_PULL_SECRET_REF: "builder-dockercfg"}
+    world.converge("team/builder")
+    assert world.serviceaccounts.items["team/builder"]["imagePullSecrets"] == [
+        {"name": "user"},
+        {"name": "builder-dockercfg-bcd2f"},
+    ]
+
+    listed_by_user = squatted_world()
+    listed_by_user.serviceaccounts.items["team/builder"]["imagePullSecrets"] = [
+        {"name": "builder-dockercfg"}
+    ]
+    listed_by_user.converge("team/builder")
+    assert listed_by_user.serviceaccounts.items["team/builder"]["imagePullSecrets"] == [
+        {"name": "builder-dockercfg"},
+        {"name": "builder-dockercfg-bcd2f"},
+    ]
+
+
+def test_once_the_plain_name_is_free_again_it_is_used_and_the_fallback_retired() -> None:
+    world = squatted_world()
+    world.converge("team/builder")
+    assert "team/builder-dockercfg-bcd2f" in world.api.live_secrets
+    del world.api.live_secrets["team/builder-dockercfg"]
+    for _ in range(3):
+        world.converge("team/builder")
+    assert sorted(world.api.live_secrets) == ["team/builder-dockercfg"]
+    assert world.serviceaccounts.items["team/builder"]["imagePullSecrets"] == [
+        {"name": "builder-dockercfg"}
+    ]
+
+
+def test_opting_out_removes_the_fallback_too() -> None:
+    world = squatted_world()
+    world.converge("team/builder")
+    assert "team/builder-dockercfg-bcd2f" in world.api.live_secrets
+    world.namespaces.items["team"]["metadata"]["labels"] = {
+        "image.alauda.io/managed-pull-secret": "false"
+    }
+    world.converge("team/builder")
+    assert world.api.live_secrets == {"team/builder-dockercfg": FOREIGN}
+    sa = world.serviceaccounts.items["team/builder"]
+    assert not sa.get("imagePullSecrets")
+    assert ANNOTATION_PULL_SECRET_REF not in (sa["metadata"].get("annotations") or {})
 
 
 def test_opting_out_removes_what_the_service_added() -> None:
@@ -457,3 +605,107 @@ def test_a_secret_whose_sa_is_really_gone_is_deleted() -> None:
     world.converge("team/builder")
     assert world.api.calls == ["read_serviceaccount", "delete_secret"]
     assert "team/builder-dockercfg" not in world.api.live_secrets
+
+
+def test_tokens_signed_before_a_key_rotation_are_refreshed_at_once() -> None:
+    """The old key still verifies them, so their clock alone would keep them for 36
+    minutes more; the key id says they predate the rotation."""
+    world = World()
+    world.api.key_id = "key-1"
+    world.add_sa("builder")
+    world.add_sa("other")
+    world.converge("team/builder")
+    world.converge("team/other")
+    secret = world.secrets.get("team/builder-dockercfg")
+    assert secret is not None
+    assert secret["metadata"]["annotations"]["image.alauda.io/token-key-id"] == "key-1"
+
+    world.api.key_id = "key-2"
+    world.now = NOW + dt.timedelta(seconds=60)
+    world.signing_key.observe("key-2", world.now)  # what the next probe learns
+    world.api.calls.clear()
+    world.converge("team/builder")
+    assert world.api.calls == ["request_token", "replace_secret"]
+    secret = world.secrets.get("team/builder-dockercfg")
+    assert secret is not None
+    assert secret["metadata"]["annotations"]["image.alauda.io/token-key-id"] == "key-2"
+    world.api.calls.clear()
+    world.converge("team/builder")
+    assert world.api.calls == []  # current now
+
+
+def test_a_token_minted_by_a_server_still_on_the_old_key_is_not_refreshed_again() -> None:
+    """Several API servers roll a new key one at a time: the refresh may be signed by one
+    still on the old key. That token is not judged stale (it came after the change), so
+    no refresh makes another, and only the probe moves the current key."""
+    world = World()
+    world.api.key_id = "key-1"
+    world.add_sa("builder")
+    world.converge("team/builder")
+    world.now = NOW + dt.timedelta(seconds=60)
+    world.signing_key.observe("key-2", world.now)
+    world.now += dt.timedelta(seconds=1)
+    world.converge("team/builder")  # refreshed, but by a server still signing with key-1
+    world.api.calls.clear()
+    world.converge("team/builder")
+    assert world.api.calls == []
+    assert world.signing_key.current() == SigningKeyId("key-2", NOW + dt.timedelta(seconds=60))
+    assert world.key_changes == 1
+
+
+class WebhookCache:
+    """What the webhook's Secret cache holds: metadata of pull-type Secrets only."""
+
+    def __init__(self, api: FakeApi) -> None:
+        self.api = api
+
+    def namespace_labels(self, name: str) -> Mapping[str, str] | None:
+        return {}
+
+    def pull_secret(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        secret = self.api.live_secrets.get(f"{namespace}/{name}")
+        if secret is None or secret.get("type") != "kubernetes.io/dockerconfigjson":
+            return None
+        meta: Mapping[str, Any] = copy.deepcopy(secret["metadata"])
+        return meta
+
+
+def with_the_webhook(world: World) -> None:
+    mutator = ServiceAccountMutator(WebhookCache(world.api), frozenset())
+
+    def admit(sa: Obj) -> Obj:
+        request = AdmissionRequest(
+            uid="u",
+            kind=GroupVersionKind("", "v1", "ServiceAccount"),
+            resource="serviceaccounts",
+            sub_resource="",
+            operation="UPDATE",
+            namespace=sa["metadata"]["namespace"],
+            name=sa["metadata"]["name"],
+            object=sa,
+            old_object=None,
+            dry_run=False,
+            username="controller",
+        )
+        patch = list(mutator(request).patch)
+        return jsonpatch.apply_patch(sa, patch) if patch else sa
+
+    world.api.admit = admit
+
+
+def test_the_move_off_a_squatted_name_survives_the_mutating_webhook() -> None:
+    """The webhook named the plain name at CREATE (it cannot see an Opaque squatter); the
+    reconciler's move to the fallback passes through the webhook on UPDATE, which must
+    not put the plain name back, or the two undo each other for ever."""
+    world = squatted_world()
+    with_the_webhook(world)
+    sa = world.serviceaccounts.items["team/builder"]
+    sa["imagePullSecrets"] = [{"name": "builder-dockercfg"}]
+    sa["metadata"]["annotations"] = {ANNOTATION_PULL_SECRET_REF: "builder-dockercfg"}
+    world.converge("team/builder", rounds=3)
+    world.api.calls.clear()
+    world.converge("team/builder", rounds=1)
+    assert "patch_serviceaccount" not in world.api.calls
+    assert world.serviceaccounts.items["team/builder"]["imagePullSecrets"] == [
+        {"name": "builder-dockercfg-bcd2f"}
+    ]

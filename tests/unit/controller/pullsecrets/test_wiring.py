@@ -8,8 +8,10 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jwt
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from prometheus_client import REGISTRY
 
 from controller.metrics import MANAGED_TOKEN_EXPIRY
@@ -18,6 +20,7 @@ from kube.ratelimit import RateLimiter
 from kube.settings import Settings
 from quota.objects import Obj
 from quota.pullsecrets.desired_secret import (
+    SigningKeyId,
     TokenGrant,
     build_desired_secret,
     read_secret_config,
@@ -123,4 +126,49 @@ def test_a_cached_secret_holds_no_token_and_is_judged_as_the_original(
     }
     assert secret_is_current(cached, SA, hostnames, now) == secret_is_current(
         secret, SA, hostnames, now
+    )
+
+
+class ProbeApi:
+    def __init__(self, tokens: list[str | Exception]) -> None:
+        self.tokens = tokens
+        self.asked: list[tuple[str, str, int, tuple[str, ...]]] = []
+
+    def probe_token(
+        self, namespace: str, sa_name: str, lifetime_seconds: int, audiences: tuple[str, ...]
+    ) -> str:
+        self.asked.append((namespace, sa_name, lifetime_seconds, audiences))
+        token = self.tokens.pop(0)
+        if isinstance(token, Exception):
+            raise token
+        return token
+
+
+def test_a_probe_that_sees_a_new_signing_key_requeues_every_serviceaccount(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wiring = PullSecretWiring(
+        client.ApiClient(), Settings(), RateLimiter(1, 1), NoEvents(), now=lambda: T0
+    )
+    requeued: list[str | None] = []
+    monkeypatch.setattr(wiring, "_enqueue_all", requeued.append)
+    probe = ProbeApi(
+        [
+            jwt.encode({}, "k" * 32, headers={"kid": "key-1"}),
+            jwt.encode({}, "k" * 32, headers={"kid": "key-1"}),
+            ApiException(status=503),  # a failed probe changes nothing
+            jwt.encode({}, "k" * 32, headers={"kid": "key-2"}),
+        ]
+    )
+    monkeypatch.setattr(wiring, "_api", probe)
+    for _ in range(4):
+        wiring.probe_signing_key()
+    assert wiring.signing_key.current() == SigningKeyId("key-2", T0)
+    assert requeued == [None, None]  # learnt, then rotated: all namespaces each time
+    # A short-lived token of the service's own namespace's default ServiceAccount.
+    assert probe.asked[0] == (
+        "image-registry-system",
+        "default",
+        600,
+        ("image-registry.alauda.io",),
     )

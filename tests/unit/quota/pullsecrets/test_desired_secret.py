@@ -12,8 +12,11 @@ from hypothesis import strategies as st
 
 from quota.pullsecrets.desired_secret import (
     ServiceAccountRef,
+    SigningKeyId,
     TokenGrant,
     build_desired_secret,
+    fallback_placeholder,
+    fallback_secrets,
     is_managed_secret,
     owner_reference,
     read_secret_config,
@@ -23,6 +26,7 @@ from quota.pullsecrets.desired_secret import (
 )
 from quota.pullsecrets.dockerconfig import build_dockerconfigjson
 from quota.pullsecrets.names import (
+    ANNOTATION_PULL_SECRET_REF,
     ANNOTATION_SERVICE_ACCOUNT_NAME,
     ANNOTATION_TOKEN_EXPIRATION,
     ANNOTATION_TOKEN_ISSUED,
@@ -276,6 +280,7 @@ def test_reason_repair_kinds() -> None:
         Reason.HOSTNAMES_CHANGED,
         Reason.TOKEN_EXPIRING,
         Reason.AUDIENCE_CHANGED,
+        Reason.SIGNING_KEY_CHANGED,
     }
     for reason in (Reason.CURRENT, Reason.NOT_MANAGED, Reason.WRONG_NAME, Reason.METADATA_DRIFT):
         assert not reason.needs_new_token and not reason.needs_recreate
@@ -377,3 +382,87 @@ def test_only_this_sas_managed_secrets_under_another_name_are_retired() -> None:
     other_sa = build_desired_secret(make_sa(name="other"), HOSTS, GRANT)
     secrets = [current, old, foreign_owner, unmanaged, other_sa]
     assert retired_secrets(secrets, sa) == [old]
+
+
+def test_while_a_fallback_is_used_the_sas_plain_managed_secret_is_retired() -> None:
+    sa = make_sa()
+    plain = current_secret()
+    fallback = renamed(plain, "builder-dockercfg-bcd2f")
+    assert retired_secrets([plain, fallback], sa, "builder-dockercfg-bcd2f") == [plain]
+    assert retired_secrets([plain, fallback], sa) == [fallback]
+
+
+def test_the_fallback_placeholder_asks_the_api_server_for_a_name() -> None:
+    placeholder = fallback_placeholder(make_sa(), HOSTS)
+    meta = placeholder["metadata"]
+    assert "name" not in meta
+    assert meta["generateName"] == "builder-dockercfg-"
+    assert is_managed_secret(placeholder)
+    assert meta["ownerReferences"][0]["uid"] == "uid-1"
+    assert placeholder["type"] == "kubernetes.io/dockerconfigjson"
+
+
+def test_a_fallback_secret_is_current_under_its_own_name_only() -> None:
+    secret = build_desired_secret(make_sa(), HOSTS, GRANT, "builder-dockercfg-bcd2f")
+    assert secret["metadata"]["name"] == "builder-dockercfg-bcd2f"
+    assert secret_is_current(secret, make_sa(), HOSTS, FRESH, name="builder-dockercfg-bcd2f")[0]
+    assert secret_is_current(secret, make_sa(), HOSTS, FRESH) == (False, Reason.WRONG_NAME)
+
+
+def test_only_the_sas_own_generated_secrets_are_its_fallbacks_recorded_one_first() -> None:
+    """Adoption, not creation: a Secret the SA already has under a generated name is used
+    again (a lost create answer may leave two; the recorded, else the oldest, wins)."""
+    sa = make_sa()
+    base = current_secret()
+    older = renamed(base, "builder-dockercfg-bbbbb")
+    older["metadata"]["creationTimestamp"] = "2025-03-01T12:00:00Z"
+    newer = renamed(base, "builder-dockercfg-aaaaa")
+    newer["metadata"]["creationTimestamp"] = "2025-03-01T12:00:01Z"
+    foreign_owner = renamed(base, "builder-dockercfg-ccccc")
+    foreign_owner["metadata"]["ownerReferences"][0]["uid"] = "someone-else"
+    unmanaged = renamed(base, "builder-dockercfg-ddddd")
+    unmanaged["metadata"]["labels"] = {}
+    unmanaged["metadata"]["annotations"] = {}
+    other_sa = build_desired_secret(make_sa(name="other"), HOSTS, GRANT, "other-dockercfg-eeeee")
+    every = [base, newer, foreign_owner, unmanaged, other_sa, older]
+    assert fallback_secrets(every, sa) == [older, newer]
+    sa["metadata"]["annotations"] = {ANNOTATION_PULL_SECRET_REF: "builder-dockercfg-aaaaa"}
+    assert fallback_secrets(every, sa) == [newer, older]
+
+
+def test_a_token_signed_by_a_key_that_no_longer_signs_is_stale() -> None:
+    secret = build_desired_secret(make_sa(), HOSTS, replace(GRANT, key_id="key-1"))
+    assert secret["metadata"]["annotations"]["image.alauda.io/token-key-id"] == "key-1"
+    same = SigningKeyId("key-1", FRESH)
+    rotated = SigningKeyId("key-2", FRESH)  # learnt after the token was issued (T0)
+    assert secret_is_current(secret, make_sa(), HOSTS, FRESH, signing_key=same) == (
+        True,
+        Reason.CURRENT,
+    )
+    assert secret_is_current(secret, make_sa(), HOSTS, FRESH, signing_key=rotated) == (
+        False,
+        Reason.SIGNING_KEY_CHANGED,
+    )
+    assert Reason.SIGNING_KEY_CHANGED.needs_new_token
+    assert not Reason.SIGNING_KEY_CHANGED.needs_recreate  # the Secret stays; its token goes
+
+
+def test_a_token_of_another_key_minted_after_the_change_is_left_to_its_clock() -> None:
+    """Several API servers roll a new key one at a time: a token minted meanwhile by one
+    still on the old key is not stale, or every refresh would make another stale one."""
+    secret = build_desired_secret(make_sa(), HOSTS, replace(GRANT, key_id="key-1"))
+    learnt_before_it = SigningKeyId("key-2", T0 - timedelta(seconds=1))
+    assert secret_is_current(secret, make_sa(), HOSTS, FRESH, signing_key=learnt_before_it)[0]
+
+
+def test_a_token_of_unknown_key_is_stale_once_the_signing_key_is_known() -> None:
+    """Secrets written before keys were recorded: replaced at once, as those of unknown
+    audience are; while the signing key is unknown, no Secret is judged by it."""
+    unrecorded = current_secret()
+    assert "image.alauda.io/token-key-id" not in unrecorded["metadata"]["annotations"]
+    known = SigningKeyId("key-1", FRESH)
+    assert secret_is_current(unrecorded, make_sa(), HOSTS, FRESH, signing_key=known) == (
+        False,
+        Reason.SIGNING_KEY_CHANGED,
+    )
+    assert secret_is_current(unrecorded, make_sa(), HOSTS, FRESH, signing_key=None)[0]

@@ -133,3 +133,53 @@ def test_property_long_names_never_look_like_plain_ones(sa: str) -> None:
     long = (sa + "-" + "x" * MAX_NAME_LENGTH)[: MAX_NAME_LENGTH + 5]
     assert not secret_name_for(long).endswith("-dockercfg")
     assert secret_name_for(long).startswith(long[:100].rstrip("-."))
+
+
+def test_the_fallback_prefix_is_the_plain_name_and_a_dash_for_the_generated_suffix() -> None:
+    assert names.fallback_prefix("builder") == "builder-dockercfg-"
+
+
+@pytest.mark.parametrize("length", [1, 46, 47, 48, 63, 200, 253])
+def test_a_fallback_prefix_stays_whole_in_generate_name(length: int) -> None:
+    """The API server cuts a ``generateName`` longer than 58 characters: the prefix must
+    fit, so ``-dockercfg-`` survives, and the generated name is a valid Secret name."""
+    prefix = names.fallback_prefix("a" * length)
+    assert len(prefix) <= names.MAX_GENERATE_NAME_PREFIX == 58
+    assert prefix.endswith("-dockercfg-")
+    assert is_dns_subdomain(prefix + "x2b4c")
+
+
+@pytest.mark.parametrize("cut_char", ["-", "."])
+def test_a_fallback_prefix_never_cuts_before_a_dash_or_dot(cut_char: str) -> None:
+    sa = "a" * 45 + cut_char * 2 + "b" * 20  # the head keeps 58 - 11 = 47 characters
+    prefix = names.fallback_prefix(sa)
+    assert prefix == "a" * 45 + "-dockercfg-"
+    assert is_dns_subdomain(prefix + "x2b4c")
+
+
+@given(st.from_regex(r"[a-z0-9]([-a-z0-9]{0,251}[a-z0-9])?", fullmatch=True))
+def test_no_fallback_name_is_a_plain_or_long_name_of_any_serviceaccount(sa: str) -> None:
+    """The plain name can be squatted before its SA exists; a generated fallback name must
+    never be what some other SA's plain (or hashed long) name is, or a squatter could take
+    it by creating that SA."""
+    generated = names.fallback_prefix(sa) + "bcd2f"
+    assert names.is_fallback_name(generated, sa)
+    assert not generated.endswith("-dockercfg")
+    assert len(generated) <= 63 < len(secret_name_for("a" * 244))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "builder-dockercfg",  # the plain name: the squatter's
+        "builder-dockercfg-",  # no suffix
+        "builder-dockercfg-abcd",  # too short
+        "builder-dockercfg-abcdef",  # too long
+        "builder-dockercfg-ABCDE",  # the API server generates lowercase
+        "other-dockercfg-bcd2f",  # another SA's
+        "builder-dockercfg-0123456789",  # a long name's hash
+    ],
+)
+def test_only_a_generated_fallback_name_of_this_serviceaccount_is_one(name: str) -> None:
+    assert not names.is_fallback_name(name, "builder")
+    assert names.is_fallback_name("builder-dockercfg-bcd2f", "builder")

@@ -3,6 +3,7 @@ and whatever Secret already holds the managed name."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -116,3 +117,63 @@ def test_excluded_namespaces_and_unnamed_requests_are_left_alone(
     assert mutator(request(namespace="kube-system")) == Decision.allow()
     assert mutator(request(obj=obj)) == Decision.allow()
     assert "kube-system" not in reads.asked
+
+
+FALLBACK = "builder-dockercfg-bcd2f"
+STORED_SA: dict[str, object] = {  # an UPDATE: the SA has its uid and the recorded fallback
+    "apiVersion": "v1",
+    "kind": "ServiceAccount",
+    "metadata": {
+        "name": "builder",
+        "uid": "sa-uid",
+        "annotations": {"image.alauda.io/internal-registry-pull-secret-ref": FALLBACK},
+    },
+}
+
+
+def fallback_secret(owner_uid: str) -> Mapping[str, Any]:
+    return {
+        "metadata": {
+            "name": FALLBACK,
+            "labels": {"image.alauda.io/managed-by": "registry-v2-policy"},
+            "annotations": {"image.alauda.io/service-account.name": "builder"},
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "ServiceAccount", "name": "builder", "uid": owner_uid}
+            ],
+        }
+    }
+
+
+def test_an_update_names_the_recorded_fallback_only_when_it_is_this_stored_sas_own() -> None:
+    """A GitOps sync drops the fallback entry: the webhook puts it back, never the
+    squatter's name; and it names nothing it cannot show is this SA's."""
+    planted = {"team-a/builder-dockercfg": PLANTED_SECRET}
+    reads = Reads({}, {**planted, f"team-a/{FALLBACK}": fallback_secret("sa-uid")})
+    decision = ServiceAccountMutator(reads, frozenset())(request(obj=STORED_SA))
+    assert list(decision.patch or []) == [
+        {"op": "add", "path": "/imagePullSecrets", "value": [{"name": FALLBACK}]}
+    ]
+
+    creating = copy.deepcopy(STORED_SA)
+    creating["metadata"]["uid"] = ""  # type: ignore[index]
+    for obj, secret in [
+        (STORED_SA, fallback_secret("someone-else")),  # not this SA's
+        (STORED_SA, None),  # not there (yet)
+        (creating, fallback_secret("sa-uid")),  # CREATE: no uid to check the owner against
+    ]:
+        secrets = {**planted, **({f"team-a/{FALLBACK}": secret} if secret else {})}
+        decision = ServiceAccountMutator(Reads({}, secrets), frozenset())(request(obj=obj))
+        assert not decision.patch
+        assert decision.warnings
+
+
+def test_a_recorded_fallback_is_not_swapped_for_a_plain_name_the_cache_cannot_see() -> None:
+    """An Opaque squatter is not in the webhook's cache (pull-type Secrets only): the plain
+    name looks free, but the reconciler found it taken and recorded the fallback. Naming
+    the plain name would undo the reconciler's patch on every update, and it would redo
+    it, for ever."""
+    named = copy.deepcopy(STORED_SA)
+    named["imagePullSecrets"] = [{"name": FALLBACK}]
+    for secrets in ({f"team-a/{FALLBACK}": fallback_secret("sa-uid")}, {}):
+        decision = ServiceAccountMutator(Reads({}, secrets), frozenset())(request(obj=named))
+        assert not decision.patch
