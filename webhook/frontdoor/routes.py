@@ -28,7 +28,7 @@ from webhook.frontdoor.access import PULL, PUSH, Access, challenge, scope, token
 from webhook.frontdoor.manifests import MAX_MANIFEST_BYTES
 from webhook.frontdoor.pushes import RETRY_AFTER_SECONDS, ManifestPut, ManifestPuts, PushDenied
 from webhook.frontdoor.records import RecordFailed
-from webhook.frontdoor.upstream import Upstream, UpstreamResponse, request_body
+from webhook.frontdoor.upstream import BodyIncomplete, Upstream, UpstreamResponse, request_body
 from webhook.httpjson import BodyGate, ServerBusy
 from webhook.pushreview.auth import TooManyReviews, User
 
@@ -94,6 +94,18 @@ def _too_many(err: TooManyReviews) -> oci.RegistryError:
     return oci.too_many_requests(
         "too many unknown tokens from this address; retry later", int(err.retry_after) + 1
     )
+
+
+def _incomplete(err: BodyIncomplete, route: str) -> Response:
+    """The answer to a body that ended before it was whole. The registry's request was
+    cut with it (``webhook.frontdoor.upstream.BodyIncomplete``); the client has usually
+    gone (a Ctrl-C during a push), and one still there reads why, on a connection that
+    then closes, since the rest of its body was never read."""
+    metrics.BODIES_INCOMPLETE(route, "timeout" if err.timed_out else "cut").inc()
+    log.info("request body incomplete: %s", err, extra=fields(route=route))
+    response = _error(oci.size_invalid(str(err)))
+    response.headers["Connection"] = "close"
+    return response
 
 
 class FrontDoor:
@@ -196,6 +208,8 @@ class FrontDoor:
             log.warning("recording a push failed: %s", err)
             message = f"recording the push in the Image API failed ({err}); retry"
             return _error(oci.unavailable(message, RETRY_AFTER_SECONDS))
+        except BodyIncomplete as err:
+            return _incomplete(err, seen.route)
         except (HTTPError, OSError) as err:
             log.warning("the upstream registry failed: %s", type(err).__name__)
             message = "the registry behind the front door did not answer; retry"

@@ -4,6 +4,7 @@ registry, and what clients read when something is refused."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -20,7 +21,7 @@ from webhook.frontdoor.access import Access
 from webhook.frontdoor.pushes import ManifestPut, PushDenied
 from webhook.frontdoor.records import RecordFailed
 from webhook.frontdoor.routes import FrontDoor, frontdoor_blueprint
-from webhook.frontdoor.upstream import UpstreamResponse
+from webhook.frontdoor.upstream import BodyIncomplete, UpstreamResponse
 from webhook.httpjson import BodyGate
 from webhook.pushreview.auth import TooManyReviews, User
 
@@ -633,3 +634,49 @@ def test_mount_parameters_that_are_not_allowed_never_reach_the_registry(
     client.post(f"/v2/team-a/app/blobs/uploads/?{query}&origin=x", headers=basic(EDITOR))
     ((_, path, _, _),) = registry.requests
     assert path == "/v2/team-a/app/blobs/uploads/?origin=x"
+
+
+def test_a_body_cut_short_is_size_invalid_counted_and_closes_the_connection(
+    client: FlaskClient, registry: Registry
+) -> None:
+    """A client gone after 3 of its 1000 bytes (gunicorn's input then just ends): the
+    registry's request fails with the body (the fake reads it as urllib3 would), and the
+    answer, which no one may read, says so and closes the connection."""
+    before = sample(
+        "registry_v2_policy_frontdoor_bodies_incomplete_total", route="upload", how="cut"
+    )
+    response = client.patch(
+        "/v2/team-a/app/blobs/uploads/abc",
+        headers={**basic(EDITOR), "Content-Type": "application/octet-stream"},
+        environ_overrides={
+            "wsgi.input": io.BytesIO(b"abc"),
+            "wsgi.input_terminated": True,  # as gunicorn says: werkzeug does not wrap it
+            "CONTENT_LENGTH": "1000",
+        },
+    )
+    assert response.status_code == 400
+    assert errors(response) == [
+        {"code": "SIZE_INVALID", "message": "request body cut off after 3 bytes of 1000 bytes"}
+    ]
+    assert response.headers["Connection"] == "close"
+    assert registry.requests == []  # the fake never got a whole body to record
+    after = sample(
+        "registry_v2_policy_frontdoor_bodies_incomplete_total", route="upload", how="cut"
+    )
+    assert after == before + 1
+
+
+def test_a_body_not_sent_in_time_is_counted_as_a_timeout(registry: Registry) -> None:
+    class Slow(Registry):
+        def request(self, *args: Any, **kwargs: Any) -> UpstreamResponse:
+            raise BodyIncomplete(5, 1000, timed_out=True)
+
+    client = door_client(Slow(), Pushes())
+    labels = {"route": "upload", "how": "timeout"}
+    before = sample("registry_v2_policy_frontdoor_bodies_incomplete_total", **labels)
+    response = client.patch("/v2/team-a/app/blobs/uploads/abc", data=b"x", headers=basic(EDITOR))
+    assert response.status_code == 400
+    assert errors(response)[0]["message"] == (
+        "request body not sent in time after 5 bytes of 1000 bytes"
+    )
+    assert sample("registry_v2_policy_frontdoor_bodies_incomplete_total", **labels) == before + 1
