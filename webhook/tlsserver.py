@@ -123,16 +123,28 @@ class ReadBudget:
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._left = seconds
         self._clock = clock
+        self._deadline: float | None = None
+
+    def end_within(self, seconds: float) -> None:
+        """From now on, no read waits past ``seconds`` from now, wall-clock, whatever
+        budget is left: for a part that must arrive whole soon (a manifest), so that no
+        pace of trickling, nor our own work between reads, stretches it."""
+        deadline = self._clock() + seconds
+        if self._deadline is None or deadline < self._deadline:
+            self._deadline = deadline
 
     @contextmanager
     def waiting(self) -> Iterator[float]:
         """How long the next read may wait (TimeoutError once spent); what it waits is
         spent."""
-        if self._left <= 0:
-            raise TimeoutError("no time left to wait")
         started = self._clock()
+        left = self._left
+        if self._deadline is not None:
+            left = min(left, self._deadline - started)
+        if left <= 0:
+            raise TimeoutError("no time left to wait")
         try:
-            yield self._left
+            yield left
         finally:
             self._left -= self._clock() - started
 
@@ -155,6 +167,13 @@ class DeadlineSocket(ssl.SSLSocket):
 
     def expect_body(self) -> None:
         self._expect("request body", self.limits.body_seconds)
+
+    def limit_body(self, seconds: float) -> None:
+        """The rest of this request's body must arrive within ``seconds`` from now,
+        wall-clock (a route that knows its body is small: a manifest, not a layer)."""
+        if self._budget is not None and self._part == "request body":
+            self._budget.end_within(seconds)
+            self._seconds = min(self._seconds, seconds)
 
     def _expect(self, part: str, seconds: float) -> None:
         self._part, self._seconds = part, seconds

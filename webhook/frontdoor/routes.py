@@ -25,11 +25,12 @@ from kube.logfields import fields
 from webhook.frontdoor import distribution as oci
 from webhook.frontdoor import metrics
 from webhook.frontdoor.access import PULL, PUSH, Access, challenge, scope, token_from
+from webhook.frontdoor.manifestgate import ManifestGate
 from webhook.frontdoor.manifests import MAX_MANIFEST_BYTES
 from webhook.frontdoor.pushes import RETRY_AFTER_SECONDS, ManifestPut, ManifestPuts, PushDenied
 from webhook.frontdoor.records import RecordFailed
 from webhook.frontdoor.upstream import BodyIncomplete, Upstream, UpstreamResponse, request_body
-from webhook.httpjson import BodyGate, ServerBusy
+from webhook.httpjson import ServerBusy
 from webhook.pushreview.auth import TooManyReviews, User
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,10 @@ SERVICE_NAME: Final = "registry-v2"
 MOUNT_PARAMETERS: Final = frozenset({"mount", "from"})
 BLOB_CONTENT_TYPE: Final = "application/octet-stream"
 """The distribution spec's type for blob upload bodies."""
+MANIFEST_BODY_SECONDS: Final = 30.0
+"""Wall-clock time a manifest's body may take to arrive, however it trickles: the largest
+we take (4 MiB) in 30 s is a 1.1 Mbit/s link, over which the image's layers took hours.
+The connection's own body limit (600 s) is for layers."""
 
 
 def _error(err: oci.RegistryError) -> Response:
@@ -114,13 +119,13 @@ class FrontDoor:
         access: Access,
         upstream: Upstream,
         pushes: ManifestPuts,
-        gate: BodyGate | None = None,
+        gate: ManifestGate | None = None,
     ) -> None:
         self._access = access
         self._upstream = upstream
         self._pushes = pushes
         # A hostile 4 MiB manifest costs some 100 MiB while parsed: only so many at once.
-        self._gate = gate or BodyGate()
+        self._gate = gate or ManifestGate()
 
     def _realm(self) -> str:
         return request.host_url.rstrip("/") + TOKEN_PATH
@@ -256,16 +261,12 @@ class FrontDoor:
         return urlencode(kept)
 
     def _put_manifest(self, route: oci.Route) -> Response:
-        length = request.content_length
-        if length is not None and length > MAX_MANIFEST_BYTES:
-            raise oci.size_invalid(f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
+        body = _receive_manifest()
+        namespace = route.namespace or ""
         try:
-            with self._gate.admit(length):
-                body = request.stream.read(MAX_MANIFEST_BYTES + 1)
-                if len(body) > MAX_MANIFEST_BYTES:
-                    raise oci.size_invalid(f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
+            with self._gate.admit(namespace, len(body)):
                 put = ManifestPut(
-                    route.namespace or "",
+                    namespace,
                     route.name or "",
                     route.reference or "",
                     body,
@@ -277,6 +278,25 @@ class FrontDoor:
             raise oci.unavailable(message, RETRY_AFTER_SECONDS) from None
         metrics.BYTES("received").inc(len(body))
         return _streamed(answer, "sent")
+
+
+def _receive_manifest() -> bytes:
+    """The whole manifest body, received before any slot is taken, within
+    ``MANIFEST_BODY_SECONDS`` of wall-clock time on this connection
+    (:class:`BodyIncomplete` past it, or when it ends short)."""
+    length = request.content_length
+    if length is not None and length > MAX_MANIFEST_BYTES:
+        raise oci.size_invalid(f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
+    connection = request.environ.get("gunicorn.socket")
+    limit_body = getattr(connection, "limit_body", None)  # webhook.tlsserver.DeadlineSocket
+    if limit_body is not None:
+        limit_body(MANIFEST_BODY_SECONDS)
+    body = bytearray()
+    for chunk in request_body(request.stream, length):
+        body += chunk
+        if len(body) > MAX_MANIFEST_BYTES:
+            raise oci.size_invalid(f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
+    return bytes(body)
 
 
 def frontdoor_blueprint(door: FrontDoor) -> Blueprint:

@@ -561,6 +561,39 @@ def test_a_read_that_times_out_spends_what_it_waited() -> None:
         assert seconds == 0.5
 
 
+def test_a_budget_ended_within_a_time_waits_no_longer_whatever_is_left() -> None:
+    """A manifest's body (webhook.frontdoor.routes) gets a wall-clock deadline: our own
+    work between reads, or a trickle's pauses, no longer stretch it."""
+    clock = Clock()
+    budget = ReadBudget(600.0, clock)
+    budget.end_within(30.0)
+    with budget.waiting() as seconds:
+        assert seconds == 30.0
+        clock.now += 10
+    clock.now += 15  # not waiting, yet it counts: the deadline is on the clock
+    with budget.waiting() as seconds:
+        assert seconds == 5.0
+        clock.now += 5
+    with pytest.raises(TimeoutError), budget.waiting():
+        pass
+    budget.end_within(60.0)  # a later, longer deadline never extends an earlier one
+    with pytest.raises(TimeoutError), budget.waiting():
+        pass
+
+
+def test_only_a_body_being_read_can_be_limited() -> None:
+    sock = DeadlineSocket.__new__(DeadlineSocket)  # no connection: only the budgets
+    sock.expect_headers()
+    sock.limit_body(0.0)  # a route's limit on a body never shortens the headers' wait
+    assert sock._budget is not None
+    with sock._budget.waiting() as seconds:
+        assert seconds > 0
+    sock.expect_body()
+    sock.limit_body(0.0)
+    with pytest.raises(TimeoutError), sock._budget.waiting():
+        pass
+
+
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     """configure_logging and gunicorn's logger class rewire global loggers; undo it."""

@@ -6,23 +6,26 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 from urllib3.exceptions import NewConnectionError
 
+from localcluster.waiting import wait_for
 from webhook.app import create_app
 from webhook.frontdoor.access import Access
+from webhook.frontdoor.manifestgate import ManifestGate
 from webhook.frontdoor.pushes import ManifestPut, PushDenied
 from webhook.frontdoor.records import RecordFailed
-from webhook.frontdoor.routes import FrontDoor, frontdoor_blueprint
+from webhook.frontdoor.routes import MANIFEST_BODY_SECONDS, FrontDoor, frontdoor_blueprint
 from webhook.frontdoor.upstream import BodyIncomplete, UpstreamResponse
-from webhook.httpjson import BodyGate
 from webhook.pushreview.auth import TooManyReviews, User
 
 DIGEST = "sha256:" + "a" * 64
@@ -269,10 +272,10 @@ def test_what_the_front_door_does_not_offer(
 def test_large_manifests_wait_for_a_slot_and_are_refused_retryably_when_none_frees(
     registry: Registry, pushes: Pushes
 ) -> None:
-    gate = BodyGate(slots=1, wait_seconds=0.01, small_bytes=10)
+    gate = ManifestGate(slots=1, wait_seconds=0.01, small_bytes=10)
     door = FrontDoor(Access(Tokens(), Reviews()), registry, pushes, gate)  # type: ignore[arg-type]
     client = create_app([frontdoor_blueprint(door)]).test_client()
-    with gate.admit(None):  # another thread holds the only slot
+    with gate.admit("team-b", 11):  # another thread holds the only slot
         response = client.put("/v2/team-a/app/manifests/v1", data=b"x" * 100, headers=basic(EDITOR))
         assert pushes.puts == []
         small = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
@@ -680,3 +683,146 @@ def test_a_body_not_sent_in_time_is_counted_as_a_timeout(registry: Registry) -> 
         "request body not sent in time after 5 bytes of 1000 bytes"
     )
     assert sample("registry_v2_policy_frontdoor_bodies_incomplete_total", **labels) == before + 1
+
+
+# --- manifest bodies: received first, within a deadline, then gated fairly ---------------
+
+LARGE_MANIFEST = b"{" + b" " * 20000 + b"}"
+"""Over httpjson.SMALL_BODY_BYTES: it needs a slot (the fake judge takes any bytes)."""
+WAIT_SECONDS = 10.0
+"""For a request thread of these tests to get where the test waits for it."""
+
+
+class AnyNamespace(Reviews):
+    def may(
+        self, user: User, namespace: str, verb: str, resource: str, subresource: str = ""
+    ) -> bool:
+        return super().may(user, "team-a", verb, resource, subresource)
+
+
+class HeldPushes(Pushes):
+    """Holds team-a's manifests in the judge until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def put(self, put: ManifestPut) -> UpstreamResponse:
+        answer = super().put(put)
+        if put.namespace == "team-a":
+            self.release.wait(WAIT_SECONDS)
+        return answer
+
+
+class HeldInput:
+    """A client's body that arrives only once the test says so."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.reading = threading.Event()
+        self.arrive = threading.Event()
+
+    def read(self, size: int = -1, /) -> bytes:
+        self.reading.set()
+        assert self.arrive.wait(WAIT_SECONDS)
+        data, self.data = self.data[:size], self.data[size:]
+        return data
+
+
+def put_in_thread(app: Flask, namespace: str, **kwargs: Any) -> tuple[threading.Thread, list[int]]:
+    statuses: list[int] = []
+
+    def put() -> None:
+        response = app.test_client().put(
+            f"/v2/{namespace}/app/manifests/v1", headers=basic(EDITOR), **kwargs
+        )
+        statuses.append(response.status_code)
+
+    thread = threading.Thread(target=put, daemon=True)
+    thread.start()
+    return thread, statuses
+
+
+def test_a_manifest_body_still_arriving_holds_no_slot(registry: Registry, pushes: Pushes) -> None:
+    """Eight PUTs that announce 100 KB and send one byte held every slot for the whole
+    body limit (issue 17, item 7): a slot is now taken by the bytes received."""
+    gate = ManifestGate(slots=1, wait_seconds=0.01)
+    door = FrontDoor(Access(Tokens(), AnyNamespace()), registry, pushes, gate)  # type: ignore[arg-type]
+    app = create_app([frontdoor_blueprint(door)])
+    slow = HeldInput(LARGE_MANIFEST)
+    environ = {"wsgi.input": slow, "wsgi.input_terminated": True}
+    thread, statuses = put_in_thread(
+        app, "team-a", environ_overrides={**environ, "CONTENT_LENGTH": str(len(LARGE_MANIFEST))}
+    )
+    try:
+        assert slow.reading.wait(WAIT_SECONDS)
+        other = app.test_client().put(
+            "/v2/team-b/app/manifests/v1", data=LARGE_MANIFEST, headers=basic(EDITOR)
+        )
+        assert other.status_code == 201, other.text
+    finally:
+        slow.arrive.set()
+        thread.join(WAIT_SECONDS)
+    assert statuses == [201]
+
+
+def test_one_namespaces_large_manifests_leave_another_a_slot(registry: Registry) -> None:
+    pushes = HeldPushes()
+    door = FrontDoor(Access(Tokens(), AnyNamespace()), registry, pushes)  # type: ignore[arg-type]
+    app = create_app([frontdoor_blueprint(door)])
+    first, first_statuses = put_in_thread(app, "team-a", data=LARGE_MANIFEST)
+    try:
+        wait_for(lambda: pushes.puts, timeout=WAIT_SECONDS, interval=0.01, what="the judge")
+        second = app.test_client().put(
+            "/v2/team-a/app/manifests/v2", data=LARGE_MANIFEST, headers=basic(EDITOR)
+        )
+        assert second.status_code == 503  # team-a's share is taken
+        other = app.test_client().put(
+            "/v2/team-b/app/manifests/v1", data=LARGE_MANIFEST, headers=basic(EDITOR)
+        )
+        assert other.status_code == 201, other.text
+    finally:
+        pushes.release.set()
+        first.join(WAIT_SECONDS)
+    assert first_statuses == [201]
+
+
+class Connection:
+    """gunicorn's socket in the environ, as webhook.tlsserver.DeadlineSocket is."""
+
+    def __init__(self) -> None:
+        self.limits: list[float] = []
+
+    def limit_body(self, seconds: float) -> None:
+        self.limits.append(seconds)
+
+
+def test_a_manifest_body_gets_a_short_wall_clock_deadline_on_its_connection(
+    client: FlaskClient,
+) -> None:
+    connection = Connection()
+    response = client.put(
+        "/v2/team-a/app/manifests/v1",
+        data=b"{}",
+        headers=basic(EDITOR),
+        environ_overrides={"gunicorn.socket": connection},
+    )
+    assert response.status_code == 201
+    assert connection.limits == [MANIFEST_BODY_SECONDS]
+
+
+def test_a_manifest_cut_short_is_size_invalid_and_never_judged(
+    client: FlaskClient, pushes: Pushes
+) -> None:
+    response = client.put(
+        "/v2/team-a/app/manifests/v1",
+        headers=basic(EDITOR),
+        environ_overrides={
+            "wsgi.input": io.BytesIO(b'{"sc'),
+            "wsgi.input_terminated": True,
+            "CONTENT_LENGTH": "100000",
+        },
+    )
+    assert response.status_code == 400
+    assert errors(response)[0]["code"] == "SIZE_INVALID"
+    assert pushes.puts == []
