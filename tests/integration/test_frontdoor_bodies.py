@@ -1,12 +1,14 @@
-"""Request bodies that never arrive whole, through the real front door before the real
-CNCF registry: a client cannot pin the front door's threads by cutting or trickling a
-body (issue 17, items 2 and 7)."""
+"""Requests that never arrive whole, through the real front door before the real CNCF
+registry: a client cannot pin the front door's threads by cutting or trickling a body or
+its headers (issue 17, items 2, 7 and 8)."""
 
 from __future__ import annotations
 
 import json
+import math
 import socket
 import ssl
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +24,8 @@ from tests.integration.test_frontdoor import Registry, account, sha256
 from webhook.frontdoor.routes import MANIFEST_BODY_SECONDS
 from webhook.frontdoor.upstream import READ_SECONDS
 from webhook.httpjson import SMALL_BODY_BYTES
+from webhook.tlsserver import PROMPT_HEADER_SECONDS, slow_header_threads
+from webhook.tlsserver import READ_SECONDS as HEADER_SECONDS
 
 pytestmark = pytest.mark.local_only
 
@@ -193,3 +197,69 @@ def test_slow_large_manifests_of_one_namespace_leave_another_its_large_manifest(
     finally:
         for connection in slow:
             connection.close()
+
+
+TRICKLERS = 2 * THREADS
+"""Connections trickling their headers: every thread, and as many more queued."""
+TRICKLE_SECONDS = 0.5
+"""A header byte this often: never silent long enough to look idle."""
+
+
+class Trickler(threading.Thread):
+    """Sends a request head a byte at a time until the front door closes the connection."""
+
+    def __init__(self, door: LocalFrontDoor) -> None:
+        super().__init__(daemon=True)
+        self.door = door
+        self.connected = threading.Event()
+        self.stop = threading.Event()
+        self.closed = threading.Event()
+
+    def run(self) -> None:
+        connection = raw_request(self.door, b"GET /v2/ HTTP/1.1\r\n")
+        self.connected.set()
+        try:
+            for byte in b"X-Slow: " + b"a" * 1000:
+                if self.stop.is_set():
+                    return
+                connection.sendall(bytes([byte]))
+                connection.settimeout(TRICKLE_SECONDS)
+                try:
+                    if not connection.recv(65536):
+                        return
+                except TimeoutError:
+                    continue
+        except OSError:  # reset, broken pipe, TLS alert: closed all the same
+            return
+        finally:
+            self.closed.set()
+            connection.close()
+
+
+def test_a_crowd_of_slow_headers_leaves_a_viewer_a_prompt_answer(
+    stack: ClusterEnv, door: LocalFrontDoor
+) -> None:
+    """Issue 17, item 8: 140 connections trickling a header byte a second made a viewer's
+    request take 8-10 s. Half the threads wait the full header limit; the crowd behind
+    them gets a second each, so the viewer waits a second per reserved thread."""
+    ns = namespace(stack)
+    viewer = Registry(door, account(stack, ns, "viewer", "registry-viewer"))
+    allowed = slow_header_threads(THREADS)
+    bound = math.ceil((TRICKLERS - allowed) / (THREADS - allowed)) * PROMPT_HEADER_SECONDS
+    bound += SLACK_SECONDS / 2
+    assert bound < HEADER_SECONDS  # what a viewer behind them waited before
+    tricklers = [Trickler(door) for _ in range(TRICKLERS)]
+    try:
+        for trickler in tricklers:
+            trickler.start()
+            assert trickler.connected.wait(SOCKET_SECONDS)
+        asked = time.monotonic()
+        try:
+            answer = viewer.session.get(f"{door.url}/v2/", verify=viewer.ca_file, timeout=bound)
+        except requests.Timeout:
+            pytest.fail(f"a viewer waited more than {bound} s behind slow headers")
+        assert answer.status_code == 200, answer.text
+        assert time.monotonic() - asked < bound
+    finally:
+        for trickler in tricklers:
+            trickler.stop.set()
