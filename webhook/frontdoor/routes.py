@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -261,29 +261,34 @@ class FrontDoor:
         return urlencode(kept)
 
     def _put_manifest(self, route: oci.Route) -> Response:
-        body = _receive_manifest()
         namespace = route.namespace or ""
         try:
-            with self._gate.admit(namespace, len(body)):
-                put = ManifestPut(
-                    namespace,
-                    route.name or "",
-                    route.reference or "",
-                    body,
-                    request.headers.get("Content-Type"),
-                )
-                answer = self._pushes.put(put)
+            with self._gate.holding(namespace) as hold:
+                body = _receive_manifest(hold)
+                with self._gate.admit(namespace, len(body)):
+                    put = ManifestPut(
+                        namespace,
+                        route.name or "",
+                        route.reference or "",
+                        body,
+                        request.headers.get("Content-Type"),
+                    )
+                    answer = self._pushes.put(put)
         except ServerBusy:
             message = "too many large manifests at once; retry"
-            raise oci.unavailable(message, RETRY_AFTER_SECONDS) from None
+            busy = oci.unavailable(message, RETRY_AFTER_SECONDS)
+            # The body may be partly unread: the connection cannot carry another request.
+            busy.headers = {**busy.headers, "Connection": "close"}
+            raise busy from None
         metrics.BYTES("received").inc(len(body))
         return _streamed(answer, "sent")
 
 
-def _receive_manifest() -> bytes:
+def _receive_manifest(hold: Callable[[int], None]) -> bytes:
     """The whole manifest body, received before any slot is taken, within
     ``MANIFEST_BODY_SECONDS`` of wall-clock time on this connection
-    (:class:`BodyIncomplete` past it, or when it ends short)."""
+    (:class:`BodyIncomplete` past it, or when it ends short); each chunk is ``hold``-ed
+    as it arrives (the worker's bound on manifest bytes held)."""
     length = request.content_length
     if length is not None and length > MAX_MANIFEST_BYTES:
         raise oci.size_invalid(f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
@@ -293,6 +298,7 @@ def _receive_manifest() -> bytes:
         limit_body(MANIFEST_BODY_SECONDS)
     body = bytearray()
     for chunk in request_body(request.stream, length):
+        hold(len(chunk))
         body += chunk
         if len(body) > MAX_MANIFEST_BYTES:
             raise oci.size_invalid(f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")

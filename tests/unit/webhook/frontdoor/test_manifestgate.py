@@ -74,3 +74,41 @@ def test_the_wait_for_a_slot_is_bounded() -> None:
         with pytest.raises(ServerBusy, match=r"within 0\.2 s"), gate.admit("team-b", LARGE):
             pass
         assert WAIT_SECONDS <= time.monotonic() - started < DEADLINE
+
+
+def test_a_namespace_holds_at_most_half_the_bytes_and_all_hold_no_more_than_the_bound() -> None:
+    gate = ManifestGate(held_bytes=100, wait_seconds=0)
+    with gate.holding("team-a") as team_a, gate.holding("team-b") as team_b:
+        team_a(30)
+        team_a(20)
+        with pytest.raises(ServerBusy, match="team-a"):
+            team_a(1)
+        team_b(50)
+        with gate.holding("team-c") as team_c, pytest.raises(ServerBusy, match="team-c"):
+            team_c(1)
+
+
+def test_held_bytes_are_given_back_when_the_body_is_answered() -> None:
+    gate = ManifestGate(held_bytes=100, wait_seconds=0)
+    for _ in range(3):
+        with gate.holding("team-a") as team_a:
+            team_a(50)
+
+
+def test_a_body_waits_for_bytes_another_gives_back() -> None:
+    gate = ManifestGate(held_bytes=100, wait_seconds=DEADLINE)
+    first = gate.holding("team-a")
+    first.__enter__()(50)
+    arrived = threading.Event()
+
+    def second() -> None:
+        with gate.holding("team-a") as team_a:
+            team_a(50)
+            arrived.set()
+
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    assert not arrived.wait(WAIT_SECONDS)
+    first.__exit__(None, None, None)
+    waiter.join(DEADLINE)
+    assert arrived.is_set()

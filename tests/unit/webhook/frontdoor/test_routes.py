@@ -826,3 +826,25 @@ def test_a_manifest_cut_short_is_size_invalid_and_never_judged(
     assert response.status_code == 400
     assert errors(response)[0]["code"] == "SIZE_INVALID"
     assert pushes.puts == []
+
+
+def test_a_namespace_holding_its_share_of_manifest_bytes_leaves_another_room(
+    registry: Registry, pushes: Pushes
+) -> None:
+    """Bodies are received before any slot: what bounds their memory is the bytes each
+    has sent, counted per worker with a share per namespace."""
+    gate = ManifestGate(held_bytes=2 * len(LARGE_MANIFEST), wait_seconds=0.01)
+    door = FrontDoor(Access(Tokens(), AnyNamespace()), registry, pushes, gate)  # type: ignore[arg-type]
+    client = create_app([frontdoor_blueprint(door)]).test_client()
+    with gate.holding("team-a") as team_a:
+        team_a(len(LARGE_MANIFEST))  # another of team-a's bodies, arrived
+        refused = client.put(
+            "/v2/team-a/app/manifests/v2", data=LARGE_MANIFEST, headers=basic(EDITOR)
+        )
+        other = client.put(
+            "/v2/team-b/app/manifests/v1", data=LARGE_MANIFEST, headers=basic(EDITOR)
+        )
+    assert refused.status_code == 503 and errors(refused)[0]["code"] == "UNAVAILABLE"
+    assert refused.headers["Connection"] == "close"  # its body may be partly unread
+    assert other.status_code == 201, other.text
+    assert [put.namespace for put in pushes.puts] == ["team-b"]
