@@ -97,6 +97,45 @@ ours), reading of the request included: a request still arriving after that is r
 no one. The API server sends a review in one write, the registry a PushReview too."""
 
 
+PROMPT_HEADER_SECONDS: Final = 1.0
+"""A connection's headers must arrive within this (of waiting) once a worker's threads
+are crowded by connections still waiting for theirs (``SLOW_HEADER_SHARE``). A client
+sends its request's head in one write right after the handshake, so it arrives in one
+round trip (at most some 300 ms across continents); a client trickling its headers, a
+byte a second, is cut within a second instead of the full ``header_seconds``."""
+SLOW_HEADER_SHARE: Final = 0.5
+"""At most this share of a worker's threads wait out the full header limit at once; the
+rest are kept for connections whose headers come promptly. 140 connections trickling a
+header byte a second held every thread of a 64-thread worker for 10 s, and a viewer's
+request behind them took 8-10 s (issue 17, item 8)."""
+
+
+def slow_header_threads(threads: int) -> int:
+    """How many of a worker's ``threads`` may wait for headers with the full limit."""
+    return max(1, int(threads * SLOW_HEADER_SHARE))
+
+
+class HeaderWaiters:
+    """The threads of one worker now waiting for a request's headers, counted so that
+    those past ``slow_header_threads`` get ``PROMPT_HEADER_SECONDS`` instead."""
+
+    def __init__(self, allowed: int) -> None:
+        self._allowed = allowed
+        self._waiting = 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> bool:
+        """One more thread waits for headers; whether the worker was already crowded."""
+        with self._lock:
+            crowded = self._waiting >= self._allowed
+            self._waiting += 1
+            return crowded
+
+    def leave(self) -> None:
+        with self._lock:
+            self._waiting -= 1
+
+
 @dataclass(frozen=True)
 class ReadLimits:
     """How long a client may keep a worker thread waiting for each part of a request.
@@ -123,16 +162,28 @@ class ReadBudget:
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._left = seconds
         self._clock = clock
+        self._deadline: float | None = None
+
+    def end_within(self, seconds: float) -> None:
+        """From now on, no read waits past ``seconds`` from now, wall-clock, whatever
+        budget is left: for a part that must arrive whole soon (a manifest), so that no
+        pace of trickling, nor our own work between reads, stretches it."""
+        deadline = self._clock() + seconds
+        if self._deadline is None or deadline < self._deadline:
+            self._deadline = deadline
 
     @contextmanager
     def waiting(self) -> Iterator[float]:
         """How long the next read may wait (TimeoutError once spent); what it waits is
         spent."""
-        if self._left <= 0:
-            raise TimeoutError("no time left to wait")
         started = self._clock()
+        left = self._left
+        if self._deadline is not None:
+            left = min(left, self._deadline - started)
+        if left <= 0:
+            raise TimeoutError("no time left to wait")
         try:
-            yield self._left
+            yield left
         finally:
             self._left -= self._clock() - started
 
@@ -150,11 +201,23 @@ class DeadlineSocket(ssl.SSLSocket):
     def with_limits(cls, limits: ReadLimits) -> type[DeadlineSocket]:
         return type(cls.__name__, (cls,), {"limits": limits})
 
-    def expect_headers(self) -> None:
-        self._expect("request headers", self.limits.header_seconds)
+    def expect_headers(self, *, crowded: bool = False) -> None:
+        """The request's headers come next: within ``PROMPT_HEADER_SECONDS`` when the
+        worker is ``crowded`` by connections still waiting for theirs."""
+        seconds = self.limits.header_seconds
+        if crowded:
+            seconds = min(seconds, PROMPT_HEADER_SECONDS)
+        self._expect("request headers", seconds)
 
     def expect_body(self) -> None:
         self._expect("request body", self.limits.body_seconds)
+
+    def limit_body(self, seconds: float) -> None:
+        """The rest of this request's body must arrive within ``seconds`` from now,
+        wall-clock (a route that knows its body is small: a manifest, not a layer)."""
+        if self._budget is not None and self._part == "request body":
+            self._budget.end_within(seconds)
+            self._seconds = min(self._seconds, seconds)
 
     def _expect(self, part: str, seconds: float) -> None:
         self._part, self._seconds = part, seconds
@@ -211,6 +274,8 @@ class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
 
     ready_wait_seconds: ClassVar[float] = READY_WAIT_SECONDS
     sockets: list[Any]
+    _header_waiters: HeaderWaiters
+    _reading_headers: threading.local
 
     @classmethod
     def waiting_for_ready(cls, seconds: float) -> type[HandshakeThenDeferWorker]:
@@ -257,6 +322,8 @@ class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
 
     def init_process(self) -> None:
         return_large_blocks_to_the_os()
+        self._header_waiters = HeaderWaiters(slow_header_threads(self.cfg.threads))
+        self._reading_headers = threading.local()
         super().init_process()
 
     def run(self) -> None:
@@ -295,15 +362,29 @@ class HandshakeThenDeferWorker(ThreadWorker):  # type: ignore[misc]
             conn.data_ready = False
             if not conn.sock.pending() and not conn.wait_for_data(REQUEST_WAIT_SECONDS):
                 return DEFER
-        if isinstance(conn.sock, DeadlineSocket):
-            conn.sock.expect_headers()
-        return super().handle(conn)
+        if not isinstance(conn.sock, DeadlineSocket):
+            return super().handle(conn)
+        # Counted from here until the headers are in (``handle_request``) or the
+        # connection ends without them: no one is authenticated before that, so a crowd
+        # of slow heads must leave threads for the prompt ones.
+        conn.sock.expect_headers(crowded=self._header_waiters.enter())
+        self._reading_headers.active = True
+        try:
+            return super().handle(conn)
+        finally:
+            self._headers_done()
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         """The headers are in: from here the client's time is the body's."""
         if isinstance(conn.sock, DeadlineSocket):
+            self._headers_done()
             conn.sock.expect_body()
         return super().handle_request(req, conn)
+
+    def _headers_done(self) -> None:
+        if getattr(self._reading_headers, "active", False):
+            self._reading_headers.active = False
+            self._header_waiters.leave()
 
 
 class RootHandlerLogger(GunicornLogger):  # type: ignore[misc]

@@ -30,7 +30,7 @@ MANIFEST_LIMITS: Final = JsonLimits(
     # A layer descriptor (mediaType, digest, size) is some 150 bytes for its 4 values:
     # any real manifest under the size cap passes. A hostile 4 MiB body may still take
     # some 100 MiB while parsed (httpjson measured 25 bytes per byte of JSON at worst):
-    # the route holds one through httpjson.BodyGate.
+    # the route holds a slot of webhook.frontdoor.manifestgate for one.
     max_values=MAX_MANIFEST_BYTES // 30,
     # An index is 5 levels deep (manifests[i].platform.os.features[j]); room for annotations.
     max_depth=16,

@@ -27,6 +27,13 @@ FRONTDOOR_DENIALS = Counter(
     ["reason"],
 )
 
+FRONTDOOR_BODIES_INCOMPLETE = Counter(
+    "registry_v2_policy_frontdoor_bodies_incomplete_total",
+    "Request bodies that ended before they were whole (the client closed or cut a chunked "
+    "body: cut; or it sent too slowly: timeout), by route; each cut the registry's request.",
+    ["route", "how"],
+)
+
 
 @functools.cache
 def REQUESTS(method: str, route: str, code: str) -> Counter:
@@ -41,3 +48,8 @@ def BYTES(direction: str) -> Counter:
 @functools.cache
 def DENIALS(reason: str) -> Counter:
     return FRONTDOOR_DENIALS.labels(reason)
+
+
+@functools.cache
+def BODIES_INCOMPLETE(route: str, how: str) -> Counter:
+    return FRONTDOOR_BODIES_INCOMPLETE.labels(route, how)

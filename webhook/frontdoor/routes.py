@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -28,13 +28,14 @@ from quota.served import tag_page
 from webhook.frontdoor import distribution as oci
 from webhook.frontdoor import metrics
 from webhook.frontdoor.access import PULL, PUSH, Access, challenge, scope, token_from
+from webhook.frontdoor.manifestgate import ManifestGate
 from webhook.frontdoor.manifests import MAX_MANIFEST_BYTES
 from webhook.frontdoor.pushes import RETRY_AFTER_SECONDS, ManifestPut, ManifestPuts, PushDenied
 from webhook.frontdoor.reads import ManifestReads
 from webhook.frontdoor.records import RecordFailed
 from webhook.frontdoor.uploads import Uploads
-from webhook.frontdoor.upstream import Upstream, UpstreamResponse, request_body
-from webhook.httpjson import BodyGate, ServerBusy, brief
+from webhook.frontdoor.upstream import BodyIncomplete, Upstream, UpstreamResponse, request_body
+from webhook.httpjson import ServerBusy, brief
 from webhook.pushreview.auth import TooManyReviews, User
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ BLOB_CONTENT_TYPE: Final = "application/octet-stream"
 MAX_PAGE_DIGITS: Final = 9
 """Digits of a tag list's ``n`` read as a page size: a billion tags is more than any
 stream holds, and a longer string is not parsed (Python refuses ints past 4,300 digits)."""
+MANIFEST_BODY_SECONDS: Final = 30.0
+"""Wall-clock time a manifest's body may take to arrive, however it trickles: the largest
+we take (4 MiB) in 30 s is a 1.1 Mbit/s link, over which the image's layers took hours.
+The connection's own body limit (600 s) is for layers."""
 
 
 def _error(err: oci.RegistryError) -> Response:
@@ -104,13 +109,25 @@ def _too_many(err: TooManyReviews) -> oci.RegistryError:
     )
 
 
+def _incomplete(err: BodyIncomplete, route: str) -> Response:
+    """The answer to a body that ended before it was whole. The registry's request was
+    cut with it (``webhook.frontdoor.upstream.BodyIncomplete``); the client has usually
+    gone (a Ctrl-C during a push), and one still there reads why, on a connection that
+    then closes, since the rest of its body was never read."""
+    metrics.BODIES_INCOMPLETE(route, "timeout" if err.timed_out else "cut").inc()
+    log.info("request body incomplete: %s", err, extra=fields(route=route))
+    response = _error(oci.size_invalid(str(err)))
+    response.headers["Connection"] = "close"
+    return response
+
+
 class FrontDoor:
     def __init__(
         self,
         access: Access,
         upstream: Upstream,
         pushes: ManifestPuts,
-        gate: BodyGate | None = None,
+        gate: ManifestGate | None = None,
         *,
         reads: ManifestReads,
         uploads: Uploads,
@@ -121,7 +138,7 @@ class FrontDoor:
         self._reads = reads
         self._uploads = uploads
         # A hostile 4 MiB manifest costs some 100 MiB while parsed: only so many at once.
-        self._gate = gate or BodyGate()
+        self._gate = gate or ManifestGate()
 
     def _realm(self) -> str:
         return request.host_url.rstrip("/") + TOKEN_PATH
@@ -209,6 +226,8 @@ class FrontDoor:
             log.warning("recording a push failed: %s", err)
             message = f"recording the push in the Image API failed ({err}); retry"
             return _error(oci.unavailable(message, RETRY_AFTER_SECONDS))
+        except BodyIncomplete as err:
+            return _incomplete(err, seen.route)
         except (HTTPError, OSError) as err:
             log.warning("the upstream registry failed: %s", type(err).__name__)
             message = "the registry behind the front door did not answer; retry"
@@ -316,27 +335,48 @@ class FrontDoor:
         return response
 
     def _put_manifest(self, route: oci.Route) -> Response:
-        length = request.content_length
-        if length is not None and length > MAX_MANIFEST_BYTES:
-            raise oci.size_invalid(f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
+        namespace = route.namespace or ""
         try:
-            with self._gate.admit(length):
-                body = request.stream.read(MAX_MANIFEST_BYTES + 1)
-                if len(body) > MAX_MANIFEST_BYTES:
-                    raise oci.size_invalid(f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
-                put = ManifestPut(
-                    route.namespace or "",
-                    route.name or "",
-                    route.reference or "",
-                    body,
-                    request.headers.get("Content-Type"),
-                )
-                answer = self._pushes.put(put)
+            with self._gate.holding(namespace) as hold:
+                body = _receive_manifest(hold)
+                with self._gate.admit(namespace, len(body)):
+                    put = ManifestPut(
+                        namespace,
+                        route.name or "",
+                        route.reference or "",
+                        body,
+                        request.headers.get("Content-Type"),
+                    )
+                    answer = self._pushes.put(put)
         except ServerBusy:
             message = "too many large manifests at once; retry"
-            raise oci.unavailable(message, RETRY_AFTER_SECONDS) from None
+            busy = oci.unavailable(message, RETRY_AFTER_SECONDS)
+            # The body may be partly unread: the connection cannot carry another request.
+            busy.headers = {**busy.headers, "Connection": "close"}
+            raise busy from None
         metrics.BYTES("received").inc(len(body))
         return _streamed(answer, "sent")
+
+
+def _receive_manifest(hold: Callable[[int], None]) -> bytes:
+    """The whole manifest body, received before any slot is taken, within
+    ``MANIFEST_BODY_SECONDS`` of wall-clock time on this connection
+    (:class:`BodyIncomplete` past it, or when it ends short); each chunk is ``hold``-ed
+    as it arrives (the worker's bound on manifest bytes held)."""
+    length = request.content_length
+    if length is not None and length > MAX_MANIFEST_BYTES:
+        raise oci.size_invalid(f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
+    connection = request.environ.get("gunicorn.socket")
+    limit_body = getattr(connection, "limit_body", None)  # webhook.tlsserver.DeadlineSocket
+    if limit_body is not None:
+        limit_body(MANIFEST_BODY_SECONDS)
+    body = bytearray()
+    for chunk in request_body(request.stream, length):
+        hold(len(chunk))
+        body += chunk
+        if len(body) > MAX_MANIFEST_BYTES:
+            raise oci.size_invalid(f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
+    return bytes(body)
 
 
 def frontdoor_blueprint(door: FrontDoor) -> Blueprint:

@@ -15,6 +15,7 @@ from typing import Final, Protocol
 from urllib.parse import urlsplit
 
 import urllib3
+from gunicorn.http.errors import ParseException
 
 CHUNK_BYTES: Final = 256 * 1024
 """Bytes per read and write of a streamed body: below the workers' mmap threshold
@@ -173,15 +174,46 @@ class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
+class BodyIncomplete(Exception):
+    """The client's body ended before it was whole: fewer bytes than its Content-Length
+    (the client closed: gunicorn's reader then just returns short), a chunked body cut
+    off or malformed, or its bytes not sent in time.
+
+    Raised from the body iterator while urllib3 sends it, so that urllib3 closes that
+    upstream connection instead of waiting ``READ_SECONDS`` for the registry's answer to
+    a request it is itself still waiting to read (and never pools it). Deliberately no
+    ``OSError``: urllib3 swallows some of those while sending a body (a peer may answer
+    early), and this one must reach the caller.
+    """
+
+    def __init__(self, received: int, length: int | None, *, timed_out: bool = False) -> None:
+        expected = "a chunked body" if length is None else f"{length} bytes"
+        how = "not sent in time" if timed_out else "cut off"
+        super().__init__(f"request body {how} after {received} bytes of {expected}")
+        self.received = received
+        self.length = length
+        self.timed_out = timed_out
+
+
 def request_body(stream: Readable, length: int | None) -> Iterator[bytes]:
-    """The client's request body as chunks, read from the WSGI input as it arrives."""
+    """The client's request body as chunks, read from the WSGI input as it arrives;
+    :class:`BodyIncomplete` when it ends before it is whole."""
     read = stream.read
     remaining = length
+    received = 0
     while remaining is None or remaining > 0:
         size = BODY_READ_BYTES if remaining is None else min(BODY_READ_BYTES, remaining)
-        chunk = read(size)
+        try:
+            chunk = read(size)
+        except TimeoutError as err:  # the server's read limit (webhook.tlsserver)
+            raise BodyIncomplete(received, length, timed_out=True) from err
+        except (OSError, ParseException) as err:  # a chunked body cut off, or malformed
+            raise BodyIncomplete(received, length) from err
         if not chunk:
+            if remaining is not None:
+                raise BodyIncomplete(received, length)
             return
+        received += len(chunk)
         if remaining is not None:
             remaining -= len(chunk)
         yield chunk

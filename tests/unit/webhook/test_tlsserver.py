@@ -42,12 +42,15 @@ from webhook import devcerts
 from webhook.tlsserver import (
     GRACEFUL_TIMEOUT_SECONDS,
     MMAP_THRESHOLD_BYTES,
+    PROMPT_HEADER_SECONDS,
     DeadlineSocket,
     HandshakeThenDeferWorker,
+    HeaderWaiters,
     ReadBudget,
     ReadLimits,
     ReloadingTlsContext,
     WebhookServer,
+    slow_header_threads,
     tls_context,
 )
 
@@ -312,6 +315,70 @@ def test_slow_clients_hold_a_thread_no_longer_than_the_read_limits(
             client.done.set()
 
 
+CROWD_THREADS = 4
+CROWD = 2 * CROWD_THREADS
+"""Connections trickling their headers: every thread, and as many more queued."""
+SERVER_LIMITS = ReadLimits()
+"""The server's own: 10 s of waiting for headers."""
+
+
+@pytest.fixture(scope="module")
+def crowd_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    directory = tmp_path_factory.mktemp("crowd")
+    with serve(directory, threads=CROWD_THREADS, read_limits=SERVER_LIMITS) as served:
+        yield served
+
+
+def test_connections_trickling_headers_leave_threads_for_prompt_ones(
+    crowd_served: Served,
+) -> None:
+    """Issue 17, item 8: 140 connections trickling a header byte a second held every
+    thread for the whole header limit, and a prompt request waited behind them. Only
+    ``slow_header_threads`` of a worker's threads wait the full limit; past them a
+    connection's headers get ``PROMPT_HEADER_SECONDS``, so the queue ahead of a prompt
+    request drains a prompt limit per reserved thread."""
+    allowed = slow_header_threads(CROWD_THREADS)
+    reserve = CROWD_THREADS - allowed
+    bound = math.ceil((CROWD - allowed) / reserve) * PROMPT_HEADER_SECONDS + SLACK_SECONDS
+    assert bound < SERVER_LIMITS.header_seconds  # what the slow heads took before
+    slow = [SlowClient(crowd_served, "headers") for _ in range(CROWD)]
+    try:
+        for client in slow:
+            client.start()
+            assert client.connected.wait(DEADLINE)
+        started = time.monotonic()
+        try:
+            response = crowd_served.post(
+                "/mutate/serviceaccounts",
+                REVIEW,
+                {"Content-Type": "application/json"},
+                timeout=bound,
+            )
+        except requests.Timeout:
+            pytest.fail(f"a prompt request waited more than {bound} s behind slow headers")
+        assert response.status_code == 200, response.text
+        assert time.monotonic() - started < bound
+        for client in slow:
+            client.join(SERVER_LIMITS.header_seconds + SLACK_SECONDS)
+        cut_at = sorted(c.closed_after for c in slow if c.closed_after is not None)
+        assert len(cut_at) == CROWD, "a slow head is still open"
+        # The first `allowed` waited the full limit; the crowd behind them, a prompt one.
+        assert all(t >= SERVER_LIMITS.header_seconds for t in cut_at[-allowed:]), cut_at
+        assert all(t < bound for t in cut_at[:-allowed]), cut_at
+    finally:
+        for client in slow:
+            client.done.set()
+
+
+def test_a_worker_crowded_by_slow_heads_says_so_until_one_leaves() -> None:
+    waiters = HeaderWaiters(slow_header_threads(4))
+    assert [waiters.enter(), waiters.enter(), waiters.enter()] == [False, False, True]
+    waiters.leave()
+    waiters.leave()
+    assert waiters.enter() is False
+    assert [slow_header_threads(n) for n in (1, 2, 3, 64)] == [1, 1, 1, 32]
+
+
 DRAINING_LIMITS = ReadLimits(body_seconds=3 * DEADLINE)
 """The in-flight request's body waits, unsent, while the test checks the refusal."""
 
@@ -559,6 +626,39 @@ def test_a_read_that_times_out_spends_what_it_waited() -> None:
         raise TimeoutError("the socket's own timeout")
     with budget.waiting() as seconds:
         assert seconds == 0.5
+
+
+def test_a_budget_ended_within_a_time_waits_no_longer_whatever_is_left() -> None:
+    """A manifest's body (webhook.frontdoor.routes) gets a wall-clock deadline: our own
+    work between reads, or a trickle's pauses, no longer stretch it."""
+    clock = Clock()
+    budget = ReadBudget(600.0, clock)
+    budget.end_within(30.0)
+    with budget.waiting() as seconds:
+        assert seconds == 30.0
+        clock.now += 10
+    clock.now += 15  # not waiting, yet it counts: the deadline is on the clock
+    with budget.waiting() as seconds:
+        assert seconds == 5.0
+        clock.now += 5
+    with pytest.raises(TimeoutError), budget.waiting():
+        pass
+    budget.end_within(60.0)  # a later, longer deadline never extends an earlier one
+    with pytest.raises(TimeoutError), budget.waiting():
+        pass
+
+
+def test_only_a_body_being_read_can_be_limited() -> None:
+    sock = DeadlineSocket.__new__(DeadlineSocket)  # no connection: only the budgets
+    sock.expect_headers()
+    sock.limit_body(0.0)  # a route's limit on a body never shortens the headers' wait
+    assert sock._budget is not None
+    with sock._budget.waiting() as seconds:
+        assert seconds > 0
+    sock.expect_body()
+    sock.limit_body(0.0)
+    with pytest.raises(TimeoutError), sock._budget.waiting():
+        pass
 
 
 @pytest.fixture

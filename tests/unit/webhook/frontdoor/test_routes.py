@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -13,22 +14,24 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 from urllib3.exceptions import NewConnectionError
 
+from localcluster.waiting import wait_for
 from quota.decision import Decision
 from quota.limits import Limit
 from quota.served import RecordedRepository
 from webhook.app import create_app
 from webhook.frontdoor.access import Access
+from webhook.frontdoor.manifestgate import ManifestGate
 from webhook.frontdoor.pushes import ManifestPut, PushDenied
 from webhook.frontdoor.reads import ManifestReads
 from webhook.frontdoor.records import RecordFailed
-from webhook.frontdoor.routes import FrontDoor, frontdoor_blueprint
+from webhook.frontdoor.routes import MANIFEST_BODY_SECONDS, FrontDoor, frontdoor_blueprint
 from webhook.frontdoor.uploads import Uploads
-from webhook.frontdoor.upstream import UpstreamResponse
-from webhook.httpjson import BodyGate
+from webhook.frontdoor.upstream import BodyIncomplete, UpstreamResponse
 from webhook.pushreview.auth import TooManyReviews, User
 
 DIGEST = "sha256:" + "a" * 64
@@ -358,7 +361,7 @@ def test_what_the_front_door_does_not_offer(
 def test_large_manifests_wait_for_a_slot_and_are_refused_retryably_when_none_frees(
     registry: Registry, pushes: Pushes
 ) -> None:
-    gate = BodyGate(slots=1, wait_seconds=0.01, small_bytes=10)
+    gate = ManifestGate(slots=1, wait_seconds=0.01, small_bytes=10)
     door = FrontDoor(
         Access(Tokens(), Reviews()),
         registry,  # type: ignore[arg-type]
@@ -368,7 +371,7 @@ def test_large_manifests_wait_for_a_slot_and_are_refused_retryably_when_none_fre
         uploads=uploads(registry),
     )
     client = create_app([frontdoor_blueprint(door)]).test_client()
-    with gate.admit(None):  # another thread holds the only slot
+    with gate.admit("team-b", 11):  # another thread holds the only slot
         response = client.put("/v2/team-a/app/manifests/v1", data=b"x" * 100, headers=basic(EDITOR))
         assert pushes.puts == []
         small = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
@@ -898,3 +901,234 @@ def test_a_body_of_unknown_length_is_cut_once_it_passes_the_largest_image(
         in (errors(response)[0]["message"])
     )
     assert registry.requests == []  # the fake reads the whole body before it records one
+
+
+def test_a_body_cut_short_is_size_invalid_counted_and_closes_the_connection(
+    client: FlaskClient, registry: Registry
+) -> None:
+    """A client gone after 3 of its 1000 bytes (gunicorn's input then just ends): the
+    registry's request fails with the body (the fake reads it as urllib3 would), and the
+    answer, which no one may read, says so and closes the connection."""
+    before = sample(
+        "registry_v2_policy_frontdoor_bodies_incomplete_total", route="upload", how="cut"
+    )
+    response = client.patch(
+        "/v2/team-a/app/blobs/uploads/abc",
+        headers={**basic(EDITOR), "Content-Type": "application/octet-stream"},
+        environ_overrides={
+            "wsgi.input": io.BytesIO(b"abc"),
+            "wsgi.input_terminated": True,  # as gunicorn says: werkzeug does not wrap it
+            "CONTENT_LENGTH": "1000",
+        },
+    )
+    assert response.status_code == 400
+    assert errors(response) == [
+        {"code": "SIZE_INVALID", "message": "request body cut off after 3 bytes of 1000 bytes"}
+    ]
+    assert response.headers["Connection"] == "close"
+    assert registry.requests == []  # the fake never got a whole body to record
+    after = sample(
+        "registry_v2_policy_frontdoor_bodies_incomplete_total", route="upload", how="cut"
+    )
+    assert after == before + 1
+
+
+def test_a_body_not_sent_in_time_is_counted_as_a_timeout(registry: Registry) -> None:
+    class Slow(Registry):
+        def request(self, *args: Any, **kwargs: Any) -> UpstreamResponse:
+            raise BodyIncomplete(5, 1000, timed_out=True)
+
+    client = door_client(Slow(), Pushes())
+    labels = {"route": "upload", "how": "timeout"}
+    before = sample("registry_v2_policy_frontdoor_bodies_incomplete_total", **labels)
+    response = client.patch("/v2/team-a/app/blobs/uploads/abc", data=b"x", headers=basic(EDITOR))
+    assert response.status_code == 400
+    assert errors(response)[0]["message"] == (
+        "request body not sent in time after 5 bytes of 1000 bytes"
+    )
+    assert sample("registry_v2_policy_frontdoor_bodies_incomplete_total", **labels) == before + 1
+
+
+# --- manifest bodies: received first, within a deadline, then gated fairly ---------------
+
+LARGE_MANIFEST = b"{" + b" " * 20000 + b"}"
+"""Over httpjson.SMALL_BODY_BYTES: it needs a slot (the fake judge takes any bytes)."""
+WAIT_SECONDS = 10.0
+"""For a request thread of these tests to get where the test waits for it."""
+
+
+class AnyNamespace(Reviews):
+    def may(
+        self, user: User, namespace: str, verb: str, resource: str, subresource: str = ""
+    ) -> bool:
+        return super().may(user, "team-a", verb, resource, subresource)
+
+
+class HeldPushes(Pushes):
+    """Holds team-a's manifests in the judge until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def put(self, put: ManifestPut) -> UpstreamResponse:
+        answer = super().put(put)
+        if put.namespace == "team-a":
+            self.release.wait(WAIT_SECONDS)
+        return answer
+
+
+class HeldInput:
+    """A client's body that arrives only once the test says so."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.reading = threading.Event()
+        self.arrive = threading.Event()
+
+    def read(self, size: int = -1, /) -> bytes:
+        self.reading.set()
+        assert self.arrive.wait(WAIT_SECONDS)
+        data, self.data = self.data[:size], self.data[size:]
+        return data
+
+
+def put_in_thread(app: Flask, namespace: str, **kwargs: Any) -> tuple[threading.Thread, list[int]]:
+    statuses: list[int] = []
+
+    def put() -> None:
+        response = app.test_client().put(
+            f"/v2/{namespace}/app/manifests/v1", headers=basic(EDITOR), **kwargs
+        )
+        statuses.append(response.status_code)
+
+    thread = threading.Thread(target=put, daemon=True)
+    thread.start()
+    return thread, statuses
+
+
+def test_a_manifest_body_still_arriving_holds_no_slot(registry: Registry, pushes: Pushes) -> None:
+    """Eight PUTs that announce 100 KB and send one byte held every slot for the whole
+    body limit (issue 17, item 7): a slot is now taken by the bytes received."""
+    gate = ManifestGate(slots=1, wait_seconds=0.01)
+    door = FrontDoor(
+        Access(Tokens(), AnyNamespace()),
+        registry,  # type: ignore[arg-type]
+        pushes,  # type: ignore[arg-type]
+        gate,
+        reads=reads(),
+        uploads=uploads(registry),
+    )
+    app = create_app([frontdoor_blueprint(door)])
+    slow = HeldInput(LARGE_MANIFEST)
+    environ = {"wsgi.input": slow, "wsgi.input_terminated": True}
+    thread, statuses = put_in_thread(
+        app, "team-a", environ_overrides={**environ, "CONTENT_LENGTH": str(len(LARGE_MANIFEST))}
+    )
+    try:
+        assert slow.reading.wait(WAIT_SECONDS)
+        other = app.test_client().put(
+            "/v2/team-b/app/manifests/v1", data=LARGE_MANIFEST, headers=basic(EDITOR)
+        )
+        assert other.status_code == 201, other.text
+    finally:
+        slow.arrive.set()
+        thread.join(WAIT_SECONDS)
+    assert statuses == [201]
+
+
+def test_one_namespaces_large_manifests_leave_another_a_slot(registry: Registry) -> None:
+    pushes = HeldPushes()
+    door = FrontDoor(
+        Access(Tokens(), AnyNamespace()),
+        registry,  # type: ignore[arg-type]
+        pushes,  # type: ignore[arg-type]
+        reads=reads(),
+        uploads=uploads(registry),
+    )
+    app = create_app([frontdoor_blueprint(door)])
+    first, first_statuses = put_in_thread(app, "team-a", data=LARGE_MANIFEST)
+    try:
+        wait_for(lambda: pushes.puts, timeout=WAIT_SECONDS, interval=0.01, what="the judge")
+        second = app.test_client().put(
+            "/v2/team-a/app/manifests/v2", data=LARGE_MANIFEST, headers=basic(EDITOR)
+        )
+        assert second.status_code == 503  # team-a's share is taken
+        other = app.test_client().put(
+            "/v2/team-b/app/manifests/v1", data=LARGE_MANIFEST, headers=basic(EDITOR)
+        )
+        assert other.status_code == 201, other.text
+    finally:
+        pushes.release.set()
+        first.join(WAIT_SECONDS)
+    assert first_statuses == [201]
+
+
+class Connection:
+    """gunicorn's socket in the environ, as webhook.tlsserver.DeadlineSocket is."""
+
+    def __init__(self) -> None:
+        self.limits: list[float] = []
+
+    def limit_body(self, seconds: float) -> None:
+        self.limits.append(seconds)
+
+
+def test_a_manifest_body_gets_a_short_wall_clock_deadline_on_its_connection(
+    client: FlaskClient,
+) -> None:
+    connection = Connection()
+    response = client.put(
+        "/v2/team-a/app/manifests/v1",
+        data=b"{}",
+        headers=basic(EDITOR),
+        environ_overrides={"gunicorn.socket": connection},
+    )
+    assert response.status_code == 201
+    assert connection.limits == [MANIFEST_BODY_SECONDS]
+
+
+def test_a_manifest_cut_short_is_size_invalid_and_never_judged(
+    client: FlaskClient, pushes: Pushes
+) -> None:
+    response = client.put(
+        "/v2/team-a/app/manifests/v1",
+        headers=basic(EDITOR),
+        environ_overrides={
+            "wsgi.input": io.BytesIO(b'{"sc'),
+            "wsgi.input_terminated": True,
+            "CONTENT_LENGTH": "100000",
+        },
+    )
+    assert response.status_code == 400
+    assert errors(response)[0]["code"] == "SIZE_INVALID"
+    assert pushes.puts == []
+
+
+def test_a_namespace_holding_its_share_of_manifest_bytes_leaves_another_room(
+    registry: Registry, pushes: Pushes
+) -> None:
+    """Bodies are received before any slot: what bounds their memory is the bytes each
+    has sent, counted per worker with a share per namespace."""
+    gate = ManifestGate(held_bytes=2 * len(LARGE_MANIFEST), wait_seconds=0.01)
+    door = FrontDoor(
+        Access(Tokens(), AnyNamespace()),
+        registry,  # type: ignore[arg-type]
+        pushes,  # type: ignore[arg-type]
+        gate,
+        reads=reads(),
+        uploads=uploads(registry),
+    )
+    client = create_app([frontdoor_blueprint(door)]).test_client()
+    with gate.holding("team-a") as team_a:
+        team_a(len(LARGE_MANIFEST))  # another of team-a's bodies, arrived
+        refused = client.put(
+            "/v2/team-a/app/manifests/v2", data=LARGE_MANIFEST, headers=basic(EDITOR)
+        )
+        other = client.put(
+            "/v2/team-b/app/manifests/v1", data=LARGE_MANIFEST, headers=basic(EDITOR)
+        )
+    assert refused.status_code == 503 and errors(refused)[0]["code"] == "UNAVAILABLE"
+    assert refused.headers["Connection"] == "close"  # its body may be partly unread
+    assert other.status_code == 201, other.text
+    assert [put.namespace for put in pushes.puts] == ["team-b"]

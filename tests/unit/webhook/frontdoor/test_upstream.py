@@ -13,15 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from gunicorn.http.errors import ChunkMissingTerminator, NoMoreData
 
+from localcluster.waiting import wait_for
 from webhook.frontdoor.upstream import (
     BODY_READ_BYTES,
     CHUNK_BYTES,
+    READ_SECONDS,
+    BodyIncomplete,
     Upstream,
     UpstreamResponse,
     request_body,
 )
-from webhook.tlsserver import MMAP_THRESHOLD_BYTES
+from webhook.tlsserver import MMAP_THRESHOLD_BYTES, ReadTimedOut
 
 
 @dataclass
@@ -403,3 +407,95 @@ def test_a_connection_with_a_body_still_in_flight_never_serves_another_request(
     finally:
         seen.go_on.set()
     assert seen.ports[0] != seen.ports[1]
+
+
+# --- bodies that end before they are whole ----------------------------------------------
+
+ABORT_SECONDS = READ_SECONDS / 60
+"""How long an aborted request may take: at once, far below the upstream read timeout
+(``READ_SECONDS``) that a request waiting for the registry's answer would wait out."""
+
+
+def cut_request(upstream: Upstream, body: Iterator[bytes], length: int | None) -> BodyIncomplete:
+    """Send ``body`` and return the :class:`BodyIncomplete` it ended with, failing the
+    test if the request is still waiting (for the registry) after ``ABORT_SECONDS``."""
+    raised: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            upstream.request("PATCH", "/v2/a/b/blobs/uploads/u", {}, body, length).close()
+        except BaseException as err:
+            raised.append(err)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    thread.join(ABORT_SECONDS)
+    assert not thread.is_alive(), "the request waited for the registry's answer"
+    assert len(raised) == 1 and isinstance(raised[0], BodyIncomplete), raised
+    return raised[0]
+
+
+def test_a_body_shorter_than_its_length_aborts_the_upstream_request_at_once(
+    server: tuple[Upstream, Seen],
+) -> None:
+    """The client closed after 3 of 1000 bytes (gunicorn's reader then returns short):
+    the registry's request is cut at once, never left waiting for the rest."""
+    upstream, seen = server
+    err = cut_request(upstream, request_body(io.BytesIO(b"abc"), 1000), 1000)
+    assert (err.received, err.length, err.timed_out) == (3, 1000, False)
+    # The registry's read of the body ended at what was sent: its connection was closed.
+    wait_for(lambda: seen.requests, timeout=ABORT_SECONDS, what="the registry's request")
+    assert seen.requests[0][3] == b"abc"
+
+
+def test_a_connection_whose_body_was_cut_is_never_reused(server: tuple[Upstream, Seen]) -> None:
+    upstream, seen = server
+    assert b"".join(upstream.request("GET", "/v2/a/b/blobs/x", {}).body) == b"ok"
+    cut_request(upstream, request_body(io.BytesIO(b"abc"), 1000), 1000)
+    # The cut request went on the first one's pooled connection; the server sees it end
+    # (it records requests as they end) before the next request is sent.
+    wait_for(lambda: len(seen.ports) == 2, timeout=ABORT_SECONDS, what="the cut request")
+    assert seen.ports[1] == seen.ports[0]
+    assert b"".join(upstream.request("GET", "/v2/a/b/blobs/x", {}).body) == b"ok"
+    assert seen.ports[2] != seen.ports[1]
+
+
+class CutInput:
+    """A WSGI input that gives some bytes, then fails as gunicorn's reader does."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.given = False
+
+    def read(self, size: int = -1, /) -> bytes:
+        if not self.given:
+            self.given = True
+            return b"ab"
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "timed_out"),
+    [
+        (NoMoreData(), False),  # a chunked body cut off: gunicorn's reader hits the end
+        (ChunkMissingTerminator(b"xy"), False),  # a malformed chunked body
+        (ReadTimedOut(), True),  # the server's body read limit (webhook.tlsserver)
+    ],
+)
+def test_a_chunked_body_that_fails_mid_way_says_how_and_how_far(
+    error: Exception, timed_out: bool
+) -> None:
+    chunks = request_body(CutInput(error), None)
+    assert next(chunks) == b"ab"
+    with pytest.raises(BodyIncomplete) as raised:
+        next(chunks)
+    assert (raised.value.received, raised.value.length) == (2, None)
+    assert raised.value.timed_out is timed_out
+
+
+def test_a_chunked_body_cut_off_aborts_the_upstream_request_at_once(
+    server: tuple[Upstream, Seen],
+) -> None:
+    upstream, _ = server
+    err = cut_request(upstream, request_body(CutInput(NoMoreData()), None), None)
+    assert err.received == 2
