@@ -119,14 +119,20 @@ def test_upload_locations_are_relative(registry: LocalRegistry) -> None:
     assert response.headers["Location"].startswith("/v2/team/app/blobs/uploads/")
 
 
-def test_deleting_is_disabled(registry: LocalRegistry, crane: Crane, tmp_path: Path) -> None:
+def test_a_tag_delete_removes_the_tag_and_keeps_the_manifest(
+    registry: LocalRegistry, crane: Crane, tmp_path: Path
+) -> None:
+    """Deletes are on (the controller removes the tags no ImageStream holds, issue 17 item
+    6); a tag delete leaves the manifest, which garbage collection reclaims later. Clients
+    never reach this: the front door refuses their DELETEs."""
     image = ocilayout.write_image(tmp_path / "image", random_layers([10], seed=5))
     assert crane.push(tmp_path / "image", f"{registry.host}/team/kept:v1").returncode == 0
 
-    deleted = crane.run("delete", f"{registry.host}/team/kept@{image.digest}")
-    assert deleted.returncode != 0
-    assert "UNSUPPORTED" in deleted.stderr
-    assert crane.digest(f"{registry.host}/team/kept:v1").stdout.strip() == image.digest
+    deleted = crane.run("delete", f"{registry.host}/team/kept:v1")
+    assert deleted.returncode == 0, deleted.stderr
+    assert crane.digest(f"{registry.host}/team/kept:v1").returncode != 0
+    kept = crane.digest(f"{registry.host}/team/kept@{image.digest}")
+    assert kept.stdout.strip() == image.digest
 
 
 def test_crane_trusts_only_the_given_ca(registry: LocalRegistry, tmp_path: Path) -> None:
