@@ -436,11 +436,12 @@ class Attacks:
             builder.upload(f"{ns}/app", blob).status_code == 201, "a blob to pull uploaded"
         )
         threads = self.dev.frontdoor_workers * self.dev.frontdoor_threads
-        locations = []
-        for _ in range(TRUNCATED_PATCHES):
-            started = builder("POST", f"/v2/{ns}/app/blobs/uploads/")
-            item.require(started.status_code == 202, f"an upload session: {started.status_code}")
-            locations.append(started.headers["Location"])
+        sessions = [
+            builder("POST", f"/v2/{ns}/app/blobs/uploads/") for _ in range(TRUNCATED_PATCHES)
+        ]
+        statuses = sorted({started.status_code for started in sessions})
+        item.require(statuses == [202], f"{TRUNCATED_PATCHES} upload sessions: {statuses}")
+        locations = [started.headers["Location"] for started in sessions]
         cut_at = time.monotonic()
         for location in locations:
             head = self.head(
@@ -701,6 +702,8 @@ class Attacks:
             waited = time.monotonic() - sent_at
             firsts = sorted({a.split(b"\r\n", 1)[0].decode("latin-1") for a in answers})
             item.got(f"the slow PUTs, within {waited:.1f} s: {firsts}")
+            body_of_one = answers[0].split(b"\r\n\r\n", 1)[-1] if answers else b""
+            item.got(f"one of them: {short(body_of_one)}")
             item.expect(
                 all(a.startswith(b"HTTP/1.1 400 ") and b"not sent in time" in a for a in answers),
                 f"the slow bodies are cut (400 SIZE_INVALID) within {MANIFEST_BODY_SECONDS:.0f} s "
@@ -718,8 +721,10 @@ class Attacks:
         rounds = math.ceil(max(0, TRICKLERS - allowed) / (workers * threads - allowed))
         bound = rounds * PROMPT_HEADER_SECONDS + SLACK_SECONDS / 2
         stop = threading.Event()
+        connected: list[int] = []
+        closed: list[int] = []
         tricklers = [
-            threading.Thread(target=self.trickle, args=(stop,), daemon=True)
+            threading.Thread(target=self.trickle, args=(stop, connected, closed), daemon=True)
             for _ in range(TRICKLERS)
         ]
         try:
@@ -728,7 +733,8 @@ class Attacks:
             time.sleep(2 * TRICKLE_SECONDS)  # every trickler connected and trickling
             item.sent(
                 f"{TRICKLERS} connections trickling a header byte every {TRICKLE_SECONDS:.0f} s "
-                f"({workers}x{threads} threads)"
+                f"({workers}x{threads} threads): {len(connected)} connected, "
+                f"{len(connected) - len(closed)} still trickling"
             )
             asked = time.monotonic()
             try:
@@ -739,7 +745,10 @@ class Attacks:
                 return
             took = time.monotonic() - asked
             item.sent("GET /v2/ (viewer)")
-            item.got(f"{answer.status_code} in {took:.2f} s")
+            item.got(
+                f"{answer.status_code} in {took:.2f} s, with {len(connected) - len(closed)} "
+                "tricklers still open"
+            )
             item.expect(
                 answer.status_code == 200 and took < bound,
                 f"answered within {bound:.0f} s (before the fix: 8-10 s; header limit "
@@ -750,12 +759,16 @@ class Attacks:
             for trickler in tricklers:
                 trickler.join(SOCKET_SECONDS)
 
-    def trickle(self, stop: threading.Event) -> None:
-        """A request head sent a byte at a time until the front door closes it, or ``stop``."""
+    def trickle(self, stop: threading.Event, connected: list[int], closed: list[int]) -> None:
+        """A request head sent a byte at a time until the front door answers or closes it,
+        or ``stop``; appends to ``connected`` once connected, to ``closed`` once the front
+        door answered or closed (lists: append is atomic)."""
         try:
             connection = self.raw(b"GET /v2/ HTTP/1.1\r\n")
         except OSError:
+            closed.append(1)
             return
+        connected.append(1)
         try:
             for byte in b"X-Slow: " + b"a" * 1000:
                 if stop.is_set():
@@ -763,12 +776,13 @@ class Attacks:
                 connection.sendall(bytes([byte]))
                 connection.settimeout(TRICKLE_SECONDS)
                 try:
-                    if not connection.recv(65536):
-                        return
+                    connection.recv(65536)  # an answer (408) or the end: either way, done
                 except TimeoutError:
                     continue
+                closed.append(1)
+                return
         except OSError:  # reset, broken pipe, TLS alert: closed all the same
-            return
+            closed.append(1)
         finally:
             connection.close()
 
