@@ -44,7 +44,8 @@ ocitools:
 dev: $(STAMP) controlplane ocitools
 	$(PY) -m localcluster
 
-## Issue 17's reproductions against a running `make dev` (another terminal): sent, got, PASS/FAIL.
+## Issue 17's reproductions against a running `make dev` (another terminal): sent, got, PASS/FAIL;
+## ITEMS="2 7" runs only those.
 attacks: $(STAMP)
 	$(PY) -m localcluster.attacks $(ITEMS)
 
