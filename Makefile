@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256s
 PYTEST_ARGS ?=
 FUZZ_BODIES ?= 100000
 
-.PHONY: venv lock dev test unit integration fuzz lint typecheck controlplane ocitools loadgen bench mutation clean
+.PHONY: venv lock dev attacks test unit integration fuzz lint typecheck controlplane ocitools loadgen bench mutation clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "python3 (3.11+) is required"; exit 1; }
@@ -43,6 +43,11 @@ ocitools:
 ## Control plane + CRDs + webhook + controller, in the foreground until Ctrl-C.
 dev: $(STAMP) controlplane ocitools
 	$(PY) -m localcluster
+
+## Issue 17's reproductions against a running `make dev` (another terminal): sent, got, PASS/FAIL;
+## ITEMS="2 7" runs only those.
+attacks: $(STAMP)
+	$(PY) -m localcluster.attacks $(ITEMS)
 
 ## Lint, type-check, unit tests and integration tests against the real local control plane.
 test: $(STAMP) controlplane ocitools lint typecheck

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from localcluster import devstate
 from localcluster.binaries import REPO_ROOT
 from localcluster.cluster import ControlPlane
 from localcluster.ocitools import crane_binary
@@ -53,6 +54,8 @@ def main() -> int:
     # anyone wants back, and reusing it would hide bugs of a fresh start.
     shutil.rmtree(data_dir, ignore_errors=True)
     kubeconfig = state / "kubeconfig"
+    state_file = state / devstate.STATE_FILE
+    state_file.unlink(missing_ok=True)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -66,6 +69,9 @@ def main() -> int:
     try:
         print("starting the local control plane (the first run builds Kubernetes: 15-30 min)")
         stack.start()
+        if stack.frontdoor is not None:
+            # For developer tools (python -m localcluster.attacks): where the stack is.
+            devstate.write(state_file, devstate.of(stack))
         print(
             "\nRegistry v2 policy service is up.\n"
             f"  export KUBECONFIG={kubeconfig}\n"
@@ -86,6 +92,7 @@ def main() -> int:
         return 1
     finally:
         print("stopping...", flush=True)
+        state_file.unlink(missing_ok=True)
         stack.stop()
         print("stopped; no process left running.")
     return 0

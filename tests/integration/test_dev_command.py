@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from localcluster import devstate
 from localcluster.binaries import REPO_ROOT
 from localcluster.waiting import wait_for
 
@@ -102,8 +103,14 @@ def test_dev_stack_starts_prints_kubeconfig_and_stops_everything_on_ctrl_c(tmp_p
                 timeout=60,
                 what=f"the default pull secret to hold credentials for {host}",
             )
+            # Where developer tools (python -m localcluster.attacks) find the stack.
+            state = devstate.read(tmp_path / "state" / devstate.STATE_FILE)
+            assert (state.frontdoor_host, state.kubeconfig, state.kubectl) == (
+                host, str(kubeconfig), kubectl,
+            )  # fmt: skip
             dev.send_signal(signal.SIGINT)
             assert dev.wait(60) == 0
+            assert not (tmp_path / "state" / devstate.STATE_FILE).exists()
         finally:
             if dev.poll() is None:
                 dev.kill()
