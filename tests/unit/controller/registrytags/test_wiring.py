@@ -3,15 +3,20 @@ the registry's catalog queues the rest, and streams are cached as their tag name
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
+import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
+from controller.registrytags.reconciler import RegistryTagsReconciler, Requeue
 from controller.registrytags.registry import RegistryUnavailable
-from controller.registrytags.wiring import RegistryTagsWiring
+from controller.registrytags.wiring import LiveImageStreams, RegistryTagsWiring
 from kube.ratelimit import RateLimiter
 from kube.settings import Settings
 from quota.measure import stream_tag_names
+from tests.unit.controller.registrytags.test_reconciler import Registry, Streams
 
 
 class Catalog:
@@ -66,3 +71,80 @@ def test_a_stream_is_cached_as_its_tag_names() -> None:
     assert stream_tag_names(cached) == stream_tag_names(stream) == {"spec", "v1"}
     assert "items" not in cached["status"]["tags"][0]
     assert "managedFields" not in cached["metadata"]
+
+
+# --- the live read: a missing stream is not a missing resource ----------------------------
+
+OBJECT_NOT_FOUND = json.dumps(
+    {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": 'imagestreams.image.alauda.io "app" not found',
+        "reason": "NotFound",
+        "details": {"name": "app", "group": "image.alauda.io", "kind": "imagestreams"},
+        "code": 404,
+    }
+)
+"""What kube-apiserver answers for a stream that does not exist (apimachinery's NewNotFound)."""
+RESOURCE_NOT_SERVED = json.dumps(
+    {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "the server could not find the requested resource",
+        "reason": "NotFound",
+        "details": {},
+        "code": 404,
+    }
+)
+"""What it answers when the ImageStream CRD is gone (its not-found handler)."""
+
+
+class NotFound:
+    """``CustomObjectsApi`` answering every GET with a 404 and ``body``."""
+
+    def __init__(self, body: str) -> None:
+        self.body = body
+
+    def get_namespaced_custom_object(self, *args: object, **kwargs: object) -> object:
+        err = ApiException(status=404, reason="Not Found")
+        err.body = self.body
+        raise err
+
+
+def live_read(body: str) -> LiveImageStreams:
+    live = LiveImageStreams(client.ApiClient())
+    live._custom = NotFound(body)  # type: ignore[assignment]
+    return live
+
+
+def test_a_stream_that_does_not_exist_is_no_stream() -> None:
+    assert live_read(OBJECT_NOT_FOUND).stream("team-a", "app") is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(RESOURCE_NOT_SERVED, id="not-found-handler-status"),
+        pytest.param("404 page not found\n", id="plain-text"),
+        pytest.param(OBJECT_NOT_FOUND.replace('"app"', '"other"'), id="another-objects-name"),
+        pytest.param(OBJECT_NOT_FOUND.replace("imagestreams", "images"), id="another-kind"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_a_missing_imagestream_resource_is_never_taken_for_a_missing_stream(body: str) -> None:
+    """Issue 17 review H6: with the CRD deleted every stream 404s; were that "no stream",
+    every tag of the registry would be deleted."""
+    with pytest.raises(Requeue, match="not served"):
+        live_read(body).stream("team-a", "app")
+
+
+def test_a_missing_resource_deletes_no_tag() -> None:
+    registry = Registry({"team-a/app": ["v1", "v2"]})
+    cache = Streams()  # the informer of a missing CRD is synced and empty (missing_ok)
+    reconciler = RegistryTagsReconciler(registry, cache, live_read(RESOURCE_NOT_SERVED))
+    with pytest.raises(Requeue):
+        reconciler.reconcile("team-a/app")
+    assert registry.deleted == []
