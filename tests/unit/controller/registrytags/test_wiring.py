@@ -116,7 +116,7 @@ class NotFound:
 
 def live_read(body: str) -> LiveImageStreams:
     live = LiveImageStreams(client.ApiClient())
-    live._custom = NotFound(body)  # type: ignore[assignment]
+    live._custom = NotFound(body)
     return live
 
 
