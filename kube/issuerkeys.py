@@ -8,11 +8,15 @@ nobody can make one up. Callers use that to sort TokenReviews: made-up tokens ma
 rate-limited, minted ones never are. TokenReview stays the authority (revocation, bound
 objects, other authenticators); this check only sorts.
 
-The key set is fetched on first use, kept ``MAX_KEY_AGE`` seconds, and fetched again when
-a token names a key id we do not know (the API server's key was rotated), at most
-``REFRESH_QPS`` times a second with a burst of ``REFRESH_BURST``, so that a forged key id
-does not turn every request into a fetch. A failed fetch keeps the keys we had (none at
-first: then nothing is vouched for, and every token is treated as callers did before).
+The key set is learnt two ways. A background thread (``start``) fetches it at once and then
+every ``REFRESH_SECONDS``, whatever requests do, so that made-up key ids, which anyone can
+write into a token, can never keep a rotated key from being learnt for longer than that.
+A token naming a key id we do not know (the API server's key was rotated a moment ago)
+also asks for a fetch, at most ``REFRESH_QPS`` times a second with a burst of
+``REFRESH_BURST``, so that a forged key id does not turn every request into a fetch.
+Fetches are single-flight and never hold a lock over I/O: while one is under way, other
+callers judge with the keys we have. A failed fetch keeps the keys we had (none at first:
+then nothing is vouched for, and every token is treated as callers did before).
 """
 
 from __future__ import annotations
@@ -39,8 +43,11 @@ JWKS_PATH: Final = "/openid/v1/jwks"
 with the ClusterRole ``system:service-account-issuer-discovery``'s two non-resource URLs."""
 FETCH_TIMEOUT: Final = 5.0
 """Seconds for one GET: the same bound as our TokenReviews (``REQUEST_TIMEOUT``)."""
-MAX_KEY_AGE: Final = 3600.0
-"""kube-apiserver serves the key set with ``Cache-Control: max-age=3600``."""
+REFRESH_SECONDS: Final = 60.0
+"""The background fetch's period. kube-apiserver loads its signing keys only when it starts,
+so a new key comes with a restart; a minute (the controller's signing-key probe period,
+``KEY_PROBE_SECONDS``) bounds how long a rotated key's tokens go unrecognised while
+made-up key ids keep the on-demand budget empty, for one small GET pair a minute."""
 REFRESH_QPS: Final = 1.0
 REFRESH_BURST: Final = 1
 """At most one fetch a second: kube-apiserver serves the key set from memory, so that
@@ -178,37 +185,66 @@ class IssuerKeys:
         self._wall = wall
         self._limiter = limiter or RateLimiter(REFRESH_QPS, REFRESH_BURST, clock=clock)
         self._keys: KeySet | None = None
+        self._fetching = False
         self._lock = threading.Lock()
-        """Held while fetching: callers that need the same fetch wait for it, not repeat it."""
+        """Guards ``_keys`` and ``_fetching``; never held over a fetch, so no caller queues
+        behind the API server (two 5 s GETs at worst)."""
+
+    def start(self, stop: threading.Event | None = None) -> IssuerKeys:
+        """Run the background refresh (``run``) on a daemon thread; call it in the process
+        that serves (threads do not survive gunicorn's fork)."""
+        thread = threading.Thread(
+            target=self.run, args=(stop or threading.Event(),), name="issuer-keys", daemon=True
+        )
+        thread.start()
+        return self
+
+    def run(self, stop: threading.Event) -> None:
+        """Fetch the keys now, then every ``REFRESH_SECONDS`` until ``stop``."""
+        self.refresh()
+        while not stop.wait(REFRESH_SECONDS):
+            self.refresh()
 
     def signed(self, token: str) -> bool:
-        keys = self._current()
+        keys = self._keys
         if keys is None:
-            return False
-        verdict = judge(token, keys, self._audiences, self._wall())
-        if verdict is Verdict.UNKNOWN_KEY:
-            keys = self._refresh(keys)
+            keys = self._refresh_on_demand(None)
             if keys is None:
                 return False
-            verdict = judge(token, keys, self._audiences, self._wall())
+        verdict = judge(token, keys, self._audiences, self._wall())
+        if verdict is Verdict.UNKNOWN_KEY:
+            fresh = self._refresh_on_demand(keys)
+            if fresh is None or fresh is keys:
+                return False
+            verdict = judge(token, fresh, self._audiences, self._wall())
         return verdict is Verdict.SIGNED
 
-    def _current(self) -> KeySet | None:
-        keys = self._keys
-        if keys is not None and self._clock() - keys.fetched_at <= MAX_KEY_AGE:
-            return keys
-        return self._refresh(keys)
-
-    def _refresh(self, seen: KeySet | None) -> KeySet | None:
-        """Fetch again unless another caller has since ``seen``, or the bucket is empty;
-        the keys in force either way."""
+    def refresh(self) -> KeySet | None:
+        """Fetch the key set unless a fetch is under way (single-flight: then the keys in
+        force now, without waiting); the keys in force after it either way."""
         with self._lock:
-            if self._keys is not seen or not self._limiter.try_acquire():
+            if self._fetching:
                 return self._keys
-            try:
-                self._keys = parse_key_set(
-                    self._fetch(DISCOVERY_PATH), self._fetch(JWKS_PATH), self._clock()
-                )
-            except Exception as err:  # the API server's failure: keep what we had
-                log.warning("cannot fetch the service-account issuer's keys: %s", err)
-            return self._keys
+            self._fetching = True
+        fetched: KeySet | None = None
+        try:
+            fetched = parse_key_set(
+                self._fetch(DISCOVERY_PATH), self._fetch(JWKS_PATH), self._clock()
+            )
+        except Exception as err:  # the API server's failure: keep what we had
+            log.warning("cannot fetch the service-account issuer's keys: %s", err)
+        finally:
+            with self._lock:
+                self._fetching = False
+                if fetched is not None:
+                    self._keys = fetched
+                keys = self._keys
+        return keys
+
+    def _refresh_on_demand(self, seen: KeySet | None) -> KeySet | None:
+        """A fetch a token asked for (no keys yet, or an unknown key id): none when the keys
+        changed since ``seen`` (judge with those) or the on-demand budget is spent."""
+        keys = self._keys
+        if keys is not seen or not self._limiter.try_acquire():
+            return keys
+        return self.refresh()

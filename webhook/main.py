@@ -92,7 +92,7 @@ def pushreview_authenticator(api: client.ApiClient, settings: Settings) -> Authe
     return Authenticator(
         client.AuthenticationV1Api(api),
         audiences=audiences,
-        signed=IssuerKeys(api_fetcher(api), audiences).signed,
+        signed=IssuerKeys(api_fetcher(api), audiences).start().signed,
     )
 
 

@@ -1,11 +1,14 @@
 """Wiring of the registry tag reconciler: repositories are the keys.
 
-Every change to an ImageStream (a tag removed, the stream deleted) queues its repository;
-every resync queues each repository of the registry's catalog too, so tags whose stream
-went while the controller was down, or that reached the registry some other way, are
-found without an event. Its rights are its own and few: get, list and watch on
-ImageStreams, nothing else of the API; the registry it reaches is the upstream one alone
-(the front door component's NetworkPolicy lets the controller in).
+Every change to an ImageStream (a tag removed, the stream deleted) queues its repository:
+the common case. The registry's catalog is walked too, at start and then every
+``CATALOG_WALK_SECONDS`` (not every resync), so tags whose stream went while the
+controller was down, or that reached the registry some other way, are found without an
+event; the walk queues its repositories at ``CATALOG_QPS``, so it lists tags at that rate
+at most, and the events' repositories never wait behind a whole catalog in the queue.
+Its rights are its own and few: get, list and watch on ImageStreams, nothing else of the
+API; the registry it reaches is the upstream one alone (the front door component's
+NetworkPolicy lets the controller in).
 """
 
 from __future__ import annotations
@@ -39,9 +42,16 @@ STREAM_TAGS_KEEP: Final[dict[str, Keep]] = {
     "status": {"tags": [{"tag": True}]},
 }
 """What the reconciler reads of a stream: its tag names (``quota.served.stale_tags``)."""
-RESYNC_CAP_SECONDS: Final = 60
-"""The longest wait between catalog walks, as the quota usage loop caps its resync: a
-stop is noticed within it."""
+CATALOG_WALK_SECONDS: Final = 1800.0
+"""Between catalog walks. Events drive the common case; a walk only finds what they missed
+(tags left while the controller was down or pushed around the front door), which waits
+for the registry's garbage collection anyway. Half an hour, so that a walk of 10,000
+repositories at ``CATALOG_QPS`` (about 17 minutes) ends before the next begins."""
+CATALOG_QPS: Final = 10.0
+CATALOG_BURST: Final = 10
+"""Repositories a walk queues per second (each costs the registry one tag list, one page
+for most): client-go's default QPS/burst for an API client (5/10), doubled, as a tag
+list reads one directory of the registry's storage."""
 
 
 class LiveImageStreams:
@@ -62,13 +72,40 @@ class LiveImageStreams:
                 _request_timeout=READ_TIMEOUT,
             )
         except ApiException as err:
-            if err.status == 404:
+            if err.status == 404 and object_not_found(err.body, name):
                 return None
+            if err.status == 404:
+                # The resource itself is not served (its CRD deleted, the aggregated Image
+                # API down): that says nothing about the stream, so nothing may be deleted.
+                raise Requeue(f"imagestreams.{IMAGE_GROUP} is not served: HTTP 404") from None
             raise
         found = json.loads(response.data)
         if not isinstance(found, dict):
             raise Requeue(f"ImageStream {namespace}/{name}: the answer is not an object")
         return found
+
+
+def object_not_found(body: object, name: str) -> bool:
+    """Whether a 404's body says that the ImageStream ``name`` does not exist, not that
+    the resource is not served. Both are a ``Status`` with reason ``NotFound``, but only
+    the resource's storage names the object (``details.name``, ``group`` and ``kind``
+    ``imagestreams``: apimachinery's ``NewNotFound``); a resource the API server does not
+    serve gets its not-found handler's Status with empty details, or plain text."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        status = json.loads(body) if isinstance(body, str) else None
+    except ValueError:
+        return False
+    if not isinstance(status, dict) or status.get("reason") != "NotFound":
+        return False
+    details = status.get("details")
+    return (
+        isinstance(details, dict)
+        and details.get("name") == name
+        and details.get("group") == IMAGE_GROUP
+        and details.get("kind") == "imagestreams"
+    )
 
 
 class RegistryTagsWiring:
@@ -99,7 +136,9 @@ class RegistryTagsWiring:
         self.runner = Runner(
             "registry-tags", self.queue, self.reconciler.reconcile, workers=1, retryable=(Requeue,)
         )
-        self._resync_seconds = settings.resync_seconds
+        self._stop = threading.Event()
+        """``run``'s stop: a walk's pacing waits on it, so a stop ends a walk at once."""
+        self.walk_limiter = RateLimiter(CATALOG_QPS, CATALOG_BURST, sleep=self._pause)
         self.imagestreams.add_handler(self._enqueue)
 
     @property
@@ -109,10 +148,17 @@ class RegistryTagsWiring:
     def _enqueue(self, kind: str, obj: Obj, old: Obj | None) -> None:
         self.queue.add(object_key(obj))
 
+    def _pause(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
     def _enqueue_catalog(self) -> None:
-        """Every repository the registry has; a registry out of reach is tried next time."""
+        """Every repository the registry has, at ``CATALOG_QPS``; a registry out of reach
+        is tried at the next walk."""
         try:
             for repository in self.registry.repositories():
+                self.walk_limiter.acquire()
+                if self._stop.is_set():
+                    return
                 self.queue.add(repository)
         except RegistryUnavailable as err:
             log.warning("listing the registry's catalog failed: %s", err)
@@ -125,8 +171,9 @@ class RegistryTagsWiring:
         if not wait_all_synced(self.informers, stop):
             return
         log.info("registry tags controller: caches synced")
+        self._stop = stop
         self.runner.start(stop)
         self._enqueue_catalog()
-        while not stop.wait(min(self._resync_seconds, RESYNC_CAP_SECONDS)):
+        while not stop.wait(CATALOG_WALK_SECONDS):
             self._enqueue_catalog()
         self.runner.join()

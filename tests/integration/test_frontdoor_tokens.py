@@ -4,6 +4,7 @@ service-account keys: behind an ingress or a NAT every client shares one address
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -155,3 +156,70 @@ def test_made_up_tokens_from_one_address_never_lock_out_a_minted_token(
     assert reviewed <= UNKNOWN_TOKEN_BURST + UNKNOWN_TOKEN_QPS * elapsed + 1, (
         "made-up tokens are still reviewed only at the address's rate"
     )
+
+
+def bound_token(stack: ClusterEnv, namespace: str, name: str, secret: str) -> str:
+    """A registry-audience token bound to ``secret``: deleting the Secret revokes it."""
+    token = stack.kubectl(
+        "create", "token", name, "-n", namespace, f"--audience={AUDIENCE}",
+        "--bound-object-kind=Secret", f"--bound-object-name={secret}",
+    )  # fmt: skip
+    return str(token.stdout.strip())
+
+
+def reviewed(stack: ClusterEnv, token: str) -> bool:
+    """Whether the API server's TokenReview accepts ``token`` for the registry audience."""
+    review = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": {"token": token, "audiences": [AUDIENCE]},
+    }
+    answer = stack.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(review))
+    return bool(json.loads(answer.stdout).get("status", {}).get("authenticated"))
+
+
+def test_revoked_tokens_charge_their_address_and_a_minted_token_still_passes(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor, tmp_path: Path
+) -> None:
+    """Review H3b: a token the API server signed and then revoked (its bound Secret deleted)
+    skipped the address's bucket, so revoked tokens were free TokenReviews. Their rejections
+    now empty the address's bucket (a made-up token then gets 429 at once), while a freshly
+    minted token from the same address still pulls."""
+    crane = Crane(door.ca_file, tmp_path / "home")
+    login(crane, door, account(stack, ns, "builder", "registry-editor"))
+    directory, image = image_dir(tmp_path, 1500)
+    assert crane.push(directory, f"{door.host}/{ns}/app:v1").returncode == 0
+    account(stack, ns, "reader", "registry-viewer")
+    secrets = [f"revoked-{n}" for n in range(UNKNOWN_TOKEN_BURST)]
+    for secret in secrets:
+        stack.kubectl("create", "secret", "generic", secret, "-n", ns)
+    revoked = [bound_token(stack, ns, "reader", secret) for secret in secrets]
+    fresh = minted(stack, ns, "reader", 0)
+    stack.kubectl("delete", "secret", "-n", ns, *secrets)
+    wait_for(
+        lambda: not any(reviewed(stack, token) for token in revoked),
+        timeout=FLOOD_DEADLINE,
+        what="the API server to refuse every token of a deleted Secret",
+    )
+    url = f"{door.url}/v2/{ns}/app/manifests/v1"
+
+    def get(token: str) -> int:
+        return requests.get(
+            url,
+            headers={"Authorization": f"Bearer {token}", "Accept": image.manifest.media_type},
+            verify=str(door.ca_file),
+            timeout=HTTP_TIMEOUT,
+        ).status_code
+
+    began = time.monotonic()
+    assert [get(token) for token in revoked] == [401] * len(revoked)
+    made_up = made_up_tokens(fresh)
+    statuses = [get(next(made_up))]
+    while statuses[-1] != 429 and len(statuses) <= UNKNOWN_TOKEN_BURST:
+        statuses.append(get(next(made_up)))
+    refilled = UNKNOWN_TOKEN_QPS * (time.monotonic() - began)
+    assert statuses.count(401) <= refilled + 1, (
+        f"made-up tokens reviewed after {len(revoked)} revoked ones: {statuses}"
+    )
+    assert statuses[-1] == 429
+    assert get(fresh) == 200, "a minted token is never throttled"

@@ -51,7 +51,7 @@ def build_frontdoor_app(settings: Settings) -> Flask:
         Authenticator(
             client.AuthenticationV1Api(api),
             audiences=settings.token_audiences,
-            signed=IssuerKeys(api_fetcher(api), settings.token_audiences).signed,
+            signed=IssuerKeys(api_fetcher(api), settings.token_audiences).start().signed,
         ),
         Authorizer(client.AuthorizationV1Api(api)),
     )

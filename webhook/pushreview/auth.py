@@ -14,7 +14,10 @@ That limit never refuses a token the API server signed (``signed``, usually
 published keys, for our audience, unexpired): such a token cannot be made up, so its
 review costs nobody's bucket, and clients behind one address (an ingress, a NAT) are not
 locked out by a neighbour's garbage. Tokens of other authenticators (OIDC, webhook, static
-files) are not signed by that issuer and keep the limit.
+files) are not signed by that issuer and keep the limit. A signed token the API server
+rejects all the same was revoked (its bound Secret or Pod deleted): it never comes back,
+so its rejection is remembered ``REVOKED_TTL`` and charged to the address like any other,
+and a pile of revoked tokens costs little more than one of them.
 """
 
 from __future__ import annotations
@@ -39,6 +42,12 @@ FAILURE_TTL: Final = 2.0
 token that was just issued works at once). We cache them, but briefly: enough to absorb a
 client retrying a bad token in a loop, short enough that a token its API server did not
 know yet (a just-bound pod's) works at the client's next retry."""
+REVOKED_TTL: Final = 60.0
+"""How long a rejection of a token the issuer signed is remembered. kube-apiserver rejects
+such a token only when its bound object is gone (checked live when its informer lacks it),
+which never heals; a minute makes K revoked tokens cost K/60 reviews a second, not K/2,
+and bounds what a valid token loses to the rare lookup the API server fails (it reports
+that the same way)."""
 UNKNOWN_TOKEN_BURST: Final = 10
 """Rejected tokens (and reviews in flight) one client address may have at once. A
 registry sends valid tokens, which give their token back; ten rejections cover a
@@ -133,6 +142,8 @@ class Authenticator:
         self._audiences = list(audiences)
         self._cache: TtlCache[User] = TtlCache(ttl, clock=clock)
         self._failures: TtlCache[bool] = TtlCache(failure_ttl, clock=clock)
+        # Apart, so that a flood of made-up tokens never evicts what is known revoked.
+        self._revoked: TtlCache[bool] = TtlCache(REVOKED_TTL, clock=clock)
         if limiter is None:
             limiter = KeyedRateLimiter(
                 UNKNOWN_TOKEN_QPS, UNKNOWN_TOKEN_BURST, max_keys=MAX_SOURCES, clock=clock
@@ -153,7 +164,7 @@ class Authenticator:
         key = hashlib.sha256(token.encode()).hexdigest()
         while True:
             user = self._cache.get(key)
-            if user is not None or self._failures.get(key):
+            if user is not None or self._failures.get(key) or self._revoked.get(key):
                 return user
             with self._lock:
                 flight = self._flights.get(key)
@@ -178,9 +189,13 @@ class Authenticator:
 
     def _review_unknown(self, key: str, token: str, source: str) -> User | None:
         if self._signed is not None and self._signed(token):
-            # Minted by the API server, so not made up: reviewed without the address's
-            # bucket (a revoked one is then cached as a failure like any other).
-            return self._settle(key, token)
+            # Minted by the API server, so not made up: reviewed without waiting for the
+            # address's bucket. Rejected all the same, it was revoked: remembered longer,
+            # and charged to the address (if it has a token left) like any rejection.
+            user = self._settle(key, token, failures=self._revoked)
+            if user is None:
+                self._limiter.take_or_wait(source)
+            return user
         wait = self._limiter.take_or_wait(source)
         if wait > 0:
             raise TooManyReviews(wait)
@@ -195,11 +210,12 @@ class Authenticator:
             self._limiter.give_back(source)
         return user
 
-    def _settle(self, key: str, token: str) -> User | None:
-        """Review ``token`` and cache the answer under ``key``."""
+    def _settle(self, key: str, token: str, failures: TtlCache[bool] | None = None) -> User | None:
+        """Review ``token`` and cache the answer under ``key`` (a rejection in ``failures``,
+        by default the short-lived one)."""
         status = self._review(token)
         if not status.get("authenticated") or not self._for_us(status):
-            self._failures.put(key, True)
+            (self._failures if failures is None else failures).put(key, True)
             return None
         info = status.get("user") or {}
         user = User(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -18,20 +19,23 @@ from kube.issuerkeys import (
     DISCOVERY_PATH,
     JWKS_PATH,
     LEEWAY_SECONDS,
-    MAX_KEY_AGE,
     REFRESH_BURST,
     REFRESH_QPS,
+    REFRESH_SECONDS,
     IssuerKeys,
     KeySet,
     Verdict,
     judge,
     parse_key_set,
 )
+from kube.ratelimit import RateLimiter
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 AUDIENCE = "image-registry.alauda.io"
 NOW = 1_800_000_000.0
 """Wall-clock seconds at which the tests judge (tokens are minted around it)."""
+THREAD_DEADLINE = 10.0
+"""For threads to reach a point or finish: milliseconds, seconds on 2 busy cores."""
 
 KID = {"kid": "rsa"}
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -330,17 +334,128 @@ def test_tokens_that_fail_otherwise_never_cause_a_fetch() -> None:
     assert server.key_fetches == 1
 
 
-def test_the_keys_are_fetched_again_after_their_max_age() -> None:
+class Ticks:
+    """A stop event for ``IssuerKeys.run`` whose waits return at once: ``ticks`` periods
+    pass, then it is set. Records the periods waited."""
+
+    def __init__(self, ticks: int, before_each: Callable[[int], None] = lambda n: None) -> None:
+        self.ticks = ticks
+        self.waited: list[float] = []
+        self._before_each = before_each
+
+    def wait(self, timeout: float) -> bool:
+        self.waited.append(timeout)
+        if len(self.waited) > self.ticks:
+            return True
+        self._before_each(len(self.waited))
+        return False
+
+
+def test_the_background_refresh_fetches_at_once_then_every_period() -> None:
+    server = FakeApiServer(public_jwk(RSA_KEY, "rsa", "RS256"))
+    keys = issuer_keys(server, Clocks())
+    keys.run(Ticks(3))  # type: ignore[arg-type]
+    assert server.key_fetches == 1 + 3
+    assert keys.signed(mint())
+    assert server.key_fetches == 4, "the keys were there before any token asked"
+
+
+class SpentBudget(RateLimiter):
+    """The on-demand budget as made-up key ids leave it: always just taken by a forgery."""
+
+    def __init__(self) -> None:
+        super().__init__(REFRESH_QPS, REFRESH_BURST)
+
+    def try_acquire(self) -> bool:
+        return False
+
+
+def test_a_rotated_key_is_learnt_in_the_background_when_forgeries_spend_the_budget() -> None:
+    """Review H3: request-driven fetches must not be the only way keys are learnt, or
+    made-up key ids that win the budget keep a rotation's tokens unrecognised."""
+    server = FakeApiServer(public_jwk(RSA_KEY, "rsa", "RS256"))
+    keys = IssuerKeys(server.fetch, [AUDIENCE], wall=lambda: NOW, limiter=SpentBudget())
+    stop = Ticks(0)
+    keys.run(stop)  # type: ignore[arg-type]
+    assert keys.signed(mint())
+    server.jwks.append(public_jwk(OTHER_RSA_KEY, "new", "RS256"))  # kube-apiserver restarted
+    assert not keys.signed(mint(OTHER_RSA_KEY, kid="new")), "no on-demand fetch is left"
+    keys.run(Ticks(1))  # type: ignore[arg-type]
+    assert keys.signed(mint(OTHER_RSA_KEY, kid="new"))
+    assert stop.waited == [REFRESH_SECONDS]
+
+
+def test_a_retired_key_vouches_no_more_after_the_background_refresh() -> None:
+    server = FakeApiServer(public_jwk(RSA_KEY, "rsa", "RS256"))
+    keys = issuer_keys(server, Clocks())
+    assert keys.signed(mint())
+    server.jwks = [public_jwk(OTHER_RSA_KEY, "new", "RS256")]  # the old key was retired
+    keys.run(Ticks(0))  # type: ignore[arg-type]
+    assert not keys.signed(mint())
+    assert keys.signed(mint(OTHER_RSA_KEY, kid="new"))
+
+
+def test_start_runs_the_refresh_on_a_daemon_thread() -> None:
+    server = FakeApiServer(public_jwk(RSA_KEY, "rsa", "RS256"))
+    fetched = threading.Event()
+    fetch = server.fetch
+
+    def fetch_and_tell(path: str) -> bytes:
+        body = fetch(path)
+        if path == JWKS_PATH:
+            fetched.set()
+        return body
+
+    stop = threading.Event()
+    keys = IssuerKeys(fetch_and_tell, [AUDIENCE], wall=lambda: NOW).start(stop)
+    try:
+        assert fetched.wait(THREAD_DEADLINE), "the first fetch happens without any token"
+        assert keys.signed(mint())
+    finally:
+        stop.set()
+
+
+def test_a_fetch_in_flight_holds_up_no_other_caller() -> None:
+    """Review H3: the lock was held across both GETs (5 s each), so every caller with an
+    unknown key id queued behind one slow fetch. One fetch runs; others judge with the keys
+    we have, at once."""
     server = FakeApiServer(public_jwk(RSA_KEY, "rsa", "RS256"))
     clocks = Clocks()
     keys = issuer_keys(server, clocks)
-    assert keys.signed(mint(exp=NOW + 2 * MAX_KEY_AGE))
-    server.jwks = [public_jwk(OTHER_RSA_KEY, "new", "RS256")]  # the old key was retired
-    clocks.advance(MAX_KEY_AGE - 1)
-    assert keys.signed(mint(exp=NOW + 2 * MAX_KEY_AGE)), "still within the max age"
-    clocks.advance(2)
-    assert not keys.signed(mint(exp=NOW + 2 * MAX_KEY_AGE)), "a retired key vouches no more"
-    assert server.key_fetches == 2
+    assert keys.signed(mint())
+    server.jwks.append(public_jwk(OTHER_RSA_KEY, "new", "RS256"))
+    clocks.advance(1 / REFRESH_QPS)
+    entered, release = threading.Event(), threading.Event()
+    fetch = server.fetch
+
+    def slow_fetch(path: str) -> bytes:
+        entered.set()
+        assert release.wait(THREAD_DEADLINE)
+        return fetch(path)
+
+    keys._fetch = slow_fetch
+    results: list[bool] = []
+    fetching = threading.Thread(
+        target=lambda: results.append(keys.signed(mint(OTHER_RSA_KEY, kid="new")))
+    )
+    fetching.start()
+    try:
+        assert entered.wait(THREAD_DEADLINE)
+        others: list[bool] = []
+        other = threading.Thread(
+            target=lambda: others.extend(
+                [keys.signed(mint(OTHER_RSA_KEY, kid="also-unknown")), keys.signed(mint())]
+            )
+        )
+        other.start()
+        other.join(THREAD_DEADLINE)
+        assert not other.is_alive(), "a caller waited for another's fetch"
+        assert others == [False, True], "judged with the keys we have"
+    finally:
+        release.set()
+        fetching.join(THREAD_DEADLINE)
+    assert results == [True]
+    assert server.key_fetches == 2, "one fetch, not one per caller"
 
 
 def test_without_keys_nothing_is_vouched_for_and_a_later_fetch_recovers() -> None:

@@ -153,8 +153,14 @@ def test_serve_never_rate_limits_pushreview_tokens_the_api_server_signed(
     class Keys:
         def __init__(self, fetch: object, audiences: Sequence[str]) -> None:
             self.audiences = audiences
+            self.started = False
+
+        def start(self) -> Keys:
+            self.started = True
+            return self
 
         def signed(self, token: str) -> bool:
+            assert self.started, "the background refresh runs before any token is judged"
             checked.append((self.audiences, token))
             return token == "minted"
 

@@ -22,6 +22,7 @@ from quota.objects import Obj
 from webhook.pushreview.auth import (
     FAILURE_TTL,
     REQUEST_TIMEOUT,
+    REVOKED_TTL,
     SUCCESS_TTL,
     UNKNOWN_TOKEN_BURST,
     UNKNOWN_TOKEN_QPS,
@@ -417,18 +418,47 @@ def test_tokens_the_issuer_did_not_sign_still_get_429_after_the_burst() -> None:
     assert len(api.bodies) == UNKNOWN_TOKEN_BURST + 1
 
 
-def test_a_signed_token_the_api_server_rejects_is_cached_and_costs_no_review_budget() -> None:
-    """TokenReview stays the authority: a signed token that is revoked (its Secret deleted)
-    is refused, remembered like any failure, and never takes from the address's bucket."""
+def test_a_revoked_signed_token_is_refused_and_remembered_longer_than_other_failures() -> None:
+    """Review H3: TokenReview stays the authority, so a signed token that is revoked (its
+    Secret deleted) is refused; it never comes back, so it is not re-reviewed every
+    ``FAILURE_TTL`` (K such tokens cost K/2 reviews a second, skipping every bucket)."""
     api = FakeAuthenticationApi({})
-    auth = Authenticator(api, clock=FakeClock(), signed=Minted("revoked"))
-    for _ in range(5):
-        assert auth.authenticate("revoked", SOURCE) is None
-    assert len(api.bodies) == 1, "the failure is cached"
-    for n in range(UNKNOWN_TOKEN_BURST):
-        assert auth.authenticate(f"made-up-{n}", SOURCE) is None, "the whole burst is left"
+    clock = FakeClock()
+    auth = Authenticator(api, clock=clock, signed=Minted("revoked"))
+    assert auth.authenticate("revoked", SOURCE) is None
+    clock.now += FAILURE_TTL + 1
+    assert auth.authenticate("revoked", SOURCE) is None
+    assert len(api.bodies) == 1, "remembered past FAILURE_TTL"
+    clock.now += REVOKED_TTL
+    assert auth.authenticate("revoked", SOURCE) is None
+    assert len(api.bodies) == 2, "reviewed again once REVOKED_TTL has passed"
+
+
+def test_revoked_signed_tokens_charge_their_addresses_bucket() -> None:
+    """Review H3: a revoked token skipped the address's limit entirely; each one's
+    rejection now counts like a made-up token's, so the address runs out of reviews."""
+    revoked = [f"revoked-{n}" for n in range(UNKNOWN_TOKEN_BURST)]
+    api = FakeAuthenticationApi({TOKEN: ALICE})
+    auth = Authenticator(api, clock=FakeClock(), signed=Minted(TOKEN, *revoked))
+    for token in revoked:
+        assert auth.authenticate(token, SOURCE) is None
     with pytest.raises(TooManyReviews):
-        auth.authenticate("one-more", SOURCE)
+        auth.authenticate("made-up", SOURCE)
+    assert len(api.bodies) == UNKNOWN_TOKEN_BURST
+    assert auth.authenticate(TOKEN, SOURCE) == USER_ALICE, "item 5 stays fixed: never a 429"
+
+
+def test_a_flood_of_made_up_failures_never_evicts_a_revoked_one() -> None:
+    api = FakeAuthenticationApi({})
+    clock = FakeClock()
+    auth = Authenticator(api, clock=clock, signed=Minted("revoked"))
+    assert auth.authenticate("revoked", SOURCE) is None
+    for n in range(10_001):
+        with contextlib.suppress(TooManyReviews):
+            auth.authenticate(f"made-up-{n}", f"10.1.{n // 256}.{n % 256}")
+    reviews = len(api.bodies)
+    assert auth.authenticate("revoked", SOURCE) is None
+    assert len(api.bodies) == reviews
 
 
 def test_the_signature_is_checked_only_for_tokens_to_be_reviewed() -> None:
