@@ -84,7 +84,7 @@ class ManifestReads:
         if reference in recorded.digests:
             return reference
         own = self._image(reference)
-        if own is not None and own.pushed_to(repository, reference):
+        if own is not None and own.pushed_by_digest_to(repository):
             return reference
         for index in self._indexes(recorded):
             if reference in index.children:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from quota.pushrecords import ANNOTATION_PUSHED_BY_DIGEST
 from quota.served import RecordedImage, RecordedRepository, recorded_repository
 from webhook.frontdoor.reads import MAX_INDEXES_READ, ManifestReads
 from webhook.pushreview.auth import TtlCache
@@ -95,13 +96,29 @@ def test_a_repository_with_no_stream_serves_nothing_and_reads_no_image(api: Api)
     assert api.image_reads == []
 
 
+def pushed_by_digest(repository: str, digest: str) -> dict[str, Any]:
+    """An Image as the front door records a push by digest to ``repository``."""
+    return {
+        "metadata": {"annotations": {ANNOTATION_PUSHED_BY_DIGEST: repository}},
+        "dockerImageReference": f"host:5000/{repository}@{digest}",
+    }
+
+
 def test_a_push_by_digest_is_served_from_its_repository_only(api: Api) -> None:
     api.cached["team-a/app"] = api.live["team-a/app"] = stream()
     api.cached["team-a/other"] = api.live["team-a/other"] = stream()
-    api.images[C] = {"dockerImageReference": f"host:5000/team-a/app@{C}"}
+    api.images[C] = pushed_by_digest("team-a/app", C)
     door = reads(api)
     assert door.manifest_digest("team-a", "app", C) == C
     assert door.manifest_digest("team-a", "other", C) is None
+
+
+def test_the_image_of_a_tag_push_refused_at_its_tag_is_never_served(api: Api) -> None:
+    """Review B1: the push saved its Image (reference naming this repository), then the
+    webhook refused its tag. The stream never recorded it, so nothing serves it."""
+    api.cached["team-a/app"] = api.live["team-a/app"] = stream(v1=[A])
+    api.images[C] = {"dockerImageReference": f"host:5000/team-a/app@{C}"}
+    assert reads(api).manifest_digest("team-a", "app", C) is None
 
 
 def test_an_indexs_children_are_served_where_the_index_is_recorded(api: Api) -> None:
@@ -123,7 +140,7 @@ def test_images_found_are_kept_by_digest_and_absence_never_is(api: Api) -> None:
         assert door.manifest_digest("team-a", "copy", B) == B
     assert api.image_reads.count(A) == 1
     assert api.image_reads.count(B) == 3  # B has no Image: asked each time
-    api.images[B] = {"dockerImageReference": f"host/team-a/copy@{B}"}
+    api.images[B] = pushed_by_digest("team-a/copy", B)
     assert door.manifest_digest("team-a", "copy", B) == B
 
 
