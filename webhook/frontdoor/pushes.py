@@ -38,7 +38,7 @@ its retry completes the rest: every step is idempotent. A push by digest stops a
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -148,14 +148,17 @@ class ManifestPuts:
         registry: Registry,
         host: str,
         blobs: BlobSizes | None = None,
+        image_saved: Callable[[str], None] = lambda digest: None,
     ) -> None:
         """``host``: the registry hostname clients pull from, recorded in references;
-        ``blobs``: the registry's blob sizes (by default asked of ``registry``)."""
+        ``blobs``: the registry's blob sizes (by default asked of ``registry``);
+        ``image_saved``: told each digest whose Image is recorded (the reads' miss cache)."""
         self._judge = judge
         self._records = records
         self._registry = registry
         self._host = host
         self._blobs = blobs or BlobSizes(registry)
+        self._image_saved = image_saved
 
     def put(self, put: ManifestPut) -> UpstreamResponse:
         """Raises ``oci.RegistryError`` (bad manifest), ``PushDenied`` or ``RecordFailed``."""
@@ -201,10 +204,10 @@ class ManifestPuts:
                 self._undo(stream, created)
                 return by_digest
             if tag is None:
-                self._save(image)
+                self._save(image, digest)
                 return by_digest
             by_digest.close()
-            self._save(image)
+            self._save(image, digest)
             try:
                 self._records.tag(stream, tag, digest, reference)
             except Denied as err:
@@ -258,11 +261,12 @@ class ManifestPuts:
         for field, blob in blobs:
             self._blobs.check(put.repository, field, blob.digest, blob.size)
 
-    def _save(self, image: Obj) -> None:
+    def _save(self, image: Obj, digest: str) -> None:
         try:
             self._records.save_image(image)
         except Denied as err:
             raise PushDenied(str(err)) from None
+        self._image_saved(digest)
 
     def _children(
         self, put: ManifestPut, index: ImageIndex

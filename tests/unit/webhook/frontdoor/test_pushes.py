@@ -292,6 +292,16 @@ def test_only_a_digest_push_marks_its_image_as_served_by_digest_in_its_repositor
     assert "annotations" not in unmarked["metadata"]
 
 
+def test_each_recorded_image_is_told_to_the_reads_by_digest(journal: Journal) -> None:
+    """So a read's miss kept from before the push (a client's HEAD) is forgotten."""
+    saved: list[str] = []
+    by_digest, by_tag = image_manifest(13), image_manifest(14)
+    puts = ManifestPuts(Judge(), journal, journal, HOST, image_saved=saved.append)
+    puts.put(push(by_digest, reference=digest(by_digest)))
+    puts.put(push(by_tag))
+    assert saved == [digest(by_digest), digest(by_tag)]
+
+
 def test_a_digest_that_is_not_the_bodys_is_refused_before_judging(journal: Journal) -> None:
     judge = Judge()
     with pytest.raises(oci.RegistryError) as err:
