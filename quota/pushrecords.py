@@ -19,6 +19,11 @@ from quota.objects import mapping, metadata
 from quota.timestamps import format_rfc3339, require_aware
 
 IMAGE_API_VERSION: Final = "image.alauda.io/v1"
+ANNOTATION_PUSHED_BY_DIGEST: Final = "image.alauda.io/pushed-by-digest-to"
+"""On an Image the front door created for a push by digest: the ``<namespace>/<name>``
+it was pushed to, where it is served by digest though no tag records it. A tag push's
+Image never carries it: that image is served only once its tag is recorded, so a tag
+refused after the Image was saved leaves nothing served."""
 
 
 @dataclass(frozen=True)
@@ -51,19 +56,28 @@ def _layers(layers: Sequence[Descriptor], media_types: Sequence[str]) -> list[di
     ]
 
 
+def _image_metadata(digest: str, pushed_by_digest_to: str | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": image_object_name(digest)}
+    if pushed_by_digest_to is not None:
+        meta["annotations"] = {ANNOTATION_PUSHED_BY_DIGEST: pushed_by_digest_to}
+    return meta
+
+
 def image_object(
     digest: str,
     reference: str,
     media_type: str,
     manifest: Manifest,
     layer_media_types: Sequence[str],
+    pushed_by_digest_to: str | None = None,
 ) -> dict[str, Any]:
     """The Image for a single-platform manifest; ``dockerImageMetadata.size`` is the
-    size ``alauda.io/Image`` limits (config + each distinct layer once)."""
+    size ``alauda.io/Image`` limits (config + each distinct layer once).
+    ``pushed_by_digest_to``: the repository of a push by digest (None for a tag push)."""
     image: dict[str, Any] = {
         "apiVersion": IMAGE_API_VERSION,
         "kind": "Image",
-        "metadata": {"name": image_object_name(digest)},
+        "metadata": _image_metadata(digest, pushed_by_digest_to),
         "dockerImageReference": reference,
         "dockerImageManifestMediaType": media_type,
         "dockerImageMetadata": {"size": manifest.size},
@@ -78,15 +92,20 @@ def image_object(
 
 
 def index_image_object(
-    digest: str, reference: str, media_type: str, children: Sequence[PlatformImage]
+    digest: str,
+    reference: str,
+    media_type: str,
+    children: Sequence[PlatformImage],
+    pushed_by_digest_to: str | None = None,
 ) -> dict[str, Any]:
     """The Image for an image index. Its size is its largest child's: a client pulls one
     platform's image, and that is the "one image" ``alauda.io/Image`` bounds (every child
-    was judged against it), so a tag pointing at the index passes the same limit."""
+    was judged against it), so a tag pointing at the index passes the same limit.
+    ``pushed_by_digest_to`` as for ``image_object``."""
     return {
         "apiVersion": IMAGE_API_VERSION,
         "kind": "Image",
-        "metadata": {"name": image_object_name(digest)},
+        "metadata": _image_metadata(digest, pushed_by_digest_to),
         "dockerImageReference": reference,
         "dockerImageManifestMediaType": media_type,
         "dockerImageMetadata": {"size": max((c.image_size for c in children), default=0)},

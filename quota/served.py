@@ -17,6 +17,7 @@ from typing import Any
 
 from quota.measure import stream_image_digests, stream_tag_names
 from quota.objects import mapping
+from quota.pushrecords import ANNOTATION_PUSHED_BY_DIGEST
 
 
 @dataclass(frozen=True)
@@ -63,30 +64,36 @@ def recorded_repository(stream: Mapping[str, Any] | None) -> RecordedRepository:
 
 @dataclass(frozen=True)
 class RecordedImage:
-    """What reads need of one Image: where it was first pushed (``dockerImageReference``,
-    ``<registry host>/<repository>@<digest>``) and, for an index, the digests of the
-    manifests it lists (``dockerImageManifests``)."""
+    """What reads need of one Image: the repository a push by digest recorded it for
+    (``ANNOTATION_PUSHED_BY_DIGEST``, empty when none did) and, for an index, the digests
+    of the manifests it lists (``dockerImageManifests``)."""
 
-    reference: str
+    pushed_by_digest: str
     children: frozenset[str]
 
-    def pushed_to(self, repository: str, digest: str) -> bool:
-        """The Image was recorded by a push of ``digest`` to ``repository``. The host is
-        the one clients were told at the time, so it is not compared."""
-        return self.reference.endswith(f"/{repository}@{digest}")
+    def pushed_by_digest_to(self, repository: str) -> bool:
+        """The front door recorded this Image for a push by digest to ``repository``.
+
+        Not the Image's ``dockerImageReference``: a tag push writes that too, before its
+        tag is judged again and perhaps refused, and a refused push serves nothing. Images
+        recorded before this mark existed carry none: they are served where a tag or an
+        index records them."""
+        return bool(self.pushed_by_digest) and self.pushed_by_digest == repository
 
 
 def recorded_image(image: Mapping[str, Any] | None) -> RecordedImage:
     """What ``image`` (a raw Image) records for reads."""
     body = mapping(image)
-    reference = body.get("dockerImageReference")
+    pushed = mapping(mapping(body.get("metadata")).get("annotations")).get(
+        ANNOTATION_PUSHED_BY_DIGEST
+    )
     entries = body.get("dockerImageManifests")
     children = frozenset(
         entry["digest"]
         for entry in (entries if isinstance(entries, list) else [])
         if isinstance(entry, dict) and isinstance(entry.get("digest"), str)
     )
-    return RecordedImage(reference if isinstance(reference, str) else "", children)
+    return RecordedImage(pushed if isinstance(pushed, str) else "", children)
 
 
 @dataclass(frozen=True)

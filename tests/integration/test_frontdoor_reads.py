@@ -20,7 +20,7 @@ from localcluster.ocilayout import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, random_l
 from localcluster.stack import CONTROLLER_ACCOUNT
 from quota.pushrecords import image_object_name
 from tests.integration.support import CACHE_DEADLINE, ClusterEnv, own_stack
-from tests.integration.test_frontdoor import Registry, account, image_dir, login, sha256
+from tests.integration.test_frontdoor import Registry, account, history, image_dir, login, sha256
 from tests.integration.test_quota import image_limit, quota, used
 from tests.integration.test_rbac import DECISION, access_of, audit_events
 
@@ -174,6 +174,108 @@ def test_every_recorded_pull_still_works(
     listed = crane.run("ls", f"{door.host}/{ns}/app")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.split() == ["v1"]
+
+
+REFUSED_TAG = "refused"
+"""The tag the test's admission policy refuses in the stream's status (step 5)."""
+
+
+def refuse_tag_policy(namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A ValidatingAdmissionPolicy and its binding refusing, in ``namespace``, any
+    ImageStream write whose status records ``REFUSED_TAG``, and the create of one named
+    ``probe`` (to see it in force): the API server's refusal of a push's tag event after
+    its Image was saved, as our webhook's is when a racing push took the last tag."""
+    name = f"refuse-tag-{namespace}"
+    tags = "object.status.tags"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["image.alauda.io"],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["imagestreams", "imagestreams/status"],
+                    }
+                ]
+            },
+            "validations": [
+                {"expression": "object.metadata.name != 'probe'", "message": "probe refused"},
+                {
+                    "expression": f"!has(object.status) || !has({tags}) || "
+                    f"{tags}.all(t, t.tag != '{REFUSED_TAG}')",
+                    "message": f"tag {REFUSED_TAG} refused by the test's policy",
+                },
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+            },
+        },
+    }
+    return policy, binding
+
+
+def test_a_tag_push_refused_at_its_tag_leaves_its_digest_unserved(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor, crane: Crane, tmp_path: Path
+) -> None:
+    """Review B1: the push's Image is saved (step 4) before the API server refuses its tag
+    event (step 5); its manifest is in the registry, untagged, and must not be served by
+    digest, though the Image names this repository. The stream exists (an earlier push),
+    so nothing but the read rule stands between that digest and a reader."""
+    login(crane, door, account(stack, ns, "builder", "registry-editor"))
+    kept_dir, kept = image_dir(tmp_path, 1200, seed=41)
+    assert crane.push(kept_dir, f"{door.host}/{ns}/app:v1").returncode == 0
+    policy, binding = refuse_tag_policy(ns)
+    probe = {
+        "apiVersion": "image.alauda.io/v1",
+        "kind": "ImageStream",
+        "metadata": {"name": "probe"},
+    }
+    try:
+        stack.apply(policy)
+        stack.apply(binding)
+        stack.wait(
+            lambda: stack.apply(probe, "-n", ns, "--dry-run=server", check=False).returncode != 0,
+            timeout=CACHE_DEADLINE,
+            what="the admission policy in force",
+        )
+        refused_dir, refused = image_dir(tmp_path, 1300, seed=42)
+        pushed = crane.push(refused_dir, f"{door.host}/{ns}/app:{REFUSED_TAG}")
+        assert pushed.returncode != 0
+        assert "DENIED" in pushed.stderr and "refused by the test's policy" in pushed.stderr
+    finally:
+        stack.kubectl("delete", "validatingadmissionpolicybinding", binding["metadata"]["name"])
+        stack.kubectl("delete", "validatingadmissionpolicy", policy["metadata"]["name"])
+    # The finding's state: the Image saved, naming this repository, the tag not recorded.
+    image = stack.kubectl_json("get", "image", image_object_name(refused.digest))
+    assert image["dockerImageReference"].endswith(f"/{ns}/app@{refused.digest}")
+    assert REFUSED_TAG not in history(stack, ns, "app")
+
+    viewer = Registry(door, account(stack, ns, "reader", "registry-viewer"))
+    accept = {"Accept": OCI_MANIFEST}
+    read = viewer("GET", f"/v2/{ns}/app/manifests/{refused.digest}", headers=accept)
+    assert read.status_code == 404, read.text
+    assert read.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    assert (
+        viewer("HEAD", f"/v2/{ns}/app/manifests/{refused.digest}", headers=accept).status_code
+        == 404
+    )
+    # What the stream records is served as before.
+    recorded = viewer("GET", f"/v2/{ns}/app/manifests/{kept.digest}", headers=accept)
+    assert recorded.status_code == 200, recorded.text
 
 
 def upstream_tags(upstream: Upstream, repository: str) -> list[str] | None:

@@ -57,12 +57,15 @@ def build_frontdoor_app(settings: Settings) -> Flask:
     )
     upstream = Upstream(settings.upstream_registry, settings.upstream_ca_file)
     records = ImageRecords(client.CustomObjectsApi(api))
-    pushes = ManifestPuts(judge, records, upstream, settings.internal_registry)
+    reads = ManifestReads(caches, records)
+    pushes = ManifestPuts(
+        judge, records, upstream, settings.internal_registry, image_saved=reads.recorded
+    )
     door = FrontDoor(
         access,
         upstream,
         pushes,
-        reads=ManifestReads(caches, records),
+        reads=reads,
         uploads=Uploads(judge, upstream),
     )
     return create_app([frontdoor_blueprint(door)], readiness=[caches.not_ready])

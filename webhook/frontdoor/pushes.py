@@ -24,6 +24,10 @@ that keeps the registry and the Image API consistent.
 6. PUT the manifest to the registry by tag: the registry's tag moves last, after the
    ImageStream records it.
 
+A push by digest marks its Image (``ANNOTATION_PUSHED_BY_DIGEST``, naming the
+repository): that mark, not the Image's reference, is what serves an untagged digest, so
+the Image a refused tag push saved in step 4 is never served.
+
 A failure after step 3 leaves at most an untagged manifest in the registry; a failure of
 step 6 leaves the ImageStream naming a manifest the registry holds (by digest) while its
 tag there has not moved yet. The client gets the error (503 to retry, or the denial), and
@@ -34,7 +38,7 @@ its retry completes the rest: every step is idempotent. A push by digest stops a
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -144,14 +148,17 @@ class ManifestPuts:
         registry: Registry,
         host: str,
         blobs: BlobSizes | None = None,
+        image_saved: Callable[[str], None] = lambda digest: None,
     ) -> None:
         """``host``: the registry hostname clients pull from, recorded in references;
-        ``blobs``: the registry's blob sizes (by default asked of ``registry``)."""
+        ``blobs``: the registry's blob sizes (by default asked of ``registry``);
+        ``image_saved``: told each digest whose Image is recorded (the reads' miss cache)."""
         self._judge = judge
         self._records = records
         self._registry = registry
         self._host = host
         self._blobs = blobs or BlobSizes(registry)
+        self._image_saved = image_saved
 
     def put(self, put: ManifestPut) -> UpstreamResponse:
         """Raises ``oci.RegistryError`` (bad manifest), ``PushDenied`` or ``RecordFailed``."""
@@ -159,11 +166,19 @@ class ManifestPuts:
         tag = check_reference(put.reference, put.body)
         digest = digest_of(put.body)
         reference = image_reference(self._host, put.repository, digest)
+        # Only a push by digest marks its Image as served by digest here: a tag push's
+        # Image is served once its tag is recorded (step 5), so a tag refused there
+        # leaves an Image that serves nothing.
+        by_digest_to = put.repository if tag is None else None
         if isinstance(parsed, ImageIndex):
             children = self._children(put, parsed)
             measured = max(children, key=lambda child: child[0].image_size)[1] if children else None
             image = index_image_object(
-                digest, reference, parsed.media_type, [child for child, _ in children]
+                digest,
+                reference,
+                parsed.media_type,
+                [child for child, _ in children],
+                pushed_by_digest_to=by_digest_to,
             )
         else:
             self._check_blobs(put, parsed, "")
@@ -174,6 +189,7 @@ class ManifestPuts:
                 parsed.media_type,
                 parsed.manifest,
                 [layer.media_type for layer in parsed.layers],
+                pushed_by_digest_to=by_digest_to,
             )
         self._judge_push(put, tag, digest, parsed.media_type, measured or Manifest(None))
         stream, created = self._stream(put)
@@ -188,10 +204,10 @@ class ManifestPuts:
                 self._undo(stream, created)
                 return by_digest
             if tag is None:
-                self._save(image)
+                self._save(image, digest)
                 return by_digest
             by_digest.close()
-            self._save(image)
+            self._save(image, digest)
             try:
                 self._records.tag(stream, tag, digest, reference)
             except Denied as err:
@@ -245,11 +261,12 @@ class ManifestPuts:
         for field, blob in blobs:
             self._blobs.check(put.repository, field, blob.digest, blob.size)
 
-    def _save(self, image: Obj) -> None:
+    def _save(self, image: Obj, digest: str) -> None:
         try:
             self._records.save_image(image)
         except Denied as err:
             raise PushDenied(str(err)) from None
+        self._image_saved(digest)
 
     def _children(
         self, put: ManifestPut, index: ImageIndex

@@ -14,6 +14,7 @@ from quota.measure import (
     stream_tag_names,
 )
 from quota.pushrecords import (
+    ANNOTATION_PUSHED_BY_DIGEST,
     PlatformImage,
     image_object,
     image_object_name,
@@ -175,6 +176,16 @@ def test_an_index_image_object_is_exactly_what_the_image_api_stores() -> None:
             {"digest": C, "mediaType": OCI_MANIFEST, "manifestSize": 400},
         ],
     }
+
+
+def test_only_an_image_pushed_by_digest_is_marked_with_its_repository() -> None:
+    """What reads serve untagged (``quota.served``): a tag push's Image has no mark."""
+    manifest = Manifest(Descriptor(A, 7), ())
+    marked = {"name": "sha256-" + "a" * 64, "annotations": {ANNOTATION_PUSHED_BY_DIGEST: "t/app"}}
+    assert image_object(A, REF, OCI_MANIFEST, manifest, [], "t/app")["metadata"] == marked
+    assert index_image_object(A, REF, OCI_INDEX, [], "t/app")["metadata"] == marked
+    assert "annotations" not in image_object(A, REF, OCI_MANIFEST, manifest, [])["metadata"]
+    assert "annotations" not in index_image_object(A, REF, OCI_INDEX, [])["metadata"]
 
 
 def test_an_empty_index_records_size_zero() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from quota.pushrecords import ANNOTATION_PUSHED_BY_DIGEST
 from quota.served import (
     RecordedRepository,
     TagPage,
@@ -72,12 +73,20 @@ def test_tags_are_listed_in_lexical_order() -> None:
     ]
 
 
-def test_an_image_was_pushed_to_the_repository_its_reference_names() -> None:
+def test_an_image_is_served_by_digest_where_a_push_by_digest_marked_it() -> None:
+    image = recorded_image(
+        {"metadata": {"annotations": {ANNOTATION_PUSHED_BY_DIGEST: "team-a/app"}}}
+    )
+    assert image.pushed_by_digest_to("team-a/app")
+    assert not image.pushed_by_digest_to("team-a/other")
+    assert not image.pushed_by_digest_to("a/app")  # a suffix of the namespace is not it
+
+
+def test_a_reference_naming_the_repository_does_not_serve_an_image_by_digest() -> None:
+    """A tag push writes that reference before its tag is judged again (and perhaps
+    refused); Images recorded before the mark existed are served by tag or index only."""
     image = recorded_image({"dockerImageReference": f"registry:5000/team-a/app@{A}"})
-    assert image.pushed_to("team-a/app", A)
-    assert not image.pushed_to("team-a/other", A)
-    assert not image.pushed_to("a/app", A)  # a suffix of the namespace is not the namespace
-    assert not image.pushed_to("team-a/app", B)
+    assert not image.pushed_by_digest_to("team-a/app")
 
 
 def test_an_index_image_lists_its_children() -> None:
@@ -88,9 +97,19 @@ def test_an_index_image_lists_its_children() -> None:
     assert recorded_image({"dockerImageManifests": "x"}).children == frozenset()
 
 
-@pytest.mark.parametrize("image", [None, {}, {"dockerImageReference": 7}])
-def test_an_image_without_a_reference_was_pushed_nowhere(image: Any) -> None:
-    assert not recorded_image(image).pushed_to("team-a/app", A)
+@pytest.mark.parametrize(
+    "image",
+    [
+        None,
+        {},
+        {"metadata": "x"},
+        {"metadata": {"annotations": "x"}},
+        {"metadata": {"annotations": {ANNOTATION_PUSHED_BY_DIGEST: 7}}},
+    ],
+)
+def test_an_image_without_a_usable_mark_was_pushed_by_digest_nowhere(image: Any) -> None:
+    assert not recorded_image(image).pushed_by_digest_to("")
+    assert not recorded_image(image).pushed_by_digest_to("team-a/app")
 
 
 @pytest.mark.parametrize(

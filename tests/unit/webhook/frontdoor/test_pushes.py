@@ -12,6 +12,7 @@ import pytest
 
 from quota.decision import Decision
 from quota.objects import Obj
+from quota.pushrecords import ANNOTATION_PUSHED_BY_DIGEST
 from webhook.frontdoor import distribution as oci
 from webhook.frontdoor.manifests import OCI_INDEX, OCI_MANIFEST
 from webhook.frontdoor.pushes import (
@@ -273,6 +274,32 @@ def test_a_digest_push_is_judged_and_recorded_without_a_tag(journal: Journal) ->
     assert [c for c in journal.calls if c.startswith("registry")] == [
         f"registry PUT /v2/team-a/app/manifests/{digest(body)}"
     ]
+
+
+def test_only_a_digest_push_marks_its_image_as_served_by_digest_in_its_repository(
+    journal: Journal,
+) -> None:
+    """Review B1: a tag push's Image is saved before its tag is judged again; unmarked,
+    it serves nothing unless that tag is recorded."""
+    by_digest, by_tag = image_manifest(11), image_manifest(12)
+    puts = ManifestPuts(Judge(), journal, journal, HOST)
+    puts.put(push(by_digest, reference=digest(by_digest)))
+    journal.deny_tag = "requested usage of alauda.io/image-tags exceeds the maximum limit"
+    with pytest.raises(PushDenied):
+        puts.put(push(by_tag))
+    marked, unmarked = journal.images
+    assert marked["metadata"]["annotations"] == {ANNOTATION_PUSHED_BY_DIGEST: "team-a/app"}
+    assert "annotations" not in unmarked["metadata"]
+
+
+def test_each_recorded_image_is_told_to_the_reads_by_digest(journal: Journal) -> None:
+    """So a read's miss kept from before the push (a client's HEAD) is forgotten."""
+    saved: list[str] = []
+    by_digest, by_tag = image_manifest(13), image_manifest(14)
+    puts = ManifestPuts(Judge(), journal, journal, HOST, image_saved=saved.append)
+    puts.put(push(by_digest, reference=digest(by_digest)))
+    puts.put(push(by_tag))
+    assert saved == [digest(by_digest), digest(by_tag)]
 
 
 def test_a_digest_that_is_not_the_bodys_is_refused_before_judging(journal: Journal) -> None:

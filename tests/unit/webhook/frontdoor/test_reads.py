@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from quota.pushrecords import ANNOTATION_PUSHED_BY_DIGEST
 from quota.served import RecordedImage, RecordedRepository, recorded_repository
-from webhook.frontdoor.reads import MAX_INDEXES_READ, ManifestReads
+from webhook.frontdoor.reads import MAX_IMAGE_READS, MISSING_IMAGE_SECONDS, ManifestReads
 from webhook.pushreview.auth import TtlCache
 
 A, B, C, D = ("sha256:" + ch * 64 for ch in "abcd")
@@ -54,7 +55,12 @@ def api() -> Api:
 
 def reads(api: Api, now: list[float] | None = None) -> ManifestReads:
     clock = now or [0.0]
-    return ManifestReads(api, api, TtlCache(300.0, 100, clock=lambda: clock[0]))
+    return ManifestReads(
+        api,
+        api,
+        TtlCache(300.0, 100, clock=lambda: clock[0]),
+        TtlCache(MISSING_IMAGE_SECONDS, 100, clock=lambda: clock[0]),
+    )
 
 
 def test_a_cached_tag_or_history_digest_is_served_with_no_call(api: Api) -> None:
@@ -95,13 +101,29 @@ def test_a_repository_with_no_stream_serves_nothing_and_reads_no_image(api: Api)
     assert api.image_reads == []
 
 
+def pushed_by_digest(repository: str, digest: str) -> dict[str, Any]:
+    """An Image as the front door records a push by digest to ``repository``."""
+    return {
+        "metadata": {"annotations": {ANNOTATION_PUSHED_BY_DIGEST: repository}},
+        "dockerImageReference": f"host:5000/{repository}@{digest}",
+    }
+
+
 def test_a_push_by_digest_is_served_from_its_repository_only(api: Api) -> None:
     api.cached["team-a/app"] = api.live["team-a/app"] = stream()
     api.cached["team-a/other"] = api.live["team-a/other"] = stream()
-    api.images[C] = {"dockerImageReference": f"host:5000/team-a/app@{C}"}
+    api.images[C] = pushed_by_digest("team-a/app", C)
     door = reads(api)
     assert door.manifest_digest("team-a", "app", C) == C
     assert door.manifest_digest("team-a", "other", C) is None
+
+
+def test_the_image_of_a_tag_push_refused_at_its_tag_is_never_served(api: Api) -> None:
+    """Review B1: the push saved its Image (reference naming this repository), then the
+    webhook refused its tag. The stream never recorded it, so nothing serves it."""
+    api.cached["team-a/app"] = api.live["team-a/app"] = stream(v1=[A])
+    api.images[C] = {"dockerImageReference": f"host:5000/team-a/app@{C}"}
+    assert reads(api).manifest_digest("team-a", "app", C) is None
 
 
 def test_an_indexs_children_are_served_where_the_index_is_recorded(api: Api) -> None:
@@ -115,16 +137,20 @@ def test_an_indexs_children_are_served_where_the_index_is_recorded(api: Api) -> 
     assert door.manifest_digest("team-a", "copy", D) is None
 
 
-def test_images_found_are_kept_by_digest_and_absence_never_is(api: Api) -> None:
+def test_images_found_are_kept_by_digest_and_absence_briefly(api: Api) -> None:
     api.cached["team-a/copy"] = stream(v1=[A])
     api.images[A] = {"dockerImageManifests": [{"digest": B}]}
-    door = reads(api)
+    now = [0.0]
+    door = reads(api, now)
     for _ in range(3):
         assert door.manifest_digest("team-a", "copy", B) == B
     assert api.image_reads.count(A) == 1
-    assert api.image_reads.count(B) == 3  # B has no Image: asked each time
-    api.images[B] = {"dockerImageReference": f"host/team-a/copy@{B}"}
+    assert api.image_reads.count(B) == 1  # B has no Image: kept missing for a while
+    now[0] += MISSING_IMAGE_SECONDS + 1
+    api.images[B] = pushed_by_digest("team-a/copy", B)
+    api.images.pop(A)  # still kept: an Image's content never changes
     assert door.manifest_digest("team-a", "copy", B) == B
+    assert api.image_reads.count(B) == 2
 
 
 def test_a_kept_image_is_asked_again_after_its_time(api: Api) -> None:
@@ -138,13 +164,66 @@ def test_a_kept_image_is_asked_again_after_its_time(api: Api) -> None:
     assert door.manifest_digest("team-a", "copy", B) is None
 
 
-def test_an_unknown_digest_reads_a_bounded_number_of_images(api: Api) -> None:
-    history = ["sha256:" + f"{n:064x}" for n in range(MAX_INDEXES_READ * 2)]
+def long_history(count: int) -> list[str]:
+    return ["sha256:" + f"{n:064x}" for n in range(count)]
+
+
+def test_an_unknown_digest_costs_one_stream_read_and_a_few_image_reads(api: Api) -> None:
+    """Review H1: it cost the digest's Image twice and 50 history Images twice (cached
+    stream, then live), none of them kept when missing."""
+    history = long_history(100)
     api.cached["team-a/app"] = api.live["team-a/app"] = stream(v1=history)
-    reads(api).manifest_digest("team-a", "app", D)
-    # D itself, then at most MAX_INDEXES_READ of the history, twice (cache, then live).
-    assert len(set(api.image_reads) - {D}) == MAX_INDEXES_READ
-    assert api.image_reads[1] == history[0]  # the current image first
+    assert reads(api).manifest_digest("team-a", "app", D) is None
+    assert api.stream_reads == 1
+    assert len(api.image_reads) == MAX_IMAGE_READS
+    assert api.image_reads[:2] == [D, history[0]]  # its own Image, then the current one
+
+
+def test_the_digests_own_image_is_asked_once_per_read(api: Api) -> None:
+    api.cached["team-a/app"] = stream(v1=[A])
+    api.live["team-a/app"] = stream(v1=[B, A])
+    api.images[A] = api.images[B] = {}
+    assert reads(api).manifest_digest("team-a", "app", D) is None
+    assert api.image_reads == [D, A, B]
+
+
+def test_a_flood_of_unknown_digests_costs_a_constant_per_read(api: Api) -> None:
+    """Distinct made-up digests defeat any miss cache: the bound is per read."""
+    api.cached["team-a/app"] = api.live["team-a/app"] = stream(v1=long_history(100))
+    door = reads(api)
+    for n in range(20):
+        before = (api.stream_reads, len(api.image_reads))
+        made_up = "sha256:" + f"{n:x}".rjust(64, "f")
+        assert door.manifest_digest("team-a", "app", made_up) is None
+        assert api.stream_reads - before[0] == 1
+        assert len(api.image_reads) - before[1] <= MAX_IMAGE_READS
+
+
+def test_an_index_past_one_reads_budget_is_found_by_the_next_reads(api: Api) -> None:
+    """Images read are kept (non-indexes then cost nothing), so the search moves on."""
+    history = long_history(3 * MAX_IMAGE_READS)
+    for digest in history:
+        api.images[digest] = {}
+    api.images[history[-1]] = {"dockerImageManifests": [{"digest": D}]}
+    api.cached["team-a/app"] = api.live["team-a/app"] = stream(
+        **{f"t{n}": [d] for n, d in enumerate(history)}
+    )
+    door = reads(api)
+    answers = [door.manifest_digest("team-a", "app", D) for _ in range(4)]
+    assert answers[-1] == D and answers[0] is None
+    assert sorted(set(api.image_reads) - {D}) == sorted(history)
+    assert len(api.image_reads) - len(set(api.image_reads)) <= 4  # only D is asked again
+
+
+def test_a_digest_this_worker_recorded_is_readable_at_once(api: Api) -> None:
+    """A client's HEAD before its push by digest found no Image; the push's own worker
+    forgets that miss when it records the Image."""
+    api.cached["team-a/app"] = api.live["team-a/app"] = stream()
+    door = reads(api)
+    assert door.manifest_digest("team-a", "app", C) is None
+    api.images[C] = pushed_by_digest("team-a/app", C)
+    door.recorded(C)
+    assert door.manifest_digest("team-a", "app", C) == C
 
 
 def test_the_tag_list_is_read_live(api: Api) -> None:

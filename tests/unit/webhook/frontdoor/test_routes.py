@@ -22,6 +22,7 @@ from urllib3.exceptions import NewConnectionError
 from localcluster.waiting import wait_for
 from quota.decision import Decision
 from quota.limits import Limit
+from quota.pushrecords import ANNOTATION_PUSHED_BY_DIGEST
 from quota.served import RecordedRepository
 from webhook.app import create_app
 from webhook.frontdoor.access import Access
@@ -787,7 +788,10 @@ def test_a_manifest_nothing_records_is_404_manifest_unknown_and_never_asked_of_t
 def test_a_digest_pushed_by_digest_to_this_repository_is_served(
     client: FlaskClient, registry: Registry, recorded: Recorded
 ) -> None:
-    recorded.images[OTHER] = {"dockerImageReference": f"host:5000/team-a/app@{OTHER}"}
+    recorded.images[OTHER] = {
+        "metadata": {"annotations": {ANNOTATION_PUSHED_BY_DIGEST: "team-a/app"}},
+        "dockerImageReference": f"host:5000/team-a/app@{OTHER}",
+    }
     assert client.get(f"/v2/team-a/app/manifests/{OTHER}", headers=basic(VIEWER)).status_code == 200
     assert registry.requests[-1][1] == f"/v2/team-a/app/manifests/{OTHER}"
 
