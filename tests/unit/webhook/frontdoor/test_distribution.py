@@ -345,6 +345,7 @@ def test_absent_or_malformed_mount_is_none(query: dict[str, str]) -> None:
         (d.blob_unknown("m"), 404, "BLOB_UNKNOWN"),
         (d.blob_upload_unknown("m"), 404, "BLOB_UPLOAD_UNKNOWN"),
         (d.size_invalid("m"), 400, "SIZE_INVALID"),
+        (d.range_invalid("m"), 416, "BLOB_UPLOAD_INVALID"),
         (d.unauthorized("m"), 401, "UNAUTHORIZED"),
         (d.denied("m"), 403, "DENIED"),
         (d.unsupported("m"), 405, "UNSUPPORTED"),

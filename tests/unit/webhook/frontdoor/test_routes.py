@@ -886,6 +886,52 @@ def test_an_upload_declaring_more_than_the_largest_image_is_refused_unsent(
     assert [(m, p, body) for m, p, _, body in registry.requests] == [("PATCH", path, b"x" * 100)]
 
 
+@pytest.mark.parametrize("limited", [True, False], ids=["limit", "no-limit"])
+@pytest.mark.parametrize(
+    ("method", "content_range"),
+    [
+        ("PATCH", "1" * 5000 + "-1"),  # past the 4,300 digits Python parses
+        ("PATCH", "0-" + "9" * 20),
+        ("PATCH", f"{2**63}-{2**63}"),  # 19 digits, one past an int64
+        ("PATCH", "bytes 0-0/1"),  # the HTTP form, no offsets distribution reads
+        ("PUT", "1" * 5000 + "-1"),
+    ],
+)
+def test_a_content_range_no_registry_can_read_is_416_blob_upload_invalid_never_a_500(
+    client: FlaskClient, registry: Registry, method: str, content_range: str, limited: bool
+) -> None:
+    """The reproduction: a namespace with a LimitRange, a 1-byte chunk whose range starts
+    at a 5,000-digit offset (without a limit distribution would answer it with a 500)."""
+    if limited:
+        RULES[id(registry)].limit = Limit(Decimal(1000), "image-limits")
+    response = client.open(
+        "/v2/team-a/app/blobs/uploads/abc",
+        method=method,
+        data=b"x",
+        headers={**basic(EDITOR), "Content-Range": content_range},
+    )
+    assert response.status_code == 416
+    (error,) = errors(response)
+    assert error["code"] == "BLOB_UPLOAD_INVALID"
+    assert "is not <start>-<end> with offsets of at most 19 digits" in error["message"]
+    assert len(error["message"]) < 300  # the range is echoed cut short
+    assert registry.requests == []
+
+
+def test_a_content_range_without_a_length_is_the_registrys_to_ignore(
+    client: FlaskClient, registry: Registry
+) -> None:
+    """distribution reads a range only beside a Content-Length: a chunked body's is not
+    judged here either."""
+    response = client.patch(
+        "/v2/team-a/app/blobs/uploads/abc",
+        headers={**basic(EDITOR), "Content-Range": "1" * 5000 + "-1"},
+        environ_overrides={"wsgi.input": io.BytesIO(b"x"), "wsgi.input_terminated": True},
+    )
+    assert response.status_code == 200
+    assert [(m, body) for m, _, _, body in registry.requests] == [("PATCH", b"x")]
+
+
 def test_a_body_of_unknown_length_is_cut_once_it_passes_the_largest_image(
     client: FlaskClient, registry: Registry
 ) -> None:
