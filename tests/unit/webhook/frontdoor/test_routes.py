@@ -918,20 +918,6 @@ def test_a_content_range_no_registry_can_read_is_416_blob_upload_invalid_never_a
     assert registry.requests == []
 
 
-def test_a_content_range_without_a_length_is_the_registrys_to_ignore(
-    client: FlaskClient, registry: Registry
-) -> None:
-    """distribution reads a range only beside a Content-Length: a chunked body's is not
-    judged here either."""
-    response = client.patch(
-        "/v2/team-a/app/blobs/uploads/abc",
-        headers={**basic(EDITOR), "Content-Range": "1" * 5000 + "-1"},
-        environ_overrides={"wsgi.input": io.BytesIO(b"x"), "wsgi.input_terminated": True},
-    )
-    assert response.status_code == 200
-    assert [(m, body) for m, _, _, body in registry.requests] == [("PATCH", b"x")]
-
-
 def test_a_body_of_unknown_length_is_cut_once_it_passes_the_largest_image(
     client: FlaskClient, registry: Registry
 ) -> None:
