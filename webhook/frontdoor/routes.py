@@ -34,7 +34,13 @@ from webhook.frontdoor.pushes import RETRY_AFTER_SECONDS, ManifestPut, ManifestP
 from webhook.frontdoor.reads import ManifestReads
 from webhook.frontdoor.records import RecordFailed
 from webhook.frontdoor.uploads import Uploads
-from webhook.frontdoor.upstream import BodyIncomplete, Upstream, UpstreamResponse, request_body
+from webhook.frontdoor.upstream import (
+    AnswerTooLarge,
+    BodyIncomplete,
+    Upstream,
+    UpstreamResponse,
+    request_body,
+)
 from webhook.httpjson import ServerBusy, brief
 from webhook.pushreview.auth import TooManyReviews, User
 
@@ -228,6 +234,11 @@ class FrontDoor:
             return _error(oci.unavailable(message, RETRY_AFTER_SECONDS))
         except BodyIncomplete as err:
             return _incomplete(err, seen.route)
+        except AnswerTooLarge as err:
+            # Only a manifest an index names is read whole: the client pushed it, and the
+            # index naming it cannot be judged.
+            message = f"a manifest this one names is too large to judge: {err}"
+            return _error(oci.manifest_invalid(message))
         except (HTTPError, OSError) as err:
             log.warning("the upstream registry failed: %s", type(err).__name__)
             message = "the registry behind the front door did not answer; retry"

@@ -26,12 +26,13 @@ from quota.served import RecordedRepository
 from webhook.app import create_app
 from webhook.frontdoor.access import Access
 from webhook.frontdoor.manifestgate import ManifestGate
+from webhook.frontdoor.manifests import MAX_MANIFEST_BYTES
 from webhook.frontdoor.pushes import ManifestPut, PushDenied
 from webhook.frontdoor.reads import ManifestReads
 from webhook.frontdoor.records import RecordFailed
 from webhook.frontdoor.routes import MANIFEST_BODY_SECONDS, FrontDoor, frontdoor_blueprint
 from webhook.frontdoor.uploads import Uploads
-from webhook.frontdoor.upstream import BodyIncomplete, UpstreamResponse
+from webhook.frontdoor.upstream import AnswerTooLarge, BodyIncomplete, UpstreamResponse
 from webhook.pushreview.auth import TooManyReviews, User
 
 DIGEST = "sha256:" + "a" * 64
@@ -331,6 +332,24 @@ def test_an_oversized_manifest_is_refused_unread(client: FlaskClient, pushes: Pu
     )
     assert response.status_code == 400 and errors(response)[0]["code"] == "SIZE_INVALID"
     assert pushes.puts == []
+
+
+def test_a_child_manifest_over_the_limit_is_400_manifest_invalid_never_a_500(
+    client: FlaskClient, pushes: Pushes
+) -> None:
+    """An index whose child the registry holds at over 4 MiB: reading it back to measure
+    it stops at the limit (``Upstream.read``), and the push is the client's to fix."""
+    child = f"/v2/team-a/app/manifests/{DIGEST}"
+    pushes.raise_ = AnswerTooLarge(child, MAX_MANIFEST_BYTES)
+    response = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
+    assert response.status_code == 400
+    assert errors(response) == [
+        {
+            "code": "MANIFEST_INVALID",
+            "message": "a manifest this one names is too large to judge: the registry's"
+            f" answer to GET {child} is over {MAX_MANIFEST_BYTES} bytes",
+        }
+    ]
 
 
 def test_a_registry_that_does_not_answer_is_503(client: FlaskClient, registry: Registry) -> None:
