@@ -371,8 +371,22 @@ def _bad_manifest_reference(method: str, reference: str) -> RegistryError:
     return manifest_invalid(why) if method == "PUT" else manifest_unknown(why)
 
 
+REFERRERS_NOT_OFFERED_STATUS: Final = 404
+"""The status of a referrers query here: what a registry without the referrers API answers
+(distribution 3.1 has no such route), and the one on which a client "MUST fallback" to
+the referrers tag schema (spec.md, Unavailable Referrers API); a 405 would fail it."""
+
+
 def require_offered(route: Route) -> None:
     """UNSUPPORTED for what the spec has but the front door does not offer, saying why."""
+    if route.kind == "referrers":
+        raise RegistryError(
+            UNSUPPORTED,
+            "the referrers API is not offered: the registry would list manifests naming this"
+            " one whether or not the Image API records them; use the referrers tag schema"
+            " (a tag <alg>-<digest>), which is judged and recorded like any tag",
+            status=REFERRERS_NOT_OFFERED_STATUS,
+        )
     if route.kind == "catalog":
         raise unsupported(
             "the repository catalog is not offered: it would list repositories in namespaces"

@@ -364,6 +364,7 @@ def test_a_registry_that_does_not_answer_is_503(client: FlaskClient, registry: R
         ("DELETE", "/v2/team-a/app/manifests/v1", 405, "UNSUPPORTED"),
         ("DELETE", f"/v2/team-a/app/blobs/{DIGEST}", 405, "UNSUPPORTED"),
         ("GET", "/v2/_catalog", 405, "UNSUPPORTED"),
+        ("GET", f"/v2/team-a/app/referrers/{DIGEST}", 404, "UNSUPPORTED"),
         ("GET", "/v2/team-a/a/b/tags/list", 400, "NAME_INVALID"),
         ("GET", "/v2/nothing-here", 404, "NAME_UNKNOWN"),
         ("POST", "/v2/team-a/app/manifests/v1", 405, "UNSUPPORTED"),
