@@ -254,7 +254,7 @@ class FrontDoor:
         query = request.query_string.decode("latin-1")
         if route.kind == "upload_start":
             self._uploads.admit_start(route)
-            query = self._mount_query(user, query)
+            query = self._mount_query(route, user, query)
         # The path that was checked, rebuilt from the route: never the client's own text.
         path = oci.route_path(route) + (f"?{query}" if query else "")
         length = request.content_length
@@ -276,19 +276,23 @@ class FrontDoor:
             metrics.BYTES("received").inc(length)
         return _streamed(answer, "sent")
 
-    def _mount_query(self, user: User, query: str) -> str:
-        """A cross-repository mount needs pull on the source: without it (or when the
-        parameters do not name one we can check), they are dropped and a plain upload
-        starts (what distribution does when a mount cannot be made), so no one reads a
-        blob through another's repository. The query is rebuilt from its decoded form,
-        as the registry will decode it: ``%66rom=`` is ``from=`` to it too."""
+    def _mount_query(self, route: oci.Route, user: User, query: str) -> str:
+        """A cross-repository mount needs pull on the source, and a blob within the
+        target namespace's largest image: otherwise (or when the parameters do not name
+        one we can check), they are dropped and a plain upload starts (what distribution
+        does when a mount cannot be made), so no one reads a blob through another's
+        repository, and no blob skips the upload bound. The query is rebuilt from its
+        decoded form, as the registry will decode it: ``%66rom=`` is ``from=`` to it too."""
         args = request.args
         if "mount" not in args and "from" not in args:
             return query
         source = oci.mount_source(args)
         if source is not None:
-            namespace, _ = oci.split_repository(source[1])
-            if self._access.allowed(user, namespace, PULL):
+            digest, repository = source
+            namespace, _ = oci.split_repository(repository)
+            if self._access.allowed(user, namespace, PULL) and self._uploads.mount_fits(
+                route, digest, repository
+            ):
                 return query
         kept = [(k, v) for k, v in args.items(multi=True) if k not in MOUNT_PARAMETERS]
         return urlencode(kept)

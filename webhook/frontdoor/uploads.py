@@ -14,7 +14,10 @@ stream rather than at commit, so the bytes never reach the registry:
   upload session counts (a PATCH goes on from the session's offset), and the request to
   the registry is cut the moment its next chunk would pass the bound. Raising from the
   body iterator makes urllib3 drop the connection, so the registry never completes the
-  blob; the upload left behind is reclaimed by the registry's upload purging.
+  blob; the upload left behind is reclaimed by the registry's upload purging. A
+  cross-repository mount streams nothing, so the blob it would link is measured first
+  (its size by digest, ``blobsizes``): one over the bound is not mounted, and the plain
+  upload that starts instead is bounded as it streams.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from quota.limitchecks import IMAGE_STREAM_KIND, limit_exceeded_message
 from quota.limits import Limit
 from quota.resources import IMAGE_STORAGE
 from webhook.frontdoor import distribution as oci
+from webhook.frontdoor.blobsizes import BlobSizes
 from webhook.frontdoor.pushes import PushDenied
+from webhook.frontdoor.records import RecordFailed
 from webhook.frontdoor.upstream import UpstreamResponse
 from webhook.httpjson import brief
 
@@ -100,15 +105,35 @@ def chunk_start(route: oci.Route, content_range: str | None, length: int | None)
 
 
 class Uploads:
-    def __init__(self, rules: UploadRules, registry: Status) -> None:
+    def __init__(
+        self, rules: UploadRules, registry: Status, sizes: BlobSizes | None = None
+    ) -> None:
+        """``sizes``: the registry's blob sizes (by default asked of ``registry``); the
+        worker shares one with its manifest PUTs, so a layer is asked once."""
         self._rules = rules
         self._registry = registry
+        self._sizes = sizes or BlobSizes(registry)
 
     def admit_start(self, route: oci.Route) -> None:
         """``PushDenied`` when no upload may start in the route's repository."""
         decision = self._rules.upload_room(route.namespace or "", route.name or "")
         if not decision.allowed:
             raise PushDenied(decision.message, retryable=decision.code == 503)
+
+    def mount_fits(self, route: oci.Route, digest: str, source: str) -> bool:
+        """Whether blob ``digest``, mounted from repository ``source``, is within the
+        route's namespace's largest image: a mount links the blob with no byte streamed
+        through the bound. A size the registry cannot say is no fit (the plain upload
+        that follows is bounded); a blob it lacks in ``source`` is the registry's to
+        refuse (it then starts a plain upload itself)."""
+        limit = self._rules.largest_image(route.namespace or "")
+        if limit is None:
+            return True
+        try:
+            size = self._sizes.size(source, digest)
+        except RecordFailed:
+            return False
+        return size is None or size <= limit.maximum
 
     def bound(
         self,

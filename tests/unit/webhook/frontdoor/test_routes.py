@@ -290,6 +290,45 @@ def test_a_mount_from_a_repository_the_pusher_cannot_read_becomes_an_upload(
     ]
 
 
+def test_a_mount_of_a_blob_over_the_largest_image_becomes_a_bounded_upload(
+    client: FlaskClient, registry: Registry
+) -> None:
+    """The mount would link the blob with no byte passing the upload bound: its size is
+    asked first (the fake registry holds every blob at 5 bytes), once per digest."""
+    mount = f"/v2/team-a/app/blobs/uploads/?mount={DIGEST}&from=team-a/other"
+    RULES[id(registry)].limit = Limit(Decimal(4), "image-limits")
+    client.post(mount, headers=basic(EDITOR))
+    RULES[id(registry)].limit = Limit(Decimal(5), "image-limits")
+    client.post(mount, headers=basic(EDITOR))
+    assert [(method, path) for method, path, _, _ in registry.requests] == [
+        ("HEAD", f"/v2/team-a/other/blobs/{DIGEST}"),
+        ("POST", "/v2/team-a/app/blobs/uploads/"),
+        ("POST", f"/v2/team-a/app/blobs/uploads/?mount={DIGEST}&from=team-a/other"),
+    ]
+
+
+def test_a_mount_whose_size_the_registry_cannot_say_becomes_a_bounded_upload() -> None:
+    class NoSize(Registry):
+        def request(self, method: str, *args: Any, **kwargs: Any) -> UpstreamResponse:
+            answer = super().request(method, *args, **kwargs)
+            return UpstreamResponse(503, [], iter([]), None) if method == "HEAD" else answer
+
+    failing = NoSize()
+    RULES[id(failing)] = UploadRules()
+    RULES[id(failing)].limit = Limit(Decimal(1000), "image-limits")
+    try:
+        door_client(failing, Pushes()).post(
+            f"/v2/team-a/app/blobs/uploads/?mount={DIGEST}&from=team-a/other",
+            headers=basic(EDITOR),
+        )
+    finally:
+        RULES.pop(id(failing))
+    assert [(method, path) for method, path, _, _ in failing.requests] == [
+        ("HEAD", f"/v2/team-a/other/blobs/{DIGEST}"),
+        ("POST", "/v2/team-a/app/blobs/uploads/"),
+    ]
+
+
 def test_a_manifest_put_goes_to_the_judge_with_its_body(
     client: FlaskClient, pushes: Pushes
 ) -> None:
