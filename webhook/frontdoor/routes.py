@@ -28,6 +28,7 @@ from quota.served import tag_page
 from webhook.frontdoor import distribution as oci
 from webhook.frontdoor import metrics
 from webhook.frontdoor.access import PULL, PUSH, Access, challenge, scope, token_from
+from webhook.frontdoor.blobsizes import RedirectedHead
 from webhook.frontdoor.manifestgate import ManifestGate
 from webhook.frontdoor.manifests import MAX_MANIFEST_BYTES
 from webhook.frontdoor.pushes import RETRY_AFTER_SECONDS, ManifestPut, ManifestPuts, PushDenied
@@ -228,6 +229,11 @@ class FrontDoor:
             if err.retryable:
                 return _error(oci.unavailable(err.message, RETRY_AFTER_SECONDS))
             return _error(oci.denied(err.message))
+        except RedirectedHead as err:
+            # The registry's configuration: logged once where it is found (blobsizes).
+            return _error(
+                oci.unavailable(f"{err}; see the front door's install guide", RETRY_AFTER_SECONDS)
+            )
         except RecordFailed as err:
             log.warning("recording a push failed: %s", err)
             message = f"recording the push in the Image API failed ({err}); retry"

@@ -25,6 +25,7 @@ from quota.limits import Limit
 from quota.served import RecordedRepository
 from webhook.app import create_app
 from webhook.frontdoor.access import Access
+from webhook.frontdoor.blobsizes import RedirectedHead
 from webhook.frontdoor.manifestgate import ManifestGate
 from webhook.frontdoor.manifests import MAX_MANIFEST_BYTES
 from webhook.frontdoor.pushes import ManifestPut, PushDenied
@@ -387,6 +388,24 @@ def test_a_child_manifest_over_the_limit_is_400_manifest_invalid_never_a_500(
             "code": "MANIFEST_INVALID",
             "message": "a manifest this one names is too large to judge: the registry's"
             f" answer to GET {child} is over {MAX_MANIFEST_BYTES} bytes",
+        }
+    ]
+
+
+def test_a_registry_that_redirects_blob_heads_is_503_naming_the_setting_to_change(
+    client: FlaskClient, pushes: Pushes
+) -> None:
+    """Not "recording the push failed; retry": no retry passes until the registry's
+    configuration changes."""
+    pushes.raise_ = RedirectedHead(DIGEST, 307)
+    response = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
+    assert response.status_code == 503
+    assert errors(response) == [
+        {
+            "code": "UNAVAILABLE",
+            "message": f"the registry answered the HEAD of blob {DIGEST} with a redirect"
+            " (HTTP 307), which carries no size: its configuration must set"
+            " storage.redirect.disable: true; see the front door's install guide",
         }
     ]
 
