@@ -361,3 +361,36 @@ def test_crane_pushing_a_layer_past_the_largest_image_prints_the_limit_and_store
     assert 'set by LimitRange "image-limits"' in result.stderr
     [layer] = image.layers
     assert upstream(door, "HEAD", f"/v2/{ns}/app/blobs/{layer.digest}").status_code == 404
+
+
+def test_a_content_range_past_an_int64_is_416_blob_upload_invalid_never_a_500(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor
+) -> None:
+    """The review's reproduction: a LimitRange, then a 1-byte chunk whose range starts at
+    a 5,000-digit offset (Python parses at most 4,300)."""
+    stack.apply(image_limit("1Mi"), "-n", ns)
+    registry = Registry(door, account(stack, ns, "builder", "registry-editor"))
+    wait_for_the_1mi_limit(stack, registry, f"{ns}/app")
+    location = registry("POST", f"/v2/{ns}/app/blobs/uploads/").headers["Location"]
+    claim = {"Content-Type": "application/octet-stream", "Content-Range": "1" * 5000 + "-1"}
+    response = registry("PATCH", location, data=b"x", headers=claim)
+    assert response.status_code == 416, response.text
+    assert error(response)["code"] == "BLOB_UPLOAD_INVALID"
+    assert "Traceback" not in response.text
+
+
+def test_a_mount_of_a_blob_over_the_largest_image_is_a_bounded_upload_instead(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor
+) -> None:
+    """A blob uploaded before the 1Mi limit, mounted into another repository after it:
+    the mount would link 2 MiB with no byte passing the upload bound."""
+    registry = Registry(door, account(stack, ns, "builder", "registry-editor"))
+    blob = random_bytes(2 * MIB, seed=61)
+    assert upload(registry, f"{ns}/src", blob).status_code == 201
+    stack.apply(image_limit("1Mi"), "-n", ns)
+    wait_for_the_1mi_limit(stack, registry, f"{ns}/app")
+    mount = f"/v2/{ns}/app/blobs/uploads/?mount={sha256(blob)}&from={ns}/src"
+    response = registry("POST", mount)
+    assert response.status_code == 202, response.text  # an upload session, not 201 mounted
+    assert upstream(door, "HEAD", f"/v2/{ns}/app/blobs/{sha256(blob)}").status_code == 404
+    assert upstream(door, "HEAD", f"/v2/{ns}/src/blobs/{sha256(blob)}").status_code == 200

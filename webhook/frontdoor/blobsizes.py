@@ -10,10 +10,17 @@ A digest names its content, so its size never changes: sizes are cached by diges
 in a bounded LRU, and a layer shared by many images is asked once per worker. The cache
 does not answer whether a blob is linked into this repository; the registry's own
 manifest PUT still refuses a manifest naming a blob the repository lacks.
+
+A registry on object storage answers a blob's HEAD with a redirect to the storage (on by
+default for distribution's S3, GCS and Azure drivers), which carries no size, and a
+presigned GET URL refuses a HEAD, so it is not followed: every push would fail, and the
+answer names the registry setting that ends it (``storage.redirect.disable``), logged
+once per worker rather than on every push.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -23,6 +30,10 @@ from webhook.frontdoor import distribution as oci
 from webhook.frontdoor.records import RecordFailed
 from webhook.frontdoor.upstream import UpstreamResponse
 
+log = logging.getLogger(__name__)
+
+REDIRECT_SETTING: Final = "storage.redirect.disable: true"
+"""The distribution setting that makes a blob HEAD answer its size (docs/install.md)."""
 MAX_CACHED_SIZES: Final = 16_384
 """Digests whose size a worker remembers: an entry (a 71-character digest and an int) is
 some 200 bytes, so about 3 MiB, the layers of a few thousand images."""
@@ -34,6 +45,17 @@ class Head(Protocol):
     ) -> UpstreamResponse: ...
 
 
+class RedirectedHead(RecordFailed):
+    """The registry answered a blob's HEAD with a redirect: its configuration, not a
+    passing fault, so the message says what to change."""
+
+    def __init__(self, digest: str, status: int) -> None:
+        super().__init__(
+            f"the registry answered the HEAD of blob {digest} with a redirect (HTTP {status}),"
+            f" which carries no size: its configuration must set {REDIRECT_SETTING}"
+        )
+
+
 class BlobSizes:
     """Blob sizes as the registry holds them, by digest; shared by a worker's threads."""
 
@@ -42,10 +64,12 @@ class BlobSizes:
         self._capacity = capacity
         self._sizes: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.Lock()
+        self._redirect_logged = False
 
     def size(self, repository: str, digest: str) -> int | None:
         """The size of blob ``digest`` (asked in ``repository``), or None when the registry
-        does not have it there. ``RecordFailed`` when the registry cannot say."""
+        does not have it there. ``RecordFailed`` when the registry cannot say
+        (:class:`RedirectedHead` when it redirects)."""
         with self._lock:
             if digest in self._sizes:
                 self._sizes.move_to_end(digest)
@@ -58,6 +82,8 @@ class BlobSizes:
             answer.close()
         if answer.status == 404:
             return None
+        if 300 <= answer.status < 400:
+            self._log_redirect(RedirectedHead(digest, answer.status))
         if answer.status != 200 or answer.length is None:
             raise RecordFailed(f"the registry's HEAD of blob {digest}: HTTP {answer.status}")
         with self._lock:
@@ -66,6 +92,15 @@ class BlobSizes:
             while len(self._sizes) > self._capacity:
                 self._sizes.popitem(last=False)
         return answer.length
+
+    def _log_redirect(self, err: RedirectedHead) -> None:
+        """Raise ``err``, logging it the first time only: it repeats on every push until
+        the registry is reconfigured."""
+        with self._lock:
+            first, self._redirect_logged = not self._redirect_logged, True
+        if first:
+            log.error("%s (docs/install.md, The front door)", err)
+        raise err
 
     def check(self, repository: str, field: str, digest: str, declared: int) -> None:
         """MANIFEST_BLOB_UNKNOWN when the registry lacks the blob, MANIFEST_INVALID naming

@@ -25,6 +25,7 @@ from webhook.pushreview.review import DIGEST, DNS_LABEL, DNS_SUBDOMAIN, MAX_NAME
 # The spec's error codes used here, and their statuses: the spec's table of codes and
 # distribution's registry/api/errcode (register.go) and registry/api/v2/errors.go.
 BLOB_UNKNOWN: Final = "BLOB_UNKNOWN"
+BLOB_UPLOAD_INVALID: Final = "BLOB_UPLOAD_INVALID"
 BLOB_UPLOAD_UNKNOWN: Final = "BLOB_UPLOAD_UNKNOWN"
 DENIED: Final = "DENIED"
 DIGEST_INVALID: Final = "DIGEST_INVALID"
@@ -41,6 +42,7 @@ UNAVAILABLE: Final = "UNAVAILABLE"
 
 STATUS: Final[Mapping[str, int]] = {
     BLOB_UNKNOWN: 404,
+    BLOB_UPLOAD_INVALID: 404,  # distribution's ErrorCodeBlobUploadInvalid
     BLOB_UPLOAD_UNKNOWN: 404,
     DENIED: 403,
     DIGEST_INVALID: 400,
@@ -56,13 +58,19 @@ STATUS: Final[Mapping[str, int]] = {
     UNAVAILABLE: 503,  # distribution's ErrorCodeUnavailable (errcode/register.go)
 }
 """The HTTP status of each code, as distribution answers it."""
+RANGE_NOT_SATISFIABLE: Final = 416
+"""The status of a chunk whose ``Content-Range`` the registry cannot take: the spec's
+answer to a chunk "uploaded out of order" (spec.md, Pushing a blob in chunks), and the
+status of distribution's RANGE_INVALID (errcode/register.go), a code outside the spec's
+set, so the front door says it with the spec's BLOB_UPLOAD_INVALID."""
 
 
 class RegistryError(Exception):
     """A refusal in the distribution spec's error format; ``status`` follows from ``code``.
 
     ``headers`` are the ones the answer must carry (``Allow`` on a 405, ``Retry-After``
-    on a 429); ``detail`` is optional JSON, left out of the body when None, as
+    on a 429); ``status`` is given only where the spec asks another than the code's own
+    (a 416 for a range); ``detail`` is optional JSON, left out of the body when None, as
     distribution leaves it out (``omitempty``).
     """
 
@@ -72,9 +80,10 @@ class RegistryError(Exception):
         message: str,
         detail: Any = None,
         headers: Mapping[str, str] | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(f"{code}: {message}")
-        self.status: int = STATUS[code]
+        self.status: int = STATUS[code] if status is None else status
         self.code = code
         self.message = message
         self.detail = detail
@@ -122,6 +131,11 @@ def blob_unknown(message: str) -> RegistryError:
 
 def blob_upload_unknown(message: str) -> RegistryError:
     return RegistryError(BLOB_UPLOAD_UNKNOWN, message)
+
+
+def range_invalid(message: str) -> RegistryError:
+    """A chunk's ``Content-Range`` the upload cannot take: 416, as distribution answers."""
+    return RegistryError(BLOB_UPLOAD_INVALID, message, status=RANGE_NOT_SATISFIABLE)
 
 
 def size_invalid(message: str) -> RegistryError:
@@ -357,8 +371,22 @@ def _bad_manifest_reference(method: str, reference: str) -> RegistryError:
     return manifest_invalid(why) if method == "PUT" else manifest_unknown(why)
 
 
+REFERRERS_NOT_OFFERED_STATUS: Final = 404
+"""The status of a referrers query here: what a registry without the referrers API answers
+(distribution 3.1 has no such route), and the one on which a client "MUST fallback" to
+the referrers tag schema (spec.md, Unavailable Referrers API); a 405 would fail it."""
+
+
 def require_offered(route: Route) -> None:
     """UNSUPPORTED for what the spec has but the front door does not offer, saying why."""
+    if route.kind == "referrers":
+        raise RegistryError(
+            UNSUPPORTED,
+            "the referrers API is not offered: the registry would list manifests naming this"
+            " one whether or not the Image API records them; use the referrers tag schema"
+            " (a tag <alg>-<digest>), which is judged and recorded like any tag",
+            status=REFERRERS_NOT_OFFERED_STATUS,
+        )
     if route.kind == "catalog":
         raise unsupported(
             "the repository catalog is not offered: it would list repositories in namespaces"

@@ -15,6 +15,7 @@ from kube.settings import Settings
 from webhook.app import create_app
 from webhook.caches import PushCaches
 from webhook.frontdoor.access import Access
+from webhook.frontdoor.blobsizes import BlobSizes
 from webhook.frontdoor.pushes import ManifestPuts
 from webhook.frontdoor.reads import ManifestReads
 from webhook.frontdoor.records import ImageRecords
@@ -58,15 +59,21 @@ def build_frontdoor_app(settings: Settings) -> Flask:
     upstream = Upstream(settings.upstream_registry, settings.upstream_ca_file)
     records = ImageRecords(client.CustomObjectsApi(api))
     reads = ManifestReads(caches, records)
+    sizes = BlobSizes(upstream)
     pushes = ManifestPuts(
-        judge, records, upstream, settings.internal_registry, image_saved=reads.recorded
+        judge,
+        records,
+        upstream,
+        settings.internal_registry,
+        blobs=sizes,
+        image_saved=reads.recorded,
     )
     door = FrontDoor(
         access,
         upstream,
         pushes,
         reads=reads,
-        uploads=Uploads(judge, upstream),
+        uploads=Uploads(judge, upstream, sizes),
     )
     return create_app([frontdoor_blueprint(door)], readiness=[caches.not_ready])
 

@@ -28,13 +28,20 @@ from quota.served import tag_page
 from webhook.frontdoor import distribution as oci
 from webhook.frontdoor import metrics
 from webhook.frontdoor.access import PULL, PUSH, Access, challenge, scope, token_from
+from webhook.frontdoor.blobsizes import RedirectedHead
 from webhook.frontdoor.manifestgate import ManifestGate
 from webhook.frontdoor.manifests import MAX_MANIFEST_BYTES
 from webhook.frontdoor.pushes import RETRY_AFTER_SECONDS, ManifestPut, ManifestPuts, PushDenied
 from webhook.frontdoor.reads import ManifestReads
 from webhook.frontdoor.records import RecordFailed
 from webhook.frontdoor.uploads import Uploads
-from webhook.frontdoor.upstream import BodyIncomplete, Upstream, UpstreamResponse, request_body
+from webhook.frontdoor.upstream import (
+    AnswerTooLarge,
+    BodyIncomplete,
+    Upstream,
+    UpstreamResponse,
+    request_body,
+)
 from webhook.httpjson import ServerBusy, brief
 from webhook.pushreview.auth import TooManyReviews, User
 
@@ -222,12 +229,22 @@ class FrontDoor:
             if err.retryable:
                 return _error(oci.unavailable(err.message, RETRY_AFTER_SECONDS))
             return _error(oci.denied(err.message))
+        except RedirectedHead as err:
+            # The registry's configuration: logged once where it is found (blobsizes).
+            return _error(
+                oci.unavailable(f"{err}; see the front door's install guide", RETRY_AFTER_SECONDS)
+            )
         except RecordFailed as err:
             log.warning("recording a push failed: %s", err)
             message = f"recording the push in the Image API failed ({err}); retry"
             return _error(oci.unavailable(message, RETRY_AFTER_SECONDS))
         except BodyIncomplete as err:
             return _incomplete(err, seen.route)
+        except AnswerTooLarge as err:
+            # Only a manifest an index names is read whole: the client pushed it, and the
+            # index naming it cannot be judged.
+            message = f"a manifest this one names is too large to judge: {err}"
+            return _error(oci.manifest_invalid(message))
         except (HTTPError, OSError) as err:
             log.warning("the upstream registry failed: %s", type(err).__name__)
             message = "the registry behind the front door did not answer; retry"
@@ -243,7 +260,7 @@ class FrontDoor:
         query = request.query_string.decode("latin-1")
         if route.kind == "upload_start":
             self._uploads.admit_start(route)
-            query = self._mount_query(user, query)
+            query = self._mount_query(route, user, query)
         # The path that was checked, rebuilt from the route: never the client's own text.
         path = oci.route_path(route) + (f"?{query}" if query else "")
         length = request.content_length
@@ -265,19 +282,23 @@ class FrontDoor:
             metrics.BYTES("received").inc(length)
         return _streamed(answer, "sent")
 
-    def _mount_query(self, user: User, query: str) -> str:
-        """A cross-repository mount needs pull on the source: without it (or when the
-        parameters do not name one we can check), they are dropped and a plain upload
-        starts (what distribution does when a mount cannot be made), so no one reads a
-        blob through another's repository. The query is rebuilt from its decoded form,
-        as the registry will decode it: ``%66rom=`` is ``from=`` to it too."""
+    def _mount_query(self, route: oci.Route, user: User, query: str) -> str:
+        """A cross-repository mount needs pull on the source, and a blob within the
+        target namespace's largest image: otherwise (or when the parameters do not name
+        one we can check), they are dropped and a plain upload starts (what distribution
+        does when a mount cannot be made), so no one reads a blob through another's
+        repository, and no blob skips the upload bound. The query is rebuilt from its
+        decoded form, as the registry will decode it: ``%66rom=`` is ``from=`` to it too."""
         args = request.args
         if "mount" not in args and "from" not in args:
             return query
         source = oci.mount_source(args)
         if source is not None:
-            namespace, _ = oci.split_repository(source[1])
-            if self._access.allowed(user, namespace, PULL):
+            digest, repository = source
+            namespace, _ = oci.split_repository(repository)
+            if self._access.allowed(user, namespace, PULL) and self._uploads.mount_fits(
+                route, digest, repository
+            ):
                 return query
         kept = [(k, v) for k, v in args.items(multi=True) if k not in MOUNT_PARAMETERS]
         return urlencode(kept)

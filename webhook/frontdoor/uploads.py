@@ -14,7 +14,10 @@ stream rather than at commit, so the bytes never reach the registry:
   upload session counts (a PATCH goes on from the session's offset), and the request to
   the registry is cut the moment its next chunk would pass the bound. Raising from the
   body iterator makes urllib3 drop the connection, so the registry never completes the
-  blob; the upload left behind is reclaimed by the registry's upload purging.
+  blob; the upload left behind is reclaimed by the registry's upload purging. A
+  cross-repository mount streams nothing, so the blob it would link is measured first
+  (its size by digest, ``blobsizes``): one over the bound is not mounted, and the plain
+  upload that starts instead is bounded as it streams.
 """
 
 from __future__ import annotations
@@ -28,12 +31,26 @@ from quota.limitchecks import IMAGE_STREAM_KIND, limit_exceeded_message
 from quota.limits import Limit
 from quota.resources import IMAGE_STORAGE
 from webhook.frontdoor import distribution as oci
+from webhook.frontdoor.blobsizes import BlobSizes
 from webhook.frontdoor.pushes import PushDenied
+from webhook.frontdoor.records import RecordFailed
 from webhook.frontdoor.upstream import UpstreamResponse
+from webhook.httpjson import brief
 
-CONTENT_RANGE: Final = re.compile(r"(\d+)-(\d+)")
-"""A chunk's ``Content-Range`` (``<start>-<end>``, no unit: the distribution spec's form)."""
-UPLOAD_RANGE: Final = re.compile(r"0-(\d+)")
+MAX_OFFSET: Final = 2**63 - 1
+"""The largest offset a registry reads: distribution parses a range with
+``strconv.ParseInt(s, 10, 64)`` (registry/handlers/helpers.go), an int64."""
+MAX_OFFSET_DIGITS: Final = len(str(MAX_OFFSET))
+"""Digits of an int64 (19): a longer offset is never parsed, as no registry could hold it
+and Python refuses to read an int past 4,300 digits."""
+_OFFSET: Final = rf"([0-9]{{1,{MAX_OFFSET_DIGITS}}})"
+CONTENT_RANGE: Final = re.compile(rf"{_OFFSET}-{_OFFSET}")
+"""A chunk's ``Content-Range`` (``<start>-<end>``, no unit: the distribution spec's form),
+in ASCII digits, as ``ParseInt`` reads them."""
+RANGED_METHODS: Final = frozenset({"PATCH", "PUT"})
+"""The upload requests whose ``Content-Range`` distribution reads (PatchBlobData and
+PutBlobUploadComplete), when a Content-Length comes with it."""
+UPLOAD_RANGE: Final = re.compile(rf"0-{_OFFSET}")
 """An upload's status ``Range``: the bytes the session holds (distribution's
 ``blobUploadResponse``). It says ``0-0`` for none and for one byte alike: read as none,
 the count is at most one byte short."""
@@ -68,16 +85,55 @@ def bounded(chunks: Iterable[bytes], offset: int, limit: Limit, name: str) -> It
         yield chunk
 
 
+def chunk_start(route: oci.Route, content_range: str | None, length: int | None) -> int | None:
+    """Where a chunk's ``Content-Range`` says it starts, or None when the registry reads
+    none on this request (a POST, no range, or no Content-Length beside it).
+
+    BLOB_UPLOAD_INVALID (416) for a range the registry could not read: distribution's own
+    answer to one is a 500 (its ``ErrorCodeUnknown``), and a range past the 4,300 digits
+    Python parses would be ours."""
+    given = (content_range or "").strip()
+    if route.kind != "upload" or route.method not in RANGED_METHODS or not given or length is None:
+        return None
+    match = CONTENT_RANGE.fullmatch(given)
+    if match is None or int(match[1]) > MAX_OFFSET or int(match[2]) > MAX_OFFSET:
+        raise oci.range_invalid(
+            f"Content-Range {brief(given)} is not <start>-<end> with offsets of at most"
+            f" {MAX_OFFSET_DIGITS} digits, at most {MAX_OFFSET} (an int64)"
+        )
+    return int(match[1])
+
+
 class Uploads:
-    def __init__(self, rules: UploadRules, registry: Status) -> None:
+    def __init__(
+        self, rules: UploadRules, registry: Status, sizes: BlobSizes | None = None
+    ) -> None:
+        """``sizes``: the registry's blob sizes (by default asked of ``registry``); the
+        worker shares one with its manifest PUTs, so a layer is asked once."""
         self._rules = rules
         self._registry = registry
+        self._sizes = sizes or BlobSizes(registry)
 
     def admit_start(self, route: oci.Route) -> None:
         """``PushDenied`` when no upload may start in the route's repository."""
         decision = self._rules.upload_room(route.namespace or "", route.name or "")
         if not decision.allowed:
             raise PushDenied(decision.message, retryable=decision.code == 503)
+
+    def mount_fits(self, route: oci.Route, digest: str, source: str) -> bool:
+        """Whether blob ``digest``, mounted from repository ``source``, is within the
+        route's namespace's largest image: a mount links the blob with no byte streamed
+        through the bound. A size the registry cannot say is no fit (the plain upload
+        that follows is bounded); a blob it lacks in ``source`` is the registry's to
+        refuse (it then starts a plain upload itself)."""
+        limit = self._rules.largest_image(route.namespace or "")
+        if limit is None:
+            return True
+        try:
+            size = self._sizes.size(source, digest)
+        except RecordFailed:
+            return False
+        return size is None or size <= limit.maximum
 
     def bound(
         self,
@@ -89,32 +145,32 @@ class Uploads:
     ) -> Iterator[bytes]:
         """The body of an upload request, bounded at the namespace's largest image.
 
-        ``PushDenied`` at once when the client's own Content-Length says it would pass
-        the bound; otherwise the body is cut while it streams."""
+        BLOB_UPLOAD_INVALID first, limit or none, for a ``Content-Range`` the registry
+        could not read (:func:`chunk_start`). ``PushDenied`` at once when the client's
+        own Content-Length says it would pass the bound; otherwise the body is cut while
+        it streams."""
+        start = chunk_start(route, content_range, length)
         limit = self._rules.largest_image(route.namespace or "")
         if limit is None or length == 0:
             return body
-        offset = self._offset(route, query, content_range, length)
+        offset = self._offset(route, query, start)
         name = route.name or ""
         if length is not None and offset + length > limit.maximum:
             raise PushDenied(too_large(name, offset + length, limit))
         return bounded(body, offset, limit, name)
 
-    def _offset(
-        self, route: oci.Route, query: str, content_range: str | None, length: int | None
-    ) -> int:
+    def _offset(self, route: oci.Route, query: str, start: int | None) -> int:
         """Bytes the upload session holds before this request's body.
 
-        A POST starts a session. A PATCH's ``Content-Range`` says where its chunk goes
-        when it comes with a Content-Length: distribution refuses the chunk (416) unless
-        it starts at the session's size, so the client cannot understate it. Otherwise
+        A POST starts a session. A PATCH's ``Content-Range`` (``start``) says where its
+        chunk goes when it comes with a Content-Length: distribution refuses the chunk
+        (416) unless it starts at the session's size, so the client cannot understate it. Otherwise
         the registry is asked (the upload's status), with the client's query, which
         carries the session's signed state."""
         if route.kind == "upload_start":
             return 0
-        given = CONTENT_RANGE.fullmatch((content_range or "").strip())
-        if route.method == "PATCH" and given is not None and length is not None:
-            return int(given[1])
+        if route.method == "PATCH" and start is not None:
+            return start
         path = oci.route_path(route) + (f"?{query}" if query else "")
         answer = self._registry.request("GET", path, {})
         try:

@@ -137,14 +137,15 @@ class Upstream:
         )
 
     def read(self, path: str, headers: Mapping[str, str], limit: int) -> tuple[int, bytes]:
-        """A small answer read whole (a child manifest), refused past ``limit`` bytes."""
+        """A small answer read whole (a child manifest); :class:`AnswerTooLarge` past
+        ``limit`` bytes."""
         response = self.request("GET", path, headers)
         try:
             data = bytearray()
             for chunk in response.body:
                 data += chunk
                 if len(data) > limit:
-                    raise ValueError(f"the registry's answer is over {limit} bytes")
+                    raise AnswerTooLarge(path, limit)
             return response.status, bytes(data)
         finally:
             response.close()
@@ -154,6 +155,18 @@ class Upstream:
         if name.lower() == "location" and value.startswith(self.origin + "/"):
             return value[len(self.origin) :]
         return value
+
+
+class AnswerTooLarge(Exception):
+    """An answer :meth:`Upstream.read` would hold whole is over its limit: what the
+    registry holds there is no small document (a manifest), and the request that needed
+    it is the client's to fix. Deliberately no ``ValueError``: nothing catches it by
+    accident, and the front door answers it as what it is."""
+
+    def __init__(self, path: str, limit: int) -> None:
+        super().__init__(f"the registry's answer to GET {path} is over {limit} bytes")
+        self.path = path
+        self.limit = limit
 
 
 def _stream(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:

@@ -82,6 +82,34 @@ def test_a_registry_that_cannot_say_fails_retryably(status: int) -> None:
         BlobSizes(Registry({A: 1}, status=status)).size("t/a", A)
 
 
+def test_a_redirected_head_names_the_registry_setting_and_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """distribution on S3, GCS or Azure redirects a blob HEAD to the storage (no size)
+    unless ``storage.redirect.disable`` is set: every push would fail the same way."""
+
+    class Redirecting(Registry):
+        def request(
+            self, method: str, path_and_query: str, headers: Mapping[str, str]
+        ) -> UpstreamResponse:
+            self.asked.append((method, path_and_query))
+            location = [("Location", "https://bucket.s3.example/blob?X-Amz-Signature=s")]
+            return UpstreamResponse(307, location, iter([]), 0)
+
+    registry = Redirecting({})
+    sizes = BlobSizes(registry)
+    with caplog.at_level("ERROR", logger="webhook.frontdoor.blobsizes"):
+        for _ in range(3):
+            with pytest.raises(RecordFailed) as failed:
+                sizes.size("t/a", A)
+            assert str(failed.value) == (
+                f"the registry answered the HEAD of blob {A} with a redirect (HTTP 307), which"
+                " carries no size: its configuration must set storage.redirect.disable: true"
+            )
+    assert len(registry.asked) == 3  # never followed, never remembered
+    assert caplog.messages == [f"{failed.value} (docs/install.md, The front door)"]
+
+
 def test_an_answer_without_a_length_fails_retryably() -> None:
     class NoLength(Registry):
         def request(

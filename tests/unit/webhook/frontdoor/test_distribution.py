@@ -294,6 +294,16 @@ def test_not_offered_is_405_saying_why(method: str, path: str, says: str) -> Non
     assert says in caught.value.message
 
 
+def test_the_referrers_api_is_not_offered_with_the_404_clients_fall_back_on() -> None:
+    """A 404 makes a client use the referrers tag schema (spec.md, Unavailable Referrers
+    API), a tag the front door judges; the registry's own list is never forwarded."""
+    with pytest.raises(RegistryError) as caught:
+        d.require_offered(parse_route("GET", f"/v2/t/a/referrers/{DIGEST}"))
+    assert (caught.value.status, caught.value.code) == (404, "UNSUPPORTED")
+    assert caught.value.message.startswith("the referrers API is not offered")
+    assert "referrers tag schema" in caught.value.message
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -345,6 +355,7 @@ def test_absent_or_malformed_mount_is_none(query: dict[str, str]) -> None:
         (d.blob_unknown("m"), 404, "BLOB_UNKNOWN"),
         (d.blob_upload_unknown("m"), 404, "BLOB_UPLOAD_UNKNOWN"),
         (d.size_invalid("m"), 400, "SIZE_INVALID"),
+        (d.range_invalid("m"), 416, "BLOB_UPLOAD_INVALID"),
         (d.unauthorized("m"), 401, "UNAUTHORIZED"),
         (d.denied("m"), 403, "DENIED"),
         (d.unsupported("m"), 405, "UNSUPPORTED"),

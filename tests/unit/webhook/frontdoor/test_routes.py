@@ -26,13 +26,15 @@ from quota.pushrecords import ANNOTATION_PUSHED_BY_DIGEST
 from quota.served import RecordedRepository
 from webhook.app import create_app
 from webhook.frontdoor.access import Access
+from webhook.frontdoor.blobsizes import RedirectedHead
 from webhook.frontdoor.manifestgate import ManifestGate
+from webhook.frontdoor.manifests import MAX_MANIFEST_BYTES
 from webhook.frontdoor.pushes import ManifestPut, PushDenied
 from webhook.frontdoor.reads import ManifestReads
 from webhook.frontdoor.records import RecordFailed
 from webhook.frontdoor.routes import MANIFEST_BODY_SECONDS, FrontDoor, frontdoor_blueprint
 from webhook.frontdoor.uploads import Uploads
-from webhook.frontdoor.upstream import BodyIncomplete, UpstreamResponse
+from webhook.frontdoor.upstream import AnswerTooLarge, BodyIncomplete, UpstreamResponse
 from webhook.pushreview.auth import TooManyReviews, User
 
 DIGEST = "sha256:" + "a" * 64
@@ -290,6 +292,45 @@ def test_a_mount_from_a_repository_the_pusher_cannot_read_becomes_an_upload(
     ]
 
 
+def test_a_mount_of_a_blob_over_the_largest_image_becomes_a_bounded_upload(
+    client: FlaskClient, registry: Registry
+) -> None:
+    """The mount would link the blob with no byte passing the upload bound: its size is
+    asked first (the fake registry holds every blob at 5 bytes), once per digest."""
+    mount = f"/v2/team-a/app/blobs/uploads/?mount={DIGEST}&from=team-a/other"
+    RULES[id(registry)].limit = Limit(Decimal(4), "image-limits")
+    client.post(mount, headers=basic(EDITOR))
+    RULES[id(registry)].limit = Limit(Decimal(5), "image-limits")
+    client.post(mount, headers=basic(EDITOR))
+    assert [(method, path) for method, path, _, _ in registry.requests] == [
+        ("HEAD", f"/v2/team-a/other/blobs/{DIGEST}"),
+        ("POST", "/v2/team-a/app/blobs/uploads/"),
+        ("POST", f"/v2/team-a/app/blobs/uploads/?mount={DIGEST}&from=team-a/other"),
+    ]
+
+
+def test_a_mount_whose_size_the_registry_cannot_say_becomes_a_bounded_upload() -> None:
+    class NoSize(Registry):
+        def request(self, method: str, *args: Any, **kwargs: Any) -> UpstreamResponse:
+            answer = super().request(method, *args, **kwargs)
+            return UpstreamResponse(503, [], iter([]), None) if method == "HEAD" else answer
+
+    failing = NoSize()
+    RULES[id(failing)] = UploadRules()
+    RULES[id(failing)].limit = Limit(Decimal(1000), "image-limits")
+    try:
+        door_client(failing, Pushes()).post(
+            f"/v2/team-a/app/blobs/uploads/?mount={DIGEST}&from=team-a/other",
+            headers=basic(EDITOR),
+        )
+    finally:
+        RULES.pop(id(failing))
+    assert [(method, path) for method, path, _, _ in failing.requests] == [
+        ("HEAD", f"/v2/team-a/other/blobs/{DIGEST}"),
+        ("POST", "/v2/team-a/app/blobs/uploads/"),
+    ]
+
+
 def test_a_manifest_put_goes_to_the_judge_with_its_body(
     client: FlaskClient, pushes: Pushes
 ) -> None:
@@ -334,6 +375,42 @@ def test_an_oversized_manifest_is_refused_unread(client: FlaskClient, pushes: Pu
     assert pushes.puts == []
 
 
+def test_a_child_manifest_over_the_limit_is_400_manifest_invalid_never_a_500(
+    client: FlaskClient, pushes: Pushes
+) -> None:
+    """An index whose child the registry holds at over 4 MiB: reading it back to measure
+    it stops at the limit (``Upstream.read``), and the push is the client's to fix."""
+    child = f"/v2/team-a/app/manifests/{DIGEST}"
+    pushes.raise_ = AnswerTooLarge(child, MAX_MANIFEST_BYTES)
+    response = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
+    assert response.status_code == 400
+    assert errors(response) == [
+        {
+            "code": "MANIFEST_INVALID",
+            "message": "a manifest this one names is too large to judge: the registry's"
+            f" answer to GET {child} is over {MAX_MANIFEST_BYTES} bytes",
+        }
+    ]
+
+
+def test_a_registry_that_redirects_blob_heads_is_503_naming_the_setting_to_change(
+    client: FlaskClient, pushes: Pushes
+) -> None:
+    """Not "recording the push failed; retry": no retry passes until the registry's
+    configuration changes."""
+    pushes.raise_ = RedirectedHead(DIGEST, 307)
+    response = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
+    assert response.status_code == 503
+    assert errors(response) == [
+        {
+            "code": "UNAVAILABLE",
+            "message": f"the registry answered the HEAD of blob {DIGEST} with a redirect"
+            " (HTTP 307), which carries no size: its configuration must set"
+            " storage.redirect.disable: true; see the front door's install guide",
+        }
+    ]
+
+
 def test_a_registry_that_does_not_answer_is_503(client: FlaskClient, registry: Registry) -> None:
     registry.fail = True
     response = client.get(f"/v2/team-a/app/blobs/{DIGEST}", headers=basic(VIEWER))
@@ -346,6 +423,7 @@ def test_a_registry_that_does_not_answer_is_503(client: FlaskClient, registry: R
         ("DELETE", "/v2/team-a/app/manifests/v1", 405, "UNSUPPORTED"),
         ("DELETE", f"/v2/team-a/app/blobs/{DIGEST}", 405, "UNSUPPORTED"),
         ("GET", "/v2/_catalog", 405, "UNSUPPORTED"),
+        ("GET", f"/v2/team-a/app/referrers/{DIGEST}", 404, "UNSUPPORTED"),
         ("GET", "/v2/team-a/a/b/tags/list", 400, "NAME_INVALID"),
         ("GET", "/v2/nothing-here", 404, "NAME_UNKNOWN"),
         ("POST", "/v2/team-a/app/manifests/v1", 405, "UNSUPPORTED"),
@@ -888,6 +966,38 @@ def test_an_upload_declaring_more_than_the_largest_image_is_refused_unsent(
     ]
     # Only the chunk within the limit went up, whole; nothing of the other.
     assert [(m, p, body) for m, p, _, body in registry.requests] == [("PATCH", path, b"x" * 100)]
+
+
+@pytest.mark.parametrize("limited", [True, False], ids=["limit", "no-limit"])
+@pytest.mark.parametrize(
+    ("method", "content_range"),
+    [
+        ("PATCH", "1" * 5000 + "-1"),  # past the 4,300 digits Python parses
+        ("PATCH", "0-" + "9" * 20),
+        ("PATCH", f"{2**63}-{2**63}"),  # 19 digits, one past an int64
+        ("PATCH", "bytes 0-0/1"),  # the HTTP form, no offsets distribution reads
+        ("PUT", "1" * 5000 + "-1"),
+    ],
+)
+def test_a_content_range_no_registry_can_read_is_416_blob_upload_invalid_never_a_500(
+    client: FlaskClient, registry: Registry, method: str, content_range: str, limited: bool
+) -> None:
+    """The reproduction: a namespace with a LimitRange, a 1-byte chunk whose range starts
+    at a 5,000-digit offset (without a limit distribution would answer it with a 500)."""
+    if limited:
+        RULES[id(registry)].limit = Limit(Decimal(1000), "image-limits")
+    response = client.open(
+        "/v2/team-a/app/blobs/uploads/abc",
+        method=method,
+        data=b"x",
+        headers={**basic(EDITOR), "Content-Range": content_range},
+    )
+    assert response.status_code == 416
+    (error,) = errors(response)
+    assert error["code"] == "BLOB_UPLOAD_INVALID"
+    assert "is not <start>-<end> with offsets of at most 19 digits" in error["message"]
+    assert len(error["message"]) < 300  # the range is echoed cut short
+    assert registry.requests == []
 
 
 def test_a_body_of_unknown_length_is_cut_once_it_passes_the_largest_image(

@@ -123,7 +123,13 @@ def test_a_patch_with_range_and_length_starts_where_its_range_says() -> None:
 
 @pytest.mark.parametrize(
     ("method", "content_range", "length"),
-    [("PATCH", None, None), ("PATCH", "900-999", None), ("PUT", None, 100), ("PUT", None, None)],
+    [
+        ("PATCH", None, None),
+        ("PATCH", "900-999", None),
+        ("PATCH", "1" * 5000 + "-1", None),  # no length: distribution reads no range
+        ("PUT", None, 100),
+        ("PUT", None, None),
+    ],
 )
 def test_otherwise_the_registry_is_asked_where_the_session_stands(
     method: str, content_range: str | None, length: int | None

@@ -20,6 +20,7 @@ from webhook.frontdoor.upstream import (
     BODY_READ_BYTES,
     CHUNK_BYTES,
     READ_SECONDS,
+    AnswerTooLarge,
     BodyIncomplete,
     Upstream,
     UpstreamResponse,
@@ -217,7 +218,7 @@ def test_the_path_goes_up_exactly_as_given_never_normalised(
 def test_a_small_answer_is_read_whole_up_to_a_limit(server: tuple[Upstream, Seen]) -> None:
     upstream, _ = server
     assert upstream.read("/v2/a/b/manifests/x", {}, 10) == (202, b"ok")
-    with pytest.raises(ValueError, match="over 100 bytes"):
+    with pytest.raises(AnswerTooLarge, match="over 100 bytes"):
         upstream.read("/v2/a/b/manifests/big", {}, 100)
 
 
