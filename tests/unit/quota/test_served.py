@@ -57,6 +57,17 @@ def test_a_malformed_status_records_no_tag(status: Any) -> None:
     assert current_images({"status": status}) == {}
 
 
+def test_a_malformed_or_repeated_entry_does_not_hide_the_tags_after_it() -> None:
+    tags = [
+        "nonsense",
+        {"tag": 7, "items": [{"image": A}]},
+        {"tag": "v1", "items": [{"image": A}]},
+        {"tag": "v1", "items": [{"image": B}]},
+        {"tag": "v2", "items": [{"image": C}]},
+    ]
+    assert current_images({"status": {"tags": tags}}) == {"v1": A, "v2": C}
+
+
 def test_a_tag_repeated_in_status_keeps_its_first_entry() -> None:
     assert current_images(stream(("v1", [A]), ("v1", [B]))) == {"v1": A}
 

@@ -3,6 +3,7 @@ stream holds (in the cache or, a moment ago, only in the API server) never is.""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,6 +72,17 @@ def test_a_tag_removed_from_a_stream_goes_and_the_others_stay() -> None:
     streams.cached["team-a/app"] = streams.live["team-a/app"] = stream("v1")
     reconciler(registry, streams).reconcile("team-a/app")
     assert registry.deleted == [("team-a/app", "v2")]
+
+
+def test_each_deleted_tag_is_logged_with_its_repository(caplog: pytest.LogCaptureFixture) -> None:
+    registry, streams = Registry({"team-a/app": ["v1", "v2"]}), Streams()
+    streams.cached["team-a/app"] = streams.live["team-a/app"] = stream("v1")
+    with caplog.at_level(logging.INFO, logger="controller.registrytags.reconciler"):
+        reconciler(registry, streams).reconcile("team-a/app")
+    lines = [(r.getMessage(), r.fields) for r in caplog.records]  # type: ignore[attr-defined]
+    assert lines == [
+        ("deleted a registry tag no ImageStream holds", {"repository": "team-a/app", "tag": "v2"})
+    ]
 
 
 def test_a_tag_the_cache_has_not_seen_yet_is_kept_on_the_live_read() -> None:

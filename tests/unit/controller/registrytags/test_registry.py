@@ -110,6 +110,20 @@ def test_tags_of_a_repository_and_none_for_an_unknown_one(fake: Fake) -> None:
     assert client(fake).tags("team-a/unknown") == []  # 404 NAME_UNKNOWN
 
 
+def test_a_repositorys_tags_are_read_page_by_page_through_the_link_header(fake: Fake) -> None:
+    first = f"/v2/team-a/app/tags/list?n={PAGE_SIZE}"
+    second = f"/v2/team-a/app/tags/list?last=v2&n={PAGE_SIZE}"
+    fake.answers[first] = (200, page("tags", ["v1", "v2"]), {"Link": f'<{second}>; rel="next"'})
+    fake.answers[second] = (200, page("tags", ["v3"]), {})
+    assert client(fake).tags("team-a/app") == ["v1", "v2", "v3"]
+
+
+@pytest.mark.parametrize("status", [200, 202])
+def test_a_delete_answered_ok_or_accepted_is_a_deletion(fake: Fake, status: int) -> None:
+    fake.answers["/v2/team-a/app/manifests/v1"] = (status, b"", {})
+    assert client(fake).delete_tag("team-a/app", "v1") is True
+
+
 def test_a_tag_is_deleted_by_its_name_and_a_missing_one_is_no_error(fake: Fake) -> None:
     fake.answers["/v2/team-a/app/manifests/v1"] = (202, b"", {})
     assert client(fake).delete_tag("team-a/app", "v1") is True

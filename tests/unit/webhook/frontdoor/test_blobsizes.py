@@ -25,6 +25,7 @@ class Registry:
         self, method: str, path_and_query: str, headers: Mapping[str, str]
     ) -> UpstreamResponse:
         self.asked.append((method, path_and_query))
+        assert dict(headers) == {}  # a HEAD passes nothing of the client's on
         blob = path_and_query.rsplit("/", 1)[1]
         size = self.sizes.get(blob)
         registry = self

@@ -372,6 +372,20 @@ def test_an_index_naming_too_many_manifests_is_refused_unread(journal: Journal) 
     with pytest.raises(oci.RegistryError) as err:
         ManifestPuts(Judge(), journal, journal, HOST).put(push(body, content_type=OCI_INDEX))
     assert err.value.code == oci.MANIFEST_INVALID and journal.calls == []
+    assert err.value.message == (
+        f"an image index may name at most {MAX_INDEX_CHILDREN} manifests here; "
+        f"this one names {MAX_INDEX_CHILDREN + 1}"
+    )
+
+
+def test_an_index_naming_exactly_the_most_manifests_is_accepted() -> None:
+    ledger = Ledger()
+    child = image_manifest(10)
+    ledger.manifests = {digest(child): child}
+    ManifestPuts(Judge(), ledger, ledger, HOST).put(
+        push(index_of(*[child] * MAX_INDEX_CHILDREN), content_type=OCI_INDEX)
+    )
+    assert len(ledger.images) == 1
 
 
 # --- what each step is given ------------------------------------------------------------

@@ -126,6 +126,13 @@ def test_the_image_of_a_tag_push_refused_at_its_tag_is_never_served(api: Api) ->
     assert reads(api).manifest_digest("team-a", "app", C) is None
 
 
+def test_a_push_by_digest_to_a_cached_stream_is_served_with_no_stream_read(api: Api) -> None:
+    api.cached["team-a/app"] = api.live["team-a/app"] = stream()
+    api.images[C] = pushed_by_digest("team-a/app", C)
+    assert reads(api).manifest_digest("team-a", "app", C) == C
+    assert api.stream_reads == 0
+
+
 def test_an_indexs_children_are_served_where_the_index_is_recorded(api: Api) -> None:
     """Children pushed to another repository first (a copy): found through the index."""
     api.cached["team-a/copy"] = api.live["team-a/copy"] = stream(v1=[A])

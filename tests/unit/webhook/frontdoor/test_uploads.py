@@ -50,6 +50,7 @@ class Registry:
         self, method: str, path_and_query: str, headers: Mapping[str, str]
     ) -> UpstreamResponse:
         self.asked.append((method, path_and_query))
+        assert dict(headers) == {}  # a status GET passes nothing of the client's on
         headers_out = [("Range", self.held)] if self.held is not None else []
         return UpstreamResponse(self.status, headers_out, iter([]), 0)
 
@@ -144,7 +145,14 @@ def test_otherwise_the_registry_is_asked_where_the_session_stands(
 
 @pytest.mark.parametrize(
     ("held", "status", "room"),
-    [("0-0", 204, 1000), ("0-99", 204, 900), ("0-99", 404, 1000), (None, 204, 1000)],
+    [
+        ("0-0", 204, 1000),
+        ("0-1", 204, 998),
+        ("0-99", 204, 900),
+        ("0-99", 300, 1000),
+        ("0-99", 404, 1000),
+        (None, 204, 1000),
+    ],
 )
 def test_the_sessions_size_is_read_from_its_range(held: str | None, status: int, room: int) -> None:
     """``0-0`` is no byte (or one); an unknown session is the registry's to refuse."""
@@ -152,6 +160,12 @@ def test_the_sessions_size_is_read_from_its_range(held: str | None, status: int,
     assert b"".join(uploads.bound(upload("PATCH"), "", None, chunks(room), None)) == b"x" * room
     with pytest.raises(PushDenied):
         list(uploads.bound(upload("PATCH"), "", None, chunks(room + 1), None))
+
+
+def test_a_status_asked_without_a_query_carries_none() -> None:
+    registry = Registry(held="0-99")
+    list(Uploads(Rules(), registry).bound(upload("PUT"), "", None, chunks(10), None))
+    assert registry.asked == [("GET", "/v2/team-a/app/blobs/uploads/u1")]
 
 
 def test_an_empty_body_is_never_bounded() -> None:
