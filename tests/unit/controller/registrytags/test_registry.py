@@ -9,6 +9,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -302,3 +303,15 @@ def test_an_answer_over_the_most_bytes_is_refused_without_reading_the_rest(
     finally:
         given_up.set()
         listener.close()
+
+
+def test_the_registrys_own_ca_is_trusted_and_a_connection_waits_bounded(
+    tmp_path: Path,
+) -> None:
+    """As the front door's upstream pool: the configured CA, else the system's; and a
+    registry that never answers a connection holds the reconciler ``CONNECT_SECONDS``."""
+    ca = tmp_path / "ca.crt"
+    kw = UpstreamRegistry("https://r:5000", ca_file=ca)._pool.connection_pool_kw
+    assert kw["ca_certs"] == str(ca)
+    assert kw["timeout"].connect_timeout == registry.CONNECT_SECONDS
+    assert UpstreamRegistry("https://r:5000")._pool.connection_pool_kw["ca_certs"] is None
