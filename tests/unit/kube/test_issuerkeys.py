@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -14,9 +15,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given
 from hypothesis import strategies as st
+from kubernetes import client
 
 from kube.issuerkeys import (
     DISCOVERY_PATH,
+    FETCH_TIMEOUT,
     JWKS_PATH,
     LEEWAY_SECONDS,
     REFRESH_BURST,
@@ -25,6 +28,7 @@ from kube.issuerkeys import (
     IssuerKeys,
     KeySet,
     Verdict,
+    api_fetcher,
     judge,
     parse_key_set,
 )
@@ -487,3 +491,70 @@ def test_the_issuer_comes_from_the_api_servers_discovery_document() -> None:
     keys = IssuerKeys(server.fetch, [], clock=lambda: 0.0, wall=lambda: NOW)
     assert keys.signed(mint(aud=[ISSUER]))
     assert not keys.signed(mint(aud=[ISSUER], iss="https://other.example"))
+
+
+# --- issue 17's mutation survivors -------------------------------------------------------
+
+
+def test_an_unusable_key_set_says_why() -> None:
+    """The reason is the warning an operator reads when the keys cannot be fetched."""
+    jwks = json.dumps({"keys": [public_jwk(RSA_KEY, "rsa", "RS256")]}).encode()
+    with pytest.raises(ValueError, match=r"^the discovery document names no issuer$"):
+        parse_key_set(b'{"issuer": ""}', jwks, 0.0)
+    with pytest.raises(ValueError, match=r"^unusable issuer discovery or key set: \S"):
+        parse_key_set(b"not json", jwks, 0.0)
+
+
+def test_expiry_is_judged_at_the_given_time_not_the_machines_clock() -> None:
+    """A token whose ``exp`` is long past on the wall clock is still signed at a ``now``
+    before it: time is ours to give, never PyJWT's reading of the clock."""
+    token = mint(exp=2_000, iat=1_000, nbf=1_000)
+    assert judge(token, KEYS, [AUDIENCE], 1_500) is Verdict.SIGNED
+
+
+def test_the_leeway_is_inclusive_at_both_ends_of_a_lifetime() -> None:
+    """go-jose refuses only ``now > exp + leeway`` and ``now < nbf - leeway``."""
+    token = mint(exp=NOW, nbf=int(NOW + LEEWAY_SECONDS), iat=int(NOW + LEEWAY_SECONDS))
+    assert judge(token, KEYS, [AUDIENCE], NOW) is Verdict.SIGNED
+    assert judge(token, KEYS, [AUDIENCE], NOW + LEEWAY_SECONDS) is Verdict.SIGNED
+    assert judge(token, KEYS, [AUDIENCE], NOW - 0.5) is Verdict.NOT_SIGNED
+
+
+def test_an_expiry_written_as_a_string_is_not_a_lifetime() -> None:
+    payload = {"iss": ISSUER, "aud": [AUDIENCE], "exp": str(int(NOW + 3600))}
+    token = jwt.encode(payload, RSA_KEY, algorithm="RS256", headers=KID)
+    assert judge(token, KEYS, [AUDIENCE], NOW) is Verdict.NOT_SIGNED
+
+
+def test_a_failed_fetch_is_logged_with_its_cause(caplog: pytest.LogCaptureFixture) -> None:
+    server = FakeApiServer(public_jwk(RSA_KEY, "rsa", "RS256"))
+    server.failing = True
+    with caplog.at_level("WARNING", logger="kube.issuerkeys"):
+        assert issuer_keys(server, Clocks()).refresh() is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "cannot fetch the service-account issuer's keys: api server down"
+    ]
+
+
+class FakeApiClient(client.ApiClient):  # type: ignore[misc]
+    """Answers the typed client's calls with canned bodies, recording how it was asked."""
+
+    def __init__(self) -> None:
+        super().__init__(client.Configuration(host="http://api.invalid"))
+        self.calls: list[tuple[str, Any, Any]] = []
+
+    def call_api(self, resource_path: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append((resource_path, kwargs["_preload_content"], kwargs["_request_timeout"]))
+        body = b"jwks" if resource_path.endswith("jwks") else b"discovery"
+        return types.SimpleNamespace(data=body)
+
+
+def test_the_api_fetcher_reads_both_documents_raw_and_bounded_in_time() -> None:
+    api = FakeApiClient()
+    fetch = api_fetcher(api)
+    assert fetch(DISCOVERY_PATH) == b"discovery"
+    assert fetch(JWKS_PATH) == b"jwks"
+    assert api.calls == [
+        (DISCOVERY_PATH, False, FETCH_TIMEOUT),
+        (JWKS_PATH, False, FETCH_TIMEOUT),
+    ]

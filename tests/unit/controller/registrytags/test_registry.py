@@ -3,14 +3,18 @@ a tag deleted by its name, and every odd answer a retryable error, never a guess
 
 from __future__ import annotations
 
+import gzip
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from controller.registrytags import registry
 from controller.registrytags.registry import (
     MAX_ANSWER_BYTES,
     PAGE_SIZE,
@@ -168,3 +172,146 @@ def test_an_unreachable_registry_is_a_retryable_error() -> None:
 def test_only_an_http_base_url_is_taken(url: str) -> None:
     with pytest.raises(ValueError, match="http"):
         UpstreamRegistry(url)
+
+
+def test_an_unreachable_registry_is_named_by_the_error_that_failed_at_once() -> None:
+    """No retries: the first refused connection is the answer, and its kind is said."""
+    with pytest.raises(RegistryUnavailable) as caught:
+        UpstreamRegistry("http://127.0.0.1:1").tags("team-a/app")
+    assert str(caught.value) == f"GET /v2/team-a/app/tags/list?n={PAGE_SIZE}: NewConnectionError"
+
+
+def test_an_error_answer_quotes_at_most_200_bytes_of_its_body(fake: Fake) -> None:
+    path = f"/v2/team-a/app/tags/list?n={PAGE_SIZE}"
+    fake.answers[path] = (500, b"x" * 300, {})
+    with pytest.raises(RegistryUnavailable) as caught:
+        client(fake).tags("team-a/app")
+    assert str(caught.value) == f"GET {path}: HTTP 500 {b'x' * 200!r}"
+
+
+def test_an_answer_of_exactly_the_most_bytes_is_read(fake: Fake) -> None:
+    body = page("tags", ["v1"])
+    fake.answers[f"/v2/team-a/app/tags/list?n={PAGE_SIZE}"] = (
+        200,
+        body + b" " * (MAX_ANSWER_BYTES - len(body)),
+        {},
+    )
+    assert client(fake).tags("team-a/app") == ["v1"]
+
+
+def test_a_gzipped_answer_is_decoded(fake: Fake) -> None:
+    fake.answers[f"/v2/team-a/app/tags/list?n={PAGE_SIZE}"] = (
+        200,
+        gzip.compress(page("tags", ["v1"])),
+        {"Content-Encoding": "gzip"},
+    )
+    assert client(fake).tags("team-a/app") == ["v1"]
+
+
+def test_a_redirect_is_an_error_not_followed(fake: Fake) -> None:
+    fake.answers[f"/v2/team-a/app/tags/list?n={PAGE_SIZE}"] = (307, b"", {"Location": "/moved"})
+    fake.answers["/moved"] = (200, page("tags", ["v1"]), {})
+    with pytest.raises(RegistryUnavailable, match="HTTP 307"):
+        client(fake).tags("team-a/app")
+    assert [path for _, path in fake.seen] == [f"/v2/team-a/app/tags/list?n={PAGE_SIZE}"]
+
+
+def test_a_catalog_longer_than_the_most_pages_is_an_error_that_says_so(
+    fake: Fake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(registry, "MAX_PAGES", 2)
+    first = f"/v2/_catalog?n={PAGE_SIZE}"
+    fake.answers[first] = (200, page("repositories", ["a"]), {"Link": f'<{first}>; rel="next"'})
+    with pytest.raises(RegistryUnavailable) as caught:
+        list(client(fake).repositories())
+    assert str(caught.value) == f"more than 2 pages from {first}"
+
+
+def test_a_registry_that_stalls_is_given_up_after_the_read_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(registry, "READ_SECONDS", 0.2)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    given_up = threading.Event()
+
+    def stall() -> None:
+        connection, _ = listener.accept()
+        given_up.wait(STALL_SECONDS)  # then hang up, so a client without timeout fails too
+        connection.close()
+
+    threading.Thread(target=stall, daemon=True).start()
+    try:
+        slow = UpstreamRegistry(f"http://127.0.0.1:{listener.getsockname()[1]}")
+        with pytest.raises(RegistryUnavailable, match="ReadTimeoutError"):
+            slow.tags("team-a/app")
+    finally:
+        given_up.set()
+        listener.close()
+
+
+STALL_SECONDS = 5.0
+"""How long the stalled registry holds a request: far past the 0.2 s read timeout."""
+
+
+def test_an_answer_cut_short_is_named_by_the_error_that_cut_it() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def cut_short() -> None:
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+        connection.close()
+
+    threading.Thread(target=cut_short, daemon=True).start()
+    try:
+        short = UpstreamRegistry(f"http://127.0.0.1:{listener.getsockname()[1]}")
+        with pytest.raises(RegistryUnavailable) as caught:
+            short.tags("team-a/app")
+    finally:
+        listener.close()
+    assert str(caught.value) == f"GET /v2/team-a/app/tags/list?n={PAGE_SIZE}: ProtocolError"
+
+
+def test_an_answer_over_the_most_bytes_is_refused_without_reading_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The registry still owes bytes (and stalls): the answer is refused once one byte
+    past the bound has come, never after reading it all."""
+    monkeypatch.setattr(registry, "READ_SECONDS", 1.0)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    given_up = threading.Event()
+
+    def overlong() -> None:
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        head = f"HTTP/1.1 200 OK\r\nContent-Length: {MAX_ANSWER_BYTES + 10}\r\n\r\n"
+        connection.sendall(head.encode() + b"x" * (MAX_ANSWER_BYTES + 1))
+        given_up.wait(STALL_SECONDS)
+        connection.close()
+
+    threading.Thread(target=overlong, daemon=True).start()
+    try:
+        big = UpstreamRegistry(f"http://127.0.0.1:{listener.getsockname()[1]}")
+        with pytest.raises(RegistryUnavailable, match=f"over {MAX_ANSWER_BYTES} bytes"):
+            big.tags("team-a/app")
+    finally:
+        given_up.set()
+        listener.close()
+
+
+def test_the_registrys_own_ca_is_trusted_and_a_connection_waits_bounded(
+    tmp_path: Path,
+) -> None:
+    """As the front door's upstream pool: the configured CA, else the system's; and a
+    registry that never answers a connection holds the reconciler ``CONNECT_SECONDS``."""
+    ca = tmp_path / "ca.crt"
+    kw = UpstreamRegistry("https://r:5000", ca_file=ca)._pool.connection_pool_kw
+    assert kw["ca_certs"] == str(ca)
+    assert kw["timeout"].connect_timeout == registry.CONNECT_SECONDS
+    assert UpstreamRegistry("https://r:5000")._pool.connection_pool_kw["ca_certs"] is None

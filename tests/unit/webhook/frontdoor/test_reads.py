@@ -9,7 +9,13 @@ import pytest
 
 from quota.pushrecords import ANNOTATION_PUSHED_BY_DIGEST
 from quota.served import RecordedImage, RecordedRepository, recorded_repository
-from webhook.frontdoor.reads import MAX_IMAGE_READS, MISSING_IMAGE_SECONDS, ManifestReads
+from webhook.frontdoor.reads import (
+    IMAGE_CACHE_ENTRIES,
+    IMAGE_CACHE_SECONDS,
+    MAX_IMAGE_READS,
+    MISSING_IMAGE_SECONDS,
+    ManifestReads,
+)
 from webhook.pushreview.auth import TtlCache
 
 A, B, C, D = ("sha256:" + ch * 64 for ch in "abcd")
@@ -247,3 +253,11 @@ def test_a_recorded_image_is_kept_as_its_small_projection(api: Api) -> None:
     cache: TtlCache[RecordedImage] = TtlCache(300.0)
     ManifestReads(api, api, cache).manifest_digest("team-a", "copy", B)
     assert cache.get(A) == RecordedImage("", frozenset({B}))
+
+
+def test_by_default_images_are_kept_for_the_image_cache_seconds(api: Api) -> None:
+    """As ``pushreview.auth``'s caches are inspected: the process's default caches are
+    built here, with the real clock, so their bounds are read, not waited for."""
+    door = ManifestReads(api, api)
+    assert (door._images._ttl, door._images._max) == (IMAGE_CACHE_SECONDS, IMAGE_CACHE_ENTRIES)
+    assert (door._missing._ttl, door._missing._max) == (MISSING_IMAGE_SECONDS, IMAGE_CACHE_ENTRIES)

@@ -173,3 +173,12 @@ def test_an_empty_body_is_never_bounded() -> None:
     body = chunks()
     assert Uploads(Rules(), registry).bound(upload("PUT"), "", None, body, 0) is body
     assert registry.asked == []
+
+
+def test_a_body_cut_while_it_streams_is_refused_with_the_streams_name() -> None:
+    """No Content-Length: the bound is found mid-stream, and the message is the same
+    contract message as for a declared length, naming the ImageStream."""
+    uploads = Uploads(Rules(), Registry(held="0-899"))
+    with pytest.raises(PushDenied) as refused:
+        list(uploads.bound(upload("PATCH"), "", None, chunks(101), None))
+    assert str(refused.value) == too_large("app", 1001, LIMIT)

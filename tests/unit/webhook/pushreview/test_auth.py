@@ -784,3 +784,17 @@ def test_users_differing_only_in_extra_are_asked_separately() -> None:
     authz.may_create_pushreview(second, "team-a")
     authz.may_create_pushreview(User(USER.name, USER.uid, USER.groups, {"scope": ["a"]}), "team-a")
     assert [b["spec"]["extra"] for b in api.bodies] == [{"scope": ["a"]}, {"scope": ["b"]}]
+
+
+def test_a_subresource_is_asked_for_by_name() -> None:
+    """``imagestreams/layers`` is another permission than ``imagestreams``: RBAC must be
+    asked for the subresource, never for the resource alone."""
+    api = FakeAuthorizationApi({(USER.name, "team-a")})
+    assert authorizer(api).may(USER, "team-a", "get", "imagestreams", "layers") is True
+    assert api.bodies[0]["spec"]["resourceAttributes"] == {
+        "namespace": "team-a",
+        "verb": "get",
+        "group": "image.alauda.io",
+        "resource": "imagestreams",
+        "subresource": "layers",
+    }
