@@ -466,3 +466,17 @@ def test_a_token_of_unknown_key_is_stale_once_the_signing_key_is_known() -> None
         Reason.SIGNING_KEY_CHANGED,
     )
     assert secret_is_current(unrecorded, make_sa(), HOSTS, FRESH, signing_key=None)[0]
+
+
+def test_a_token_issued_the_instant_the_key_was_learnt_is_left_to_its_clock() -> None:
+    """Only a token issued before the new key was learnt predates the rotation."""
+    secret = build_desired_secret(make_sa(), HOSTS, replace(GRANT, key_id="key-1"))
+    learnt_as_it_was_issued = SigningKeyId("key-2", T0)
+    assert secret_is_current(
+        secret, make_sa(), HOSTS, FRESH, signing_key=learnt_as_it_was_issued
+    ) == (True, Reason.CURRENT)
+
+
+def test_a_signing_key_without_an_id_is_refused_saying_why() -> None:
+    with pytest.raises(ValueError, match=r"^key_id must not be empty$"):
+        SigningKeyId("", T0)

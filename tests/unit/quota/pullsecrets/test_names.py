@@ -183,3 +183,8 @@ def test_no_fallback_name_is_a_plain_or_long_name_of_any_serviceaccount(sa: str)
 def test_only_a_generated_fallback_name_of_this_serviceaccount_is_one(name: str) -> None:
     assert not names.is_fallback_name(name, "builder")
     assert names.is_fallback_name("builder-dockercfg-bcd2f", "builder")
+
+
+def test_a_fallback_prefix_for_no_name_is_refused_saying_why() -> None:
+    with pytest.raises(ValueError, match=r"^ServiceAccount name must not be empty$"):
+        names.fallback_prefix("")
