@@ -10,6 +10,8 @@ WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
 COPY cli ./cli
 COPY webhook ./webhook
+COPY frontdoor ./frontdoor
+COPY serving ./serving
 COPY controller ./controller
 COPY kube ./kube
 COPY quota ./quota

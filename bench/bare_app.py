@@ -5,7 +5,7 @@ any server built on this stack.
 
 ``python -m bench.bare_app --bind HOST:PORT --cert F --key F [--client-ca F]
 [--workers N --threads N --server plain|ours]``: ``plain`` is stock gunicorn gthread (the
-issue's reference), ``ours`` is :class:`webhook.tlsserver.WebhookServer` (our worker class,
+issue's reference), ``ours`` is :class:`serving.tlsserver.WebhookServer` (our worker class,
 read deadlines and TLS context) around the bare app.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 from flask import Flask, Response, request
 from gunicorn.app.base import BaseApplication
 
-from webhook.tlsserver import WebhookServer
+from serving.tlsserver import WebhookServer
 
 PATCH = base64.b64encode(
     json.dumps(

@@ -45,8 +45,8 @@ from kube.settings import DEFAULT_LOG_FORMAT
 from quota.decision import Decision
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan
+from serving.callerreviews import Authenticator, Authorizer
 from webhook.main import assemble_app
-from webhook.pushreview.auth import Authenticator, Authorizer
 
 NAME: Final = "hotpath"
 ROUNDS: Final = 20

@@ -1,7 +1,7 @@
 """Logging set-up for either process: one line per record on stderr, JSON or text.
 
 Every record of the process goes through the one handler set up here: ours, the
-libraries', and gunicorn's (``webhook.tlsserver.RootHandlerLogger`` hands its lines to
+libraries', and gunicorn's (``serving.tlsserver.RootHandlerLogger`` hands its lines to
 it), so a log pipeline parses one format. Structured fields (``kube.logfields``) become
 JSON keys, or ``key=value`` after the message in text.
 

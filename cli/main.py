@@ -150,11 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _rotate_certificates(settings, args.timeout)
         if command in ("serve", "frontdoor"):
             # Named before anything imports prometheus_client (webhook.main does).
-            from webhook.workermetrics import shared_directory
+            from serving.workermetrics import shared_directory
 
             with shared_directory():
                 if command == "frontdoor":
-                    from webhook.frontdoor.main import run_frontdoor
+                    from frontdoor.main import run_frontdoor
 
                     return run_frontdoor(settings)
                 from webhook.main import run_server

@@ -36,6 +36,8 @@ import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from frontdoor.routes import MANIFEST_BODY_SECONDS
+from frontdoor.upstream import READ_SECONDS as UPSTREAM_READ_SECONDS
 from localcluster import devstate
 from localcluster.crane import Crane
 from localcluster.devstate import DevStack
@@ -48,12 +50,10 @@ from localcluster.ocilayout import (
 )
 from localcluster.waiting import wait_for
 from quota.pushrecords import image_object_name
-from webhook.frontdoor.routes import MANIFEST_BODY_SECONDS
-from webhook.frontdoor.upstream import READ_SECONDS as UPSTREAM_READ_SECONDS
-from webhook.httpjson import SMALL_BODY_BYTES
-from webhook.pushreview.auth import UNKNOWN_TOKEN_BURST
-from webhook.tlsserver import PROMPT_HEADER_SECONDS, slow_header_threads
-from webhook.tlsserver import READ_SECONDS as HEADER_SECONDS
+from serving.callerreviews import UNKNOWN_TOKEN_BURST
+from serving.httpjson import SMALL_BODY_BYTES
+from serving.tlsserver import PROMPT_HEADER_SECONDS, slow_header_threads
+from serving.tlsserver import READ_SECONDS as HEADER_SECONDS
 
 AUDIENCE = "image-registry.alauda.io"
 """The registry audience (``--token-audiences``' default): pull secrets carry it."""

@@ -18,7 +18,7 @@ from localcluster.processes import ManagedProcess
 from localcluster.registry import LOG_NAME as REGISTRY_NAME
 from localcluster.registry import LocalRegistry
 from localcluster.waiting import wait_for
-from webhook import devcerts
+from serving import devcerts
 
 if TYPE_CHECKING:
     from localcluster.stack import Stack

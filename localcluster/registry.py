@@ -2,7 +2,7 @@
 
 ``make dev`` and the tests run the registry itself, not a stand-in, so that what the front
 door forwards (blob uploads, manifest PUTs, Location headers) is checked by the real thing.
-It serves TLS with a certificate from a development CA of its own (``webhook.devcerts``),
+It serves TLS with a certificate from a development CA of its own (``serving.devcerts``),
 stores blobs on the filesystem under its directory, and deletes what the controller asks.
 """
 
@@ -21,7 +21,7 @@ from localcluster.ocitools import registry_binary
 from localcluster.ports import free_port
 from localcluster.processes import ManagedProcess
 from localcluster.waiting import wait_for
-from webhook import devcerts
+from serving import devcerts
 
 HOSTS = ["127.0.0.1", "localhost"]
 """Names the serving certificate is valid for: clients reach it on loopback only."""
@@ -43,7 +43,7 @@ are deleted every ``interval`` (its defaults: 168h and 24h). The front door cuts
 upload past the namespace's image limit and refuses one no push could follow, and a
 client may walk away mid-upload: their bytes stay in the session until purged. An hour
 is six times the longest the front door lets one request body take (600 s,
-``webhook.frontdoor.main.UPLOAD_WAIT_SECONDS``), and the dev registry's blobs are small,
+``frontdoor.main.UPLOAD_WAIT_SECONDS``), and the dev registry's blobs are small,
 so no live push loses its session, while abandoned ones go within 70 minutes (the age
 counts from the session's start, not from its last byte)."""
 

@@ -37,7 +37,8 @@ from localcluster.processes import ManagedProcess
 from localcluster.secretvolume import SecretVolume
 from localcluster.supervisor import Supervisor
 from localcluster.waiting import wait_for
-from webhook import devcerts, registration
+from serving import devcerts
+from webhook import registration
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ cache; a tag left behind when its ImageStream was deleted). The front door there
 decides every manifest read and tag list from the ImageStream and the Images, as
 OpenShift's registry does (its ``manifestService`` reads through the ImageStream), and
 forwards a read only by a digest those record. The rules here are that decision, on
-plain data; ``webhook.frontdoor.reads`` does the reading.
+plain data; ``frontdoor.reads`` does the reading.
 """
 
 from __future__ import annotations

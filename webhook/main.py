@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from flask import Flask
 from kubernetes import client
 
-from kube import certs
 from kube.client import api_client
 from kube.events import AggregatingEventRecorder, Recorder
 from kube.images import ImageClient
 from kube.issuerkeys import IssuerKeys, api_fetcher
-from kube.metricsserver import serve_metrics
 from kube.resourcequotas import ResourceQuotaClient
 from kube.settings import Settings
-from webhook import devcerts, registration
+from serving.app import create_app
+from serving.caches import WebhookCaches
+from serving.callerreviews import Authenticator, Authorizer
+from serving.httpjson import BodyGate
+from serving.pushjudge import PushJudge, PushReads
+from serving.quotacharge import REQUEST_TIMEOUT, QuotaCharger
+from serving.server import serve
+from webhook import registration
 from webhook.admission import imagestreams, policies, serviceaccounts
 from webhook.admission.endpoints import (
     MUTATE_SERVICEACCOUNTS,
@@ -30,15 +33,7 @@ from webhook.admission.endpoints import (
 from webhook.admission.imagestreams import ImageLookup, PolicyReads, QuotaCharges
 from webhook.admission.routes import admission_blueprint
 from webhook.admission.serviceaccounts import ServiceAccountReads
-from webhook.app import create_app
-from webhook.caches import WebhookCaches
-from webhook.httpjson import BodyGate
-from webhook.pushreview.auth import Authenticator, Authorizer
-from webhook.pushreview.judge import PushJudge, PushReads
 from webhook.pushreview.routes import PushAuthorizer, TokenAuthenticator, pushreview_blueprint
-from webhook.quotacharge import REQUEST_TIMEOUT, QuotaCharger
-from webhook.tlsserver import ReadLimits, WebhookServer
-from webhook.workermetrics import ENVIRONMENT_VARIABLE, master_registry, worker_exited
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +99,7 @@ def pushreview_recorder(api: client.ApiClient) -> AggregatingEventRecorder:
 
 def build_app(settings: Settings) -> Flask:
     """The application each gunicorn worker serves, with its own caches (the worker takes
-    connections once they have synced: ``webhook.tlsserver``)."""
+    connections once they have synced: ``serving.tlsserver``)."""
     api = api_client(settings.kubeconfig)
     caches = WebhookCaches(api)
     caches.start()
@@ -117,20 +112,6 @@ def build_app(settings: Settings) -> Flask:
         pushreview_recorder(api),
         frozenset(settings.never_touched_namespaces),
         require_client_certificate=settings.client_ca_file is not None,
-    )
-
-
-def _serving_files(settings: Settings) -> tuple[Path, Path, Path | None]:
-    if settings.tls_cert_file and settings.tls_private_key_file:
-        return settings.tls_cert_file, settings.tls_private_key_file, settings.ca_file
-    if settings.dev_certs_dir:
-        files = devcerts.ensure(
-            settings.dev_certs_dir,
-            certs.serving_hosts(settings.service_name, settings.namespace),
-        )
-        return files.cert_file, files.key_file, files.ca_file
-    raise SystemExit(
-        "serve needs TLS: give --tls-cert-file and --tls-private-key-file, or --dev-certs-dir"
     )
 
 
@@ -155,22 +136,9 @@ def print_webhook_configurations(settings: Settings) -> int:
 
 def run_server(settings: Settings) -> int:
     """``serve``: in a process whose ``PROMETHEUS_MULTIPROC_DIR`` names a fresh directory
-    (``cli.main`` sets it up, ``webhook.workermetrics.shared_directory``)."""
-    return serve(settings, lambda: build_app(settings))
+    (``cli.main`` sets it up, ``serving.workermetrics.shared_directory``)."""
 
-
-def serve(
-    settings: Settings,
-    app_factory: Callable[[], Flask],
-    *,
-    read_limits: ReadLimits | None = None,
-) -> int:
-    """gunicorn around ``app_factory`` (called in each worker after the fork); the master
-    serves the workers' metrics, summed, and registers the webhooks once it listens."""
-    directory = Path(os.environ[ENVIRONMENT_VARIABLE])
-    cert_file, key_file, ca_file = _serving_files(settings)
-
-    def register() -> None:
+    def register(ca_file: Path | None) -> None:
         if not settings.register:
             return
         if ca_file is None:
@@ -179,22 +147,4 @@ def serve(
         with api_client(settings.kubeconfig) as api:
             registration.register(api, mutating, validating)
 
-    def master_ready() -> None:
-        serve_metrics(settings.metrics_bind_address, master_registry(directory, cert_file))
-        register()
-
-    server = WebhookServer(
-        app_factory,
-        bind=settings.bind,
-        cert_file=str(cert_file),
-        key_file=str(key_file),
-        client_ca_file=str(settings.client_ca_file) if settings.client_ca_file else None,
-        workers=settings.workers,
-        threads=settings.threads,
-        on_ready=master_ready,
-        on_worker_exit=worker_exited,
-        log_level=settings.log_level,
-        read_limits=read_limits,
-    )
-    server.run()
-    return 0
+    return serve(settings, lambda: build_app(settings), on_listening=register)

@@ -1,25 +1,12 @@
-"""Prometheus metrics of the serve process: admission, PushReview and quota charges.
+"""Prometheus metrics of the serve process: admission and PushReview (what both doors count:
+``serving.metrics``).
 
-Counted in each worker and summed by the master (``webhook.workermetrics``); the serving
-certificate's expiry is the master's own (``webhook.certexpiry.ExpiryCollector``)."""
+Counted in each worker and summed by the master (``serving.workermetrics``); the serving
+certificate's expiry is the master's own (``serving.certexpiry.ExpiryCollector``)."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import TypeVar
-
 from prometheus_client import Counter, Histogram
-from prometheus_client.metrics import MetricWrapperBase
-
-M = TypeVar("M", bound=MetricWrapperBase)
-
-
-def by_label(metric: M, *fixed: str) -> Callable[[str], M]:
-    """``metric.labels(*fixed, label)``, looked up once per label: ``labels`` validates its
-    arguments and takes a lock on every call, a few microseconds of every review."""
-    return functools.cache(lambda label: metric.labels(*fixed, label))
-
 
 # Admission and PushReview answers take milliseconds; the API server gives up at 10 s.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -48,20 +35,10 @@ PUSH_REVIEWS = Counter(
     "bad_request, forbidden, error, busy: a large body found no slot).",
     ["decision"],
 )
-TOKEN_REVIEWS = Counter(
-    "registry_v2_policy_token_reviews_total",
-    "TokenReviews the PushReview authenticator made, by result (authenticated, rejected, error).",
-    ["result"],
-)
 PUSH_REVIEW_LATENCY = Histogram(
     "registry_v2_policy_push_review_duration_seconds",
     "Time to answer a PushReview.",
     buckets=LATENCY_BUCKETS,
-)
-QUOTA_CHARGES = Counter(
-    "registry_v2_policy_quota_charges_total",
-    "ResourceQuota status.used writes made at admission, by result (charged, conflict, exceeded).",
-    ["result"],
 )
 IMAGE_LOOKUPS = Counter(
     "registry_v2_policy_image_lookups_total",

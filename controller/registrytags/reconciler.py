@@ -8,7 +8,7 @@ deleting a tag that is gone already is no error, so a replay changes nothing.
 
 The cache decides which tags look stale; a live read of the stream confirms them before
 anything is deleted, because a push records its tag in the stream (step 5 of
-``webhook.frontdoor.pushes``) a moment before the registry's tag moves (step 6), and the
+``frontdoor.pushes``) a moment before the registry's tag moves (step 6), and the
 cache may not have seen step 5 yet. What is left of that race (a push recording the tag
 between the live read and the delete) costs only the registry's tag, never a pull: the
 front door serves a tag by the digest the stream records, not by the registry's tag, and

@@ -14,8 +14,8 @@ from flask import Flask
 from quota.decision import Decision
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan
+from serving.callerreviews import User
 from webhook.main import assemble_app
-from webhook.pushreview.auth import User
 
 TOKEN = "fuzz-token"
 EXCLUDED_NAMESPACES = frozenset({"kube-system"})

@@ -11,9 +11,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving import devcerts
+from serving.tlsserver import WebhookServer
 from tests.fuzz.fakes import fake_app
-from webhook import devcerts
-from webhook.tlsserver import WebhookServer
 
 WORKERS = 1
 """One worker, so one process holds the app and its RSS is the server's."""

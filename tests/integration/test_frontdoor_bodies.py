@@ -16,16 +16,16 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from frontdoor.routes import MANIFEST_BODY_SECONDS
+from frontdoor.upstream import READ_SECONDS
 from localcluster.frontdoor import LocalFrontDoor
 from localcluster.metrics import metric_sum
 from localcluster.ocilayout import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST
+from serving.httpjson import SMALL_BODY_BYTES
+from serving.tlsserver import PROMPT_HEADER_SECONDS, slow_header_threads
+from serving.tlsserver import READ_SECONDS as HEADER_SECONDS
 from tests.integration.support import ClusterEnv, own_stack
 from tests.integration.test_frontdoor import Registry, account, sha256
-from webhook.frontdoor.routes import MANIFEST_BODY_SECONDS
-from webhook.frontdoor.upstream import READ_SECONDS
-from webhook.httpjson import SMALL_BODY_BYTES
-from webhook.tlsserver import PROMPT_HEADER_SECONDS, slow_header_threads
-from webhook.tlsserver import READ_SECONDS as HEADER_SECONDS
 
 pytestmark = pytest.mark.local_only
 

@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from localcluster.crane import Crane
 from localcluster.frontdoor import LocalFrontDoor
 from localcluster.waiting import wait_for
+from serving.callerreviews import REQUEST_TIMEOUT, UNKNOWN_TOKEN_BURST, UNKNOWN_TOKEN_QPS
 from tests.integration.support import ClusterEnv, own_stack
 from tests.integration.test_frontdoor import AUDIENCE, account, image_dir, login
-from webhook.pushreview.auth import REQUEST_TIMEOUT, UNKNOWN_TOKEN_BURST, UNKNOWN_TOKEN_QPS
 
 pytestmark = pytest.mark.local_only
 

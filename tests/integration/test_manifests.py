@@ -22,8 +22,8 @@ from flask import Flask
 from cli import main as cli_main
 from kube.settings import Settings
 from localcluster.binaries import REPO_ROOT
+from serving.tlsserver import WebhookServer
 from tests.integration.support import ClusterEnv
-from webhook.tlsserver import WebhookServer
 
 MANIFESTS = REPO_ROOT / "manifests"
 VARIANTS = {

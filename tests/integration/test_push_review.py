@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import requests
 
+from serving.callerreviews import UNKNOWN_TOKEN_BURST, UNKNOWN_TOKEN_QPS
 from tests.integration.support import CACHE_DEADLINE, PROPAGATION_SECONDS, ClusterEnv, HttpResult
 from tests.integration.test_quota import digest, quota, set_history, stream, stream_limits
-from webhook.pushreview.auth import UNKNOWN_TOKEN_BURST, UNKNOWN_TOKEN_QPS
 
 pytestmark = pytest.mark.local_only
 

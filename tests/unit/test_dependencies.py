@@ -2,7 +2,7 @@
 
 A package imported but not declared installs by luck (as another package's dependency)
 and breaks the day that one drops it; a package declared but never imported is weight in
-the image. The runtime is the five packages the wheel ships; tests and tooling use extras.
+the image. The runtime is the packages the wheel ships; tests and tooling use extras.
 """
 
 from __future__ import annotations
@@ -17,7 +17,13 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNTIME_PACKAGES = ("cli", "webhook", "controller", "kube", "quota")
+RUNTIME_PACKAGES = tuple(
+    pattern.rstrip("*")
+    for pattern in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"
+    ]["find"]["include"]
+)
+"""What ``[tool.setuptools.packages.find]`` ships in the wheel."""
 
 
 def top_level_imports(source: str) -> set[str]:

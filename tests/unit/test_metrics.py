@@ -7,8 +7,9 @@ import importlib
 from prometheus_client import REGISTRY
 
 import controller.metrics
+import frontdoor.metrics
 import kube.metrics
-import webhook.frontdoor.metrics
+import serving.metrics
 import webhook.metrics
 
 PREFIX = "registry_v2_policy_"
@@ -17,7 +18,13 @@ CLIENT_DEFAULTS = ("python_", "process_", "gc_")
 
 
 def our_metric_names() -> set[str]:
-    for module in (webhook.metrics, webhook.frontdoor.metrics, kube.metrics, controller.metrics):
+    for module in (
+        webhook.metrics,
+        frontdoor.metrics,
+        serving.metrics,
+        kube.metrics,
+        controller.metrics,
+    ):
         importlib.import_module(module.__name__)
     return {
         family.name for family in REGISTRY.collect() if not family.name.startswith(CLIENT_DEFAULTS)

@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 import controller
 import kube
 import webhook
-from webhook.workermetrics import master_collectors
+from serving.workermetrics import master_collectors
 
 ROOT = Path(__file__).parents[2]
 RULES = ROOT / "manifests" / "components" / "monitoring" / "prometheusrule.yaml"

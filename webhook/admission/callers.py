@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from flask import Response
 
-from webhook.httpjson import json_error
+from serving.httpjson import json_error
 
 SOCKET_KEY: Final = "gunicorn.socket"
 """Where gunicorn puts the connection's socket in the WSGI environ."""

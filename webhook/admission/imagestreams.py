@@ -20,10 +20,10 @@ from quota.limits import EffectiveLimits, effective_limits
 from quota.measure import recorded_image_size, stream_usage
 from quota.objects import Obj, object_name
 from quota.resourcequota import ChargePlan
+from serving.quotacharge import ChargeConflict
+from serving.versionmemo import VersionMemo
 from webhook import metrics
 from webhook.admission.review import AdmissionRequest
-from webhook.quotacharge import ChargeConflict
-from webhook.versionmemo import VersionMemo
 
 log = logging.getLogger(__name__)
 

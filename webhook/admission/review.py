@@ -15,7 +15,7 @@ from typing import Any, Final
 import orjson
 
 from quota.decision import Decision
-from webhook.httpjson import JsonLimits, brief, typed_json_object
+from serving.httpjson import JsonLimits, brief, typed_json_object
 
 ADMISSION_API_VERSION = "admission.k8s.io/v1"
 ADMISSION_KIND = "AdmissionReview"

@@ -18,11 +18,7 @@ from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
 from kube.logfields import fields
 from quota.decision import Decision
-from webhook import metrics
-from webhook.admission import callers
-from webhook.admission.endpoints import AdmissionEndpoint
-from webhook.admission.review import AdmissionRequest, BadReview, parse_review, render_response
-from webhook.httpjson import (
+from serving.httpjson import (
     BodyGate,
     ServerBusy,
     json_error,
@@ -31,6 +27,11 @@ from webhook.httpjson import (
     server_busy,
     too_large,
 )
+from serving.metrics import by_label
+from webhook import metrics
+from webhook.admission import callers
+from webhook.admission.endpoints import AdmissionEndpoint
+from webhook.admission.review import AdmissionRequest, BadReview, parse_review, render_response
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def _view(
             log.warning("busy on %s: %s", endpoint.path, busy)
             return server_busy()
 
-    answered = metrics.by_label(metrics.ADMISSION_REQUESTS, endpoint.name)
+    answered = by_label(metrics.ADMISSION_REQUESTS, endpoint.name)
     latency = metrics.ADMISSION_LATENCY.labels(endpoint.name)
 
     def view() -> Response:

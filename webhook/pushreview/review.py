@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Final
 
 from quota.decision import Decision
-from quota.measure import InvalidManifest, Manifest, manifest_from_dict
-from webhook.httpjson import JsonLimits, brief, typed_json_object
+from quota.measure import InvalidManifest, manifest_from_dict
+from quota.names import DIGEST, DNS_LABEL, DNS_SUBDOMAIN, MAX_NAME_LENGTH, TAG
+from quota.push import Push
+from serving.httpjson import JsonLimits, brief, typed_json_object
 
 API_VERSION = "image.alauda.io/v1"
 KIND = "PushReview"
@@ -26,33 +27,15 @@ PUSH_LIMITS: Final = JsonLimits(
     max_depth=16,
 )
 
-# The grammars of a push's names, public so that the registry's front door
-# (webhook.frontdoor) judges the same names by the same rules. All four are used with
-# fullmatch: `$` alone also matches before a final newline.
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-"""A namespace name (Kubernetes DNS-1123 label)."""
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-"""An ImageStream name (Kubernetes DNS-1123 subdomain), up to MAX_NAME_LENGTH."""
-MAX_NAME_LENGTH: Final = 253
-"""Kubernetes' limit on a DNS-1123 subdomain, so on an ImageStream's name."""
-TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-"""The OCI distribution spec's tag grammar."""
-DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
-"""The OCI image-spec digest grammar (any algorithm)."""
-
 
 class BadPushReview(ValueError):
     """The body is not a valid PushReview; the message names the field."""
 
 
 @dataclass(frozen=True)
-class PushRequest:
-    namespace: str
-    repository: str
-    tag: str | None
-    digest: str
-    media_type: str
-    manifest: Manifest
+class PushRequest(Push):
+    """A PushReview's push, with the body it came in (echoed in the answer)."""
+
     body: dict[str, Any]
 
 

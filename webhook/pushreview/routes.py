@@ -24,8 +24,8 @@ from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 from kube.events import Recorder
 from kube.logfields import fields
 from quota.decision import Decision
-from webhook import metrics
-from webhook.httpjson import (
+from serving.callerreviews import TooManyReviews, User
+from serving.httpjson import (
     BodyGate,
     ServerBusy,
     json_error,
@@ -34,7 +34,8 @@ from webhook.httpjson import (
     server_busy,
     too_large,
 )
-from webhook.pushreview.auth import TooManyReviews, User
+from serving.metrics import by_label
+from webhook import metrics
 from webhook.pushreview.review import (
     MAX_BODY_BYTES,
     BadPushReview,
@@ -181,7 +182,7 @@ def pushreview_blueprint(
             record_denial(push, decision)
             return jsonify(answer(push, decision)), label
 
-    answered = metrics.by_label(metrics.PUSH_REVIEWS)
+    answered = by_label(metrics.PUSH_REVIEWS)
 
     @pushreviews.post(PATH)
     def push_review() -> Response:

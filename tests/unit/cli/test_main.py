@@ -80,12 +80,12 @@ def ran(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Settings]]:
         return run
 
     import controller.main
+    import serving.workermetrics
     import webhook.main
-    import webhook.workermetrics
 
     monkeypatch.setattr(controller.main, "run_controller", record("controller"))
     # prometheus_client is imported in this process already: no multiprocess directory.
-    monkeypatch.setattr(webhook.workermetrics, "shared_directory", contextlib.nullcontext)
+    monkeypatch.setattr(serving.workermetrics, "shared_directory", contextlib.nullcontext)
     monkeypatch.setattr(webhook.main, "run_server", record("serve"))
     monkeypatch.setattr(cli, "configure_logging", lambda level, log_format: None)
     return calls

@@ -8,7 +8,7 @@ import pytest
 from cryptography import x509
 
 from kube import certs
-from webhook import devcerts
+from serving import devcerts
 
 
 def test_issued_certificate_is_signed_by_the_ca_and_names_every_host() -> None:

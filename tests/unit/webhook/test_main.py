@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 
 from kube.settings import Settings
 from quota.objects import Obj
+from serving.callerreviews import UNKNOWN_TOKEN_BURST, TooManyReviews, User
 from tests.fuzz.bodies import ADMISSION_PATHS, PUSH_PATH, shapes, valid_pushes, valid_reviews
 from tests.fuzz.fakes import TOKEN, fake_app
 from webhook import main
-from webhook.pushreview.auth import UNKNOWN_TOKEN_BURST, TooManyReviews, User
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 FUZZ = settings(

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from cli.main import main
-from webhook.registration import POLICY_MATCH_EXPRESSION, desired_configurations
+from serving.tlsserver import READ_SECONDS
+from webhook.registration import POLICY_MATCH_EXPRESSION, TIMEOUT_SECONDS, desired_configurations
 
 SHIPPED = Path(__file__).parents[3] / "manifests" / "base" / "webhook-configurations.yaml"
 
@@ -64,6 +65,10 @@ def test_match_expression_covers_quotas_and_every_limit_field() -> None:
     for field in ("hard", "max", "min", "default", "defaultRequest", "maxLimitRequestRatio"):
         assert f".{field}.exists(k, k.startsWith('alauda.io/'))" in POLICY_MATCH_EXPRESSION
     assert "l.type.startsWith('alauda.io/')" in POLICY_MATCH_EXPRESSION
+
+
+def test_the_server_reads_a_review_as_long_as_the_api_server_waits_for_it() -> None:
+    assert max(TIMEOUT_SECONDS.values()) == READ_SECONDS
 
 
 def test_without_a_ca_the_bundle_is_left_for_an_injector() -> None:

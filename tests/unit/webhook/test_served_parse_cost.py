@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from serving.httpjson import LARGE_BODY_SLOTS
 from tests.fuzz.fakes import TOKEN
-from tests.unit.webhook.served import Served, serve
+from tests.unit.serving.served import Served, serve
 from webhook.admission.review import REVIEW_LIMITS
 from webhook.admission.routes import DEFAULT_MAX_BODY_BYTES
-from webhook.httpjson import LARGE_BODY_SLOTS
 from webhook.pushreview.review import MAX_BODY_BYTES as PUSH_MAX_BODY_BYTES
 from webhook.pushreview.routes import PATH as PUSH_PATH
 

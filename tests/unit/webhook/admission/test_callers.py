@@ -10,11 +10,11 @@ from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 
 from quota.decision import Decision
+from serving.app import create_app
 from webhook.admission.callers import REFUSAL, SOCKET_KEY, has_verified_client_certificate
 from webhook.admission.endpoints import AdmissionEndpoint
 from webhook.admission.review import AdmissionRequest
 from webhook.admission.routes import admission_blueprint
-from webhook.app import create_app
 
 REVIEW = {
     "apiVersion": "admission.k8s.io/v1",

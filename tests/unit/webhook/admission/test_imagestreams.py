@@ -9,6 +9,7 @@ from kube.images import ImageLookupFailed
 from quota.decision import Decision
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan, quota_exceeded_message
+from serving.quotacharge import CHARGE_DEADLINE_SECONDS, ChargeConflict
 from webhook.admission.endpoints import VALIDATE_IMAGESTREAMS
 from webhook.admission.imagestreams import (
     IMAGE_LOOKUP_BUDGET_SECONDS,
@@ -18,7 +19,6 @@ from webhook.admission.imagestreams import (
     ImageStreamValidator,
 )
 from webhook.admission.review import AdmissionRequest, GroupVersionKind
-from webhook.quotacharge import CHARGE_DEADLINE_SECONDS, ChargeConflict
 from webhook.registration import TIMEOUT_SECONDS
 
 NS = "team-a"

@@ -9,6 +9,7 @@ import pytest
 
 from quota.decision import Decision
 from quota.objects import Obj
+from serving.httpjson import JsonLimits, check_cost
 from webhook.admission.review import (
     DENSEST_OBJECT_BYTES_PER_VALUE,
     ETCD_MAX_OBJECT_BYTES,
@@ -17,7 +18,6 @@ from webhook.admission.review import (
     parse_review,
     render_response,
 )
-from webhook.httpjson import JsonLimits, check_cost
 
 JSON = "application/json"
 

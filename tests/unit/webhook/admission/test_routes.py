@@ -13,11 +13,11 @@ from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 
 from quota.decision import Decision
+from serving.app import create_app
+from serving.httpjson import RETRY_AFTER_SECONDS, BodyGate
 from webhook.admission.endpoints import AdmissionEndpoint
 from webhook.admission.review import AdmissionRequest
 from webhook.admission.routes import admission_blueprint
-from webhook.app import create_app
-from webhook.httpjson import RETRY_AFTER_SECONDS, BodyGate
 
 REVIEW: dict[str, Any] = {
     "apiVersion": "admission.k8s.io/v1",

@@ -12,7 +12,7 @@ import pytest
 from quota.decision import Decision
 from quota.measure import Descriptor
 from quota.objects import Obj
-from webhook.httpjson import JsonLimits, check_cost
+from serving.httpjson import JsonLimits, check_cost
 from webhook.pushreview.review import (
     LAYER_BYTES_PER_VALUE,
     MAX_BODY_BYTES,

@@ -18,9 +18,9 @@ from werkzeug.test import TestResponse
 
 from quota.decision import Decision
 from quota.objects import Obj
-from webhook.app import create_app
-from webhook.httpjson import RETRY_AFTER_SECONDS, BodyGate
-from webhook.pushreview.auth import Authenticator, TooManyReviews, User
+from serving.app import create_app
+from serving.callerreviews import Authenticator, TooManyReviews, User
+from serving.httpjson import RETRY_AFTER_SECONDS, BodyGate
 from webhook.pushreview.review import MAX_BODY_BYTES, PushRequest
 from webhook.pushreview.routes import PATH, pushreview_blueprint
 

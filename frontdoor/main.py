@@ -1,0 +1,82 @@
+"""The ``frontdoor`` command: the OCI Distribution proxy, served like ``serve`` (gunicorn
+over TLS, workers with their own caches, the master summing their metrics)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from flask import Flask
+from kubernetes import client
+
+from frontdoor.access import Access
+from frontdoor.blobsizes import BlobSizes
+from frontdoor.pushes import ManifestPuts
+from frontdoor.reads import ManifestReads
+from frontdoor.records import ImageRecords
+from frontdoor.routes import FrontDoor, frontdoor_blueprint
+from frontdoor.uploads import Uploads
+from frontdoor.upstream import Upstream
+from kube.client import api_client
+from kube.issuerkeys import IssuerKeys, api_fetcher
+from kube.resourcequotas import ResourceQuotaClient
+from kube.settings import Settings
+from serving.app import create_app
+from serving.caches import PushCaches
+from serving.callerreviews import Authenticator, Authorizer
+from serving.pushjudge import PushJudge
+from serving.quotacharge import REQUEST_TIMEOUT, QuotaCharger
+from serving.server import serve
+from serving.tlsserver import READ_SECONDS, ReadLimits
+
+UPLOAD_WAIT_SECONDS: Final = 600.0
+"""How long a client may keep a worker waiting for the bytes of one request body: a layer
+upload on a slow link waits for most of its duration (``docker push`` of a large layer
+over a 10 Mbit/s link is minutes); the handshake and headers keep the server's limits."""
+FRONTDOOR_READ_LIMITS: Final = ReadLimits(
+    handshake_seconds=READ_SECONDS, header_seconds=READ_SECONDS, body_seconds=UPLOAD_WAIT_SECONDS
+)
+
+
+def build_frontdoor_app(settings: Settings) -> Flask:
+    """The app each worker serves: caches of what the push rules and reads use, the
+    registry audience's TokenReviews, SubjectAccessReviews, and the upstream registry."""
+    if not settings.upstream_registry:
+        raise SystemExit("frontdoor needs --upstream-registry (the registry's https:// URL)")
+    api = api_client(settings.kubeconfig)
+    caches = PushCaches(api, reads=True)
+    caches.start()
+    judge = PushJudge(
+        caches, QuotaCharger(ResourceQuotaClient(api, timeout=REQUEST_TIMEOUT), caches.quotas_in)
+    )
+    access = Access(
+        Authenticator(
+            client.AuthenticationV1Api(api),
+            audiences=settings.token_audiences,
+            signed=IssuerKeys(api_fetcher(api), settings.token_audiences).start().signed,
+        ),
+        Authorizer(client.AuthorizationV1Api(api)),
+    )
+    upstream = Upstream(settings.upstream_registry, settings.upstream_ca_file)
+    records = ImageRecords(client.CustomObjectsApi(api))
+    reads = ManifestReads(caches, records)
+    sizes = BlobSizes(upstream)
+    pushes = ManifestPuts(
+        judge,
+        records,
+        upstream,
+        settings.internal_registry,
+        blobs=sizes,
+        image_saved=reads.recorded,
+    )
+    door = FrontDoor(
+        access,
+        upstream,
+        pushes,
+        reads=reads,
+        uploads=Uploads(judge, upstream, sizes),
+    )
+    return create_app([frontdoor_blueprint(door)], readiness=[caches.not_ready])
+
+
+def run_frontdoor(settings: Settings) -> int:
+    return serve(settings, lambda: build_frontdoor_app(settings), read_limits=FRONTDOOR_READ_LIMITS)

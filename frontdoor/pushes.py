@@ -1,0 +1,319 @@
+"""A manifest PUT: judged by the PushReview rules in-process, then written in the order
+that keeps the registry and the Image API consistent.
+
+0. Check what the manifest declares against what the registry holds: each blob it names
+   (config and layers, of every child of an index) must be there at its declared size,
+   and each child of an index must be as long as declared (``blobsizes``), so that no
+   rule judges a size the registry does not hold.
+1. Judge (limits, and quota room for a new repository) from the caches: a denial ends the
+   push before anything is written, with the contract's message.
+2. New repository (no ImageStream, read live): create its ImageStream through the API
+   server. Our admission webhook charges the quota there, atomically; when a racing push
+   took the last room, that refusal is the push's denial (unless the racer created this
+   very stream). No manifest reaches the registry uncharged.
+3. PUT the manifest to the registry by digest: no tag moves yet. If the registry refuses
+   it (a blob it lacks, say), its error goes to the client and a stream created in step 2
+   is deleted again (only if no other push has written to it since), so a failed first
+   push holds no quota. So is it when any later step up to the tag's record is refused
+   or fails: a refused push leaves no stream and no charge behind.
+4. Create the Image (content-addressed: one that exists is kept), only for a manifest the
+   registry holds.
+5. Tag: append the tag event to the stream's status history, judged again by our webhook
+   (the authoritative check when two pushes race for the last tag: the loser is denied
+   here, and its tag never moves in the registry).
+6. PUT the manifest to the registry by tag: the registry's tag moves last, after the
+   ImageStream records it.
+
+A push by digest marks its Image (``ANNOTATION_PUSHED_BY_DIGEST``, naming the
+repository): that mark, not the Image's reference, is what serves an untagged digest, so
+the Image a refused tag push saved in step 4 is never served.
+
+A failure after step 3 leaves at most an untagged manifest in the registry; a failure of
+step 6 leaves the ImageStream naming a manifest the registry holds (by digest) while its
+tag there has not moved yet. The client gets the error (503 to retry, or the denial), and
+its retry completes the rest: every step is idempotent. A push by digest stops after step
+4: no tag moves, and the images limit judged it as one more image all the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from frontdoor import distribution as oci
+from frontdoor.blobsizes import BlobSizes
+from frontdoor.manifests import (
+    MAX_MANIFEST_BYTES,
+    ImageIndex,
+    ImageManifest,
+    IndexEntry,
+    check_reference,
+    digest_of,
+    parse_manifest,
+)
+from frontdoor.records import Denied, RecordFailed
+from frontdoor.upstream import UpstreamResponse
+from quota.decision import Decision
+from quota.measure import Manifest
+from quota.objects import Obj
+from quota.push import Push
+from quota.pushrecords import (
+    PlatformImage,
+    image_object,
+    image_reference,
+    index_image_object,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS: Final = 1
+MAX_INDEX_CHILDREN: Final = 256
+"""Manifests one image index may name. Multi-platform images name a handful (with their
+attestations, a few dozen); each child is read back and parsed, so without a bound one
+4 MiB index naming 25,000 entries would make a single push read and parse that many."""
+
+
+class Judge(Protocol):
+    def judge(self, push: Push) -> Decision: ...
+
+
+class StreamCache(Protocol):
+    def imagestream(self, namespace: str, name: str) -> Obj | None: ...
+
+
+class Records(Protocol):
+    def create_stream(self, namespace: str, name: str) -> tuple[Obj, bool]: ...
+    def stream(self, namespace: str, name: str) -> Obj | None: ...
+    def delete_stream(self, stream: Obj) -> None: ...
+    def save_image(self, image: Obj) -> None: ...
+    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> None: ...
+
+
+class Registry(Protocol):
+    def request(
+        self,
+        method: str,
+        path_and_query: str,
+        headers: Mapping[str, str],
+        body: Any = None,
+        length: int | None = None,
+    ) -> UpstreamResponse: ...
+
+    def read(self, path: str, headers: Mapping[str, str], limit: int) -> tuple[int, bytes]: ...
+
+
+class PushDenied(Exception):
+    """The push breaks a limit or the quota; ``reason`` labels the metric."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.reason = denial_reason(message)
+
+
+def denial_reason(message: str) -> str:
+    """Which rule a denial message reports, for the denials metric."""
+    if "exceeded quota:" in message:
+        return "quota"
+    if "alauda.io/image-tags" in message:
+        return "tags"
+    if "alauda.io/images" in message:
+        return "images"
+    if "storage" in message:
+        return "size"
+    return "other"
+
+
+@dataclass(frozen=True)
+class ManifestPut:
+    namespace: str
+    name: str
+    reference: str
+    body: bytes
+    content_type: str | None
+
+    @property
+    def repository(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class ManifestPuts:
+    def __init__(
+        self,
+        judge: Judge,
+        records: Records,
+        registry: Registry,
+        host: str,
+        blobs: BlobSizes | None = None,
+        image_saved: Callable[[str], None] = lambda digest: None,
+    ) -> None:
+        """``host``: the registry hostname clients pull from, recorded in references;
+        ``blobs``: the registry's blob sizes (by default asked of ``registry``);
+        ``image_saved``: told each digest whose Image is recorded (the reads' miss cache)."""
+        self._judge = judge
+        self._records = records
+        self._registry = registry
+        self._host = host
+        self._blobs = blobs or BlobSizes(registry)
+        self._image_saved = image_saved
+
+    def put(self, put: ManifestPut) -> UpstreamResponse:
+        """Raises ``oci.RegistryError`` (bad manifest), ``PushDenied`` or ``RecordFailed``."""
+        parsed = parse_manifest(put.body, put.content_type)
+        tag = check_reference(put.reference, put.body)
+        digest = digest_of(put.body)
+        reference = image_reference(self._host, put.repository, digest)
+        # Only a push by digest marks its Image as served by digest here: a tag push's
+        # Image is served once its tag is recorded (step 5), so a tag refused there
+        # leaves an Image that serves nothing.
+        by_digest_to = put.repository if tag is None else None
+        if isinstance(parsed, ImageIndex):
+            children = self._children(put, parsed)
+            measured = max(children, key=lambda child: child[0].image_size)[1] if children else None
+            image = index_image_object(
+                digest,
+                reference,
+                parsed.media_type,
+                [child for child, _ in children],
+                pushed_by_digest_to=by_digest_to,
+            )
+        else:
+            self._check_blobs(put, parsed, "")
+            measured = parsed.manifest
+            image = image_object(
+                digest,
+                reference,
+                parsed.media_type,
+                parsed.manifest,
+                [layer.media_type for layer in parsed.layers],
+                pushed_by_digest_to=by_digest_to,
+            )
+        self._judge_push(put, tag, digest, parsed.media_type, measured or Manifest(None))
+        stream, created = self._stream(put)
+        # The body's own media type: a client's generic Content-Type (application/json,
+        # none) is one the registry may not map to a manifest type.
+        headers = {"Content-Type": parsed.media_type}
+        try:
+            by_digest = self._registry.request(
+                "PUT", f"/v2/{put.repository}/manifests/{digest}", headers, put.body
+            )
+            if by_digest.status >= 300:
+                self._undo(stream, created)
+                return by_digest
+            if tag is None:
+                self._save(image, digest)
+                return by_digest
+            by_digest.close()
+            self._save(image, digest)
+            try:
+                self._records.tag(stream, tag, digest, reference)
+            except Denied as err:
+                raise PushDenied(str(err)) from None
+        except Exception:
+            # Refused or failed before the tag was recorded: a stream this push created
+            # is empty, and would hold quota for nothing (the client's retry makes it again).
+            self._undo(stream, created)
+            raise
+        return self._registry.request(
+            "PUT", f"/v2/{put.repository}/manifests/{tag}", headers, put.body
+        )
+
+    def _judge_push(
+        self, put: ManifestPut, tag: str | None, digest: str, media_type: str, manifest: Manifest
+    ) -> None:
+        request = Push(put.namespace, put.name, tag, digest, media_type, manifest)
+        decision = self._judge.judge(request)
+        if not decision.allowed:
+            raise PushDenied(decision.message, retryable=decision.code == 503)
+
+    def _stream(self, put: ManifestPut) -> tuple[Obj, bool]:
+        """The repository's ImageStream, created (and charged) only when there is none.
+
+        Read first: admission runs before the API server's own existence check, so
+        creating a stream that exists is judged as a new one, and a full quota would deny
+        a push to a repository it already counts. When the create is denied, a racing
+        first push may have created the stream meanwhile: that one is used."""
+        existing = self._records.stream(put.namespace, put.name)
+        if existing is not None:
+            return existing, False
+        try:
+            return self._records.create_stream(put.namespace, put.name)
+        except Denied as err:
+            raced = self._records.stream(put.namespace, put.name)
+            if raced is not None:
+                return raced, False
+            raise PushDenied(str(err)) from None
+
+    def _undo(self, stream: Obj, created: bool) -> None:
+        """Delete the stream this push created (``delete_stream`` keeps one another push
+        has written to since)."""
+        if created:
+            self._records.delete_stream(stream)
+
+    def _check_blobs(self, put: ManifestPut, image: ImageManifest, at: str) -> None:
+        """Each blob ``image`` names is in the registry at its declared size; ``at`` is
+        where the image sits in the pushed manifest (``manifests[i].`` for a child)."""
+        blobs = [(f"{at}config", image.config)]
+        blobs += [(f"{at}layers[{i}]", layer) for i, layer in enumerate(image.layers)]
+        for field, blob in blobs:
+            self._blobs.check(put.repository, field, blob.digest, blob.size)
+
+    def _save(self, image: Obj, digest: str) -> None:
+        try:
+            self._records.save_image(image)
+        except Denied as err:
+            raise PushDenied(str(err)) from None
+        self._image_saved(digest)
+
+    def _children(
+        self, put: ManifestPut, index: ImageIndex
+    ) -> list[tuple[PlatformImage, Manifest]]:
+        """Each child manifest, read from the registry (clients push them first, by
+        digest) and measured: every one must fit the ``alauda.io/Image`` limit."""
+        if len(index.manifests) > MAX_INDEX_CHILDREN:
+            raise oci.manifest_invalid(
+                f"an image index may name at most {MAX_INDEX_CHILDREN} manifests here; "
+                f"this one names {len(index.manifests)}"
+            )
+        children = []
+        measured: dict[str, Manifest] = {}
+        for position, child in enumerate(index.manifests):
+            if child.digest not in measured:
+                measured[child.digest] = self._child(put, position, child)
+            manifest = measured[child.digest]
+            children.append(
+                (
+                    PlatformImage(
+                        child.digest, child.media_type, child.size, manifest.size, child.platform
+                    ),
+                    manifest,
+                )
+            )
+        return children
+
+    def _child(self, put: ManifestPut, position: int, child: IndexEntry) -> Manifest:
+        """One child manifest, read back from the registry and measured."""
+        status, body = self._registry.read(
+            f"/v2/{put.repository}/manifests/{child.digest}",
+            {"Accept": child.media_type},
+            MAX_MANIFEST_BYTES,
+        )
+        if status == 404:
+            raise oci.manifest_blob_unknown(child.digest)
+        if status != 200:
+            raise RecordFailed(f"reading manifests[{position}]: HTTP {status}")
+        if len(body) != child.size:
+            raise oci.manifest_invalid(
+                f"manifests[{position}].size is {child.size}, but the registry holds"
+                f" {len(body)} bytes for {child.digest}"
+            )
+        parsed = parse_manifest(body, child.media_type)
+        if not isinstance(parsed, ImageManifest):
+            raise oci.manifest_invalid(
+                f"manifests[{position}] is an image index: nested indexes are not accepted"
+            )
+        self._check_blobs(put, parsed, f"manifests[{position}].")
+        return parsed.manifest

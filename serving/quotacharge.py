@@ -1,0 +1,237 @@
+"""Charge ``alauda.io/imagestreams`` on ResourceQuota status at admission, atomically.
+
+Like the Kubernetes quota admission plugin: decide on the cached quotas, or on the quota
+our own last write returned where that is newer (the watch cache lags our writes), write
+the new ``status.used`` with the quota's resourceVersion as precondition, and on a
+conflict re-read the quotas live and decide again. Several quotas are all charged or
+none: charges already written are taken back when a later one cannot be made. A charge
+whose create then fails is released by the usage reconciler.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from kubernetes.client.exceptions import ApiException
+
+from kube.keyedlocks import KeyedLocks
+from quota.objects import Obj, object_name
+from quota.quantity import InvalidQuantity
+from quota.resourcequota import (
+    ChargePlan,
+    imagestreams_used,
+    newer_quota,
+    plan_create,
+    with_used,
+)
+from serving import metrics
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT = 5
+"""Seconds per API call at most; a call never gets more than the charge has left."""
+CHARGE_DEADLINE_SECONDS = 8.0
+"""A charge, lock wait included, ends within this: the imagestreams webhook's timeout is
+10 s, and a charge that lands after the API server gave up would hold quota for a create
+that never happened (until the usage reconciler releases it)."""
+WRITTEN_QUOTAS_KEPT = 100
+"""Quotas our writes returned that a process remembers, least recently used dropped first:
+the size of kube-apiserver's own (``resource_access.go``, ``lru.New(100)``)."""
+
+
+class ChargeConflict(Exception):
+    """Too many concurrent writers; the create is denied retryably."""
+
+
+class QuotaGateway(Protocol):
+    """Live ResourceQuota reads and conditional status writes (``ApiException`` 409/404),
+    each bounded by ``timeout`` seconds."""
+
+    def list(self, namespace: str, *, timeout: float) -> list[Obj]: ...
+    def read(self, namespace: str, name: str, *, timeout: float) -> Obj: ...
+    def replace_status(self, quota: Obj, *, timeout: float) -> Obj:
+        """The quota as written (its new resourceVersion)."""
+        ...
+
+
+class WrittenQuotas:
+    """The quotas our own status writes returned, by namespace and name, bounded (LRU).
+
+    Charges decide on the newer of each cached quota and its entry here
+    (``newer_quota``), so sequential charges write once each instead of failing their
+    precondition on the lagging cache. An entry is dropped when a write of it fails (the
+    quota changed or is gone) or when the cache no longer has that quota (deleted).
+    """
+
+    def __init__(self, size: int = WRITTEN_QUOTAS_KEPT) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[str, str], Obj] = OrderedDict()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def remember(self, namespace: str, quota: Obj) -> None:
+        key = (namespace, object_name(quota))
+        with self._lock:
+            self._entries[key] = quota
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._entries.pop((namespace, name), None)
+
+    def fresher(self, namespace: str, cached: list[Obj]) -> list[Obj]:
+        """``cached`` with each quota replaced by the one we wrote where that is newer;
+        entries of this namespace that the cache no longer lists are forgotten."""
+        names = {object_name(q) for q in cached}
+        chosen: list[Obj] = []
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == namespace and k[1] not in names]:
+                del self._entries[key]
+            for quota in cached:
+                written = self._entries.get((namespace, object_name(quota)))
+                if written is not None:
+                    self._entries.move_to_end((namespace, object_name(quota)))
+                chosen.append(_as_obj(newer_quota(quota, written)))
+        return chosen
+
+
+def _as_obj(quota: Mapping[str, Any]) -> Obj:
+    return quota if isinstance(quota, dict) else dict(quota)
+
+
+class QuotaCharger:
+    def __init__(
+        self,
+        quotas: QuotaGateway,
+        cached_quotas: Callable[[str], list[Obj]],
+        *,
+        attempts: int = 12,
+        deadline_seconds: float = CHARGE_DEADLINE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        locks: KeyedLocks | None = None,
+        written: WrittenQuotas | None = None,
+    ) -> None:
+        self._quotas = quotas
+        self._cached = cached_quotas
+        self._written = WrittenQuotas() if written is None else written
+        self._attempts = attempts
+        self._deadline = deadline_seconds
+        self._clock = clock
+        # One charge per namespace at a time in this process: threads of one replica never
+        # conflict with each other; replicas still meet at the resourceVersion check. A
+        # namespace's lock lives only while a charge holds or awaits it (namespaces churn).
+        self._locks = KeyedLocks() if locks is None else locks
+
+    def _time_left(self, end: float, namespace: str) -> float:
+        """Seconds a call may take: what is left, at most REQUEST_TIMEOUT; none left is a
+        retryable failure."""
+        left = end - self._clock()
+        if left <= 0:
+            raise ChargeConflict(
+                f"could not charge quota in {namespace}: no charge within {self._deadline:g} s"
+            )
+        return min(REQUEST_TIMEOUT, left)
+
+    def _fresh(self, namespace: str) -> list[Obj]:
+        """The cached quotas, or the ones our own writes returned where those are newer."""
+        return self._written.fresher(namespace, self._cached(namespace))
+
+    def _write(self, namespace: str, quota: Obj, end: float) -> None:
+        """Write ``quota``'s status and remember what came back; a failed precondition
+        (or a deleted quota) forgets it."""
+        try:
+            written = self._quotas.replace_status(quota, timeout=self._time_left(end, namespace))
+        except ApiException as err:
+            if err.status in (404, 409):
+                self._written.forget(namespace, object_name(quota))
+            raise
+        self._written.remember(namespace, written)
+
+    def _live(self, namespace: str, end: float) -> list[Obj]:
+        return self._quotas.list(namespace, timeout=self._time_left(end, namespace))
+
+    def judge(self, namespace: str) -> ChargePlan:
+        """The verdict without writing (dry-run, PushReview): a denial is confirmed live."""
+        plan = plan_create(self._fresh(namespace))
+        if not plan.decision.allowed:
+            plan = plan_create(self._live(namespace, self._clock() + self._deadline))
+        return plan
+
+    def charge(self, namespace: str) -> ChargePlan:
+        """Charge one ImageStream create; the returned plan says whether it was allowed.
+
+        Retryable ``ChargeConflict`` when no charge could be made within the deadline."""
+        end = self._clock() + self._deadline
+        if not self._locks.acquire(namespace, timeout=end - self._clock()):
+            raise ChargeConflict(
+                f"could not charge quota in {namespace}: another charge in this namespace "
+                "is still running"
+            )
+        try:
+            return self._charge(namespace, end)
+        finally:
+            self._locks.release(namespace)
+
+    def _charge(self, namespace: str, end: float) -> ChargePlan:
+        quotas = self._fresh(namespace)
+        live = False
+        for attempt in range(self._attempts):
+            plan = plan_create(quotas)
+            if not plan.decision.allowed and not live:
+                quotas, live = self._live(namespace, end), True  # the cache may lag a release
+                continue
+            if not plan.decision.allowed:
+                metrics.QUOTA_CHARGES.labels("exceeded").inc()
+                return plan
+            if not plan.charges:
+                return plan
+            by_name = {q["metadata"]["name"]: q for q in quotas}
+            written: list[str] = []
+            try:
+                for charge in plan.charges:
+                    self._write(namespace, with_used(by_name[charge.name], charge.new_used), end)
+                    written.append(charge.name)
+            except ApiException as err:
+                if err.status not in (404, 409):
+                    self._release(namespace, written, end)
+                    raise
+                metrics.QUOTA_CHARGES.labels("conflict").inc()
+                self._release(namespace, written, end)
+                time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+                quotas, live = self._live(namespace, end), True
+                continue
+            metrics.QUOTA_CHARGES.labels("charged").inc()
+            return plan
+        raise ChargeConflict(f"could not charge quota in {namespace}: too many concurrent writes")
+
+    def _release(self, namespace: str, names: list[str], end: float) -> None:
+        """Take back charges of an all-or-none write that failed part-way (best effort,
+        within the deadline: whatever is left over, the usage reconciler releases)."""
+        for name in names:
+            for _ in range(self._attempts):
+                try:
+                    current = self._quotas.read(
+                        namespace, name, timeout=self._time_left(end, namespace)
+                    )
+                    used = imagestreams_used(current)
+                    self._write(namespace, with_used(current, str(max(used - 1, 0))), end)
+                    break
+                except ChargeConflict:
+                    log.warning("no time left to release charge on quota %s/%s", namespace, name)
+                    return
+                except (ApiException, InvalidQuantity) as err:
+                    if isinstance(err, ApiException) and err.status == 409:
+                        continue
+                    log.warning("could not release charge on quota %s/%s: %s", namespace, name, err)
+                    break
