@@ -1,0 +1,115 @@
+"""What an API error means, read the way apimachinery's ``errors.Is*`` read it.
+
+The HTTP code alone confuses causes that call for different actions: 409 is both
+``AlreadyExists`` (a create lost a race: read what won) and ``Conflict`` (an update carried
+a stale resourceVersion: read again and retry), and 403 is both a denied request and a
+namespace being deleted. The API server says which in the body's ``Status.reason`` and
+``details.causes``; these helpers read it, and fall back to the code only when the body
+has no reason (``ReasonForError`` then ``code`` in apimachinery's ``errors.go``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from kubernetes.client.exceptions import ApiException
+
+# metav1.StatusReason values (k8s.io/apimachinery/pkg/apis/meta/v1/types.go).
+NOT_FOUND: Final = "NotFound"
+ALREADY_EXISTS: Final = "AlreadyExists"
+CONFLICT: Final = "Conflict"
+INVALID: Final = "Invalid"
+FORBIDDEN: Final = "Forbidden"
+GONE: Final = "Gone"
+EXPIRED: Final = "Expired"
+
+NAMESPACE_TERMINATING_CAUSE: Final = "NamespaceTerminating"
+"""``v1.NamespaceTerminatingCause``: a create in a namespace being deleted."""
+
+_REASON_BY_CODE: Final = {
+    403: FORBIDDEN,
+    404: NOT_FOUND,
+    409: CONFLICT,
+    410: GONE,
+    422: INVALID,
+}
+"""The reason apimachinery assumes for a code when the body names none."""
+
+
+def status_of(err: BaseException) -> dict[str, Any]:
+    """The ``Status`` object in an ApiException's body; empty when there is none (a proxy's
+    plain-text error, or not an API error at all)."""
+    body = getattr(err, "body", None)
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if not isinstance(body, str):
+        return {}
+    try:
+        status = json.loads(body)
+    except ValueError:
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def reason(err: BaseException) -> str | None:
+    """The error's ``StatusReason``; None for anything that is not an API error."""
+    if not isinstance(err, ApiException):
+        return None
+    named = status_of(err).get("reason")
+    if isinstance(named, str) and named:
+        return named
+    return _REASON_BY_CODE.get(err.status or 0)
+
+
+def is_not_found(err: BaseException) -> bool:
+    return reason(err) == NOT_FOUND
+
+
+def is_already_exists(err: BaseException) -> bool:
+    return reason(err) == ALREADY_EXISTS
+
+
+def is_conflict(err: BaseException) -> bool:
+    """A write with a stale resourceVersion (or a patch's precondition) lost: read, retry."""
+    return reason(err) == CONFLICT
+
+
+def is_invalid(err: BaseException) -> bool:
+    return reason(err) == INVALID
+
+
+def is_forbidden(err: BaseException) -> bool:
+    """Denied: by RBAC, by an admission webhook or plugin, or a namespace being deleted."""
+    return reason(err) == FORBIDDEN
+
+
+def is_gone(err: BaseException) -> bool:
+    """A watch or list whose resourceVersion is too old (410, ``Expired`` or ``Gone``)."""
+    return reason(err) in (GONE, EXPIRED)
+
+
+def is_namespace_terminating(err: BaseException) -> bool:
+    """A create refused because its namespace is being deleted: nothing to retry."""
+    if not is_forbidden(err):
+        return False
+    details = status_of(err).get("details")
+    causes = details.get("causes") if isinstance(details, dict) else None
+    return isinstance(causes, list) and any(
+        isinstance(cause, dict) and cause.get("type") == NAMESPACE_TERMINATING_CAUSE
+        for cause in causes
+    )
+
+
+def names_object(err: BaseException, name: str, resource: str) -> bool:
+    """Whether a NotFound names the object ``name`` of ``resource`` (apimachinery's
+    ``NewNotFound`` fills ``details``), not a resource the API server does not serve,
+    whose not-found handler leaves the details empty."""
+    if not is_not_found(err):
+        return False
+    details = status_of(err).get("details")
+    return (
+        isinstance(details, dict)
+        and details.get("name") == name
+        and details.get("kind") == resource
+    )

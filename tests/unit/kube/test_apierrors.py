@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from kube import apierrors
+
+
+def api_error(
+    code: int, status: dict[str, object] | None = None, body: str | None = None
+) -> ApiException:
+    err = ApiException(status=code, reason="reason phrase")
+    err.body = json.dumps({"kind": "Status", "code": code, **status}) if status else body
+    return err
+
+
+@pytest.mark.parametrize(
+    ("err", "reason"),
+    [
+        (api_error(409, {"reason": "AlreadyExists"}), apierrors.ALREADY_EXISTS),
+        (api_error(409, {"reason": "Conflict"}), apierrors.CONFLICT),
+        (api_error(409, body="plain text from a proxy"), apierrors.CONFLICT),
+        (api_error(404, body=None), apierrors.NOT_FOUND),
+        (api_error(410, {"reason": "Expired"}), apierrors.EXPIRED),
+        (api_error(500, {"reason": "InternalError"}), "InternalError"),
+        (api_error(500, body="oops"), None),
+        (ValueError("not an API error"), None),
+    ],
+)
+def test_the_reason_is_the_bodys_and_the_code_only_stands_in_for_a_missing_one(
+    err: BaseException, reason: str | None
+) -> None:
+    assert apierrors.reason(err) == reason
+
+
+def test_a_create_that_lost_a_race_is_not_a_stale_update() -> None:
+    exists = api_error(409, {"reason": "AlreadyExists"})
+    assert apierrors.is_already_exists(exists)
+    assert not apierrors.is_conflict(exists)
+
+
+def test_a_stale_update_is_a_conflict_not_an_existing_object() -> None:
+    stale = api_error(409, {"reason": "Conflict"})
+    assert apierrors.is_conflict(stale)
+    assert not apierrors.is_already_exists(stale)
+
+
+def test_a_terminating_namespace_is_told_apart_from_rbac() -> None:
+    terminating = api_error(
+        403,
+        {
+            "reason": "Forbidden",
+            "details": {
+                "causes": [{"type": "NamespaceTerminating", "field": "metadata.namespace"}]
+            },
+        },
+    )
+    denied = api_error(403, {"reason": "Forbidden", "details": {"kind": "secrets"}})
+    assert apierrors.is_namespace_terminating(terminating)
+    assert apierrors.is_forbidden(denied)
+    assert not apierrors.is_namespace_terminating(denied)
+
+
+def test_a_not_found_names_the_object_only_when_storage_filled_the_details() -> None:
+    stored = api_error(
+        404, {"reason": "NotFound", "details": {"name": "app", "kind": "imagestreams"}}
+    )
+    unserved = api_error(404, {"reason": "NotFound", "details": {}})
+    assert apierrors.names_object(stored, "app", "imagestreams")
+    assert not apierrors.names_object(stored, "other", "imagestreams")
+    assert not apierrors.names_object(unserved, "app", "imagestreams")
+
+
+def test_gone_covers_both_reasons_of_a_too_old_resource_version() -> None:
+    assert apierrors.is_gone(api_error(410, {"reason": "Expired"}))
+    assert apierrors.is_gone(api_error(410, {"reason": "Gone"}))
+    assert not apierrors.is_gone(api_error(404, {"reason": "NotFound"}))
