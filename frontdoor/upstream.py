@@ -18,17 +18,12 @@ import urllib3
 from gunicorn.http.errors import ParseException
 
 CHUNK_BYTES: Final = 256 * 1024
-"""Bytes per read and write of a streamed body: below the workers' mmap threshold
-(``serving.tlsserver.MMAP_THRESHOLD_BYTES``), so each chunk, and each copy gunicorn makes
-of it, comes from the heap and its pages are reused. At 1 MiB every one was a mapping of
-its own, zero-filled page by page and unmapped again: ``bench frontdoor`` measured 5.5
-CPU seconds of the front door per GiB pushed and 2.3 per GiB pulled, 3.9 and 1.6 at
-256 KiB (same machine, 2 cores). Per-chunk Python work is still noise next to TLS."""
+"""Bytes per read and write of a streamed body, below the workers' mmap threshold
+(``serving.tlsserver.MMAP_THRESHOLD_BYTES``) so its pages are reused: 3.9 CPU s/GiB pushed
+against 5.5 at 1 MiB (``bench frontdoor``, 2 cores; docs/performance.md)."""
 BODY_READ_BYTES: Final = 64 * 1024
-"""Bytes asked of the WSGI input per read of a client's body. gunicorn gathers the TLS
-records (16 KiB each) of one read in a buffer and copies it whole, then again: four
-records a read cost the front door less than sixteen. ``bench frontdoor``: 2.7 CPU
-seconds per GiB pushed when reading 256 KiB at a time, 2.2 at 64 KiB, 2.5 at 16 KiB."""
+"""Bytes asked of the WSGI input per read of a client's body (four 16 KiB TLS records):
+2.2 CPU s/GiB pushed against 2.7 at 256 KiB and 2.5 at 16 KiB (``bench frontdoor``)."""
 CONNECT_SECONDS: Final = 5.0
 READ_SECONDS: Final = 300.0
 """How long the registry may be silent during one request: a manifest PUT of a large

@@ -41,11 +41,9 @@ own wait before the handshake is as long)."""
 
 MMAP_THRESHOLD_BYTES: Final = 1024 * 1024
 """Blocks this big or bigger (request bodies, their text) get pages of their own, given
-back to the OS when freed. Left alone, glibc raises this threshold to the biggest block
-freed so far (up to 32 MiB): from then on an 8 MiB body lands in a thread's heap and its
-pages stay resident once it is freed. Measured (test_served_parse_cost.py): after a
-stream of hostile 8 MiB bodies the worker stayed some 200 MiB bigger; 20 MiB with these
-settings."""
+back to the OS when freed; glibc would otherwise raise the threshold to the biggest block
+freed so far and keep an 8 MiB body's pages resident. Evidence: after hostile 8 MiB bodies
+a worker stayed 200 MiB bigger, 20 MiB with this (test_served_parse_cost.py)."""
 TRIM_THRESHOLD_BYTES: Final = 128 * 1024
 """Free memory at the top of a heap above this goes back to the OS: glibc's default, which
 its dynamic adjustment (off once the mmap threshold is set) may already have doubled."""
@@ -66,11 +64,9 @@ def return_large_blocks_to_the_os() -> None:
 
 
 RECV_BYTES: Final = 64 * 1024
-"""Largest buffer one ``recv`` asks ``ssl`` for. A read returns one TLS record, at most
-16 KiB of data, but ``ssl`` allocates the whole buffer first; gunicorn asks for up to
-1 MiB while reading a body, which at ``MMAP_THRESHOLD_BYTES`` was a mapping made and
-unmade for every record of an upload: ``bench frontdoor`` measured 3.9 CPU seconds of the
-front door per GiB pushed, 2.7 with this cap (same machine, 2 cores)."""
+"""Largest buffer one ``recv`` asks ``ssl`` for (a read returns one TLS record of at most
+16 KiB, but ``ssl`` allocates the whole buffer first, and gunicorn asks for 1 MiB): 2.7 CPU
+s/GiB pushed against 3.9 uncapped (``bench frontdoor``, 2 cores)."""
 WORKER_TIMEOUT_SECONDS: Final = 60
 """gunicorn restarts a worker silent for this long (its ``timeout``)."""
 READY_WAIT_SECONDS: Final = 30.0
