@@ -42,7 +42,7 @@ NOT_DRIVEN_HERE = {
     },
     CONTROLLER_ACCOUNT: {
         # The registry tag reconciler's live read before a delete: it runs only with a
-        # registry behind a front door, which this stack has not; test_frontdoor_reads
+        # registry behind a front door, which this stack has not; frontdoor/test_reads.py
         # drives it and checks it against the audit log.
         Access("image.alauda.io", "imagestreams", "get"),
     },
