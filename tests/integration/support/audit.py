@@ -15,6 +15,7 @@ from kube.issuerkeys import DISCOVERY_PATH, JWKS_PATH
 from localcluster.stack import SERVICE_NAMESPACE
 
 DECISION = "authorization.k8s.io/decision"
+"""The audit annotation holding RBAC's verdict on a request (``allow`` or ``forbid``)."""
 ISSUER_DISCOVERY_URLS = (DISCOVERY_PATH, JWKS_PATH)
 """The non-resource URLs the manifests grant."""
 

@@ -11,6 +11,7 @@ from tests.integration.support.cluster import ClusterEnv, HttpResult
 from tests.integration.support.objects import digest
 
 PATH = "/v1/pushreviews"
+"""Where our server answers PushReviews."""
 JSON = {"Content-Type": "application/json"}
 
 
