@@ -1,8 +1,11 @@
 """The front door's tests share one local stack with a front door before a real CNCF
 registry, started for the first test of this package and stopped after its last (a stack
-takes ~15 s to start); each test works in its own namespace, so none sees another's
-streams, quota or tokens. A module whose front door must be configured otherwise (fewer
-threads to pin) overrides ``stack`` with a module-scoped one of its own."""
+takes 15-25 s to start on 2 cores). Each test works in its own namespace, so none sees
+another's streams, quota or accounts; what they do share, the front door's metrics and
+its per-address bucket of unknown tokens, is read as deltas or drained only by
+``test_tokens.py``, whose minted tokens are never throttled. A module whose front door
+must be configured otherwise (fewer threads to pin) overrides ``stack`` with a
+module-scoped one of its own."""
 
 from __future__ import annotations
 
