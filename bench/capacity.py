@@ -22,13 +22,11 @@ settings x 2 rounds x 10 s, then 3 endpoints x 3 loads x 3 rounds x 2 servers x 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,7 +35,7 @@ from typing import Any
 
 import requests
 
-from bench import loadgen, plots
+from bench import loadgen, plots, samples
 from bench.report import RESULTS, Figure, Report, Target, alternate, progress
 from localcluster.binaries import REPO_ROOT
 from localcluster.cluster import ControlPlane
@@ -48,7 +46,11 @@ from localcluster.waiting import wait_for
 
 NAME = "capacity"
 NS = "bench-capacity"
-REGISTRY = "image-registry.image-registry-system.svc:5000"
+TAGS = 10
+HISTORY = 3
+"""The reviewed stream: 10 tags with 3 images each."""
+LAYERS = 5
+"""Layers of the pushed image."""
 
 CAPACITY_RATIO_TARGET = 0.7
 """The issue's target: at least 0.7 x the best bare Flask stack's requests/s."""
@@ -70,161 +72,6 @@ TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 # --- bodies, as the API server and the registry send them ---------------------------------
 
 
-def _digest(index: int) -> str:
-    return "sha256:" + hashlib.sha256(str(index).encode()).hexdigest()
-
-
-def _managed_fields(manager: str, api_version: str, fields: dict[str, Any]) -> list[Any]:
-    return [
-        {
-            "manager": manager,
-            "operation": "Update",
-            "apiVersion": api_version,
-            "time": "2026-05-01T10:11:12Z",
-            "fieldsType": "FieldsV1",
-            "fieldsV1": fields,
-        }
-    ]
-
-
-def imagestream(tags: int = 10, images_per_tag: int = 3) -> dict[str, Any]:
-    """An ImageStream as the API server stores it: tag history and managedFields."""
-    spec_tags: list[dict[str, Any]] = []
-    status_tags: list[dict[str, Any]] = []
-    fields: dict[str, Any] = {}
-    for t in range(tags):
-        name = f"v{t}.0.{t % 7}"
-        source = f"quay.io/org/app:{name}"
-        spec_tags.append(
-            {
-                "name": name,
-                "annotations": {"openshift.io/imported-from": source},
-                "from": {"kind": "DockerImage", "name": source},
-                "generation": 3,
-                "importPolicy": {"importMode": "Legacy"},
-                "referencePolicy": {"type": "Source"},
-            }
-        )
-        status_tags.append(
-            {
-                "tag": name,
-                "items": [
-                    {
-                        "created": "2026-05-01T10:11:12Z",
-                        "dockerImageReference": f"{REGISTRY}/{NS}/app@{_digest(t * 100 + i)}",
-                        "image": _digest(t * 100 + i),
-                        "generation": 3,
-                    }
-                    for i in range(images_per_tag)
-                ],
-            }
-        )
-        fields[f'k:{{"name":"{name}"}}'] = {
-            ".": {},
-            "f:annotations": {".": {}, "f:openshift.io/imported-from": {}},
-            "f:from": {".": {}, "f:kind": {}, "f:name": {}},
-            "f:generation": {},
-            "f:importPolicy": {".": {}, "f:importMode": {}},
-            "f:name": {},
-            "f:referencePolicy": {".": {}, "f:type": {}},
-        }
-    return {
-        "apiVersion": "image.alauda.io/v1",
-        "kind": "ImageStream",
-        "metadata": {
-            "name": "app",
-            "namespace": NS,
-            "uid": "6f1c3c2e-4b7a-4bb8-9a43-2b1f0c9d7e11",
-            "resourceVersion": "123456",
-            "generation": 3,
-            "creationTimestamp": "2026-01-01T00:00:00Z",
-            "managedFields": _managed_fields(
-                "kubectl-client-side-apply", "image.alauda.io/v1", {"f:spec": {"f:tags": fields}}
-            ),
-        },
-        "spec": {"lookupPolicy": {"local": False}, "tags": spec_tags},
-        "status": {"dockerImageRepository": f"{REGISTRY}/{NS}/app", "tags": status_tags},
-    }
-
-
-def serviceaccount() -> dict[str, Any]:
-    """A ServiceAccount create as mutating admission sees it (uid and timestamps set)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {
-            "name": "builder",
-            "namespace": NS,
-            "uid": "0b0e4a9c-5f1d-4c1e-9a43-2b1f0c9d7e12",
-            "creationTimestamp": "2026-05-01T10:11:12Z",
-            "labels": {"app.kubernetes.io/part-of": "ci"},
-            "managedFields": _managed_fields(
-                "kubectl-create",
-                "v1",
-                {"f:metadata": {"f:labels": {".": {}, "f:app.kubernetes.io/part-of": {}}}},
-            ),
-        },
-    }
-
-
-def admission_review(
-    resource: tuple[str, str, str],
-    kind: str,
-    operation: str,
-    obj: dict[str, Any],
-    old: dict[str, Any] | None,
-) -> bytes:
-    """An AdmissionReview as kube-apiserver sends it (every field it fills)."""
-    group, version, plural = resource
-    gvk = {"group": group, "version": version, "kind": kind}
-    gvr = {"group": group, "version": version, "resource": plural}
-    request = {
-        "uid": str(uuid.uuid4()),
-        "kind": gvk,
-        "resource": gvr,
-        "requestKind": gvk,
-        "requestResource": gvr,
-        "name": obj["metadata"]["name"],
-        "namespace": NS,
-        "operation": operation,
-        "userInfo": {
-            "username": "system:serviceaccount:ci:deployer",
-            "uid": "8d0e2f4a-1111-4c1e-9a43-2b1f0c9d7e13",
-            "groups": [
-                "system:serviceaccounts",
-                "system:serviceaccounts:ci",
-                "system:authenticated",
-            ],
-        },
-        "object": obj,
-        "oldObject": old,
-        "dryRun": False,
-        "options": {
-            "apiVersion": "meta.k8s.io/v1",
-            "kind": "CreateOptions" if operation == "CREATE" else "UpdateOptions",
-            "fieldManager": "kubectl-client-side-apply",
-        },
-    }
-    review = {"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": request}
-    return json.dumps(review).encode()
-
-
-def push_review() -> bytes:
-    """A tag push of a five-layer image to the existing stream."""
-    spec = {
-        "namespace": NS,
-        "repository": "app",
-        "tag": "v1",
-        "digest": _digest(10_001),
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"digest": _digest(10_002), "size": 1469},
-        "layers": [{"digest": _digest(10_003 + i), "size": 2_811_478} for i in range(5)],
-    }
-    return json.dumps(
-        {"apiVersion": "image.alauda.io/v1", "kind": "PushReview", "spec": spec}
-    ).encode()
-
-
 @dataclass(frozen=True)
 class Endpoint:
     label: str
@@ -233,26 +80,37 @@ class Endpoint:
     needs_token: bool = False
 
 
+def imagestream() -> dict[str, Any]:
+    """The stream the reviews update, as the API server stores it."""
+    return samples.imagestream(NS, "app", tags=TAGS, history=HISTORY)
+
+
 def endpoints() -> list[Endpoint]:
     stream = imagestream()
     updated = json.loads(json.dumps(stream))
     updated["metadata"]["labels"] = {"team": "a"}
+    sa = samples.serviceaccount(NS, "builder")
+    # A tag push of an image the stream has not seen.
+    pushed = TAGS * HISTORY + 1
     return [
         Endpoint(
             "mutate SA",
             "/mutate/serviceaccounts",
-            admission_review(
-                ("", "v1", "serviceaccounts"), "ServiceAccount", "CREATE", serviceaccount(), None
-            ),
+            samples.admission_review("", "ServiceAccount", "serviceaccounts", "CREATE", sa),
         ),
         Endpoint(
             "validate IS",
             "/validate/imagestreams",
-            admission_review(
-                ("image.alauda.io", "v1", "imagestreams"), "ImageStream", "UPDATE", updated, stream
+            samples.admission_review(
+                "image.alauda.io", "ImageStream", "imagestreams", "UPDATE", updated, stream
             ),
         ),
-        Endpoint("PushReview", "/v1/pushreviews", push_review(), needs_token=True),
+        Endpoint(
+            "PushReview",
+            "/v1/pushreviews",
+            samples.push_review(NS, "v1", pushed, layers=LAYERS),
+            needs_token=True,
+        ),
     ]
 
 
@@ -434,26 +292,8 @@ def _prepare(stack: Stack) -> str:
     kubectl = stack.kubectl
     kubectl("create", "namespace", NS)
     objects: list[dict[str, Any]] = [
-        {
-            "apiVersion": "v1",
-            "kind": "LimitRange",
-            "metadata": {"name": "limits"},
-            "spec": {
-                "limits": [
-                    {
-                        "type": "alauda.io/ImageStream",
-                        "max": {"alauda.io/image-tags": "50", "alauda.io/images": "500"},
-                    },
-                    {"type": "alauda.io/Image", "max": {"storage": "1Gi"}},
-                ]
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "ResourceQuota",
-            "metadata": {"name": "streams"},
-            "spec": {"hard": {"alauda.io/imagestreams": "100"}},
-        },
+        samples.limit_range("limits"),
+        samples.resource_quota("streams"),
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
@@ -484,11 +324,7 @@ def _prepare(stack: Stack) -> str:
         timeout=60,
         what="the quota's usage to be counted",
     )
-    stream = imagestream()
-    for key in ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields"):
-        stream["metadata"].pop(key)
-    stream.pop("status")
-    kubectl("apply", "-f", "-", input=json.dumps(stream))
+    kubectl("apply", "-f", "-", input=json.dumps(samples.created(imagestream())))
     kubectl("create", "serviceaccount", "registry", "-n", NS)
     kubectl(
         "create",

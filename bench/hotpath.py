@@ -38,7 +38,7 @@ from typing import Any, Final
 
 from flask import Flask, Response, jsonify, request
 
-from bench import plots
+from bench import plots, samples
 from bench.report import RESULTS, Figure, Report, Target, alternate, progress
 from cli.logs import configure_logging
 from kube.settings import DEFAULT_LOG_FORMAT
@@ -68,226 +68,11 @@ HISTORY: Final = 5
 LAYERS: Final = 10
 """Layers of one image: a typical application image on a distribution base."""
 TOKEN: Final = "bench-token"
-REGISTRY: Final = "image-registry.image-registry-system.svc:5000"
-CREATED: Final = "2026-11-28T09:00:00Z"
 
 
-def digest(n: int) -> str:
-    return "sha256:" + f"{n:064x}"
-
-
-def _fields(*names: str) -> dict[str, Any]:
-    """A managedFields ``fieldsV1`` set naming ``names`` (the shape the API server writes)."""
-    return {f"f:{name}": {} for name in names}
-
-
-def image_object(n: int) -> Obj:
-    """An Image as the registry writes it: layers listed, so its size is theirs."""
-    return {
-        "apiVersion": "image.alauda.io/v1",
-        "kind": "Image",
-        "metadata": {
-            "name": f"img-{n}",
-            "uid": f"00000000-0000-4000-8000-{n:012x}",
-            "resourceVersion": str(1000 + n),
-            "creationTimestamp": CREATED,
-        },
-        "dockerImageReference": f"{REGISTRY}/{NAMESPACE}/app@{digest(n)}",
-        "dockerImageManifestMediaType": "application/vnd.oci.image.manifest.v1+json",
-        "dockerImageConfig": {"digest": digest(n + 7_000_000), "size": 1469},
-        "dockerImageLayers": [
-            {
-                "name": digest(n * 100 + i + 8_000_000),
-                "size": 2_811_478 + i,
-                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-            }
-            for i in range(LAYERS)
-        ],
-        "dockerImageMetadata": {"size": 28_116_249},
-    }
-
-
-def _managed(manager: str, operation: str, fields: dict[str, Any], **extra: str) -> Obj:
-    return {
-        "manager": manager,
-        "operation": operation,
-        "apiVersion": "image.alauda.io/v1",
-        "time": CREATED,
-        "fieldsType": "FieldsV1",
-        "fieldsV1": fields,
-        **extra,
-    }
-
-
-def imagestream(name: str = "app", *, history: int = HISTORY, status: bool = True) -> Obj:
-    """An ImageStream of ``TAGS`` tags, as ``kubectl apply`` and the registry leave it."""
-    spec_tags = [
-        {
-            "name": f"v{t}",
-            "annotations": None,
-            "from": {"kind": "DockerImage", "name": f"registry.example.com/{name}:v{t}"},
-            "generation": 2,
-            "importPolicy": {"importMode": "Legacy"},
-            "referencePolicy": {"type": "Source"},
-        }
-        for t in range(TAGS)
-    ]
-    spec_fields = {
-        "f:metadata": {"f:annotations": {".": {}, "f:kubectl.kubernetes.io/last-applied": {}}},
-        "f:spec": {
-            "f:tags": {
-                f'k:{{"name":"v{t}"}}': {".": {}, **_fields("from", "name", "referencePolicy")}
-                for t in range(TAGS)
-            }
-        },
-    }
-    stream: Obj = {
-        "apiVersion": "image.alauda.io/v1",
-        "kind": "ImageStream",
-        "metadata": {
-            "name": name,
-            "namespace": NAMESPACE,
-            "uid": "6f1c2a9e-3b1d-4c55-9a5e-2f7d1c0b9e11",
-            "resourceVersion": "48213",
-            "generation": 2,
-            "creationTimestamp": CREATED,
-            "annotations": {"kubectl.kubernetes.io/last-applied": '{"apiVersion":"..."}'},
-            "managedFields": [_managed("kubectl-client-side-apply", "Update", spec_fields)],
-        },
-        "spec": {"lookupPolicy": {"local": False}, "tags": spec_tags},
-    }
-    if status:
-        stream["status"] = {
-            "dockerImageRepository": f"{REGISTRY}/{NAMESPACE}/{name}",
-            "tags": [
-                {
-                    "tag": f"v{t}",
-                    "items": [
-                        {
-                            "created": CREATED,
-                            "dockerImageReference": f"{REGISTRY}/{NAMESPACE}/{name}@{digest(n)}",
-                            "image": digest(n),
-                            "generation": 2,
-                        }
-                        for n in range(t * HISTORY, t * HISTORY + history)
-                    ],
-                }
-                for t in range(TAGS)
-            ],
-        }
-        status_fields = {
-            "f:status": {
-                "f:dockerImageRepository": {},
-                "f:tags": {f'k:{{"tag":"v{t}"}}': _fields("items", "tag") for t in range(TAGS)},
-            }
-        }
-        stream["metadata"]["managedFields"].append(
-            _managed("registry", "Update", status_fields, subresource="status")
-        )
-    return stream
-
-
-def serviceaccount(name: str) -> Obj:
-    """A ServiceAccount at CREATE admission: no uid yet, managedFields already set."""
-    return {
-        "kind": "ServiceAccount",
-        "apiVersion": "v1",
-        "metadata": {
-            "name": name,
-            "namespace": NAMESPACE,
-            "labels": {"app.kubernetes.io/name": "builder", "app.kubernetes.io/part-of": "ci"},
-            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}\n"},
-            "managedFields": [
-                {
-                    "manager": "kubectl-client-side-apply",
-                    "operation": "Update",
-                    "apiVersion": "v1",
-                    "time": CREATED,
-                    "fieldsType": "FieldsV1",
-                    "fieldsV1": {
-                        "f:metadata": {
-                            "f:annotations": {
-                                ".": {},
-                                "f:kubectl.kubernetes.io/last-applied-configuration": {},
-                            },
-                            "f:labels": {
-                                ".": {},
-                                "f:app.kubernetes.io/name": {},
-                                "f:app.kubernetes.io/part-of": {},
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
-
-
-def admission_review(
-    group: str,
-    kind: str,
-    resource: str,
-    operation: str,
-    obj: Obj,
-    old: Obj | None = None,
-    sub_resource: str = "",
-) -> bytes:
-    """An AdmissionReview as kube-apiserver sends it: compact JSON, user with groups and
-    extra, the request's kind and resource twice, and the operation's options."""
-    version = "v1"
-    gvk = {"group": group, "version": version, "kind": kind}
-    gvr = {"group": group, "version": version, "resource": resource}
-    options_kind = "CreateOptions" if operation == "CREATE" else "UpdateOptions"
-    request: Obj = {
-        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-        "kind": gvk,
-        "resource": gvr,
-        "requestKind": gvk,
-        "requestResource": gvr,
-        "name": obj["metadata"]["name"],
-        "namespace": NAMESPACE,
-        "operation": operation,
-        "userInfo": {
-            "username": "kubernetes-admin",
-            "uid": "aws-iam-authenticator:1234:ABCD",
-            "groups": ["system:masters", "system:authenticated"],
-            "extra": {"authentication.kubernetes.io/credential-id": ["X509SHA256=9f86d08"]},
-        },
-        "object": obj,
-        "oldObject": old,
-        "dryRun": False,
-        "options": {
-            "kind": options_kind,
-            "apiVersion": "meta.k8s.io/v1",
-            "fieldManager": "kubectl-client-side-apply",
-            "fieldValidation": "Strict",
-        },
-    }
-    if sub_resource:
-        request["subResource"] = sub_resource
-    review = {"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": request}
-    return json.dumps(review, separators=(",", ":")).encode()
-
-
-def push_review(tag: str, image: int) -> bytes:
-    """A PushReview of one image of ``LAYERS`` layers, as the registry sends it."""
-    review = {
-        "apiVersion": "image.alauda.io/v1",
-        "kind": "PushReview",
-        "spec": {
-            "namespace": NAMESPACE,
-            "repository": "app",
-            "tag": tag,
-            "digest": digest(image),
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"digest": digest(image + 7_000_000), "size": 1469},
-            "layers": [
-                {"digest": digest(image * 100 + i + 8_000_000), "size": 2_811_478 + i}
-                for i in range(LAYERS)
-            ],
-        },
-    }
-    return json.dumps(review, separators=(",", ":")).encode()
+def imagestream(name: str = "app", *, status: bool = True) -> Obj:
+    """The issue's stream: ``TAGS`` tags with ``HISTORY`` images each."""
+    return samples.imagestream(NAMESPACE, name, tags=TAGS, history=HISTORY, status=status)
 
 
 @dataclass(frozen=True)
@@ -312,36 +97,34 @@ def cases() -> list[Case]:
     edited = copy.deepcopy(stream)
     edited["spec"]["tags"][0]["from"]["name"] = "registry.example.com/app:v0-fixed"
     grown = copy.deepcopy(stream)
-    grown["status"]["tags"][0]["items"].insert(
-        0,
-        {
-            "created": CREATED,
-            "dockerImageReference": f"{REGISTRY}/{NAMESPACE}/app@{digest(NEW_IMAGE)}",
-            "image": digest(NEW_IMAGE),
-            "generation": 3,
-        },
-    )
+    grown["status"]["tags"][0]["items"].insert(0, samples.history_item(NAMESPACE, "app", NEW_IMAGE))
     fresh = imagestream("web", status=False)
     allowed = '"allowed":true'
     return [
         Case(
             "sa-create",
             "/mutate/serviceaccounts",
-            admission_review(
-                "", "ServiceAccount", "serviceaccounts", "CREATE", serviceaccount("builder")
+            samples.admission_review(
+                "",
+                "ServiceAccount",
+                "serviceaccounts",
+                "CREATE",
+                samples.serviceaccount(NAMESPACE, "builder"),
             ),
             '"patchType":"JSONPatch"',
         ),
         Case(
             "is-create",
             "/validate/imagestreams",
-            admission_review("image.alauda.io", "ImageStream", "imagestreams", "CREATE", fresh),
+            samples.admission_review(
+                "image.alauda.io", "ImageStream", "imagestreams", "CREATE", fresh
+            ),
             allowed,
         ),
         Case(
             "is-update",
             "/validate/imagestreams",
-            admission_review(
+            samples.admission_review(
                 "image.alauda.io", "ImageStream", "imagestreams", "UPDATE", edited, stream
             ),
             allowed,
@@ -349,7 +132,7 @@ def cases() -> list[Case]:
         Case(
             "is-status",
             "/validate/imagestreams",
-            admission_review(
+            samples.admission_review(
                 "image.alauda.io", "ImageStream", "imagestreams", "UPDATE", grown, stream, "status"
             ),
             allowed,
@@ -357,7 +140,7 @@ def cases() -> list[Case]:
         Case(
             "pushreview",
             "/v1/pushreviews",
-            push_review("v3", NEW_IMAGE),
+            samples.push_review(NAMESPACE, "v3", NEW_IMAGE, layers=LAYERS),
             allowed,
             (("Authorization", f"Bearer {TOKEN}"),),
         ),
@@ -371,30 +154,14 @@ class Caches:
     """What the watch caches would hold: one namespace with limits, its stream and Images."""
 
     def __init__(self) -> None:
-        self._limit_ranges = [
-            {
-                "apiVersion": "v1",
-                "kind": "LimitRange",
-                "metadata": {
-                    "name": "registry-limits",
-                    "namespace": NAMESPACE,
-                    "uid": "0c3f6d1e-8a2b-4e1f-9b7a-5d4c3b2a1f00",
-                    "resourceVersion": "1207",
-                },
-                "spec": {
-                    "limits": [
-                        {"type": "Container", "max": {"cpu": "2", "memory": "1Gi"}},
-                        {"type": "alauda.io/Image", "max": {"storage": "1Gi"}},
-                        {
-                            "type": "alauda.io/ImageStream",
-                            "max": {"alauda.io/image-tags": "50", "alauda.io/images": "500"},
-                        },
-                    ]
-                },
-            }
-        ]
+        limits = samples.limit_range()
+        limits["metadata"]["namespace"] = NAMESPACE
+        self._limit_ranges = [limits]
         self._stream = imagestream()
-        self._images = {digest(n): image_object(n) for n in range(NEW_IMAGE + 1)}
+        self._images = {
+            samples.digest(n): samples.image(NAMESPACE, n, layers=LAYERS)
+            for n in range(NEW_IMAGE + 1)
+        }
 
     def not_ready(self) -> str | None:
         return None

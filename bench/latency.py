@@ -50,7 +50,7 @@ from typing import Any
 import requests
 from kubernetes import client, config
 
-from bench import plots
+from bench import plots, samples
 from bench.report import RESULTS, Figure, Report, Target, alternate, percentile, progress
 from localcluster.cluster import ControlPlane
 from localcluster.metrics import metric_sum
@@ -67,6 +67,8 @@ WARM_UP = 20
 client warm up."""
 QUOTA_HARD = "1000000"
 """Large enough that no arm ever fills a quota."""
+STREAM_TAGS = 1
+"""Each created ImageStream names one tag: a create, not a stream's growth, is measured."""
 CHARGED_P50_RATIO = 1.2
 UNCHARGED_P50_RATIO = 1.25
 UNCHARGED_P99_RATIO = 1.5
@@ -261,10 +263,6 @@ def _start_noop(stack: Stack, api: client.ApiClient) -> tuple[subprocess.Popen[b
     return process, url
 
 
-def _quota(name: str, resource: str) -> dict[str, Any]:
-    return {"metadata": {"name": name}, "spec": {"hard": {resource: QUOTA_HARD}}}
-
-
 def _counted(core: client.CoreV1Api, namespace: str, name: str, resource: str) -> bool:
     raw = core.read_namespaced_resource_quota(name, namespace, _preload_content=False)
     return resource in ((json.loads(raw.data).get("status") or {}).get("used") or {})
@@ -284,12 +282,9 @@ def _creator(api: client.ApiClient, kind: str, namespace: str, prefix: str) -> C
                 namespace, {"metadata": {"name": name}}, _preload_content=False
             )
         else:
-            body = {
-                "apiVersion": "image.alauda.io/v1",
-                "kind": "ImageStream",
-                "metadata": {"name": name},
-                "spec": {"tags": [{"name": "latest"}]},
-            }
+            body = samples.created(
+                samples.imagestream(namespace, name, tags=STREAM_TAGS, history=0, status=False)
+            )
             objects.create_namespaced_custom_object(
                 "image.alauda.io", "v1", namespace, "imagestreams", body, _preload_content=False
             )
@@ -441,10 +436,14 @@ def main(argv: list[str]) -> list[Figure]:
             for ns in (OURS, EXCLUDED, OURS_QUOTA, EXCLUDED_QUOTA, NOOP):
                 core.create_namespace({"metadata": {"name": ns}}, _preload_content=False)
             core.create_namespaced_resource_quota(
-                OURS_QUOTA, _quota("streams", OUR_RESOURCE), _preload_content=False
+                OURS_QUOTA,
+                samples.resource_quota("streams", {OUR_RESOURCE: QUOTA_HARD}),
+                _preload_content=False,
             )
             core.create_namespaced_resource_quota(
-                EXCLUDED_QUOTA, _quota("streams", NATIVE_RESOURCE), _preload_content=False
+                EXCLUDED_QUOTA,
+                samples.resource_quota("streams", {NATIVE_RESOURCE: QUOTA_HARD}),
+                _preload_content=False,
             )
             progress("waiting for both quotas' usage to be counted")
             wait_for(

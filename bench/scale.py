@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import base64
 import concurrent.futures
-import hashlib
 import itertools
 import json
 import re
@@ -44,7 +43,7 @@ from typing import Any, Final
 import requests
 from kubernetes import client, config
 
-from bench import plots
+from bench import plots, samples
 from bench.report import Figure, Report, Target, alternate, progress
 from kube.metadata import LIST_ACCEPT, metadata_list_func
 from kube.settings import Settings
@@ -82,7 +81,8 @@ the API server, not the token bucket, bounds the backlog."""
 TAGS_PER_STREAM: Final = 5
 HISTORY_PER_TAG: Final = 3
 LAYERS_PER_IMAGE: Final = 5
-"""A modest stream and image: 15 history entries, 5 layers."""
+LAYER_BYTES: Final = 1_000_000
+"""A modest stream and image: 15 history entries, 5 layers of about 1 MB."""
 BARE_NAMESPACES: Final = 10
 """Opted-out namespaces the bare writes go to (the API server's cost hardly depends on
 how SAs spread over namespaces)."""
@@ -95,107 +95,21 @@ SYNC_TIMEOUT: Final = 300.0
 # --- objects (pure) ------------------------------------------------------------------------
 
 
-def digest(*parts: object) -> str:
-    return "sha256:" + hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()
-
-
 def namespace_name(i: int) -> str:
     return f"scale-{i:05d}"
 
 
-def limit_range() -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "LimitRange",
-        "metadata": {"name": "registry-limits"},
-        "spec": {
-            "limits": [
-                {"type": "alauda.io/Image", "max": {"storage": "1Gi"}},
-                {
-                    "type": "alauda.io/ImageStream",
-                    "max": {"alauda.io/image-tags": "50", "alauda.io/images": "500"},
-                },
-            ]
-        },
-    }
-
-
-def resource_quota() -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ResourceQuota",
-        "metadata": {"name": "registry-quota"},
-        "spec": {"hard": {"alauda.io/imagestreams": "100"}},
-    }
-
-
-def imagestream(namespace: str, name: str) -> dict[str, Any]:
-    """A stream with tags and history, as the registry leaves it after some pushes."""
-    return {
-        "apiVersion": "image.alauda.io/v1",
-        "kind": "ImageStream",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-        "spec": {"tags": [{"name": f"v{t}"} for t in range(TAGS_PER_STREAM)]},
-    }
-
-
-def imagestream_status(namespace: str, name: str) -> dict[str, Any]:
-    reference = f"image-registry.image-registry-system.svc:5000/{namespace}/{name}"
-    return {
-        "tags": [
-            {
-                "tag": f"v{t}",
-                "items": [
-                    {
-                        "created": "2026-01-01T00:00:00Z",
-                        "dockerImageReference": f"{reference}@{digest(namespace, name, t, h)}",
-                        "image": digest(namespace, name, t, h),
-                        "generation": h + 1,
-                    }
-                    for h in range(HISTORY_PER_TAG)
-                ],
-            }
-            for t in range(TAGS_PER_STREAM)
-        ]
-    }
+def stream(namespace: str, name: str, index: int) -> dict[str, Any]:
+    """Stream ``index`` of the fill, its history naming images of its own."""
+    first = index * TAGS_PER_STREAM * HISTORY_PER_TAG
+    return samples.imagestream(
+        namespace, name, tags=TAGS_PER_STREAM, history=HISTORY_PER_TAG, first_image=first
+    )
 
 
 def image(i: int) -> dict[str, Any]:
-    """A standalone Image (named freely; CRD names cannot hold ':') with the metadata a
-    registry records: the config's Env, Labels and history, the layers."""
-    layers = [
-        {
-            "name": digest("layer", i, n),
-            "size": 1_000_000 + n,
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-        }
-        for n in range(LAYERS_PER_IMAGE)
-    ]
-    return {
-        "apiVersion": "image.alauda.io/v1",
-        "kind": "Image",
-        "metadata": {"name": f"img-{i:06d}"},
-        "dockerImageReference": f"registry.example/app@{digest('image', i)}",
-        "dockerImageManifestMediaType": "application/vnd.oci.image.manifest.v1+json",
-        "dockerImageConfig": {"digest": digest("config", i), "size": 1469},
-        "dockerImageLayers": layers,
-        "dockerImageMetadata": {
-            "size": 5_000_010 + 1469,
-            "architecture": "amd64",
-            "os": "linux",
-            "created": "2026-01-01T00:00:00Z",
-            "config": {
-                "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", f"APP_VERSION=1.{i}"],
-                "Cmd": ["/app/server", "--port=8080"],
-                "Labels": {f"org.opencontainers.image.{k}": f"value-{k}-{i}" for k in "abcde"},
-                "WorkingDir": "/app",
-            },
-            "history": [
-                {"created": "2026-01-01T00:00:00Z", "created_by": f"RUN step {n} of build {i}"}
-                for n in range(LAYERS_PER_IMAGE)
-            ],
-        },
-    }
+    """A standalone Image with the metadata a registry records (config and layers)."""
+    return samples.image(namespace_name(0), i, layers=LAYERS_PER_IMAGE, layer_bytes=LAYER_BYTES)
 
 
 def scaled(value: int, scale: float) -> int:
@@ -420,24 +334,25 @@ def fill(api: client.ApiClient, namespaces: int, streams: int, images: int) -> d
 
     def namespace(ns: str) -> None:
         core.create_namespace({"metadata": {"name": ns}}, _preload_content=False)
-        core.create_namespaced_limit_range(ns, limit_range(), _preload_content=False)
-        core.create_namespaced_resource_quota(ns, resource_quota(), _preload_content=False)
+        core.create_namespaced_limit_range(ns, samples.limit_range(), _preload_content=False)
+        core.create_namespaced_resource_quota(ns, samples.resource_quota(), _preload_content=False)
 
     took["namespaces"] = _parallel("namespaces with LimitRange and ResourceQuota", namespace, names)
 
-    def stream(i: int) -> None:
+    def one_stream(i: int) -> None:
         ns, name = names[i % namespaces], f"stream-{i // namespaces:04d}"
+        sample = stream(ns, name, i)
         created = json.loads(
             custom.create_namespaced_custom_object(
                 "image.alauda.io",
                 "v1",
                 ns,
                 "imagestreams",
-                imagestream(ns, name),
+                samples.created(sample),
                 _preload_content=False,
             ).data
         )
-        created["status"] = imagestream_status(ns, name)
+        created["status"] = sample["status"]
         custom.replace_namespaced_custom_object_status(
             "image.alauda.io", "v1", ns, "imagestreams", name, created, _preload_content=False
         )
@@ -448,7 +363,7 @@ def fill(api: client.ApiClient, namespaces: int, streams: int, images: int) -> d
         )
 
     took["imagestreams"] = _parallel(
-        "ImageStreams (create, then status)", stream, list(range(streams))
+        "ImageStreams (create, then status)", one_stream, list(range(streams))
     )
     took["images"] = _parallel("Images", one_image, list(range(images)))
     return took

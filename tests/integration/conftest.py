@@ -18,7 +18,7 @@ from kubernetes import client, config
 
 from localcluster.cluster import ControlPlane
 from localcluster.stack import Stack
-from tests.integration.support import ClusterEnv
+from tests.integration.support.cluster import ClusterEnv
 
 
 def _existing_cluster() -> bool:

@@ -14,29 +14,26 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from kubernetes import client
 
 from controller.certificates.material import CA_BUNDLE, SECRET_NAME, TLS_CERT
 from controller.certificates.reconciler import FIELD_MANAGER
 from kube import certs
 from localcluster.binaries import REPO_ROOT
 from localcluster.stack import CERTIFICATE_PROPAGATION_SECONDS, Stack
-from tests.integration.support import (
+from tests.integration.support.cluster import (
     CACHE_DEADLINE,
     CONFIGURATION_NAME,
     SERVICE_NAMESPACE,
     ClusterEnv,
 )
-from tests.integration.test_quota import stream
+from tests.integration.support.load import Load
 
 pytestmark = pytest.mark.local_only
 
@@ -47,8 +44,6 @@ ROTATION_DEADLINE = 2 * CERTIFICATE_PROPAGATION_SECONDS + 2 * CACHE_DEADLINE
 """A rotation is two propagation waits, plus a reconcile and a Secret sync on each side."""
 CLI_TIMEOUT = 60.0
 """``certs rotate`` itself waits for the leader (its --timeout default)."""
-ANNOTATION_REF = "image.alauda.io/internal-registry-pull-secret-ref"
-"""Set by our mutating webhook: its presence on a create's answer shows it was called."""
 KINDS = {
     "MutatingWebhookConfiguration": "mutatingwebhookconfiguration",
     "ValidatingWebhookConfiguration": "validatingwebhookconfiguration",
@@ -124,79 +119,6 @@ def rotated_from(cluster: ClusterEnv, stack: Stack, old: bytes) -> bytes:
         what="the rotation to finish",
     )
     return new
-
-
-# --- a load through the API server ------------------------------------------------------
-
-
-@dataclass
-class Load:
-    """ServiceAccounts and ImageStreams created through the API server by two threads;
-    every failed create, and every ServiceAccount our (fail-open) mutating webhook did not
-    patch, counts as a failure."""
-
-    api: client.ApiClient
-    namespace: str
-    per_second: float | None = None
-    """ServiceAccounts (each with its ImageStream) created per second by both threads
-    together; None: as fast as they go."""
-    started: float = field(default_factory=time.monotonic)
-    created: int = 0
-    failures: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _threads: list[threading.Thread] = field(default_factory=list)
-
-    def start(self) -> Load:
-        self.started = time.monotonic()
-        self._threads = [
-            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(2)
-        ]
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def keep_running_until(self, offset: float) -> None:
-        """Let the load run until ``offset`` seconds after it started (the test's design:
-        how long the load lasts, not a wait for something to happen)."""
-        remaining = self.started + offset - time.monotonic()
-        if remaining > 0:
-            self._stop.wait(remaining)
-
-    def finish(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=LOAD_SECONDS)
-
-    def _run(self, worker: int) -> None:
-        core, custom = client.CoreV1Api(self.api), client.CustomObjectsApi(self.api)
-        interval = 0.0 if self.per_second is None else len(self._threads) / self.per_second
-        n = 0
-        next_at = time.monotonic()
-        while not self._stop.is_set():
-            # Paced, not waiting for anything: the load's rate is the test's design.
-            next_at += interval
-            if interval and self._stop.wait(max(next_at - time.monotonic(), 0)):
-                return
-            n += 1
-            name = f"load-{worker}-{n}"
-            failure = None
-            try:
-                sa = core.create_namespaced_service_account(
-                    self.namespace, {"metadata": {"name": name}}, _request_timeout=30
-                )
-                if ANNOTATION_REF not in (sa.metadata.annotations or {}):
-                    failure = f"ServiceAccount {name} was not patched by our webhook"
-                custom.create_namespaced_custom_object(
-                    "image.alauda.io", "v1", self.namespace, "imagestreams", stream(name),
-                    _request_timeout=30,
-                )  # fmt: skip
-            except Exception as err:
-                failure = f"{name}: {type(err).__name__}: {getattr(err, 'reason', None) or err}"
-            with self._lock:
-                self.created += 2
-                if failure:
-                    self.failures.append(failure)
 
 
 @pytest.fixture

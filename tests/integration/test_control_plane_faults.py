@@ -18,10 +18,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.support import RELEASE_DEADLINE, ClusterEnv, own_stack
-from tests.integration.test_certificates import Load
-from tests.integration.test_pull_secrets import every_account_has_its_one_secret
-from tests.integration.test_quota import quota, used
+from tests.integration.support.cluster import RELEASE_DEADLINE, ClusterEnv, own_stack
+from tests.integration.support.load import Load
+from tests.integration.support.objects import quota, used
+from tests.integration.support.pullsecrets import every_account_has_its_one_secret
 
 pytestmark = pytest.mark.local_only
 

@@ -13,12 +13,11 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from localcluster.processes import ManagedProcess
-from tests.integration.support import ClusterEnv
+from tests.integration.support.cluster import ClusterEnv
+from tests.integration.support.controller import START_DEADLINE
 
 pytestmark = pytest.mark.local_only
 
-START_DEADLINE = 30.0
-"""For a controller to list its caches and campaign: as test_controller_replicas allows."""
 LEADER = ("registry_v2_policy_leader_election_status", {"lease": "image-registry-controller"})
 
 

@@ -10,19 +10,12 @@ from collections.abc import Iterator
 import pytest
 
 from localcluster.processes import ManagedProcess
-from localcluster.stack import SERVICE_NAMESPACE, Stack
-from tests.integration.support import ClusterEnv
-from tests.integration.test_controller_health import START_DEADLINE
-from tests.integration.test_pull_secrets import wait_secret
+from localcluster.stack import Stack
+from tests.integration.support.cluster import ClusterEnv
+from tests.integration.support.controller import START_DEADLINE, holder
+from tests.integration.support.pullsecrets import wait_secret
 
 pytestmark = pytest.mark.local_only
-
-LEASE = "image-registry-controller"
-
-
-def holder(cluster: ClusterEnv) -> str:
-    lease = cluster.kubectl_json("get", "lease", LEASE, "-n", SERVICE_NAMESPACE)
-    return str(lease["spec"].get("holderIdentity") or "")
 
 
 @pytest.fixture

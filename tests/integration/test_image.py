@@ -29,10 +29,9 @@ import yaml
 from localcluster.processes import ManagedProcess
 from localcluster.stack import CONTROLLER_ACCOUNT, SERVICE_NAMESPACE
 from tests.dockerimage import read
-from tests.integration.support import ClusterEnv
-from tests.integration.test_controller_replicas import holder
-from tests.integration.test_manifests import MANIFESTS
-from tests.integration.test_pull_secrets import wait_secret
+from tests.integration.support.cluster import MANIFESTS, ClusterEnv
+from tests.integration.support.controller import holder
+from tests.integration.support.pullsecrets import wait_secret
 
 pytestmark = pytest.mark.local_only
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from kube.settings import Settings
-from tests.integration.support import ClusterEnv
+from tests.integration.support.cluster import ClusterEnv
 from webhook.admission.endpoints import VALIDATE_IMAGESTREAMS
 from webhook.registration import TIMEOUT_SECONDS
 

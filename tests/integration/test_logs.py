@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from localcluster.stack import CONTROLLER_ACCOUNT, SERVER_ACCOUNT, Stack
-from tests.integration.support import CACHE_DEADLINE, ClusterEnv, own_stack
-from tests.integration.test_pull_secrets import INTERNAL, docker_config, hostnames, wait_secret
-from tests.integration.test_push_review import Caller, push
+from tests.integration.support.cluster import CACHE_DEADLINE, ClusterEnv, own_stack
+from tests.integration.support.pullsecrets import INTERNAL, docker_config, hostnames, wait_secret
+from tests.integration.support.pushreview import Caller, push
 
 pytestmark = pytest.mark.local_only
 

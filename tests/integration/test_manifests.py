@@ -23,9 +23,8 @@ from cli import main as cli_main
 from kube.settings import Settings
 from localcluster.binaries import REPO_ROOT
 from serving.tlsserver import WebhookServer
-from tests.integration.support import ClusterEnv
+from tests.integration.support.cluster import MANIFESTS, ClusterEnv
 
-MANIFESTS = REPO_ROOT / "manifests"
 VARIANTS = {
     "base": MANIFESTS / "base",
     "standalone": MANIFESTS / "overlays" / "standalone",

@@ -10,7 +10,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from kube import certs
-from tests.integration.support import ClusterEnv
+from tests.integration.support.cluster import ClusterEnv
 
 pytestmark = pytest.mark.local_only
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from localcluster.stack import Stack
-from tests.integration.support import ClusterEnv
-from tests.integration.test_pull_secrets import (
+from tests.integration.support.cluster import ClusterEnv
+from tests.integration.support.pullsecrets import (
     managed_secrets,
     pull_secret_names,
     valid_secret,

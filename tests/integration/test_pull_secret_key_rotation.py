@@ -17,8 +17,8 @@ import jwt
 import pytest
 
 from controller.pullsecrets.signingkey import KEY_PROBE_SECONDS
-from tests.integration.support import PROPAGATION_SECONDS, ClusterEnv, own_stack
-from tests.integration.test_pull_secrets import (
+from tests.integration.support.cluster import PROPAGATION_SECONDS, ClusterEnv, own_stack
+from tests.integration.support.pullsecrets import (
     managed_secrets,
     token_of,
     token_review,

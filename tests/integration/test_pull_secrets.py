@@ -11,102 +11,24 @@ from typing import Any
 
 import pytest
 import requests
-from kubernetes import client
 
-from tests.integration.support import CACHE_DEADLINE, ClusterEnv
+from tests.integration.support.cluster import CACHE_DEADLINE, ClusterEnv
+from tests.integration.support.pullsecrets import (
+    INTERNAL,
+    REF,
+    REGISTRY_AUDIENCE,
+    docker_config,
+    hostnames,
+    managed_secrets,
+    name_taken_events,
+    pull_secret_names,
+    read,
+    token_of,
+    token_review,
+    wait_secret,
+)
 
-REF = "image.alauda.io/internal-registry-pull-secret-ref"
 OPT_OUT = "image.alauda.io/managed-pull-secret"
-MANAGED = "image.alauda.io/managed-by=registry-v2-policy"
-REGISTRY_AUDIENCE = "image-registry.alauda.io"  # the default of --token-audiences
-INTERNAL = {
-    "image-registry.image-registry-system.svc:5000",
-    "image-registry.image-registry-system.svc.cluster.local:5000",
-}
-
-
-def read(cluster: ClusterEnv, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
-    result = cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
-    if result.returncode != 0:
-        assert "NotFound" in result.stderr, result.stderr
-        return None
-    obj: dict[str, Any] = json.loads(result.stdout)
-    return obj
-
-
-def docker_config(secret: dict[str, Any]) -> dict[str, Any]:
-    config: dict[str, Any] = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
-    return config
-
-
-def valid_secret(cluster: ClusterEnv, namespace: str, sa: str) -> dict[str, Any] | None:
-    """The managed Secret once it carries a token, else None."""
-    secret = read(cluster, "secret", f"{sa}-dockercfg", namespace)
-    if secret is None or secret.get("type") != "kubernetes.io/dockerconfigjson":
-        return None
-    auths = docker_config(secret).get("auths") or {}
-    return secret if auths else None
-
-
-def wait_secret(
-    cluster: ClusterEnv, namespace: str, sa: str, timeout: float = 30
-) -> dict[str, Any]:
-    secret: dict[str, Any] = cluster.wait(
-        lambda: valid_secret(cluster, namespace, sa),
-        timeout=timeout,
-        what=f"managed secret of {namespace}/{sa}",
-    )
-    return secret
-
-
-def hostnames(cluster: ClusterEnv, namespace: str, sa: str) -> set[str]:
-    secret = valid_secret(cluster, namespace, sa)
-    return set(docker_config(secret)["auths"]) if secret else set()
-
-
-def pull_secret_names(cluster: ClusterEnv, namespace: str, sa: str) -> list[str]:
-    obj = read(cluster, "serviceaccount", sa, namespace) or {}
-    return [entry.get("name") for entry in obj.get("imagePullSecrets") or []]
-
-
-def token_of(secret: dict[str, Any]) -> str:
-    tokens: set[str] = {entry["password"] for entry in docker_config(secret)["auths"].values()}
-    assert len(tokens) == 1
-    return tokens.pop()
-
-
-def token_review(
-    cluster: ClusterEnv, token: str, audiences: list[str] | None = None
-) -> dict[str, Any]:
-    """The API server's verdict on ``token``, as the registry asks for it (its audience),
-    or with ``audiences=[]`` as a client of the API server itself would be judged."""
-    spec: dict[str, Any] = {"token": token}
-    spec["audiences"] = [REGISTRY_AUDIENCE] if audiences is None else audiences
-    review = client.AuthenticationV1Api(cluster.api).create_token_review(
-        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec},
-        _preload_content=False,
-    )
-    status: dict[str, Any] = json.loads(review.data)["status"]
-    return status
-
-
-def managed_secrets(cluster: ClusterEnv, namespace: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = cluster.kubectl_json(
-        "get", "secrets", "-n", namespace, "-l", MANAGED
-    )["items"]
-    return items
-
-
-def every_account_has_its_one_secret(cluster: ClusterEnv, namespace: str) -> bool:
-    """Every ServiceAccount of the namespace has exactly its one managed Secret (a
-    duplicate fails at once: no wait can mend it)."""
-    accounts = {
-        sa["metadata"]["name"]
-        for sa in cluster.kubectl_json("get", "serviceaccounts", "-n", namespace)["items"]
-    }
-    secrets = [s["metadata"]["name"] for s in managed_secrets(cluster, namespace)]
-    assert len(secrets) == len(set(secrets)), f"duplicate Secrets: {sorted(secrets)}"
-    return sorted(secrets) == sorted(f"{sa}-dockercfg" for sa in accounts)
 
 
 def test_a_new_serviceaccount_gets_a_working_bound_pull_secret(
@@ -303,15 +225,6 @@ def test_a_squatted_name_gives_the_account_a_working_secret_under_a_fallback_nam
             if s["metadata"]["name"].startswith("squatter-")] == [name]  # fmt: skip
     assert pull_secret_names(cluster, namespace, "squatter") == [name]
     assert read(cluster, "secret", "squatter-dockercfg", namespace) == squatter
-
-
-def name_taken_events(cluster: ClusterEnv, namespace: str, sa: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = cluster.kubectl_json("get", "events", "-n", namespace)["items"]
-    return [
-        e
-        for e in events
-        if e["reason"] == "PullSecretNameTaken" and e["involvedObject"]["name"] == sa
-    ]
 
 
 def test_a_repeated_warning_is_one_event_whose_count_grows(

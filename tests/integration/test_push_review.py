@@ -10,59 +10,22 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import requests
 
 from serving.callerreviews import UNKNOWN_TOKEN_BURST, UNKNOWN_TOKEN_QPS
-from tests.integration.support import CACHE_DEADLINE, PROPAGATION_SECONDS, ClusterEnv, HttpResult
-from tests.integration.test_quota import digest, quota, set_history, stream, stream_limits
+from tests.integration.support.cluster import (
+    CACHE_DEADLINE,
+    PROPAGATION_SECONDS,
+    ClusterEnv,
+    HttpResult,
+)
+from tests.integration.support.objects import quota, set_history, stream, stream_limits
+from tests.integration.support.pushreview import JSON, PATH, Caller, push
 
 pytestmark = pytest.mark.local_only
-
-PATH = "/v1/pushreviews"
-JSON = {"Content-Type": "application/json"}
-
-
-@dataclass
-class Caller:
-    cluster: ClusterEnv
-    namespace: str
-    token: str
-
-    def review(self, spec: dict[str, Any], token: str | None = None) -> HttpResult:
-        body = {"apiVersion": "image.alauda.io/v1", "kind": "PushReview", "spec": spec}
-        return self.raw(json.dumps(body).encode(), token)
-
-    def raw(
-        self, body: bytes, token: str | None = None, headers: dict[str, str] | None = None
-    ) -> HttpResult:
-        all_headers = dict(JSON if headers is None else headers)
-        if token is not None or self.token:
-            all_headers["Authorization"] = f"Bearer {token if token is not None else self.token}"
-        return self.cluster.server_request("POST", PATH, body, all_headers)
-
-
-def push(
-    namespace: str,
-    repository: str = "app",
-    tag: str | None = "v1",
-    n: int = 1,
-    layers: tuple[int, ...] = (1000,),
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "namespace": namespace,
-        "repository": repository,
-        "digest": digest(n),
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"digest": digest(10_000 + n), "size": 100},
-        "layers": [{"digest": digest(20_000 + i), "size": size} for i, size in enumerate(layers)],
-    }
-    if tag is not None:
-        spec["tag"] = tag
-    return spec
 
 
 @pytest.fixture

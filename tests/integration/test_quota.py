@@ -6,97 +6,26 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import subprocess
-from typing import Any
 
 import pytest
 import requests
 
-from tests.integration.support import CACHE_DEADLINE, RELEASE_DEADLINE, ClusterEnv, own_stack
-
-GROUP = "image.alauda.io"
-
-
-def stream(name: str, tags: list[str] | None = None, **extra: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/v1",
-        "kind": "ImageStream",
-        "metadata": {"name": name, **extra},
-        "spec": {"tags": [{"name": t} for t in tags or []]},
-    }
-
-
-def stream_limits(name: str = "stream-limits", **maxima: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "LimitRange",
-        "metadata": {"name": name},
-        "spec": {"limits": [{"type": "alauda.io/ImageStream", "max": maxima}]},
-    }
-
-
-def image_limit(storage: str, name: str = "image-limits") -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "LimitRange",
-        "metadata": {"name": name},
-        "spec": {"limits": [{"type": "alauda.io/Image", "max": {"storage": storage}}]},
-    }
-
-
-def quota(hard: dict[str, str], name: str = "images") -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ResourceQuota",
-        "metadata": {"name": name},
-        "spec": {"hard": hard},
-    }
-
-
-def digest(n: int) -> str:
-    return "sha256:" + f"{n:064x}"
-
-
-def set_history(
-    cluster: ClusterEnv,
-    namespace: str,
-    name: str,
-    tags: dict[str, list[int]],
-    *,
-    check: bool = True,
-    dry_run: bool = False,
-) -> subprocess.CompletedProcess[str]:
-    status = {
-        "status": {
-            "tags": [
-                {
-                    "tag": tag,
-                    "items": [
-                        {"image": digest(n), "created": "2026-01-01T00:00:00Z"} for n in items
-                    ],
-                }
-                for tag, items in tags.items()
-            ]
-        }
-    }
-    return cluster.kubectl(
-        "patch",
-        "imagestream",
-        name,
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps(status),
-        *(["--dry-run=server"] if dry_run else []),
-        check=check,
-    )
-
-
-def used(cluster: ClusterEnv, namespace: str, name: str = "images") -> str | None:
-    obj = cluster.kubectl_json("get", "resourcequota", name, "-n", namespace)
-    value: str | None = (obj.get("status") or {}).get("used", {}).get("alauda.io/imagestreams")
-    return value
+from tests.integration.support.cluster import (
+    CACHE_DEADLINE,
+    RELEASE_DEADLINE,
+    ClusterEnv,
+    own_stack,
+)
+from tests.integration.support.objects import (
+    GROUP,
+    digest,
+    image_limit,
+    quota,
+    set_history,
+    stream,
+    stream_limits,
+    used,
+)
 
 
 def test_too_many_tags_is_denied_with_the_contract_message(

@@ -19,10 +19,10 @@ from kube.leaderelection import LeaderElector
 from localcluster.processes import ManagedProcess
 from localcluster.stack import Stack, leader_status
 from localcluster.supervisor import MAX_BACKOFF_SECONDS
-from tests.integration.support import ClusterEnv
-from tests.integration.test_certificates import Load
-from tests.integration.test_controller_replicas import holder
-from tests.integration.test_pull_secrets import every_account_has_its_one_secret
+from tests.integration.support.cluster import ClusterEnv
+from tests.integration.support.controller import holder
+from tests.integration.support.load import Load
+from tests.integration.support.pullsecrets import every_account_has_its_one_secret
 
 pytestmark = pytest.mark.local_only
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from tests.integration.support import CONFIGURATION_NAME, SERVICE_NAMESPACE, ClusterEnv
+from tests.integration.support.cluster import CONFIGURATION_NAME, SERVICE_NAMESPACE, ClusterEnv
 
 REF = "image.alauda.io/internal-registry-pull-secret-ref"
 

@@ -17,7 +17,7 @@ def test_sizes_scale_down_but_never_to_zero() -> None:
 
 
 def test_objects_carry_the_history_and_sizes_the_rules_read() -> None:
-    stream = {**scale.imagestream("ns", "app"), "status": scale.imagestream_status("ns", "app")}
+    stream = scale.stream("ns", "app", 0)
     usage = stream_usage(stream)
     assert len(usage.tags) == scale.TAGS_PER_STREAM
     assert len(usage.images) == scale.TAGS_PER_STREAM * scale.HISTORY_PER_TAG

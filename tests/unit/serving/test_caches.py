@@ -200,10 +200,7 @@ def _cached(informer: Any, obj: dict[str, Any]) -> dict[str, Any]:
     return transformed
 
 
-REGISTRY_STREAM = {
-    **scale.imagestream("team-a", "app"),
-    "status": scale.imagestream_status("team-a", "app"),
-}
+REGISTRY_STREAM = scale.stream("team-a", "app", 0)
 
 
 @settings(max_examples=200, deadline=None)

@@ -4,7 +4,6 @@ stream holds (in the cache or, a moment ago, only in the API server) never is.""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -12,48 +11,11 @@ from kubernetes.client.exceptions import ApiException
 
 from controller.registrytags.reconciler import RegistryTagsReconciler, Requeue, repository_key
 from controller.registrytags.registry import RegistryUnavailable
+from tests.unit.controller.registrytags.fakes import Registry, Streams
 
 
 def stream(*tags: str) -> dict[str, Any]:
     return {"status": {"tags": [{"tag": t, "items": [{"image": "sha256:x"}]} for t in tags]}}
-
-
-class Registry:
-    def __init__(self, tags: dict[str, list[str]]) -> None:
-        self.tags_of = tags
-        self.deleted: list[tuple[str, str]] = []
-        self.fail: Exception | None = None
-
-    def tags(self, repository: str) -> Sequence[str]:
-        if self.fail is not None:
-            raise self.fail
-        return list(self.tags_of.get(repository, []))
-
-    def delete_tag(self, repository: str, tag: str) -> bool:
-        self.deleted.append((repository, tag))
-        present = tag in self.tags_of.get(repository, [])
-        if present:
-            self.tags_of[repository].remove(tag)
-        return present
-
-
-class Streams:
-    """The watch cache (``get``) and the API server (``stream``), apart."""
-
-    def __init__(self) -> None:
-        self.cached: dict[str, dict[str, Any]] = {}
-        self.live: dict[str, dict[str, Any]] = {}
-        self.live_reads = 0
-        self.fail: Exception | None = None
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self.cached.get(key)
-
-    def stream(self, namespace: str, name: str) -> dict[str, Any] | None:
-        self.live_reads += 1
-        if self.fail is not None:
-            raise self.fail
-        return self.live.get(f"{namespace}/{name}")
 
 
 def reconciler(registry: Registry, streams: Streams) -> RegistryTagsReconciler:

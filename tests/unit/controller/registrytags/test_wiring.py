@@ -22,7 +22,7 @@ from controller.registrytags.wiring import (
 from kube.ratelimit import RateLimiter
 from kube.settings import Settings
 from quota.measure import stream_tag_names
-from tests.unit.controller.registrytags.test_reconciler import Registry, Streams
+from tests.unit.controller.registrytags.fakes import Registry, Streams
 
 
 class FakeClock:

@@ -15,6 +15,7 @@ import requests
 from kubernetes import client, config
 
 from kube.settings import Settings
+from localcluster.binaries import REPO_ROOT
 from localcluster.cluster import ControlPlane
 from localcluster.metrics import metric_sum
 from localcluster.stack import CONFIGURATION_NAME, SERVICE_NAMESPACE, Stack
@@ -24,6 +25,8 @@ __all__ = ["CONFIGURATION_NAME", "SERVICE_NAMESPACE", "ClusterEnv", "wait_for"]
 
 SERVICE_NAME = "image-registry-webhook"
 WEBHOOK_PODS = "app.kubernetes.io/name=image-registry-webhook"
+MANIFESTS = REPO_ROOT / "manifests"
+"""The install manifests: the kustomize base, its overlays and components, the CRDs."""
 METRICS_PORT = 8080
 """The webhook pods' plain-HTTP metrics port in the manifests (container port ``metrics``)."""
 

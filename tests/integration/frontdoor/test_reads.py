@@ -6,84 +6,32 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from localcluster.crane import Crane
 from localcluster.frontdoor import LocalFrontDoor
 from localcluster.ocilayout import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, random_layers, write_index
 from localcluster.stack import CONTROLLER_ACCOUNT
 from quota.pushrecords import image_object_name
-from tests.integration.support import CACHE_DEADLINE, ClusterEnv, own_stack
-from tests.integration.test_frontdoor import Registry, account, history, image_dir, login, sha256
-from tests.integration.test_quota import image_limit, quota, used
-from tests.integration.test_rbac import DECISION, access_of, audit_events
+from tests.integration.support.audit import DECISION, access_of, audit_events
+from tests.integration.support.cluster import CACHE_DEADLINE, ClusterEnv
+from tests.integration.support.objects import history, image_limit, quota, used
+from tests.integration.support.registry import (
+    Registry,
+    Upstream,
+    account,
+    image_dir,
+    login,
+    sha256,
+)
 
 pytestmark = pytest.mark.local_only
 
 LAYER_BYTES = 3 * 1024 * 1024
 """The issue's reproduction: a 3 MiB layer, three times the namespace's 1Mi image limit."""
-UPSTREAM_TIMEOUT_SECONDS = 30
-"""One request to the registry on loopback."""
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[ClusterEnv]:
-    with own_stack(with_frontdoor=True, frontdoor_args=["--workers=1"]) as env:
-        yield env
-
-
-@pytest.fixture
-def door(stack: ClusterEnv) -> LocalFrontDoor:
-    assert stack.stack is not None and stack.stack.frontdoor is not None
-    return stack.stack.frontdoor
-
-
-@pytest.fixture
-def ns(stack: ClusterEnv) -> Iterator[str]:
-    name = f"r-{uuid.uuid4().hex[:10]}"
-    stack.kubectl("create", "namespace", name)
-    yield name
-    stack.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-@pytest.fixture
-def crane(door: LocalFrontDoor, tmp_path: Path) -> Crane:
-    return Crane(door.ca_file, tmp_path / "home")
-
-
-class Upstream:
-    """The registry behind the front door, asked directly (it trusts whoever reaches it)."""
-
-    def __init__(self, door: LocalFrontDoor) -> None:
-        self.url = door.registry.url
-        self.ca_file = str(door.registry.ca_file)
-
-    def __call__(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        url = path if path.startswith("http") else self.url + path
-        return requests.request(
-            method, url, timeout=UPSTREAM_TIMEOUT_SECONDS, verify=self.ca_file, **kwargs
-        )
-
-    def upload(self, repository: str, blob: bytes) -> str:
-        """A monolithic blob upload (POST, then PUT with the digest); the blob's digest."""
-        started = self("POST", f"/v2/{repository}/blobs/uploads/")
-        assert started.status_code == 202, started.text
-        location = started.headers["Location"]
-        separator = "&" if "?" in location else "?"
-        done = self(
-            "PUT",
-            f"{location}{separator}digest={sha256(blob)}",
-            data=blob,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        assert done.status_code == 201, done.text
-        return sha256(blob)
 
 
 def test_a_manifest_uploaded_as_a_blob_is_never_served(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +20,9 @@ from localcluster.crane import Crane
 from localcluster.frontdoor import LocalFrontDoor
 from localcluster.waiting import wait_for
 from serving.callerreviews import REQUEST_TIMEOUT, UNKNOWN_TOKEN_BURST, UNKNOWN_TOKEN_QPS
-from tests.integration.support import ClusterEnv, own_stack
-from tests.integration.test_frontdoor import AUDIENCE, account, image_dir, login
+from tests.integration.support.cluster import ClusterEnv
+from tests.integration.support.pullsecrets import REGISTRY_AUDIENCE
+from tests.integration.support.registry import account, image_dir, login
 
 pytestmark = pytest.mark.local_only
 
@@ -37,32 +37,11 @@ HTTP_TIMEOUT = 30.0
 """As the other front-door tests' raw requests."""
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[ClusterEnv]:
-    # One worker: one bucket per address, as the issue's reproduction saw it.
-    with own_stack(with_frontdoor=True, frontdoor_args=["--workers=1"]) as env:
-        yield env
-
-
-@pytest.fixture
-def door(stack: ClusterEnv) -> LocalFrontDoor:
-    assert stack.stack is not None and stack.stack.frontdoor is not None
-    return stack.stack.frontdoor
-
-
-@pytest.fixture
-def ns(stack: ClusterEnv) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    stack.kubectl("create", "namespace", name)
-    yield name
-    stack.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
 def minted(stack: ClusterEnv, namespace: str, name: str, n: int) -> str:
     """A fresh TokenRequest token for the registry audience (each ``n`` its own lifetime,
     so that no two are equal)."""
     token = stack.kubectl(
-        "create", "token", name, "-n", namespace, f"--audience={AUDIENCE}",
+        "create", "token", name, "-n", namespace, f"--audience={REGISTRY_AUDIENCE}",
         f"--duration={3600 + n}s",
     )  # fmt: skip
     return str(token.stdout.strip())
@@ -161,7 +140,7 @@ def test_made_up_tokens_from_one_address_never_lock_out_a_minted_token(
 def bound_token(stack: ClusterEnv, namespace: str, name: str, secret: str) -> str:
     """A registry-audience token bound to ``secret``: deleting the Secret revokes it."""
     token = stack.kubectl(
-        "create", "token", name, "-n", namespace, f"--audience={AUDIENCE}",
+        "create", "token", name, "-n", namespace, f"--audience={REGISTRY_AUDIENCE}",
         "--bound-object-kind=Secret", f"--bound-object-name={secret}",
     )  # fmt: skip
     return str(token.stdout.strip())
@@ -172,7 +151,7 @@ def reviewed(stack: ClusterEnv, token: str) -> bool:
     review = {
         "apiVersion": "authentication.k8s.io/v1",
         "kind": "TokenReview",
-        "spec": {"token": token, "audiences": [AUDIENCE]},
+        "spec": {"token": token, "audiences": [REGISTRY_AUDIENCE]},
     }
     answer = stack.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(review))
     return bool(json.loads(answer.stdout).get("status", {}).get("authenticated"))

@@ -24,8 +24,8 @@ from localcluster.ocilayout import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST
 from serving.httpjson import SMALL_BODY_BYTES
 from serving.tlsserver import PROMPT_HEADER_SECONDS, slow_header_threads
 from serving.tlsserver import READ_SECONDS as HEADER_SECONDS
-from tests.integration.support import ClusterEnv, own_stack
-from tests.integration.test_frontdoor import Registry, account, sha256
+from tests.integration.support.cluster import ClusterEnv
+from tests.integration.support.registry import Registry, account, frontdoor_stack, sha256
 
 pytestmark = pytest.mark.local_only
 
@@ -46,15 +46,9 @@ SLACK_SECONDS = 10.0
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[ClusterEnv]:
-    args = ["--workers=1", f"--threads={THREADS}"]
-    with own_stack(with_frontdoor=True, frontdoor_args=args) as env:
+    """This module's own stack (overriding the package's): hostile clients pin threads."""
+    with frontdoor_stack(f"--threads={THREADS}") as env:
         yield env
-
-
-@pytest.fixture
-def door(stack: ClusterEnv) -> LocalFrontDoor:
-    assert stack.stack is not None and stack.stack.frontdoor is not None
-    return stack.stack.frontdoor
 
 
 def namespace(stack: ClusterEnv) -> str:

@@ -12,8 +12,7 @@ import random
 import select
 import socket
 import ssl
-import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,34 +23,14 @@ from localcluster.crane import Crane
 from localcluster.frontdoor import LocalFrontDoor
 from localcluster.ocilayout import OCI_CONFIG, OCI_MANIFEST, random_layers, write_image
 from quota.pushrecords import image_object_name
-from tests.integration.support import CACHE_DEADLINE, ClusterEnv, own_stack
-from tests.integration.test_frontdoor import Registry, account, sha256
-from tests.integration.test_quota import image_limit, quota, used
+from tests.integration.support.cluster import CACHE_DEADLINE, ClusterEnv
+from tests.integration.support.objects import image_limit, quota, used
+from tests.integration.support.registry import Registry, Upstream, account, sha256, with_query
 
 pytestmark = pytest.mark.local_only
 
 MIB = 1024 * 1024
 LAYER = "application/vnd.oci.image.layer.v1.tar"
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[ClusterEnv]:
-    with own_stack(with_frontdoor=True, frontdoor_args=["--workers=1"]) as env:
-        yield env
-
-
-@pytest.fixture
-def door(stack: ClusterEnv) -> LocalFrontDoor:
-    assert stack.stack is not None and stack.stack.frontdoor is not None
-    return stack.stack.frontdoor
-
-
-@pytest.fixture
-def ns(stack: ClusterEnv) -> Iterator[str]:
-    name = f"s-{uuid.uuid4().hex[:10]}"
-    stack.kubectl("create", "namespace", name)
-    yield name
-    stack.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def random_bytes(size: int, seed: int) -> bytes:
@@ -68,10 +47,6 @@ def upload(registry: Registry, repository: str, blob: bytes) -> requests.Respons
         data=blob,
         headers={"Content-Type": "application/octet-stream"},
     )
-
-
-def with_query(location: str, query: str) -> str:
-    return f"{location}{'&' if '?' in location else '?'}{query}"
 
 
 def manifest(config: bytes, *layers: tuple[bytes, int]) -> bytes:
@@ -94,12 +69,6 @@ def put_manifest(registry: Registry, repository: str, reference: str, body: byte
         data=body,
         headers={"Content-Type": OCI_MANIFEST},
     )
-
-
-def upstream(door: LocalFrontDoor, method: str, path: str) -> requests.Response:
-    """The registry itself, behind the front door: what it holds."""
-    url = door.registry.url + path
-    return requests.request(method, url, verify=str(door.registry.ca_file), timeout=30)
 
 
 def streams(stack: ClusterEnv, namespace: str) -> str:
@@ -212,7 +181,7 @@ def test_a_layer_declared_smaller_than_it_is_is_refused_and_nothing_is_written(
     image = stack.kubectl("get", "image", image_object_name(sha256(lying)), check=False)
     assert image.returncode != 0
     assert used(stack, ns) == "0"
-    assert upstream(door, "GET", f"/v2/{ns}/app/manifests/{sha256(lying)}").status_code == 404
+    assert Upstream(door)("GET", f"/v2/{ns}/app/manifests/{sha256(lying)}").status_code == 404
 
 
 def test_an_image_whose_size_overflows_int64_leaves_nothing_behind(
@@ -236,7 +205,7 @@ def test_an_image_whose_size_overflows_int64_leaves_nothing_behind(
     }
     assert streams(stack, ns) == ""
     assert used(stack, ns) == "0"
-    assert upstream(door, "GET", f"/v2/{ns}/huge/manifests/{sha256(body)}").status_code == 404
+    assert Upstream(door)("GET", f"/v2/{ns}/huge/manifests/{sha256(body)}").status_code == 404
 
 
 def test_a_100_mib_upload_into_a_missing_repository_at_quota_is_refused(
@@ -271,7 +240,7 @@ def test_a_100_mib_upload_into_a_missing_repository_at_quota_is_refused(
         }
     ]
     assert sent < 100 * MIB
-    assert upstream(door, "HEAD", f"/v2/{ns}/other/blobs/{digest}").status_code == 404
+    assert Upstream(door)("HEAD", f"/v2/{ns}/other/blobs/{digest}").status_code == 404
     assert streams(stack, ns) == "imagestream.image.alauda.io/first"
     # The repository the quota counts takes uploads: only new repositories need room.
     assert registry("POST", f"/v2/{ns}/first/blobs/uploads/").status_code == 202
@@ -306,7 +275,7 @@ def test_uploads_within_the_largest_image_pass_and_a_blob_past_it_is_cut(
     done = registry("PUT", with_query(patched.headers["Location"], f"digest={sha256(streamed)}"))
     assert done.status_code == 201, done.text
     for blob in (whole, parts, streamed):
-        assert upstream(door, "HEAD", f"/v2/{ns}/app/blobs/{sha256(blob)}").status_code == 200
+        assert Upstream(door)("HEAD", f"/v2/{ns}/app/blobs/{sha256(blob)}").status_code == 200
 
     # Past it: a blob of 3 MiB sent chunked is cut while it streams ...
     big = random_bytes(3 * MIB, seed=54)
@@ -337,7 +306,7 @@ def test_uploads_within_the_largest_image_pass_and_a_blob_past_it_is_cut(
         {"Content-Length": str(len(big))},
     )  # fmt: skip
     assert status == 403 and "(3Mi > 1Mi)" in answer["errors"][0]["message"], answer
-    assert upstream(door, "HEAD", f"/v2/{ns}/app/blobs/{sha256(big)}").status_code == 404
+    assert Upstream(door)("HEAD", f"/v2/{ns}/app/blobs/{sha256(big)}").status_code == 404
 
 
 def test_crane_pushing_a_layer_past_the_largest_image_prints_the_limit_and_stores_nothing(
@@ -360,7 +329,7 @@ def test_crane_pushing_a_layer_past_the_largest_image_prints_the_limit_and_store
     )
     assert 'set by LimitRange "image-limits"' in result.stderr
     [layer] = image.layers
-    assert upstream(door, "HEAD", f"/v2/{ns}/app/blobs/{layer.digest}").status_code == 404
+    assert Upstream(door)("HEAD", f"/v2/{ns}/app/blobs/{layer.digest}").status_code == 404
 
 
 def test_a_content_range_past_an_int64_is_416_blob_upload_invalid_never_a_500(
@@ -392,5 +361,5 @@ def test_a_mount_of_a_blob_over_the_largest_image_is_a_bounded_upload_instead(
     mount = f"/v2/{ns}/app/blobs/uploads/?mount={sha256(blob)}&from={ns}/src"
     response = registry("POST", mount)
     assert response.status_code == 202, response.text  # an upload session, not 201 mounted
-    assert upstream(door, "HEAD", f"/v2/{ns}/app/blobs/{sha256(blob)}").status_code == 404
-    assert upstream(door, "HEAD", f"/v2/{ns}/src/blobs/{sha256(blob)}").status_code == 200
+    assert Upstream(door)("HEAD", f"/v2/{ns}/app/blobs/{sha256(blob)}").status_code == 404
+    assert Upstream(door)("HEAD", f"/v2/{ns}/src/blobs/{sha256(blob)}").status_code == 200

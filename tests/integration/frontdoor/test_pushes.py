@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,70 +26,19 @@ from localcluster.ocilayout import (
 )
 from localcluster.stack import RBAC_MANIFEST
 from quota.pushrecords import image_object_name
-from tests.integration.support import CACHE_DEADLINE, ClusterEnv, own_stack
-from tests.integration.test_quota import image_limit, quota, stream_limits, used
-from tests.integration.test_rbac import DECISION, access_of, audit_events, granted
+from tests.integration.support.audit import DECISION, access_of, audit_events, granted
+from tests.integration.support.cluster import CACHE_DEADLINE, ClusterEnv
+from tests.integration.support.objects import (
+    history,
+    image_limit,
+    imagestream,
+    quota,
+    stream_limits,
+    used,
+)
+from tests.integration.support.registry import Registry, account, image_dir, login, sha256
 
 pytestmark = pytest.mark.local_only
-
-AUDIENCE = "image-registry.alauda.io"
-"""The registry audience (``--token-audiences``' default): pull secrets carry it."""
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[ClusterEnv]:
-    with own_stack(with_frontdoor=True, frontdoor_args=["--workers=1"]) as env:
-        yield env
-
-
-@pytest.fixture
-def door(stack: ClusterEnv) -> LocalFrontDoor:
-    assert stack.stack is not None and stack.stack.frontdoor is not None
-    return stack.stack.frontdoor
-
-
-@pytest.fixture
-def ns(stack: ClusterEnv) -> Iterator[str]:
-    name = f"f-{uuid.uuid4().hex[:10]}"
-    stack.kubectl("create", "namespace", name)
-    yield name
-    stack.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-def account(stack: ClusterEnv, namespace: str, name: str, role: str | None) -> str:
-    """A ServiceAccount bound to ``role`` in ``namespace``; its registry-audience token."""
-    stack.kubectl("create", "serviceaccount", name, "-n", namespace)
-    if role is not None:
-        stack.kubectl(
-            "create", "rolebinding", f"{name}-{role}", f"--clusterrole={role}",
-            f"--serviceaccount={namespace}:{name}", "-n", namespace,
-        )  # fmt: skip
-    token = stack.kubectl("create", "token", name, "-n", namespace, f"--audience={AUDIENCE}")
-    return str(token.stdout.strip())
-
-
-@pytest.fixture
-def crane(door: LocalFrontDoor, tmp_path: Path) -> Crane:
-    return Crane(door.ca_file, tmp_path / "home")
-
-
-def login(crane: Crane, door: LocalFrontDoor, token: str) -> None:
-    crane.write_credentials(door.host, "serviceaccount", token)
-
-
-def image_dir(tmp_path: Path, *sizes: int, seed: int = 1) -> tuple[Path, Any]:
-    directory = tmp_path / f"image-{seed}-{'-'.join(map(str, sizes))}"
-    return directory, write_image(directory, random_layers(sizes, seed=seed))
-
-
-def imagestream(stack: ClusterEnv, namespace: str, name: str) -> dict[str, Any]:
-    result: dict[str, Any] = stack.kubectl_json("get", "imagestream", name, "-n", namespace)
-    return result
-
-
-def history(stack: ClusterEnv, namespace: str, name: str) -> dict[str, list[str]]:
-    tags = (imagestream(stack, namespace, name).get("status") or {}).get("tags") or []
-    return {t["tag"]: [item["image"] for item in t.get("items") or []] for t in tags}
 
 
 def test_an_allowed_push_is_recorded_exactly_as_pushed(
@@ -355,24 +302,6 @@ def test_the_front_doors_grant_is_exactly_what_it_uses(
     used_accesses = {str(access_of(e)) for e in events}
     expected = {str(a) for a in granted(RBAC_MANIFEST, FRONTDOOR_ACCOUNT)}
     assert not expected - used_accesses, f"granted, never used: {sorted(expected - used_accesses)}"
-
-
-class Registry:
-    """Raw distribution-spec requests through the front door, as a client library sends them."""
-
-    def __init__(self, door: LocalFrontDoor, token: str) -> None:
-        self.base = door.url
-        self.ca_file = str(door.ca_file)  # per request: a session's is overridden by env
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token}"
-
-    def __call__(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        url = path if path.startswith("http") else self.base + path
-        return self.session.request(method, url, timeout=30, verify=self.ca_file, **kwargs)
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def test_uploads_mounts_and_range_reads_work_as_the_spec_says(
