@@ -168,6 +168,12 @@ def render_response(
             "reason": decision.reason,
             "message": decision.message,
         }
+        if decision.cause is not None:
+            # The API server hands this Status to the writer as it is (only the message
+            # gains its "admission webhook ... denied the request: " prefix), so a writer
+            # such as the front door learns the rule and the contract's message from it.
+            cause = {"reason": str(decision.cause), "message": decision.message}
+            response["status"]["details"] = {"causes": [cause]}
     if decision.warnings:
         response["warnings"] = list(decision.warnings)
     return {"apiVersion": request.api_version, "kind": ADMISSION_KIND, "response": response}
