@@ -190,9 +190,7 @@ def plan_create(quotas: Iterable[Mapping[str, Any]], requested: int = 1) -> Char
         return ChargePlan(decision, tuple(charges), tuple(problems))
     denied = next((charge for charge in charges if not charge.fits), None)
     decision = (
-        Decision.allow()
-        if denied is None
-        else Decision.deny(denied.message, Cause.QUOTA_EXCEEDED)
+        Decision.allow() if denied is None else Decision.deny(denied.message, Cause.QUOTA_EXCEEDED)
     )
     return ChargePlan(decision, tuple(charges), tuple(problems))
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from quota.decision import Decision
+from quota.decision import Cause, Decision
 from quota.objects import Obj
 from serving.httpjson import JsonLimits, check_cost
 from webhook.admission.review import (
@@ -177,14 +177,21 @@ def test_validating_endpoints_never_return_a_patch() -> None:
         render_response(req, Decision.allow(patch=[{"op": "remove", "path": "/x"}]), mutating=False)
 
 
-def test_denial_carries_status_code_reason_and_message() -> None:
+def test_denial_carries_status_code_reason_message_and_its_cause() -> None:
+    """The cause rides in ``details.causes``, which the API server passes on to the writer
+    (the front door's records read the rule and the contract's message there)."""
     req = parse_review(body(review()), JSON)
-    decision = Decision.deny("nope", code=422, reason="Invalid")
+    decision = Decision.deny("nope", Cause.INVALID_POLICY)
     out = render_response(req, decision, mutating=False)
     assert out["response"] == {
         "uid": "u-1",
         "allowed": False,
-        "status": {"code": 422, "reason": "Invalid", "message": "nope"},
+        "status": {
+            "code": 422,
+            "reason": "Invalid",
+            "message": "nope",
+            "details": {"causes": [{"reason": "InvalidPolicy", "message": "nope"}]},
+        },
     }
     assert decision.label == "denied"
 
