@@ -1,12 +1,14 @@
 """A manifest PUT: judged by the PushReview rules in-process, then written in the order
 that keeps the registry and the Image API consistent.
 
-0. Check what the manifest declares against what the registry holds: each blob it names
-   (config and layers, of every child of an index) must be there at its declared size,
-   and each child of an index must be as long as declared (``blobsizes``), so that no
-   rule judges a size the registry does not hold.
-1. Judge (limits, and quota room for a new repository) from the caches: a denial ends the
-   push before anything is written, with the contract's message.
+0. Gather: parse the manifest once into ``quota.push.Push`` (an index with each child
+   read back from the registry), and check what it declares against what the registry
+   holds: each blob it names (config and layers, of every child of an index) must be
+   there at its declared size, and each child of an index must be as long as declared
+   (``blobsizes``), so that no rule judges a size the registry does not hold.
+1. Decide: judge that Push (limits, and quota room for a new repository) from the caches:
+   a denial ends the push before anything is written, with the contract's message and
+   its cause. Steps 2 to 6 act, and write the Image from the same Push.
 2. New repository (no ImageStream, read live): create its ImageStream through the API
    server. Our admission webhook charges the quota there, atomically; when a racing push
    took the last room, that refusal is the push's denial (unless the racer created this

@@ -24,14 +24,14 @@ from quota.push import IndexChild, Push
 from quota.resources import IMAGE_STORAGE, STREAM_IMAGES, STREAM_TAGS
 
 
-def check_stream_limits(
+def stream_verdict(
     name: str, old: StreamCounts | None, new: StreamCounts, limits: EffectiveLimits
 ) -> Decision:
     """The verdict on a stream write that adds no image: its counts alone."""
     return check_stream_write(name, old, new, {}, limits)
 
 
-def check_image_size(name: str, size: int, limits: EffectiveLimits) -> Decision:
+def size_verdict(name: str, size: int, limits: EffectiveLimits) -> Decision:
     return verdict_of(image_size_violations(name, size, limits))
 
 
@@ -52,7 +52,7 @@ def limits(
 
 
 def test_tags_message_matches_the_contract_exactly() -> None:
-    verdict = check_stream_limits("app", None, StreamCounts(21, 0), TAGS_20)
+    verdict = stream_verdict("app", None, StreamCounts(21, 0), TAGS_20)
     assert not verdict.allowed
     assert verdict.message == (
         'ImageStream "app" is forbidden: requested usage of alauda.io/image-tags exceeds the '
@@ -71,7 +71,7 @@ def test_tags_message_matches_the_contract_exactly() -> None:
 
 
 def test_images_message_matches_the_contract_exactly() -> None:
-    verdict = check_stream_limits("app", StreamCounts(0, 3), StreamCounts(0, 4), limits(images=3))
+    verdict = stream_verdict("app", StreamCounts(0, 3), StreamCounts(0, 4), limits(images=3))
     assert verdict.message == (
         'ImageStream "app" is forbidden: requested usage of alauda.io/images exceeds the '
         'maximum limit per alauda.io/ImageStream (4 > 3) set by LimitRange "lr"'
@@ -79,7 +79,7 @@ def test_images_message_matches_the_contract_exactly() -> None:
 
 
 def test_storage_message_prints_binary_quantities() -> None:
-    verdict = check_image_size("app", 1610612736, limits(storage="1Gi"))
+    verdict = size_verdict("app", 1610612736, limits(storage="1Gi"))
     assert verdict == Decision.deny(
         'ImageStream "app" is forbidden: requested usage of storage exceeds the maximum limit '
         'per alauda.io/Image (1536Mi > 1Gi) set by LimitRange "lr"',
@@ -91,7 +91,7 @@ def test_storage_message_prints_binary_quantities() -> None:
 
 
 def test_storage_message_with_a_decimal_limit() -> None:
-    verdict = check_image_size("app", 1500, limits(storage="1k"))
+    verdict = size_verdict("app", 1500, limits(storage="1k"))
     assert "(1500 > 1000)" in verdict.message
     assert "exceeds the maximum limit" in verdict.message
 
@@ -122,11 +122,11 @@ def test_limit_exceeded_message_builder() -> None:
     ],
 )
 def test_stream_rule(old: StreamCounts | None, new: StreamCounts, allowed: bool) -> None:
-    assert check_stream_limits("app", old, new, TAGS_20).allowed is allowed
+    assert stream_verdict("app", old, new, TAGS_20).allowed is allowed
 
 
 def test_both_counts_exceeded_reports_both_in_order() -> None:
-    verdict = check_stream_limits("app", None, StreamCounts(3, 4), limits(tags=2, images=3))
+    verdict = stream_verdict("app", None, StreamCounts(3, 4), limits(tags=2, images=3))
     found = stream_violations("app", None, StreamCounts(3, 4), limits(tags=2, images=3))
     assert [v.key for v in found] == [STREAM_TAGS, STREAM_IMAGES]
     first, second = verdict.message.split("; ")
@@ -137,7 +137,7 @@ def test_both_counts_exceeded_reports_both_in_order() -> None:
 
 def test_each_count_is_judged_against_its_own_old_value() -> None:
     # tags were already over and stay; images grow past: only images are reported
-    verdict = check_stream_limits(
+    verdict = stream_verdict(
         "app", StreamCounts(9, 3), StreamCounts(9, 4), limits(tags=2, images=3)
     )
     assert verdict.message.count("; ") == 0
@@ -148,20 +148,20 @@ def test_each_count_is_judged_against_its_own_old_value() -> None:
 
 def test_no_limits_allow_everything() -> None:
     empty = EffectiveLimits()
-    assert check_stream_limits("app", None, StreamCounts(10**6, 10**6), empty) == Decision(True)
-    assert check_image_size("app", 10**15, empty) == Decision.allow()
+    assert stream_verdict("app", None, StreamCounts(10**6, 10**6), empty) == Decision(True)
+    assert size_verdict("app", 10**15, empty) == Decision.allow()
     assert Decision.allow().message == "" and Decision.allow().code == 200
 
 
 @pytest.mark.parametrize(("size", "allowed"), [(0, True), (1073741824, True), (1073741825, False)])
 def test_image_size_limit_is_inclusive(size: int, allowed: bool) -> None:
-    assert check_image_size("app", size, limits(storage="1Gi")).allowed is allowed
+    assert size_verdict("app", size, limits(storage="1Gi")).allowed is allowed
 
 
 def test_fractional_storage_limit() -> None:
     lim = limits(storage="1.1Gi")  # 1181116006.4 bytes
-    assert check_image_size("app", 1181116006, lim).allowed
-    verdict = check_image_size("app", 1181116007, lim)
+    assert size_verdict("app", 1181116006, lim).allowed
+    verdict = size_verdict("app", 1181116007, lim)
     assert "(1181116007 > 1181116006400m)" in verdict.message
 
 
@@ -183,7 +183,7 @@ def test_allowed_iff_within_limit_or_not_growing(old: int | None, new: int, limi
         (None if old is None else StreamCounts(old, 0), StreamCounts(new, 0)),
         (None if old is None else StreamCounts(0, old), StreamCounts(0, new)),
     ]:
-        verdict = check_stream_limits("s", old_counts, new_counts, lim)
+        verdict = stream_verdict("s", old_counts, new_counts, lim)
         assert verdict.allowed is expected
         assert (verdict.message == "") is expected
         if not expected:
@@ -424,7 +424,7 @@ def test_stream_write_lets_an_over_limit_stream_shrink() -> None:
 
 def test_counts_print_as_counts_even_at_binary_round_numbers() -> None:
     """A count of 1024 is '1024', never '1Ki' (only storage is a binary quantity)."""
-    verdict = check_stream_limits("app", None, StreamCounts(2048, 0), limits(tags=1024))
+    verdict = stream_verdict("app", None, StreamCounts(2048, 0), limits(tags=1024))
     assert "(2048 > 1024)" in verdict.message
 
 
