@@ -62,6 +62,7 @@ class CustomObjects(Protocol):
 
 
 _CAUSES: Final = frozenset(str(cause) for cause in Cause)
+"""The ``StatusCause`` types our admission webhook writes; any other is not ours."""
 
 
 def refusal(err: ApiException) -> Decision:
