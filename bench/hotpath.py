@@ -43,6 +43,7 @@ from bench.report import RESULTS, Figure, Report, Target, alternate, progress
 from cli.logs import configure_logging
 from kube.settings import DEFAULT_LOG_FORMAT
 from quota.decision import Decision
+from quota.measure import StreamUsage, stream_usage
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan
 from serving.callerreviews import Authenticator, Authorizer
@@ -157,7 +158,7 @@ class Caches:
         limits = samples.limit_range()
         limits["metadata"]["namespace"] = NAMESPACE
         self._limit_ranges = [limits]
-        self._stream = imagestream()
+        self._usage = stream_usage(imagestream())
         self._images = {
             samples.digest(n): samples.image(NAMESPACE, n, layers=LAYERS)
             for n in range(NEW_IMAGE + 1)
@@ -178,8 +179,9 @@ class Caches:
     def image(self, digest: str) -> Obj | None:
         return self._images.get(digest)
 
-    def imagestream(self, namespace: str, name: str) -> Obj | None:
-        return self._stream if (namespace, name) == (NAMESPACE, "app") else None
+    def imagestream_usage(self, namespace: str, name: str) -> StreamUsage | None:
+        # Measured once, as the real cache measures a stream when it stores it.
+        return self._usage if (namespace, name) == (NAMESPACE, "app") else None
 
 
 class Quota:

@@ -2,8 +2,9 @@
 
 The front door judges a push from the manifest alone, before the registry stores it, so the
 manifest is input to be distrusted: every refusal is a RegistryError naming the field, and
-no body, however malformed, raises anything else. An image's size is measured by
-quota.measure, the object PushReview judges (one rule, two doors).
+no body, however malformed, raises anything else. The body is parsed once, straight into
+quota.measure's ``Manifest`` (the value PushReview judges too: one rule, two doors), which
+``frontdoor.pushes`` makes the push's one value.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from frontdoor.distribution import (
     is_tag,
     manifest_invalid,
 )
-from quota.measure import InvalidManifest, Manifest, manifest_from_dict
+from quota.measure import Descriptor, Manifest
 from serving.httpjson import JsonLimits, brief, check_cost, media_type
 
 MAX_MANIFEST_BYTES: Final = 4 * 1024 * 1024
@@ -72,22 +73,11 @@ _OPTIONAL_MEDIA_TYPE: Final = frozenset({OCI_MANIFEST, OCI_INDEX})
 
 
 @dataclass(frozen=True)
-class BlobDescriptor:
-    """A descriptor of a blob a manifest names."""
-
-    media_type: str
-    digest: str
-    size: int
-
-
-@dataclass(frozen=True)
 class ImageManifest:
-    """An image: its config and layers, and ``manifest``, what its size is measured from
-    (config plus each distinct layer once, as PushReview measures it)."""
+    """An image: its config and layers (``manifest``, whose size is config plus each
+    distinct layer once, as PushReview measures it)."""
 
     media_type: str
-    config: BlobDescriptor
-    layers: tuple[BlobDescriptor, ...]
     manifest: Manifest
 
 
@@ -251,7 +241,7 @@ def _media_type(header: str, document: Mapping[str, Any]) -> str:
     return kind
 
 
-def _descriptor(value: object, path: str) -> BlobDescriptor:
+def _descriptor(value: object, path: str) -> Descriptor:
     if not isinstance(value, dict):
         raise manifest_invalid(f"{path} must be an object with mediaType, digest and size")
     media = value.get("mediaType")
@@ -263,7 +253,7 @@ def _descriptor(value: object, path: str) -> BlobDescriptor:
     size = value.get("size")
     if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_BLOB_SIZE:
         raise manifest_invalid(f"{path}.size must be a non-negative integer, got {brief(size)}")
-    return BlobDescriptor(media, digest, size)
+    return Descriptor(digest, size, media)
 
 
 def _image(kind: str, document: Mapping[str, Any]) -> ImageManifest:
@@ -274,16 +264,13 @@ def _image(kind: str, document: Mapping[str, Any]) -> ImageManifest:
     if not isinstance(raw_layers, list):
         raise manifest_invalid("layers must be a list of descriptors")
     layers = tuple(_descriptor(layer, f"layers[{i}]") for i, layer in enumerate(raw_layers))
-    try:
-        measured = manifest_from_dict(document, path="manifest")
-    except InvalidManifest as err:  # checked above; kept total should the rules part
-        raise manifest_invalid(str(err)) from None
+    measured = Manifest(config, layers)
     if measured.size > MAX_IMAGE_SIZE:
         raise manifest_invalid(
             f"the image's size, config plus distinct layers, is {measured.size} bytes: more"
             f" than {MAX_IMAGE_SIZE}, the most the Image API records (an int64)"
         )
-    return ImageManifest(kind, config, layers, measured)
+    return ImageManifest(kind, measured)
 
 
 def _check_platform(platform: object, path: str) -> None:

@@ -6,8 +6,12 @@ Counted in each worker and summed by the master, as the serve process's
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
+from typing import Final
 
 from prometheus_client import Counter
+
+from quota.decision import Cause
 
 FRONTDOOR_REQUESTS = Counter(
     "registry_v2_policy_frontdoor_requests_total",
@@ -43,6 +47,21 @@ def REQUESTS(method: str, route: str, code: str) -> Counter:
 @functools.cache
 def BYTES(direction: str) -> Counter:
     return FRONTDOOR_BYTES.labels(direction)
+
+
+DENIAL_LABELS: Final[Mapping[Cause, str]] = {
+    Cause.IMAGE_STORAGE_LIMIT: "size",
+    Cause.IMAGE_SIZE_UNKNOWN: "size",
+    Cause.IMAGE_TAGS_LIMIT: "tags",
+    Cause.IMAGES_LIMIT: "images",
+    Cause.QUOTA_EXCEEDED: "quota",
+    Cause.QUOTA_UNKNOWN: "quota",
+}
+"""The denials metric's rule label for each cause; any other cause is ``other``."""
+
+
+def denial_label(cause: Cause | None) -> str:
+    return "other" if cause is None else DENIAL_LABELS.get(cause, "other")
 
 
 @functools.cache

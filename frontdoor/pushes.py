@@ -1,12 +1,14 @@
 """A manifest PUT: judged by the PushReview rules in-process, then written in the order
 that keeps the registry and the Image API consistent.
 
-0. Check what the manifest declares against what the registry holds: each blob it names
-   (config and layers, of every child of an index) must be there at its declared size,
-   and each child of an index must be as long as declared (``blobsizes``), so that no
-   rule judges a size the registry does not hold.
-1. Judge (limits, and quota room for a new repository) from the caches: a denial ends the
-   push before anything is written, with the contract's message.
+0. Gather: parse the manifest once into ``quota.push.Push`` (an index with each child
+   read back from the registry), and check what it declares against what the registry
+   holds: each blob it names (config and layers, of every child of an index) must be
+   there at its declared size, and each child of an index must be as long as declared
+   (``blobsizes``), so that no rule judges a size the registry does not hold.
+1. Decide: judge that Push (limits, and quota room for a new repository) from the caches:
+   a denial ends the push before anything is written, with the contract's message and
+   its cause. Steps 2 to 6 act, and write the Image from the same Push.
 2. New repository (no ImageStream, read live): create its ImageStream through the API
    server. Our admission webhook charges the quota there, atomically; when a racing push
    took the last room, that refusal is the push's denial (unless the racer created this
@@ -58,13 +60,8 @@ from frontdoor.upstream import UpstreamResponse
 from quota.decision import Decision
 from quota.measure import Manifest
 from quota.objects import Obj
-from quota.push import Push
-from quota.pushrecords import (
-    PlatformImage,
-    image_object,
-    image_reference,
-    index_image_object,
-)
+from quota.push import IndexChild, Push
+from quota.pushrecords import image_object, image_reference
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +74,6 @@ attestations, a few dozen); each child is read back and parsed, so without a bou
 
 class Judge(Protocol):
     def judge(self, push: Push) -> Decision: ...
-
-
-class StreamCache(Protocol):
-    def imagestream(self, namespace: str, name: str) -> Obj | None: ...
 
 
 class Records(Protocol):
@@ -105,26 +98,12 @@ class Registry(Protocol):
 
 
 class PushDenied(Exception):
-    """The push breaks a limit or the quota; ``reason`` labels the metric."""
+    """The push breaks a limit or the quota, or cannot be judged now: ``decision`` names
+    the rule (its ``cause``, which labels the metric) and whether a retry may pass."""
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
-        self.reason = denial_reason(message)
-
-
-def denial_reason(message: str) -> str:
-    """Which rule a denial message reports, for the denials metric."""
-    if "exceeded quota:" in message:
-        return "quota"
-    if "alauda.io/image-tags" in message:
-        return "tags"
-    if "alauda.io/images" in message:
-        return "images"
-    if "storage" in message:
-        return "size"
-    return "other"
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.message)
+        self.decision = decision
 
 
 @dataclass(frozen=True)
@@ -162,72 +141,62 @@ class ManifestPuts:
 
     def put(self, put: ManifestPut) -> UpstreamResponse:
         """Raises ``oci.RegistryError`` (bad manifest), ``PushDenied`` or ``RecordFailed``."""
+        push = self._push(put)  # gather: step 0
+        decision = self._judge.judge(push)  # decide: step 1
+        if not decision.allowed:
+            raise PushDenied(decision)
+        return self._record(put, push)  # act: steps 2 to 6
+
+    def _push(self, put: ManifestPut) -> Push:
+        """The manifest PUT, parsed once into the value the rules judge and the Image is
+        written from, with each blob (and child) it names checked against the registry."""
         parsed = parse_manifest(put.body, put.content_type)
         tag = check_reference(put.reference, put.body)
         digest = digest_of(put.body)
-        reference = image_reference(self._host, put.repository, digest)
+        if isinstance(parsed, ImageIndex):
+            children = self._children(put, parsed)
+            return Push(
+                put.namespace, put.name, tag, digest, parsed.media_type, Manifest(None), children
+            )
+        self._check_blobs(put, parsed.manifest, "")
+        return Push(put.namespace, put.name, tag, digest, parsed.media_type, parsed.manifest)
+
+    def _record(self, put: ManifestPut, push: Push) -> UpstreamResponse:
+        """Steps 2 to 6 for a push the rules allowed."""
+        reference = image_reference(self._host, put.repository, push.digest)
         # Only a push by digest marks its Image as served by digest here: a tag push's
         # Image is served once its tag is recorded (step 5), so a tag refused there
         # leaves an Image that serves nothing.
-        by_digest_to = put.repository if tag is None else None
-        if isinstance(parsed, ImageIndex):
-            children = self._children(put, parsed)
-            measured = max(children, key=lambda child: child[0].image_size)[1] if children else None
-            image = index_image_object(
-                digest,
-                reference,
-                parsed.media_type,
-                [child for child, _ in children],
-                pushed_by_digest_to=by_digest_to,
-            )
-        else:
-            self._check_blobs(put, parsed, "")
-            measured = parsed.manifest
-            image = image_object(
-                digest,
-                reference,
-                parsed.media_type,
-                parsed.manifest,
-                [layer.media_type for layer in parsed.layers],
-                pushed_by_digest_to=by_digest_to,
-            )
-        self._judge_push(put, tag, digest, parsed.media_type, measured or Manifest(None))
+        by_digest_to = put.repository if push.tag is None else None
+        image = image_object(push, reference, by_digest_to)
         stream, created = self._stream(put)
         # The body's own media type: a client's generic Content-Type (application/json,
         # none) is one the registry may not map to a manifest type.
-        headers = {"Content-Type": parsed.media_type}
+        headers = {"Content-Type": push.media_type}
         try:
             by_digest = self._registry.request(
-                "PUT", f"/v2/{put.repository}/manifests/{digest}", headers, put.body
+                "PUT", f"/v2/{put.repository}/manifests/{push.digest}", headers, put.body
             )
             if by_digest.status >= 300:
                 self._undo(stream, created)
                 return by_digest
-            if tag is None:
-                self._save(image, digest)
+            if push.tag is None:
+                self._save(image, push.digest)
                 return by_digest
             by_digest.close()
-            self._save(image, digest)
+            self._save(image, push.digest)
             try:
-                self._records.tag(stream, tag, digest, reference)
+                self._records.tag(stream, push.tag, push.digest, reference)
             except Denied as err:
-                raise PushDenied(str(err)) from None
+                raise PushDenied(err.decision) from None
         except Exception:
             # Refused or failed before the tag was recorded: a stream this push created
             # is empty, and would hold quota for nothing (the client's retry makes it again).
             self._undo(stream, created)
             raise
         return self._registry.request(
-            "PUT", f"/v2/{put.repository}/manifests/{tag}", headers, put.body
+            "PUT", f"/v2/{put.repository}/manifests/{push.tag}", headers, put.body
         )
-
-    def _judge_push(
-        self, put: ManifestPut, tag: str | None, digest: str, media_type: str, manifest: Manifest
-    ) -> None:
-        request = Push(put.namespace, put.name, tag, digest, media_type, manifest)
-        decision = self._judge.judge(request)
-        if not decision.allowed:
-            raise PushDenied(decision.message, retryable=decision.code == 503)
 
     def _stream(self, put: ManifestPut) -> tuple[Obj, bool]:
         """The repository's ImageStream, created (and charged) only when there is none.
@@ -245,7 +214,7 @@ class ManifestPuts:
             raced = self._records.stream(put.namespace, put.name)
             if raced is not None:
                 return raced, False
-            raise PushDenied(str(err)) from None
+            raise PushDenied(err.decision) from None
 
     def _undo(self, stream: Obj, created: bool) -> None:
         """Delete the stream this push created (``delete_stream`` keeps one another push
@@ -253,10 +222,10 @@ class ManifestPuts:
         if created:
             self._records.delete_stream(stream)
 
-    def _check_blobs(self, put: ManifestPut, image: ImageManifest, at: str) -> None:
+    def _check_blobs(self, put: ManifestPut, image: Manifest, at: str) -> None:
         """Each blob ``image`` names is in the registry at its declared size; ``at`` is
         where the image sits in the pushed manifest (``manifests[i].`` for a child)."""
-        blobs = [(f"{at}config", image.config)]
+        blobs = [] if image.config is None else [(f"{at}config", image.config)]
         blobs += [(f"{at}layers[{i}]", layer) for i, layer in enumerate(image.layers)]
         for field, blob in blobs:
             self._blobs.check(put.repository, field, blob.digest, blob.size)
@@ -265,12 +234,10 @@ class ManifestPuts:
         try:
             self._records.save_image(image)
         except Denied as err:
-            raise PushDenied(str(err)) from None
+            raise PushDenied(err.decision) from None
         self._image_saved(digest)
 
-    def _children(
-        self, put: ManifestPut, index: ImageIndex
-    ) -> list[tuple[PlatformImage, Manifest]]:
+    def _children(self, put: ManifestPut, index: ImageIndex) -> tuple[IndexChild, ...]:
         """Each child manifest, read from the registry (clients push them first, by
         digest) and measured: every one must fit the ``alauda.io/Image`` limit."""
         if len(index.manifests) > MAX_INDEX_CHILDREN:
@@ -278,21 +245,16 @@ class ManifestPuts:
                 f"an image index may name at most {MAX_INDEX_CHILDREN} manifests here; "
                 f"this one names {len(index.manifests)}"
             )
-        children = []
         measured: dict[str, Manifest] = {}
         for position, child in enumerate(index.manifests):
             if child.digest not in measured:
                 measured[child.digest] = self._child(put, position, child)
-            manifest = measured[child.digest]
-            children.append(
-                (
-                    PlatformImage(
-                        child.digest, child.media_type, child.size, manifest.size, child.platform
-                    ),
-                    manifest,
-                )
+        return tuple(
+            IndexChild(
+                child.digest, child.media_type, child.size, child.platform, measured[child.digest]
             )
-        return children
+            for child in index.manifests
+        )
 
     def _child(self, put: ManifestPut, position: int, child: IndexEntry) -> Manifest:
         """One child manifest, read back from the registry and measured."""
@@ -315,5 +277,5 @@ class ManifestPuts:
             raise oci.manifest_invalid(
                 f"manifests[{position}] is an image index: nested indexes are not accepted"
             )
-        self._check_blobs(put, parsed, f"manifests[{position}].")
+        self._check_blobs(put, parsed.manifest, f"manifests[{position}].")
         return parsed.manifest

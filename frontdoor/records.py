@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -18,6 +17,15 @@ from typing import Any, Final, Protocol
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from kube.apierrors import (
+    is_already_exists,
+    is_conflict,
+    is_forbidden,
+    is_invalid,
+    is_not_found,
+    status_of,
+)
+from quota.decision import Cause, Decision
 from quota.objects import Obj, metadata
 from quota.pushrecords import image_object_name, status_with_tag_event
 
@@ -30,11 +38,14 @@ REQUEST_SECONDS: Final = 10.0
 CONFLICT_RETRIES: Final = 5
 """Status writes lost to a concurrent writer (another push, the quota reconciler never
 writes streams) are retried with a fresh read this many times."""
-_ADMISSION_PREFIX = re.compile(r'^admission webhook "[^"]*" denied the request: ')
 
 
 class Denied(Exception):
-    """The API server refused the write (our webhook's limit or quota message)."""
+    """The API server refused the write: ``decision`` says why (``refusal``)."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.message)
+        self.decision = decision
 
 
 class RecordFailed(Exception):
@@ -50,14 +61,37 @@ class CustomObjects(Protocol):
     def get_cluster_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
-def refusal_message(err: ApiException) -> str:
-    """The Status message of a refused write, without the API server's prefix naming the
-    webhook: what is left is the contract's message, for the registry client to print."""
-    try:
-        message = str(json.loads(err.body or b"{}").get("message") or "")
-    except (ValueError, AttributeError):
-        message = ""
-    return _ADMISSION_PREFIX.sub("", message) or f"refused by the API server (HTTP {err.status})"
+_CAUSES: Final = frozenset(str(cause) for cause in Cause)
+"""The ``StatusCause`` types our admission webhook writes; any other is not ours."""
+
+
+def refusal(err: ApiException) -> Decision:
+    """Why the API server refused a write (403 or 422), from its Status.
+
+    Our admission webhook names the rule and the contract's message in ``details.causes``
+    (``webhook.admission.review.render_response``), which the API server passes on as it
+    is: the registry client prints that message, never the API server's prefix naming the
+    webhook. Any other refusal (RBAC, schema validation, someone else's webhook) is
+    ``Cause.REFUSED`` with the Status message."""
+    status = status_of(err)
+    details = status.get("details")
+    causes = details.get("causes") if isinstance(details, dict) else None
+    for cause in causes if isinstance(causes, list) else []:
+        if not isinstance(cause, dict):
+            continue
+        kind, message = cause.get("reason"), cause.get("message")
+        if kind in _CAUSES and isinstance(message, str) and message:
+            return Decision.deny(message, Cause(kind))
+    message = status.get("message")
+    if not isinstance(message, str) or not message:
+        message = f"refused by the API server (HTTP {err.status})"
+    return Decision.deny(message, Cause.REFUSED)
+
+
+def _refused(err: ApiException) -> bool:
+    """Denied (by our webhook's rules, or RBAC) or invalid: the push's denial. Anything
+    else (our webhook's retryable answers among them) is a failure to retry."""
+    return is_forbidden(err) or is_invalid(err)
 
 
 def _json(response: Any) -> Obj:
@@ -83,7 +117,7 @@ class ImageRecords:
                 )
             )
         except ApiException as err:
-            if err.status == 404:
+            if is_not_found(err):
                 return None
             raise RecordFailed(f"reading the ImageStream: HTTP {err.status}") from None
         except (HTTPError, OSError, ValueError) as err:
@@ -106,13 +140,13 @@ class ImageRecords:
             )
             return created, True
         except ApiException as err:
-            if err.status == 409:  # a concurrent push (or kubectl) created it first
+            if is_already_exists(err):  # a concurrent push (or kubectl) created it first
                 existing = self.stream(namespace, name)
                 if existing is not None:
                     return existing, False
                 raise RecordFailed("the ImageStream was created and deleted meanwhile") from None
-            if err.status in (403, 422):
-                raise Denied(refusal_message(err)) from None
+            if _refused(err):
+                raise Denied(refusal(err)) from None
             raise RecordFailed(f"creating the ImageStream: HTTP {err.status}") from None
         except (HTTPError, OSError, ValueError) as err:
             raise RecordFailed(f"creating the ImageStream: {type(err).__name__}") from None
@@ -148,7 +182,7 @@ class ImageRecords:
                 )
             )
         except ApiException as err:
-            if err.status == 404:
+            if is_not_found(err):
                 return None
             raise RecordFailed(f"reading the Image: HTTP {err.status}") from None
         except (HTTPError, OSError, ValueError) as err:
@@ -162,10 +196,10 @@ class ImageRecords:
                 GROUP, VERSION, "images", image, **self._options()
             )
         except ApiException as err:
-            if err.status == 409:
+            if is_already_exists(err):
                 return
-            if err.status in (403, 422):
-                raise Denied(refusal_message(err)) from None
+            if _refused(err):
+                raise Denied(refusal(err)) from None
             raise RecordFailed(f"creating the Image: HTTP {err.status}") from None
         except (HTTPError, OSError, ValueError) as err:
             raise RecordFailed(f"creating the Image: {type(err).__name__}") from None
@@ -189,9 +223,9 @@ class ImageRecords:
                 )
                 return
             except ApiException as err:
-                if err.status in (403, 422):
-                    raise Denied(refusal_message(err)) from None
-                if err.status != 409:
+                if _refused(err):
+                    raise Denied(refusal(err)) from None
+                if not is_conflict(err):
                     raise RecordFailed(f"tagging: HTTP {err.status}") from None
             except (HTTPError, OSError, ValueError) as err:
                 raise RecordFailed(f"tagging: {type(err).__name__}") from None

@@ -225,10 +225,10 @@ class FrontDoor:
         except TooManyReviews as err:
             return _error(_too_many(err))
         except PushDenied as err:
-            metrics.DENIALS(err.reason).inc()
-            if err.retryable:
-                return _error(oci.unavailable(err.message, RETRY_AFTER_SECONDS))
-            return _error(oci.denied(err.message))
+            metrics.DENIALS(metrics.denial_label(err.decision.cause)).inc()
+            if err.decision.retryable:
+                return _error(oci.unavailable(err.decision.message, RETRY_AFTER_SECONDS))
+            return _error(oci.denied(err.decision.message))
         except RedirectedHead as err:
             # The registry's configuration: logged once where it is found (blobsizes).
             return _error(

@@ -31,7 +31,7 @@ from frontdoor.blobsizes import BlobSizes
 from frontdoor.pushes import PushDenied
 from frontdoor.records import RecordFailed
 from frontdoor.upstream import UpstreamResponse
-from quota.decision import Decision
+from quota.decision import Cause, Decision
 from quota.limitchecks import IMAGE_STREAM_KIND, limit_exceeded_message
 from quota.limits import Limit
 from quota.resources import IMAGE_STORAGE
@@ -74,6 +74,10 @@ def too_large(name: str, size: int, limit: Limit) -> str:
     )
 
 
+def _too_large(name: str, size: int, limit: Limit) -> PushDenied:
+    return PushDenied(Decision.deny(too_large(name, size, limit), Cause.IMAGE_STORAGE_LIMIT))
+
+
 def bounded(chunks: Iterable[bytes], offset: int, limit: Limit, name: str) -> Iterator[bytes]:
     """``chunks`` as they come, until one would take the session (``offset`` bytes so far)
     past ``limit``: then ``PushDenied``, before that chunk is passed on."""
@@ -81,7 +85,7 @@ def bounded(chunks: Iterable[bytes], offset: int, limit: Limit, name: str) -> It
     for chunk in chunks:
         total += len(chunk)
         if total > limit.maximum:
-            raise PushDenied(too_large(name, total, limit))
+            raise _too_large(name, total, limit)
         yield chunk
 
 
@@ -118,7 +122,7 @@ class Uploads:
         """``PushDenied`` when no upload may start in the route's repository."""
         decision = self._rules.upload_room(route.namespace or "", route.name or "")
         if not decision.allowed:
-            raise PushDenied(decision.message, retryable=decision.code == 503)
+            raise PushDenied(decision)
 
     def mount_fits(self, route: oci.Route, digest: str, source: str) -> bool:
         """Whether blob ``digest``, mounted from repository ``source``, is within the
@@ -156,7 +160,7 @@ class Uploads:
         offset = self._offset(route, query, start)
         name = route.name or ""
         if length is not None and offset + length > limit.maximum:
-            raise PushDenied(too_large(name, offset + length, limit))
+            raise _too_large(name, offset + length, limit)
         return bounded(body, offset, limit, name)
 
     def _offset(self, route: oci.Route, query: str, start: int | None) -> int:

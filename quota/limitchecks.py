@@ -23,14 +23,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from quota.decision import SERVICE_UNAVAILABLE, SERVICE_UNAVAILABLE_CODE, Decision
+from quota.decision import Cause, Decision
 from quota.limits import EffectiveLimits, Limit
-from quota.measure import (
-    Manifest,
-    StreamCounts,
-    recorded_image_size,
-    stream_usage,
-)
+from quota.measure import StreamCounts, StreamUsage, recorded_image_size
+from quota.push import Push
 from quota.resources import (
     IMAGE_STORAGE,
     STREAM_IMAGES,
@@ -40,9 +36,12 @@ from quota.resources import (
 )
 
 IMAGE_STREAM_KIND: Final = "ImageStream"
-IMAGE_UNKNOWN_CODE: Final = SERVICE_UNAVAILABLE_CODE
-"""An unknown image size is a retryable answer, like unsynced caches (``metav1.Status``)."""
-IMAGE_UNKNOWN_REASON: Final = SERVICE_UNAVAILABLE
+CAUSES: Final[Mapping[LimitKey, Cause]] = {
+    IMAGE_STORAGE: Cause.IMAGE_STORAGE_LIMIT,
+    STREAM_TAGS: Cause.IMAGE_TAGS_LIMIT,
+    STREAM_IMAGES: Cause.IMAGES_LIMIT,
+}
+"""The cause a denial names for each limit it reports first."""
 
 
 def limit_exceeded_message(
@@ -72,6 +71,10 @@ class Violation:
     maximum: Decimal
     limit_range: str
     message: str
+
+    @property
+    def cause(self) -> Cause:
+        return CAUSES[self.key]
 
 
 def exceeds(old: int | None, new: int, maximum: int | Decimal) -> bool:
@@ -117,21 +120,12 @@ def image_size_violations(name: str, size: int, limits: EffectiveLimits) -> tupl
 
 
 def verdict_of(*violation_groups: tuple[Violation, ...]) -> Decision:
-    """Allowed when no group holds a violation, else a denial reporting all, in order."""
-    messages = [violation.message for group in violation_groups for violation in group]
-    return Decision.deny("; ".join(messages)) if messages else Decision.allow()
-
-
-def check_stream_limits(
-    name: str, old: StreamCounts | None, new: StreamCounts, limits: EffectiveLimits
-) -> Decision:
-    """Verdict on an ImageStream create (``old`` None) or update, counts already measured."""
-    return verdict_of(stream_violations(name, old, new, limits))
-
-
-def check_image_size(name: str, size: int, limits: EffectiveLimits) -> Decision:
-    """Verdict on one image of ``size`` bytes entering ImageStream ``name``."""
-    return verdict_of(image_size_violations(name, size, limits))
+    """Allowed when no group holds a violation, else a denial reporting all, in order; its
+    cause is the first one's."""
+    found = [violation for group in violation_groups for violation in group]
+    if not found:
+        return Decision.allow()
+    return Decision.deny("; ".join(violation.message for violation in found), found[0].cause)
 
 
 def images_to_look_up(
@@ -156,29 +150,6 @@ def image_unknown_message(unknown: list[str], why: str, limit: Limit) -> str:
 
 def check_stream_write(
     name: str,
-    old: Mapping[str, Any] | None,
-    new: Mapping[str, Any],
-    images: Mapping[str, Mapping[str, Any] | None],
-    limits: EffectiveLimits,
-    *,
-    unread: Set[str] = frozenset(),
-) -> Decision:
-    """Verdict on an ImageStream create (``old`` None) or update of ``spec`` or ``status``.
-
-    ``images`` maps each digest the write adds to the stream (``new_image_digests``) to the
-    Image object that describes it, or None when the cluster has none; ``unread`` holds
-    the digests whose Image could not be read. Exceeded limits are reported in order
-    (image sizes by digest, then tags and images); failing those, a size the storage limit
-    needs but cannot get is a retryable denial (see the module docstring).
-    """
-    old_counts = None if old is None else stream_usage(old).counts
-    return check_counted_stream_write(
-        name, old_counts, stream_usage(new).counts, images, limits, unread=unread
-    )
-
-
-def check_counted_stream_write(
-    name: str,
     old: StreamCounts | None,
     new: StreamCounts,
     images: Mapping[str, Mapping[str, Any] | None],
@@ -186,8 +157,15 @@ def check_counted_stream_write(
     *,
     unread: Set[str] = frozenset(),
 ) -> Decision:
-    """:func:`check_stream_write` with the streams' counts measured already (the webhook
-    measures each stream once: its history is hundreds of items)."""
+    """Verdict on an ImageStream create (``old`` None) or update of ``spec`` or ``status``,
+    from the counts of the stream before and after (``quota.measure.stream_usage``).
+
+    ``images`` maps each digest the write adds to the stream to the Image object that
+    describes it, or None when the cluster has none; ``unread`` holds the digests whose
+    Image could not be read. Exceeded limits are reported in order (image sizes by digest,
+    then tags and images); failing those, a size the storage limit needs but cannot get is
+    a retryable denial (see the module docstring).
+    """
     sizes = {digest: recorded_image_size(image) for digest, image in images.items()}
     size_violations = tuple(
         violation
@@ -207,42 +185,19 @@ def check_counted_stream_write(
         why = "no Image object describes it"
     else:
         why = "its Image records no size"
-    return Decision.deny(
-        image_unknown_message(unknown, why, storage),
-        code=IMAGE_UNKNOWN_CODE,
-        reason=IMAGE_UNKNOWN_REASON,
-    )
+    return Decision.deny(image_unknown_message(unknown, why, storage), Cause.IMAGE_SIZE_UNKNOWN)
 
 
-def check_push_limits(
-    repository: str,
-    stream: Mapping[str, Any] | None,
-    tag: str | None,
-    digest: str | None,
-    manifest: Manifest,
-    limits: EffectiveLimits,
-) -> Decision:
-    """LimitRange verdict on a PushReview: image size, then the stream's tags and images.
+def check_push_limits(push: Push, usage: StreamUsage | None, limits: EffectiveLimits) -> Decision:
+    """LimitRange verdict on a push: image size first, then the stream's tags and images.
 
-    ``stream`` is the existing ImageStream named ``repository`` or None when the repository
-    is new (the ImageStream quota is charged separately, see quota.resourcequota). A push by
+    ``usage`` is what the repository's ImageStream holds, None when the repository is new
+    (the ImageStream quota is charged separately, see quota.resourcequota). A push by
     digest (``tag`` None) is checked all the same: it can still add an image.
     """
-    return verdict_of(push_violations(repository, stream, tag, digest, manifest, limits))
-
-
-def push_violations(
-    repository: str,
-    stream: Mapping[str, Any] | None,
-    tag: str | None,
-    digest: str | None,
-    manifest: Manifest,
-    limits: EffectiveLimits,
-) -> tuple[Violation, ...]:
-    """The limits a push breaks: image size first, then the stream's tags and images."""
-    usage = stream_usage(stream)  # measured once: a stream's history is hundreds of items
-    old = None if stream is None else usage.counts
-    new = usage.with_push(tag, digest).counts
-    return image_size_violations(repository, manifest.size, limits) + stream_violations(
-        repository, old, new, limits
+    old = None if usage is None else usage.counts
+    new = (usage or StreamUsage()).with_push(push.tag, push.digest).counts
+    return verdict_of(
+        image_size_violations(push.repository, push.image_size, limits),
+        stream_violations(push.repository, old, new, limits),
     )

@@ -26,10 +26,12 @@ class InvalidManifest(ValueError):
 
 @dataclass(frozen=True)
 class Descriptor:
-    """A content descriptor: a blob's digest and its size in bytes."""
+    """A content descriptor: a blob's digest, its size in bytes, and its media type where
+    the manifest gives one (PushReview's body does not)."""
 
     digest: str
     size: int
+    media_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,9 @@ class StreamCounts(NamedTuple):
 
 @dataclass(frozen=True)
 class StreamUsage:
-    """The distinct tag names and image digests of one ImageStream."""
+    """The distinct tag names and image digests of one ImageStream: what its limits count,
+    measured once (by the caches when they store a stream, by admission from the objects
+    under review) and handed to the rules as it is."""
 
     tags: frozenset[str] = frozenset()
     images: frozenset[str] = frozenset()
@@ -200,26 +204,3 @@ def stream_image_digests(stream: Mapping[str, Any] | None) -> frozenset[str]:
 def stream_usage(stream: Mapping[str, Any] | None) -> StreamUsage:
     """Tags and images of a stream; None (no stream yet) has none."""
     return StreamUsage(stream_tag_names(stream), stream_image_digests(stream))
-
-
-def usage_after_push(
-    stream: Mapping[str, Any] | None, tag: str | None, digest: str | None
-) -> StreamUsage:
-    """The stream's usage once a push lands: its tags and images plus the pushed ones.
-
-    ``stream`` is None for a new repository; ``tag`` is None (or empty) for a push by digest.
-    """
-    return stream_usage(stream).with_push(tag, digest)
-
-
-def usage_delta(old: StreamCounts | None, new: StreamCounts) -> StreamCounts:
-    """How much an update grows each count (negative when it shrinks); a create starts at 0."""
-    base = old if old is not None else StreamCounts(0, 0)
-    return StreamCounts(new.tags - base.tags, new.images - base.images)
-
-
-def new_image_digests(
-    old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
-) -> frozenset[str]:
-    """Digests an update adds to a stream's history: those whose image size needs checking."""
-    return stream_image_digests(new) - stream_image_digests(old)

@@ -1,5 +1,6 @@
 """What an accepted push leaves in the Image API, as plain data: the Image object for a
-manifest digest, and the ImageStream status with the tag's new history entry.
+pushed manifest (written from the one ``quota.push.Push`` the rules judged), and the
+ImageStream status with the tag's new history entry.
 
 OpenShift's registry records a push the same way: one cluster-scoped Image per manifest
 digest (shared by every repository that holds it) and, per tag, a history of the images
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from quota.measure import Descriptor, Manifest
+from quota.measure import Descriptor
 from quota.objects import mapping, metadata
+from quota.push import Push
 from quota.timestamps import format_rfc3339, require_aware
 
 IMAGE_API_VERSION: Final = "image.alauda.io/v1"
@@ -24,17 +25,6 @@ ANNOTATION_PUSHED_BY_DIGEST: Final = "image.alauda.io/pushed-by-digest-to"
 it was pushed to, where it is served by digest though no tag records it. A tag push's
 Image never carries it: that image is served only once its tag is recorded, so a tag
 refused after the Image was saved leaves nothing served."""
-
-
-@dataclass(frozen=True)
-class PlatformImage:
-    """One child of an image index: its manifest's descriptor, platform and measured size."""
-
-    digest: str
-    media_type: str
-    manifest_size: int
-    image_size: int
-    platform: Mapping[str, Any] | None = None
 
 
 def image_object_name(digest: str) -> str:
@@ -49,10 +39,10 @@ def image_reference(registry: str, repository: str, digest: str) -> str:
     return f"{registry}/{repository}@{digest}"
 
 
-def _layers(layers: Sequence[Descriptor], media_types: Sequence[str]) -> list[dict[str, Any]]:
+def _layers(layers: Sequence[Descriptor]) -> list[dict[str, Any]]:
     return [
-        {"name": layer.digest, "size": layer.size, "mediaType": media_type}
-        for layer, media_type in zip(layers, media_types, strict=True)
+        {"name": layer.digest, "size": layer.size, "mediaType": layer.media_type}
+        for layer in layers
     ]
 
 
@@ -64,61 +54,40 @@ def _image_metadata(digest: str, pushed_by_digest_to: str | None) -> dict[str, A
 
 
 def image_object(
-    digest: str,
-    reference: str,
-    media_type: str,
-    manifest: Manifest,
-    layer_media_types: Sequence[str],
-    pushed_by_digest_to: str | None = None,
+    push: Push, reference: str, pushed_by_digest_to: str | None = None
 ) -> dict[str, Any]:
-    """The Image for a single-platform manifest; ``dockerImageMetadata.size`` is the
-    size ``alauda.io/Image`` limits (config + each distinct layer once).
-    ``pushed_by_digest_to``: the repository of a push by digest (None for a tag push)."""
+    """The Image that records ``push``; ``dockerImageMetadata.size`` is the size
+    ``alauda.io/Image`` limits, as the rules judged it (``Push.image_size``).
+    ``pushed_by_digest_to``: the repository of a push by digest (None for a tag push).
+
+    An image index's Image lists its children; its size is its largest child's: a client
+    pulls one platform's image, and that is the "one image" ``alauda.io/Image`` bounds
+    (every child was judged against it), so a tag pointing at the index passes the same
+    limit."""
     image: dict[str, Any] = {
         "apiVersion": IMAGE_API_VERSION,
         "kind": "Image",
-        "metadata": _image_metadata(digest, pushed_by_digest_to),
+        "metadata": _image_metadata(push.digest, pushed_by_digest_to),
         "dockerImageReference": reference,
-        "dockerImageManifestMediaType": media_type,
-        "dockerImageMetadata": {"size": manifest.size},
-        "dockerImageLayers": _layers(manifest.layers, layer_media_types),
+        "dockerImageManifestMediaType": push.media_type,
+        "dockerImageMetadata": {"size": push.image_size},
     }
-    if manifest.config is not None:
-        image["dockerImageConfig"] = {
-            "digest": manifest.config.digest,
-            "size": manifest.config.size,
-        }
-    return image
-
-
-def index_image_object(
-    digest: str,
-    reference: str,
-    media_type: str,
-    children: Sequence[PlatformImage],
-    pushed_by_digest_to: str | None = None,
-) -> dict[str, Any]:
-    """The Image for an image index. Its size is its largest child's: a client pulls one
-    platform's image, and that is the "one image" ``alauda.io/Image`` bounds (every child
-    was judged against it), so a tag pointing at the index passes the same limit.
-    ``pushed_by_digest_to`` as for ``image_object``."""
-    return {
-        "apiVersion": IMAGE_API_VERSION,
-        "kind": "Image",
-        "metadata": _image_metadata(digest, pushed_by_digest_to),
-        "dockerImageReference": reference,
-        "dockerImageManifestMediaType": media_type,
-        "dockerImageMetadata": {"size": max((c.image_size for c in children), default=0)},
-        "dockerImageManifests": [
+    if push.children is not None:
+        image["dockerImageManifests"] = [
             {
                 "digest": child.digest,
                 "mediaType": child.media_type,
-                "manifestSize": child.manifest_size,
+                "manifestSize": child.size,
                 **({"platform": dict(child.platform)} if child.platform else {}),
             }
-            for child in children
-        ],
-    }
+            for child in push.children
+        ]
+        return image
+    image["dockerImageLayers"] = _layers(push.manifest.layers)
+    config = push.manifest.config
+    if config is not None:
+        image["dockerImageConfig"] = {"digest": config.digest, "size": config.size}
+    return image
 
 
 def status_with_tag_event(

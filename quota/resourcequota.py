@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from quota.decision import Decision
+from quota.decision import Cause, Decision
 from quota.fielderrors import ErrorType, FieldError, Problem
 from quota.objects import mapping, object_name
 from quota.quantity import InvalidQuantity, parse_limit_value
@@ -186,10 +186,12 @@ def plan_create(quotas: Iterable[Mapping[str, Any]], requested: int = 1) -> Char
             charges.append(charge)
     charges.sort(key=lambda charge: charge.name)
     if unknown:
-        decision = Decision.deny(quota_unknown_message(min(unknown)))
+        decision = Decision.deny(quota_unknown_message(min(unknown)), Cause.QUOTA_UNKNOWN)
         return ChargePlan(decision, tuple(charges), tuple(problems))
     denied = next((charge for charge in charges if not charge.fits), None)
-    decision = Decision.allow() if denied is None else Decision.deny(denied.message)
+    decision = (
+        Decision.allow() if denied is None else Decision.deny(denied.message, Cause.QUOTA_EXCEEDED)
+    )
     return ChargePlan(decision, tuple(charges), tuple(problems))
 
 

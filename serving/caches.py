@@ -16,7 +16,7 @@ from kube.images import IMAGE_GROUP
 from kube.informer import Informer
 from kube.metadata import metadata_list_func
 from kube.transforms import Keep, identity, projection, strip_managed_fields
-from quota.measure import recorded_image_size, stream_usage
+from quota.measure import StreamUsage, recorded_image_size, stream_usage
 from quota.objects import Obj, object_name
 from quota.pullsecrets.names import (
     ANNOTATION_SERVICE_ACCOUNT_NAME,
@@ -122,14 +122,10 @@ def stream_digests(cached: Obj) -> list[str]:
     ] + list(cached.get(STREAM_IMAGES, ()))
 
 
-def stream_from_cache(cached: Obj) -> Obj:
-    """The smallest ImageStream with the cached stream's tag names and image digests: what
-    the rules read, in the shape they read it."""
-    return {
-        "metadata": cached.get("metadata") or {},
-        "spec": {"tags": [{"name": tag} for tag in cached.get(STREAM_TAGS, ())]},
-        "status": {"tags": [{"items": [{"image": d} for d in stream_digests(cached)]}]},
-    }
+def cached_usage(cached: Obj) -> StreamUsage:
+    """The tag names and image digests of a cached stream, as the rules take them: measured
+    once, when the cache stored the stream (``cached_stream``)."""
+    return StreamUsage(frozenset(cached.get(STREAM_TAGS, ())), frozenset(stream_digests(cached)))
 
 
 def image_digests(image: dict[str, Any]) -> list[str]:
@@ -201,9 +197,11 @@ class PushCaches:
     def quotas_in(self, namespace: str) -> list[dict[str, Any]]:
         return self.resource_quotas.list(namespace)
 
-    def imagestream(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def imagestream_usage(self, namespace: str, name: str) -> StreamUsage | None:
+        """What the cached ImageStream ``namespace/name`` counts, None when the cache has
+        no such stream."""
         cached = self.imagestreams.get(f"{namespace}/{name}")
-        return None if cached is None else stream_from_cache(cached)
+        return None if cached is None else cached_usage(cached)
 
     def recorded(self, namespace: str, name: str) -> RecordedRepository | None:
         """What the cached ImageStream ``namespace/name`` records for reads, or None when

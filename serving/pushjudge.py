@@ -1,6 +1,6 @@
 """Judge a push with the same rules as ``kubectl apply``: limits, then quota.
 
-Gather the stream and the LimitRanges from the watch caches, decide with the pure
+Gather the stream's usage and the LimitRanges from the watch caches, decide with the pure
 ``check_push_limits``, and for a new repository ask the quota whether it has room for the
 ImageStream the push will create. Nothing is charged here: the charge happens when the
 ImageStream itself is created.
@@ -13,6 +13,7 @@ from typing import Protocol
 from quota.decision import Decision
 from quota.limitchecks import check_push_limits
 from quota.limits import Limit, effective_limits
+from quota.measure import StreamUsage
 from quota.objects import Obj
 from quota.push import Push
 from quota.resourcequota import ChargePlan
@@ -21,9 +22,10 @@ from serving.versionmemo import VersionMemo
 
 
 class PushReads(Protocol):
-    """What the push rules read: the repository's ImageStream and the LimitRanges."""
+    """What the push rules read: what the repository's ImageStream counts (None: no
+    stream), and the LimitRanges."""
 
-    def imagestream(self, namespace: str, name: str) -> Obj | None: ...
+    def imagestream_usage(self, namespace: str, name: str) -> StreamUsage | None: ...
     def limit_ranges_in(self, namespace: str) -> list[Obj]: ...
 
 
@@ -40,12 +42,10 @@ class PushJudge:
         self._limits = VersionMemo(effective_limits)
 
     def judge(self, push: Push) -> Decision:
-        stream = self._caches.imagestream(push.namespace, push.repository)
+        usage = self._caches.imagestream_usage(push.namespace, push.repository)
         limits = self._limits(self._caches.limit_ranges_in(push.namespace))
-        decision = check_push_limits(
-            push.repository, stream, push.tag, push.digest, push.manifest, limits
-        )
-        if not decision.allowed or stream is not None:
+        decision = check_push_limits(push, usage, limits)
+        if not decision.allowed or usage is not None:
             return decision
         return self._quota.judge(push.namespace).decision
 
@@ -54,7 +54,7 @@ class PushJudge:
         or where the quota has room for the one its first push would create. The rule
         ``judge`` applies to a push into a new repository, and its message; the limits
         are judged when a manifest names the blobs."""
-        if self._caches.imagestream(namespace, repository) is not None:
+        if self._caches.imagestream_usage(namespace, repository) is not None:
             return Decision.allow()
         return self._quota.judge(namespace).decision
 

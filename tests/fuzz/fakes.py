@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask
 
 from quota.decision import Decision
+from quota.measure import StreamUsage
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan
 from serving.callerreviews import User
@@ -56,7 +57,7 @@ class Caches:
     def image(self, digest: str) -> Obj | None:
         return {"dockerImageMetadata": {"size": len(digest) * 100_000}}
 
-    def imagestream(self, namespace: str, name: str) -> Obj | None:
+    def imagestream_usage(self, namespace: str, name: str) -> StreamUsage | None:
         return None
 
 

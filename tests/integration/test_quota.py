@@ -9,7 +9,11 @@ import subprocess
 
 import pytest
 import requests
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
+from frontdoor.records import refusal
+from quota.decision import Cause, Decision
 from tests.integration.support.cluster import (
     CACHE_DEADLINE,
     RELEASE_DEADLINE,
@@ -39,6 +43,36 @@ def test_too_many_tags_is_denied_with_the_contract_message(
         'maximum limit per alauda.io/ImageStream (3 > 2) set by LimitRange "stream-limits"'
     ) in result.stderr
     cluster.apply(stream("app", ["a", "b"]), "-n", namespace)
+
+
+def test_a_denial_names_its_rule_in_the_status_the_writer_gets(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    """The API server hands our webhook's Status details to the writer as they are: the
+    front door's records learn the rule and the contract's message from them, never from
+    the prefixed message (``frontdoor.records.refusal``)."""
+    cluster.apply(stream_limits(**{"alauda.io/image-tags": "1"}), "-n", namespace)
+    custom = client.CustomObjectsApi(cluster.api)
+
+    def refused() -> ApiException | None:
+        try:
+            custom.create_namespaced_custom_object(
+                GROUP, "v1", namespace, "imagestreams", stream("app", ["a", "b"])
+            )
+        except ApiException as err:
+            return err
+        custom.delete_namespaced_custom_object(GROUP, "v1", namespace, "imagestreams", "app")
+        return None  # the webhook's cache has not seen the LimitRange yet
+
+    err = cluster.wait(refused, timeout=CACHE_DEADLINE, what="the limit enforced")
+    message = (
+        'ImageStream "app" is forbidden: requested usage of alauda.io/image-tags exceeds the '
+        'maximum limit per alauda.io/ImageStream (2 > 1) set by LimitRange "stream-limits"'
+    )
+    status = json.loads(err.body)
+    assert status["message"].endswith(f"denied the request: {message}")
+    assert status["details"]["causes"] == [{"reason": "ImageTagsLimitExceeded", "message": message}]
+    assert refusal(err) == Decision.deny(message, Cause.IMAGE_TAGS_LIMIT)
 
 
 def test_status_tags_count_with_spec_tags(cluster: ClusterEnv, namespace: str) -> None:

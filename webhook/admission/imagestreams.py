@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from kube.images import ImageLookupFailed
-from quota.decision import SERVICE_UNAVAILABLE, SERVICE_UNAVAILABLE_CODE, Decision
-from quota.limitchecks import check_counted_stream_write, images_to_look_up
+from quota.decision import Cause, Decision
+from quota.limitchecks import check_stream_write, images_to_look_up
 from quota.limits import EffectiveLimits, effective_limits
 from quota.measure import recorded_image_size, stream_usage
 from quota.objects import Obj, object_name
@@ -65,7 +65,7 @@ class QuotaCharges(Protocol):
 
 def not_ready(message: str = NOT_READY_MESSAGE) -> Decision:
     """A retryable denial: never a silent allow while the rules cannot be read."""
-    return Decision.deny(message, code=SERVICE_UNAVAILABLE_CODE, reason=SERVICE_UNAVAILABLE)
+    return Decision.deny(message, Cause.NOT_READY)
 
 
 class ImageStreamValidator:
@@ -103,7 +103,7 @@ class ImageStreamValidator:
         unread = self._look_up(images, limits)
         # Decide.
         name = request.name or object_name(stream)
-        decision = check_counted_stream_write(
+        decision = check_stream_write(
             name,
             None if before is None else before.counts,
             after.counts,
@@ -121,7 +121,7 @@ class ImageStreamValidator:
                 else self._charger.charge(namespace)
             )
         except ChargeConflict as err:
-            return Decision.deny(f"{err}; retry", code=429, reason="TooManyRequests")
+            return Decision.deny(f"{err}; retry", Cause.CHARGE_CONFLICT)
         return plan.decision
 
     def _look_up(self, images: dict[str, Obj | None], limits: EffectiveLimits) -> frozenset[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quota.decision import Decision
+from quota.decision import Cause, Decision
 from quota.fielderrors import FieldError
 from quota.objects import object_name
 from quota.policy import invalid_message, names_alauda, validate_policy
@@ -20,4 +20,4 @@ def validate(request: AdmissionRequest) -> Decision:
     if not errors:
         return Decision.allow()
     name = request.name or object_name(obj)
-    return Decision.deny(invalid_message(kind, name, errors), code=422, reason="Invalid")
+    return Decision.deny(invalid_message(kind, name, errors), Cause.INVALID_POLICY)

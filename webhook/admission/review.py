@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import orjson
 
-from quota.decision import Decision
+from quota.decision import INVALID, Decision
 from serving.httpjson import JsonLimits, brief, typed_json_object
 
 ADMISSION_API_VERSION = "admission.k8s.io/v1"
@@ -168,6 +168,14 @@ def render_response(
             "reason": decision.reason,
             "message": decision.message,
         }
+        # The API server hands this Status to the writer as it is (only the message gains
+        # its "admission webhook ... denied the request: " prefix), so a writer such as the
+        # front door learns the rule and the contract's message from it. Not on Invalid:
+        # kubectl prints an Invalid Status from its causes, field by field, in place of
+        # the message that names the LimitRange or ResourceQuota.
+        if decision.cause is not None and decision.reason != INVALID:
+            cause = {"reason": str(decision.cause), "message": decision.message}
+            response["status"]["details"] = {"causes": [cause]}
     if decision.warnings:
         response["warnings"] = list(decision.warnings)
     return {"apiVersion": request.api_version, "kind": ADMISSION_KIND, "response": response}

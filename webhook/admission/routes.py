@@ -17,7 +17,7 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
 from kube.logfields import fields
-from quota.decision import Decision
+from quota.decision import Cause, Decision
 from serving.httpjson import (
     BodyGate,
     ServerBusy,
@@ -83,9 +83,7 @@ def _decide(endpoint: AdmissionEndpoint, review: AdmissionRequest) -> tuple[Deci
     if endpoint.fail_open:
         return Decision.allow(warnings=["registry webhook error; change not applied"]), "error"
     return Decision.deny(
-        "internal error in the registry policy webhook; retry the request",
-        code=500,
-        reason="InternalError",
+        "internal error in the registry policy webhook; retry the request", Cause.INTERNAL_ERROR
     ), "error"
 
 

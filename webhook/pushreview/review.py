@@ -33,9 +33,11 @@ class BadPushReview(ValueError):
 
 
 @dataclass(frozen=True)
-class PushRequest(Push):
-    """A PushReview's push, with the body it came in (echoed in the answer)."""
+class PushRequest:
+    """A PushReview on the wire: the push the rules judge, and the body it came in (echoed
+    in the answer), which the rules never see."""
 
+    push: Push
     body: dict[str, Any]
 
 
@@ -83,7 +85,7 @@ def parse_push_review(body: bytes, content_type: str | None) -> PushRequest:
         manifest = manifest_from_dict(spec)
     except InvalidManifest as err:
         raise BadPushReview(str(err)) from None
-    return PushRequest(namespace, repository, tag, digest, media, manifest, review)
+    return PushRequest(Push(namespace, repository, tag, digest, media, manifest), review)
 
 
 def answer(request: PushRequest, decision: Decision) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
 from kube.events import Recorder
 from kube.logfields import fields
-from quota.decision import Decision
+from quota.decision import Cause, Decision
+from quota.push import Push
 from serving.callerreviews import TooManyReviews, User
 from serving.httpjson import (
     BodyGate,
@@ -47,11 +48,10 @@ from webhook.pushreview.review import (
 log = logging.getLogger(__name__)
 
 PATH: Final = "/v1/pushreviews"
-SERVICE_UNAVAILABLE: Final = "ServiceUnavailable"
 
 
 class Judge(Protocol):
-    def judge(self, push: PushRequest) -> Decision: ...
+    def judge(self, push: Push) -> Decision: ...
 
 
 class TokenAuthenticator(Protocol):
@@ -131,7 +131,7 @@ def pushreview_blueprint(
         except BadPushReview as err:
             raise _Refused(json_error(400, str(err)), "bad_request") from None
 
-    def authorize(user: User, push: PushRequest) -> None:
+    def authorize(user: User, push: Push) -> None:
         if not authorizer.may_create_pushreview(user, push.namespace):
             message = (
                 f'user "{user.name}" cannot create resource "pushreviews" in API group '
@@ -139,14 +139,15 @@ def pushreview_blueprint(
             )
             raise _Refused(json_error(403, message), "forbidden")
 
-    def decide(push: PushRequest) -> Decision:
+    def decide(push: Push) -> Decision:
         reason = not_ready()
         if reason:
-            return Decision.deny(f"{reason}; retry", code=503, reason=SERVICE_UNAVAILABLE)
+            return Decision.deny(f"{reason}; retry", Cause.NOT_READY)
         return judge.judge(push)
 
-    def record_denial(push: PushRequest, decision: Decision) -> None:
-        if decision.allowed or decision.reason == SERVICE_UNAVAILABLE:
+    def record_denial(push: Push, decision: Decision) -> None:
+        # A retryable denial passes on its own: no Event for what nobody need act on.
+        if decision.allowed or decision.retryable:
             return
         recorder.record(
             {
@@ -163,7 +164,8 @@ def pushreview_blueprint(
     def review(started: float) -> tuple[Response, str]:
         user = caller()
         with body_gate.admit(request.content_length):
-            push = push_request()
+            wire = push_request()
+            push = wire.push
             authorize(user, push)
             decision = decide(push)
             label = "allowed" if decision.allowed else "denied"
@@ -180,7 +182,7 @@ def pushreview_blueprint(
                 ),
             )
             record_denial(push, decision)
-            return jsonify(answer(push, decision)), label
+            return jsonify(answer(wire, decision)), label
 
     answered = by_label(metrics.PUSH_REVIEWS)
 

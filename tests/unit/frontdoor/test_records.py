@@ -18,18 +18,43 @@ from frontdoor.records import (
     Denied,
     ImageRecords,
     RecordFailed,
-    refusal_message,
+    refusal,
 )
+from quota.decision import Cause, Decision
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 DIGEST = "sha256:" + "a" * 64
 QUOTA = "exceeded quota: images, requested: alauda.io/imagestreams=1, used: ..."
 
 
-def api_error(status: int, message: str = "") -> ApiException:
+REASONS = {403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid", 500: ""}
+"""The reason the API server gives each status here (a 409 of a create: ``already_exists``)."""
+
+
+def api_error(
+    status: int, message: str = "", *, reason: str | None = None, details: Any = None
+) -> ApiException:
+    """An ApiException with the ``Status`` body the API server sends."""
     err = ApiException(status=status)
-    err.body = json.dumps({"kind": "Status", "message": message}).encode()
+    body: dict[str, Any] = {"kind": "Status", "message": message, "code": status}
+    body["reason"] = REASONS.get(status, "") if reason is None else reason
+    if details is not None:
+        body["details"] = details
+    err.body = json.dumps(body).encode()
     return err
+
+
+def already_exists() -> ApiException:
+    """A create that lost the race: 409 AlreadyExists (not a Conflict)."""
+    return api_error(409, "already exists", reason="AlreadyExists")
+
+
+def webhook_denial(cause: Cause, message: str) -> ApiException:
+    """Our admission webhook's denial as the API server hands it to the writer: the
+    message prefixed, the webhook's Status details passed on as they are."""
+    prefixed = f'admission webhook "imagestreams.image.alauda.io" denied the request: {message}'
+    details = {"causes": [{"reason": str(cause), "message": message}]}
+    return api_error(403, prefixed, details=details)
 
 
 def answer(obj: dict[str, Any]) -> SimpleNamespace:
@@ -94,13 +119,21 @@ def records(api: Api) -> ImageRecords:
     return ImageRecords(api, clock=lambda: NOW)
 
 
-def test_a_refusal_loses_the_api_servers_prefix_and_keeps_the_contract_message() -> None:
-    prefixed = f'admission webhook "imagestreams.image.alauda.io" denied the request: {QUOTA}'
-    assert refusal_message(api_error(403, prefixed)) == QUOTA
-    assert refusal_message(api_error(422, "plain")) == "plain"
+def test_our_webhooks_refusal_is_read_from_the_status_details_with_its_cause() -> None:
+    """The rule and the contract's message come from ``details.causes``, never from the
+    prefixed Status message."""
+    assert refusal(webhook_denial(Cause.QUOTA_EXCEEDED, QUOTA)) == Decision.deny(
+        QUOTA, Cause.QUOTA_EXCEEDED
+    )
+
+
+def test_a_refusal_from_anyone_else_keeps_the_status_message() -> None:
+    assert refusal(api_error(422, "plain")) == Decision.deny("plain", Cause.REFUSED)
+    foreign = api_error(403, "x", details={"causes": [{"reason": "FieldValueInvalid"}]})
+    assert refusal(foreign) == Decision.deny("x", Cause.REFUSED)
     broken = ApiException(status=403)
     broken.body = b"not json"
-    assert refusal_message(broken) == "refused by the API server (HTTP 403)"
+    assert refusal(broken).message == "refused by the API server (HTTP 403)"
 
 
 def test_a_new_stream_is_created_and_says_so() -> None:
@@ -113,16 +146,17 @@ def test_a_new_stream_is_created_and_says_so() -> None:
 def test_a_stream_created_meanwhile_is_used_as_it_is() -> None:
     api = Api()
     api.stream = {"metadata": {"name": "app", "namespace": "team-a", "uid": "other"}}
-    api.create_error = api_error(409)
+    api.create_error = already_exists()
     stream, created = records(api).create_stream("team-a", "app")
     assert not created and stream["metadata"]["uid"] == "other"
 
 
 def test_the_quota_webhooks_refusal_is_a_denial() -> None:
     api = Api()
-    api.create_error = api_error(403, f'admission webhook "x" denied the request: {QUOTA}')
-    with pytest.raises(Denied, match=r"^exceeded quota: images"):
+    api.create_error = webhook_denial(Cause.QUOTA_EXCEEDED, QUOTA)
+    with pytest.raises(Denied, match=r"^exceeded quota: images") as denied:
         records(api).create_stream("team-a", "app")
+    assert denied.value.decision == Decision.deny(QUOTA, Cause.QUOTA_EXCEEDED)
 
 
 @pytest.mark.parametrize(
@@ -147,7 +181,7 @@ def test_only_the_created_stream_is_deleted() -> None:
 
 def test_an_image_that_exists_is_the_same_content() -> None:
     api = Api()
-    api.image_error = api_error(409)
+    api.image_error = already_exists()
     records(api).save_image({"metadata": {"name": "sha256-a"}})  # no exception
 
 
@@ -179,9 +213,11 @@ def test_endless_conflicts_give_up_retryably() -> None:
 def test_the_limit_webhooks_refusal_of_a_tag_is_a_denial() -> None:
     api = Api()
     stream, _ = records(api).create_stream("team-a", "app")
-    api.status_errors = [api_error(403, "requested usage of alauda.io/image-tags exceeds")]
-    with pytest.raises(Denied, match="image-tags"):
+    message = "requested usage of alauda.io/image-tags exceeds"
+    api.status_errors = [webhook_denial(Cause.IMAGE_TAGS_LIMIT, message)]
+    with pytest.raises(Denied, match=r"^requested usage of alauda.io/image-tags") as denied:
         records(api).tag(stream, "v1", DIGEST, "ref")
+    assert denied.value.decision.cause is Cause.IMAGE_TAGS_LIMIT
 
 
 def test_a_stream_deleted_during_the_push_fails_retryably() -> None:
@@ -231,7 +267,7 @@ def test_a_new_stream_is_created_exactly_so() -> None:
 def test_a_conflicting_create_reads_the_same_stream_back() -> None:
     api = Api()
     api.stream = {"metadata": {"name": "app", "namespace": "team-a", "uid": "other"}}
-    api.create_error = api_error(409)
+    api.create_error = already_exists()
     records(api).create_stream("team-a", "app")
     assert api.calls[1] == (
         "get_namespaced_custom_object",
@@ -242,7 +278,7 @@ def test_a_conflicting_create_reads_the_same_stream_back() -> None:
 
 def test_a_stream_created_and_deleted_meanwhile_fails_retryably() -> None:
     api = Api()
-    api.create_error = api_error(409)
+    api.create_error = already_exists()
     with pytest.raises(RecordFailed, match=r"^the ImageStream was created and deleted meanwhile$"):
         records(api).create_stream("team-a", "app")
 
@@ -388,7 +424,7 @@ def test_an_answer_that_is_not_an_object_fails_retryably() -> None:
 def test_a_refusal_without_a_message_names_the_status() -> None:
     bare = ApiException(status=403)
     bare.body = json.dumps({"kind": "Status"}).encode()
-    assert refusal_message(bare) == "refused by the API server (HTTP 403)"
+    assert refusal(bare) == Decision.deny("refused by the API server (HTTP 403)", Cause.REFUSED)
 
 
 def test_a_stream_deleted_during_the_push_says_so_exactly() -> None:
@@ -425,3 +461,16 @@ def test_an_image_that_cannot_be_read_is_a_retryable_failure(error: Exception, s
     api.read_error = error
     with pytest.raises(RecordFailed, match=said):
         records(api).image(DIGEST)
+
+
+def test_only_a_create_that_lost_the_race_reads_the_winner_back() -> None:
+    """A create's 409 is AlreadyExists; any other 409 (a Conflict) is no race won by
+    someone else, and is retried by the client, not read as the winner's stream."""
+    api = Api()
+    api.stream = {"metadata": {"name": "app", "namespace": "team-a", "uid": "other"}}
+    api.create_error = api_error(409, "conflict", reason="Conflict")
+    with pytest.raises(RecordFailed, match=r"^creating the ImageStream: HTTP 409$"):
+        records(api).create_stream("team-a", "app")
+    api.image_error = api_error(409, "conflict", reason="Conflict")
+    with pytest.raises(RecordFailed, match=r"^creating the Image: HTTP 409$"):
+        records(api).save_image({})

@@ -30,7 +30,7 @@ from frontdoor.routes import MANIFEST_BODY_SECONDS, FrontDoor, frontdoor_bluepri
 from frontdoor.uploads import Uploads
 from frontdoor.upstream import AnswerTooLarge, BodyIncomplete, UpstreamResponse
 from localcluster.waiting import wait_for
-from quota.decision import Decision
+from quota.decision import Cause, Decision
 from quota.limits import Limit
 from quota.pushrecords import ANNOTATION_PUSHED_BY_DIGEST
 from quota.served import RecordedRepository
@@ -349,14 +349,15 @@ def test_a_denied_push_is_403_denied_with_the_contracts_message(
     client: FlaskClient, pushes: Pushes
 ) -> None:
     message = 'ImageStream "app" is forbidden: requested usage of storage exceeds the maximum limit'
-    pushes.raise_ = PushDenied(message)
+    pushes.raise_ = PushDenied(Decision.deny(message, Cause.IMAGE_STORAGE_LIMIT))
     response = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
     assert response.status_code == 403
     assert errors(response) == [{"code": "DENIED", "message": message}]
 
 
 @pytest.mark.parametrize(
-    "failure", [PushDenied("not known yet", retryable=True), RecordFailed("HTTP 500")]
+    "failure",
+    [PushDenied(Decision.deny("not known yet", Cause.NOT_READY)), RecordFailed("HTTP 500")],
 )
 def test_what_may_pass_on_retry_is_503_with_retry_after(
     client: FlaskClient, pushes: Pushes, failure: Exception
@@ -588,7 +589,7 @@ def test_an_unreachable_registry_is_503_and_logged_by_error_type(
 
 
 def test_a_retryable_denial_keeps_the_judges_message(client: FlaskClient, pushes: Pushes) -> None:
-    pushes.raise_ = PushDenied("quota usage is not counted yet", retryable=True)
+    pushes.raise_ = PushDenied(Decision.deny("quota usage is not counted yet", Cause.NOT_READY))
     response = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
     assert errors(response)[0]["message"] == "quota usage is not counted yet"
     assert response.headers["Retry-After"] == "1"
@@ -607,11 +608,15 @@ def test_each_request_is_counted_by_method_route_and_status(
 
 
 def test_denials_are_counted_by_rule(client: FlaskClient, pushes: Pushes) -> None:
+    """By the decision's cause, whatever its message says."""
     name = "registry_v2_policy_frontdoor_push_denials_total"
-    before = sample(name, reason="tags")
-    pushes.raise_ = PushDenied("exceeds alauda.io/image-tags")
+    before = sample(name, reason="tags"), sample(name, reason="quota")
+    pushes.raise_ = PushDenied(Decision.deny("exceeded quota: q", Cause.IMAGE_TAGS_LIMIT))
     client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
-    assert sample(name, reason="tags") == before + 1
+    assert (sample(name, reason="tags"), sample(name, reason="quota")) == (
+        before[0] + 1,
+        before[1],
+    )
 
 
 def test_bytes_are_counted_each_way(client: FlaskClient) -> None:
@@ -936,7 +941,7 @@ QUOTA_FULL = (
 def test_an_upload_into_a_repository_the_caller_could_not_create_is_refused(
     client: FlaskClient, registry: Registry
 ) -> None:
-    RULES[id(registry)].room = Decision.deny(QUOTA_FULL)
+    RULES[id(registry)].room = Decision.deny(QUOTA_FULL, Cause.QUOTA_EXCEEDED)
     response = client.post("/v2/team-a/app/blobs/uploads/", headers=basic(EDITOR))
     assert response.status_code == 403
     assert errors(response) == [{"code": "DENIED", "message": QUOTA_FULL}]

@@ -11,7 +11,7 @@ from frontdoor.distribution import Route
 from frontdoor.pushes import PushDenied
 from frontdoor.uploads import Uploads, bounded, too_large
 from frontdoor.upstream import UpstreamResponse
-from quota.decision import Decision
+from quota.decision import Cause, Decision
 from quota.limits import Limit
 
 LIMIT = Limit(Decimal(1000), "image-limits")
@@ -69,8 +69,10 @@ def test_bounded_stops_before_the_chunk_that_would_pass_the_limit() -> None:
         for chunk in bounded(chunks(400, 400, 201, 5), 0, LIMIT, "app"):
             passed.append(chunk)
     assert sum(map(len, passed)) == 800
-    assert denied.value.message == too_large("app", 1001, LIMIT)
-    assert denied.value.reason == "size" and not denied.value.retryable
+    assert denied.value.decision == Decision.deny(
+        too_large("app", 1001, LIMIT), Cause.IMAGE_STORAGE_LIMIT
+    )
+    assert not denied.value.decision.retryable
 
 
 def test_bounded_counts_from_the_sessions_offset() -> None:
@@ -91,13 +93,12 @@ def test_an_upload_starts_where_the_rules_find_room() -> None:
     assert rules.asked == [("team-a", "app")]
 
 
-@pytest.mark.parametrize("code", [403, 503])
-def test_an_upload_without_room_is_denied_with_the_quotas_message(code: int) -> None:
-    rules = Rules(room=Decision.deny(QUOTA_FULL, code=code))
+@pytest.mark.parametrize("cause", [Cause.QUOTA_EXCEEDED, Cause.NOT_READY])
+def test_an_upload_without_room_is_denied_with_the_quotas_decision(cause: Cause) -> None:
+    rules = Rules(room=Decision.deny(QUOTA_FULL, cause))
     with pytest.raises(PushDenied) as denied:
         Uploads(rules, Registry()).admit_start(START)
-    assert denied.value.message == QUOTA_FULL
-    assert denied.value.retryable == (code == 503)
+    assert denied.value.decision == rules.room
 
 
 def test_without_a_limit_the_body_is_passed_as_it_is_and_nothing_asked() -> None:

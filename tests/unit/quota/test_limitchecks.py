@@ -7,24 +7,33 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quota.decision import Decision
+from quota.decision import Cause, Decision
 from quota.limitchecks import (
-    IMAGE_UNKNOWN_CODE,
-    IMAGE_UNKNOWN_REASON,
-    check_image_size,
     check_push_limits,
-    check_stream_limits,
     check_stream_write,
     exceeds,
     image_size_violations,
     images_to_look_up,
     limit_exceeded_message,
-    push_violations,
     stream_violations,
+    verdict_of,
 )
 from quota.limits import EffectiveLimits, Limit, effective_limits
-from quota.measure import Descriptor, Manifest, StreamCounts
+from quota.measure import Descriptor, Manifest, StreamCounts, stream_usage
+from quota.push import IndexChild, Push
 from quota.resources import IMAGE_STORAGE, STREAM_IMAGES, STREAM_TAGS
+
+
+def stream_verdict(
+    name: str, old: StreamCounts | None, new: StreamCounts, limits: EffectiveLimits
+) -> Decision:
+    """The verdict on a stream write that adds no image: its counts alone."""
+    return check_stream_write(name, old, new, {}, limits)
+
+
+def size_verdict(name: str, size: int, limits: EffectiveLimits) -> Decision:
+    return verdict_of(image_size_violations(name, size, limits))
+
 
 TAGS_20 = EffectiveLimits({STREAM_TAGS: Limit(Decimal(20), "lr-tags")})
 
@@ -43,7 +52,7 @@ def limits(
 
 
 def test_tags_message_matches_the_contract_exactly() -> None:
-    verdict = check_stream_limits("app", None, StreamCounts(21, 0), TAGS_20)
+    verdict = stream_verdict("app", None, StreamCounts(21, 0), TAGS_20)
     assert not verdict.allowed
     assert verdict.message == (
         'ImageStream "app" is forbidden: requested usage of alauda.io/image-tags exceeds the '
@@ -62,7 +71,7 @@ def test_tags_message_matches_the_contract_exactly() -> None:
 
 
 def test_images_message_matches_the_contract_exactly() -> None:
-    verdict = check_stream_limits("app", StreamCounts(0, 3), StreamCounts(0, 4), limits(images=3))
+    verdict = stream_verdict("app", StreamCounts(0, 3), StreamCounts(0, 4), limits(images=3))
     assert verdict.message == (
         'ImageStream "app" is forbidden: requested usage of alauda.io/images exceeds the '
         'maximum limit per alauda.io/ImageStream (4 > 3) set by LimitRange "lr"'
@@ -70,19 +79,19 @@ def test_images_message_matches_the_contract_exactly() -> None:
 
 
 def test_storage_message_prints_binary_quantities() -> None:
-    verdict = check_image_size("app", 1610612736, limits(storage="1Gi"))
+    verdict = size_verdict("app", 1610612736, limits(storage="1Gi"))
     assert verdict == Decision.deny(
         'ImageStream "app" is forbidden: requested usage of storage exceeds the maximum limit '
         'per alauda.io/Image (1536Mi > 1Gi) set by LimitRange "lr"',
-        code=403,
-        reason="Forbidden",
+        Cause.IMAGE_STORAGE_LIMIT,
     )
+    assert (verdict.code, verdict.reason, verdict.retryable) == (403, "Forbidden", False)
     [violation] = image_size_violations("app", 1610612736, limits(storage="1Gi"))
     assert violation.key == IMAGE_STORAGE
 
 
 def test_storage_message_with_a_decimal_limit() -> None:
-    verdict = check_image_size("app", 1500, limits(storage="1k"))
+    verdict = size_verdict("app", 1500, limits(storage="1k"))
     assert "(1500 > 1000)" in verdict.message
     assert "exceeds the maximum limit" in verdict.message
 
@@ -113,11 +122,11 @@ def test_limit_exceeded_message_builder() -> None:
     ],
 )
 def test_stream_rule(old: StreamCounts | None, new: StreamCounts, allowed: bool) -> None:
-    assert check_stream_limits("app", old, new, TAGS_20).allowed is allowed
+    assert stream_verdict("app", old, new, TAGS_20).allowed is allowed
 
 
 def test_both_counts_exceeded_reports_both_in_order() -> None:
-    verdict = check_stream_limits("app", None, StreamCounts(3, 4), limits(tags=2, images=3))
+    verdict = stream_verdict("app", None, StreamCounts(3, 4), limits(tags=2, images=3))
     found = stream_violations("app", None, StreamCounts(3, 4), limits(tags=2, images=3))
     assert [v.key for v in found] == [STREAM_TAGS, STREAM_IMAGES]
     first, second = verdict.message.split("; ")
@@ -128,7 +137,7 @@ def test_both_counts_exceeded_reports_both_in_order() -> None:
 
 def test_each_count_is_judged_against_its_own_old_value() -> None:
     # tags were already over and stay; images grow past: only images are reported
-    verdict = check_stream_limits(
+    verdict = stream_verdict(
         "app", StreamCounts(9, 3), StreamCounts(9, 4), limits(tags=2, images=3)
     )
     assert verdict.message.count("; ") == 0
@@ -139,20 +148,20 @@ def test_each_count_is_judged_against_its_own_old_value() -> None:
 
 def test_no_limits_allow_everything() -> None:
     empty = EffectiveLimits()
-    assert check_stream_limits("app", None, StreamCounts(10**6, 10**6), empty) == Decision(True)
-    assert check_image_size("app", 10**15, empty) == Decision.allow()
+    assert stream_verdict("app", None, StreamCounts(10**6, 10**6), empty) == Decision(True)
+    assert size_verdict("app", 10**15, empty) == Decision.allow()
     assert Decision.allow().message == "" and Decision.allow().code == 200
 
 
 @pytest.mark.parametrize(("size", "allowed"), [(0, True), (1073741824, True), (1073741825, False)])
 def test_image_size_limit_is_inclusive(size: int, allowed: bool) -> None:
-    assert check_image_size("app", size, limits(storage="1Gi")).allowed is allowed
+    assert size_verdict("app", size, limits(storage="1Gi")).allowed is allowed
 
 
 def test_fractional_storage_limit() -> None:
     lim = limits(storage="1.1Gi")  # 1181116006.4 bytes
-    assert check_image_size("app", 1181116006, lim).allowed
-    verdict = check_image_size("app", 1181116007, lim)
+    assert size_verdict("app", 1181116006, lim).allowed
+    verdict = size_verdict("app", 1181116007, lim)
     assert "(1181116007 > 1181116006400m)" in verdict.message
 
 
@@ -174,7 +183,7 @@ def test_allowed_iff_within_limit_or_not_growing(old: int | None, new: int, limi
         (None if old is None else StreamCounts(old, 0), StreamCounts(new, 0)),
         (None if old is None else StreamCounts(0, old), StreamCounts(0, new)),
     ]:
-        verdict = check_stream_limits("s", old_counts, new_counts, lim)
+        verdict = stream_verdict("s", old_counts, new_counts, lim)
         assert verdict.allowed is expected
         assert (verdict.message == "") is expected
         if not expected:
@@ -193,18 +202,32 @@ def existing(*pairs: tuple[str, str]) -> dict[str, Any]:
 SMALL = Manifest(Descriptor("sha256:cfg", 100), (Descriptor("sha256:l1", 900),))
 
 
+def push_verdict(
+    repository: str,
+    stream: dict[str, Any] | None,
+    tag: str | None,
+    digest: str,
+    manifest: Manifest,
+    limits: EffectiveLimits,
+) -> Decision:
+    """The verdict on a push into ``stream`` (None: a new repository), its usage measured
+    as the caches measure it."""
+    push = Push("team-a", repository, tag, digest, "", manifest)
+    return check_push_limits(push, None if stream is None else stream_usage(stream), limits)
+
+
 def test_push_to_a_new_repository_within_limits() -> None:
-    assert check_push_limits("app", None, "v1", "sha256:1", SMALL, limits(1, 1, "1Ki")).allowed
+    assert push_verdict("app", None, "v1", "sha256:1", SMALL, limits(1, 1, "1Ki")).allowed
 
 
 def test_push_to_a_new_repository_is_a_create() -> None:
-    verdict = check_push_limits("app", None, "v1", "sha256:1", SMALL, limits(tags=0))
+    verdict = push_verdict("app", None, "v1", "sha256:1", SMALL, limits(tags=0))
     assert "(1 > 0)" in verdict.message
 
 
 def test_push_of_a_new_tag_past_the_limit_is_denied() -> None:
     stream = existing(("v1", "sha256:1"), ("v2", "sha256:1"))
-    verdict = check_push_limits("app", stream, "v3", "sha256:1", SMALL, limits(tags=2))
+    verdict = push_verdict("app", stream, "v3", "sha256:1", SMALL, limits(tags=2))
     assert verdict.message == (
         'ImageStream "app" is forbidden: requested usage of alauda.io/image-tags exceeds the '
         'maximum limit per alauda.io/ImageStream (3 > 2) set by LimitRange "lr"'
@@ -213,38 +236,76 @@ def test_push_of_a_new_tag_past_the_limit_is_denied() -> None:
 
 def test_push_by_digest_is_checked_for_images() -> None:
     stream = existing(("v1", "sha256:1"))
-    verdict = check_push_limits("app", stream, None, "sha256:2", SMALL, limits(images=1))
+    verdict = push_verdict("app", stream, None, "sha256:2", SMALL, limits(images=1))
     assert not verdict.allowed
     assert "alauda.io/images" in verdict.message and "(2 > 1)" in verdict.message
 
 
 def test_push_by_digest_is_checked_for_size() -> None:
-    verdict = check_push_limits("app", existing(), None, "sha256:2", SMALL, limits(storage="999"))
+    verdict = push_verdict("app", existing(), None, "sha256:2", SMALL, limits(storage="999"))
     assert verdict.message.endswith('per alauda.io/Image (1000 > 999) set by LimitRange "lr"')
 
 
 def test_repush_onto_an_over_limit_stream_that_adds_nothing_is_allowed() -> None:
     stream = existing(("v1", "sha256:1"), ("v2", "sha256:2"), ("v3", "sha256:3"))
-    assert check_push_limits("app", stream, "v2", "sha256:3", SMALL, limits(2, 2)).allowed
-    assert not check_push_limits("app", stream, "v2", "sha256:4", SMALL, limits(2, 2)).allowed
+    assert push_verdict("app", stream, "v2", "sha256:3", SMALL, limits(2, 2)).allowed
+    assert not push_verdict("app", stream, "v2", "sha256:4", SMALL, limits(2, 2)).allowed
 
 
 def test_push_reports_size_before_stream_counts() -> None:
-    verdict = check_push_limits("app", existing(), "v1", "sha256:9", SMALL, limits(0, 0, "1"))
-    found = push_violations("app", existing(), "v1", "sha256:9", SMALL, limits(0, 0, "1"))
-    assert [v.key for v in found] == [IMAGE_STORAGE, STREAM_TAGS, STREAM_IMAGES]
-    assert verdict.message == "; ".join(v.message for v in found)
-    assert verdict.message.count("; ") == 2
+    verdict = push_verdict("app", existing(), "v1", "sha256:9", SMALL, limits(0, 0, "1"))
+    messages = verdict.message.split("; ")
+    assert [m.split("requested usage of ")[1].split(" ")[0] for m in messages] == [
+        "storage",
+        "alauda.io/image-tags",
+        "alauda.io/images",
+    ]
+    assert verdict.cause is Cause.IMAGE_STORAGE_LIMIT  # the first reported
 
 
-# --- check_stream_write: the ImageStream handler's one decision ------------------------
+@pytest.mark.parametrize(
+    ("limits_", "cause"),
+    [
+        (limits(tags=0), Cause.IMAGE_TAGS_LIMIT),
+        (limits(images=0), Cause.IMAGES_LIMIT),
+        (limits(storage="1"), Cause.IMAGE_STORAGE_LIMIT),
+        (limits(tags=0, images=0), Cause.IMAGE_TAGS_LIMIT),
+    ],
+)
+def test_a_limit_denial_names_the_rule_it_reports_first(
+    limits_: EffectiveLimits, cause: Cause
+) -> None:
+    verdict = push_verdict("app", None, "v1", "sha256:9", SMALL, limits_)
+    assert (verdict.cause, verdict.retryable) == (cause, False)
 
 
-def history(*digests: str) -> dict[str, Any]:
-    return {
-        "metadata": {"name": "app"},
-        "status": {"tags": [{"tag": "v1", "items": [{"image": d} for d in digests]}]},
-    }
+def test_an_index_is_judged_by_its_largest_child() -> None:
+    small = IndexChild("sha256:a", "", 10, None, SMALL)
+    big = Manifest(Descriptor("sha256:c", 10), (Descriptor("sha256:l", 5000),))
+    index = Push("team-a", "app", "v1", "sha256:i", "", Manifest(None), (small,))
+    assert index.image_size == SMALL.size
+    assert check_push_limits(index, None, limits(storage="1k")).allowed
+    larger = Push(
+        "team-a",
+        "app",
+        "v1",
+        "sha256:i",
+        "",
+        Manifest(None),
+        (small, IndexChild("sha256:b", "", 10, None, big)),
+    )
+    assert "(5010 > 1000)" in check_push_limits(larger, None, limits(storage="1k")).message
+    empty = Push("team-a", "app", "v1", "sha256:i", "", Manifest(None), ())
+    assert empty.image_size == 0
+
+
+# --- check_stream_write: the ImageStream handler's one decision, from measured counts ----
+
+
+def history(*digests: str) -> StreamCounts:
+    """The counts of a stream whose one tag has pointed at ``digests``."""
+    stream = {"status": {"tags": [{"tag": "v1", "items": [{"image": d} for d in digests]}]}}
+    return stream_usage(stream).counts
 
 
 def image(size: int) -> dict[str, Any]:
@@ -292,10 +353,12 @@ def test_stream_write_with_an_unknown_size_under_a_storage_limit_is_denied_retry
         limits(storage="1k"),
         unread=frozenset({"sha256:a"}) if unread else frozenset(),
     )
-    assert decision == Decision.deny(
-        unknown_message("sha256:a", why), code=IMAGE_UNKNOWN_CODE, reason=IMAGE_UNKNOWN_REASON
+    assert decision == Decision.deny(unknown_message("sha256:a", why), Cause.IMAGE_SIZE_UNKNOWN)
+    assert (decision.code, decision.reason, decision.retryable) == (
+        503,
+        "ServiceUnavailable",
+        True,
     )
-    assert (IMAGE_UNKNOWN_CODE, IMAGE_UNKNOWN_REASON) == (503, "ServiceUnavailable")
 
 
 def test_stream_write_with_an_unknown_size_and_no_storage_limit_is_allowed() -> None:
@@ -361,11 +424,11 @@ def test_stream_write_lets_an_over_limit_stream_shrink() -> None:
 
 def test_counts_print_as_counts_even_at_binary_round_numbers() -> None:
     """A count of 1024 is '1024', never '1Ki' (only storage is a binary quantity)."""
-    verdict = check_stream_limits("app", None, StreamCounts(2048, 0), limits(tags=1024))
+    verdict = stream_verdict("app", None, StreamCounts(2048, 0), limits(tags=1024))
     assert "(2048 > 1024)" in verdict.message
 
 
 def test_a_push_too_large_names_the_repository() -> None:
     big = Manifest(Descriptor("sha256:c", 10), (Descriptor("sha256:l", 5000),))
-    verdict = check_push_limits("shop", None, "v1", "sha256:9", big, limits(storage="1k"))
+    verdict = push_verdict("shop", None, "v1", "sha256:9", big, limits(storage="1k"))
     assert verdict.message.startswith('ImageStream "shop" is forbidden: requested usage of storage')

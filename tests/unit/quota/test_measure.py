@@ -16,13 +16,10 @@ from quota.measure import (
     StreamUsage,
     image_size,
     manifest_from_dict,
-    new_image_digests,
     recorded_image_size,
     stream_image_digests,
     stream_tag_names,
     stream_usage,
-    usage_after_push,
-    usage_delta,
 )
 
 D = Descriptor
@@ -261,45 +258,29 @@ def test_good_entries_survive_among_bad_ones() -> None:
 
 
 def test_usage_after_push_to_a_new_repository() -> None:
-    assert usage_after_push(None, "v1", "sha256:1") == StreamUsage(
+    assert stream_usage(None).with_push("v1", "sha256:1") == StreamUsage(
         frozenset({"v1"}), frozenset({"sha256:1"})
     )
 
 
 def test_usage_after_push_by_digest_adds_no_tag() -> None:
-    assert usage_after_push(None, None, "sha256:1").counts == StreamCounts(0, 1)
-    assert usage_after_push(None, "", "sha256:1").counts == StreamCounts(0, 1)
+    assert stream_usage(None).with_push(None, "sha256:1").counts == StreamCounts(0, 1)
+    assert stream_usage(None).with_push("", "sha256:1").counts == StreamCounts(0, 1)
 
 
 def test_usage_after_push_onto_an_existing_stream() -> None:
     obj = stream(status_tags=[status_tag("v1", "sha256:1")])
-    assert usage_after_push(obj, "v1", "sha256:1").counts == StreamCounts(1, 1)
-    assert usage_after_push(obj, "v1", "sha256:2").counts == StreamCounts(1, 2)
-    assert usage_after_push(obj, "v2", "sha256:1").counts == StreamCounts(2, 1)
-    assert usage_after_push(obj, "v2", "sha256:2").counts == StreamCounts(2, 2)
-    assert usage_after_push(obj, None, None).counts == StreamCounts(1, 1)
+    assert stream_usage(obj).with_push("v1", "sha256:1").counts == StreamCounts(1, 1)
+    assert stream_usage(obj).with_push("v1", "sha256:2").counts == StreamCounts(1, 2)
+    assert stream_usage(obj).with_push("v2", "sha256:1").counts == StreamCounts(2, 1)
+    assert stream_usage(obj).with_push("v2", "sha256:2").counts == StreamCounts(2, 2)
+    assert stream_usage(obj).with_push(None, None).counts == StreamCounts(1, 1)
 
 
-def test_usage_after_push_does_not_modify_the_stream() -> None:
-    obj = stream(status_tags=[status_tag("v1", "sha256:1")])
-    before = repr(obj)
-    usage_after_push(obj, "v2", "sha256:2")
-    assert repr(obj) == before
-
-
-def test_usage_delta() -> None:
-    assert usage_delta(None, StreamCounts(2, 3)) == StreamCounts(2, 3)
-    assert usage_delta(StreamCounts(5, 5), StreamCounts(4, 6)) == StreamCounts(-1, 1)
-
-
-def test_new_image_digests() -> None:
-    old = stream(status_tags=[status_tag("v1", "sha256:1")])
-    new = stream(
-        status_tags=[status_tag("v1", "sha256:2", "sha256:1"), status_tag("v2", "sha256:3")]
-    )
-    assert new_image_digests(old, new) == {"sha256:2", "sha256:3"}
-    assert new_image_digests(None, old) == {"sha256:1"}
-    assert new_image_digests(new, old) == frozenset()
+def test_usage_after_push_does_not_modify_the_usage() -> None:
+    usage = stream_usage(stream(status_tags=[status_tag("v1", "sha256:1")]))
+    usage.with_push("v2", "sha256:2")
+    assert usage.counts == StreamCounts(1, 1)
 
 
 # --- properties -------------------------------------------------------------------------
@@ -362,7 +343,7 @@ def test_push_adds_at_most_one_tag_and_one_image(
     generated: tuple[dict[str, Any], set[str], set[str]], tag: str | None, digest: str | None
 ) -> None:
     obj, tags, images = generated
-    after = usage_after_push(obj, tag, digest)
+    after = stream_usage(obj).with_push(tag, digest)
     assert after.tags == tags | ({tag} if tag else set())
     assert after.images == images | ({digest} if digest else set())
 

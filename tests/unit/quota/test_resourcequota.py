@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quota.decision import Decision
+from quota.decision import Cause, Decision
 from quota.fielderrors import ErrorType
 from quota.resourcequota import (
     ChargePlan,
@@ -114,8 +114,9 @@ def test_missing_used_is_unknown_not_zero() -> None:
     for obj in (rq(hard="5"), {**rq(hard="5"), "status": {"used": None}}, {**rq(), "status": None}):
         plan = plan_create([obj])
         assert plan.decision == Decision.deny(
-            "status unknown for quota: q, resources: alauda.io/imagestreams"
+            "status unknown for quota: q, resources: alauda.io/imagestreams", Cause.QUOTA_UNKNOWN
         )
+        assert (plan.decision.code, plan.decision.retryable) == (403, False)
         assert plan.charges == ()
 
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from quota.decision import Decision
-from quota.measure import Descriptor, Manifest
+from quota.decision import Cause, Decision
+from quota.measure import Descriptor, Manifest, StreamUsage, stream_usage
 from quota.objects import Obj
 from quota.push import Push
 from quota.resourcequota import ChargePlan, quota_exceeded_message
@@ -37,9 +37,10 @@ class FakeReads:
                 }
             )
 
-    def imagestream(self, namespace: str, name: str) -> Obj | None:
+    def imagestream_usage(self, namespace: str, name: str) -> StreamUsage | None:
         assert namespace == NS
-        return self.streams.get(name)
+        stream = self.streams.get(name)
+        return None if stream is None else stream_usage(stream)
 
     def limit_ranges_in(self, namespace: str) -> list[Obj]:
         assert namespace == NS
@@ -69,9 +70,9 @@ def existing(*tags: str) -> Obj:
 
 
 def test_a_new_repository_needs_room_in_the_quota() -> None:
-    quota = FakeQuota(Decision.deny(QUOTA_FULL))
+    quota = FakeQuota(Decision.deny(QUOTA_FULL, Cause.QUOTA_EXCEEDED))
     decision = PushJudge(FakeReads(), quota).judge(push())
-    assert decision == Decision.deny(QUOTA_FULL)
+    assert decision == Decision.deny(QUOTA_FULL, Cause.QUOTA_EXCEEDED)
     assert quota.asked == [NS]
 
 
@@ -82,7 +83,7 @@ def test_a_new_repository_with_room_is_allowed() -> None:
 
 
 def test_an_existing_repository_never_asks_the_quota() -> None:
-    quota = FakeQuota(Decision.deny(QUOTA_FULL))
+    quota = FakeQuota(Decision.deny(QUOTA_FULL, Cause.QUOTA_EXCEEDED))
     decision = PushJudge(FakeReads({"app": existing("v1")}), quota).judge(push(tag="v2"))
     assert decision.allowed
     assert quota.asked == []
@@ -94,12 +95,13 @@ def test_an_existing_repository_never_asks_the_quota() -> None:
 def test_a_limit_denial_comes_first_and_skips_the_quota(
     streams: dict[str, Obj], tags_max: int
 ) -> None:
-    quota = FakeQuota(Decision.deny(QUOTA_FULL))
+    quota = FakeQuota(Decision.deny(QUOTA_FULL, Cause.QUOTA_EXCEEDED))
     decision = PushJudge(FakeReads(streams, tags_max=tags_max), quota).judge(push(tag="v3"))
     assert not decision.allowed
     assert decision.message.startswith('ImageStream "app" is forbidden: ')
     assert "exceeds the maximum limit" in decision.message
     assert (decision.code, decision.reason) == (403, "Forbidden")
+    assert decision.cause is Cause.IMAGE_TAGS_LIMIT and not decision.retryable
     assert quota.asked == []
 
 
@@ -123,15 +125,17 @@ def test_the_pushed_digest_counts_against_the_images_limit() -> None:
 
 
 def test_an_upload_into_a_new_repository_needs_room_in_the_quota() -> None:
-    quota = FakeQuota(Decision.deny(QUOTA_FULL))
-    assert PushJudge(FakeReads(), quota).upload_room(NS, "app") == Decision.deny(QUOTA_FULL)
+    quota = FakeQuota(Decision.deny(QUOTA_FULL, Cause.QUOTA_EXCEEDED))
+    assert PushJudge(FakeReads(), quota).upload_room(NS, "app") == Decision.deny(
+        QUOTA_FULL, Cause.QUOTA_EXCEEDED
+    )
     assert quota.asked == [NS]
     room = FakeQuota(Decision.allow())
     assert PushJudge(FakeReads(), room).upload_room(NS, "app").allowed
 
 
 def test_an_upload_into_an_existing_repository_never_asks_the_quota() -> None:
-    quota = FakeQuota(Decision.deny(QUOTA_FULL))
+    quota = FakeQuota(Decision.deny(QUOTA_FULL, Cause.QUOTA_EXCEEDED))
     assert PushJudge(FakeReads({"app": existing("v1")}), quota).upload_room(NS, "app").allowed
     assert quota.asked == []
 

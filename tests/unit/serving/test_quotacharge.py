@@ -10,7 +10,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from kube.keyedlocks import KeyedLocks
-from quota.decision import Decision
+from quota.decision import Cause, Decision
 from quota.objects import Obj
 from quota.resourcequota import quota_exceeded_message
 from serving.quotacharge import (
@@ -181,7 +181,7 @@ def test_a_quota_not_counted_yet_is_confirmed_live_then_denied_without_a_write()
     api = FakeQuotas(quota("q", 1))
     plan = charger(api).charge(NS)
     assert plan.decision == Decision.deny(
-        "status unknown for quota: q, resources: alauda.io/imagestreams"
+        "status unknown for quota: q, resources: alauda.io/imagestreams", Cause.QUOTA_UNKNOWN
     )
     assert api.lists == 1, "the cache may lag the reconciler's first count"
     assert api.writes == []

@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from kube.images import ImageLookupFailed
-from quota.decision import Decision
+from quota.decision import Cause, Decision
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan, quota_exceeded_message
 from serving.quotacharge import CHARGE_DEADLINE_SECONDS, ChargeConflict
@@ -570,7 +570,7 @@ def test_a_dry_run_create_is_judged_and_never_charged() -> None:
 
 def test_a_dry_run_create_gets_the_quota_denial_too() -> None:
     message = quota_exceeded_message("q", 1, 5, 5)
-    charger = FakeCharger(ChargePlan(Decision.deny(message, code=403, reason="Forbidden")))
+    charger = FakeCharger(ChargePlan(Decision.deny(message, Cause.QUOTA_EXCEEDED)))
     decision = validator(FakeCaches(), charger)(request(stream(), dry_run=True))
     assert_forbidden(decision, message)
     assert charger.charged == []
@@ -578,9 +578,7 @@ def test_a_dry_run_create_gets_the_quota_denial_too() -> None:
 
 @pytest.mark.parametrize("sub_resource", ["", "status"])
 def test_updates_never_charge_or_judge_quota(sub_resource: str) -> None:
-    charger = FakeCharger(
-        ChargePlan(Decision.deny("exceeded quota: q", code=403, reason="Forbidden"))
-    )
+    charger = FakeCharger(ChargePlan(Decision.deny("exceeded quota: q", Cause.QUOTA_EXCEEDED)))
     decision = validator(FakeCaches(), charger)(
         request(stream(), operation="UPDATE", old=stream(), sub_resource=sub_resource)
     )
@@ -601,18 +599,17 @@ def test_the_quota_denial_passes_through_with_code_and_reason() -> None:
         "exceeded quota: compute, requested: alauda.io/imagestreams=1, "
         "used: alauda.io/imagestreams=5, limited: alauda.io/imagestreams=5"
     )
-    charger = FakeCharger(ChargePlan(Decision.deny(message, code=403, reason="Forbidden")))
+    charger = FakeCharger(ChargePlan(Decision.deny(message, Cause.QUOTA_EXCEEDED)))
     decision = validator(FakeCaches(), charger)(request(stream()))
     assert_forbidden(decision, message)
     assert charger.charged == [NS]
 
 
 def test_plan_code_and_reason_are_not_rewritten() -> None:
-    charger = FakeCharger(
-        ChargePlan(Decision.deny("exceeded quota: q", code=409, reason="SomethingElse"))
-    )
+    plan = Decision(False, code=409, reason="SomethingElse", message="m", cause=Cause.REFUSED)
+    charger = FakeCharger(ChargePlan(plan))
     decision = validator(FakeCaches(), charger)(request(stream()))
-    assert (decision.allowed, decision.code, decision.reason) == (False, 409, "SomethingElse")
+    assert decision == plan
 
 
 @pytest.mark.parametrize("dry_run", [False, True])

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from quota.decision import Decision
+from quota.decision import Cause, Decision
 from quota.policy import invalid_message, validate_policy
 from webhook.admission.policies import validate
 from webhook.admission.review import AdmissionRequest, GroupVersionKind
@@ -44,7 +44,8 @@ def test_a_broken_policy_is_invalid_with_the_message_naming_its_fields(
     obj = policy(kind, spec)
     decision = validate(request(kind, obj, name="from-request"))
     expected = invalid_message(kind, "from-request", validate_policy(obj, kind))
-    assert decision == Decision.deny(expected, code=422, reason="Invalid")
+    assert decision == Decision.deny(expected, Cause.INVALID_POLICY)
+    assert (decision.code, decision.reason) == (422, "Invalid")
     assert "spec." in decision.message
 
 

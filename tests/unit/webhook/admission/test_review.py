@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from quota.decision import Decision
+from quota.decision import Cause, Decision
 from quota.objects import Obj
 from serving.httpjson import JsonLimits, check_cost
 from webhook.admission.review import (
@@ -177,16 +177,31 @@ def test_validating_endpoints_never_return_a_patch() -> None:
         render_response(req, Decision.allow(patch=[{"op": "remove", "path": "/x"}]), mutating=False)
 
 
-def test_denial_carries_status_code_reason_and_message() -> None:
+def test_denial_carries_status_code_reason_message_and_its_cause() -> None:
+    """The cause rides in ``details.causes``, which the API server passes on to the writer
+    (the front door's records read the rule and the contract's message there)."""
     req = parse_review(body(review()), JSON)
-    decision = Decision.deny("nope", code=422, reason="Invalid")
+    decision = Decision.deny("nope", Cause.QUOTA_EXCEEDED)
     out = render_response(req, decision, mutating=False)
     assert out["response"] == {
         "uid": "u-1",
         "allowed": False,
-        "status": {"code": 422, "reason": "Invalid", "message": "nope"},
+        "status": {
+            "code": 403,
+            "reason": "Forbidden",
+            "message": "nope",
+            "details": {"causes": [{"reason": "QuotaExceeded", "message": "nope"}]},
+        },
     }
     assert decision.label == "denied"
+
+
+def test_an_invalid_policy_is_answered_without_causes() -> None:
+    """kubectl prints an Invalid Status from its ``details.causes`` in place of the message
+    (``The request is invalid: ...``): the message naming the object stays what it prints."""
+    req = parse_review(body(review()), JSON)
+    out = render_response(req, Decision.deny("nope", Cause.INVALID_POLICY), mutating=False)
+    assert out["response"]["status"] == {"code": 422, "reason": "Invalid", "message": "nope"}
 
 
 # --- the cost limits, from real objects -------------------------------------------------------

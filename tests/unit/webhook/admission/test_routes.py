@@ -12,7 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 
-from quota.decision import Decision
+from quota.decision import Cause, Decision
 from serving.app import create_app
 from serving.httpjson import RETRY_AFTER_SECONDS, BodyGate
 from webhook.admission.endpoints import AdmissionEndpoint
@@ -37,7 +37,7 @@ def boom(request: AdmissionRequest) -> Decision:
 
 
 def deny(request: AdmissionRequest) -> Decision:
-    return Decision.deny(f"{request.name or 'x'} is forbidden")
+    return Decision.deny(f"{request.name or 'x'} is forbidden", Cause.QUOTA_EXCEEDED)
 
 
 @pytest.fixture
@@ -65,10 +65,12 @@ def test_a_crashing_validating_handler_denies_retryably_without_details(
     assert response.status_code == 200
     review = response.get_json()["response"]
     assert review["allowed"] is False
+    message = "internal error in the registry policy webhook; retry the request"
     assert review["status"] == {
         "code": 500,
         "reason": "InternalError",
-        "message": "internal error in the registry policy webhook; retry the request",
+        "message": message,
+        "details": {"causes": [{"reason": "InternalError", "message": message}]},
     }
     assert "secret-token" not in response.get_data(as_text=True)
 
@@ -85,7 +87,12 @@ def test_denials_pass_through(client: FlaskClient) -> None:
     assert review == {
         "uid": "u-9",
         "allowed": False,
-        "status": {"code": 403, "reason": "Forbidden", "message": "x is forbidden"},
+        "status": {
+            "code": 403,
+            "reason": "Forbidden",
+            "message": "x is forbidden",
+            "details": {"causes": [{"reason": "QuotaExceeded", "message": "x is forbidden"}]},
+        },
     }
 
 

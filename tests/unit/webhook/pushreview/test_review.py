@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from quota.decision import Decision
+from quota.decision import Cause, Decision
 from quota.measure import Descriptor
 from quota.objects import Obj
 from serving.httpjson import JsonLimits, check_cost
@@ -54,7 +54,8 @@ def encode(obj: Any) -> bytes:
 
 def test_a_valid_body_parses_and_round_trips() -> None:
     original = body()
-    push = parse_push_review(encode(original), JSON)
+    wire = parse_push_review(encode(original), JSON)
+    push = wire.push
     assert push.namespace == "team-a"
     assert push.repository == "app"
     assert push.tag == "v2"
@@ -62,7 +63,7 @@ def test_a_valid_body_parses_and_round_trips() -> None:
     assert push.media_type == "application/vnd.oci.image.manifest.v1+json"
     assert push.manifest.config == Descriptor(CONFIG, 1469)
     assert push.manifest.layers == (Descriptor(LAYER, 2811478),)
-    out = answer(push, Decision.deny("no"))
+    out = answer(wire, Decision.deny("no", Cause.QUOTA_EXCEEDED))
     assert out == {**original, "status": {"allowed": False, "reason": "Forbidden", "message": "no"}}
 
 
@@ -86,7 +87,7 @@ def test_unknown_fields_are_echoed() -> None:
 
 @pytest.mark.parametrize("tag", [_ABSENT, None, ""])
 def test_an_absent_or_empty_tag_means_a_push_by_digest(tag: object) -> None:
-    push = parse_push_review(encode(body(tag=tag)), JSON)
+    push = parse_push_review(encode(body(tag=tag)), JSON).push
     assert push.tag is None
     assert push.digest == DIGEST
 
@@ -95,18 +96,18 @@ def test_an_absent_or_empty_tag_means_a_push_by_digest(tag: object) -> None:
     "content_type", ["application/json; charset=utf-8", "Application/JSON", " application/json "]
 )
 def test_json_content_types_are_accepted(content_type: str) -> None:
-    assert parse_push_review(encode(body()), content_type).repository == "app"
+    assert parse_push_review(encode(body()), content_type).push.repository == "app"
 
 
 def test_config_and_layers_may_be_absent_or_null() -> None:
-    push = parse_push_review(encode(body(config=None, layers=_ABSENT)), JSON)
+    push = parse_push_review(encode(body(config=None, layers=_ABSENT)), JSON).push
     assert push.manifest.config is None
     assert push.manifest.layers == ()
     assert push.manifest.size == 0
 
 
 def test_media_type_may_be_absent() -> None:
-    assert parse_push_review(encode(body(mediaType=_ABSENT)), JSON).media_type == ""
+    assert parse_push_review(encode(body(mediaType=_ABSENT)), JSON).push.media_type == ""
 
 
 @pytest.mark.parametrize("content_type", [None, "", "text/plain", "application/yaml"])
@@ -206,12 +207,14 @@ def test_malformed_bodies_name_the_field(review: Obj, field: str) -> None:
 
 @pytest.mark.parametrize("tag", ["v2", "latest", "_x", "1.0.0-rc.1", "a" * 128])
 def test_valid_tags_are_accepted(tag: str) -> None:
-    assert parse_push_review(encode(body(tag=tag)), JSON).tag == tag
+    assert parse_push_review(encode(body(tag=tag)), JSON).push.tag == tag
 
 
 @pytest.mark.parametrize("repository", ["app", "my-app", "a.b.c", "a" * 253, "0"])
 def test_valid_repositories_are_accepted(repository: str) -> None:
-    assert parse_push_review(encode(body(repository=repository)), JSON).repository == repository
+    assert (
+        parse_push_review(encode(body(repository=repository)), JSON).push.repository == repository
+    )
 
 
 @pytest.mark.parametrize("field", ["namespace", "repository", "digest"])
@@ -222,7 +225,7 @@ def test_a_missing_required_field_is_called_required(field: str) -> None:
 
 
 def test_a_null_tag_is_a_push_by_digest() -> None:
-    assert parse_push_review(encode(body(tag=None)), JSON).tag is None
+    assert parse_push_review(encode(body(tag=None)), JSON).push.tag is None
 
 
 # --- the cost limits, from real bodies --------------------------------------------------------
@@ -247,4 +250,4 @@ def test_a_body_at_the_size_cap_made_of_layers_passes() -> None:
     ):
         count -= 1
     assert len(raw) > MAX_BODY_BYTES * 0.99
-    assert len(parse_push_review(raw.encode(), JSON).manifest.layers) == count
+    assert len(parse_push_review(raw.encode(), JSON).push.manifest.layers) == count

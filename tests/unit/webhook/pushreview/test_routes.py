@@ -16,12 +16,13 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import REGISTRY
 from werkzeug.test import TestResponse
 
-from quota.decision import Decision
+from quota.decision import Cause, Decision
 from quota.objects import Obj
+from quota.push import Push
 from serving.app import create_app
 from serving.callerreviews import Authenticator, TooManyReviews, User
 from serving.httpjson import RETRY_AFTER_SECONDS, BodyGate
-from webhook.pushreview.review import MAX_BODY_BYTES, PushRequest
+from webhook.pushreview.review import MAX_BODY_BYTES
 from webhook.pushreview.routes import PATH, pushreview_blueprint
 
 TOKEN = "good-token"
@@ -36,9 +37,9 @@ DENIAL = (
 class FakeJudge:
     def __init__(self) -> None:
         self.verdict = Decision.allow()
-        self.pushes: list[PushRequest] = []
+        self.pushes: list[Push] = []
 
-    def judge(self, push: PushRequest) -> Decision:
+    def judge(self, push: Push) -> Decision:
         self.pushes.append(push)
         return self.verdict
 
@@ -248,7 +249,7 @@ def test_an_allowed_push_echoes_the_review_with_status(rig: Rig) -> None:
 
 
 def test_a_denied_push_echoes_the_review_and_records_one_warning(rig: Rig) -> None:
-    rig.judge.verdict = Decision.deny(DENIAL)
+    rig.judge.verdict = Decision.deny(DENIAL, Cause.IMAGE_TAGS_LIMIT)
     body = review()
     response = post(rig.client(), body)
     assert response.status_code == 200
@@ -269,7 +270,7 @@ def test_a_denied_push_echoes_the_review_and_records_one_warning(rig: Rig) -> No
 
 
 def test_a_denied_push_by_digest_names_the_digest_in_the_event(rig: Rig) -> None:
-    rig.judge.verdict = Decision.deny("exceeded quota: q")
+    rig.judge.verdict = Decision.deny("exceeded quota: q", Cause.QUOTA_EXCEEDED)
     body = review()
     del body["spec"]["tag"]
     response = post(rig.client(), body)
@@ -411,7 +412,11 @@ def broken_authenticator(rig: Rig) -> None:
 
 OUTCOMES: dict[str, tuple[Callable[[Rig], None], dict[str, Any], str]] = {
     "allowed": (lambda rig: None, {}, "allowed"),
-    "denied": (lambda rig: setattr(rig.judge, "verdict", Decision.deny(DENIAL)), {}, "denied"),
+    "denied": (
+        lambda rig: setattr(rig.judge, "verdict", Decision.deny(DENIAL, Cause.IMAGE_TAGS_LIMIT)),
+        {},
+        "denied",
+    ),
     "anonymous": (lambda rig: None, {"authorization": None}, "unauthenticated"),
     "bad token": (lambda rig: None, {"authorization": "Bearer nope"}, "unauthenticated"),
     "malformed": (lambda rig: None, {"body": b"{"}, "bad_request"),
