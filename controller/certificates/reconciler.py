@@ -26,6 +26,7 @@ from kubernetes.client.exceptions import ApiException
 from controller.certificates import material as m
 from controller.certificates import rules
 from kube import certs
+from kube.runner import Requeue
 from quota.objects import Obj
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,6 @@ class CertificateCalls(Protocol):
     def replace_secret(self, namespace: str, name: str, body: Obj) -> Obj: ...
     def read_configuration(self, kind: str, name: str) -> Obj | None: ...
     def apply_ca_bundle(self, kind: str, name: str, webhooks: list[str], bundle: bytes) -> None: ...
-
-
-class Requeue(Exception):
-    """Not an error: someone else wrote the Secret since we read it; decide again."""
 
 
 @dataclass(frozen=True)

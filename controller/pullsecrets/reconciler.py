@@ -28,6 +28,7 @@ from kubernetes.client.exceptions import ApiException
 from controller import metrics
 from controller.pullsecrets.signingkey import SigningKey, key_id_of
 from kube.events import Recorder, reference
+from kube.runner import Requeue
 from quota.objects import Obj, object_name
 from quota.pullsecrets.desired_secret import (
     TokenGrant,
@@ -83,10 +84,6 @@ class PullSecretCalls(Protocol):
 class Cache(Protocol):
     def get(self, key: str) -> Obj | None: ...
     def list(self, namespace: str | None = None) -> list[Obj]: ...
-
-
-class Requeue(Exception):
-    """Not an error: the state moved under us (a conflict); try again with backoff."""
 
 
 @dataclass(frozen=True)

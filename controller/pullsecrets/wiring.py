@@ -20,7 +20,6 @@ from controller.pullsecrets.api import PullSecretApi
 from controller.pullsecrets.reconciler import (
     PullSecretConfig,
     PullSecretReconciler,
-    Requeue,
 )
 from controller.pullsecrets.signingkey import (
     KEY_PROBE_SECONDS,
@@ -150,7 +149,6 @@ class PullSecretWiring:
             self.queue,
             self.reconciler.reconcile,
             workers=settings.reconcile_workers,
-            retryable=(Requeue,),
         )
         self._resync_seconds = settings.resync_seconds
         self.serviceaccounts.add_handler(self._on_serviceaccount)

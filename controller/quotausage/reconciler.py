@@ -22,6 +22,7 @@ from typing import Protocol
 
 from kubernetes.client.exceptions import ApiException
 
+from kube.runner import Requeue
 from kube.settings import DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
 from quota.objects import Obj
 from quota.quantity import InvalidQuantity
@@ -41,10 +42,6 @@ class QuotaStatusWriter(Protocol):
     def replace_status(self, quota: Obj) -> object:
         """What comes back (the written quota) is not needed here."""
         ...
-
-
-class Requeue(Exception):
-    """The quota changed while we wrote; look again."""
 
 
 @dataclass(frozen=True)

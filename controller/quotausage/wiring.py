@@ -7,7 +7,7 @@ import threading
 
 from kubernetes import client
 
-from controller.quotausage.reconciler import QuotaUsageReconciler, Requeue
+from controller.quotausage.reconciler import QuotaUsageReconciler
 from kube.images import IMAGE_GROUP, IMAGE_VERSION
 from kube.informer import Informer, wait_all_synced
 from kube.metadata import metadata_list_func
@@ -51,9 +51,7 @@ class QuotaUsageWiring:
             grace_seconds=settings.quota_release_grace_seconds,
             acquire=limiter.acquire,
         )
-        self.runner = Runner(
-            "quota-usage", self.queue, self.reconciler.reconcile, workers=2, retryable=(Requeue,)
-        )
+        self.runner = Runner("quota-usage", self.queue, self.reconciler.reconcile, workers=2)
         self._resync_seconds = settings.resync_seconds
         self.quotas.add_handler(self._enqueue)
         self.imagestreams.add_handler(self._enqueue)

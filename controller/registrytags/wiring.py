@@ -22,12 +22,12 @@ from typing import Final
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from controller.registrytags.reconciler import RegistryTagsReconciler, Requeue
+from controller.registrytags.reconciler import RegistryTagsReconciler
 from controller.registrytags.registry import RegistryUnavailable, UpstreamRegistry
 from kube.images import IMAGE_GROUP, IMAGE_VERSION
 from kube.informer import Informer, wait_all_synced
 from kube.ratelimit import RateLimiter
-from kube.runner import Runner
+from kube.runner import Requeue, Runner
 from kube.settings import Settings
 from kube.transforms import Keep, projection
 from kube.workqueue import WorkQueue
@@ -133,9 +133,7 @@ class RegistryTagsWiring:
             registry, self.imagestreams, LiveImageStreams(api), acquire=limiter.acquire
         )
         # One worker: deletes are few, and one connection keeps the registry's load flat.
-        self.runner = Runner(
-            "registry-tags", self.queue, self.reconciler.reconcile, workers=1, retryable=(Requeue,)
-        )
+        self.runner = Runner("registry-tags", self.queue, self.reconciler.reconcile, workers=1)
         self._stop = threading.Event()
         """``run``'s stop: a walk's pacing waits on it, so a stop ends a walk at once."""
         self.walk_limiter = RateLimiter(CATALOG_QPS, CATALOG_BURST, sleep=self._pause)

@@ -18,10 +18,10 @@ from controller.certificates.reconciler import (
     RECHECK_SECONDS,
     CertificateConfig,
     CertificateReconciler,
-    Requeue,
 )
 from controller.certificates.rules import CA_VALIDITY, SERVING_VALIDITY
 from kube import certs
+from kube.runner import Requeue
 from quota.objects import Obj
 
 T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)

@@ -16,9 +16,9 @@ from kubernetes.client.exceptions import ApiException
 from controller.pullsecrets.reconciler import (
     PullSecretConfig,
     PullSecretReconciler,
-    Requeue,
 )
 from controller.pullsecrets.signingkey import SigningKey
+from kube.runner import Requeue
 from quota.objects import Obj
 from quota.pullsecrets.desired_secret import SigningKeyId, read_secret_config
 from quota.pullsecrets.dockerconfig import internal_hostnames

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from controller.registrytags.reconciler import RegistryTagsReconciler, Requeue, repository_key
+from controller.registrytags.reconciler import RegistryTagsReconciler, repository_key
 from controller.registrytags.registry import RegistryUnavailable
+from kube.runner import Requeue
 
 
 def stream(*tags: str) -> dict[str, Any]:
