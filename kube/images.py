@@ -14,6 +14,7 @@ from typing import Any, Final, Protocol
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from kube import apierrors
 from quota.objects import Obj
 
 IMAGE_GROUP: Final = "image.alauda.io"
@@ -71,7 +72,7 @@ class ImageClient:
             )
             image = json.loads(response.data)
         except ApiException as err:
-            if err.status == 404:
+            if apierrors.is_not_found(err):
                 return None
             raise ImageLookupFailed(f"HTTP {err.status}") from None
         except (HTTPError, OSError, ValueError) as err:  # timeouts, refused, not JSON

@@ -2,8 +2,8 @@
 
 The one concrete gateway behind the quota charger (serve) and the usage reconciler
 (controller); they depend on Protocols of their own, so their tests pass fakes. Errors
-are the client's ``ApiException``: 409 when the resourceVersion precondition fails, 404
-when the quota is gone.
+are the client's ``ApiException``: ``Conflict`` when the resourceVersion precondition
+fails, ``NotFound`` when the quota is gone (``kube.apierrors`` reads them).
 """
 
 from __future__ import annotations

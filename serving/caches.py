@@ -12,6 +12,7 @@ from typing import Any, Final
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kube import apierrors
 from kube.images import IMAGE_GROUP
 from kube.informer import Informer
 from kube.metadata import metadata_list_func
@@ -267,7 +268,7 @@ class WebhookCaches(PushCaches):
                 )
                 namespace = json.loads(response.data)
             except ApiException as err:
-                if err.status == 404:
+                if apierrors.is_not_found(err):
                     return None
                 raise
         metadata = namespace.get("metadata") or {}

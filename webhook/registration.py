@@ -14,6 +14,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kube import apierrors
 from webhook.admission.endpoints import (
     MUTATE_SERVICEACCOUNTS,
     VALIDATE_IMAGESTREAMS,
@@ -186,13 +187,13 @@ def _apply(read: Any, create: Any, replace: Any, body: dict[str, Any], attempts:
         try:
             current = read(name)
         except ApiException as err:
-            if err.status != 404:
+            if not apierrors.is_not_found(err):
                 raise
             try:
                 create(body)
                 return
             except ApiException as create_err:
-                if create_err.status == 409:
+                if apierrors.is_already_exists(create_err):  # created meanwhile: read it
                     continue
                 raise
         body["metadata"]["resourceVersion"] = current.metadata.resource_version
@@ -200,7 +201,7 @@ def _apply(read: Any, create: Any, replace: Any, body: dict[str, Any], attempts:
             replace(name, body)
             return
         except ApiException as err:
-            if err.status == 409:
+            if apierrors.is_conflict(err):  # written meanwhile: read again
                 continue
             raise
     raise RuntimeError(f"could not write {body['kind']} {name}: too many conflicts")

@@ -11,6 +11,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from controller.certificates.reconciler import FIELD_MANAGER
+from kube import apierrors
 from quota.objects import Obj
 
 REQUEST_TIMEOUT = 30
@@ -59,7 +60,7 @@ class CertificateApi:
         try:
             return self._call(func, *args)
         except ApiException as err:
-            if err.status == 404:
+            if apierrors.is_not_found(err):
                 return None
             raise
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kube import apierrors
 from quota.objects import Obj
 from quota.pullsecrets.names import MANAGED_SECRET_SELECTOR
 from quota.timestamps import parse_rfc3339
@@ -46,7 +47,7 @@ class PullSecretApi:
         try:
             return self._call(func, name, namespace)
         except ApiException as err:
-            if err.status == 404:
+            if apierrors.is_not_found(err):
                 return None
             raise
 
@@ -79,7 +80,9 @@ class PullSecretApi:
                 body={"preconditions": {"uid": uid}, "propagationPolicy": "Background"},
             )
         except ApiException as err:
-            if err.status not in (404, 409):
+            # Gone already, or the uid precondition failed (a new Secret under the name):
+            # either way the Secret we meant is not there to delete.
+            if not (apierrors.is_not_found(err) or apierrors.is_conflict(err)):
                 raise
 
     def request_token(

@@ -24,6 +24,7 @@ from kubernetes.client.exceptions import ApiException
 
 from controller.registrytags.reconciler import RegistryTagsReconciler
 from controller.registrytags.registry import RegistryUnavailable, UpstreamRegistry
+from kube import apierrors
 from kube.images import IMAGE_GROUP, IMAGE_VERSION
 from kube.informer import Informer, wait_all_synced
 from kube.ratelimit import RateLimiter
@@ -72,9 +73,9 @@ class LiveImageStreams:
                 _request_timeout=READ_TIMEOUT,
             )
         except ApiException as err:
-            if err.status == 404 and object_not_found(err.body, name):
+            if apierrors.names_object(err, name, "imagestreams", group=IMAGE_GROUP):
                 return None
-            if err.status == 404:
+            if apierrors.is_not_found(err):
                 # The resource itself is not served (its CRD deleted, the aggregated Image
                 # API down): that says nothing about the stream, so nothing may be deleted.
                 raise Requeue(f"imagestreams.{IMAGE_GROUP} is not served: HTTP 404") from None
@@ -83,29 +84,6 @@ class LiveImageStreams:
         if not isinstance(found, dict):
             raise Requeue(f"ImageStream {namespace}/{name}: the answer is not an object")
         return found
-
-
-def object_not_found(body: object, name: str) -> bool:
-    """Whether a 404's body says that the ImageStream ``name`` does not exist, not that
-    the resource is not served. Both are a ``Status`` with reason ``NotFound``, but only
-    the resource's storage names the object (``details.name``, ``group`` and ``kind``
-    ``imagestreams``: apimachinery's ``NewNotFound``); a resource the API server does not
-    serve gets its not-found handler's Status with empty details, or plain text."""
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    try:
-        status = json.loads(body) if isinstance(body, str) else None
-    except ValueError:
-        return False
-    if not isinstance(status, dict) or status.get("reason") != "NotFound":
-        return False
-    details = status.get("details")
-    return (
-        isinstance(details, dict)
-        and details.get("name") == name
-        and details.get("group") == IMAGE_GROUP
-        and details.get("kind") == "imagestreams"
-    )
 
 
 class RegistryTagsWiring:
