@@ -7,14 +7,13 @@ them; standalone CRD names cannot hold ':' (those Images are found through the c
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Final, Protocol
 
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from kube import apierrors
+from kube.jsonapi import NotAnObject, read_json
 from quota.objects import Obj
 
 IMAGE_GROUP: Final = "image.alauda.io"
@@ -62,21 +61,17 @@ class ImageClient:
         if not can_name_image(digest):
             return None
         try:
-            response = self._custom.get_cluster_custom_object(
+            return read_json(
+                self._custom.get_cluster_custom_object,
                 IMAGE_GROUP,
                 IMAGE_VERSION,
                 IMAGES,
                 digest,
-                _preload_content=False,
-                _request_timeout=timeout,
+                timeout=timeout,
             )
-            image = json.loads(response.data)
         except ApiException as err:
-            if apierrors.is_not_found(err):
-                return None
             raise ImageLookupFailed(f"HTTP {err.status}") from None
+        except NotAnObject as err:
+            raise ImageLookupFailed(str(err)) from None
         except (HTTPError, OSError, ValueError) as err:  # timeouts, refused, not JSON
             raise ImageLookupFailed(type(err).__name__) from None
-        if not isinstance(image, dict):
-            raise ImageLookupFailed("the answer is not an object")
-        return image

@@ -14,7 +14,6 @@ NetworkPolicy lets the controller in).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 from typing import Final
@@ -27,6 +26,7 @@ from controller.registrytags.registry import RegistryUnavailable, UpstreamRegist
 from kube import apierrors
 from kube.images import IMAGE_GROUP, IMAGE_VERSION
 from kube.informer import Informer, wait_all_synced
+from kube.jsonapi import NotAnObject, call_json
 from kube.ratelimit import RateLimiter
 from kube.runner import Requeue, Runner
 from kube.settings import Settings
@@ -63,14 +63,14 @@ class LiveImageStreams:
 
     def stream(self, namespace: str, name: str) -> Obj | None:
         try:
-            response = self._custom.get_namespaced_custom_object(
+            return call_json(
+                self._custom.get_namespaced_custom_object,
                 IMAGE_GROUP,
                 IMAGE_VERSION,
                 namespace,
                 "imagestreams",
                 name,
-                _preload_content=False,
-                _request_timeout=READ_TIMEOUT,
+                timeout=READ_TIMEOUT,
             )
         except ApiException as err:
             if apierrors.names_object(err, name, "imagestreams", group=IMAGE_GROUP):
@@ -80,10 +80,8 @@ class LiveImageStreams:
                 # API down): that says nothing about the stream, so nothing may be deleted.
                 raise Requeue(f"imagestreams.{IMAGE_GROUP} is not served: HTTP 404") from None
             raise
-        found = json.loads(response.data)
-        if not isinstance(found, dict):
-            raise Requeue(f"ImageStream {namespace}/{name}: the answer is not an object")
-        return found
+        except NotAnObject:
+            raise Requeue(f"ImageStream {namespace}/{name}: the answer is not an object") from None
 
 
 class RegistryTagsWiring:
