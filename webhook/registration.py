@@ -15,6 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kube import apierrors
+from quota.names import IMAGE_GROUP, IMAGESTREAMS
 from webhook.admission.endpoints import (
     MUTATE_SERVICEACCOUNTS,
     VALIDATE_IMAGESTREAMS,
@@ -160,7 +161,7 @@ def desired_configurations(
             {
                 "name": "imagestreams.webhook.image.alauda.io",
                 "clientConfig": cc(VALIDATE_IMAGESTREAMS),
-                "rules": [_rule("image.alauda.io", ["imagestreams", "imagestreams/status"])],
+                "rules": [_rule(IMAGE_GROUP, [IMAGESTREAMS, f"{IMAGESTREAMS}/status"])],
                 "failurePolicy": "Fail",
                 "timeoutSeconds": TIMEOUT_SECONDS[VALIDATE_IMAGESTREAMS],
                 **common,

@@ -24,7 +24,6 @@ from kubernetes.client.exceptions import ApiException
 from controller.registrytags.reconciler import RegistryTagsReconciler
 from controller.registrytags.registry import RegistryUnavailable, UpstreamRegistry
 from kube import apierrors
-from kube.images import IMAGE_GROUP, IMAGE_VERSION
 from kube.informer import Informer, wait_all_synced
 from kube.jsonapi import NotAnObject, call_json
 from kube.ratelimit import RateLimiter
@@ -32,6 +31,7 @@ from kube.runner import Requeue, Runner
 from kube.settings import Settings
 from kube.transforms import Keep, projection
 from kube.workqueue import WorkQueue
+from quota.names import IMAGE_GROUP, IMAGE_VERSION, IMAGESTREAMS
 from quota.objects import Obj, object_key
 
 log = logging.getLogger(__name__)
@@ -68,17 +68,17 @@ class LiveImageStreams:
                 IMAGE_GROUP,
                 IMAGE_VERSION,
                 namespace,
-                "imagestreams",
+                IMAGESTREAMS,
                 name,
                 timeout=READ_TIMEOUT,
             )
         except ApiException as err:
-            if apierrors.names_object(err, name, "imagestreams", group=IMAGE_GROUP):
+            if apierrors.names_object(err, name, IMAGESTREAMS, group=IMAGE_GROUP):
                 return None
             if apierrors.is_not_found(err):
                 # The resource itself is not served (its CRD deleted, the aggregated Image
                 # API down): that says nothing about the stream, so nothing may be deleted.
-                raise Requeue(f"imagestreams.{IMAGE_GROUP} is not served: HTTP 404") from None
+                raise Requeue(f"{IMAGESTREAMS}.{IMAGE_GROUP} is not served: HTTP 404") from None
             raise
         except NotAnObject:
             raise Requeue(f"ImageStream {namespace}/{name}: the answer is not an object") from None
@@ -98,7 +98,7 @@ class RegistryTagsWiring:
         self.imagestreams = Informer(
             "imagestreams(tags)",
             functools.partial(
-                custom.list_cluster_custom_object, IMAGE_GROUP, IMAGE_VERSION, "imagestreams"
+                custom.list_cluster_custom_object, IMAGE_GROUP, IMAGE_VERSION, IMAGESTREAMS
             ),
             missing_ok=True,
             transform=projection(STREAM_TAGS_KEEP),
