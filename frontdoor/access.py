@@ -15,11 +15,12 @@ import base64
 import binascii
 from typing import Final, Protocol
 
+from quota.names import IMAGESTREAMS
 from serving.callerreviews import User
 
 PULL: Final = "pull"
 PUSH: Final = "push"
-LAYERS_RESOURCE: Final = "imagestreams"
+LAYERS_RESOURCE: Final = IMAGESTREAMS
 LAYERS_SUBRESOURCE: Final = "layers"
 VERBS: Final = {PULL: "get", PUSH: "update"}
 """OpenShift's registry asks ``get`` (pull) or ``update`` (push) on

@@ -26,13 +26,12 @@ from kube.apierrors import (
     status_of,
 )
 from quota.decision import Cause, Decision
+from quota.names import IMAGE_API_VERSION, IMAGE_GROUP, IMAGE_VERSION, IMAGES, IMAGESTREAMS
 from quota.objects import Obj, metadata
 from quota.pushrecords import image_object_name, status_with_tag_event
 
 log = logging.getLogger(__name__)
 
-GROUP: Final = "image.alauda.io"
-VERSION: Final = "v1"
 REQUEST_SECONDS: Final = 10.0
 """One API call; our own webhook's timeout (10 s) is inside it for the writes it judges."""
 CONFLICT_RETRIES: Final = 5
@@ -113,7 +112,7 @@ class ImageRecords:
         try:
             return _json(
                 self._custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, "imagestreams", name, **self._options()
+                    IMAGE_GROUP, IMAGE_VERSION, namespace, IMAGESTREAMS, name, **self._options()
                 )
             )
         except ApiException as err:
@@ -127,7 +126,7 @@ class ImageRecords:
         """The repository's ImageStream, created when there is none (charged by our quota
         webhook: ``Denied`` carries its message). True when this call created it."""
         body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
+            "apiVersion": IMAGE_API_VERSION,
             "kind": "ImageStream",
             "metadata": {"name": name, "namespace": namespace},
             "spec": {"lookupPolicy": {"local": False}},
@@ -135,7 +134,7 @@ class ImageRecords:
         try:
             created = _json(
                 self._custom.create_namespaced_custom_object(
-                    GROUP, VERSION, namespace, "imagestreams", body, **self._options()
+                    IMAGE_GROUP, IMAGE_VERSION, namespace, IMAGESTREAMS, body, **self._options()
                 )
             )
             return created, True
@@ -161,10 +160,10 @@ class ImageRecords:
         preconditions = {"uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
         try:
             self._custom.delete_namespaced_custom_object(
-                GROUP,
-                VERSION,
+                IMAGE_GROUP,
+                IMAGE_VERSION,
                 meta.get("namespace"),
-                "imagestreams",
+                IMAGESTREAMS,
                 meta.get("name"),
                 body={"preconditions": preconditions},
                 **self._options(),
@@ -178,7 +177,7 @@ class ImageRecords:
         try:
             return _json(
                 self._custom.get_cluster_custom_object(
-                    GROUP, VERSION, "images", image_object_name(digest), **self._options()
+                    IMAGE_GROUP, IMAGE_VERSION, IMAGES, image_object_name(digest), **self._options()
                 )
             )
         except ApiException as err:
@@ -193,7 +192,7 @@ class ImageRecords:
         to another repository) is the same content and is kept."""
         try:
             self._custom.create_cluster_custom_object(
-                GROUP, VERSION, "images", image, **self._options()
+                IMAGE_GROUP, IMAGE_VERSION, IMAGES, image, **self._options()
             )
         except ApiException as err:
             if is_already_exists(err):
@@ -219,7 +218,13 @@ class ImageRecords:
             body = {**current, "status": status}
             try:
                 self._custom.replace_namespaced_custom_object_status(
-                    GROUP, VERSION, namespace, "imagestreams", name, body, **self._options()
+                    IMAGE_GROUP,
+                    IMAGE_VERSION,
+                    namespace,
+                    IMAGESTREAMS,
+                    name,
+                    body,
+                    **self._options(),
                 )
                 return
             except ApiException as err:

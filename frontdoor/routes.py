@@ -41,6 +41,7 @@ from frontdoor.upstream import (
     request_body,
 )
 from kube.logfields import fields
+from quota.names import IMAGE_GROUP
 from quota.served import tag_page
 from serving.callerreviews import TooManyReviews, User
 from serving.httpjson import ServerBusy, brief
@@ -106,7 +107,7 @@ def _refusal(user: User, route: oci.Route) -> str:
     return (
         f"{user.name} may not {'push to' if pushing else 'pull from'} {route.repository}: "
         f"that needs {'update' if pushing else 'get'} on imagestreams/layers "
-        f"(image.alauda.io) in namespace {route.namespace}"
+        f"({IMAGE_GROUP}) in namespace {route.namespace}"
     )
 
 

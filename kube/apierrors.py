@@ -11,6 +11,7 @@ has no reason (``ReasonForError`` then ``code`` in apimachinery's ``errors.go``)
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Final
 
 from kubernetes.client.exceptions import ApiException
@@ -52,14 +53,22 @@ def status_of(err: BaseException) -> dict[str, Any]:
     return status if isinstance(status, dict) else {}
 
 
+def status_reason(status: Mapping[str, Any], code: object = None) -> str | None:
+    """A ``Status`` object's reason, its code (or ``code``, the HTTP status) standing in for
+    a missing one: the body of an ApiException, or the object of a watch's ERROR event."""
+    named = status.get("reason")
+    if isinstance(named, str) and named:
+        return named
+    if code is None:
+        code = status.get("code")
+    return _REASON_BY_CODE.get(code) if isinstance(code, int) else None
+
+
 def reason(err: BaseException) -> str | None:
     """The error's ``StatusReason``; None for anything that is not an API error."""
     if not isinstance(err, ApiException):
         return None
-    named = status_of(err).get("reason")
-    if isinstance(named, str) and named:
-        return named
-    return _REASON_BY_CODE.get(err.status or 0)
+    return status_reason(status_of(err), err.status or 0)
 
 
 def is_not_found(err: BaseException) -> bool:
@@ -89,22 +98,28 @@ def is_gone(err: BaseException) -> bool:
     return reason(err) in (GONE, EXPIRED)
 
 
+def status_is_gone(status: Mapping[str, Any]) -> bool:
+    """``is_gone`` for the ``Status`` a watch sends as an ERROR event, not as an error."""
+    return status_reason(status) in (GONE, EXPIRED)
+
+
 def is_namespace_terminating(err: BaseException) -> bool:
     """A create refused because its namespace is being deleted: nothing to retry."""
     if not is_forbidden(err):
         return False
     details = status_of(err).get("details")
     causes = details.get("causes") if isinstance(details, dict) else None
+    # A StatusCause's type is serialized as "reason" (``json:"reason,omitempty"``).
     return isinstance(causes, list) and any(
-        isinstance(cause, dict) and cause.get("type") == NAMESPACE_TERMINATING_CAUSE
+        isinstance(cause, dict) and cause.get("reason") == NAMESPACE_TERMINATING_CAUSE
         for cause in causes
     )
 
 
-def names_object(err: BaseException, name: str, resource: str) -> bool:
-    """Whether a NotFound names the object ``name`` of ``resource`` (apimachinery's
-    ``NewNotFound`` fills ``details``), not a resource the API server does not serve,
-    whose not-found handler leaves the details empty."""
+def names_object(err: BaseException, name: str, resource: str, *, group: str | None = None) -> bool:
+    """Whether a NotFound names the object ``name`` of ``resource`` (of API ``group``, when
+    given) (apimachinery's ``NewNotFound`` fills ``details``), not a resource the API server
+    does not serve, whose not-found handler leaves the details empty."""
     if not is_not_found(err):
         return False
     details = status_of(err).get("details")
@@ -112,4 +127,5 @@ def names_object(err: BaseException, name: str, resource: str) -> bool:
         isinstance(details, dict)
         and details.get("name") == name
         and details.get("kind") == resource
+        and (group is None or details.get("group", "") == group)
     )

@@ -26,7 +26,7 @@ from typing import Any, Final, Protocol, Self
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from kube import metrics
+from kube import apierrors, metrics
 from kube.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -282,7 +282,7 @@ class AggregatingEventRecorder:
                 written.name, latest.namespace, ops, _request_timeout=REQUEST_TIMEOUT
             )
         except ApiException as err:
-            if err.status == 404:
+            if apierrors.is_not_found(err):
                 return None
             raise
         metrics.EVENT_WRITES.labels("updated").inc()

@@ -7,26 +7,14 @@ them; standalone CRD names cannot hold ':' (those Images are found through the c
 
 from __future__ import annotations
 
-import json
-import re
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from kube.jsonapi import NotAnObject, read_json
+from quota.names import DIGEST, DNS_SUBDOMAIN, IMAGE_GROUP, IMAGE_VERSION, IMAGES, MAX_NAME_LENGTH
 from quota.objects import Obj
-
-IMAGE_GROUP: Final = "image.alauda.io"
-IMAGE_VERSION: Final = "v1"
-IMAGES: Final = "images"
-
-MAX_NAME_LENGTH: Final = 253
-"""Kubernetes object names (DNS-1123 subdomains) are at most 253 characters."""
-_DIGEST = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
-"""The OCI image-spec digest grammar: ``algorithm ":" encoded``."""
-_DNS_SUBDOMAIN = re.compile(
-    r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*"
-)
 
 
 class ImageLookupFailed(Exception):
@@ -47,7 +35,7 @@ def can_name_image(value: str) -> bool:
     name. Anything else (``..``, a ``/``) is never put into a request path."""
     if len(value) > MAX_NAME_LENGTH:
         return False
-    return bool(_DIGEST.fullmatch(value) or _DNS_SUBDOMAIN.fullmatch(value))
+    return bool(DIGEST.fullmatch(value) or DNS_SUBDOMAIN.fullmatch(value))
 
 
 class ImageClient:
@@ -61,21 +49,17 @@ class ImageClient:
         if not can_name_image(digest):
             return None
         try:
-            response = self._custom.get_cluster_custom_object(
+            return read_json(
+                self._custom.get_cluster_custom_object,
                 IMAGE_GROUP,
                 IMAGE_VERSION,
                 IMAGES,
                 digest,
-                _preload_content=False,
-                _request_timeout=timeout,
+                timeout=timeout,
             )
-            image = json.loads(response.data)
         except ApiException as err:
-            if err.status == 404:
-                return None
             raise ImageLookupFailed(f"HTTP {err.status}") from None
+        except NotAnObject as err:
+            raise ImageLookupFailed(str(err)) from None
         except (HTTPError, OSError, ValueError) as err:  # timeouts, refused, not JSON
             raise ImageLookupFailed(type(err).__name__) from None
-        if not isinstance(image, dict):
-            raise ImageLookupFailed("the answer is not an object")
-        return image

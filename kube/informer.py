@@ -16,7 +16,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-from kube import metrics
+from kube import apierrors, metrics
 from quota.objects import Obj, object_key, object_namespace
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class Informer:
                 log.info("informer %s: resourceVersion expired, relisting", self.name)
                 self._resource_version = ""
             except Exception as err:
-                if self._missing_ok and isinstance(err, ApiException) and err.status == 404:
+                if self._missing_ok and apierrors.is_not_found(err):
                     self._mark_empty()
                     wait = self._max_backoff
                 else:
@@ -250,7 +250,7 @@ class Informer:
         kind = event.get("type")
         obj = event.get("object") or {}
         if kind == "ERROR":
-            if obj.get("code") == 410:
+            if apierrors.status_is_gone(obj):
                 raise _Expired()
             raise RuntimeError(f"watch error: {obj.get('message', obj)}")
         version = _rv(obj)
@@ -308,7 +308,7 @@ def _rv(obj: Obj) -> str:
 
 def _describe(err: Exception) -> str:
     if isinstance(err, ApiException):
-        if err.status == 410:
+        if apierrors.is_gone(err):
             return "resourceVersion expired (410)"
         return f"API error {err.status} {err.reason}"
     return f"{type(err).__name__}: {err}"

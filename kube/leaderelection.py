@@ -29,7 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kube import metrics
+from kube import apierrors, metrics
 from quota.timestamps import format_micro_time, parse_rfc3339, require_aware
 
 log = logging.getLogger(__name__)
@@ -349,8 +349,10 @@ class LeaderElector:
         except _Timeout:
             return _Outcome.FAILED
         except ApiException as err:
-            # 409: another replica wrote first; it won this round.
-            level = logging.DEBUG if err.status == 409 else logging.WARNING
+            # Another replica wrote first (our create found the Lease, or our replace carried
+            # a stale resourceVersion); it won this round.
+            lost = apierrors.is_already_exists(err) or apierrors.is_conflict(err)
+            level = logging.DEBUG if lost else logging.WARNING
             log.log(level, "lease %s/%s: API error %s", self.namespace, self.name, err.status)
             return _Outcome.FAILED
         except Exception as err:  # network errors and the like: the loop must go on
@@ -378,7 +380,7 @@ class LeaderElector:
                 _request_timeout=self._timeout_or_raise(leading),
             )
         except ApiException as err:
-            if err.status == 404:
+            if apierrors.is_not_found(err):
                 return None
             raise
         lease: dict[str, Any] = json.loads(response.data)
@@ -397,7 +399,8 @@ class LeaderElector:
                 self.namespace, body, _preload_content=False, _request_timeout=timeout
             )
         else:
-            # The read metadata carries resourceVersion: a concurrent writer makes this 409.
+            # The read metadata carries resourceVersion: a concurrent writer makes this a
+            # Conflict.
             body = copy.deepcopy(lease)
             body["spec"] = spec
             response = self._api.replace_namespaced_lease(

@@ -2,50 +2,43 @@
 
 The one concrete gateway behind the quota charger (serve) and the usage reconciler
 (controller); they depend on Protocols of their own, so their tests pass fakes. Errors
-are the client's ``ApiException``: 409 when the resourceVersion precondition fails, 404
-when the quota is gone.
+are the client's ``ApiException``: ``Conflict`` when the resourceVersion precondition
+fails, ``NotFound`` when the quota is gone (``kube.apierrors`` reads them).
 """
 
 from __future__ import annotations
 
-import json
-
 from kubernetes import client
 
+from kube.jsonapi import JsonApi
 from quota.objects import Obj, object_name, object_namespace
 
 
-class ResourceQuotaClient:
+class ResourceQuotaClient(JsonApi):
     """``timeout`` bounds each call unless the caller passes a tighter one."""
 
     def __init__(self, api: client.ApiClient, *, timeout: float) -> None:
+        super().__init__(timeout=timeout)
         self._core = client.CoreV1Api(api)
-        self._timeout = timeout
 
     def list(self, namespace: str, *, timeout: float | None = None) -> list[Obj]:
         """The namespace's quotas, read live (not from a cache)."""
-        response = self._core.list_namespaced_resource_quota(
-            namespace, _preload_content=False, _request_timeout=timeout or self._timeout
-        )
-        items: list[Obj] = json.loads(response.data).get("items") or []
+        answer = self._call(self._core.list_namespaced_resource_quota, namespace, timeout=timeout)
+        items: list[Obj] = answer.get("items") or []
         return items
 
     def read(self, namespace: str, name: str, *, timeout: float | None = None) -> Obj:
-        response = self._core.read_namespaced_resource_quota(
-            name, namespace, _preload_content=False, _request_timeout=timeout or self._timeout
+        return self._call(
+            self._core.read_namespaced_resource_quota, name, namespace, timeout=timeout
         )
-        quota: Obj = json.loads(response.data)
-        return quota
 
     def replace_status(self, quota: Obj, *, timeout: float | None = None) -> Obj:
         """Write ``quota``'s status, conditional on its ``metadata.resourceVersion``; the
         quota as stored comes back (the charger charges the next create against it)."""
-        response = self._core.replace_namespaced_resource_quota_status(
+        return self._call(
+            self._core.replace_namespaced_resource_quota_status,
             object_name(quota),
             object_namespace(quota),
             quota,
-            _preload_content=False,
-            _request_timeout=timeout or self._timeout,
+            timeout=timeout,
         )
-        written: Obj = json.loads(response.data)
-        return written

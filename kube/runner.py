@@ -13,7 +13,15 @@ from kube import metrics
 log = logging.getLogger(__name__)
 
 Reconcile = Callable[[str], float | None]
-"""Returns seconds after which to reconcile the key again, or None."""
+"""Returns seconds after which to reconcile the key again (controller-runtime's
+``Result.RequeueAfter``), or None; raises ``Requeue`` to be tried again with backoff."""
+
+
+class Requeue(Exception):
+    """Not an error: the state moved under the reconcile (a write lost a race, a cache is
+    behind the API server, a dependency could not be asked); try the key again with the
+    queue's per-key backoff, as controller-runtime's ``Result{Requeue: true}``. A known
+    delay is no exception: the reconcile returns it (``Result.RequeueAfter``)."""
 
 
 class Queue(Protocol):
@@ -28,8 +36,9 @@ class Queue(Protocol):
 
 
 class Runner:
-    """``workers`` threads; a failed key is retried with per-key exponential backoff,
-    a ``retryable`` exception is expected (a conflict) and logged quietly."""
+    """``workers`` threads; a failed key is retried with per-key exponential backoff;
+    a ``Requeue`` is retried the same way but expected, so it is logged quietly and not
+    counted as a failure."""
 
     def __init__(
         self,
@@ -38,7 +47,6 @@ class Runner:
         reconcile: Reconcile,
         *,
         workers: int,
-        retryable: tuple[type[Exception], ...] = (),
         progress_every: float = 10.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -46,7 +54,6 @@ class Runner:
         self.queue = queue
         self._reconcile = reconcile
         self._workers = workers
-        self._retryable = retryable
         self._progress_every = progress_every
         self._monotonic = monotonic
         # Every series exists from the start, zero until used.
@@ -118,7 +125,7 @@ class Runner:
                 self._in_flight[worker] = started
             try:
                 requeue_after = self._reconcile(str(key))
-            except self._retryable as err:
+            except Requeue as err:
                 log.debug("%s %s: %s; retrying", self.name, key, err)
                 self.queue.add_rate_limited(key)
             except Exception as err:

@@ -15,11 +15,11 @@ from datetime import datetime
 from typing import Any, Final
 
 from quota.measure import Descriptor
+from quota.names import IMAGE_API_VERSION
 from quota.objects import mapping, metadata
 from quota.push import Push
 from quota.timestamps import format_rfc3339, require_aware
 
-IMAGE_API_VERSION: Final = "image.alauda.io/v1"
 ANNOTATION_PUSHED_BY_DIGEST: Final = "image.alauda.io/pushed-by-digest-to"
 """On an Image the front door created for a push by digest: the ``<namespace>/<name>``
 it was pushed to, where it is served by digest though no tag records it. A tag push's

@@ -12,11 +12,12 @@ from typing import Any, Final
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kube.images import IMAGE_GROUP
+from kube import apierrors
 from kube.informer import Informer
 from kube.metadata import metadata_list_func
 from kube.transforms import Keep, identity, projection, strip_managed_fields
 from quota.measure import StreamUsage, recorded_image_size, stream_usage
+from quota.names import IMAGE_GROUP, IMAGE_VERSION, IMAGES, IMAGESTREAMS
 from quota.objects import Obj, object_name
 from quota.pullsecrets.names import (
     ANNOTATION_SERVICE_ACCOUNT_NAME,
@@ -168,7 +169,7 @@ class PushCaches:
         self.imagestreams = Informer(
             "imagestreams",
             functools.partial(
-                self._custom.list_cluster_custom_object, IMAGE_GROUP, "v1", "imagestreams"
+                self._custom.list_cluster_custom_object, IMAGE_GROUP, IMAGE_VERSION, IMAGESTREAMS
             ),
             missing_ok=True,
             transform=cached_stream_for_reads if reads else cached_stream,
@@ -226,7 +227,9 @@ class WebhookCaches(PushCaches):
         )
         self.images = Informer(
             "images",
-            functools.partial(self._custom.list_cluster_custom_object, IMAGE_GROUP, "v1", "images"),
+            functools.partial(
+                self._custom.list_cluster_custom_object, IMAGE_GROUP, IMAGE_VERSION, IMAGES
+            ),
             missing_ok=True,
             index=image_digests,
             transform=cached_image,
@@ -265,7 +268,7 @@ class WebhookCaches(PushCaches):
                 )
                 namespace = json.loads(response.data)
             except ApiException as err:
-                if err.status == 404:
+                if apierrors.is_not_found(err):
                     return None
                 raise
         metadata = namespace.get("metadata") or {}

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Protocol, TypeVar
 
 from kube.ratelimit import KeyedRateLimiter
+from quota.names import IMAGE_GROUP
 from serving import metrics
 
 V = TypeVar("V")
@@ -278,7 +279,7 @@ class Authorizer:
         attributes = {
             "namespace": namespace,
             "verb": verb,
-            "group": "image.alauda.io",
+            "group": IMAGE_GROUP,
             "resource": resource,
             **({"subresource": subresource} if subresource else {}),
         }

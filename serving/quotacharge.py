@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
 
+from kube import apierrors
 from kube.keyedlocks import KeyedLocks
 from quota.objects import Obj, object_name
 from quota.quantity import InvalidQuantity
@@ -50,8 +51,8 @@ class ChargeConflict(Exception):
 
 
 class QuotaGateway(Protocol):
-    """Live ResourceQuota reads and conditional status writes (``ApiException`` 409/404),
-    each bounded by ``timeout`` seconds."""
+    """Live ResourceQuota reads and conditional status writes (``ApiException`` Conflict or
+    NotFound), each bounded by ``timeout`` seconds."""
 
     def list(self, namespace: str, *, timeout: float) -> list[Obj]: ...
     def read(self, namespace: str, name: str, *, timeout: float) -> Obj: ...
@@ -153,7 +154,7 @@ class QuotaCharger:
         try:
             written = self._quotas.replace_status(quota, timeout=self._time_left(end, namespace))
         except ApiException as err:
-            if err.status in (404, 409):
+            if apierrors.is_conflict(err) or apierrors.is_not_found(err):
                 self._written.forget(namespace, object_name(quota))
             raise
         self._written.remember(namespace, written)
@@ -203,7 +204,9 @@ class QuotaCharger:
                     self._write(namespace, with_used(by_name[charge.name], charge.new_used), end)
                     written.append(charge.name)
             except ApiException as err:
-                if err.status not in (404, 409):
+                # A stale resourceVersion (another charge won) or a quota deleted meanwhile:
+                # read again and plan again; anything else is no race.
+                if not (apierrors.is_conflict(err) or apierrors.is_not_found(err)):
                     self._release(namespace, written, end)
                     raise
                 metrics.QUOTA_CHARGES.labels("conflict").inc()
@@ -231,7 +234,7 @@ class QuotaCharger:
                     log.warning("no time left to release charge on quota %s/%s", namespace, name)
                     return
                 except (ApiException, InvalidQuantity) as err:
-                    if isinstance(err, ApiException) and err.status == 409:
+                    if apierrors.is_conflict(err):
                         continue
                     log.warning("could not release charge on quota %s/%s: %s", namespace, name, err)
                     break

@@ -14,6 +14,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kube import apierrors
+from quota.names import IMAGE_GROUP, IMAGESTREAMS
 from webhook.admission.endpoints import (
     MUTATE_SERVICEACCOUNTS,
     VALIDATE_IMAGESTREAMS,
@@ -159,7 +161,7 @@ def desired_configurations(
             {
                 "name": "imagestreams.webhook.image.alauda.io",
                 "clientConfig": cc(VALIDATE_IMAGESTREAMS),
-                "rules": [_rule("image.alauda.io", ["imagestreams", "imagestreams/status"])],
+                "rules": [_rule(IMAGE_GROUP, [IMAGESTREAMS, f"{IMAGESTREAMS}/status"])],
                 "failurePolicy": "Fail",
                 "timeoutSeconds": TIMEOUT_SECONDS[VALIDATE_IMAGESTREAMS],
                 **common,
@@ -186,13 +188,13 @@ def _apply(read: Any, create: Any, replace: Any, body: dict[str, Any], attempts:
         try:
             current = read(name)
         except ApiException as err:
-            if err.status != 404:
+            if not apierrors.is_not_found(err):
                 raise
             try:
                 create(body)
                 return
             except ApiException as create_err:
-                if create_err.status == 409:
+                if apierrors.is_already_exists(create_err):  # created meanwhile: read it
                     continue
                 raise
         body["metadata"]["resourceVersion"] = current.metadata.resource_version
@@ -200,7 +202,7 @@ def _apply(read: Any, create: Any, replace: Any, body: dict[str, Any], attempts:
             replace(name, body)
             return
         except ApiException as err:
-            if err.status == 409:
+            if apierrors.is_conflict(err):  # written meanwhile: read again
                 continue
             raise
     raise RuntimeError(f"could not write {body['kind']} {name}: too many conflicts")

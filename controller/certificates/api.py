@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Final
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from controller.certificates.reconciler import FIELD_MANAGER
+from kube.jsonapi import JsonApi, Limiter
 from quota.objects import Obj
 
-REQUEST_TIMEOUT = 30
+REQUEST_TIMEOUT: Final = 30
+"""Seconds per call: a slow answer is retried by the work queue, with backoff."""
 APPLY_PATCH = "application/apply-patch+yaml"
 """Server-side apply; JSON is YAML, so the client's JSON body is sent as is."""
 ADMISSIONREGISTRATION = "admissionregistration.k8s.io/v1"
-
-
-class Limiter(Protocol):
-    def acquire(self) -> None: ...
 
 
 def apply_configuration(kind: str, name: str, webhooks: list[str], bundle: bytes) -> Obj:
@@ -35,11 +30,12 @@ def apply_configuration(kind: str, name: str, webhooks: list[str], bundle: bytes
     }
 
 
-class CertificateApi:
+class CertificateApi(JsonApi):
     def __init__(self, api: client.ApiClient, limiter: Limiter) -> None:
+        super().__init__(timeout=REQUEST_TIMEOUT, limiter=limiter)
         self._core = client.CoreV1Api(api)
         admission = client.AdmissionregistrationV1Api(api)
-        self._read = {
+        self._read_configuration = {
             "MutatingWebhookConfiguration": admission.read_mutating_webhook_configuration,
             "ValidatingWebhookConfiguration": admission.read_validating_webhook_configuration,
         }
@@ -47,24 +43,9 @@ class CertificateApi:
             "MutatingWebhookConfiguration": admission.patch_mutating_webhook_configuration,
             "ValidatingWebhookConfiguration": admission.patch_validating_webhook_configuration,
         }
-        self._limiter = limiter
-
-    def _call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
-        self._limiter.acquire()
-        response = func(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
-        data: Obj = json.loads(response.data)
-        return data
-
-    def _or_none(self, func: Callable[..., Any], *args: Any) -> Obj | None:
-        try:
-            return self._call(func, *args)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
 
     def read_secret(self, namespace: str, name: str) -> Obj | None:
-        return self._or_none(self._core.read_namespaced_secret, name, namespace)
+        return self._read(self._core.read_namespaced_secret, name, namespace)
 
     def create_secret(self, namespace: str, body: Obj) -> Obj:
         return self._call(self._core.create_namespaced_secret, namespace, body)
@@ -73,7 +54,7 @@ class CertificateApi:
         return self._call(self._core.replace_namespaced_secret, name, namespace, body)
 
     def read_configuration(self, kind: str, name: str) -> Obj | None:
-        return self._or_none(self._read[kind], name)
+        return self._read(self._read_configuration[kind], name)
 
     def apply_ca_bundle(self, kind: str, name: str, webhooks: list[str], bundle: bytes) -> None:
         # force: the caBundle fields are ours even where another manager (an installer that

@@ -25,7 +25,8 @@ from kubernetes.client.exceptions import ApiException
 
 from controller.certificates import material as m
 from controller.certificates import rules
-from kube import certs
+from kube import apierrors, certs
+from kube.runner import Requeue
 from quota.objects import Obj
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,6 @@ class CertificateCalls(Protocol):
     def replace_secret(self, namespace: str, name: str, body: Obj) -> Obj: ...
     def read_configuration(self, kind: str, name: str) -> Obj | None: ...
     def apply_ca_bundle(self, kind: str, name: str, webhooks: list[str], bundle: bytes) -> None: ...
-
-
-class Requeue(Exception):
-    """Not an error: someone else wrote the Secret since we read it; decide again."""
 
 
 @dataclass(frozen=True)
@@ -174,8 +171,16 @@ class CertificateReconciler:
             else:
                 self._api.replace_secret(namespace, name, body)
         except ApiException as err:
-            if err.status in (404, 409):
-                raise Requeue(f"Secret {namespace}/{name} changed: {err.status}") from err
+            # Created meanwhile, replaced meanwhile (stale resourceVersion) or deleted
+            # meanwhile: someone else wrote the Secret; decide again from what is there now.
+            if (
+                apierrors.is_already_exists(err)
+                or apierrors.is_conflict(err)
+                or apierrors.is_not_found(err)
+            ):
+                raise Requeue(
+                    f"Secret {namespace}/{name} changed: {apierrors.reason(err)}"
+                ) from err
             raise
 
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from kubernetes.client.exceptions import ApiException
 
 from controller.certificates.material import ROTATE_HANDLED, ROTATE_REQUESTED, SECRET_NAME
+from kube import apierrors
 from kube.settings import DEFAULT_CERTIFICATE_PROPAGATION_SECONDS
 from quota.timestamps import format_micro_time
 
@@ -45,7 +46,7 @@ def request_rotation(core: SecretCalls, namespace: str, now: dt.datetime) -> str
     try:
         core.patch_namespaced_secret(SECRET_NAME, namespace, patch, _content_type=MERGE_PATCH)
     except ApiException as err:
-        if err.status == 404:
+        if apierrors.is_not_found(err):
             raise RotationError(
                 f"there is no Secret {namespace}/{SECRET_NAME}: is the controller running "
                 "with --manage-certificates (and --namespace set to where it runs)?"

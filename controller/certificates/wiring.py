@@ -16,7 +16,6 @@ from controller.certificates.reconciler import (
     RECHECK_SECONDS,
     CertificateConfig,
     CertificateReconciler,
-    Requeue,
 )
 from kube.certs import serving_hosts
 from kube.informer import Informer, wait_all_synced
@@ -49,9 +48,7 @@ class CertificateWiring:
                 propagation=dt.timedelta(seconds=settings.certificate_propagation_seconds),
             ),
         )
-        self.runner = Runner(
-            "certificates", self.queue, self.reconciler.reconcile, workers=1, retryable=(Requeue,)
-        )
+        self.runner = Runner("certificates", self.queue, self.reconciler.reconcile, workers=1)
         self.secret.add_handler(self._enqueue)
 
     @property

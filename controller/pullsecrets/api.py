@@ -7,54 +7,31 @@ ServiceAccounts never floods the API server.
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Final
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kube import apierrors
+from kube.jsonapi import JsonApi, Limiter
 from quota.objects import Obj
 from quota.pullsecrets.names import MANAGED_SECRET_SELECTOR
 from quota.timestamps import parse_rfc3339
 
-REQUEST_TIMEOUT = 30
+REQUEST_TIMEOUT: Final = 30
+"""Seconds per call: a slow answer is retried by the work queue, with backoff."""
 
 
-class Limiter(Protocol):
-    def acquire(self) -> None: ...
-
-
-def _json(response: Any) -> Obj:
-    data: Obj = json.loads(response.data)
-    return data
-
-
-class PullSecretApi:
+class PullSecretApi(JsonApi):
     def __init__(self, api: client.ApiClient, limiter: Limiter) -> None:
+        super().__init__(timeout=REQUEST_TIMEOUT, limiter=limiter)
         self._core = client.CoreV1Api(api)
-        self._limiter = limiter
-
-    def _call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
-        self._limiter.acquire()
-        return _json(
-            func(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
-        )
-
-    def _read(self, func: Callable[..., Any], namespace: str, name: str) -> Obj | None:
-        """The object, or None when the API server says it does not exist."""
-        try:
-            return self._call(func, name, namespace)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
 
     def read_secret(self, namespace: str, name: str) -> Obj | None:
-        return self._read(self._core.read_namespaced_secret, namespace, name)
+        return self._read(self._core.read_namespaced_secret, name, namespace)
 
     def read_serviceaccount(self, namespace: str, name: str) -> Obj | None:
-        return self._read(self._core.read_namespaced_service_account, namespace, name)
+        return self._read(self._core.read_namespaced_service_account, name, namespace)
 
     def list_managed_secrets(self, namespace: str) -> list[Obj]:
         """The namespace's managed Secrets as the API server has them now (not a cache)."""
@@ -79,7 +56,9 @@ class PullSecretApi:
                 body={"preconditions": {"uid": uid}, "propagationPolicy": "Background"},
             )
         except ApiException as err:
-            if err.status not in (404, 409):
+            # Gone already, or the uid precondition failed (a new Secret under the name):
+            # either way the Secret we meant is not there to delete.
+            if not (apierrors.is_not_found(err) or apierrors.is_conflict(err)):
                 raise
 
     def request_token(

@@ -27,7 +27,9 @@ from kubernetes.client.exceptions import ApiException
 
 from controller import metrics
 from controller.pullsecrets.signingkey import SigningKey, key_id_of
+from kube import apierrors
 from kube.events import Recorder, reference
+from kube.runner import Requeue
 from quota.objects import Obj, object_name
 from quota.pullsecrets.desired_secret import (
     TokenGrant,
@@ -83,10 +85,6 @@ class PullSecretCalls(Protocol):
 class Cache(Protocol):
     def get(self, key: str) -> Obj | None: ...
     def list(self, namespace: str | None = None) -> list[Obj]: ...
-
-
-class Requeue(Exception):
-    """Not an error: the state moved under us (a conflict); try again with backoff."""
 
 
 @dataclass(frozen=True)
@@ -183,7 +181,7 @@ class PullSecretReconciler:
         created = False
         if reason is Reason.MISSING:
             # Create straight away: the name is deterministic, so a cache that lags our own
-            # writes (or a user's Secret, which we do not watch) only costs a 409.
+            # writes (or a user's Secret, which we do not watch) only costs an AlreadyExists.
             secret, created = self._create_or_read(sa, namespace, plain, hostnames)
             if not created:
                 reason = self._judge(secret, sa, hostnames, plain)
@@ -224,9 +222,11 @@ class PullSecretReconciler:
         try:
             return self._api.create_secret(namespace, fallback_placeholder(sa, hostnames))
         except ApiException as err:
-            if err.status == 403 and "being terminated" in (err.body or ""):
+            if apierrors.is_namespace_terminating(err):
                 raise Requeue(f"namespace {namespace} is terminating") from None
-            if err.status == 409:
+            # The server's own retries found every name it generated taken (apiserver's
+            # NewGenerateNameConflict says AlreadyExists).
+            if apierrors.is_already_exists(err):
                 raise Requeue(f"generated Secret name in {namespace} was taken") from None
             raise
 
@@ -260,7 +260,8 @@ class PullSecretReconciler:
         try:
             written = self._api.replace_secret(namespace, secret_name, desired)
         except ApiException as err:
-            if err.status in (404, 409):
+            # A stale resourceVersion, or the Secret deleted meanwhile.
+            if apierrors.is_conflict(err) or apierrors.is_not_found(err):
                 raise Requeue(f"secret {namespace}/{secret_name} changed while writing") from None
             raise
         action = "created" if created else "refreshed"
@@ -277,9 +278,9 @@ class PullSecretReconciler:
             body = build_desired_secret(sa, hostnames, None)
             return self._api.create_secret(namespace, body), True
         except ApiException as err:
-            if err.status == 403 and "being terminated" in (err.body or ""):
+            if apierrors.is_namespace_terminating(err):
                 raise Requeue(f"namespace {namespace} is terminating") from None
-            if err.status != 409:
+            if not apierrors.is_already_exists(err):
                 raise
         existing = self._api.read_secret(namespace, secret_name)
         if existing is None:
@@ -295,8 +296,13 @@ class PullSecretReconciler:
                 meta["namespace"], meta["name"], guard_resource_version(ops, sa)
             )
         except ApiException as err:
-            # 409/422: the SA changed since the cache saw it (the resourceVersion test failed).
-            if err.status in (404, 409, 422):
+            # The SA changed since the cache saw it: the patch's resourceVersion test failed
+            # (a JSON patch test is Invalid, a stale resourceVersion a Conflict), or it is gone.
+            if (
+                apierrors.is_invalid(err)
+                or apierrors.is_conflict(err)
+                or apierrors.is_not_found(err)
+            ):
                 raise Requeue(
                     f"serviceaccount {meta['namespace']}/{meta['name']} changed"
                 ) from None

@@ -20,7 +20,6 @@ from controller.pullsecrets.api import PullSecretApi
 from controller.pullsecrets.reconciler import (
     PullSecretConfig,
     PullSecretReconciler,
-    Requeue,
 )
 from controller.pullsecrets.signingkey import (
     KEY_PROBE_SECONDS,
@@ -36,6 +35,7 @@ from kube.runner import Runner
 from kube.settings import Settings
 from kube.transforms import projection, strip_managed_fields
 from kube.workqueue import WorkQueue
+from quota.names import CONFIGS, OPERATOR_GROUP, OPERATOR_VERSION
 from quota.objects import Obj, object_key, object_name, object_namespace
 from quota.pullsecrets.desired_secret import read_secret_config, service_account_name_of
 from quota.pullsecrets.dockerconfig import build_dockerconfigjson, internal_hostnames
@@ -43,8 +43,6 @@ from quota.pullsecrets.names import DOCKERCONFIGJSON_KEY, MANAGED_SECRET_SELECTO
 from quota.pullsecrets.refresh import earliest_token_expiry
 
 log = logging.getLogger(__name__)
-
-CONFIG_GROUP = "imageregistry.operator.alauda.io"
 
 
 def _labels(obj: Obj | None) -> dict[str, Any]:
@@ -117,7 +115,9 @@ class PullSecretWiring:
         )
         self.configs = Informer(
             "registry-config",
-            functools.partial(custom.list_cluster_custom_object, CONFIG_GROUP, "v1", "configs"),
+            functools.partial(
+                custom.list_cluster_custom_object, OPERATOR_GROUP, OPERATOR_VERSION, CONFIGS
+            ),
             field_selector="metadata.name=cluster",
             missing_ok=True,
             transform=strip_managed_fields,
@@ -150,7 +150,6 @@ class PullSecretWiring:
             self.queue,
             self.reconciler.reconcile,
             workers=settings.reconcile_workers,
-            retryable=(Requeue,),
         )
         self._resync_seconds = settings.resync_seconds
         self.serviceaccounts.add_handler(self._on_serviceaccount)

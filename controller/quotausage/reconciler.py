@@ -22,6 +22,8 @@ from typing import Protocol
 
 from kubernetes.client.exceptions import ApiException
 
+from kube import apierrors
+from kube.runner import Requeue
 from kube.settings import DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
 from quota.objects import Obj
 from quota.quantity import InvalidQuantity
@@ -36,15 +38,12 @@ class Cache(Protocol):
 
 
 class QuotaStatusWriter(Protocol):
-    """Conditional ResourceQuota status writes (``ApiException`` 409 or 404 on a race)."""
+    """Conditional ResourceQuota status writes (``ApiException`` Conflict or NotFound on a
+    race)."""
 
     def replace_status(self, quota: Obj) -> object:
         """What comes back (the written quota) is not needed here."""
         ...
-
-
-class Requeue(Exception):
-    """The quota changed while we wrote; look again."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,8 @@ class QuotaUsageReconciler:
         try:
             self._writer.replace_status(with_used(quota, value))
         except ApiException as err:
-            if err.status in (404, 409):
+            # A stale resourceVersion, or the quota deleted meanwhile: look again.
+            if apierrors.is_conflict(err) or apierrors.is_not_found(err):
                 raise Requeue(f"quota {meta['namespace']}/{meta['name']} changed") from None
             raise
         log.info(

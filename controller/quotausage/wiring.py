@@ -7,8 +7,7 @@ import threading
 
 from kubernetes import client
 
-from controller.quotausage.reconciler import QuotaUsageReconciler, Requeue
-from kube.images import IMAGE_GROUP, IMAGE_VERSION
+from controller.quotausage.reconciler import QuotaUsageReconciler
 from kube.informer import Informer, wait_all_synced
 from kube.metadata import metadata_list_func
 from kube.ratelimit import RateLimiter
@@ -17,6 +16,7 @@ from kube.runner import Runner
 from kube.settings import Settings
 from kube.transforms import projection, strip_managed_fields
 from kube.workqueue import WorkQueue
+from quota.names import IMAGE_API_VERSION, IMAGESTREAMS
 from quota.objects import Obj, object_namespace
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class QuotaUsageWiring:
         )
         self.imagestreams = Informer(
             "imagestreams",
-            metadata_list_func(api, f"/apis/{IMAGE_GROUP}/{IMAGE_VERSION}/imagestreams"),
+            metadata_list_func(api, f"/apis/{IMAGE_API_VERSION}/{IMAGESTREAMS}"),
             missing_ok=True,
             transform=projection({}),
         )
@@ -51,9 +51,7 @@ class QuotaUsageWiring:
             grace_seconds=settings.quota_release_grace_seconds,
             acquire=limiter.acquire,
         )
-        self.runner = Runner(
-            "quota-usage", self.queue, self.reconciler.reconcile, workers=2, retryable=(Requeue,)
-        )
+        self.runner = Runner("quota-usage", self.queue, self.reconciler.reconcile, workers=2)
         self._resync_seconds = settings.resync_seconds
         self.quotas.add_handler(self._enqueue)
         self.imagestreams.add_handler(self._enqueue)

@@ -25,14 +25,11 @@ from kubernetes.client.exceptions import ApiException
 
 from controller.registrytags.registry import RegistryUnavailable
 from kube.logfields import fields
+from kube.runner import Requeue
 from quota.objects import Obj
 from quota.served import stale_tags
 
 log = logging.getLogger(__name__)
-
-
-class Requeue(Exception):
-    """The registry or the API server could not be asked; try the repository again."""
 
 
 class StreamCache(Protocol):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
@@ -71,9 +72,10 @@ class UpstreamRegistry:
     def delete_tag(self, repository: str, tag: str) -> bool:
         """Delete the tag; False when it was gone already (or the repository is)."""
         status, body, _ = self._request("DELETE", f"/v2/{_path(repository)}/manifests/{quote(tag)}")
-        if status in (200, 202):
+        # The spec answers 202 Accepted; 200 OK is taken as the same.
+        if status in (HTTPStatus.ACCEPTED, HTTPStatus.OK):
             return True
-        if status == 404:
+        if status == HTTPStatus.NOT_FOUND:
             return False
         raise RegistryUnavailable(f"DELETE of tag {tag} in {repository}: HTTP {status} {body!r}")
 
@@ -83,9 +85,9 @@ class UpstreamRegistry:
             if path is None:
                 return
             status, body, link = self._request("GET", path)
-            if status == 404:  # NAME_UNKNOWN: a repository with nothing in it
+            if status == HTTPStatus.NOT_FOUND:  # NAME_UNKNOWN: a repository with nothing in it
                 return
-            if status != 200:
+            if status != HTTPStatus.OK:
                 raise RegistryUnavailable(f"GET {path}: HTTP {status} {body[:200]!r}")
             try:
                 page = json.loads(body)

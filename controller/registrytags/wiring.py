@@ -14,7 +14,6 @@ NetworkPolicy lets the controller in).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 from typing import Final
@@ -22,15 +21,17 @@ from typing import Final
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from controller.registrytags.reconciler import RegistryTagsReconciler, Requeue
+from controller.registrytags.reconciler import RegistryTagsReconciler
 from controller.registrytags.registry import RegistryUnavailable, UpstreamRegistry
-from kube.images import IMAGE_GROUP, IMAGE_VERSION
+from kube import apierrors
 from kube.informer import Informer, wait_all_synced
+from kube.jsonapi import NotAnObject, call_json
 from kube.ratelimit import RateLimiter
-from kube.runner import Runner
+from kube.runner import Requeue, Runner
 from kube.settings import Settings
 from kube.transforms import Keep, projection
 from kube.workqueue import WorkQueue
+from quota.names import IMAGE_GROUP, IMAGE_VERSION, IMAGESTREAMS
 from quota.objects import Obj, object_key
 
 log = logging.getLogger(__name__)
@@ -62,50 +63,25 @@ class LiveImageStreams:
 
     def stream(self, namespace: str, name: str) -> Obj | None:
         try:
-            response = self._custom.get_namespaced_custom_object(
+            return call_json(
+                self._custom.get_namespaced_custom_object,
                 IMAGE_GROUP,
                 IMAGE_VERSION,
                 namespace,
-                "imagestreams",
+                IMAGESTREAMS,
                 name,
-                _preload_content=False,
-                _request_timeout=READ_TIMEOUT,
+                timeout=READ_TIMEOUT,
             )
         except ApiException as err:
-            if err.status == 404 and object_not_found(err.body, name):
+            if apierrors.names_object(err, name, IMAGESTREAMS, group=IMAGE_GROUP):
                 return None
-            if err.status == 404:
+            if apierrors.is_not_found(err):
                 # The resource itself is not served (its CRD deleted, the aggregated Image
                 # API down): that says nothing about the stream, so nothing may be deleted.
-                raise Requeue(f"imagestreams.{IMAGE_GROUP} is not served: HTTP 404") from None
+                raise Requeue(f"{IMAGESTREAMS}.{IMAGE_GROUP} is not served: HTTP 404") from None
             raise
-        found = json.loads(response.data)
-        if not isinstance(found, dict):
-            raise Requeue(f"ImageStream {namespace}/{name}: the answer is not an object")
-        return found
-
-
-def object_not_found(body: object, name: str) -> bool:
-    """Whether a 404's body says that the ImageStream ``name`` does not exist, not that
-    the resource is not served. Both are a ``Status`` with reason ``NotFound``, but only
-    the resource's storage names the object (``details.name``, ``group`` and ``kind``
-    ``imagestreams``: apimachinery's ``NewNotFound``); a resource the API server does not
-    serve gets its not-found handler's Status with empty details, or plain text."""
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    try:
-        status = json.loads(body) if isinstance(body, str) else None
-    except ValueError:
-        return False
-    if not isinstance(status, dict) or status.get("reason") != "NotFound":
-        return False
-    details = status.get("details")
-    return (
-        isinstance(details, dict)
-        and details.get("name") == name
-        and details.get("group") == IMAGE_GROUP
-        and details.get("kind") == "imagestreams"
-    )
+        except NotAnObject:
+            raise Requeue(f"ImageStream {namespace}/{name}: the answer is not an object") from None
 
 
 class RegistryTagsWiring:
@@ -122,7 +98,7 @@ class RegistryTagsWiring:
         self.imagestreams = Informer(
             "imagestreams(tags)",
             functools.partial(
-                custom.list_cluster_custom_object, IMAGE_GROUP, IMAGE_VERSION, "imagestreams"
+                custom.list_cluster_custom_object, IMAGE_GROUP, IMAGE_VERSION, IMAGESTREAMS
             ),
             missing_ok=True,
             transform=projection(STREAM_TAGS_KEEP),
@@ -133,9 +109,7 @@ class RegistryTagsWiring:
             registry, self.imagestreams, LiveImageStreams(api), acquire=limiter.acquire
         )
         # One worker: deletes are few, and one connection keeps the registry's load flat.
-        self.runner = Runner(
-            "registry-tags", self.queue, self.reconciler.reconcile, workers=1, retryable=(Requeue,)
-        )
+        self.runner = Runner("registry-tags", self.queue, self.reconciler.reconcile, workers=1)
         self._stop = threading.Event()
         """``run``'s stop: a walk's pacing waits on it, so a stop ends a walk at once."""
         self.walk_limiter = RateLimiter(CATALOG_QPS, CATALOG_BURST, sleep=self._pause)

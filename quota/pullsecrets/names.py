@@ -16,6 +16,8 @@ import hashlib
 import re
 from typing import Final
 
+from quota.names import GENERATED_SUFFIX_LENGTH, MAX_GENERATE_NAME_PREFIX, MAX_NAME_LENGTH
+
 # On the managed Secret: which ServiceAccount it belongs to.
 ANNOTATION_SERVICE_ACCOUNT_NAME: Final = "image.alauda.io/service-account.name"
 # On the ServiceAccount: which Secret the service injected into imagePullSecrets.
@@ -53,7 +55,6 @@ DEFAULT_INTERNAL_HOSTNAMES: Final[tuple[str, ...]] = (
 )
 
 SECRET_NAME_SUFFIX: Final = "-dockercfg"
-MAX_NAME_LENGTH: Final = 253  # DNS-1123 subdomain, the limit for Secret names
 _HASH_LENGTH: Final = 10
 
 
@@ -78,13 +79,6 @@ def secret_name_for(sa_name: str) -> str:
     return head + tail if head else tail.lstrip("-")
 
 
-GENERATED_SUFFIX_LENGTH: Final = 5
-"""Characters the API server appends to a ``generateName`` (k8s.io/apiserver
-pkg/storage/names: ``randomLength``)."""
-MAX_GENERATE_NAME_PREFIX: Final = 58
-"""The longest ``generateName`` the API server keeps whole (``MaxGeneratedNameLength``,
-63 - 5): a longer prefix is cut, and ours must keep its ``-dockercfg-``."""
-
 _GENERATED_SUFFIX: Final = re.compile(f"[a-z0-9]{{{GENERATED_SUFFIX_LENGTH}}}")
 
 
@@ -92,7 +86,8 @@ def fallback_prefix(sa_name: str) -> str:
     """The ``generateName`` of the Secret used when ``<sa>-dockercfg`` belongs to someone else.
 
     ``<sa>-dockercfg-``, the SA name truncated (and stripped of a trailing ``-``/``.``) so the
-    prefix fits in :data:`MAX_GENERATE_NAME_PREFIX`. It ends in ``-``, so no generated name
+    prefix fits in :data:`MAX_GENERATE_NAME_PREFIX` (a longer one the API server would cut,
+    losing the ``-dockercfg-``). It ends in ``-``, so no generated name
     ends in ``-dockercfg`` (a plain name) or in a 10-character hash (a long name's).
     """
     if not sa_name:

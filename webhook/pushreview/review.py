@@ -7,11 +7,18 @@ from typing import Any, Final
 
 from quota.decision import Decision
 from quota.measure import InvalidManifest, manifest_from_dict
-from quota.names import DIGEST, DNS_LABEL, DNS_SUBDOMAIN, MAX_NAME_LENGTH, TAG
+from quota.names import (
+    DIGEST,
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    IMAGE_API_VERSION,
+    MAX_NAME_LENGTH,
+    TAG,
+)
 from quota.push import Push
 from serving.httpjson import JsonLimits, brief, typed_json_object
 
-API_VERSION = "image.alauda.io/v1"
+API_VERSION = IMAGE_API_VERSION
 KIND = "PushReview"
 
 MAX_BODY_BYTES: Final = 1024 * 1024

@@ -24,6 +24,7 @@ from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 from kube.events import Recorder
 from kube.logfields import fields
 from quota.decision import Cause, Decision
+from quota.names import IMAGE_API_VERSION, IMAGE_GROUP
 from quota.push import Push
 from serving.callerreviews import TooManyReviews, User
 from serving.httpjson import (
@@ -135,7 +136,7 @@ def pushreview_blueprint(
         if not authorizer.may_create_pushreview(user, push.namespace):
             message = (
                 f'user "{user.name}" cannot create resource "pushreviews" in API group '
-                f'"image.alauda.io" in the namespace "{push.namespace}"'
+                f'"{IMAGE_GROUP}" in the namespace "{push.namespace}"'
             )
             raise _Refused(json_error(403, message), "forbidden")
 
@@ -152,7 +153,7 @@ def pushreview_blueprint(
         recorder.record(
             {
                 "kind": "ImageStream",
-                "apiVersion": "image.alauda.io/v1",
+                "apiVersion": IMAGE_API_VERSION,
                 "name": push.repository,
                 "namespace": push.namespace,
             },

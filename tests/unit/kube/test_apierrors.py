@@ -53,7 +53,7 @@ def test_a_terminating_namespace_is_told_apart_from_rbac() -> None:
         {
             "reason": "Forbidden",
             "details": {
-                "causes": [{"type": "NamespaceTerminating", "field": "metadata.namespace"}]
+                "causes": [{"reason": "NamespaceTerminating", "field": "metadata.namespace"}]
             },
         },
     )
@@ -73,7 +73,34 @@ def test_a_not_found_names_the_object_only_when_storage_filled_the_details() -> 
     assert not apierrors.names_object(unserved, "app", "imagestreams")
 
 
+def test_a_not_found_can_be_held_to_the_objects_api_group() -> None:
+    stored = api_error(
+        404,
+        {
+            "reason": "NotFound",
+            "details": {"name": "app", "group": "image.alauda.io", "kind": "imagestreams"},
+        },
+    )
+    core = api_error(404, {"reason": "NotFound", "details": {"name": "app", "kind": "secrets"}})
+    assert apierrors.names_object(stored, "app", "imagestreams", group="image.alauda.io")
+    assert not apierrors.names_object(stored, "app", "imagestreams", group="other.io")
+    assert apierrors.names_object(core, "app", "secrets", group="")  # the core group is ""
+
+
 def test_gone_covers_both_reasons_of_a_too_old_resource_version() -> None:
     assert apierrors.is_gone(api_error(410, {"reason": "Expired"}))
     assert apierrors.is_gone(api_error(410, {"reason": "Gone"}))
     assert not apierrors.is_gone(api_error(404, {"reason": "NotFound"}))
+
+
+@pytest.mark.parametrize(
+    ("status", "gone"),
+    [
+        ({"kind": "Status", "code": 410, "reason": "Expired"}, True),
+        ({"kind": "Status", "code": 410}, True),  # no reason: the code stands in
+        ({"kind": "Status", "code": 500, "reason": "InternalError"}, False),
+        ({}, False),
+    ],
+)
+def test_a_watch_error_event_is_read_like_an_error(status: dict[str, object], gone: bool) -> None:
+    assert apierrors.status_is_gone(status) is gone

@@ -10,7 +10,8 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
-from kube.images import IMAGE_GROUP, ImageClient, ImageLookupFailed, can_name_image
+from kube.images import ImageClient, ImageLookupFailed, can_name_image
+from quota.names import IMAGE_GROUP
 from quota.objects import Obj
 
 DIGEST = "sha256:" + "ab" * 32

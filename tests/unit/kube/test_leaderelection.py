@@ -19,6 +19,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import REGISTRY
 
+from kube.apierrors import ALREADY_EXISTS, CONFLICT
 from kube.leaderelection import (
     LeaderElector,
     LeaseAction,
@@ -27,6 +28,7 @@ from kube.leaderelection import (
     release_spec,
 )
 from quota.timestamps import format_micro_time, parse_rfc3339
+from tests.unit.apistatus import api_error
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ME = "replica-a"
@@ -71,7 +73,7 @@ class FakeLeaseApi:
         self._call("create", kwargs, namespace=namespace, body=body)
         self._before_write()
         if self.lease is not None:
-            raise ApiException(status=409, reason="AlreadyExists")
+            raise api_error(ALREADY_EXISTS, name=NAME, kind="leases")
         assert body["metadata"] == {"name": NAME, "namespace": NS}
         assert (body["apiVersion"], body["kind"]) == ("coordination.k8s.io/v1", "Lease")
         self.put(body["spec"])
@@ -87,7 +89,7 @@ class FakeLeaseApi:
         if self.lease is None:
             raise ApiException(status=404, reason="Not Found")
         if body["metadata"]["resourceVersion"] != self.lease["metadata"]["resourceVersion"]:
-            raise ApiException(status=409, reason="Conflict")
+            raise api_error(CONFLICT, name=NAME, kind="leases")
         self.put(body["spec"])
         self.writes.append(body["spec"])
         return Response(self.lease)

@@ -8,14 +8,10 @@ from collections.abc import Callable, Hashable
 import pytest
 from prometheus_client import REGISTRY
 
-from kube.runner import Runner
+from kube.runner import Requeue, Runner
 from kube.workqueue import WorkQueue
 
 DEADLINE = 10.0
-
-
-class Conflict(Exception):
-    pass
 
 
 class RecordingQueue:
@@ -63,7 +59,7 @@ class RecordingQueue:
 def run_once(reconcile: Callable[[str], float | None]) -> RecordingQueue:
     stop = threading.Event()
     queue = RecordingQueue(["ns/a"], stop)
-    runner = Runner("test", queue, reconcile, workers=1, retryable=(Conflict,), progress_every=3600)
+    runner = Runner("test", queue, reconcile, workers=1, progress_every=3600)
     runner.start(stop)
     assert stop.wait(DEADLINE)
     runner.join()
@@ -85,9 +81,9 @@ def test_no_delay_means_no_requeue() -> None:
     assert queue.calls == [("forget", "ns/a", None), ("done", "ns/a", None)]
 
 
-def test_a_retryable_error_backs_off_without_counting_as_a_failure() -> None:
+def test_a_requeue_backs_off_without_counting_as_a_failure() -> None:
     def conflict(key: str) -> float | None:
-        raise Conflict("changed meanwhile")
+        raise Requeue("changed meanwhile")
 
     queue = run_once(conflict)
     assert queue.calls == [("add_rate_limited", "ns/a", None), ("done", "ns/a", None)]

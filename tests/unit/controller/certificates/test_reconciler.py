@@ -9,7 +9,6 @@ import datetime as dt
 import itertools
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 
 from controller.certificates import material as m
 from controller.certificates.api import apply_configuration
@@ -18,11 +17,13 @@ from controller.certificates.reconciler import (
     RECHECK_SECONDS,
     CertificateConfig,
     CertificateReconciler,
-    Requeue,
 )
 from controller.certificates.rules import CA_VALIDITY, SERVING_VALIDITY
 from kube import certs
+from kube.apierrors import ALREADY_EXISTS, CONFLICT
+from kube.runner import Requeue
 from quota.objects import Obj
+from tests.unit.apistatus import api_error
 
 T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 NAMESPACE = "image-registry-system"
@@ -78,7 +79,7 @@ class FakeApi:
 
     def create_secret(self, namespace: str, body: Obj) -> Obj:
         if self.secret is not None:
-            raise ApiException(status=409, reason="AlreadyExists")
+            raise api_error(ALREADY_EXISTS, name=m.SECRET_NAME, kind="secrets")
         self.writes.append("create_secret")
         self.secret = copy.deepcopy(body)
         self.secret["metadata"]["resourceVersion"] = str(next(self._rv))
@@ -90,7 +91,7 @@ class FakeApi:
             body["metadata"].get("resourceVersion") != self.secret["metadata"]["resourceVersion"]
         ):
             self.conflict_next_replace = False
-            raise ApiException(status=409, reason="Conflict")
+            raise api_error(CONFLICT, name=m.SECRET_NAME, kind="secrets")
         self.writes.append("replace_secret")
         self.secret = copy.deepcopy(body)
         self.secret["metadata"]["resourceVersion"] = str(next(self._rv))

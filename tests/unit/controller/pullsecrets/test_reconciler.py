@@ -16,9 +16,10 @@ from kubernetes.client.exceptions import ApiException
 from controller.pullsecrets.reconciler import (
     PullSecretConfig,
     PullSecretReconciler,
-    Requeue,
 )
 from controller.pullsecrets.signingkey import SigningKey
+from kube.apierrors import ALREADY_EXISTS, CONFLICT, FORBIDDEN, INVALID
+from kube.runner import Requeue
 from quota.objects import Obj
 from quota.pullsecrets.desired_secret import SigningKeyId, read_secret_config
 from quota.pullsecrets.dockerconfig import internal_hostnames
@@ -27,6 +28,7 @@ from quota.pullsecrets.names import (
     LABEL_MANAGED_BY,
     secret_name_for,
 )
+from tests.unit.apistatus import api_error, namespace_terminating
 from webhook.admission.review import AdmissionRequest, GroupVersionKind
 from webhook.admission.serviceaccounts import ServiceAccountMutator
 
@@ -69,7 +71,8 @@ class FakeApi:
         self._rv = itertools.count(100)
         self._uid = itertools.count(1)
         self.live_secrets: dict[str, Obj] = {}
-        self.fail_replace_with: int | None = None
+        self.fail_replace_with: str | None = None
+        self.fail_create_with: ApiException | None = None
         self.key_id = ""
         self.admit: Callable[[Obj], Obj] | None = None
         self.suffixes = iter(["bcd2f", "ghj4k", "lmn5p", "qrs6t"])
@@ -90,13 +93,15 @@ class FakeApi:
 
     def create_secret(self, namespace: str, body: Obj) -> Obj:
         self.calls.append("create_secret")
+        if self.fail_create_with is not None:
+            raise self.fail_create_with
         obj = copy.deepcopy(body)
         if "generateName" in obj["metadata"]:  # as the API server: a free name, at random
             generated = obj["metadata"].pop("generateName") + next(self.suffixes)
             obj["metadata"]["name"] = generated
         key = f"{namespace}/{obj['metadata']['name']}"
         if key in self.live_secrets:
-            raise ApiException(status=409, reason="AlreadyExists")
+            raise api_error(ALREADY_EXISTS, name=obj["metadata"]["name"], kind="secrets")
         obj["metadata"].update(
             uid=f"uid-{next(self._uid)}",
             resourceVersion=str(next(self._rv)),
@@ -109,11 +114,11 @@ class FakeApi:
     def replace_secret(self, namespace: str, name: str, body: Obj) -> Obj:
         self.calls.append("replace_secret")
         if self.fail_replace_with:
-            raise ApiException(status=self.fail_replace_with, reason="Conflict")
+            raise api_error(self.fail_replace_with)
         key = f"{namespace}/{name}"
         live = self.live_secrets[key]
         if body["metadata"]["resourceVersion"] != live["metadata"]["resourceVersion"]:
-            raise ApiException(status=409, reason="Conflict")
+            raise api_error(CONFLICT, name=name, kind="secrets")
         obj = copy.deepcopy(body)
         obj["metadata"].update(uid=live["metadata"]["uid"], resourceVersion=str(next(self._rv)))
         self.live_secrets[key] = obj
@@ -153,7 +158,7 @@ class FakeApi:
         try:
             patched = jsonpatch.apply_patch(current, ops)
         except jsonpatch.JsonPatchTestFailed:
-            raise ApiException(status=422, reason="Invalid") from None
+            raise api_error(INVALID, name=name, kind="serviceaccounts") from None
         if self.admit is not None:  # the API server calls the mutating webhook on UPDATE
             patched = self.admit(patched)
         patched["metadata"]["resourceVersion"] = str(next(self._rv))
@@ -305,7 +310,7 @@ def test_a_lagging_cache_never_creates_a_second_secret() -> None:
 def test_a_write_conflict_is_a_requeue_not_an_error() -> None:
     world = World()
     world.add_sa("builder")
-    world.api.fail_replace_with = 409
+    world.api.fail_replace_with = CONFLICT
     with pytest.raises(Requeue):
         world.reconciler.reconcile("team/builder")
     world.api.fail_replace_with = None
@@ -325,6 +330,28 @@ def test_a_stale_sa_patch_is_requeued_by_the_resource_version_test() -> None:
     with pytest.raises(Requeue):
         world.reconciler.reconcile("team/builder")
     assert world.serviceaccounts.items["team/builder"]["imagePullSecrets"] == [{"name": "user"}]
+
+
+@pytest.mark.parametrize("squatted", [False, True], ids=["plain-name", "fallback-name"])
+def test_a_create_in_a_namespace_being_deleted_is_a_requeue_not_an_error(squatted: bool) -> None:
+    """The namespace cache may not show the deletion yet; the API server's refusal says it."""
+    world = squatted_world() if squatted else World()
+    if not squatted:
+        world.add_sa("builder")
+    world.api.fail_create_with = namespace_terminating("team")
+    with pytest.raises(Requeue, match="namespace team is terminating"):
+        world.reconciler.reconcile("team/builder")
+
+
+@pytest.mark.parametrize("squatted", [False, True], ids=["plain-name", "fallback-name"])
+def test_a_create_denied_by_rbac_is_an_error(squatted: bool) -> None:
+    """Forbidden without the NamespaceTerminating cause is a missing grant, not a race."""
+    world = squatted_world() if squatted else World()
+    if not squatted:
+        world.add_sa("builder")
+    world.api.fail_create_with = api_error(FORBIDDEN, "secrets is forbidden: User cannot create")
+    with pytest.raises(ApiException):
+        world.reconciler.reconcile("team/builder")
 
 
 def test_a_recreated_sa_gets_a_new_secret() -> None:

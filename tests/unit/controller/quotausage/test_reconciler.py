@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from controller.quotausage.reconciler import QuotaUsageReconciler, Requeue
+from controller.quotausage.reconciler import QuotaUsageReconciler
+from kube.runner import Requeue
 from quota.objects import Obj
 
 NS = "team-a"

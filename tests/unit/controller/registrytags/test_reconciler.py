@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from controller.registrytags.reconciler import RegistryTagsReconciler, Requeue, repository_key
+from controller.registrytags.reconciler import RegistryTagsReconciler, repository_key
 from controller.registrytags.registry import RegistryUnavailable
+from kube.runner import Requeue
 from tests.unit.controller.registrytags.fakes import Registry, Streams
 
 

@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from controller.registrytags.reconciler import RegistryTagsReconciler, Requeue
+from controller.registrytags.reconciler import RegistryTagsReconciler
 from controller.registrytags.registry import RegistryUnavailable
 from controller.registrytags.wiring import (
     CATALOG_BURST,
@@ -20,6 +20,7 @@ from controller.registrytags.wiring import (
     RegistryTagsWiring,
 )
 from kube.ratelimit import RateLimiter
+from kube.runner import Requeue
 from kube.settings import Settings
 from quota.measure import stream_tag_names
 from tests.unit.controller.registrytags.fakes import Registry, Streams

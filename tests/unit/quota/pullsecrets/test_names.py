@@ -1,14 +1,12 @@
 import hashlib
-import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from quota.names import DNS_SUBDOMAIN, MAX_GENERATE_NAME_PREFIX, MAX_NAME_LENGTH
 from quota.pullsecrets import names
-from quota.pullsecrets.names import MAX_NAME_LENGTH, secret_name_for
-
-DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+from quota.pullsecrets.names import secret_name_for
 
 
 def is_dns_subdomain(value: str) -> bool:
@@ -144,7 +142,7 @@ def test_a_fallback_prefix_stays_whole_in_generate_name(length: int) -> None:
     """The API server cuts a ``generateName`` longer than 58 characters: the prefix must
     fit, so ``-dockercfg-`` survives, and the generated name is a valid Secret name."""
     prefix = names.fallback_prefix("a" * length)
-    assert len(prefix) <= names.MAX_GENERATE_NAME_PREFIX == 58
+    assert len(prefix) <= MAX_GENERATE_NAME_PREFIX == 58
     assert prefix.endswith("-dockercfg-")
     assert is_dns_subdomain(prefix + "x2b4c")
 
