@@ -10,8 +10,7 @@ import logging
 
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 
-from kube.flags import parse_bind_address
-from kube.listener import Listener
+from kube.listener import Listener, parse_bind_address
 
 log = logging.getLogger(__name__)
 

@@ -50,6 +50,13 @@ class CertificateCalls(Protocol):
     def apply_ca_bundle(self, kind: str, name: str, webhooks: list[str], bundle: bytes) -> None: ...
 
 
+DEFAULT_CERTIFICATE_PROPAGATION_SECONDS = 180.0
+"""How long a certificate change takes to reach every reader: the kubelet updates a Secret
+volume within its sync period (1 min) plus its watch's delay, and the API servers see a
+webhook configuration through their watch within seconds; three minutes leaves room for a
+busy node. The certificate manager waits this long between the steps of a CA rotation."""
+
+
 class Requeue(Exception):
     """Not an error: someone else wrote the Secret since we read it; decide again."""
 

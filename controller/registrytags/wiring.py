@@ -28,7 +28,6 @@ from kube.images import IMAGE_GROUP, IMAGE_VERSION
 from kube.informer import Informer, wait_all_synced
 from kube.ratelimit import RateLimiter
 from kube.runner import Runner
-from kube.settings import Settings
 from kube.transforms import Keep, projection
 from kube.workqueue import WorkQueue
 from quota.objects import Obj, object_key
@@ -114,7 +113,6 @@ class RegistryTagsWiring:
     def __init__(
         self,
         api: client.ApiClient,
-        settings: Settings,
         limiter: RateLimiter,
         registry: UpstreamRegistry,
     ) -> None:

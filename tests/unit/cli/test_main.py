@@ -9,15 +9,15 @@ import json
 import logging
 from collections.abc import Iterator
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import controller.main
 from cli import main as cli
+from cli.flags import FlagAction
 from cli.main import main
-from kube.flags import FlagAction
-from kube.settings import Settings
 
 
 def flags_without_help(top: argparse.ArgumentParser) -> list[str]:
@@ -67,19 +67,29 @@ def test_the_help_walk_sees_a_flag_without_help() -> None:
     assert flags_without_help(parser) == ["serve --silent"]
 
 
+Ran = list[tuple[str, tuple[Any, ...]]]
+
+
+@pytest.fixture(autouse=True)
+def a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command here finds a kubeconfig (the subprocess tests run without one)."""
+    monkeypatch.setattr(cli, "load_configuration", lambda kubeconfig: None)
+
+
 @pytest.fixture
-def ran(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Settings]]:
-    """The processes main would start, recorded instead of started."""
-    calls: list[tuple[str, Settings]] = []
+def ran(monkeypatch: pytest.MonkeyPatch) -> Ran:
+    """The processes main would start, with their configurations, recorded instead."""
+    calls: Ran = []
 
     def record(name: str) -> Any:
-        def run(settings: Settings) -> int:
-            calls.append((name, settings))
+        def run(*configs: Any) -> int:
+            calls.append((name, configs))
             return 0
 
         return run
 
     import controller.main
+    import frontdoor.main
     import serving.workermetrics
     import webhook.main
 
@@ -87,21 +97,23 @@ def ran(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Settings]]:
     # prometheus_client is imported in this process already: no multiprocess directory.
     monkeypatch.setattr(serving.workermetrics, "shared_directory", contextlib.nullcontext)
     monkeypatch.setattr(webhook.main, "run_server", record("serve"))
+    monkeypatch.setattr(frontdoor.main, "run_frontdoor", record("frontdoor"))
     monkeypatch.setattr(cli, "configure_logging", lambda level, log_format: None)
     return calls
 
 
 def test_a_deprecated_name_is_logged_once_per_run(
-    ran: list[tuple[str, Settings]],
+    ran: Ran,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("REGISTRY_WEBHOOK_API_BURST", "7")
     with caplog.at_level(logging.WARNING, logger="cli.main"):
         assert cli.main(["controller", "--api-qps=3", "--api-qps=4", "--no-leader-election"]) == 0
-    (command, settings) = ran[0]
-    assert (command, settings.kube_api_qps, settings.kube_api_burst) == ("controller", 4.0, 7)
-    assert settings.leader_elect is False
+    (command, (config,)) = ran[0]
+    reconcile = config.reconcile
+    assert (command, reconcile.kube_api_qps, reconcile.kube_api_burst) == ("controller", 4.0, 7)
+    assert config.leader_elect is False
     assert sorted(r.getMessage() for r in caplog.records) == [
         "environment variable REGISTRY_WEBHOOK_API_BURST is deprecated: use "
         "REGISTRY_WEBHOOK_KUBE_API_BURST",
@@ -111,17 +123,19 @@ def test_a_deprecated_name_is_logged_once_per_run(
 
 
 def test_current_names_log_no_deprecation(
-    ran: list[tuple[str, Settings]], caplog: pytest.LogCaptureFixture
+    ran: Ran, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
+    argv = ["serve", "--register=yes", "--metrics-bind-address=0", f"--dev-certs-dir={tmp_path}"]
     with caplog.at_level(logging.WARNING, logger="cli.main"):
-        assert cli.main(["serve", "--register=yes", "--metrics-bind-address=0"]) == 0
-    assert ran[0][1].register is True
-    assert ran[0][1].metrics_bind_address == "0"
+        assert cli.main(argv) == 0
+    [(_, (serving, webhook))] = ran
+    assert webhook.register is True
+    assert serving.metrics_bind_address == "0"
     assert caplog.records == []
 
 
 def test_a_bad_variable_is_a_usage_error_not_a_traceback(
-    ran: list[tuple[str, Settings]],
+    ran: Ran,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -149,7 +163,7 @@ def restore_logging() -> Iterator[None]:
 def test_a_fatal_error_is_one_json_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def fail(settings: Settings) -> int:
+    def fail(config: object) -> int:
         raise RuntimeError("cannot reach the API server")
 
     monkeypatch.setattr(controller.main, "run_controller", fail)
@@ -162,7 +176,7 @@ def test_a_fatal_error_is_one_json_line(
 def test_the_effective_settings_are_logged_at_debug(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(controller.main, "run_controller", lambda settings: 0)
+    monkeypatch.setattr(controller.main, "run_controller", lambda config: 0)
     assert main(["controller", "--log-level=DEBUG", "--reconcile-workers=3"]) == 0
     lines = [json.loads(text) for text in capsys.readouterr().err.splitlines()]
     [line] = [line for line in lines if line["msg"] == "settings"]
@@ -172,6 +186,6 @@ def test_the_effective_settings_are_logged_at_debug(
 def test_the_settings_are_not_logged_at_info(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(controller.main, "run_controller", lambda settings: 0)
+    monkeypatch.setattr(controller.main, "run_controller", lambda config: 0)
     assert main(["controller"]) == 0
     assert capsys.readouterr().err == ""
