@@ -19,12 +19,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from cli.flags import FlagError, add_flags, resolve, subcommands
+from cli.flags import FlagError, add_flags, command_parser, resolve, subcommands
 from cli.logs import configure_logging
 from cli.options import COMMAND_FLAGS, GLOBAL_FLAGS
 from controller.certificates.rotate import WAIT_SECONDS
 from kube.client import NoConfiguration, load_configuration
 from kube.logfields import fields
+from serving.config import ServingConfig
 
 __all__ = ["build_parser", "main", "parse", "subcommands"]
 
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 PROG = "image-registry-webhook"
 DISTRIBUTION = "registry-v2-policy"
 """The package whose metadata gives ``--version`` (pyproject.toml ``[project] name``)."""
-PROCESSES = ("serve", "frontdoor", "controller")
 TOOLS = ("webhook-configurations", "certs rotate")
 NO_CLUSTER_EXIT = 1
 """A process that cannot reach any API server exits as a failed start, not a usage error
@@ -117,13 +117,6 @@ def command_name(args: argparse.Namespace) -> str:
     return f"{args.command} {action}" if action else str(args.command)
 
 
-def command_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-    """The parser of ``name`` (``certs rotate``: the nested one), for its usage errors."""
-    for word in name.split():
-        parser = subcommands(parser)[word]
-    return parser
-
-
 def _foreign(flags: Sequence[str], own: str) -> str:
     """Which other commands take the unknown ``flags``: said after argparse's own error."""
     hints = []
@@ -162,8 +155,6 @@ def usage_problem(args: argparse.Namespace, name: str) -> str | None:
     if name == "frontdoor" and not args.upstream_registry:
         return "frontdoor needs --upstream-registry (the https:// URL of the registry behind it)"
     if name in ("serve", "frontdoor"):
-        from serving.config import ServingConfig
-
         return ServingConfig(
             process=name,
             bind=args.bind,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from cli.flags import Flag, FlagAction, declared_flags, show_default, subcommands
+from cli.flags import Flag, FlagAction, command_parser, declared_flags, show_default
 
 COMMANDS = ("serve", "frontdoor", "controller", "webhook-configurations", "certs rotate")
 """In the reference's order: the three processes, then the tools."""
@@ -95,13 +95,6 @@ def _own_options(parser: argparse.ArgumentParser) -> list[str]:
         f"- `{action.option_strings[0]}`: {(action.help or '') % {'default': action.default}}"
         for action in own
     ]
-
-
-def command_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-    """The parser of command ``name`` (``certs rotate``: the nested one)."""
-    for word in name.split():
-        parser = subcommands(parser)[word]
-    return parser
 
 
 def render(parser: argparse.ArgumentParser) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cli import main as cli
 from cli import reference
-from cli.flags import Flag, declared_flags
+from cli.flags import Flag, command_parser, declared_flags
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 
@@ -25,7 +25,7 @@ def test_every_flag_and_variable_of_every_command_is_in_its_section() -> None:
         assert f"`{action.flag.option}`" in shared, action.flag.option
     for command in reference.COMMANDS:
         own = text.split(f"## `{command}`", 1)[1].split("\n## ", 1)[0]
-        for action in declared_flags(reference.command_parser(parser, command)):
+        for action in declared_flags(command_parser(parser, command)):
             flag: Flag = action.flag
             assert f"`{flag.option}`" in own + shared, (command, flag.option)
             for variable in flag.env_vars:
