@@ -40,8 +40,7 @@ from flask import Flask, Response, jsonify, request
 
 from bench import plots, samples
 from bench.report import RESULTS, Figure, Report, Target, alternate, progress
-from cli.logs import configure_logging
-from kube.settings import DEFAULT_LOG_FORMAT
+from cli.logs import DEFAULT_LOG_FORMAT, configure_logging
 from quota.decision import Decision
 from quota.measure import StreamUsage, stream_usage
 from quota.objects import Obj

@@ -46,7 +46,6 @@ from kubernetes import client, config
 from bench import plots, samples
 from bench.report import Figure, Report, Target, alternate, progress
 from kube.metadata import LIST_ACCEPT, metadata_list_func
-from kube.settings import Settings
 from localcluster.cluster import ControlPlane
 from localcluster.processes import ManagedProcess
 from localcluster.stack import Stack
@@ -61,6 +60,7 @@ from quota.pullsecrets.names import (
     OPT_OUT_VALUE,
     SECRET_NAME_SUFFIX,
 )
+from serving.config import DEFAULT_WORKERS
 
 NAME: Final = "scale"
 NAMESPACES: Final = 1_000
@@ -201,7 +201,7 @@ class SyncWatch:
 
     stack: Stack
     webhook_informers: int
-    webhook_workers: int = Settings().workers
+    webhook_workers: int = DEFAULT_WORKERS
     seconds: dict[str, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None

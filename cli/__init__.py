@@ -1,6 +1,5 @@
-"""The ``image-registry-webhook`` command: parses flags and starts one of the two processes.
-
-``serve`` runs the admission webhooks and the PushReview API (package ``webhook``);
-``controller`` runs the reconcilers (package ``controller``). This is the only package
-that knows both.
+"""The ``image-registry-webhook`` command: its flags, each process's configuration built
+from them, and what starts ``serve`` (package ``webhook``), ``frontdoor`` (package
+``frontdoor``) or ``controller`` (package ``controller``). This is the only package that
+knows all three.
 """

@@ -22,7 +22,13 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 from kube.logfields import FIELDS_ATTRIBUTE
-from kube.settings import DEFAULT_LOG_FORMAT
+
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_LOG_LEVEL: Final = "INFO"
+"""What a running service reports: one line per review and per change it makes."""
+LOG_FORMATS: Final = ("json", "text")
+DEFAULT_LOG_FORMAT: Final = "json"
+"""One JSON object per line, what a log pipeline parses without glue."""
 
 QUIET_BELOW_INFO: Final = ("kubernetes", "urllib3")
 """Loggers whose records below INFO are dropped whatever their level says: the kubernetes
@@ -98,7 +104,10 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(
-    level: str = "INFO", log_format: str = DEFAULT_LOG_FORMAT, *, stream: TextIO | None = None
+    level: str = DEFAULT_LOG_LEVEL,
+    log_format: str = DEFAULT_LOG_FORMAT,
+    *,
+    stream: TextIO | None = None,
 ) -> None:
     """One handler on the root logger, writing ``log_format`` lines to ``stream`` (stderr;
     benchmarks pass another, to pay for the lines without printing them)."""

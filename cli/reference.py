@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 
-from kube.flags import Flag, FlagAction, declared_flags, show_default, subcommands
+from cli.flags import Flag, FlagAction, command_parser, declared_flags, show_default
 
-DOCUMENTED = ("serve", "controller")
+COMMANDS = ("serve", "frontdoor", "controller", "webhook-configurations", "certs rotate")
+"""In the reference's order: the three processes, then the tools."""
 
 INTRODUCTION = """\
 # Configuration reference
@@ -15,12 +16,19 @@ INTRODUCTION = """\
 <!-- Generated from the command's parser by hack/gen_config_docs.py: do not edit by hand.
      A unit test (tests/unit/cli/test_reference.py) fails when it is stale. -->
 
-`image-registry-webhook serve` runs the admission webhooks and the PushReview API;
-`image-registry-webhook controller` runs the reconcilers. `image-registry-webhook --version`
+`image-registry-webhook serve` runs the admission webhooks and the PushReview API,
+`image-registry-webhook frontdoor` the registry API before a registry, and
+`image-registry-webhook controller` the reconcilers. `image-registry-webhook --version`
 prints the version, `image-registry-webhook COMMAND --help` the flags below.
+
+Each command accepts its own flags and the global ones, nothing else: a flag of another
+command is refused, with the commands it belongs to. Global flags may come before the
+command or after it (`image-registry-webhook --log-level DEBUG serve ...`).
 
 Every flag can also be set with an environment variable. A flag on the command line wins
 over the variable, the variable over the default; a variable that is empty counts as unset.
+A variable that no flag of the command reads is ignored, so one environment can serve
+every process.
 
 - **Booleans**: `--flag` alone means true, `--flag=false` turns it off. Flags and variables
   take `true`, `false`, `1`, `0`, `yes` or `no` (any case) and refuse anything else.
@@ -28,6 +36,12 @@ over the variable, the variable over the default; a variable that is empty count
   turns the listener off.
 - **Repeatable flags** are given once per value; their variable is a comma-separated list.
 - **Deprecated names** still work and are logged once, as a warning, at start.
+- **The tools** (`webhook-configurations`, `certs rotate`) answer in text: their result on
+  standard output, a failure as one line on standard error. The processes log in
+  `--log-format`.
+- **No API server**: without `--kubeconfig` (or `KUBECONFIG`), outside a cluster and
+  without `~/.kube/config`, a command that needs the API server says so in one line and
+  exits 1 before it starts anything.
 """
 
 
@@ -85,33 +99,17 @@ def _own_options(parser: argparse.ArgumentParser) -> list[str]:
 
 def render(parser: argparse.ArgumentParser) -> str:
     """The whole reference for ``parser`` (the ``image-registry-webhook`` command)."""
-    commands = subcommands(parser)
-    flags = {name: [a.flag for a in declared_flags(commands[name])] for name in DOCUMENTED}
-    serve, controller = (flags[name] for name in DOCUMENTED)
-    shared = [flag for flag in serve if flag in controller]
-    lines = [INTRODUCTION]
-    lines += ["## Both `serve` and `controller`", "", *_table(shared), ""]
-    for name in DOCUMENTED:
-        own = [flag for flag in flags[name] if flag not in shared]
-        lines += [f"## `{name}`", "", *_table(own), ""]
-    documented = {(flag.option, repr(flag.default)) for flag in serve + controller}
-    for name, command in commands.items():
-        if name in DOCUMENTED:
-            continue
-        nested = subcommands(command)
-        for full, parser_of in [(f"{name} {n}", p) for n, p in nested.items()] or [(name, command)]:
-            declared = [action.flag for action in declared_flags(parser_of)]
-            known = [flag for flag in declared if (flag.option, repr(flag.default)) in documented]
-            options = [flag.option for flag in known]
-            own_flags = [flag for flag in declared if flag not in known]
-            text = f"Takes these flags, described above: {_code(options)}."
-            if own_flags:
-                text += " And these of its own:"
-            tool_options = _own_options(parser_of)
-            lines += [f"## `{full}`", "", text]
-            lines += ["", *_table(own_flags)] if own_flags else []
-            lines += [*(["", *tool_options] if tool_options else []), ""]
-            documented |= {(flag.option, repr(flag.default)) for flag in own_flags}
-    every = list({flag.option: flag for flag in serve + controller}.values())
-    lines += ["## Deprecated names", "", *_deprecated(every)]
+    global_flags = [action.flag for action in declared_flags(parser)]
+    lines = [INTRODUCTION, "## Global flags (every command)", "", *_table(global_flags), ""]
+    every = list(global_flags)
+    for name in COMMANDS:
+        command = command_parser(parser, name)
+        own = [a.flag for a in declared_flags(command) if a.flag not in global_flags]
+        every += own
+        lines += [f"## `{name}`", ""]
+        lines += [*_table(own), ""] if own else ["Only the global flags.", ""]
+        tool_options = _own_options(command)
+        lines += [*tool_options, ""] if tool_options else []
+    unique = list({(flag.option, id(flag)): flag for flag in every}.values())
+    lines += ["## Deprecated names", "", *_deprecated(unique)]
     return "\n".join(lines) + "\n"

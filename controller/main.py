@@ -22,6 +22,7 @@ from typing import Final, Protocol
 from kubernetes import client
 
 from controller.certificates.wiring import CertificateWiring
+from controller.config import ControllerConfig
 from controller.pullsecrets.api import REQUEST_TIMEOUT
 from controller.pullsecrets.wiring import PullSecretWiring
 from controller.quotausage.wiring import QuotaUsageWiring
@@ -33,7 +34,6 @@ from kube.health import Check, Synced, informers_synced, serve_probes
 from kube.leaderelection import LeaderElector
 from kube.metricsserver import serve_metrics
 from kube.ratelimit import RateLimiter
-from kube.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -132,24 +132,36 @@ Wiring = PullSecretWiring | QuotaUsageWiring | RegistryTagsWiring | CertificateW
 
 
 def reconciler_loops(
-    api: client.ApiClient, settings: Settings, limiter: RateLimiter, recorder: events.Recorder
+    api: client.ApiClient, config: ControllerConfig, limiter: RateLimiter, recorder: events.Recorder
 ) -> list[Wiring]:
-    """Every reconciler the settings turn on: pull secrets and quota usage always, the
+    """Every reconciler the configuration turns on: pull secrets and quota usage always, the
     registry's tags with an upstream registry to keep (``--upstream-registry``), the
     certificates unless cert-manager issues them."""
     loops: list[Wiring] = [
-        PullSecretWiring(api, settings, limiter, recorder),
-        QuotaUsageWiring(api, settings, limiter),
+        PullSecretWiring(
+            api,
+            config.pull_secrets,
+            config.namespace,
+            limiter,
+            recorder,
+            reconcile=config.reconcile,
+        ),
+        QuotaUsageWiring(
+            api,
+            limiter,
+            grace_seconds=config.quota_release_grace_seconds,
+            reconcile=config.reconcile,
+        ),
     ]
-    if settings.upstream_registry:
-        upstream = UpstreamRegistry(settings.upstream_registry, settings.upstream_ca_file)
-        loops.append(RegistryTagsWiring(api, settings, limiter, upstream))
-    if settings.manage_certificates:
-        loops.append(CertificateWiring(api, settings, limiter))
+    if config.upstream is not None:
+        upstream = UpstreamRegistry(config.upstream.url, config.upstream.ca_file)
+        loops.append(RegistryTagsWiring(api, limiter, upstream))
+    if config.certificates is not None:
+        loops.append(CertificateWiring(api, config.certificates, limiter))
     return loops
 
 
-def run_controller(settings: Settings) -> int:
+def run_controller(config: ControllerConfig) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -158,17 +170,18 @@ def run_controller(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    serve_metrics(settings.metrics_bind_address)
+    serve_metrics(config.metrics_bind_address)
 
-    api = api_client(settings.kubeconfig, qps_pool=settings.reconcile_workers + 8)
-    limiter = RateLimiter(settings.kube_api_qps, settings.kube_api_burst)
+    reconcile = config.reconcile
+    api = api_client(config.kubeconfig, qps_pool=reconcile.reconcile_workers + 8)
+    limiter = RateLimiter(reconcile.kube_api_qps, reconcile.kube_api_burst)
     # Events as client-go records them: a repeated warning grows one Event's count.
     recorder = events.AggregatingEventRecorder(client.CoreV1Api(api)).start()
-    loops = reconciler_loops(api, settings, limiter, recorder)
+    loops = reconciler_loops(api, config, limiter, recorder)
     elector = None
-    if settings.leader_elect:
+    if config.leader_elect:
         identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
-        elector = LeaderElector(api, settings.namespace, LEASE_NAME, identity)
+        elector = LeaderElector(api, config.namespace, LEASE_NAME, identity)
     else:  # the only replica: it writes, as a leader would
         metrics.LEADER_STATUS.labels(LEASE_NAME).set(1)
     liveness, readiness = health_checks(
@@ -176,9 +189,7 @@ def run_controller(settings: Settings) -> int:
         [loop.runner for loop in loops],
         [informer for loop in loops for informer in loop.informers],
     )
-    probes = serve_probes(
-        settings.health_probe_bind_address, liveness=liveness, readiness=readiness
-    )
+    probes = serve_probes(config.health_probe_bind_address, liveness=liveness, readiness=readiness)
     for loop in loops:
         loop.start_informers(stop)
     lost = run_reconcilers(loops, elector, stop, recorder)

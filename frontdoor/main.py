@@ -10,6 +10,7 @@ from kubernetes import client
 
 from frontdoor.access import Access
 from frontdoor.blobsizes import BlobSizes
+from frontdoor.config import FrontDoorConfig
 from frontdoor.pushes import ManifestPuts
 from frontdoor.reads import ManifestReads
 from frontdoor.records import ImageRecords
@@ -19,10 +20,10 @@ from frontdoor.upstream import Upstream
 from kube.client import api_client
 from kube.issuerkeys import IssuerKeys, api_fetcher
 from kube.resourcequotas import ResourceQuotaClient
-from kube.settings import Settings
 from serving.app import create_app
 from serving.caches import PushCaches
 from serving.callerreviews import Authenticator, Authorizer
+from serving.config import ServingConfig
 from serving.pushjudge import PushJudge
 from serving.quotacharge import REQUEST_TIMEOUT, QuotaCharger
 from serving.server import serve
@@ -37,26 +38,25 @@ FRONTDOOR_READ_LIMITS: Final = ReadLimits(
 )
 
 
-def build_frontdoor_app(settings: Settings) -> Flask:
+def build_frontdoor_app(config: FrontDoorConfig) -> Flask:
     """The app each worker serves: caches of what the push rules and reads use, the
     registry audience's TokenReviews, SubjectAccessReviews, and the upstream registry."""
-    if not settings.upstream_registry:
-        raise SystemExit("frontdoor needs --upstream-registry (the registry's https:// URL)")
-    api = api_client(settings.kubeconfig)
+    api = api_client(config.kubeconfig)
     caches = PushCaches(api, reads=True)
     caches.start()
     judge = PushJudge(
         caches, QuotaCharger(ResourceQuotaClient(api, timeout=REQUEST_TIMEOUT), caches.quotas_in)
     )
+    audiences = list(config.token_audiences)
     access = Access(
         Authenticator(
             client.AuthenticationV1Api(api),
-            audiences=settings.token_audiences,
-            signed=IssuerKeys(api_fetcher(api), settings.token_audiences).start().signed,
+            audiences=audiences,
+            signed=IssuerKeys(api_fetcher(api), audiences).start().signed,
         ),
         Authorizer(client.AuthorizationV1Api(api)),
     )
-    upstream = Upstream(settings.upstream_registry, settings.upstream_ca_file)
+    upstream = Upstream(config.upstream_registry, config.upstream_ca_file)
     records = ImageRecords(client.CustomObjectsApi(api))
     reads = ManifestReads(caches, records)
     sizes = BlobSizes(upstream)
@@ -64,7 +64,7 @@ def build_frontdoor_app(settings: Settings) -> Flask:
         judge,
         records,
         upstream,
-        settings.internal_registry,
+        config.internal_registry,
         blobs=sizes,
         image_saved=reads.recorded,
     )
@@ -78,5 +78,7 @@ def build_frontdoor_app(settings: Settings) -> Flask:
     return create_app([frontdoor_blueprint(door)], readiness=[caches.not_ready])
 
 
-def run_frontdoor(settings: Settings) -> int:
-    return serve(settings, lambda: build_frontdoor_app(settings), read_limits=FRONTDOOR_READ_LIMITS)
+def run_frontdoor(serving: ServingConfig, config: FrontDoorConfig) -> int:
+    """``frontdoor``: the command has checked the upstream registry (``cli.main``) before
+    any port is bound; each worker builds its own app."""
+    return serve(serving, lambda: build_frontdoor_app(config), read_limits=FRONTDOOR_READ_LIMITS)

@@ -1,9 +1,8 @@
 """X.509 helpers: a self-signed CA and certificates it signs, and what a certificate says.
 
-Shared plumbing: the controller's certificate manager keeps the webhook's CA and serving
-certificate with them, ``serve --dev-certs-dir`` makes development ones, and the local
-control plane its PKI. Keys are ECDSA P-256: small, fast, and accepted by kube-apiserver
-and Go's TLS.
+Shared plumbing: a certificate manager keeps a CA and serving certificate with them, a
+server makes development ones, and the local control plane its PKI. Keys are ECDSA P-256:
+small, fast, and accepted by kube-apiserver and Go's TLS.
 """
 
 from __future__ import annotations
@@ -174,13 +173,15 @@ def not_after(cert_pem: bytes) -> dt.datetime:
     return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+"""The names a serving certificate carries for callers on the same host (probes, tests)."""
+
+
 def serving_hosts(service_name: str, namespace: str) -> list[str]:
     """Loopback names plus every in-cluster name of the Service: what a serving certificate
-    of the webhook names, so that the API server (by Service or by URL) and probes accept it."""
+    for a Service names, so that callers by Service, by URL and probes accept it."""
     return [
-        "127.0.0.1",
-        "localhost",
-        "::1",
+        *LOOPBACK_HOSTS,
         service_name,
         f"{service_name}.{namespace}",
         f"{service_name}.{namespace}.svc",

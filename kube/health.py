@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from kube.flags import parse_bind_address
-from kube.listener import Listener
+from kube.listener import Listener, parse_bind_address
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The plain-HTTP Prometheus listener of either process (``--metrics-bind-address``).
+"""The plain-HTTP Prometheus listener of every process (``--metrics-bind-address``).
 
 Separate from the TLS admission port so that a NetworkPolicy can open it to Prometheus
 alone, and so that scrapes never take a thread the API server's calls need.
@@ -10,8 +10,7 @@ import logging
 
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 
-from kube.flags import parse_bind_address
-from kube.listener import Listener
+from kube.listener import Listener, parse_bind_address
 
 log = logging.getLogger(__name__)
 

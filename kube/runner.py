@@ -9,19 +9,13 @@ from collections.abc import Callable, Hashable
 from typing import Protocol
 
 from kube import metrics
+from kube.requeue import Requeue
 
 log = logging.getLogger(__name__)
 
 Reconcile = Callable[[str], float | None]
 """Returns seconds after which to reconcile the key again (controller-runtime's
 ``Result.RequeueAfter``), or None; raises ``Requeue`` to be tried again with backoff."""
-
-
-class Requeue(Exception):
-    """Not an error: the state moved under the reconcile (a write lost a race, a cache is
-    behind the API server, a dependency could not be asked); try the key again with the
-    queue's per-key backoff, as controller-runtime's ``Result{Requeue: true}``. A known
-    delay is no exception: the reconcile returns it (``Result.RequeueAfter``)."""
 
 
 class Queue(Protocol):

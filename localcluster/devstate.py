@@ -10,10 +10,10 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kube.settings import DEFAULT_THREADS, DEFAULT_WORKERS
 from localcluster.binaries import REPO_ROOT
 from localcluster.ocitools import crane_binary
 from localcluster.stack import Stack
+from serving.config import DEFAULT_THREADS, DEFAULT_WORKERS
 
 STATE_FILE = "dev.json"
 """In the state directory (``.local`` by default), beside ``kubeconfig``."""

@@ -25,9 +25,9 @@ import requests
 from kubernetes import client, config
 from prometheus_client.parser import text_string_to_metric_families
 
+from cli.options import never_touched_namespaces
 from controller.certificates.material import MOUNTED_KEYS, SECRET_NAME
 from kube import certs
-from kube.settings import Settings
 from localcluster import kubeconfig
 from localcluster.binaries import REPO_ROOT
 from localcluster.cluster import ControlPlane
@@ -286,7 +286,7 @@ class Stack:
         mutating, validating = registration.desired_configurations(
             name=CONFIGURATION_NAME,
             ca_bundle=ca_bundle,
-            excluded_namespaces=Settings(namespace=SERVICE_NAMESPACE).never_touched_namespaces,
+            excluded_namespaces=list(never_touched_namespaces(SERVICE_NAMESPACE, [])),
             url=self.webhook_url,
         )
         with self.admin_api() as api:

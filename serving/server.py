@@ -10,58 +10,53 @@ from pathlib import Path
 
 from flask import Flask
 
-from kube import certs
 from kube.metricsserver import serve_metrics
-from kube.settings import Settings
 from serving import devcerts
+from serving.config import ServingConfig
 from serving.tlsserver import ReadLimits, WebhookServer
 from serving.workermetrics import ENVIRONMENT_VARIABLE, master_registry, worker_exited
 
 
-def _serving_files(settings: Settings) -> tuple[Path, Path, Path | None]:
-    if settings.tls_cert_file and settings.tls_private_key_file:
-        return settings.tls_cert_file, settings.tls_private_key_file, settings.ca_file
-    if settings.dev_certs_dir:
-        files = devcerts.ensure(
-            settings.dev_certs_dir,
-            certs.serving_hosts(settings.service_name, settings.namespace),
-        )
+def serving_files(config: ServingConfig) -> tuple[Path, Path, Path | None]:
+    """The certificate, its key, and the CA file of development certificates (None for
+    given files: their CA is the caller's to know)."""
+    if config.tls_cert_file and config.tls_private_key_file:
+        return config.tls_cert_file, config.tls_private_key_file, None
+    if config.dev_certs_dir:
+        files = devcerts.ensure(config.dev_certs_dir, list(config.certificate_hosts))
         return files.cert_file, files.key_file, files.ca_file
-    raise SystemExit(
-        "a TLS server needs its certificate: give --tls-cert-file and "
-        "--tls-private-key-file, or --dev-certs-dir"
-    )
+    raise SystemExit(config.certificate_problem())
 
 
 def serve(
-    settings: Settings,
+    config: ServingConfig,
     app_factory: Callable[[], Flask],
     *,
     read_limits: ReadLimits | None = None,
     on_listening: Callable[[Path | None], None] | None = None,
 ) -> int:
     """gunicorn around ``app_factory`` (called in each worker after the fork); the master
-    serves the workers' metrics, summed, and calls ``on_listening`` with the CA file once
-    it listens (``serve`` registers its webhooks then)."""
+    serves the workers' metrics, summed, and calls ``on_listening`` with the development
+    CA file (None for given files) once it listens (``serve`` registers its webhooks then)."""
     directory = Path(os.environ[ENVIRONMENT_VARIABLE])
-    cert_file, key_file, ca_file = _serving_files(settings)
+    cert_file, key_file, dev_ca_file = serving_files(config)
 
     def master_ready() -> None:
-        serve_metrics(settings.metrics_bind_address, master_registry(directory, cert_file))
+        serve_metrics(config.metrics_bind_address, master_registry(directory, cert_file))
         if on_listening is not None:
-            on_listening(ca_file)
+            on_listening(dev_ca_file)
 
     server = WebhookServer(
         app_factory,
-        bind=settings.bind,
+        bind=config.bind,
         cert_file=str(cert_file),
         key_file=str(key_file),
-        client_ca_file=str(settings.client_ca_file) if settings.client_ca_file else None,
-        workers=settings.workers,
-        threads=settings.threads,
+        client_ca_file=str(config.client_ca_file) if config.client_ca_file else None,
+        workers=config.workers,
+        threads=config.threads,
         on_ready=master_ready,
         on_worker_exit=worker_exited,
-        log_level=settings.log_level,
+        log_level=config.log_level,
         read_limits=read_limits,
     )
     server.run()

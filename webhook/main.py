@@ -14,10 +14,10 @@ from kube.events import AggregatingEventRecorder, Recorder
 from kube.images import ImageClient
 from kube.issuerkeys import IssuerKeys, api_fetcher
 from kube.resourcequotas import ResourceQuotaClient
-from kube.settings import Settings
 from serving.app import create_app
 from serving.caches import WebhookCaches
 from serving.callerreviews import Authenticator, Authorizer
+from serving.config import ServingConfig
 from serving.httpjson import BodyGate
 from serving.pushjudge import PushJudge, PushReads
 from serving.quotacharge import REQUEST_TIMEOUT, QuotaCharger
@@ -33,6 +33,7 @@ from webhook.admission.endpoints import (
 from webhook.admission.imagestreams import ImageLookup, PolicyReads, QuotaCharges
 from webhook.admission.routes import admission_blueprint
 from webhook.admission.serviceaccounts import ServiceAccountReads
+from webhook.config import WebhookConfig
 from webhook.pushreview.routes import PushAuthorizer, TokenAuthenticator, pushreview_blueprint
 
 log = logging.getLogger(__name__)
@@ -80,10 +81,10 @@ def assemble_app(
     return create_app([admission, push_reviews], readiness=[caches.not_ready])
 
 
-def pushreview_authenticator(api: client.ApiClient, settings: Settings) -> Authenticator:
+def pushreview_authenticator(api: client.ApiClient, config: WebhookConfig) -> Authenticator:
     """Reviews PushReview callers' tokens for ``--pushreview-token-audiences``; tokens the
     API server signed for them are never rate-limited."""
-    audiences = settings.pushreview_token_audiences
+    audiences = list(config.pushreview_token_audiences)
     return Authenticator(
         client.AuthenticationV1Api(api),
         audiences=audiences,
@@ -97,54 +98,61 @@ def pushreview_recorder(api: client.ApiClient) -> AggregatingEventRecorder:
     return AggregatingEventRecorder(client.CoreV1Api(api)).start()
 
 
-def build_app(settings: Settings) -> Flask:
+def build_app(config: WebhookConfig, *, require_client_certificate: bool) -> Flask:
     """The application each gunicorn worker serves, with its own caches (the worker takes
     connections once they have synced: ``serving.tlsserver``)."""
-    api = api_client(settings.kubeconfig)
+    api = api_client(config.kubeconfig)
     caches = WebhookCaches(api)
     caches.start()
     return assemble_app(
         caches,
         QuotaCharger(ResourceQuotaClient(api, timeout=REQUEST_TIMEOUT), caches.quotas_in),
         ImageClient(client.CustomObjectsApi(api)),
-        pushreview_authenticator(api, settings),
+        pushreview_authenticator(api, config),
         Authorizer(client.AuthorizationV1Api(api)),
         pushreview_recorder(api),
-        frozenset(settings.never_touched_namespaces),
-        require_client_certificate=settings.client_ca_file is not None,
+        frozenset(config.excluded_namespaces),
+        require_client_certificate=require_client_certificate,
     )
 
 
-def desired_configurations(settings: Settings, ca_bundle: bytes) -> tuple[Obj, Obj]:
+def desired_configurations(config: WebhookConfig, ca_bundle: bytes) -> tuple[Obj, Obj]:
     """What `serve --register` writes and `webhook-configurations` prints."""
     return registration.desired_configurations(
-        name=settings.configuration_name,
+        name=config.configuration_name,
         ca_bundle=ca_bundle,
-        excluded_namespaces=settings.never_touched_namespaces,
-        url=settings.webhook_url,
-        service_namespace=settings.namespace,
-        service_name=settings.service_name,
-        service_port=settings.service_port,
+        excluded_namespaces=list(config.excluded_namespaces),
+        url=config.webhook_url,
+        service_namespace=config.namespace,
+        service_name=config.service_name,
+        service_port=config.service_port,
     )
 
 
-def print_webhook_configurations(settings: Settings) -> int:
-    ca_bundle = settings.ca_file.read_bytes() if settings.ca_file else b""
-    print(registration.render_manifest(*desired_configurations(settings, ca_bundle)), end="")
+def print_webhook_configurations(config: WebhookConfig) -> int:
+    ca_bundle = config.ca_file.read_bytes() if config.ca_file else b""
+    print(registration.render_manifest(*desired_configurations(config, ca_bundle)), end="")
     return 0
 
 
-def run_server(settings: Settings) -> int:
+def run_server(serving: ServingConfig, config: WebhookConfig) -> int:
     """``serve``: in a process whose ``PROMETHEUS_MULTIPROC_DIR`` names a fresh directory
     (``cli.main`` sets it up, ``serving.workermetrics.shared_directory``)."""
 
-    def register(ca_file: Path | None) -> None:
-        if not settings.register:
+    def register(dev_ca_file: Path | None) -> None:
+        if not config.register:
             return
+        # Development certificates bring their CA; given files come with --ca-file.
+        ca_file = dev_ca_file or config.ca_file
         if ca_file is None:
             raise SystemExit("--register needs --ca-file (the caBundle the API server trusts)")
-        mutating, validating = desired_configurations(settings, ca_file.read_bytes())
-        with api_client(settings.kubeconfig) as api:
+        mutating, validating = desired_configurations(config, ca_file.read_bytes())
+        with api_client(config.kubeconfig) as api:
             registration.register(api, mutating, validating)
 
-    return serve(settings, lambda: build_app(settings), on_listening=register)
+    require_client_certificate = serving.client_ca_file is not None
+    return serve(
+        serving,
+        lambda: build_app(config, require_client_certificate=require_client_certificate),
+        on_listening=register,
+    )

@@ -26,7 +26,7 @@ from kubernetes.client.exceptions import ApiException
 from controller.certificates import material as m
 from controller.certificates import rules
 from kube import apierrors, certs
-from kube.runner import Requeue
+from kube.requeue import Requeue
 from quota.objects import Obj
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,13 @@ class CertificateCalls(Protocol):
     def replace_secret(self, namespace: str, name: str, body: Obj) -> Obj: ...
     def read_configuration(self, kind: str, name: str) -> Obj | None: ...
     def apply_ca_bundle(self, kind: str, name: str, webhooks: list[str], bundle: bytes) -> None: ...
+
+
+DEFAULT_CERTIFICATE_PROPAGATION_SECONDS = 180.0
+"""How long a certificate change takes to reach every reader: the kubelet updates a Secret
+volume within its sync period (1 min) plus its watch's delay, and the API servers see a
+webhook configuration through their watch within seconds; three minutes leaves room for a
+busy node. The certificate manager waits this long between the steps of a CA rotation."""
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 from kubernetes.client.exceptions import ApiException
 
 from controller.certificates.material import ROTATE_HANDLED, ROTATE_REQUESTED, SECRET_NAME
+from controller.certificates.reconciler import DEFAULT_CERTIFICATE_PROPAGATION_SECONDS
 from kube import apierrors
-from kube.settings import DEFAULT_CERTIFICATE_PROPAGATION_SECONDS
 from quota.timestamps import format_micro_time
 
 WAIT_SECONDS = 60.0

@@ -3,7 +3,6 @@ changes (``certs rotate`` writes it) and every ``RECHECK_SECONDS``."""
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import logging
 import threading
@@ -17,11 +16,9 @@ from controller.certificates.reconciler import (
     CertificateConfig,
     CertificateReconciler,
 )
-from kube.certs import serving_hosts
 from kube.informer import Informer, wait_all_synced
 from kube.ratelimit import RateLimiter
 from kube.runner import Runner
-from kube.settings import Settings
 from kube.workqueue import WorkQueue
 from quota.objects import Obj
 
@@ -29,24 +26,21 @@ log = logging.getLogger(__name__)
 
 
 class CertificateWiring:
-    def __init__(self, api: client.ApiClient, settings: Settings, limiter: RateLimiter) -> None:
+    def __init__(
+        self, api: client.ApiClient, config: CertificateConfig, limiter: RateLimiter
+    ) -> None:
         core = client.CoreV1Api(api)
-        self.key = f"{settings.namespace}/{SECRET_NAME}"
+        self.key = f"{config.namespace}/{SECRET_NAME}"
         # A watch on the one Secret: a rotation request is acted on at once.
         self.secret = Informer(
             "certificate-secret",
-            functools.partial(core.list_namespaced_secret, settings.namespace),
+            functools.partial(core.list_namespaced_secret, config.namespace),
             field_selector=f"metadata.name={SECRET_NAME}",
         )
         self.queue = WorkQueue(name="certificates")
         self.reconciler = CertificateReconciler(
             CertificateApi(api, limiter),
-            CertificateConfig(
-                namespace=settings.namespace,
-                configuration_name=settings.configuration_name,
-                hosts=tuple(serving_hosts(settings.service_name, settings.namespace)),
-                propagation=dt.timedelta(seconds=settings.certificate_propagation_seconds),
-            ),
+            config,
         )
         self.runner = Runner("certificates", self.queue, self.reconciler.reconcile, workers=1)
         self.secret.add_handler(self._enqueue)

@@ -29,7 +29,7 @@ from controller import metrics
 from controller.pullsecrets.signingkey import SigningKey, key_id_of
 from kube import apierrors
 from kube.events import Recorder, reference
-from kube.runner import Requeue
+from kube.requeue import Requeue
 from quota.objects import Obj, object_name
 from quota.pullsecrets.desired_secret import (
     TokenGrant,

@@ -16,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from controller import metrics
+from controller.config import DEFAULT_RECONCILE, ReconcileConfig
 from controller.pullsecrets.api import PullSecretApi
 from controller.pullsecrets.reconciler import (
     PullSecretConfig,
@@ -32,13 +33,12 @@ from kube.events import Recorder
 from kube.informer import DELETED, Informer, wait_all_synced
 from kube.ratelimit import RateLimiter
 from kube.runner import Runner
-from kube.settings import Settings
 from kube.transforms import projection, strip_managed_fields
 from kube.workqueue import WorkQueue
 from quota.names import CONFIGS, OPERATOR_GROUP, OPERATOR_VERSION
 from quota.objects import Obj, object_key, object_name, object_namespace
 from quota.pullsecrets.desired_secret import read_secret_config, service_account_name_of
-from quota.pullsecrets.dockerconfig import build_dockerconfigjson, internal_hostnames
+from quota.pullsecrets.dockerconfig import build_dockerconfigjson
 from quota.pullsecrets.names import DOCKERCONFIGJSON_KEY, MANAGED_SECRET_SELECTOR, OPT_OUT_KEY
 from quota.pullsecrets.refresh import earliest_token_expiry
 
@@ -90,9 +90,12 @@ class PullSecretWiring:
     def __init__(
         self,
         api: client.ApiClient,
-        settings: Settings,
+        config: PullSecretConfig,
+        namespace: str,
         limiter: RateLimiter,
         recorder: Recorder,
+        *,
+        reconcile: ReconcileConfig = DEFAULT_RECONCILE,
         now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     ) -> None:
         core = client.CoreV1Api(api)
@@ -124,9 +127,9 @@ class PullSecretWiring:
         )
         self.queue = WorkQueue(name="pull-secrets")
         self._api = PullSecretApi(api, limiter)
-        self._namespace = settings.namespace
+        self._namespace = namespace  # where the signing-key probe asks for its token
         self._now = now
-        self._audiences = tuple(settings.token_audiences)
+        self._audiences = config.token_audiences
         # A new signing key makes every managed token stale: judge every SA again.
         self.signing_key = SigningKey(on_change=lambda: self._enqueue_all(None))
         self.reconciler = PullSecretReconciler(
@@ -136,22 +139,16 @@ class PullSecretWiring:
             namespaces=self.namespaces,
             registry_configs=self.configs,
             recorder=recorder,
-            config=PullSecretConfig(
-                internal_hostnames=internal_hostnames(settings.internal_registry),
-                extra_hostnames=tuple(settings.extra_registry_hostnames),
-                excluded_namespaces=frozenset(settings.never_touched_namespaces),
-                token_lifetime_seconds=settings.token_lifetime_seconds,
-                token_audiences=tuple(settings.token_audiences),
-            ),
+            config=config,
             signing_key=self.signing_key,
         )
         self.runner = Runner(
             "pull-secrets",
             self.queue,
             self.reconciler.reconcile,
-            workers=settings.reconcile_workers,
+            workers=reconcile.reconcile_workers,
         )
-        self._resync_seconds = settings.resync_seconds
+        self._resync_seconds = reconcile.resync_seconds
         self.serviceaccounts.add_handler(self._on_serviceaccount)
         self.secrets.add_handler(self._on_secret)
         self.namespaces.add_handler(self._on_namespace)

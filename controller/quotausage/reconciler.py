@@ -23,14 +23,18 @@ from typing import Protocol
 from kubernetes.client.exceptions import ApiException
 
 from kube import apierrors
-from kube.runner import Requeue
-from kube.settings import DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
+from kube.requeue import Requeue
 from quota.objects import Obj
 from quota.quantity import InvalidQuantity
 from quota.resourcequota import imagestreams_used, quota_matches, used_update, with_used
 from quota.resources import RESOURCE_IMAGESTREAMS
 
 log = logging.getLogger(__name__)
+
+DEFAULT_QUOTA_RELEASE_GRACE_SECONDS = 35.0
+"""A charge is released only after its gap outlasts the slowest admission chain: the API
+server allows a webhook up to 30 s, so a create admitted (and charged) now may be stored
+that much later; 5 s more for the watch to bring it to the reconciler."""
 
 
 class Cache(Protocol):

@@ -7,13 +7,16 @@ import threading
 
 from kubernetes import client
 
-from controller.quotausage.reconciler import QuotaUsageReconciler
+from controller.config import DEFAULT_RECONCILE, ReconcileConfig
+from controller.quotausage.reconciler import (
+    DEFAULT_QUOTA_RELEASE_GRACE_SECONDS,
+    QuotaUsageReconciler,
+)
 from kube.informer import Informer, wait_all_synced
 from kube.metadata import metadata_list_func
 from kube.ratelimit import RateLimiter
 from kube.resourcequotas import ResourceQuotaClient
 from kube.runner import Runner
-from kube.settings import Settings
 from kube.transforms import projection, strip_managed_fields
 from kube.workqueue import WorkQueue
 from quota.names import IMAGE_API_VERSION, IMAGESTREAMS
@@ -28,7 +31,14 @@ WRITE_TIMEOUT = 10
 class QuotaUsageWiring:
     """Informers on ResourceQuotas and ImageStreams; each change queues its namespace."""
 
-    def __init__(self, api: client.ApiClient, settings: Settings, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        limiter: RateLimiter,
+        *,
+        grace_seconds: float = DEFAULT_QUOTA_RELEASE_GRACE_SECONDS,
+        reconcile: ReconcileConfig = DEFAULT_RECONCILE,
+    ) -> None:
         core = client.CoreV1Api(api)
         # Quotas are written back (their status): only managedFields go. ImageStreams are
         # only counted: their metadata is all that crosses the wire and stays cached.
@@ -48,11 +58,11 @@ class QuotaUsageWiring:
             ResourceQuotaClient(api, timeout=WRITE_TIMEOUT),
             self.quotas,
             self.imagestreams,
-            grace_seconds=settings.quota_release_grace_seconds,
+            grace_seconds=grace_seconds,
             acquire=limiter.acquire,
         )
         self.runner = Runner("quota-usage", self.queue, self.reconciler.reconcile, workers=2)
-        self._resync_seconds = settings.resync_seconds
+        self._resync_seconds = reconcile.resync_seconds
         self.quotas.add_handler(self._enqueue)
         self.imagestreams.add_handler(self._enqueue)
 

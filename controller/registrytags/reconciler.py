@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 
 from controller.registrytags.registry import RegistryUnavailable
 from kube.logfields import fields
-from kube.runner import Requeue
+from kube.requeue import Requeue
 from quota.objects import Obj
 from quota.served import stale_tags
 

@@ -27,8 +27,8 @@ from kube import apierrors
 from kube.informer import Informer, wait_all_synced
 from kube.jsonapi import NotAnObject, call_json
 from kube.ratelimit import RateLimiter
-from kube.runner import Requeue, Runner
-from kube.settings import Settings
+from kube.requeue import Requeue
+from kube.runner import Runner
 from kube.transforms import Keep, projection
 from kube.workqueue import WorkQueue
 from quota.names import IMAGE_GROUP, IMAGE_VERSION, IMAGESTREAMS
@@ -90,7 +90,6 @@ class RegistryTagsWiring:
     def __init__(
         self,
         api: client.ApiClient,
-        settings: Settings,
         limiter: RateLimiter,
         registry: UpstreamRegistry,
     ) -> None:

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import pytest
 import requests
 
-from kube.settings import Settings
+from serving.config import DEFAULT_THREADS
 from tests.integration.support.cluster import ClusterEnv
 from webhook.admission.endpoints import VALIDATE_IMAGESTREAMS
 from webhook.registration import TIMEOUT_SECONDS
@@ -144,7 +144,7 @@ def test_more_idle_connections_than_threads_do_not_starve_a_review(
     to its poller. Even with more of them than the server has threads, a review must be
     answered within the webhook's timeout, or the API server applies the failure policy."""
     assert cluster.stack is not None
-    threads = Settings().threads  # the stack runs serve with the default
+    threads = DEFAULT_THREADS  # the stack runs serve with the default
     context = ssl.create_default_context(cafile=str(cluster.stack.certs_dir / "ca.crt"))
     address = ("127.0.0.1", cluster.stack.webhook_port)
     opened: list[ssl.SSLSocket] = []

@@ -20,7 +20,7 @@ import yaml
 from flask import Flask
 
 from cli import main as cli_main
-from kube.settings import Settings
+from cli.options import COMMAND_FLAGS
 from localcluster.binaries import REPO_ROOT
 from serving.tlsserver import WebhookServer
 from tests.integration.support.cluster import MANIFESTS, ClusterEnv
@@ -333,19 +333,23 @@ def test_every_deployment_runs_flags_the_command_knows(
 def test_the_container_ports_are_the_commands_defaults(
     rendered: dict[str, list[Document]],
 ) -> None:
-    """The manifests pass no port flags: the defaults (Settings, which the flags take
-    theirs from) must be the ports the containers declare and the probes use."""
+    """The manifests pass no port flags: the flags' defaults must be the ports the
+    containers declare and the probes use."""
     webhook_ports = container_ports(pod_spec(rendered["base"], "image-registry-webhook"))
     controller_ports = container_ports(pod_spec(rendered["base"], "image-registry-controller"))
-    assert default_port("bind") == webhook_ports["https"]
-    assert default_port("metrics_bind_address") == webhook_ports["metrics"]
-    assert default_port("metrics_bind_address") == controller_ports["metrics"]
-    assert default_port("health_probe_bind_address") == controller_ports["health"]
+    frontdoor_ports = container_ports(pod_spec(rendered["frontdoor"], "image-registry-frontdoor"))
+    assert default_port("serve", "bind") == webhook_ports["https"]
+    assert default_port("serve", "metrics-bind-address") == webhook_ports["metrics"]
+    assert default_port("frontdoor", "bind") == frontdoor_ports["https"]
+    assert default_port("frontdoor", "metrics-bind-address") == frontdoor_ports["metrics"]
+    assert default_port("controller", "metrics-bind-address") == controller_ports["metrics"]
+    assert default_port("controller", "health-probe-bind-address") == controller_ports["health"]
 
 
-def default_port(setting: str) -> int:
-    """The port of a bind-address setting's default."""
-    address: str = getattr(Settings(), setting)
+def default_port(command: str, name: str) -> int:
+    """The port of the default of ``command``'s bind-address flag ``name``."""
+    [flag] = [flag for flag in COMMAND_FLAGS[command] if flag.name == name]
+    address: str = flag.default
     return int(address.rpartition(":")[2])
 
 

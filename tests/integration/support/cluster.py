@@ -14,7 +14,7 @@ from typing import Any
 import requests
 from kubernetes import client, config
 
-from kube.settings import Settings
+from controller.quotausage.reconciler import DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
 from localcluster.binaries import REPO_ROOT
 from localcluster.cluster import ControlPlane
 from localcluster.metrics import metric_sum
@@ -30,15 +30,14 @@ MANIFESTS = REPO_ROOT / "manifests"
 METRICS_PORT = 8080
 """The webhook pods' plain-HTTP metrics port in the manifests (container port ``metrics``)."""
 
-STACK_SETTINGS = Settings()
-"""The local stack runs both processes with the default settings."""
 PROPAGATION_SECONDS = 5.0
 """A change reaching a watch cache and a work queue: milliseconds on an idle control plane,
 seconds on 2 cores shared with a test run."""
 CACHE_DEADLINE = 2 * PROPAGATION_SECONDS
 """For our webhook's caches to see an object the test just wrote."""
-RELEASE_DEADLINE = STACK_SETTINGS.quota_release_grace_seconds + 2 * PROPAGATION_SECONDS
-"""For the usage reconciler to release a charge: it waits out the release grace first."""
+RELEASE_DEADLINE = DEFAULT_QUOTA_RELEASE_GRACE_SECONDS + 2 * PROPAGATION_SECONDS
+"""For the usage reconciler to release a charge: it waits out the release grace first
+(the local stack runs the controller with the default)."""
 
 
 @dataclass

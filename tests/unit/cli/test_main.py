@@ -7,17 +7,21 @@ import argparse
 import contextlib
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import controller.main
 from cli import main as cli
+from cli.flags import FlagAction
 from cli.main import main
-from kube.flags import FlagAction
-from kube.settings import Settings
+from controller.certificates.rotate import RotationError
 
 
 def flags_without_help(top: argparse.ArgumentParser) -> list[str]:
@@ -67,19 +71,29 @@ def test_the_help_walk_sees_a_flag_without_help() -> None:
     assert flags_without_help(parser) == ["serve --silent"]
 
 
+Ran = list[tuple[str, tuple[Any, ...]]]
+
+
+@pytest.fixture(autouse=True)
+def a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command here finds a kubeconfig (the subprocess tests run without one)."""
+    monkeypatch.setattr(cli, "load_configuration", lambda kubeconfig: None, raising=False)
+
+
 @pytest.fixture
-def ran(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Settings]]:
-    """The processes main would start, recorded instead of started."""
-    calls: list[tuple[str, Settings]] = []
+def ran(monkeypatch: pytest.MonkeyPatch) -> Ran:
+    """The processes main would start, with their configurations, recorded instead."""
+    calls: Ran = []
 
     def record(name: str) -> Any:
-        def run(settings: Settings) -> int:
-            calls.append((name, settings))
+        def run(*configs: Any) -> int:
+            calls.append((name, configs))
             return 0
 
         return run
 
     import controller.main
+    import frontdoor.main
     import serving.workermetrics
     import webhook.main
 
@@ -87,21 +101,23 @@ def ran(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Settings]]:
     # prometheus_client is imported in this process already: no multiprocess directory.
     monkeypatch.setattr(serving.workermetrics, "shared_directory", contextlib.nullcontext)
     monkeypatch.setattr(webhook.main, "run_server", record("serve"))
+    monkeypatch.setattr(frontdoor.main, "run_frontdoor", record("frontdoor"))
     monkeypatch.setattr(cli, "configure_logging", lambda level, log_format: None)
     return calls
 
 
 def test_a_deprecated_name_is_logged_once_per_run(
-    ran: list[tuple[str, Settings]],
+    ran: Ran,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("REGISTRY_WEBHOOK_API_BURST", "7")
     with caplog.at_level(logging.WARNING, logger="cli.main"):
         assert cli.main(["controller", "--api-qps=3", "--api-qps=4", "--no-leader-election"]) == 0
-    (command, settings) = ran[0]
-    assert (command, settings.kube_api_qps, settings.kube_api_burst) == ("controller", 4.0, 7)
-    assert settings.leader_elect is False
+    (command, (config,)) = ran[0]
+    reconcile = config.reconcile
+    assert (command, reconcile.kube_api_qps, reconcile.kube_api_burst) == ("controller", 4.0, 7)
+    assert config.leader_elect is False
     assert sorted(r.getMessage() for r in caplog.records) == [
         "environment variable REGISTRY_WEBHOOK_API_BURST is deprecated: use "
         "REGISTRY_WEBHOOK_KUBE_API_BURST",
@@ -111,17 +127,19 @@ def test_a_deprecated_name_is_logged_once_per_run(
 
 
 def test_current_names_log_no_deprecation(
-    ran: list[tuple[str, Settings]], caplog: pytest.LogCaptureFixture
+    ran: Ran, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
+    argv = ["serve", "--register=yes", "--metrics-bind-address=0", f"--dev-certs-dir={tmp_path}"]
     with caplog.at_level(logging.WARNING, logger="cli.main"):
-        assert cli.main(["serve", "--register=yes", "--metrics-bind-address=0"]) == 0
-    assert ran[0][1].register is True
-    assert ran[0][1].metrics_bind_address == "0"
+        assert cli.main(argv) == 0
+    [(_, (serving, webhook))] = ran
+    assert webhook.register is True
+    assert serving.metrics_bind_address == "0"
     assert caplog.records == []
 
 
 def test_a_bad_variable_is_a_usage_error_not_a_traceback(
-    ran: list[tuple[str, Settings]],
+    ran: Ran,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -149,7 +167,7 @@ def restore_logging() -> Iterator[None]:
 def test_a_fatal_error_is_one_json_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def fail(settings: Settings) -> int:
+    def fail(config: object) -> int:
         raise RuntimeError("cannot reach the API server")
 
     monkeypatch.setattr(controller.main, "run_controller", fail)
@@ -162,7 +180,7 @@ def test_a_fatal_error_is_one_json_line(
 def test_the_effective_settings_are_logged_at_debug(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(controller.main, "run_controller", lambda settings: 0)
+    monkeypatch.setattr(controller.main, "run_controller", lambda config: 0)
     assert main(["controller", "--log-level=DEBUG", "--reconcile-workers=3"]) == 0
     lines = [json.loads(text) for text in capsys.readouterr().err.splitlines()]
     [line] = [line for line in lines if line["msg"] == "settings"]
@@ -172,6 +190,183 @@ def test_the_effective_settings_are_logged_at_debug(
 def test_the_settings_are_not_logged_at_info(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(controller.main, "run_controller", lambda settings: 0)
+    monkeypatch.setattr(controller.main, "run_controller", lambda config: 0)
     assert main(["controller"]) == 0
     assert capsys.readouterr().err == ""
+
+
+# --- the command as a newcomer meets it: real runs of `python -m cli` ------------------------
+
+REPO = Path(__file__).resolve().parents[3]
+RUN_SECONDS = 60.0
+"""A refused start takes about a second (the interpreter and the imports); a process that
+starts instead never ends, and fails the test here."""
+
+
+def run_command(*argv: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m cli ARGV`` as a newcomer runs it: no kubeconfig (HOME is empty, no
+    KUBECONFIG), not in a cluster (no KUBERNETES_SERVICE_HOST), no REGISTRY_WEBHOOK_*."""
+    environment = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *argv],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=RUN_SECONDS,
+        check=False,
+    )
+
+
+OFF = ("--metrics-bind-address=0",)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("serve", "--bind=127.0.0.1:0", "--dev-certs-dir=certs", *OFF),
+        (
+            "frontdoor",
+            "--bind=127.0.0.1:0",
+            "--dev-certs-dir=certs",
+            "--upstream-registry=https://r",
+            *OFF,
+        ),
+        ("controller", "--health-probe-bind-address=0", *OFF),
+        ("certs", "rotate"),
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_without_a_cluster_a_command_says_how_to_give_one_in_one_line(
+    argv: tuple[str, ...], tmp_path: Path
+) -> None:
+    done = run_command(
+        *(a.replace("=certs", f"={tmp_path / 'certs'}") for a in argv), home=tmp_path
+    )
+    [line] = done.stderr.splitlines()
+    assert "--kubeconfig" in line and "KUBECONFIG" in line and "in-cluster config" in line
+    assert done.returncode == 1
+    assert not (tmp_path / "certs").exists(), "nothing started: not even the certificates"
+
+
+def test_a_front_door_without_its_registry_is_refused_before_it_binds(tmp_path: Path) -> None:
+    done = run_command(
+        "frontdoor",
+        "--bind=127.0.0.1:0",
+        f"--dev-certs-dir={tmp_path / 'certs'}",
+        *OFF,
+        home=tmp_path,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        "image-registry-webhook frontdoor: error: frontdoor needs --upstream-registry "
+        "(the https:// URL of the registry behind it)"
+    )
+    assert "Booting worker" not in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "certs").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "takers"),
+    [
+        ("serve", "--token-lifetime-seconds=600", "controller"),
+        ("serve", "--internal-registry=r:5000", "frontdoor, controller"),
+        ("serve", "--upstream-registry=https://r", "frontdoor, controller"),
+        ("frontdoor", "--excluded-namespace=a", "serve, webhook-configurations, controller"),
+        ("frontdoor", "--extra-registry-hostname=h", "controller"),
+        ("controller", "--bind=:1", "serve, frontdoor"),
+        ("webhook-configurations", "--register", "serve"),
+    ],
+)
+def test_a_flag_of_another_command_is_refused_naming_where_it_belongs(
+    command: str, flag: str, takers: str, tmp_path: Path
+) -> None:
+    done = run_command(command, flag, home=tmp_path)
+    option = flag.split("=", 1)[0]
+    assert done.returncode == 2
+    assert f"{option} is a flag of {takers}, not of {command}" in done.stderr.splitlines()[-1]
+
+
+def test_global_flags_come_before_the_command_too(tmp_path: Path) -> None:
+    done = run_command(
+        "--log-level", "DEBUG", "--log-format=text", "webhook-configurations", home=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "kind: ValidatingWebhookConfiguration" in done.stdout
+    assert " DEBUG cli.main settings " in done.stderr
+
+
+def test_a_global_flag_after_the_command_wins_over_one_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    args, _ = cli.parse(["--log-level=DEBUG", "controller", "--log-level=ERROR"], {})
+    assert args.log_level == "ERROR"
+    args, _ = cli.parse(["--namespace=before", "controller"], {"POD_NAMESPACE": "env"})
+    assert args.namespace == "before", "a global flag before the command wins over its variable"
+    args, _ = cli.parse(["certs", "rotate"], {"POD_NAMESPACE": "env"})
+    assert args.namespace == "env"
+
+
+def test_the_front_doors_errors_name_the_front_door(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["frontdoor", "--upstream-registry=https://r"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "image-registry-webhook frontdoor: error: frontdoor needs its TLS certificate: give "
+        "--tls-cert-file and --tls-private-key-file, or --dev-certs-dir"
+    )
+
+
+@pytest.fixture
+def rotation(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``certs rotate`` against no API server: the rotation's outcome is set per test."""
+    outcomes: list[str] = []
+
+    @contextlib.contextmanager
+    def no_api(kubeconfig: str | None = None) -> Iterator[object]:
+        yield object()
+
+    def rotate(core: object, namespace: str, timeout: float, now: object) -> str:
+        outcome = outcomes.pop()
+        if outcome.startswith("raise "):
+            raise RotationError(outcome.removeprefix("raise "))
+        if outcome.startswith("crash "):
+            raise RuntimeError(outcome.removeprefix("crash "))
+        return outcome
+
+    monkeypatch.setattr("kube.client.api_client", no_api)
+    monkeypatch.setattr("controller.certificates.rotate.rotate", rotate)
+    return outcomes
+
+
+def test_certs_rotate_answers_in_text_not_a_json_log_line(
+    rotation: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rotation.append("raise no certificate manager took it up within 60s")
+    assert main(["certs", "rotate"]) == 1
+    out, err = capsys.readouterr()
+    assert (out, err) == (
+        "",
+        "image-registry-webhook certs rotate: no certificate manager took it up within 60s\n",
+    )
+
+
+def test_certs_rotate_says_an_unexpected_failure_in_text_too(
+    rotation: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rotation.append("crash Forbidden: cannot patch secrets")
+    assert main(["certs", "rotate"]) == 1
+    assert capsys.readouterr().err == (
+        "image-registry-webhook certs rotate: Forbidden: cannot patch secrets\n"
+    )
+
+
+def test_certs_rotate_prints_its_result(
+    rotation: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rotation.append("rotation requested at 2026-12-07T17:00:00.000000Z and started")
+    assert main(["certs", "rotate"]) == 0
+    assert capsys.readouterr() == (
+        "rotation requested at 2026-12-07T17:00:00.000000Z and started\n",
+        "",
+    )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cli import main as cli
 from cli import reference
-from kube.flags import Flag, declared_flags
+from cli.flags import Flag, command_parser, declared_flags
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 
@@ -17,18 +17,26 @@ def test_the_reference_is_up_to_date() -> None:
     )
 
 
-def test_every_flag_and_variable_of_serve_and_controller_is_in_it() -> None:
+def test_every_flag_and_variable_of_every_command_is_in_its_section() -> None:
     parser = cli.build_parser()
     text = reference.render(parser)
-    for command in ("serve", "controller"):
+    shared = text.split("## Global flags (every command)", 1)[1].split("\n## ", 1)[0]
+    for action in declared_flags(parser):
+        assert f"`{action.flag.option}`" in shared, action.flag.option
+    for command in reference.COMMANDS:
         own = text.split(f"## `{command}`", 1)[1].split("\n## ", 1)[0]
-        shared = text.split("## Both `serve` and `controller`", 1)[1].split("\n## ", 1)[0]
-        section = own + shared
-        for action in declared_flags(cli.subcommands(parser)[command]):
+        for action in declared_flags(command_parser(parser, command)):
             flag: Flag = action.flag
-            assert f"`{flag.option}`" in section, (command, flag.option)
+            assert f"`{flag.option}`" in own + shared, (command, flag.option)
             for variable in flag.env_vars:
                 assert f"`{variable}`" in text, (command, variable)
+
+
+def test_every_command_is_in_it() -> None:
+    parser = cli.build_parser()
+    named = set(cli.subcommands(parser)) - {"certs"}
+    named |= {f"certs {action}" for action in cli.subcommands(cli.subcommands(parser)["certs"])}
+    assert named == set(reference.COMMANDS)
 
 
 def test_deprecated_names_are_listed_with_their_replacement() -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from kubernetes import client
 
+from controller.config import ControllerConfig, UpstreamRegistryConfig
 from controller.main import (
     EVENTS_STOP_SECONDS,
     WEDGED_AFTER_SECONDS,
@@ -18,10 +19,10 @@ from controller.main import (
     run_reconcilers,
 )
 from controller.pullsecrets.api import REQUEST_TIMEOUT
+from controller.pullsecrets.reconciler import PullSecretConfig
 from controller.registrytags.wiring import RegistryTagsWiring
 from kube.health import failing
 from kube.ratelimit import RateLimiter
-from kube.settings import Settings
 
 DEADLINE = 10.0
 
@@ -214,8 +215,13 @@ class NoEvents:
 def test_the_registrys_tags_are_reconciled_only_with_an_upstream_to_keep(
     upstream: str | None, tags_kept: bool
 ) -> None:
-    settings = Settings(upstream_registry=upstream, manage_certificates=False)
-    loops = reconciler_loops(client.ApiClient(), settings, RateLimiter(1, 1), NoEvents())
+    config = ControllerConfig(
+        namespace="image-registry-system",
+        pull_secrets=PullSecretConfig((), (), frozenset(), 3600),
+        certificates=None,
+        upstream=None if upstream is None else UpstreamRegistryConfig(upstream),
+    )
+    loops = reconciler_loops(client.ApiClient(), config, RateLimiter(1, 1), NoEvents())
     kept = [loop for loop in loops if isinstance(loop, RegistryTagsWiring)]
     assert len(loops) == 2 + tags_kept
     assert bool(kept) is tags_kept

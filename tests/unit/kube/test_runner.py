@@ -8,7 +8,8 @@ from collections.abc import Callable, Hashable
 import pytest
 from prometheus_client import REGISTRY
 
-from kube.runner import Requeue, Runner
+from kube.requeue import Requeue
+from kube.runner import Runner
 from kube.workqueue import WorkQueue
 
 DEADLINE = 10.0

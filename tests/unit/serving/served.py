@@ -19,12 +19,12 @@ from pathlib import Path
 
 import requests
 
-from kube.settings import Settings
 from localcluster.binaries import REPO_ROOT
 from localcluster.ports import free_port
 from localcluster.processes import ManagedProcess
 from localcluster.waiting import wait_for
 from serving import devcerts
+from serving.config import DEFAULT_THREADS
 from serving.tlsserver import ReadLimits, WebhookServer
 from tests.fuzz.fakes import fake_app
 
@@ -83,7 +83,7 @@ def _status(path: Path) -> dict[str, str]:
 def serve(
     directory: Path,
     *,
-    threads: int = Settings().threads,
+    threads: int = DEFAULT_THREADS,
     read_limits: ReadLimits | None = None,
     port: int | None = None,
 ) -> Iterator[Served]:

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from kube.settings import Settings
+from serving.config import ServingConfig
 from serving.workermetrics import shared_directory
 
 WORKERS = 2
@@ -46,15 +46,17 @@ def main(argv: list[str]) -> int:
 
             return create_app([counted], readiness=[not_ready])
 
-        settings = Settings(
+        config = ServingConfig(
+            process="serve",
             bind=f"127.0.0.1:{port}",
             dev_certs_dir=control / "certs",
+            certificate_hosts=("127.0.0.1", "localhost"),
             metrics_bind_address=f"127.0.0.1:{metrics_port}",
             workers=WORKERS,
             threads=4,
             log_level="DEBUG",
         )
-        return serve_main.serve(settings, app)
+        return serve_main.serve(config, app)
 
 
 if __name__ == "__main__":

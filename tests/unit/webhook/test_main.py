@@ -20,12 +20,12 @@ import yaml
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from kube.settings import Settings
 from quota.objects import Obj
 from serving.callerreviews import UNKNOWN_TOKEN_BURST, TooManyReviews, User
 from tests.fuzz.bodies import ADMISSION_PATHS, PUSH_PATH, shapes, valid_pushes, valid_reviews
 from tests.fuzz.fakes import TOKEN, fake_app
 from webhook import main
+from webhook.config import WebhookConfig
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 FUZZ = settings(
@@ -117,6 +117,16 @@ class RecordingTokenReviews:
         return type("Raw", (), {"data": json.dumps({"status": status}).encode()})()
 
 
+def webhook_config(audiences: list[str]) -> WebhookConfig:
+    return WebhookConfig(
+        namespace="ns",
+        excluded_namespaces=("ns",),
+        configuration_name="c",
+        service_name="s",
+        pushreview_token_audiences=tuple(audiences),
+    )
+
+
 @pytest.mark.parametrize(("configured", "sent"), [(["a", "b"], ["a", "b"]), ([], None)])
 def test_serve_reviews_pushreview_tokens_for_the_configured_audiences(
     monkeypatch: pytest.MonkeyPatch, configured: list[str], sent: list[str] | None
@@ -128,9 +138,7 @@ def test_serve_reviews_pushreview_tokens_for_the_configured_audiences(
         return apis[-1]
 
     monkeypatch.setattr("webhook.main.client.AuthenticationV1Api", fake_api)
-    authenticator = main.pushreview_authenticator(
-        object(), Settings(pushreview_token_audiences=configured)
-    )
+    authenticator = main.pushreview_authenticator(object(), webhook_config(configured))
     assert authenticator.authenticate("t", "10.0.0.1") == User("registry")
     assert apis[0].specs[0].get("audiences") == sent
 
@@ -166,9 +174,7 @@ def test_serve_never_rate_limits_pushreview_tokens_the_api_server_signed(
 
     monkeypatch.setattr("webhook.main.client.AuthenticationV1Api", OnlyMinted)
     monkeypatch.setattr("webhook.main.IssuerKeys", Keys)
-    authenticator = main.pushreview_authenticator(
-        object(), Settings(pushreview_token_audiences=["a"])
-    )
+    authenticator = main.pushreview_authenticator(object(), webhook_config(["a"]))
     with pytest.raises(TooManyReviews):
         for n in range(UNKNOWN_TOKEN_BURST + 1):
             authenticator.authenticate(f"made-up-{n}", "10.0.0.1")

@@ -21,7 +21,7 @@ from controller.certificates.reconciler import (
 from controller.certificates.rules import CA_VALIDITY, SERVING_VALIDITY
 from kube import certs
 from kube.apierrors import ALREADY_EXISTS, CONFLICT
-from kube.runner import Requeue
+from kube.requeue import Requeue
 from quota.objects import Obj
 from tests.unit.apistatus import api_error
 

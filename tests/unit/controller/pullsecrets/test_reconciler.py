@@ -19,7 +19,7 @@ from controller.pullsecrets.reconciler import (
 )
 from controller.pullsecrets.signingkey import SigningKey
 from kube.apierrors import ALREADY_EXISTS, CONFLICT, FORBIDDEN, INVALID
-from kube.runner import Requeue
+from kube.requeue import Requeue
 from quota.objects import Obj
 from quota.pullsecrets.desired_secret import SigningKeyId, read_secret_config
 from quota.pullsecrets.dockerconfig import internal_hostnames

@@ -15,9 +15,9 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import REGISTRY
 
 from controller.metrics import MANAGED_TOKEN_EXPIRY
+from controller.pullsecrets.reconciler import PullSecretConfig
 from controller.pullsecrets.wiring import PullSecretWiring, token_expiry_reader
 from kube.ratelimit import RateLimiter
-from kube.settings import Settings
 from quota.objects import Obj
 from quota.pullsecrets.desired_secret import (
     SigningKeyId,
@@ -26,7 +26,7 @@ from quota.pullsecrets.desired_secret import (
     read_secret_config,
     secret_is_current,
 )
-from quota.pullsecrets.names import OPT_OUT_KEY
+from quota.pullsecrets.names import DEFAULT_INTERNAL_HOSTNAMES, OPT_OUT_KEY
 from quota.pullsecrets.refresh import token_time_annotations
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -56,6 +56,15 @@ def test_without_managed_tokens_the_earliest_expiry_is_never() -> None:
     assert token_expiry_reader(Secrets())() == math.inf
 
 
+NAMESPACE = "image-registry-system"
+CONFIG = PullSecretConfig(
+    internal_hostnames=DEFAULT_INTERNAL_HOSTNAMES,
+    extra_hostnames=(),
+    excluded_namespaces=frozenset({NAMESPACE, "kube-system"}),
+    token_lifetime_seconds=3600,
+)
+
+
 class NoEvents:
     def record(self, *args: Any, **kwargs: Any) -> None: ...
 
@@ -63,7 +72,7 @@ class NoEvents:
 def test_cached_objects_lose_their_managed_fields_and_keep_what_is_written_back() -> None:
     """ServiceAccounts and Secrets are patched and replaced from the cache, so only
     managedFields go; namespaces keep their labels and whether they are being deleted."""
-    wiring = PullSecretWiring(client.ApiClient(), Settings(), RateLimiter(1, 1), NoEvents())
+    wiring = PullSecretWiring(client.ApiClient(), CONFIG, NAMESPACE, RateLimiter(1, 1), NoEvents())
     meta = {
         "name": "n",
         "namespace": "a",
@@ -115,7 +124,7 @@ def managed_secret(hostnames: list[str], data: Any = None) -> Obj:
 def test_a_cached_secret_holds_no_token_and_is_judged_as_the_original(
     secret: Obj, hostnames: list[str], now: datetime
 ) -> None:
-    wiring = PullSecretWiring(client.ApiClient(), Settings(), RateLimiter(1, 1), NoEvents())
+    wiring = PullSecretWiring(client.ApiClient(), CONFIG, NAMESPACE, RateLimiter(1, 1), NoEvents())
     cached = wiring.secrets.transform(copy.deepcopy(secret))
     assert TOKEN not in json.dumps(cached)
     config = read_secret_config(cached)
@@ -148,7 +157,7 @@ def test_a_probe_that_sees_a_new_signing_key_requeues_every_serviceaccount(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     wiring = PullSecretWiring(
-        client.ApiClient(), Settings(), RateLimiter(1, 1), NoEvents(), now=lambda: T0
+        client.ApiClient(), CONFIG, NAMESPACE, RateLimiter(1, 1), NoEvents(), now=lambda: T0
     )
     requeued: list[str | None] = []
     monkeypatch.setattr(wiring, "_enqueue_all", requeued.append)

@@ -10,7 +10,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from controller.quotausage.reconciler import QuotaUsageReconciler
-from kube.runner import Requeue
+from kube.requeue import Requeue
 from quota.objects import Obj
 
 NS = "team-a"

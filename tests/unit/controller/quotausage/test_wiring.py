@@ -12,7 +12,6 @@ from kubernetes import client
 from controller.quotausage.wiring import QuotaUsageWiring
 from kube.metadata import LIST_ACCEPT
 from kube.ratelimit import RateLimiter
-from kube.settings import Settings
 from localcluster.waiting import wait_for
 
 MANAGED_FIELDS = [{"manager": "kube-controller-manager", "fieldsV1": {"f:status": {}}}]
@@ -57,7 +56,7 @@ class RecordingApi(client.ApiClient):  # type: ignore[misc]
 
 def test_imagestreams_are_listed_and_cached_as_metadata_only() -> None:
     api = RecordingApi()
-    wiring = QuotaUsageWiring(api, Settings(), RateLimiter(1, 1))
+    wiring = QuotaUsageWiring(api, RateLimiter(1, 1))
     stop = threading.Event()
     wiring.imagestreams.start(stop)
     try:
@@ -72,7 +71,7 @@ def test_imagestreams_are_listed_and_cached_as_metadata_only() -> None:
 
 
 def test_quotas_lose_only_their_managed_fields() -> None:
-    wiring = QuotaUsageWiring(client.ApiClient(), Settings(), RateLimiter(1, 1))
+    wiring = QuotaUsageWiring(client.ApiClient(), RateLimiter(1, 1))
     meta = {"name": "q", "namespace": "a", "labels": {"x": "y"}, "managedFields": MANAGED_FIELDS}
     quota = {"metadata": meta, "spec": {"hard": {"a": "1"}}, "status": {"used": {"a": "0"}}}
     cached = wiring.quotas.transform(quota)

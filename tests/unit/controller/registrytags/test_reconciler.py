@@ -11,7 +11,7 @@ from kubernetes.client.exceptions import ApiException
 
 from controller.registrytags.reconciler import RegistryTagsReconciler, repository_key
 from controller.registrytags.registry import RegistryUnavailable
-from kube.runner import Requeue
+from kube.requeue import Requeue
 from tests.unit.controller.registrytags.fakes import Registry, Streams
 
 

@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from controller.config import DEFAULT_RESYNC_SECONDS
 from controller.registrytags.reconciler import RegistryTagsReconciler
 from controller.registrytags.registry import RegistryUnavailable
 from controller.registrytags.wiring import (
@@ -20,8 +21,7 @@ from controller.registrytags.wiring import (
     RegistryTagsWiring,
 )
 from kube.ratelimit import RateLimiter
-from kube.runner import Requeue
-from kube.settings import Settings
+from kube.requeue import Requeue
 from quota.measure import stream_tag_names
 from tests.unit.controller.registrytags.fakes import Registry, Streams
 
@@ -47,7 +47,7 @@ class Catalog:
 
 
 def wiring(catalog: Catalog) -> RegistryTagsWiring:
-    return RegistryTagsWiring(client.ApiClient(), Settings(), RateLimiter(1, 1), catalog)  # type: ignore[arg-type]
+    return RegistryTagsWiring(client.ApiClient(), RateLimiter(1, 1), catalog)  # type: ignore[arg-type]
 
 
 def queued(built: RegistryTagsWiring) -> list[object]:
@@ -208,7 +208,7 @@ def test_the_catalog_is_walked_at_start_then_every_walk_period_not_every_resync(
     built.run(stop)  # type: ignore[arg-type]
     assert catalog.walks == 1 + 2
     assert stop.waited == [CATALOG_WALK_SECONDS] * 3
-    assert Settings().resync_seconds < CATALOG_WALK_SECONDS
+    assert DEFAULT_RESYNC_SECONDS < CATALOG_WALK_SECONDS
 
 
 def test_a_catalog_walk_queues_repositories_at_the_walk_rate() -> None:

@@ -24,10 +24,6 @@ TRUE_WORDS = ("true", "1", "yes")
 FALSE_WORDS = ("false", "0", "no")
 _BOOLEAN_WORDS = ", ".join(f"{t}, {f}" for t, f in zip(TRUE_WORDS, FALSE_WORDS, strict=True))
 
-DISABLED = "0"
-"""A bind address of ``0`` turns the listener off, as controller-runtime's flags do."""
-ALL_INTERFACES = "0.0.0.0"
-"""What ``:8080`` (no host) binds: every IPv4 interface; ``[::]:8080`` for IPv6."""
 _DEPRECATIONS = "_deprecated_names"
 """Namespace attribute where flag actions note the old names used."""
 
@@ -44,27 +40,6 @@ def parse_bool(value: str) -> bool:
     if word in FALSE_WORDS:
         return False
     raise argparse.ArgumentTypeError(f"expected one of {_BOOLEAN_WORDS}; got {value!r}")
-
-
-def parse_bind_address(value: str) -> tuple[str, int] | None:
-    """``host:port``, ``:port`` (every interface) or ``[v6]:port``; None for ``0`` (off)."""
-    text = value.strip()
-    if text == DISABLED:
-        return None
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit() or int(port_text) > 65535:
-        raise argparse.ArgumentTypeError(
-            f"expected host:port, :port or 0 (disabled); got {value!r}"
-        )
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host or ALL_INTERFACES, int(port_text)
-
-
-def bind_address(value: str) -> str:
-    """A flag parser: the address as given, once ``parse_bind_address`` accepts it."""
-    parse_bind_address(value)
-    return value.strip()
 
 
 @dataclass(frozen=True)
@@ -172,15 +147,23 @@ def _replacement(alias: str, flag: Flag) -> str:
     return f"flag {alias} is deprecated: use {flag.option}"
 
 
-def add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag]) -> None:
-    """Install ``flags``, each with its deprecated names hidden from ``--help``."""
+def add_flags(
+    parser: argparse.ArgumentParser, flags: Sequence[Flag], *, inherited: bool = False
+) -> None:
+    """Install ``flags``, each with its deprecated names hidden from ``--help``.
+
+    ``inherited``: the flags are the top-level parser's too (global flags, given before
+    the subcommand or after it); here they get no default, so that a subcommand that
+    does not see them leaves what the top-level parser read (argparse copies every
+    attribute of the subcommand's namespace over the top-level one)."""
     for flag in flags:
+        default: Any = argparse.SUPPRESS if inherited else _Unset(flag)
         parser.add_argument(
             flag.option,
             action=FlagAction,
             flag=flag,
             dest=flag.dest,
-            default=_Unset(flag),
+            default=default,
             help=_escape(help_text(flag)),
             metavar=flag.metavar or _metavar(flag),
             **_value_kwargs(flag, negated=False),
@@ -193,7 +176,7 @@ def add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag]) -> None:
                 flag=flag,
                 alias=alias,
                 dest=flag.dest,
-                default=_Unset(flag),
+                default=default,
                 help=argparse.SUPPRESS,
                 **_value_kwargs(flag, negated=negated),
             )
@@ -281,3 +264,10 @@ def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
         if isinstance(action, argparse._SubParsersAction):
             return dict(action.choices)
     return {}
+
+
+def command_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of command ``name`` (``certs rotate``: the nested one)."""
+    for word in name.split():
+        parser = subcommands(parser)[word]
+    return parser

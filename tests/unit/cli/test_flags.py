@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from kube import flags
-from kube.flags import Flag, FlagError
+from cli import flags
+from cli.flags import Flag, FlagError
 
 
 def parser_with(*declared: Flag) -> argparse.ArgumentParser:
@@ -155,24 +155,3 @@ def test_resolving_twice_changes_nothing() -> None:
     namespace, _ = parse([COUNT], env={"REGISTRY_WEBHOOK_COUNT": "7"})
     assert flags.resolve(namespace, {"REGISTRY_WEBHOOK_COUNT": "1"}) == []
     assert namespace.count == 7
-
-
-@pytest.mark.parametrize(
-    ("text", "address"),
-    [
-        (":8080", ("0.0.0.0", 8080)),
-        ("127.0.0.1:0", ("127.0.0.1", 0)),
-        ("localhost:9", ("localhost", 9)),
-        ("[::1]:8081", ("::1", 8081)),
-        ("[::]:8081", ("::", 8081)),
-        ("0", None),
-    ],
-)
-def test_bind_addresses(text: str, address: tuple[str, int] | None) -> None:
-    assert flags.parse_bind_address(text) == address
-
-
-@pytest.mark.parametrize("text", ["8080", "host:", "host:port", ":65536", "", ":-1"])
-def test_bad_bind_addresses_are_refused(text: str) -> None:
-    with pytest.raises(argparse.ArgumentTypeError, match="expected host:port, :port or 0"):
-        flags.parse_bind_address(text)

@@ -1,0 +1,77 @@
+"""Parsers of flag values: each refuses with a message that says what it expects (argparse
+prints it after the flag's name; ``cli.flags.resolve`` after the variable's)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from kube.listener import parse_bind_address
+
+
+def number(
+    convert: Callable[[str], Any], kind: str, minimum: float, maximum: float | None = None
+) -> Callable[[str], Any]:
+    """A parser of ``kind`` numbers in ``[minimum, maximum]``."""
+    bounds = f"at least {minimum:g}" if maximum is None else f"{minimum:g} to {maximum:g}"
+
+    def parse(value: str) -> Any:
+        try:
+            parsed = convert(value.strip())
+            if not math.isfinite(parsed):
+                raise ValueError(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}; got {value!r}") from None
+        if parsed < minimum or (maximum is not None and parsed > maximum):
+            raise argparse.ArgumentTypeError(f"must be {bounds}; got {value!r}")
+        return parsed
+
+    return parse
+
+
+def positive_float(value: str) -> float:
+    parsed: float = number(float, "a number", 0)(value)
+    if parsed <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0; got {value!r}")
+    return parsed
+
+
+positive_int = number(int, "an integer", 1)
+non_negative_float = number(float, "a number", 0)
+port = number(int, "a port number", 1, 65535)
+
+
+def one_of(choices: Sequence[str], *, upper: bool = False) -> Callable[[str], str]:
+    """A parser of one word of ``choices`` (any case, when ``upper``: given in capitals)."""
+
+    def parse(value: str) -> str:
+        word = value.strip().upper() if upper else value
+        if word not in choices:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(choices)}; got {value!r}")
+        return word
+
+    return parse
+
+
+def audiences(value: str) -> tuple[str, ...]:
+    """Comma-separated token audiences, at least one."""
+    parsed = audience_list(value)
+    if not parsed:
+        raise argparse.ArgumentTypeError("needs at least one audience")
+    return parsed
+
+
+def audience_list(value: str) -> tuple[str, ...]:
+    """Like ``audiences``, but empty is allowed (and means the API server's audiences)."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def bind_address(value: str) -> str:
+    """The address as given, once ``kube.listener.parse_bind_address`` accepts it."""
+    try:
+        parse_bind_address(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return value.strip()
