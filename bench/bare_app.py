@@ -5,7 +5,7 @@ any server built on this stack.
 
 ``python -m bench.bare_app --bind HOST:PORT --cert F --key F [--client-ca F]
 [--workers N --threads N --server plain|ours]``: ``plain`` is stock gunicorn gthread (the
-issue's reference), ``ours`` is :class:`serving.tlsserver.WebhookServer` (our worker class,
+issue's reference), ``ours`` is :class:`serving.tlsserver.TlsServer` (our worker class,
 read deadlines and TLS context) around the bare app.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 from flask import Flask, Response, request
 from gunicorn.app.base import BaseApplication
 
-from serving.tlsserver import WebhookServer
+from serving.tlsserver import TlsServer
 
 PATCH = base64.b64encode(
     json.dumps(
@@ -81,7 +81,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--server", choices=("plain", "ours"), default="plain")
     args = parser.parse_args(argv)
     if args.server == "ours":
-        WebhookServer(
+        TlsServer(
             create_app,
             bind=args.bind,
             cert_file=args.cert,

@@ -13,7 +13,7 @@ from flask import Flask
 from kube.metricsserver import serve_metrics
 from serving import devcerts
 from serving.config import ServingConfig
-from serving.tlsserver import ReadLimits, WebhookServer
+from serving.tlsserver import PROC_NAME, ReadLimits, TlsServer
 from serving.workermetrics import ENVIRONMENT_VARIABLE, master_registry, worker_exited
 
 
@@ -46,7 +46,7 @@ def serve(
         if on_listening is not None:
             on_listening(dev_ca_file)
 
-    server = WebhookServer(
+    server = TlsServer(
         app_factory,
         bind=config.bind,
         cert_file=str(cert_file),
@@ -58,6 +58,7 @@ def serve(
         on_worker_exit=worker_exited,
         log_level=config.log_level,
         read_limits=read_limits,
+        proc_name=f"{PROC_NAME} {config.process}",
     )
     server.run()
     return 0

@@ -67,6 +67,9 @@ RECV_BYTES: Final = 64 * 1024
 """Largest buffer one ``recv`` asks ``ssl`` for (a read returns one TLS record of at most
 16 KiB, but ``ssl`` allocates the whole buffer first, and gunicorn asks for 1 MiB): 2.7 CPU
 s/GiB pushed against 3.9 uncapped (``bench frontdoor``, 2 cores)."""
+PROC_NAME: Final = "image-registry-webhook"
+"""gunicorn's name for the processes in its logs (and ``ps``, where setproctitle is
+installed): the command's; ``serving.server`` adds which door."""
 WORKER_TIMEOUT_SECONDS: Final = 60
 """gunicorn restarts a worker silent for this long (its ``timeout``)."""
 READY_WAIT_SECONDS: Final = 30.0
@@ -490,7 +493,7 @@ def shared_listener(bind: str) -> int:
     return listener.detach()  # gunicorn owns it now (and closes this descriptor)
 
 
-class WebhookServer(BaseApplication):  # type: ignore[misc]
+class TlsServer(BaseApplication):  # type: ignore[misc]
     """A gunicorn application whose app factory runs in each worker after the fork.
 
     ``on_ready`` runs in the master once it listens (threads started there live as long
@@ -512,6 +515,7 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         log_level: str = "info",
         read_limits: ReadLimits | None = None,
         ready_wait_seconds: float = READY_WAIT_SECONDS,
+        proc_name: str = PROC_NAME,
     ) -> None:
         self._factory = app_factory
         self._sockets = DeadlineSocket.with_limits(read_limits or ReadLimits())
@@ -541,7 +545,7 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
             "accesslog": None,
             "logger_class": RootHandlerLogger,
             "loglevel": log_level.lower(),
-            "proc_name": "image-registry-webhook",
+            "proc_name": proc_name,
             "when_ready": self._when_ready,
             "child_exit": self._child_exit,
             # gunicorn 24+ opens a control socket in $HOME by default; several servers on

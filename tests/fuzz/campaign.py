@@ -43,7 +43,7 @@ MAX_NESTING: Final = 3000
 MAX_WIDTH: Final = 20_000
 """Elements of a widened body's list: parse cost without the size limits' help."""
 REQUEST_TIMEOUT: Final = 60.0
-"""Seconds for one answer: gunicorn's worker timeout (``WebhookServer``), so a hung request
+"""Seconds for one answer: gunicorn's worker timeout (``TlsServer``), so a hung request
 fails here no later than the server would kill its worker."""
 
 # Fragments a hostile or broken client might send, spliced in anywhere.

@@ -1,6 +1,6 @@
 """The real server, gunicorn over TLS, serving the fake-wired app; and how to watch it.
 
-``python -m tests.fuzz.server BIND CERTS_DIR`` runs what ``serve`` runs (``WebhookServer``:
+``python -m tests.fuzz.server BIND CERTS_DIR`` runs what ``serve`` runs (``TlsServer``:
 TLS 1.2+, gthread workers, the same keep-alive and limits) around ``fake_app``, so the fuzz
 runs go through TLS, gunicorn's HTTP parser and the worker threads without a cluster.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serving import devcerts
-from serving.tlsserver import WebhookServer
+from serving.tlsserver import TlsServer
 from tests.fuzz.fakes import fake_app
 
 WORKERS = 1
@@ -59,7 +59,7 @@ def rss_bytes(pid: int) -> int:
 def main(argv: list[str]) -> int:
     bind, certs_dir = argv
     files = devcerts.ensure(Path(certs_dir), ["127.0.0.1"])
-    WebhookServer(
+    TlsServer(
         fake_app,
         bind=bind,
         cert_file=str(files.cert_file),

@@ -22,7 +22,7 @@ from flask import Flask
 from cli import main as cli_main
 from cli.options import COMMAND_FLAGS
 from localcluster.binaries import REPO_ROOT
-from serving.tlsserver import WebhookServer
+from serving.tlsserver import TlsServer
 from tests.integration.support.cluster import MANIFESTS, ClusterEnv
 
 VARIANTS = {
@@ -268,7 +268,7 @@ def test_the_webhook_leaves_the_service_before_it_stops_answering(
     sleep, seconds = container["lifecycle"]["preStop"]["exec"]["command"]
     assert sleep == "sleep"
     assert int(seconds) >= ENDPOINT_PROPAGATION_SECONDS
-    server = WebhookServer(
+    server = TlsServer(
         lambda: Flask(__name__), bind="127.0.0.1:0", cert_file="-", key_file="-",
         workers=1, threads=1,
     )  # fmt: skip

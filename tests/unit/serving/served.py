@@ -25,7 +25,7 @@ from localcluster.processes import ManagedProcess
 from localcluster.waiting import wait_for
 from serving import devcerts
 from serving.config import DEFAULT_THREADS
-from serving.tlsserver import ReadLimits, WebhookServer
+from serving.tlsserver import ReadLimits, TlsServer
 from tests.fuzz.fakes import fake_app
 
 STARTUP_SECONDS = 30.0
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--read-limits", type=json.loads, required=True)
     args = parser.parse_args(argv)
     files = devcerts.ensure(args.certs_dir, ["127.0.0.1"])
-    WebhookServer(
+    TlsServer(
         fake_app,
         bind=f"127.0.0.1:{args.port}",
         cert_file=str(files.cert_file),

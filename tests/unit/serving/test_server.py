@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
+from serving import server
 from serving.config import ServingConfig
 from serving.server import serving_files
+from serving.workermetrics import ENVIRONMENT_VARIABLE
 
 
 def test_a_door_without_a_certificate_says_which_door_and_what_to_give() -> None:
@@ -34,3 +37,22 @@ def test_development_certificates_name_the_configured_hosts(tmp_path: Path) -> N
     cert, key, ca = serving_files(config)
     assert ca == tmp_path / "ca.crt" and cert.exists() and key.exists()
     assert b"BEGIN CERTIFICATE" in cert.read_bytes()
+
+
+def test_the_server_processes_are_named_after_their_door(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, object] = {}
+
+    class Recorded:
+        def __init__(self, *args: object, **options: object) -> None:
+            seen.update(options)
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(server, "TlsServer", Recorded)
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, str(tmp_path))
+    config = ServingConfig(process="frontdoor", bind=":0", dev_certs_dir=tmp_path / "certs")
+    assert server.serve(config, lambda: Flask(__name__)) == 0
+    assert seen["proc_name"] == "image-registry-webhook frontdoor"

@@ -47,7 +47,7 @@ from serving.tlsserver import (
     ReadBudget,
     ReadLimits,
     ReloadingTlsContext,
-    WebhookServer,
+    TlsServer,
     slow_header_threads,
     tls_context,
 )
@@ -685,7 +685,7 @@ def test_gunicorns_own_lines_go_through_the_process_handler(
     """Start-up, worker boot and worker timeouts are gunicorn's error log: one JSON line
     each, at the level the process was given, like every other line of the process."""
     configure_logging(level, "json")
-    server = WebhookServer(
+    server = TlsServer(
         lambda: Flask(__name__),
         bind="127.0.0.1:0",
         cert_file="unused.crt",

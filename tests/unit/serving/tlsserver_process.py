@@ -1,4 +1,4 @@
-"""``python -m tests.unit.serving.tlsserver_process BIND CERT KEY``: ``WebhookServer`` (the
+"""``python -m tests.unit.serving.tlsserver_process BIND CERT KEY``: ``TlsServer`` (the
 gunicorn TLS server ``serve`` runs) around a one-route app, for tests of its TLS layer."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import sys
 
 from flask import Flask
 
-from serving.tlsserver import WebhookServer
+from serving.tlsserver import TlsServer
 
 
 def app() -> Flask:
@@ -18,9 +18,7 @@ def app() -> Flask:
 
 def main(argv: list[str]) -> int:
     bind, cert_file, key_file = argv
-    WebhookServer(
-        app, bind=bind, cert_file=cert_file, key_file=key_file, workers=1, threads=4
-    ).run()
+    TlsServer(app, bind=bind, cert_file=cert_file, key_file=key_file, workers=1, threads=4).run()
     return 0
 
 
