@@ -1,5 +1,6 @@
-"""Plumbing both processes share, in the manner of client-go: the API client, watch-backed
-informers, a work queue, a rate limiter, reconcile runners, leader election, Events,
-X.509 helpers (``certs``), and the settings both processes read. Knows nothing of
-webhooks, reconcilers or rules.
+"""Plumbing every process shares, in the manner of client-go: the API client, API errors
+read by reason, a JSON adapter base, watch-backed informers, a work queue, a rate limiter,
+reconcile runners, leader election, Events, listeners and X.509 helpers (``certs``).
+Knows nothing of webhooks, the front door, reconcilers or rules, and holds no process's
+flags or defaults.
 """

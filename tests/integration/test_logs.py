@@ -1,6 +1,6 @@
 """No token in any log line at any level, over a whole scenario; and one format per line.
 
-A stack of its own runs both processes at DEBUG; the scenario mints tokens every way the
+A stack of its own runs its processes at DEBUG; the scenario mints tokens every way the
 service sees them (managed pull secrets, created and refreshed; PushReview callers' bearer
 tokens, accepted and refused by TokenReview; the processes' own credentials), then every
 file of the stack's log directory is searched for each of them in every form it takes.

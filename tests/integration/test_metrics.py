@@ -1,4 +1,4 @@
-"""Both processes serve Prometheus metrics on a plain-HTTP port of their own.
+"""Every process serves Prometheus metrics on a plain-HTTP port of their own.
 
 Local stack only: the test reads the processes' loopback ports and the dev certificate.
 """

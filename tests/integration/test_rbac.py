@@ -1,4 +1,6 @@
-"""The manifests' RBAC is exactly what the two processes use: enough, and no more.
+"""The manifests' RBAC is exactly what the webhook server and the controller use: enough,
+and no more. (The front door runs with its own account's token in its tests, which shows
+its grant is enough; that it is no more is not checked here.)
 
 The whole integration session runs the server and the controller with their
 ServiceAccounts' tokens under ``manifests/base/rbac.yaml`` (see ``conftest.py``), so
@@ -51,7 +53,7 @@ NOT_DRIVEN_HERE = {
 
 
 def exercise_every_path(cluster: ClusterEnv, namespace: str) -> None:
-    """One request of each kind the two processes can make, each awaited."""
+    """One request of each kind the webhook server and the controller can make, each awaited."""
     # Controller: a Secret and its token for a new ServiceAccount, the SA pointed at it.
     cluster.kubectl("create", "serviceaccount", "probe", "-n", namespace)
     cluster.wait(

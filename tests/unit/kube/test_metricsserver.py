@@ -1,4 +1,4 @@
-"""The plain-HTTP metrics listener of both processes."""
+"""The plain-HTTP metrics listener of every process."""
 
 from __future__ import annotations
 
