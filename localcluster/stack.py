@@ -49,7 +49,7 @@ SERVICE_NAMESPACE = "image-registry-system"
 CONFIGURATION_NAME = "image-registry-webhook"
 SERVER_ACCOUNT = "image-registry-webhook"
 CONTROLLER_ACCOUNT = "image-registry-controller"
-"""The ServiceAccounts of ``RBAC_MANIFEST`` the webhook server and the controller run as in a cluster."""
+"""The ServiceAccounts of ``RBAC_MANIFEST`` the webhook server and the controller run as."""
 TOKEN_DURATION = "24h"
 """Long enough for any test session; ``make dev`` runs as admin and needs no token."""
 SECRET_SYNC_SECONDS = 0.5
