@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from quota.names import DIGEST, DNS_LABEL, DNS_SUBDOMAIN, MAX_NAME_LENGTH, TAG
+from quota.names import DNS_LABEL, DNS_SUBDOMAIN, MAX_NAME_LENGTH, TAG_GRAMMAR, is_digest, is_tag
 from serving.httpjson import brief
 
 # The spec's error codes used here, and their statuses: the spec's table of codes and
@@ -172,25 +172,6 @@ def unavailable(message: str, retry_after_seconds: int) -> RegistryError:
 
 
 # --- names -----------------------------------------------------------------------------
-
-SHA256_HEX: Final = re.compile(r"[a-f0-9]{64}")
-SHA512_HEX: Final = re.compile(r"[a-f0-9]{128}")
-_REGISTERED_ALGORITHMS: Final = {"sha256": SHA256_HEX, "sha512": SHA512_HEX}
-"""The image-spec's registered algorithms and their encodings (descriptor.md, Digests):
-other algorithms keep the general grammar."""
-
-
-def is_digest(value: str) -> bool:
-    """The image-spec digest grammar, and a registered algorithm's exact encoding."""
-    if not DIGEST.fullmatch(value):
-        return False
-    algorithm, encoded = value.split(":", 1)
-    encoding = _REGISTERED_ALGORITHMS.get(algorithm)
-    return encoding is None or encoding.fullmatch(encoded) is not None
-
-
-def is_tag(value: str) -> bool:
-    return TAG.fullmatch(value) is not None
 
 
 def split_repository(repository: str) -> tuple[str, str]:
@@ -367,7 +348,7 @@ def _checked_method(route: Route) -> Route:
 def _bad_manifest_reference(method: str, reference: str) -> RegistryError:
     """A push names a bad tag (MANIFEST_INVALID: the spec's set has no tag code); a read or
     delete names a manifest that cannot exist (404, as distribution answers)."""
-    why = f"{brief(reference)} is neither a tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}) nor a digest"
+    why = f"{brief(reference)} is neither a tag ({TAG_GRAMMAR}) nor a digest"
     return manifest_invalid(why) if method == "PUT" else manifest_unknown(why)
 
 

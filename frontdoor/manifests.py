@@ -15,13 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from frontdoor.distribution import (
-    digest_invalid,
-    is_digest,
-    is_tag,
-    manifest_invalid,
-)
+from frontdoor.distribution import digest_invalid, manifest_invalid
 from quota.measure import Descriptor, Manifest
+from quota.names import TAG_GRAMMAR, is_digest, is_tag
 from serving.httpjson import JsonLimits, brief, check_cost, media_type
 
 MAX_MANIFEST_BYTES: Final = 4 * 1024 * 1024
@@ -114,8 +110,7 @@ def check_reference(reference: str, body: bytes) -> str | None:
         return reference
     if not is_digest(reference):
         raise manifest_invalid(
-            f"reference {brief(reference)} is neither a tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}})"
-            " nor a digest"
+            f"reference {brief(reference)} is neither a tag ({TAG_GRAMMAR}) nor a digest"
         )
     algorithm, _, expected = reference.partition(":")
     hasher = _HASHES.get(algorithm)

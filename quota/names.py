@@ -27,10 +27,35 @@ MAX_GENERATE_NAME_PREFIX: Final = 58
 
 # --- OCI names ----------------------------------------------------------------------------
 
-TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-"""The OCI distribution spec's tag grammar."""
+TAG_GRAMMAR: Final = r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}"
+"""The OCI distribution spec's tag grammar, as the spec writes it (spec.md, Pulling
+manifests); messages quote it."""
+TAG = re.compile(f"^{TAG_GRAMMAR}$")
 DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
-"""The OCI image-spec digest grammar (any algorithm)."""
+"""The OCI image-spec digest grammar (any algorithm); ``is_digest`` adds the registered
+algorithms' encodings."""
+SHA256_HEX: Final = re.compile(r"[a-f0-9]{64}")
+"""sha256's encoding: 64 lowercase hex digits (image-spec descriptor.md, Registered algorithms)."""
+SHA512_HEX: Final = re.compile(r"[a-f0-9]{128}")
+"""sha512's encoding: 128 lowercase hex digits (image-spec descriptor.md, Registered algorithms)."""
+REGISTERED_ENCODINGS: Final = {"sha256": SHA256_HEX, "sha512": SHA512_HEX}
+"""The image-spec's registered algorithms and their encodings; other algorithms keep the
+general grammar (the registry's go-digest then refuses them as unsupported)."""
+
+
+def is_digest(value: str) -> bool:
+    """The image-spec digest grammar, and a registered algorithm's exact encoding: the one
+    rule both doors apply to every digest a push names."""
+    if not DIGEST.fullmatch(value):
+        return False
+    algorithm, encoded = value.split(":", 1)
+    encoding = REGISTERED_ENCODINGS.get(algorithm)
+    return encoding is None or encoding.fullmatch(encoded) is not None
+
+
+def is_tag(value: str) -> bool:
+    return TAG.fullmatch(value) is not None
+
 
 # --- API groups and resources (the contract: image.alauda.io/v1, standalone mode's CRDs) -
 
