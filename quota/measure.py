@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeGuard
+from typing import Any, Final, NamedTuple, TypeGuard
+
+from quota.names import is_digest
+
+NOT_A_DIGEST: Final = (
+    "must be a digest: <algorithm>:<encoded>, sha256 64 lowercase hex digits, sha512 128"
+)
+"""What a descriptor's digest that breaks quota.names.is_digest is told."""
 
 
 class InvalidManifest(ValueError):
@@ -100,6 +107,9 @@ def _descriptor(value: object, path: str) -> Descriptor:
     digest = value.get("digest")
     if not isinstance(digest, str) or not digest:
         raise InvalidManifest(f"{path}.digest", "must be a non-empty string")
+    if not is_digest(digest):
+        # The front door's rule: both doors accept the same digests, and so does the registry.
+        raise InvalidManifest(f"{path}.digest", NOT_A_DIGEST)
     size = value.get("size")
     if isinstance(size, float) and size.is_integer():
         # JSON has one number type: 1469.0 is the integer 1469, as JSON Schema counts it.

@@ -280,8 +280,11 @@ def test_malformed_push_reviews_get_400(
         ({"repository": ""}, "spec.repository"),
         ({"tag": "bad tag"}, "spec.tag"),
         ({"digest": "md5"}, "spec.digest"),
-        ({"layers": [{"digest": "sha256:aa", "size": -1}]}, "spec.layers[0].size"),
-        ({"config": {"digest": "sha256:aa"}}, "spec.config.size"),
+        ({"layers": [{"digest": "sha256:" + "a" * 64, "size": -1}]}, "spec.layers[0].size"),
+        ({"config": {"digest": "sha256:" + "a" * 64}}, "spec.config.size"),
+        # The front door's digest rule: a registered algorithm has its exact encoding.
+        ({"layers": [{"digest": "sha256:aa", "size": 1}]}, "spec.layers[0].digest"),
+        ({"config": {"digest": "sha512:" + "a" * 64, "size": 1}}, "spec.config.digest"),
     ],
 )
 def test_invalid_push_review_fields_are_named(

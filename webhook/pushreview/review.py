@@ -8,12 +8,12 @@ from typing import Any, Final
 from quota.decision import Decision
 from quota.measure import InvalidManifest, manifest_from_dict
 from quota.names import (
-    DIGEST,
     DNS_LABEL,
     DNS_SUBDOMAIN,
     IMAGE_API_VERSION,
     MAX_NAME_LENGTH,
-    TAG,
+    is_digest,
+    is_tag,
 )
 from quota.push import Push
 from serving.httpjson import JsonLimits, brief, typed_json_object
@@ -78,10 +78,10 @@ def parse_push_review(body: bytes, content_type: str | None) -> PushRequest:
     if len(repository) > MAX_NAME_LENGTH or not DNS_SUBDOMAIN.fullmatch(repository):
         raise BadPushReview(f"spec.repository {brief(repository)} is not a valid ImageStream name")
     tag = _string(spec, "tag", required=False)
-    if tag is not None and not TAG.fullmatch(tag):
+    if tag is not None and not is_tag(tag):
         raise BadPushReview(f"spec.tag {brief(tag)} is not a valid tag")
     digest = _string(spec, "digest", required=True) or ""
-    if not DIGEST.fullmatch(digest):
+    if not is_digest(digest):
         raise BadPushReview(f"spec.digest {brief(digest)} is not a valid digest")
     media = spec.get("mediaType")
     if media is None:

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quota.measure import (
+    NOT_A_DIGEST,
     Descriptor,
     InvalidManifest,
     Manifest,
@@ -23,6 +24,8 @@ from quota.measure import (
 )
 
 D = Descriptor
+CONFIG = "sha256:" + "c" * 64
+LAYER = "sha256:" + "a" * 64
 
 
 def stream(
@@ -94,16 +97,14 @@ def test_manifest_from_dict_reads_a_push_review_spec() -> None:
         {
             "namespace": "team-a",
             "repository": "app",
-            "config": {"digest": "sha256:c", "size": 1469},
+            "config": {"digest": CONFIG, "size": 1469},
             "layers": [
-                {"digest": "sha256:a", "size": 2811478, "mediaType": "x"},
-                {"digest": "sha256:a", "size": 2811478},
+                {"digest": LAYER, "size": 2811478, "mediaType": "x"},
+                {"digest": LAYER, "size": 2811478},
             ],
         }
     )
-    assert manifest == Manifest(
-        D("sha256:c", 1469), (D("sha256:a", 2811478), D("sha256:a", 2811478))
-    )
+    assert manifest == Manifest(D(CONFIG, 1469), (D(LAYER, 2811478), D(LAYER, 2811478)))
     assert manifest.size == 1469 + 2811478
 
 
@@ -122,39 +123,47 @@ def test_a_size_written_as_an_integral_float_is_that_integer(size: float) -> Non
     """JSON has one number type, and JSON Schema (docs/openapi.yaml) counts 1469.0 as the
     integer 1469: a body that fits the document is judged, not refused."""
     manifest = manifest_from_dict(
-        {"config": {"digest": "d", "size": size}, "layers": [{"digest": "l", "size": size}]}
+        {"config": {"digest": CONFIG, "size": size}, "layers": [{"digest": LAYER, "size": size}]}
     )
-    assert manifest == Manifest(Descriptor("d", int(size)), (Descriptor("l", int(size)),))
+    assert manifest == Manifest(Descriptor(CONFIG, int(size)), (Descriptor(LAYER, int(size)),))
     assert all(type(blob.size) is int for blob in (manifest.config, *manifest.layers) if blob)
 
 
 @pytest.mark.parametrize(
     ("spec", "path", "detail"),
     [
-        ({"config": "sha256:c"}, "spec.config", "must be an object with digest and size"),
+        ({"config": CONFIG}, "spec.config", "must be an object with digest and size"),
         ({"config": {"size": 1}}, "spec.config.digest", "must be a non-empty string"),
         ({"config": {"digest": "", "size": 1}}, "spec.config.digest", "must be a non-empty string"),
         ({"config": {"digest": 5, "size": 1}}, "spec.config.digest", "must be a non-empty string"),
-        ({"config": {"digest": "d"}}, "spec.config.size", "must be an integer"),
-        ({"config": {"digest": "d", "size": "1"}}, "spec.config.size", "must be an integer"),
-        ({"config": {"digest": "d", "size": 1.5}}, "spec.config.size", "must be an integer"),
-        ({"config": {"digest": "d", "size": math.nan}}, "spec.config.size", "must be an integer"),
-        ({"config": {"digest": "d", "size": math.inf}}, "spec.config.size", "must be an integer"),
-        ({"config": {"digest": "d", "size": True}}, "spec.config.size", "must be an integer"),
+        ({"config": {"digest": CONFIG}}, "spec.config.size", "must be an integer"),
+        ({"config": {"digest": CONFIG, "size": "1"}}, "spec.config.size", "must be an integer"),
+        ({"config": {"digest": CONFIG, "size": 1.5}}, "spec.config.size", "must be an integer"),
         (
-            {"config": {"digest": "d", "size": -1}},
+            {"config": {"digest": CONFIG, "size": math.nan}},
+            "spec.config.size",
+            "must be an integer",
+        ),
+        (
+            {"config": {"digest": CONFIG, "size": math.inf}},
+            "spec.config.size",
+            "must be an integer",
+        ),
+        ({"config": {"digest": CONFIG, "size": True}}, "spec.config.size", "must be an integer"),
+        (
+            {"config": {"digest": CONFIG, "size": -1}},
             "spec.config.size",
             "must be greater than or equal to 0",
         ),
-        ({"layers": {"digest": "d", "size": 1}}, "spec.layers", "must be a list"),
+        ({"layers": {"digest": CONFIG, "size": 1}}, "spec.layers", "must be a list"),
         ({"layers": "d"}, "spec.layers", "must be a list"),
         (
-            {"layers": [{"digest": "d", "size": 1}, None]},
+            {"layers": [{"digest": CONFIG, "size": 1}, None]},
             "spec.layers[1]",
             "must be an object with digest and size",
         ),
         (
-            {"layers": [{"digest": "d", "size": 1}, {"digest": "e", "size": -5}]},
+            {"layers": [{"digest": CONFIG, "size": 1}, {"digest": LAYER, "size": -5}]},
             "spec.layers[1].size",
             "must be greater than or equal to 0",
         ),
@@ -169,6 +178,26 @@ def test_manifest_from_dict_names_the_bad_field(
     assert info.value.path == path
     assert info.value.detail == detail
     assert str(info.value) == f"{path}: {detail}"
+
+
+@pytest.mark.parametrize(
+    ("spec", "path"),
+    [
+        ({"config": {"digest": "sha256:c", "size": 1}}, "spec.config.digest"),
+        ({"layers": [{"digest": "sha256:" + "a" * 65, "size": 1}]}, "spec.layers[0].digest"),
+        ({"layers": [{"digest": "SHA256:" + "a" * 64, "size": 1}]}, "spec.layers[0].digest"),
+        ({"layers": [{"digest": "sha256:" + "a" * 64 + "\n", "size": 1}]}, "spec.layers[0].digest"),
+    ],
+)
+def test_a_malformed_descriptor_digest_is_invalid_naming_the_field(
+    spec: dict[str, Any], path: str
+) -> None:
+    """A config or layer digest follows the digest grammar and its algorithm's registered
+    encoding (quota.names.is_digest), as the front door's manifests do."""
+    with pytest.raises(InvalidManifest) as info:
+        manifest_from_dict(spec)
+    assert info.value.path == path
+    assert info.value.detail == NOT_A_DIGEST
 
 
 def test_manifest_from_dict_uses_the_given_path_prefix() -> None:
@@ -401,8 +430,8 @@ def test_a_config_without_a_size_is_left_out() -> None:
 
 def test_a_pushed_empty_blob_is_accepted() -> None:
     spec = {
-        "config": {"digest": "sha256:c", "size": 0},
-        "layers": [{"digest": "sha256:a", "size": 0}],
+        "config": {"digest": CONFIG, "size": 0},
+        "layers": [{"digest": LAYER, "size": 0}],
     }
     assert manifest_from_dict(spec).size == 0
 

@@ -205,6 +205,40 @@ def test_malformed_bodies_name_the_field(review: Obj, field: str) -> None:
     assert re.match(re.escape(field) + r"[ :]", message), message
 
 
+@pytest.mark.parametrize(
+    ("review", "field"),
+    [
+        (body(layers=[{"digest": "sha256:" + "1" * 63, "size": 1}]), "spec.layers[0].digest"),
+        (
+            body(layers=[{"digest": LAYER, "size": 1}, {"digest": "x", "size": 1}]),
+            "spec.layers[1].digest",
+        ),
+        (body(config={"digest": "sha256:" + "C" * 64, "size": 1}), "spec.config.digest"),
+        (body(config={"digest": "sha512:" + "c" * 64, "size": 1}), "spec.config.digest"),
+        (body(digest="sha256:" + "a" * 63), "spec.digest"),
+        (body(digest="sha512:" + "a" * 64), "spec.digest"),
+    ],
+)
+def test_a_digest_off_the_registered_encoding_is_refused_naming_the_field(
+    review: Obj, field: str
+) -> None:
+    """Every digest a PushReview names follows the front door's rule (quota.names.is_digest):
+    the two doors accept the same digests, and the registry would refuse these."""
+    with pytest.raises(BadPushReview) as raised:
+        parse_push_review(encode(review), JSON)
+    message = str(raised.value)
+    assert re.match(re.escape(field) + r"[ :]", message), message
+    assert "digest" in message
+
+
+@pytest.mark.parametrize(
+    "digest", ["sha512:" + "b" * 128, "sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564"]
+)
+def test_a_registered_or_unregistered_algorithm_in_its_grammar_is_accepted(digest: str) -> None:
+    review = body(digest=digest, layers=[{"digest": digest, "size": 1}])
+    assert parse_push_review(encode(review), JSON).push.digest == digest
+
+
 @pytest.mark.parametrize("tag", ["v2", "latest", "_x", "1.0.0-rc.1", "a" * 128])
 def test_valid_tags_are_accepted(tag: str) -> None:
     assert parse_push_review(encode(body(tag=tag)), JSON).push.tag == tag
