@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from kube.apierrors import (
+    causes,
     is_already_exists,
     is_conflict,
     is_forbidden,
@@ -72,16 +73,10 @@ def refusal(err: ApiException) -> Decision:
     is: the registry client prints that message, never the API server's prefix naming the
     webhook. Any other refusal (RBAC, schema validation, someone else's webhook) is
     ``Cause.REFUSED`` with the Status message."""
-    status = status_of(err)
-    details = status.get("details")
-    causes = details.get("causes") if isinstance(details, dict) else None
-    for cause in causes if isinstance(causes, list) else []:
-        if not isinstance(cause, dict):
-            continue
-        kind, message = cause.get("reason"), cause.get("message")
-        if kind in _CAUSES and isinstance(message, str) and message:
-            return Decision.deny(message, Cause(kind))
-    message = status.get("message")
+    for cause in causes(err):
+        if cause.type in _CAUSES and cause.message:
+            return Decision.deny(cause.message, Cause(cause.type))
+    message = status_of(err).get("message")
     if not isinstance(message, str) or not message:
         message = f"refused by the API server (HTTP {err.status})"
     return Decision.deny(message, Cause.REFUSED)

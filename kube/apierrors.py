@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from kubernetes.client.exceptions import ApiException
@@ -103,16 +104,43 @@ def status_is_gone(status: Mapping[str, Any]) -> bool:
     return status_reason(status) in (GONE, EXPIRED)
 
 
+@dataclass(frozen=True)
+class StatusCause:
+    """One of a ``Status``'s ``details.causes`` (metav1.StatusCause); an absent or wrongly
+    typed field is empty."""
+
+    type: str
+    """``StatusCause.Type``, which JSON spells ``reason`` (``json:"reason,omitempty"``)."""
+    message: str = ""
+    field: str = ""
+
+
+def causes(err: BaseException) -> list[StatusCause]:
+    """The causes an API error's body gives, in order; entries that are not objects are
+    skipped, and anything that is not an API error has none."""
+    if not isinstance(err, ApiException):
+        return []
+    details = status_of(err).get("details")
+    raw = details.get("causes") if isinstance(details, dict) else None
+    if not isinstance(raw, list):
+        return []
+    return [
+        StatusCause(
+            _text(cause.get("reason")), _text(cause.get("message")), _text(cause.get("field"))
+        )
+        for cause in raw
+        if isinstance(cause, dict)
+    ]
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def is_namespace_terminating(err: BaseException) -> bool:
     """A create refused because its namespace is being deleted: nothing to retry."""
-    if not is_forbidden(err):
-        return False
-    details = status_of(err).get("details")
-    causes = details.get("causes") if isinstance(details, dict) else None
-    # A StatusCause's type is serialized as "reason" (``json:"reason,omitempty"``).
-    return isinstance(causes, list) and any(
-        isinstance(cause, dict) and cause.get("reason") == NAMESPACE_TERMINATING_CAUSE
-        for cause in causes
+    return is_forbidden(err) and any(
+        cause.type == NAMESPACE_TERMINATING_CAUSE for cause in causes(err)
     )
 
 

@@ -63,6 +63,41 @@ def test_a_terminating_namespace_is_told_apart_from_rbac() -> None:
     assert not apierrors.is_namespace_terminating(denied)
 
 
+def test_causes_read_the_type_from_its_json_name_reason() -> None:
+    """metav1.StatusCause.Type has the JSON tag ``reason``; odd entries are skipped, odd
+    fields are empty."""
+    err = api_error(
+        422,
+        {
+            "reason": "Invalid",
+            "details": {
+                "causes": [
+                    {"reason": "FieldValueInvalid", "message": "bad", "field": "spec.tags"},
+                    "not an object",
+                    {"reason": 7, "message": None},
+                ]
+            },
+        },
+    )
+    assert apierrors.causes(err) == [
+        apierrors.StatusCause("FieldValueInvalid", "bad", "spec.tags"),
+        apierrors.StatusCause(""),
+    ]
+
+
+@pytest.mark.parametrize(
+    "err",
+    [
+        api_error(403, {"reason": "Forbidden"}),
+        api_error(403, {"reason": "Forbidden", "details": {"causes": "x"}}),
+        api_error(403, body="plain text from a proxy"),
+        ValueError("not an API error"),
+    ],
+)
+def test_an_error_without_causes_has_none(err: BaseException) -> None:
+    assert apierrors.causes(err) == []
+
+
 def test_a_not_found_names_the_object_only_when_storage_filled_the_details() -> None:
     stored = api_error(
         404, {"reason": "NotFound", "details": {"name": "app", "kind": "imagestreams"}}
