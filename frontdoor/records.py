@@ -3,12 +3,12 @@ for a new repository, so that our own admission webhook charges the namespace's 
 the authoritative check), the Image, and the tag's history in the stream's status
 (judged again by the same webhook, so two racing pushes cannot both pass a limit).
 
-Raw JSON in and out, as everywhere else; what to write is decided by ``quota.pushrecords``.
+Raw JSON in and out through ``kube.jsonapi.JsonApi``, as every API adapter; what to write
+is decided by ``quota.pushrecords``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,9 +23,9 @@ from kube.apierrors import (
     is_conflict,
     is_forbidden,
     is_invalid,
-    is_not_found,
     status_of,
 )
+from kube.jsonapi import JsonApi, NotAnObject
 from quota.decision import Cause, Decision
 from quota.names import IMAGE_API_VERSION, IMAGE_GROUP, IMAGE_VERSION, IMAGES, IMAGESTREAMS
 from quota.objects import Obj, metadata
@@ -88,32 +88,32 @@ def _refused(err: ApiException) -> bool:
     return is_forbidden(err) or is_invalid(err)
 
 
-def _json(response: Any) -> Obj:
-    value = json.loads(response.data)
-    if not isinstance(value, dict):
-        raise RecordFailed("the API server's answer is not an object")
-    return value
+NOT_AN_OBJECT: Final = "the API server's answer is not an object"
 
 
-class ImageRecords:
+class ImageRecords(JsonApi):
     def __init__(
         self, custom: CustomObjects, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     ) -> None:
+        super().__init__(timeout=REQUEST_SECONDS)
         self._custom = custom
         self._clock = clock
 
     def stream(self, namespace: str, name: str) -> Obj | None:
         """The ImageStream as the API server has it now (not the cache), or None."""
         try:
-            return _json(
-                self._custom.get_namespaced_custom_object(
-                    IMAGE_GROUP, IMAGE_VERSION, namespace, IMAGESTREAMS, name, **self._options()
-                )
+            return self._read(
+                self._custom.get_namespaced_custom_object,
+                IMAGE_GROUP,
+                IMAGE_VERSION,
+                namespace,
+                IMAGESTREAMS,
+                name,
             )
         except ApiException as err:
-            if is_not_found(err):
-                return None
             raise RecordFailed(f"reading the ImageStream: HTTP {err.status}") from None
+        except NotAnObject:
+            raise RecordFailed(NOT_AN_OBJECT) from None
         except (HTTPError, OSError, ValueError) as err:
             raise RecordFailed(f"reading the ImageStream: {type(err).__name__}") from None
 
@@ -127,10 +127,13 @@ class ImageRecords:
             "spec": {"lookupPolicy": {"local": False}},
         }
         try:
-            created = _json(
-                self._custom.create_namespaced_custom_object(
-                    IMAGE_GROUP, IMAGE_VERSION, namespace, IMAGESTREAMS, body, **self._options()
-                )
+            created = self._call(
+                self._custom.create_namespaced_custom_object,
+                IMAGE_GROUP,
+                IMAGE_VERSION,
+                namespace,
+                IMAGESTREAMS,
+                body,
             )
             return created, True
         except ApiException as err:
@@ -142,6 +145,8 @@ class ImageRecords:
             if _refused(err):
                 raise Denied(refusal(err)) from None
             raise RecordFailed(f"creating the ImageStream: HTTP {err.status}") from None
+        except NotAnObject:
+            raise RecordFailed(NOT_AN_OBJECT) from None
         except (HTTPError, OSError, ValueError) as err:
             raise RecordFailed(f"creating the ImageStream: {type(err).__name__}") from None
 
@@ -154,31 +159,33 @@ class ImageRecords:
         # and recorded a tag (and its charge) changed its resourceVersion, and keeps it.
         preconditions = {"uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
         try:
-            self._custom.delete_namespaced_custom_object(
+            self._call(
+                self._custom.delete_namespaced_custom_object,
                 IMAGE_GROUP,
                 IMAGE_VERSION,
                 meta.get("namespace"),
                 IMAGESTREAMS,
                 meta.get("name"),
                 body={"preconditions": preconditions},
-                **self._options(),
             )
-        except (ApiException, HTTPError, OSError) as err:
+        except (ApiException, HTTPError, OSError, ValueError) as err:
             # The quota reconciler recounts; the empty stream is the user's to delete.
             log.warning("could not delete the empty ImageStream after a failed push: %s", err)
 
     def image(self, digest: str) -> Obj | None:
         """The Image recorded for ``digest`` (named as ``save_image`` names it), or None."""
         try:
-            return _json(
-                self._custom.get_cluster_custom_object(
-                    IMAGE_GROUP, IMAGE_VERSION, IMAGES, image_object_name(digest), **self._options()
-                )
+            return self._read(
+                self._custom.get_cluster_custom_object,
+                IMAGE_GROUP,
+                IMAGE_VERSION,
+                IMAGES,
+                image_object_name(digest),
             )
         except ApiException as err:
-            if is_not_found(err):
-                return None
             raise RecordFailed(f"reading the Image: HTTP {err.status}") from None
+        except NotAnObject:
+            raise RecordFailed(NOT_AN_OBJECT) from None
         except (HTTPError, OSError, ValueError) as err:
             raise RecordFailed(f"reading the Image: {type(err).__name__}") from None
 
@@ -186,8 +193,8 @@ class ImageRecords:
         """Create the Image; one that exists already (the same digest, pushed before or
         to another repository) is the same content and is kept."""
         try:
-            self._custom.create_cluster_custom_object(
-                IMAGE_GROUP, IMAGE_VERSION, IMAGES, image, **self._options()
+            self._call(
+                self._custom.create_cluster_custom_object, IMAGE_GROUP, IMAGE_VERSION, IMAGES, image
             )
         except ApiException as err:
             if is_already_exists(err):
@@ -212,14 +219,14 @@ class ImageRecords:
                 return
             body = {**current, "status": status}
             try:
-                self._custom.replace_namespaced_custom_object_status(
+                self._call(
+                    self._custom.replace_namespaced_custom_object_status,
                     IMAGE_GROUP,
                     IMAGE_VERSION,
                     namespace,
                     IMAGESTREAMS,
                     name,
                     body,
-                    **self._options(),
                 )
                 return
             except ApiException as err:
@@ -231,7 +238,3 @@ class ImageRecords:
                 raise RecordFailed(f"tagging: {type(err).__name__}") from None
             current = self.stream(namespace, name)
         raise RecordFailed(f"tagging: {CONFLICT_RETRIES} conflicting writes in a row")
-
-    @staticmethod
-    def _options() -> dict[str, Any]:
-        return {"_preload_content": False, "_request_timeout": REQUEST_SECONDS}

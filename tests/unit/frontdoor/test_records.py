@@ -92,6 +92,7 @@ class Api:
     def delete_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any:
         self.calls.append(("delete_namespaced_custom_object", args, kwargs))
         self.deleted = (args, kwargs["body"])
+        return answer({"kind": "Status", "status": "Success"})
 
     def replace_namespaced_custom_object_status(self, *args: Any, **kwargs: Any) -> Any:
         self.calls.append(("replace_namespaced_custom_object_status", args, kwargs))
