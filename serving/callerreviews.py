@@ -23,13 +23,13 @@ and a pile of revoked tokens costs little more than one of them.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Protocol, TypeVar
 
+from kube.jsonapi import call_json
 from kube.ratelimit import KeyedRateLimiter
 from quota.names import IMAGE_GROUP
 from serving import metrics
@@ -242,10 +242,8 @@ class Authenticator:
             spec["audiences"] = self._audiences
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec}
         try:
-            response = self._api.create_token_review(
-                body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-            )
-            status = json.loads(response.data).get("status") or {}
+            answer = call_json(self._api.create_token_review, body, timeout=REQUEST_TIMEOUT)
+            status = answer.get("status") or {}
         except Exception:
             metrics.TOKEN_REVIEWS.labels("error").inc()
             raise
@@ -294,9 +292,7 @@ class Authorizer:
                 "resourceAttributes": attributes,
             },
         }
-        response = self._api.create_subject_access_review(
-            body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-        )
-        allowed = bool((json.loads(response.data).get("status") or {}).get("allowed"))
+        answer = call_json(self._api.create_subject_access_review, body, timeout=REQUEST_TIMEOUT)
+        allowed = bool((answer.get("status") or {}).get("allowed"))
         self._cache.put(key, allowed)
         return allowed
