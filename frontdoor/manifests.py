@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from frontdoor.distribution import digest_invalid, manifest_invalid
 from quota.measure import Descriptor, Manifest
-from quota.names import TAG_GRAMMAR, is_digest, is_tag
+from quota.names import REGISTERED_ENCODINGS, TAG_GRAMMAR, is_digest, is_tag
 from serving.httpjson import JsonLimits, brief, check_cost, media_type
 
 MAX_MANIFEST_BYTES: Final = 4 * 1024 * 1024
@@ -98,10 +98,6 @@ def digest_of(body: bytes) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
-_HASHES: Final = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
-"""The algorithms a digest reference may use: the image-spec's registered ones."""
-
-
 def check_reference(reference: str, body: bytes) -> str | None:
     """The tag a PUT names, or None for a digest, which must be the body's own digest
     (DIGEST_INVALID otherwise, as distribution answers). A bad tag is MANIFEST_INVALID:
@@ -113,12 +109,13 @@ def check_reference(reference: str, body: bytes) -> str | None:
             f"reference {brief(reference)} is neither a tag ({TAG_GRAMMAR}) nor a digest"
         )
     algorithm, _, expected = reference.partition(":")
-    hasher = _HASHES.get(algorithm)
-    if hasher is None:
+    # The registered algorithms are the ones hashlib and the registry both compute.
+    if algorithm not in REGISTERED_ENCODINGS:
         raise digest_invalid(
-            f"digest algorithm {brief(algorithm)} is not supported: use sha256 or sha512"
+            f"digest algorithm {brief(algorithm)} is not supported:"
+            f" use {' or '.join(REGISTERED_ENCODINGS)}"
         )
-    actual = hasher(body).hexdigest()
+    actual = hashlib.new(algorithm, body).hexdigest()
     if actual != expected:
         raise digest_invalid(
             f"the manifest's digest is {algorithm}:{actual}, not the {brief(reference)} it is"
