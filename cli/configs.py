@@ -23,6 +23,17 @@ from serving.config import ServingConfig
 from webhook.config import WebhookConfig
 
 
+def _host(address: str) -> str:
+    """``address`` without its port, if it has one: ``host``, ``host:5000``, ``[::1]:5000``
+    (a bare IPv6 literal has colons and no port)."""
+    if address.startswith("[") and "]" in address:
+        return address[1 : address.index("]")]
+    host, colon, port = address.rpartition(":")
+    if colon and port.isdigit() and ":" not in host:
+        return host
+    return address
+
+
 def _excluded(args: argparse.Namespace) -> tuple[str, ...]:
     return never_touched_namespaces(args.namespace, args.excluded_namespaces)
 
@@ -70,9 +81,7 @@ def serve_configs(args: argparse.Namespace) -> tuple[ServingConfig, WebhookConfi
 def frontdoor_configs(args: argparse.Namespace) -> tuple[ServingConfig, FrontDoorConfig]:
     """``frontdoor``: its development certificate names the internal registry's Service,
     the name its clients use."""
-    registry_hosts = [
-        name.rpartition(":")[0] for name in internal_hostnames(args.internal_registry)
-    ]
+    registry_hosts = [_host(name) for name in internal_hostnames(args.internal_registry)]
     door = FrontDoorConfig(
         upstream_registry=args.upstream_registry,
         upstream_ca_file=args.upstream_ca_file,

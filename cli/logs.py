@@ -1,4 +1,4 @@
-"""Logging set-up for either process: one line per record on stderr, JSON or text.
+"""Logging set-up for every process: one line per record on stderr, JSON or text.
 
 Every record of the process goes through the one handler set up here: ours, the
 libraries', and gunicorn's (``serving.tlsserver.RootHandlerLogger`` hands its lines to

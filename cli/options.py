@@ -131,6 +131,7 @@ UPSTREAM_FLAGS = (
         "in front of; clients reach it only through the front door. The controller deletes "
         "from it the tags no ImageStream holds (unset there: registry tags are left alone)",
         None,
+        parse=values.registry_url,
     ),
     Flag(
         "upstream-ca-file",

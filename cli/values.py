@@ -4,9 +4,11 @@ prints it after the flag's name; ``cli.flags.resolve`` after the variable's)."""
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from kube.listener import parse_bind_address
 
@@ -75,3 +77,38 @@ def bind_address(value: str) -> str:
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return value.strip()
+
+
+def registry_url(value: str) -> str:
+    """An upstream registry's base URL: ``https://host[:port]``, or ``http://`` to a
+    loopback host (a registry on the same machine, in development). Both clients of it
+    (``frontdoor.upstream``, ``controller.registrytags.registry``) keep only the origin, so
+    a path, query or credentials would be dropped silently: refused here instead. The
+    value is never echoed when it carries credentials."""
+    url = value.strip()
+    expected = "expected https://host[:port] (or http:// to a loopback host)"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{expected}; got {value!r}")
+    if parts.username is not None or parts.password is not None:
+        raise argparse.ArgumentTypeError(f"{expected}: no credentials in the URL")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise argparse.ArgumentTypeError(f"{expected}: no path, query or fragment; got {value!r}")
+    try:
+        parts.port  # noqa: B018 (urlsplit checks the port only when asked)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{expected}: a bad port; got {value!r}") from None
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise argparse.ArgumentTypeError(
+            f"http:// only to a loopback host; elsewhere https://; got {value!r}"
+        )
+    return url
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,8 +1,9 @@
 """What the ``controller`` process is told, by concern: the reconcilers' own configurations
 (``PullSecretConfig``, ``CertificateConfig``), the registry behind the front door, and how
 hard and how often the controller may call the API server. Built by the command
-(``cli.configs``); it imports no reconciler at run time, so that the command reads the
-defaults while it builds its parser."""
+(``cli.configs``); of the reconcilers it imports at run time only the quota-usage
+reconciler's pure rules, for their default, and no wiring (which imports
+prometheus_client), so that the command reads the defaults while it builds its parser."""
 
 from __future__ import annotations
 

@@ -31,13 +31,8 @@ history naming a pruned Image) costs one GET per digest per 2 s, the rejected-to
 time. Short, because a push by digest handled by another worker cannot clear this
 worker's cache; the worker that recorded the push clears its own at once (``recorded``)."""
 MAX_IMAGE_READS: Final = 8
-"""Image GETs one manifest read may make, so that a read of a digest nobody recorded costs
-at most this many plus one ImageStream GET (it cost up to 102 before: every history
-Image, twice). The first is the digest's own Image (a push by digest); the rest look for
-an index listing it among the stream's history Images not kept yet, current tags'
-first. Images kept are looked at free and non-indexes skipped, so each read gets on with
-the search; the Image CRD's media type is on the Image alone, so the stream cannot tell
-which history digests are indexes before they are read."""
+"""Image GETs one manifest read may make, plus one ImageStream GET: unbounded, a read of a
+digest nobody recorded made up to 102 (docs/performance.md, "Reads of a digest")."""
 
 
 class RecordedStreams(Protocol):

@@ -1,4 +1,4 @@
-"""Structured fields on a log line, for either process.
+"""Structured fields on a log line, for every process.
 
 ``log.info("admission", extra=fields(uid=..., namespace=..., name=...))``: the values ride
 on one record attribute, so keys such as ``name`` or ``msg`` never collide with the

@@ -40,7 +40,8 @@ class Cause(StrEnum):
     QUOTA_EXCEEDED = "QuotaExceeded"
     QUOTA_UNKNOWN = "QuotaUnknown"
     """A matching quota whose usage is not computed yet: Kubernetes answers that 403
-    Forbidden (``status unknown for quota``), and so do we."""
+    Forbidden (``status unknown for quota``), and so do we; yet it is retryable (the
+    contract): the controller counts the usage at once, and the same request then passes."""
     IMAGE_SIZE_UNKNOWN = "ImageSizeUnknown"
     NOT_READY = "NotReady"
     """The caches the rules read have not synced yet."""
@@ -63,7 +64,7 @@ class Cause(StrEnum):
     @property
     def retryable(self) -> bool:
         """The same request may pass if sent again: the condition passes on its own."""
-        return _ANSWERS[self][0] in (
+        return self is Cause.QUOTA_UNKNOWN or _ANSWERS[self][0] in (
             TOO_MANY_REQUESTS_CODE,
             INTERNAL_ERROR_CODE,
             SERVICE_UNAVAILABLE_CODE,

@@ -10,21 +10,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
-from typing import Final, Protocol
+from typing import Final
 
 from quota.pullsecrets.dockerconfig import DockerConfig, unique_hostnames
 from quota.pullsecrets.names import ANNOTATION_TOKEN_EXPIRATION, ANNOTATION_TOKEN_ISSUED
 from quota.pullsecrets.reasons import Reason
 from quota.timestamps import format_rfc3339, parse_rfc3339, require_aware
 
-DEFAULT_TOKEN_LIFETIME: Final = timedelta(hours=1)
 REFRESH_FRACTION: Final = Fraction(3, 5)
-
-
-class Clock(Protocol):
-    """Source of the current time for callers; these functions take ``now`` explicitly."""
-
-    def now(self) -> datetime: ...
 
 
 @dataclass(frozen=True)

@@ -77,3 +77,27 @@ def test_the_controllers_pull_secrets_take_the_registry_names_and_the_exclusions
         ("image-registry.alauda.io",),
     )
     assert (config.namespace, config.reconcile.reconcile_workers) == ("ours", 3)
+
+
+def _registry_hosts(internal_registry: str) -> set[str]:
+    serving, _ = configs.frontdoor_configs(
+        parse(
+            [
+                "frontdoor",
+                "--upstream-registry=https://up",
+                f"--internal-registry={internal_registry}",
+            ],
+            {},
+        )[0]
+    )
+    return set(serving.certificate_hosts) - {"127.0.0.1", "localhost", "::1"}
+
+
+def test_the_front_doors_certificate_names_a_portless_internal_registry_as_given() -> None:
+    assert _registry_hosts("registry.example.com") == {"registry.example.com"}
+
+
+def test_the_front_doors_certificate_names_the_internal_registry_without_its_port() -> None:
+    assert _registry_hosts("registry.example.com:5000") == {"registry.example.com"}
+    assert _registry_hosts("reg.ns.svc:5000") == {"reg.ns.svc", "reg.ns.svc.cluster.local"}
+    assert _registry_hosts("[fd00::1]:5000") == {"fd00::1"}

@@ -267,6 +267,32 @@ def test_a_front_door_without_its_registry_is_refused_before_it_binds(tmp_path: 
 
 
 @pytest.mark.parametrize(
+    ("command", "value", "said"),
+    [
+        ("frontdoor", "registry:5000", "expected https://host[:port]"),
+        ("frontdoor", "http://registry.example.com:5000", "http:// only to a loopback host"),
+        ("frontdoor", "https://user:secret@registry", "no credentials"),
+        ("frontdoor", "https://registry/v2/", "no path"),
+        ("controller", "registry:5000", "expected https://host[:port]"),
+    ],
+)
+def test_an_upstream_registry_that_is_no_url_is_refused_before_it_binds(
+    command: str, value: str, said: str, tmp_path: Path
+) -> None:
+    door = ("--bind=127.0.0.1:0", f"--dev-certs-dir={tmp_path / 'certs'}")
+    serving = door if command == "frontdoor" else ()
+    done = run_command(command, f"--upstream-registry={value}", *serving, *OFF, home=tmp_path)
+    assert done.returncode == 2
+    [*_, line] = done.stderr.splitlines()
+    prefix = f"image-registry-webhook {command}: error: argument --upstream-registry:"
+    assert line.startswith(prefix)
+    assert said in line
+    assert "secret" not in done.stderr, "a credential is not echoed"
+    assert "Booting worker" not in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "certs").exists()
+
+
+@pytest.mark.parametrize(
     ("command", "flag", "takers"),
     [
         ("serve", "--token-lifetime-seconds=600", "controller"),

@@ -193,11 +193,20 @@ def test_a_denied_push_writes_nothing(journal: Journal) -> None:
     assert journal.calls == []
 
 
-def test_a_retryable_judgement_is_a_retryable_denial(journal: Journal) -> None:
-    judge = Judge("caches not synced: imagestreams; retry", Cause.NOT_READY)
+@pytest.mark.parametrize(
+    ("message", "cause"),
+    [
+        ("caches not synced: imagestreams; retry", Cause.NOT_READY),
+        ("status unknown for quota: q, resources: alauda.io/imagestreams", Cause.QUOTA_UNKNOWN),
+    ],
+)
+def test_a_retryable_judgement_is_a_retryable_denial(
+    journal: Journal, message: str, cause: Cause
+) -> None:
     with pytest.raises(PushDenied) as denied:
-        ManifestPuts(judge, journal, journal, HOST).put(push(image_manifest(10)))
+        ManifestPuts(Judge(message, cause), journal, journal, HOST).put(push(image_manifest(10)))
     assert denied.value.decision.retryable
+    assert journal.calls == []
 
 
 def test_quota_taken_by_a_racing_push_denies_at_the_stream_create(journal: Journal) -> None:

@@ -595,6 +595,19 @@ def test_a_retryable_denial_keeps_the_judges_message(client: FlaskClient, pushes
     assert response.headers["Retry-After"] == "1"
 
 
+def test_a_quota_not_counted_yet_is_503_with_retry_after_not_denied(
+    client: FlaskClient, pushes: Pushes
+) -> None:
+    """The contract: an uncounted quota is unknown, and creates are denied retryably until
+    the controller counts it (at once): the client's retry passes, so no DENIED."""
+    message = "status unknown for quota: q, resources: alauda.io/imagestreams"
+    pushes.raise_ = PushDenied(Decision.deny(message, Cause.QUOTA_UNKNOWN))
+    response = client.put("/v2/team-a/app/manifests/v1", data=b"{}", headers=basic(EDITOR))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert errors(response) == [{"code": "UNAVAILABLE", "message": message}]
+
+
 def test_each_request_is_counted_by_method_route_and_status(
     client: FlaskClient, pushes: Pushes
 ) -> None:

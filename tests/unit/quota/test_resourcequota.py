@@ -116,7 +116,7 @@ def test_missing_used_is_unknown_not_zero() -> None:
         assert plan.decision == Decision.deny(
             "status unknown for quota: q, resources: alauda.io/imagestreams", Cause.QUOTA_UNKNOWN
         )
-        assert (plan.decision.code, plan.decision.retryable) == (403, False)
+        assert (plan.decision.code, plan.decision.retryable) == (403, True)
         assert plan.charges == ()
 
 

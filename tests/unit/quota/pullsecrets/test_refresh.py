@@ -9,8 +9,6 @@ from quota.pullsecrets.dockerconfig import DockerConfig
 from quota.pullsecrets.names import ANNOTATION_TOKEN_EXPIRATION, ANNOTATION_TOKEN_ISSUED
 from quota.pullsecrets.reasons import Reason
 from quota.pullsecrets.refresh import (
-    DEFAULT_TOKEN_LIFETIME,
-    Clock,
     TokenTimes,
     earliest_token_expiry,
     needs_refresh,
@@ -23,11 +21,13 @@ from quota.pullsecrets.refresh import (
 from quota.timestamps import format_rfc3339
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+LIFETIME = timedelta(hours=1)
+"""The controller's default token lifetime (controller.config)."""
 
 
 @dataclass
 class FakeClock:
-    """A controllable clock for tests; satisfies the Clock protocol."""
+    """A controllable clock: the rules take ``now``, the test moves it."""
 
     current: datetime
 
@@ -38,14 +38,13 @@ class FakeClock:
         self.current += timedelta(**delta)
 
 
-def due(clock: Clock, issued: datetime, expires: datetime) -> bool:
+def due(clock: FakeClock, issued: datetime, expires: datetime) -> bool:
     return needs_refresh(issued, expires, clock.now())
 
 
 def test_sixty_percent_rule_with_a_controllable_clock() -> None:
     clock = FakeClock(T0)
-    expires = T0 + DEFAULT_TOKEN_LIFETIME
-    assert timedelta(seconds=3600) == DEFAULT_TOKEN_LIFETIME
+    expires = T0 + LIFETIME
     assert not due(clock, T0, expires)
     clock.advance(seconds=2159)
     assert not due(clock, T0, expires)

@@ -294,6 +294,17 @@ def test_not_ready_denies_retryably_without_judging_or_an_event(rig: Rig) -> Non
     assert rig.recorder.events == []
 
 
+def test_a_quota_not_counted_yet_denies_retryably_without_an_event(rig: Rig) -> None:
+    """Like caches not synced: it passes on its own once the controller counts the quota,
+    so nobody need act on it."""
+    message = "status unknown for quota: q, resources: alauda.io/imagestreams"
+    rig.judge.verdict = Decision.deny(message, Cause.QUOTA_UNKNOWN)
+    response = post(rig.client())
+    status = response.get_json()["status"]
+    assert (status["allowed"], status["reason"], status["message"]) == (False, "Forbidden", message)
+    assert rig.recorder.events == []
+
+
 def test_not_ready_still_requires_authentication(rig: Rig) -> None:
     rig.pending = "caches not synced: images"
     assert post(rig.client(), authorization=None).status_code == 401
