@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from typing import Final, Protocol
 
-from kube.images import ImageLookupFailed
 from quota.decision import Cause, Decision
 from quota.limitchecks import check_stream_write, images_to_look_up
 from quota.limits import EffectiveLimits, effective_limits
@@ -23,6 +22,7 @@ from quota.resourcequota import ChargePlan
 from serving.quotacharge import ChargeConflict
 from serving.versionmemo import VersionMemo
 from webhook import metrics
+from webhook.admission.imagelookup import ImageLookupFailed
 from webhook.admission.review import AdmissionRequest
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class PolicyReads(Protocol):
 
 class ImageLookup(Protocol):
     """One live read of the Image describing ``digest``: None when there is none,
-    ``ImageLookupFailed`` when the API server cannot say (``kube.images.ImageClient``)."""
+    ``ImageLookupFailed`` when the API server cannot say (``imagelookup.ImageClient``)."""
 
     def read_image(self, digest: str, *, timeout: float) -> Obj | None: ...
 

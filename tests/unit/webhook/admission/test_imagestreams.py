@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
-from kube.images import ImageLookupFailed
 from quota.decision import Cause, Decision
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan, quota_exceeded_message
 from serving.quotacharge import CHARGE_DEADLINE_SECONDS, ChargeConflict
 from webhook.admission.endpoints import VALIDATE_IMAGESTREAMS
+from webhook.admission.imagelookup import ImageLookupFailed
 from webhook.admission.imagestreams import (
     IMAGE_LOOKUP_BUDGET_SECONDS,
     IMAGE_LOOKUP_TIMEOUT_SECONDS,

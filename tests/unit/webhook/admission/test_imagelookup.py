@@ -10,9 +10,9 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
-from kube.images import ImageClient, ImageLookupFailed, can_name_image
 from quota.names import IMAGE_GROUP
 from quota.objects import Obj
+from webhook.admission.imagelookup import ImageClient, ImageLookupFailed, can_name_image
 
 DIGEST = "sha256:" + "ab" * 32
 IMAGE: Obj = {"metadata": {"name": DIGEST}, "dockerImageMetadata": {"size": 10}}
