@@ -15,6 +15,7 @@ from kube import apierrors
 from kube.informer import Informer
 from kube.metadata import metadata_list_func
 from kube.transforms import Keep, identity, projection
+from quota.limitchecks import ImageSize, Unsized
 from quota.measure import recorded_image_size
 from quota.names import IMAGE_GROUP, IMAGE_VERSION, IMAGES
 from quota.objects import Obj, object_name
@@ -41,19 +42,20 @@ PULL_SECRET_KEEP: Final[Mapping[str, Keep]] = {
 """``quota.pullsecrets.desired_secret.may_reference``: the managed markers and the owner."""
 
 
+IMAGE_SIZE: Final = "size"
+"""Key of a cached Image's size in bytes (None: it records none)."""
+
+
 def cached_image(image: Obj) -> Obj:
     """An Image as ``serve`` keeps it: what finds it (name, ``dockerImageReference``) and
     its size as ``quota.measure.recorded_image_size`` reads it, worked out once here.
 
     A registry's Image carries its config, history and layer list (kilobytes each, 20,000
-    of them in a large cluster); the rules need one number. Without a usable size the
-    cached Image records none, as the original then gives none."""
+    of them in a large cluster); the rules need one number."""
     cached = identity(image)
     if "dockerImageReference" in image:
         cached["dockerImageReference"] = image["dockerImageReference"]
-    size = recorded_image_size(image)
-    if size is not None:
-        cached["dockerImageMetadata"] = {"size": size}
+    cached[IMAGE_SIZE] = recorded_image_size(image)
     return cached
 
 
@@ -143,11 +145,15 @@ class WebhookCaches(PushCaches):
                 return found
         return None
 
-    def image(self, digest: str) -> dict[str, Any] | None:
-        """The Image describing ``digest``: named after it (the aggregated Image API), or,
-        as CRD names cannot hold ':', any Image whose dockerImageReference ends in it."""
+    def image_size(self, digest: str) -> ImageSize:
+        """The size of the image ``digest``, or why it is not known. Its Image is named
+        after it (the aggregated Image API), or, as CRD names cannot hold ':', is any Image
+        whose dockerImageReference ends in it."""
         found = self.images.get(digest)
-        if found is not None:
-            return found
-        matches = self.images.by_index(digest)
-        return matches[0] if matches else None
+        if found is None:
+            matches = self.images.by_index(digest)
+            found = matches[0] if matches else None
+        if found is None:
+            return Unsized.NO_IMAGE
+        size: int | None = found.get(IMAGE_SIZE)
+        return Unsized.NO_SIZE if size is None else size

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from quota.decision import Cause, Decision
-from quota.limitchecks import check_stream_write, images_to_look_up
+from quota.limitchecks import ImageSize, Unsized, check_stream_write, images_to_look_up, size_of
 from quota.limits import EffectiveLimits, effective_limits
-from quota.measure import recorded_image_size, stream_usage
+from quota.measure import stream_usage
 from quota.objects import Obj, object_name
 from quota.resourcequota import ChargePlan
 from serving.quotacharge import ChargeConflict
@@ -42,11 +42,11 @@ the cache catches up, so no write can turn into a storm of GETs."""
 
 
 class PolicyReads(Protocol):
-    """What the limit rules read: the namespace's LimitRanges and Images by digest."""
+    """What the limit rules read: the namespace's LimitRanges and image sizes by digest."""
 
     def not_ready(self) -> str | None: ...
     def limit_ranges_in(self, namespace: str) -> list[Obj]: ...
-    def image(self, digest: str) -> Obj | None: ...
+    def image_size(self, digest: str) -> ImageSize: ...
 
 
 class ImageLookup(Protocol):
@@ -99,17 +99,16 @@ class ImageStreamValidator:
         before = None if old is None else stream_usage(old)
         after = stream_usage(stream)  # measured once, for the new images and the counts
         added = after.images - before.images if before is not None else after.images
-        images = {digest: self._caches.image(digest) for digest in added}
-        unread = self._look_up(images, limits)
+        sizes = {digest: self._caches.image_size(digest) for digest in added}
+        self._look_up(sizes, limits)
         # Decide.
         name = request.name or object_name(stream)
         decision = check_stream_write(
             name,
             None if before is None else before.counts,
             after.counts,
-            images,
+            sizes,
             limits,
-            unread=unread,
         )
         if not decision.allowed or request.operation != "CREATE" or request.sub_resource:
             return decision
@@ -124,17 +123,18 @@ class ImageStreamValidator:
             return Decision.deny(f"{err}; retry", Cause.CHARGE_CONFLICT)
         return plan.decision
 
-    def _look_up(self, images: dict[str, Obj | None], limits: EffectiveLimits) -> frozenset[str]:
+    def _look_up(self, sizes: dict[str, ImageSize], limits: EffectiveLimits) -> None:
         """Read live, in digest order, the Images a storage limit needs and the cache
-        cannot size, into ``images``; the digests left unread (a failed GET, or past the
-        cap or the time budget). Stops at the first image that stays unsized: the verdict
-        is a retryable denial from there on."""
-        wanted = images_to_look_up(images, limits)
+        cannot size, and put their sizes into ``sizes``; those left unread (a failed GET,
+        or past the cap or the time budget) become ``Unsized.UNREAD``. Stops at the first
+        image that stays unsized: the verdict is a retryable denial from there on."""
+        wanted = images_to_look_up(sizes, limits)
         end = self._clock() + IMAGE_LOOKUP_BUDGET_SECONDS
         for done, digest in enumerate(wanted):
             left = end - self._clock()
             if done >= MAX_IMAGE_LOOKUPS or left <= 0:
-                return frozenset(wanted[done:])
+                sizes.update(dict.fromkeys(wanted[done:], Unsized.UNREAD))
+                return
             try:
                 found = self._images.read_image(
                     digest, timeout=min(IMAGE_LOOKUP_TIMEOUT_SECONDS, left)
@@ -142,9 +142,9 @@ class ImageStreamValidator:
             except ImageLookupFailed as err:
                 metrics.IMAGE_LOOKUPS.labels("failed").inc()
                 log.warning("could not look up image %s: %s", digest, err)
-                return frozenset({digest})
+                sizes[digest] = Unsized.UNREAD
+                return
             metrics.IMAGE_LOOKUPS.labels("not_found" if found is None else "found").inc()
-            images[digest] = found
-            if recorded_image_size(found) is None:
-                break
-        return frozenset()
+            sizes[digest] = size_of(found)  # the live Image, measured here once
+            if isinstance(sizes[digest], Unsized):
+                return

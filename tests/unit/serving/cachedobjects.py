@@ -4,6 +4,7 @@ caches hold (mostly the expected shape, sometimes any JSON), shared by each door
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import strategies as st
@@ -13,8 +14,15 @@ from quota.objects import object_key
 
 
 class FakeInformer:
-    def __init__(self, name: str, objects: dict[str, Any], synced: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        objects: dict[str, Any],
+        synced: bool = True,
+        index: Callable[[Any], list[str]] = lambda _: [],
+    ) -> None:
         self.name = name
+        self.index = index
         self.objects = objects
         self.synced = synced
 
@@ -23,6 +31,10 @@ class FakeInformer:
 
     def get(self, key: str) -> Any:
         return self.objects.get(key)
+
+    def by_index(self, value: str) -> list[Any]:
+        """Objects whose ``index`` holds ``value``, as ``Informer.by_index`` gives them."""
+        return [o for o in self.objects.values() if value in self.index(o)]
 
 
 # --- what each cache keeps: the rules judge a cached object as they judge the original ---

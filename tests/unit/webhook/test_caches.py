@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from kubernetes import client
 
 from bench import scale
-from quota.measure import recorded_image_size
+from quota.limitchecks import Unsized, size_of
 from quota.pullsecrets.desired_secret import may_reference
 from quota.pullsecrets.names import (
     ANNOTATION_SERVICE_ACCOUNT_NAME,
@@ -31,7 +31,14 @@ from tests.unit.serving.cachedobjects import (
     maybe,
     objects,
 )
-from webhook.caches import PULL_SECRET_TYPES, NotSynced, WebhookCaches, image_digests
+from webhook.caches import (
+    IMAGE_SIZE,
+    PULL_SECRET_TYPES,
+    NotSynced,
+    WebhookCaches,
+    cached_image,
+    image_digests,
+)
 
 
 def caches(*informers: FakeInformer) -> WebhookCaches:
@@ -84,8 +91,10 @@ images = objects(
 @settings(max_examples=200, deadline=None)
 @given(images)
 def test_a_cached_image_has_the_same_size_and_digests(image: dict[str, Any]) -> None:
-    cached = cached_copy(WebhookCaches(client.ApiClient()).images, image)
-    assert recorded_image_size(cached) == recorded_image_size(image)
+    built = WebhookCaches(client.ApiClient())
+    cached = cached_copy(built.images, image)
+    built.images = FakeInformer("images", {"x": cached})  # type: ignore[assignment]
+    assert built.image_size("x") == size_of(image)
     assert image_digests(cached) == image_digests(image)
 
 
@@ -167,7 +176,20 @@ def test_a_registry_image_is_cached_at_a_fraction_of_its_size() -> None:
     image["metadata"] = {**image["metadata"], "managedFields": MANAGED_FIELDS * 3}
     cached = cached_copy(WebhookCaches(client.ApiClient()).images, image)
     assert len(json.dumps(cached)) < len(json.dumps(image)) / 10
-    assert cached["dockerImageMetadata"] == {"size": 1469 + sum(range(1_000_000, 1_000_005))}
+    assert cached[IMAGE_SIZE] == 1469 + sum(range(1_000_000, 1_000_005))
+
+
+def test_an_images_size_is_found_by_its_name_or_its_reference() -> None:
+    """CRD names cannot hold ':': such an Image is found by its dockerImageReference."""
+    by_reference = cached_image({"metadata": {"name": "crd"}, "dockerImageReference": f"r@{SHA}"})
+    unsized = cached_image({"metadata": {"name": "sha256:b"}})
+    built = WebhookCaches(client.ApiClient())
+    built.images = FakeInformer(  # type: ignore[assignment]
+        "images", {"crd": {**by_reference, IMAGE_SIZE: 7}, "sha256:b": unsized}, index=image_digests
+    )
+    assert built.image_size(SHA) == 7
+    assert built.image_size("sha256:b") is Unsized.NO_SIZE
+    assert built.image_size("sha256:c") is Unsized.NO_IMAGE
 
 
 def test_the_webhook_servers_caches_keep_no_tags_current_image() -> None:

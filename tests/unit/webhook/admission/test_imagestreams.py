@@ -6,6 +6,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from quota.decision import Cause, Decision
+from quota.limitchecks import ImageSize, size_of
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan, quota_exceeded_message
 from serving.quotacharge import CHARGE_DEADLINE_SECONDS, ChargeConflict
@@ -45,9 +46,10 @@ class FakeCaches:
         self.limit_lookups.append(namespace)
         return self.limit_ranges
 
-    def image(self, digest: str) -> Obj | None:
+    def image_size(self, digest: str) -> ImageSize:
+        """Sized as the real cache sizes an Image when it stores it."""
         self.image_lookups.append(digest)
-        return self.images.get(digest)
+        return size_of(self.images.get(digest))
 
 
 class FakeImages:
