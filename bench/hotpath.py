@@ -221,8 +221,8 @@ class ReviewApi:
 
 
 class Images:
-    def read_image(self, digest: str, *, timeout: float) -> Obj | None:
-        return None
+    def image_size(self, digest: str, *, timeout: float) -> ImageSize:
+        return Unsized.NO_IMAGE
 
 
 class Recorder:

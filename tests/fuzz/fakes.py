@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 
 from quota.decision import Decision
-from quota.limitchecks import ImageSize
+from quota.limitchecks import ImageSize, Unsized
 from quota.measure import StreamUsage
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan
@@ -81,8 +81,8 @@ class Auth:
 class Images:
     """The live Image lookup: nothing beyond the cache exists."""
 
-    def read_image(self, digest: str, *, timeout: float) -> Obj | None:
-        return None
+    def image_size(self, digest: str, *, timeout: float) -> ImageSize:
+        return Unsized.NO_IMAGE
 
 
 class Recorder:

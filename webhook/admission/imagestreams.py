@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from quota.decision import Cause, Decision
-from quota.limitchecks import ImageSize, Unsized, check_stream_write, images_to_look_up, size_of
+from quota.limitchecks import ImageSize, Unsized, check_stream_write, images_to_look_up
 from quota.limits import EffectiveLimits, effective_limits
 from quota.measure import stream_usage
 from quota.objects import Obj, object_name
@@ -50,10 +50,10 @@ class PolicyReads(Protocol):
 
 
 class ImageLookup(Protocol):
-    """One live read of the Image describing ``digest``: None when there is none,
+    """One live read of the Image describing ``digest``, as its size or why there is none;
     ``ImageLookupFailed`` when the API server cannot say (``imagelookup.ImageClient``)."""
 
-    def read_image(self, digest: str, *, timeout: float) -> Obj | None: ...
+    def image_size(self, digest: str, *, timeout: float) -> ImageSize: ...
 
 
 class QuotaCharges(Protocol):
@@ -136,7 +136,7 @@ class ImageStreamValidator:
                 sizes.update(dict.fromkeys(wanted[done:], Unsized.UNREAD))
                 return
             try:
-                found = self._images.read_image(
+                size = self._images.image_size(
                     digest, timeout=min(IMAGE_LOOKUP_TIMEOUT_SECONDS, left)
                 )
             except ImageLookupFailed as err:
@@ -144,7 +144,8 @@ class ImageStreamValidator:
                 log.warning("could not look up image %s: %s", digest, err)
                 sizes[digest] = Unsized.UNREAD
                 return
-            metrics.IMAGE_LOOKUPS.labels("not_found" if found is None else "found").inc()
-            sizes[digest] = size_of(found)  # the live Image, measured here once
-            if isinstance(sizes[digest], Unsized):
+            missing = size is Unsized.NO_IMAGE
+            metrics.IMAGE_LOOKUPS.labels("not_found" if missing else "found").inc()
+            sizes[digest] = size
+            if isinstance(size, Unsized):
                 return

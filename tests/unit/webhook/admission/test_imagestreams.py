@@ -70,14 +70,15 @@ class FakeImages:
         self.lookups: list[str] = []
         self.timeouts: list[float] = []
 
-    def read_image(self, digest: str, *, timeout: float) -> Obj | None:
+    def image_size(self, digest: str, *, timeout: float) -> ImageSize:
+        """Sized as ``ImageClient.image_size`` sizes the Image it reads."""
         self.lookups.append(digest)
         self.timeouts.append(timeout)
         if self.clock is not None:
             self.clock.now += self.cost
         if digest in self.failing:
             raise ImageLookupFailed("timed out")
-        return self.live.get(digest)
+        return size_of(self.live.get(digest))
 
 
 class StepClock:
