@@ -42,6 +42,7 @@ from bench import plots, samples
 from bench.report import RESULTS, Figure, Report, Target, alternate, progress
 from cli.logs import DEFAULT_LOG_FORMAT, configure_logging
 from quota.decision import Decision
+from quota.limitchecks import ImageSize, Unsized, size_of
 from quota.measure import StreamUsage, stream_usage
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan
@@ -158,8 +159,9 @@ class Caches:
         limits["metadata"]["namespace"] = NAMESPACE
         self._limit_ranges = [limits]
         self._usage = stream_usage(imagestream())
-        self._images = {
-            samples.digest(n): samples.image(NAMESPACE, n, layers=LAYERS)
+        # Sized once, as the real cache sizes an Image when it stores it.
+        self._sizes = {
+            samples.digest(n): size_of(samples.image(NAMESPACE, n, layers=LAYERS))
             for n in range(NEW_IMAGE + 1)
         }
 
@@ -175,8 +177,8 @@ class Caches:
     def limit_ranges_in(self, namespace: str) -> list[Obj]:
         return self._limit_ranges if namespace == NAMESPACE else []
 
-    def image(self, digest: str) -> Obj | None:
-        return self._images.get(digest)
+    def image_size(self, digest: str) -> ImageSize:
+        return self._sizes.get(digest, Unsized.NO_IMAGE)
 
     def imagestream_usage(self, namespace: str, name: str) -> StreamUsage | None:
         # Measured once, as the real cache measures a stream when it stores it.
@@ -219,8 +221,8 @@ class ReviewApi:
 
 
 class Images:
-    def read_image(self, digest: str, *, timeout: float) -> Obj | None:
-        return None
+    def image_size(self, digest: str, *, timeout: float) -> ImageSize:
+        return Unsized.NO_IMAGE
 
 
 class Recorder:

@@ -10,6 +10,7 @@ from kubernetes import client
 
 from frontdoor.access import Access
 from frontdoor.blobsizes import BlobSizes
+from frontdoor.caches import FrontDoorCaches
 from frontdoor.config import FrontDoorConfig
 from frontdoor.pushes import ManifestPuts
 from frontdoor.reads import ManifestReads
@@ -21,7 +22,6 @@ from kube.client import api_client
 from kube.issuerkeys import IssuerKeys, api_fetcher
 from kube.resourcequotas import ResourceQuotaClient
 from serving.app import create_app
-from serving.caches import PushCaches
 from serving.callerreviews import Authenticator, Authorizer
 from serving.config import ServingConfig
 from serving.pushjudge import PushJudge
@@ -42,7 +42,7 @@ def build_frontdoor_app(config: FrontDoorConfig) -> Flask:
     """The app each worker serves: caches of what the push rules and reads use, the
     registry audience's TokenReviews, SubjectAccessReviews, and the upstream registry."""
     api = api_client(config.kubeconfig)
-    caches = PushCaches(api, reads=True)
+    caches = FrontDoorCaches(api)
     caches.start()
     judge = PushJudge(
         caches, QuotaCharger(ResourceQuotaClient(api, timeout=REQUEST_TIMEOUT), caches.quotas_in)

@@ -18,9 +18,10 @@ tags it and a retry finds it. Without a storage limit its size does not matter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import Enum
 from typing import Any, Final
 
 from quota.decision import Cause, Decision
@@ -128,14 +129,38 @@ def verdict_of(*violation_groups: tuple[Violation, ...]) -> Decision:
     return Decision.deny("; ".join(violation.message for violation in found), found[0].cause)
 
 
-def images_to_look_up(
-    images: Mapping[str, Mapping[str, Any] | None], limits: EffectiveLimits
-) -> tuple[str, ...]:
-    """Digests, in order, whose size a storage limit needs and ``images`` does not give;
+class Unsized(Enum):
+    """Why an image's size is not known, in the words of the retryable denial."""
+
+    NO_IMAGE = "no Image object describes it"
+    NO_SIZE = "its Image records no size"
+    UNREAD = "its Image could not be read"
+
+
+ImageSize = int | Unsized
+"""An image's size in bytes, or why it is not known."""
+
+
+def size_of(image: Mapping[str, Any] | None) -> ImageSize:
+    """The size of the Image object ``image`` (None: there is none), measured as
+    ``quota.measure.recorded_image_size`` measures it; where an Image is read, once."""
+    if image is None:
+        return Unsized.NO_IMAGE
+    size = recorded_image_size(image)
+    return Unsized.NO_SIZE if size is None else size
+
+
+def images_to_look_up(sizes: Mapping[str, ImageSize], limits: EffectiveLimits) -> tuple[str, ...]:
+    """Digests, in order, whose size a storage limit needs and ``sizes`` does not give;
     none when no ``alauda.io/Image`` storage limit applies (sizes do not matter then)."""
     if limits.get(IMAGE_STORAGE) is None:
         return ()
-    return tuple(sorted(d for d, image in images.items() if recorded_image_size(image) is None))
+    return tuple(_unsized(sizes))
+
+
+def _unsized(sizes: Mapping[str, ImageSize]) -> dict[str, Unsized]:
+    """The digests of ``sizes`` whose size is not known, in digest order, and why."""
+    return {d: size for d, size in sorted(sizes.items()) if isinstance(size, Unsized)}
 
 
 def image_unknown_message(unknown: list[str], why: str, limit: Limit) -> str:
@@ -152,40 +177,32 @@ def check_stream_write(
     name: str,
     old: StreamCounts | None,
     new: StreamCounts,
-    images: Mapping[str, Mapping[str, Any] | None],
+    sizes: Mapping[str, ImageSize],
     limits: EffectiveLimits,
-    *,
-    unread: Set[str] = frozenset(),
 ) -> Decision:
     """Verdict on an ImageStream create (``old`` None) or update of ``spec`` or ``status``,
     from the counts of the stream before and after (``quota.measure.stream_usage``).
 
-    ``images`` maps each digest the write adds to the stream to the Image object that
-    describes it, or None when the cluster has none; ``unread`` holds the digests whose
-    Image could not be read. Exceeded limits are reported in order (image sizes by digest,
+    ``sizes`` maps each digest the write adds to the stream to its image's size, or why it
+    is not known. Exceeded limits are reported in order (image sizes by digest,
     then tags and images); failing those, a size the storage limit needs but cannot get is
     a retryable denial (see the module docstring).
     """
-    sizes = {digest: recorded_image_size(image) for digest, image in images.items()}
     size_violations = tuple(
         violation
         for digest in sorted(sizes)
-        if (size := sizes[digest]) is not None
+        if not isinstance(size := sizes[digest], Unsized)
         for violation in image_size_violations(name, size, limits)
     )
     verdict = verdict_of(size_violations, stream_violations(name, old, new, limits))
     storage = limits.get(IMAGE_STORAGE)
-    unknown = list(images_to_look_up(images, limits))
+    unknown = _unsized(sizes)
     if not verdict.allowed or storage is None or not unknown:
         return verdict
-    first = unknown[0]
-    if first in unread:
-        why = "its Image could not be read"
-    elif images.get(first) is None:
-        why = "no Image object describes it"
-    else:
-        why = "its Image records no size"
-    return Decision.deny(image_unknown_message(unknown, why, storage), Cause.IMAGE_SIZE_UNKNOWN)
+    why = next(iter(unknown.values())).value
+    return Decision.deny(
+        image_unknown_message(list(unknown), why, storage), Cause.IMAGE_SIZE_UNKNOWN
+    )
 
 
 def check_push_limits(push: Push, usage: StreamUsage | None, limits: EffectiveLimits) -> Decision:

@@ -71,7 +71,7 @@ def create_app(
     Each API bounds and parses its own bodies; the handlers here catch what escapes a view.
     """
     # No static folder: Flask would serve files under the working directory otherwise.
-    app = Flask("registry-webhook", static_folder=None)
+    app = Flask("registry-door", static_folder=None)
     app.json = OrjsonProvider(app)
     checks = list(readiness)
     app.extensions[READINESS_EXTENSION] = checks

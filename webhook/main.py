@@ -11,11 +11,9 @@ from kubernetes import client
 
 from kube.client import api_client
 from kube.events import AggregatingEventRecorder, Recorder
-from kube.images import ImageClient
 from kube.issuerkeys import IssuerKeys, api_fetcher
 from kube.resourcequotas import ResourceQuotaClient
 from serving.app import create_app
-from serving.caches import WebhookCaches
 from serving.callerreviews import Authenticator, Authorizer
 from serving.config import ServingConfig
 from serving.httpjson import BodyGate
@@ -30,9 +28,11 @@ from webhook.admission.endpoints import (
     VALIDATE_POLICIES,
     AdmissionEndpoint,
 )
+from webhook.admission.imagelookup import ImageClient
 from webhook.admission.imagestreams import ImageLookup, PolicyReads, QuotaCharges
 from webhook.admission.routes import admission_blueprint
 from webhook.admission.serviceaccounts import ServiceAccountReads
+from webhook.caches import WebhookCaches
 from webhook.config import WebhookConfig
 from webhook.pushreview.routes import PushAuthorizer, TokenAuthenticator, pushreview_blueprint
 

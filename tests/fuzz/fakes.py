@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask
 
 from quota.decision import Decision
+from quota.limitchecks import ImageSize, Unsized
 from quota.measure import StreamUsage
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan
@@ -54,8 +55,8 @@ class Caches:
     def limit_ranges_in(self, namespace: str) -> list[Obj]:
         return self.limit_ranges if namespace == "team-a" else []
 
-    def image(self, digest: str) -> Obj | None:
-        return {"dockerImageMetadata": {"size": len(digest) * 100_000}}
+    def image_size(self, digest: str) -> ImageSize:
+        return len(digest) * 100_000
 
     def imagestream_usage(self, namespace: str, name: str) -> StreamUsage | None:
         return None
@@ -80,8 +81,8 @@ class Auth:
 class Images:
     """The live Image lookup: nothing beyond the cache exists."""
 
-    def read_image(self, digest: str, *, timeout: float) -> Obj | None:
-        return None
+    def image_size(self, digest: str, *, timeout: float) -> ImageSize:
+        return Unsized.NO_IMAGE
 
 
 class Recorder:

@@ -13,16 +13,16 @@ import time
 from collections.abc import Callable
 from typing import Final, Protocol
 
-from kube.images import ImageLookupFailed
 from quota.decision import Cause, Decision
-from quota.limitchecks import check_stream_write, images_to_look_up
+from quota.limitchecks import ImageSize, Unsized, check_stream_write, images_to_look_up
 from quota.limits import EffectiveLimits, effective_limits
-from quota.measure import recorded_image_size, stream_usage
+from quota.measure import stream_usage
 from quota.objects import Obj, object_name
 from quota.resourcequota import ChargePlan
 from serving.quotacharge import ChargeConflict
 from serving.versionmemo import VersionMemo
 from webhook import metrics
+from webhook.admission.imagelookup import ImageLookupFailed
 from webhook.admission.review import AdmissionRequest
 
 log = logging.getLogger(__name__)
@@ -42,18 +42,18 @@ the cache catches up, so no write can turn into a storm of GETs."""
 
 
 class PolicyReads(Protocol):
-    """What the limit rules read: the namespace's LimitRanges and Images by digest."""
+    """What the limit rules read: the namespace's LimitRanges and image sizes by digest."""
 
     def not_ready(self) -> str | None: ...
     def limit_ranges_in(self, namespace: str) -> list[Obj]: ...
-    def image(self, digest: str) -> Obj | None: ...
+    def image_size(self, digest: str) -> ImageSize: ...
 
 
 class ImageLookup(Protocol):
-    """One live read of the Image describing ``digest``: None when there is none,
-    ``ImageLookupFailed`` when the API server cannot say (``kube.images.ImageClient``)."""
+    """One live read of the Image describing ``digest``, as its size or why there is none;
+    ``ImageLookupFailed`` when the API server cannot say (``imagelookup.ImageClient``)."""
 
-    def read_image(self, digest: str, *, timeout: float) -> Obj | None: ...
+    def image_size(self, digest: str, *, timeout: float) -> ImageSize: ...
 
 
 class QuotaCharges(Protocol):
@@ -99,17 +99,16 @@ class ImageStreamValidator:
         before = None if old is None else stream_usage(old)
         after = stream_usage(stream)  # measured once, for the new images and the counts
         added = after.images - before.images if before is not None else after.images
-        images = {digest: self._caches.image(digest) for digest in added}
-        unread = self._look_up(images, limits)
+        sizes = {digest: self._caches.image_size(digest) for digest in added}
+        self._look_up(sizes, limits)
         # Decide.
         name = request.name or object_name(stream)
         decision = check_stream_write(
             name,
             None if before is None else before.counts,
             after.counts,
-            images,
+            sizes,
             limits,
-            unread=unread,
         )
         if not decision.allowed or request.operation != "CREATE" or request.sub_resource:
             return decision
@@ -124,27 +123,29 @@ class ImageStreamValidator:
             return Decision.deny(f"{err}; retry", Cause.CHARGE_CONFLICT)
         return plan.decision
 
-    def _look_up(self, images: dict[str, Obj | None], limits: EffectiveLimits) -> frozenset[str]:
+    def _look_up(self, sizes: dict[str, ImageSize], limits: EffectiveLimits) -> None:
         """Read live, in digest order, the Images a storage limit needs and the cache
-        cannot size, into ``images``; the digests left unread (a failed GET, or past the
-        cap or the time budget). Stops at the first image that stays unsized: the verdict
-        is a retryable denial from there on."""
-        wanted = images_to_look_up(images, limits)
+        cannot size, and put their sizes into ``sizes``; those left unread (a failed GET,
+        or past the cap or the time budget) become ``Unsized.UNREAD``. Stops at the first
+        image that stays unsized: the verdict is a retryable denial from there on."""
+        wanted = images_to_look_up(sizes, limits)
         end = self._clock() + IMAGE_LOOKUP_BUDGET_SECONDS
         for done, digest in enumerate(wanted):
             left = end - self._clock()
             if done >= MAX_IMAGE_LOOKUPS or left <= 0:
-                return frozenset(wanted[done:])
+                sizes.update(dict.fromkeys(wanted[done:], Unsized.UNREAD))
+                return
             try:
-                found = self._images.read_image(
+                size = self._images.image_size(
                     digest, timeout=min(IMAGE_LOOKUP_TIMEOUT_SECONDS, left)
                 )
             except ImageLookupFailed as err:
                 metrics.IMAGE_LOOKUPS.labels("failed").inc()
                 log.warning("could not look up image %s: %s", digest, err)
-                return frozenset({digest})
-            metrics.IMAGE_LOOKUPS.labels("not_found" if found is None else "found").inc()
-            images[digest] = found
-            if recorded_image_size(found) is None:
-                break
-        return frozenset()
+                sizes[digest] = Unsized.UNREAD
+                return
+            missing = size is Unsized.NO_IMAGE
+            metrics.IMAGE_LOOKUPS.labels("not_found" if missing else "found").inc()
+            sizes[digest] = size
+            if isinstance(size, Unsized):
+                return

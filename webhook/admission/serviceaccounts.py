@@ -20,8 +20,8 @@ from quota.objects import mapping, object_name
 from quota.pullsecrets.desired_secret import may_reference
 from quota.pullsecrets.names import ANNOTATION_PULL_SECRET_REF, is_fallback_name, secret_name_for
 from quota.pullsecrets.serviceaccount_patch import add_pull_secret_patch, serviceaccount_mutation
-from serving.caches import NotSynced
 from webhook.admission.review import AdmissionRequest
+from webhook.caches import NotSynced
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,15 @@ from hypothesis import strategies as st
 
 from quota.decision import Cause, Decision
 from quota.limitchecks import (
+    ImageSize,
+    Unsized,
     check_push_limits,
     check_stream_write,
     exceeds,
     image_size_violations,
     images_to_look_up,
     limit_exceeded_message,
+    size_of,
     stream_violations,
     verdict_of,
 )
@@ -308,8 +311,24 @@ def history(*digests: str) -> StreamCounts:
     return stream_usage(stream).counts
 
 
-def image(size: int) -> dict[str, Any]:
+def image(size: Any) -> dict[str, Any]:
     return {"dockerImageMetadata": {"size": size}}
+
+
+@pytest.mark.parametrize(
+    ("image_object", "size"),
+    [
+        (None, Unsized.NO_IMAGE),
+        ({}, Unsized.NO_SIZE),
+        (image("huge"), Unsized.NO_SIZE),
+        (image(0), 0),
+        (image(3000), 3000),
+    ],
+)
+def test_an_images_size_is_measured_once_or_says_why_not(
+    image_object: dict[str, Any] | None, size: ImageSize
+) -> None:
+    assert size_of(image_object) == size
 
 
 def test_stream_write_checks_each_known_image_size_in_digest_order() -> None:
@@ -317,7 +336,7 @@ def test_stream_write_checks_each_known_image_size_in_digest_order() -> None:
         "app",
         None,
         history("sha256:b", "sha256:a"),
-        {"sha256:b": image(3000), "sha256:a": image(2000)},
+        {"sha256:b": 3000, "sha256:a": 2000},
         limits(storage="1k"),
     )
     assert not decision.allowed
@@ -334,24 +353,19 @@ def unknown_message(digest: str, why: str, more: int = 0) -> str:
 
 
 @pytest.mark.parametrize(
-    ("image", "unread", "why"),
+    ("unsized", "why"),
     [
-        (None, False, "no Image object describes it"),
-        ({}, False, "its Image records no size"),
-        ({"dockerImageMetadata": {"size": "huge"}}, False, "its Image records no size"),
-        (None, True, "its Image could not be read"),
+        (Unsized.NO_IMAGE, "no Image object describes it"),
+        (size_of({}), "its Image records no size"),
+        (size_of(image("huge")), "its Image records no size"),
+        (Unsized.UNREAD, "its Image could not be read"),
     ],
 )
 def test_stream_write_with_an_unknown_size_under_a_storage_limit_is_denied_retryably(
-    image: dict[str, Any] | None, unread: bool, why: str
+    unsized: Unsized, why: str
 ) -> None:
     decision = check_stream_write(
-        "app",
-        None,
-        history("sha256:a"),
-        {"sha256:a": image},
-        limits(storage="1k"),
-        unread=frozenset({"sha256:a"}) if unread else frozenset(),
+        "app", None, history("sha256:a"), {"sha256:a": unsized}, limits(storage="1k")
     )
     assert decision == Decision.deny(unknown_message("sha256:a", why), Cause.IMAGE_SIZE_UNKNOWN)
     assert (decision.code, decision.reason, decision.retryable) == (
@@ -363,7 +377,7 @@ def test_stream_write_with_an_unknown_size_under_a_storage_limit_is_denied_retry
 
 def test_stream_write_with_an_unknown_size_and_no_storage_limit_is_allowed() -> None:
     decision = check_stream_write(
-        "app", None, history("sha256:a"), {"sha256:a": None}, limits(images=5)
+        "app", None, history("sha256:a"), {"sha256:a": Unsized.NO_IMAGE}, limits(images=5)
     )
     assert decision == Decision.allow()
 
@@ -373,7 +387,12 @@ def test_stream_write_names_the_first_unknown_digest_and_counts_the_rest() -> No
         "app",
         None,
         history("sha256:c", "sha256:b", "sha256:a", "sha256:k"),
-        {"sha256:c": None, "sha256:b": {}, "sha256:a": image(10), "sha256:k": None},
+        {
+            "sha256:c": Unsized.NO_IMAGE,
+            "sha256:b": Unsized.NO_SIZE,
+            "sha256:a": 10,
+            "sha256:k": Unsized.UNREAD,
+        },
         limits(storage="1k"),
     )
     assert decision.message == unknown_message("sha256:b", "its Image records no size", 2)
@@ -385,7 +404,7 @@ def test_stream_write_reports_a_certain_violation_rather_than_an_unknown_size() 
         "app",
         None,
         history("sha256:a", "sha256:b"),
-        {"sha256:a": None, "sha256:b": image(2000)},
+        {"sha256:a": Unsized.NO_IMAGE, "sha256:b": 2000},
         limits(images=1, storage="1k"),
     )
     assert (decision.allowed, decision.code) == (False, 403)
@@ -395,17 +414,22 @@ def test_stream_write_reports_a_certain_violation_rather_than_an_unknown_size() 
 
 
 def test_images_to_look_up_are_the_unsized_ones_in_digest_order() -> None:
-    images = {"sha256:c": None, "sha256:b": {}, "sha256:a": image(10), "sha256:0": None}
-    assert images_to_look_up(images, limits(storage="1k")) == ("sha256:0", "sha256:b", "sha256:c")
+    sizes: dict[str, ImageSize] = {
+        "sha256:c": Unsized.NO_IMAGE,
+        "sha256:b": Unsized.NO_SIZE,
+        "sha256:a": 10,
+        "sha256:0": Unsized.NO_IMAGE,
+    }
+    assert images_to_look_up(sizes, limits(storage="1k")) == ("sha256:0", "sha256:b", "sha256:c")
 
 
 def test_without_a_storage_limit_no_image_needs_a_look_up() -> None:
-    assert images_to_look_up({"sha256:a": None}, limits(tags=1, images=1)) == ()
+    assert images_to_look_up({"sha256:a": Unsized.NO_IMAGE}, limits(tags=1, images=1)) == ()
 
 
 def test_stream_write_reports_sizes_before_counts() -> None:
     decision = check_stream_write(
-        "app", None, history("sha256:a"), {"sha256:a": image(2000)}, limits(0, 0, "1k")
+        "app", None, history("sha256:a"), {"sha256:a": 2000}, limits(0, 0, "1k")
     )
     messages = decision.message.split("; ")
     assert [m.split("requested usage of ")[1].split(" ")[0] for m in messages] == [

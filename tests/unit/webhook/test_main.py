@@ -104,7 +104,7 @@ def test_any_push_review_is_answered_or_refused_never_a_500(body: bytes) -> None
 def test_the_app_has_one_blueprint_per_api() -> None:
     app = fake_app()
     assert set(app.blueprints) == {"admission", "pushreview", "operations"}
-    assert app.name == "registry-webhook"
+    assert app.name == "registry-door"
 
 
 class RecordingTokenReviews:

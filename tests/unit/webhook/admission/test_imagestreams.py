@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
-from kube.images import ImageLookupFailed
 from quota.decision import Cause, Decision
+from quota.limitchecks import ImageSize, size_of
 from quota.objects import Obj
 from quota.resourcequota import ChargePlan, quota_exceeded_message
 from serving.quotacharge import CHARGE_DEADLINE_SECONDS, ChargeConflict
 from webhook.admission.endpoints import VALIDATE_IMAGESTREAMS
+from webhook.admission.imagelookup import ImageLookupFailed
 from webhook.admission.imagestreams import (
     IMAGE_LOOKUP_BUDGET_SECONDS,
     IMAGE_LOOKUP_TIMEOUT_SECONDS,
@@ -45,9 +46,10 @@ class FakeCaches:
         self.limit_lookups.append(namespace)
         return self.limit_ranges
 
-    def image(self, digest: str) -> Obj | None:
+    def image_size(self, digest: str) -> ImageSize:
+        """Sized as the real cache sizes an Image when it stores it."""
         self.image_lookups.append(digest)
-        return self.images.get(digest)
+        return size_of(self.images.get(digest))
 
 
 class FakeImages:
@@ -68,14 +70,15 @@ class FakeImages:
         self.lookups: list[str] = []
         self.timeouts: list[float] = []
 
-    def read_image(self, digest: str, *, timeout: float) -> Obj | None:
+    def image_size(self, digest: str, *, timeout: float) -> ImageSize:
+        """Sized as ``ImageClient.image_size`` sizes the Image it reads."""
         self.lookups.append(digest)
         self.timeouts.append(timeout)
         if self.clock is not None:
             self.clock.now += self.cost
         if digest in self.failing:
             raise ImageLookupFailed("timed out")
-        return self.live.get(digest)
+        return size_of(self.live.get(digest))
 
 
 class StepClock:

@@ -11,9 +11,9 @@ import pytest
 
 from quota.decision import Decision
 from quota.pullsecrets.serviceaccount_patch import serviceaccount_mutation
-from serving.caches import NotSynced
 from webhook.admission.review import AdmissionRequest, GroupVersionKind
 from webhook.admission.serviceaccounts import ServiceAccountMutator
+from webhook.caches import NotSynced
 
 SA: dict[str, object] = {
     "apiVersion": "v1",

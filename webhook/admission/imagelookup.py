@@ -13,6 +13,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from kube.jsonapi import NotAnObject, read_json
+from quota.limitchecks import ImageSize, size_of
 from quota.names import DIGEST, DNS_SUBDOMAIN, IMAGE_GROUP, IMAGE_VERSION, IMAGES, MAX_NAME_LENGTH
 from quota.objects import Obj
 
@@ -40,7 +41,7 @@ def can_name_image(value: str) -> bool:
 
 class ImageClient:
     """``read_image(digest, timeout=...)``: the Image, None when there is none, or
-    ``ImageLookupFailed``."""
+    ``ImageLookupFailed``; ``image_size``: the same read, as the limit rules take it."""
 
     def __init__(self, custom: CustomObjects) -> None:
         self._custom = custom
@@ -63,3 +64,7 @@ class ImageClient:
             raise ImageLookupFailed(str(err)) from None
         except (HTTPError, OSError, ValueError) as err:  # timeouts, refused, not JSON
             raise ImageLookupFailed(type(err).__name__) from None
+
+    def image_size(self, digest: str, *, timeout: float) -> ImageSize:
+        """The size of the Image read live (measured here, once), or why there is none."""
+        return size_of(self.read_image(digest, timeout=timeout))

@@ -10,9 +10,10 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
-from kube.images import ImageClient, ImageLookupFailed, can_name_image
+from quota.limitchecks import Unsized
 from quota.names import IMAGE_GROUP
 from quota.objects import Obj
+from webhook.admission.imagelookup import ImageClient, ImageLookupFailed, can_name_image
 
 DIGEST = "sha256:" + "ab" * 32
 IMAGE: Obj = {"metadata": {"name": DIGEST}, "dockerImageMetadata": {"size": 10}}
@@ -49,6 +50,14 @@ def test_an_image_is_read_raw_by_name_within_the_timeout() -> None:
 
 def test_no_such_image_is_none() -> None:
     assert ImageClient(FakeCustom(ApiException(status=404))).read_image(DIGEST, timeout=1) is None
+
+
+def test_an_image_read_live_is_sized_once_as_the_rules_take_it() -> None:
+    assert ImageClient(FakeCustom()).image_size(DIGEST, timeout=1) == 10
+    missing = ImageClient(FakeCustom(ApiException(status=404)))
+    assert missing.image_size(DIGEST, timeout=1) is Unsized.NO_IMAGE
+    unsized = ImageClient(FakeCustom(json.dumps({"metadata": {"name": DIGEST}}).encode()))
+    assert unsized.image_size(DIGEST, timeout=1) is Unsized.NO_SIZE
 
 
 @pytest.mark.parametrize(
