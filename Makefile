@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256s
 PYTEST_ARGS ?=
 FUZZ_BODIES ?= 100000
 
-.PHONY: venv lock dev attacks test unit integration fuzz lint typecheck controlplane ocitools loadgen bench mutation clean
+.PHONY: venv lock dev attacks test unit integration fuzz lint typecheck controlplane nodebinaries ocitools loadgen bench mutation clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "python3 (3.11+) is required"; exit 1; }
@@ -33,6 +33,12 @@ lock:
 controlplane:
 	@command -v go >/dev/null || { echo "Go is required to build the local control plane"; exit 1; }
 	@bash hack/build-controlplane.sh >/dev/null
+
+## Build (first run: 1-4 minutes once the control plane is built) or reuse the cached kubelet,
+## kube-scheduler and kube-proxy (the control plane's pinned module) and the pause binary.
+nodebinaries:
+	@command -v go >/dev/null || { echo "Go is required to build the node"; exit 1; }
+	@bash hack/build-node.sh >/dev/null
 
 ## Build (first run: a few minutes) or reuse the cached CNCF distribution registry and the
 ## crane OCI client (hack/ocitools) that the dev stack and the tests run.
