@@ -28,6 +28,7 @@ from controller.pullsecrets.wiring import PullSecretWiring
 from controller.quotausage.wiring import QuotaUsageWiring
 from controller.registrytags.registry import UpstreamRegistry
 from controller.registrytags.wiring import RegistryTagsWiring
+from controller.rolebindings.wiring import RoleBindingWiring
 from kube import events, metrics
 from kube.client import api_client
 from kube.health import Check, Synced, informers_synced, serve_probes
@@ -128,13 +129,16 @@ def run_reconcilers(
         writer.stop(EVENTS_STOP_SECONDS)
 
 
-Wiring = PullSecretWiring | QuotaUsageWiring | RegistryTagsWiring | CertificateWiring
+Wiring = (
+    PullSecretWiring | QuotaUsageWiring | RoleBindingWiring | RegistryTagsWiring | CertificateWiring
+)
 
 
 def reconciler_loops(
     api: client.ApiClient, config: ControllerConfig, limiter: RateLimiter, recorder: events.Recorder
 ) -> list[Wiring]:
-    """Every reconciler the configuration turns on: pull secrets and quota usage always, the
+    """Every reconciler the configuration turns on: pull secrets, quota usage and the
+    default RoleBindings (in the pull secrets' namespaces) always, the
     registry's tags with an upstream registry to keep (``--upstream-registry``), the
     certificates unless cert-manager issues them."""
     loops: list[Wiring] = [
@@ -150,6 +154,12 @@ def reconciler_loops(
             api,
             limiter,
             grace_seconds=config.quota_release_grace_seconds,
+            reconcile=config.reconcile,
+        ),
+        RoleBindingWiring(
+            api,
+            config.pull_secrets.excluded_namespaces,
+            limiter,
             reconcile=config.reconcile,
         ),
     ]

@@ -1,0 +1,1 @@
+"""Default registry rights: the pullers' and builders' RoleBindings in every managed namespace."""
