@@ -1,0 +1,230 @@
+"""The default-rights reconciler against fake caches and a fake API."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from controller.rolebindings.reconciler import RoleBindingReconciler
+from kube import apierrors
+from kube.requeue import Requeue
+from quota.objects import Obj
+from quota.rolebindings import (
+    ANNOTATION_SPEC_HASH,
+    BUILDERS,
+    OPT_OUT_KEY,
+    PULLERS,
+    desired_binding,
+    spec_hash,
+)
+from tests.unit.apistatus import api_error, namespace_terminating
+
+
+class FakeApi:
+    """A tiny RoleBinding store that checks preconditions as the API server does."""
+
+    def __init__(self) -> None:
+        self.store: dict[str, Obj] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.fail_with: Exception | None = None
+        self._version = 0
+
+    def _stamp(self, body: Obj) -> Obj:
+        self._version += 1
+        stored = copy.deepcopy(body)
+        stored["metadata"]["resourceVersion"] = str(self._version)
+        stored["metadata"].setdefault("uid", f"uid-{self._version}")
+        return stored
+
+    def create(self, namespace: str, body: Obj) -> Obj:
+        key = f"{namespace}/{body['metadata']['name']}"
+        self.calls.append(("create", key))
+        if self.fail_with is not None:
+            raise self.fail_with
+        if key in self.store:
+            raise api_error(apierrors.ALREADY_EXISTS)
+        self.store[key] = self._stamp(body)
+        return self.store[key]
+
+    def replace(self, namespace: str, name: str, body: Obj) -> Obj:
+        key = f"{namespace}/{name}"
+        self.calls.append(("replace", key))
+        current = self.store.get(key)
+        if current is None:
+            raise api_error(apierrors.NOT_FOUND)
+        if current["metadata"]["resourceVersion"] != body["metadata"]["resourceVersion"]:
+            raise api_error(apierrors.CONFLICT)
+        body = copy.deepcopy(body)
+        body["metadata"]["uid"] = current["metadata"]["uid"]
+        self.store[key] = self._stamp(body)
+        return self.store[key]
+
+    def delete(self, namespace: str, name: str, uid: str, resource_version: str) -> None:
+        key = f"{namespace}/{name}"
+        self.calls.append(("delete", key))
+        current = self.store.get(key)
+        if current is None:
+            return
+        meta = current["metadata"]
+        if (meta["uid"], meta["resourceVersion"]) != (uid, resource_version):
+            raise api_error(apierrors.CONFLICT)
+        del self.store[key]
+
+
+class Cache:
+    def __init__(self, objects: dict[str, Obj]) -> None:
+        self.objects = objects
+
+    def get(self, key: str) -> Obj | None:
+        return self.objects.get(key)
+
+
+def namespace(name: str, **labels: str) -> Obj:
+    return {"metadata": {"name": name, "labels": labels}}
+
+
+def make(
+    namespaces: list[Obj], api: FakeApi | None = None
+) -> tuple[RoleBindingReconciler, FakeApi]:
+    api = api or FakeApi()
+    reconciler = RoleBindingReconciler(
+        api=api,
+        namespaces=Cache({ns["metadata"]["name"]: ns for ns in namespaces}),
+        rolebindings=Cache(api.store),  # a cache that is never behind
+        excluded_namespaces=frozenset({"image-registry-system", "kube-system"}),
+    )
+    return reconciler, api
+
+
+def test_a_namespace_gets_both_bindings_and_a_second_pass_writes_nothing() -> None:
+    reconciler, api = make([namespace("team-a")])
+    assert reconciler.reconcile("team-a") is None
+    assert api.store["team-a/registry-image-pullers"]["roleRef"]["name"] == "registry-viewer"
+    assert api.store["team-a/registry-image-builders"]["roleRef"]["name"] == "registry-editor"
+    writes = len(api.calls)
+    reconciler.reconcile("team-a")
+    assert len(api.calls) == writes
+
+
+@pytest.mark.parametrize("excluded", ["kube-system", "image-registry-system"])
+def test_excluded_namespaces_are_never_touched(excluded: str) -> None:
+    reconciler, api = make([namespace(excluded)])
+    reconciler.reconcile(excluded)
+    assert api.calls == []
+    assert not reconciler.managed(excluded)
+
+
+def test_a_namespace_not_cached_or_going_away_is_skipped() -> None:
+    going = namespace("going")
+    going["metadata"]["deletionTimestamp"] = "2026-12-07T00:00:00Z"
+    reconciler, api = make([going])
+    reconciler.reconcile("going")
+    reconciler.reconcile("unknown")
+    assert api.calls == []
+
+
+def test_a_user_edited_binding_is_left_alone() -> None:
+    reconciler, api = make([namespace("team-a")])
+    reconciler.reconcile("team-a")
+    edited = api.store["team-a/registry-image-pullers"]
+    edited["subjects"] = [{"kind": "ServiceAccount", "name": "default", "namespace": "team-a"}]
+    calls = len(api.calls)
+    reconciler.reconcile("team-a")
+    assert api.calls[calls:] == []
+    assert api.store["team-a/registry-image-pullers"]["subjects"][0]["name"] == "default"
+
+
+def test_opting_out_deletes_ours_and_keeps_the_users() -> None:
+    reconciler, api = make([namespace("team-a", **{OPT_OUT_KEY: "false"})])
+    api.store["team-a/registry-image-pullers"] = {
+        **desired_binding("team-a", PULLERS),
+        "metadata": {
+            **desired_binding("team-a", PULLERS)["metadata"],
+            "uid": "a",
+            "resourceVersion": "1",
+        },
+    }
+    users = copy.deepcopy(desired_binding("team-a", BUILDERS))
+    users["metadata"].update(uid="b", resourceVersion="2", labels={})
+    api.store["team-a/registry-image-builders"] = users
+    reconciler.reconcile("team-a")
+    assert "team-a/registry-image-pullers" not in api.store
+    assert api.store["team-a/registry-image-builders"] is users
+    assert [c for c, _ in api.calls] == ["delete"]
+
+
+def test_an_older_versions_subjects_are_updated_in_place() -> None:
+    reconciler, api = make([namespace("team-a")])
+    reconciler.reconcile("team-a")
+    old = api.store["team-a/registry-image-pullers"]
+    old["subjects"] = [{"kind": "Group", "name": "system:serviceaccounts"}]
+    old["metadata"]["annotations"][ANNOTATION_SPEC_HASH] = spec_hash(
+        old["roleRef"], old["subjects"]
+    )
+    uid = old["metadata"]["uid"]
+    reconciler.reconcile("team-a")
+    new = api.store["team-a/registry-image-pullers"]
+    assert new["subjects"] == desired_binding("team-a", PULLERS)["subjects"]
+    assert new["metadata"]["uid"] == uid
+
+
+def test_an_older_versions_role_is_deleted_then_created_as_roleref_is_immutable() -> None:
+    reconciler, api = make([namespace("team-a")])
+    reconciler.reconcile("team-a")
+    old = api.store["team-a/registry-image-builders"]
+    old["roleRef"] = {**old["roleRef"], "name": "edit"}
+    old["metadata"]["annotations"][ANNOTATION_SPEC_HASH] = spec_hash(
+        old["roleRef"], old["subjects"]
+    )
+    with pytest.raises(Requeue):
+        reconciler.reconcile("team-a")
+    assert "team-a/registry-image-builders" not in api.store
+    reconciler.reconcile("team-a")  # the queue's retry
+    assert api.store["team-a/registry-image-builders"]["roleRef"]["name"] == "registry-editor"
+
+
+def test_a_create_that_lost_a_race_is_retried_not_an_error() -> None:
+    api = FakeApi()
+    reconciler = RoleBindingReconciler(
+        api=api,
+        namespaces=Cache({"team-a": namespace("team-a")}),
+        rolebindings=Cache({}),  # a cache behind the API server
+        excluded_namespaces=frozenset(),
+    )
+    api.store["team-a/registry-image-pullers"] = {"metadata": {"name": PULLERS}}
+    with pytest.raises(Requeue):
+        reconciler.reconcile("team-a")
+
+
+def test_an_edit_racing_an_update_is_never_overwritten() -> None:
+    reconciler, api = make([namespace("team-a")])
+    reconciler.reconcile("team-a")
+    seen = copy.deepcopy(api.store["team-a/registry-image-pullers"])
+    seen["subjects"] = []
+    seen["metadata"]["annotations"][ANNOTATION_SPEC_HASH] = spec_hash(seen["roleRef"], [])
+    api.store["team-a/registry-image-pullers"]["metadata"]["resourceVersion"] = "99"
+    stale = Cache({"team-a/registry-image-pullers": seen})
+    racing = RoleBindingReconciler(
+        api=api,
+        namespaces=Cache({"team-a": namespace("team-a")}),
+        rolebindings=stale,
+        excluded_namespaces=frozenset(),
+    )
+    with pytest.raises(Requeue):
+        racing.reconcile("team-a")
+    assert api.store["team-a/registry-image-pullers"]["subjects"] != []
+
+
+def test_a_terminating_namespace_is_no_error() -> None:
+    reconciler, api = make([namespace("team-a")])
+    api.fail_with = namespace_terminating("team-a", "rolebindings")
+    assert reconciler.reconcile("team-a") is None
+
+
+def test_other_errors_propagate_for_the_runners_backoff() -> None:
+    reconciler, api = make([namespace("team-a")])
+    api.fail_with = api_error(apierrors.FORBIDDEN, "no bind")
+    with pytest.raises(Exception) as raised:
+        reconciler.reconcile("team-a")
+    assert apierrors.is_forbidden(raised.value)
