@@ -178,9 +178,16 @@ def test_no_credentials_is_401_and_no_binding_is_403(
     anonymous = crane.digest(f"{door.host}/{ns}/app:v1")
     assert anonymous.returncode != 0
     assert "UNAUTHORIZED" in anonymous.stderr or "401" in anonymous.stderr, anonymous.stderr
-    login(crane, door, account(stack, ns, "stranger", None))
-    stranger = crane.digest(f"{door.host}/{ns}/app:v1")
-    assert stranger.returncode != 0 and "DENIED" in stranger.stderr, stranger.stderr
+    # Every ServiceAccount may pull its own namespace's repositories (the controller's
+    # registry-image-pullers): the stranger is another namespace's.
+    elsewhere = f"{ns}-elsewhere"
+    stack.kubectl("create", "namespace", elsewhere)
+    try:
+        login(crane, door, account(stack, elsewhere, "stranger", None))
+        stranger = crane.digest(f"{door.host}/{ns}/app:v1")
+        assert stranger.returncode != 0 and "DENIED" in stranger.stderr, stranger.stderr
+    finally:
+        stack.kubectl("delete", "namespace", elsewhere, "--wait=false", check=False)
 
 
 def put_manifest(door: LocalFrontDoor, token: str, repository: str, tag: str, body: bytes) -> Any:
