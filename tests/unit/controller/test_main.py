@@ -21,6 +21,7 @@ from controller.main import (
 from controller.pullsecrets.api import REQUEST_TIMEOUT
 from controller.pullsecrets.reconciler import PullSecretConfig
 from controller.registrytags.wiring import RegistryTagsWiring
+from controller.rolebindings.wiring import RoleBindingWiring
 from kube.health import failing
 from kube.ratelimit import RateLimiter
 
@@ -223,7 +224,19 @@ def test_the_registrys_tags_are_reconciled_only_with_an_upstream_to_keep(
     )
     loops = reconciler_loops(client.ApiClient(), config, RateLimiter(1, 1), NoEvents())
     kept = [loop for loop in loops if isinstance(loop, RegistryTagsWiring)]
-    assert len(loops) == 2 + tags_kept
+    assert len(loops) == 3 + tags_kept  # pull secrets, quota usage, default rolebindings
     assert bool(kept) is tags_kept
     if kept:
         assert kept[0].registry.origin == upstream
+
+
+def test_the_default_rolebindings_are_kept_in_the_pull_secrets_namespaces() -> None:
+    excluded = frozenset({"image-registry-system", "kube-system", "other"})
+    config = ControllerConfig(
+        namespace="image-registry-system",
+        pull_secrets=PullSecretConfig((), (), excluded, 3600),
+        certificates=None,
+    )
+    loops = reconciler_loops(client.ApiClient(), config, RateLimiter(1, 1), NoEvents())
+    [bindings] = [loop for loop in loops if isinstance(loop, RoleBindingWiring)]
+    assert [ns for ns in ("team-a", *excluded) if bindings.reconciler.managed(ns)] == ["team-a"]
