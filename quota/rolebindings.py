@@ -85,13 +85,17 @@ def _role_ref(name: str) -> Obj:
 
 def spec_hash(role_ref: object, subjects: object) -> str:
     """The hash of a binding's roleRef and subjects in canonical form."""
-    ref = mapping(role_ref)
     canonical = {
-        "roleRef": {k: ref.get(k, "") for k in ("apiGroup", "kind", "name")},
+        "roleRef": _canonical_ref(role_ref),
         "subjects": [_canonical_subject(mapping(s)) for s in _list(subjects)],
     }
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _canonical_ref(role_ref: object) -> Obj:
+    ref = mapping(role_ref)
+    return {k: ref.get(k, "") for k in ("apiGroup", "kind", "name")}
 
 
 def _canonical_subject(subject: Mapping[str, Any]) -> Obj:
@@ -163,6 +167,6 @@ def plan(namespace: str, name: str, existing: Mapping[str, Any] | None, *, opt_o
     want = spec_hash(desired["roleRef"], desired["subjects"])
     if spec_hash(existing.get("roleRef"), existing.get("subjects")) == want:
         return Plan(name, Action.NONE, desired)
-    if spec_hash(existing.get("roleRef"), []) != spec_hash(desired["roleRef"], []):
+    if _canonical_ref(existing.get("roleRef")) != _canonical_ref(desired["roleRef"]):
         return Plan(name, Action.RECREATE, desired)
     return Plan(name, Action.UPDATE, desired)
