@@ -33,3 +33,13 @@ def binaries_dir() -> Path:
     """The directory holding the control-plane binaries (``LOCALCLUSTER_BIN_DIR``: built
     elsewhere)."""
     return cached_build(BUILD_SCRIPT, REQUIRED, "LOCALCLUSTER_BIN_DIR")
+
+
+NODE_BUILD_SCRIPT = REPO_ROOT / "hack" / "build-node.sh"
+NODE_REQUIRED = ("kubelet", "kube-scheduler", "kube-proxy", "pause")
+
+
+def node_binaries_dir() -> Path:
+    """The directory holding the node's binaries (``LOCALCLUSTER_NODE_BIN_DIR``: built
+    elsewhere)."""
+    return cached_build(NODE_BUILD_SCRIPT, NODE_REQUIRED, "LOCALCLUSTER_NODE_BIN_DIR")

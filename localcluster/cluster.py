@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from kube import certs
-from localcluster import kubeconfig, pki
+from localcluster import kubeconfig, network, pki
 from localcluster.binaries import binaries_dir
 from localcluster.ports import free_port
 from localcluster.processes import ManagedProcess
@@ -33,6 +33,25 @@ CONTROLLERS = [
     "resourcequota-controller",
     "root-ca-certificate-publisher-controller",
 ]
+NODE_CONTROLLERS = [
+    # The not-ready taint of a new node stays until this controller removes it.
+    "node-lifecycle-controller",
+    "deployment-controller",
+    "replicaset-controller",
+    "daemonset-controller",
+    "statefulset-controller",
+    "job-controller",
+    "cronjob-controller",
+    "ttl-after-finished-controller",
+    "disruption-controller",
+    "pod-garbage-collector-controller",
+    # The API server reaches a webhook's Service through its endpoints; kube-proxy reads
+    # EndpointSlices.
+    "endpoints-controller",
+    "endpointslice-controller",
+    "endpointslice-mirroring-controller",
+]
+"""What a cluster with a node needs beyond ``CONTROLLERS``: the workload controllers."""
 
 
 class ControlPlaneError(RuntimeError):
@@ -54,6 +73,7 @@ class ControlPlane:
         bin_dir: Path | None = None,
         keep_data: bool = False,
         quota_sync_seconds: int = 15,
+        for_node: bool = False,
     ) -> None:
         self._own_data_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="registry-v2-cp-"))
@@ -61,6 +81,10 @@ class ControlPlane:
         self._bin_dir = bin_dir
         self._keep_data = keep_data
         self._quota_sync_seconds = quota_sync_seconds
+        self.for_node = for_node
+        """Ready for a node (``localcluster.node``): the API server listens on the node
+        bridge's address, which must exist first, so that pods reach it; it authorizes
+        kubelets with the Node authorizer and runs the workload controllers."""
         self.processes: list[ManagedProcess] = []
         self.server = ""
         self.pki: pki.Pki | None = None
@@ -153,7 +177,8 @@ class ControlPlane:
     def _start_apiserver(self, bins: Path, etcd_url: str, timeout: float) -> None:
         assert self.pki is not None
         port = free_port()
-        self.server = f"https://127.0.0.1:{port}"
+        address = network.GATEWAY if self.for_node else "127.0.0.1"
+        self.server = f"https://{address}:{port}"
         p = self.pki
         client_cert, client_key = p.webhook_client
         admission_config = kubeconfig.write_webhook_admission(
@@ -164,21 +189,20 @@ class ControlPlane:
             [
                 str(bins / "kube-apiserver"),
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={address}",
+                f"--advertise-address={address}",
                 f"--secure-port={port}",
                 f"--tls-cert-file={p.apiserver_cert}",
                 f"--tls-private-key-file={p.apiserver_key}",
                 f"--client-ca-file={p.ca_cert}",
-                "--authorization-mode=RBAC",
+                *self._authorization_args(),
                 "--anonymous-auth=false",
                 f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
                 f"--service-account-key-file={p.sa_pub}",
                 f"--service-account-signing-key-file={p.sa_key}",
-                "--service-cluster-ip-range=10.0.0.0/24",
+                f"--service-cluster-ip-range={network.SERVICE_CIDR}",
                 "--allow-privileged=true",
-                "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,LimitRanger,"
-                "ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+                "--enable-admission-plugins=" + ",".join(self._admission_plugins()),
                 f"--admission-control-config-file={admission_config}",
                 f"--audit-policy-file={self._audit_policy()}",
                 f"--audit-log-path={self.audit_log}",
@@ -198,6 +222,48 @@ class ControlPlane:
             user="registry-v2-admin",
         )
         self._wait(process, self._apiserver_ready, timeout, "kube-apiserver /readyz")
+
+    def _authorization_args(self) -> list[str]:
+        if not self.for_node:
+            return ["--authorization-mode=RBAC"]
+        assert self.pki is not None
+        cert, key = self.pki.client("apiserver-kubelet-client")
+        return [
+            # As clusters run: a kubelet may read only what its own pods use.
+            "--authorization-mode=Node,RBAC",
+            f"--kubelet-client-certificate={cert}",
+            f"--kubelet-client-key={key}",
+            f"--kubelet-certificate-authority={self.pki.ca_cert}",
+            # The node's hostname resolves to loopback, where the API server never proxies.
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+        ]
+
+    def _admission_plugins(self) -> list[str]:
+        plugins = [
+            "NamespaceLifecycle",
+            "ServiceAccount",
+            "LimitRanger",
+            "ResourceQuota",
+            "MutatingAdmissionWebhook",
+            "ValidatingAdmissionWebhook",
+        ]
+        return [*plugins, "NodeRestriction"] if self.for_node else plugins
+
+    def component_kubeconfig(self, name: str, user: str) -> Path:
+        """A kubeconfig for a component with the client certificate ``pki`` issued as
+        ``name``."""
+        assert self.pki is not None
+        cert, key = self.pki.client(name)
+        path = self.data_dir / f"{name}.kubeconfig"
+        kubeconfig.write(
+            path,
+            server=self.server,
+            ca_cert=self.pki.ca_cert,
+            client_cert=cert,
+            client_key=key,
+            user=user,
+        )
+        return path
 
     def _apiserver_ready(self) -> bool:
         assert self.pki is not None
@@ -274,16 +340,8 @@ class ControlPlane:
 
     def _start_controller_manager(self, bins: Path) -> None:
         assert self.pki is not None
-        cert, key = self.pki.client("controller-manager")
-        path = self.data_dir / "controller-manager.kubeconfig"
-        kubeconfig.write(
-            path,
-            server=self.server,
-            ca_cert=self.pki.ca_cert,
-            client_cert=cert,
-            client_key=key,
-            user="system:kube-controller-manager",
-        )
+        path = self.component_kubeconfig("controller-manager", "system:kube-controller-manager")
+        controllers = CONTROLLERS + (NODE_CONTROLLERS if self.for_node else [])
         self._spawn(
             "kube-controller-manager",
             [
@@ -296,7 +354,7 @@ class ControlPlane:
                 # Each controller acts as its own ServiceAccount with its bootstrap role,
                 # exactly as in a real cluster (and so the quota controller's RBAC is real).
                 "--use-service-account-credentials=true",
-                f"--controllers={','.join(CONTROLLERS)}",
+                f"--controllers={','.join(controllers)}",
                 f"--root-ca-file={self.pki.ca_cert}",
                 f"--resource-quota-sync-period={self._quota_sync_seconds}s",
                 "--v=1",

@@ -6,16 +6,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kube import certs
+from localcluster import network
 
 APISERVER_HOSTS = [
     "127.0.0.1",
     "localhost",
-    "10.0.0.1",
+    network.GATEWAY,
+    network.KUBERNETES_SERVICE_IP,
     "kubernetes",
     "kubernetes.default",
     "kubernetes.default.svc",
     "kubernetes.default.svc.cluster.local",
 ]
+NODE_NAME = "registry-v2-node"
+"""The local node's name (kubelet ``--hostname-override``): its certificate's user is
+``system:node:<NODE_NAME>``."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,12 @@ class Pki:
     def webhook_client(self) -> tuple[Path, Path]:
         return self.client("webhook-client")
 
+    @property
+    def kubelet_serving(self) -> tuple[Path, Path]:
+        """The kubelet's serving pair, for its InternalIP: the API server verifies it
+        (``--kubelet-certificate-authority``) before it proxies logs or exec."""
+        return self.client("kubelet-serving")
+
 
 def create(directory: Path) -> Pki:
     """A CA, the API server's serving pair, service-account keys and client certificates."""
@@ -73,10 +84,19 @@ def create(directory: Path) -> Pki:
     clients = {
         "admin": ("registry-v2-admin", ["system:masters"]),
         "controller-manager": ("system:kube-controller-manager", []),
+        # The node's parts, as kubeadm names them: the Node authorizer and NodeRestriction
+        # know the kubelet by this user and group; the bootstrap roles bind the others.
+        "kubelet": (f"system:node:{NODE_NAME}", ["system:nodes"]),
+        "kube-scheduler": ("system:kube-scheduler", []),
+        "kube-proxy": ("system:kube-proxy", []),
+        "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", ["system:masters"]),
     }
     for file_name, (common_name, groups) in clients.items():
         pair = certs.issue(ca, common_name, organizations=groups, server=False, client=True)
         pair.write(*pki.client(file_name))
+    certs.issue(ca, f"system:node:{NODE_NAME}", hosts=[network.GATEWAY]).write(
+        *pki.kubelet_serving
+    )
     webhook_client_ca = certs.new_ca("registry-v2-local-webhook-client-ca")
     pki.webhook_client_ca_cert.write_bytes(webhook_client_ca.cert_pem)
     pair = certs.issue(
