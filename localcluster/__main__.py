@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -11,9 +12,10 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from localcluster import devstate
+from localcluster import devstate, network
 from localcluster.binaries import REPO_ROOT
 from localcluster.cluster import ControlPlane
+from localcluster.node import Node
 from localcluster.ocitools import crane_binary
 from localcluster.stack import Stack
 
@@ -38,6 +40,16 @@ def _frontdoor_banner(stack: Stack) -> str:
     )
 
 
+def _node_banner(node: Node | None) -> str:
+    if node is None:
+        return "  node: none (--no-node): pods stay Pending\n"
+    return (
+        f"  node: {node.name} (kubelet, containerd at {node.containerd_socket}); pods on "
+        f"{network.POD_CIDR}, Services on {network.SERVICE_CIDR}, on a bridge with no uplink\n"
+        f"  node logs: {node.log_dir}\n"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m localcluster")
     parser.add_argument("--dir", type=Path, default=REPO_ROOT / ".local", help="state directory")
@@ -45,7 +57,20 @@ def main() -> int:
     parser.add_argument(
         "--no-frontdoor", action="store_true", help="no registry and no front door before it"
     )
+    parser.add_argument(
+        "--no-node",
+        action="store_true",
+        help="no node (containerd, kubelet, kube-proxy, scheduler): pods stay Pending",
+    )
     args = parser.parse_args()
+    with_node = not args.no_node
+    if with_node and os.geteuid() != 0:
+        print(
+            "localcluster: the node (containerd, kubelet) needs root; run as root, or pass "
+            "--no-node (make dev DEV_ARGS=--no-node) for the control plane and the service only",
+            file=sys.stderr,
+        )
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     state: Path = args.dir
@@ -64,11 +89,21 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    cp = ControlPlane(data_dir, kubeconfig_path=kubeconfig)
+    cp = ControlPlane(data_dir, kubeconfig_path=kubeconfig, for_node=with_node)
     stack = Stack(cp, with_controller=not args.no_controller, with_frontdoor=not args.no_frontdoor)
+    node = Node(cp, state / "node") if with_node else None
     try:
         print("starting the local control plane (the first run builds Kubernetes: 15-30 min)")
+        if node is not None:
+            node.clean_leftovers()
+            Node.create_network()
         stack.start()
+        if node is not None:
+            print("starting the node (containerd, kubelet, kube-proxy, kube-scheduler)", flush=True)
+            node.start()
+            if stack.frontdoor is not None:
+                # What the node-ca DaemonSet does in a cluster: the node trusts the registry.
+                node.trust_registry(stack.frontdoor.host, stack.frontdoor.ca_file.read_bytes())
         if stack.frontdoor is not None:
             # For developer tools (python -m localcluster.attacks): where the stack is.
             devstate.write(state_file, devstate.of(stack))
@@ -81,18 +116,23 @@ def main() -> int:
             f"  logs: {cp.log_dir}\n"
             f"  metrics: {', '.join(_metrics_urls(stack))}\n"
             f"{_frontdoor_banner(stack)}"
+            f"{_node_banner(node)}"
             "Ctrl-C stops everything.",
             flush=True,
         )
         # The stack's supervisor restarts a replica that exits, and says so here.
         while not stop.wait(1.0):
             cp.check_running()
+            if node is not None:
+                node.check_running()
     except Exception as err:
         print(f"localcluster: {err}", file=sys.stderr)
         return 1
     finally:
         print("stopping...", flush=True)
         state_file.unlink(missing_ok=True)
+        if node is not None:
+            node.stop()
         stack.stop()
         print("stopped; no process left running.")
     return 0

@@ -52,6 +52,16 @@ class Node:
         self.host = nodehost.HostChanges(data_dir)
 
     @property
+    def name(self) -> str:
+        return pki.NODE_NAME
+
+    def clean_leftovers(self) -> None:
+        """What a killed run of the same data directory left: shims and mounts (a killed
+        process undoes nothing)."""
+        self.host.undo(containerd_socket=self.containerd_socket, kube_proxy=None)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    @property
     def bin_dir(self) -> Path:
         if self._bin_dir is None:
             self._bin_dir = node_binaries_dir()
@@ -84,6 +94,7 @@ class Node:
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self.host.record()
+            nodehost.create_cgroup_parent()
             self._start_containerd()
             self.import_image(self._pause_archive())
             self._start_kubelet()
@@ -259,6 +270,8 @@ class Node:
             },
             "authorization": {"mode": "Webhook"},
             "cgroupDriver": "cgroupfs",
+            # Pods' cgroups under a root of our own: a stop removes exactly these.
+            "cgroupRoot": nodehost.CGROUP_PARENT,
             "containerRuntimeEndpoint": f"unix://{self.containerd_socket}",
             "imageServiceEndpoint": f"unix://{self.containerd_socket}",
             "failSwapOn": False,
@@ -343,8 +356,11 @@ class Node:
         except Timeout as err:
             raise ControlPlaneError(f"{err}\n{process.name} log:\n{process.log_tail()}") from None
 
+    def _ready_or_dead(self) -> bool:
+        """Ready, or a part has exited: :meth:`wait_ready` tells which at once."""
+        return any(not p.running() for p in self.processes) or self._ready()
+
     def _ready(self) -> bool:
-        self.check_running()
         out = subprocess.run(
             [
                 str(self.cp.kubectl()),
@@ -375,7 +391,10 @@ class Node:
 
     def wait_ready(self, timeout: float) -> None:
         try:
-            wait_for(self._ready, timeout=timeout, interval=1.0, what=f"node {pki.NODE_NAME} Ready")
+            wait_for(
+                self._ready_or_dead, timeout=timeout, interval=1.0, what=f"node {self.name} Ready"
+            )
+            self.check_running()
         except Timeout as err:
             kubelet = next((p for p in self.processes if p.name == "kubelet"), None)
             tail = kubelet.log_tail() if kubelet else ""

@@ -42,7 +42,10 @@ IPTABLES_TABLES = ("filter", "nat", "mangle")
 NETNS_DIR = Path("/run/netns")
 CNI_RESULTS = Path("/var/lib/cni/results")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-KUBEPODS = "kubepods"
+CGROUP_PARENT = "/registry-v2"
+"""The kubelet's ``cgroupRoot``: its ``kubepods`` tree goes under it, apart from any other
+kubelet's on the machine."""
+KUBEPODS = CGROUP_PARENT.strip("/")
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -70,6 +73,19 @@ def _check(result: subprocess.CompletedProcess[str]) -> None:
         raise RuntimeError(f"{' '.join(result.args)}: {result.stderr.strip()}")
 
 
+def create_cgroup_parent() -> None:
+    """The kubelet's ``cgroupRoot`` in every hierarchy; it must exist before the kubelet
+    starts. A v1 cpuset cgroup starts with no CPUs or memory nodes, so it takes its
+    parent's."""
+    for hierarchy in _hierarchies():
+        directory = hierarchy / KUBEPODS
+        directory.mkdir(exist_ok=True)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            parent_value = hierarchy / name
+            if parent_value.exists() and not (directory / name).read_text().strip():
+                (directory / name).write_text(parent_value.read_text())
+
+
 class HostChanges:
     """The host's state before a node ran, and the undoing of what the node changed."""
 
@@ -88,12 +104,12 @@ class HostChanges:
         self.netns_before = set(os.listdir(NETNS_DIR)) if NETNS_DIR.is_dir() else set()
         self.cni_results_before = set(os.listdir(CNI_RESULTS)) if CNI_RESULTS.is_dir() else set()
 
-    def undo(self, *, containerd_socket: Path, kube_proxy: Path) -> None:
+    def undo(self, *, containerd_socket: Path, kube_proxy: Path | None) -> None:
         self._kill_shims(containerd_socket)
         self._kill_pods()
         self._unmount_under(self.data_dir)
         self._remove_netns()
-        if self.kube_proxy_started:
+        if self.kube_proxy_started and kube_proxy is not None:
             _run(str(kube_proxy / "kube-proxy"), "--cleanup")
         if self.kubelet_started or self.kube_proxy_started:
             self._remove_leftover_chains()
