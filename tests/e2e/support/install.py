@@ -20,6 +20,7 @@ import yaml
 from kube import certs
 from localcluster import network
 from localcluster.binaries import REPO_ROOT
+from localcluster.frontdoor import route_config
 from localcluster.registry import registry_config
 
 NAMESPACE = "image-registry-system"
@@ -238,3 +239,8 @@ def write_kustomization(
     )
     del hosts_dir  # the node-ca component's host path, once it ships
     return Install(directory, ca.cert_pem)
+
+
+def route_document() -> str:
+    """``configs/cluster`` with the route users pull by (applied once its CRD serves)."""
+    return json.dumps(route_config(ROUTE_HOST))
