@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import tomli_w
 import yaml
 
 from localcluster import network, nodehost, pki, runnable
@@ -59,6 +60,7 @@ class Node:
         """What a killed run of the same data directory left: shims and mounts (a killed
         process undoes nothing)."""
         self.host.undo(containerd_socket=self.containerd_socket, kube_proxy=None)
+        nodehost.remove_container_log_links(self.pod_logs_dir)
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
     @property
@@ -80,6 +82,11 @@ class Node:
         """containerd's registry host directories (``config_path``): one
         ``<host:port>/hosts.toml`` per registry the node trusts beyond the system's CAs."""
         return self.data_dir / "certs.d"
+
+    @property
+    def pod_logs_dir(self) -> Path:
+        """Containers' logs (``kubectl logs`` reads them), not /var/log/pods."""
+        return self.data_dir / "pod-logs"
 
     @property
     def kubelet_root(self) -> Path:
@@ -166,7 +173,7 @@ class Node:
         }
         path = base / "config.toml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(_toml(config))
+        path.write_text(tomli_w.dumps(config))
         return path
 
     def _cni_conf_dir(self) -> Path:
@@ -240,9 +247,9 @@ class Node:
         directory = self.hosts_dir / host
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "ca.crt").write_bytes(ca_pem)
-        (directory / "hosts.toml").write_text(
-            f'server = "https://{host}"\n\n[host."https://{host}"]\n  ca = "{directory / "ca.crt"}"\n'
-        )
+        url = f"https://{host}"
+        hosts = {"server": url, "host": {url: {"ca": str(directory / "ca.crt")}}}
+        (directory / "hosts.toml").write_text(tomli_w.dumps(hosts))
 
     # kubelet, kube-proxy, scheduler -----------------------------------------------------
 
@@ -275,6 +282,7 @@ class Node:
             "containerRuntimeEndpoint": f"unix://{self.containerd_socket}",
             "imageServiceEndpoint": f"unix://{self.containerd_socket}",
             "failSwapOn": False,
+            "podLogsDir": str(self.pod_logs_dir),
             "clusterDomain": "cluster.local",
             "resolvConf": "",
             "evictionHard": EVICTION_HARD,
@@ -406,23 +414,4 @@ class Node:
             process.stop()
         self.processes.clear()
         self.host.undo(containerd_socket=self.containerd_socket, kube_proxy=self.bin_dir)
-
-
-def _toml(document: dict[str, object], prefix: str = "") -> str:
-    """A TOML document of strings, booleans, numbers, lists of strings and tables: enough
-    for containerd's configuration (tomllib reads TOML, nothing in the standard library
-    writes it)."""
-    scalars: list[str] = []
-    tables: list[str] = []
-    for key, value in document.items():
-        name = f"{prefix}.{_key(key)}" if prefix else _key(key)
-        if isinstance(value, dict):
-            tables.append(f"[{name}]\n" + _toml(value, name))
-        else:
-            scalars.append(f"{_key(key)} = {json.dumps(value)}")
-    body = "\n".join(scalars) + ("\n" if scalars else "")
-    return body + "".join("\n" + table for table in tables)
-
-
-def _key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+        nodehost.remove_container_log_links(self.pod_logs_dir)

@@ -42,6 +42,7 @@ IPTABLES_TABLES = ("filter", "nat", "mangle")
 NETNS_DIR = Path("/run/netns")
 CNI_RESULTS = Path("/var/lib/cni/results")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+CONTAINER_LOG_LINKS = Path("/var/log/containers")
 CGROUP_PARENT = "/registry-v2"
 """The kubelet's ``cgroupRoot``: its ``kubepods`` tree goes under it, apart from any other
 kubelet's on the machine."""
@@ -84,6 +85,18 @@ def create_cgroup_parent() -> None:
             parent_value = hierarchy / name
             if parent_value.exists() and not (directory / name).read_text().strip():
                 (directory / name).write_text(parent_value.read_text())
+
+
+def remove_container_log_links(pod_logs_dir: Path) -> None:
+    """The kubelet links every container's log into /var/log/containers (a fixed path, for
+    log shippers); remove the links that point into ``pod_logs_dir``."""
+    if not CONTAINER_LOG_LINKS.is_dir():
+        return
+    prefix = str(pod_logs_dir)
+    for link in CONTAINER_LOG_LINKS.iterdir():
+        with contextlib.suppress(OSError):
+            if link.is_symlink() and os.readlink(link).startswith(prefix):
+                link.unlink()
 
 
 class HostChanges:

@@ -54,7 +54,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 class E2E:
     cluster: NodeCluster
     env: ClusterEnv
-    install: install.Install
+    installed: install.Install
     images: install.Images
     work_dir: Path
     timings: dict[str, float] = field(default_factory=dict)
@@ -97,9 +97,7 @@ def e2e() -> Iterator[E2E]:
         cluster.node.trust_registry(install.ROUTE_HOST, installed.frontdoor_ca)  # TEMP node-ca
         started = time.monotonic()
         cluster.kubectl("apply", "-k", str(installed.directory))
-        cluster.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"
-        )
+        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
         cluster.kubectl("apply", "-f", "-", input=install.route_document())
         for name in SERVICE_DEPLOYMENTS:
             cluster.wait(

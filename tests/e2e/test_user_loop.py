@@ -80,9 +80,7 @@ def _phase(e2e: E2E, namespace: str, name: str) -> str:
 
 
 def _waiting_reason(e2e: E2E, namespace: str, name: str) -> str | None:
-    statuses = e2e.cluster.get("pod", "-n", namespace, name)["status"].get(
-        "containerStatuses", []
-    )
+    statuses = e2e.cluster.get("pod", "-n", namespace, name)["status"].get("containerStatuses", [])
     for status in statuses:
         waiting = status.get("state", {}).get("waiting")
         if waiting:
@@ -128,17 +126,13 @@ def test_a_new_namespace_s_accounts_get_managed_pull_secrets(e2e: E2E) -> None:
         assert names == [f"{account}-dockercfg"], names
 
 
-def test_the_builder_account_pushes_through_the_front_door(
-    e2e: E2E, app_layout: Path
-) -> None:
+def test_the_builder_account_pushes_through_the_front_door(e2e: E2E, app_layout: Path) -> None:
     secret = pullsecrets.wait_secret(e2e.env, TEAM_A, "builder", timeout=SECRET_TIMEOUT)
     crane_home = e2e.work_dir / "crane-builder"
     ca = e2e.work_dir / "frontdoor-ca.crt"
-    ca.write_bytes(e2e.install.frontdoor_ca)
+    ca.write_bytes(e2e.installed.frontdoor_ca)
     crane = Crane(ca, crane_home)
-    (crane.config_dir / "config.json").write_text(
-        json.dumps(pullsecrets.docker_config(secret))
-    )
+    (crane.config_dir / "config.json").write_text(json.dumps(pullsecrets.docker_config(secret)))
     pushed = crane.push(app_layout, IMAGE)
     assert pushed.returncode == 0, pushed.stderr
     stream = e2e.cluster.get("imagestream", "-n", TEAM_A, "app")
@@ -157,12 +151,11 @@ def test_a_pod_with_no_pull_secret_of_its_own_runs_the_image(e2e: E2E, marker: s
     # The ServiceAccount admission plugin copied the account's managed secret: the test
     # set none.
     assert spec["imagePullSecrets"] == [{"name": "default-dockercfg"}]
-    show(f"pod {TEAM_A}/app", f"log: {log.strip()}\n" + "\n".join(_pulled_events(e2e, TEAM_A, "app")))
+    events = "\n".join(_pulled_events(e2e, TEAM_A, "app"))
+    show(f"pod {TEAM_A}/app", f"log: {log.strip()}\n{events}")
 
 
-def test_another_namespace_cannot_pull_it_even_when_the_node_has_it(
-    e2e: E2E, marker: str
-) -> None:
+def test_another_namespace_cannot_pull_it_even_when_the_node_has_it(e2e: E2E, marker: str) -> None:
     e2e.kubectl("create", "namespace", TEAM_B)
     pullsecrets.wait_secret(e2e.env, TEAM_B, "default", timeout=SECRET_TIMEOUT)
     # IfNotPresent, and the image is on the node since the previous step: only the
@@ -188,9 +181,11 @@ def test_a_deleted_pull_secret_comes_back_and_still_pulls(e2e: E2E, marker: str)
     old = pullsecrets.wait_secret(e2e.env, TEAM_A, "default", timeout=SECRET_TIMEOUT)
     e2e.kubectl("delete", "secret", "-n", TEAM_A, "default-dockercfg")
     new = e2e.env.wait(
-        lambda: (s := pullsecrets.valid_secret(e2e.env, TEAM_A, "default"))
-        and s["metadata"]["uid"] != old["metadata"]["uid"]
-        and s,
+        lambda: (
+            (s := pullsecrets.valid_secret(e2e.env, TEAM_A, "default"))
+            and s["metadata"]["uid"] != old["metadata"]["uid"]
+            and s
+        ),
         timeout=SECRET_TIMEOUT,
         what="the pull secret recreated",
     )

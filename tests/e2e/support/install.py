@@ -148,7 +148,10 @@ def upstream_registry(image: str) -> list[dict[str, Any]]:
                                 "name": "config",
                                 "secret": {"secretName": "image-registry-upstream-config"},
                             },
-                            {"name": "tls", "secret": {"secretName": "image-registry-upstream-tls"}},
+                            {
+                                "name": "tls",
+                                "secret": {"secretName": "image-registry-upstream-tls"},
+                            },
                             {"name": "storage", "emptyDir": {}},
                         ],
                     },

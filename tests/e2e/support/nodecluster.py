@@ -66,9 +66,7 @@ class NodeCluster:
         return wait_for(check, timeout=timeout, interval=interval, what=what)
 
     def pod_events(self, namespace: str, pod: str) -> list[dict[str, Any]]:
-        events = self.get(
-            "events", "-n", namespace, f"--field-selector=involvedObject.name={pod}"
-        )
+        events = self.get("events", "-n", namespace, f"--field-selector=involvedObject.name={pod}")
         return list(events["items"])
 
 
