@@ -7,6 +7,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib/progress.sh"
 mod="$here/controlplane"
 k8s_version=$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' "$mod/go.mod")
 etcd_version=$(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2; exit}' "$mod/go.mod")
@@ -47,10 +48,11 @@ for p in "$kv" "$kv2"; do
 done
 for b in kube-apiserver kube-controller-manager kubectl; do
   echo "  go build $b" >&2
-  go build -trimpath -ldflags "$ldflags" -o "$work/bin/$b" "k8s.io/kubernetes/cmd/$b"
+  with_progress "building $b" \
+    go build -trimpath -ldflags "$ldflags" -o "$work/bin/$b" "k8s.io/kubernetes/cmd/$b"
 done
 echo "  go build etcd" >&2
-go build -trimpath -ldflags "-s -w" -o "$work/bin/etcd" ./etcd
+with_progress "building etcd" go build -trimpath -ldflags "-s -w" -o "$work/bin/etcd" ./etcd
 mkdir -p "$(dirname "$dest")"
 rm -rf "$dest"
 mv "$work" "$dest"

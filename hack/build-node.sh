@@ -8,6 +8,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib/progress.sh"
 mod="$here/controlplane"
 k8s_version=$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' "$mod/go.mod")
 key=$(cat "$mod/go.mod" "$mod/go.sum" "$0" | sha256sum | cut -c1-12)
@@ -49,7 +50,8 @@ for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
 done
 for b in kubelet kube-scheduler kube-proxy; do
   echo "  go build $b" >&2
-  go build -trimpath -ldflags "$ldflags" -o "$work/bin/$b" "k8s.io/kubernetes/cmd/$b"
+  with_progress "building $b" \
+    go build -trimpath -ldflags "$ldflags" -o "$work/bin/$b" "k8s.io/kubernetes/cmd/$b"
 done
 source_dir=$(go list -m -f '{{.Dir}}' k8s.io/kubernetes)
 echo "  gcc pause" >&2

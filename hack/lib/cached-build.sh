@@ -8,6 +8,8 @@
 #                          run the caller's `build WORK` into a fresh directory, move it
 #                          to DEST and print DEST. The last line of stdout is the cache.
 
+source "$(dirname "${BASH_SOURCE[0]}")/progress.sh"
+
 cache_root=${REGISTRY_V2_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/registry-v2}
 
 pinned() {
@@ -35,7 +37,7 @@ cached_build() {
   work=$(mktemp -d "$cache_root/.build.XXXXXX")
   trap 'rm -rf "$work"' EXIT
   echo "building $what into $dest (first run only)" >&2
-  (cd "$mod" && CGO_ENABLED=0 GOFLAGS=-mod=mod build "$work")
+  (cd "$mod" && export CGO_ENABLED=0 GOFLAGS=-mod=mod && with_progress "building $what" build "$work")
   mkdir -p "$(dirname "$dest")"
   rm -rf "$dest"
   mv "$work" "$dest"
