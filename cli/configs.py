@@ -123,6 +123,7 @@ def controller_config(args: argparse.Namespace) -> ControllerConfig:
             resync_seconds=args.resync_seconds,
         ),
         quota_release_grace_seconds=args.quota_release_grace_seconds,
+        node_ca_namespace=args.node_ca_namespace or None,
         leader_elect=args.leader_elect,
         health_probe_bind_address=args.health_probe_bind_address,
         metrics_bind_address=args.metrics_bind_address,

@@ -265,6 +265,13 @@ PULL_SECRET_FLAGS = (
 )
 CONTROLLER_FLAGS = (
     Flag(
+        "node-ca-namespace",
+        "namespace of the node-ca DaemonSet (manifests/components/node-ca), where the "
+        "ConfigMap image-registry-certificates is kept with the front door's CA for every "
+        "registry hostname; unset: nodes are not told to trust the registry",
+        None,
+    ),
+    Flag(
         "leader-elect",
         "run the reconcilers only while holding the Lease, so that one replica of several writes",
         True,
