@@ -219,6 +219,65 @@ def test_the_network_policy_admits_only_the_webhook_port(
     }
     ports = [port for rule in policy["spec"]["ingress"] for port in rule["ports"]]
     assert ports == [{"protocol": "TCP", "port": 8443}]
+    # From any source: the API server's address is the cluster's, not the manifests' to
+    # guess (a wrong range fails every admission); narrowing is the documented opt-in.
+    assert [rule.get("from") for rule in policy["spec"]["ingress"]] == [None]
+
+
+def documented_patch(heading: str) -> Document:
+    """The first YAML block after ``heading`` in docs/install.md."""
+    text = (REPO_ROOT / "docs" / "install.md").read_text()
+    after = text[text.index(heading) :]
+    block = after[after.index("```yaml\n") + len("```yaml\n") :]
+    loaded: Document = yaml.safe_load(block[: block.index("```")])
+    return loaded
+
+
+def test_the_documented_narrowing_admits_the_control_plane_and_the_registry_only(
+    cluster: ClusterEnv, tmp_path: Path
+) -> None:
+    """What docs/install.md tells a team to add, applied to the base as written."""
+    overlay = {
+        "resources": [os.path.relpath(MANIFESTS / "base", tmp_path)],
+        **documented_patch("**NetworkPolicy (everywhere).**"),
+    }
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
+    document = one(render(cluster, tmp_path), "NetworkPolicy", "image-registry-webhook")
+    policy = json.loads(
+        cluster.kubectl(
+            "create", "--dry-run=server", "-o", "json", "-f", "-",
+            input=yaml.safe_dump(document),
+        ).stdout
+    )  # fmt: skip
+    [rule] = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8443}]
+    sources = rule["from"]
+    assert [s["ipBlock"]["cidr"] for s in sources if "ipBlock" in s] == ["10.0.0.0/24"]
+    [registry] = [s for s in sources if "podSelector" in s]
+    assert registry["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "image-registry"}}
+
+
+@pytest.mark.parametrize("variant", ["frontdoor", "composed"])
+def test_no_policy_keeps_nodes_from_pulling_through_the_front_door(
+    rendered: dict[str, list[Document]], variant: str
+) -> None:
+    """The kubelet pulls from the node's network, not from a pod: any ingress policy that
+    selects the front door pods must admit its port from every source."""
+    documents = rendered[variant]
+    door = pod_spec(documents, "image-registry-frontdoor")
+    labels = one(documents, "Deployment", "image-registry-frontdoor")["spec"]["template"][
+        "metadata"
+    ]["labels"]
+    port = container_ports(door)["https"]
+    for policy in (d for d in documents if d["kind"] == "NetworkPolicy"):
+        if not selects(policy["spec"]["podSelector"], labels):
+            continue
+        assert "Ingress" in policy["spec"]["policyTypes"]
+        assert any(
+            "from" not in rule
+            and any(p.get("port") in (port, "https") for p in rule.get("ports", [{"port": port}]))
+            for rule in policy["spec"].get("ingress", [])
+        ), api_name(policy)
 
 
 # --- the webhook, which must stay available: its ImageStream and policy hooks Fail closed
