@@ -45,8 +45,8 @@ def read_mounted(certificates_dir: Path) -> dict[str, bytes]:
 
 
 def read_present(hosts_dir: Path) -> dict[str, Present]:
-    """Every directory under ``hosts_dir``: whether it carries our marker, and (only for
-    ours) the contents of our files."""
+    """Every entry under ``hosts_dir``: whether it is a directory carrying our marker, and
+    (only for ours) the contents of our files."""
     present: dict[str, Present] = {}
     try:
         entries = sorted(os.listdir(hosts_dir))
@@ -54,7 +54,9 @@ def read_present(hosts_dir: Path) -> dict[str, Present]:
         return present
     for name in entries:
         directory = hosts_dir / name
-        if not directory.is_dir() or directory.is_symlink():
+        # A symlink or a file under a host's name is someone's too: never written through.
+        if directory.is_symlink() or not directory.is_dir():
+            present[name] = Present(ours=False, files={})
             continue
         ours = (directory / MARKER).is_file()
         files = {}

@@ -21,19 +21,33 @@ from nodeca.plan import desired_hosts, plan
 log = logging.getLogger(__name__)
 
 
-def sync_once(config: NodeCaConfig) -> bool:
+class Said:
+    """What was last warned about, so that a pass every few seconds says a lasting
+    problem once, and again only when it changes."""
+
+    def __init__(self) -> None:
+        self.refused: tuple[str, ...] = ()
+        self.foreign: tuple[str, ...] = ()
+
+
+def sync_once(config: NodeCaConfig, said: Said | None = None) -> bool:
     """One pass: read both sides, plan, apply. True when something was written or removed."""
+    said = said or Said()
     desired, refused = desired_hosts(read_mounted(config.certificates_dir))
-    for key in refused:
-        log.warning("ConfigMap key %r names no registry host directory: skipped", key)
+    if tuple(refused) != said.refused:
+        for key in refused:
+            log.warning("ConfigMap key %r names no registry host directory: skipped", key)
+        said.refused = tuple(refused)
     steps = plan(desired, read_present(config.hosts_dir))
-    for host in steps.foreign:
-        log.warning(
-            "%s exists and was not written by node-ca: left alone (it decides how this node "
-            "trusts %s)",
-            config.hosts_dir / host,
-            host,
-        )
+    if steps.foreign != said.foreign:
+        for host in steps.foreign:
+            log.warning(
+                "%s exists and was not written by node-ca: left alone (it decides how this "
+                "node trusts %s)",
+                config.hosts_dir / host,
+                host,
+            )
+        said.foreign = steps.foreign
     if steps.empty:
         return False
     apply(config.hosts_dir, steps)
@@ -60,9 +74,10 @@ def run_node_ca(config: NodeCaConfig, stop: threading.Event | None = None) -> in
         config.hosts_dir,
         config.sync_seconds,
     )
+    said = Said()
     while not stop.is_set():
         try:
-            sync_once(config)
+            sync_once(config, said)
         except OSError as err:  # a full disk, a read-only mount: said, and tried again
             log.error("node-ca: sync failed: %s", err)
         stop.wait(config.sync_seconds)

@@ -15,7 +15,7 @@ import pytest
 
 from localcluster.waiting import wait_for
 from nodeca.config import NodeCaConfig
-from nodeca.main import run_node_ca, sync_once
+from nodeca.main import Said, run_node_ca, sync_once
 from nodeca.plan import CA_FILE, HOSTS_FILE, MARKER
 
 CA = b"-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n"
@@ -101,6 +101,31 @@ def test_a_users_directory_for_our_host_is_never_overwritten(node: Node) -> None
     sync_once(config)
     assert (mine / HOSTS_FILE).read_text() == "# the user's\n"
     assert not (mine / CA_FILE).exists()
+
+
+def test_a_symlink_under_our_hosts_name_is_never_written_through(
+    node: Node, tmp_path: Path
+) -> None:
+    mounted, hosts, config = node
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (hosts / SVC).symlink_to(elsewhere)
+    mounted.publish({SVC_KEY: CA})
+    sync_once(config)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_lasting_conflict_is_warned_about_once(
+    node: Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    mounted, hosts, config = node
+    (hosts / SVC).mkdir()
+    mounted.publish({SVC_KEY: CA, "bad_host": CA})
+    said = Said()
+    for _ in range(3):
+        sync_once(config, said)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2, warnings  # the user's directory, the bad key: once each
 
 
 def test_files_a_user_added_to_our_directory_keep_it(node: Node) -> None:
