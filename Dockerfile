@@ -13,6 +13,7 @@ COPY webhook ./webhook
 COPY frontdoor ./frontdoor
 COPY serving ./serving
 COPY controller ./controller
+COPY nodeca ./nodeca
 COPY kube ./kube
 COPY quota ./quota
 RUN pip wheel --wheel-dir /wheels --constraint constraints.txt .

@@ -18,6 +18,7 @@ from controller.config import ControllerConfig, ReconcileConfig, UpstreamRegistr
 from controller.pullsecrets.reconciler import PullSecretConfig
 from frontdoor.config import FrontDoorConfig
 from kube.certs import LOOPBACK_HOSTS, serving_hosts
+from nodeca.config import NodeCaConfig
 from quota.pullsecrets.dockerconfig import internal_hostnames
 from serving.config import ServingConfig
 from webhook.config import WebhookConfig
@@ -123,8 +124,17 @@ def controller_config(args: argparse.Namespace) -> ControllerConfig:
             resync_seconds=args.resync_seconds,
         ),
         quota_release_grace_seconds=args.quota_release_grace_seconds,
+        node_ca_namespace=args.node_ca_namespace or None,
         leader_elect=args.leader_elect,
         health_probe_bind_address=args.health_probe_bind_address,
         metrics_bind_address=args.metrics_bind_address,
         kubeconfig=args.kubeconfig,
+    )
+
+
+def node_ca_config(args: argparse.Namespace) -> NodeCaConfig:
+    return NodeCaConfig(
+        certificates_dir=args.certificates_dir,
+        hosts_dir=args.hosts_dir,
+        sync_seconds=args.sync_seconds,
     )

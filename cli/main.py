@@ -1,5 +1,6 @@
 """The ``image-registry-webhook`` command: ``serve`` (webhooks + PushReview), ``frontdoor``
-(the registry API in front of a registry), ``controller``,
+(the registry API in front of a registry), ``controller``, ``node-ca`` (the registry's CAs
+into a node's containerd),
 ``webhook-configurations`` (what to install so the API server calls ``serve``) and
 ``certs rotate``.
 
@@ -88,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         "controller",
         "controller",
         "run the pull-secret and quota reconcilers and the certificate manager",
+    )
+    _command(
+        sub,
+        "node-ca",
+        "node-ca",
+        "mirror the registry CAs of the mounted ConfigMap image-registry-certificates into "
+        "this node's containerd certs.d (the node-ca DaemonSet); needs no API server",
     )
     certificates = sub.add_parser("certs", help="the built-in certificates")
     add_flags(certificates, GLOBAL_FLAGS, inherited=True)
@@ -214,6 +222,11 @@ def run(args: argparse.Namespace, name: str) -> int:
         from webhook.main import print_webhook_configurations
 
         return print_webhook_configurations(webhook_config(args))
+    if name == "node-ca":  # the kubelet brings its ConfigMap: no API server to reach
+        from cli.configs import node_ca_config
+        from nodeca.main import run_node_ca
+
+        return run_node_ca(node_ca_config(args))
     problem = no_cluster(name, args.kubeconfig)
     if problem is not None:
         print(problem, file=sys.stderr)

@@ -27,6 +27,7 @@ from controller.certificates.reconciler import DEFAULT_CERTIFICATE_PROPAGATION_S
 from controller.quotausage.reconciler import DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
 from frontdoor import config as frontdoor_config
 from kube.listener import DEFAULT_HEALTH_PROBE_BIND_ADDRESS, DEFAULT_METRICS_BIND_ADDRESS
+from nodeca import config as nodeca_config
 from quota.pullsecrets.names import DEFAULT_INTERNAL_HOSTNAMES, DEFAULT_TOKEN_AUDIENCES
 from serving.config import DEFAULT_THREADS, DEFAULT_WORKERS
 from webhook import config as webhook_config
@@ -265,6 +266,13 @@ PULL_SECRET_FLAGS = (
 )
 CONTROLLER_FLAGS = (
     Flag(
+        "node-ca-namespace",
+        "namespace of the node-ca DaemonSet (manifests/components/node-ca), where the "
+        "ConfigMap image-registry-certificates is kept with the front door's CA for every "
+        "registry hostname; unset: nodes are not told to trust the registry",
+        None,
+    ),
+    Flag(
         "leader-elect",
         "run the reconcilers only while holding the Lease, so that one replica of several writes",
         True,
@@ -331,6 +339,29 @@ CERTIFICATE_FLAGS = (
     ),
 )
 
+NODE_CA_FLAGS = (
+    Flag(
+        "certificates-dir",
+        "the mounted ConfigMap image-registry-certificates: one file per registry host "
+        "(host..port), its CA bundle",
+        nodeca_config.DEFAULT_CERTIFICATES_DIR,
+        parse=Path,
+    ),
+    Flag(
+        "hosts-dir",
+        "containerd's registry host directory (its registry.config_path) where each host's "
+        "ca.crt and hosts.toml are written",
+        nodeca_config.DEFAULT_HOSTS_DIR,
+        parse=Path,
+    ),
+    Flag(
+        "sync-seconds",
+        "how often the mounted files are compared with the host directory",
+        nodeca_config.DEFAULT_SYNC_SECONDS,
+        parse=values.positive_float,
+    ),
+)
+
 # --- which command takes which --------------------------------------------------------------
 
 COMMAND_FLAGS: Final[dict[str, tuple[Flag, ...]]] = {
@@ -363,6 +394,7 @@ COMMAND_FLAGS: Final[dict[str, tuple[Flag, ...]]] = {
         *UPSTREAM_FLAGS,
         METRICS_BIND_ADDRESS,
     ),
+    "node-ca": NODE_CA_FLAGS,
     "certs rotate": (),
 }
 """Each command's own flags, besides ``GLOBAL_FLAGS``: a command refuses the others'."""

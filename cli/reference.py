@@ -7,8 +7,15 @@ import argparse
 
 from cli.flags import Flag, FlagAction, command_parser, declared_flags, show_default
 
-COMMANDS = ("serve", "frontdoor", "controller", "webhook-configurations", "certs rotate")
-"""In the reference's order: the three processes, then the tools."""
+COMMANDS = (
+    "serve",
+    "frontdoor",
+    "controller",
+    "node-ca",
+    "webhook-configurations",
+    "certs rotate",
+)
+"""In the reference's order: the processes, then the tools."""
 
 INTRODUCTION = """\
 # Configuration reference
@@ -18,7 +25,8 @@ INTRODUCTION = """\
 
 `image-registry-webhook serve` runs the admission webhooks and the PushReview API,
 `image-registry-webhook frontdoor` the registry API before a registry, and
-`image-registry-webhook controller` the reconcilers. `image-registry-webhook --version`
+`image-registry-webhook controller` the reconcilers, and `image-registry-webhook node-ca`
+(one per node) the registry's CAs into the node's containerd. `image-registry-webhook --version`
 prints the version, `image-registry-webhook COMMAND --help` the flags below.
 
 Each command accepts its own flags and the global ones, nothing else: a flag of another

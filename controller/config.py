@@ -66,6 +66,9 @@ class ControllerConfig:
     """None: the registry's tags are left alone."""
     reconcile: ReconcileConfig = DEFAULT_RECONCILE
     quota_release_grace_seconds: float = DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
+    node_ca_namespace: str | None = None
+    """Where the node-ca DaemonSet runs: the ConfigMap image-registry-certificates is kept
+    there. None: node trust is not installed, and nothing is kept."""
     leader_elect: bool = True
     health_probe_bind_address: str = DEFAULT_HEALTH_PROBE_BIND_ADDRESS
     metrics_bind_address: str = DEFAULT_METRICS_BIND_ADDRESS

@@ -26,6 +26,7 @@ from controller.config import ControllerConfig
 from controller.pullsecrets.api import REQUEST_TIMEOUT
 from controller.pullsecrets.wiring import PullSecretWiring
 from controller.quotausage.wiring import QuotaUsageWiring
+from controller.registrycerts.wiring import RegistryCertsWiring
 from controller.registrytags.registry import UpstreamRegistry
 from controller.registrytags.wiring import RegistryTagsWiring
 from controller.rolebindings.wiring import RoleBindingWiring
@@ -130,7 +131,12 @@ def run_reconcilers(
 
 
 Wiring = (
-    PullSecretWiring | QuotaUsageWiring | RoleBindingWiring | RegistryTagsWiring | CertificateWiring
+    PullSecretWiring
+    | QuotaUsageWiring
+    | RoleBindingWiring
+    | RegistryCertsWiring
+    | RegistryTagsWiring
+    | CertificateWiring
 )
 
 
@@ -138,7 +144,8 @@ def reconciler_loops(
     api: client.ApiClient, config: ControllerConfig, limiter: RateLimiter, recorder: events.Recorder
 ) -> list[Wiring]:
     """Every reconciler the configuration turns on: pull secrets, quota usage and the
-    default RoleBindings (in the pull secrets' namespaces) always, the
+    default RoleBindings (in the pull secrets' namespaces) always, the registry
+    certificates the nodes trust with a node-ca namespace (``--node-ca-namespace``), the
     registry's tags with an upstream registry to keep (``--upstream-registry``), the
     certificates unless cert-manager issues them."""
     loops: list[Wiring] = [
@@ -163,6 +170,19 @@ def reconciler_loops(
             reconcile=config.reconcile,
         ),
     ]
+    if config.node_ca_namespace is not None:
+        loops.append(
+            RegistryCertsWiring(
+                api,
+                config.namespace,
+                config.node_ca_namespace,
+                config.pull_secrets.internal_hostnames,
+                config.pull_secrets.extra_hostnames,
+                limiter,
+                recorder,
+                reconcile=config.reconcile,
+            )
+        )
     if config.upstream is not None:
         upstream = UpstreamRegistry(config.upstream.url, config.upstream.ca_file)
         loops.append(RegistryTagsWiring(api, limiter, upstream))

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 CRD_DIR = REPO_ROOT / "manifests" / "crds"
 """A kustomization (``kubectl apply -k``), as the standalone overlay includes it."""
 RBAC_MANIFEST = REPO_ROOT / "manifests" / "base" / "rbac.yaml"
+NODE_CA_MANIFEST = REPO_ROOT / "manifests" / "components" / "node-ca" / "namespace.yaml"
+"""node-ca's namespace and the controller's Role there (image-registry-certificates)."""
+NODE_CA_NAMESPACE = "image-registry-node-ca"
 SERVICE_NAMESPACE = "image-registry-system"
 CONFIGURATION_NAME = "image-registry-webhook"
 SERVER_ACCOUNT = "image-registry-webhook"
@@ -220,6 +223,7 @@ class Stack:
             self.cp.start()
             self.install_crds(timeout)
             self.kubectl("create", "namespace", SERVICE_NAMESPACE)
+            self.kubectl("apply", "-f", str(NODE_CA_MANIFEST))
             if prepare is not None:
                 prepare()
             if self.with_frontdoor:
@@ -424,6 +428,7 @@ class Stack:
                 f"--namespace={SERVICE_NAMESPACE}",
                 f"--metrics-bind-address=127.0.0.1:{ports['metrics']}",
                 f"--health-probe-bind-address=127.0.0.1:{ports['health']}",
+                f"--node-ca-namespace={NODE_CA_NAMESPACE}",
                 *(
                     [f"--certificate-propagation-seconds={CERTIFICATE_PROPAGATION_SECONDS}"]
                     if self.managed_certificates

@@ -35,7 +35,12 @@ VARIANTS = {
 """Every kustomization a platform team applies as it is."""
 COMPOSED = {
     "resources": ["base", "crds"],
-    "components": ["components/cert-manager", "components/monitoring", "components/frontdoor"],
+    "components": [
+        "components/cert-manager",
+        "components/monitoring",
+        "components/frontdoor",
+        "components/node-ca",
+    ],
 }
 """A team's own overlay that takes everything at once (docs/install.md shows it)."""
 ADDON_CRDS_SCRIPT = REPO_ROOT / "hack" / "fetch-addon-crds.sh"
@@ -53,6 +58,8 @@ WORKLOADS = {
 """Deployment (and app.kubernetes.io/name) -> app.kubernetes.io/component."""
 OPTIONAL_WORKLOADS = {"image-registry-frontdoor": "frontdoor"}
 """The same, for workloads of a component (the variants that include it)."""
+WORKLOAD_KINDS = ("Deployment", "DaemonSet")
+"""What runs the image: its tag and its flags are held to the release and the command."""
 
 Document = dict[str, Any]
 
@@ -164,7 +171,7 @@ def test_the_image_tag_and_the_version_label_are_the_release(
     images = {
         container["image"]
         for d in documents
-        if d["kind"] == "Deployment"
+        if d["kind"] in WORKLOAD_KINDS
         for container in d["spec"]["template"]["spec"]["containers"]
     }
     assert images == {f"{IMAGE}:{VERSION}"}
@@ -219,6 +226,65 @@ def test_the_network_policy_admits_only_the_webhook_port(
     }
     ports = [port for rule in policy["spec"]["ingress"] for port in rule["ports"]]
     assert ports == [{"protocol": "TCP", "port": 8443}]
+    # From any source: the API server's address is the cluster's, not the manifests' to
+    # guess (a wrong range fails every admission); narrowing is the documented opt-in.
+    assert [rule.get("from") for rule in policy["spec"]["ingress"]] == [None]
+
+
+def documented_patch(heading: str) -> Document:
+    """The first YAML block after ``heading`` in docs/install.md."""
+    text = (REPO_ROOT / "docs" / "install.md").read_text()
+    after = text[text.index(heading) :]
+    block = after[after.index("```yaml\n") + len("```yaml\n") :]
+    loaded: Document = yaml.safe_load(block[: block.index("```")])
+    return loaded
+
+
+def test_the_documented_narrowing_admits_the_control_plane_and_the_registry_only(
+    cluster: ClusterEnv, tmp_path: Path
+) -> None:
+    """What docs/install.md tells a team to add, applied to the base as written."""
+    overlay = {
+        "resources": [os.path.relpath(MANIFESTS / "base", tmp_path)],
+        **documented_patch("**NetworkPolicy (everywhere).**"),
+    }
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
+    document = one(render(cluster, tmp_path), "NetworkPolicy", "image-registry-webhook")
+    policy = json.loads(
+        cluster.kubectl(
+            "create", "--dry-run=server", "-o", "json", "-f", "-",
+            input=yaml.safe_dump(document),
+        ).stdout
+    )  # fmt: skip
+    [rule] = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8443}]
+    sources = rule["from"]
+    assert [s["ipBlock"]["cidr"] for s in sources if "ipBlock" in s] == ["10.0.0.0/24"]
+    [registry] = [s for s in sources if "podSelector" in s]
+    assert registry["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "image-registry"}}
+
+
+@pytest.mark.parametrize("variant", ["frontdoor", "composed"])
+def test_no_policy_keeps_nodes_from_pulling_through_the_front_door(
+    rendered: dict[str, list[Document]], variant: str
+) -> None:
+    """The kubelet pulls from the node's network, not from a pod: any ingress policy that
+    selects the front door pods must admit its port from every source."""
+    documents = rendered[variant]
+    door = pod_spec(documents, "image-registry-frontdoor")
+    labels = one(documents, "Deployment", "image-registry-frontdoor")["spec"]["template"][
+        "metadata"
+    ]["labels"]
+    port = container_ports(door)["https"]
+    for policy in (d for d in documents if d["kind"] == "NetworkPolicy"):
+        if not selects(policy["spec"]["podSelector"], labels):
+            continue
+        assert "Ingress" in policy["spec"]["policyTypes"]
+        assert any(
+            "from" not in rule
+            and any(p.get("port") in (port, "https") for p in rule.get("ports", [{"port": port}]))
+            for rule in policy["spec"].get("ingress", [])
+        ), api_name(policy)
 
 
 # --- the webhook, which must stay available: its ImageStream and policy hooks Fail closed
@@ -323,7 +389,7 @@ def test_every_deployment_runs_flags_the_command_knows(
 ) -> None:
     unknown: set[str] = set()
     for variant, documents in rendered.items():
-        for deployment in (d for d in documents if d["kind"] == "Deployment"):
+        for deployment in (d for d in documents if d["kind"] in WORKLOAD_KINDS):
             for container in deployment["spec"]["template"]["spec"]["containers"]:
                 _, extra = cli_main.build_parser().parse_known_args(container["args"])
                 unknown |= {f"{variant}: {arg.partition('=')[0]}" for arg in extra}
@@ -494,3 +560,104 @@ def test_the_rules_carry_every_alert_with_a_severity(
     for alert in alerts.values():
         assert alert["labels"]["severity"] in ("warning", "critical")
         assert alert["annotations"]["summary"]
+
+
+# --- node trust (components/node-ca)
+
+NODE_CA = "image-registry-node-ca"
+HOSTS_DIR = "/etc/containerd/certs.d"
+"""containerd's registry.config_path on kind, kubeadm and most distributions."""
+
+
+def flag_values(container: Document) -> dict[str, str]:
+    return dict(arg.removeprefix("--").partition("=")[::2] for arg in container["args"][1:])
+
+
+@pytest.mark.parametrize("variant", ["frontdoor", "composed"])
+def test_node_ca_runs_on_every_node_with_no_api_access_and_one_writable_host_dir(
+    rendered: dict[str, list[Document]], variant: str
+) -> None:
+    documents = rendered[variant]
+    daemonset = one(documents, "DaemonSet", NODE_CA)
+    assert daemonset["metadata"]["namespace"] == NODE_CA
+    assert daemonset["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": NODE_CA}}
+    pod = daemonset["spec"]["template"]["spec"]
+    assert {"operator": "Exists"} in pod["tolerations"]  # every node, tainted or not
+    # No API rights: no token mounted, and nothing binds its account.
+    account = one(documents, "ServiceAccount", NODE_CA)
+    assert account["automountServiceAccountToken"] is False
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == NODE_CA
+    for binding in (d for d in documents if d["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        assert all(s["name"] != NODE_CA for s in binding.get("subjects") or []), api_name(binding)
+    [container] = pod["containers"]
+    assert container["args"][0] == "node-ca"
+    security = container["securityContext"]
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert "memory" in container["resources"]["limits"]
+    # The ConfigMap mounted where --certificates-dir reads, optional until it exists; the
+    # node's certs.d where --hosts-dir writes, the only writable mount.
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    flags = flag_values(container)
+    certificates = volumes[mounts[flags["certificates-dir"]]["name"]]["configMap"]
+    assert certificates == {"name": "image-registry-certificates", "optional": True}
+    assert mounts[flags["certificates-dir"]]["readOnly"] is True
+    host = volumes[mounts[flags["hosts-dir"]]["name"]]["hostPath"]
+    assert host == {"path": HOSTS_DIR, "type": "DirectoryOrCreate"}
+    writable = [path for path, m in mounts.items() if not m.get("readOnly")]
+    assert writable == [flags["hosts-dir"]]
+    # The controller keeps that ConfigMap in the DaemonSet's namespace.
+    [controller] = pod_spec(documents, "image-registry-controller")["containers"]
+    assert f"--node-ca-namespace={NODE_CA}" in controller["args"]
+
+
+def test_without_node_ca_the_controller_keeps_no_configmap(
+    rendered: dict[str, list[Document]],
+) -> None:
+    for variant in ("base", "standalone", "cert-manager", "monitoring"):
+        [container] = pod_spec(rendered[variant], "image-registry-controller")["containers"]
+        assert not [a for a in container["args"] if a.startswith("--node-ca-namespace")]
+        assert not [d for d in rendered[variant] if d["kind"] == "DaemonSet"]
+
+
+def test_node_ca_pods_are_admitted_only_in_their_own_namespace(
+    cluster: ClusterEnv, rendered: dict[str, list[Document]], namespace: str
+) -> None:
+    """Pod Security: the service's namespace enforces ``restricted``, which refuses a
+    hostPath volume and root; node-ca's namespace is privileged and holds only it. Both
+    namespaces here carry the labels the manifests give theirs."""
+    documents = rendered["frontdoor"]
+    daemonset = one(documents, "DaemonSet", NODE_CA)
+    labels = {
+        name: one(documents, "Namespace", name)["metadata"]["labels"]
+        for name in ("image-registry-system", NODE_CA)
+    }
+    assert labels["image-registry-system"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    own = f"{namespace}-node-ca"
+    cluster.kubectl("create", "namespace", own)
+    try:
+        verdicts = {}
+        for target, like in ((namespace, "image-registry-system"), (own, NODE_CA)):
+            pairs = [f"{k}={v}" for k, v in labels[like].items()]
+            cluster.kubectl("label", "namespace", target, "--overwrite", *pairs)
+            cluster.kubectl("create", "serviceaccount", NODE_CA, "-n", target)
+            pod = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": NODE_CA, "namespace": target},
+                "spec": daemonset["spec"]["template"]["spec"],
+            }
+            verdicts[like] = cluster.kubectl(
+                "create", "--dry-run=server", "-o", "name", "-f", "-",
+                input=yaml.safe_dump(pod), check=False,
+            )  # fmt: skip
+        refused = verdicts["image-registry-system"]
+        assert refused.returncode != 0
+        assert "violates PodSecurity" in refused.stderr and "hostPath" in refused.stderr
+        assert verdicts[NODE_CA].returncode == 0, verdicts[NODE_CA].stderr
+    finally:
+        cluster.kubectl("delete", "namespace", own, "--wait=false", check=False)

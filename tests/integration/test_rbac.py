@@ -18,12 +18,19 @@ from typing import Any
 import pytest
 
 from controller.main import LEASE_NAME
-from localcluster.stack import CONTROLLER_ACCOUNT, RBAC_MANIFEST, SERVER_ACCOUNT, SERVICE_NAMESPACE
+from localcluster.stack import (
+    CONTROLLER_ACCOUNT,
+    NODE_CA_MANIFEST,
+    RBAC_MANIFEST,
+    SERVER_ACCOUNT,
+    SERVICE_NAMESPACE,
+)
 from quota.pullsecrets.names import (
     ANNOTATION_SERVICE_ACCOUNT_NAME,
     LABEL_MANAGED_BY,
     LABEL_MANAGED_BY_VALUE,
 )
+from quota.registrycerts import FRONTDOOR_TLS_SECRET
 from quota.rolebindings import (
     ANNOTATION_SPEC_HASH,
     BINDING_NAMES,
@@ -37,6 +44,7 @@ from tests.integration.support.cluster import CACHE_DEADLINE, ClusterEnv
 from tests.integration.support.objects import image_limit, quota, set_history, stream, used
 from tests.integration.support.pullsecrets import name_taken_events
 from tests.integration.support.pushreview import Caller, push
+from tests.integration.support.registrycerts import frontdoor_secret, node_trust
 
 pytestmark = pytest.mark.local_only
 
@@ -185,6 +193,25 @@ def exercise_every_path(cluster: ClusterEnv, namespace: str) -> None:
         what="the PushDenied event's count to grow",
     )
     exercise_default_rolebindings(cluster, namespace)
+    exercise_registry_certificates(cluster)
+
+
+def exercise_registry_certificates(cluster: ClusterEnv) -> None:
+    """Controller: the node-trust ConfigMap created for the front door's CA, updated when
+    it rotates (its list and watch, by name, from the start)."""
+    for _ in range(2):
+        secret, ca = frontdoor_secret()
+        cluster.apply(secret)
+        wait_published(cluster, ca)
+    cluster.kubectl("delete", "secret", FRONTDOOR_TLS_SECRET, "-n", SERVICE_NAMESPACE)
+
+
+def wait_published(cluster: ClusterEnv, ca: str) -> None:
+    cluster.wait(
+        lambda: set((node_trust(cluster) or {}).values()) == {ca},
+        timeout=CACHE_DEADLINE,
+        what="the front door's CA in image-registry-certificates",
+    )
 
 
 def rolebinding(cluster: ClusterEnv, namespace: str, name: str) -> dict[str, Any] | None:
@@ -264,10 +291,7 @@ def test_the_manifests_grant_exactly_what_the_processes_use(
         )
         assert not refused, f"{account} was refused by RBAC: {refused}"
         used_accesses = {access_of(e) for e in events}
-        expected = (
-            granted(RBAC_MANIFEST, account)
-            - NOT_DRIVEN_HERE[account]
-            - CHECKED_NOT_REQUESTED.get(account, set())
-        )
+        manifests = granted(RBAC_MANIFEST, account) | granted(NODE_CA_MANIFEST, account)
+        expected = manifests - NOT_DRIVEN_HERE[account] - CHECKED_NOT_REQUESTED.get(account, set())
         unused = sorted(str(a) for a in expected - used_accesses)
         assert not unused, f"{account} is granted what it never used: {unused}"

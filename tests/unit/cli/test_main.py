@@ -56,6 +56,7 @@ def test_the_subcommands_are_the_processes_and_the_tools() -> None:
         "certs",
         "controller",
         "frontdoor",
+        "node-ca",
         "serve",
         "webhook-configurations",
     ]

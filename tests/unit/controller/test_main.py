@@ -3,6 +3,7 @@ run_reconcilers: and the Event writer stops after them; reconciler_loops: which 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 
@@ -20,6 +21,7 @@ from controller.main import (
 )
 from controller.pullsecrets.api import REQUEST_TIMEOUT
 from controller.pullsecrets.reconciler import PullSecretConfig
+from controller.registrycerts.wiring import RegistryCertsWiring
 from controller.registrytags.wiring import RegistryTagsWiring
 from controller.rolebindings.wiring import RoleBindingWiring
 from kube.health import failing
@@ -228,6 +230,28 @@ def test_the_registrys_tags_are_reconciled_only_with_an_upstream_to_keep(
     assert bool(kept) is tags_kept
     if kept:
         assert kept[0].registry.origin == upstream
+
+
+def test_the_nodes_trust_the_hostnames_the_pull_secrets_name_with_node_ca_only() -> None:
+    config = ControllerConfig(
+        node_ca_namespace="image-registry-node-ca",
+        namespace="image-registry-system",
+        pull_secrets=PullSecretConfig(
+            ("internal.svc:5000",), ("extra.example:443",), frozenset(), 3600
+        ),
+        certificates=None,
+    )
+    loops = reconciler_loops(client.ApiClient(), config, RateLimiter(1, 1), NoEvents())
+    [certs] = [loop for loop in loops if isinstance(loop, RegistryCertsWiring)]
+    assert certs.hostnames() == ["internal.svc:5000", "extra.example:443"]
+    assert certs.reconciler.key == "image-registry-node-ca/image-registry-certificates"
+    without = reconciler_loops(
+        client.ApiClient(),
+        dataclasses.replace(config, node_ca_namespace=None),
+        RateLimiter(1, 1),
+        NoEvents(),
+    )
+    assert not [loop for loop in without if isinstance(loop, RegistryCertsWiring)]
 
 
 def test_the_default_rolebindings_are_kept_in_the_pull_secrets_namespaces() -> None:

@@ -1,0 +1,1 @@
+"""Node trust: the ConfigMap ``image-registry-certificates`` the node-ca DaemonSet mirrors."""
