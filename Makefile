@@ -40,6 +40,12 @@ nodebinaries:
 	@command -v go >/dev/null || { echo "Go is required to build the node"; exit 1; }
 	@bash hack/build-node.sh >/dev/null
 
+## Install, only if missing, Debian's containerd, runc, CNI plugins, buildah and debootstrap
+## (first run: about a minute, as root; a warm run needs no network and returns at once).
+.PHONY: nodepackages
+nodepackages:
+	@bash hack/install-node-packages.sh
+
 ## Build (first run: a few minutes) or reuse the cached CNCF distribution registry and the
 ## crane OCI client (hack/ocitools) that the dev stack and the tests run.
 ocitools:
