@@ -18,8 +18,22 @@
 # each source change, and what a build sees is only what it made.
 #
 # Prints progress on stderr and the cache directory (images.json and the archives) on its
-# last line of stdout.
+# last line of stdout. `--print-key` prints only the key and builds nothing (the base and
+# the registry binary are still built or found: their outputs are inputs).
 set -euo pipefail
+
+mode=${1:-build}
+# First, before anything long: without buildah there is nothing to build with.
+if [ "$mode" != --print-key ]; then
+  command -v buildah >/dev/null || {
+    echo "build-images: buildah is required (make nodepackages)" >&2
+    exit 1
+  }
+  [ "$(id -u)" -eq 0 ] || {
+    echo "build-images: buildah's overlay storage needs root here" >&2
+    exit 1
+  }
+fi
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -33,15 +47,6 @@ epoch=${SOURCE_DATE_EPOCH:-315532800}
 ca_bundle=${BUILD_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 # The image's user, as the Dockerfile's USER: numeric, not root, owner of its data.
 uid=65532
-
-command -v buildah >/dev/null || {
-  echo "build-images: buildah is required (make nodepackages)" >&2
-  exit 1
-}
-[ "$(id -u)" -eq 0 ] || {
-  echo "build-images: buildah's overlay storage needs root here" >&2
-  exit 1
-}
 
 base_dir=$(bash "$here/build-base-image.sh" | tail -n 1)
 registry_bin=$(bash "$here/build-ocitools.sh" | tail -n 1)/bin/registry
@@ -60,6 +65,10 @@ key=$({
   basename "$base_dir"
   echo "$epoch"
 } | sha256sum | cut -c1-12)
+if [ "$mode" = --print-key ]; then
+  echo "$key"
+  exit 0
+fi
 dest="$cache_root/images-$key"
 base_name="localhost/registry-v2/base:${base_dir##*-}"
 policy_name="localhost/registry-v2/policy:$key"
