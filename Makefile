@@ -52,6 +52,15 @@ ocitools:
 	@command -v go >/dev/null || { echo "Go is required to build the registry and crane"; exit 1; }
 	@bash hack/build-ocitools.sh >/dev/null
 
+## Build (first run: about 5 minutes, as root) or reuse the cached images a local node imports:
+## the service's from the Dockerfile on a debootstrapped Debian base, the registry's from the
+## ocitools binary, as OCI archives (hack/build-images.sh prints where). Needs buildah and
+## debootstrap: make nodepackages installs them.
+.PHONY: images
+images: ocitools
+	@command -v buildah >/dev/null || { echo "buildah is required to build the images: make nodepackages"; exit 1; }
+	@bash hack/build-images.sh >/dev/null
+
 ## Control plane + CRDs + webhook + controller, in the foreground until Ctrl-C.
 dev: $(STAMP) controlplane ocitools
 	$(PY) -m localcluster
