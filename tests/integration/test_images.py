@@ -24,6 +24,7 @@ from tests.integration.support.ociarchives import (
     Storage,
     read_archive,
     run_container,
+    serve_until,
 )
 
 pytestmark = pytest.mark.local_only
@@ -131,3 +132,20 @@ def test_the_registry_image_runs_the_static_registry_from_scratch_as_non_root(
     result = run_container(tmp_path / "version", rootfs, archived.config, args)
     assert result.returncode == 0, result.stderr
     assert REGISTRY_VERSION in result.stdout
+
+
+def test_the_registry_image_serves_with_its_default_config(
+    images: Images, registry_root: Path, tmp_path: Path
+) -> None:
+    """As shipped (a deployment mounts its own config over it): it starts on a read-only
+    root as 65532 and listens on :5000."""
+    config = read_archive(images.registry.archive).config
+    image = config["config"]
+    lines = serve_until(
+        tmp_path / "serve",
+        registry_root,
+        config,
+        [*image["Entrypoint"], *image["Cmd"]],
+        "listening on",
+    )
+    assert lines and "listening on [::]:5000" in lines[-1], "".join(lines)

@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import tarfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,11 +97,9 @@ class Storage:
         subprocess.run(["rm", "-rf", "--one-file-system", str(self.directory)], check=False)
 
 
-def run_container(
-    bundle: Path, rootfs: Path, config: dict[str, Any], args: list[str]
-) -> subprocess.CompletedProcess[str]:
-    """``args`` in a container of ``rootfs`` as runc starts a pod's: the image's user and
-    environment, its working directory, a read-only root, no network."""
+def _bundle(bundle: Path, rootfs: Path, config: dict[str, Any], args: list[str]) -> Path:
+    """A runc bundle for ``args`` in a container of ``rootfs`` as a pod's: the image's
+    user and environment, its working directory, a read-only root, no network."""
     bundle.mkdir(parents=True)
     subprocess.run(["runc", "spec"], cwd=bundle, check=True, timeout=COMMAND_SECONDS)
     spec = json.loads((bundle / "config.json").read_text())
@@ -115,7 +114,23 @@ def run_container(
     )
     spec["root"] = {"path": str(rootfs), "readonly": True}
     (bundle / "config.json").write_text(json.dumps(spec))
-    state = bundle / "state"
+    return bundle / "state"
+
+
+def _delete(state: Path, name: str) -> None:
+    subprocess.run(
+        ["runc", "--root", str(state), "delete", "--force", name],
+        capture_output=True,
+        timeout=COMMAND_SECONDS,
+    )
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def run_container(
+    bundle: Path, rootfs: Path, config: dict[str, Any], args: list[str]
+) -> subprocess.CompletedProcess[str]:
+    """``args`` run to their end in a container (:func:`_bundle`)."""
+    state = _bundle(bundle, rootfs, config, args)
     try:
         return subprocess.run(
             ["runc", "--root", str(state), "run", "--bundle", str(bundle), bundle.name],
@@ -125,5 +140,33 @@ def run_container(
             stdin=subprocess.DEVNULL,
         )
     finally:
-        subprocess.run(["runc", "--root", str(state), "delete", "--force", bundle.name])
-        shutil.rmtree(state, ignore_errors=True)
+        _delete(state, bundle.name)
+
+
+def serve_until(
+    bundle: Path, rootfs: Path, config: dict[str, Any], args: list[str], line: str
+) -> list[str]:
+    """Start a server in a container (:func:`_bundle`), read its stderr until a line
+    holding ``line`` (or its exit, or the deadline), then kill it; its stderr lines."""
+    state = _bundle(bundle, rootfs, config, args)
+    process = subprocess.Popen(
+        ["runc", "--root", str(state), "run", "--bundle", str(bundle), bundle.name],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    seen: list[str] = []
+    deadline = threading.Timer(COMMAND_SECONDS, process.kill)
+    deadline.start()
+    try:
+        for output in process.stderr:
+            seen.append(output)
+            if line in output:
+                break
+    finally:
+        deadline.cancel()
+        _delete(state, bundle.name)  # kills the container; runc run then exits
+        process.wait(timeout=COMMAND_SECONDS)
+    return seen
