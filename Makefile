@@ -40,11 +40,26 @@ nodebinaries:
 	@command -v go >/dev/null || { echo "Go is required to build the node"; exit 1; }
 	@bash hack/build-node.sh >/dev/null
 
+## Install, only if missing, Debian's containerd, runc, CNI plugins, buildah and debootstrap
+## (first run: about a minute, as root; a warm run needs no network and returns at once).
+.PHONY: nodepackages
+nodepackages:
+	@bash hack/install-node-packages.sh
+
 ## Build (first run: a few minutes) or reuse the cached CNCF distribution registry and the
 ## crane OCI client (hack/ocitools) that the dev stack and the tests run.
 ocitools:
 	@command -v go >/dev/null || { echo "Go is required to build the registry and crane"; exit 1; }
 	@bash hack/build-ocitools.sh >/dev/null
+
+## Build (first run: about 5 minutes, as root) or reuse the cached images a local node imports:
+## the service's from the Dockerfile on a debootstrapped Debian base, the registry's from the
+## ocitools binary, as OCI archives (hack/build-images.sh prints where). Needs buildah and
+## debootstrap: make nodepackages installs them.
+.PHONY: images
+images: ocitools
+	@command -v buildah >/dev/null || { echo "buildah is required to build the images: make nodepackages"; exit 1; }
+	@bash hack/build-images.sh >/dev/null
 
 ## Control plane + CRDs + webhook + controller, in the foreground until Ctrl-C.
 dev: $(STAMP) controlplane ocitools

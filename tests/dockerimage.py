@@ -3,6 +3,7 @@ what the image runs and how, for the tests that hold the image and its manifests
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,10 @@ DOCKERFILE = ROOT / "Dockerfile"
 @dataclass(frozen=True)
 class Image:
     bases: tuple[str, ...]
-    """The image of every FROM, in order."""
+    """The image of every FROM, in order, with the global ARGs' defaults substituted (a
+    build that passes no --build-arg)."""
+    build_args: dict[str, str | None]
+    """Every ARG the final stage declares, with its default (None: none)."""
     context_sources: tuple[str, ...]
     """What COPY takes from the build context (not from another stage)."""
     entrypoint: tuple[str, ...]
@@ -36,10 +40,37 @@ def _pairs(values: tuple[str, ...]) -> dict[str, str]:
     return {key: " ".join(shlex.split(value)) for key, value in zip(keys, raw, strict=True)}
 
 
+VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+"""``$NAME`` or ``${NAME}``; the ``${NAME:-word}`` forms are not used here."""
+
+
+def _args(commands: list[dockerfile.Command]) -> dict[str, str | None]:
+    """ARG declarations, ``NAME=default`` or ``NAME``."""
+    declared: dict[str, str | None] = {}
+    for command in commands:
+        if command.cmd == "ARG":
+            for value in command.value:
+                name, equals, default = value.partition("=")
+                declared[name] = default if equals else None
+    return declared
+
+
+def _substitute(text: str, values: dict[str, str | None]) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        found = values.get(name)
+        if found is None:
+            raise ValueError(f"{text!r} uses ARG {name}, which has no default")
+        return found
+
+    return VARIABLE.sub(value, text)
+
+
 def read(path: Path = DOCKERFILE) -> Image:
     commands = dockerfile.parse_file(str(path))
-    last_from = max(i for i, c in enumerate(commands) if c.cmd == "FROM")
-    final = commands[last_from:]
+    froms = [i for i, c in enumerate(commands) if c.cmd == "FROM"]
+    global_args = _args(commands[: froms[0]])
+    final = commands[froms[-1] :]
 
     def last(cmd: str) -> dockerfile.Command:
         [*_, command] = [c for c in final if c.cmd == cmd]
@@ -53,7 +84,8 @@ def read(path: Path = DOCKERFILE) -> Image:
         elif command.cmd == "LABEL":
             labels.update(_pairs(command.value))
     return Image(
-        bases=tuple(c.value[0] for c in commands if c.cmd == "FROM"),
+        bases=tuple(_substitute(commands[i].value[0], global_args) for i in froms),
+        build_args=_args(final),
         context_sources=tuple(
             source
             for c in commands

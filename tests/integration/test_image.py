@@ -46,6 +46,8 @@ PORTS_ON_A_SHARED_MACHINE = {
     "REGISTRY_WEBHOOK_METRICS_BIND": "127.0.0.1:0",
     "REGISTRY_WEBHOOK_HEALTH_PROBE_BIND_ADDRESS": "127.0.0.1:0",
 }
+IMAGE_VENV_BIN = "/opt/venv/bin"
+"""Where the image's virtualenv keeps the console script; here, this test's virtualenv."""
 STACK_OWNS_THE_CERTIFICATES = {"REGISTRY_WEBHOOK_MANAGE_CERTIFICATES": "false"}
 """The local stack serves its own dev certificates, as cert-manager would in a cluster."""
 
@@ -93,6 +95,12 @@ def sandbox(user: str, writable: Path) -> list[str]:
     return ["unshare", "--mount", "--propagation=private", "sh", "-c", script, "sh", str(writable)]
 
 
+def image_path(path: str) -> str:
+    entries = path.split(":")
+    assert entries[0] == IMAGE_VENV_BIN, path
+    return ":".join([str(Path(sys.executable).parent), *entries[1:]])
+
+
 def running_as(pid: int) -> str:
     """The real uid of a process (after the sandbox's exec chain: the same pid)."""
     [line] = [
@@ -137,8 +145,9 @@ def test_the_images_controller_command_line_leads_and_reconciles(
     shutil.copyfile(stack.process_kubeconfig(CONTROLLER_ACCOUNT), kubeconfig)
     kubeconfig.chmod(0o644)
     env = {
-        "PATH": os.environ["PATH"],
         **image.env,
+        # The image's PATH, its virtualenv first, with this test's virtualenv in its place.
+        "PATH": image_path(image.env["PATH"]),
         **pod_env(container),
         "TMPDIR": str(scratch),
         "KUBECONFIG": str(kubeconfig),

@@ -9,6 +9,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import dockerfile
 import yaml
 
 from tests.dockerimage import ROOT, read
@@ -24,6 +25,70 @@ def test_the_base_is_one_pinned_python_patch_release() -> None:
     assert len(set(bases)) == 1, bases
     assert PINNED_BASE.fullmatch(bases[0]), bases[0]
     assert PROJECT["requires-python"] == ">=3.11"
+
+
+def commands() -> list[dockerfile.Command]:
+    return list(dockerfile.parse_file(str(ROOT / "Dockerfile")))
+
+
+def stages() -> list[list[dockerfile.Command]]:
+    """Each stage's commands, its FROM first."""
+    found: list[list[dockerfile.Command]] = []
+    for command in commands():
+        if command.cmd == "FROM":
+            found.append([])
+        if found:
+            found[-1].append(command)
+    return found
+
+
+def runs() -> list[dockerfile.Command]:
+    return [c for c in commands() if c.cmd == "RUN"]
+
+
+def test_the_base_is_a_build_argument_whose_default_is_the_public_base() -> None:
+    """hack/build-images.sh passes a local Debian root; a plain build gets the pinned one."""
+    [first, *_] = commands()
+    assert first.cmd == "ARG"
+    name, _, default = first.value[0].partition("=")
+    assert PINNED_BASE.fullmatch(default), default
+    assert {stage[0].value[0] for stage in stages()} == {f"${{{name}}}"}
+
+
+def test_every_stage_takes_source_date_epoch_for_a_reproducible_build() -> None:
+    """As an ARG it is in the environment of every RUN: wheels and bytecode take their
+    times from it, so two builds with one value give one digest."""
+    for stage in stages():
+        assert any(c.cmd == "ARG" and c.value == ("SOURCE_DATE_EPOCH",) for c in stage), stage[0]
+
+
+def test_the_console_script_is_found_in_the_virtualenv_first() -> None:
+    """Debian's Python has no pip and refuses system installs (PEP 668): a virtualenv
+    works on both bases, and its bin leads PATH so the ENTRYPOINT is found by name."""
+    assert read().env["PATH"].split(":")[0] == "/opt/venv/bin"
+    assert any("python3 -m venv /opt/venv" in " ".join(c.value) for c in runs())
+    assert any(c.cmd == "COPY" and c.value[0] == "/opt/venv" for c in stages()[-1])
+
+
+def test_the_images_group_has_a_name() -> None:
+    """useradd --user-group would give the user's group GID 1000, leaving 65532 nameless."""
+    _, _, gid = read().user.partition(":")
+    [script] = [" ".join(c.value) for c in runs() if "useradd" in " ".join(c.value)]
+    assert f"groupadd --gid {gid} " in script
+    assert script.index("groupadd") < script.index("useradd")
+    assert f"--gid {gid} --no-create-home" in script
+    assert "--user-group" not in script
+
+
+def test_pip_sees_the_build_machines_ca_only_through_a_build_secret() -> None:
+    """A build secret is mounted for one RUN and recorded nowhere; a --build-arg or ENV
+    holding a certificate would stay in the image's history."""
+    [pip_run] = [c for c in runs() if "pip wheel" in " ".join(c.value)]
+    assert "--mount=type=secret,id=pip-ca,required=false" in pip_run.flags
+    assert "PIP_CERT=/run/secrets/pip-ca" in " ".join(pip_run.value)
+    for command in commands():
+        if command.cmd in ("ARG", "ENV"):
+            assert not any("CERT" in v or "CA_BUNDLE" in v for v in command.value), command
 
 
 def test_the_image_runs_as_a_numeric_non_root_user() -> None:
