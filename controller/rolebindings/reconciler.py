@@ -77,10 +77,12 @@ class RoleBindingReconciler:
         if ns is None or metadata(ns).get("deletionTimestamp"):
             return None  # going away: its bindings go with it
         opt_out = opted_out(mapping(metadata(ns).get("labels")))
-        self._ensure_builder(namespace, opt_out=opt_out)
         for name in BINDING_NAMES:
             existing = self._bindings.get(f"{namespace}/{name}")
             self._converge(namespace, name, existing, opt_out=opt_out)
+        # After the bindings: a controller whose RBAC predates the account (no create on
+        # serviceaccounts) still keeps the rights, and retries the account with backoff.
+        self._ensure_builder(namespace, opt_out=opt_out)
         return None
 
     def _ensure_builder(self, namespace: str, *, opt_out: bool) -> None:

@@ -339,10 +339,11 @@ def test_an_account_create_in_a_terminating_namespace_is_no_error() -> None:
     assert reconciler.reconcile("team-a") is None
 
 
-def test_an_account_create_refused_propagates_for_the_runners_backoff() -> None:
+def test_an_account_create_refused_propagates_but_the_bindings_are_kept_first() -> None:
     accounts = FakeAccounts()
     accounts.fail_with = api_error(apierrors.FORBIDDEN, "no create")
-    reconciler, _ = make([namespace("team-a")], accounts=accounts)
+    reconciler, api = make([namespace("team-a")], accounts=accounts)
     with pytest.raises(Exception) as raised:
         reconciler.reconcile("team-a")
     assert apierrors.is_forbidden(raised.value)
+    assert set(api.store) == {"team-a/registry-image-pullers", "team-a/registry-image-builders"}
