@@ -144,19 +144,20 @@ def reconciler_loops(
     api: client.ApiClient, config: ControllerConfig, limiter: RateLimiter, recorder: events.Recorder
 ) -> list[Wiring]:
     """Every reconciler the configuration turns on: pull secrets, quota usage and the
-    default RoleBindings (in the pull secrets' namespaces) always, the registry
-    certificates the nodes trust with a node-ca namespace (``--node-ca-namespace``), the
-    registry's tags with an upstream registry to keep (``--upstream-registry``), the
-    certificates unless cert-manager issues them."""
+    default rights (RoleBindings and the ``builder`` account, in the pull secrets'
+    namespaces) always, the registry certificates the nodes trust with a node-ca namespace
+    (``--node-ca-namespace``), the registry's tags with an upstream registry to keep
+    (``--upstream-registry``), the certificates unless cert-manager issues them."""
+    pull_secrets = PullSecretWiring(
+        api,
+        config.pull_secrets,
+        config.namespace,
+        limiter,
+        recorder,
+        reconcile=config.reconcile,
+    )
     loops: list[Wiring] = [
-        PullSecretWiring(
-            api,
-            config.pull_secrets,
-            config.namespace,
-            limiter,
-            recorder,
-            reconcile=config.reconcile,
-        ),
+        pull_secrets,
         QuotaUsageWiring(
             api,
             limiter,
@@ -167,6 +168,7 @@ def reconciler_loops(
             api,
             config.pull_secrets.excluded_namespaces,
             limiter,
+            pull_secrets.serviceaccounts,  # one ServiceAccount cache for both
             reconcile=config.reconcile,
         ),
     ]

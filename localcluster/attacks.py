@@ -247,8 +247,11 @@ class Attacks:
         return name
 
     def account(self, namespace: str, name: str, role: str | None) -> str:
-        """A ServiceAccount bound to ``role``; a registry-audience token of it."""
-        self.kubectl("create", "serviceaccount", name, "-n", namespace)
+        """A ServiceAccount bound to ``role``; a registry-audience token of it. ``builder``
+        may exist already: the controller makes one in every namespace."""
+        made = self.kubectl("create", "serviceaccount", name, "-n", namespace, check=False)
+        if made.returncode != 0 and "already exists" not in made.stderr:
+            raise RuntimeError(f"kubectl create serviceaccount {name}: {made.stderr}")
         if role is not None:
             self.kubectl(
                 "create", "rolebinding", f"{name}-{role}", f"--clusterrole={role}",

@@ -1,4 +1,5 @@
-"""The RoleBinding calls the default-rights reconciler makes, as dicts, rate limited.
+"""The calls the default-rights reconciler makes, as dicts, rate limited: RoleBindings,
+and the ``builder`` ServiceAccount's create (never an update or a delete of an account).
 
 Creating a binding of ``registry-viewer`` or ``registry-editor`` needs either their
 permissions or ``bind`` on them: the controller holds ``bind`` by resourceNames
@@ -44,3 +45,12 @@ class RoleBindingApi(JsonApi):
         except ApiException as err:
             if not apierrors.is_not_found(err):
                 raise
+
+
+class BuilderAccountApi(JsonApi):
+    def __init__(self, api: client.ApiClient, limiter: Limiter) -> None:
+        super().__init__(timeout=REQUEST_TIMEOUT, limiter=limiter)
+        self._core = client.CoreV1Api(api)
+
+    def create(self, namespace: str, body: Obj) -> Obj:
+        return self._call(self._core.create_namespaced_service_account, namespace, body)

@@ -2,7 +2,9 @@
 
 It watches every RoleBinding (projected to what the rules read), not only ours: a binding
 a user took over by dropping our label must still be seen, or every resync would try to
-create it again.
+create it again. The ``builder`` accounts are read from the pull-secret reconciler's
+ServiceAccount cache, shared rather than watched twice (client-go's shared informers):
+that wiring owns and starts it; this one adds a handler and waits for it to sync.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import threading
 from kubernetes import client
 
 from controller.config import DEFAULT_RECONCILE, ReconcileConfig
-from controller.rolebindings.api import RoleBindingApi
+from controller.rolebindings.api import BuilderAccountApi, RoleBindingApi
 from controller.rolebindings.reconciler import RoleBindingReconciler
 from kube.informer import DELETED, Informer, wait_all_synced
 from kube.ratelimit import RateLimiter
@@ -21,12 +23,12 @@ from kube.runner import Runner
 from kube.transforms import projection
 from kube.workqueue import WorkQueue
 from quota.objects import Obj, mapping, metadata, object_name, object_namespace
-from quota.rolebindings import BINDING_NAMES, OPT_OUT_KEY
+from quota.rolebindings import BINDING_NAMES, BUILDER_ACCOUNT, OPT_OUT_KEY
 
 log = logging.getLogger(__name__)
 
 WORKERS = 2
-"""Two writes per new namespace at most: the backlog is a namespace count, not an SA one."""
+"""Three writes per new namespace at most: the backlog is a namespace count, not an SA one."""
 
 
 def _opt_out_label(obj: Obj | None) -> object:
@@ -39,6 +41,7 @@ class RoleBindingWiring:
         api: client.ApiClient,
         excluded_namespaces: frozenset[str],
         limiter: RateLimiter,
+        serviceaccounts: Informer,
         *,
         reconcile: ReconcileConfig = DEFAULT_RECONCILE,
     ) -> None:
@@ -65,17 +68,22 @@ class RoleBindingWiring:
             api=RoleBindingApi(api, limiter),
             namespaces=self.namespaces,
             rolebindings=self.rolebindings,
+            accounts=BuilderAccountApi(api, limiter),
+            serviceaccounts=serviceaccounts,
             excluded_namespaces=excluded_namespaces,
         )
         self.runner = Runner(
             "default-rolebindings", self.queue, self.reconciler.reconcile, workers=WORKERS
         )
         self._resync_seconds = reconcile.resync_seconds
+        self.serviceaccounts = serviceaccounts
         self.namespaces.add_handler(self._on_namespace)
         self.rolebindings.add_handler(self._on_rolebinding)
+        serviceaccounts.add_handler(self._on_serviceaccount)
 
     @property
     def informers(self) -> list[Informer]:
+        """The caches this wiring owns and starts (the ServiceAccounts' is not one)."""
         return [self.namespaces, self.rolebindings]
 
     def _on_namespace(self, kind: str, obj: Obj, old: Obj | None) -> None:
@@ -87,6 +95,11 @@ class RoleBindingWiring:
 
     def _on_rolebinding(self, kind: str, obj: Obj, old: Obj | None) -> None:
         if object_name(obj) in BINDING_NAMES:
+            self._enqueue(object_namespace(obj))
+
+    def _on_serviceaccount(self, kind: str, obj: Obj, old: Obj | None) -> None:
+        # A deleted builder is made again, as Kubernetes makes ``default`` again.
+        if kind == DELETED and object_name(obj) == BUILDER_ACCOUNT:
             self._enqueue(object_namespace(obj))
 
     def _enqueue(self, namespace: str) -> None:
@@ -102,7 +115,7 @@ class RoleBindingWiring:
             informer.start(stop)
 
     def run(self, stop: threading.Event) -> None:
-        if not wait_all_synced(self.informers, stop):
+        if not wait_all_synced([*self.informers, self.serviceaccounts], stop):
             return
         log.info("default rolebindings controller: caches synced")
         self._enqueue_all()

@@ -34,19 +34,21 @@ OPT_OUT = "image.alauda.io/managed-pull-secret"
 def test_a_new_serviceaccount_gets_a_working_bound_pull_secret(
     cluster: ClusterEnv, namespace: str
 ) -> None:
-    cluster.kubectl("create", "serviceaccount", "builder", "-n", namespace)
-    secret = wait_secret(cluster, namespace, "builder")
+    # Not ``builder``: the controller makes that one in every namespace (and again after
+    # the delete below, which would race the garbage collector this test waits for).
+    cluster.kubectl("create", "serviceaccount", "pusher", "-n", namespace)
+    secret = wait_secret(cluster, namespace, "pusher")
 
-    sa = read(cluster, "serviceaccount", "builder", namespace)
+    sa = read(cluster, "serviceaccount", "pusher", namespace)
     assert sa is not None
-    assert sa["imagePullSecrets"] == [{"name": "builder-dockercfg"}]
-    assert sa["metadata"]["annotations"][REF] == "builder-dockercfg"
+    assert sa["imagePullSecrets"] == [{"name": "pusher-dockercfg"}]
+    assert sa["metadata"]["annotations"][REF] == "pusher-dockercfg"
 
-    assert secret["metadata"]["annotations"]["image.alauda.io/service-account.name"] == "builder"
+    assert secret["metadata"]["annotations"]["image.alauda.io/service-account.name"] == "pusher"
     (owner,) = secret["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["name"], owner["uid"]) == (
         "ServiceAccount",
-        "builder",
+        "pusher",
         sa["metadata"]["uid"],
     )
     auths = docker_config(secret)["auths"]
@@ -58,7 +60,7 @@ def test_a_new_serviceaccount_gets_a_working_bound_pull_secret(
 
     status = token_review(cluster, token)
     assert status.get("authenticated") is True, status
-    assert status["user"]["username"] == f"system:serviceaccount:{namespace}:builder"
+    assert status["user"]["username"] == f"system:serviceaccount:{namespace}:pusher"
     assert status["audiences"] == [REGISTRY_AUDIENCE]
 
     # ... and is no credential for the cluster's API: a leaked pull secret opens nothing.
@@ -78,7 +80,7 @@ def test_a_new_serviceaccount_gets_a_working_bound_pull_secret(
         "kind": "Pod",
         "metadata": {"name": "app"},
         "spec": {
-            "serviceAccountName": "builder",
+            "serviceAccountName": "pusher",
             "containers": [
                 {"name": "app", "image": "image-registry.image-registry-system.svc:5000/x/app:v1"}
             ],
@@ -87,24 +89,24 @@ def test_a_new_serviceaccount_gets_a_working_bound_pull_secret(
     cluster.apply(pod, "-n", namespace)
     created = read(cluster, "pod", "app", namespace)
     assert created is not None
-    assert {"name": "builder-dockercfg"} in created["spec"]["imagePullSecrets"]
+    assert {"name": "pusher-dockercfg"} in created["spec"]["imagePullSecrets"]
 
     # The token is bound to the Secret: deleting the Secret invalidates it ...
-    cluster.kubectl("delete", "secret", "builder-dockercfg", "-n", namespace)
+    cluster.kubectl("delete", "secret", "pusher-dockercfg", "-n", namespace)
     cluster.wait(
         lambda: token_review(cluster, token).get("authenticated") is not True,
         timeout=30,
         what="the old token to fail TokenReview",
     )
     # ... and the reconciler replaces it with a fresh one.
-    renewed = wait_secret(cluster, namespace, "builder")
+    renewed = wait_secret(cluster, namespace, "pusher")
     assert renewed["metadata"]["uid"] != secret["metadata"]["uid"]
     assert token_review(cluster, token_of(renewed))["authenticated"] is True
 
     # Deleting the SA deletes its Secret (garbage collector, through the ownerReference).
-    cluster.kubectl("delete", "serviceaccount", "builder", "-n", namespace)
+    cluster.kubectl("delete", "serviceaccount", "pusher", "-n", namespace)
     cluster.wait(
-        lambda: read(cluster, "secret", "builder-dockercfg", namespace) is None,
+        lambda: read(cluster, "secret", "pusher-dockercfg", namespace) is None,
         timeout=60,
         what="the managed secret to be garbage-collected",
     )

@@ -34,6 +34,7 @@ from quota.registrycerts import FRONTDOOR_TLS_SECRET
 from quota.rolebindings import (
     ANNOTATION_SPEC_HASH,
     BINDING_NAMES,
+    BUILDER_ACCOUNT,
     OPT_OUT_KEY,
     PULLERS,
     desired_binding,
@@ -220,12 +221,23 @@ def rolebinding(cluster: ClusterEnv, namespace: str, name: str) -> dict[str, Any
 
 
 def exercise_default_rolebindings(cluster: ClusterEnv, namespace: str) -> None:
-    """Controller: the default bindings created (through ``bind``), one an older version
-    wrote updated, both deleted on opt-out."""
+    """Controller: the builder account created (never updated or deleted: no such grant),
+    the default bindings created (through ``bind``), one an older version wrote updated,
+    both deleted on opt-out."""
     cluster.wait(
         lambda: all(rolebinding(cluster, namespace, n) for n in BINDING_NAMES),
         timeout=CACHE_DEADLINE,
         what="the default rolebindings",
+    )
+    cluster.wait(
+        lambda: (
+            cluster.kubectl(
+                "get", "serviceaccount", BUILDER_ACCOUNT, "-n", namespace, check=False
+            ).returncode
+            == 0
+        ),
+        timeout=CACHE_DEADLINE,
+        what="the builder account",
     )
     wanted = desired_binding(namespace, PULLERS)["subjects"]
     older = [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "older"}]

@@ -21,9 +21,9 @@ def imagestream(name: str, tags: list[str] | None = None) -> dict[str, object]:
 def test_serviceaccount_created_with_kubectl_carries_the_patch(
     cluster: ClusterEnv, namespace: str
 ) -> None:
-    cluster.kubectl("create", "serviceaccount", "builder", "-n", namespace)
-    sa = cluster.kubectl_json("get", "serviceaccount", "builder", "-n", namespace)
-    assert sa["metadata"]["annotations"][REF] == "builder-dockercfg"
+    cluster.kubectl("create", "serviceaccount", "pusher", "-n", namespace)
+    sa = cluster.kubectl_json("get", "serviceaccount", "pusher", "-n", namespace)
+    assert sa["metadata"]["annotations"][REF] == "pusher-dockercfg"
 
 
 def test_server_side_dry_run_reaches_the_mutating_webhook(

@@ -34,8 +34,10 @@ def frontdoor_stack(*args: str) -> Iterator[ClusterEnv]:
 
 
 def account(stack: ClusterEnv, namespace: str, name: str, role: str | None) -> str:
-    """A ServiceAccount bound to ``role`` in ``namespace``; its registry-audience token."""
-    stack.kubectl("create", "serviceaccount", name, "-n", namespace)
+    """A ServiceAccount bound to ``role`` in ``namespace``; its registry-audience token.
+    ``builder`` may exist already: the controller makes one in every namespace."""
+    made = stack.kubectl("create", "serviceaccount", name, "-n", namespace, check=False)
+    assert made.returncode == 0 or "already exists" in made.stderr, made.stderr
     if role is not None:
         stack.kubectl(
             "create", "rolebinding", f"{name}-{role}", f"--clusterrole={role}",

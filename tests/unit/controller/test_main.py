@@ -21,6 +21,7 @@ from controller.main import (
 )
 from controller.pullsecrets.api import REQUEST_TIMEOUT
 from controller.pullsecrets.reconciler import PullSecretConfig
+from controller.pullsecrets.wiring import PullSecretWiring
 from controller.registrycerts.wiring import RegistryCertsWiring
 from controller.registrytags.wiring import RegistryTagsWiring
 from controller.rolebindings.wiring import RoleBindingWiring
@@ -264,3 +265,17 @@ def test_the_default_rolebindings_are_kept_in_the_pull_secrets_namespaces() -> N
     loops = reconciler_loops(client.ApiClient(), config, RateLimiter(1, 1), NoEvents())
     [bindings] = [loop for loop in loops if isinstance(loop, RoleBindingWiring)]
     assert [ns for ns in ("team-a", *excluded) if bindings.reconciler.managed(ns)] == ["team-a"]
+
+
+def test_the_builder_accounts_are_read_from_the_pull_secrets_serviceaccount_cache() -> None:
+    config = ControllerConfig(
+        namespace="image-registry-system",
+        pull_secrets=PullSecretConfig((), (), frozenset(), 3600),
+        certificates=None,
+    )
+    loops = reconciler_loops(client.ApiClient(), config, RateLimiter(1, 1), NoEvents())
+    [bindings] = [loop for loop in loops if isinstance(loop, RoleBindingWiring)]
+    [secrets] = [loop for loop in loops if isinstance(loop, PullSecretWiring)]
+    assert bindings.serviceaccounts is secrets.serviceaccounts
+    started = [i for loop in loops for i in loop.informers if i is secrets.serviceaccounts]
+    assert len(started) == 1  # one watch of every ServiceAccount, started once

@@ -1,4 +1,5 @@
-"""The default-rights reconciler against fake caches and a fake API."""
+"""The default-rights reconciler against fake caches and a fake API: the two bindings and
+the ``builder`` account."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from controller.rolebindings.reconciler import RoleBindingReconciler
 from kube import apierrors
 from kube.requeue import Requeue
 from quota.objects import Obj
+from quota.pullsecrets.names import LABEL_MANAGED_BY, LABEL_MANAGED_BY_VALUE
 from quota.rolebindings import (
     ANNOTATION_SPEC_HASH,
     BUILDERS,
@@ -72,6 +74,25 @@ class FakeApi:
         del self.store[key]
 
 
+class FakeAccounts:
+    """ServiceAccounts: created, and never anything else (no update, no delete exists)."""
+
+    def __init__(self) -> None:
+        self.store: dict[str, Obj] = {}
+        self.created: list[str] = []
+        self.fail_with: Exception | None = None
+
+    def create(self, namespace: str, body: Obj) -> Obj:
+        key = f"{namespace}/{body['metadata']['name']}"
+        self.created.append(key)
+        if self.fail_with is not None:
+            raise self.fail_with
+        if key in self.store:
+            raise api_error(apierrors.ALREADY_EXISTS)
+        self.store[key] = copy.deepcopy(body)
+        return self.store[key]
+
+
 class Cache:
     def __init__(self, objects: dict[str, Obj]) -> None:
         self.objects = objects
@@ -85,13 +106,16 @@ def namespace(name: str, **labels: str) -> Obj:
 
 
 def make(
-    namespaces: list[Obj], api: FakeApi | None = None
+    namespaces: list[Obj], api: FakeApi | None = None, accounts: FakeAccounts | None = None
 ) -> tuple[RoleBindingReconciler, FakeApi]:
     api = api or FakeApi()
+    accounts = accounts or FakeAccounts()
     reconciler = RoleBindingReconciler(
         api=api,
         namespaces=Cache({ns["metadata"]["name"]: ns for ns in namespaces}),
         rolebindings=Cache(api.store),  # a cache that is never behind
+        accounts=accounts,
+        serviceaccounts=Cache(accounts.store),
         excluded_namespaces=frozenset({"image-registry-system", "kube-system"}),
     )
     return reconciler, api
@@ -190,6 +214,8 @@ def test_a_create_that_lost_a_race_is_retried_not_an_error() -> None:
         api=api,
         namespaces=Cache({"team-a": namespace("team-a")}),
         rolebindings=Cache({}),  # a cache behind the API server
+        accounts=FakeAccounts(),
+        serviceaccounts=Cache({}),
         excluded_namespaces=frozenset(),
     )
     api.store["team-a/registry-image-pullers"] = {"metadata": {"name": PULLERS}}
@@ -209,6 +235,8 @@ def test_an_edit_racing_an_update_is_never_overwritten() -> None:
         api=api,
         namespaces=Cache({"team-a": namespace("team-a")}),
         rolebindings=stale,
+        accounts=FakeAccounts(),
+        serviceaccounts=Cache({}),
         excluded_namespaces=frozenset(),
     )
     with pytest.raises(Requeue):
@@ -228,3 +256,94 @@ def test_other_errors_propagate_for_the_runners_backoff() -> None:
     with pytest.raises(Exception) as raised:
         reconciler.reconcile("team-a")
     assert apierrors.is_forbidden(raised.value)
+
+
+# --- the builder account -----------------------------------------------------------------
+
+
+def test_a_namespace_gets_a_builder_account_marked_ours_and_a_second_pass_makes_none() -> None:
+    accounts = FakeAccounts()
+    reconciler, _ = make([namespace("team-a")], accounts=accounts)
+    reconciler.reconcile("team-a")
+    builder = accounts.store["team-a/builder"]
+    assert builder["metadata"]["labels"] == {LABEL_MANAGED_BY: LABEL_MANAGED_BY_VALUE}
+    reconciler.reconcile("team-a")
+    assert accounts.created == ["team-a/builder"]
+
+
+def test_a_users_builder_account_is_left_alone() -> None:
+    accounts = FakeAccounts()
+    mine = {"metadata": {"name": "builder", "namespace": "team-a", "labels": {"team": "a"}}}
+    accounts.store["team-a/builder"] = mine
+    reconciler, _ = make([namespace("team-a")], accounts=accounts)
+    reconciler.reconcile("team-a")
+    assert accounts.created == []
+    assert accounts.store["team-a/builder"] is mine
+
+
+def test_a_deleted_builder_account_is_created_again() -> None:
+    accounts = FakeAccounts()
+    reconciler, _ = make([namespace("team-a")], accounts=accounts)
+    reconciler.reconcile("team-a")
+    del accounts.store["team-a/builder"]
+    reconciler.reconcile("team-a")
+    assert accounts.created == ["team-a/builder", "team-a/builder"]
+    assert "team-a/builder" in accounts.store
+
+
+def test_an_opted_out_namespace_gets_no_account_and_keeps_the_one_we_made() -> None:
+    accounts = FakeAccounts()
+    reconciler, _ = make([namespace("fresh", **{OPT_OUT_KEY: "false"})], accounts=accounts)
+    reconciler.reconcile("fresh")
+    assert accounts.created == []
+    made, _ = make([namespace("team-a")], accounts=accounts)
+    made.reconcile("team-a")
+    opted, _ = make([namespace("team-a", **{OPT_OUT_KEY: "false"})], accounts=accounts)
+    opted.reconcile("team-a")
+    assert "team-a/builder" in accounts.store  # no delete call exists to make
+
+
+@pytest.mark.parametrize("excluded", ["kube-system", "image-registry-system"])
+def test_excluded_and_going_namespaces_get_no_account(excluded: str) -> None:
+    going = namespace("going")
+    going["metadata"]["deletionTimestamp"] = "2026-12-07T00:00:00Z"
+    accounts = FakeAccounts()
+    reconciler, _ = make([namespace(excluded), going], accounts=accounts)
+    for name in (excluded, "going", "unknown"):
+        reconciler.reconcile(name)
+    assert accounts.created == []
+
+
+def test_an_account_made_meanwhile_is_no_error_and_stays_as_made() -> None:
+    accounts = FakeAccounts()
+    theirs = {"metadata": {"name": "builder", "namespace": "team-a"}}
+    accounts.store["team-a/builder"] = theirs
+    api = FakeApi()
+    reconciler = RoleBindingReconciler(
+        api=api,
+        namespaces=Cache({"team-a": namespace("team-a")}),
+        rolebindings=Cache(api.store),
+        accounts=accounts,
+        serviceaccounts=Cache({}),  # a cache behind the API server
+        excluded_namespaces=frozenset(),
+    )
+    assert reconciler.reconcile("team-a") is None
+    assert accounts.store["team-a/builder"] is theirs
+    assert set(api.store) == {"team-a/registry-image-pullers", "team-a/registry-image-builders"}
+
+
+def test_an_account_create_in_a_terminating_namespace_is_no_error() -> None:
+    accounts = FakeAccounts()
+    accounts.fail_with = namespace_terminating("team-a", "serviceaccounts")
+    reconciler, _ = make([namespace("team-a")], accounts=accounts)
+    assert reconciler.reconcile("team-a") is None
+
+
+def test_an_account_create_refused_propagates_but_the_bindings_are_kept_first() -> None:
+    accounts = FakeAccounts()
+    accounts.fail_with = api_error(apierrors.FORBIDDEN, "no create")
+    reconciler, api = make([namespace("team-a")], accounts=accounts)
+    with pytest.raises(Exception) as raised:
+        reconciler.reconcile("team-a")
+    assert apierrors.is_forbidden(raised.value)
+    assert set(api.store) == {"team-a/registry-image-pullers", "team-a/registry-image-builders"}

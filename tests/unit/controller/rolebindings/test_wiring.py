@@ -5,15 +5,19 @@ from __future__ import annotations
 from kubernetes import client
 
 from controller.rolebindings.wiring import RoleBindingWiring
-from kube.informer import ADDED, DELETED, MODIFIED
+from kube.informer import ADDED, DELETED, MODIFIED, Informer
 from kube.ratelimit import RateLimiter
 from quota.objects import Obj
 from quota.rolebindings import BUILDERS, OPT_OUT_KEY, PULLERS
 
 
 def wiring() -> RoleBindingWiring:
+    accounts = Informer("serviceaccounts", lambda **_: None)  # never started here
     return RoleBindingWiring(
-        client.ApiClient(), frozenset({"kube-system", "image-registry-system"}), RateLimiter(1, 1)
+        client.ApiClient(),
+        frozenset({"kube-system", "image-registry-system"}),
+        RateLimiter(1, 1),
+        accounts,
     )
 
 
@@ -61,3 +65,23 @@ def test_excluded_namespaces_are_never_queued() -> None:
     w._on_namespace(ADDED, ns("kube-system"), None)
     w._on_rolebinding(ADDED, binding("image-registry-system", PULLERS), None)
     assert queued(w) == set()
+
+
+def account(namespace: str, name: str) -> Obj:
+    return {"metadata": {"name": name, "namespace": namespace}}
+
+
+def test_a_deleted_builder_account_queues_its_namespace_other_accounts_do_not() -> None:
+    w = wiring()
+    w._on_serviceaccount(DELETED, account("team-a", "builder"), None)
+    w._on_serviceaccount(DELETED, account("team-b", "default"), None)
+    w._on_serviceaccount(ADDED, account("team-c", "builder"), None)
+    w._on_serviceaccount(DELETED, account("kube-system", "builder"), None)
+    assert queued(w) == {"team-a"}
+
+
+def test_the_shared_serviceaccount_cache_is_listened_to_not_owned() -> None:
+    w = wiring()
+    assert w.serviceaccounts not in w.informers  # its owner starts it, once
+    w.serviceaccounts._dispatch(DELETED, account("team-a", "builder"), None)
+    assert queued(w) == {"team-a"}
