@@ -84,7 +84,7 @@ def _available(cluster: NodeCluster, name: str) -> bool:
 def e2e() -> Iterator[E2E]:
     keep = os.environ.get("E2E_KEEP_DATA", "").lower() == "true"
     work = Path(tempfile.mkdtemp(prefix="registry-v2-e2e-"))
-    built = images.build()
+    built = images.built_images()
     cluster = NodeCluster(work / "cluster", keep_data=keep)
     cluster.start()
     try:
