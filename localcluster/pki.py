@@ -94,9 +94,7 @@ def create(directory: Path) -> Pki:
     for file_name, (common_name, groups) in clients.items():
         pair = certs.issue(ca, common_name, organizations=groups, server=False, client=True)
         pair.write(*pki.client(file_name))
-    certs.issue(ca, f"system:node:{NODE_NAME}", hosts=[network.GATEWAY]).write(
-        *pki.kubelet_serving
-    )
+    certs.issue(ca, f"system:node:{NODE_NAME}", hosts=[network.GATEWAY]).write(*pki.kubelet_serving)
     webhook_client_ca = certs.new_ca("registry-v2-local-webhook-client-ca")
     pki.webhook_client_ca_cert.write_bytes(webhook_client_ca.cert_pem)
     pair = certs.issue(
