@@ -42,6 +42,11 @@ EVICTION_HARD = {"memory.available": "100Mi", "nodefs.available": "2%", "imagefs
 and the default thresholds would taint the node with disk pressure and evict its pods."""
 
 
+SYNC_FREQUENCY = "10s"
+"""The kubelet's ``syncFrequency`` (default 1m): how late a mounted Secret or ConfigMap
+may show its object's change."""
+
+
 class Node:
     """One node named ``pki.NODE_NAME`` for a :class:`ControlPlane` started ``for_node``."""
 
@@ -294,6 +299,9 @@ class Node:
             "featureGates": {"KubeletEnsureSecretPulledImages": True},
             "imagePullCredentialsVerificationPolicy": "NeverVerifyPreloadedImages",
             "serializeImagePulls": False,
+            # Secret and ConfigMap volumes follow their objects on each pod sync: every
+            # 10 s here instead of a minute, so a rotated CA reaches node-ca quickly.
+            "syncFrequency": SYNC_FREQUENCY,
         }
         path = self.data_dir / "kubelet-config.yaml"
         path.write_text(yaml.safe_dump(config))

@@ -29,6 +29,10 @@ from tests.integration.support.cluster import ClusterEnv
 INSTALL_TIMEOUT = 300.0
 """From ``kubectl apply -k`` to every Deployment available: about a minute here (the
 webhook pods wait for the certificate the controller writes); the rest is margin."""
+NODE_CA_TIMEOUT = 120.0
+"""From install to node-ca's files for the route: the controller publishes the CA within
+seconds, the kubelet refreshes the optional ConfigMap volume on its next pod sync (the
+node's ``syncFrequency``), node-ca copies it within its 10 s poll."""
 SERVICE_DEPLOYMENTS = (
     "image-registry-controller",
     "image-registry-webhook",
@@ -92,9 +96,8 @@ def e2e() -> Iterator[E2E]:
             cluster.node.import_image(archive)
         refs = install.Images(policy=built.policy.name, registry=built.registry.name)
         installed = install.write_kustomization(
-            work / "install", refs, hosts_dir=cluster.node.hosts_dir, components=[]
+            work / "install", refs, hosts_dir=cluster.node.hosts_dir
         )
-        cluster.node.trust_registry(install.ROUTE_HOST, installed.frontdoor_ca)  # TEMP node-ca
         started = time.monotonic()
         cluster.kubectl("apply", "-k", str(installed.directory))
         cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
@@ -107,6 +110,10 @@ def e2e() -> Iterator[E2E]:
                 interval=1.0,
             )
         timings = {"install_seconds": round(time.monotonic() - started, 1)}
+        # node-ca writes what the node needs to trust the route; pods pull only after it.
+        trusted = cluster.node.hosts_dir / install.ROUTE_HOST / "hosts.toml"
+        cluster.wait(trusted.exists, timeout=NODE_CA_TIMEOUT, what=f"node-ca writing {trusted}")
+        timings["node_trusts_registry_seconds"] = round(time.monotonic() - started, 1)
         with _api(cluster.kubeconfig) as api:
             env = ClusterEnv(cluster.kubeconfig, str(cluster.cp.kubectl()), api)
             yield E2E(cluster, env, installed, refs, work, timings)

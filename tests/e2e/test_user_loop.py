@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
+import jsonpointer
 import pytest
 
 from localcluster import runnable
@@ -30,6 +32,10 @@ SECRET_TIMEOUT = 60.0
 """A new account to its managed pull secret (the webhook patches at create; the
 controller writes the Secret within a second or two)."""
 IMAGE = f"{install.ROUTE_HOST}/{TEAM_A}/app:v1"
+NODE_CA_NAMESPACE = "image-registry-node-ca"
+NOWHERE = "registry-v2.example/no-node"
+"""A node label no node has: node-ca's pods leave every node."""
+NOWHERE_POINTER = jsonpointer.escape(NOWHERE)
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +201,36 @@ def test_a_deleted_pull_secret_comes_back_and_still_pulls(e2e: E2E, marker: str)
     _wait_running_with_marker(e2e, TEAM_A, "app-again", marker)
     events = _pulled_events(e2e, TEAM_A, "app-again")
     assert any(e.startswith("Pulled: Successfully pulled") for e in events), events
+
+
+def test_the_node_pulls_only_while_it_trusts_the_registry(e2e: E2E, marker: str) -> None:
+    """node-ca's files are what makes the pull work: without them containerd checks the
+    front door's certificate against the system's CAs and refuses it."""
+    daemonset = ["daemonset/image-registry-node-ca", "-n", NODE_CA_NAMESPACE]
+    away = {"spec": {"template": {"spec": {"nodeSelector": {NOWHERE: "true"}}}}}
+    e2e.kubectl("patch", *daemonset, "--type=merge", "-p", json.dumps(away))
+    e2e.cluster.wait(
+        lambda: not e2e.cluster.get("pods", "-n", NODE_CA_NAMESPACE)["items"],
+        timeout=POD_TIMEOUT,
+        what="node-ca gone from the node",
+    )
+    trusted = e2e.cluster.node.hosts_dir / install.ROUTE_HOST
+    shutil.rmtree(trusted)
+    _create_pod(e2e, _pod(TEAM_A, "untrusted", marker, pull_policy="Always"))
+    e2e.cluster.wait(
+        lambda: _waiting_reason(e2e, TEAM_A, "untrusted") in ("ErrImagePull", "ImagePullBackOff"),
+        timeout=POD_TIMEOUT,
+        what="the pull failing without node-ca's files",
+    )
+    failed = [m for m in _pulled_events(e2e, TEAM_A, "untrusted") if m.startswith("Failed:")]
+    assert any("x509" in m or "certificate" in m for m in failed), failed
+    back = [{"op": "remove", "path": f"/spec/template/spec/nodeSelector/{NOWHERE_POINTER}"}]
+    e2e.kubectl("patch", *daemonset, "--type=json", "-p", json.dumps(back))
+    e2e.cluster.wait(
+        lambda: (trusted / "hosts.toml").exists(),
+        timeout=POD_TIMEOUT,
+        what="node-ca writing the route's hosts.toml again",
+    )
+    _create_pod(e2e, _pod(TEAM_A, "trusted", marker, pull_policy="Always"))
+    _wait_running_with_marker(e2e, TEAM_A, "trusted", marker)
+    show("node trust: a pull without node-ca's files", failed[0])

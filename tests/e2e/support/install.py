@@ -45,8 +45,8 @@ PER_CLUSTER = """\
 What this cluster brings itself, patched in as a user would:
 - no cluster DNS: the pods that call the upstream registry resolve its Service name
   through hostAliases, and the front door's Service has a fixed address;
-- the node's containerd reads registry host directories from the node's data directory,
-  not /etc/containerd/certs.d.
+- the node's containerd reads registry host directories (node-ca writes them) from the
+  node's data directory, not /etc/containerd/certs.d.
 """
 
 
@@ -199,9 +199,7 @@ class Install:
     """The CA clients of the front door must trust."""
 
 
-def write_kustomization(
-    directory: Path, images: Images, *, hosts_dir: Path, components: list[str]
-) -> Install:
+def write_kustomization(directory: Path, images: Images, *, hosts_dir: Path) -> Install:
     """The user's kustomization over the shipped overlay, in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     ca = certs.new_ca("registry-v2-e2e-registry-ca")
@@ -228,19 +226,30 @@ def write_kustomization(
         },
         _hosts_patch("image-registry-frontdoor"),
         _hosts_patch("image-registry-controller"),
+        {
+            "target": {"kind": "DaemonSet", "name": "image-registry-node-ca"},
+            "patch": json.dumps(
+                [
+                    {
+                        "op": "replace",
+                        "path": "/spec/template/spec/volumes/1/hostPath/path",
+                        "value": str(hosts_dir),
+                    }
+                ]
+            ),
+        },
     ]
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "resources": [str(manifests / "overlays" / "standalone"), "cluster-objects.yaml"],
-        "components": [str(manifests / "components" / c) for c in ["frontdoor", *components]],
+        "components": [str(manifests / "components" / c) for c in ("frontdoor", "node-ca")],
         "images": [{"name": "registry-v2/policy", "newName": policy_name, "newTag": policy_tag}],
         "patches": patches,
     }
     (directory / "kustomization.yaml").write_text(
         "# " + PER_CLUSTER.replace("\n", "\n# ").rstrip("# ") + "\n" + yaml.safe_dump(kustomization)
     )
-    del hosts_dir  # the node-ca component's host path, once it ships
     return Install(directory, ca.cert_pem)
 
 
