@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256s
 PYTEST_ARGS ?=
 FUZZ_BODIES ?= 100000
 
-.PHONY: venv lock dev attacks test unit integration fuzz lint typecheck controlplane nodebinaries ocitools loadgen bench mutation clean
+.PHONY: venv lock dev attacks test e2e unit integration fuzz lint typecheck controlplane nodebinaries ocitools loadgen bench mutation clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "python3 (3.11+) is required"; exit 1; }
@@ -61,18 +61,27 @@ images: ocitools
 	@command -v buildah >/dev/null || { echo "buildah is required to build the images: make nodepackages"; exit 1; }
 	@bash hack/build-images.sh >/dev/null
 
-## Control plane + CRDs + webhook + controller, in the foreground until Ctrl-C.
-dev: $(STAMP) controlplane ocitools
-	$(PY) -m localcluster
+## Control plane + CRDs + webhook + controller + front door + a node (root), in the foreground
+## until Ctrl-C. DEV_ARGS=--no-node: no node (no root needed; pods stay Pending).
+DEV_ARGS ?=
+dev: $(STAMP) controlplane ocitools $(if $(findstring --no-node,$(DEV_ARGS)),,nodepackages nodebinaries)
+	$(PY) -m localcluster $(DEV_ARGS)
 
 ## Issue 17's reproductions against a running `make dev` (another terminal): sent, got, PASS/FAIL;
 ## ITEMS="2 7" runs only those.
 attacks: $(STAMP)
 	$(PY) -m localcluster.attacks $(ITEMS)
 
-## Lint, type-check, unit tests and integration tests against the real local control plane.
+## Lint, type-check, unit tests and integration tests against the real local control plane,
+## then the end-to-end suite on a real node (make e2e).
 test: $(STAMP) controlplane ocitools lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory e2e
+
+## The service as pods on a real node (root): the images built from the Dockerfile, the
+## shipped overlay applied as docs/install.md says, the user's loop from push to running pod.
+e2e: $(STAMP) controlplane ocitools nodepackages nodebinaries images
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

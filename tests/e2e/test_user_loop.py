@@ -124,7 +124,6 @@ def _pulled_events(e2e: E2E, namespace: str, name: str) -> list[str]:
 
 def test_a_new_namespace_s_accounts_get_managed_pull_secrets(e2e: E2E) -> None:
     e2e.kubectl("create", "namespace", TEAM_A)
-    e2e.kubectl("create", "sa", "builder", "-n", TEAM_A)  # TEMP until issue19-builder
     for account in ("default", "builder"):
         secret = pullsecrets.wait_secret(e2e.env, TEAM_A, account, timeout=SECRET_TIMEOUT)
         assert install.ROUTE_HOST in pullsecrets.docker_config(secret)["auths"]
