@@ -56,7 +56,7 @@ registry_config="$here/images/registry-config.yml"
 # bytecode (tests/unit/test_dockerfile.py keeps the two equal).
 context=(Dockerfile .dockerignore pyproject.toml README.md constraints.txt)
 while IFS= read -r -d '' f; do context+=("$f"); done < <(
-  cd "$repo" && find cli webhook frontdoor serving controller kube quota -type f \
+  cd "$repo" && find cli webhook frontdoor serving controller nodeca kube quota -type f \
     ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | LC_ALL=C sort -z
 )
 key=$({

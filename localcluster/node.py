@@ -10,6 +10,8 @@ node's data directory, and :meth:`Node.stop` undoes what the parts did to the ho
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import shutil
@@ -42,6 +44,10 @@ EVICTION_HARD = {"memory.available": "100Mi", "nodefs.available": "2%", "imagefs
 and the default thresholds would taint the node with disk pressure and evict its pods."""
 
 
+SOCKET_ROOT = Path("/run/registry-v2")
+SOCKET_KEY_LENGTH = 12
+"""Hex digits of the data directory's hash naming its socket directory under
+``SOCKET_ROOT``: short, and one per data directory."""
 SYNC_FREQUENCY = "10s"
 """The kubelet's ``syncFrequency`` (default 1m): how late a mounted Secret or ConfigMap
 may show its object's change."""
@@ -79,8 +85,15 @@ class Node:
         return self.data_dir / "logs"
 
     @property
+    def socket_dir(self) -> Path:
+        """containerd's sockets, in a short path of their own: a Unix socket's path holds
+        at most 104 bytes here, which a test's temporary data directory exceeds."""
+        digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()
+        return SOCKET_ROOT / digest[:SOCKET_KEY_LENGTH]
+
+    @property
     def containerd_socket(self) -> Path:
-        return self.data_dir / "containerd" / "containerd.sock"
+        return self.socket_dir / "containerd.sock"
 
     @property
     def hosts_dir(self) -> Path:
@@ -164,7 +177,7 @@ class Node:
             "root": str(base / "root"),
             "state": str(base / "state"),
             "grpc": {"address": str(self.containerd_socket)},
-            "ttrpc": {"address": str(base / "containerd.sock.ttrpc")},
+            "ttrpc": {"address": str(self.socket_dir / "containerd.sock.ttrpc")},
             "plugins": {
                 "io.containerd.grpc.v1.cri": cri,
                 "io.containerd.internal.v1.opt": {"path": str(base / "opt")},
@@ -215,6 +228,7 @@ class Node:
         self._write_cni_config()
         self.hosts_dir.mkdir(parents=True, exist_ok=True)
         config = self._containerd_config()
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
         process = self._spawn("containerd", ["containerd", f"--config={config}"])
         self._wait(process, self._containerd_serving, 60.0, "containerd's socket")
 
@@ -360,17 +374,19 @@ class Node:
         )
 
     def _wait(self, process: ManagedProcess, check: object, timeout: float, what: str) -> None:
-        def ready() -> bool:
-            if not process.running():
-                raise ControlPlaneError(
-                    f"{process.name} exited with {process.popen.returncode}:\n" + process.log_tail()
-                )
-            return bool(check())  # type: ignore[operator]
-
+        """Until ``check()``; a process that exits fails at once, with its log's tail."""
         try:
-            wait_for(ready, timeout=timeout, what=what)
+            wait_for(
+                lambda: not process.running() or check(),  # type: ignore[operator]
+                timeout=timeout,
+                what=what,
+            )
         except Timeout as err:
             raise ControlPlaneError(f"{err}\n{process.name} log:\n{process.log_tail()}") from None
+        if not process.running():
+            raise ControlPlaneError(
+                f"{process.name} exited with {process.popen.returncode}:\n" + process.log_tail()
+            )
 
     def _ready_or_dead(self) -> bool:
         """Ready, or a part has exited: :meth:`wait_ready` tells which at once."""
@@ -423,3 +439,6 @@ class Node:
         self.processes.clear()
         self.host.undo(containerd_socket=self.containerd_socket, kube_proxy=self.bin_dir)
         nodehost.remove_container_log_links(self.pod_logs_dir)
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            SOCKET_ROOT.rmdir()  # the last node's: another run may still use it

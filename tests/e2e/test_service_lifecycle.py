@@ -4,12 +4,15 @@ that goes away."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
 import time
 import uuid
 from typing import Any
 
 from tests.e2e.conftest import E2E, show
 from tests.e2e.support import install
+from tests.integration.support import objects
 from tests.integration.support.load import Load
 
 LOAD_PER_SECOND = 5.0
@@ -122,3 +125,24 @@ def test_deleting_the_controller_leader_s_pod_hands_the_lease_over(e2e: E2E) -> 
         f"(Lease duration {duration} s)",
     )
     assert handed_over <= duration
+
+
+def test_the_api_server_calls_the_webhook_through_its_service(e2e: E2E) -> None:
+    """A denial only the webhook can give (failurePolicy Fail), and a configuration that
+    names the Service, not a URL: the API server reached a webhook pod through kube-proxy."""
+    configuration = e2e.cluster.get("validatingwebhookconfiguration", "image-registry-webhook")
+    services = {w["clientConfig"].get("service", {}).get("name") for w in configuration["webhooks"]}
+    assert services == {"image-registry-webhook"}, configuration["webhooks"]
+    namespace = f"limits-{uuid.uuid4().hex[:6]}"
+    e2e.kubectl("create", "namespace", namespace)
+    limits = objects.stream_limits(**{"alauda.io/image-tags": "1"})
+    e2e.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(limits))
+    stream = objects.stream("two-tags", ["a", "b"])
+    denied = subprocess.run(
+        [e2e.env.kubectl_path, f"--kubeconfig={e2e.env.kubeconfig}", "create", "-n", namespace,
+         "-f", "-"],
+        input=json.dumps(stream), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert denied.returncode != 0
+    assert "exceeds the maximum limit" in denied.stderr, denied.stderr
+    show("a write the webhook denies, through its Service", denied.stderr.strip())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from localcluster import devstate
+from localcluster import devstate, network, nodehost
 from localcluster.binaries import REPO_ROOT
 from localcluster.waiting import wait_for
 
@@ -64,6 +64,8 @@ def test_dev_stack_starts_prints_kubeconfig_and_stops_everything_on_ctrl_c(tmp_p
             children = descendants(dev.pid)
             names = {Path(f"/proc/{p}/comm").read_text().strip() for p in children if alive(p)}
             assert {"etcd", "kube-apiserver", "kube-controller"} <= {n[:15] for n in names}
+            # The node: its parts run, and it is Ready (make dev prints the banner after).
+            assert {"containerd", "kubelet", "kube-proxy", "kube-scheduler"} <= names
             kubectl = next(line.split()[1] for line in text.splitlines() if "kubectl:" in line)
             nodes = subprocess.run(
                 [
@@ -117,3 +119,8 @@ def test_dev_stack_starts_prints_kubeconfig_and_stops_everything_on_ctrl_c(tmp_p
     assert "no process left running" in log.read_text()
     left = [p for p in children if alive(p)]
     assert not left, left
+    # What the node did to the host is undone: its bridge, mounts and cgroups.
+    assert not Path(f"/sys/class/net/{network.BRIDGE}").exists()
+    state_dir = str((tmp_path / "state").resolve())
+    assert state_dir not in Path("/proc/self/mountinfo").read_text()
+    assert not any(Path(h, nodehost.KUBEPODS).exists() for h in Path("/sys/fs/cgroup").iterdir())

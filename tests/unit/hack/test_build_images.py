@@ -16,7 +16,7 @@ from tests.dockerimage import read
 
 ROOT = Path(__file__).resolve().parents[3]
 COPIED = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "constraints.txt")
-PACKAGES = ("cli", "webhook", "frontdoor", "serving", "controller", "kube", "quota")
+PACKAGES = ("cli", "webhook", "frontdoor", "serving", "controller", "nodeca", "kube", "quota")
 BUILD_SCRIPT = """#!/usr/bin/env bash
 echo "$STUB_ROOT/{name}"
 """
@@ -33,7 +33,12 @@ def project(tmp_path: Path) -> Path:
         shutil.copytree(
             ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__")
         )
-    for name in ("build-images.sh", "lib/cached-build.sh", "images/registry-config.yml"):
+    for name in (
+        "build-images.sh",
+        "lib/cached-build.sh",
+        "lib/progress.sh",
+        "images/registry-config.yml",
+    ):
         (copy / "hack" / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / "hack" / name, copy / "hack" / name)
     stubs = tmp_path / "outputs"
