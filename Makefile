@@ -29,30 +29,30 @@ lock:
 	mv constraints.txt.new constraints.txt
 	rm -rf .venv-lock
 
-## Build (first run: 15-30 min) or reuse the cached etcd, kube-apiserver, kube-controller-manager, kubectl.
+## Build (first run: 6-10 min on 2 cores, the longest part of README's first run) or reuse the cached etcd, kube-apiserver, kube-controller-manager, kubectl.
 controlplane:
 	@command -v go >/dev/null || { echo "Go is required to build the local control plane"; exit 1; }
 	@bash hack/build-controlplane.sh >/dev/null
 
-## Build (first run: 1-4 minutes once the control plane is built) or reuse the cached kubelet,
+## Build (first run: about 40 s once the control plane is built, 3 min with a cold Go cache) or reuse the cached kubelet,
 ## kube-scheduler and kube-proxy (the control plane's pinned module) and the pause binary.
 nodebinaries:
 	@command -v go >/dev/null || { echo "Go is required to build the node"; exit 1; }
 	@bash hack/build-node.sh >/dev/null
 
 ## Install, only if missing, Debian's containerd, runc, CNI plugins, buildah and debootstrap
-## (first run: about a minute, as root; a warm run needs no network and returns at once).
+## (first run: about 20 s, as root; a warm run needs no network and returns at once).
 .PHONY: nodepackages
 nodepackages:
 	@bash hack/install-node-packages.sh
 
-## Build (first run: a few minutes) or reuse the cached CNCF distribution registry and the
+## Build (first run: about 2.5 min) or reuse the cached CNCF distribution registry and the
 ## crane OCI client (hack/ocitools) that the dev stack and the tests run.
 ocitools:
 	@command -v go >/dev/null || { echo "Go is required to build the registry and crane"; exit 1; }
 	@bash hack/build-ocitools.sh >/dev/null
 
-## Build (first run: about 5 minutes, as root) or reuse the cached images a local node imports:
+## Build (first run: about 4 min, as root) or reuse the cached images a local node imports:
 ## the service's from the Dockerfile on a debootstrapped Debian base, the registry's from the
 ## ocitools binary, as OCI archives (hack/build-images.sh prints where). Needs buildah and
 ## debootstrap: make nodepackages installs them.

@@ -93,7 +93,10 @@ def main() -> int:
     stack = Stack(cp, with_controller=not args.no_controller, with_frontdoor=not args.no_frontdoor)
     node = Node(cp, state / "node") if with_node else None
     try:
-        print("starting the local control plane (the first run builds Kubernetes: 15-30 min)")
+        print(
+            "starting the local control plane (a first run builds it: about 15 min on 2 cores, "
+            "up to 30; README)"
+        )
         if node is not None:
             node.clean_leftovers()
             Node.create_network()

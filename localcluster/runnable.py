@@ -5,16 +5,23 @@ kubelet really runs; neither can be fetched here. One layer, a real gzipped tarb
 binary, and a config naming it as the entrypoint is all either takes. The result is an OCI
 image layout (a real client pushes it: ``crane push DIR REF``) or an OCI archive whose
 index entry carries the name ``ctr images import`` gives it.
+
+``python -m localcluster.runnable OUTDIR [ARGS...]`` writes, for a person following the
+README, the marker image (``MARKER_SOURCE``, built with gcc) as a layout in OUTDIR whose
+command is ARGS: ``crane push OUTDIR REF`` pushes it, and a pod of it prints ARGS.
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import hashlib
 import io
 import json
 import subprocess
+import sys
 import tarfile
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +35,8 @@ CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name"
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 EPOCH = 0
 """Every timestamp in the images: the same inputs give the same digests."""
+MARKER_ENTRYPOINT = "/marker"
+"""Where the marker binary sits in its image."""
 MARKER_SOURCE = r"""
 #include <stdio.h>
 #include <unistd.h>
@@ -141,3 +150,24 @@ def build_marker_binary(directory: Path) -> Path:
         capture_output=True,
     )
     return binary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the marker image into OUTDIR and print the layout's path."""
+    parser = argparse.ArgumentParser(
+        prog="python -m localcluster.runnable",
+        description="Write a runnable OCI image layout: a static binary that prints ARGS "
+        "on one line and then waits (needs gcc and a static libc).",
+    )
+    parser.add_argument("outdir", type=Path, help="the OCI layout to write (crane push OUTDIR REF)")
+    parser.add_argument("args", nargs="*", help="the image's command: what its pod prints")
+    options = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as build:
+        binary = build_marker_binary(Path(build))
+        write_image(options.outdir, binary, entrypoint=[MARKER_ENTRYPOINT], cmd=options.args)
+    print(options.outdir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,6 +9,8 @@ import json
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from localcluster import runnable
 
 
@@ -64,3 +66,23 @@ def test_the_archive_holds_the_layout_files(tmp_path: Path) -> None:
         names = set(tar.getnames())
     assert {"index.json", "oci-layout"} <= names
     assert sum(name.startswith("blobs/sha256/") for name in names) == 3
+
+
+def test_the_command_writes_a_layout_whose_command_is_its_arguments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fake_build(directory: Path) -> Path:
+        binary = directory / "marker"
+        binary.write_bytes(b"marker")
+        return binary
+
+    # gcc is the marker build's own business (the e2e suite builds it for real).
+    monkeypatch.setattr(runnable, "build_marker_binary", fake_build)
+    layout = tmp_path / "app"
+    assert runnable.main([str(layout), "hello", "from-app"]) == 0
+    assert capsys.readouterr().out.strip() == str(layout)
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads(_blob(layout, index["manifests"][0]["digest"]))
+    config = json.loads(_blob(layout, manifest["config"]["digest"]))
+    assert config["config"]["Entrypoint"] == [runnable.MARKER_ENTRYPOINT]
+    assert config["config"]["Cmd"] == ["hello", "from-app"]
