@@ -9,7 +9,7 @@ import ssl
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -56,6 +56,35 @@ NODE_CONTROLLERS = [
 
 class ControlPlaneError(RuntimeError):
     """A component did not start; the message carries the tail of its log."""
+
+
+def spawn(
+    processes: list[ManagedProcess], name: str, argv: list[str], log_dir: Path
+) -> ManagedProcess:
+    """Start a component, add it to ``processes`` (stopped in reverse order) and say so."""
+    process = ManagedProcess(name, argv, log_dir)
+    processes.append(process)
+    log.info("started %s (pid %d), log %s", name, process.pid, process.log_path)
+    return process
+
+
+def raise_if_exited(processes: list[ManagedProcess]) -> None:
+    for process in processes:
+        if not process.running():
+            raise ControlPlaneError(
+                f"{process.name} exited with {process.popen.returncode}:\n" + process.log_tail()
+            )
+
+
+def wait_started(
+    process: ManagedProcess, check: Callable[[], object], timeout: float, what: str
+) -> None:
+    """Until ``check()``; a process that exits fails at once, with its log's tail."""
+    try:
+        wait_for(lambda: not process.running() or check(), timeout=timeout, what=what)
+    except Timeout as err:
+        raise ControlPlaneError(f"{err}\n{process.name} log:\n{process.log_tail()}") from None
+    raise_if_exited([process])
 
 
 class ControlPlane:
@@ -126,25 +155,12 @@ class ControlPlane:
             raise
 
     def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
-        process = ManagedProcess(name, argv, self.log_dir)
-        self.processes.append(process)
-        log.info("started %s (pid %d), log %s", name, process.pid, process.log_path)
-        return process
+        return spawn(self.processes, name, argv, self.log_dir)
 
-    def _wait(self, process: ManagedProcess, check: object, timeout: float, what: str) -> None:
-        def ready() -> bool:
-            if not process.running():
-                raise ControlPlaneError(
-                    f"{process.name} exited with {process.popen.returncode}:\n" + process.log_tail()
-                )
-            return bool(check())  # type: ignore[operator]
-
-        try:
-            wait_for(ready, timeout=timeout, what=what)
-        except Timeout as err:
-            raise ControlPlaneError(f"{err}\n{process.name} log:\n{process.log_tail()}") from None
-        except ControlPlaneError:
-            raise
+    def _wait(
+        self, process: ManagedProcess, check: Callable[[], object], timeout: float, what: str
+    ) -> None:
+        wait_started(process, check, timeout, what)
 
     def _start_etcd(self, bins: Path, timeout: float) -> str:
         client_port, peer_port = free_port(), free_port()
@@ -363,11 +379,7 @@ class ControlPlane:
 
     def check_running(self) -> None:
         """Raise if any component has died: a dead apiserver must fail loudly, not time out."""
-        for process in self.processes:
-            if not process.running():
-                raise ControlPlaneError(
-                    f"{process.name} exited with {process.popen.returncode}:\n" + process.log_tail()
-                )
+        raise_if_exited(self.processes)
 
     def stop(self) -> None:
         for process in reversed(self.processes):

@@ -23,7 +23,13 @@ import yaml
 
 from localcluster import network, nodehost, pki, runnable
 from localcluster.binaries import node_binaries_dir
-from localcluster.cluster import ControlPlane, ControlPlaneError
+from localcluster.cluster import (
+    ControlPlane,
+    ControlPlaneError,
+    raise_if_exited,
+    spawn,
+    wait_started,
+)
 from localcluster.ports import free_port
 from localcluster.processes import ManagedProcess
 from localcluster.waiting import Timeout, wait_for
@@ -131,17 +137,10 @@ class Node:
             raise
 
     def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
-        process = ManagedProcess(name, argv, self.log_dir)
-        self.processes.append(process)
-        log.info("started %s (pid %d), log %s", name, process.pid, process.log_path)
-        return process
+        return spawn(self.processes, name, argv, self.log_dir)
 
     def check_running(self) -> None:
-        for process in self.processes:
-            if not process.running():
-                raise ControlPlaneError(
-                    f"{process.name} exited with {process.popen.returncode}:\n" + process.log_tail()
-                )
+        raise_if_exited(self.processes)
 
     # containerd -----------------------------------------------------------------------
 
@@ -230,7 +229,7 @@ class Node:
         config = self._containerd_config()
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         process = self._spawn("containerd", ["containerd", f"--config={config}"])
-        self._wait(process, self._containerd_serving, 60.0, "containerd's socket")
+        wait_started(process, self._containerd_serving, 60.0, "containerd's socket")
 
     def _containerd_serving(self) -> bool:
         if not self.containerd_socket.exists():
@@ -372,21 +371,6 @@ class Node:
                 "--v=1",
             ],
         )
-
-    def _wait(self, process: ManagedProcess, check: object, timeout: float, what: str) -> None:
-        """Until ``check()``; a process that exits fails at once, with its log's tail."""
-        try:
-            wait_for(
-                lambda: not process.running() or check(),  # type: ignore[operator]
-                timeout=timeout,
-                what=what,
-            )
-        except Timeout as err:
-            raise ControlPlaneError(f"{err}\n{process.name} log:\n{process.log_tail()}") from None
-        if not process.running():
-            raise ControlPlaneError(
-                f"{process.name} exited with {process.popen.returncode}:\n" + process.log_tail()
-            )
 
     def _ready_or_dead(self) -> bool:
         """Ready, or a part has exited: :meth:`wait_ready` tells which at once."""
