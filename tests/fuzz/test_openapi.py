@@ -7,13 +7,18 @@ only fail later; this test makes either drift fail at once.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
+import pytest
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
+from quota.decision import Cause, Decision
 from tests.fuzz.fakes import fake_app
 from tests.fuzz.openapi import load, resolve
+from webhook.admission.review import parse_review, render_response
 
 # Flask adds these to every route by itself; the document describes only what we wrote.
 IMPLICIT_METHODS = frozenset({"HEAD", "OPTIONS"})
@@ -66,3 +71,31 @@ def test_every_answer_has_a_schema() -> None:
         if "schema" not in content
     ]
     assert missing == []
+
+
+@pytest.mark.parametrize("cause", list(Cause))
+def test_a_denial_the_server_renders_fits_the_documented_answer(cause: Cause) -> None:
+    """The answer the admission paths build, checked against ``AdmissionReviewAnswer``:
+    a denial's ``details.causes`` (the rule, for the front door) is documented too."""
+    document = load()
+    request = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u-1",
+            "kind": {"group": "image.alauda.io", "version": "v1", "kind": "ImageStream"},
+            "resource": {"group": "image.alauda.io", "version": "v1", "resource": "imagestreams"},
+            "operation": "CREATE",
+            "namespace": "team-a",
+            "name": "app",
+            "object": {"metadata": {"name": "app"}},
+            "userInfo": {"username": "alice"},
+        },
+    }
+    decision = Decision.deny("denied", cause)
+    answer = render_response(
+        parse_review(json.dumps(request).encode(), "application/json"), decision, mutating=False
+    )
+    schema = {"$ref": "#/components/schemas/AdmissionReviewAnswer", **document}
+    errors = [e.message for e in Draft202012Validator(schema).iter_errors(answer)]
+    assert errors == [], answer
