@@ -4,8 +4,10 @@ endpoint the ``WWW-Authenticate`` challenge names.
 Every request under ``/v2/`` is authenticated and authorized before anything reaches the
 registry; a manifest PUT is judged (``frontdoor.pushes``); a manifest read is
 forwarded only by a digest the Image API records for the repository, and a tag list is
-answered from the ImageStream (``frontdoor.reads``); everything else is streamed
-through (``frontdoor.upstream``). Errors use the distribution spec's
+answered from the ImageStream (``frontdoor.reads``); a manifest DELETE is recorded in
+the Image API before the registry sees it, and a blob DELETE checked against the images
+the repository records (``frontdoor.deletes``); everything else is streamed through
+(``frontdoor.upstream``). Errors use the distribution spec's
 format, so a client prints their message.
 """
 
