@@ -20,12 +20,16 @@ from serving.callerreviews import User
 
 PULL: Final = "pull"
 PUSH: Final = "push"
+DELETE: Final = "delete"
 LAYERS_RESOURCE: Final = IMAGESTREAMS
 LAYERS_SUBRESOURCE: Final = "layers"
-VERBS: Final = {PULL: "get", PUSH: "update"}
+VERBS: Final = {PULL: "get", PUSH: "update", DELETE: "delete"}
 """OpenShift's registry asks ``get`` (pull) or ``update`` (push) on
-``imagestreams/layers``; the shipped ClusterRoles registry-viewer and registry-editor
-grant exactly those."""
+``imagestreams/layers``. For a delete it asks ``delete`` on ``images`` cluster-wide (its
+``verifyPruneAccess``: the pruner's right, never a project's); here a delete is the
+repository's own content management, so it is ``delete`` on ``imagestreams/layers`` in
+the repository's namespace, OpenShift's resource with the verb its action names. The
+shipped ClusterRoles grant: registry-viewer get; registry-editor get, update, delete."""
 MAX_TOKEN_BYTES: Final = 16 * 1024
 """A service account token is about 1 KiB; a header past this is not a token."""
 
@@ -68,8 +72,9 @@ def challenge(realm: str, service: str, scope: str | None) -> str:
 
 
 def scope(repository: str, action: str) -> str:
-    """The token scope a client asks for: ``repository:<name>:pull`` or ``:pull,push``."""
-    actions = "pull,push" if action == PUSH else "pull"
+    """The token scope a client asks for: ``repository:<name>:pull``, ``:pull,push`` or
+    ``:delete`` (distribution's access record for a DELETE)."""
+    actions = {PUSH: "pull,push", DELETE: "delete"}.get(action, "pull")
     return f"repository:{repository}:{actions}"
 
 

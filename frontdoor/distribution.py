@@ -203,7 +203,7 @@ def split_repository(repository: str) -> tuple[str, str]:
 RouteKind = Literal[
     "base", "blob", "upload_start", "upload", "manifest", "tags", "referrers", "catalog"
 ]
-Action = Literal["pull", "push"]
+Action = Literal["pull", "push", "delete"]
 
 ALLOWED_METHODS: Final[Mapping[RouteKind, tuple[str, ...]]] = {
     # The spec's endpoints (end-1 to end-13); HEAD on the base too, which clients use to
@@ -218,6 +218,8 @@ ALLOWED_METHODS: Final[Mapping[RouteKind, tuple[str, ...]]] = {
     "catalog": ("GET",),
 }
 _PULL_METHODS: Final = frozenset({"GET", "HEAD"})
+_DELETABLE: Final = frozenset({"manifest", "blob"})
+"""The endpoints whose DELETE is content management (end-9, end-10), with a right of its own."""
 
 PREFIX: Final = "/v2/"
 # The tail of a repository's endpoint, after the shortest repository prefix that leaves
@@ -262,9 +264,13 @@ class Route:
     @property
     def action(self) -> Action | None:
         """What the caller must be allowed in the repository's namespace: reads pull,
-        writes push; the base and the catalog belong to no repository."""
+        writes push, deleting a manifest or blob deletes (cancelling an upload is part of
+        a push, as OpenShift's registry judges it); the base and the catalog belong to no
+        repository."""
         if self.repository is None:
             return None
+        if self.method == "DELETE" and self.kind in _DELETABLE:
+            return "delete"
         return "pull" if self.method in _PULL_METHODS else "push"
 
 
@@ -372,12 +378,6 @@ def require_offered(route: Route) -> None:
         raise unsupported(
             "the repository catalog is not offered: it would list repositories in namespaces"
             " the caller cannot read; list ImageStreams with kubectl instead"
-        )
-    if route.method == "DELETE" and route.kind in ("manifest", "blob"):
-        raise unsupported(
-            f"deleting a {route.kind} through the registry is not offered: the ImageStream"
-            " records what was pushed and charges quota for it; delete the ImageStream tag"
-            " or the ImageStream with kubectl instead"
         )
 
 

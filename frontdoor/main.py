@@ -12,6 +12,8 @@ from frontdoor.access import Access
 from frontdoor.blobsizes import BlobSizes
 from frontdoor.caches import FrontDoorCaches
 from frontdoor.config import FrontDoorConfig
+from frontdoor.deleterecords import DeleteRecords
+from frontdoor.deletes import ManifestDeletes
 from frontdoor.pushes import ManifestPuts
 from frontdoor.reads import ManifestReads
 from frontdoor.records import ImageRecords
@@ -57,7 +59,8 @@ def build_frontdoor_app(config: FrontDoorConfig) -> Flask:
         Authorizer(client.AuthorizationV1Api(api)),
     )
     upstream = Upstream(config.upstream_registry, config.upstream_ca_file)
-    records = ImageRecords(client.CustomObjectsApi(api))
+    custom = client.CustomObjectsApi(api)
+    records = ImageRecords(custom)
     reads = ManifestReads(caches, records)
     sizes = BlobSizes(upstream)
     pushes = ManifestPuts(
@@ -74,6 +77,7 @@ def build_frontdoor_app(config: FrontDoorConfig) -> Flask:
         pushes,
         reads=reads,
         uploads=Uploads(judge, upstream, sizes),
+        deletes=ManifestDeletes(records, DeleteRecords(custom), upstream),
     )
     return create_app([frontdoor_blueprint(door)], readiness=[caches.not_ready])
 

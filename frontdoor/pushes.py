@@ -2,10 +2,12 @@
 that keeps the registry and the Image API consistent.
 
 0. Gather: parse the manifest once into ``quota.push.Push`` (an index with each child
-   read back from the registry), and check what it declares against what the registry
-   holds: each blob it names (config and layers, of every child of an index) must be
-   there at its declared size, and each child of an index must be as long as declared
-   (``blobsizes``), so that no rule judges a size the registry does not hold.
+   read back from the registry, a child that is an index with its own, to
+   ``MAX_INDEX_DEPTH`` levels and ``MAX_PUSH_MANIFESTS`` manifests), and check what it
+   declares against what the registry holds: each blob it names (config and layers, of
+   every image at any depth) must be there at its declared size, and each child of an
+   index must be as long as declared (``blobsizes``), so that no rule judges a size the
+   registry does not hold.
 1. Decide: judge that Push (limits, and quota room for a new repository) from the caches:
    a denial ends the push before anything is written, with the contract's message and
    its cause. Steps 2 to 6 act, and write the Image from the same Push.
@@ -19,7 +21,7 @@ that keeps the registry and the Image API consistent.
    push holds no quota. So is it when any later step up to the tag's record is refused
    or fails: a refused push leaves no stream and no charge behind.
 4. Create the Image (content-addressed: one that exists is kept), only for a manifest the
-   registry holds.
+   registry holds; an index's children (at any depth) get theirs first.
 5. Tag: append the tag event to the stream's status history, judged again by our webhook
    (the authoritative check when two pushes race for the last tag: the loser is denied
    here, and its tag never moves in the registry).
@@ -40,8 +42,9 @@ its retry completes the rest: every step is idempotent. A push by digest stops a
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from dataclasses import field as default
 from typing import Any, Final, Protocol
 
 from frontdoor import distribution as oci
@@ -49,7 +52,6 @@ from frontdoor.blobsizes import BlobSizes
 from frontdoor.manifests import (
     MAX_MANIFEST_BYTES,
     ImageIndex,
-    ImageManifest,
     IndexEntry,
     check_reference,
     digest_of,
@@ -70,6 +72,15 @@ MAX_INDEX_CHILDREN: Final = 256
 """Manifests one image index may name. Multi-platform images name a handful (with their
 attestations, a few dozen); each child is read back and parsed, so without a bound one
 4 MiB index naming 25,000 entries would make a single push read and parse that many."""
+MAX_INDEX_DEPTH: Final = 4
+"""Levels of image indexes one push may stack, the pushed index being the first. Nested
+indexes in use have two (an index of per-platform or per-variant indexes, as OCI layouts
+and ``crane index append`` build them); four leaves room for one more wrapping each,
+and stops a chain of indexes from making one push walk (and record) without end."""
+MAX_PUSH_MANIFESTS: Final = MAX_INDEX_CHILDREN
+"""Distinct child manifests one push reads back from the registry, at every depth
+together: as many as one flat index may name, so nesting costs a push no more reads than
+the widest flat index (two levels of 256 would otherwise be 65,536 reads)."""
 
 
 class Judge(Protocol):
@@ -180,6 +191,7 @@ class ManifestPuts:
             if by_digest.status >= 300:
                 self._undo(stream, created)
                 return by_digest
+            self._save_children(put, push)
             if push.tag is None:
                 self._save(image, push.digest)
                 return by_digest
@@ -230,6 +242,12 @@ class ManifestPuts:
         for field, blob in blobs:
             self._blobs.check(put.repository, field, blob.digest, blob.size)
 
+    def _save_children(self, put: ManifestPut, push: Push) -> None:
+        """An index's children's Images, before the index's own (step 4)."""
+        for child in child_pushes(push):
+            reference = image_reference(self._host, put.repository, child.digest)
+            self._save(image_object(child, reference), child.digest)
+
     def _save(self, image: Obj, digest: str) -> None:
         try:
             self._records.save_image(image)
@@ -237,27 +255,39 @@ class ManifestPuts:
             raise PushDenied(err.decision) from None
         self._image_saved(digest)
 
-    def _children(self, put: ManifestPut, index: ImageIndex) -> tuple[IndexChild, ...]:
+    def _children(
+        self, put: ManifestPut, index: ImageIndex, at: str = "", walk: _Walk | None = None
+    ) -> tuple[IndexChild, ...]:
         """Each child manifest, read from the registry (clients push them first, by
-        digest) and measured: every one must fit the ``alauda.io/Image`` limit."""
+        digest) and measured: every image at any depth must fit the ``alauda.io/Image``
+        limit. A child that is an index is read the same way, down to ``MAX_INDEX_DEPTH``
+        levels and ``MAX_PUSH_MANIFESTS`` manifests in all. ``at``: where ``index`` sits
+        in the pushed manifest (``manifests[i].`` for a nested one)."""
+        walk = walk or _Walk()
         if len(index.manifests) > MAX_INDEX_CHILDREN:
             raise oci.manifest_invalid(
                 f"an image index may name at most {MAX_INDEX_CHILDREN} manifests here; "
-                f"this one names {len(index.manifests)}"
+                f"{'this one' if not at else at.rstrip('.')} names {len(index.manifests)}"
             )
-        measured: dict[str, Manifest] = {}
         for position, child in enumerate(index.manifests):
-            if child.digest not in measured:
-                measured[child.digest] = self._child(put, position, child)
+            if child.digest not in walk.measured:
+                walk.measured[child.digest] = self._child(
+                    put, f"{at}manifests[{position}]", child, walk
+                )
         return tuple(
-            IndexChild(
-                child.digest, child.media_type, child.size, child.platform, measured[child.digest]
-            )
+            IndexChild(child.digest, child.media_type, child.size, child.platform, *measured)
             for child in index.manifests
+            for measured in (walk.measured[child.digest],)
         )
 
-    def _child(self, put: ManifestPut, position: int, child: IndexEntry) -> Manifest:
-        """One child manifest, read back from the registry and measured."""
+    def _child(self, put: ManifestPut, path: str, child: IndexEntry, walk: _Walk) -> _Measured:
+        """One child manifest, read back from the registry and measured: an image's
+        manifest, or a nested index's children."""
+        if len(walk.measured) >= MAX_PUSH_MANIFESTS:
+            raise oci.manifest_invalid(
+                f"an image index and the indexes it names may name at most"
+                f" {MAX_PUSH_MANIFESTS} distinct manifests here; {path} is one more"
+            )
         status, body = self._registry.read(
             f"/v2/{put.repository}/manifests/{child.digest}",
             {"Accept": child.media_type},
@@ -266,16 +296,57 @@ class ManifestPuts:
         if status == 404:
             raise oci.manifest_blob_unknown(child.digest)
         if status != 200:
-            raise RecordFailed(f"reading manifests[{position}]: HTTP {status}")
+            raise RecordFailed(f"reading {path}: HTTP {status}")
         if len(body) != child.size:
             raise oci.manifest_invalid(
-                f"manifests[{position}].size is {child.size}, but the registry holds"
+                f"{path}.size is {child.size}, but the registry holds"
                 f" {len(body)} bytes for {child.digest}"
             )
         parsed = parse_manifest(body, child.media_type)
-        if not isinstance(parsed, ImageManifest):
-            raise oci.manifest_invalid(
-                f"manifests[{position}] is an image index: nested indexes are not accepted"
+        if isinstance(parsed, ImageIndex):
+            depth = path.count("manifests[") + 1
+            if depth > MAX_INDEX_DEPTH:
+                raise oci.manifest_invalid(
+                    f"{path} is an image index at level {depth}: indexes may nest at most"
+                    f" {MAX_INDEX_DEPTH} levels deep here"
+                )
+            return Manifest(None), self._children(put, parsed, f"{path}.", walk)
+        self._check_blobs(put, parsed.manifest, f"{path}.")
+        return parsed.manifest, None
+
+
+_Measured = tuple[Manifest, tuple[IndexChild, ...] | None]
+"""A child as read: its image (``Manifest(None)`` for an index) and an index's children."""
+
+
+@dataclass
+class _Walk:
+    """One push's reads of child manifests, at every depth: each digest read once."""
+
+    measured: dict[str, _Measured] = default(default_factory=dict)
+
+
+def child_pushes(push: Push) -> Iterator[Push]:
+    """A push of each distinct manifest an index names, at any depth, children before the
+    index naming them: each is recorded as an Image of its own (content-addressed, as
+    OpenShift records a manifest list's sub-manifests), so that what counts an index's
+    blobs finds them through its children's Images, and no Image names a child with none."""
+    seen: set[str] = set()
+
+    def walk(children: tuple[IndexChild, ...] | None) -> Iterator[Push]:
+        for child in children or ():
+            if child.digest in seen:
+                continue
+            seen.add(child.digest)
+            yield from walk(child.children)
+            yield Push(
+                push.namespace,
+                push.repository,
+                None,
+                child.digest,
+                child.media_type,
+                child.manifest,
+                child.children,
             )
-        self._check_blobs(put, parsed.manifest, f"manifests[{position}].")
-        return parsed.manifest
+
+    return walk(push.children)

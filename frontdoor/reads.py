@@ -4,10 +4,10 @@ never from what the registry's storage happens to hold.
 The watch cache answers the common read (a tag, or a digest in the stream's history) with
 no call at all. A read the cache cannot answer is asked of the API server: the stream may
 have been written a moment ago (a pull right after its push), and a digest may be recorded
-by an Image rather than the stream's history (a push by digest, an index's child). Images
-found are kept for a while by digest: their content never changes, their name is their
-digest, so a pull of an index reads each child's Image once, not once per pull. Misses
-are kept briefly, and one read makes a bounded number of API calls, whatever it names.
+by an Image rather than the stream's history (a push by digest, an index's child at any
+depth). Images found are kept for a while by digest: their content never changes, their
+name is their digest, so a pull of an index reads each child's Image once, not once per
+pull. Misses are kept briefly, and one read makes a bounded number of API calls, whatever it names.
 """
 
 from __future__ import annotations
@@ -111,10 +111,24 @@ class ManifestReads:
         own = self._image(reference, search)
         if own is not None and own.pushed_by_digest_to(repository):
             return reference
+        seen: set[str] = set()
         for index in self._indexes(recorded, search):
-            if reference in index.children:
+            if self._names(index, reference, search, seen):
                 return reference
         return None
+
+    def _names(self, index: RecordedImage, reference: str, search: _Search, seen: set[str]) -> bool:
+        """``index`` names ``reference`` as a child, or a child index of it does, at any
+        depth the search's GETs reach: each index's own children first, then theirs
+        (each child's Image recorded with it, ``frontdoor.pushes.child_pushes``)."""
+        if reference in index.children:
+            return True
+        for child in sorted(index.children - seen):
+            seen.add(child)
+            image = self._image(child, search)
+            if image is not None and image.children and self._names(image, reference, search, seen):
+                return True
+        return False
 
     def _indexes(self, recorded: RecordedRepository, search: _Search) -> Iterator[RecordedImage]:
         """Images of the stream's history, current tags' first, as far as the search's

@@ -4,8 +4,10 @@ endpoint the ``WWW-Authenticate`` challenge names.
 Every request under ``/v2/`` is authenticated and authorized before anything reaches the
 registry; a manifest PUT is judged (``frontdoor.pushes``); a manifest read is
 forwarded only by a digest the Image API records for the repository, and a tag list is
-answered from the ImageStream (``frontdoor.reads``); everything else is streamed
-through (``frontdoor.upstream``). Errors use the distribution spec's
+answered from the ImageStream (``frontdoor.reads``); a manifest DELETE is recorded in
+the Image API before the registry sees it, and a blob DELETE checked against the images
+the repository records (``frontdoor.deletes``); everything else is streamed through
+(``frontdoor.upstream``). Errors use the distribution spec's
 format, so a client prints their message.
 """
 
@@ -25,8 +27,9 @@ from urllib3.exceptions import HTTPError
 
 from frontdoor import distribution as oci
 from frontdoor import metrics
-from frontdoor.access import PULL, PUSH, Access, challenge, scope, token_from
+from frontdoor.access import DELETE, PULL, PUSH, VERBS, Access, challenge, scope, token_from
 from frontdoor.blobsizes import RedirectedHead
+from frontdoor.deletes import ManifestDeletes
 from frontdoor.manifestgate import ManifestGate
 from frontdoor.manifests import MAX_MANIFEST_BYTES
 from frontdoor.pushes import RETRY_AFTER_SECONDS, ManifestPut, ManifestPuts, PushDenied
@@ -60,6 +63,8 @@ BLOB_CONTENT_TYPE: Final = "application/octet-stream"
 MAX_PAGE_DIGITS: Final = 9
 """Digits of a tag list's ``n`` read as a page size: a billion tags is more than any
 stream holds, and a longer string is not parsed (Python refuses ints past 4,300 digits)."""
+DELETE_ACCEPTED: Final = 202
+"""A manifest delete's answer: "202 Accepted" (the distribution spec, end-9)."""
 MANIFEST_BODY_SECONDS: Final = 30.0
 """Wall-clock time a manifest's body may take to arrive, however it trickles: the largest
 we take (4 MiB) in 30 s is a 1.1 Mbit/s link, over which the image's layers took hours.
@@ -102,11 +107,15 @@ class _Seen:
     user: str = ""
 
 
+_DOING: Final = {PULL: "pull from", PUSH: "push to", DELETE: "delete from"}
+"""How a refusal names each action."""
+
+
 def _refusal(user: User, route: oci.Route) -> str:
-    pushing = route.action == PUSH
+    action = route.action or PULL
     return (
-        f"{user.name} may not {'push to' if pushing else 'pull from'} {route.repository}: "
-        f"that needs {'update' if pushing else 'get'} on imagestreams/layers "
+        f"{user.name} may not {_DOING[action]} {route.repository}: "
+        f"that needs {VERBS[action]} on imagestreams/layers "
         f"({IMAGE_GROUP}) in namespace {route.namespace}"
     )
 
@@ -139,8 +148,10 @@ class FrontDoor:
         *,
         reads: ManifestReads,
         uploads: Uploads,
+        deletes: ManifestDeletes,
     ) -> None:
         self._access = access
+        self._deletes = deletes
         self._upstream = upstream
         self._pushes = pushes
         self._reads = reads
@@ -254,6 +265,10 @@ class FrontDoor:
     def _dispatch(self, route: oci.Route, user: User) -> Response:
         if route.kind == "manifest" and request.method == "PUT":
             return self._put_manifest(route)
+        if route.action == DELETE:
+            deleted = self._delete(route)
+            if deleted is not None:
+                return deleted
         if route.kind == "manifest":
             return self._read_manifest(route)
         if route.kind == "tags":
@@ -303,6 +318,23 @@ class FrontDoor:
                 return query
         kept = [(k, v) for k, v in args.items(multi=True) if k not in MOUNT_PARAMETERS]
         return urlencode(kept)
+
+    def _delete(self, route: oci.Route) -> Response | None:
+        """A manifest deleted (202, as the spec answers), or a blob delete checked and
+        left to be forwarded (None); ``frontdoor.deletes`` says in what order."""
+        namespace, name, reference = route.namespace or "", route.name or "", route.reference or ""
+        try:
+            if route.kind == "blob":
+                self._deletes.check_blob(namespace, name, reference)
+                return None
+            self._deletes.delete_manifest(namespace, name, reference)
+        except RecordFailed as err:
+            log.warning("reading or writing the Image API for a delete failed: %s", err)
+            message = "the Image API could not be read or written to delete this; retry"
+            raise oci.unavailable(message, RETRY_AFTER_SECONDS) from None
+        response = Response(b"", status=DELETE_ACCEPTED)
+        response.headers[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
+        return response
 
     def _read_manifest(self, route: oci.Route) -> Response:
         """GET or HEAD of a manifest, forwarded by the digest the Image API records for

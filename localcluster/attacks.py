@@ -1,6 +1,6 @@
-"""``python -m localcluster.attacks`` (``make attacks``): issue 17's reproductions, rerun
-against the running ``make dev`` stack, each printed with what it sent, what came back and
-PASS or FAIL against the fixed behaviour.
+"""``python -m localcluster.attacks`` (``make attacks``): issue 17's reproductions (and
+issue 20's delete rights, item 13), rerun against the running ``make dev`` stack, each
+printed with what it sent, what came back and PASS or FAIL against the fixed behaviour.
 
 It finds the stack through ``.local/dev.json`` (``localcluster.devstate``), makes its own
 namespaces, limits, quotas and tokens (kubectl, TokenRequest), keeps every load on
@@ -658,6 +658,42 @@ class Attacks:
         item.got(f"registry tags of {ns}/app afterwards: {registry_tags()}")
         item.expect(not registry_tags(), "the registry itself no longer has the tag")
 
+    def item13(self, item: Item) -> None:
+        ns, elsewhere = self.namespace("13"), self.namespace("13x")
+        crane = self.crane(self.account(ns, "builder", "registry-editor"))
+        directory, digest = self.image(900, seed=13)
+        ref = f"{self.dev.frontdoor_host}/{ns}/app"
+        pushed = crane.push(directory, f"{ref}:v1")
+        item.require(pushed.returncode == 0, f"crane push {ns}/app:v1: {short(pushed.stderr)}")
+        callers = {
+            "no credentials": (self.door(None), 401),
+            "a stranger (another namespace's account)": (
+                self.door(self.account(elsewhere, "stranger", None)),
+                403,
+            ),
+            "a viewer (registry-viewer)": (
+                self.door(self.account(ns, "reader", "registry-viewer")),
+                403,
+            ),
+        }
+        for path in (f"/v2/{ns}/app/manifests/v1", f"/v2/{ns}/app/manifests/{digest}"):
+            for who, (door, status) in callers.items():
+                answer = door("DELETE", path)
+                item.sent(f"DELETE {path} as {who}")
+                item.got(f"{answer.status_code} {errors_of(answer)}")
+                item.expect(answer.status_code == status, f"refused: {status}")
+        recorded = self.kubectl_json("get", "imagestream", "app", "-n", ns)
+        tags = [t.get("tag") for t in (recorded.get("status") or {}).get("tags") or []]
+        item.got(f"tags of {ns}/app afterwards: {tags}; Image kept: {self.image_recorded(digest)}")
+        item.expect(tags == ["v1"] and self.image_recorded(digest), "nothing was deleted")
+        deleted = crane.run("delete", f"{ref}:v1")
+        item.sent(f"crane delete {ref}:v1 as the editor (registry-editor)")
+        item.got(f"exit {deleted.returncode}: {short(deleted.stderr)}")
+        item.expect(
+            deleted.returncode == 0 and not self.image_recorded(digest),
+            "the editor deletes it: the tag and its Image go",
+        )
+
     def item7(self, item: Item) -> None:
         attacker, victim = self.namespace("7a"), self.namespace("7v")
         token = self.account(attacker, "builder", "registry-editor")
@@ -920,6 +956,7 @@ ITEMS: dict[int, str] = {
     10: "upload ids . and .. are refused",
     11: "a squatted <sa>-dockercfg: the SA gets a working fallback secret",
     12: "tokens follow a rotation of the signing key",
+    13: "no credentials, a stranger or a viewer cannot delete through the front door",
 }
 
 

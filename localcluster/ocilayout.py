@@ -204,3 +204,17 @@ def write_index(
     descriptor = _write_blob(directory, _canonical(index), index_type)
     _write_layout(directory, descriptor)
     return Index(descriptor, images)
+
+
+def wrap_index(directory: Path, inner: Sequence[Descriptor]) -> Descriptor:
+    """An index naming the manifests ``inner`` (indexes or images already written to the
+    layout at ``directory``), written there and made the layout's one entry: an index of
+    indexes, one level above them."""
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [d.as_json() for d in inner],
+    }
+    descriptor = _write_blob(directory, _canonical(index), OCI_INDEX)
+    _write_layout(directory, descriptor)
+    return descriptor

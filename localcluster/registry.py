@@ -62,8 +62,9 @@ def registry_config(
     the registry through the front door's address. ``delete.enabled``: distribution
     deletes a tag (``DELETE /v2/<name>/manifests/<tag>``) only with it (its
     DeleteManifest answers UNSUPPORTED otherwise), and the controller deletes the tags no
-    ImageStream holds (issue 17, item 6). Clients never delete: the front door refuses
-    their DELETEs, and only the front door and the controller reach the registry.
+    ImageStream holds (issue 17, item 6). Clients delete only through the front door,
+    which records the delete in the Image API first (issue 20), and only the front door
+    and the controller reach the registry.
     No ``cache.blobdescriptor`` (distribution's example config has ``inmemory``): that
     repository-scoped cache takes any blob linked into a repository for a manifest
     revision, so a manifest uploaded as a plain blob would be served by digest, unjudged

@@ -3,9 +3,10 @@ and a tag's deletion, over the distribution spec's API (end-8a/8b, end-9, catalo
 
 The reconciler talks to the registry behind the front door, never through it: the front
 door answers tag lists from the ImageStreams (the very thing this compares against) and
-refuses deletes. Only the tag is deleted (``DELETE /v2/<name>/manifests/<tag>``), never a
-manifest: the manifest stays for the digests the Image API still records, and the
-registry's garbage collection reclaims what nothing references.
+deletes only what a stream records. Only the tag is deleted
+(``DELETE /v2/<name>/manifests/<tag>``), never a manifest: the manifest stays for the
+digests the Image API still records, and the registry's garbage collection reclaims what
+nothing references.
 """
 
 from __future__ import annotations

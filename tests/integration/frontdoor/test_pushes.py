@@ -286,7 +286,8 @@ def test_the_front_doors_grant_is_exactly_what_it_uses(
 ) -> None:
     """Every path that needs a right (a push to a new repository: caches, reviews,
     stream, Image, tag; a refused first manifest: the stream's deletion; a read of an
-    unrecorded digest: the Image), then: no request
+    unrecorded digest: the Image; deletes: the stream's spec, the Images listed, deleted
+    and unmarked), then: no request
     of the front door's account was refused by RBAC, and every grant was used."""
     assert stack.stack is not None
     token = account(stack, ns, "builder", "registry-editor")
@@ -302,6 +303,16 @@ def test_the_front_doors_grant_is_exactly_what_it_uses(
     # A read of a digest the stream's history lacks asks for its Image (a push by digest).
     unknown = Registry(door, token)("GET", f"/v2/{ns}/app/manifests/sha256:{'0' * 64}")
     assert unknown.status_code == 404
+    # A delete of a tag the spec names too: the stream's status and spec written, every
+    # stream and Image listed, the Image nothing references any more deleted.
+    spec = json.dumps({"spec": {"tags": [{"name": "v1"}]}})
+    stack.kubectl("patch", "imagestream", "app", "-n", ns, "--type=merge", "-p", spec)
+    assert crane.run("delete", f"{door.host}/{ns}/app:v1").returncode == 0
+    # A delete by digest of a push by digest another stream also tags: the mark comes off.
+    marked_dir, marked = image_dir(tmp_path, 100, seed=15)
+    assert crane.push(marked_dir, f"{door.host}/{ns}/app@{marked.digest}").returncode == 0
+    assert crane.push(marked_dir, f"{door.host}/{ns}/other:v1").returncode == 0
+    assert crane.run("delete", f"{door.host}/{ns}/app@{marked.digest}").returncode == 0
     events = list(audit_events(stack.stack.cp.audit_log, FRONTDOOR_ACCOUNT))
     forbidden = [e for e in events if e["annotations"].get(DECISION) == "forbid"]
     refused = sorted({str(access_of(e)) for e in forbidden})

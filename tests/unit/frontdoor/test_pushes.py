@@ -14,6 +14,8 @@ from frontdoor import distribution as oci
 from frontdoor.manifests import OCI_INDEX, OCI_MANIFEST
 from frontdoor.pushes import (
     MAX_INDEX_CHILDREN,
+    MAX_INDEX_DEPTH,
+    MAX_PUSH_MANIFESTS,
     ManifestPut,
     ManifestPuts,
     PushDenied,
@@ -329,7 +331,8 @@ def test_an_index_is_judged_by_its_largest_child(journal: Journal) -> None:
     ManifestPuts(judge, journal, journal, HOST).put(push(body, content_type=OCI_INDEX))
     (request,) = judge.seen
     assert request.image_size == 5010 and request.digest == digest(body)
-    image = journal.images[0]
+    *children, image = journal.images
+    assert [c["dockerImageMetadata"] for c in children] == [{"size": 20}, {"size": 5010}]
     assert image["dockerImageMetadata"] == {"size": 5010}
     assert [m["digest"] for m in image["dockerImageManifests"]] == [digest(small), digest(large)]
 
@@ -344,20 +347,96 @@ def test_an_index_whose_child_the_registry_lacks_is_refused(journal: Journal) ->
     assert journal.calls == []
 
 
-def test_nested_indexes_are_refused(journal: Journal) -> None:
-    inner = index_of(image_manifest(1))
-    journal.manifests = {digest(inner): inner}
-    outer = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": [{"mediaType": OCI_INDEX, "digest": digest(inner), "size": len(inner)}],
-        }
-    ).encode()
+def nested(*children: bytes) -> bytes:
+    """An index naming ``children``, each an index itself."""
+    manifests = [{"mediaType": OCI_INDEX, "digest": digest(c), "size": len(c)} for c in children]
+    return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
+
+
+def test_a_nested_index_is_judged_child_by_child_and_each_manifest_recorded(
+    journal: Journal,
+) -> None:
+    small, large, other = image_manifest(30), image_manifest(4000), image_manifest(500)
+    inner, second = index_of(small, large), index_of(other, small)
+    outer = nested(inner, second)
+    journal.manifests = {digest(m): m for m in (small, large, other, inner, second)}
+    judge = Judge()
+    ManifestPuts(judge, journal, journal, HOST).put(push(outer, content_type=OCI_INDEX))
+    (request,) = judge.seen
+    assert request.image_size == 4010  # the largest image at any depth
+    assert {b.digest for b in request.blobs()} >= {
+        json.loads(large)["layers"][0]["digest"],
+        json.loads(other)["layers"][0]["digest"],
+    }
+    # One Image per distinct manifest, children before the index naming them.
+    recorded = [image["metadata"]["name"] for image in journal.images]
+    names = {m: digest(m).replace(":", "-") for m in (small, large, other, inner, second, outer)}
+    assert recorded == [
+        names[small],
+        names[large],
+        names[inner],
+        names[other],
+        names[second],
+        names[outer],
+    ]
+    by_name = {image["metadata"]["name"]: image for image in journal.images}
+    assert [m["digest"] for m in by_name[names[inner]]["dockerImageManifests"]] == [
+        digest(small),
+        digest(large),
+    ]
+    assert [m["digest"] for m in by_name[names[outer]]["dockerImageManifests"]] == [
+        digest(inner),
+        digest(second),
+    ]
+    assert "dockerImageLayers" in by_name[names[large]]
+    assert all(ANNOTATION_PUSHED_BY_DIGEST not in i["metadata"] for i in journal.images)
+
+
+def test_a_nested_child_over_the_limit_denies_the_index(journal: Journal) -> None:
+    small, large = image_manifest(30), image_manifest(9000)
+    inner = index_of(small, large)
+    journal.manifests = {digest(m): m for m in (small, large, inner)}
+    with pytest.raises(PushDenied):
+        ManifestPuts(Judge(deny="too large"), journal, journal, HOST).put(
+            push(nested(inner), content_type=OCI_INDEX)
+        )
+    assert journal.images == []
+
+
+def test_indexes_deeper_than_the_bound_are_refused_naming_where(journal: Journal) -> None:
+    level = index_of(image_manifest(1))
+    journal.manifests = {digest(level): level, digest(image_manifest(1)): image_manifest(1)}
+    for _ in range(MAX_INDEX_DEPTH - 1):
+        level = nested(level)
+        journal.manifests[digest(level)] = level
+    # MAX_INDEX_DEPTH levels: accepted.
+    ManifestPuts(Judge(), journal, journal, HOST).put(push(level, content_type=OCI_INDEX))
+    deeper = nested(level)
     with pytest.raises(oci.RegistryError) as err:
-        ManifestPuts(Judge(), journal, journal, HOST).put(push(outer, content_type=OCI_INDEX))
+        ManifestPuts(Judge(), journal, journal, HOST).put(push(deeper, content_type=OCI_INDEX))
     assert err.value.code == oci.MANIFEST_INVALID
-    assert err.value.message == "manifests[0] is an image index: nested indexes are not accepted"
+    path = ".".join(["manifests[0]"] * MAX_INDEX_DEPTH)
+    assert err.value.message == (
+        f"{path} is an image index at level {MAX_INDEX_DEPTH + 1}: indexes may nest at most"
+        f" {MAX_INDEX_DEPTH} levels deep here"
+    )
+
+
+def test_a_push_reads_at_most_the_bound_of_manifests_at_every_depth(journal: Journal) -> None:
+    images = [image_manifest(1, config_size=n + 1) for n in range(MAX_PUSH_MANIFESTS)]
+    half = MAX_PUSH_MANIFESTS // 2
+    first, second = index_of(*images[:half]), index_of(*images[half:])
+    journal.manifests = {digest(m): m for m in (*images, first, second)}
+    with pytest.raises(oci.RegistryError) as err:
+        ManifestPuts(Judge(), journal, journal, HOST).put(
+            push(nested(first, second), content_type=OCI_INDEX)
+        )
+    assert err.value.code == oci.MANIFEST_INVALID
+    assert err.value.message.startswith(
+        f"an image index and the indexes it names may name at most {MAX_PUSH_MANIFESTS}"
+        " distinct manifests here; manifests[1].manifests["
+    )
+    assert journal.images == []
 
 
 def test_an_index_naming_too_many_manifests_is_refused_unread(journal: Journal) -> None:
@@ -380,7 +459,7 @@ def test_an_index_naming_exactly_the_most_manifests_is_accepted() -> None:
     ManifestPuts(Judge(), ledger, ledger, HOST).put(
         push(index_of(*[child] * MAX_INDEX_CHILDREN), content_type=OCI_INDEX)
     )
-    assert len(ledger.images) == 1
+    assert len(ledger.images) == 2  # the child's Image, then the index's
 
 
 # --- what each step is given ------------------------------------------------------------
@@ -515,7 +594,9 @@ def test_an_index_is_recorded_with_its_reference_type_and_children() -> None:
     document = {"schemaVersion": 2, "manifests": [{**entry, "platform": platform}]}
     body = json.dumps(document).encode()
     ManifestPuts(Judge(), ledger, ledger, HOST).put(push(body, content_type=OCI_INDEX))
-    [image] = ledger.images
+    child_image, image = ledger.images
+    assert child_image["dockerImageReference"] == f"{HOST}/team-a/app@{digest(child)}"
+    assert child_image["dockerImageConfig"]["size"] == 5
     assert image["dockerImageReference"] == f"{HOST}/team-a/app@{digest(body)}"
     assert image["dockerImageManifestMediaType"] == OCI_INDEX
     assert image["dockerImageMetadata"] == {"size": 105}

@@ -150,6 +150,22 @@ def test_an_indexs_children_are_served_where_the_index_is_recorded(api: Api) -> 
     assert door.manifest_digest("team-a", "copy", D) is None
 
 
+def test_a_nested_indexs_grandchildren_are_served_where_the_outer_index_is_recorded(
+    api: Api,
+) -> None:
+    """An index of indexes: each child index's Image names its own children."""
+    grandchild = "sha256:" + "e" * 64
+    api.cached["team-a/app"] = api.live["team-a/app"] = stream(v1=[A])
+    api.images[A] = {"dockerImageManifests": [{"digest": B}, {"digest": C}]}
+    api.images[B] = {}  # an image manifest among the indexes
+    api.images[C] = {"dockerImageManifests": [{"digest": grandchild}]}
+    door = reads(api)
+    assert door.manifest_digest("team-a", "app", C) == C
+    assert door.manifest_digest("team-a", "app", grandchild) == grandchild
+    assert door.manifest_digest("team-a", "app", D) is None
+    assert api.image_reads.count(C) == 1  # kept: the next read costs no GET
+
+
 def test_images_found_are_kept_by_digest_and_absence_briefly(api: Api) -> None:
     api.cached["team-a/copy"] = stream(v1=[A])
     api.images[A] = {"dockerImageManifests": [{"digest": B}]}

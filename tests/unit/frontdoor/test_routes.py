@@ -21,6 +21,7 @@ from urllib3.exceptions import NewConnectionError
 
 from frontdoor.access import Access
 from frontdoor.blobsizes import RedirectedHead
+from frontdoor.distribution import RegistryError
 from frontdoor.manifestgate import ManifestGate
 from frontdoor.manifests import MAX_MANIFEST_BYTES
 from frontdoor.pushes import ManifestPut, PushDenied
@@ -94,6 +95,26 @@ class Pushes:
         return UpstreamResponse(201, [("Location", "/v2/team-a/app/manifests/x")], iter([]), 0)
 
 
+class Deletes:
+    """``frontdoor.deletes.ManifestDeletes`` as the routes see it: what was asked, and the
+    refusal to raise."""
+
+    def __init__(self) -> None:
+        self.manifests: list[tuple[str, str, str]] = []
+        self.blobs: list[tuple[str, str, str]] = []
+        self.raise_: Exception | None = None
+
+    def delete_manifest(self, namespace: str, name: str, reference: str) -> None:
+        self.manifests.append((namespace, name, reference))
+        if self.raise_ is not None:
+            raise self.raise_
+
+    def check_blob(self, namespace: str, name: str, digest: str) -> None:
+        self.blobs.append((namespace, name, digest))
+        if self.raise_ is not None:
+            raise self.raise_
+
+
 class Recorded:
     """The Image API as reads see it: no cache, live streams and Images by digest."""
 
@@ -164,13 +185,19 @@ def pushes() -> Pushes:
 
 
 @pytest.fixture
-def client(registry: Registry, pushes: Pushes, recorded: Recorded) -> FlaskClient:
+def deletes() -> Deletes:
+    return Deletes()
+
+
+@pytest.fixture
+def client(registry: Registry, pushes: Pushes, recorded: Recorded, deletes: Deletes) -> FlaskClient:
     door = FrontDoor(
         Access(Tokens(), Reviews()),
         registry,  # type: ignore[arg-type]
         pushes,  # type: ignore[arg-type]
         reads=reads(recorded),
         uploads=uploads(registry),
+        deletes=deletes,  # type: ignore[arg-type]
     )
     return create_app([frontdoor_blueprint(door)]).test_client()
 
@@ -421,8 +448,6 @@ def test_a_registry_that_does_not_answer_is_503(client: FlaskClient, registry: R
 @pytest.mark.parametrize(
     ("method", "path", "status", "code"),
     [
-        ("DELETE", "/v2/team-a/app/manifests/v1", 405, "UNSUPPORTED"),
-        ("DELETE", f"/v2/team-a/app/blobs/{DIGEST}", 405, "UNSUPPORTED"),
         ("GET", "/v2/_catalog", 405, "UNSUPPORTED"),
         ("GET", f"/v2/team-a/app/referrers/{DIGEST}", 404, "UNSUPPORTED"),
         ("GET", "/v2/team-a/a/b/tags/list", 400, "NAME_INVALID"),
@@ -449,6 +474,7 @@ def test_large_manifests_wait_for_a_slot_and_are_refused_retryably_when_none_fre
         gate,
         reads=reads(),
         uploads=uploads(registry),
+        deletes=Deletes(),  # type: ignore[arg-type]
     )
     client = create_app([frontdoor_blueprint(door)]).test_client()
     with gate.admit("team-b", 11):  # another thread holds the only slot
@@ -503,7 +529,14 @@ class SourcesSeen(Tokens):
 
 def door_client(registry: Registry, pushes: Pushes, tokens: Tokens | None = None) -> FlaskClient:
     access = Access(tokens or Tokens(), Reviews())
-    door = FrontDoor(access, registry, pushes, reads=reads(), uploads=uploads(registry))  # type: ignore[arg-type]
+    door = FrontDoor(
+        access,
+        registry,  # type: ignore[arg-type]
+        pushes,  # type: ignore[arg-type]
+        reads=reads(),
+        uploads=uploads(registry),
+        deletes=Deletes(),  # type: ignore[arg-type]
+    )
     return create_app([frontdoor_blueprint(door)]).test_client()
 
 
@@ -709,6 +742,7 @@ def test_a_mount_is_checked_for_the_pushing_user(registry: Registry, pushes: Pus
         pushes,  # type: ignore[arg-type]
         reads=reads(),
         uploads=uploads(registry),
+        deletes=Deletes(),  # type: ignore[arg-type]
     )
     client = create_app([frontdoor_blueprint(door)]).test_client()
     client.post(
@@ -1150,6 +1184,7 @@ def test_a_manifest_body_still_arriving_holds_no_slot(registry: Registry, pushes
         gate,
         reads=reads(),
         uploads=uploads(registry),
+        deletes=Deletes(),  # type: ignore[arg-type]
     )
     app = create_app([frontdoor_blueprint(door)])
     slow = HeldInput(LARGE_MANIFEST)
@@ -1177,6 +1212,7 @@ def test_one_namespaces_large_manifests_leave_another_a_slot(registry: Registry)
         pushes,  # type: ignore[arg-type]
         reads=reads(),
         uploads=uploads(registry),
+        deletes=Deletes(),  # type: ignore[arg-type]
     )
     app = create_app([frontdoor_blueprint(door)])
     first, first_statuses = put_in_thread(app, "team-a", data=LARGE_MANIFEST)
@@ -1250,6 +1286,7 @@ def test_a_namespace_holding_its_share_of_manifest_bytes_leaves_another_room(
         gate,
         reads=reads(),
         uploads=uploads(registry),
+        deletes=Deletes(),  # type: ignore[arg-type]
     )
     client = create_app([frontdoor_blueprint(door)]).test_client()
     with gate.holding("team-a") as team_a:
@@ -1264,3 +1301,77 @@ def test_a_namespace_holding_its_share_of_manifest_bytes_leaves_another_room(
     assert refused.headers["Connection"] == "close"  # its body may be partly unread
     assert other.status_code == 201, other.text
     assert [put.namespace for put in pushes.puts] == ["team-b"]
+
+
+# --- deletes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reference", ["v1", DIGEST])
+def test_an_editor_deletes_a_manifest_and_is_answered_202(
+    client: FlaskClient, deletes: Deletes, registry: Registry, reference: str
+) -> None:
+    response = client.delete(f"/v2/team-a/app/manifests/{reference}", headers=basic(EDITOR))
+    assert response.status_code == 202, response.data
+    assert response.data == b""
+    assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+    assert deletes.manifests == [("team-a", "app", reference)]
+    assert registry.requests == []  # frontdoor.deletes reaches the registry, in its order
+
+
+def test_a_viewer_may_not_delete_and_is_told_which_right_it_lacks(
+    client: FlaskClient, deletes: Deletes, registry: Registry
+) -> None:
+    for path in ("/v2/team-a/app/manifests/v1", f"/v2/team-a/app/blobs/{DIGEST}"):
+        response = client.delete(path, headers=basic(VIEWER))
+        assert response.status_code == 403
+        assert errors(response) == [
+            {
+                "code": "DENIED",
+                "message": "viewer may not delete from team-a/app: that needs delete on"
+                " imagestreams/layers (image.alauda.io) in namespace team-a",
+            }
+        ]
+    assert deletes.manifests == deletes.blobs == []
+    assert registry.requests == []
+
+
+def test_a_delete_without_credentials_is_401_asking_for_the_delete_scope(
+    client: FlaskClient, deletes: Deletes
+) -> None:
+    response = client.delete("/v2/team-a/app/manifests/v1")
+    assert response.status_code == 401
+    assert 'scope="repository:team-a/app:delete"' in response.headers["WWW-Authenticate"]
+    assert deletes.manifests == []
+
+
+def test_a_blob_delete_is_checked_then_forwarded(
+    client: FlaskClient, deletes: Deletes, registry: Registry
+) -> None:
+    response = client.delete(f"/v2/team-a/app/blobs/{DIGEST}", headers=basic(EDITOR))
+    assert response.status_code == 200  # the fake registry's own answer, passed on
+    assert deletes.blobs == [("team-a", "app", DIGEST)]
+    assert [(m, p) for m, p, _, _ in registry.requests] == [
+        ("DELETE", f"/v2/team-a/app/blobs/{DIGEST}")
+    ]
+
+
+def test_a_blob_an_image_holds_is_denied_and_never_forwarded(
+    client: FlaskClient, deletes: Deletes, registry: Registry
+) -> None:
+    deletes.raise_ = RegistryError("DENIED", "blob is held")
+    response = client.delete(f"/v2/team-a/app/blobs/{DIGEST}", headers=basic(EDITOR))
+    assert (response.status_code, errors(response)) == (
+        403,
+        [{"code": "DENIED", "message": "blob is held"}],
+    )
+    assert registry.requests == []
+
+
+def test_a_delete_the_image_api_cannot_record_is_503_to_retry(
+    client: FlaskClient, deletes: Deletes
+) -> None:
+    deletes.raise_ = RecordFailed("reading the ImageStream: HTTP 500")
+    response = client.delete("/v2/team-a/app/manifests/v1", headers=basic(EDITOR))
+    assert response.status_code == 503
+    assert errors(response)[0]["code"] == "UNAVAILABLE"
+    assert response.headers["Retry-After"] == "1"
