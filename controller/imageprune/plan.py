@@ -74,7 +74,8 @@ class ImageRemoval:
 
 @dataclass(frozen=True)
 class Kept:
-    """An Image no stream references any more, kept by a rule: said so in the report."""
+    """An Image the count of revisions alone would remove, kept by a rule (a workload
+    uses it, or it is young, or its revision is): said so in the report."""
 
     digest: str
     why: str
@@ -132,14 +133,14 @@ def prune_history(
                 kept_items.append(item)
                 continue
             created = str(body.get("created", ""))
-            removed.append(Revision(repository, str(entry.get("tag", "")), image, created, position))
+            removed.append(
+                Revision(repository, str(entry.get("tag", "")), image, created, position)
+            )
         new_tags.append({**entry, "items": kept_items} if len(kept_items) < len(items) else entry)
     return new_tags, tuple(removed)
 
 
-def _repositories_of(
-    streams: Iterable[Obj], images: Mapping[str, Obj]
-) -> dict[str, set[str]]:
+def _repositories_of(streams: Iterable[Obj], images: Mapping[str, Obj]) -> dict[str, set[str]]:
     """digest -> the repositories that hold its manifest, as the streams record them."""
     holders: dict[str, set[str]] = {}
     for stream in streams:
@@ -203,7 +204,7 @@ def plan(
         if removed:
             statuses[_repository(stream)] = new_tags
             revisions += removed
-            stream = {**stream, "status": {**mapping(stream.get("status")), "tags": new_tags}}
+            stream = _with_tags(stream, new_tags)
         after.append(stream)
 
     referenced = referenced_images(after, images)
@@ -233,11 +234,16 @@ def plan(
                 freed,
             )
         )
+    # What only a keep rule saves: the Images the count alone would leave unreferenced.
+    by_count = Policy(policy.keep_tag_revisions, timedelta(0))
+    counted_only = referenced_images(
+        [_with_tags(s, prune_history(s, by_count, now, frozenset())[0]) for s in before], images
+    )
     return Plan(
         revisions=tuple(revisions),
         statuses=statuses,
         images=tuple(removals),
-        kept=_kept(images, referenced, used, young, in_use),
+        kept=_kept(images, counted_only, used, young, in_use),
         freed_bytes=sum(removal.freed_bytes for removal in removals),
         manifests=tuple(
             (repository, removal.digest)
@@ -247,6 +253,10 @@ def plan(
     )
 
 
+def _with_tags(stream: Obj, tags: list[dict[str, Any]]) -> Obj:
+    return {**stream, "status": {**mapping(stream.get("status")), "tags": tags}}
+
+
 def _kept(
     images: Mapping[str, Obj],
     referenced: frozenset[str],
@@ -254,7 +264,8 @@ def _kept(
     young: set[str],
     in_use: Mapping[str, tuple[str, ...]],
 ) -> tuple[Kept, ...]:
-    """The Images only a keep rule saves (a stream's reference needs no saying)."""
+    """The Images only a keep rule saves: ``referenced`` is what the streams reference
+    once the history is cut to the count alone (a stream's reference needs no saying)."""
     kept: list[Kept] = []
     for digest in sorted(set(images) - referenced):
         if digest in used:

@@ -121,9 +121,7 @@ def workload_uses(kind: str, obj: Obj) -> Iterator[Use]:
                 yield Use(owner, image)
 
 
-def in_use(
-    uses: Iterable[Use], hosts: Iterable[str], streams: Iterable[Obj]
-) -> InUse:
+def in_use(uses: Iterable[Use], hosts: Iterable[str], streams: Iterable[Obj]) -> InUse:
     """The digests ``uses`` keep. By digest: that digest, whatever the host (the same
     digest is the same content, so keeping it for a mirror's reference costs nothing and
     never breaks a pull). By tag, on a host of this registry (``hosts``): what the tag

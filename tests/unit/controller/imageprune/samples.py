@@ -64,6 +64,4 @@ def stream(
 
 
 def by_digest(*images: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {
-        "sha256:" + img["metadata"]["name"].split("-", 1)[1]: img for img in images
-    }
+    return {"sha256:" + img["metadata"]["name"].split("-", 1)[1]: img for img in images}

@@ -37,9 +37,7 @@ def test_a_revision_younger_than_keep_younger_than_stays_past_the_count() -> Non
 
 
 def test_a_revision_a_workload_uses_stays_past_the_count() -> None:
-    _, removed = prune_history(
-        stream("app", four_revisions()), POLICY, NOW, frozenset({digest(1)})
-    )
+    _, removed = prune_history(stream("app", four_revisions()), POLICY, NOW, frozenset({digest(1)}))
     assert [r.image for r in removed] == [digest(2)]
 
 
@@ -71,6 +69,15 @@ def test_an_image_another_stream_still_references_is_kept() -> None:
 def test_an_image_a_workload_uses_is_kept_and_said_so() -> None:
     images = by_digest(image(1, layers={1: 10}), image(2, layers={2: 10}))
     result = plan([], images, {digest(1): ("Pod team-a/web",)}, POLICY, NOW)
+    assert [r.digest for r in result.images] == [digest(2)]
+    assert [(k.digest, k.why) for k in result.kept] == [(digest(1), "used by Pod team-a/web")]
+
+
+def test_a_revision_kept_for_a_workload_is_said_so() -> None:
+    images = by_digest(*(image(n) for n in range(1, 5)))
+    result = plan(
+        [stream("app", four_revisions())], images, {digest(1): ("Pod team-a/web",)}, POLICY, NOW
+    )
     assert [r.digest for r in result.images] == [digest(2)]
     assert [(k.digest, k.why) for k in result.kept] == [(digest(1), "used by Pod team-a/web")]
 

@@ -87,5 +87,7 @@ def test_an_unparseable_reference_is_reported_not_kept() -> None:
     found = in_use([Use("Pod p", "Not A Reference")], [HOST], [])
     assert found.digests == set()
     assert found.invalid == (
-        InvalidReference("Pod p", "Not A Reference", "not an image reference (distribution's grammar)"),
+        InvalidReference(
+            "Pod p", "Not A Reference", "not an image reference (distribution's grammar)"
+        ),
     )
