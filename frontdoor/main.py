@@ -13,6 +13,7 @@ from frontdoor.blobsizes import BlobSizes
 from frontdoor.caches import FrontDoorCaches
 from frontdoor.config import FrontDoorConfig
 from frontdoor.pushes import ManifestPuts
+from frontdoor.readonly import ReadOnlySwitch
 from frontdoor.reads import ManifestReads
 from frontdoor.records import ImageRecords
 from frontdoor.routes import FrontDoor, frontdoor_blueprint
@@ -68,14 +69,16 @@ def build_frontdoor_app(config: FrontDoorConfig) -> Flask:
         blobs=sizes,
         image_saved=reads.recorded,
     )
+    switch = ReadOnlySwitch(api).start()
     door = FrontDoor(
         access,
         upstream,
         pushes,
         reads=reads,
         uploads=Uploads(judge, upstream, sizes),
+        read_only=switch.refuses,
     )
-    return create_app([frontdoor_blueprint(door)], readiness=[caches.not_ready])
+    return create_app([frontdoor_blueprint(door)], readiness=[caches.not_ready, switch.not_ready])
 
 
 def run_frontdoor(serving: ServingConfig, config: FrontDoorConfig) -> int:
