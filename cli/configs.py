@@ -150,6 +150,7 @@ def prune_config(args: argparse.Namespace) -> PruneConfig:
         prune_registry=args.prune_registry,
         registry_config=args.registry_config,
         registry_binary=args.registry_binary,
+        write_drain_seconds=args.write_drain_seconds,
         kubeconfig=args.kubeconfig,
     )
 

@@ -172,6 +172,8 @@ def parse(
 
 def usage_problem(args: argparse.Namespace, name: str) -> str | None:
     """What a door cannot start without, said before it binds a port."""
+    if name == "prune images" and args.prune_registry and not args.registry_config:
+        return "--prune-registry needs --registry-config (the registry's configuration file)"
     if name == "frontdoor" and not args.upstream_registry:
         return "frontdoor needs --upstream-registry (the https:// URL of the registry behind it)"
     if name in ("serve", "frontdoor"):

@@ -409,6 +409,13 @@ PRUNE_FLAGS = (
         "distribution's registry binary that --prune-registry runs (on PATH unless a path)",
         prune_config.DEFAULT_REGISTRY_BINARY,
     ),
+    Flag(
+        "write-drain-seconds",
+        "how long --prune-registry waits, once the front door is read-only, for the writes "
+        "it took before to finish: the longest a front door request may take",
+        prune_config.DEFAULT_WRITE_DRAIN_SECONDS,
+        parse=values.number(float, "a number of seconds", 0),
+    ),
     *UPSTREAM_FLAGS,
     INTERNAL_REGISTRY,
 )

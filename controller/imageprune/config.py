@@ -16,6 +16,13 @@ from controller.imageprune.plan import DEFAULT_KEEP_TAG_REVISIONS, Policy
 
 DEFAULT_KEEP_YOUNGER_THAN_TEXT: Final = "60m"
 """``--keep-younger-than``'s default as the user writes it (``plan.DEFAULT_KEEP_YOUNGER_THAN``)."""
+DEFAULT_WRITE_DRAIN_SECONDS: Final = 30.0 + 10.0 + 600.0 + 305.0
+"""The longest a write the front door took just before ``readOnly`` was set can still be
+reaching the registry: its watch learning the change after a broken watch's longest
+relist backoff (30 s, ``kube.informer.Informer``'s ``max_backoff_seconds``), plus one
+request's headers (10 s, ``serving.tlsserver.READ_SECONDS``), its body (600 s,
+``frontdoor.main.UPLOAD_WAIT_SECONDS``) and the registry's answer (5 s connect, 300 s
+read: ``frontdoor.upstream``). A unit test adds them up again, so it follows them."""
 DEFAULT_REGISTRY_BINARY: Final = "registry"
 """distribution's binary, found on PATH (the registry image has it there)."""
 _GO_UNITS: Final = {
@@ -70,6 +77,7 @@ class PruneConfig:
     prune_registry: bool = False
     registry_config: Path | None = None
     registry_binary: str = DEFAULT_REGISTRY_BINARY
+    write_drain_seconds: float = DEFAULT_WRITE_DRAIN_SECONDS
     kubeconfig: str | None = None
 
 

@@ -15,6 +15,8 @@ in order, each on fresh reads, so that what a push did meanwhile is never undone
    manifests, or manifests whose Image is gone; the next run (or the registry's garbage
    collection, for manifests nothing names) finishes it.
 
+Then, with ``--prune-registry``, the registry's garbage collection (``collect``).
+
 Exit codes: 0 done (or nothing to do), 1 a step failed (what was done stays done; run
 again), 2 bad usage (the command line), 3 a workload's image reference cannot be parsed
 and ``--ignore-invalid-refs`` was not given (nothing was changed).
@@ -31,10 +33,11 @@ from typing import Final, TextIO
 from kubernetes.client.exceptions import ApiException
 
 from controller.imageprune.api import PruneApi
+from controller.imageprune.collect import Collected, CollectFailed, collect
 from controller.imageprune.config import PruneConfig
 from controller.imageprune.plan import ImageRemoval, Plan, plan, prune_history
 from controller.imageprune.references import InUse, in_use, workload_uses
-from controller.imageprune.report import summary, table
+from controller.imageprune.report import human_bytes, summary, table
 from controller.registrytags.registry import RegistryUnavailable, UpstreamRegistry
 from kube import apierrors
 from kube.client import api_client
@@ -189,18 +192,40 @@ def prune(api: PruneApi, config: PruneConfig, out: TextIO, now: datetime) -> int
     if not config.confirm:
         print(table(first, config.policy), file=out)
         print(summary(first, confirmed=False), file=out)
+        if config.prune_registry:
+            print("with --confirm, the registry's garbage collection would run next", file=out)
         return EXIT_OK
     done = confirm(api, config, first, now, use)
     print(table(done, config.policy), file=out)
     print(summary(done, confirmed=True), file=out)
+    if config.prune_registry and config.registry_config is not None:
+        collected = collect(
+            api,
+            config.registry_binary,
+            config.registry_config,
+            config.write_drain_seconds,
+        )
+        print(collected_line(collected), file=out)
     return EXIT_OK
+
+
+def collected_line(collected: Collected) -> str:
+    """The collection's result: bytes on disk for the filesystem driver, else what the
+    collector said."""
+    freed = collected.freed_bytes
+    if freed is None or collected.before_bytes is None or collected.after_bytes is None:
+        return f"registry garbage collection done: {collected.summary or 'no summary'}"
+    return (
+        f"registry garbage collection freed {human_bytes(freed)} ({freed} bytes) on disk: "
+        f"{collected.before_bytes} -> {collected.after_bytes} bytes"
+    )
 
 
 def run_prune(config: PruneConfig, out: TextIO = sys.stdout) -> int:
     with api_client(config.kubeconfig) as api:
         try:
             return prune(PruneApi(api), config, out, datetime.now(UTC))
-        except PruneFailed as err:
+        except (PruneFailed, CollectFailed) as err:
             print(f"prune images: {err}", file=sys.stderr)
             return EXIT_FAILED
         except ApiException as err:
