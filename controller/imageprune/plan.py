@@ -136,6 +136,8 @@ def prune_history(
             removed.append(
                 Revision(repository, str(entry.get("tag", "")), image, created, position)
             )
+        if not kept_items and items:
+            continue  # --keep-tag-revisions=0 took the whole history: the tag goes with it
         new_tags.append({**entry, "items": kept_items} if len(kept_items) < len(items) else entry)
     return new_tags, tuple(removed)
 

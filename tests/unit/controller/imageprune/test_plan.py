@@ -41,6 +41,15 @@ def test_a_revision_a_workload_uses_stays_past_the_count() -> None:
     assert [r.image for r in removed] == [digest(2)]
 
 
+def test_a_tag_whose_whole_history_goes_leaves_the_status() -> None:
+    history = {"old": [event(1)], "v1": [event(2)]}
+    new_tags, removed = prune_history(
+        stream("app", history), Policy(keep_tag_revisions=0), NOW, frozenset({digest(2)})
+    )
+    assert [r.image for r in removed] == [digest(1)]
+    assert [tag["tag"] for tag in new_tags] == ["v1"]
+
+
 def test_a_revision_with_an_unreadable_time_is_kept() -> None:
     history = {"v1": [event(3), event(2), {"image": digest(1), "created": "yesterday"}]}
     _, removed = prune_history(stream("app", history), POLICY, NOW, frozenset())
