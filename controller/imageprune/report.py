@@ -34,8 +34,7 @@ def rows(plan: Plan, policy: Policy) -> Iterator[tuple[str, str, str, str]]:
         yield (
             "remove tag revision",
             f"{revision.repository}:{revision.tag} {short(revision.image)}",
-            f"revision {revision.position + 1} of the tag, beyond the newest "
-            f"{policy.keep_tag_revisions}, created {revision.created}",
+            f"older than the newest {policy.keep_tag_revisions}, created {revision.created}",
             "",
         )
     for image in plan.images:

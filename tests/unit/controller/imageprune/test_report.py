@@ -30,7 +30,7 @@ def test_the_table_says_what_why_and_bytes_for_each_removal_and_kept_image() -> 
     lines = table(sample(), Policy(keep_tag_revisions=3)).splitlines()
     assert lines[0].split() == ["ACTION", "WHAT", "WHY", "BYTES"]
     assert lines[1].startswith("remove tag revision  team-a/app:v1 sha256:aaaaaaaaaaaa")
-    assert "revision 4 of the tag, beyond the newest 3" in lines[1]
+    assert "older than the newest 3, created 2026-12-05T12:00:00Z" in lines[1]
     assert lines[2].startswith("delete image") and lines[2].endswith("1.5 KiB")
     assert lines[3].startswith("delete manifest") and "team-a/app@sha256:aaaaaaaaaaaa" in lines[3]
     assert lines[4].startswith("keep image") and "used by Pod team-a/web" in lines[4]
