@@ -11,9 +11,14 @@ in order, each on fresh reads, so that what a push did meanwhile is never undone
    before the deletes the streams are listed once more, and an Image one of them now
    references is left; each delete carries the Image's resourceVersion as read;
 3. each deleted Image's manifest is deleted from its repositories in the registry
-   (``--upstream-registry``), indexes first. A run cut short leaves Images with their
-   manifests, or manifests whose Image is gone; the next run (or the registry's garbage
-   collection, for manifests nothing names) finishes it.
+   (``--upstream-registry``), indexes first, unless a fresh list of streams references
+   its digest again (the same image pushed meanwhile).
+
+A run cut short in step 1 or 2 is finished by the next one. One cut between an Image's
+delete and its manifest's leaves that manifest in the registry: never served (the front
+door serves only digests the Image API records) but not collected either, as no run
+knows it any more; oc's pruner deletes the Image last for this reason, and the order
+here is the product's contract (metadata first).
 
 Then, with ``--prune-registry``, the registry's garbage collection (``collect``).
 
@@ -140,7 +145,14 @@ def delete_manifests(upstream: UpstreamRegistry, manifests: Iterable[tuple[str, 
     return deleted
 
 
-def confirm(api: PruneApi, config: PruneConfig, first: Plan, now: datetime, use: InUse) -> Plan:
+def confirm(
+    api: PruneApi,
+    registry: UpstreamRegistry | None,
+    config: PruneConfig,
+    first: Plan,
+    now: datetime,
+    use: InUse,
+) -> Plan:
     """Steps 1-3 on fresh reads; the plan of what was done, for the report."""
     for repository in first.statuses:
         prune_stream_history(api, repository, config, now, use.digests)
@@ -155,14 +167,17 @@ def confirm(api: PruneApi, config: PruneConfig, first: Plan, now: datetime, use:
         for removal in done
         for repository in sorted(repositories[removal.digest])
     )
-    if config.upstream is None:
+    if registry is None:
         if manifests:
             log.warning(
                 "no --upstream-registry: %d manifests stay in the registry until a run with it",
                 len(manifests),
             )
     else:
-        registry = UpstreamRegistry(config.upstream.url, config.upstream.ca_file)
+        # A push of the same digest may have recorded it again since its Image went:
+        # its manifest stays (the re-pushed Image is kept on the next run's reads).
+        again = referenced_images(api.streams(), images_by_digest(api.images()))
+        manifests = tuple(pair for pair in manifests if pair[1] not in again)
         delete_manifests(registry, manifests)
     return Plan(
         revisions=first.revisions,
@@ -170,7 +185,7 @@ def confirm(api: PruneApi, config: PruneConfig, first: Plan, now: datetime, use:
         images=tuple(done),
         kept=second.kept,
         freed_bytes=sum(removal.freed_bytes for removal in done),
-        manifests=manifests if config.upstream is not None else (),
+        manifests=manifests if registry is not None else (),
     )
 
 
@@ -195,7 +210,10 @@ def prune(api: PruneApi, config: PruneConfig, out: TextIO, now: datetime) -> int
         if config.prune_registry:
             print("with --confirm, the registry's garbage collection would run next", file=out)
         return EXIT_OK
-    done = confirm(api, config, first, now, use)
+    registry = None
+    if config.upstream is not None:
+        registry = UpstreamRegistry(config.upstream.url, config.upstream.ca_file)
+    done = confirm(api, registry, config, first, now, use)
     print(table(done, config.policy), file=out)
     print(summary(done, confirmed=True), file=out)
     if config.prune_registry and config.registry_config is not None:

@@ -10,10 +10,12 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from controller.imageprune.config import PruneConfig
-from controller.imageprune.plan import ImageRemoval, Policy
+from controller.imageprune.plan import ImageRemoval, Policy, plan
+from controller.imageprune.references import InUse
 from controller.imageprune.run import (
     CONFLICT_RETRIES,
     PruneFailed,
+    confirm,
     delete_images,
     prune_stream_history,
     registry_hosts,
@@ -117,3 +119,50 @@ def test_the_registry_hosts_are_its_names_its_routes_and_those_its_images_name()
     config = {"spec": {"routes": [{"name": "r", "hostname": "registry.example.com"}]}}
     hosts = registry_hosts(["image-registry.svc:5000"], config, [image(1)])
     assert hosts == {"image-registry.svc:5000", "registry.example.com", "registry.example:5000"}
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.deleted: list[tuple[str, str]] = []
+
+    def delete_manifest(self, repository: str, digest: str) -> bool:
+        self.deleted.append((repository, digest))
+        return True
+
+
+class Cluster(Api):
+    """Streams and Images listed live; a push may land right after an Image's delete."""
+
+    def __init__(self, streams: list[dict[str, Any]], images: list[dict[str, Any]]) -> None:
+        super().__init__(streams[0])
+        self.all_streams = streams
+        self.all_images = images
+        self.after_deletes: list[Any] = []
+
+    def streams(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.all_streams)
+
+    def images(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.all_images)
+
+    def delete_image(self, name: str, resource_version: str) -> None:
+        super().delete_image(name, resource_version)
+        self.all_images = [i for i in self.all_images if i["metadata"]["name"] != name]
+        if self.after_deletes:
+            self.after_deletes.pop(0)(self)
+
+
+def test_a_manifest_pushed_again_after_its_image_went_stays_in_the_registry() -> None:
+    images = [image(1), image(2), image(3)]
+    cluster = Cluster([stream("app", {"v1": [event(3)]})], images)
+
+    def pushed_again(api: Cluster) -> None:
+        api.all_streams.append(stream("copy", {"v1": [event(1)]}))
+        api.all_images.append(image(1))
+
+    cluster.after_deletes.append(pushed_again)
+    first = plan(cluster.streams(), by_digest(*images), {}, CONFIG.policy, NOW)
+    registry = Registry()
+    done = confirm(cluster, registry, CONFIG, first, NOW, InUse({}, ()))  # type: ignore[arg-type]
+    assert [r.digest for r in done.images] == [digest(1), digest(2)]
+    assert registry.deleted == [("team-a/app", digest(2))]
