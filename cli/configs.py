@@ -15,6 +15,8 @@ import datetime as dt
 from cli.options import never_touched_namespaces
 from controller.certificates.reconciler import CertificateConfig
 from controller.config import ControllerConfig, ReconcileConfig, UpstreamRegistryConfig
+from controller.imageprune.config import PruneConfig, UpstreamRegistry, parse_go_duration
+from controller.imageprune.plan import Policy
 from controller.pullsecrets.reconciler import PullSecretConfig
 from frontdoor.config import FrontDoorConfig
 from kube.certs import LOOPBACK_HOSTS, serving_hosts
@@ -128,6 +130,27 @@ def controller_config(args: argparse.Namespace) -> ControllerConfig:
         leader_elect=args.leader_elect,
         health_probe_bind_address=args.health_probe_bind_address,
         metrics_bind_address=args.metrics_bind_address,
+        kubeconfig=args.kubeconfig,
+    )
+
+
+def prune_config(args: argparse.Namespace) -> PruneConfig:
+    upstream = None
+    if args.upstream_registry:
+        upstream = UpstreamRegistry(args.upstream_registry, args.upstream_ca_file)
+    return PruneConfig(
+        policy=Policy(
+            keep_tag_revisions=args.keep_tag_revisions,
+            keep_younger_than=parse_go_duration(args.keep_younger_than),
+        ),
+        confirm=args.confirm,
+        ignore_invalid_refs=args.ignore_invalid_refs,
+        internal_hostnames=internal_hostnames(args.internal_registry),
+        upstream=upstream,
+        prune_registry=args.prune_registry,
+        registry_config=args.registry_config,
+        registry_binary=args.registry_binary,
+        write_drain_seconds=args.write_drain_seconds,
         kubeconfig=args.kubeconfig,
     )
 

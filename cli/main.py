@@ -1,8 +1,8 @@
 """The ``image-registry-webhook`` command: ``serve`` (webhooks + PushReview), ``frontdoor``
 (the registry API in front of a registry), ``controller``, ``node-ca`` (the registry's CAs
 into a node's containerd),
-``webhook-configurations`` (what to install so the API server calls ``serve``) and
-``certs rotate``.
+``webhook-configurations`` (what to install so the API server calls ``serve``),
+``certs rotate`` and ``prune images``.
 
 What a newcomer meets first is refused here, in one line, before any process starts:
 a flag of another command, a door without its certificate, a front door without its
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 PROG = "image-registry-webhook"
 DISTRIBUTION = "registry-v2-policy"
 """The package whose metadata gives ``--version`` (pyproject.toml ``[project] name``)."""
-TOOLS = ("webhook-configurations", "certs rotate")
+TOOLS = ("webhook-configurations", "certs rotate", "prune images")
 NO_CLUSTER_EXIT = 1
 """A process that cannot reach any API server exits as a failed start, not a usage error
 (2): the command line may be right, the machine lacks a kubeconfig."""
@@ -116,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for the leader to start the rotation; 0: do not wait "
         "(default %(default)s)",
     )
+    prune = sub.add_parser("prune", help="remove what the registry no longer needs")
+    add_flags(prune, GLOBAL_FLAGS, inherited=True)
+    prunables = prune.add_subparsers(
+        dest="action", required=True, metavar="WHAT", help="what to prune"
+    )
+    _command(
+        prunables,
+        "images",
+        "prune images",
+        "remove old tag history, the Images no ImageStream references and their "
+        "manifests (oc adm prune images); a dry run unless --confirm",
+    )
     return parser
 
 
@@ -160,6 +172,8 @@ def parse(
 
 def usage_problem(args: argparse.Namespace, name: str) -> str | None:
     """What a door cannot start without, said before it binds a port."""
+    if name == "prune images" and args.prune_registry and not args.registry_config:
+        return "--prune-registry needs --registry-config (the registry's configuration file)"
     if name == "frontdoor" and not args.upstream_registry:
         return "frontdoor needs --upstream-registry (the https:// URL of the registry behind it)"
     if name in ("serve", "frontdoor"):
@@ -233,6 +247,11 @@ def run(args: argparse.Namespace, name: str) -> int:
         return NO_CLUSTER_EXIT
     if name == "certs rotate":
         return _rotate_certificates(args)
+    if name == "prune images":
+        from cli.configs import prune_config
+        from controller.imageprune.run import run_prune
+
+        return run_prune(prune_config(args))
     if name in ("serve", "frontdoor"):
         # Named before anything imports prometheus_client (webhook.main does).
         from serving.workermetrics import shared_directory

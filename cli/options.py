@@ -24,6 +24,7 @@ from cli.flags import Flag
 from cli.logs import DEFAULT_LOG_FORMAT, DEFAULT_LOG_LEVEL, LOG_FORMATS, LOG_LEVELS
 from controller import config as controller_config
 from controller.certificates.reconciler import DEFAULT_CERTIFICATE_PROPAGATION_SECONDS
+from controller.imageprune import config as prune_config
 from controller.quotausage.reconciler import DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
 from frontdoor import config as frontdoor_config
 from kube.listener import DEFAULT_HEALTH_PROBE_BIND_ADDRESS, DEFAULT_METRICS_BIND_ADDRESS
@@ -362,6 +363,63 @@ NODE_CA_FLAGS = (
     ),
 )
 
+# --- prune images: oc adm prune images' flags ---------------------------------------------
+
+PRUNE_FLAGS = (
+    Flag(
+        "confirm",
+        "remove what the dry run lists; without it nothing is changed",
+        False,
+        boolean=True,
+    ),
+    Flag(
+        "keep-tag-revisions",
+        "newest history revisions of each tag that are kept",
+        prune_config.DEFAULT_KEEP_TAG_REVISIONS,
+        parse=values.number(int, "an integer", 0),
+    ),
+    Flag(
+        "keep-younger-than",
+        "tag revisions and Images created within this Go duration (60m, 1h30m, 24h) are kept",
+        prune_config.DEFAULT_KEEP_YOUNGER_THAN_TEXT,
+        parse=values.go_duration,
+    ),
+    Flag(
+        "ignore-invalid-refs",
+        "log and skip a workload's image reference that cannot be parsed instead of "
+        "refusing to prune",
+        False,
+        boolean=True,
+    ),
+    Flag(
+        "prune-registry",
+        "after pruning, run the registry's garbage collection (registry garbage-collect) "
+        "with the front door read-only, and report the bytes freed on disk",
+        False,
+        boolean=True,
+    ),
+    Flag(
+        "registry-config",
+        "the registry's configuration file that --prune-registry collects with (its storage)",
+        None,
+        parse=Path,
+    ),
+    Flag(
+        "registry-binary",
+        "distribution's registry binary that --prune-registry runs (on PATH unless a path)",
+        prune_config.DEFAULT_REGISTRY_BINARY,
+    ),
+    Flag(
+        "write-drain-seconds",
+        "how long --prune-registry waits, once the front door is read-only, for the writes "
+        "it took before to finish: the longest a front door request may take",
+        prune_config.DEFAULT_WRITE_DRAIN_SECONDS,
+        parse=values.number(float, "a number of seconds", 0),
+    ),
+    *UPSTREAM_FLAGS,
+    INTERNAL_REGISTRY,
+)
+
 # --- which command takes which --------------------------------------------------------------
 
 COMMAND_FLAGS: Final[dict[str, tuple[Flag, ...]]] = {
@@ -396,5 +454,6 @@ COMMAND_FLAGS: Final[dict[str, tuple[Flag, ...]]] = {
     ),
     "node-ca": NODE_CA_FLAGS,
     "certs rotate": (),
+    "prune images": PRUNE_FLAGS,
 }
 """Each command's own flags, besides ``GLOBAL_FLAGS``: a command refuses the others'."""

@@ -14,6 +14,7 @@ COMMANDS = (
     "node-ca",
     "webhook-configurations",
     "certs rotate",
+    "prune images",
 )
 """In the reference's order: the processes, then the tools."""
 
@@ -44,9 +45,9 @@ every process.
   turns the listener off.
 - **Repeatable flags** are given once per value; their variable is a comma-separated list.
 - **Deprecated names** still work and are logged once, as a warning, at start.
-- **The tools** (`webhook-configurations`, `certs rotate`) answer in text: their result on
-  standard output, a failure as one line on standard error. The processes log in
-  `--log-format`.
+- **The tools** (`webhook-configurations`, `certs rotate`, `prune images`) answer in
+  text: their result on standard output, a failure as one line on standard error. The
+  processes log in `--log-format`.
 - **No API server**: without `--kubeconfig` (or `KUBECONFIG`), outside a cluster and
   without `~/.kube/config`, a command that needs the API server says so in one line and
   exits 1 before it starts anything.

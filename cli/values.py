@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from controller.imageprune.config import parse_go_duration
 from kube.listener import parse_bind_address
 
 
@@ -43,6 +44,15 @@ def positive_float(value: str) -> float:
 positive_int = number(int, "an integer", 1)
 non_negative_float = number(float, "a number", 0)
 port = number(int, "a port number", 1, 65535)
+
+
+def go_duration(value: str) -> str:
+    """A Go duration (``60m``, ``1h30m``), kept as written (the plan reads it)."""
+    try:
+        parse_go_duration(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return value.strip()
 
 
 def one_of(choices: Sequence[str], *, upper: bool = False) -> Callable[[str], str]:

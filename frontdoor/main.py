@@ -15,6 +15,7 @@ from frontdoor.config import FrontDoorConfig
 from frontdoor.deleterecords import DeleteRecords
 from frontdoor.deletes import ManifestDeletes
 from frontdoor.pushes import ManifestPuts
+from frontdoor.readonly import ReadOnlySwitch
 from frontdoor.reads import ManifestReads
 from frontdoor.records import ImageRecords
 from frontdoor.routes import FrontDoor, frontdoor_blueprint
@@ -71,6 +72,7 @@ def build_frontdoor_app(config: FrontDoorConfig) -> Flask:
         blobs=sizes,
         image_saved=reads.recorded,
     )
+    switch = ReadOnlySwitch(api).start()
     door = FrontDoor(
         access,
         upstream,
@@ -78,8 +80,9 @@ def build_frontdoor_app(config: FrontDoorConfig) -> Flask:
         reads=reads,
         uploads=Uploads(judge, upstream, sizes),
         deletes=ManifestDeletes(records, DeleteRecords(custom), upstream),
+        read_only=switch.refuses,
     )
-    return create_app([frontdoor_blueprint(door)], readiness=[caches.not_ready])
+    return create_app([frontdoor_blueprint(door)], readiness=[caches.not_ready, switch.not_ready])
 
 
 def run_frontdoor(serving: ServingConfig, config: FrontDoorConfig) -> int:

@@ -33,6 +33,7 @@ from frontdoor.deletes import ManifestDeletes
 from frontdoor.manifestgate import ManifestGate
 from frontdoor.manifests import MAX_MANIFEST_BYTES
 from frontdoor.pushes import RETRY_AFTER_SECONDS, ManifestPut, ManifestPuts, PushDenied
+from frontdoor.readonly import read_only_refusal
 from frontdoor.reads import ManifestReads
 from frontdoor.records import RecordFailed
 from frontdoor.uploads import Uploads
@@ -149,6 +150,7 @@ class FrontDoor:
         reads: ManifestReads,
         uploads: Uploads,
         deletes: ManifestDeletes,
+        read_only: Callable[[str], bool] | None = None,
     ) -> None:
         self._access = access
         self._deletes = deletes
@@ -156,6 +158,8 @@ class FrontDoor:
         self._pushes = pushes
         self._reads = reads
         self._uploads = uploads
+        # frontdoor.readonly: while the registry is collected, writes are refused.
+        self._read_only = read_only or (lambda method: False)
         # A hostile 4 MiB manifest costs some 100 MiB while parsed: only so many at once.
         self._gate = gate or ManifestGate()
 
@@ -222,6 +226,8 @@ class FrontDoor:
             if user is None:
                 return self._unauthorized(seen.repository or None, route.action)
             seen.user = user.name
+            if self._read_only(request.method):
+                raise read_only_refusal()
             if route.kind == "base":
                 response = Response(b"{}", content_type="application/json")
                 response.headers[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]

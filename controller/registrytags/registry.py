@@ -1,12 +1,13 @@
-"""The upstream registry as the tag reconciler reaches it: its catalog, a repository's tags,
-and a tag's deletion, over the distribution spec's API (end-8a/8b, end-9, catalog).
+"""The upstream registry as the tag reconciler and the pruner reach it: its catalog, a
+repository's tags, a tag's deletion and (the pruner's) a manifest's, over the distribution
+spec's API (end-8a/8b, end-9, catalog).
 
 The reconciler talks to the registry behind the front door, never through it: the front
 door answers tag lists from the ImageStreams (the very thing this compares against) and
-deletes only what a stream records. Only the tag is deleted
-(``DELETE /v2/<name>/manifests/<tag>``), never a manifest: the manifest stays for the
-digests the Image API still records, and the registry's garbage collection reclaims what
-nothing references.
+deletes only what a stream records. The reconciler deletes only the tag (``DELETE
+/v2/<name>/manifests/<tag>``), never a manifest: the manifest stays for the digests the
+Image API still records, and the registry's garbage collection reclaims what nothing
+references. The pruner deletes a manifest by digest once its Image is deleted.
 """
 
 from __future__ import annotations
@@ -79,6 +80,19 @@ class UpstreamRegistry:
         if status == HTTPStatus.NOT_FOUND:
             return False
         raise RegistryUnavailable(f"DELETE of tag {tag} in {repository}: HTTP {status} {body!r}")
+
+    def delete_manifest(self, repository: str, digest: str) -> bool:
+        """Delete the manifest ``digest`` from the repository (``DELETE
+        /v2/<name>/manifests/<digest>``, end-9), for the pruner; False when it was gone
+        already. Its blobs stay until the registry's garbage collection."""
+        status, body, _ = self._request("DELETE", f"/v2/{_path(repository)}/manifests/{digest}")
+        if status in (HTTPStatus.ACCEPTED, HTTPStatus.OK):
+            return True
+        if status == HTTPStatus.NOT_FOUND:
+            return False
+        raise RegistryUnavailable(
+            f"DELETE of manifest {digest} in {repository}: HTTP {status} {body[:200]!r}"
+        )
 
     def _pages(self, first: str) -> Iterator[dict[str, Any]]:
         path: str | None = first

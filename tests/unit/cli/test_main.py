@@ -57,6 +57,7 @@ def test_the_subcommands_are_the_processes_and_the_tools() -> None:
         "controller",
         "frontdoor",
         "node-ca",
+        "prune",
         "serve",
         "webhook-configurations",
     ]
@@ -297,8 +298,8 @@ def test_an_upstream_registry_that_is_no_url_is_refused_before_it_binds(
     ("command", "flag", "takers"),
     [
         ("serve", "--token-lifetime-seconds=600", "controller"),
-        ("serve", "--internal-registry=r:5000", "frontdoor, controller"),
-        ("serve", "--upstream-registry=https://r", "frontdoor, controller"),
+        ("serve", "--internal-registry=r:5000", "frontdoor, controller, prune images"),
+        ("serve", "--upstream-registry=https://r", "frontdoor, controller, prune images"),
         ("frontdoor", "--excluded-namespace=a", "serve, webhook-configurations, controller"),
         ("frontdoor", "--extra-registry-hostname=h", "controller"),
         ("controller", "--bind=:1", "serve, frontdoor"),

@@ -34,8 +34,10 @@ def test_every_flag_and_variable_of_every_command_is_in_its_section() -> None:
 
 def test_every_command_is_in_it() -> None:
     parser = cli.build_parser()
-    named = set(cli.subcommands(parser)) - {"certs"}
-    named |= {f"certs {action}" for action in cli.subcommands(cli.subcommands(parser)["certs"])}
+    groups = {"certs", "prune"}
+    named = set(cli.subcommands(parser)) - groups
+    for group in groups:
+        named |= {f"{group} {action}" for action in cli.subcommands(cli.subcommands(parser)[group])}
     assert named == set(reference.COMMANDS)
 
 

@@ -145,6 +145,22 @@ def test_deletes_turned_off_in_the_registry_are_an_error_that_says_so(fake: Fake
         client(fake).delete_tag("team-a/app", "v1")
 
 
+def test_a_manifest_is_deleted_by_its_digest_and_a_missing_one_is_no_error(fake: Fake) -> None:
+    digest = "sha256:" + "a" * 64
+    fake.answers[f"/v2/team-a/app/manifests/{digest}"] = (202, b"", {})
+    assert client(fake).delete_manifest("team-a/app", digest) is True
+    assert client(fake).delete_manifest("team-a/app", "sha256:" + "b" * 64) is False
+    assert fake.seen[0] == ("DELETE", f"/v2/team-a/app/manifests/{digest}")
+
+
+def test_a_manifest_delete_refused_is_an_error_that_says_so(fake: Fake) -> None:
+    digest = "sha256:" + "a" * 64
+    unsupported = b'{"errors":[{"code":"UNSUPPORTED"}]}'
+    fake.answers[f"/v2/team-a/app/manifests/{digest}"] = (405, unsupported, {})
+    with pytest.raises(RegistryUnavailable, match=r"HTTP 405.*UNSUPPORTED"):
+        client(fake).delete_manifest("team-a/app", digest)
+
+
 @pytest.mark.parametrize(
     ("status", "body", "said"),
     [
