@@ -97,7 +97,8 @@ def _condition(
     return {
         "type": kind,
         "status": value,
-        "lastTransitionTime": since or format_rfc3339(now),
+        # metav1.Time's precision: a second, as every condition the API server writes.
+        "lastTransitionTime": since or format_rfc3339(now.replace(microsecond=0)),
         "reason": reason,
         "message": message,
     }

@@ -299,3 +299,23 @@ def test_the_status_reports_a_scheduled_run_and_its_success(
         timeout=CACHE_DEADLINE,
         what="the success and the CronJob's last successful time reported",
     )
+
+
+def test_the_pruners_pod_is_admitted_under_pod_security_restricted(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    """The service's namespace enforces ``restricted`` (manifests/base/namespace.yaml):
+    the Pod the CronJob makes is admitted there, judged by the API server's PodSecurity
+    admission in a namespace that enforces it (a dry run: no node runs it)."""
+    cluster.kubectl(
+        "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"
+    )
+    _, c = rendered(cluster)
+    template = c["spec"]["jobTemplate"]["spec"]["template"]
+    spec = {**template["spec"], "serviceAccountName": "default"}  # the pruner's is not here
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pruner"}, "spec": spec}
+    result = cluster.kubectl(
+        "create", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(pod), check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "PodSecurity" not in result.stderr

@@ -192,3 +192,10 @@ def test_an_active_job_has_no_completion_time() -> None:
         "outcome": "Active",
         "startTime": "2026-12-05T00:00:00Z",
     }
+
+
+def test_a_transition_time_is_to_the_second_as_the_api_servers() -> None:
+    status = desired_status(
+        pruner(), cronjob(), [], render_error=None, now=NOW.replace(microsecond=781351)
+    )
+    assert {c["lastTransitionTime"] for c in status["conditions"]} == {"2026-12-07T12:00:00Z"}
