@@ -84,8 +84,8 @@ class ImagePrunerReconciler:
             assert step.desired is not None
             self._create_default(step.desired)
             return None
-        if pruner is None or step.action is Action.WAIT_DELETION:
-            return None
+        if pruner is None or step.action in (Action.WAIT_DELETION, Action.WAIT_COLLECTION):
+            return None  # the CronJob's deletion brings the key back
         render_error = None
         if step.action in (Action.CREATE, Action.UPDATE):
             assert step.desired is not None

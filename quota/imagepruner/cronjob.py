@@ -7,11 +7,13 @@ registry operator does:
 
 1. no ImagePruner: create the default one (OpenShift's operator does, so that a new
    cluster prunes), and the next pass renders its CronJob;
-2. the ImagePruner is being deleted: nothing; the garbage collector removes the CronJob
-   through its ownerReference, and the next pass (the pruner gone) creates the default;
+2. the ImagePruner is being deleted, or the CronJob is owned by an ImagePruner that is
+   gone (an earlier ``cluster``): nothing; the garbage collector removes the CronJob
+   through its ownerReference. Taking it over instead would race the collector, and a
+   deleted ImagePruner's CronJob would sometimes survive it;
 3. no CronJob: create it; a CronJob that differs from the rendering in a field we set
-   (a hand edit, a new spec, an older controller's rendering, another owner): replace it
-   with the rendering; else nothing.
+   (a hand edit, a new spec, an older controller's rendering, no owner): replace it with
+   the rendering; else nothing.
 
 "Differs" reads only the fields we render: the API server fills in many more (the pod
 template's defaults), and those are not an edit.
@@ -253,6 +255,7 @@ class Action(StrEnum):
     NONE = "the CronJob is as rendered"
     CREATE_PRUNER = "no ImagePruner: the default one is created"
     WAIT_DELETION = "the ImagePruner is being deleted: the garbage collector removes the CronJob"
+    WAIT_COLLECTION = "the CronJob's ImagePruner is gone: the garbage collector removes it"
     CREATE = "no CronJob: created"
     UPDATE = "the CronJob differs from the rendering: replaced"
 
@@ -285,6 +288,12 @@ def plan(pruner: Obj | None, cronjob: Obj | None, settings: PrunerSettings) -> P
     if cronjob is None:
         return Plan(Action.CREATE, desired)
     meta = metadata(cronjob)
+    uid = metadata(pruner).get("uid")
+    if any(
+        mapping(ref).get("kind") == "ImagePruner" and mapping(ref).get("uid") != uid
+        for ref in meta.get("ownerReferences") or []
+    ):
+        return Plan(Action.WAIT_COLLECTION)
     if (
         covers(cronjob.get("spec"), desired["spec"])
         and covers(meta.get("labels"), desired["metadata"]["labels"])

@@ -154,6 +154,18 @@ def test_a_hand_edit_of_the_cronjob_is_undone(cluster: ClusterEnv, defaults: Non
     )
 
 
+def test_a_deleted_cronjob_comes_back(cluster: ClusterEnv, defaults: None) -> None:
+    _, old = rendered(cluster)
+    cluster.kubectl("delete", "cronjob", CRONJOB, "-n", SERVICE_NAMESPACE)
+    cluster.wait(
+        lambda: (
+            (c := cronjob(cluster)) is not None and c["metadata"]["uid"] != old["metadata"]["uid"]
+        ),
+        timeout=CACHE_DEADLINE,
+        what="the CronJob created again",
+    )
+
+
 def test_deleting_the_pruner_removes_its_cronjob_and_the_default_comes_back(
     cluster: ClusterEnv, defaults: None
 ) -> None:

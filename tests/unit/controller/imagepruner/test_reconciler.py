@@ -30,6 +30,7 @@ class FakeApi:
         self.calls: list[str] = []
         self.refuse_cronjob: Exception | None = None
         self.served = True
+        self.pruners_created = 0
         self._version = 0
 
     def _stamp(self, body: Obj, uid: str) -> Obj:
@@ -45,7 +46,9 @@ class FakeApi:
             raise api_error(apierrors.NOT_FOUND, "the server could not find the requested resource")
         if self.pruner is not None:
             raise api_error(apierrors.ALREADY_EXISTS)
-        self.pruner = self._stamp(body, "pruner-uid")
+        self.pruners_created += 1  # a new object, a new uid: pruner-uid, pruner-uid-2, ...
+        suffix = "" if self.pruners_created == 1 else f"-{self.pruners_created}"
+        self.pruner = self._stamp(body, f"pruner-uid{suffix}")
         self.pruner["metadata"]["generation"] = 1
         return self.pruner
 
@@ -212,3 +215,15 @@ def test_the_cronjob_is_the_rendering_of_the_spec() -> None:
     converge(api)
     expected = desired_cronjob(api.pruner, SETTINGS)
     assert api.cronjob["spec"] == expected["spec"]
+
+
+def test_the_cronjob_of_a_deleted_pruner_is_never_taken_over() -> None:
+    api = FakeApi()
+    converge(api)
+    assert api.pruner is not None
+    api.pruner = None  # deleted; its CronJob waits for the garbage collector
+    api.calls.clear()
+    converge(api)
+    assert api.calls == ["create_pruner"]
+    assert api.cronjob is not None
+    assert api.cronjob["metadata"]["ownerReferences"][0]["uid"] == "pruner-uid"

@@ -206,8 +206,9 @@ def test_the_api_servers_defaults_are_not_an_edit() -> None:
         lambda c: pod_spec(c)["securityContext"].update(runAsNonRoot=False),
         lambda c: c["metadata"]["labels"].pop("app.kubernetes.io/name"),
         lambda c: c["metadata"].update(ownerReferences=[]),
+        lambda c: c["metadata"]["ownerReferences"][0].update(controller=False),
     ],
-    ids=["schedule", "suspend", "args", "image", "account", "security", "label", "owner"],
+    ids=["schedule", "suspend", "args", "image", "account", "security", "label", "owner", "ctl"],
 )
 def test_a_hand_edit_is_undone(edit: Any) -> None:
     stored = as_stored(desired_cronjob(pruner(), SETTINGS))
@@ -223,8 +224,14 @@ def test_a_new_spec_updates_the_cronjob() -> None:
     assert step.action is Action.UPDATE
 
 
-def test_a_cronjob_of_a_deleted_pruner_is_taken_over_by_the_new_one() -> None:
+def test_a_cronjob_of_a_deleted_pruner_is_left_to_the_garbage_collector() -> None:
     stored = as_stored(desired_cronjob(pruner(uid="old"), SETTINGS))
+    assert plan(pruner(uid="new"), stored, SETTINGS).action is Action.WAIT_COLLECTION
+
+
+def test_a_cronjob_without_an_owner_is_taken_over() -> None:
+    stored = as_stored(desired_cronjob(pruner(), SETTINGS))
+    del stored["metadata"]["ownerReferences"]
     step = plan(pruner(uid="new"), stored, SETTINGS)
     assert step.action is Action.UPDATE
     assert step.desired is not None
