@@ -33,8 +33,8 @@ CONTROLLERS = [
     "resourcequota-controller",
     "root-ca-certificate-publisher-controller",
     # The image-pruner CronJob's status (its Jobs, last schedule and success) is what the
-    # ImagePruner reports; it schedules no run that a test does not trigger (no node, no
-    # job controller: a Job makes no Pod).
+    # ImagePruner reports. Without a node the job controller does not run either, so a
+    # scheduled Job makes no Pod: a test writes the Job's outcome itself.
     "cronjob-controller",
 ]
 NODE_CONTROLLERS = [
