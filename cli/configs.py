@@ -21,6 +21,7 @@ from controller.pullsecrets.reconciler import PullSecretConfig
 from frontdoor.config import FrontDoorConfig
 from kube.certs import LOOPBACK_HOSTS, serving_hosts
 from nodeca.config import NodeCaConfig
+from quota.imagepruner.cronjob import PrunerSettings
 from quota.pullsecrets.dockerconfig import internal_hostnames
 from serving.config import ServingConfig
 from webhook.config import WebhookConfig
@@ -114,6 +115,15 @@ def controller_config(args: argparse.Namespace) -> ControllerConfig:
     upstream = None
     if args.upstream_registry:
         upstream = UpstreamRegistryConfig(args.upstream_registry, args.upstream_ca_file)
+    pruner = None
+    if args.pruner_image:
+        pruner = PrunerSettings(
+            namespace=args.namespace,
+            image=args.pruner_image,
+            upstream_registry=args.upstream_registry or None,
+            upstream_ca_file=str(args.upstream_ca_file) if args.upstream_ca_file else None,
+            upstream_ca_configmap=args.pruner_upstream_ca_configmap or None,
+        )
     return ControllerConfig(
         namespace=args.namespace,
         pull_secrets=pull_secrets,
@@ -127,6 +137,7 @@ def controller_config(args: argparse.Namespace) -> ControllerConfig:
         ),
         quota_release_grace_seconds=args.quota_release_grace_seconds,
         node_ca_namespace=args.node_ca_namespace or None,
+        pruner=pruner,
         leader_elect=args.leader_elect,
         health_probe_bind_address=args.health_probe_bind_address,
         metrics_bind_address=args.metrics_bind_address,

@@ -319,6 +319,22 @@ CONTROLLER_FLAGS = (
         parse=values.non_negative_float,
     ),
 )
+PRUNER_FLAGS = (
+    Flag(
+        "pruner-image",
+        "image of the image-pruner CronJob that imagepruners/cluster configures: this "
+        "controller's own (the manifests set it with the container's image); unset: no "
+        "CronJob is rendered",
+        None,
+    ),
+    Flag(
+        "pruner-upstream-ca-configmap",
+        "ConfigMap (in --namespace) holding --upstream-ca-file, mounted in the pruner's pod "
+        "at that file's directory, so that it trusts the upstream registry as the "
+        "controller does; unset: the pruner is not told a CA file",
+        None,
+    ),
+)
 CERTIFICATE_FLAGS = (
     SERVICE_NAME,
     CONFIGURATION_NAME,
@@ -450,6 +466,7 @@ COMMAND_FLAGS: Final[dict[str, tuple[Flag, ...]]] = {
         *PULL_SECRET_FLAGS,
         *CERTIFICATE_FLAGS,
         *UPSTREAM_FLAGS,
+        *PRUNER_FLAGS,
         METRICS_BIND_ADDRESS,
     ),
     "node-ca": NODE_CA_FLAGS,

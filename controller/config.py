@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from controller.quotausage.reconciler import DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
 from kube.listener import DEFAULT_HEALTH_PROBE_BIND_ADDRESS, DEFAULT_METRICS_BIND_ADDRESS
+from quota.imagepruner.cronjob import PrunerSettings
 
 if TYPE_CHECKING:
     from controller.certificates.reconciler import CertificateConfig
@@ -69,6 +70,9 @@ class ControllerConfig:
     node_ca_namespace: str | None = None
     """Where the node-ca DaemonSet runs: the ConfigMap image-registry-certificates is kept
     there. None: node trust is not installed, and nothing is kept."""
+    pruner: PrunerSettings | None = None
+    """The image-pruner CronJob's image and registry (``--pruner-image``). None: no
+    CronJob is rendered, and ImagePruners are left alone."""
     leader_elect: bool = True
     health_probe_bind_address: str = DEFAULT_HEALTH_PROBE_BIND_ADDRESS
     metrics_bind_address: str = DEFAULT_METRICS_BIND_ADDRESS

@@ -23,6 +23,7 @@ from kubernetes import client
 
 from controller.certificates.wiring import CertificateWiring
 from controller.config import ControllerConfig
+from controller.imagepruner.wiring import ImagePrunerWiring
 from controller.pullsecrets.api import REQUEST_TIMEOUT
 from controller.pullsecrets.wiring import PullSecretWiring
 from controller.quotausage.wiring import QuotaUsageWiring
@@ -137,6 +138,7 @@ Wiring = (
     | RegistryCertsWiring
     | RegistryTagsWiring
     | CertificateWiring
+    | ImagePrunerWiring
 )
 
 
@@ -147,7 +149,8 @@ def reconciler_loops(
     default rights (RoleBindings and the ``builder`` account, in the pull secrets'
     namespaces) always, the registry certificates the nodes trust with a node-ca namespace
     (``--node-ca-namespace``), the registry's tags with an upstream registry to keep
-    (``--upstream-registry``), the certificates unless cert-manager issues them."""
+    (``--upstream-registry``), the image-pruner CronJob with the image to run it from
+    (``--pruner-image``), the certificates unless cert-manager issues them."""
     pull_secrets = PullSecretWiring(
         api,
         config.pull_secrets,
@@ -188,6 +191,8 @@ def reconciler_loops(
     if config.upstream is not None:
         upstream = UpstreamRegistry(config.upstream.url, config.upstream.ca_file)
         loops.append(RegistryTagsWiring(api, limiter, upstream))
+    if config.pruner is not None:
+        loops.append(ImagePrunerWiring(api, config.pruner, limiter, reconcile=config.reconcile))
     if config.certificates is not None:
         loops.append(CertificateWiring(api, config.certificates, limiter))
     return loops

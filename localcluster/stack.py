@@ -45,6 +45,12 @@ log = logging.getLogger(__name__)
 CRD_DIR = REPO_ROOT / "manifests" / "crds"
 """A kustomization (``kubectl apply -k``), as the standalone overlay includes it."""
 RBAC_MANIFEST = REPO_ROOT / "manifests" / "base" / "rbac.yaml"
+PRUNER_MANIFEST = REPO_ROOT / "manifests" / "base" / "image-pruner.yaml"
+"""The pruner's ServiceAccount and role, and the controller's rights to render its CronJob."""
+PRUNER_IMAGE = "localhost/registry-v2/policy:dev"
+"""What the local controller's image-pruner CronJob runs (``--pruner-image``): a name, as
+no image of this tree is built for the stack; a run on ``make dev``'s node fails to pull
+it, and the ImagePruner's status says so."""
 NODE_CA_MANIFEST = REPO_ROOT / "manifests" / "components" / "node-ca" / "namespace.yaml"
 """node-ca's namespace and the controller's Role there (image-registry-certificates)."""
 NODE_CA_NAMESPACE = "image-registry-node-ca"
@@ -264,6 +270,7 @@ class Stack:
 
     def _install_rbac(self) -> None:
         self.kubectl("apply", "-f", str(RBAC_MANIFEST))
+        self.kubectl("apply", "-f", str(PRUNER_MANIFEST))
         for account in (SERVER_ACCOUNT, CONTROLLER_ACCOUNT, FRONTDOOR_ACCOUNT):
             token = self.kubectl(
                 "create", "token", account, "-n", SERVICE_NAMESPACE, f"--duration={TOKEN_DURATION}"
@@ -429,6 +436,7 @@ class Stack:
                 f"--metrics-bind-address=127.0.0.1:{ports['metrics']}",
                 f"--health-probe-bind-address=127.0.0.1:{ports['health']}",
                 f"--node-ca-namespace={NODE_CA_NAMESPACE}",
+                f"--pruner-image={PRUNER_IMAGE}",
                 *(
                     [f"--certificate-propagation-seconds={CERTIFICATE_PROPAGATION_SECONDS}"]
                     if self.managed_certificates

@@ -468,7 +468,8 @@ def test_with_the_front_door_the_controller_reaches_the_upstream_and_only_it(
     rendered: dict[str, list[Document]], variant: str
 ) -> None:
     """The tag reconciler (issue 17, item 6): told the upstream and its CA as the front
-    door is, and let in by the upstream's NetworkPolicy; without the front door, no flag."""
+    door is, and let in by the upstream's NetworkPolicy; without the front door, no flag.
+    The image-pruner CronJob's pods too: told the CA's ConfigMap, and let in."""
     documents = rendered[variant]
     door = pod_spec(documents, "image-registry-frontdoor")
     controller = pod_spec(documents, "image-registry-controller")
@@ -485,8 +486,9 @@ def test_with_the_front_door_the_controller_reaches_the_upstream_and_only_it(
     [rule] = policy["spec"]["ingress"]
     assert rule["from"] == [
         {"podSelector": {"matchLabels": {"app.kubernetes.io/name": name}}}
-        for name in ("image-registry-frontdoor", "image-registry-controller")
+        for name in ("image-registry-frontdoor", "image-registry-controller", "image-pruner")
     ]
+    assert f"--pruner-upstream-ca-configmap={ca['configMap']['name']}" in container["args"]
     [base] = pod_spec(rendered["base"], "image-registry-controller")["containers"]
     assert not [a for a in base["args"] if a.startswith("--upstream-")]
 
@@ -661,3 +663,35 @@ def test_node_ca_pods_are_admitted_only_in_their_own_namespace(
         assert verdicts[NODE_CA].returncode == 0, verdicts[NODE_CA].stderr
     finally:
         cluster.kubectl("delete", "namespace", own, "--wait=false", check=False)
+
+
+def pruner_image(deployment: Document) -> str | None:
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    return env.get("REGISTRY_WEBHOOK_PRUNER_IMAGE")
+
+
+@pytest.mark.parametrize("variant", [*sorted(VARIANTS), "composed"])
+def test_the_pruner_runs_the_controllers_own_image(
+    rendered: dict[str, list[Document]], variant: str
+) -> None:
+    controller = one(rendered[variant], "Deployment", "image-registry-controller")
+    [container] = controller["spec"]["template"]["spec"]["containers"]
+    assert pruner_image(controller) == container["image"] == f"{IMAGE}:{VERSION}"
+
+
+def test_an_overlays_image_override_reaches_the_pruner_too(
+    cluster: ClusterEnv, tmp_path: Path
+) -> None:
+    """A platform team pins the image by its own registry and digest: the CronJob's
+    image (--pruner-image) follows, so the pruner never runs another release."""
+    pinned = "registry.example/team/policy@sha256:" + "a" * 64
+    name, digest = pinned.split("@")
+    kustomization = {
+        "resources": [os.path.relpath(MANIFESTS / "base", tmp_path)],
+        "images": [{"name": IMAGE, "newName": name, "digest": digest}],
+    }
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    controller = one(render(cluster, tmp_path), "Deployment", "image-registry-controller")
+    [container] = controller["spec"]["template"]["spec"]["containers"]
+    assert pruner_image(controller) == container["image"] == pinned

@@ -21,6 +21,7 @@ from controller.main import LEASE_NAME
 from localcluster.stack import (
     CONTROLLER_ACCOUNT,
     NODE_CA_MANIFEST,
+    PRUNER_MANIFEST,
     RBAC_MANIFEST,
     SERVER_ACCOUNT,
     SERVICE_NAMESPACE,
@@ -195,6 +196,33 @@ def exercise_every_path(cluster: ClusterEnv, namespace: str) -> None:
     )
     exercise_default_rolebindings(cluster, namespace)
     exercise_registry_certificates(cluster)
+    exercise_image_pruner(cluster)
+
+
+def exercise_image_pruner(cluster: ClusterEnv) -> None:
+    """Controller: the default ImagePruner and its CronJob created at start (their list
+    and watch, the Jobs' too), the CronJob replaced for a new spec, the status written."""
+    pruner = "imagepruner.imageregistry.operator.alauda.io"
+
+    def revisions() -> str:
+        args = cluster.kubectl(
+            "get", "cronjob", "image-pruner", "-n", SERVICE_NAMESPACE,
+            "-o", "jsonpath={.spec.jobTemplate.spec.template.spec.containers[0].args}",
+        ).stdout  # fmt: skip
+        return "--keep-tag-revisions=7" if "--keep-tag-revisions=7" in args else ""
+
+    cluster.wait(
+        lambda: cluster.kubectl("get", pruner, "cluster", check=False).returncode == 0,
+        timeout=CACHE_DEADLINE,
+        what="the default ImagePruner",
+    )
+    cluster.kubectl(
+        "patch", pruner, "cluster", "--type=merge", "-p", '{"spec": {"keepTagRevisions": 7}}'
+    )
+    try:
+        cluster.wait(revisions, timeout=CACHE_DEADLINE, what="the CronJob replaced")
+    finally:
+        cluster.kubectl("patch", pruner, "cluster", "--type=merge", "-p", '{"spec": null}')
 
 
 def exercise_registry_certificates(cluster: ClusterEnv) -> None:
@@ -303,7 +331,11 @@ def test_the_manifests_grant_exactly_what_the_processes_use(
         )
         assert not refused, f"{account} was refused by RBAC: {refused}"
         used_accesses = {access_of(e) for e in events}
-        manifests = granted(RBAC_MANIFEST, account) | granted(NODE_CA_MANIFEST, account)
+        manifests = (
+            granted(RBAC_MANIFEST, account)
+            | granted(NODE_CA_MANIFEST, account)
+            | granted(PRUNER_MANIFEST, account)
+        )
         expected = manifests - NOT_DRIVEN_HERE[account] - CHECKED_NOT_REQUESTED.get(account, set())
         unused = sorted(str(a) for a in expected - used_accesses)
         assert not unused, f"{account} is granted what it never used: {unused}"

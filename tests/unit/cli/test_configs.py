@@ -8,6 +8,7 @@ from pathlib import Path
 from cli import configs
 from cli.main import parse
 from controller.config import UpstreamRegistryConfig
+from quota.imagepruner.cronjob import PrunerSettings
 
 
 def test_serve_never_admits_its_own_namespace_nor_kube_system_nor_the_configured_ones() -> None:
@@ -101,3 +102,26 @@ def test_the_front_doors_certificate_names_the_internal_registry_without_its_por
     assert _registry_hosts("registry.example.com:5000") == {"registry.example.com"}
     assert _registry_hosts("reg.ns.svc:5000") == {"reg.ns.svc", "reg.ns.svc.cluster.local"}
     assert _registry_hosts("[fd00::1]:5000") == {"fd00::1"}
+
+
+def test_the_controller_renders_the_pruner_only_with_its_image() -> None:
+    config = configs.controller_config(parse(["controller"], {})[0])
+    assert config.pruner is None
+    config = configs.controller_config(
+        parse(
+            [
+                "controller",
+                "--upstream-registry=https://up",
+                "--upstream-ca-file=/upstream-ca/ca.crt",
+                "--pruner-upstream-ca-configmap=upstream-ca",
+            ],
+            {"POD_NAMESPACE": "ours", "REGISTRY_WEBHOOK_PRUNER_IMAGE": "reg/policy:1"},
+        )[0]
+    )
+    assert config.pruner == PrunerSettings(
+        namespace="ours",
+        image="reg/policy:1",
+        upstream_registry="https://up",
+        upstream_ca_file="/upstream-ca/ca.crt",
+        upstream_ca_configmap="upstream-ca",
+    )

@@ -1,0 +1,1 @@
+"""Image pruning: the ``image-pruner`` CronJob rendered from ``imagepruners/cluster``."""
