@@ -91,7 +91,9 @@ class PrunerSettings:
     """The controller's own image (``--pruner-image``): the command is in it."""
     upstream_registry: str | None = None
     """The registry behind the front door (the controller's ``--upstream-registry``): with
-    it the pruner also deletes manifests there and collects its garbage."""
+    it the pruner also deletes the pruned manifests there. Its garbage collection needs
+    the registry's storage and binary, which this pod has not: it runs where they are
+    (README, Pruning)."""
     upstream_ca_file: str | None = None
     """The controller's ``--upstream-ca-file``; the pruner reads it at the same path."""
     upstream_ca_configmap: str | None = None
@@ -109,7 +111,9 @@ def _str(value: object, default: str) -> str:
 
 def pruner_args(spec: Mapping[str, Any], settings: PrunerSettings) -> list[str]:
     """The ``prune images`` command line the spec asks for: it acts (``--confirm``), as
-    OpenShift's CronJob does; with an upstream registry it prunes the registry too."""
+    OpenShift's CronJob does; with an upstream registry it deletes the pruned manifests
+    there too (``--prune-registry`` is not passed: the command refuses it without the
+    registry's configuration and storage, which this pod does not mount)."""
     revisions = _int(spec.get("keepTagRevisions"), DEFAULT_KEEP_TAG_REVISIONS)
     younger = _str(spec.get("keepYoungerThanDuration"), DEFAULT_KEEP_YOUNGER_THAN)
     args = [
@@ -122,7 +126,7 @@ def pruner_args(spec: Mapping[str, Any], settings: PrunerSettings) -> list[str]:
     if spec.get("ignoreInvalidImageReferences") is True:
         args.append("--ignore-invalid-refs")
     if settings.upstream_registry:
-        args += ["--prune-registry", f"--upstream-registry={settings.upstream_registry}"]
+        args.append(f"--upstream-registry={settings.upstream_registry}")
         if settings.upstream_ca_file and settings.upstream_ca_configmap:
             args.append(f"--upstream-ca-file={settings.upstream_ca_file}")
     level = spec.get("logLevel")

@@ -10,6 +10,7 @@ import pytest
 
 from cli import main as cli
 from cli.configs import prune_config
+from quota.imagepruner.cronjob import PrunerSettings, desired_cronjob
 
 
 def parsed(*argv: str) -> object:
@@ -58,3 +59,31 @@ def test_prune_registry_needs_the_registry_configuration() -> None:
     args = parsed("--confirm", "--prune-registry")
     assert "--registry-config" in (cli.usage_problem(args, "prune images") or "")  # type: ignore[arg-type]
     assert cli.usage_problem(parsed("--confirm"), "prune images") is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        PrunerSettings(namespace="ns", image="i"),
+        PrunerSettings(
+            namespace="ns",
+            image="i",
+            upstream_registry="https://registry.example:5000",
+            upstream_ca_file="/upstream-ca/ca.crt",
+            upstream_ca_configmap="upstream-ca",
+        ),
+    ],
+    ids=["alone", "with-upstream"],
+)
+def test_the_command_line_the_cronjob_renders_is_one_this_command_accepts(
+    settings: PrunerSettings,
+) -> None:
+    pruner = {"metadata": {"name": "cluster", "uid": "u"}, "spec": {}}
+    args = desired_cronjob(pruner, settings)["spec"]["jobTemplate"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]["args"]
+
+    parsed_args, _ = cli.parse(args, {})
+
+    assert cli.command_name(parsed_args) == "prune images"
+    assert cli.usage_problem(parsed_args, "prune images") is None

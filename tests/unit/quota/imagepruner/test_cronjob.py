@@ -107,11 +107,12 @@ def test_keep_tag_revisions_zero_is_passed_not_defaulted() -> None:
     assert "--keep-tag-revisions=0" in pruner_args({"keepTagRevisions": 0}, SETTINGS)
 
 
-def test_with_an_upstream_registry_the_pruner_prunes_it_trusting_its_ca_at_the_same_path() -> None:
+def test_with_an_upstream_registry_the_pruner_deletes_there_trusting_its_ca_at_the_same_path() -> (
+    None
+):
     cronjob = desired_cronjob(pruner(), UPSTREAM)
     container = pod_spec(cronjob)["containers"][0]
-    assert container["args"][-4:] == [
-        "--prune-registry",
+    assert container["args"][-3:] == [
         "--upstream-registry=https://image-registry-upstream.image-registry-system.svc:5000",
         "--upstream-ca-file=/upstream-ca/ca.crt",
         "--log-level=INFO",
