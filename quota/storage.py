@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from quota.imagerefs import blob_sizes, namespace_images
+from quota.imagerefs import blob_sizes, namespace_images, with_children
 from quota.measure import Descriptor
 from quota.objects import Obj
 from quota.pushrecords import ANNOTATION_PUSHED_BY_DIGEST
@@ -44,6 +44,16 @@ def namespace_blobs(
     ``streams``: ImageStreams (those of other namespaces are ignored); ``images``: Images
     by the digest they record (``quota.imagerefs.images_by_digest``)."""
     return blob_sizes(namespace_images(namespace, streams, images), images)
+
+
+def blobs_held(
+    history: Iterable[str], pushed_by_digest: Iterable[str], images: Mapping[str, Obj]
+) -> dict[str, int]:
+    """``namespace_blobs`` from what a watch cache keeps instead of whole streams: the
+    digests of the namespace's streams' history and of the Images pushed by digest to its
+    repositories. ``images`` may look Images up lazily (an index): only those two sets and
+    their children are read, not every Image in the cluster."""
+    return blob_sizes(with_children({*history, *pushed_by_digest}, images), images)
 
 
 def storage_used(blobs: Mapping[str, int]) -> int:

@@ -8,7 +8,7 @@ from quota.imagerefs import images_by_digest
 from quota.measure import Descriptor
 from quota.objects import Obj
 from quota.pushrecords import ANNOTATION_PUSHED_BY_DIGEST
-from quota.storage import namespace_blobs, new_bytes, storage_used
+from quota.storage import blobs_held, namespace_blobs, new_bytes, storage_used
 
 M = {name: f"sha256:{name * 64}" for name in "abcdef"}
 """Manifest digests."""
@@ -87,3 +87,10 @@ def test_a_push_adds_only_the_blobs_the_namespace_does_not_hold() -> None:
     assert new_bytes(pushed, held) == 400
     assert new_bytes(pushed[:2], held) == 0
     assert new_bytes([Descriptor(B["y"], 5), Descriptor(B["y"], 5)], {}) == 5
+
+
+def test_what_a_cache_keeps_gives_the_same_blobs_as_the_whole_streams() -> None:
+    streams = [stream("team-a", "s", M["d"]), stream("team-a", "t", M["b"])]
+    assert blobs_held([M["d"], M["b"]], [M["e"]], IMAGES) == namespace_blobs(
+        "team-a", streams, IMAGES
+    )
