@@ -107,14 +107,21 @@ def test_a_history_entry_removed_frees_its_storage_within_two_seconds(
     assert seconds < RELEASE_AT_ONCE_SECONDS
 
 
-def test_a_negative_storage_quota_is_refused_naming_the_field(
+def test_a_malformed_storage_quota_is_refused_naming_the_field(
     cluster: ClusterEnv, namespace: str
 ) -> None:
-    """(A value that is no quantity at all never reaches admission: the API server's decoder
-    refuses it first, as for every ResourceQuota; the unit tests judge it.)"""
-    result = cluster.apply(quota({S: "-1Mi"}, name="broken"), "-n", namespace, check=False)
+    """A value that is no quantity, or a negative one, the API server refuses itself (its
+    own validation runs before validating webhooks) with the field path, as for any
+    quota; what only our webhook knows is refused by it, routed there by its
+    matchConditions: a storage quota in a scoped quota, which could never count."""
+    negative = cluster.apply(quota({S: "-1Mi"}, name="negative"), "-n", namespace, check=False)
+    assert negative.returncode != 0
+    assert f'"negative" is invalid: spec.hard[{S}]: Invalid value: "-1Mi"' in negative.stderr
+    scoped = quota({S: "1Gi"}, name="scoped")
+    scoped["spec"]["scopes"] = ["BestEffort"]
+    result = cluster.apply(scoped, "-n", namespace, check=False)
     assert result.returncode != 0
     assert (
-        f'ResourceQuota "broken" is invalid: spec.hard[{S}]: Invalid value: "-1Mi": '
-        "must be greater than or equal to 0"
-    ) in result.stderr
+        f'ResourceQuota "scoped" is invalid: spec.scopes: Forbidden: {S} cannot be limited '
+        "by a scoped quota: Images have no scopes"
+    ) in result.stderr, result.stderr
