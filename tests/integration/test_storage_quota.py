@@ -10,10 +10,13 @@ import json
 import uuid
 from typing import Any
 
+import pytest
+
 from localcluster.quotarelease import release_seconds
 from quota.pushrecords import image_object_name
-from tests.integration.support.cluster import RELEASE_DEADLINE, ClusterEnv
+from tests.integration.support.cluster import CACHE_DEADLINE, RELEASE_DEADLINE, ClusterEnv
 from tests.integration.support.objects import GROUP, quota, stream
+from tests.integration.support.pushreview import Caller, push
 
 S = "alauda.io/image-storage"
 KI = 1024
@@ -125,3 +128,48 @@ def test_a_malformed_storage_quota_is_refused_naming_the_field(
         f'ResourceQuota "scoped" is invalid: spec.scopes: Forbidden: {S} cannot be limited '
         "by a scoped quota: Images have no scopes"
     ) in result.stderr, result.stderr
+
+
+@pytest.mark.local_only  # the registry calls our port directly (test_push_review.py)
+def test_pushreview_denies_a_push_past_the_storage_quota_with_the_same_message(
+    cluster: ClusterEnv, namespace: str
+) -> None:
+    held = fresh_digest("held")
+    one = fresh_digest("one")
+    cluster.apply(image(one, 1 * KI, (held, 511 * KI)))
+    cluster.apply(stream("app"), "-n", namespace)
+    history(cluster, namespace, "app", one)
+    cluster.apply(quota({S: "1Mi"}, name="space"), "-n", namespace)
+    cluster.wait(lambda: storage_used(cluster, namespace) == "512Ki", timeout=30, what="recount")
+    cluster.kubectl("create", "serviceaccount", "registry", "-n", namespace)
+    rule = {"apiGroups": [GROUP], "resources": ["pushreviews"], "verbs": ["create"]}
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "rules": [rule]}
+    cluster.apply({**role, "metadata": {"name": "pushreview-creator"}}, "-n", namespace)
+    cluster.kubectl(
+        "create", "rolebinding", "registry-pushreviews", "--role=pushreview-creator",
+        f"--serviceaccount={namespace}:registry", "-n", namespace,
+    )  # fmt: skip
+    token = cluster.kubectl("create", "token", "registry", "-n", namespace).stdout.strip()
+    caller = Caller(cluster, namespace, token)
+    spec = push(namespace, tag="v2", layers=(300 * KI, 200 * KI))
+    spec["config"]["size"] = 100 * KI
+    spec["layers"].append({"digest": held, "size": 511 * KI})  # held already: costs nothing
+
+    def review() -> dict[str, Any]:
+        result = caller.review(spec)
+        assert result.status == 200, result.body
+        status: dict[str, Any] = result.json()["status"]
+        return status
+
+    def judged_with_the_held_blob() -> dict[str, Any] | None:
+        status = review()
+        return status if f"requested: {S}=600Ki" in status.get("message", "") else None
+
+    # The webhook's caches see the Image and the history a moment after the recount.
+    status = cluster.wait(judged_with_the_held_blob, timeout=CACHE_DEADLINE, what="its caches")
+    assert not status["allowed"]
+    assert status["message"] == (
+        f"exceeded quota: space, requested: {S}=600Ki, used: {S}=512Ki, limited: {S}=1Mi"
+    )
+    spec["layers"] = spec["layers"][1:]
+    assert review()["allowed"], "300Ki more fits"
