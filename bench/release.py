@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from kubernetes import client, config
 
+from bench import samples
 from bench.report import alternate, progress
 from controller.quotausage.reconciler import DEFAULT_QUOTA_RELEASE_GRACE_SECONDS
 from localcluster.cluster import ControlPlane
@@ -72,11 +73,7 @@ class Rounds:
         if self._resource == NATIVE:
             self._core.create_namespaced_config_map(NAMESPACE, {"metadata": {"name": name}})
             return lambda: self._core.delete_namespaced_config_map(name, NAMESPACE)
-        body = {
-            "apiVersion": f"{IMAGE_GROUP}/{IMAGE_VERSION}",
-            "kind": "ImageStream",
-            "metadata": {"name": name},
-        }
+        body = samples.created(samples.imagestream(NAMESPACE, name, tags=0, history=0))
         self._custom.create_namespaced_custom_object(
             IMAGE_GROUP, IMAGE_VERSION, NAMESPACE, IMAGESTREAMS, body
         )
@@ -94,7 +91,7 @@ class Rounds:
         stored = self._count()
         quota = f"release-{name}"
         self._core.create_namespaced_resource_quota(
-            NAMESPACE, {"metadata": {"name": quota}, "spec": {"hard": {self._resource: HARD}}}
+            NAMESPACE, samples.resource_quota(quota, {self._resource: HARD})
         )
         wait_for(
             lambda: _used(self._core, quota, self._resource) == str(stored),
@@ -136,11 +133,11 @@ def main(argv: list[str]) -> int:
             ours, native = alternate(args.rounds, Rounds(api, OURS), Rounds(api, NATIVE))
     finally:
         stack.stop()
-    for label, samples in ((OURS, ours), (NATIVE, native)):
+    for label, seconds in ((OURS, ours), (NATIVE, native)):
         print(
-            f"release after delete, {label}: median {statistics.median(samples):.3f} s, "
-            f"max {max(samples):.3f} s over {len(samples)} deletes "
-            f"({', '.join(f'{s:.3f}' for s in samples)})"
+            f"release after delete, {label}: median {statistics.median(seconds):.3f} s, "
+            f"max {max(seconds):.3f} s over {len(seconds)} deletes "
+            f"({', '.join(f'{s:.3f}' for s in seconds)})"
         )
     return 0
 
