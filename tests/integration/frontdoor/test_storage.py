@@ -107,3 +107,34 @@ def test_deleting_the_last_stream_holding_an_image_frees_its_storage_at_once(
         timeout=RELEASE_DEADLINE,
     )
     assert seconds < RELEASE_AT_ONCE_SECONDS
+
+
+def test_a_storage_quota_not_counted_yet_denies_a_push_retryably_until_it_is(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor, crane: Crane, tmp_path: Path
+) -> None:
+    """Unknown is not zero: counted as zero, a namespace already holding more than the
+    quota would let the push in."""
+    assert stack.stack is not None
+    login(crane, door, account(stack, ns, "builder", "registry-editor"))
+    held_dir, _ = image_dir(tmp_path, 9000, seed=20)
+    assert crane.push(held_dir, f"{door.host}/{ns}/app:v1").returncode == 0
+    new_dir, _ = image_dir(tmp_path, 3000, seed=21)
+    stack.stack.stop_controller()
+    try:
+        stack.apply(quota({S: "8Ki"}, name="space"), "-n", ns)
+        unknown = f"status unknown for quota: space, resources: {S}"
+        result = stack.wait(
+            lambda: (
+                (r := crane.push(new_dir, f"{door.host}/{ns}/app:v2")).returncode != 0
+                and unknown in r.stderr
+                and r
+            ),
+            timeout=60,
+            what="the front door's caches to see the quota",
+        )
+        assert "UNAVAILABLE" in result.stderr, result.stderr
+    finally:
+        stack.stack.start_controller()
+    stack.wait(lambda: storage_used(stack, ns) is not None, timeout=30, what="the recount")
+    denied = crane.push(new_dir, f"{door.host}/{ns}/app:v2")
+    assert "exceeded quota: space" in denied.stderr, denied.stderr
