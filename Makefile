@@ -111,6 +111,12 @@ loadgen:
 bench: $(STAMP) controlplane ocitools loadgen
 	$(PY) -m bench
 
+## Issue 20's release time after delete: ours (alauda.io/imagestreams) next to native quota's
+## (count/configmaps), in one run on its own local stack (about 1 min); not part of make test.
+.PHONY: quota-release
+quota-release: $(STAMP) controlplane
+	$(PY) -m bench.release
+
 ## Mutation testing of the pure rules and the HTTP adapters ([tool.mutmut] in pyproject.toml),
 ## judged by the unit suite. Slow (minutes), so not part of `make test`. Prints figures per
 ## module, then every mutant no test killed.

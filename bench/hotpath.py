@@ -180,6 +180,9 @@ class Caches:
     def image_size(self, digest: str) -> ImageSize:
         return self._sizes.get(digest, Unsized.NO_IMAGE)
 
+    def namespace_blobs(self, namespace: str) -> dict[str, int]:
+        return {}
+
     def imagestream_usage(self, namespace: str, name: str) -> StreamUsage | None:
         # Measured once, as the real cache measures a stream when it stores it.
         return self._usage if (namespace, name) == (NAMESPACE, "app") else None
@@ -188,10 +191,10 @@ class Caches:
 class Quota:
     """Room in the quota: the charge's own cost (a write) is the latency benchmark's."""
 
-    def judge(self, namespace: str) -> ChargePlan:
+    def judge(self, namespace: str, requested: int = 1, resource: str = "") -> ChargePlan:
         return ChargePlan(Decision.allow())
 
-    def charge(self, namespace: str) -> ChargePlan:
+    def charge(self, namespace: str, requested: int = 1, resource: str = "") -> ChargePlan:
         return ChargePlan(Decision.allow())
 
 

@@ -314,7 +314,8 @@ CONTROLLER_FLAGS = (
     ),
     Flag(
         "quota-release-grace-seconds",
-        "how long a quota charge without its ImageStream is kept before it is released",
+        "how long a quota charge no delete explains (a create or push that never landed) "
+        "is kept before it is released; a delete frees its charge at once",
         DEFAULT_QUOTA_RELEASE_GRACE_SECONDS,
         parse=values.non_negative_float,
     ),

@@ -8,13 +8,19 @@ that keeps the registry and the Image API consistent.
    every image at any depth) must be there at its declared size, and each child of an
    index must be as long as declared (``blobsizes``), so that no rule judges a size the
    registry does not hold.
-1. Decide: judge that Push (limits, and quota room for a new repository) from the caches:
-   a denial ends the push before anything is written, with the contract's message and
-   its cause. Steps 2 to 6 act, and write the Image from the same Push.
+1. Decide: judge that Push (limits, quota room for a new repository, and
+   ``alauda.io/image-storage`` room for its new bytes) from the caches: a denial ends the
+   push before anything is written, with the contract's message and its cause. Steps 2
+   to 6 act, and write the Image from the same Push.
 2. New repository (no ImageStream, read live): create its ImageStream through the API
    server. Our admission webhook charges the quota there, atomically; when a racing push
    took the last room, that refusal is the push's denial (unless the racer created this
-   very stream). No manifest reaches the registry uncharged.
+   very stream). Then charge the push's new bytes (blobs the namespace's Images do not
+   hold yet) to ``alauda.io/image-storage``, atomically on the quota's status; a refusal
+   there (a racing push took the room) is the push's denial, and a stream this push
+   created is deleted again. No manifest reaches the registry uncharged. A charge whose
+   push then fails is released by the usage reconciler (after its grace: no delete
+   explains it).
 3. PUT the manifest to the registry by digest: no tag moves yet. If the registry refuses
    it (a blob it lacks, say), its error goes to the client and a stream created in step 2
    is deleted again (only if no other push has written to it since), so a failed first
@@ -85,6 +91,9 @@ the widest flat index (two levels of 256 would otherwise be 65,536 reads)."""
 
 class Judge(Protocol):
     def judge(self, push: Push) -> Decision: ...
+    def charge_storage(self, push: Push) -> Decision:
+        """Charge the push's new bytes to ``alauda.io/image-storage`` (the verdict)."""
+        ...
 
 
 class Records(Protocol):
@@ -181,6 +190,10 @@ class ManifestPuts:
         by_digest_to = put.repository if push.tag is None else None
         image = image_object(push, reference, by_digest_to)
         stream, created = self._stream(put)
+        charged = self._judge.charge_storage(push)
+        if not charged.allowed:
+            self._undo(stream, created)
+            raise PushDenied(charged)
         # The body's own media type: a client's generic Content-Type (application/json,
         # none) is one the registry may not map to a manifest type.
         headers = {"Content-Type": push.media_type}

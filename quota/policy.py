@@ -11,9 +11,10 @@ unknown ``alauda.io/`` type is unsupported. On native types (Container, Pod, ...
 count resources this service defines are refused, since they would silently do nothing;
 other ``alauda.io/`` names stay allowed there, as they may be extended resources.
 
-ResourceQuota: the only ``alauda.io/`` key of ``spec.hard`` is ``alauda.io/imagestreams``,
-a non-negative whole number, and it cannot sit in a scoped quota (ImageStreams have no
-scopes, see quota.resourcequota).
+ResourceQuota: the ``alauda.io/`` keys of ``spec.hard`` are ``alauda.io/imagestreams``, a
+non-negative whole number, and ``alauda.io/image-storage``, a non-negative quantity of
+bytes; neither can sit in a scoped quota (ImageStreams and Images have no scopes, see
+quota.resourcequota).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from quota.resources import (
     KNOWN_ALAUDA_RESOURCES,
     LIMIT_TYPE_IMAGE_STREAM,
     LIMIT_TYPE_RESOURCES,
+    QUOTA_RESOURCES,
+    RESOURCE_IMAGE_STORAGE,
     RESOURCE_IMAGESTREAMS,
     is_alauda_name,
     parse_resource_value,
@@ -42,6 +45,8 @@ LIMIT_FIELDS: Final = ("max", "min", "default", "defaultRequest", "maxLimitReque
 ALAUDA_LIMIT_FIELDS: Final = ("max", "min")
 
 _MAP_DETAIL: Final = "must be a map of resource names to quantities"
+_COUNTED: Final = {RESOURCE_IMAGESTREAMS: "ImageStreams", RESOURCE_IMAGE_STORAGE: "Images"}
+"""What each quota resource counts, for the scoped-quota refusal."""
 
 
 def names_alauda(obj: Mapping[str, Any], kind: str | None = None) -> bool:
@@ -123,7 +128,7 @@ def _native_item_errors(item: Mapping[str, Any], item_path: str) -> list[FieldEr
             if resource in KNOWN_ALAUDA_RESOURCES:
                 where = (
                     "in a ResourceQuota"
-                    if resource == RESOURCE_IMAGESTREAMS
+                    if resource in QUOTA_RESOURCES
                     else f"for type '{LIMIT_TYPE_IMAGE_STREAM}'"
                 )
                 errors.append(
@@ -163,22 +168,23 @@ def validate_resource_quota(obj: Mapping[str, Any]) -> list[FieldError]:
         if not is_alauda_name(resource):
             continue
         path = f"spec.hard[{resource}]"
-        if resource != RESOURCE_IMAGESTREAMS:
-            errors.append(unsupported(path, resource, (RESOURCE_IMAGESTREAMS,)))
+        if resource not in QUOTA_RESOURCES:
+            errors.append(unsupported(path, resource, QUOTA_RESOURCES))
             continue
         try:
             parse_resource_value(resource, raw)
         except InvalidQuantity as exc:
             errors.append(FieldError(path, ErrorType.INVALID, raw, exc.detail))
-    if RESOURCE_IMAGESTREAMS in hard and has_scopes(obj):
+    ours = [resource for resource in QUOTA_RESOURCES if resource in hard]
+    if ours and has_scopes(obj):
         scopes = spec.get("scopes")
         path = "spec.scopes" if isinstance(scopes, list) and scopes else "spec.scopeSelector"
         errors.append(
             FieldError(
                 path,
                 ErrorType.FORBIDDEN,
-                detail=f"{RESOURCE_IMAGESTREAMS} cannot be limited by a scoped quota: "
-                "ImageStreams have no scopes",
+                detail=f"{', '.join(ours)} cannot be limited by a scoped quota: "
+                f"{' and '.join(_COUNTED[r] for r in ours)} have no scopes",
             )
         )
     return errors

@@ -3,7 +3,8 @@
 ``alauda.io/Image`` bounds ``storage`` (one image: config plus distinct layers);
 ``alauda.io/ImageStream`` bounds ``alauda.io/image-tags`` (distinct tag names in spec and
 status) and ``alauda.io/images`` (distinct image digests in the whole status history);
-ResourceQuota ``alauda.io/imagestreams`` bounds the ImageStreams of a namespace.
+ResourceQuota ``alauda.io/imagestreams`` bounds the ImageStreams of a namespace, and
+``alauda.io/image-storage`` the bytes of the distinct blobs its Images reference.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ RESOURCE_IMAGE_TAGS: Final = "alauda.io/image-tags"
 RESOURCE_IMAGES: Final = "alauda.io/images"
 #: ResourceQuota ``spec.hard`` key: number of ImageStreams in a namespace.
 RESOURCE_IMAGESTREAMS: Final = "alauda.io/imagestreams"
+#: ResourceQuota ``spec.hard`` key: bytes of the distinct blobs (config and layers) the
+#: namespace's Images reference, each digest counted once per namespace.
+RESOURCE_IMAGE_STORAGE: Final = "alauda.io/image-storage"
+#: The ResourceQuota resources this service counts, in the order they are written.
+QUOTA_RESOURCES: Final = (RESOURCE_IMAGESTREAMS, RESOURCE_IMAGE_STORAGE)
 
 #: The resources each alauda.io LimitRange type may name, in message order.
 LIMIT_TYPE_RESOURCES: Final[dict[str, tuple[str, ...]]] = {
@@ -40,9 +46,7 @@ LIMIT_TYPE_RESOURCES: Final[dict[str, tuple[str, ...]]] = {
 COUNT_RESOURCES: Final = frozenset({RESOURCE_IMAGE_TAGS, RESOURCE_IMAGES, RESOURCE_IMAGESTREAMS})
 
 #: alauda.io resource names that have a meaning here (used to refuse them where they can't).
-KNOWN_ALAUDA_RESOURCES: Final = frozenset(
-    {RESOURCE_IMAGE_TAGS, RESOURCE_IMAGES, RESOURCE_IMAGESTREAMS}
-)
+KNOWN_ALAUDA_RESOURCES: Final = frozenset({RESOURCE_IMAGE_TAGS, RESOURCE_IMAGES, *QUOTA_RESOURCES})
 
 
 class LimitKey(NamedTuple):

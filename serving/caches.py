@@ -1,22 +1,31 @@
 """Watch-backed caches a door reads on its push path (no list calls there): what the push rules
-read, which both doors hold; each door adds its own (``webhook.caches``, ``frontdoor.caches``)."""
+read, which both doors hold; each door adds its own (``webhook.caches``, ``frontdoor.caches``).
+
+Images are kept with their blobs and children only (``quota.storage.IMAGE_BLOB_FIELDS``),
+indexed by the digest they record and by the namespace a push by digest recorded them
+for, so the blobs a namespace already holds (which ``alauda.io/image-storage`` does not
+charge again) are read from its own Images, never by walking every Image in the cluster."""
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from kubernetes import client
 
 from kube.informer import Informer
 from kube.transforms import Keep, identity, projection, strip_managed_fields
+from quota.imagerefs import image_digest, pushed_by_digest_to
 from quota.measure import StreamUsage, stream_usage
-from quota.names import IMAGE_GROUP, IMAGE_VERSION, IMAGESTREAMS
+from quota.names import IMAGE_GROUP, IMAGE_VERSION, IMAGES, IMAGESTREAMS
 from quota.objects import Obj
+from quota.storage import IMAGE_BLOB_FIELDS, blobs_held
 
 LIMIT_RANGE_KEEP: Final[Mapping[str, Keep]] = {"spec": {"limits": True}}
+cached_image_blobs: Final = projection(IMAGE_BLOB_FIELDS)
+"""An Image as the push caches keep it: what the storage quota reads."""
 """``quota.limits.effective_limits`` reads the items and names the LimitRange."""
 STREAM_TAGS: Final = "tags"
 STREAM_IMAGES: Final = "images"
@@ -70,6 +79,44 @@ def stream_digests(cached: Obj) -> list[str]:
     ] + list(cached.get(STREAM_IMAGES, ()))
 
 
+PUSHED_TO_INDEX: Final = "pushed-by-digest-to:"
+"""Index key prefix of an Image a push by digest recorded for a repository of the namespace
+that follows."""
+
+
+def image_keys(image: Obj) -> list[str]:
+    """How a door finds a cached Image: the digest it records, and the namespace a push by
+    digest recorded it for."""
+    keys = []
+    digest = image_digest(image)
+    if digest is not None:
+        keys.append(digest)
+    pushed = pushed_by_digest_to(image)
+    if pushed:
+        keys.append(PUSHED_TO_INDEX + pushed.split("/", 1)[0])
+    return keys
+
+
+class CachedImages(Mapping[str, Obj]):
+    """The Images informer as ``quota.imagerefs`` reads Images: by the digest they record,
+    each looked up in the index (iterating walks every cached Image)."""
+
+    def __init__(self, informer: Informer) -> None:
+        self._informer = informer
+
+    def __getitem__(self, digest: str) -> Obj:
+        found = [i for i in self._informer.by_index(digest) if image_digest(i) == digest]
+        if not found:
+            raise KeyError(digest)
+        return found[0]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({d for i in self._informer.list() if (d := image_digest(i)) is not None})
+
+    def __len__(self) -> int:
+        return len(self._informer.list())
+
+
 def cached_usage(cached: Obj) -> StreamUsage:
     """The tag names and image digests of a cached stream, as the rules take them: measured
     once, when the cache stored the stream (``cached_stream``)."""
@@ -104,15 +151,32 @@ class PushCaches:
             missing_ok=True,
             transform=self.cache_stream,
         )
+        self.images = Informer(
+            "images",
+            functools.partial(
+                self._custom.list_cluster_custom_object, IMAGE_GROUP, IMAGE_VERSION, IMAGES
+            ),
+            missing_ok=True,
+            index=self.image_keys,
+            transform=self.cache_image,
+        )
         self._stop = threading.Event()
 
     def cache_stream(self, stream: Obj) -> Obj:
         """An ImageStream as these caches keep it; a door that reads more keeps more."""
         return cached_stream(stream)
 
+    def cache_image(self, image: Obj) -> Obj:
+        """An Image as these caches keep it: what the storage quota reads."""
+        return cached_image_blobs(image)
+
+    def image_keys(self, image: Obj) -> list[str]:
+        """The index keys of a cached Image; a door that finds Images otherwise adds its own."""
+        return image_keys(image)
+
     @property
     def informers(self) -> list[Informer]:
-        return [self.limit_ranges, self.resource_quotas, self.imagestreams]
+        return [self.limit_ranges, self.resource_quotas, self.imagestreams, self.images]
 
     def start(self) -> None:
         for informer in self.informers:
@@ -131,6 +195,18 @@ class PushCaches:
 
     def quotas_in(self, namespace: str) -> list[dict[str, Any]]:
         return self.resource_quotas.list(namespace)
+
+    def namespace_blobs(self, namespace: str) -> dict[str, int]:
+        """The blobs the namespace's Images hold (``quota.storage``), with their sizes."""
+        history = [
+            d for cached in self.imagestreams.list(namespace) for d in stream_digests(cached)
+        ]
+        pushed = [
+            digest
+            for image in self.images.by_index(PUSHED_TO_INDEX + namespace)
+            if (digest := image_digest(image)) is not None
+        ]
+        return blobs_held(history, pushed, CachedImages(self.images))
 
     def imagestream_usage(self, namespace: str, name: str) -> StreamUsage | None:
         """What the cached ImageStream ``namespace/name`` counts, None when the cache has

@@ -1,4 +1,5 @@
-"""Charge ``alauda.io/imagestreams`` on ResourceQuota status at admission, atomically.
+"""Charge ``alauda.io/imagestreams`` (at admission) and ``alauda.io/image-storage`` (at a
+push) on ResourceQuota status, atomically.
 
 Like the Kubernetes quota admission plugin: decide on the cached quotas, or on the quota
 our own last write returned where that is newer (the watch cache lags our writes), write
@@ -26,11 +27,13 @@ from quota.objects import Obj, object_name
 from quota.quantity import InvalidQuantity
 from quota.resourcequota import (
     ChargePlan,
-    imagestreams_used,
+    desired_used,
     newer_quota,
     plan_create,
+    resource_used,
     with_used,
 )
+from quota.resources import RESOURCE_IMAGESTREAMS
 from serving import metrics
 
 log = logging.getLogger(__name__)
@@ -162,15 +165,21 @@ class QuotaCharger:
     def _live(self, namespace: str, end: float) -> list[Obj]:
         return self._quotas.list(namespace, timeout=self._time_left(end, namespace))
 
-    def judge(self, namespace: str) -> ChargePlan:
+    def judge(
+        self, namespace: str, requested: int = 1, resource: str = RESOURCE_IMAGESTREAMS
+    ) -> ChargePlan:
         """The verdict without writing (dry-run, PushReview): a denial is confirmed live."""
-        plan = plan_create(self._fresh(namespace))
+        plan = plan_create(self._fresh(namespace), requested, resource)
         if not plan.decision.allowed:
-            plan = plan_create(self._live(namespace, self._clock() + self._deadline))
+            live = self._live(namespace, self._clock() + self._deadline)
+            plan = plan_create(live, requested, resource)
         return plan
 
-    def charge(self, namespace: str) -> ChargePlan:
-        """Charge one ImageStream create; the returned plan says whether it was allowed.
+    def charge(
+        self, namespace: str, requested: int = 1, resource: str = RESOURCE_IMAGESTREAMS
+    ) -> ChargePlan:
+        """Charge one ImageStream create (or ``requested`` bytes of a push, for
+        ``alauda.io/image-storage``); the returned plan says whether it was allowed.
 
         Retryable ``ChargeConflict`` when no charge could be made within the deadline."""
         end = self._clock() + self._deadline
@@ -180,15 +189,15 @@ class QuotaCharger:
                 "is still running"
             )
         try:
-            return self._charge(namespace, end)
+            return self._charge(namespace, end, requested, resource)
         finally:
             self._locks.release(namespace)
 
-    def _charge(self, namespace: str, end: float) -> ChargePlan:
+    def _charge(self, namespace: str, end: float, requested: int, resource: str) -> ChargePlan:
         quotas = self._fresh(namespace)
         live = False
         for attempt in range(self._attempts):
-            plan = plan_create(quotas)
+            plan = plan_create(quotas, requested, resource)
             if not plan.decision.allowed and not live:
                 quotas, live = self._live(namespace, end), True  # the cache may lag a release
                 continue
@@ -201,16 +210,17 @@ class QuotaCharger:
             written: list[str] = []
             try:
                 for charge in plan.charges:
-                    self._write(namespace, with_used(by_name[charge.name], charge.new_used), end)
+                    quota = with_used(by_name[charge.name], charge.new_used, resource)
+                    self._write(namespace, quota, end)
                     written.append(charge.name)
             except ApiException as err:
                 # A stale resourceVersion (another charge won) or a quota deleted meanwhile:
                 # read again and plan again; anything else is no race.
                 if not (apierrors.is_conflict(err) or apierrors.is_not_found(err)):
-                    self._release(namespace, written, end)
+                    self._release(namespace, written, end, requested, resource)
                     raise
                 metrics.QUOTA_CHARGES.labels("conflict").inc()
-                self._release(namespace, written, end)
+                self._release(namespace, written, end, requested, resource)
                 time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
                 quotas, live = self._live(namespace, end), True
                 continue
@@ -218,7 +228,9 @@ class QuotaCharger:
             return plan
         raise ChargeConflict(f"could not charge quota in {namespace}: too many concurrent writes")
 
-    def _release(self, namespace: str, names: list[str], end: float) -> None:
+    def _release(
+        self, namespace: str, names: list[str], end: float, requested: int, resource: str
+    ) -> None:
         """Take back charges of an all-or-none write that failed part-way (best effort,
         within the deadline: whatever is left over, the usage reconciler releases)."""
         for name in names:
@@ -227,8 +239,9 @@ class QuotaCharger:
                     current = self._quotas.read(
                         namespace, name, timeout=self._time_left(end, namespace)
                     )
-                    used = imagestreams_used(current)
-                    self._write(namespace, with_used(current, str(max(used - 1, 0))), end)
+                    left = max(resource_used(current, resource) - requested, 0)
+                    used = desired_used(left, resource)
+                    self._write(namespace, with_used(current, used, resource), end)
                     break
                 except ChargeConflict:
                     log.warning("no time left to release charge on quota %s/%s", namespace, name)

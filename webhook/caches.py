@@ -3,7 +3,6 @@ besides: namespaces (the opt-out label), Images (sizes) and the metadata of pull
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping
 from typing import Any, Final
@@ -17,14 +16,13 @@ from kube.metadata import metadata_list_func
 from kube.transforms import Keep, identity, projection
 from quota.limitchecks import ImageSize, Unsized
 from quota.measure import recorded_image_size
-from quota.names import IMAGE_GROUP, IMAGE_VERSION, IMAGES
 from quota.objects import Obj, object_name
 from quota.pullsecrets.names import (
     ANNOTATION_SERVICE_ACCOUNT_NAME,
     LABEL_MANAGED_BY,
     SECRET_TYPE_DOCKERCONFIGJSON,
 )
-from serving.caches import PushCaches
+from serving.caches import PushCaches, cached_image_blobs, image_keys
 
 PULL_SECRET_TYPES = (SECRET_TYPE_DOCKERCONFIGJSON, "kubernetes.io/dockercfg")
 """The two Secret types the kubelet takes image pull credentials from."""
@@ -47,14 +45,14 @@ IMAGE_SIZE: Final = "size"
 
 
 def cached_image(image: Obj) -> Obj:
-    """An Image as ``serve`` keeps it: what finds it (name, ``dockerImageReference``) and
-    its size as ``quota.measure.recorded_image_size`` reads it, worked out once here.
+    """An Image as ``serve`` keeps it: what finds it (name, ``dockerImageReference``), its
+    size as ``quota.measure.recorded_image_size`` reads it, worked out once here, and what
+    the storage quota reads (``serving.caches``: its blobs' digests and sizes, an index's
+    children, the repository a push by digest recorded it for).
 
-    A registry's Image carries its config, history and layer list (kilobytes each, 20,000
-    of them in a large cluster); the rules need one number."""
-    cached = identity(image)
-    if "dockerImageReference" in image:
-        cached["dockerImageReference"] = image["dockerImageReference"]
+    A registry's Image carries its config, history and layer media types (kilobytes each,
+    20,000 of them in a large cluster); the rules need one number and the blob list."""
+    cached = {**identity(image), **cached_image_blobs(image)}
     cached[IMAGE_SIZE] = recorded_image_size(image)
     return cached
 
@@ -84,15 +82,6 @@ class WebhookCaches(PushCaches):
         self.namespaces = Informer(
             "namespaces", self._core.list_namespace, transform=projection(NAMESPACE_KEEP)
         )
-        self.images = Informer(
-            "images",
-            functools.partial(
-                self._custom.list_cluster_custom_object, IMAGE_GROUP, IMAGE_VERSION, IMAGES
-            ),
-            missing_ok=True,
-            index=image_digests,
-            transform=cached_image,
-        )
         # Metadata only (never Secret data) of the Secrets the kubelet pulls with: the
         # mutating webhook must know whether the managed name is someone else's.
         self.pull_secrets = [
@@ -104,6 +93,12 @@ class WebhookCaches(PushCaches):
             )
             for secret_type in PULL_SECRET_TYPES
         ]
+
+    def cache_image(self, image: Obj) -> Obj:
+        return cached_image(image)
+
+    def image_keys(self, image: Obj) -> list[str]:
+        return sorted({*image_keys(image), *image_digests(image)})
 
     @property
     def informers(self) -> list[Informer]:

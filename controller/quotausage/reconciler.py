@@ -1,15 +1,18 @@
-"""Keep ``status.used["alauda.io/imagestreams"]`` equal to the ImageStreams that exist.
+"""Keep ``status.used`` of ``alauda.io/imagestreams`` and ``alauda.io/image-storage`` equal to
+what is stored: the ImageStreams of the namespace, and the bytes of the distinct blobs its
+Images reference (``quota.storage``).
 
 Raising usage is always safe and done at once. Lowering it releases charges, and a charge
-whose ImageStream is still on its way to storage must not be released (that would let a
-concurrent create over the limit), so a lower value is written only after the same gap
-(the same ``used`` value and the same count) has been observed for ``grace`` seconds:
-longer than an admitted create can take to land. The gap is judged on those two values,
+whose object is still on its way to storage must not be released (that would let a
+concurrent create over the limit). What the recount lost since this process last saw it
+was deleted, so that much is released at once; any other gap waits out ``grace``
+(``quota.usagerelease`` has the rule and why it is safe). Both are judged on the values,
 not on the quota's resourceVersion, which other writers (Kubernetes' own quota admission
-and controller, for pods and the rest) change all the time.
+and controller, for pods and the rest) change all the time. Only the leader reconciles, so
+the memory is one process's; a new leader starts without it, and only the grace applies.
 
-Gaps are kept per namespace and only for the quotas that still exist and still name the
-resource: a deleted quota or namespace leaves nothing behind.
+Gaps and recounts seen are kept per namespace and only for the quotas that still exist
+and still name a resource: a deleted quota or namespace leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -17,24 +20,30 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from kubernetes.client.exceptions import ApiException
 
 from kube import apierrors
 from kube.requeue import Requeue
+from quota.imagerefs import images_by_digest
 from quota.objects import Obj
 from quota.quantity import InvalidQuantity
-from quota.resourcequota import imagestreams_used, quota_matches, used_update, with_used
-from quota.resources import RESOURCE_IMAGESTREAMS
+from quota.resourcequota import desired_used, has_usage, quota_matches, resource_used, with_used
+from quota.resources import QUOTA_RESOURCES, RESOURCE_IMAGESTREAMS
+from quota.storage import namespace_blobs, storage_used
+from quota.usagerelease import Gap, UsageStep, plan_usage
 
 log = logging.getLogger(__name__)
 
 DEFAULT_QUOTA_RELEASE_GRACE_SECONDS = 35.0
-"""A charge is released only after its gap outlasts the slowest admission chain: the API
-server allows a webhook up to 30 s, so a create admitted (and charged) now may be stored
-that much later; 5 s more for the watch to bring it to the reconciler."""
+"""A charge no delete explains is released only after its gap outlasts the slowest
+admission chain: the API server allows a webhook up to 30 s, so a create admitted (and
+charged) now may be stored that much later; 5 s more for the watch to bring it to the
+reconciler."""
+
+Key = tuple[str, str]
+"""A quota's uid and one of its resources."""
 
 
 class Cache(Protocol):
@@ -50,23 +59,23 @@ class QuotaStatusWriter(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class _Gap:
-    used: int
-    count: int
-    since: dt.datetime
-
-
 def _uid(quota: Obj) -> str:
     uid: str = quota["metadata"].get("uid", "")
     return uid
 
 
-def _used(quota: Obj) -> int | None:
+def _used(quota: Obj, resource: str) -> int | None:
+    """``status.used[resource]``; None when missing or unreadable (rewritten at once)."""
+    if not has_usage(quota, resource):
+        return None
     try:
-        return imagestreams_used(quota)
+        return resource_used(quota, resource)
     except InvalidQuantity:
-        return None  # rewritten at once
+        return None
+
+
+def _resources(quota: Obj) -> list[str]:
+    return [resource for resource in QUOTA_RESOURCES if quota_matches(quota, resource)]
 
 
 class QuotaUsageReconciler:
@@ -75,76 +84,120 @@ class QuotaUsageReconciler:
         writer: QuotaStatusWriter,
         quotas: Cache,
         imagestreams: Cache,
+        images: Cache | None = None,
         *,
         grace_seconds: float = DEFAULT_QUOTA_RELEASE_GRACE_SECONDS,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         acquire: Callable[[], None] = lambda: None,
     ) -> None:
+        """``imagestreams`` must keep each stream's status history digests, and ``images``
+        (None: no Images, every storage recount is 0) each Image's blobs and children, for
+        the storage recount."""
         self._writer = writer
         self._quotas = quotas
         self._imagestreams = imagestreams
+        self._images = images
         self._grace = dt.timedelta(seconds=grace_seconds)
         self._now = now
         self._acquire = acquire
-        # namespace -> quota uid -> gap. The work queue never hands one namespace to two
-        # workers at once, so each inner dict has one writer at a time.
-        self._gaps: dict[str, dict[str, _Gap]] = {}
+        # namespace -> (quota uid, resource) -> gap, and -> the recount last seen. The work
+        # queue never hands one namespace to two workers at once, so each inner dict has
+        # one writer at a time.
+        self._gaps: dict[str, dict[Key, Gap]] = {}
+        self._seen: dict[str, dict[Key, int]] = {}
 
     def pending_releases(self) -> dict[str, int]:
         """Per namespace tracked, how many of its quotas wait out the grace to be lowered."""
-        return {namespace: len(gaps) for namespace, gaps in list(self._gaps.items())}
+        return {
+            namespace: len({uid for uid, _ in gaps}) for namespace, gaps in list(self._gaps.items())
+        }
+
+    def remembered(self) -> dict[str, int]:
+        """Per namespace tracked, how many of its quota resources have a recount seen."""
+        return {namespace: len(seen) for namespace, seen in list(self._seen.items())}
+
+    def _recount(self, namespace: str, resource: str) -> int:
+        streams = self._imagestreams.list(namespace)
+        if resource == RESOURCE_IMAGESTREAMS:
+            return len(streams)
+        images = images_by_digest(self._images.list() if self._images is not None else [])
+        return storage_used(namespace_blobs(namespace, streams, images))
 
     def reconcile(self, namespace: str) -> float | None:
         """Converge every matching quota of ``namespace``; seconds until a pending release."""
-        count = len(self._imagestreams.list(namespace))
-        quotas = [quota for quota in self._quotas.list(namespace) if quota_matches(quota)]
+        quotas = [quota for quota in self._quotas.list(namespace) if _resources(quota)]
+        recounts = {
+            resource: self._recount(namespace, resource)
+            for resource in {r for quota in quotas for r in _resources(quota)}
+        }
         gaps = self._gaps.setdefault(namespace, {})
+        seen = self._seen.setdefault(namespace, {})
         try:
-            for uid in gaps.keys() - {_uid(quota) for quota in quotas}:
-                del gaps[uid]  # deleted, or no longer names the resource
+            wanted = {(_uid(quota), resource) for quota in quotas for resource in _resources(quota)}
+            for memory in (gaps, seen):
+                for key in memory.keys() - wanted:
+                    del memory[key]  # deleted, or no longer names the resource
             wait: float | None = None
             for quota in quotas:
-                delay = self._converge(quota, count, gaps)
+                delay = self._converge(quota, recounts, gaps, seen)
                 if delay is not None:
                     wait = delay if wait is None else min(wait, delay)
             return wait
         finally:
-            if not gaps:
-                self._gaps.pop(namespace, None)
+            for memory, owner in ((gaps, self._gaps), (seen, self._seen)):
+                if not memory:
+                    owner.pop(namespace, None)
 
-    def _converge(self, quota: Obj, count: int, gaps: dict[str, _Gap]) -> float | None:
-        uid = _uid(quota)
-        value = used_update(quota, count)
-        if value is None:
-            gaps.pop(uid, None)
-            return None
-        used = _used(quota)
-        if used is not None and count < used:
-            gap = gaps.get(uid)
-            now = self._now()
-            if gap is None or (gap.used, gap.count) != (used, count):
-                gaps[uid] = _Gap(used, count, now)
-                return self._grace.total_seconds()
-            if now - gap.since < self._grace:
-                return (gap.since + self._grace - now).total_seconds()
-        self._write(quota, value)
-        gaps.pop(uid, None)
-        return None
+    def _converge(
+        self, quota: Obj, recounts: dict[str, int], gaps: dict[Key, Gap], seen: dict[Key, int]
+    ) -> float | None:
+        """Plan each resource of ``quota``, write what changes in one status write, and
+        only then remember the recounts and gaps: a lost write (a conflict) is planned
+        again from what was remembered before it."""
+        uid, now = _uid(quota), self._now()
+        writes: dict[str, str] = {}
+        steps: dict[str, UsageStep] = {}
+        for resource in _resources(quota):
+            key = (uid, resource)
+            step = plan_usage(
+                _used(quota, resource),
+                recounts[resource],
+                seen.get(key),
+                gaps.get(key),
+                now,
+                self._grace,
+            )
+            steps[resource] = step
+            if step.write is not None:
+                writes[resource] = desired_used(step.write, resource)
+        if writes:
+            self._write(quota, writes)
+        waits = []
+        for resource, step in steps.items():
+            key = (uid, resource)
+            seen[key] = recounts[resource]
+            if step.gap is None:
+                gaps.pop(key, None)
+            else:
+                gaps[key] = step.gap
+            if step.wait is not None:
+                waits.append(step.wait)
+        return min(waits, default=None)
 
-    def _write(self, quota: Obj, value: str) -> None:
+    def _write(self, quota: Obj, values: dict[str, str]) -> None:
         meta = quota["metadata"]
+        body = quota
+        for resource, value in values.items():
+            body = with_used(body, value, resource)
         self._acquire()
         try:
-            self._writer.replace_status(with_used(quota, value))
+            self._writer.replace_status(body)
         except ApiException as err:
             # A stale resourceVersion, or the quota deleted meanwhile: look again.
             if apierrors.is_conflict(err) or apierrors.is_not_found(err):
                 raise Requeue(f"quota {meta['namespace']}/{meta['name']} changed") from None
             raise
-        log.info(
-            "quota %s/%s: %s used set to %s",
-            meta["namespace"],
-            meta["name"],
-            RESOURCE_IMAGESTREAMS,
-            value,
-        )
+        for resource, value in values.items():
+            log.info(
+                "quota %s/%s: %s used set to %s", meta["namespace"], meta["name"], resource, value
+            )

@@ -1,7 +1,15 @@
-"""Wiring of the quota usage reconciler: namespaces are the keys."""
+"""Wiring of the quota usage reconciler: namespaces are the keys.
+
+A change to a quota or an ImageStream queues its namespace. Images are cluster-scoped and
+only change when a push records one or a prune deletes one; either may change what a
+namespace's storage counts (an Image its history named before the Image was cached, an
+index's child), so an Image change queues every namespace with a storage quota: the
+queue collapses repeats, and namespaces without one have nothing to recount.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 
@@ -13,14 +21,16 @@ from controller.quotausage.reconciler import (
     QuotaUsageReconciler,
 )
 from kube.informer import Informer, wait_all_synced
-from kube.metadata import metadata_list_func
 from kube.ratelimit import RateLimiter
 from kube.resourcequotas import ResourceQuotaClient
 from kube.runner import Runner
 from kube.transforms import projection, strip_managed_fields
 from kube.workqueue import WorkQueue
-from quota.names import IMAGE_API_VERSION, IMAGESTREAMS
+from quota.names import IMAGE_GROUP, IMAGE_VERSION, IMAGES, IMAGESTREAMS
 from quota.objects import Obj, object_namespace
+from quota.resourcequota import quota_matches
+from quota.resources import RESOURCE_IMAGE_STORAGE
+from quota.storage import IMAGE_BLOB_FIELDS, STREAM_HISTORY_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +39,8 @@ WRITE_TIMEOUT = 10
 
 
 class QuotaUsageWiring:
-    """Informers on ResourceQuotas and ImageStreams; each change queues its namespace."""
+    """Informers on ResourceQuotas, ImageStreams and Images; a change queues the namespaces
+    whose usage it may change."""
 
     def __init__(
         self,
@@ -40,8 +51,9 @@ class QuotaUsageWiring:
         reconcile: ReconcileConfig = DEFAULT_RECONCILE,
     ) -> None:
         core = client.CoreV1Api(api)
+        custom = client.CustomObjectsApi(api)
         # Quotas are written back (their status): only managedFields go. ImageStreams are
-        # only counted: their metadata is all that crosses the wire and stays cached.
+        # counted, and their history's Images' blobs: only that stays cached.
         self.quotas = Informer(
             "resourcequotas",
             core.list_resource_quota_for_all_namespaces,
@@ -49,15 +61,26 @@ class QuotaUsageWiring:
         )
         self.imagestreams = Informer(
             "imagestreams",
-            metadata_list_func(api, f"/apis/{IMAGE_API_VERSION}/{IMAGESTREAMS}"),
+            functools.partial(
+                custom.list_cluster_custom_object, IMAGE_GROUP, IMAGE_VERSION, IMAGESTREAMS
+            ),
             missing_ok=True,
-            transform=projection({}),
+            transform=projection(STREAM_HISTORY_FIELDS),
+        )
+        self.images = Informer(
+            "images",
+            functools.partial(
+                custom.list_cluster_custom_object, IMAGE_GROUP, IMAGE_VERSION, IMAGES
+            ),
+            missing_ok=True,
+            transform=projection(IMAGE_BLOB_FIELDS),
         )
         self.queue = WorkQueue(name="quota-usage")
         self.reconciler = QuotaUsageReconciler(
             ResourceQuotaClient(api, timeout=WRITE_TIMEOUT),
             self.quotas,
             self.imagestreams,
+            self.images,
             grace_seconds=grace_seconds,
             acquire=limiter.acquire,
         )
@@ -65,15 +88,21 @@ class QuotaUsageWiring:
         self._resync_seconds = reconcile.resync_seconds
         self.quotas.add_handler(self._enqueue)
         self.imagestreams.add_handler(self._enqueue)
+        self.images.add_handler(self._enqueue_storage)
 
     @property
     def informers(self) -> list[Informer]:
-        return [self.quotas, self.imagestreams]
+        return [self.quotas, self.imagestreams, self.images]
 
     def _enqueue(self, kind: str, obj: Obj, old: Obj | None) -> None:
         namespace = object_namespace(obj)
         if namespace:
             self.queue.add(namespace)
+
+    def _enqueue_storage(self, kind: str, obj: Obj, old: Obj | None) -> None:
+        for quota in self.quotas.list():
+            if quota_matches(quota, RESOURCE_IMAGE_STORAGE):
+                self.queue.add(object_namespace(quota))
 
     def _enqueue_all(self) -> None:
         for namespace in {object_namespace(q) for q in self.quotas.list()}:

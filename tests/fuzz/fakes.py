@@ -58,15 +58,18 @@ class Caches:
     def image_size(self, digest: str) -> ImageSize:
         return len(digest) * 100_000
 
+    def namespace_blobs(self, namespace: str) -> dict[str, int]:
+        return {}
+
     def imagestream_usage(self, namespace: str, name: str) -> StreamUsage | None:
         return None
 
 
 class Quota:
-    def judge(self, namespace: str) -> ChargePlan:
+    def judge(self, namespace: str, requested: int = 1, resource: str = "") -> ChargePlan:
         return ChargePlan(Decision.allow())
 
-    def charge(self, namespace: str) -> ChargePlan:
+    def charge(self, namespace: str, requested: int = 1, resource: str = "") -> ChargePlan:
         return ChargePlan(Decision.allow())
 
 

@@ -19,6 +19,7 @@ from quota.limits import EffectiveLimits, effective_limits
 from quota.measure import stream_usage
 from quota.objects import Obj, object_name
 from quota.resourcequota import ChargePlan
+from quota.resources import RESOURCE_IMAGESTREAMS
 from serving.quotacharge import ChargeConflict
 from serving.versionmemo import VersionMemo
 from webhook import metrics
@@ -57,10 +58,16 @@ class ImageLookup(Protocol):
 
 
 class QuotaCharges(Protocol):
-    """The ImageStream quota: judged without writing, or charged."""
+    """The quota (here, the ImageStream quota: one more): judged without writing, or
+    charged; PushReview asks the same of ``alauda.io/image-storage``."""
 
-    def judge(self, namespace: str) -> ChargePlan: ...
-    def charge(self, namespace: str) -> ChargePlan: ...
+    def judge(
+        self, namespace: str, requested: int = 1, resource: str = RESOURCE_IMAGESTREAMS
+    ) -> ChargePlan: ...
+
+    def charge(
+        self, namespace: str, requested: int = 1, resource: str = RESOURCE_IMAGESTREAMS
+    ) -> ChargePlan: ...
 
 
 def not_ready(message: str = NOT_READY_MESSAGE) -> Decision:

@@ -26,7 +26,7 @@ from localcluster.ocilayout import (
 )
 from localcluster.stack import RBAC_MANIFEST
 from quota.pushrecords import image_object_name
-from tests.integration.support.audit import DECISION, access_of, audit_events, granted
+from tests.integration.support.audit import DECISION, Access, access_of, audit_events, granted
 from tests.integration.support.cluster import CACHE_DEADLINE, ClusterEnv
 from tests.integration.support.objects import (
     history,
@@ -290,6 +290,18 @@ def test_the_front_doors_grant_is_exactly_what_it_uses(
     and unmarked), then: no request
     of the front door's account was refused by RBAC, and every grant was used."""
     assert stack.stack is not None
+    # A storage quota: the push's new bytes are charged on its status.
+    stack.apply(quota({"alauda.io/image-storage": "1Mi"}, name="space"), "-n", ns)
+    stack.wait(
+        lambda: (
+            "alauda.io/image-storage"
+            in stack.kubectl_json("get", "resourcequota", "space", "-n", ns)
+            .get("status", {})
+            .get("used", {})
+        ),
+        timeout=30,
+        what="storage usage counted",
+    )
     token = account(stack, ns, "builder", "registry-editor")
     login(crane, door, token)
     directory, image = image_dir(tmp_path, 100, seed=14)
@@ -319,6 +331,9 @@ def test_the_front_doors_grant_is_exactly_what_it_uses(
     assert not refused, f"the front door was refused by RBAC: {refused}"
     used_accesses = {str(access_of(e)) for e in events}
     expected = {str(a) for a in granted(RBAC_MANIFEST, FRONTDOOR_ACCOUNT)}
+    # QuotaCharger._release: taking back the first charge when a later quota's write fails
+    # needs two writers racing on two quotas at once; unit-tested with fakes.
+    expected -= {str(Access("", "resourcequotas", "get"))}
     assert not expected - used_accesses, f"granted, never used: {sorted(expected - used_accesses)}"
 
 

@@ -67,14 +67,34 @@ def index_of(*children: bytes) -> bytes:
 
 
 class Judge:
-    def __init__(self, deny: str = "", cause: Cause = Cause.IMAGE_STORAGE_LIMIT) -> None:
+    """Judges with ``deny``; charges storage with ``deny_storage``, writing
+    ``charge_storage`` into ``calls`` (a journal's, to see the order of every write)."""
+
+    def __init__(
+        self,
+        deny: str = "",
+        cause: Cause = Cause.IMAGE_STORAGE_LIMIT,
+        *,
+        deny_storage: str = "",
+        calls: list[str] | None = None,
+    ) -> None:
         self.deny = deny
         self.cause = cause
+        self.deny_storage = deny_storage
+        self.calls = [] if calls is None else calls
         self.seen: list[Push] = []
+        self.charged: list[Push] = []
 
     def judge(self, push: Push) -> Decision:
         self.seen.append(push)
         return Decision.deny(self.deny, self.cause) if self.deny else Decision.allow()
+
+    def charge_storage(self, push: Push) -> Decision:
+        self.calls.append("charge_storage")
+        self.charged.append(push)
+        if self.deny_storage:
+            return Decision.deny(self.deny_storage, Cause.QUOTA_EXCEEDED)
+        return Decision.allow()
 
 
 class Journal:
@@ -166,13 +186,14 @@ def journal() -> Iterator[Journal]:
 
 
 def test_an_allowed_tag_push_charges_saves_puts_then_tags_in_that_order(journal: Journal) -> None:
-    judge = Judge()
+    judge = Judge(calls=journal.calls)
     body = image_manifest(100, 100, 50)
     answer = ManifestPuts(judge, journal, journal, HOST).put(push(body))
     assert answer.status == 201
     assert journal.calls == [
         "read_stream",
         "create_stream",
+        "charge_storage",
         f"registry PUT /v2/team-a/app/manifests/{digest(body)}",
         "save_image",
         "tag",
@@ -242,6 +263,39 @@ def test_a_create_denied_because_a_racer_created_the_stream_uses_the_racers(
     racer = Racer()
     ManifestPuts(Judge(), racer, racer, HOST).put(push(image_manifest(10)))
     assert "tag" in racer.calls and "delete_stream" not in racer.calls
+
+
+STORAGE_FULL = (
+    "exceeded quota: space, requested: alauda.io/image-storage=600Ki, "
+    "used: alauda.io/image-storage=512Ki, limited: alauda.io/image-storage=1Mi"
+)
+
+
+def test_storage_taken_by_a_racing_push_denies_before_the_registry_and_undoes_the_stream(
+    journal: Journal,
+) -> None:
+    judge = Judge(deny_storage=STORAGE_FULL, calls=journal.calls)
+    with pytest.raises(PushDenied) as denied:
+        ManifestPuts(judge, journal, journal, HOST).put(push(image_manifest(10)))
+    assert denied.value.decision.message == STORAGE_FULL
+    assert not denied.value.decision.retryable
+    assert journal.calls == ["read_stream", "create_stream", "charge_storage", "delete_stream"]
+
+
+def test_a_storage_denial_keeps_a_stream_that_existed(journal: Journal) -> None:
+    journal.stream_exists = True
+    with pytest.raises(PushDenied):
+        ManifestPuts(Judge(deny_storage=STORAGE_FULL), journal, journal, HOST).put(
+            push(image_manifest(10))
+        )
+    assert journal.calls == ["read_stream"]
+
+
+def test_the_storage_charge_is_for_the_push_that_was_judged(journal: Journal) -> None:
+    judge = Judge()
+    ManifestPuts(judge, journal, journal, HOST).put(push(image_manifest(100, 50)))
+    assert judge.charged == judge.seen
+    assert sum(blob.size for blob in judge.charged[0].blobs()) == 10 + 100 + 50
 
 
 def test_a_manifest_the_registry_refuses_undoes_the_new_stream(journal: Journal) -> None:

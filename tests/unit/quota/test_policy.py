@@ -187,6 +187,11 @@ def test_valid_limit_range() -> None:
             'spec.limits[0].max[alauda.io/imagestreams]: Invalid value: "alauda.io/imagestreams": '
             "only valid in a ResourceQuota",
         ),
+        (
+            {"type": "Container", "max": {"alauda.io/image-storage": "1Gi"}},
+            "spec.limits[0].max[alauda.io/image-storage]: Invalid value: "
+            '"alauda.io/image-storage": only valid in a ResourceQuota',
+        ),
     ],
 )
 def test_limit_range_errors(item: dict[str, Any], expected: str) -> None:
@@ -259,6 +264,9 @@ def test_shapeless_limit_ranges_are_left_to_the_api_server(obj: dict[str, Any]) 
         {"alauda.io/imagestreams": "0"},
         {"alauda.io/imagestreams": "1k"},
         {"alauda.io/imagestreams": 5},
+        {"alauda.io/image-storage": "1Gi"},
+        {"alauda.io/image-storage": "0"},
+        {"alauda.io/image-storage": "1.5Gi", "alauda.io/imagestreams": "3"},
         {"pods": "-1", "cpu": "x", "count/imagestreams.image.alauda.io": "2"},
         {},
         None,
@@ -291,14 +299,24 @@ def test_valid_resource_quotas(hard: Any) -> None:
             "must be a quantity (for example 10, 500M, 1Gi)",
         ),
         (
+            {"alauda.io/image-storage": "-1Mi"},
+            'spec.hard[alauda.io/image-storage]: Invalid value: "-1Mi": '
+            "must be greater than or equal to 0",
+        ),
+        (
+            {"alauda.io/image-storage": "lots"},
+            'spec.hard[alauda.io/image-storage]: Invalid value: "lots": '
+            "must be a quantity (for example 10, 500M, 1Gi)",
+        ),
+        (
             {"alauda.io/images": "5"},
             'spec.hard[alauda.io/images]: Unsupported value: "alauda.io/images": '
-            'supported values: "alauda.io/imagestreams"',
+            'supported values: "alauda.io/imagestreams", "alauda.io/image-storage"',
         ),
         (
             {"alauda.io/ImageStreams": "5"},
             'spec.hard[alauda.io/ImageStreams]: Unsupported value: "alauda.io/ImageStreams": '
-            'supported values: "alauda.io/imagestreams"',
+            'supported values: "alauda.io/imagestreams", "alauda.io/image-storage"',
         ),
     ],
 )
@@ -318,6 +336,14 @@ def test_scoped_quota_cannot_limit_imagestreams() -> None:
     ]
     assert validate_resource_quota(quota({"pods": "1"}, scopes=["BestEffort"])) == []
     assert validate_resource_quota(quota(hard, scopes=[])) == []
+
+
+def test_scoped_quota_cannot_limit_image_storage() -> None:
+    hard = {"alauda.io/image-storage": "1Gi", "alauda.io/imagestreams": "5"}
+    assert messages(validate_resource_quota(quota(hard, scopes=["BestEffort"]))) == [
+        "spec.scopes: Forbidden: alauda.io/imagestreams, alauda.io/image-storage cannot be "
+        "limited by a scoped quota: ImageStreams and Images have no scopes"
+    ]
 
 
 def test_validate_policy_dispatches_on_kind() -> None:
@@ -349,7 +375,7 @@ def test_invalid_message_joins_several() -> None:
         'spec.hard[alauda.io/imagestreams]: Invalid value: "-1": '
         "must be greater than or equal to 0; "
         'spec.hard[alauda.io/x]: Unsupported value: "alauda.io/x": '
-        'supported values: "alauda.io/imagestreams"; '
+        'supported values: "alauda.io/imagestreams", "alauda.io/image-storage"; '
         "spec.scopes: Forbidden: alauda.io/imagestreams cannot be limited by a scoped quota: "
         "ImageStreams have no scopes"
     )

@@ -378,3 +378,67 @@ def test_the_written_quota_wins_only_when_the_same_object_is_strictly_newer(
 ) -> None:
     chosen = newer_quota(cached, written)
     assert chosen is (written if winner == "written" else cached)
+
+
+S = "alauda.io/image-storage"
+
+
+def storage_quota(hard: Any = "1Mi", used: Any = None, name: str = "space") -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": name, "namespace": "team-a", "resourceVersion": "7"},
+        "spec": {"hard": {S: hard}},
+    }
+    if used is not None:
+        obj["status"] = {"used": {S: used}}
+    return obj
+
+
+def test_a_storage_denial_reads_like_native_quota_in_binary_quantities() -> None:
+    plan = plan_create([storage_quota(used="600Ki")], 600 * 1024, S)
+    assert not plan.decision.allowed
+    assert plan.decision.cause is Cause.QUOTA_EXCEEDED
+    assert plan.decision.message == (
+        "exceeded quota: space, requested: alauda.io/image-storage=600Ki, "
+        "used: alauda.io/image-storage=600Ki, limited: alauda.io/image-storage=1Mi"
+    )
+
+
+def test_a_storage_charge_writes_bytes_as_a_binary_quantity() -> None:
+    plan = plan_create([storage_quota(used="100Ki")], 300 * 1024, S)
+    assert plan.decision.allowed
+    assert [charge.new_used for charge in plan.charges] == ["400Ki"]
+    odd = plan_create([storage_quota(used="0")], 1000, S)
+    assert [charge.new_used for charge in odd.charges] == ["1000"]
+
+
+def test_storage_and_imagestreams_quotas_are_judged_apart() -> None:
+    both = storage_quota(used="1Mi")
+    both["spec"]["hard"][R] = "5"
+    both["status"]["used"][R] = "1"
+    assert plan_create([both]).decision.allowed  # a stream: room
+    assert not plan_create([both], 1, S).decision.allowed  # a byte: none
+    assert plan_create([rq(used="5")], 1, S).decision.allowed  # no storage quota
+
+
+def test_a_push_of_no_new_bytes_needs_no_room_even_in_a_full_or_uncounted_quota() -> None:
+    for quota in (storage_quota(used="2Mi"), storage_quota()):
+        plan = plan_create([quota], 0, S)
+        assert plan.decision.allowed
+        assert plan.charges == ()
+
+
+def test_storage_usage_not_computed_yet_is_unknown_not_zero() -> None:
+    plan = plan_create([storage_quota()], 1, S)
+    assert plan.decision.cause is Cause.QUOTA_UNKNOWN
+    assert plan.decision.retryable
+    assert plan.decision.message == (
+        "status unknown for quota: space, resources: alauda.io/image-storage"
+    )
+
+
+def test_used_update_compares_bytes_as_quantities() -> None:
+    assert used_update(storage_quota(used="1Mi"), 1024 * 1024, S) is None
+    assert used_update(storage_quota(used="1Mi"), 1000, S) == "1000"
+    assert with_used(storage_quota(), "3Ki", S)["status"]["used"] == {S: "3Ki"}

@@ -12,8 +12,11 @@ from quota.objects import Obj
 from quota.push import Push
 from quota.resourcequota import ChargePlan, quota_exceeded_message
 from serving.pushjudge import PushJudge
+from serving.quotacharge import ChargeConflict
 
 NS = "team-a"
+R = "alauda.io/imagestreams"
+S = "alauda.io/image-storage"
 DIGEST = "sha256:" + "d" * 64
 QUOTA_FULL = quota_exceeded_message("q", 1, 5, 5)
 
@@ -21,6 +24,7 @@ QUOTA_FULL = quota_exceeded_message("q", 1, 5, 5)
 class FakeReads:
     def __init__(self, streams: dict[str, Obj] | None = None, tags_max: int | None = None):
         self.streams = streams or {}
+        self.held: dict[str, int] = {}
         self.limit_ranges: list[Obj] = []
         if tags_max is not None:
             self.limit_ranges.append(
@@ -46,19 +50,44 @@ class FakeReads:
         assert namespace == NS
         return self.limit_ranges
 
+    def namespace_blobs(self, namespace: str) -> dict[str, int]:
+        assert namespace == NS
+        return self.held
+
 
 class FakeQuota:
-    def __init__(self, decision: Decision) -> None:
-        self.decision = decision
-        self.asked: list[str] = []
+    """``decision`` for the ImageStream quota (``asked``: the namespaces judged), and
+    ``storage`` for alauda.io/image-storage (``bytes_judged``, ``bytes_charged``: the
+    requests)."""
 
-    def judge(self, namespace: str) -> ChargePlan:
+    def __init__(self, decision: Decision, storage: Decision | None = None) -> None:
+        self.decision = decision
+        self.storage = storage or Decision.allow()
+        self.asked: list[str] = []
+        self.bytes_judged: list[int] = []
+        self.bytes_charged: list[int] = []
+        self.conflict = False
+
+    def judge(self, namespace: str, requested: int = 1, resource: str = R) -> ChargePlan:
+        if resource == S:
+            self.bytes_judged.append(requested)
+            return ChargePlan(self.storage)
         self.asked.append(namespace)
         return ChargePlan(self.decision)
 
+    def charge(self, namespace: str, requested: int = 1, resource: str = R) -> ChargePlan:
+        assert resource == S, "a push charges only storage; the stream's create is charged"
+        if self.conflict:
+            raise ChargeConflict(f"could not charge quota in {namespace}: too many writes")
+        self.bytes_charged.append(requested)
+        return ChargePlan(self.storage)
+
+
+CONFIG = "sha256:" + "c" * 64
+
 
 def push(repository: str = "app", tag: str | None = "v1") -> Push:
-    manifest = Manifest(Descriptor("sha256:" + "c" * 64, 10), (Descriptor("sha256:1", 100),))
+    manifest = Manifest(Descriptor(CONFIG, 10), (Descriptor("sha256:1", 100),))
     return Push(NS, repository, tag, DIGEST, "", manifest)
 
 
@@ -157,3 +186,55 @@ def test_the_largest_image_is_the_smallest_image_storage_max() -> None:
     reads.limit_ranges += image_limits(("big", "2Mi"), ("small", "1Mi"))
     limit = judge.largest_image(NS)
     assert limit is not None and (limit.maximum, limit.limit_range) == (Decimal(2**20), "small")
+
+
+STORAGE_FULL = (
+    "exceeded quota: space, requested: alauda.io/image-storage=110, "
+    "used: alauda.io/image-storage=1Mi, limited: alauda.io/image-storage=1Mi"
+)
+
+
+@pytest.mark.parametrize("streams", [{}, {"app": existing("v1")}], ids=["new", "existing"])
+def test_a_push_needs_room_in_the_storage_quota_for_its_new_bytes(streams: dict[str, Obj]) -> None:
+    quota = FakeQuota(Decision.allow(), Decision.deny(STORAGE_FULL, Cause.QUOTA_EXCEEDED))
+    decision = PushJudge(FakeReads(streams), quota).judge(push(tag="v2"))
+    assert decision == Decision.deny(STORAGE_FULL, Cause.QUOTA_EXCEEDED)
+    assert quota.bytes_judged == [110]
+    assert quota.bytes_charged == [], "judging writes nothing"
+
+
+def test_blobs_the_namespace_holds_are_not_asked_for_again() -> None:
+    reads = FakeReads({"app": existing("v1")})
+    reads.held = {CONFIG: 10}
+    quota = FakeQuota(Decision.allow())
+    judge = PushJudge(reads, quota)
+    assert judge.judge(push()).allowed
+    assert quota.bytes_judged == [100]
+    reads.held["sha256:1"] = 100
+    assert judge.new_bytes(push()) == 0
+
+
+def test_a_full_imagestreams_quota_is_the_denial_before_storage() -> None:
+    quota = FakeQuota(
+        Decision.deny(QUOTA_FULL, Cause.QUOTA_EXCEEDED),
+        Decision.deny(STORAGE_FULL, Cause.QUOTA_EXCEEDED),
+    )
+    assert PushJudge(FakeReads(), quota).judge(push()).message == QUOTA_FULL
+    assert quota.bytes_judged == []
+
+
+def test_charge_storage_charges_the_new_bytes_and_passes_the_verdict_on() -> None:
+    reads = FakeReads()
+    reads.held = {CONFIG: 10}
+    quota = FakeQuota(Decision.allow(), Decision.deny(STORAGE_FULL, Cause.QUOTA_EXCEEDED))
+    assert PushJudge(reads, quota).charge_storage(push()) == Decision.deny(
+        STORAGE_FULL, Cause.QUOTA_EXCEEDED
+    )
+    assert quota.bytes_charged == [100]
+
+
+def test_a_storage_charge_that_cannot_be_written_is_denied_retryably() -> None:
+    quota = FakeQuota(Decision.allow())
+    quota.conflict = True
+    decision = PushJudge(FakeReads(), quota).charge_storage(push())
+    assert decision.cause is Cause.CHARGE_CONFLICT and decision.retryable

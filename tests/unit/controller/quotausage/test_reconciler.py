@@ -196,7 +196,7 @@ def test_the_gap_is_forgotten_once_usage_matches_again() -> None:
     rig.clock.advance(4)
     rig.set_count(5)  # the in-flight creates landed
     assert rig.reconcile() is None
-    rig.set_count(3)
+    rig.quotas.items = [quota(used="6", rv="2")]  # another create charged, not stored yet
     rig.clock.advance(4)
     assert rig.reconcile() == pytest.approx(GRACE), "a new gap waits the full grace again"
     assert rig.writer.writes == []
@@ -207,8 +207,7 @@ def test_after_a_lowering_write_a_new_gap_starts_fresh() -> None:
     rig.reconcile()
     rig.clock.advance(GRACE)
     assert rig.reconcile() is None
-    rig.quotas.items = [quota(used="3", rv="2")]
-    rig.set_count(2)
+    rig.quotas.items = [quota(used="4", rv="2")]  # a new charge, not stored yet
     assert rig.reconcile() == pytest.approx(GRACE)
     assert rig.writer.written_used() == ["3"]
 
@@ -336,3 +335,134 @@ def test_a_namespace_without_pending_releases_is_not_tracked() -> None:
     rig.quotas.items = []
     assert rig.reconcile() is None
     assert rig.reconciler.pending_releases() == {}
+
+    assert rig.reconciler.remembered() == {}
+
+
+# --- what a delete frees, at once --------------------------------------------------------
+
+
+def test_a_deleted_stream_frees_its_charge_at_once() -> None:
+    rig = Rig([quota(used="3")], count=3)
+    assert rig.reconcile() is None
+    rig.set_count(2)
+    assert rig.reconcile() is None
+    assert rig.writer.written_used() == ["2"]
+
+
+def test_a_delete_keeps_a_charge_still_in_flight() -> None:
+    rig = Rig([quota(used="4")], count=3)  # one create charged, not stored yet
+    assert rig.reconcile() == pytest.approx(GRACE)
+    rig.set_count(2)
+    assert rig.reconcile() == pytest.approx(GRACE)
+    assert rig.writer.written_used() == ["3"]
+
+
+def test_a_fresh_reconciler_has_no_memory_and_waits_the_grace() -> None:
+    """A restart, or a new leader: what the recount lost is not known, only the gap."""
+    rig = Rig([quota(used="3")], count=2)
+    assert rig.reconcile() == pytest.approx(GRACE)
+    assert rig.writer.writes == []
+
+
+def test_a_lost_write_keeps_what_the_delete_freed_for_the_next_try() -> None:
+    rig = Rig([quota(used="3")], count=3)
+    rig.reconcile()
+    rig.set_count(2)
+    rig.writer.fail_with = 409
+    with pytest.raises(Requeue):
+        rig.reconcile()
+    rig.writer.fail_with = None
+    assert rig.reconcile() is None
+    assert rig.writer.written_used() == ["2"]
+
+
+def test_the_recounts_of_a_deleted_namespace_are_forgotten() -> None:
+    rig = Rig([quota("a", used="0")], count=0)
+    rig.reconcile()
+    assert rig.reconciler.remembered() == {NS: 1}
+    rig.quotas.items = []
+    rig.reconcile()
+    assert rig.reconciler.remembered() == {}
+
+
+# --- alauda.io/image-storage -------------------------------------------------------------
+
+S = "alauda.io/image-storage"
+KI = 1024
+M = {name: f"sha256:{name * 64}" for name in "abc"}
+B = {name: f"sha256:{name * 64}" for name in "uvwxyz"}
+
+
+def storage_quota(used: str | None = "0", rv: str = "1", hard: str = "1Mi") -> Obj:
+    obj: Obj = {
+        "metadata": {"name": "space", "namespace": NS, "uid": "uid-space", "resourceVersion": rv},
+        "spec": {"hard": {S: hard, R: "10"}},
+        "status": {"used": {R: "1"}},
+    }
+    if used is not None:
+        obj["status"]["used"][S] = used
+    return obj
+
+
+def image(digest: str, *layers: tuple[str, int]) -> Obj:
+    return {
+        "metadata": {"name": digest.replace(":", "-")},
+        "dockerImageReference": f"registry.example/{NS}/app@{digest}",
+        "dockerImageLayers": [{"name": name, "size": size} for name, size in layers],
+    }
+
+
+def tagged(*history: str) -> Obj:
+    return {
+        "metadata": {"name": "app", "namespace": NS},
+        "status": {"tags": [{"tag": "v1", "items": [{"image": d} for d in history]}]},
+    }
+
+
+class StorageRig(Rig):
+    def __init__(self, used: str | None, *history: str) -> None:
+        super().__init__([storage_quota(used)], 0)
+        self.streams.items = [tagged(*history)]
+        self.images = FakeCache(
+            [
+                image(M["a"], (B["u"], 300 * KI), (B["v"], 100 * KI)),
+                image(M["b"], (B["u"], 300 * KI), (B["w"], 200 * KI)),
+            ]
+        )
+        self.reconciler = QuotaUsageReconciler(
+            self.writer,
+            self.quotas,
+            self.streams,
+            self.images,
+            grace_seconds=GRACE,
+            now=self.clock,
+            acquire=self._acquire,
+        )
+
+    def storage_written(self) -> list[str]:
+        return [body["status"]["used"][S] for _, _, body in self.writer.writes]
+
+
+def test_storage_counts_each_distinct_blob_of_the_namespaces_images_once() -> None:
+    rig = StorageRig(None, M["b"], M["a"])
+    assert rig.reconcile() is None
+    assert rig.storage_written() == ["600Ki"]
+    assert rig.writer.writes[0][2]["status"]["used"][R] == "1", "both entries, one write"
+
+
+def test_a_tag_history_entry_removed_frees_its_storage_at_once() -> None:
+    rig = StorageRig("600Ki", M["b"], M["a"])
+    assert rig.reconcile() is None
+    assert rig.writer.writes == []
+    rig.streams.items = [tagged(M["b"])]  # M["a"]'s 100 KiB layer is no longer referenced
+    assert rig.reconcile() is None
+    assert rig.storage_written() == ["500Ki"]
+
+
+def test_storage_charged_for_a_push_in_flight_waits_the_grace() -> None:
+    rig = StorageRig("900Ki", M["b"], M["a"])  # 300 KiB charged for a push not recorded
+    assert rig.reconcile() == pytest.approx(GRACE)
+    rig.clock.advance(GRACE)
+    assert rig.reconcile() is None
+    assert rig.storage_written() == ["600Ki"]

@@ -1,73 +1,59 @@
-"""What the quota usage wiring caches: quotas whole but for managedFields, ImageStreams as
-metadata only (the reconciler only counts them)."""
+"""What the quota usage wiring caches and queues: quotas whole but for managedFields,
+ImageStreams and Images with only what the recounts read."""
 
 from __future__ import annotations
-
-import json
-import threading
-from typing import Any
 
 from kubernetes import client
 
 from controller.quotausage.wiring import QuotaUsageWiring
-from kube.metadata import LIST_ACCEPT
 from kube.ratelimit import RateLimiter
-from localcluster.waiting import wait_for
 
 MANAGED_FIELDS = [{"manager": "kube-controller-manager", "fieldsV1": {"f:status": {}}}]
 
 
-class Response:
-    def __init__(self, payload: dict[str, Any]) -> None:
-        self.data = json.dumps(payload).encode()
-
-    def stream(self, *args: Any, **kwargs: Any) -> Any:
-        return iter(())
-
-    def read_chunked(self, *args: Any, **kwargs: Any) -> Any:
-        return iter(())
-
-    def close(self) -> None: ...
-
-    def release_conn(self) -> None: ...
-
-
-class RecordingApi(client.ApiClient):  # type: ignore[misc]
-    """Answers every list with one object whose metadata has managedFields."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[tuple[str, dict[str, str]]] = []
-
-    def call_api(self, path: str, method: str, *args: Any, **kwargs: Any) -> Response:
-        headers = dict(kwargs.get("header_params") or {})
-        self.calls.append((path, headers))
-        item = {
-            "metadata": {
-                "name": "s",
-                "namespace": "team-a",
-                "resourceVersion": "3",
-                "managedFields": MANAGED_FIELDS,
-            },
-            "spec": {"tags": [{"name": "v1"}]},
-        }
-        return Response({"items": [item], "metadata": {"resourceVersion": "3"}})
+def test_imagestreams_are_cached_with_their_history_digests_only() -> None:
+    wiring = QuotaUsageWiring(client.ApiClient(), RateLimiter(1, 1))
+    meta = {"name": "s", "namespace": "a", "resourceVersion": "3", "managedFields": MANAGED_FIELDS}
+    item = {"image": "sha256:1", "dockerImageReference": "r@sha256:1", "created": "now"}
+    stream = {
+        "metadata": meta,
+        "spec": {"tags": [{"name": "v1"}]},
+        "status": {"tags": [{"tag": "v1", "items": [item]}], "dockerImageRepository": "r"},
+    }
+    assert wiring.imagestreams.transform(stream) == {
+        "metadata": {"name": "s", "namespace": "a", "resourceVersion": "3"},
+        "status": {"tags": [{"items": [{"image": "sha256:1"}]}]},
+    }
 
 
-def test_imagestreams_are_listed_and_cached_as_metadata_only() -> None:
-    api = RecordingApi()
-    wiring = QuotaUsageWiring(api, RateLimiter(1, 1))
-    stop = threading.Event()
-    wiring.imagestreams.start(stop)
-    try:
-        wait_for(wiring.imagestreams.has_synced, timeout=10, what="the ImageStream list")
-    finally:
-        stop.set()
-    path, headers = api.calls[0]
-    assert path == "/apis/image.alauda.io/v1/imagestreams"
-    assert headers["Accept"] == LIST_ACCEPT
-    cached = wiring.imagestreams.list("team-a")
-    assert cached == [{"metadata": {"name": "s", "namespace": "team-a", "resourceVersion": "3"}}]
+def test_images_are_cached_with_what_the_storage_count_reads() -> None:
+    wiring = QuotaUsageWiring(client.ApiClient(), RateLimiter(1, 1))
+    pushed = {"image.alauda.io/pushed-by-digest-to": "a/app"}
+    image = {
+        "metadata": {"name": "sha256-1", "annotations": {**pushed, "other": "x"}},
+        "dockerImageReference": "r@sha256:1",
+        "dockerImageMetadata": {"size": 30, "Config": {"Env": ["A=1"]}},
+        "dockerImageConfig": {"digest": "sha256:c", "size": 10},
+        "dockerImageLayers": [{"name": "sha256:l", "size": 20, "mediaType": "m"}],
+        "dockerImageManifests": [{"digest": "sha256:2", "mediaType": "m", "manifestSize": 5}],
+    }
+    assert wiring.images.transform(image) == {
+        "metadata": {"name": "sha256-1", "annotations": pushed},
+        "dockerImageReference": "r@sha256:1",
+        "dockerImageConfig": {"digest": "sha256:c", "size": 10},
+        "dockerImageLayers": [{"name": "sha256:l", "size": 20}],
+        "dockerImageManifests": [{"digest": "sha256:2"}],
+    }
+
+
+def test_an_image_change_queues_only_namespaces_with_a_storage_quota() -> None:
+    wiring = QuotaUsageWiring(client.ApiClient(), RateLimiter(1, 1))
+    for namespace, hard in (("a", "alauda.io/image-storage"), ("b", "alauda.io/imagestreams")):
+        quota = {"metadata": {"name": "q", "namespace": namespace}, "spec": {"hard": {hard: "1"}}}
+        wiring.quotas._store[f"{namespace}/q"] = quota
+    wiring._enqueue_storage("ADDED", {"metadata": {"name": "sha256-1"}}, None)
+    assert len(wiring.queue) == 1
+    assert wiring.queue.get(timeout=1) == "a"
 
 
 def test_quotas_lose_only_their_managed_fields() -> None:

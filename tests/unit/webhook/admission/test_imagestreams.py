@@ -101,11 +101,11 @@ class FakeCharger:
             raise ChargeConflict(f"could not charge quota in {NS}: too many concurrent writes")
         return self.plan
 
-    def judge(self, namespace: str) -> ChargePlan:
+    def judge(self, namespace: str, requested: int = 1, resource: str = "") -> ChargePlan:
         self.judged.append(namespace)
         return self._answer()
 
-    def charge(self, namespace: str) -> ChargePlan:
+    def charge(self, namespace: str, requested: int = 1, resource: str = "") -> ChargePlan:
         self.charged.append(namespace)
         return self._answer()
 
