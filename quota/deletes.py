@@ -94,29 +94,42 @@ def without_tag(stream: Mapping[str, Any], tag: str) -> StreamChange:
 
 
 def without_digest(stream: Mapping[str, Any], digest: str) -> StreamChange:
-    """``stream`` with every history entry naming ``digest`` gone; a tag left with no
-    entries goes too (a status tag with no history serves nothing). ``spec.tags`` stay:
-    they name tags, not digests."""
+    """``stream`` with ``digest`` gone. A tag whose current image is ``digest`` goes whole
+    (its history, and its ``spec.tags`` entry, as :func:`without_tag` takes a tag), as
+    distribution deletes the tags that point at a deleted manifest: keeping the tag would
+    serve its previous image again, silently republishing what the user withdrew. A tag
+    that has moved on keeps its newer images and loses only its entries naming
+    ``digest``. ``removed``: the digests no tag names any more."""
     status_tags = _status_tags(stream)
     kept: list[Any] = []
-    changed = False
+    dropped: set[str] = set()
+    gone: set[str] = set()
     for entry in status_tags:
         if not isinstance(entry, dict):
             kept.append(entry)
             continue
         items = entry.get("items")
         items = list(items) if isinstance(items, list) else []
-        left = [i for i in items if not (isinstance(i, dict) and i.get("image") == digest)]
-        if len(left) == len(items):
-            kept.append(entry)
+        newest = items[0] if items and isinstance(items[0], dict) else {}
+        if newest.get("image") == digest:
+            dropped.add(str(entry.get("tag")))
+            gone |= _entry_digests(entry)
             continue
-        changed = True
+        left = [i for i in items if not (isinstance(i, dict) and i.get("image") == digest)]
+        if len(left) != len(items):
+            gone.add(digest)
         if left:
-            kept.append({**entry, "items": left})
-    if not changed:
+            kept.append({**entry, "items": left} if len(left) != len(items) else entry)
+    if not gone and not dropped:
         return StreamChange(None, None, frozenset())
     status = {**copy.deepcopy(dict(mapping(stream.get("status")))), "tags": kept}
-    return StreamChange(status, None, frozenset({digest}))
+    spec_tags = _spec_tags(stream)
+    spec_kept = [e for e in spec_tags if not (isinstance(e, dict) and e.get("name") in dropped)]
+    spec = None
+    if len(spec_kept) != len(spec_tags):
+        spec = {**copy.deepcopy(dict(mapping(stream.get("spec")))), "tags": spec_kept}
+    after = {"status": {"tags": kept}}
+    return StreamChange(status, spec, frozenset(gone - stream_image_digests(after)))
 
 
 def repository_images(

@@ -129,6 +129,22 @@ def test_a_manifest_deleted_by_digest_leaves_every_tag_and_is_answered_202(
     assert (unknown.status_code, unknown.json()["errors"][0]["code"]) == (404, "MANIFEST_UNKNOWN")
 
 
+def test_a_digest_delete_never_rolls_a_tag_back_to_its_previous_image(
+    stack: ClusterEnv, ns: str, door: LocalFrontDoor, crane: Crane, tmp_path: Path
+) -> None:
+    token = account(stack, ns, "builder", "registry-editor")
+    login(crane, door, token)
+    old_dir, old = image_dir(tmp_path, 900, seed=71)
+    new_dir, new = image_dir(tmp_path, 700, seed=72)
+    for source in (old_dir, new_dir):
+        assert crane.push(source, f"{door.host}/{ns}/app:v1").returncode == 0
+    answer = Registry(door, token)("DELETE", f"/v2/{ns}/app/manifests/{new.digest}")
+    assert answer.status_code == 202, answer.text
+    assert history(stack, ns, "app") == {}
+    assert crane.digest(f"{door.host}/{ns}/app:v1").returncode != 0
+    assert not has_image(stack, old.digest)
+
+
 def test_a_blob_a_recorded_image_holds_is_refused_until_the_image_goes(
     stack: ClusterEnv, ns: str, door: LocalFrontDoor, crane: Crane, tmp_path: Path
 ) -> None:

@@ -186,7 +186,7 @@ def test_a_registry_out_of_reach_after_the_metadata_is_left_to_its_reconciler() 
 
 def test_a_digest_delete_takes_every_entry_and_the_index_children() -> None:
     world = World(
-        {"ns/app": stream("ns", "app", {"v1": [D["a"], D["c"]], "v2": [D["a"]]})},
+        {"ns/app": stream("ns", "app", {"v1": [D["c"], D["a"]], "v2": [D["a"]]})},
         [_image(D["a"], children=(D["b"],)), _image(D["b"]), _image(D["c"])],
     )
     deletes(world).delete_manifest("ns", "app", D["a"])

@@ -87,14 +87,28 @@ def test_holds_tag_reads_status_and_spec() -> None:
     assert not holds_tag(stream, "v2") and not holds_tag(None, "v1")
 
 
-def test_a_digest_leaves_every_entry_and_a_tag_left_empty_goes() -> None:
+def test_a_tag_pointing_at_the_digest_goes_whole_and_is_never_rolled_back() -> None:
     stream = _stream("ns", "app", {"v1": [D["a"], D["b"]], "v2": [D["a"]], "v3": [D["c"]]})
     change = without_digest(stream, D["a"])
     assert change.status is not None and change.status["tags"] == [
-        {"tag": "v1", "items": [{"image": D["b"]}]},
         {"tag": "v3", "items": [{"image": D["c"]}]},
     ]
-    assert (change.spec, change.removed) == (None, frozenset({D["a"]}))
+    assert (change.spec, change.removed) == (None, frozenset({D["a"], D["b"]}))
+
+
+def test_a_tag_that_moved_on_loses_only_its_entries_naming_the_digest() -> None:
+    stream = _stream("ns", "app", {"v1": [D["c"], D["a"], D["b"]]})
+    change = without_digest(stream, D["a"])
+    assert change.status is not None and change.status["tags"] == [
+        {"tag": "v1", "items": [{"image": D["c"]}, {"image": D["b"]}]},
+    ]
+    assert change.removed == frozenset({D["a"]})
+
+
+def test_a_tag_the_digest_takes_leaves_spec_tags_too() -> None:
+    stream = _stream("ns", "app", {"v1": [D["a"]], "v2": [D["c"]]}, spec=("v1", "v2"))
+    change = without_digest(stream, D["a"])
+    assert change.spec is not None and [e["name"] for e in change.spec["tags"]] == ["v2"]
 
 
 def test_a_digest_the_stream_does_not_hold_changes_nothing() -> None:
