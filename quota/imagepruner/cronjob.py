@@ -136,14 +136,17 @@ def pruner_args(spec: Mapping[str, Any], settings: PrunerSettings) -> list[str]:
 
 def owner_reference(pruner: Mapping[str, Any]) -> Obj:
     """The ImagePruner as the CronJob's controller: deleting it deletes the CronJob (a
-    cluster-scoped owner may own a namespaced dependent)."""
+    cluster-scoped owner may own a namespaced dependent). ``blockOwnerDeletion: false``:
+    true needs ``update`` on ``imagepruners/finalizers`` where the
+    OwnerReferencesPermissionEnforcement admission plugin runs, so the CronJob would be
+    refused there; it matters only for foreground deletion."""
     return {
         "apiVersion": f"{OPERATOR_GROUP}/{OPERATOR_VERSION}",
         "kind": "ImagePruner",
         "name": PRUNER_NAME,
         "uid": metadata(pruner).get("uid", ""),
         "controller": True,
-        "blockOwnerDeletion": True,
+        "blockOwnerDeletion": False,
     }
 
 

@@ -153,7 +153,7 @@ def test_the_cronjob_is_controlled_by_the_pruner() -> None:
             "name": "cluster",
             "uid": "u-9",
             "controller": True,
-            "blockOwnerDeletion": True,
+            "blockOwnerDeletion": False,
         }
     ]
 
