@@ -53,6 +53,8 @@ from dataclasses import dataclass
 from dataclasses import field as default
 from typing import Any, Final, Protocol
 
+from kubernetes.client.exceptions import ApiException
+
 from frontdoor import distribution as oci
 from frontdoor.blobsizes import BlobSizes
 from frontdoor.manifests import (
@@ -190,14 +192,13 @@ class ManifestPuts:
         by_digest_to = put.repository if push.tag is None else None
         image = image_object(push, reference, by_digest_to)
         stream, created = self._stream(put)
-        charged = self._judge.charge_storage(push)
-        if not charged.allowed:
-            self._undo(stream, created)
-            raise PushDenied(charged)
         # The body's own media type: a client's generic Content-Type (application/json,
         # none) is one the registry may not map to a manifest type.
         headers = {"Content-Type": push.media_type}
         try:
+            charged = self._charge_storage(push)
+            if not charged.allowed:
+                raise PushDenied(charged)
             by_digest = self._registry.request(
                 "PUT", f"/v2/{put.repository}/manifests/{push.digest}", headers, put.body
             )
@@ -222,6 +223,16 @@ class ManifestPuts:
         return self._registry.request(
             "PUT", f"/v2/{put.repository}/manifests/{push.tag}", headers, put.body
         )
+
+    def _charge_storage(self, push: Push) -> Decision:
+        """The storage charge; an API error (throttled, unavailable) is a failed record
+        the client retries, never a 500."""
+        try:
+            return self._judge.charge_storage(push)
+        except ApiException as err:
+            raise RecordFailed(
+                f"charging alauda.io/image-storage: HTTP {err.status} {err.reason}"
+            ) from None
 
     def _stream(self, put: ManifestPut) -> tuple[Obj, bool]:
         """The repository's ImageStream, created (and charged) only when there is none.

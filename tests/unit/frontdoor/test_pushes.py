@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from frontdoor import distribution as oci
 from frontdoor.manifests import OCI_INDEX, OCI_MANIFEST
@@ -76,11 +77,13 @@ class Judge:
         cause: Cause = Cause.IMAGE_STORAGE_LIMIT,
         *,
         deny_storage: str = "",
+        fail_storage: int = 0,
         calls: list[str] | None = None,
     ) -> None:
         self.deny = deny
         self.cause = cause
         self.deny_storage = deny_storage
+        self.fail_storage = fail_storage
         self.calls = [] if calls is None else calls
         self.seen: list[Push] = []
         self.charged: list[Push] = []
@@ -92,6 +95,8 @@ class Judge:
     def charge_storage(self, push: Push) -> Decision:
         self.calls.append("charge_storage")
         self.charged.append(push)
+        if self.fail_storage:
+            raise ApiException(status=self.fail_storage, reason="Too Many Requests")
         if self.deny_storage:
             return Decision.deny(self.deny_storage, Cause.QUOTA_EXCEEDED)
         return Decision.allow()
@@ -279,6 +284,15 @@ def test_storage_taken_by_a_racing_push_denies_before_the_registry_and_undoes_th
         ManifestPuts(judge, journal, journal, HOST).put(push(image_manifest(10)))
     assert denied.value.decision.message == STORAGE_FULL
     assert not denied.value.decision.retryable
+    assert journal.calls == ["read_stream", "create_stream", "charge_storage", "delete_stream"]
+
+
+def test_a_storage_charge_the_api_server_fails_is_retryable_and_undoes_the_stream(
+    journal: Journal,
+) -> None:
+    judge = Judge(fail_storage=429, calls=journal.calls)
+    with pytest.raises(RecordFailed, match="image-storage: HTTP 429"):
+        ManifestPuts(judge, journal, journal, HOST).put(push(image_manifest(10)))
     assert journal.calls == ["read_stream", "create_stream", "charge_storage", "delete_stream"]
 
 
