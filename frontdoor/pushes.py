@@ -102,7 +102,10 @@ class Records(Protocol):
     def create_stream(self, namespace: str, name: str) -> tuple[Obj, bool]: ...
     def stream(self, namespace: str, name: str) -> Obj | None: ...
     def delete_stream(self, stream: Obj) -> None: ...
-    def save_image(self, image: Obj) -> None: ...
+    def save_image(self, image: Obj) -> bool:
+        """True when created; False when the Image existed already."""
+        ...
+
     def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> None: ...
 
 
@@ -210,7 +213,7 @@ class ManifestPuts:
                 self._save(image, push.digest)
                 return by_digest
             by_digest.close()
-            self._save(image, push.digest)
+            existed = not self._save(image, push.digest)
             try:
                 self._records.tag(stream, push.tag, push.digest, reference)
             except Denied as err:
@@ -220,6 +223,12 @@ class ManifestPuts:
             # is empty, and would hold quota for nothing (the client's retry makes it again).
             self._undo(stream, created)
             raise
+        if existed:
+            # An Image that existed was judged by a delete or a prune that may have found
+            # it unreferenced before this tag was recorded, and deleted it since: the tag
+            # references it now, so it is saved again (a no-op when it is still there).
+            self._save_children(put, push)
+            self._save(image, push.digest)
         return self._registry.request(
             "PUT", f"/v2/{put.repository}/manifests/{push.tag}", headers, put.body
         )
@@ -272,12 +281,14 @@ class ManifestPuts:
             reference = image_reference(self._host, put.repository, child.digest)
             self._save(image_object(child, reference), child.digest)
 
-    def _save(self, image: Obj, digest: str) -> None:
+    def _save(self, image: Obj, digest: str) -> bool:
+        """Save one Image (step 4); True when it was created, False when it existed."""
         try:
-            self._records.save_image(image)
+            created = self._records.save_image(image)
         except Denied as err:
             raise PushDenied(err.decision) from None
         self._image_saved(digest)
+        return created
 
     def _children(
         self, put: ManifestPut, index: ImageIndex, at: str = "", walk: _Walk | None = None

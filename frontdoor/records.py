@@ -189,21 +189,22 @@ class ImageRecords(JsonApi):
         except (HTTPError, OSError, ValueError) as err:
             raise RecordFailed(f"reading the Image: {type(err).__name__}") from None
 
-    def save_image(self, image: Obj) -> None:
+    def save_image(self, image: Obj) -> bool:
         """Create the Image; one that exists already (the same digest, pushed before or
-        to another repository) is the same content and is kept."""
+        to another repository) is the same content and is kept. True when created."""
         try:
             self._call(
                 self._custom.create_cluster_custom_object, IMAGE_GROUP, IMAGE_VERSION, IMAGES, image
             )
         except ApiException as err:
             if is_already_exists(err):
-                return
+                return False
             if _refused(err):
                 raise Denied(refusal(err)) from None
             raise RecordFailed(f"creating the Image: HTTP {err.status}") from None
         except (HTTPError, OSError, ValueError) as err:
             raise RecordFailed(f"creating the Image: {type(err).__name__}") from None
+        return True
 
     def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> None:
         """Make ``tag`` point at ``digest`` in the stream's status history, judged by our

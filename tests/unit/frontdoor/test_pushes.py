@@ -114,6 +114,7 @@ class Journal:
         self.registry_status = 201
         self.manifests: dict[str, bytes] = {}
         self.images: list[Obj] = []
+        self.existing_images: set[str] = set()
         self.tags: list[tuple[str, str, str]] = []
         self.held: dict[str, int | None] = {}
         """Blob sizes unlike ``HELD`` (None: the registry lacks the blob)."""
@@ -138,9 +139,10 @@ class Journal:
     def delete_stream(self, stream: Obj) -> None:
         self.calls.append("delete_stream")
 
-    def save_image(self, image: Obj) -> None:
+    def save_image(self, image: Obj) -> bool:
         self.calls.append("save_image")
         self.images.append(image)
+        return image["metadata"]["name"] not in self.existing_images
 
     def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> None:
         self.calls.append("tag")
@@ -294,6 +296,22 @@ def test_a_storage_charge_the_api_server_fails_is_retryable_and_undoes_the_strea
     with pytest.raises(RecordFailed, match="image-storage: HTTP 429"):
         ManifestPuts(judge, journal, journal, HOST).put(push(image_manifest(10)))
     assert journal.calls == ["read_stream", "create_stream", "charge_storage", "delete_stream"]
+
+
+def test_an_image_that_existed_is_saved_again_once_its_tag_is_recorded(journal: Journal) -> None:
+    # A delete or a prune may have deleted the existing Image between its save and the
+    # tag's record; saved again, the tag never names an Image that is gone.
+    body = image_manifest(10)
+    journal.existing_images = {digest(body).replace(":", "-", 1)}
+    ManifestPuts(Judge(), journal, journal, HOST).put(push(body))
+    tagged = journal.calls.index("tag")
+    assert journal.calls[tagged - 1] == "save_image"
+    assert journal.calls[tagged + 1] == "save_image"
+
+
+def test_a_new_image_is_saved_once(journal: Journal) -> None:
+    ManifestPuts(Judge(), journal, journal, HOST).put(push(image_manifest(10)))
+    assert journal.calls.count("save_image") == 1
 
 
 def test_a_storage_denial_keeps_a_stream_that_existed(journal: Journal) -> None:
@@ -559,10 +577,10 @@ class Ledger(Journal):
         self.deleted.append(stream)
         super().delete_stream(stream)
 
-    def save_image(self, image: Obj) -> None:
+    def save_image(self, image: Obj) -> bool:
         if self.deny_image:
             raise Denied(Decision.deny(self.deny_image, Cause.IMAGE_STORAGE_LIMIT))
-        super().save_image(image)
+        return super().save_image(image)
 
     def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> None:
         self.tagged_streams.append(stream)
@@ -885,7 +903,7 @@ def test_an_image_refused_after_the_stream_was_created_deletes_the_stream() -> N
 
 def test_an_image_write_that_fails_after_the_stream_was_created_deletes_the_stream() -> None:
     class Failing(Ledger):
-        def save_image(self, image: Obj) -> None:
+        def save_image(self, image: Obj) -> bool:
             raise RecordFailed("creating the Image: HTTP 500")
 
     failing = Failing()
