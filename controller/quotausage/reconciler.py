@@ -5,7 +5,8 @@ Images reference (``quota.storage``).
 Raising usage is always safe and done at once. Lowering it releases charges, and a charge
 whose object is still on its way to storage must not be released (that would let a
 concurrent create over the limit). What the recount lost since this process last saw it
-was deleted, so that much is released at once; any other gap waits out ``grace``
+was deleted, so that much is released at once (storage only while no push is charged
+and unrecorded: a push's charge counted on what was held); any other gap waits out ``grace``
 (``quota.usagerelease`` has the rule and why it is safe). Both are judged on the values,
 not on the quota's resourceVersion, which other writers (Kubernetes' own quota admission
 and controller, for pods and the rest) change all the time. Only the leader reconciles, so
@@ -30,7 +31,7 @@ from quota.imagerefs import images_by_digest
 from quota.objects import Obj
 from quota.quantity import InvalidQuantity
 from quota.resourcequota import desired_used, has_usage, quota_matches, resource_used, with_used
-from quota.resources import QUOTA_RESOURCES, RESOURCE_IMAGESTREAMS
+from quota.resources import QUOTA_RESOURCES, RESOURCE_IMAGE_STORAGE, RESOURCE_IMAGESTREAMS
 from quota.storage import namespace_blobs, storage_used
 from quota.usagerelease import Gap, UsageStep, plan_usage
 
@@ -41,6 +42,11 @@ DEFAULT_QUOTA_RELEASE_GRACE_SECONDS = 35.0
 admission chain: the API server allows a webhook up to 30 s, so a create admitted (and
 charged) now may be stored that much later; 5 s more for the watch to bring it to the
 reconciler."""
+
+CHARGES_DEPEND_ON_HELD = frozenset({RESOURCE_IMAGE_STORAGE})
+"""Resources whose charge at admission depends on what else is held: a push is charged
+only for the blobs nothing in the namespace holds yet, so a delete's drop is released at
+once only while no charge is in flight (``quota.usagerelease``, step 2)."""
 
 Key = tuple[str, str]
 """A quota's uid and one of its resources."""
@@ -166,6 +172,7 @@ class QuotaUsageReconciler:
                 gaps.get(key),
                 now,
                 self._grace,
+                charges_depend_on_held=resource in CHARGES_DEPEND_ON_HELD,
             )
             steps[resource] = step
             if step.write is not None:

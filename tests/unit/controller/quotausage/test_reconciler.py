@@ -428,6 +428,7 @@ class StorageRig(Rig):
             [
                 image(M["a"], (B["u"], 300 * KI), (B["v"], 100 * KI)),
                 image(M["b"], (B["u"], 300 * KI), (B["w"], 200 * KI)),
+                image(M["c"], (B["u"], 300 * KI), (B["x"], 1 * KI)),
             ]
         )
         self.reconciler = QuotaUsageReconciler(
@@ -466,3 +467,24 @@ def test_storage_charged_for_a_push_in_flight_waits_the_grace() -> None:
     rig.clock.advance(GRACE)
     assert rig.reconcile() is None
     assert rig.storage_written() == ["600Ki"]
+
+
+def test_storage_freed_while_a_push_reusing_its_blobs_is_in_flight_waits_the_grace() -> None:
+    """M["a"] holds a 300 KiB blob; a push of M["c"] (that blob and 1 KiB) was charged
+    1 KiB because it was held. The tag is deleted before M["c"] is recorded: releasing
+    M["a"]'s 400 KiB at once would write 1 KiB, and admit pushes that overrun the limit
+    once M["c"] lands with its 301 KiB."""
+    rig = StorageRig("400Ki", M["a"])
+    assert rig.reconcile() is None
+    rig.quotas.items = [storage_quota("401Ki", rv="2")]  # the push of M["c"], charged
+    assert rig.reconcile() == pytest.approx(GRACE)
+    rig.streams.items = [tagged()]  # the tag deleted: nothing holds M["a"] any more
+    assert rig.reconcile() == pytest.approx(GRACE)
+    assert rig.writer.writes == []
+    rig.clock.advance(GRACE / 2)
+    rig.streams.items = [tagged(M["c"])]  # the push lands: its 301 KiB stay charged
+    assert rig.reconcile() == pytest.approx(GRACE)
+    assert rig.writer.writes == []
+    rig.clock.advance(GRACE)
+    assert rig.reconcile() is None
+    assert rig.storage_written() == ["301Ki"]
