@@ -21,8 +21,18 @@ GRACE = 5.0
 class FakeCache:
     def __init__(self, items: list[Obj]) -> None:
         self.items = items
+        self.resets = 0  # bump it where the real informer would: objects gone, no delete
+        self.empty_on_next_list = False
+
+    def reset_empty(self) -> None:
+        """What the informer does on a 404 for an optional kind."""
+        self.items = []
+        self.resets += 1
 
     def list(self, namespace: str | None = None) -> list[Obj]:
+        if self.empty_on_next_list:  # the 404 lands just as the recount reads the cache
+            self.empty_on_next_list = False
+            self.reset_empty()
         return [
             copy.deepcopy(item)
             for item in self.items
@@ -377,6 +387,38 @@ def test_a_lost_write_keeps_what_the_delete_freed_for_the_next_try() -> None:
     assert rig.writer.written_used() == ["2"]
 
 
+def test_a_cache_emptied_without_a_delete_releases_only_after_the_grace() -> None:
+    """An aggregated Image API re-registering answers 404: the informer empties its cache
+    and the recount falls to 0 with every stream still stored."""
+    rig = Rig([quota(used="3")], count=3)
+    assert rig.reconcile() is None
+    rig.streams.reset_empty()
+    assert rig.reconcile() == pytest.approx(GRACE)
+    assert rig.writer.writes == []
+    rig.set_count(3)  # the API is back and the informer relisted
+    assert rig.reconcile() is None
+    assert rig.writer.writes == []
+
+
+def test_a_cache_emptied_while_the_recount_reads_it_releases_nothing_at_once() -> None:
+    """The resets are read after the recount, so a reset that emptied what it read shows."""
+    rig = Rig([quota(used="3")], count=3)
+    rig.reconcile()
+    rig.streams.empty_on_next_list = True
+    assert rig.reconcile() == pytest.approx(GRACE)
+    assert rig.writer.writes == []
+
+
+def test_deletes_after_a_reset_are_released_at_once_again() -> None:
+    rig = Rig([quota(used="3")], count=3)
+    rig.reconcile()
+    rig.streams.resets += 1  # a relist that found nothing gone
+    rig.reconcile()
+    rig.set_count(2)
+    assert rig.reconcile() is None
+    assert rig.writer.written_used() == ["2"]
+
+
 def test_the_recounts_of_a_deleted_namespace_are_forgotten() -> None:
     rig = Rig([quota("a", used="0")], count=0)
     rig.reconcile()
@@ -488,3 +530,11 @@ def test_storage_freed_while_a_push_reusing_its_blobs_is_in_flight_waits_the_gra
     rig.clock.advance(GRACE)
     assert rig.reconcile() is None
     assert rig.storage_written() == ["301Ki"]
+
+
+def test_an_emptied_image_cache_does_not_release_storage_at_once() -> None:
+    rig = StorageRig("600Ki", M["b"], M["a"])
+    assert rig.reconcile() is None
+    rig.images.reset_empty()
+    assert rig.reconcile() == pytest.approx(GRACE)
+    assert rig.writer.writes == []
