@@ -68,6 +68,9 @@ class Informer:
         self._synced = threading.Event()
         self._resource_version = ""
         self._listed = False  # a full list succeeded once: any later one is a relist
+        # Bumped, with the lock held, each time objects leave the cache without a DELETED
+        # watch event: a relist that finds them gone, or a 404 that empties it.
+        self._resets = 0
         metrics.INFORMER_RELISTS.labels(name)  # the series exists from the start, at zero
         self._thread: threading.Thread | None = None
         # For optional kinds (a CRD that may not be installed): a 404 on list means "no
@@ -136,6 +139,16 @@ class Informer:
                     if not keys:
                         del self._index[value]
 
+    @property
+    def resets(self) -> int:
+        """How many times objects left the cache without a watch event saying they were
+        deleted (a relist, or a 404 on an optional kind that emptied it). A count taken
+        from the cache may fall for such a reset with nothing deleted on the server: an
+        aggregated API re-registering answers 404 for a while. Read it after reading the
+        cache: objects leave it and this changes under one lock."""
+        with self._lock:
+            return self._resets
+
     def has_synced(self) -> bool:
         return self._synced.is_set()
 
@@ -186,6 +199,8 @@ class Informer:
             old, self._store = self._store, {}
             self._index = {}
             self._namespaces = {}
+            if old:
+                self._resets += 1
         for obj in old.values():
             self._dispatch(DELETED, obj, None)
         self._synced.set()
@@ -211,6 +226,8 @@ class Informer:
             old = self._store
             self._store = fresh
             self._reindex()
+            if old.keys() - fresh.keys():
+                self._resets += 1
         self._resource_version = resource_version
         if self._listed:
             metrics.INFORMER_RELISTS.labels(self.name).inc()

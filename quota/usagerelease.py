@@ -20,7 +20,12 @@ The steps, for one quota and one resource:
 1. ``used`` missing, unreadable or below the recount: write the recount (raising is
    always safe).
 2. The recount dropped since it was last seen by ``lost``: write ``used - lost``, at
-   least the recount; what stays above the recount starts a gap.
+   least the recount; what stays above the recount starts a gap. Where a charge depends
+   on what else is held (``alauda.io/image-storage``: a push is charged only for the
+   blobs nothing in the namespace holds yet), only when no charge is in flight (``used``
+   not above the recount last seen): a push charged nothing for the blobs of an Image
+   deleted meanwhile, so releasing them at once would leave the push's bytes uncharged
+   when it lands. With a charge in flight such a drop waits out the grace (step 3).
 3. Any other gap: wait out the grace on it, then write the recount.
 """
 
@@ -56,15 +61,21 @@ def plan_usage(
     gap: Gap | None,
     now: dt.datetime,
     grace: dt.timedelta,
+    *,
+    charges_depend_on_held: bool = False,
 ) -> UsageStep:
     """The step for a quota whose ``status.used`` is ``used`` (None: missing or
     unreadable), whose stored objects now count ``recount``, whose recount was last seen
-    at ``seen`` (None: never, since this process started) and whose gap is ``gap``."""
+    at ``seen`` (None: never, since this process started) and whose gap is ``gap``.
+    ``charges_depend_on_held``: a charge was smaller for what else was held then (storage,
+    not a count of streams), so a drop is released at once only with no charge in flight."""
     if used is None or used < recount:
         return UsageStep(write=recount)
     if used == recount:
         return UsageStep()
     lost = seen - recount if seen is not None and seen > recount else 0
+    if charges_depend_on_held and seen is not None and used > seen:
+        lost = 0  # a charge in flight may have counted on what was deleted: grace only
     if lost:
         lowered = max(recount, used - lost)
         if lowered == recount:

@@ -5,11 +5,17 @@ Images reference (``quota.storage``).
 Raising usage is always safe and done at once. Lowering it releases charges, and a charge
 whose object is still on its way to storage must not be released (that would let a
 concurrent create over the limit). What the recount lost since this process last saw it
-was deleted, so that much is released at once; any other gap waits out ``grace``
+was deleted, so that much is released at once (storage only while no push is charged
+and unrecorded: a push's charge counted on what was held); any other gap waits out ``grace``
 (``quota.usagerelease`` has the rule and why it is safe). Both are judged on the values,
 not on the quota's resourceVersion, which other writers (Kubernetes' own quota admission
 and controller, for pods and the rest) change all the time. Only the leader reconciles, so
 the memory is one process's; a new leader starts without it, and only the grace applies.
+
+A recount seen is remembered with the resets of the caches it was taken from
+(``kube.informer.Informer.resets``): a cache emptied by a 404 (an aggregated API
+re-registering) or replaced by a relist drops the recount with nothing deleted, so a
+recount seen before a reset is forgotten and only the grace applies to the drop.
 
 Gaps and recounts seen are kept per namespace and only for the quotas that still exist
 and still name a resource: a deleted quota or namespace leaves nothing behind.
@@ -20,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from kubernetes.client.exceptions import ApiException
@@ -30,7 +37,7 @@ from quota.imagerefs import images_by_digest
 from quota.objects import Obj
 from quota.quantity import InvalidQuantity
 from quota.resourcequota import desired_used, has_usage, quota_matches, resource_used, with_used
-from quota.resources import QUOTA_RESOURCES, RESOURCE_IMAGESTREAMS
+from quota.resources import QUOTA_RESOURCES, RESOURCE_IMAGE_STORAGE, RESOURCE_IMAGESTREAMS
 from quota.storage import namespace_blobs, storage_used
 from quota.usagerelease import Gap, UsageStep, plan_usage
 
@@ -42,12 +49,36 @@ admission chain: the API server allows a webhook up to 30 s, so a create admitte
 charged) now may be stored that much later; 5 s more for the watch to bring it to the
 reconciler."""
 
+CHARGES_DEPEND_ON_HELD = frozenset({RESOURCE_IMAGE_STORAGE})
+"""Resources whose charge at admission depends on what else is held: a push is charged
+only for the blobs nothing in the namespace holds yet, so a delete's drop is released at
+once only while no charge is in flight (``quota.usagerelease``, step 2)."""
+
 Key = tuple[str, str]
 """A quota's uid and one of its resources."""
 
 
 class Cache(Protocol):
     def list(self, namespace: str | None = None) -> list[Obj]: ...
+
+
+class CountedCache(Cache, Protocol):
+    """A cache the recounts read, which says when objects left it with no delete."""
+
+    @property
+    def resets(self) -> int: ...
+
+
+Resets = tuple[int, int]
+"""The ImageStream and Image caches' resets, read after a recount."""
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A recount, and the caches' resets it was taken after."""
+
+    recount: int
+    resets: Resets
 
 
 class QuotaStatusWriter(Protocol):
@@ -83,8 +114,8 @@ class QuotaUsageReconciler:
         self,
         writer: QuotaStatusWriter,
         quotas: Cache,
-        imagestreams: Cache,
-        images: Cache | None = None,
+        imagestreams: CountedCache,
+        images: CountedCache | None = None,
         *,
         grace_seconds: float = DEFAULT_QUOTA_RELEASE_GRACE_SECONDS,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
@@ -104,7 +135,7 @@ class QuotaUsageReconciler:
         # queue never hands one namespace to two workers at once, so each inner dict has
         # one writer at a time.
         self._gaps: dict[str, dict[Key, Gap]] = {}
-        self._seen: dict[str, dict[Key, int]] = {}
+        self._seen: dict[str, dict[Key, Seen]] = {}
 
     def pending_releases(self) -> dict[str, int]:
         """Per namespace tracked, how many of its quotas wait out the grace to be lowered."""
@@ -115,6 +146,9 @@ class QuotaUsageReconciler:
     def remembered(self) -> dict[str, int]:
         """Per namespace tracked, how many of its quota resources have a recount seen."""
         return {namespace: len(seen) for namespace, seen in list(self._seen.items())}
+
+    def _resets(self) -> Resets:
+        return (self._imagestreams.resets, self._images.resets if self._images is not None else 0)
 
     def _recount(self, namespace: str, resource: str) -> int:
         streams = self._imagestreams.list(namespace)
@@ -130,6 +164,8 @@ class QuotaUsageReconciler:
             resource: self._recount(namespace, resource)
             for resource in {r for quota in quotas for r in _resources(quota)}
         }
+        # After the recount: a reset that emptied a cache before it was read shows here.
+        resets = self._resets()
         gaps = self._gaps.setdefault(namespace, {})
         seen = self._seen.setdefault(namespace, {})
         try:
@@ -139,7 +175,7 @@ class QuotaUsageReconciler:
                     del memory[key]  # deleted, or no longer names the resource
             wait: float | None = None
             for quota in quotas:
-                delay = self._converge(quota, recounts, gaps, seen)
+                delay = self._converge(quota, recounts, resets, gaps, seen)
                 if delay is not None:
                     wait = delay if wait is None else min(wait, delay)
             return wait
@@ -149,23 +185,31 @@ class QuotaUsageReconciler:
                     owner.pop(namespace, None)
 
     def _converge(
-        self, quota: Obj, recounts: dict[str, int], gaps: dict[Key, Gap], seen: dict[Key, int]
+        self,
+        quota: Obj,
+        recounts: dict[str, int],
+        resets: Resets,
+        gaps: dict[Key, Gap],
+        seen: dict[Key, Seen],
     ) -> float | None:
         """Plan each resource of ``quota``, write what changes in one status write, and
         only then remember the recounts and gaps: a lost write (a conflict) is planned
-        again from what was remembered before it."""
+        again from what was remembered before it. A recount seen before ``resets``
+        changed is not used: its drop may be a cache emptied, not a delete."""
         uid, now = _uid(quota), self._now()
         writes: dict[str, str] = {}
         steps: dict[str, UsageStep] = {}
         for resource in _resources(quota):
             key = (uid, resource)
+            last = seen.get(key)
             step = plan_usage(
                 _used(quota, resource),
                 recounts[resource],
-                seen.get(key),
+                last.recount if last is not None and last.resets == resets else None,
                 gaps.get(key),
                 now,
                 self._grace,
+                charges_depend_on_held=resource in CHARGES_DEPEND_ON_HELD,
             )
             steps[resource] = step
             if step.write is not None:
@@ -175,7 +219,7 @@ class QuotaUsageReconciler:
         waits = []
         for resource, step in steps.items():
             key = (uid, resource)
-            seen[key] = recounts[resource]
+            seen[key] = Seen(recounts[resource], resets)
             if step.gap is None:
                 gaps.pop(key, None)
             else:

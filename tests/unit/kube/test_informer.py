@@ -164,6 +164,45 @@ def test_missing_ok_treats_404_as_empty_and_synced() -> None:
     assert informer.list() == []
 
 
+def not_found() -> ApiException:
+    return ApiException(status=404, reason="Not Found")
+
+
+def gone() -> FakeResponse:
+    return FakeResponse(lines=[{"type": "ERROR", "object": {"code": 410, "message": "too old"}}])
+
+
+def test_a_404_that_empties_the_cache_counts_as_a_reset_once() -> None:
+    """An aggregated API re-registering: the objects leave the cache, none was deleted."""
+    api = ScriptedApi(lists=[page([obj("x", "1")], "1"), not_found()], watches=[not_found()])
+    informer = Informer("t", api, missing_ok=True, max_backoff_seconds=0.01)
+    assert informer.resets == 0
+    run_until_exhausted(informer, api)
+    assert informer.list() == []
+    assert informer.resets == 1, "the second 404 found the cache empty already"
+
+
+def test_a_relist_that_drops_objects_counts_as_a_reset() -> None:
+    api = ScriptedApi(
+        lists=[page([obj("x", "1"), obj("y", "1")], "1"), page([obj("y", "3")], "4")],
+        watches=[gone()],
+    )
+    informer = Informer("t", api, max_backoff_seconds=0.01)
+    run_until_exhausted(informer, api)
+    assert informer.resets == 1
+
+
+def test_a_relist_that_drops_nothing_is_no_reset() -> None:
+    api = ScriptedApi(
+        lists=[page([obj("x", "1")], "1"), page([obj("x", "2"), obj("y", "3")], "4")],
+        watches=[gone()],
+    )
+    informer = Informer("t", api, max_backoff_seconds=0.01)
+    run_until_exhausted(informer, api)
+    assert len(informer.list()) == 2
+    assert informer.resets == 0
+
+
 def test_a_failing_handler_does_not_stop_the_informer() -> None:
     api = ScriptedApi(lists=[page([obj("x", "1"), obj("y", "1")], "1")], watches=[])
     informer = Informer("t", api, max_backoff_seconds=0.01)

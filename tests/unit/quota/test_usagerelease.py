@@ -66,9 +66,28 @@ def test_a_new_charge_restarts_the_grace() -> None:
     assert step == UsageStep(gap=Gap(6, 3, at(30)), wait=GRACE.total_seconds())
 
 
-def test_bytes_follow_the_same_rule() -> None:
-    """A tag delete drops 600 KiB of a namespace's storage while a 1 MiB push is charged."""
-    kib = 1024
-    step = plan_usage(2600 * kib, 1000 * kib, 1600 * kib, None, T0, GRACE)
-    assert step.write == 2000 * kib
-    assert step.gap == Gap(2000 * kib, 1000 * kib, T0)
+KI = 1024
+MI = 1024 * KI
+
+
+def test_storage_freed_with_no_push_in_flight_is_released_at_once() -> None:
+    """A tag delete drops 600 KiB of a namespace's storage; nothing else is charged."""
+    step = plan_usage(1600 * KI, 1000 * KI, 1600 * KI, None, T0, GRACE, charges_depend_on_held=True)
+    assert step == UsageStep(write=1000 * KI)
+
+
+def test_storage_freed_while_a_push_that_reused_its_blobs_is_in_flight_waits_the_grace() -> None:
+    """Image D holds a 6 MiB blob; push E (that blob and a 1 KiB config) was charged 1 KiB
+    because D held it; D is deleted before E lands. Releasing D's 6 MiB at once would write
+    1 KiB, admit a 9 MiB push F under a 10 MiB limit, and leave 15 MiB stored when E lands."""
+    step = plan_usage(6 * MI + KI, 0, 6 * MI, None, T0, GRACE, charges_depend_on_held=True)
+    assert step == UsageStep(gap=Gap(6 * MI + KI, 0, T0), wait=GRACE.total_seconds())
+    assert plan_usage(6 * MI + KI, 0, 0, step.gap, at(35), GRACE, charges_depend_on_held=True) == (
+        UsageStep(write=0)
+    )
+
+
+def test_a_count_whose_charges_depend_on_nothing_else_releases_past_a_charge_in_flight() -> None:
+    """The same race for alauda.io/imagestreams: a stream's charge is 1 whatever else
+    exists, so the deleted stream's 1 is released at once and the in-flight 1 is kept."""
+    assert plan_usage(7, 4, 5, None, T0, GRACE, charges_depend_on_held=False).write == 6

@@ -21,8 +21,18 @@ GRACE = 5.0
 class FakeCache:
     def __init__(self, items: list[Obj]) -> None:
         self.items = items
+        self.resets = 0  # bump it where the real informer would: objects gone, no delete
+        self.empty_on_next_list = False
+
+    def reset_empty(self) -> None:
+        """What the informer does on a 404 for an optional kind."""
+        self.items = []
+        self.resets += 1
 
     def list(self, namespace: str | None = None) -> list[Obj]:
+        if self.empty_on_next_list:  # the 404 lands just as the recount reads the cache
+            self.empty_on_next_list = False
+            self.reset_empty()
         return [
             copy.deepcopy(item)
             for item in self.items
@@ -377,6 +387,38 @@ def test_a_lost_write_keeps_what_the_delete_freed_for_the_next_try() -> None:
     assert rig.writer.written_used() == ["2"]
 
 
+def test_a_cache_emptied_without_a_delete_releases_only_after_the_grace() -> None:
+    """An aggregated Image API re-registering answers 404: the informer empties its cache
+    and the recount falls to 0 with every stream still stored."""
+    rig = Rig([quota(used="3")], count=3)
+    assert rig.reconcile() is None
+    rig.streams.reset_empty()
+    assert rig.reconcile() == pytest.approx(GRACE)
+    assert rig.writer.writes == []
+    rig.set_count(3)  # the API is back and the informer relisted
+    assert rig.reconcile() is None
+    assert rig.writer.writes == []
+
+
+def test_a_cache_emptied_while_the_recount_reads_it_releases_nothing_at_once() -> None:
+    """The resets are read after the recount, so a reset that emptied what it read shows."""
+    rig = Rig([quota(used="3")], count=3)
+    rig.reconcile()
+    rig.streams.empty_on_next_list = True
+    assert rig.reconcile() == pytest.approx(GRACE)
+    assert rig.writer.writes == []
+
+
+def test_deletes_after_a_reset_are_released_at_once_again() -> None:
+    rig = Rig([quota(used="3")], count=3)
+    rig.reconcile()
+    rig.streams.resets += 1  # a relist that found nothing gone
+    rig.reconcile()
+    rig.set_count(2)
+    assert rig.reconcile() is None
+    assert rig.writer.written_used() == ["2"]
+
+
 def test_the_recounts_of_a_deleted_namespace_are_forgotten() -> None:
     rig = Rig([quota("a", used="0")], count=0)
     rig.reconcile()
@@ -428,6 +470,7 @@ class StorageRig(Rig):
             [
                 image(M["a"], (B["u"], 300 * KI), (B["v"], 100 * KI)),
                 image(M["b"], (B["u"], 300 * KI), (B["w"], 200 * KI)),
+                image(M["c"], (B["u"], 300 * KI), (B["x"], 1 * KI)),
             ]
         )
         self.reconciler = QuotaUsageReconciler(
@@ -466,3 +509,32 @@ def test_storage_charged_for_a_push_in_flight_waits_the_grace() -> None:
     rig.clock.advance(GRACE)
     assert rig.reconcile() is None
     assert rig.storage_written() == ["600Ki"]
+
+
+def test_storage_freed_while_a_push_reusing_its_blobs_is_in_flight_waits_the_grace() -> None:
+    """M["a"] holds a 300 KiB blob; a push of M["c"] (that blob and 1 KiB) was charged
+    1 KiB because it was held. The tag is deleted before M["c"] is recorded: releasing
+    M["a"]'s 400 KiB at once would write 1 KiB, and admit pushes that overrun the limit
+    once M["c"] lands with its 301 KiB."""
+    rig = StorageRig("400Ki", M["a"])
+    assert rig.reconcile() is None
+    rig.quotas.items = [storage_quota("401Ki", rv="2")]  # the push of M["c"], charged
+    assert rig.reconcile() == pytest.approx(GRACE)
+    rig.streams.items = [tagged()]  # the tag deleted: nothing holds M["a"] any more
+    assert rig.reconcile() == pytest.approx(GRACE)
+    assert rig.writer.writes == []
+    rig.clock.advance(GRACE / 2)
+    rig.streams.items = [tagged(M["c"])]  # the push lands: its 301 KiB stay charged
+    assert rig.reconcile() == pytest.approx(GRACE)
+    assert rig.writer.writes == []
+    rig.clock.advance(GRACE)
+    assert rig.reconcile() is None
+    assert rig.storage_written() == ["301Ki"]
+
+
+def test_an_emptied_image_cache_does_not_release_storage_at_once() -> None:
+    rig = StorageRig("600Ki", M["b"], M["a"])
+    assert rig.reconcile() is None
+    rig.images.reset_empty()
+    assert rig.reconcile() == pytest.approx(GRACE)
+    assert rig.writer.writes == []
