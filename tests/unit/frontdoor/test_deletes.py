@@ -312,3 +312,79 @@ def test_a_blob_a_referenced_image_holds_is_denied_saying_why() -> None:
     assert f"held by image {D['b']}, which repository ns/app records" in raised.value.message
     assert "would break pulls" in raised.value.message
     deletes(world).check_blob("ns", "app", D["g"])  # held by nothing: forwarded
+
+
+UNRELATED = 50
+"""Streams and Images that have nothing to do with the delete: none of them is read."""
+
+
+def _unrelated_world(main: dict[str, Obj], images: list[Obj]) -> World:
+    streams = dict(main)
+    for i in range(UNRELATED):
+        digest = f"sha256:{i:064x}"
+        streams[f"o{i}/x"] = stream(f"o{i}", "x", {"v1": [digest]})
+        images.append(_image(digest))
+    return World(streams, images)
+
+
+def test_a_delete_reads_only_its_candidates_and_lists_nothing() -> None:
+    world = _unrelated_world(
+        {"ns/app": stream("ns", "app", {"v1": [D["a"]], "v2": [D["b"]]})},
+        [_image(D["a"], children=(D["c"],)), _image(D["b"]), _image(D["c"])],
+    )
+    deletes(world).delete_manifest("ns", "app", "v1")
+    assert f"delete image {name(D['a'])}" in world.steps
+    assert f"delete image {name(D['c'])}" in world.steps
+    assert "list streams" not in world.reads
+    assert sorted(r for r in world.reads if r.startswith("get image")) == [
+        f"get image {name(D['a'])}",
+        f"get image {name(D['c'])}",
+    ]
+    assert {r for r in world.reads if r.startswith("get stream")} == {"get stream ns/app"}
+
+
+def test_a_cache_behind_the_delete_keeps_every_image() -> None:
+    """The invariant: a push recorded D in o/x before the delete, the cache has not seen
+    it (nor the delete's own write): the delete keeps D's Image, never guesses."""
+    world = World({"ns/app": stream("ns", "app", {"v1": [D["a"]]})}, [_image(D["a"])])
+    world.freeze_cache()
+    world.streams["o/x"] = stream("o", "x", {"v1": [D["a"]]})
+    deletes(world).delete_manifest("ns", "app", "v1")
+    assert not [s for s in world.steps if s.startswith("delete image")]
+    # Unlinked from ns/app all the same: its own stream, read live, no longer names it.
+    assert world.steps[-1] == f"DELETE /v2/ns/app/manifests/{D['a']}"
+
+
+def test_a_stream_the_cache_proposes_is_read_live_before_it_keeps_an_image() -> None:
+    world = World({"ns/app": stream("ns", "app", {"v1": [D["a"]]})}, [_image(D["a"])])
+    world.stale_streams["o/x"] = stream("o", "x", {"v1": [D["a"]]})  # deleted since
+    deletes(world).delete_manifest("ns", "app", "v1")
+    assert "get stream o/x" in world.reads
+    assert f"delete image {name(D['a'])}" in world.steps
+
+
+def test_a_child_another_repository_holds_through_its_index_stays() -> None:
+    world = World(
+        {
+            "ns/app": stream("ns", "app", {"v1": [D["b"]]}),
+            "o/x": stream("o", "x", {"v1": [D["a"]]}),
+        },
+        [_image(D["a"], children=(D["b"],)), _image(D["b"])],
+    )
+    deletes(world).delete_manifest("ns", "app", "v1")
+    assert world.steps == [
+        "status ns/app",
+        "DELETE /v2/ns/app/manifests/v1",
+        f"DELETE /v2/ns/app/manifests/{D['b']}",
+    ]
+
+
+def test_a_mark_the_cache_has_not_seen_keeps_the_image() -> None:
+    """A push by digest to o/x marked D after the cache last saw D: the live read of
+    the candidate shows the mark, and D stays."""
+    world = World({"ns/app": stream("ns", "app", {"v1": [D["a"]]})}, [_image(D["a"])])
+    world.freeze_cache()
+    world.image_list[0]["metadata"]["annotations"] = {ANNOTATION_PUSHED_BY_DIGEST: "o/x"}
+    world.cached = (world.streams, world.cached[1] if world.cached else [])  # streams current
+    deletes(world).delete_manifest("ns", "app", "v1")
+    assert not [s for s in world.steps if s.startswith("delete image")]
