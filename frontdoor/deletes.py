@@ -32,6 +32,9 @@ references: a stream the cache has not caught up to within ``CACHE_WAIT_SECONDS`
 every candidate (for the pruner), a stale proposal is read live and dropped, and a
 candidate's own mark is read live. A delete that wrote no stream (a push by digest's
 mark, the only reference) has no write to wait for: it lists the streams live instead.
+The wait covers the streams, not the Image cache's index of children: an index pushed
+and tagged while that watch lags behind the streams' is the one referrer it can miss (a
+push in flight, as it was for the live lists, which a push could also follow).
 
 Metadata first, registry second: a failure after step 2 leaves at most registry content
 the metadata no longer records (a tag the registry tag reconciler deletes, manifests and
