@@ -174,11 +174,7 @@ def main(argv: list[str]) -> int:
                 IMAGE_VERSION,
                 NAMESPACE,
                 IMAGESTREAMS,
-                {
-                    "apiVersion": "image.alauda.io/v1",
-                    "kind": "ImageStream",
-                    "metadata": {"name": "app"},
-                },
+                samples.created(samples.imagestream(NAMESPACE, "app", tags=0, history=0)),
             )
             caches = FrontDoorCaches(api)
             caches.start()
