@@ -117,6 +117,12 @@ bench: $(STAMP) controlplane ocitools loadgen
 quota-release: $(STAMP) controlplane
 	$(PY) -m bench.release
 
+## A front door delete among 2,000 unrelated Images, from the caches next to the live lists it
+## made before (about 2 min on its own stack); not part of make test.
+.PHONY: delete-bench
+delete-bench: $(STAMP) controlplane
+	$(PY) -m bench.deletes
+
 ## Mutation testing of the pure rules and the HTTP adapters ([tool.mutmut] in pyproject.toml),
 ## judged by the unit suite. Slow (minutes), so not part of `make test`. Prints figures per
 ## module, then every mutant no test killed.

@@ -1,5 +1,5 @@
 """A delete's metadata, read and written through the API server: the stream's tag or
-digest taken out (status, then spec), every stream and Image read live to confirm what
+digest taken out (status, then spec), each candidate Image read live to confirm what
 nothing references any more, and those Images deleted.
 
 Every write carries the object's ``resourceVersion`` (a delete its uid too): a push that
@@ -22,7 +22,7 @@ from kube.jsonapi import JsonApi, NotAnObject
 from quota.deletes import StreamChange
 from quota.names import IMAGE_GROUP, IMAGE_VERSION, IMAGES, IMAGESTREAMS
 from quota.objects import Obj, metadata
-from quota.pushrecords import ANNOTATION_PUSHED_BY_DIGEST
+from quota.pushrecords import ANNOTATION_PUSHED_BY_DIGEST, image_object_name
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class Conflict(Exception):
 
 class DeleteObjects(Protocol):
     def list_cluster_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
+    def get_cluster_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
     def replace_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
     def replace_namespaced_custom_object_status(self, *args: Any, **kwargs: Any) -> Any: ...
     def delete_cluster_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
@@ -55,10 +56,11 @@ class DeleteRecords(JsonApi):
         super().__init__(timeout=REQUEST_SECONDS)
         self._custom = custom
 
-    def write(self, stream: Obj, change: StreamChange) -> None:
+    def write(self, stream: Obj, change: StreamChange) -> str:
         """Write ``change`` to ``stream``: its status first (what reads serve, so the
-        front door stops serving at once), then its spec. ``Conflict`` when the stream
-        changed since it was read; ``Denied`` when the API server refuses."""
+        front door stops serving at once), then its spec; the resourceVersion the last
+        write was answered with. ``Conflict`` when the stream changed since it was read;
+        ``Denied`` when the API server refuses."""
         meta = metadata(stream)
         namespace, name = str(meta.get("namespace")), str(meta.get("name"))
         current = stream
@@ -70,12 +72,13 @@ class DeleteRecords(JsonApi):
                 {**current, "status": change.status},
             )
         if change.spec is not None:
-            self._replace(
+            current = self._replace(
                 self._custom.replace_namespaced_custom_object,
                 namespace,
                 name,
                 {**current, "spec": change.spec},
             )
+        return str(metadata(current).get("resourceVersion") or "")
 
     def _replace(self, func: Callable[..., Any], namespace: str, name: str, body: Obj) -> Obj:
         try:
@@ -90,12 +93,26 @@ class DeleteRecords(JsonApi):
             raise _failed("writing the ImageStream", err) from None
 
     def streams(self) -> list[Obj]:
-        """Every ImageStream in the cluster, read live."""
+        """Every ImageStream in the cluster, read live: only for a delete that wrote no
+        stream, which has no write of its own to wait for the cache to catch up to."""
         return list(self._list(IMAGESTREAMS))
 
-    def images(self) -> list[Obj]:
-        """Every Image, read live."""
-        return list(self._list(IMAGES))
+    def image(self, digest: str) -> Obj | None:
+        """The Image recording ``digest`` as the API server has it now, or None."""
+        try:
+            return self._read(
+                self._custom.get_cluster_custom_object,
+                IMAGE_GROUP,
+                IMAGE_VERSION,
+                IMAGES,
+                image_object_name(digest),
+            )
+        except ApiException as err:
+            if is_not_found(err):
+                return None
+            raise _failed("reading an Image", err) from None
+        except (NotAnObject, HTTPError, OSError, ValueError) as err:
+            raise _failed("reading an Image", err) from None
 
     def _list(self, plural: str) -> Iterator[Obj]:
         token: str | None = None

@@ -79,7 +79,7 @@ def build_frontdoor_app(config: FrontDoorConfig) -> Flask:
         pushes,
         reads=reads,
         uploads=Uploads(judge, upstream, sizes),
-        deletes=ManifestDeletes(records, DeleteRecords(custom), upstream),
+        deletes=ManifestDeletes(records, DeleteRecords(custom), upstream, caches),
         read_only=switch.refuses,
     )
     return create_app([frontdoor_blueprint(door)], readiness=[caches.not_ready, switch.not_ready])

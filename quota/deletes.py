@@ -11,6 +11,11 @@ still charges, nor keeps what a count already dropped.
 Two scopes, as OpenShift's registry separates a repository's manifest links from the
 cluster's Images: a manifest the *repository* no longer references is unlinked from that
 repository in the registry; an Image *no repository* references is deleted.
+
+Both are asked of the few digests a delete touches, never of every stream and Image: the
+repository's marks come from a cache's index (``marked``), and "does any repository
+reference it" walks from a candidate up to the indexes that list it (``unreferenced``),
+so the caller reads live only the candidates, their indexes and the streams naming them.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from quota.imagerefs import image_blobs, pushed_by_digest_to, referenced_images, with_children
+from quota.imagerefs import image_blobs, pushed_by_digest_to, with_children
 from quota.measure import stream_image_digests
 from quota.objects import Obj, mapping, metadata
 from quota.pushrecords import ANNOTATION_PUSHED_BY_DIGEST
@@ -132,14 +137,18 @@ def without_digest(stream: Mapping[str, Any], digest: str) -> StreamChange:
     return StreamChange(status, spec, frozenset(gone - stream_image_digests(after)))
 
 
+def marked_for(repository: str, images: Mapping[str, Obj]) -> frozenset[str]:
+    """The digests of ``images`` a push by digest marked for ``repository``: for callers
+    holding every Image; a door finds them in its cache's index instead."""
+    return frozenset(d for d, image in images.items() if pushed_by_digest_to(image) == repository)
+
+
 def repository_images(
-    repository: str, stream: Mapping[str, Any] | None, images: Mapping[str, Obj]
+    stream: Mapping[str, Any] | None, images: Mapping[str, Obj], marked: Iterable[str]
 ) -> frozenset[str]:
-    """The digests ``repository`` (``<namespace>/<name>``) references: its stream's history,
-    the pushes by digest marked for it, and their children at any depth."""
-    roots = set(stream_image_digests(stream))
-    roots |= {d for d, image in images.items() if pushed_by_digest_to(image) == repository}
-    return with_children(roots, images)
+    """The digests a repository references: its stream's history, the pushes by digest
+    ``marked`` for it, and their children at any depth."""
+    return with_children(set(stream_image_digests(stream)) | set(marked), images)
 
 
 def without_mark(image: Obj) -> Obj:
@@ -152,65 +161,54 @@ def without_mark(image: Obj) -> Obj:
     return trimmed
 
 
-@dataclass(frozen=True)
-class Cleanup:
-    """What a stream change leaves to remove: ``unlink``, the manifests the repository no
-    longer references (deleted from its registry repository by digest); ``delete``, the
-    Images no repository references (a subset of ``unlink``)."""
+def ancestors(digests: Iterable[str], parents: Mapping[str, Iterable[str]]) -> frozenset[str]:
+    """``digests`` and every index above them (``parents``: digest -> the indexes that list
+    it as a child), at any depth; a cycle ends where it repeats."""
+    seen: set[str] = set()
+    pending = list(digests)
+    while pending:
+        digest = pending.pop()
+        if digest not in seen:
+            seen.add(digest)
+            pending.extend(parents.get(digest, ()))
+    return frozenset(seen)
 
-    unlink: tuple[str, ...]
-    delete: tuple[str, ...]
 
-
-def cleanup(
-    repository: str,
-    candidates: Iterable[str],
-    streams: Iterable[Obj],
-    images: Mapping[str, Obj],
-) -> Cleanup:
-    """What to remove after ``candidates`` (digests a delete took out of ``repository``'s
-    stream) lost that reference. ``streams``: every ImageStream as it is *after* the
-    change; ``images``: every Image by digest (``quota.imagerefs.images_by_digest``), a
-    mark a delete by digest took away already removed (``without_mark``). An index's
-    children are candidates with it: the index held them."""
-    streams = list(streams)
-    own = next(
-        (
-            s
-            for s in streams
-            if f"{metadata(s).get('namespace')}/{metadata(s).get('name')}" == repository
-        ),
-        None,
-    )
-    still_here = repository_images(repository, own, images)
-    anywhere = referenced_images(streams, images)
-    unlink = sorted(d for d in with_children(candidates, images) if d not in still_here)
-    delete = tuple(d for d in unlink if d not in anywhere and d in images)
-    return Cleanup(tuple(unlink), delete)
+def unreferenced(
+    candidates: Iterable[str], parents: Mapping[str, Iterable[str]], roots: Iterable[str]
+) -> tuple[str, ...]:
+    """The ``candidates`` no repository references, in order. ``roots``: the digests among
+    the candidates and their ancestors that a stream's history names or a push by digest
+    marks; a candidate is referenced when it or an index above it is a root (the same
+    answer as ``quota.imagerefs.referenced_images``, asked from the candidate upward
+    instead of from every stream downward)."""
+    rooted = set(roots)
+    return tuple(sorted(d for d in set(candidates) if not ancestors([d], parents) & rooted))
 
 
 def blob_holders(
-    blob: str, repository: str, stream: Mapping[str, Any] | None, images: Mapping[str, Obj]
+    blob: str, stream: Mapping[str, Any] | None, images: Mapping[str, Obj], marked: Iterable[str]
 ) -> tuple[str, ...]:
-    """The digests of the Images ``repository`` references that hold ``blob`` (as config or
-    layer), in order: while any does, unlinking the blob would break its pulls."""
+    """The digests of the Images a repository references (``repository_images``) that hold
+    ``blob`` (as config or layer), in order: while any does, unlinking the blob would
+    break its pulls."""
     return tuple(
         sorted(
             digest
-            for digest in repository_images(repository, stream, images)
+            for digest in repository_images(stream, images, marked)
             if any(held.digest == blob for held in image_blobs(images.get(digest)))
         )
     )
 
 
 def holding_index(
-    digest: str, repository: str, stream: Mapping[str, Any] | None, images: Mapping[str, Obj]
+    digest: str, stream: Mapping[str, Any] | None, images: Mapping[str, Obj], marked: Iterable[str]
 ) -> str | None:
-    """An index ``repository`` references that names ``digest`` as its child (directly or
-    deeper), when the repository references ``digest`` only that way; else None. Such a
-    manifest is deleted with its index, never alone: the index would break."""
-    direct = set(stream_image_digests(stream))
-    direct |= {d for d, image in images.items() if pushed_by_digest_to(image) == repository}
+    """An index a repository references (``repository_images``) that names ``digest`` as
+    its child (directly or deeper), when the repository references ``digest`` only that
+    way; else None. Such a manifest is deleted with its index, never alone: the index
+    would break."""
+    direct = set(stream_image_digests(stream)) | set(marked)
     if digest in direct:
         return None
     for root in sorted(direct):

@@ -37,7 +37,7 @@ SHA256_BYTES: Final = 32
 """The OCI image-spec's sha256 digest: 64 lowercase hex characters after the prefix."""
 
 
-def _sha256_bytes(digest: str) -> bytes | None:
+def sha256_bytes(digest: str) -> bytes | None:
     """The 32 bytes of a canonical ``sha256:<64 lowercase hex>`` digest, else None."""
     hex_part = digest.removeprefix(SHA256_PREFIX)
     if len(hex_part) != 2 * SHA256_BYTES or hex_part == digest:
@@ -57,7 +57,7 @@ def cached_stream(stream: Obj) -> Obj:
     usage = stream_usage(stream)
     packed, others = bytearray(), []
     for digest in usage.images:
-        raw = _sha256_bytes(digest)
+        raw = sha256_bytes(digest)
         if raw is None:
             others.append(digest)
         else:

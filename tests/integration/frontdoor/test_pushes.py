@@ -315,8 +315,8 @@ def test_the_front_doors_grant_is_exactly_what_it_uses(
     # A read of a digest the stream's history lacks asks for its Image (a push by digest).
     unknown = Registry(door, token)("GET", f"/v2/{ns}/app/manifests/sha256:{'0' * 64}")
     assert unknown.status_code == 404
-    # A delete of a tag the spec names too: the stream's status and spec written, every
-    # stream and Image listed, the Image nothing references any more deleted.
+    # A delete of a tag the spec names too: the stream's status and spec written, its
+    # candidate Image read, the Image nothing references any more deleted.
     spec = json.dumps({"spec": {"tags": [{"name": "v1"}]}})
     stack.kubectl("patch", "imagestream", "app", "-n", ns, "--type=merge", "-p", spec)
     assert crane.run("delete", f"{door.host}/{ns}/app:v1").returncode == 0

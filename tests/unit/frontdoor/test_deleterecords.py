@@ -48,6 +48,10 @@ class Api:
         self._call("list", args, kwargs)
         return answer(self.pages.pop(0))
 
+    def get_cluster_custom_object(self, *args: Any, **kwargs: Any) -> Any:
+        self._call("get", args, kwargs)
+        return answer(IMAGE)
+
     def delete_cluster_custom_object(self, *args: Any, **kwargs: Any) -> Any:
         self._call("delete", args, kwargs)
         return answer({"kind": "Status", "status": "Success"})
@@ -70,6 +74,24 @@ def test_the_status_is_written_before_the_spec_each_with_the_version_read() -> N
     assert status_body["status"] == {"tags": []}
     assert spec_body["metadata"]["resourceVersion"] == "8"  # the status write's answer
     assert spec_body["spec"] == {"tags": []}
+
+
+def test_a_write_answers_the_resource_version_it_was_given() -> None:
+    """What a delete waits for the stream cache to hold before it trusts it."""
+    api = Api()
+    written = DeleteRecords(api).write(STREAM, StreamChange({"tags": []}, None, frozenset()))
+    assert written == "8"
+
+
+def test_one_image_is_read_by_its_object_name_and_a_missing_one_is_none() -> None:
+    api = Api()
+    assert DeleteRecords(api).image("sha256:aa") == IMAGE
+    assert api.calls[0][1][2:] == ("images", "sha256-aa")
+    api.errors["get"] = api_error(404, "NotFound")
+    assert DeleteRecords(api).image("sha256:aa") is None
+    api.errors["get"] = api_error(500)
+    with pytest.raises(RecordFailed, match="reading an Image: HTTP 500"):
+        DeleteRecords(api).image("sha256:aa")
 
 
 def test_an_unchanged_part_is_not_written() -> None:
@@ -102,7 +124,7 @@ def test_a_list_follows_every_page() -> None:
         {"items": [{"metadata": {"name": "a"}}], "metadata": {"continue": "next"}},
         {"items": [{"metadata": {"name": "b"}}], "metadata": {}},
     ]
-    assert [i["metadata"]["name"] for i in DeleteRecords(api).images()] == ["a", "b"]
+    assert [i["metadata"]["name"] for i in DeleteRecords(api).streams()] == ["a", "b"]
     assert [kwargs.get("_continue") for _, _, kwargs in api.calls] == [None, "next"]
     assert {kwargs["limit"] for _, _, kwargs in api.calls} == {LIST_PAGE_SIZE}
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from quota.deletes import (
+    ancestors,
     blob_holders,
-    cleanup,
     holding_index,
     holds_tag,
+    marked_for,
     repository_images,
+    unreferenced,
     without_digest,
     without_mark,
     without_tag,
@@ -116,35 +118,30 @@ def test_a_digest_the_stream_does_not_hold_changes_nothing() -> None:
     assert not change.changed and change.removed == frozenset()
 
 
-def test_an_image_another_repository_references_is_unlinked_here_but_kept() -> None:
-    after = [_stream("ns", "app", {}), _stream("other", "app", {"v1": [D["a"]]})]
-    plan = cleanup("ns/app", {D["a"]}, after, _images(_image(D["a"])))
-    assert (plan.unlink, plan.delete) == ((D["a"],), ())
-
-
-def test_an_image_nothing_references_is_unlinked_and_deleted_with_its_children() -> None:
-    images = _images(_image(D["a"], children=(D["b"], D["c"])), _image(D["b"]), _image(D["c"]))
-    after = [_stream("ns", "app", {}), _stream("other", "x", {"v1": [D["c"]]})]
-    plan = cleanup("ns/app", {D["a"]}, after, images)
-    assert plan.unlink == tuple(sorted((D["a"], D["b"], D["c"])))
-    # c is another repository's: unlinked here, its Image kept.
-    assert plan.delete == tuple(sorted((D["a"], D["b"])))
-
-
-def test_an_image_still_in_this_repository_is_neither_unlinked_nor_deleted() -> None:
-    images = _images(_image(D["a"]), _image(D["b"], pushed_to="ns/app"))
-    after = [_stream("ns", "app", {"v2": [D["a"]]})]
-    plan = cleanup("ns/app", {D["a"], D["b"]}, after, images)
-    assert (plan.unlink, plan.delete) == ((), ())
-
-
-def test_a_mark_taken_away_leaves_the_image_unreferenced() -> None:
+def test_a_mark_taken_away_leaves_the_image_without_it() -> None:
     marked = _image(D["a"], pushed_to="ns/app")
     trimmed = without_mark(marked)
     assert ANNOTATION_PUSHED_BY_DIGEST not in trimmed["metadata"]["annotations"]
     assert marked["metadata"]["annotations"][ANNOTATION_PUSHED_BY_DIGEST] == "ns/app"
-    plan = cleanup("ns/app", {D["a"]}, [_stream("ns", "app", {})], _images(trimmed))
-    assert plan.delete == (D["a"],)
+    assert marked_for("ns/app", _images(trimmed)) == frozenset()
+
+
+def test_a_candidate_no_root_reaches_is_unreferenced() -> None:
+    assert unreferenced([D["a"], D["b"]], {}, roots=[D["b"]]) == (D["a"],)
+
+
+def test_a_candidate_an_index_above_it_keeps_at_any_depth() -> None:
+    # c is a child of b, b a child of a; a stream names a.
+    parents = {D["c"]: [D["b"]], D["b"]: [D["a"]]}
+    assert unreferenced([D["c"], D["b"]], parents, roots=[D["a"]]) == ()
+    assert unreferenced([D["c"]], parents, roots=[]) == (D["c"],)
+    assert ancestors([D["c"]], parents) == {D["a"], D["b"], D["c"]}
+
+
+def test_an_index_cycle_ends_where_it_repeats() -> None:
+    parents = {D["a"]: [D["b"]], D["b"]: [D["a"]]}
+    assert unreferenced([D["a"]], parents, roots=[]) == (D["a"],)
+    assert unreferenced([D["a"]], parents, roots=[D["b"]]) == ()
 
 
 def test_repository_images_follow_history_marks_and_children_at_any_depth() -> None:
@@ -156,7 +153,9 @@ def test_repository_images_follow_history_marks_and_children_at_any_depth() -> N
         _image(D["e"], pushed_to="ns/other"),
     )
     stream = _stream("ns", "app", {"v1": [D["a"]]})
-    assert repository_images("ns/app", stream, images) == {D["a"], D["b"], D["c"], D["d"]}
+    marked = marked_for("ns/app", images)
+    assert marked == {D["d"]}
+    assert repository_images(stream, images, marked) == {D["a"], D["b"], D["c"], D["d"]}
 
 
 def test_a_blob_is_held_by_the_images_the_repository_references() -> None:
@@ -166,15 +165,16 @@ def test_a_blob_is_held_by_the_images_the_repository_references() -> None:
         _image(D["c"], layers=(D["h"],)),  # another repository's
     )
     stream = _stream("ns", "app", {"v1": [D["a"]]})
-    assert blob_holders(D["h"], "ns/app", stream, images) == (D["b"],)
-    assert blob_holders(D["g"], "ns/app", stream, images) == ()
-    assert blob_holders(D["h"], "ns/app", _stream("ns", "app", {}), images) == ()
+    assert blob_holders(D["h"], stream, images, ()) == (D["b"],)
+    assert blob_holders(D["g"], stream, images, ()) == ()
+    assert blob_holders(D["h"], _stream("ns", "app", {}), images, ()) == ()
+    assert blob_holders(D["h"], _stream("ns", "app", {}), images, [D["c"]]) == (D["c"],)
 
 
 def test_a_child_only_an_index_records_names_that_index() -> None:
     images = _images(_image(D["a"], children=(D["b"],)), _image(D["b"], children=(D["c"],)))
     stream = _stream("ns", "app", {"v1": [D["a"]], "v2": [D["d"]]})
-    assert holding_index(D["c"], "ns/app", stream, images) == D["a"]
-    assert holding_index(D["b"], "ns/app", stream, images) == D["a"]
-    assert holding_index(D["a"], "ns/app", stream, images) is None
-    assert holding_index(D["d"], "ns/app", stream, images) is None
+    assert holding_index(D["c"], stream, images, ()) == D["a"]
+    assert holding_index(D["b"], stream, images, ()) == D["a"]
+    assert holding_index(D["a"], stream, images, ()) is None
+    assert holding_index(D["d"], stream, images, ()) is None
