@@ -53,7 +53,10 @@ def conditions(obj: dict[str, Any] | None) -> dict[str, tuple[str, str]]:
 
 
 def rendered(cluster: ClusterEnv) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The pruner and its CronJob once the controller has rendered the pruner's generation."""
+    """The pruner and its CronJob once this stack's controller has rendered the pruner's
+    generation: owned, current and with this stack's image (another controller in the
+    session, test_rbac's with the shipped manifest's identity, renders the manifest's
+    image, which this one replaces)."""
 
     def both() -> tuple[dict[str, Any], dict[str, Any]] | None:
         p, c = pruner(cluster), cronjob(cluster)
@@ -61,7 +64,8 @@ def rendered(cluster: ClusterEnv) -> tuple[dict[str, Any], dict[str, Any]]:
             return None
         owned = c["metadata"].get("ownerReferences", [{}])[0].get("uid") == p["metadata"]["uid"]
         current = p.get("status", {}).get("observedGeneration") == p["metadata"]["generation"]
-        return (p, c) if owned and current else None
+        ours = container(c).get("image") == PRUNER_IMAGE
+        return (p, c) if owned and current and ours else None
 
     result: tuple[dict[str, Any], dict[str, Any]] = cluster.wait(
         both, timeout=CACHE_DEADLINE, what="the pruner's CronJob rendered"
