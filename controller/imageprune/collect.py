@@ -21,6 +21,13 @@ mode or not running"). So:
    when its collection would have been stopped (``COLLECTION_SECONDS`` after the drain),
    and the next run takes it over and puts back the value it saved.
 
+The front door asks the switch again right before a write reaches the registry (a
+manifest's PUT, and an upload's final PUT before its last chunk: ``frontdoor.pushes``,
+``frontdoor.uploads``), so a write that began before step 1 is refused if it has not
+reached the registry yet. The drain still covers what no check can see: a front door
+worker's watch learning of the switch late (a broken watch's relist), and a write that
+passed its last check just before and is still being stored by the registry.
+
 The remaining hazard: a client that uploaded its blobs before step 1 and pushes the
 manifest after step 4 finds those blobs collected; the registry refuses the manifest with
 ``MANIFEST_BLOB_UNKNOWN`` (the front door passes it on), and the client's retry of the
