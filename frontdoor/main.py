@@ -64,6 +64,7 @@ def build_frontdoor_app(config: FrontDoorConfig) -> Flask:
     records = ImageRecords(custom)
     reads = ManifestReads(caches, records)
     sizes = BlobSizes(upstream)
+    switch = ReadOnlySwitch(api).start()
     pushes = ManifestPuts(
         judge,
         records,
@@ -71,14 +72,14 @@ def build_frontdoor_app(config: FrontDoorConfig) -> Flask:
         config.internal_registry,
         blobs=sizes,
         image_saved=reads.recorded,
+        read_only=switch.read_only,
     )
-    switch = ReadOnlySwitch(api).start()
     door = FrontDoor(
         access,
         upstream,
         pushes,
         reads=reads,
-        uploads=Uploads(judge, upstream, sizes),
+        uploads=Uploads(judge, upstream, sizes, read_only=switch.read_only),
         deletes=ManifestDeletes(records, DeleteRecords(custom), upstream, caches),
         read_only=switch.refuses,
     )

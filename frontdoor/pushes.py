@@ -21,11 +21,13 @@ that keeps the registry and the Image API consistent.
    created is deleted again. No manifest reaches the registry uncharged. A charge whose
    push then fails is released by the usage reconciler (after its grace: no delete
    explains it).
-3. PUT the manifest to the registry by digest: no tag moves yet. If the registry refuses
-   it (a blob it lacks, say), its error goes to the client and a stream created in step 2
-   is deleted again (only if no other push has written to it since), so a failed first
-   push holds no quota. So is it when any later step up to the tag's record is refused
-   or fails: a refused push leaves no stream and no charge behind.
+3. PUT the manifest to the registry by digest: no tag moves yet. The read-only switch is
+   asked again first (not only when the request began): while it is set, the push gets
+   the read-only refusal. If that or the registry refuses it (a blob it lacks, say), the
+   refusal goes to the client and a stream created in step 2 is deleted again (only if
+   no other push has written to it since), so a failed first push holds no quota. So is
+   it when any later step up to the tag's record is refused or fails: a refused push
+   leaves no stream and no charge behind.
 4. Create the Image (content-addressed: one that exists is kept), only for a manifest the
    registry holds; an index's children (at any depth) get theirs first.
 5. Tag: append the tag event to the stream's status history, judged again by our webhook
@@ -65,6 +67,7 @@ from frontdoor.manifests import (
     digest_of,
     parse_manifest,
 )
+from frontdoor.readonly import read_only_refusal
 from frontdoor.records import Denied, RecordFailed
 from frontdoor.upstream import UpstreamResponse
 from quota.decision import Decision
@@ -153,16 +156,20 @@ class ManifestPuts:
         host: str,
         blobs: BlobSizes | None = None,
         image_saved: Callable[[str], None] = lambda digest: None,
+        read_only: Callable[[], bool] = lambda: False,
     ) -> None:
         """``host``: the registry hostname clients pull from, recorded in references;
         ``blobs``: the registry's blob sizes (by default asked of ``registry``);
-        ``image_saved``: told each digest whose Image is recorded (the reads' miss cache)."""
+        ``image_saved``: told each digest whose Image is recorded (the reads' miss cache);
+        ``read_only``: the registry's read-only switch (``frontdoor.readonly``), asked
+        again right before the manifest reaches the registry."""
         self._judge = judge
         self._records = records
         self._registry = registry
         self._host = host
         self._blobs = blobs or BlobSizes(registry)
         self._image_saved = image_saved
+        self._read_only = read_only
 
     def put(self, put: ManifestPut) -> UpstreamResponse:
         """Raises ``oci.RegistryError`` (bad manifest), ``PushDenied`` or ``RecordFailed``."""
@@ -202,6 +209,11 @@ class ManifestPuts:
             charged = self._charge_storage(push)
             if not charged.allowed:
                 raise PushDenied(charged)
+            if self._read_only():
+                # Set since the request began (judging an index reads its children back,
+                # a stream create waits on admission): a manifest landing now could be
+                # swept with its blobs by the collection the switch is for.
+                raise read_only_refusal()
             by_digest = self._registry.request(
                 "PUT", f"/v2/{put.repository}/manifests/{push.digest}", headers, put.body
             )

@@ -291,6 +291,8 @@ class FrontDoor:
         if body is not None and route.kind in ("upload_start", "upload"):
             content_range = request.headers.get("Content-Range")
             body = self._uploads.bound(route, query, content_range, body, length)
+        if body is not None:
+            body = self._uploads.committing(route, body)
         headers = dict(request.headers)
         if route.kind in ("upload_start", "upload"):
             # Blob bytes, whatever the client says: a registry parses a form body for

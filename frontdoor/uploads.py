@@ -23,12 +23,13 @@ stream rather than at commit, so the bytes never reach the registry:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Final, Protocol
 
 from frontdoor import distribution as oci
 from frontdoor.blobsizes import BlobSizes
 from frontdoor.pushes import PushDenied
+from frontdoor.readonly import read_only_refusal
 from frontdoor.records import RecordFailed
 from frontdoor.upstream import UpstreamResponse
 from quota.decision import Cause, Decision
@@ -108,15 +109,47 @@ def chunk_start(route: oci.Route, content_range: str | None, length: int | None)
     return int(match[1])
 
 
+def held_back(chunks: Iterable[bytes], read_only: Callable[[], bool]) -> Iterator[bytes]:
+    """``chunks`` one behind: the last is passed on only after the switch is asked again,
+    and while the registry is read-only the read-only refusal comes instead, so the
+    registry never has the whole body and never completes the blob."""
+    previous: bytes | None = None
+    for chunk in chunks:
+        if previous is not None:
+            yield previous
+        previous = chunk
+    if read_only():
+        raise read_only_refusal()
+    if previous is not None:
+        yield previous
+
+
 class Uploads:
     def __init__(
-        self, rules: UploadRules, registry: Status, sizes: BlobSizes | None = None
+        self,
+        rules: UploadRules,
+        registry: Status,
+        sizes: BlobSizes | None = None,
+        read_only: Callable[[], bool] = lambda: False,
     ) -> None:
         """``sizes``: the registry's blob sizes (by default asked of ``registry``); the
-        worker shares one with its manifest PUTs, so a layer is asked once."""
+        worker shares one with its manifest PUTs, so a layer is asked once;
+        ``read_only``: the registry's read-only switch (``frontdoor.readonly``)."""
         self._rules = rules
         self._registry = registry
         self._sizes = sizes or BlobSizes(registry)
+        self._read_only = read_only
+
+    def committing(self, route: oci.Route, body: Iterator[bytes]) -> Iterator[bytes]:
+        """The body of an upload's final PUT (the one that completes the blob), with the
+        read-only switch asked again before it is sent and before its last chunk: the
+        switch may be set while a long body streams, and a blob completed during a
+        collection is swept with no manifest naming it."""
+        if route.kind != "upload" or route.method != "PUT":
+            return body
+        if self._read_only():
+            raise read_only_refusal()
+        return held_back(body, self._read_only)
 
     def admit_start(self, route: oci.Route) -> None:
         """``PushDenied`` when no upload may start in the route's repository."""

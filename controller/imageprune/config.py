@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Final
 
@@ -25,25 +26,34 @@ request's headers (10 s, ``serving.tlsserver.READ_SECONDS``), its body (600 s,
 read: ``frontdoor.upstream``). A unit test adds them up again, so it follows them."""
 DEFAULT_REGISTRY_BINARY: Final = "registry"
 """distribution's binary, found on PATH (the registry image has it there)."""
-_GO_UNITS: Final = {
-    "ns": timedelta(microseconds=0.001),
-    "us": timedelta(microseconds=1),
-    "µs": timedelta(microseconds=1),
-    "μs": timedelta(microseconds=1),
-    "ms": timedelta(milliseconds=1),
-    "s": timedelta(seconds=1),
-    "m": timedelta(minutes=1),
-    "h": timedelta(hours=1),
+_GO_UNIT_NANOSECONDS: Final = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "μs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
 }
-"""Go's ``time.ParseDuration`` units (src/time/format.go ``unitMap``)."""
+"""Go's ``time.ParseDuration`` units (src/time/format.go ``unitMap``), in nanoseconds."""
+MAX_GO_DURATION_TEXT: Final = "2562047h47m16.854775807s"
+MAX_GO_DURATION_NANOSECONDS: Final = 2**63 - 1
+"""Go's longest duration (``time.Duration`` is an int64 of nanoseconds: ``maxDuration`` in
+src/time/time.go); ``time.ParseDuration`` refuses more, and so does this parser."""
 _GO_DURATION: Final = re.compile(
     r"^[+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+$"
 )
 _GO_TERM: Final = re.compile(r"([0-9]*\.?[0-9]*)(ns|us|µs|μs|ms|s|m|h)")
+_EXACT_DIGITS: Final = 200
+"""Decimal digits for the sum: more than any term of a 64-character value can have, so
+no rounding happens before the comparison with the maximum."""
 
 
 def parse_go_duration(text: str) -> timedelta:
-    """``1h30m``, ``90m``, ``0``: Go's duration syntax, never negative (an age)."""
+    """``1h30m``, ``90m``, ``0``: Go's duration syntax, never negative (an age), never
+    longer than Go's longest (``MAX_GO_DURATION_TEXT``). Summed exactly in nanoseconds,
+    as Go sums it, each term's fraction truncated to whole nanoseconds."""
     value = text.strip()
     if value in ("0", "+0"):
         return timedelta(0)
@@ -52,10 +62,18 @@ def parse_go_duration(text: str) -> timedelta:
             f"expected a Go duration such as 60m, 1h30m or 24h (units ns, us, ms, s, m, h); "
             f"got {text!r}"
         )
-    return sum(
-        (float(number) * _GO_UNITS[unit] for number, unit in _GO_TERM.findall(value)),
-        timedelta(0),
-    )
+    with localcontext() as exact:
+        exact.prec = _EXACT_DIGITS
+        nanoseconds = sum(
+            int(Decimal(number) * _GO_UNIT_NANOSECONDS[unit])
+            for number, unit in _GO_TERM.findall(value)
+        )
+    if nanoseconds > MAX_GO_DURATION_NANOSECONDS:
+        raise ValueError(
+            f"{text!r} is longer than Go's longest duration, {MAX_GO_DURATION_TEXT} "
+            "(about 292 years)"
+        )
+    return timedelta(microseconds=nanoseconds // 1_000)
 
 
 @dataclass(frozen=True)

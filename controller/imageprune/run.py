@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Final, TextIO
 
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from controller.imageprune.api import PruneApi
@@ -249,4 +250,8 @@ def run_prune(config: PruneConfig, out: TextIO = sys.stdout) -> int:
         except ApiException as err:
             message = apierrors.status_of(err).get("message") or err.reason
             print(f"prune images: the API server answered {err.status}: {message}", file=sys.stderr)
+            return EXIT_FAILED
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            # A timeout or a refused connection: urllib3's, not an answer (nothing to read).
+            print(f"prune images: the API server did not answer: {err}", file=sys.stderr)
             return EXIT_FAILED

@@ -46,6 +46,14 @@ def test_an_empty_spec_gets_every_default(cluster: ClusterEnv) -> None:
 
 
 @pytest.mark.parametrize(
+    "duration", ["0", "60m", "1h30m", ".5s", "1.5h", "300ms", "2562047h47m16.8s"]
+)
+def test_a_duration_prune_images_takes_is_accepted(cluster: ClusterEnv, duration: str) -> None:
+    spec = {"keepYoungerThanDuration": duration}
+    cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(pruner(spec)))
+
+
+@pytest.mark.parametrize(
     "schedule",
     ["0 0 * * *", "*/15 2-4 1,15 JAN-mar mon-FRI", "0 0 ? * 0", "@daily", "@every 1h30m"],
 )
@@ -108,6 +116,18 @@ REFUSED = [
     ),
     pytest.param(
         "cluster", {"keepYoungerThanDuration": "-5m"}, "spec.keepYoungerThanDuration", id="negative"
+    ),
+    pytest.param(
+        "cluster",
+        {"keepYoungerThanDuration": "99999999999999h"},
+        'spec.keepYoungerThanDuration: Invalid value: "string": must be at most 2562047h47m16.8s',
+        id="past-go-maximum",
+    ),
+    pytest.param(
+        "cluster",
+        {"keepYoungerThanDuration": "2562047h47m16.9s"},
+        "must be at most 2562047h47m16.8s",
+        id="just-past-the-bound",
     ),
     pytest.param(
         "cluster",

@@ -14,7 +14,11 @@ import pytest
 from localcluster.crane import Crane
 from localcluster.frontdoor import LocalFrontDoor
 from tests.integration.support.cluster import ClusterEnv
-from tests.integration.support.prune import prune_images
+from tests.integration.support.prune import (
+    account_kubeconfig,
+    assert_grants_exactly_used,
+    prune_images,
+)
 from tests.integration.support.registry import (
     Upstream,
     account,
@@ -23,6 +27,9 @@ from tests.integration.support.registry import (
     login,
 )
 
+PRUNER_ACCOUNT = "image-pruner"
+PRUNER_ROLE = "registry-v2:image-pruner"
+"""The CronJob's identity and its role (manifests/base/image-pruner.yaml)."""
 PRUNE_NOW = ("--keep-tag-revisions=1", "--keep-younger-than=0s")
 """Everything past the newest revision is old at once: the test's images are seconds old."""
 
@@ -143,3 +150,15 @@ def test_an_unparseable_image_reference_stops_the_prune_unless_ignored(
     ignored = prune_images(stack.kubeconfig, door, "--ignore-invalid-refs", *PRUNE_NOW)
     assert ignored.returncode == 0, ignored.stderr
     assert first in ignored.stdout
+
+
+def test_the_cronjobs_account_is_granted_exactly_what_a_confirmed_prune_uses(
+    stack: ClusterEnv, door: LocalFrontDoor, crane: Crane, ns: str, tmp_path: Path
+) -> None:
+    first, _, _ = push_history(stack, door, crane, ns, tmp_path, 3)
+    pod_using(stack, ns, f"{door.host}/{ns}/app:v1")
+    kubeconfig = account_kubeconfig(stack, tmp_path, PRUNER_ACCOUNT, PRUNER_ROLE)
+    done = prune_images(kubeconfig, door, "--confirm", "--ignore-invalid-refs", *PRUNE_NOW)
+    assert done.returncode == 0, done.stderr
+    assert image(stack, first) is None  # history written, an Image deleted
+    assert_grants_exactly_used(stack, tmp_path, PRUNER_ACCOUNT)

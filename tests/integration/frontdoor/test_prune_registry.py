@@ -18,7 +18,13 @@ from localcluster.crane import Crane
 from localcluster.frontdoor import LocalFrontDoor
 from localcluster.ocitools import registry_binary
 from tests.integration.support.cluster import ClusterEnv, wait_for
-from tests.integration.support.prune import PRUNE_SECONDS, GatedCollector, prune_argv
+from tests.integration.support.prune import (
+    PRUNE_SECONDS,
+    GatedCollector,
+    account_kubeconfig,
+    assert_grants_exactly_used,
+    prune_argv,
+)
 from tests.integration.support.registry import (
     Registry,
     account,
@@ -32,6 +38,9 @@ LAYERS = (300_000, 200_000)
 OVERHEAD_PER_IMAGE = 64 * 1024
 """What a removed image frees besides the blobs the prune counts: its manifest blob, its
 link files, and each file's last partial 4 KiB block."""
+GC_ACCOUNT = "image-registry-gc"
+GC_ROLE = "registry-v2:image-registry-gc"
+"""Who runs the collection: README "Pruning" (manifests/base/image-pruner.yaml)."""
 DEADLINE = 60.0
 """For the prune to reach its collection, and the front door's watch to see the switch."""
 
@@ -70,8 +79,10 @@ def test_garbage_collection_runs_read_only_and_frees_the_pruned_blobs_on_disk(
     storage = door.registry.storage_dir
     before = disk_bytes(storage)
 
+    # As an admin would run it: a ServiceAccount bound to the shipped collection role.
+    kubeconfig = account_kubeconfig(stack, tmp_path, GC_ACCOUNT, GC_ROLE)
     argv = prune_argv(
-        stack.kubeconfig, door,
+        kubeconfig, door,
         "--confirm", "--keep-tag-revisions=1", "--keep-younger-than=0s",
         "--ignore-invalid-refs",  # other tests' pods may name anything
         "--prune-registry", f"--registry-config={door.registry.config_file}",
@@ -116,3 +127,4 @@ def test_garbage_collection_runs_read_only_and_frees_the_pruned_blobs_on_disk(
         what="pushes to be taken again",
     )
     assert again
+    assert_grants_exactly_used(stack, tmp_path, GC_ACCOUNT)

@@ -55,6 +55,17 @@ def test_a_duration_go_would_refuse_is_refused_naming_the_flag(
     assert "--keep-younger-than: expected a Go duration" in capsys.readouterr().err
 
 
+def test_a_duration_past_go_s_longest_is_a_usage_error_not_a_crash(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parsed("--keep-younger-than=99999999999999h")
+    assert exited.value.code == 2
+    assert "--keep-younger-than: '99999999999999h' is longer than Go's longest" in (
+        capsys.readouterr().err
+    )
+
+
 def test_prune_registry_needs_the_registry_configuration() -> None:
     args = parsed("--confirm", "--prune-registry")
     assert "--registry-config" in (cli.usage_problem(args, "prune images") or "")  # type: ignore[arg-type]

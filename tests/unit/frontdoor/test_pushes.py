@@ -21,6 +21,7 @@ from frontdoor.pushes import (
     ManifestPuts,
     PushDenied,
 )
+from frontdoor.readonly import READ_ONLY_MESSAGE
 from frontdoor.records import Denied, RecordFailed
 from frontdoor.upstream import UpstreamResponse
 from quota.decision import Cause, Decision
@@ -939,3 +940,14 @@ def test_a_registry_that_fails_after_the_stream_was_created_deletes_the_stream()
     with pytest.raises(ConnectionResetError):
         ManifestPuts(Judge(), gone, gone, HOST).put(push(image_manifest(10)))
     assert gone.deleted == [NEW_STREAM]
+
+
+def test_a_switch_set_since_the_request_began_refuses_before_the_registry_and_undoes_the_stream(
+    journal: Journal,
+) -> None:
+    puts = ManifestPuts(Judge(), journal, journal, HOST, read_only=lambda: True)
+    with pytest.raises(oci.RegistryError, match=READ_ONLY_MESSAGE) as refused:
+        puts.put(push(image_manifest(10)))
+    assert refused.value.code == oci.UNSUPPORTED
+    assert not [call for call in journal.calls if call.startswith("registry PUT")]
+    assert journal.calls[-1] == "delete_stream"

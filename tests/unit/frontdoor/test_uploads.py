@@ -7,8 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from frontdoor.distribution import Route
+from frontdoor.distribution import RegistryError, Route
 from frontdoor.pushes import PushDenied
+from frontdoor.readonly import READ_ONLY_MESSAGE
 from frontdoor.uploads import Uploads, bounded, too_large
 from frontdoor.upstream import UpstreamResponse
 from quota.decision import Cause, Decision
@@ -183,3 +184,39 @@ def test_a_body_cut_while_it_streams_is_refused_with_the_streams_name() -> None:
     with pytest.raises(PushDenied) as refused:
         list(uploads.bound(upload("PATCH"), "", None, chunks(101), None))
     assert str(refused.value) == too_large("app", 1001, LIMIT)
+
+
+def test_a_final_put_while_read_only_is_refused_before_anything_is_sent() -> None:
+    uploads = Uploads(Rules(), Registry(), read_only=lambda: True)
+    with pytest.raises(RegistryError, match=READ_ONLY_MESSAGE):
+        uploads.committing(upload("PUT"), chunks(10))
+
+
+def test_a_switch_set_while_a_final_put_streams_withholds_its_last_chunk() -> None:
+    switch = {"set": False}
+    sent: list[bytes] = []
+
+    def streamed() -> Iterator[bytes]:
+        yield b"a" * 10
+        switch["set"] = True  # the collection begins while the body streams
+        yield b"b" * 10
+
+    body = Uploads(Rules(), Registry(), read_only=lambda: switch["set"]).committing(
+        upload("PUT"), streamed()
+    )
+    with pytest.raises(RegistryError, match=READ_ONLY_MESSAGE):
+        sent.extend(body)
+    assert sent == [b"a" * 10]  # the registry never has the whole blob
+
+
+def test_a_final_put_passes_every_chunk_while_the_registry_is_writable() -> None:
+    body = Uploads(Rules(), Registry()).committing(upload("PUT"), chunks(3, 0, 4))
+    assert list(body) == [b"xxx", b"", b"xxxx"]
+
+
+def test_only_the_final_put_is_held_back() -> None:
+    body = chunks(3)
+    assert (
+        Uploads(Rules(), Registry(), read_only=lambda: True).committing(upload("PATCH"), body)
+        is body
+    )

@@ -3,12 +3,15 @@ keeps its event, an Image referenced again or changed since it was read is not d
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any
 
 import pytest
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from controller.imageprune import run as running
 from controller.imageprune.config import PruneConfig
 from controller.imageprune.plan import ImageRemoval, Policy, plan
 from controller.imageprune.references import InUse
@@ -166,3 +169,15 @@ def test_a_manifest_pushed_again_after_its_image_went_stays_in_the_registry() ->
     done = confirm(cluster, registry, CONFIG, first, NOW, InUse({}, ()))  # type: ignore[arg-type]
     assert [r.digest for r in done.images] == [digest(1), digest(2)]
     assert registry.deleted == [("team-a/app", digest(2))]
+
+
+def test_an_api_server_that_does_not_answer_is_a_message_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def timed_out(*args: object) -> int:
+        raise urllib3.exceptions.ReadTimeoutError(None, "/", "Read timed out.")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(running, "api_client", lambda kubeconfig: contextlib.nullcontext())
+    monkeypatch.setattr(running, "prune", timed_out)
+    assert running.run_prune(CONFIG) == running.EXIT_FAILED
+    assert "prune images: the API server did not answer" in capsys.readouterr().err
