@@ -195,10 +195,15 @@ class ManifestDeletes:
                 " the index, which takes its children with it"
             )
         written = ""
+        removed = frozenset({digest})
         if stream is not None:
-            _, written = self._change(namespace, name, lambda s: without_digest(s or {}, digest))
+            change, written = self._change(
+                namespace, name, lambda s: without_digest(s or {}, digest)
+            )
+            # A tag whose current image this was goes whole, its older images with it.
+            removed |= change.removed
         unmark = digest if digest in marked else None
-        self._collect(namespace, name, frozenset({digest}), unmark, written)
+        self._collect(namespace, name, removed, unmark, written)
 
     def _images(self) -> _Images:
         return _Images(self._caches.images_by_digest(), self._writes)

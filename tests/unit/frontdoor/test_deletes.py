@@ -388,3 +388,14 @@ def test_a_mark_the_cache_has_not_seen_keeps_the_image() -> None:
     world.cached = (world.streams, world.cached[1] if world.cached else [])  # streams current
     deletes(world).delete_manifest("ns", "app", "v1")
     assert not [s for s in world.steps if s.startswith("delete image")]
+
+
+def test_a_digest_delete_takes_the_tag_it_is_current_in_with_its_older_images() -> None:
+    world = World(
+        {"ns/app": stream("ns", "app", {"v1": [D["a"], D["c"]]})},
+        [_image(D["a"]), _image(D["c"])],
+    )
+    deletes(world).delete_manifest("ns", "app", D["a"])
+    assert world.streams["ns/app"]["status"]["tags"] == []
+    assert f"delete image {name(D['a'])}" in world.steps
+    assert f"delete image {name(D['c'])}" in world.steps
