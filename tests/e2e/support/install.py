@@ -206,7 +206,8 @@ def write_kustomization(directory: Path, images: Images, *, hosts_dir: Path) -> 
     objects = [
         *upstream_registry(images.registry),
         _tls_secret("image-registry-frontdoor-tls", ca, FRONTDOOR_HOSTS[0], FRONTDOOR_HOSTS),
-        _tls_secret("image-registry-upstream-tls", ca, UPSTREAM_HOST, [UPSTREAM_HOST]),
+        # Its address too: `prune images` run on the node's host (no cluster DNS) names it so.
+        _tls_secret("image-registry-upstream-tls", ca, UPSTREAM_HOST, [UPSTREAM_HOST, UPSTREAM_IP]),
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
