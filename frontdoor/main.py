@@ -77,6 +77,7 @@ def build_frontdoor_app(config: FrontDoorConfig) -> Flask:
         streams=StreamMemory(
             lambda namespace, name: resource_version(caches.imagestreams.get(f"{namespace}/{name}"))
         ),
+        image_cached=lambda digest: digest in caches.images_by_digest(),
     )
     door = FrontDoor(
         access,

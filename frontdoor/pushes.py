@@ -30,7 +30,8 @@ that keeps the registry and the Image API consistent.
    it when any later step up to the tag's record is refused or fails: a refused push
    leaves no stream and no charge behind.
 4. Create the Image (content-addressed: one that exists is kept), only for a manifest the
-   registry holds; an index's children (at any depth) get theirs first.
+   registry holds; an index's children (at any depth) get theirs first. A tag push whose
+   Image the watch cache holds creates it after step 5 instead (below), not twice.
 5. Tag: append the tag event to the stream's status history, judged again by our webhook
    (the authoritative check when two pushes race for the last tag: the loser is denied
    here, and its tag never moves in the registry). The write carries the resourceVersion
@@ -164,6 +165,7 @@ class ManifestPuts:
         image_saved: Callable[[str], None] = lambda digest: None,
         read_only: Callable[[], bool] = lambda: False,
         streams: StreamMemory | None = None,
+        image_cached: Callable[[str], bool] = lambda digest: False,
     ) -> None:
         """``host``: the registry hostname clients pull from, recorded in references;
         ``blobs``: the registry's blob sizes (by default asked of ``registry``);
@@ -171,7 +173,7 @@ class ManifestPuts:
         ``read_only``: the registry's read-only switch (``frontdoor.readonly``), asked
         again right before the manifest reaches the registry; ``streams``: the streams
         this worker's tag writes returned (by default none: each push reads its stream
-        live)."""
+        live); ``image_cached``: whether the watch cache holds the Image of a digest."""
         self._judge = judge
         self._records = records
         self._registry = registry
@@ -180,6 +182,7 @@ class ManifestPuts:
         self._image_saved = image_saved
         self._read_only = read_only
         self._streams = streams if streams is not None else StreamMemory(lambda ns, name: None)
+        self._image_cached = image_cached
 
     def put(self, put: ManifestPut) -> UpstreamResponse:
         """Raises ``oci.RegistryError`` (bad manifest), ``PushDenied`` or ``RecordFailed``."""
@@ -235,7 +238,9 @@ class ManifestPuts:
                 self._save(image, push.digest)
                 return by_digest
             by_digest.close()
-            existed = not self._save(image, push.digest)
+            # An Image the cache holds exists, or was deleted since: either way it is
+            # saved once its tag is recorded, below, so it is not created first as well.
+            existed = self._image_cached(push.digest) or not self._save(image, push.digest)
             try:
                 written = self._records.tag(stream, push.tag, push.digest, reference)
             except Denied as err:

@@ -1016,3 +1016,29 @@ def test_a_failed_tag_write_forgets_the_stream(journal: Journal) -> None:
     journal.calls.clear()
     puts.put(push(image_manifest(11), "v2"))
     assert journal.calls[0] == "read_stream"
+
+
+def test_an_image_the_cache_holds_is_saved_once_after_its_tag_not_before(
+    journal: Journal,
+) -> None:
+    body = image_manifest(10)
+    journal.existing_images = {digest(body).replace(":", "-", 1)}
+    cached = {digest(body)}
+    puts = ManifestPuts(Judge(), journal, journal, HOST, image_cached=cached.__contains__)
+    puts.put(push(body))
+    tagged = journal.calls.index("tag")
+    assert journal.calls.count("save_image") == 1
+    assert journal.calls[tagged + 1] == "save_image"
+
+
+def test_an_image_the_cache_lacks_is_saved_before_its_tag(journal: Journal) -> None:
+    puts = ManifestPuts(Judge(), journal, journal, HOST, image_cached=lambda digest: False)
+    puts.put(push(image_manifest(10)))
+    assert journal.calls.index("save_image") < journal.calls.index("tag")
+
+
+def test_a_digest_push_saves_its_image_even_when_the_cache_holds_it(journal: Journal) -> None:
+    body = image_manifest(10)
+    puts = ManifestPuts(Judge(), journal, journal, HOST, image_cached=lambda digest: True)
+    puts.put(push(body, digest(body)))
+    assert journal.calls.count("save_image") == 1
