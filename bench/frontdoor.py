@@ -489,7 +489,9 @@ def exempt_own_status_writes(stack: Stack) -> None:
     (index,) = [i for i, hook in enumerate(hooks) if hook["name"] == IMAGESTREAMS_WEBHOOK]
     condition = {
         "name": "not-the-front-doors-own-status-write",
-        "expression": f"!(request.subResource == 'status' && "
+        # A request of no subresource has no such key: has() first, or the expression
+        # errs and the failurePolicy (Fail) refuses every create.
+        "expression": f"!(has(request.subResource) && request.subResource == 'status' && "
         f"request.userInfo.username == '{FRONTDOOR_USER}')",
     }
     conditions = [*hooks[index].get("matchConditions", []), condition]
