@@ -19,6 +19,7 @@ from frontdoor.readonly import ReadOnlySwitch
 from frontdoor.reads import ManifestReads
 from frontdoor.records import ImageRecords
 from frontdoor.routes import FrontDoor, frontdoor_blueprint
+from frontdoor.streammemory import StreamMemory, resource_version
 from frontdoor.uploads import Uploads
 from frontdoor.upstream import Upstream
 from kube.client import api_client
@@ -73,6 +74,10 @@ def build_frontdoor_app(config: FrontDoorConfig) -> Flask:
         blobs=sizes,
         image_saved=reads.recorded,
         read_only=switch.read_only,
+        streams=StreamMemory(
+            lambda namespace, name: resource_version(caches.imagestreams.get(f"{namespace}/{name}"))
+        ),
+        image_cached=lambda digest: digest in caches.images_by_digest(),
     )
     door = FrontDoor(
         access,

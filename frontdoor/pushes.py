@@ -12,8 +12,9 @@ that keeps the registry and the Image API consistent.
    ``alauda.io/image-storage`` room for its new bytes) from the caches: a denial ends the
    push before anything is written, with the contract's message and its cause. Steps 2
    to 6 act, and write the Image from the same Push.
-2. New repository (no ImageStream, read live): create its ImageStream through the API
-   server. Our admission webhook charges the quota there, atomically; when a racing push
+2. New repository (no ImageStream, read live unless this worker's last tag write to it
+   returned it and the watch cache has nothing newer): create its ImageStream through
+   the API server. Our admission webhook charges the quota there, atomically; when a racing push
    took the last room, that refusal is the push's denial (unless the racer created this
    very stream). Then charge the push's new bytes (blobs the namespace's Images do not
    hold yet) to ``alauda.io/image-storage``, atomically on the quota's status; a refusal
@@ -29,10 +30,12 @@ that keeps the registry and the Image API consistent.
    it when any later step up to the tag's record is refused or fails: a refused push
    leaves no stream and no charge behind.
 4. Create the Image (content-addressed: one that exists is kept), only for a manifest the
-   registry holds; an index's children (at any depth) get theirs first.
+   registry holds; an index's children (at any depth) get theirs first. A tag push whose
+   Image the watch cache holds creates it after step 5 instead (below), not twice.
 5. Tag: append the tag event to the stream's status history, judged again by our webhook
    (the authoritative check when two pushes race for the last tag: the loser is denied
-   here, and its tag never moves in the registry).
+   here, and its tag never moves in the registry). The write carries the resourceVersion
+   of the stream it was computed from, so a stale stream is a 409 and a live re-read.
 6. PUT the manifest to the registry by tag: the registry's tag moves last, after the
    ImageStream records it.
 
@@ -69,6 +72,7 @@ from frontdoor.manifests import (
 )
 from frontdoor.readonly import read_only_refusal
 from frontdoor.records import Denied, RecordFailed
+from frontdoor.streammemory import StreamMemory
 from frontdoor.upstream import UpstreamResponse
 from quota.decision import Decision
 from quota.measure import Manifest
@@ -109,7 +113,10 @@ class Records(Protocol):
         """True when created; False when the Image existed already."""
         ...
 
-    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> None: ...
+    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> Obj:
+        """Record the tag (its write carries ``stream``'s resourceVersion); the stream
+        as written."""
+        ...
 
 
 class Registry(Protocol):
@@ -157,12 +164,16 @@ class ManifestPuts:
         blobs: BlobSizes | None = None,
         image_saved: Callable[[str], None] = lambda digest: None,
         read_only: Callable[[], bool] = lambda: False,
+        streams: StreamMemory | None = None,
+        image_cached: Callable[[str], bool] = lambda digest: False,
     ) -> None:
         """``host``: the registry hostname clients pull from, recorded in references;
         ``blobs``: the registry's blob sizes (by default asked of ``registry``);
         ``image_saved``: told each digest whose Image is recorded (the reads' miss cache);
         ``read_only``: the registry's read-only switch (``frontdoor.readonly``), asked
-        again right before the manifest reaches the registry."""
+        again right before the manifest reaches the registry; ``streams``: the streams
+        this worker's tag writes returned (by default none: each push reads its stream
+        live); ``image_cached``: whether the watch cache holds the Image of a digest."""
         self._judge = judge
         self._records = records
         self._registry = registry
@@ -170,6 +181,8 @@ class ManifestPuts:
         self._blobs = blobs or BlobSizes(registry)
         self._image_saved = image_saved
         self._read_only = read_only
+        self._streams = streams if streams is not None else StreamMemory(lambda ns, name: None)
+        self._image_cached = image_cached
 
     def put(self, put: ManifestPut) -> UpstreamResponse:
         """Raises ``oci.RegistryError`` (bad manifest), ``PushDenied`` or ``RecordFailed``."""
@@ -225,16 +238,22 @@ class ManifestPuts:
                 self._save(image, push.digest)
                 return by_digest
             by_digest.close()
-            existed = not self._save(image, push.digest)
+            # An Image the cache holds exists, or was deleted since: either way it is
+            # saved once its tag is recorded, below, so it is not created first as well.
+            existed = self._image_cached(push.digest) or not self._save(image, push.digest)
             try:
-                self._records.tag(stream, push.tag, push.digest, reference)
+                written = self._records.tag(stream, push.tag, push.digest, reference)
             except Denied as err:
                 raise PushDenied(err.decision) from None
         except Exception:
             # Refused or failed before the tag was recorded: a stream this push created
             # is empty, and would hold quota for nothing (the client's retry makes it again).
             self._undo(stream, created)
+            # A failed write may mean a stream that changed or went: the next push reads
+            # it live.
+            self._streams.forget(put.namespace, put.name)
             raise
+        self._streams.remember(written)
         if existed:
             # An Image that existed was judged by a delete or a prune that may have found
             # it unreferenced before this tag was recorded, and deleted it since: the tag
@@ -258,10 +277,16 @@ class ManifestPuts:
     def _stream(self, put: ManifestPut) -> tuple[Obj, bool]:
         """The repository's ImageStream, created (and charged) only when there is none.
 
-        Read first: admission runs before the API server's own existence check, so
+        Found first: admission runs before the API server's own existence check, so
         creating a stream that exists is judged as a new one, and a full quota would deny
-        a push to a repository it already counts. When the create is denied, a racing
-        first push may have created the stream meanwhile: that one is used."""
+        a push to a repository it already counts. The stream our last tag write returned
+        is used while the watch cache has nothing newer (``StreamMemory``); otherwise it
+        is read live, as a cache that lags could miss a stream just created. When the
+        create is denied, a racing first push may have created the stream meanwhile:
+        that one is used."""
+        remembered = self._streams.recall(put.namespace, put.name)
+        if remembered is not None:
+            return remembered, False
         existing = self._records.stream(put.namespace, put.name)
         if existing is not None:
             return existing, False

@@ -23,6 +23,7 @@ from kube.apierrors import (
     is_conflict,
     is_forbidden,
     is_invalid,
+    is_not_found,
     status_of,
 )
 from kube.jsonapi import JsonApi, NotAnObject
@@ -206,9 +207,14 @@ class ImageRecords(JsonApi):
             raise RecordFailed(f"creating the Image: {type(err).__name__}") from None
         return True
 
-    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> None:
+    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> Obj:
         """Make ``tag`` point at ``digest`` in the stream's status history, judged by our
-        webhook (``Denied``); a lost race re-reads the stream and tries again."""
+        webhook (``Denied``); the stream as the API server has it after the write.
+
+        ``stream`` may be older than the stored one (a push reads it from what our last
+        write returned): the write carries its resourceVersion, so a stale one is a 409
+        (answered before admission, so our webhook never judges it), and a stream
+        deleted since is a 404; either re-reads the stream live and tries again."""
         meta = metadata(stream)
         namespace, name = str(meta.get("namespace")), str(meta.get("name"))
         current: Obj | None = stream
@@ -217,10 +223,10 @@ class ImageRecords(JsonApi):
                 raise RecordFailed("the ImageStream was deleted during the push")
             status = status_with_tag_event(current, tag, digest, reference, self._clock())
             if status is None:
-                return
+                return current
             body = {**current, "status": status}
             try:
-                self._call(
+                return self._call(
                     self._custom.replace_namespaced_custom_object_status,
                     IMAGE_GROUP,
                     IMAGE_VERSION,
@@ -229,12 +235,13 @@ class ImageRecords(JsonApi):
                     name,
                     body,
                 )
-                return
             except ApiException as err:
                 if _refused(err):
                     raise Denied(refusal(err)) from None
-                if not is_conflict(err):
+                if not (is_conflict(err) or is_not_found(err)):
                     raise RecordFailed(f"tagging: HTTP {err.status}") from None
+            except NotAnObject:
+                raise RecordFailed(NOT_AN_OBJECT) from None
             except (HTTPError, OSError, ValueError) as err:
                 raise RecordFailed(f"tagging: {type(err).__name__}") from None
             current = self.stream(namespace, name)

@@ -23,6 +23,7 @@ from frontdoor.pushes import (
 )
 from frontdoor.readonly import READ_ONLY_MESSAGE
 from frontdoor.records import Denied, RecordFailed
+from frontdoor.streammemory import StreamMemory
 from frontdoor.upstream import UpstreamResponse
 from quota.decision import Cause, Decision
 from quota.objects import Obj
@@ -120,6 +121,8 @@ class Journal:
         self.held: dict[str, int | None] = {}
         """Blob sizes unlike ``HELD`` (None: the registry lacks the blob)."""
         self.heads: list[str] = []
+        self.version = 0
+        """The resourceVersion of the stream's last tag write."""
 
     # records
     def create_stream(self, namespace: str, name: str) -> tuple[Obj, bool]:
@@ -145,13 +148,15 @@ class Journal:
         self.images.append(image)
         return image["metadata"]["name"] not in self.existing_images
 
-    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> None:
+    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> Obj:
         self.calls.append("tag")
         if self.deny_tag:
             raise Denied(Decision.deny(self.deny_tag, Cause.IMAGE_TAGS_LIMIT))
         if self.fail_tag:
             raise RecordFailed("HTTP 500")
         self.tags.append((tag, digest, reference))
+        self.version += 1
+        return {**stream, "metadata": {**stream["metadata"], "resourceVersion": str(self.version)}}
 
     # registry
     def request(
@@ -583,9 +588,9 @@ class Ledger(Journal):
             raise Denied(Decision.deny(self.deny_image, Cause.IMAGE_STORAGE_LIMIT))
         return super().save_image(image)
 
-    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> None:
+    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> Obj:
         self.tagged_streams.append(stream)
-        super().tag(stream, tag, digest, reference)
+        return super().tag(stream, tag, digest, reference)
 
     def request(
         self,
@@ -951,3 +956,89 @@ def test_a_switch_set_since_the_request_began_refuses_before_the_registry_and_un
     assert refused.value.code == oci.UNSUPPORTED
     assert not [call for call in journal.calls if call.startswith("registry PUT")]
     assert journal.calls[-1] == "delete_stream"
+
+
+def remembering(journal: Journal, cached: dict[str, str | None]) -> ManifestPuts:
+    """Puts that remember the streams their tag writes return; ``cached``: the watch
+    cache's resourceVersion of ``team-a/app`` (key ``version``), None for no stream."""
+    memory = StreamMemory(lambda namespace, name: cached["version"])
+    return ManifestPuts(Judge(), journal, journal, HOST, streams=memory)
+
+
+def test_the_next_push_writes_its_tag_from_the_stream_the_last_one_wrote_unread(
+    journal: Journal,
+) -> None:
+    cached: dict[str, str | None] = {"version": None}
+    puts = remembering(journal, cached)
+    puts.put(push(image_manifest(10), "v1"))
+    cached["version"] = "1"  # the cache caught up with that write, or not: "0" is older
+    journal.calls.clear()
+    puts.put(push(image_manifest(11), "v2"))
+    assert "read_stream" not in journal.calls
+    assert "create_stream" not in journal.calls
+    cached["version"] = "0"
+    journal.calls.clear()
+    puts.put(push(image_manifest(12), "v3"))
+    assert "read_stream" not in journal.calls
+
+
+def test_a_stream_someone_else_wrote_since_is_read_live(journal: Journal) -> None:
+    cached: dict[str, str | None] = {"version": None}
+    puts = remembering(journal, cached)
+    puts.put(push(image_manifest(10), "v1"))
+    cached["version"] = "2"  # newer than our write ("1"): another writer's
+    journal.calls.clear()
+    puts.put(push(image_manifest(11), "v2"))
+    assert journal.calls[0] == "read_stream"
+
+
+def test_a_stream_the_cache_does_not_hold_is_read_live_and_created_when_gone(
+    journal: Journal,
+) -> None:
+    cached: dict[str, str | None] = {"version": None}
+    puts = remembering(journal, cached)
+    puts.put(push(image_manifest(10), "v1"))
+    journal.stream_exists = False  # deleted: the cache dropped it
+    journal.calls.clear()
+    puts.put(push(image_manifest(11), "v2"))
+    assert journal.calls[:2] == ["read_stream", "create_stream"]
+
+
+def test_a_failed_tag_write_forgets_the_stream(journal: Journal) -> None:
+    cached: dict[str, str | None] = {"version": None}
+    puts = remembering(journal, cached)
+    puts.put(push(image_manifest(10), "v1"))
+    cached["version"] = "1"
+    journal.fail_tag = True
+    with pytest.raises(RecordFailed):
+        puts.put(push(image_manifest(11), "v2"))
+    journal.fail_tag = False
+    journal.calls.clear()
+    puts.put(push(image_manifest(11), "v2"))
+    assert journal.calls[0] == "read_stream"
+
+
+def test_an_image_the_cache_holds_is_saved_once_after_its_tag_not_before(
+    journal: Journal,
+) -> None:
+    body = image_manifest(10)
+    journal.existing_images = {digest(body).replace(":", "-", 1)}
+    cached = {digest(body)}
+    puts = ManifestPuts(Judge(), journal, journal, HOST, image_cached=cached.__contains__)
+    puts.put(push(body))
+    tagged = journal.calls.index("tag")
+    assert journal.calls.count("save_image") == 1
+    assert journal.calls[tagged + 1] == "save_image"
+
+
+def test_an_image_the_cache_lacks_is_saved_before_its_tag(journal: Journal) -> None:
+    puts = ManifestPuts(Judge(), journal, journal, HOST, image_cached=lambda digest: False)
+    puts.put(push(image_manifest(10)))
+    assert journal.calls.index("save_image") < journal.calls.index("tag")
+
+
+def test_a_digest_push_saves_its_image_even_when_the_cache_holds_it(journal: Journal) -> None:
+    body = image_manifest(10)
+    puts = ManifestPuts(Judge(), journal, journal, HOST, image_cached=lambda digest: True)
+    puts.put(push(body, digest(body)))
+    assert journal.calls.count("save_image") == 1

@@ -475,3 +475,55 @@ def test_only_a_create_that_lost_the_race_reads_the_winner_back() -> None:
     api.image_error = api_error(409, "conflict", reason="Conflict")
     with pytest.raises(RecordFailed, match=r"^creating the Image: HTTP 409$"):
         records(api).save_image({})
+
+
+def test_a_tag_write_carries_the_resource_version_it_was_computed_from() -> None:
+    """The precondition that keeps a stale (remembered) stream from overwriting another
+    writer's tags: the API server answers 409 to an older resourceVersion."""
+    api = Api()
+    stream, _ = records(api).create_stream("team-a", "app")
+    records(api).tag(stream, "v1", DIGEST, "ref")
+    (written,) = api.status_writes
+    assert written["metadata"]["resourceVersion"] == "7"
+
+
+def test_a_tag_write_returns_the_stream_as_written() -> None:
+    api = Api()
+    stream, _ = records(api).create_stream("team-a", "app")
+    written = records(api).tag(stream, "v1", DIGEST, "ref")
+    assert written["status"]["tags"][0]["items"][0]["image"] == DIGEST
+    already = {**stream, "status": {"tags": [{"tag": "v1", "items": [{"image": DIGEST}]}]}}
+    assert records(api).tag(already, "v1", DIGEST, "ref") is already
+
+
+def test_a_stale_stream_is_read_again_and_its_tags_kept() -> None:
+    """A remembered stream another push has written since: the 409 re-reads it live, and
+    the tag is added to what is stored, never to the stale copy."""
+    api = Api()
+    stale, _ = records(api).create_stream("team-a", "app")
+    other = [{"tag": "other", "items": [{"image": DIGEST}]}]
+    api.stream = {**stale, "metadata": {**stale["metadata"], "resourceVersion": "9"}}
+    api.stream["status"] = {"tags": other}
+    api.status_errors = [api_error(409)]
+    records(api).tag(stale, "v1", "sha256:" + "b" * 64, "ref")
+    (written,) = api.status_writes
+    assert [t["tag"] for t in written["status"]["tags"]] == ["other", "v1"]
+    assert written["metadata"]["resourceVersion"] == "9"
+
+
+def test_a_stream_deleted_since_it_was_remembered_is_read_again() -> None:
+    """A 404 (the stream is gone, or was deleted and made again) re-reads it live."""
+    api = Api()
+    stream, _ = records(api).create_stream("team-a", "app")
+    api.status_errors = [api_error(404)]
+    api.stream = {
+        **stream,
+        "metadata": {**stream["metadata"], "uid": "u-2", "resourceVersion": "12"},
+    }
+    records(api).tag(stream, "v1", DIGEST, "ref")
+    (written,) = api.status_writes
+    assert written["metadata"]["uid"] == "u-2"
+    api.status_errors = [api_error(404)]
+    api.stream = None
+    with pytest.raises(RecordFailed, match=r"^the ImageStream was deleted during the push$"):
+        records(api).tag(stream, "v2", DIGEST, "ref")
