@@ -9,7 +9,8 @@ threads do the work themselves: the first to arrive in an idle namespace leads, 
 every waiter queued by then as one batch, answers each, and hands the lead to the first
 waiter that queued meanwhile (who takes everyone queued behind it). While a batch runs the
 next one fills up, so the busier the namespace, the bigger the batches; a lone charge runs
-at once, as before.
+at once, as before. A batch that has to try again (another process wrote the quota first)
+takes along the waiters queued by then.
 
 A waiter waits at most until its own deadline: one still queued then is taken out and
 answered retryably; one already in a running batch is answered by that batch (whose calls
@@ -49,8 +50,12 @@ class _Line(Generic[Item, Answer]):
     running: bool = False
 
 
-RunBatch = Callable[[Hashable, list[Waiter[Item, Answer]]], None]
-"""Answer every waiter of a batch (``answer`` or ``error``); it must not raise."""
+TakeMore = Callable[[], list[Waiter[Item, Answer]]]
+"""The waiters queued since the batch was taken, now part of it (a batch that has to try
+again takes them along: one write for them too, instead of one more writer racing)."""
+RunBatch = Callable[[Hashable, list[Waiter[Item, Answer]], TakeMore[Item, Answer]], None]
+"""Answer every waiter of a batch, and of what it took more (``answer`` or ``error``); it
+must not raise."""
 
 
 class BatchQueues(Generic[Item, Answer]):
@@ -114,8 +119,15 @@ class BatchQueues(Generic[Item, Answer]):
     def _lead(self, key: Hashable, line: _Line[Item, Answer]) -> None:
         with self._guard:
             batch, line.waiting = line.waiting, []
+
+        def take_more() -> list[Waiter[Item, Answer]]:
+            with self._guard:
+                more, line.waiting = line.waiting, []
+            batch.extend(more)
+            return more
+
         try:
-            self._run(key, batch)
+            self._run(key, list(batch), take_more)
         except BaseException as err:  # the runner must not raise; never leave a waiter hanging
             for waiter in batch:
                 if waiter.answer is None and waiter.error is None:

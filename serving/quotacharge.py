@@ -35,7 +35,7 @@ from quota.resourcequota import (
 )
 from quota.resources import RESOURCE_IMAGESTREAMS
 from serving import metrics
-from serving.chargequeue import BatchQueues, Waiter
+from serving.chargequeue import BatchQueues, TakeMore, Waiter
 
 log = logging.getLogger(__name__)
 
@@ -212,23 +212,26 @@ class QuotaCharger:
         )
 
     def _run_batch(
-        self, namespace: Hashable, waiters: list[Waiter[ChargeRequest, ChargePlan]]
+        self,
+        namespace: Hashable,
+        waiters: list[Waiter[ChargeRequest, ChargePlan]],
+        take_more: TakeMore[ChargeRequest, ChargePlan],
     ) -> None:
         """Answer every waiter: the ones whose deadline passed in the queue retryably, the
         others from one batch (or, should the batch fail for a reason other than a race,
         each on its own, so no waiter fails that would have passed alone)."""
         assert isinstance(namespace, str)
-        now = self._clock()
-        for waiter in waiters:
-            if waiter.end <= now:
-                waiter.error = ChargeConflict(
-                    f"could not charge quota in {namespace}: no charge within {self._deadline:g} s"
-                )
-        pending = [w for w in waiters if w.error is None]
+        pending = self._in_time(namespace, waiters)
         if not pending:
             return
+
+        def more() -> list[Waiter[ChargeRequest, ChargePlan]]:
+            taken = self._in_time(namespace, take_more())
+            pending.extend(taken)
+            return taken
+
         try:
-            self._charge_batch(namespace, pending)
+            self._charge_batch(namespace, pending, more)
         except (ApiException, InvalidQuantity) as err:
             if len(pending) == 1:
                 pending[0].error = err
@@ -242,25 +245,40 @@ class QuotaCharger:
             )
             for waiter in pending:
                 try:
-                    self._charge_batch(namespace, [waiter])
+                    self._charge_batch(namespace, [waiter], list)
                 except Exception as single:  # answered to its own waiter
                     waiter.error = single
         except Exception as err:  # a ChargeConflict, or a bug: answer all
             for waiter in pending:
                 waiter.error = err
 
-    def _charge_batch(
+    def _in_time(
         self, namespace: str, waiters: list[Waiter[ChargeRequest, ChargePlan]]
+    ) -> list[Waiter[ChargeRequest, ChargePlan]]:
+        """``waiters`` whose deadline has not passed; the others are answered retryably."""
+        now = self._clock()
+        for waiter in waiters:
+            if waiter.end <= now:
+                waiter.error = ChargeConflict(
+                    f"could not charge quota in {namespace}: no charge within {self._deadline:g} s"
+                )
+        return [w for w in waiters if w.error is None]
+
+    def _charge_batch(
+        self,
+        namespace: str,
+        waiters: list[Waiter[ChargeRequest, ChargePlan]],
+        more: Callable[[], list[Waiter[ChargeRequest, ChargePlan]]],
     ) -> None:
         """Decide ``waiters`` together and write each changed quota once; on a race
-        (another process wrote first, a quota went away) read live, decide again.
+        (another process wrote first, a quota went away) read live, take along the
+        waiters ``more`` gives (queued meanwhile: added to ``waiters``), decide again.
         Sets each waiter's answer, or raises for all of them."""
-        end = min(waiter.end for waiter in waiters)
-        requests = [waiter.item for waiter in waiters]
         quotas = self._fresh(namespace)
         live = False
         for attempt in range(self._attempts):
-            batch = plan_batch(quotas, requests)
+            end = min(waiter.end for waiter in waiters)
+            batch = plan_batch(quotas, [waiter.item for waiter in waiters])
             if batch.any_denied and not live:
                 quotas, live = self._live(namespace, end), True  # the cache may lag a release
                 continue
@@ -277,6 +295,7 @@ class QuotaCharger:
                     raise
                 time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
                 quotas, live = self._live(namespace, end), True
+                more()
                 continue
             for waiter, plan in zip(waiters, batch.plans, strict=True):
                 waiter.answer = plan

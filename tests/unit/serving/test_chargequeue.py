@@ -23,7 +23,7 @@ class Recorder:
         self.started, self.release = threading.Event(), threading.Event()
         self._lock = threading.Lock()
 
-    def __call__(self, key: Hashable, waiters: list[Waiter[int, int]]) -> None:
+    def __call__(self, key: Hashable, waiters: list[Waiter[int, int]], more: object) -> None:
         with self._lock:
             self.running += 1
             self.overlapped |= self.running > 1
@@ -105,7 +105,7 @@ def test_a_waiter_still_queued_at_its_deadline_leaves_the_queue_and_is_told_so()
 
 
 def test_a_runner_that_raises_answers_its_whole_batch_with_the_error() -> None:
-    def broken(key: Hashable, waiters: list[Waiter[int, int]]) -> None:
+    def broken(key: Hashable, waiters: list[Waiter[int, int]], more: object) -> None:
         raise RuntimeError("bug")
 
     made: BatchQueues[int, int] = BatchQueues(broken, lambda key: TimeoutError())

@@ -718,3 +718,24 @@ def test_a_batch_that_keeps_conflicting_answers_every_waiter_retryably() -> None
     assert (admitted, denied) == (0, 0)
     assert len(errors) == 4 and all(isinstance(err, ChargeConflict) for err in errors)
     assert len(made) == 0
+
+
+class RacedFirstWrite(HeldFirstWrite):
+    """The first write is held, then another process writes the quota first (409)."""
+
+    def replace_status(self, body: Obj, *, timeout: float) -> Obj:
+        if not self.writing.is_set():
+            self.writing.set()
+            assert self.release.wait(DEADLINE)
+            self.set_used(body["metadata"]["name"], 0)
+        return FakeQuotas.replace_status(self, body, timeout=timeout)
+
+
+def test_a_batch_that_lost_a_race_takes_the_charges_queued_meanwhile_into_its_retry() -> None:
+    api = RacedFirstWrite(quota("q", 10, used=0))
+    made = charger(api)
+    results = _queue_behind_first(made, api, [(1, R)] * 5)
+    assert results == [True] * 6
+    assert api.conflicts == 1
+    assert api.writes == [("q", "6")], "the retry writes all six at once"
+    assert len(made) == 0
