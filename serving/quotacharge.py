@@ -45,6 +45,15 @@ CHARGE_DEADLINE_SECONDS = 8.0
 """A charge, lock wait included, ends within this: the imagestreams webhook's timeout is
 10 s, and a charge that lands after the API server gave up would hold quota for a create
 that never happened (until the usage reconciler releases it)."""
+CHARGE_ATTEMPTS = 12
+"""Writes a batch tries before it answers retryably: kube-apiserver's quota admission
+tries 4 (``checkQuotas(..., 3)``) but serves a whole API server's namespace from one
+queue; our several processes lose more races to each other, and the deadline bounds
+the total anyway."""
+CONFLICT_BACKOFF_SECONDS = 0.01
+"""The window, per attempt so far, of the random wait before re-reading after a 409:
+client-go's ``retry.DefaultRetry`` waits 10 ms between conflict retries; random, so the
+processes that lost do not all come back at once, and growing, as attempts pile up."""
 WRITTEN_QUOTAS_KEPT = 100
 """Quotas our writes returned that a process remembers, least recently used dropped first:
 the size of kube-apiserver's own (``resource_access.go``, ``lru.New(100)``)."""
@@ -125,7 +134,7 @@ class QuotaCharger:
         quotas: QuotaGateway,
         cached_quotas: Callable[[str], list[Obj]],
         *,
-        attempts: int = 12,
+        attempts: int = CHARGE_ATTEMPTS,
         deadline_seconds: float = CHARGE_DEADLINE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         written: WrittenQuotas | None = None,
@@ -293,7 +302,7 @@ class QuotaCharger:
                 # meanwhile: read again and decide again; anything else is no race.
                 if not (apierrors.is_conflict(err) or apierrors.is_not_found(err)):
                     raise
-                time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+                time.sleep(random.uniform(0, CONFLICT_BACKOFF_SECONDS * (attempt + 1)))
                 quotas, live = self._live(namespace, end), True
                 more()
                 continue
