@@ -9,8 +9,8 @@ Arms (``--creates`` each side, default 300, the issue's count):
   same creates charged in-process by kube-apiserver's own quota admission
   (``count/imagestreams.image.alauda.io``) in an excluded namespace;
 - ``burst``: the charged arm with creates in bursts of 8 at once (a pipeline creating a
-  release's streams), no target: queued charges in one namespace are where charging
-  against the lagging watch cache conflicted;
+  release's streams), p99 against native quota's: charges queued in one process share a
+  status write, but the 8 spread over the serving processes, which still race each other;
 - ``noop-sa``, ``noop-imagestream``: references, no targets: the same creates through a
   webhook that allows everything (``bench.noopwebhook``, registered the way ours are) vs
   the excluded namespace: the floor of any out-of-process Python webhook here.
@@ -70,11 +70,14 @@ QUOTA_HARD = "1000000"
 """Large enough that no arm ever fills a quota."""
 STREAM_TAGS = 1
 """Each created ImageStream names one tag: a create, not a stream's growth, is measured."""
-CHARGED_P50_RATIO = 1.2
+CHARGED_P50_RATIO = 1.15
+BURST_P99_RATIO = 1.5
+"""Issue 21's targets: charged p50 at most 1.15x native quota's, and p99 of 8 concurrent
+charged creates at most 1.5x native quota's."""
 UNCHARGED_P50_RATIO = 1.25
 UNCHARGED_P99_RATIO = 1.5
-"""The issue's targets: charged p50 at most 1.2x native quota's; uncharged p50 at most
-1.25x and p99 at most 1.5x the excluded namespace's."""
+"""The issue's targets: uncharged p50 at most 1.25x and p99 at most 1.5x the excluded
+namespace's."""
 NATIVE_RESOURCE = "count/imagestreams.image.alauda.io"
 OUR_RESOURCE = "alauda.io/imagestreams"
 CHARGES = "registry_v2_policy_quota_charges_total"
@@ -149,7 +152,7 @@ ARMS = (
         EXCLUDED_QUOTA,
         "native quota",
         None,
-        None,
+        BURST_P99_RATIO,
         "validate_imagestreams",
         clients=8,
     ),
