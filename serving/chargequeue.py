@@ -41,6 +41,8 @@ class Waiter(Generic[Item, Answer]):
     answered: bool = False
     leads: bool = False
     """Set (under the guard) when this waiter is to run the next batch itself."""
+    taken: bool = False
+    """Set (under the guard) when a batch has taken this waiter: it will answer it."""
     wake: threading.Event = field(default_factory=threading.Event)
 
 
@@ -111,18 +113,27 @@ class BatchQueues(Generic[Item, Answer]):
             with self._guard:
                 if me.answered or me.leads:
                     return True
+                if me.taken:  # the batch that took it answers it, by its deadline at most
+                    me.wake.clear()
+                    break
                 if self._clock() >= me.end:
                     line.waiting.remove(me)
                     return False
-                me.wake.clear()  # woken for nothing (cannot happen), or early: wait on
+                me.wake.clear()  # woken early: wait on
+        me.wake.wait()
+        return True
 
     def _lead(self, key: Hashable, line: _Line[Item, Answer]) -> None:
         with self._guard:
             batch, line.waiting = line.waiting, []
+            for waiter in batch:
+                waiter.taken = True
 
         def take_more() -> list[Waiter[Item, Answer]]:
             with self._guard:
                 more, line.waiting = line.waiting, []
+                for waiter in more:
+                    waiter.taken = True
             batch.extend(more)
             return more
 

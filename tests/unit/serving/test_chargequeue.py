@@ -8,7 +8,7 @@ from collections.abc import Hashable
 
 import pytest
 
-from serving.chargequeue import BatchQueues, Waiter
+from serving.chargequeue import BatchQueues, TakeMore, Waiter
 
 DEADLINE = 30.0
 
@@ -111,4 +111,31 @@ def test_a_runner_that_raises_answers_its_whole_batch_with_the_error() -> None:
     made: BatchQueues[int, int] = BatchQueues(broken, lambda key: TimeoutError())
     with pytest.raises(RuntimeError, match="bug"):
         made.submit("ns", 1, time.monotonic() + DEADLINE)
+    assert len(made) == 0
+
+
+def test_a_waiter_taken_into_a_running_batch_is_answered_by_it_past_its_deadline() -> None:
+    """Its deadline passes while the batch that took it (on a retry) still runs: the batch
+    answers it; it neither leaves a queue it is no longer in nor gives up."""
+    queued, taken = threading.Event(), threading.Event()
+    late = time.monotonic() + 0.2
+
+    def run(key: Hashable, waiters: list[Waiter[int, int]], more: TakeMore[int, int]) -> None:
+        if waiters[0].item == 1:
+            assert queued.wait(DEADLINE)
+            until(lambda: made.queued("ns") == 1)
+            waiters.extend(more())
+            taken.set()
+            until(lambda: time.monotonic() > late + 0.05)  # the taken waiter's deadline passed
+        for waiter in waiters:
+            waiter.answer = waiter.item * 2
+
+    made: BatchQueues[int, int] = BatchQueues(run, lambda key: TimeoutError("gave up"))
+    first = threading.Thread(target=made.submit, args=("ns", 1, time.monotonic() + DEADLINE))
+    first.start()
+    until(lambda: len(made) == 1)
+    queued.set()
+    assert made.submit("ns", 2, late) == 4
+    assert taken.is_set()
+    first.join(DEADLINE)
     assert len(made) == 0
