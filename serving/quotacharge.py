@@ -7,6 +7,11 @@ the new ``status.used`` with the quota's resourceVersion as precondition, and on
 conflict re-read the quotas live and decide again. Several quotas are all charged or
 none: charges already written are taken back when a later one cannot be made. A charge
 whose create then fails is released by the usage reconciler.
+
+Also like it, the charges that queue in one namespace while a charge runs are decided
+together and written once per quota (``serving.chargequeue``, ``quota.chargebatch``):
+each waiter gets its own verdict; a batch whose write fails for another reason than a
+race is charged waiter by waiter.
 """
 
 from __future__ import annotations
