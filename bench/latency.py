@@ -9,8 +9,8 @@ Arms (``--creates`` each side, default 300, the issue's count):
   same creates charged in-process by kube-apiserver's own quota admission
   (``count/imagestreams.image.alauda.io``) in an excluded namespace;
 - ``burst``: the charged arm with creates in bursts of 8 at once (a pipeline creating a
-  release's streams), no target: queued charges in one namespace are where charging
-  against the lagging watch cache conflicted;
+  release's streams), p99 against native quota's: charges queued in one process share a
+  status write, but the 8 spread over the serving processes, which still race each other;
 - ``noop-sa``, ``noop-imagestream``: references, no targets: the same creates through a
   webhook that allows everything (``bench.noopwebhook``, registered the way ours are) vs
   the excluded namespace: the floor of any out-of-process Python webhook here.
@@ -18,8 +18,9 @@ Arms (``--creates`` each side, default 300, the issue's count):
 The client is the official Python client over keep-alive connections, raw responses
 (no model decoding), and times each create on the wall clock. The figures are the
 ratios of p50 and p99 to the same-run baseline (``bench.report.alternate``), and per arm
-the quota writes our charges made and how many of them failed their precondition (409),
-read from the webhook replicas' metrics. ``--profile flamegraph`` (or ``raw``,
+the charges, the quota status writes they took (charges queued in one process share a
+write) and how many of those failed their precondition (409), read from the webhook
+replicas' metrics. ``--profile flamegraph`` (or ``raw``,
 ``speedscope``) records the webhook replicas with py-spy during the arms
 (``bench/results/latency-webhook-*``).
 
@@ -69,14 +70,19 @@ QUOTA_HARD = "1000000"
 """Large enough that no arm ever fills a quota."""
 STREAM_TAGS = 1
 """Each created ImageStream names one tag: a create, not a stream's growth, is measured."""
-CHARGED_P50_RATIO = 1.2
+CHARGED_P50_RATIO = 1.15
+BURST_P99_RATIO = 1.5
+"""Issue 21's targets: charged p50 at most 1.15x native quota's, and p99 of 8 concurrent
+charged creates at most 1.5x native quota's."""
 UNCHARGED_P50_RATIO = 1.25
 UNCHARGED_P99_RATIO = 1.5
-"""The issue's targets: charged p50 at most 1.2x native quota's; uncharged p50 at most
-1.25x and p99 at most 1.5x the excluded namespace's."""
+"""The issue's targets: uncharged p50 at most 1.25x and p99 at most 1.5x the excluded
+namespace's."""
 NATIVE_RESOURCE = "count/imagestreams.image.alauda.io"
 OUR_RESOURCE = "alauda.io/imagestreams"
 CHARGES = "registry_v2_policy_quota_charges_total"
+WRITES = "registry_v2_policy_quota_status_writes_total"
+"""Quota status writes (charges are batched per namespace, so fewer writes than charges)."""
 HANDLER_SECONDS = "registry_v2_policy_admission_duration_seconds"
 USAGE_DEADLINE = 120.0
 """Seconds for both quotas' usage to be counted (kube-controller-manager discovers the
@@ -146,7 +152,7 @@ ARMS = (
         EXCLUDED_QUOTA,
         "native quota",
         None,
-        None,
+        BURST_P99_RATIO,
         "validate_imagestreams",
         clients=8,
     ),
@@ -378,12 +384,13 @@ def _run_arm(
                 Target("ratio", "<=", bound) if bound is not None else None,
             )
         )
-    charged = metric_sum(after, CHARGES, result="charged") - metric_sum(
-        before, CHARGES, result="charged"
-    )
-    conflicts = metric_sum(after, CHARGES, result="conflict") - metric_sum(
-        before, CHARGES, result="conflict"
-    )
+
+    def delta(name: str, **labels: str) -> float:
+        return metric_sum(after, name, **labels) - metric_sum(before, name, **labels)
+
+    charged = delta(CHARGES, result="charged")
+    writes = sum(delta(WRITES, result=result) for result in ("written", "conflict", "failed"))
+    conflicts = delta(WRITES, result="conflict")
     if arm.endpoint is not None:
         count, total = (
             metric_sum(after, f"{HANDLER_SECONDS}_{part}", endpoint=arm.endpoint)
@@ -392,11 +399,13 @@ def _run_arm(
         )
         if count:
             report.add(Figure(NAME, f"{arm.title}: our handler (mean)", 1000 * total / count, "ms"))
-    if charged or conflicts:
-        report.add(Figure(NAME, f"{arm.title}: quota writes", charged + conflicts, "writes"))
+    if charged or writes:
+        report.add(Figure(NAME, f"{arm.title}: charges", charged, "charges"))
+        report.add(Figure(NAME, f"{arm.title}: quota writes", writes, "writes"))
         report.add(Figure(NAME, f"{arm.title}: of them 409", conflicts, "writes"))
     report.notes.append(
-        f"{arm.name}: {charged:.0f} charges, {conflicts:.0f} quota write conflicts (409)"
+        f"{arm.name}: {charged:.0f} charges in {writes:.0f} quota status writes, "
+        f"{conflicts:.0f} of them conflicts (409)"
     )
     plots.latency_cdf(
         f"{NAME}-{arm.name}",

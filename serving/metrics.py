@@ -32,3 +32,10 @@ QUOTA_CHARGES = Counter(
     "ResourceQuota status.used writes made at admission, by result (charged, conflict, exceeded).",
     ["result"],
 )
+
+QUOTA_WRITES = Counter(
+    "registry_v2_policy_quota_status_writes_total",
+    "ResourceQuota status writes of charges and their releases (a batch of charges is one"
+    " write per quota), by result (written, conflict, failed).",
+    ["result"],
+)

@@ -7,6 +7,11 @@ the new ``status.used`` with the quota's resourceVersion as precondition, and on
 conflict re-read the quotas live and decide again. Several quotas are all charged or
 none: charges already written are taken back when a later one cannot be made. A charge
 whose create then fails is released by the usage reconciler.
+
+Also like it, the charges that queue in one namespace while a charge runs are decided
+together and written once per quota (``serving.chargequeue``, ``quota.chargebatch``):
+each waiter gets its own verdict; a batch whose write fails for another reason than a
+race is charged waiter by waiter.
 """
 
 from __future__ import annotations
@@ -16,13 +21,13 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
 
 from kube import apierrors
-from kube.keyedlocks import KeyedLocks
+from quota.chargebatch import ChargeRequest, plan_batch
 from quota.objects import Obj, object_name
 from quota.quantity import InvalidQuantity
 from quota.resourcequota import (
@@ -35,6 +40,7 @@ from quota.resourcequota import (
 )
 from quota.resources import RESOURCE_IMAGESTREAMS
 from serving import metrics
+from serving.chargequeue import BatchQueues, TakeMore, Waiter
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,15 @@ CHARGE_DEADLINE_SECONDS = 8.0
 """A charge, lock wait included, ends within this: the imagestreams webhook's timeout is
 10 s, and a charge that lands after the API server gave up would hold quota for a create
 that never happened (until the usage reconciler releases it)."""
+CHARGE_ATTEMPTS = 12
+"""Writes a batch tries before it answers retryably: kube-apiserver's quota admission
+tries 4 (``checkQuotas(..., 3)``) but serves a whole API server's namespace from one
+queue; our several processes lose more races to each other, and the deadline bounds
+the total anyway."""
+CONFLICT_BACKOFF_SECONDS = 0.01
+"""The window, per attempt so far, of the random wait before re-reading after a 409:
+client-go's ``retry.DefaultRetry`` waits 10 ms between conflict retries; random, so the
+processes that lost do not all come back at once, and growing, as attempts pile up."""
 WRITTEN_QUOTAS_KEPT = 100
 """Quotas our writes returned that a process remembers, least recently used dropped first:
 the size of kube-apiserver's own (``resource_access.go``, ``lru.New(100)``)."""
@@ -110,6 +125,10 @@ class WrittenQuotas:
         return chosen
 
 
+def _write_result(err: ApiException) -> str:
+    return "conflict" if apierrors.is_conflict(err) else "failed"
+
+
 def _as_obj(quota: Mapping[str, Any]) -> Obj:
     return quota if isinstance(quota, dict) else dict(quota)
 
@@ -120,10 +139,9 @@ class QuotaCharger:
         quotas: QuotaGateway,
         cached_quotas: Callable[[str], list[Obj]],
         *,
-        attempts: int = 12,
+        attempts: int = CHARGE_ATTEMPTS,
         deadline_seconds: float = CHARGE_DEADLINE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
-        locks: KeyedLocks | None = None,
         written: WrittenQuotas | None = None,
     ) -> None:
         self._quotas = quotas
@@ -132,10 +150,20 @@ class QuotaCharger:
         self._attempts = attempts
         self._deadline = deadline_seconds
         self._clock = clock
-        # One charge per namespace at a time in this process: threads of one replica never
-        # conflict with each other; replicas still meet at the resourceVersion check. A
-        # namespace's lock lives only while a charge holds or awaits it (namespaces churn).
-        self._locks = KeyedLocks() if locks is None else locks
+        # One batch per namespace at a time in this process: threads of one replica never
+        # conflict with each other, and the charges queued meanwhile share the next write;
+        # replicas still meet at the resourceVersion check.
+        self._queues: BatchQueues[ChargeRequest, ChargePlan] = BatchQueues(
+            self._run_batch, self._timed_out, clock=clock
+        )
+
+    def __len__(self) -> int:
+        """Namespaces with charges running or queued (none stay behind once answered)."""
+        return len(self._queues)
+
+    def queued(self, namespace: str) -> int:
+        """Charges of ``namespace`` waiting for the batch that runs to end."""
+        return self._queues.queued(namespace)
 
     def _time_left(self, end: float, namespace: str) -> float:
         """Seconds a call may take: what is left, at most REQUEST_TIMEOUT; none left is a
@@ -159,7 +187,11 @@ class QuotaCharger:
         except ApiException as err:
             if apierrors.is_conflict(err) or apierrors.is_not_found(err):
                 self._written.forget(namespace, object_name(quota))
+            if apierrors.is_conflict(err):
+                metrics.QUOTA_CHARGES.labels("conflict").inc()
+            metrics.QUOTA_WRITES.labels(_write_result(err)).inc()
             raise
+        metrics.QUOTA_WRITES.labels("written").inc()
         self._written.remember(namespace, written)
 
     def _live(self, namespace: str, end: float) -> list[Obj]:
@@ -181,67 +213,129 @@ class QuotaCharger:
         """Charge one ImageStream create (or ``requested`` bytes of a push, for
         ``alauda.io/image-storage``); the returned plan says whether it was allowed.
 
+        Charges queued in one namespace meanwhile are decided and written with it, one
+        status write per quota (``serving.chargequeue``, ``quota.chargebatch``).
         Retryable ``ChargeConflict`` when no charge could be made within the deadline."""
         end = self._clock() + self._deadline
-        if not self._locks.acquire(namespace, timeout=end - self._clock()):
-            raise ChargeConflict(
-                f"could not charge quota in {namespace}: another charge in this namespace "
-                "is still running"
-            )
-        try:
-            return self._charge(namespace, end, requested, resource)
-        finally:
-            self._locks.release(namespace)
+        return self._queues.submit(namespace, ChargeRequest(requested, resource), end)
 
-    def _charge(self, namespace: str, end: float, requested: int, resource: str) -> ChargePlan:
+    def _timed_out(self, namespace: Hashable) -> ChargeConflict:
+        return ChargeConflict(
+            f"could not charge quota in {namespace}: another charge in this namespace "
+            "is still running"
+        )
+
+    def _run_batch(
+        self,
+        namespace: Hashable,
+        waiters: list[Waiter[ChargeRequest, ChargePlan]],
+        take_more: TakeMore[ChargeRequest, ChargePlan],
+    ) -> None:
+        """Answer every waiter: the ones whose deadline passed in the queue retryably, the
+        others from one batch (or, should the batch fail for a reason other than a race,
+        each on its own, so no waiter fails that would have passed alone)."""
+        assert isinstance(namespace, str)
+        pending = self._in_time(namespace, waiters)
+        if not pending:
+            return
+
+        def more() -> list[Waiter[ChargeRequest, ChargePlan]]:
+            taken = self._in_time(namespace, take_more())
+            pending.extend(taken)
+            return taken
+
+        try:
+            self._charge_batch(namespace, pending, more)
+        except (ApiException, InvalidQuantity) as err:
+            if len(pending) == 1:
+                pending[0].error = err
+                return
+            # kube-apiserver re-checks each waiter of a batch that failed; so do we.
+            log.warning(
+                "a batch of %d charges in %s failed (%s); charging each alone",
+                len(pending),
+                namespace,
+                err,
+            )
+            for waiter in pending:
+                try:
+                    self._charge_batch(namespace, [waiter], list)
+                except Exception as single:  # answered to its own waiter
+                    waiter.error = single
+        except Exception as err:  # a ChargeConflict, or a bug: answer all
+            for waiter in pending:
+                waiter.error = err
+
+    def _in_time(
+        self, namespace: str, waiters: list[Waiter[ChargeRequest, ChargePlan]]
+    ) -> list[Waiter[ChargeRequest, ChargePlan]]:
+        """``waiters`` whose deadline has not passed; the others are answered retryably."""
+        now = self._clock()
+        for waiter in waiters:
+            if waiter.end <= now:
+                waiter.error = ChargeConflict(
+                    f"could not charge quota in {namespace}: no charge within {self._deadline:g} s"
+                )
+        return [w for w in waiters if w.error is None]
+
+    def _charge_batch(
+        self,
+        namespace: str,
+        waiters: list[Waiter[ChargeRequest, ChargePlan]],
+        more: Callable[[], list[Waiter[ChargeRequest, ChargePlan]]],
+    ) -> None:
+        """Decide ``waiters`` together and write each changed quota once; on a race
+        (another process wrote first, a quota went away) read live, take along the
+        waiters ``more`` gives (queued meanwhile: added to ``waiters``), decide again.
+        Sets each waiter's answer, or raises for all of them."""
         quotas = self._fresh(namespace)
         live = False
         for attempt in range(self._attempts):
-            plan = plan_create(quotas, requested, resource)
-            if not plan.decision.allowed and not live:
+            end = min(waiter.end for waiter in waiters)
+            batch = plan_batch(quotas, [waiter.item for waiter in waiters])
+            if batch.any_denied and not live:
                 quotas, live = self._live(namespace, end), True  # the cache may lag a release
                 continue
-            if not plan.decision.allowed:
-                metrics.QUOTA_CHARGES.labels("exceeded").inc()
-                return plan
-            if not plan.charges:
-                return plan
-            by_name = {q["metadata"]["name"]: q for q in quotas}
             written: list[str] = []
             try:
-                for charge in plan.charges:
-                    quota = with_used(by_name[charge.name], charge.new_used, resource)
+                for quota in batch.writes:
                     self._write(namespace, quota, end)
-                    written.append(charge.name)
+                    written.append(object_name(quota))
             except ApiException as err:
-                # A stale resourceVersion (another charge won) or a quota deleted meanwhile:
-                # read again and plan again; anything else is no race.
+                self._release(namespace, {n: batch.charged[n] for n in written}, end)
+                # A stale resourceVersion (another process won) or a quota deleted
+                # meanwhile: read again and decide again; anything else is no race.
                 if not (apierrors.is_conflict(err) or apierrors.is_not_found(err)):
-                    self._release(namespace, written, end, requested, resource)
                     raise
-                metrics.QUOTA_CHARGES.labels("conflict").inc()
-                self._release(namespace, written, end, requested, resource)
-                time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+                time.sleep(random.uniform(0, CONFLICT_BACKOFF_SECONDS * (attempt + 1)))
                 quotas, live = self._live(namespace, end), True
+                more()
                 continue
-            metrics.QUOTA_CHARGES.labels("charged").inc()
-            return plan
+            for waiter, plan in zip(waiters, batch.plans, strict=True):
+                waiter.answer = plan
+                if not plan.decision.allowed:
+                    metrics.QUOTA_CHARGES.labels("exceeded").inc()
+                elif plan.charges:
+                    metrics.QUOTA_CHARGES.labels("charged").inc()
+            return
         raise ChargeConflict(f"could not charge quota in {namespace}: too many concurrent writes")
 
     def _release(
-        self, namespace: str, names: list[str], end: float, requested: int, resource: str
+        self, namespace: str, amounts: Mapping[str, Mapping[str, int]], end: float
     ) -> None:
-        """Take back charges of an all-or-none write that failed part-way (best effort,
-        within the deadline: whatever is left over, the usage reconciler releases)."""
-        for name in names:
+        """Take back what a batch wrote on each quota of an all-or-none write that failed
+        part-way (best effort, within the deadline: whatever is left over, the usage
+        reconciler releases)."""
+        for name, charged in amounts.items():
             for _ in range(self._attempts):
                 try:
                     current = self._quotas.read(
                         namespace, name, timeout=self._time_left(end, namespace)
                     )
-                    left = max(resource_used(current, resource) - requested, 0)
-                    used = desired_used(left, resource)
-                    self._write(namespace, with_used(current, used, resource), end)
+                    for resource, requested in charged.items():
+                        left = max(resource_used(current, resource) - requested, 0)
+                        current = with_used(current, desired_used(left, resource), resource)
+                    self._write(namespace, current, end)
                     break
                 except ChargeConflict:
                     log.warning("no time left to release charge on quota %s/%s", namespace, name)

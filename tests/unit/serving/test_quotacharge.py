@@ -9,7 +9,6 @@ from collections.abc import Callable
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from kube.keyedlocks import KeyedLocks
 from quota.decision import Cause, Decision
 from quota.objects import Obj
 from quota.resourcequota import quota_exceeded_message
@@ -346,7 +345,8 @@ def test_concurrent_creates_in_two_replicas_admit_exactly_the_room() -> None:
     assert errors == []
     assert (admitted, denied) == (ROOM, 24 - ROOM)
     assert api.used("q") == str(ROOM)
-    assert [used for _, used in api.writes] == [str(n) for n in range(1, ROOM + 1)]
+    counts = [int(used) for _, used in api.writes if used is not None]
+    assert counts == sorted(set(counts)) and counts[-1] == ROOM, "every write adds, none undoes"
 
 
 def test_concurrent_creates_against_two_quotas_admit_the_smaller_room() -> None:
@@ -462,7 +462,7 @@ def test_a_charge_waits_for_another_in_its_namespace_only_until_its_deadline() -
         first.join(DEADLINE)
 
 
-# --- per-namespace locks are pruned ----------------------------------------------------------
+# --- per-namespace queues are pruned ---------------------------------------------------------
 
 
 class NoQuotas:
@@ -478,33 +478,30 @@ class NoQuotas:
         raise AssertionError("nothing to charge")
 
 
-def test_charges_in_a_thousand_namespaces_leave_no_lock_behind() -> None:
-    locks = KeyedLocks()
-    made = QuotaCharger(NoQuotas(), lambda namespace: [], locks=locks)
+def test_charges_in_a_thousand_namespaces_leave_no_queue_behind() -> None:
+    made = QuotaCharger(NoQuotas(), lambda namespace: [])
     for n in range(1000):
         assert made.charge(f"ns-{n}").decision.allowed
-    assert len(locks) == 0
+    assert len(made) == 0
 
 
-def test_a_failed_charge_leaves_no_lock_behind() -> None:
+def test_a_failed_charge_leaves_no_queue_behind() -> None:
     api = FakeQuotas(quota("q", 5, used=0))
     api.fail_writes["q"] = 500
-    locks = KeyedLocks()
-    made = QuotaCharger(api, lambda namespace: api.snapshot(), locks=locks)
+    made = QuotaCharger(api, lambda namespace: api.snapshot())
     with pytest.raises(ApiException):
         made.charge(NS)
-    assert len(locks) == 0
+    assert len(made) == 0
 
 
-def test_concurrent_charges_keep_their_namespace_lock_and_then_drop_it() -> None:
-    """The race above, many namespaces deep: exact admission and an empty lock map after."""
-    locks = KeyedLocks()
+def test_concurrent_charges_keep_their_namespace_queue_and_then_drop_it() -> None:
+    """The race above: exact admission, no conflict in one replica, no queue left after."""
     api = FakeQuotas(quota("q", ROOM, used=0))
-    made = QuotaCharger(api, lambda namespace: api.snapshot(), locks=locks)
+    made = QuotaCharger(api, lambda namespace: api.snapshot())
     admitted, denied, errors = _race([made], threads_each=20)
     assert errors == [] and api.conflicts == 0
     assert (admitted, denied) == (ROOM, 20 - ROOM)
-    assert len(locks) == 0
+    assert len(made) == 0
 
 
 # --- charging against the quota our own last write returned ---------------------------------
@@ -607,3 +604,138 @@ def test_the_remembered_quotas_are_bounded_least_recently_used_first() -> None:
     old = {"metadata": {"name": "q", "uid": "u", "resourceVersion": "1"}}
     assert written.fresher("ns-0", [old]) == [old], "the oldest entry was dropped"
     assert written.fresher("ns-1", [old])[0]["metadata"]["resourceVersion"] == "9"
+
+
+# --- charges queued in one replica share a write ----------------------------------------------
+
+
+class HeldFirstWrite(FakeQuotas):
+    """The first status write waits until released: charges queue behind it meanwhile."""
+
+    def __init__(self, *quotas: Obj) -> None:
+        super().__init__(*quotas)
+        self.writing, self.release = threading.Event(), threading.Event()
+
+    def replace_status(self, body: Obj, *, timeout: float) -> Obj:
+        if not self.writing.is_set():
+            self.writing.set()
+            assert self.release.wait(DEADLINE)
+        return super().replace_status(body, timeout=timeout)
+
+
+def _queue_behind_first(
+    made: QuotaCharger, api: HeldFirstWrite, asks: list[tuple[int, str]]
+) -> list[bool | BaseException]:
+    """One charge that holds its write, ``asks`` queued behind it (each waits until queued),
+    then the write released; each one's verdict (or error), the first's first."""
+    results: list[bool | BaseException] = [False] * (len(asks) + 1)
+
+    def run(i: int, requested: int, resource: str) -> None:
+        try:
+            results[i] = made.charge(NS, requested, resource).decision.allowed
+        except BaseException as err:
+            results[i] = err
+
+    first = threading.Thread(target=run, args=(0, 1, R))
+    first.start()
+    assert api.writing.wait(DEADLINE)
+    threads = [threading.Thread(target=run, args=(i, *ask)) for i, ask in enumerate(asks, 1)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: made.queued(NS) == len(asks))
+    api.release.set()
+    for thread in [first, *threads]:
+        thread.join(DEADLINE)
+        assert not thread.is_alive(), "a charge hung"
+    return results
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    end = threading.Event()
+    timer = threading.Timer(DEADLINE, end.set)
+    timer.start()
+    try:
+        while not condition():
+            assert not end.wait(0.001), "condition not met in time"
+    finally:
+        timer.cancel()
+
+
+def test_charges_queued_behind_a_write_share_the_next_write() -> None:
+    api = HeldFirstWrite(quota("q", 10, used=0))
+    made = charger(api)
+    results = _queue_behind_first(made, api, [(1, R)] * 5)
+    assert results == [True] * 6
+    assert api.writes == [("q", "1"), ("q", "6")], "one write for the five queued charges"
+    assert api.conflicts == 0 and len(made) == 0
+
+
+def test_a_batch_admits_exactly_the_room_and_denies_the_rest_with_their_own_message() -> None:
+    api = HeldFirstWrite(quota("q", 4, used=0))
+    made = charger(api)
+    results = _queue_behind_first(made, api, [(1, R)] * 5)
+    assert results == [True, True, True, True, False, False]
+    assert api.used("q") == "4"
+    assert len(api.writes) == 2
+
+
+def test_one_waiters_denial_does_not_deny_the_others_in_its_batch() -> None:
+    storage = quota("q", 10, used=0)
+    storage["spec"]["hard"]["alauda.io/image-storage"] = "1Mi"
+    storage["status"]["used"]["alauda.io/image-storage"] = "0"
+    api = HeldFirstWrite(storage)
+    made = charger(api)
+    big, small = (2 * 1024 * 1024, "alauda.io/image-storage"), (1024, "alauda.io/image-storage")
+    results = _queue_behind_first(made, api, [big, small, (1, R)])
+    assert results == [True, False, True, True]
+    assert api.snapshot()[0]["status"]["used"]["alauda.io/image-storage"] == "1Ki"
+    assert api.used("q") == "2"
+
+
+class FailsBatches(HeldFirstWrite):
+    """Refuses a write that adds more than one ImageStream (as a webhook or a validation
+    could refuse what a batch writes): each charge alone still passes."""
+
+    def replace_status(self, body: Obj, *, timeout: float) -> Obj:
+        name = body["metadata"]["name"]
+        if int(body["status"]["used"][R]) - int(self.used(name) or 0) > 1:
+            raise ApiException(status=422)
+        return super().replace_status(body, timeout=timeout)
+
+
+def test_a_batch_whose_write_fails_charges_each_waiter_alone() -> None:
+    api = FailsBatches(quota("q", 10, used=0))
+    made = charger(api)
+    results = _queue_behind_first(made, api, [(1, R)] * 3)
+    assert results == [True] * 4
+    assert api.used("q") == "4"
+
+
+def test_a_batch_that_keeps_conflicting_answers_every_waiter_retryably() -> None:
+    api = AlwaysConflicting(quota("q", 5, used=0))
+    made = charger(api, attempts=2)
+    admitted, denied, errors = _race([made], threads_each=4)
+    assert (admitted, denied) == (0, 0)
+    assert len(errors) == 4 and all(isinstance(err, ChargeConflict) for err in errors)
+    assert len(made) == 0
+
+
+class RacedFirstWrite(HeldFirstWrite):
+    """The first write is held, then another process writes the quota first (409)."""
+
+    def replace_status(self, body: Obj, *, timeout: float) -> Obj:
+        if not self.writing.is_set():
+            self.writing.set()
+            assert self.release.wait(DEADLINE)
+            self.set_used(body["metadata"]["name"], 0)
+        return FakeQuotas.replace_status(self, body, timeout=timeout)
+
+
+def test_a_batch_that_lost_a_race_takes_the_charges_queued_meanwhile_into_its_retry() -> None:
+    api = RacedFirstWrite(quota("q", 10, used=0))
+    made = charger(api)
+    results = _queue_behind_first(made, api, [(1, R)] * 5)
+    assert results == [True] * 6
+    assert api.conflicts == 1
+    assert api.writes == [("q", "6")], "the retry writes all six at once"
+    assert len(made) == 0
