@@ -39,7 +39,7 @@ from typing import Any
 import requests
 from kubernetes import client, config
 
-from bench import plots
+from bench import plots, samples
 from bench.report import Figure, Report, percentile, progress
 from localcluster.cluster import ControlPlane
 from localcluster.metrics import metric_sum
@@ -62,7 +62,6 @@ NAMESPACES = (OURS, EXCLUDED, NOOP)
 NOOP_CONFIGURATION = "bench-writemix-noop"
 ADMISSIONS = "registry_v2_policy_admission_requests_total"
 GROUP, VERSION, STREAMS = "image.alauda.io", "v1", "imagestreams"
-REGISTRY = "image-registry.image-registry-system.svc:5000"
 JSON_PATCH: dict[str, Any] = {
     "_content_type": "application/json-patch+json",  # the client picks merge patch for status
     "_preload_content": False,
@@ -106,23 +105,9 @@ def _api(stack: Stack) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def _stream(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ImageStream",
-        "metadata": {"name": name, "labels": {"app": name}, "annotations": {"owner": "bench"}},
-        "spec": {"tags": [{"name": "latest"}]},
-    }
-
-
-def _history(namespace: str, name: str, image: int) -> dict[str, Any]:
-    digest = f"sha256:{image:064x}"
-    return {
-        "created": "2026-12-08T00:00:00Z",
-        "dockerImageReference": f"{REGISTRY}/{namespace}/{name}@{digest}",
-        "image": digest,
-        "generation": 1,
-    }
+def _stream(namespace: str, name: str) -> dict[str, Any]:
+    """A stream with one tag, one image in its history (``bench.samples``'s spelling)."""
+    return samples.imagestream(namespace, name, tags=1, history=1)
 
 
 def _set_up(api: client.ApiClient, namespace: str) -> None:
@@ -130,16 +115,11 @@ def _set_up(api: client.ApiClient, namespace: str) -> None:
     core, objects = client.CoreV1Api(api), client.CustomObjectsApi(api)
     for n in range(OBJECTS):
         name = f"app-{n}"
+        stream = _stream(namespace, name)
         objects.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, STREAMS, _stream(name), _preload_content=False
+            GROUP, VERSION, namespace, STREAMS, samples.created(stream), _preload_content=False
         )
-        status = [
-            {
-                "op": "add",
-                "path": "/status",
-                "value": {"tags": [{"tag": "latest", "items": [_history(namespace, name, 0)]}]},
-            }
-        ]
+        status = [{"op": "add", "path": "/status", "value": stream["status"]}]
         objects.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, STREAMS, name, status, **JSON_PATCH
         )
@@ -179,11 +159,20 @@ def _writers(api: client.ApiClient, namespace: str) -> dict[str, Callable[[int],
         "stream-label": lambda i: stream_patch(i, add("/metadata/labels/revision", str(i))),
         "stream-status-other": lambda i: status_patch(i, add(public, f"r{i}.example.com/x")),
         "stream-status-push": lambda i: status_patch(
-            i, add("/status/tags/0/items/0", _history(namespace, target(i), i + 1))
+            i,
+            add(
+                "/status/tags/0/items/0",
+                samples.history_item(namespace, target(i), OBJECTS + i),
+            ),
         ),
         "stream-spec-tag": lambda i: stream_patch(i, add("/spec/tags/-", {"name": f"t{i}"})),
         "stream-create": lambda i: objects.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, STREAMS, _stream(f"new-{i}"), _preload_content=False
+            GROUP,
+            VERSION,
+            namespace,
+            STREAMS,
+            samples.created(_stream(namespace, f"new-{i}")),
+            _preload_content=False,
         ),
         "sa-annotation": lambda i: sa_patch(i, add(synced, str(i))),
         "sa-label": lambda i: sa_patch(i, add("/metadata/labels/revision", str(i))),
@@ -308,8 +297,8 @@ def _figures(
                     "no-op webhook",
                 )
             )
-    for (ns, skipped), samples in times.items():
-        report.series[f"{ns}/{'skipped' if skipped else 'sent'}"] = samples
+    for (ns, skipped), taken in times.items():
+        report.series[f"{ns}/{'skipped' if skipped else 'sent'}"] = taken
     report.notes.append(
         f"{writes} writes in {OURS}, {reviews:.0f} reviews answered by our server; "
         f"expected sent: {sum(w.weight for w in MIX if not w.skipped)} of "
