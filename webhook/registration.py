@@ -81,7 +81,12 @@ STREAM_MATCH_EXPRESSION: Final = "request.operation != 'UPDATE' || " + " || ".jo
 )
 """Call /validate/imagestreams for a create, and for an update that changes a tag list:
 one that does not (labels, annotations, finalizers, managedFields, a no-op status write)
-keeps every count and adds no image, which check_stream_write always allows."""
+keeps every count and adds no image, which check_stream_write always allows.
+
+The front door's own status writes (a push's tag record) are reviewed like any other:
+its in-process verdict is judged from its caches before the write, and its conflict retry
+writes again over a fresh read without judging again, so this webhook is what stops two
+racing pushes from both passing a limit (frontdoor/pushes.py, step 5)."""
 
 _MAX_PLAIN_SA_NAME: Final = MAX_NAME_LENGTH - len(SECRET_NAME_SUFFIX)
 _REF = f"object.metadata.annotations['{ANNOTATION_PULL_SECRET_REF}']"
