@@ -2,6 +2,14 @@
 
 ``desired_configurations`` is pure (easy to test, and the same objects the manifests
 describe); ``register`` writes them with create-or-replace so a restart converges.
+
+The cheapest review is the one never sent: the API server itself skips a namespace that
+is excluded (``--excluded-namespace``) or carries ``EXEMPT_LABEL``, and, by
+``matchConditions`` evaluated in the API server, an UPDATE our answer could not change:
+an ImageStream write that leaves every tag list the rules read as it was, and a
+ServiceAccount write where the account already carries what the mutation would add.
+Each expression guards every field it reads with ``has()``: an evaluation error would
+apply the failure policy (``Fail`` refuses the write), never skip the review.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kube import apierrors
-from quota.names import IMAGE_GROUP, IMAGESTREAMS
+from quota.names import IMAGE_GROUP, IMAGESTREAMS, MAX_NAME_LENGTH
+from quota.pullsecrets.names import ANNOTATION_PULL_SECRET_REF, SECRET_NAME_SUFFIX
 from webhook.admission.endpoints import (
     MUTATE_SERVICEACCOUNTS,
     VALIDATE_IMAGESTREAMS,
@@ -44,6 +53,59 @@ POLICY_MATCH_EXPRESSION = (
     + " || ".join(f"(has(l.{f}) && {_names_alauda('l.' + f)})" for f in _LIMIT_FIELDS)
     + "))"
 )
+
+
+EXEMPT_LABEL: Final = "image.alauda.io/exempt"
+"""Namespace label: with the value ``EXEMPT_VALUE`` the API server calls none of our
+webhooks for the namespace, as for one named by ``--excluded-namespace`` (README:
+"Exempt namespaces"). Setting a namespace label takes ``update`` on that Namespace."""
+EXEMPT_VALUE: Final = "true"
+
+# The rules read these lists of an ImageStream and nothing else of what a write changes
+# (quota.measure.stream_usage: spec.tags[*].name, status.tags[*].tag and their items'
+# images); the stream's name and namespace never change on an UPDATE.
+STREAM_LISTS_READ: Final = (("spec", "tags"), ("status", "tags"))
+
+
+def _list_changed(section: str, field: str) -> str:
+    """CEL: ``<section>.<field>`` differs between ``oldObject`` and ``object``, present or
+    absent; ``&&`` stops before a ``has()`` of a field under an absent section."""
+    new, old = f"object.{section}", f"oldObject.{section}"
+    new_has = f"(has({new}) && has({new}.{field}))"
+    old_has = f"(has({old}) && has({old}.{field}))"
+    return f"{new_has} != {old_has} || ({new_has} && {new}.{field} != {old}.{field})"
+
+
+STREAM_MATCH_EXPRESSION: Final = "request.operation != 'UPDATE' || " + " || ".join(
+    _list_changed(section, field) for section, field in STREAM_LISTS_READ
+)
+"""Call /validate/imagestreams for a create, and for an update that changes a tag list:
+one that does not (labels, annotations, finalizers, managedFields, a no-op status write)
+keeps every count and adds no image, which check_stream_write always allows.
+
+The front door's own status writes (a push's tag record) are reviewed like any other:
+its in-process verdict is judged from its caches before the write, and its conflict retry
+writes again over a fresh read without judging again, so this webhook is what stops two
+racing pushes from both passing a limit (frontdoor/pushes.py, step 5)."""
+
+_MAX_PLAIN_SA_NAME: Final = MAX_NAME_LENGTH - len(SECRET_NAME_SUFFIX)
+_REF = f"object.metadata.annotations['{ANNOTATION_PULL_SECRET_REF}']"
+SERVICEACCOUNT_MATCH_EXPRESSION: Final = (
+    "request.operation != 'UPDATE' || !("
+    f"has(object.metadata.name) && size(object.metadata.name) <= {_MAX_PLAIN_SA_NAME} && "
+    f"has(object.metadata.annotations) && "
+    f"'{ANNOTATION_PULL_SECRET_REF}' in object.metadata.annotations && "
+    f"{_REF} == object.metadata.name + '{SECRET_NAME_SUFFIX}' && "
+    "has(object.imagePullSecrets) && "
+    f"object.imagePullSecrets.filter(e, has(e.name) && e.name == {_REF}).size() == 1)"
+)
+"""Call /mutate/serviceaccounts unless an UPDATE leaves the account carrying its plain
+``<sa>-dockercfg`` (quota.pullsecrets.names.secret_name_for, for names short enough to
+need no hash) once in ``imagePullSecrets`` and in the ref annotation: then the mutation
+adds nothing (add_pull_secret_patch returns []), whoever owns the Secret. An opt-out is
+still honoured: the reconciler's removal takes the annotation away, so its write is
+reviewed, and the webhook adds nothing to an opted-out account. A fallback name, a
+duplicate entry or a missing annotation is reviewed as before."""
 
 
 def client_config(
@@ -75,14 +137,17 @@ def client_config(
     return config
 
 
-def _excluded(namespaces: list[str]) -> dict[str, Any]:
+def namespace_selector(excluded_namespaces: list[str]) -> dict[str, Any]:
+    """Every namespace but the excluded ones (by the name label the API server sets on
+    each namespace) and those labelled exempt (``NotIn`` also matches an unlabelled one)."""
     return {
         "matchExpressions": [
             {
                 "key": "kubernetes.io/metadata.name",
                 "operator": "NotIn",
-                "values": namespaces,
-            }
+                "values": excluded_namespaces,
+            },
+            {"key": EXEMPT_LABEL, "operator": "NotIn", "values": [EXEMPT_VALUE]},
         ]
     }
 
@@ -133,7 +198,7 @@ def desired_configurations(
         "admissionReviewVersions": ["v1"],
         "sideEffects": "NoneOnDryRun",
         "matchPolicy": "Equivalent",
-        "namespaceSelector": _excluded(excluded_namespaces),
+        "namespaceSelector": namespace_selector(excluded_namespaces),
     }
     labels = {"app.kubernetes.io/managed-by": MANAGED_BY}
     mutating = {
@@ -149,6 +214,12 @@ def desired_configurations(
                 "failurePolicy": "Ignore",
                 "reinvocationPolicy": "IfNeeded",
                 "timeoutSeconds": TIMEOUT_SECONDS[MUTATE_SERVICEACCOUNTS],
+                "matchConditions": [
+                    {
+                        "name": "may-add-the-pull-secret",
+                        "expression": SERVICEACCOUNT_MATCH_EXPRESSION,
+                    }
+                ],
                 **common,
             }
         ],
@@ -164,6 +235,9 @@ def desired_configurations(
                 "rules": [_rule(IMAGE_GROUP, [IMAGESTREAMS, f"{IMAGESTREAMS}/status"])],
                 "failurePolicy": "Fail",
                 "timeoutSeconds": TIMEOUT_SECONDS[VALIDATE_IMAGESTREAMS],
+                "matchConditions": [
+                    {"name": "changes-what-the-rules-read", "expression": STREAM_MATCH_EXPRESSION}
+                ],
                 **common,
             },
             {

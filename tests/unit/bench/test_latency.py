@@ -28,7 +28,7 @@ def test_the_patch_adds_the_baseline_namespaces_to_every_webhooks_exclusion() ->
             configuration, excluded_selector_patch(configuration, EXCLUDED_NAMESPACES)
         )
         for webhook in patched["webhooks"]:
-            (expression,) = webhook["namespaceSelector"]["matchExpressions"]
+            expression, _exempt_label = webhook["namespaceSelector"]["matchExpressions"]
             assert expression["values"] == ["ns-a", "kube-system", *EXCLUDED_NAMESPACES]
         assert excluded_selector_patch(patched, EXCLUDED_NAMESPACES) == [], "idempotent"
 
