@@ -3,11 +3,14 @@ ImageStreams and Images with only what the recounts read."""
 
 from __future__ import annotations
 
+import pytest
 from kubernetes import client
 
 from controller.quotausage.wiring import QuotaUsageWiring
 from kube.ratelimit import RateLimiter
+from quota.objects import Obj
 
+STORAGE = "alauda.io/image-storage"
 MANAGED_FIELDS = [{"manager": "kube-controller-manager", "fieldsV1": {"f:status": {}}}]
 
 
@@ -48,7 +51,8 @@ def test_images_are_cached_with_what_the_storage_count_reads() -> None:
 
 def test_an_image_change_queues_only_namespaces_with_a_storage_quota() -> None:
     wiring = QuotaUsageWiring(client.ApiClient(), RateLimiter(1, 1))
-    for namespace, hard in (("a", "alauda.io/image-storage"), ("b", "alauda.io/imagestreams")):
+    wiring.images._synced.set()
+    for namespace, hard in (("a", STORAGE), ("b", "alauda.io/imagestreams")):
         quota = {"metadata": {"name": "q", "namespace": namespace}, "spec": {"hard": {hard: "1"}}}
         wiring.quotas._store[f"{namespace}/q"] = quota
     wiring._enqueue_storage("ADDED", {"metadata": {"name": "sha256-1"}}, None)
@@ -62,3 +66,27 @@ def test_quotas_lose_only_their_managed_fields() -> None:
     quota = {"metadata": meta, "spec": {"hard": {"a": "1"}}, "status": {"used": {"a": "0"}}}
     cached = wiring.quotas.transform(quota)
     assert cached == {**quota, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
+def test_images_of_the_first_list_queue_nothing_as_run_queues_every_namespace_once_synced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # At 100,000 Images and 2,000 storage quotas, walking every quota for every listed
+    # Image held the Images cache unsynced for minutes (issue 21); ``run`` queues every
+    # namespace once all caches have synced, so the first list's events need not.
+    wiring = QuotaUsageWiring(client.ApiClient(), RateLimiter(1, 1))
+    quota = {"metadata": {"name": "q", "namespace": "a"}, "spec": {"hard": {STORAGE: "1"}}}
+    wiring.quotas._store["a/q"] = quota
+    walks: list[str | None] = []
+    listed = wiring.quotas.list
+
+    def counted(namespace: str | None = None) -> list[Obj]:
+        walks.append(namespace)
+        return listed(namespace)
+
+    monkeypatch.setattr(wiring.quotas, "list", counted)
+    wiring._enqueue_storage("ADDED", {"metadata": {"name": "sha256-1"}}, None)
+    assert (len(wiring.queue), walks) == (0, [])
+    wiring.images._synced.set()  # later changes (a push, a prune) queue as before
+    wiring._enqueue_storage("ADDED", {"metadata": {"name": "sha256-2"}}, None)
+    assert wiring.queue.get(timeout=1) == "a"
