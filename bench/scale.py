@@ -65,6 +65,7 @@ from quota.pullsecrets.names import (
     SECRET_NAME_SUFFIX,
 )
 from serving.config import DEFAULT_WORKERS
+from webhook.caches import WebhookCaches
 
 NAME: Final = "scale"
 NAMESPACES: Final = 2_000
@@ -284,6 +285,11 @@ class SyncWatch:
         )
         self._stop.set()
         return dict(self.seconds)
+
+
+def webhook_informers() -> int:
+    """How many informers each webhook worker starts (each logs ``listed`` once synced)."""
+    return len(WebhookCaches(client.ApiClient()).informers)
 
 
 # --- bare lists: what the API server takes to hand a process its caches ----------------------
@@ -684,7 +690,7 @@ def main(argv: list[str]) -> list[Figure]:
             f"--kube-api-burst={args.kube_api_burst}",
         ],
     )
-    watch = SyncWatch(stack, webhook_informers=7)
+    watch = SyncWatch(stack, webhook_informers=webhook_informers())
     filled: dict[str, float] = {}
     bare_list: dict[str, float] = {}
 
