@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import cast
 
 from bench import scale
 from localcluster.processes import ManagedProcess
+from localcluster.stack import Stack
 from quota.measure import recorded_image_size, stream_usage
 from quota.pullsecrets.names import ANNOTATION_TOKEN_EXPIRATION
 
@@ -89,3 +91,12 @@ def test_the_sync_deadline_grows_with_the_objects_listed() -> None:
     assert small < large
     # The full size's deadline leaves room for lists 4x slower than bare ones measured.
     assert large >= 4 * 156_000 * 0.0011
+
+
+def test_a_process_not_synced_in_time_is_reported_as_never_not_a_lost_run() -> None:
+    watch = scale.SyncWatch(cast(Stack, None), webhook_informers=1)
+    watch.seconds["webhook"] = 12.0
+    assert watch.wait(["webhook", "controller"], timeout=0.3) == {
+        "webhook": 12.0,
+        "controller": math.inf,
+    }
