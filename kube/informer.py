@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import urllib3
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
@@ -29,6 +30,16 @@ Transform = Callable[[Obj], Obj]
 reader needs, so a cache of tens of thousands of objects stays small."""
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+
+PAGE_ATTEMPTS = 4
+"""Tries of one list page that breaks on the wire before the whole list starts over: at
+100,000 Images (200 pages), an API server loaded by every process listing at start-up
+drops or stalls a page now and then, and starting over each time never finished
+(issue 21's scale bench)."""
+PAGE_TIMEOUT_SECONDS = 60
+"""Seconds a page may take; the API server's own request timeout is 60 s."""
+PAGE_RETRY_SECONDS = 1.0
+"""Pause before a page is asked again: the API server is busy, not gone."""
 
 
 class _Expired(Exception):
@@ -174,7 +185,7 @@ class Informer:
         while not stop.is_set():
             try:
                 if not self._resource_version:
-                    self._relist()
+                    self._relist(stop)
                     backoff = 0.5
                 self._watch(stop)
             except _Expired:
@@ -205,7 +216,32 @@ class Informer:
             self._dispatch(DELETED, obj, None)
         self._synced.set()
 
-    def _relist(self) -> None:
+    def _page(self, stop: threading.Event | None, **kwargs: Any) -> Obj:
+        """One page of the list, asked again (same continue token, which etcd honours for
+        minutes) when it breaks on the wire, up to ``PAGE_ATTEMPTS`` tries. An API error
+        (410 Gone: the token expired) is not retried here: the whole list starts over."""
+        for attempt in range(1, PAGE_ATTEMPTS + 1):
+            try:
+                response = self._list_func(
+                    _preload_content=False, _request_timeout=PAGE_TIMEOUT_SECONDS, **kwargs
+                )
+                page: Obj = json.loads(response.data)
+                return page
+            except (urllib3.exceptions.HTTPError, OSError) as err:
+                if attempt == PAGE_ATTEMPTS or (stop is not None and stop.is_set()):
+                    raise
+                log.warning(
+                    "informer %s: a list page failed (%s); asking for it again (%d/%d)",
+                    self.name,
+                    _describe(err),
+                    attempt + 1,
+                    PAGE_ATTEMPTS,
+                )
+                if (stop or threading.Event()).wait(PAGE_RETRY_SECONDS):
+                    raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _relist(self, stop: threading.Event | None = None) -> None:
         items: list[Obj] = []
         token: str | None = None
         resource_version = ""
@@ -213,8 +249,7 @@ class Informer:
             kwargs: dict[str, Any] = dict(self._selectors, limit=self._page_size)
             if token:
                 kwargs["_continue"] = token
-            response = self._list_func(_preload_content=False, _request_timeout=60, **kwargs)
-            page = json.loads(response.data)
+            page = self._page(stop, **kwargs)
             items.extend(self.transform(item) for item in page.get("items") or [])
             metadata = page.get("metadata") or {}
             resource_version = metadata.get("resourceVersion", "")

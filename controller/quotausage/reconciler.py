@@ -120,10 +120,12 @@ class QuotaUsageReconciler:
         grace_seconds: float = DEFAULT_QUOTA_RELEASE_GRACE_SECONDS,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         acquire: Callable[[], None] = lambda: None,
+        blobs: Callable[[str], dict[str, int]] | None = None,
     ) -> None:
         """``imagestreams`` must keep each stream's status history digests, and ``images``
         (None: no Images, every storage recount is 0) each Image's blobs and children, for
-        the storage recount."""
+        the storage recount. ``blobs``: a namespace's blobs read from caches that index
+        them (the wiring's); without it, from every cached Image (fine for a test's few)."""
         self._writer = writer
         self._quotas = quotas
         self._imagestreams = imagestreams
@@ -131,6 +133,7 @@ class QuotaUsageReconciler:
         self._grace = dt.timedelta(seconds=grace_seconds)
         self._now = now
         self._acquire = acquire
+        self._blobs = blobs
         # namespace -> (quota uid, resource) -> gap, and -> the recount last seen. The work
         # queue never hands one namespace to two workers at once, so each inner dict has
         # one writer at a time.
@@ -154,6 +157,8 @@ class QuotaUsageReconciler:
         streams = self._imagestreams.list(namespace)
         if resource == RESOURCE_IMAGESTREAMS:
             return len(streams)
+        if self._blobs is not None:
+            return storage_used(self._blobs(namespace))
         images = images_by_digest(self._images.list() if self._images is not None else [])
         return storage_used(namespace_blobs(namespace, streams, images))
 

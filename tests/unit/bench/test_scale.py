@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import cast
 
 from bench import scale
 from localcluster.processes import ManagedProcess
+from localcluster.stack import Stack
 from quota.measure import recorded_image_size, stream_usage
 from quota.pullsecrets.names import ANNOTATION_TOKEN_EXPIRATION
 
 
 def test_sizes_scale_down_but_never_to_zero() -> None:
-    assert scale.scaled(scale.IMAGESTREAMS, 0.05) == 1_000
+    assert scale.scaled(scale.IMAGESTREAMS, 0.02) == 1_000
     assert scale.scaled(3, 0.01) == 1
 
 
@@ -62,3 +64,39 @@ def test_a_pod_is_synced_once_every_worker_has_listed_every_informer(tmp_path: P
     log.write_text(log.read_text() + line % "b")
     assert scale._webhook_synced(replica, informers=2, workers=2)
     assert not scale._webhook_synced(replica, informers=3, workers=2)
+
+
+def test_pss_is_read_from_smaps_rollup() -> None:
+    rollup = "00400000-7fff [rollup]\nRss:    204800 kB\nPss:    102400 kB\nPss_Anon: 1 kB\n"
+    assert scale.pss_mib(rollup) == 100.0
+    assert scale.pss_mib("Rss: 1 kB\n") is None
+
+
+def test_a_pods_total_is_its_master_and_workers_not_another_pods() -> None:
+    memory = {
+        "webhook master": 80.0,
+        "webhook worker 1": 150.0,
+        "webhook worker 2": 150.0,
+        "webhook-2 master": 1.0,
+        "controller": 100.0,
+    }
+    assert scale.pod_totals(memory, ["webhook", "webhook-2"]) == {
+        "webhook": 380.0,
+        "webhook-2": 1.0,
+    }
+
+
+def test_the_sync_deadline_grows_with_the_objects_listed() -> None:
+    small, large = scale.sync_timeout(1_000), scale.sync_timeout(156_000)
+    assert small < large
+    # The full size's deadline leaves room for lists 4x slower than bare ones measured.
+    assert large >= 4 * 156_000 * 0.0011
+
+
+def test_a_process_not_synced_in_time_is_reported_as_never_not_a_lost_run() -> None:
+    watch = scale.SyncWatch(cast(Stack, None), webhook_informers=1)
+    watch.seconds["webhook"] = 12.0
+    assert watch.wait(["webhook", "controller"], timeout=0.3) == {
+        "webhook": 12.0,
+        "controller": math.inf,
+    }

@@ -7,12 +7,14 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+import urllib3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import REGISTRY
 
-from kube.informer import Informer, wait_all_synced
+from kube.informer import PAGE_ATTEMPTS, Informer, wait_all_synced
 from localcluster.waiting import wait_for
 
 
@@ -314,3 +316,33 @@ def test_the_transform_shapes_what_is_stored_and_handed_to_handlers() -> None:
         assert cached is not None and "managedFields" not in cached["metadata"]
     assert seen and all("managedFields" not in o["metadata"] for o in seen)
     assert [o["metadata"]["name"] for o in informer.list("a")] == ["x", "y"]
+
+
+def test_a_page_broken_on_the_wire_is_asked_again_instead_of_starting_the_list_over() -> None:
+    broken = urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead(2200926)")
+    api = ScriptedApi(
+        lists=[
+            page([obj("x", "1")], "5", cont="t1"),
+            broken,
+            page([obj("y", "2")], "5", cont="t2"),
+            page([obj("z", "3")], "5"),
+        ],
+        watches=[],
+    )
+    informer = Informer("t", api)
+    informer._relist()
+    assert [c.get("_continue") for c in api.calls] == [None, "t1", "t1", "t2"]
+    assert sorted(o["metadata"]["name"] for o in informer.list()) == ["x", "y", "z"]
+
+
+def test_a_page_that_keeps_failing_fails_the_list_and_an_api_error_is_not_retried() -> None:
+    timeout = urllib3.exceptions.ReadTimeoutError(None, "/", "read timed out")  # type: ignore[arg-type]
+    api = ScriptedApi(lists=[timeout] * PAGE_ATTEMPTS, watches=[])
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+        Informer("t", api)._relist()
+    assert len(api.calls) == PAGE_ATTEMPTS
+    gone = ApiException(status=410, reason="Gone")
+    api = ScriptedApi(lists=[gone, page([], "1")], watches=[])
+    with pytest.raises(ApiException):
+        Informer("t", api)._relist()
+    assert len(api.calls) == 1
