@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -39,6 +40,11 @@ JSON_KEYS: Final = {"levelname": "level", "name": "logger", "message": "msg"}
 """Record attributes in every JSON line, under the names log pipelines expect (klog and
 controller-runtime's zap use ``msg`` and ``logger`` too); ``time`` comes first."""
 _RECORD_ATTRIBUTES: Final = frozenset(RESERVED_ATTRS) | {"message", "asctime"}
+_PLAIN_RECORD_KEYS: Final = frozenset(
+    vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None))
+) | {"message", "asctime", FIELDS_ATTRIBUTE}
+"""What a record made by a logging call holds when that call passed no extra but
+``fields``: such a record's line is built without python-json-logger's generic walk."""
 
 
 class ClientBodiesFilter(logging.Filter):
@@ -76,6 +82,31 @@ class JsonLineFormatter(OrjsonFormatter):
             timestamp="time",
         )
 
+    def format(self, record: logging.LogRecord) -> str:
+        """The common record (a message and ``fields``, no exception, no stack, no other
+        extra: every review's line) is built here, as python-json-logger would build it
+        (a test holds the two equal) at a third of its CPU; any other goes through it."""
+        if (
+            record.exc_info
+            or record.exc_text
+            or record.stack_info
+            or isinstance(record.msg, dict)
+            or not record.__dict__.keys() <= _PLAIN_RECORD_KEYS
+        ):
+            return super().format(record)
+        record.message = record.getMessage()
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.message,
+        }
+        carried = record.__dict__.get(FIELDS_ATTRIBUTE)
+        if isinstance(carried, dict):
+            for key, value in carried.items():
+                line.setdefault(key, value)  # the record's own keys win
+        return self.jsonify_log_record(line)
+
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         carried = log_data.pop(FIELDS_ATTRIBUTE, None)
         core = {key: log_data.pop(key) for key in ("time", *JSON_KEYS.values())}
@@ -103,6 +134,17 @@ class TextFormatter(logging.Formatter):
         return f"{line} {pairs}" if pairs else line
 
 
+def lean_records() -> None:
+    """Records skip what no line of ours prints: the caller's file, line and function
+    (a walk up the stack per record), and the thread, process and multiprocessing names.
+    The switches the logging HOWTO's "Optimization" section names; a review's line cost a
+    third less (``bench hotpath``)."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def configure_logging(
     level: str = DEFAULT_LOG_LEVEL,
     log_format: str = DEFAULT_LOG_FORMAT,
@@ -111,6 +153,7 @@ def configure_logging(
 ) -> None:
     """One handler on the root logger, writing ``log_format`` lines to ``stream`` (stderr;
     benchmarks pass another, to pay for the lines without printing them)."""
+    lean_records()
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonLineFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(ClientBodiesFilter())

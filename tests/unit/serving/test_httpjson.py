@@ -13,7 +13,7 @@ from unittest import mock
 
 import pytest
 from flask import Flask, jsonify
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge, RequestTimeout
 
@@ -29,6 +29,7 @@ from serving.httpjson import (
     media_type,
     read_body,
     typed_json_object,
+    within_limits_unscanned,
 )
 
 APP = Flask("test")
@@ -252,6 +253,59 @@ def test_a_body_over_a_limit_is_refused_naming_it() -> None:
     with pytest.raises(ValueError, match=r"^request body JSON is nested more than 10 levels deep$"):
         limited(b'{"apiVersion": "v1", "kind": "K", "x": ' + b"[" * 10 + b"]" * 10 + b"}")
     assert limited(b'{"apiVersion": "v1", "kind": "K", "x": [[[1]]]}')["x"] == [[[1]]]
+
+
+@settings(max_examples=300, deadline=None)
+# One level too deep in objects, in arrays, and one value too many in a short text.
+@example(value={"k": {"k": {}}}, ascii_only=True, depth_slack=-1, values_slack=100)
+@example(value=[[[]]], ascii_only=True, depth_slack=-1, values_slack=100)
+@example(value=[0, 0, 0], ascii_only=True, depth_slack=0, values_slack=-1)
+@given(
+    value=json_texts,
+    ascii_only=st.booleans(),
+    depth_slack=st.integers(-3, 3),
+    values_slack=st.integers(-3, 3) | st.integers(0, 10**4),
+)
+def test_a_body_let_through_unscanned_is_within_its_limits(
+    value: Any, ascii_only: bool, depth_slack: int, values_slack: int
+) -> None:
+    """The shortcut never lets through what the exact count refuses, with limits around
+    the text's own cost, or roomy in values (where the shortcut rests on brackets)."""
+    body = json.dumps(value, ensure_ascii=ascii_only).encode()
+    marks, depth = structure(value)
+    limits = JsonLimits(
+        max_depth=max(depth + depth_slack, 0), max_values=max(1 + marks + values_slack, 1)
+    )
+    if within_limits_unscanned(body, limits):
+        check_cost(body, limits)
+
+
+def test_a_small_body_with_few_brackets_is_parsed_without_the_exact_count() -> None:
+    """A review of a ServiceAccount, a PushReview: the exact count was a fifth of their
+    parse, and they cannot exceed the limits whatever they hold."""
+    with mock.patch.object(httpjson, "check_cost", side_effect=AssertionError("scanned")):
+        assert limited(b'{"apiVersion": "v1", "kind": "K", "x": [[1]]}')["x"] == [[1]]
+
+
+@pytest.mark.parametrize(
+    ("body", "refusal"),
+    [
+        # Past the depth in brackets, all inside a string: counted, and let through.
+        (b'{"apiVersion": "v1", "kind": "K", "x": "' + b"[" * 11 + b'"}', None),
+        # Too deep, and too many values, in a body short enough for either shortcut alone.
+        (b'{"apiVersion": "v1", "kind": "K", "x": ' + b"[" * 9 + b"]" * 9 + b"}", "nested"),
+        (b'{"apiVersion": "v1", "kind": "K", "x": [' + b"0," * 100 + b"0]}", "values"),
+    ],
+)
+def test_a_body_the_shortcut_cannot_clear_is_counted_exactly(
+    body: bytes, refusal: str | None
+) -> None:
+    tight = JsonLimits(max_depth=9, max_values=100)
+    if refusal is None:
+        assert limited(body, tight)["x"] == "[" * 11
+        return
+    with pytest.raises(ValueError, match=refusal):
+        limited(body, tight)
 
 
 @pytest.mark.parametrize("literal", [b"NaN", b"-Infinity", b'"\\ud800"'])

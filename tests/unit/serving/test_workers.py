@@ -3,6 +3,7 @@ taking connections before its caches have synced."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -157,6 +158,14 @@ def test_a_worker_takes_no_connection_before_its_caches_have_synced(workers: Wor
     )
 
 
+@pytest.fixture(autouse=True)
+def unfrozen() -> Iterator[None]:
+    """A ready worker freezes the heap (``freeze_start_up_heap``): here that is pytest's,
+    given back to the collector after each test."""
+    yield
+    gc.unfreeze()
+
+
 def waiting_worker(ready: list[bool], seconds: float, alive: bool = True) -> Any:
     notified: list[None] = []
     app = create_app([], readiness=[lambda: None if ready and ready.pop() else "not synced"])
@@ -181,6 +190,15 @@ def test_a_worker_whose_caches_never_sync_takes_connections_after_the_bound(
     worker = waiting_worker([], seconds=0.2)
     HandshakeThenDeferWorker._wait_until_ready(worker)
     assert "worker not ready after 0.2 s (not synced); taking connections anyway" in caplog.text
+
+
+def test_a_ready_worker_freezes_its_start_up_heap_out_of_the_collectors_walks() -> None:
+    """Full collections walk every tracked object: the caches' objects, frozen, are no
+    longer walked in the middle of a review."""
+    worker = waiting_worker([True], seconds=60)
+    assert gc.get_freeze_count() == 0
+    HandshakeThenDeferWorker._wait_until_ready(worker)
+    assert gc.get_freeze_count() > 0
 
 
 def test_a_stopping_worker_stops_waiting() -> None:

@@ -38,6 +38,7 @@ class PeerSocket:
         self._error = error
 
     def getpeercert(self) -> Any:
+        self.asked = getattr(self, "asked", 0) + 1
         if self._error is not None:
             raise self._error
         return self._peer
@@ -57,6 +58,23 @@ class PeerSocket:
 )
 def test_only_a_verified_peer_certificate_counts(environ: dict[str, Any], verified: bool) -> None:
     assert has_verified_client_certificate(environ) is verified
+
+
+@pytest.mark.parametrize("peer", [VERIFIED_PEER, None])
+def test_a_connections_certificate_is_asked_of_its_socket_once(peer: Any) -> None:
+    """Its handshake settles it; ``getpeercert()`` decodes the certificate on each call."""
+    sock = PeerSocket(peer)
+    answers = {has_verified_client_certificate({SOCKET_KEY: sock}) for _ in range(3)}
+    assert answers == {peer is not None}
+    assert sock.asked == 1
+
+
+def test_a_socket_that_failed_to_answer_is_asked_again() -> None:
+    sock = PeerSocket(error=OSError("reset"))
+    assert not has_verified_client_certificate({SOCKET_KEY: sock})
+    sock._error = None
+    sock._peer = VERIFIED_PEER
+    assert has_verified_client_certificate({SOCKET_KEY: sock})
 
 
 class Recording:
