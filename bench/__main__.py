@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import capacity, frontdoor, hotpath, latency, scale
+from bench import cachememory, capacity, frontdoor, hotpath, latency, scale
 from bench.machine import describe
 from bench.report import RESULTS, Figure, progress, table
 
@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "capacity": capacity.main,
     "scale": scale.main,
     "frontdoor": frontdoor.main,
+    "cachememory": cachememory.main,
 }
 
 
