@@ -23,16 +23,15 @@ from quota.objects import Obj, metadata
 from quota.served import RecordedRepository, current_images, recorded_image
 from serving.caches import (
     PUSHED_TO_INDEX,
-    SHA256_BYTES,
     STREAM_IMAGES,
     STREAM_SHA256,
     CachedImages,
     PushCaches,
     cached_stream,
     image_keys,
-    sha256_bytes,
     stream_digests,
 )
+from serving.compactimages import SHA256_BYTES, sha256_bytes
 
 STREAM_CURRENT: Final = "current"
 """Key of a cached stream's status tags' current images, as ``(tag, digest)`` pairs."""

@@ -2,9 +2,10 @@
 read, which both doors hold; each door adds its own (``webhook.caches``, ``frontdoor.caches``).
 
 Images are kept with their blobs and children only (``quota.storage.IMAGE_BLOB_FIELDS``),
-indexed by the digest they record and by the namespace a push by digest recorded them
-for, so the blobs a namespace already holds (which ``alauda.io/image-storage`` does not
-charge again) are read from its own Images, never by walking every Image in the cluster."""
+packed (``serving.compactimages``), indexed by the digest they record and by the namespace
+a push by digest recorded them for, so the blobs a namespace already holds (which
+``alauda.io/image-storage`` does not charge again) are read from its own Images, never by walking
+every Image in the cluster."""
 
 from __future__ import annotations
 
@@ -22,31 +23,23 @@ from quota.measure import StreamUsage, stream_usage
 from quota.names import IMAGE_GROUP, IMAGE_VERSION, IMAGES, IMAGESTREAMS
 from quota.objects import Obj
 from quota.storage import IMAGE_BLOB_FIELDS, blobs_held
+from serving.compactimages import SHA256_BYTES, SHA256_PREFIX, compact_image, sha256_bytes
 
 LIMIT_RANGE_KEEP: Final[Mapping[str, Keep]] = {"spec": {"limits": True}}
-cached_image_blobs: Final = projection(IMAGE_BLOB_FIELDS)
-"""An Image as the push caches keep it: what the storage quota reads."""
 """``quota.limits.effective_limits`` reads the items and names the LimitRange."""
+project_image_blobs: Final = projection(IMAGE_BLOB_FIELDS)
+"""An Image reduced to what the storage quota reads, as a dict."""
 STREAM_TAGS: Final = "tags"
 STREAM_IMAGES: Final = "images"
 STREAM_SHA256: Final = "sha256"
 """Keys of a cached stream: its distinct tag names and other image digests, as tuples, and
 its ``sha256:`` digests packed into one bytes object, 32 bytes each."""
-SHA256_PREFIX: Final = "sha256:"
-SHA256_BYTES: Final = 32
-"""The OCI image-spec's sha256 digest: 64 lowercase hex characters after the prefix."""
 
 
-def sha256_bytes(digest: str) -> bytes | None:
-    """The 32 bytes of a canonical ``sha256:<64 lowercase hex>`` digest, else None."""
-    hex_part = digest.removeprefix(SHA256_PREFIX)
-    if len(hex_part) != 2 * SHA256_BYTES or hex_part == digest:
-        return None
-    try:
-        raw = bytes.fromhex(hex_part)
-    except ValueError:
-        return None
-    return raw if raw.hex() == hex_part else None
+def cached_image_blobs(image: Obj) -> Obj:
+    """An Image as the push caches keep it: what the storage quota reads, packed
+    (``serving.compactimages``) unless the packed form would not read the same."""
+    return compact_image(project_image_blobs(image))
 
 
 def cached_stream(stream: Obj) -> Obj:

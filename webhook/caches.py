@@ -22,7 +22,8 @@ from quota.pullsecrets.names import (
     LABEL_MANAGED_BY,
     SECRET_TYPE_DOCKERCONFIGJSON,
 )
-from serving.caches import PushCaches, cached_image_blobs, image_keys
+from serving.caches import PushCaches, image_keys, project_image_blobs
+from serving.compactimages import SIZE_KEY, compact_image
 
 PULL_SECRET_TYPES = (SECRET_TYPE_DOCKERCONFIGJSON, "kubernetes.io/dockercfg")
 """The two Secret types the kubelet takes image pull credentials from."""
@@ -40,7 +41,7 @@ PULL_SECRET_KEEP: Final[Mapping[str, Keep]] = {
 """``quota.pullsecrets.desired_secret.may_reference``: the managed markers and the owner."""
 
 
-IMAGE_SIZE: Final = "size"
+IMAGE_SIZE: Final = SIZE_KEY
 """Key of a cached Image's size in bytes (None: it records none)."""
 
 
@@ -51,10 +52,10 @@ def cached_image(image: Obj) -> Obj:
     children, the repository a push by digest recorded it for).
 
     A registry's Image carries its config, history and layer media types (kilobytes each,
-    20,000 of them in a large cluster); the rules need one number and the blob list."""
-    cached = {**identity(image), **cached_image_blobs(image)}
-    cached[IMAGE_SIZE] = recorded_image_size(image)
-    return cached
+    20,000 of them in a large cluster); the rules need one number and the blob list,
+    packed (``serving.compactimages``) unless the packed form would not read the same."""
+    projected = {**identity(image), **project_image_blobs(image)}
+    return compact_image(projected, size=recorded_image_size(image))
 
 
 def image_digests(image: dict[str, Any]) -> list[str]:
