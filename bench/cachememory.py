@@ -119,8 +119,8 @@ def _api(kubeconfig: Path) -> client.ApiClient:
 
 
 def _fill(stack: Stack, args: argparse.Namespace) -> None:
+    scale.fill_cluster(stack, argparse.Namespace(**{**vars(args), "fill": "etcd"}), {})
     with _api(stack.kubeconfig) as api:
-        scale.fill(api, args.namespaces, args.imagestreams, args.images)
         core = client.CoreV1Api(api)
 
         def one(i: int) -> None:

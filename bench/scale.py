@@ -647,8 +647,9 @@ def _options(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def _fill(stack: Stack, args: argparse.Namespace, filled: dict[str, float]) -> None:
-    """Fill the cluster by ``args.fill``, then check through the API that it lists all."""
+def fill_cluster(stack: Stack, args: argparse.Namespace, filled: dict[str, float]) -> None:
+    """Fill the cluster by ``args.fill`` (``args.namespaces``, ``imagestreams``, ``images``),
+    then check through the API that it lists all; ``bench.cachememory`` fills the same way."""
     progress(
         f"filling ({args.fill}): {args.namespaces:,} namespaces, {args.imagestreams:,} "
         f"ImageStreams, {args.images:,} Images"
@@ -701,7 +702,7 @@ def main(argv: list[str]) -> list[Figure]:
     bare_list: dict[str, float] = {}
 
     def prepare() -> None:
-        _fill(stack, args, filled)
+        fill_cluster(stack, args, filled)
         progress(f"starting our processes (sync deadline {timeout:.0f} s)")
         watch.start()
 
