@@ -38,7 +38,7 @@ from localcluster.secretvolume import SecretVolume
 from localcluster.supervisor import Supervisor
 from localcluster.waiting import wait_for
 from serving import devcerts
-from webhook import registration
+from webhook import exemption, registration
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +232,7 @@ class Stack:
             self.kubectl("apply", "-f", str(NODE_CA_MANIFEST))
             if prepare is not None:
                 prepare()
+            self._install_exemption_guard()
             if self.with_frontdoor:
                 # Its registry's address and CA exist from here: the controller, started
                 # before the registry runs, is told them (its tag reconciler retries).
@@ -302,6 +303,13 @@ class Stack:
         )
         with self.admin_api() as api:
             registration.register(api, mutating, validating)
+
+    def _install_exemption_guard(self) -> None:
+        """What the manifests do in a cluster (``manifests/base/exemption-guard.yaml``):
+        only a holder of the exempter role may label a namespace exempt, whichever process
+        registers the webhook configurations that honour the label."""
+        with self.admin_api() as api:
+            exemption.install(api)
 
     def _read_certificate_secret(self) -> Mapping[str, bytes] | None:
         if self._secret_reader is None:

@@ -58,7 +58,8 @@ POLICY_MATCH_EXPRESSION = (
 EXEMPT_LABEL: Final = "image.alauda.io/exempt"
 """Namespace label: with the value ``EXEMPT_VALUE`` the API server calls none of our
 webhooks for the namespace, as for one named by ``--excluded-namespace`` (README:
-"Exempt namespaces"). Setting a namespace label takes ``update`` on that Namespace."""
+"Exempt namespaces"). Setting, changing or removing it takes a right of its own, checked
+by the API server (``webhook.exemption``): creating a namespace is not enough."""
 EXEMPT_VALUE: Final = "true"
 
 # The rules read these lists of an ImageStream and nothing else of what a write changes
@@ -256,7 +257,11 @@ def desired_configurations(
     return mutating, validating
 
 
-def _apply(read: Any, create: Any, replace: Any, body: dict[str, Any], attempts: int = 5) -> None:
+def create_or_replace(
+    read: Any, create: Any, replace: Any, body: dict[str, Any], attempts: int = 5
+) -> None:
+    """Write ``body`` whether or not it exists, retrying on write conflicts, so a restart
+    converges (``read``, ``create`` and ``replace`` are one kind's client methods)."""
     name = body["metadata"]["name"]
     for _ in range(attempts):
         try:
@@ -285,13 +290,13 @@ def _apply(read: Any, create: Any, replace: Any, body: dict[str, Any], attempts:
 def register(api: client.ApiClient, mutating: dict[str, Any], validating: dict[str, Any]) -> None:
     """Create or replace both configurations, retrying on write conflicts."""
     admission = client.AdmissionregistrationV1Api(api)
-    _apply(
+    create_or_replace(
         admission.read_mutating_webhook_configuration,
         admission.create_mutating_webhook_configuration,
         admission.replace_mutating_webhook_configuration,
         mutating,
     )
-    _apply(
+    create_or_replace(
         admission.read_validating_webhook_configuration,
         admission.create_validating_webhook_configuration,
         admission.replace_validating_webhook_configuration,
