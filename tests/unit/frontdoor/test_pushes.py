@@ -123,6 +123,8 @@ class Journal:
         self.heads: list[str] = []
         self.version = 0
         """The resourceVersion of the stream's last tag write."""
+        self.remembered: list[bool] = []
+        """Each tag write's ``remembered``: its stream came from the memory, not a read."""
 
     # records
     def create_stream(self, namespace: str, name: str) -> tuple[Obj, bool]:
@@ -148,8 +150,11 @@ class Journal:
         self.images.append(image)
         return image["metadata"]["name"] not in self.existing_images
 
-    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> Obj:
+    def tag(
+        self, stream: Obj, tag: str, digest: str, reference: str, *, remembered: bool = False
+    ) -> Obj:
         self.calls.append("tag")
+        self.remembered.append(remembered)
         if self.deny_tag:
             raise Denied(Decision.deny(self.deny_tag, Cause.IMAGE_TAGS_LIMIT))
         if self.fail_tag:
@@ -588,9 +593,11 @@ class Ledger(Journal):
             raise Denied(Decision.deny(self.deny_image, Cause.IMAGE_STORAGE_LIMIT))
         return super().save_image(image)
 
-    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> Obj:
+    def tag(
+        self, stream: Obj, tag: str, digest: str, reference: str, *, remembered: bool = False
+    ) -> Obj:
         self.tagged_streams.append(stream)
-        return super().tag(stream, tag, digest, reference)
+        return super().tag(stream, tag, digest, reference, remembered=remembered)
 
     def request(
         self,
@@ -980,6 +987,19 @@ def test_the_next_push_writes_its_tag_from_the_stream_the_last_one_wrote_unread(
     journal.calls.clear()
     puts.put(push(image_manifest(12), "v3"))
     assert "read_stream" not in journal.calls
+
+
+def test_a_tag_from_a_remembered_stream_says_so_and_one_from_a_read_does_not(
+    journal: Journal,
+) -> None:
+    """So that ``tag`` confirms a tag the remembered copy already records with a live
+    read: no write is sent to be refused as stale."""
+    cached: dict[str, str | None] = {"version": None}
+    puts = remembering(journal, cached)
+    puts.put(push(image_manifest(10), "v1"))
+    cached["version"] = "1"
+    puts.put(push(image_manifest(10), "v1"))
+    assert journal.remembered == [False, True]
 
 
 def test_a_stream_someone_else_wrote_since_is_read_live(journal: Journal) -> None:
