@@ -37,6 +37,8 @@ that keeps the registry and the Image API consistent.
    here, and its tag never moves in the registry). The write carries the resourceVersion
    of the stream it was computed from, so a stale stream is a 409 and a live re-read; a
    remembered stream that already records the tag is read live before nothing is written.
+   A remembered stream deleted since is created here as step 2 creates a new one (its
+   ``alauda.io/imagestreams`` charge, or the denial, comes after step 3 then).
 6. PUT the manifest to the registry by tag: the registry's tag moves last, after the
    ImageStream records it.
 
@@ -72,7 +74,7 @@ from frontdoor.manifests import (
     parse_manifest,
 )
 from frontdoor.readonly import read_only_refusal
-from frontdoor.records import Denied, RecordFailed
+from frontdoor.records import Denied, RecordFailed, StreamGone
 from frontdoor.streammemory import StreamMemory
 from frontdoor.upstream import UpstreamResponse
 from quota.decision import Decision
@@ -247,8 +249,8 @@ class ManifestPuts:
             # saved once its tag is recorded, below, so it is not created first as well.
             existed = self._image_cached(push.digest) or not self._save(image, push.digest)
             try:
-                written = self._records.tag(
-                    stream, push.tag, push.digest, reference, remembered=remembered is not None
+                written = self._tag(
+                    put, stream, remembered is not None, push.tag, push.digest, reference
                 )
             except Denied as err:
                 raise PushDenied(err.decision) from None
@@ -301,6 +303,32 @@ class ManifestPuts:
             if raced is not None:
                 return raced, False
             raise PushDenied(err.decision) from None
+
+    def _tag(
+        self,
+        put: ManifestPut,
+        stream: Obj,
+        remembered: bool,
+        tag: str,
+        digest: str,
+        reference: str,
+    ) -> Obj:
+        """Step 5, on the stream step 2 found. A remembered stream deleted since (the
+        watch cache has not seen it go) is found again as a fresh push finds it: read
+        live, and created (charged by our webhook, whose refusal is the push's denial)
+        when still gone; one created here is deleted again when its tag is refused. A
+        stream read live and gone by now is the client's to retry, as it always was."""
+        try:
+            return self._records.tag(stream, tag, digest, reference, remembered=remembered)
+        except StreamGone:
+            if not remembered:
+                raise
+        again, created = self._stream(put)
+        try:
+            return self._records.tag(again, tag, digest, reference)
+        except Exception:
+            self._undo(again, created)
+            raise
 
     def _undo(self, stream: Obj, created: bool) -> None:
         """Delete the stream this push created (``delete_stream`` keeps one another push

@@ -53,6 +53,12 @@ class RecordFailed(Exception):
     """The API server could not be asked or answered oddly; the push may be retried."""
 
 
+class StreamGone(RecordFailed):
+    """The ImageStream a tag was to be written to is gone: deleted since it was read, or
+    since our last write returned it (then the push creates it again, as a fresh one
+    would: ``frontdoor.pushes``)."""
+
+
 class CustomObjects(Protocol):
     def get_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
     def create_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
@@ -216,7 +222,8 @@ class ImageRecords(JsonApi):
         ``stream`` may be older than the stored one (``remembered``: a push took it from
         what our last write returned): the write carries its resourceVersion, so a stale
         one is a 409 (answered before admission, so our webhook never judges it), and a
-        stream deleted since is a 404; either re-reads the stream live and tries again.
+        stream deleted since is a 404; either re-reads the stream live and tries again
+        (``StreamGone`` when it is gone).
         A remembered stream whose tag already points at ``digest`` sends no write, so no
         409 or 404 can say it is stale: it is read live first, and decided on that."""
         meta = metadata(stream)
@@ -226,7 +233,7 @@ class ImageRecords(JsonApi):
         writes = 0
         while writes < CONFLICT_RETRIES:
             if current is None:
-                raise RecordFailed("the ImageStream was deleted during the push")
+                raise StreamGone("the ImageStream was deleted during the push")
             status = status_with_tag_event(current, tag, digest, reference, self._clock())
             if status is None:
                 if live:

@@ -18,6 +18,7 @@ from frontdoor.records import (
     Denied,
     ImageRecords,
     RecordFailed,
+    StreamGone,
     refusal,
 )
 from quota.decision import Cause, Decision
@@ -550,7 +551,7 @@ def test_a_remembered_tag_whose_stream_was_deleted_since_is_not_counted_recorded
     created, _ = records(api).create_stream("team-a", "app")
     remembered = pointing(created, "10", D1)
     api.stream = None
-    with pytest.raises(RecordFailed, match=r"^the ImageStream was deleted during the push$"):
+    with pytest.raises(StreamGone, match=r"^the ImageStream was deleted during the push$"):
         records(api).tag(remembered, "latest", D1, "ref", remembered=True)
     assert api.status_writes == []
 
@@ -582,7 +583,8 @@ def test_a_stale_stream_is_read_again_and_its_tags_kept() -> None:
 
 
 def test_a_stream_deleted_since_it_was_remembered_is_read_again() -> None:
-    """A 404 (the stream is gone, or was deleted and made again) re-reads it live."""
+    """A 404 (the stream is gone, or was deleted and made again) re-reads it live; gone,
+    it is ``StreamGone``, which a push answers by creating it as a fresh push would."""
     api = Api()
     stream, _ = records(api).create_stream("team-a", "app")
     api.status_errors = [api_error(404)]
@@ -595,5 +597,11 @@ def test_a_stream_deleted_since_it_was_remembered_is_read_again() -> None:
     assert written["metadata"]["uid"] == "u-2"
     api.status_errors = [api_error(404)]
     api.stream = None
-    with pytest.raises(RecordFailed, match=r"^the ImageStream was deleted during the push$"):
-        records(api).tag(stream, "v2", DIGEST, "ref")
+    with pytest.raises(StreamGone, match=r"^the ImageStream was deleted during the push$"):
+        records(api).tag(stream, "v2", DIGEST, "ref", remembered=True)
+
+
+def test_a_stream_gone_is_still_a_retryable_record_failure() -> None:
+    """To every caller that does not create it again (a stream read live that went
+    during the push): the client retries, as before."""
+    assert issubclass(StreamGone, RecordFailed)
