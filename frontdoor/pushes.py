@@ -35,7 +35,10 @@ that keeps the registry and the Image API consistent.
 5. Tag: append the tag event to the stream's status history, judged again by our webhook
    (the authoritative check when two pushes race for the last tag: the loser is denied
    here, and its tag never moves in the registry). The write carries the resourceVersion
-   of the stream it was computed from, so a stale stream is a 409 and a live re-read.
+   of the stream it was computed from, so a stale stream is a 409 and a live re-read; a
+   remembered stream that already records the tag is read live before nothing is written.
+   A remembered stream deleted since is created here as step 2 creates a new one (its
+   ``alauda.io/imagestreams`` charge, or the denial, comes after step 3 then).
 6. PUT the manifest to the registry by tag: the registry's tag moves last, after the
    ImageStream records it.
 
@@ -71,7 +74,7 @@ from frontdoor.manifests import (
     parse_manifest,
 )
 from frontdoor.readonly import read_only_refusal
-from frontdoor.records import Denied, RecordFailed
+from frontdoor.records import Denied, RecordFailed, StreamGone
 from frontdoor.streammemory import StreamMemory
 from frontdoor.upstream import UpstreamResponse
 from quota.decision import Decision
@@ -113,9 +116,12 @@ class Records(Protocol):
         """True when created; False when the Image existed already."""
         ...
 
-    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> Obj:
+    def tag(
+        self, stream: Obj, tag: str, digest: str, reference: str, *, remembered: bool = False
+    ) -> Obj:
         """Record the tag (its write carries ``stream``'s resourceVersion); the stream
-        as written."""
+        as written. ``remembered``: ``stream`` came from ``StreamMemory``, not a live
+        read, so a tag it already records is confirmed live before nothing is written."""
         ...
 
 
@@ -214,7 +220,8 @@ class ManifestPuts:
         # leaves an Image that serves nothing.
         by_digest_to = put.repository if push.tag is None else None
         image = image_object(push, reference, by_digest_to)
-        stream, created = self._stream(put)
+        remembered = self._streams.recall(put.namespace, put.name)
+        stream, created = (remembered, False) if remembered is not None else self._stream(put)
         # The body's own media type: a client's generic Content-Type (application/json,
         # none) is one the registry may not map to a manifest type.
         headers = {"Content-Type": push.media_type}
@@ -242,7 +249,9 @@ class ManifestPuts:
             # saved once its tag is recorded, below, so it is not created first as well.
             existed = self._image_cached(push.digest) or not self._save(image, push.digest)
             try:
-                written = self._records.tag(stream, push.tag, push.digest, reference)
+                written = self._tag(
+                    put, stream, remembered is not None, push.tag, push.digest, reference
+                )
             except Denied as err:
                 raise PushDenied(err.decision) from None
         except Exception:
@@ -277,16 +286,13 @@ class ManifestPuts:
     def _stream(self, put: ManifestPut) -> tuple[Obj, bool]:
         """The repository's ImageStream, created (and charged) only when there is none.
 
-        Found first: admission runs before the API server's own existence check, so
+        Read first: admission runs before the API server's own existence check, so
         creating a stream that exists is judged as a new one, and a full quota would deny
-        a push to a repository it already counts. The stream our last tag write returned
-        is used while the watch cache has nothing newer (``StreamMemory``); otherwise it
-        is read live, as a cache that lags could miss a stream just created. When the
+        a push to a repository it already counts. Read live (``_record`` uses the stream
+        our last tag write returned instead while the watch cache has nothing newer:
+        ``StreamMemory``), as a cache that lags could miss a stream just created. When the
         create is denied, a racing first push may have created the stream meanwhile:
         that one is used."""
-        remembered = self._streams.recall(put.namespace, put.name)
-        if remembered is not None:
-            return remembered, False
         existing = self._records.stream(put.namespace, put.name)
         if existing is not None:
             return existing, False
@@ -297,6 +303,32 @@ class ManifestPuts:
             if raced is not None:
                 return raced, False
             raise PushDenied(err.decision) from None
+
+    def _tag(
+        self,
+        put: ManifestPut,
+        stream: Obj,
+        remembered: bool,
+        tag: str,
+        digest: str,
+        reference: str,
+    ) -> Obj:
+        """Step 5, on the stream step 2 found. A remembered stream deleted since (the
+        watch cache has not seen it go) is found again as a fresh push finds it: read
+        live, and created (charged by our webhook, whose refusal is the push's denial)
+        when still gone; one created here is deleted again when its tag is refused. A
+        stream read live and gone by now is the client's to retry, as it always was."""
+        try:
+            return self._records.tag(stream, tag, digest, reference, remembered=remembered)
+        except StreamGone:
+            if not remembered:
+                raise
+        again, created = self._stream(put)
+        try:
+            return self._records.tag(again, tag, digest, reference)
+        except Exception:
+            self._undo(again, created)
+            raise
 
     def _undo(self, stream: Obj, created: bool) -> None:
         """Delete the stream this push created (``delete_stream`` keeps one another push

@@ -53,6 +53,12 @@ class RecordFailed(Exception):
     """The API server could not be asked or answered oddly; the push may be retried."""
 
 
+class StreamGone(RecordFailed):
+    """The ImageStream a tag was to be written to is gone: deleted since it was read, or
+    since our last write returned it (then the push creates it again, as a fresh one
+    would: ``frontdoor.pushes``)."""
+
+
 class CustomObjects(Protocol):
     def get_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
     def create_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
@@ -207,23 +213,38 @@ class ImageRecords(JsonApi):
             raise RecordFailed(f"creating the Image: {type(err).__name__}") from None
         return True
 
-    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> Obj:
+    def tag(
+        self, stream: Obj, tag: str, digest: str, reference: str, *, remembered: bool = False
+    ) -> Obj:
         """Make ``tag`` point at ``digest`` in the stream's status history, judged by our
         webhook (``Denied``); the stream as the API server has it after the write.
 
-        ``stream`` may be older than the stored one (a push reads it from what our last
-        write returned): the write carries its resourceVersion, so a stale one is a 409
-        (answered before admission, so our webhook never judges it), and a stream
-        deleted since is a 404; either re-reads the stream live and tries again."""
+        ``stream`` may be older than the stored one (``remembered``: a push took it from
+        what our last write returned): the write carries its resourceVersion, so a stale
+        one is a 409 (answered before admission, so our webhook never judges it), and a
+        stream deleted since is a 404; either re-reads the stream live and tries again
+        (``StreamGone`` when it is gone).
+        A remembered stream whose tag already points at ``digest`` sends no write, so no
+        409 or 404 can say it is stale: it is read live first, and decided on that."""
         meta = metadata(stream)
         namespace, name = str(meta.get("namespace")), str(meta.get("name"))
         current: Obj | None = stream
-        for _ in range(CONFLICT_RETRIES):
+        live = not remembered
+        writes = 0
+        while writes < CONFLICT_RETRIES:
             if current is None:
-                raise RecordFailed("the ImageStream was deleted during the push")
+                raise StreamGone("the ImageStream was deleted during the push")
             status = status_with_tag_event(current, tag, digest, reference, self._clock())
             if status is None:
-                return current
+                if live:
+                    return current
+                # "Already recorded" from our own last write says nothing of the stored
+                # stream: another push may have moved the tag since (the registry's tag
+                # would then move back while the stream says otherwise), or the stream
+                # may be gone (a tag with no stream and no quota charge).
+                current, live = self.stream(namespace, name), True
+                continue
+            writes += 1
             body = {**current, "status": status}
             try:
                 return self._call(
@@ -244,5 +265,5 @@ class ImageRecords(JsonApi):
                 raise RecordFailed(NOT_AN_OBJECT) from None
             except (HTTPError, OSError, ValueError) as err:
                 raise RecordFailed(f"tagging: {type(err).__name__}") from None
-            current = self.stream(namespace, name)
+            current, live = self.stream(namespace, name), True
         raise RecordFailed(f"tagging: {CONFLICT_RETRIES} conflicting writes in a row")

@@ -10,7 +10,9 @@ a newer one there is someone else's write, and a stream the cache does not hold 
 been deleted, so either is read live. A stale one that slips through costs a 409 and a
 live read, never a wrong record: the tag's write carries the resourceVersion it was
 computed from (``frontdoor.records.ImageRecords.tag``), as quota charges do
-(``serving.quotacharge.WrittenQuotas``).
+(``serving.quotacharge.WrittenQuotas``). A remembered stream whose tag already names the
+pushed digest sends no write to be refused, so ``tag`` reads that one live before it
+counts the tag recorded (the stored tag may have moved since, or the stream be gone).
 """
 
 from __future__ import annotations

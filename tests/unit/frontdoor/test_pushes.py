@@ -22,7 +22,7 @@ from frontdoor.pushes import (
     PushDenied,
 )
 from frontdoor.readonly import READ_ONLY_MESSAGE
-from frontdoor.records import Denied, RecordFailed
+from frontdoor.records import Denied, RecordFailed, StreamGone
 from frontdoor.streammemory import StreamMemory
 from frontdoor.upstream import UpstreamResponse
 from quota.decision import Cause, Decision
@@ -123,6 +123,8 @@ class Journal:
         self.heads: list[str] = []
         self.version = 0
         """The resourceVersion of the stream's last tag write."""
+        self.remembered: list[bool] = []
+        """Each tag write's ``remembered``: its stream came from the memory, not a read."""
 
     # records
     def create_stream(self, namespace: str, name: str) -> tuple[Obj, bool]:
@@ -148,8 +150,13 @@ class Journal:
         self.images.append(image)
         return image["metadata"]["name"] not in self.existing_images
 
-    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> Obj:
+    def tag(
+        self, stream: Obj, tag: str, digest: str, reference: str, *, remembered: bool = False
+    ) -> Obj:
         self.calls.append("tag")
+        self.remembered.append(remembered)
+        if not self.stream_exists:  # as ``ImageRecords.tag`` finds it on its 404 or read
+            raise StreamGone("the ImageStream was deleted during the push")
         if self.deny_tag:
             raise Denied(Decision.deny(self.deny_tag, Cause.IMAGE_TAGS_LIMIT))
         if self.fail_tag:
@@ -588,9 +595,11 @@ class Ledger(Journal):
             raise Denied(Decision.deny(self.deny_image, Cause.IMAGE_STORAGE_LIMIT))
         return super().save_image(image)
 
-    def tag(self, stream: Obj, tag: str, digest: str, reference: str) -> Obj:
+    def tag(
+        self, stream: Obj, tag: str, digest: str, reference: str, *, remembered: bool = False
+    ) -> Obj:
         self.tagged_streams.append(stream)
-        return super().tag(stream, tag, digest, reference)
+        return super().tag(stream, tag, digest, reference, remembered=remembered)
 
     def request(
         self,
@@ -982,6 +991,19 @@ def test_the_next_push_writes_its_tag_from_the_stream_the_last_one_wrote_unread(
     assert "read_stream" not in journal.calls
 
 
+def test_a_tag_from_a_remembered_stream_says_so_and_one_from_a_read_does_not(
+    journal: Journal,
+) -> None:
+    """So that ``tag`` confirms a tag the remembered copy already records with a live
+    read: no write is sent to be refused as stale."""
+    cached: dict[str, str | None] = {"version": None}
+    puts = remembering(journal, cached)
+    puts.put(push(image_manifest(10), "v1"))
+    cached["version"] = "1"
+    puts.put(push(image_manifest(10), "v1"))
+    assert journal.remembered == [False, True]
+
+
 def test_a_stream_someone_else_wrote_since_is_read_live(journal: Journal) -> None:
     cached: dict[str, str | None] = {"version": None}
     puts = remembering(journal, cached)
@@ -1002,6 +1024,71 @@ def test_a_stream_the_cache_does_not_hold_is_read_live_and_created_when_gone(
     journal.calls.clear()
     puts.put(push(image_manifest(11), "v2"))
     assert journal.calls[:2] == ["read_stream", "create_stream"]
+
+
+def remembered_then_deleted(journal: Journal) -> ManifestPuts:
+    """Puts whose last push to team-a/app remembered its stream, deleted since while the
+    watch cache still holds it at that version."""
+    cached: dict[str, str | None] = {"version": None}
+    puts = remembering(journal, cached)
+    puts.put(push(image_manifest(10), "v1"))
+    cached["version"] = "1"
+    journal.stream_exists = False
+    journal.calls.clear()
+    return puts
+
+
+@pytest.mark.parametrize("tag", ["v1", "v2"], ids=["same-tag-and-digest", "another-tag"])
+def test_a_remembered_stream_deleted_since_is_created_again_as_a_fresh_push_would(
+    journal: Journal, tag: str
+) -> None:
+    """Before streams were remembered, such a push read the stream live, found none and
+    created it (charged); it neither fails nor succeeds with no stream."""
+    puts = remembered_then_deleted(journal)
+    puts.put(push(image_manifest(10), tag))
+    assert journal.calls[journal.calls.index("tag") :] == [
+        "tag",  # the remembered stream: gone
+        "read_stream",
+        "create_stream",
+        "tag",
+        f"registry PUT /v2/team-a/app/manifests/{tag}",
+    ]
+    assert journal.remembered[-2:] == [True, False]
+    assert journal.tags[-1][0] == tag
+
+
+def test_a_remembered_stream_deleted_since_whose_create_is_denied_denies_the_push(
+    journal: Journal,
+) -> None:
+    puts = remembered_then_deleted(journal)
+    journal.deny_create = "exceeded quota: q"
+    with pytest.raises(PushDenied, match="exceeded quota: q"):
+        puts.put(push(image_manifest(10), "v2"))
+    assert "registry PUT /v2/team-a/app/manifests/v2" not in journal.calls
+
+
+def test_a_stream_created_again_whose_tag_is_refused_is_deleted_again(journal: Journal) -> None:
+    puts = remembered_then_deleted(journal)
+    journal.deny_tag = "too many tags"
+    with pytest.raises(PushDenied, match="too many tags"):
+        puts.put(push(image_manifest(10), "v2"))
+    assert journal.calls[-3:] == ["create_stream", "tag", "delete_stream"]
+
+
+def test_a_stream_read_live_and_deleted_before_its_tag_is_left_to_the_clients_retry() -> None:
+    """Only a remembered stream is found again: one this push read live went during the
+    push, as before streams were remembered."""
+
+    class Deleting(Journal):
+        def save_image(self, image: Obj) -> bool:
+            self.stream_exists = False
+            return super().save_image(image)
+
+    deleting = Deleting()
+    deleting.stream_exists = True
+    with pytest.raises(RecordFailed, match="deleted during the push"):
+        ManifestPuts(Judge(), deleting, deleting, HOST).put(push(image_manifest(10), "v2"))
+    assert "create_stream" not in deleting.calls
 
 
 def test_a_failed_tag_write_forgets_the_stream(journal: Journal) -> None:

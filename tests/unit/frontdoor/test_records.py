@@ -18,6 +18,7 @@ from frontdoor.records import (
     Denied,
     ImageRecords,
     RecordFailed,
+    StreamGone,
     refusal,
 )
 from quota.decision import Cause, Decision
@@ -492,8 +493,78 @@ def test_a_tag_write_returns_the_stream_as_written() -> None:
     stream, _ = records(api).create_stream("team-a", "app")
     written = records(api).tag(stream, "v1", DIGEST, "ref")
     assert written["status"]["tags"][0]["items"][0]["image"] == DIGEST
+
+
+def test_a_live_stream_already_naming_the_digest_is_returned_unasked() -> None:
+    """Only a stream just read live: one remembered from an earlier write is confirmed
+    live first (below), as no write carries its resourceVersion to be refused."""
+    api = Api()
+    stream, _ = records(api).create_stream("team-a", "app")
     already = {**stream, "status": {"tags": [{"tag": "v1", "items": [{"image": DIGEST}]}]}}
-    assert records(api).tag(already, "v1", DIGEST, "ref") is already
+    api.calls.clear()
+    assert records(api).tag(already, "v1", DIGEST, "ref", remembered=False) is already
+    assert api.calls == []
+
+
+D1, D2 = DIGEST, "sha256:" + "d" * 64
+
+
+def pointing(stream: dict[str, Any], version: str, *digests: str) -> dict[str, Any]:
+    """``stream`` at ``version`` with ``latest`` pointing at ``digests[0]`` (newest first)."""
+    items = [{"image": d, "dockerImageReference": f"ref@{d}"} for d in digests]
+    return {
+        **stream,
+        "metadata": {**stream["metadata"], "resourceVersion": version},
+        "status": {"tags": [{"tag": "latest", "items": items}]},
+    }
+
+
+def test_a_remembered_tag_another_push_moved_since_is_written_back_on_the_live_stream() -> None:
+    """Our last write set latest -> D1 (remembered at 10); another worker's moved it to
+    D2 (11). A push of latest -> D1 from the remembered copy would write nothing (no 409)
+    while the registry's tag moves to D1: the live stream is read and the tag written."""
+    api = Api()
+    created, _ = records(api).create_stream("team-a", "app")
+    remembered = pointing(created, "10", D1)
+    api.stream = pointing(created, "11", D2, D1)
+    records(api).tag(remembered, "latest", D1, "ref", remembered=True)
+    (written,) = api.status_writes
+    assert written["metadata"]["resourceVersion"] == "11"
+    assert [i["image"] for i in written["status"]["tags"][0]["items"]] == [D1, D2, D1]
+
+
+def test_a_remembered_tag_still_current_is_confirmed_by_one_live_read_and_not_written() -> None:
+    api = Api()
+    created, _ = records(api).create_stream("team-a", "app")
+    api.stream = pointing(created, "10", D1)
+    api.calls.clear()
+    assert records(api).tag(api.stream, "latest", D1, "ref", remembered=True) == api.stream
+    assert [call for call, _, _ in api.calls] == ["get_namespaced_custom_object"]
+    assert api.status_writes == []
+
+
+def test_a_remembered_tag_whose_stream_was_deleted_since_is_not_counted_recorded() -> None:
+    """The stream is gone and the watch cache has not seen it: a re-push of the same tag
+    and digest must not succeed with no ImageStream (and no alauda.io/imagestreams
+    charge) while the registry's tag moves."""
+    api = Api()
+    created, _ = records(api).create_stream("team-a", "app")
+    remembered = pointing(created, "10", D1)
+    api.stream = None
+    with pytest.raises(StreamGone, match=r"^the ImageStream was deleted during the push$"):
+        records(api).tag(remembered, "latest", D1, "ref", remembered=True)
+    assert api.status_writes == []
+
+
+def test_the_live_read_of_a_remembered_stream_costs_no_conflict_retry() -> None:
+    """Confirming a remembered stream is a read, not a lost write: the writes that may
+    conflict are still ``CONFLICT_RETRIES``."""
+    api = Api()
+    created, _ = records(api).create_stream("team-a", "app")
+    api.stream = pointing(created, "11", D2)
+    api.status_errors = [api_error(409) for _ in range(CONFLICT_RETRIES - 1)]
+    records(api).tag(pointing(created, "10", D1), "latest", D1, "ref", remembered=True)
+    assert len(api.status_writes) == 1
 
 
 def test_a_stale_stream_is_read_again_and_its_tags_kept() -> None:
@@ -512,7 +583,8 @@ def test_a_stale_stream_is_read_again_and_its_tags_kept() -> None:
 
 
 def test_a_stream_deleted_since_it_was_remembered_is_read_again() -> None:
-    """A 404 (the stream is gone, or was deleted and made again) re-reads it live."""
+    """A 404 (the stream is gone, or was deleted and made again) re-reads it live; gone,
+    it is ``StreamGone``, which a push answers by creating it as a fresh push would."""
     api = Api()
     stream, _ = records(api).create_stream("team-a", "app")
     api.status_errors = [api_error(404)]
@@ -525,5 +597,11 @@ def test_a_stream_deleted_since_it_was_remembered_is_read_again() -> None:
     assert written["metadata"]["uid"] == "u-2"
     api.status_errors = [api_error(404)]
     api.stream = None
-    with pytest.raises(RecordFailed, match=r"^the ImageStream was deleted during the push$"):
-        records(api).tag(stream, "v2", DIGEST, "ref")
+    with pytest.raises(StreamGone, match=r"^the ImageStream was deleted during the push$"):
+        records(api).tag(stream, "v2", DIGEST, "ref", remembered=True)
+
+
+def test_a_stream_gone_is_still_a_retryable_record_failure() -> None:
+    """To every caller that does not create it again (a stream read live that went
+    during the push): the client retries, as before."""
+    assert issubclass(StreamGone, RecordFailed)
