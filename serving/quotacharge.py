@@ -17,6 +17,7 @@ race is charged waiter by waiter.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -248,23 +249,40 @@ class QuotaCharger:
             self._charge_batch(namespace, pending, more)
         except (ApiException, InvalidQuantity) as err:
             if len(pending) == 1:
-                pending[0].error = err
+                self._refuse(pending[0], err)
                 return
-            # kube-apiserver re-checks each waiter of a batch that failed; so do we.
+            # kube-apiserver re-checks each waiter of a batch that failed; so do we, each
+            # woken as soon as it is answered. The leading thread answers its own request only
+            # after the last of them, and it may have been charged: all of them end by the
+            # earliest deadline still ahead (the leader's, who queued first), so no charge is
+            # answered after the API server gave up on it.
+            waiters = self._in_time(namespace, pending)
+            if not waiters:
+                return
+            until = min(waiter.end for waiter in waiters)
             log.warning(
                 "a batch of %d charges in %s failed (%s); charging each alone",
                 len(pending),
                 namespace,
                 err,
             )
-            for waiter in pending:
+            for waiter in sorted(waiters, key=lambda waiter: waiter.end):
                 try:
-                    self._charge_batch(namespace, [waiter], list)
+                    self._charge_batch(namespace, [waiter], list, until)
                 except Exception as single:  # answered to its own waiter
-                    waiter.error = single
+                    self._refuse(waiter, single)
         except Exception as err:  # a ChargeConflict, or a bug: answer all
             for waiter in pending:
-                waiter.error = err
+                if not waiter.answered:
+                    self._refuse(waiter, err)
+
+    def _answer(self, waiter: Waiter[ChargeRequest, ChargePlan], plan: ChargePlan) -> None:
+        waiter.answer = plan
+        self._queues.done(waiter)
+
+    def _refuse(self, waiter: Waiter[ChargeRequest, ChargePlan], err: BaseException) -> None:
+        waiter.error = err
+        self._queues.done(waiter)
 
     def _in_time(
         self, namespace: str, waiters: list[Waiter[ChargeRequest, ChargePlan]]
@@ -273,8 +291,12 @@ class QuotaCharger:
         now = self._clock()
         for waiter in waiters:
             if waiter.end <= now:
-                waiter.error = ChargeConflict(
-                    f"could not charge quota in {namespace}: no charge within {self._deadline:g} s"
+                self._refuse(
+                    waiter,
+                    ChargeConflict(
+                        f"could not charge quota in {namespace}: "
+                        f"no charge within {self._deadline:g} s"
+                    ),
                 )
         return [w for w in waiters if w.error is None]
 
@@ -283,15 +305,17 @@ class QuotaCharger:
         namespace: str,
         waiters: list[Waiter[ChargeRequest, ChargePlan]],
         more: Callable[[], list[Waiter[ChargeRequest, ChargePlan]]],
+        until: float = math.inf,
     ) -> None:
         """Decide ``waiters`` together and write each changed quota once; on a race
         (another process wrote first, a quota went away) read live, take along the
         waiters ``more`` gives (queued meanwhile: added to ``waiters``), decide again.
-        Sets each waiter's answer, or raises for all of them."""
+        Sets each waiter's answer, or raises for all of them. Calls end by the earliest
+        deadline of ``waiters``, and by ``until``."""
         quotas = self._fresh(namespace)
         live = False
         for attempt in range(self._attempts):
-            end = min(waiter.end for waiter in waiters)
+            end = min(min(waiter.end for waiter in waiters), until)
             batch = plan_batch(quotas, [waiter.item for waiter in waiters])
             if batch.any_denied and not live:
                 quotas, live = self._live(namespace, end), True  # the cache may lag a release
@@ -312,7 +336,7 @@ class QuotaCharger:
                 more()
                 continue
             for waiter, plan in zip(waiters, batch.plans, strict=True):
-                waiter.answer = plan
+                self._answer(waiter, plan)
                 if not plan.decision.allowed:
                     metrics.QUOTA_CHARGES.labels("exceeded").inc()
                 elif plan.charges:

@@ -739,3 +739,57 @@ def test_a_batch_that_lost_a_race_takes_the_charges_queued_meanwhile_into_its_re
     assert api.conflicts == 1
     assert api.writes == [("q", "6")], "the retry writes all six at once"
     assert len(made) == 0
+
+
+class SlowAloneAfterFailedBatch(FailsBatches):
+    """A batch write fails (422); charged alone, the second waiter's write (the quota from 2
+    to 3) takes all the time it is given, then times out."""
+
+    def __init__(self, clock: StepClock, *quotas: Obj) -> None:
+        super().__init__(*quotas)
+        self.clock = clock
+
+    def replace_status(self, body: Obj, *, timeout: float) -> Obj:
+        if body["status"]["used"][R] == "3" and self.used(body["metadata"]["name"]) == "2":
+            self.timeouts.append(timeout)
+            self.clock.now += timeout
+            raise ApiException(status=504)
+        return super().replace_status(body, timeout=timeout)
+
+
+def test_a_failed_batch_charged_alone_ends_by_the_earliest_deadline_in_it() -> None:
+    """The fallback charges waiter by waiter in the thread of the waiter that leads (the
+    earliest): a later waiter's slow call must not hold that answer past its deadline,
+    when the API server has given up on the create it charged."""
+    clock = StepClock()
+    api = SlowAloneAfterFailedBatch(clock, quota("q", 10, used=0))
+    made = QuotaCharger(api, lambda ns: api.snapshot(), deadline_seconds=4.0, clock=clock)
+    results: dict[str, bool | BaseException] = {}
+    answered_at: dict[str, float] = {}
+
+    def run(name: str) -> None:
+        try:
+            results[name] = made.charge(NS).decision.allowed
+        except BaseException as err:
+            results[name] = err
+        answered_at[name] = clock()
+
+    first = threading.Thread(target=run, args=("first",))
+    first.start()
+    assert api.writing.wait(DEADLINE)
+    clock.now = 100.5  # the early waiter's deadline: 104.5
+    early = threading.Thread(target=run, args=("early",))
+    early.start()
+    wait_until(lambda: made.queued(NS) == 1)
+    clock.now = 103.0  # the late waiter's deadline: 107
+    late = threading.Thread(target=run, args=("late",))
+    late.start()
+    wait_until(lambda: made.queued(NS) == 2)
+    clock.now = 103.5
+    api.release.set()
+    for thread in (first, early, late):
+        thread.join(DEADLINE)
+    assert results["first"] is True and results["early"] is True
+    assert isinstance(results["late"], (ApiException, ChargeConflict))
+    assert answered_at["early"] <= 104.5, "the charged leader answered after its deadline"
+    assert api.used("q") == "2"
