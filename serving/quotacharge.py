@@ -11,7 +11,8 @@ whose create then fails is released by the usage reconciler.
 Also like it, the charges that queue in one namespace while a charge runs are decided
 together and written once per quota (``serving.chargequeue``, ``quota.chargebatch``):
 each waiter gets its own verdict; a batch whose write fails for another reason than a
-race is charged waiter by waiter.
+race is charged waiter by waiter. A batch's calls end by the earliest deadline in it; a
+waiter whose deadline passes leaves it alone (refused retryably), the others go on.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any, Protocol
 from kubernetes.client.exceptions import ApiException
 
 from kube import apierrors
-from quota.chargebatch import ChargeRequest, plan_batch
+from quota.chargebatch import BatchPlan, ChargeRequest, plan_batch
 from quota.objects import Obj, object_name
 from quota.quantity import InvalidQuantity
 from quota.resourcequota import (
@@ -51,6 +52,10 @@ CHARGE_DEADLINE_SECONDS = 8.0
 """A charge, lock wait included, ends within this: the imagestreams webhook's timeout is
 10 s, and a charge that lands after the API server gave up would hold quota for a create
 that never happened (until the usage reconciler releases it)."""
+RELEASE_SECONDS = 1.0
+"""Seconds to take back a batch's partial charge, apart from the charge's deadline (often
+what stopped the batch): half the 2 s between CHARGE_DEADLINE_SECONDS and the webhook's
+10 s timeout, so the thread that leads still answers its own request inside it."""
 CHARGE_ATTEMPTS = 12
 """Writes a batch tries before it answers retryably: kube-apiserver's quota admission
 tries 4 (``checkQuotas(..., 3)``) but serves a whole API server's namespace from one
@@ -312,29 +317,39 @@ class QuotaCharger:
         waiters ``more`` gives (queued meanwhile: added to ``waiters``), decide again.
         Sets each waiter's answer, or raises for all of them. Calls end by the earliest
         deadline of ``waiters``, and by ``until``."""
-        quotas = self._fresh(namespace)
+        quotas: list[Obj] | None = self._fresh(namespace)
         live = False
-        for attempt in range(self._attempts):
+        attempt = 0
+        while attempt < self._attempts:
+            # A waiter whose deadline passed (queued, or cutting the last call short) is
+            # answered retryably on its own; the others go on, their calls bounded anew.
+            waiters[:] = self._in_time(namespace, waiters)
+            if not waiters:
+                return
             end = min(min(waiter.end for waiter in waiters), until)
-            batch = plan_batch(quotas, [waiter.item for waiter in waiters])
-            if batch.any_denied and not live:
-                quotas, live = self._live(namespace, end), True  # the cache may lag a release
-                continue
-            written: list[str] = []
             try:
-                for quota in batch.writes:
-                    self._write(namespace, quota, end)
-                    written.append(object_name(quota))
-            except ApiException as err:
-                self._release(namespace, {n: batch.charged[n] for n in written}, end)
-                # A stale resourceVersion (another process won) or a quota deleted
-                # meanwhile: read again and decide again; anything else is no race.
-                if not (apierrors.is_conflict(err) or apierrors.is_not_found(err)):
-                    raise
-                time.sleep(random.uniform(0, CONFLICT_BACKOFF_SECONDS * (attempt + 1)))
-                quotas, live = self._live(namespace, end), True
-                more()
-                continue
+                if quotas is None:
+                    quotas, live = self._live(namespace, end), True
+                batch = plan_batch(quotas, [waiter.item for waiter in waiters])
+                if batch.any_denied and not live:
+                    quotas = None  # the cache may lag a release: decide again on live quotas
+                    attempt += 1
+                    continue
+                self._write_all(namespace, batch, end)
+            except Exception as err:
+                if isinstance(err, ApiException) and (
+                    apierrors.is_conflict(err) or apierrors.is_not_found(err)
+                ):
+                    # A stale resourceVersion (another process won) or a quota deleted
+                    # meanwhile: read again and decide again.
+                    time.sleep(random.uniform(0, CONFLICT_BACKOFF_SECONDS * (attempt + 1)))
+                    quotas = None
+                    more()
+                    attempt += 1
+                    continue
+                if self._clock() >= min(waiter.end for waiter in waiters):
+                    continue  # cut short by a waiter's deadline: that waiter leaves, not all
+                raise
             for waiter, plan in zip(waiters, batch.plans, strict=True):
                 self._answer(waiter, plan)
                 if not plan.decision.allowed:
@@ -344,12 +359,26 @@ class QuotaCharger:
             return
         raise ChargeConflict(f"could not charge quota in {namespace}: too many concurrent writes")
 
-    def _release(
-        self, namespace: str, amounts: Mapping[str, Mapping[str, int]], end: float
-    ) -> None:
+    def _write_all(self, namespace: str, batch: BatchPlan, end: float) -> None:
+        """Write each quota the batch changed, all or none: whatever stops the writes part-way
+        (a conflict, a deadline, a timeout on the wire, a bug), what was written is taken
+        back. (A write that timed out may have landed unseen: the usage reconciler
+        releases that one.)"""
+        written: list[str] = []
+        try:
+            for quota in batch.writes:
+                self._write(namespace, quota, end)
+                written.append(object_name(quota))
+        except BaseException:
+            self._release(namespace, {name: batch.charged[name] for name in written})
+            raise
+
+    def _release(self, namespace: str, amounts: Mapping[str, Mapping[str, int]]) -> None:
         """Take back what a batch wrote on each quota of an all-or-none write that failed
-        part-way (best effort, within the deadline: whatever is left over, the usage
-        reconciler releases)."""
+        part-way (best effort, within RELEASE_SECONDS of its own, as the charge's deadline
+        may be what stopped the writes: whatever is left over, the usage reconciler
+        releases)."""
+        end = self._clock() + RELEASE_SECONDS
         for name, charged in amounts.items():
             for _ in range(self._attempts):
                 try:
