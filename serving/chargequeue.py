@@ -13,9 +13,11 @@ at once, as before. A batch that has to try again (another process wrote the quo
 takes along the waiters queued by then.
 
 A waiter waits at most until its own deadline: one still queued then is taken out and
-answered retryably; one already in a running batch is answered by that batch (whose
-calls end by the earliest deadline in it), and woken as soon as its own answer is set
-(``done``), not when the whole batch ends.
+answered retryably (also when the lead comes to it too late: a waiter past its deadline
+is never given the lead, whose thread would run a batch for the others while the API
+server has given up on its own request); one already in a running batch is answered by
+that batch (whose calls end by the earliest deadline in it), and woken as soon as its own
+answer is set (``done``), not when the whole batch ends.
 """
 
 from __future__ import annotations
@@ -163,7 +165,16 @@ class BatchQueues(Generic[Item, Answer]):
                 self._hand_over(key, line)
 
     def _hand_over(self, key: Hashable, line: _Line[Item, Answer]) -> None:
-        """Give the lead to the first queued waiter. Under the guard."""
+        """Give the lead to the first queued waiter still within its deadline; the ones
+        before it whose deadline passed are answered retryably (leading, their thread would
+        hold a request the API server gave up on while it runs the others' batch). Under
+        the guard."""
+        now = self._clock()
+        while line.waiting and line.waiting[0].end <= now:
+            late = line.waiting.pop(0)
+            late.error = self._timed_out(key)
+            late.answered = True
+            late.wake.set()
         if line.waiting:
             following = line.waiting[0]
             following.leads = True

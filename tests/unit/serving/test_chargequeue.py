@@ -171,3 +171,56 @@ def test_a_waiter_is_woken_as_soon_as_its_batch_answers_it_not_when_the_batch_en
     assert answer == 4
     assert held, "answered only when the whole batch ended"
     assert len(made) == 0
+
+
+class ManualClock:
+    """Monotonic time that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_waiter_past_its_deadline_is_not_given_the_lead() -> None:
+    """Its thread would run the next batch for the others, holding its own request (which
+    the API server gave up on) until theirs end; it is refused and the next one leads."""
+    clock = ManualClock()
+    started, release = threading.Event(), threading.Event()
+    leaders: list[tuple[list[int], str]] = []
+
+    def run(key: Hashable, waiters: list[Waiter[int, int]], more: TakeMore[int, int]) -> None:
+        leaders.append(([w.item for w in waiters], threading.current_thread().name))
+        if not started.is_set():
+            started.set()
+            assert release.wait(DEADLINE)
+        for waiter in waiters:
+            waiter.answer = waiter.item * 2
+
+    made: BatchQueues[int, int] = BatchQueues(run, lambda key: TimeoutError("gave up"), clock=clock)
+    results: dict[int, int | BaseException] = {}
+
+    def submit(item: int, end: float) -> None:
+        try:
+            results[item] = made.submit("ns", item, end)
+        except BaseException as err:
+            results[item] = err
+
+    threads = [
+        threading.Thread(target=submit, args=(item, end), name=f"waiter-{item}")
+        for item, end in ((1, 200.0), (2, 105.0), (3, 200.0))
+    ]
+    threads[0].start()
+    assert started.wait(DEADLINE)
+    for count, thread in enumerate(threads[1:], 1):
+        thread.start()
+        until(lambda count=count: made.queued("ns") == count)
+    clock.now = 106.0  # waiter 2's deadline passed while it was queued, unnoticed yet
+    release.set()
+    for thread in threads:
+        thread.join(DEADLINE)
+    assert isinstance(results[2], TimeoutError)
+    assert results[1] == 2 and results[3] == 6
+    assert leaders == [([1], "waiter-1"), ([3], "waiter-3")]
+    assert len(made) == 0
