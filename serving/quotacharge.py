@@ -74,6 +74,11 @@ class ChargeConflict(Exception):
     """Too many concurrent writers; the create is denied retryably."""
 
 
+class PartialChargeLeft(ChargeConflict):
+    """Part of an all-or-none write could not be taken back: the charge stops (retryably)
+    instead of charging again on top of it; the usage reconciler releases it."""
+
+
 class QuotaGateway(Protocol):
     """Live ResourceQuota reads and conditional status writes (``ApiException`` Conflict or
     NotFound), each bounded by ``timeout`` seconds."""
@@ -336,6 +341,8 @@ class QuotaCharger:
                     attempt += 1
                     continue
                 self._write_all(namespace, batch, end)
+            except PartialChargeLeft:
+                raise  # never decide again on quotas that still hold a partial charge
             except Exception as err:
                 if isinstance(err, ApiException) and (
                     apierrors.is_conflict(err) or apierrors.is_not_found(err)
@@ -375,9 +382,10 @@ class QuotaCharger:
 
     def _release(self, namespace: str, amounts: Mapping[str, Mapping[str, int]]) -> None:
         """Take back what a batch wrote on each quota of an all-or-none write that failed
-        part-way (best effort, within RELEASE_SECONDS of its own, as the charge's deadline
-        may be what stopped the writes: whatever is left over, the usage reconciler
-        releases)."""
+        part-way, within RELEASE_SECONDS of its own (the charge's deadline may be what
+        stopped the writes). ``PartialChargeLeft`` when one could not be: deciding again
+        on quotas that still hold it would charge the same creates twice, so the charge
+        stops there and the usage reconciler releases what is left."""
         end = self._clock() + RELEASE_SECONDS
         for name, charged in amounts.items():
             for _ in range(self._attempts):
@@ -390,11 +398,20 @@ class QuotaCharger:
                         current = with_used(current, desired_used(left, resource), resource)
                     self._write(namespace, current, end)
                     break
-                except ChargeConflict:
-                    log.warning("no time left to release charge on quota %s/%s", namespace, name)
-                    return
-                except (ApiException, InvalidQuantity) as err:
+                except ApiException as err:
                     if apierrors.is_conflict(err):
                         continue
-                    log.warning("could not release charge on quota %s/%s: %s", namespace, name, err)
-                    break
+                    if apierrors.is_not_found(err):
+                        break  # the quota is gone, and its charge with it
+                    raise self._left_behind(namespace, name, err) from err
+                except Exception as err:  # out of time, a timeout on the wire, a bad quantity
+                    raise self._left_behind(namespace, name, err) from err
+            else:
+                raise self._left_behind(namespace, name, "too many concurrent writes")
+
+    def _left_behind(self, namespace: str, name: str, cause: object) -> PartialChargeLeft:
+        log.warning("could not release charge on quota %s/%s: %s", namespace, name, cause)
+        return PartialChargeLeft(
+            f"could not charge quota in {namespace}: "
+            f"a partial charge on quota {name} could not be taken back"
+        )

@@ -872,3 +872,34 @@ def test_a_write_that_times_out_on_the_wire_takes_back_the_quotas_already_writte
         charger(api).charge(NS)
     assert api.used("q1") == "0", "the charge on q1 must be taken back"
     assert api.writes == [("q1", "1"), ("q1", "0")]
+
+
+def test_a_partial_charge_that_cannot_be_taken_back_is_not_charged_again_on_top() -> None:
+    """q2's write loses a race; taking back q1's charge fails (500). Deciding again on the
+    live quotas, which still hold it, would charge the same create twice on q1."""
+
+    class ReleaseFails(FakeQuotas):
+        def read(self, namespace: str, name: str, *, timeout: float) -> Obj:
+            raise ApiException(status=500)
+
+    api = ReleaseFails(quota("q1", 10, 0), quota("q2", 10, 0))
+    cache = frozen(api.snapshot())
+    api.set_used("q2", 1)  # another replica charged q2; our cache has not seen it
+    with pytest.raises(ChargeConflict, match="partial charge on quota q1 could not be taken"):
+        charger(api, cache).charge(NS)
+    assert api.used("q1") == "1", "left for the usage reconciler, not charged twice"
+    assert api.writes == [("q1", "1")]
+
+
+def test_a_quota_deleted_before_its_partial_charge_is_taken_back_needs_no_release() -> None:
+    class DeletesFirstQuota(FakeQuotas):
+        def replace_status(self, body: Obj, *, timeout: float) -> Obj:
+            if body["metadata"]["name"] == "q2" and "q1" in self.store:
+                self.delete("q1")  # while our write of q2 is on its way (and loses a race)
+            return super().replace_status(body, timeout=timeout)
+
+    api = DeletesFirstQuota(quota("q1", 10, 0), quota("q2", 10, 0))
+    cache = frozen(api.snapshot())
+    api.set_used("q2", 1)
+    assert charger(api, cache).charge(NS).decision.allowed
+    assert api.used("q2") == "2"
