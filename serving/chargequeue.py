@@ -13,8 +13,11 @@ at once, as before. A batch that has to try again (another process wrote the quo
 takes along the waiters queued by then.
 
 A waiter waits at most until its own deadline: one still queued then is taken out and
-answered retryably; one already in a running batch is answered by that batch (whose calls
-end by the earliest deadline in it).
+answered retryably (also when the lead comes to it too late: a waiter past its deadline
+is never given the lead, whose thread would run a batch for the others while the API
+server has given up on its own request); one already in a running batch is answered by
+that batch (whose calls end by the earliest deadline in it), and woken as soon as its own
+answer is set (``done``), not when the whole batch ends.
 """
 
 from __future__ import annotations
@@ -56,8 +59,9 @@ TakeMore = Callable[[], list[Waiter[Item, Answer]]]
 """The waiters queued since the batch was taken, now part of it (a batch that has to try
 again takes them along: one write for them too, instead of one more writer racing)."""
 RunBatch = Callable[[Hashable, list[Waiter[Item, Answer]], TakeMore[Item, Answer]], None]
-"""Answer every waiter of a batch, and of what it took more (``answer`` or ``error``); it
-must not raise."""
+"""Answer every waiter of a batch, and of what it took more (``answer`` or ``error``, then
+``BatchQueues.done`` to wake it at once); it must not raise. A waiter it leaves without
+``done`` is woken when the batch ends."""
 
 
 class BatchQueues(Generic[Item, Answer]):
@@ -88,6 +92,14 @@ class BatchQueues(Generic[Item, Answer]):
         with self._guard:
             line = self._lines.get(key)
             return 0 if line is None else len(line.waiting)
+
+    def done(self, waiter: Waiter[Item, Answer]) -> None:
+        """``waiter``'s answer (or error) is set: wake it now, so it does not wait for the
+        rest of its batch (whose later calls may take until another waiter's deadline).
+        Under the guard, so a waiter checking ``answered`` cannot miss the wake."""
+        with self._guard:
+            waiter.answered = True
+            waiter.wake.set()
 
     def submit(self, key: Hashable, item: Item, end: float) -> Answer:
         me: Waiter[Item, Answer] = Waiter(item, end)
@@ -140,20 +152,33 @@ class BatchQueues(Generic[Item, Answer]):
         try:
             self._run(key, list(batch), take_more)
         except BaseException as err:  # the runner must not raise; never leave a waiter hanging
-            for waiter in batch:
-                if waiter.answer is None and waiter.error is None:
-                    waiter.error = err
+            with self._guard:
+                for waiter in batch:
+                    if not waiter.answered and waiter.answer is None and waiter.error is None:
+                        waiter.error = err
             raise
         finally:
             with self._guard:
                 for waiter in batch:
                     waiter.answered = True
-                if line.waiting:
-                    following = line.waiting[0]
-                    following.leads = True
-                    following.wake.set()
-                else:
-                    line.running = False
-                    del self._lines[key]
-            for waiter in batch:
-                waiter.wake.set()
+                    waiter.wake.set()
+                self._hand_over(key, line)
+
+    def _hand_over(self, key: Hashable, line: _Line[Item, Answer]) -> None:
+        """Give the lead to the first queued waiter still within its deadline; the ones
+        before it whose deadline passed are answered retryably (leading, their thread would
+        hold a request the API server gave up on while it runs the others' batch). Under
+        the guard."""
+        now = self._clock()
+        while line.waiting and line.waiting[0].end <= now:
+            late = line.waiting.pop(0)
+            late.error = self._timed_out(key)
+            late.answered = True
+            late.wake.set()
+        if line.waiting:
+            following = line.waiting[0]
+            following.leads = True
+            following.wake.set()
+        else:
+            line.running = False
+            del self._lines[key]

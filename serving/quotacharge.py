@@ -11,12 +11,14 @@ whose create then fails is released by the usage reconciler.
 Also like it, the charges that queue in one namespace while a charge runs are decided
 together and written once per quota (``serving.chargequeue``, ``quota.chargebatch``):
 each waiter gets its own verdict; a batch whose write fails for another reason than a
-race is charged waiter by waiter.
+race is charged waiter by waiter. A batch's calls end by the earliest deadline in it; a
+waiter whose deadline passes leaves it alone (refused retryably), the others go on.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -27,7 +29,7 @@ from typing import Any, Protocol
 from kubernetes.client.exceptions import ApiException
 
 from kube import apierrors
-from quota.chargebatch import ChargeRequest, plan_batch
+from quota.chargebatch import BatchPlan, ChargeRequest, plan_batch
 from quota.objects import Obj, object_name
 from quota.quantity import InvalidQuantity
 from quota.resourcequota import (
@@ -50,6 +52,10 @@ CHARGE_DEADLINE_SECONDS = 8.0
 """A charge, lock wait included, ends within this: the imagestreams webhook's timeout is
 10 s, and a charge that lands after the API server gave up would hold quota for a create
 that never happened (until the usage reconciler releases it)."""
+RELEASE_SECONDS = 1.0
+"""Seconds to take back a batch's partial charge, apart from the charge's deadline (often
+what stopped the batch): half the 2 s between CHARGE_DEADLINE_SECONDS and the webhook's
+10 s timeout, so the thread that leads still answers its own request inside it."""
 CHARGE_ATTEMPTS = 12
 """Writes a batch tries before it answers retryably: kube-apiserver's quota admission
 tries 4 (``checkQuotas(..., 3)``) but serves a whole API server's namespace from one
@@ -66,6 +72,11 @@ the size of kube-apiserver's own (``resource_access.go``, ``lru.New(100)``)."""
 
 class ChargeConflict(Exception):
     """Too many concurrent writers; the create is denied retryably."""
+
+
+class PartialChargeLeft(ChargeConflict):
+    """Part of an all-or-none write could not be taken back: the charge stops (retryably)
+    instead of charging again on top of it; the usage reconciler releases it."""
 
 
 class QuotaGateway(Protocol):
@@ -248,23 +259,40 @@ class QuotaCharger:
             self._charge_batch(namespace, pending, more)
         except (ApiException, InvalidQuantity) as err:
             if len(pending) == 1:
-                pending[0].error = err
+                self._refuse(pending[0], err)
                 return
-            # kube-apiserver re-checks each waiter of a batch that failed; so do we.
+            # kube-apiserver re-checks each waiter of a batch that failed; so do we, each
+            # woken as soon as it is answered. The leading thread answers its own request only
+            # after the last of them, and it may have been charged: all of them end by the
+            # earliest deadline still ahead (the leader's, who queued first), so no charge is
+            # answered after the API server gave up on it.
+            waiters = self._in_time(namespace, pending)
+            if not waiters:
+                return
+            until = min(waiter.end for waiter in waiters)
             log.warning(
                 "a batch of %d charges in %s failed (%s); charging each alone",
                 len(pending),
                 namespace,
                 err,
             )
-            for waiter in pending:
+            for waiter in sorted(waiters, key=lambda waiter: waiter.end):
                 try:
-                    self._charge_batch(namespace, [waiter], list)
+                    self._charge_batch(namespace, [waiter], list, until)
                 except Exception as single:  # answered to its own waiter
-                    waiter.error = single
+                    self._refuse(waiter, single)
         except Exception as err:  # a ChargeConflict, or a bug: answer all
             for waiter in pending:
-                waiter.error = err
+                if not waiter.answered:
+                    self._refuse(waiter, err)
+
+    def _answer(self, waiter: Waiter[ChargeRequest, ChargePlan], plan: ChargePlan) -> None:
+        waiter.answer = plan
+        self._queues.done(waiter)
+
+    def _refuse(self, waiter: Waiter[ChargeRequest, ChargePlan], err: BaseException) -> None:
+        waiter.error = err
+        self._queues.done(waiter)
 
     def _in_time(
         self, namespace: str, waiters: list[Waiter[ChargeRequest, ChargePlan]]
@@ -273,8 +301,12 @@ class QuotaCharger:
         now = self._clock()
         for waiter in waiters:
             if waiter.end <= now:
-                waiter.error = ChargeConflict(
-                    f"could not charge quota in {namespace}: no charge within {self._deadline:g} s"
+                self._refuse(
+                    waiter,
+                    ChargeConflict(
+                        f"could not charge quota in {namespace}: "
+                        f"no charge within {self._deadline:g} s"
+                    ),
                 )
         return [w for w in waiters if w.error is None]
 
@@ -283,36 +315,50 @@ class QuotaCharger:
         namespace: str,
         waiters: list[Waiter[ChargeRequest, ChargePlan]],
         more: Callable[[], list[Waiter[ChargeRequest, ChargePlan]]],
+        until: float = math.inf,
     ) -> None:
         """Decide ``waiters`` together and write each changed quota once; on a race
         (another process wrote first, a quota went away) read live, take along the
         waiters ``more`` gives (queued meanwhile: added to ``waiters``), decide again.
-        Sets each waiter's answer, or raises for all of them."""
-        quotas = self._fresh(namespace)
+        Sets each waiter's answer, or raises for all of them. Calls end by the earliest
+        deadline of ``waiters``, and by ``until``."""
+        quotas: list[Obj] | None = self._fresh(namespace)
         live = False
-        for attempt in range(self._attempts):
-            end = min(waiter.end for waiter in waiters)
-            batch = plan_batch(quotas, [waiter.item for waiter in waiters])
-            if batch.any_denied and not live:
-                quotas, live = self._live(namespace, end), True  # the cache may lag a release
-                continue
-            written: list[str] = []
+        attempt = 0
+        while attempt < self._attempts:
+            # A waiter whose deadline passed (queued, or cutting the last call short) is
+            # answered retryably on its own; the others go on, their calls bounded anew.
+            waiters[:] = self._in_time(namespace, waiters)
+            if not waiters:
+                return
+            end = min(min(waiter.end for waiter in waiters), until)
             try:
-                for quota in batch.writes:
-                    self._write(namespace, quota, end)
-                    written.append(object_name(quota))
-            except ApiException as err:
-                self._release(namespace, {n: batch.charged[n] for n in written}, end)
-                # A stale resourceVersion (another process won) or a quota deleted
-                # meanwhile: read again and decide again; anything else is no race.
-                if not (apierrors.is_conflict(err) or apierrors.is_not_found(err)):
-                    raise
-                time.sleep(random.uniform(0, CONFLICT_BACKOFF_SECONDS * (attempt + 1)))
-                quotas, live = self._live(namespace, end), True
-                more()
-                continue
+                if quotas is None:
+                    quotas, live = self._live(namespace, end), True
+                batch = plan_batch(quotas, [waiter.item for waiter in waiters])
+                if batch.any_denied and not live:
+                    quotas = None  # the cache may lag a release: decide again on live quotas
+                    attempt += 1
+                    continue
+                self._write_all(namespace, batch, end)
+            except PartialChargeLeft:
+                raise  # never decide again on quotas that still hold a partial charge
+            except Exception as err:
+                if isinstance(err, ApiException) and (
+                    apierrors.is_conflict(err) or apierrors.is_not_found(err)
+                ):
+                    # A stale resourceVersion (another process won) or a quota deleted
+                    # meanwhile: read again and decide again.
+                    time.sleep(random.uniform(0, CONFLICT_BACKOFF_SECONDS * (attempt + 1)))
+                    quotas = None
+                    more()
+                    attempt += 1
+                    continue
+                if self._clock() >= min(waiter.end for waiter in waiters):
+                    continue  # cut short by a waiter's deadline: that waiter leaves, not all
+                raise
             for waiter, plan in zip(waiters, batch.plans, strict=True):
-                waiter.answer = plan
+                self._answer(waiter, plan)
                 if not plan.decision.allowed:
                     metrics.QUOTA_CHARGES.labels("exceeded").inc()
                 elif plan.charges:
@@ -320,12 +366,27 @@ class QuotaCharger:
             return
         raise ChargeConflict(f"could not charge quota in {namespace}: too many concurrent writes")
 
-    def _release(
-        self, namespace: str, amounts: Mapping[str, Mapping[str, int]], end: float
-    ) -> None:
+    def _write_all(self, namespace: str, batch: BatchPlan, end: float) -> None:
+        """Write each quota the batch changed, all or none: whatever stops the writes part-way
+        (a conflict, a deadline, a timeout on the wire, a bug), what was written is taken
+        back. (A write that timed out may have landed unseen: the usage reconciler
+        releases that one.)"""
+        written: list[str] = []
+        try:
+            for quota in batch.writes:
+                self._write(namespace, quota, end)
+                written.append(object_name(quota))
+        except BaseException:
+            self._release(namespace, {name: batch.charged[name] for name in written})
+            raise
+
+    def _release(self, namespace: str, amounts: Mapping[str, Mapping[str, int]]) -> None:
         """Take back what a batch wrote on each quota of an all-or-none write that failed
-        part-way (best effort, within the deadline: whatever is left over, the usage
-        reconciler releases)."""
+        part-way, within RELEASE_SECONDS of its own (the charge's deadline may be what
+        stopped the writes). ``PartialChargeLeft`` when one could not be: deciding again
+        on quotas that still hold it would charge the same creates twice, so the charge
+        stops there and the usage reconciler releases what is left."""
+        end = self._clock() + RELEASE_SECONDS
         for name, charged in amounts.items():
             for _ in range(self._attempts):
                 try:
@@ -337,11 +398,20 @@ class QuotaCharger:
                         current = with_used(current, desired_used(left, resource), resource)
                     self._write(namespace, current, end)
                     break
-                except ChargeConflict:
-                    log.warning("no time left to release charge on quota %s/%s", namespace, name)
-                    return
-                except (ApiException, InvalidQuantity) as err:
+                except ApiException as err:
                     if apierrors.is_conflict(err):
                         continue
-                    log.warning("could not release charge on quota %s/%s: %s", namespace, name, err)
-                    break
+                    if apierrors.is_not_found(err):
+                        break  # the quota is gone, and its charge with it
+                    raise self._left_behind(namespace, name, err) from err
+                except Exception as err:  # out of time, a timeout on the wire, a bad quantity
+                    raise self._left_behind(namespace, name, err) from err
+            else:
+                raise self._left_behind(namespace, name, "too many concurrent writes")
+
+    def _left_behind(self, namespace: str, name: str, cause: object) -> PartialChargeLeft:
+        log.warning("could not release charge on quota %s/%s: %s", namespace, name, cause)
+        return PartialChargeLeft(
+            f"could not charge quota in {namespace}: "
+            f"a partial charge on quota {name} could not be taken back"
+        )

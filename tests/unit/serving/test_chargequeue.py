@@ -11,6 +11,8 @@ import pytest
 from serving.chargequeue import BatchQueues, TakeMore, Waiter
 
 DEADLINE = 30.0
+HELD = 3.0
+"""Seconds a test holds a batch that should not be waited for (a failure, not a hang)."""
 
 
 class Recorder:
@@ -138,4 +140,87 @@ def test_a_waiter_taken_into_a_running_batch_is_answered_by_it_past_its_deadline
     assert made.submit("ns", 2, late) == 4
     assert taken.is_set()
     first.join(DEADLINE)
+    assert len(made) == 0
+
+
+def test_a_waiter_is_woken_as_soon_as_its_batch_answers_it_not_when_the_batch_ends() -> None:
+    """A batch whose later calls take until another waiter's deadline must not hold an
+    answer it already has: the API server would give up on that request meanwhile."""
+    release, ended = threading.Event(), threading.Event()
+
+    def run(key: Hashable, waiters: list[Waiter[int, int]], more: TakeMore[int, int]) -> None:
+        until(lambda: made.queued("ns") == 1)
+        for waiter in more():  # taken into this batch, answered at once
+            waiter.answer = waiter.item * 2
+            made.done(waiter)
+        release.wait(HELD)  # the rest of the batch still runs (a slow call)
+        for waiter in waiters:
+            waiter.answer = waiter.item * 2
+        ended.set()
+
+    made: BatchQueues[int, int] = BatchQueues(run, lambda key: TimeoutError("gave up"))
+    first = threading.Thread(target=made.submit, args=("ns", 1, time.monotonic() + DEADLINE))
+    first.start()
+    try:
+        until(lambda: len(made) == 1)
+        answer = made.submit("ns", 2, time.monotonic() + DEADLINE)
+        held = not ended.is_set()
+    finally:
+        release.set()  # without ``done``, the submit above returned only after this
+        first.join(DEADLINE)
+    assert answer == 4
+    assert held, "answered only when the whole batch ended"
+    assert len(made) == 0
+
+
+class ManualClock:
+    """Monotonic time that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_waiter_past_its_deadline_is_not_given_the_lead() -> None:
+    """Its thread would run the next batch for the others, holding its own request (which
+    the API server gave up on) until theirs end; it is refused and the next one leads."""
+    clock = ManualClock()
+    started, release = threading.Event(), threading.Event()
+    leaders: list[tuple[list[int], str]] = []
+
+    def run(key: Hashable, waiters: list[Waiter[int, int]], more: TakeMore[int, int]) -> None:
+        leaders.append(([w.item for w in waiters], threading.current_thread().name))
+        if not started.is_set():
+            started.set()
+            assert release.wait(DEADLINE)
+        for waiter in waiters:
+            waiter.answer = waiter.item * 2
+
+    made: BatchQueues[int, int] = BatchQueues(run, lambda key: TimeoutError("gave up"), clock=clock)
+    results: dict[int, int | BaseException] = {}
+
+    def submit(item: int, end: float) -> None:
+        try:
+            results[item] = made.submit("ns", item, end)
+        except BaseException as err:
+            results[item] = err
+
+    threads = [
+        threading.Thread(target=submit, args=(item, end), name=f"waiter-{item}")
+        for item, end in ((1, 200.0), (2, 105.0), (3, 200.0))
+    ]
+    threads[0].start()
+    assert started.wait(DEADLINE)
+    for count, thread in enumerate(threads[1:], 1):
+        thread.start()
+        until(lambda count=count: made.queued("ns") == count)
+    clock.now = 106.0  # waiter 2's deadline passed while it was queued, unnoticed yet
+    release.set()
+    for thread in threads:
+        thread.join(DEADLINE)
+    assert isinstance(results[2], TimeoutError)
+    assert results[1] == 2 and results[3] == 6
+    assert leaders == [([1], "waiter-1"), ([3], "waiter-3")]
     assert len(made) == 0

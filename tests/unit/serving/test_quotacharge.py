@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import ReadTimeoutError
 
 from quota.decision import Cause, Decision
 from quota.objects import Obj
@@ -739,3 +740,166 @@ def test_a_batch_that_lost_a_race_takes_the_charges_queued_meanwhile_into_its_re
     assert api.conflicts == 1
     assert api.writes == [("q", "6")], "the retry writes all six at once"
     assert len(made) == 0
+
+
+class SlowAloneAfterFailedBatch(FailsBatches):
+    """A batch write fails (422); charged alone, the second waiter's write (the quota from 2
+    to 3) takes all the time it is given, then times out."""
+
+    def __init__(self, clock: StepClock, *quotas: Obj) -> None:
+        super().__init__(*quotas)
+        self.clock = clock
+
+    def replace_status(self, body: Obj, *, timeout: float) -> Obj:
+        if body["status"]["used"][R] == "3" and self.used(body["metadata"]["name"]) == "2":
+            self.timeouts.append(timeout)
+            self.clock.now += timeout
+            raise ApiException(status=504)
+        return super().replace_status(body, timeout=timeout)
+
+
+def test_a_failed_batch_charged_alone_ends_by_the_earliest_deadline_in_it() -> None:
+    """The fallback charges waiter by waiter in the thread of the waiter that leads (the
+    earliest): a later waiter's slow call must not hold that answer past its deadline,
+    when the API server has given up on the create it charged."""
+    clock = StepClock()
+    api = SlowAloneAfterFailedBatch(clock, quota("q", 10, used=0))
+    made = QuotaCharger(api, lambda ns: api.snapshot(), deadline_seconds=4.0, clock=clock)
+    results: dict[str, bool | BaseException] = {}
+    answered_at: dict[str, float] = {}
+
+    def run(name: str) -> None:
+        try:
+            results[name] = made.charge(NS).decision.allowed
+        except BaseException as err:
+            results[name] = err
+        answered_at[name] = clock()
+
+    first = threading.Thread(target=run, args=("first",))
+    first.start()
+    assert api.writing.wait(DEADLINE)
+    clock.now = 100.5  # the early waiter's deadline: 104.5
+    early = threading.Thread(target=run, args=("early",))
+    early.start()
+    wait_until(lambda: made.queued(NS) == 1)
+    clock.now = 103.0  # the late waiter's deadline: 107
+    late = threading.Thread(target=run, args=("late",))
+    late.start()
+    wait_until(lambda: made.queued(NS) == 2)
+    clock.now = 103.5
+    api.release.set()
+    for thread in (first, early, late):
+        thread.join(DEADLINE)
+    assert results["first"] is True and results["early"] is True
+    assert isinstance(results["late"], (ApiException, ChargeConflict))
+    assert answered_at["early"] <= 104.5, "the charged leader answered after its deadline"
+    assert api.used("q") == "2"
+
+
+# --- one waiter's deadline is its own -------------------------------------------------------
+
+
+class DeadlineInSecondBatch(HeldFirstWrite):
+    """Two quotas; the first charge's write is held. In the next batch (two waiters), the
+    write of q1 lands, then the first waiter's deadline passes: before the write of q2
+    (``between``), or while it is on the wire, which then times out (``wire``)."""
+
+    def __init__(self, clock: StepClock, first_end: float, when: str, *quotas: Obj) -> None:
+        super().__init__(*quotas)
+        self.clock, self.first_end, self.when = clock, first_end, when
+
+    def replace_status(self, body: Obj, *, timeout: float) -> Obj:
+        name, used = body["metadata"]["name"], body["status"]["used"][R]
+        if name == "q1" and used == "3" and self.when == "between":
+            written = super().replace_status(body, timeout=timeout)
+            self.clock.now = self.first_end
+            return written
+        if name == "q2" and used == "3" and self.when == "wire":
+            self.timeouts.append(timeout)
+            self.clock.now += timeout  # the call's whole time: the first waiter's left
+            raise ReadTimeoutError(None, "/status", "Read timed out.")  # type: ignore[arg-type]
+        return super().replace_status(body, timeout=timeout)
+
+
+@pytest.mark.parametrize("when", ["between", "wire"])
+def test_a_waiter_reaching_its_deadline_mid_batch_leaves_alone_and_the_rest_is_charged(
+    when: str,
+) -> None:
+    """Its deadline bounds the batch's calls; when it passes, part of an all-or-none write
+    has landed: that is taken back (in time of its own), the waiter is refused retryably,
+    and the others, still in time, are charged without it."""
+    clock = StepClock()
+    api = DeadlineInSecondBatch(clock, 104.5, when, quota("q1", 10, 0), quota("q2", 10, 0))
+    made = QuotaCharger(api, lambda ns: api.snapshot(), deadline_seconds=4.0, clock=clock)
+    results: dict[str, bool | BaseException] = {}
+
+    def run(name: str) -> None:
+        try:
+            results[name] = made.charge(NS).decision.allowed
+        except BaseException as err:
+            results[name] = err
+
+    first = threading.Thread(target=run, args=("first",))
+    first.start()
+    assert api.writing.wait(DEADLINE)
+    clock.now = 100.5  # the near waiter's deadline: 104.5
+    near = threading.Thread(target=run, args=("near",))
+    near.start()
+    wait_until(lambda: made.queued(NS) == 1)
+    clock.now = 103.0  # the far waiter's deadline: 107
+    far = threading.Thread(target=run, args=("far",))
+    far.start()
+    wait_until(lambda: made.queued(NS) == 2)
+    clock.now = 103.5
+    api.release.set()
+    for thread in (first, near, far):
+        thread.join(DEADLINE)
+    assert results["first"] is True
+    assert isinstance(results["near"], ChargeConflict)
+    assert results["far"] is True, "one waiter's deadline refused the others"
+    assert (api.used("q1"), api.used("q2")) == ("2", "2"), "a partial charge was left behind"
+
+
+def test_a_write_that_times_out_on_the_wire_takes_back_the_quotas_already_written() -> None:
+    class SlowSecondQuota(FakeQuotas):
+        def replace_status(self, body: Obj, *, timeout: float) -> Obj:
+            if body["metadata"]["name"] == "q2":
+                raise ReadTimeoutError(None, "/status", "Read timed out.")  # type: ignore[arg-type]
+            return super().replace_status(body, timeout=timeout)
+
+    api = SlowSecondQuota(quota("q1", 10, 0), quota("q2", 10, 0))
+    with pytest.raises(ReadTimeoutError):
+        charger(api).charge(NS)
+    assert api.used("q1") == "0", "the charge on q1 must be taken back"
+    assert api.writes == [("q1", "1"), ("q1", "0")]
+
+
+def test_a_partial_charge_that_cannot_be_taken_back_is_not_charged_again_on_top() -> None:
+    """q2's write loses a race; taking back q1's charge fails (500). Deciding again on the
+    live quotas, which still hold it, would charge the same create twice on q1."""
+
+    class ReleaseFails(FakeQuotas):
+        def read(self, namespace: str, name: str, *, timeout: float) -> Obj:
+            raise ApiException(status=500)
+
+    api = ReleaseFails(quota("q1", 10, 0), quota("q2", 10, 0))
+    cache = frozen(api.snapshot())
+    api.set_used("q2", 1)  # another replica charged q2; our cache has not seen it
+    with pytest.raises(ChargeConflict, match="partial charge on quota q1 could not be taken"):
+        charger(api, cache).charge(NS)
+    assert api.used("q1") == "1", "left for the usage reconciler, not charged twice"
+    assert api.writes == [("q1", "1")]
+
+
+def test_a_quota_deleted_before_its_partial_charge_is_taken_back_needs_no_release() -> None:
+    class DeletesFirstQuota(FakeQuotas):
+        def replace_status(self, body: Obj, *, timeout: float) -> Obj:
+            if body["metadata"]["name"] == "q2" and "q1" in self.store:
+                self.delete("q1")  # while our write of q2 is on its way (and loses a race)
+            return super().replace_status(body, timeout=timeout)
+
+    api = DeletesFirstQuota(quota("q1", 10, 0), quota("q2", 10, 0))
+    cache = frozen(api.snapshot())
+    api.set_used("q2", 1)
+    assert charger(api, cache).charge(NS).decision.allowed
+    assert api.used("q2") == "2"
