@@ -157,6 +157,10 @@ class Caches:
     def __init__(self) -> None:
         limits = samples.limit_range()
         limits["metadata"]["namespace"] = NAMESPACE
+        # As stored: a watch cache's object has both, and the rules memoise on them
+        # (``serving.versionmemo``); without them every review would parse the limits again.
+        limits["metadata"]["uid"] = "1b0f2c9e-0000-4000-8000-00000000000a"
+        limits["metadata"]["resourceVersion"] = "1"
         self._limit_ranges = [limits]
         self._usage = stream_usage(imagestream())
         # Sized once, as the real cache sizes an Image when it stores it.
