@@ -219,7 +219,7 @@ class Informer:
     def _page(self, stop: threading.Event | None, **kwargs: Any) -> Obj:
         """One page of the list, asked again (same continue token, which etcd honours for
         minutes) when it breaks on the wire, up to ``PAGE_ATTEMPTS`` tries. An API error
-        (410 Gone: the token expired) is not retried here: the whole list starts over."""
+        (410 Gone: the token expired) is not retried here: ``_relist`` decides."""
         for attempt in range(1, PAGE_ATTEMPTS + 1):
             try:
                 response = self._list_func(
@@ -249,7 +249,24 @@ class Informer:
             kwargs: dict[str, Any] = dict(self._selectors, limit=self._page_size)
             if token:
                 kwargs["_continue"] = token
-            page = self._page(stop, **kwargs)
+            try:
+                page = self._page(stop, **kwargs)
+            except ApiException as err:
+                if not (token and apierrors.is_gone(err)):
+                    raise
+                # The continue token outlived etcd's compaction (kube-apiserver compacts
+                # every 5 min): a paged list slower than that would start over and expire
+                # again for ever on a busy API server. client-go's pager
+                # (FullListIfExpired) asks once for the whole list instead; so do we.
+                log.warning(
+                    "informer %s: the list's continue token expired after %d objects; "
+                    "listing everything in one request",
+                    self.name,
+                    len(items),
+                )
+                items = []
+                page = self._page(stop, **self._selectors)
+                token = None
             items.extend(self.transform(item) for item in page.get("items") or [])
             metadata = page.get("metadata") or {}
             resource_version = metadata.get("resourceVersion", "")
