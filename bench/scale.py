@@ -41,6 +41,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Final
 
@@ -335,23 +336,34 @@ def bare_lists(
     once on its own thread (all our processes list at start-up together), each page
     decoded: the API server's part of each process's cache sync."""
 
+    def get(path: str, params: list[tuple[str, str]], accept: str) -> Any:
+        response = api.call_api(
+            path,
+            "GET",
+            query_params=params,
+            header_params={"Accept": accept},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+            _request_timeout=120,
+        )
+        return json.loads(response.data)
+
     def pages(path: str, query: dict[str, str], accept: str) -> None:
+        """Paged as our informers page, and, as they do (client-go's FullListIfExpired), one
+        whole list when a continue token expires mid-list (etcd compacts every 5 min)."""
         token = ""
         while True:
             params = [*query.items(), ("limit", str(PAGE_SIZE))]
             if token:
                 params.append(("continue", token))
-            response = api.call_api(
-                path,
-                "GET",
-                query_params=params,
-                header_params={"Accept": accept},
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _return_http_data_only=True,
-                _request_timeout=120,
-            )
-            token = (json.loads(response.data).get("metadata") or {}).get("continue") or ""
+            try:
+                page = get(path, params, accept)
+            except client.exceptions.ApiException as err:
+                if not (token and err.status == HTTPStatus.GONE):
+                    raise
+                page = get(path, list(query.items()), accept)
+            token = (page.get("metadata") or {}).get("continue") or ""
             if not token:
                 return
 
